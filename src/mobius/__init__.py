@@ -1,0 +1,3 @@
+"""Mobius: the MOBIUS Games pipeline's operations system (verified backups and migrations)."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,113 @@
+"""The `mobius` console script: global options, sub-commands, and the one place errors become exit codes."""
+
+from __future__ import annotations
+
+import errno
+import sys
+import time
+import traceback
+
+import click
+import typer
+
+from mobius import __version__, log
+from mobius.cli import backup, config, db, demo, golden, init, media, render
+from mobius.cli.context import current, lift_global_options
+from mobius.errors import EXIT_CODES_HELP, EXIT_INPUT, EXIT_RESOURCE, EXIT_VERIFY, MobiusError
+
+HELP = f"""Mobius: the MOBIUS Games pipeline's operations system.
+
+Every step of the migration runbook as a command that checks its own work.
+
+Global options (accepted before or after the sub-command): --workspace DIR, --json,
+--log-format console|json, --syslog, -v.
+
+{EXIT_CODES_HELP}
+"""
+
+app = typer.Typer(
+    name="mobius",
+    help=HELP,
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+@app.callback()
+def _root(
+    workspace: str = typer.Option(None, "--workspace", "-w", help="Workspace folder (default: MOBIUS_WORKSPACE or .)"),
+    json_output: bool = typer.Option(False, "--json", help="Print exactly one JSON object with the result."),
+    log_format: str = typer.Option("console", "--log-format", help="Log lines on stderr: console or json."),
+    syslog: bool = typer.Option(False, "--syslog", help="Also send events to syslog, tag 'migration'."),
+    verbose: int = typer.Option(0, "--verbose", "-v", count=True, help="More log output; -v shows tracebacks."),
+) -> None:
+    """Options are documented here; main() lifts them out of argv wherever they stand."""
+
+
+@app.command("version")
+def version_command() -> None:
+    """Print the Mobius version."""
+    from mobius.cli.output import emit
+
+    emit({"version": __version__}, f"mobius {__version__}")
+
+
+for module in (init, config, backup, media, db, render, golden, demo):
+    module.register(app)
+
+
+def _fail(code: int, message: str) -> int:
+    sys.stderr.write(f"mobius: error: {message}\n")
+    if current.json:
+        import json
+
+        sys.stdout.write(json.dumps({"ok": False, "exit_code": code, "error": message}, ensure_ascii=False) + "\n")
+    return code
+
+
+def run(argv: list[str]) -> int:
+    """Run one command line; returns the exit code instead of exiting."""
+    parsed, rest = lift_global_options(argv)
+    current.__dict__.update(parsed.__dict__)
+    if current.log_format not in ("console", "json"):
+        return _fail(EXIT_INPUT, f"--log-format must be console or json, not {current.log_format!r}")
+    log.configure(verbosity=current.verbosity, log_format=current.log_format, command=current.command,
+                  use_syslog=current.syslog)
+    logger = log.get_logger()
+    started = time.monotonic()
+    code = 0
+    try:
+        result = app(args=rest, prog_name="mobius", standalone_mode=False)
+        code = result if isinstance(result, int) else 0
+    except MobiusError as exc:
+        for detail in exc.details:
+            sys.stderr.write(f"  {detail}\n")
+        code = _fail(exc.exit_code, exc.one_line())
+        logger.error("command.failed", error=exc.message, exit_code=exc.exit_code, details=exc.details[:50])
+    except click.exceptions.Abort:
+        code = _fail(EXIT_INPUT, "aborted")
+    except click.ClickException as exc:
+        code = _fail(EXIT_INPUT, f"{exc.format_message()} (see `mobius {current.command} --help`)")
+    except KeyboardInterrupt:
+        code = _fail(130, "interrupted; run the same command again to resume")
+    except OSError as exc:
+        code = EXIT_RESOURCE if exc.errno in (errno.ENOSPC, errno.EDQUOT) else EXIT_VERIFY
+        where = f" ({exc.filename})" if exc.filename else ""
+        if current.verbosity:
+            traceback.print_exc()
+        code = _fail(code, f"{exc.strerror or exc}{where}")
+        logger.error("command.failed", error=str(exc), exit_code=code)
+    except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, not a traceback
+        if current.verbosity:
+            traceback.print_exc()
+        code = _fail(EXIT_VERIFY, f"internal error: {type(exc).__name__}: {exc} (run with -v for the traceback)")
+        logger.error("command.crashed", error=repr(exc), exit_code=code)
+    logger.info("command.finished", exit_code=code, seconds=round(time.monotonic() - started, 3))
+    return code
+
+
+def main() -> None:
+    sys.exit(run(sys.argv[1:]))

@@ -1,0 +1,84 @@
+"""What every command shares: the global options and the workspace they select.
+
+Global options are accepted anywhere on the command line (before or after the subcommand):
+`main` lifts them out of argv before Typer parses the rest, and stores them here.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+
+from mobius import log
+from mobius.config import Workspace, load_workspace
+from mobius.progress import NoProgress, Progress, RichProgress
+
+GLOBAL_FLAGS = {"--json": "json", "--syslog": "syslog"}
+GLOBAL_VALUES = {"--workspace": "workspace", "-w": "workspace", "--log-format": "log_format"}
+VERBOSE = {"-v": 1, "--verbose": 1, "-vv": 2}
+
+
+@dataclass
+class RunContext:
+    workspace_option: str | None = None
+    json: bool = False
+    log_format: str = "console"
+    syslog: bool = False
+    verbosity: int = 0
+    command: str = "mobius"
+    _workspace: Workspace | None = field(default=None, repr=False)
+
+    def workspace(self) -> Workspace:
+        """The selected workspace, loaded once; attaches the run's log file when it is initialized."""
+        if self._workspace is None:
+            self._workspace = load_workspace(self.workspace_option)
+            if self._workspace.env_file.exists() or self._workspace.logs.is_dir():
+                log.attach_log_file(self._workspace.logs, self.command)
+        return self._workspace
+
+    def set_workspace(self, ws: Workspace) -> Workspace:
+        """Adopt a workspace created or changed by this run (init, .env switches)."""
+        self._workspace = ws
+        log.attach_log_file(ws.logs, self.command)
+        return ws
+
+    @property
+    def watching(self) -> bool:
+        """A person is watching: stdout is a terminal and no machine-readable output was asked for."""
+        return not self.json and sys.stdout.isatty()
+
+    def progress(self) -> Progress:
+        return RichProgress() if self.watching else NoProgress()
+
+
+current = RunContext()
+
+
+def lift_global_options(argv: list[str]) -> tuple[RunContext, list[str]]:
+    """Split argv into the global options and the rest; stops at `--`."""
+    ctx = RunContext()
+    rest: list[str] = []
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--":
+            rest.extend(argv[i:])
+            break
+        name, eq, inline = arg.partition("=")
+        if arg in GLOBAL_FLAGS:
+            setattr(ctx, GLOBAL_FLAGS[arg], True)
+        elif arg in VERBOSE:
+            ctx.verbosity += VERBOSE[arg]
+        elif name in GLOBAL_VALUES and (eq or i + 1 < len(argv)):
+            if eq:
+                value = inline
+            else:
+                value = argv[i + 1]
+                i += 1
+            attr = GLOBAL_VALUES[name]
+            setattr(ctx, "workspace_option" if attr == "workspace" else attr, value)
+        else:
+            rest.append(arg)
+        i += 1
+    ctx.command = " ".join(a for a in rest[:2] if not a.startswith("-")) or "mobius"
+    return ctx, rest

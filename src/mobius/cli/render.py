@@ -1,0 +1,9 @@
+"""`mobius render`: see mobius.render."""
+
+from __future__ import annotations
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Add this capability's commands to the root app."""

@@ -1,0 +1,171 @@
+"""Settings and workspace paths.
+
+Settings come from, in order of precedence: environment variables (MOBIUS_*), the workspace
+`.env`, then defaults. Relative paths resolve against the workspace, so a workspace can be
+moved or copied as a whole.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from pydantic import ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from mobius.errors import InputError
+from mobius.safety.envfile import read_env_file
+
+ENV_PREFIX = "MOBIUS_"
+ENV_FILE_NAME = ".env"
+SECRET_MARKERS = ("PASSWORD", "SECRET", "TOKEN", "KEY")
+
+
+class Settings(BaseSettings):
+    """Every setting Mobius reads. Field `x` is the variable `MOBIUS_X`."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", env_file_encoding="utf-8")
+
+    library_dir: str = "uploads"
+    backup_dir: str = "backups"
+    database_url: str | None = None
+    env: Literal["development", "staging", "production"] = "development"
+    backup_keep: int = 5
+    golden_per_os: bool = False
+    db_lock_timeout_ms: int = 5000
+    db_statement_timeout_ms: int = 0
+    db_advisory_lock_wait_s: float = 30.0
+
+
+def is_url(value: str) -> bool:
+    """True for a storage URL such as s3://bucket/prefix (not a local path)."""
+    return "://" in value and not value.startswith("file://")
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """A workspace folder and the settings read from it; every path a capability needs."""
+
+    root: Path
+    settings: Settings
+
+    @property
+    def env_file(self) -> Path:
+        return self.root / ENV_FILE_NAME
+
+    def resolve(self, value: str | Path) -> Path:
+        path = Path(value).expanduser()
+        return path if path.is_absolute() else self.root / path
+
+    @property
+    def library(self) -> str:
+        """The library location: an absolute local path, or a storage URL."""
+        value = self.settings.library_dir
+        if value.startswith("file://"):
+            value = value[len("file://") :]
+        return value if is_url(value) else str(self.resolve(value))
+
+    @property
+    def library_path(self) -> Path:
+        """The library as a local folder; refuses when it lives in object storage."""
+        if is_url(self.library):
+            raise InputError(
+                f"the library is at {self.library}, not a local folder",
+                hint="this command needs a local library; run `mobius media rollback` or point MOBIUS_LIBRARY_DIR at a folder",
+            )
+        return Path(self.library)
+
+    @property
+    def backups(self) -> Path:
+        return self.resolve(self.settings.backup_dir)
+
+    @property
+    def database_url(self) -> str:
+        return self.settings.database_url or f"sqlite:///{self.root / 'mobius.db'}"
+
+    @property
+    def games(self) -> Path:
+        return self.root / "games"
+
+    @property
+    def out(self) -> Path:
+        return self.root / "out"
+
+    @property
+    def golden(self) -> Path:
+        return self.root / "tests" / "golden"
+
+    @property
+    def logs(self) -> Path:
+        return self.root / "logs"
+
+    @property
+    def state(self) -> Path:
+        return self.root / "state"
+
+    @property
+    def migrations(self) -> Path:
+        return self.root / "migrations"
+
+    def reload(self) -> Workspace:
+        """A fresh view after the `.env` changed."""
+        return load_workspace(self.root)
+
+
+def find_workspace_root(explicit: str | Path | None = None) -> Path:
+    """--workspace, else MOBIUS_WORKSPACE, else the current directory."""
+    chosen = explicit or os.environ.get("MOBIUS_WORKSPACE") or os.getcwd()
+    return Path(chosen).expanduser().resolve()
+
+
+def load_workspace(root: str | Path | None = None) -> Workspace:
+    """Read the settings of the workspace at `root` (see find_workspace_root)."""
+    root_path = find_workspace_root(root)
+    env_file = root_path / ENV_FILE_NAME
+    try:
+        settings = Settings(_env_file=env_file if env_file.is_file() else None)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ENV_PREFIX + str(first["loc"][0]).upper() if first.get("loc") else "a setting"
+        raise InputError(
+            f"invalid setting {field}: {first['msg']}",
+            hint=f"fix it in {env_file} or in the environment",
+        ) from None
+    return Workspace(root=root_path, settings=settings)
+
+
+def setting_sources(ws: Workspace) -> list[dict[str, object]]:
+    """Each effective setting, where it came from, with secrets masked."""
+    file_values = read_env_file(ws.env_file) if ws.env_file.is_file() else {}
+    rows: list[dict[str, object]] = []
+    for name in Settings.model_fields:
+        var = ENV_PREFIX + name.upper()
+        if var in os.environ:
+            source = "environment"
+        elif var in file_values:
+            source = str(ws.env_file)
+        else:
+            source = "default"
+        value = getattr(ws.settings, name)
+        if name == "database_url":
+            value = ws.database_url
+        rows.append({"name": var, "value": mask_secret(var, value), "source": source})
+    return rows
+
+
+def mask_secret(name: str, value: object) -> object:
+    """Hide passwords in URLs and values of secret-looking names."""
+    if value is None:
+        return None
+    text = str(value)
+    if any(marker in name for marker in SECRET_MARKERS):
+        return "****"
+    if "://" in text and "@" in text:
+        scheme, rest = text.split("://", 1)
+        creds, host = rest.rsplit("@", 1)
+        if ":" in creds:
+            user = creds.split(":", 1)[0]
+            return f"{scheme}://{user}:****@{host}"
+    return value

@@ -1,0 +1,64 @@
+"""One exception hierarchy; each class carries the exit code the CLI returns for it.
+
+Expected failures raise one of these with a message that names the thing and the fix.
+The CLI maps them to a single line on stderr and the exit code, never a traceback.
+"""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_INPUT = 1
+EXIT_VERIFY = 2
+EXIT_ENVIRONMENT = 3
+EXIT_TIMEOUT = 4
+EXIT_RESOURCE = 5
+
+EXIT_CODES_HELP = (
+    "Exit codes: 0 success; 1 input or configuration error; 2 processing or verification failure; "
+    "3 missing tool or environment; 4 timeout; 5 not enough disk space or other resource."
+)
+
+
+class MobiusError(Exception):
+    """Base of every expected failure. `hint` says what to do about it."""
+
+    exit_code = EXIT_VERIFY
+
+    def __init__(self, message: str, *, hint: str | None = None, details: list[str] | None = None):
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+        self.details = details or []
+
+    def one_line(self) -> str:
+        return f"{self.message} ({self.hint})" if self.hint else self.message
+
+
+class InputError(MobiusError):
+    """Bad arguments, bad configuration, refused request (exit 1)."""
+
+    exit_code = EXIT_INPUT
+
+
+class VerificationError(MobiusError):
+    """A check failed: checksums differ, files missing, processing failed (exit 2)."""
+
+    exit_code = EXIT_VERIFY
+
+
+class EnvironmentProblem(MobiusError):
+    """A tool, library or service the command needs is missing (exit 3)."""
+
+    exit_code = EXIT_ENVIRONMENT
+
+
+class OperationTimeout(MobiusError):
+    """Waited longer than allowed, for a lock or a process (exit 4)."""
+
+    exit_code = EXIT_TIMEOUT
+
+
+class ResourceError(MobiusError):
+    """Not enough disk space or another resource (exit 5)."""
+
+    exit_code = EXIT_RESOURCE

@@ -1,0 +1,1 @@
+"""Safety primitives every capability uses: atomic writes, hashing, checksum files, space, locks."""

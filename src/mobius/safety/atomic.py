@@ -1,0 +1,80 @@
+"""Atomic file replacement: write to a temp name in the same folder, fsync, rename, fsync the folder.
+
+A reader (or a crash) sees either the old file or the complete new one, never a partial file
+under the final name. Temp names start with TEMP_PREFIX so a later run can remove orphans
+left by a killed process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO
+
+TEMP_PREFIX = ".mobius-tmp-"
+
+
+def temp_name_for(path: Path) -> Path:
+    """A unique temp path beside `path`, recognisable as ours."""
+    return path.with_name(f"{TEMP_PREFIX}{os.getpid()}-{secrets.token_hex(4)}-{path.name}"[:255])
+
+
+def fsync_dir(folder: Path) -> None:
+    """Make a rename or unlink in `folder` durable."""
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | Path, mode: str = "wb", *, file_mode: int | None = None,
+                 encoding: str | None = None) -> Iterator[IO]:
+    """Open a temp file for writing; on clean exit it replaces `path` durably, on error it vanishes."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temp_name_for(path)
+    if "b" not in mode and encoding is None:
+        encoding = "utf-8"
+    handle = open(tmp, mode, encoding=encoding)  # noqa: SIM115 - closed below in every path
+    try:
+        yield handle
+        handle.flush()
+        os.fsync(handle.fileno())
+        handle.close()
+        if file_mode is not None:
+            os.chmod(tmp, file_mode)
+        os.replace(tmp, path)
+        fsync_dir(path.parent)
+    except BaseException:
+        handle.close()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_bytes(path: str | Path, data: bytes, *, file_mode: int | None = None) -> None:
+    with atomic_write(path, "wb", file_mode=file_mode) as handle:
+        handle.write(data)
+
+
+def atomic_write_text(path: str | Path, text: str, *, file_mode: int | None = None) -> None:
+    with atomic_write(path, "w", file_mode=file_mode) as handle:
+        handle.write(text)
+
+
+def remove_orphan_temps(folder: Path) -> list[Path]:
+    """Delete temp files a killed run left in `folder` (not recursive). Returns what it removed."""
+    removed: list[Path] = []
+    if not folder.is_dir():
+        return removed
+    for entry in folder.iterdir():
+        if entry.name.startswith(TEMP_PREFIX) and (entry.is_file() or entry.is_symlink()):
+            with contextlib.suppress(FileNotFoundError):
+                entry.unlink()
+                removed.append(entry)
+    return removed

@@ -1,0 +1,50 @@
+"""Disk-space guard: refuse before writing, not half-way through."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from mobius.errors import ResourceError
+
+
+def existing_ancestor(path: Path) -> Path:
+    path = Path(os.path.abspath(path))
+    while not path.exists():
+        path = path.parent
+    return path
+
+
+def free_bytes(path: Path) -> int:
+    """Bytes free on the filesystem that holds (or would hold) `path`."""
+    return shutil.disk_usage(existing_ancestor(path)).free
+
+
+def free_ratio(path: Path) -> float:
+    usage = shutil.disk_usage(existing_ancestor(path))
+    return usage.free / usage.total if usage.total else 0.0
+
+
+def require_free_space(path: Path, needed: int, *, what: str) -> int:
+    """Raise ResourceError (exit 5) unless `needed` bytes fit at `path`. Returns the free bytes.
+
+    MOBIUS_FAKE_FREE_BYTES (tests only) pretends the disk has that many bytes free.
+    """
+    fake = os.environ.get("MOBIUS_FAKE_FREE_BYTES")
+    free = int(fake) if fake else free_bytes(path)
+    if free < needed:
+        raise ResourceError(
+            f"not enough disk space for {what} at {existing_ancestor(path)}: "
+            f"need {human_bytes(needed)}, {human_bytes(free)} free",
+            hint="free some space or choose another destination",
+        )
+    return free
+
+
+def human_bytes(count: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(count) < 1024 or unit == "TiB":
+            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
+        count /= 1024
+    return f"{count:.1f} TiB"

@@ -1,0 +1,1 @@
+"""Creating workspaces: the folder layout, default settings, and the sample library."""

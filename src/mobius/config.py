@@ -73,7 +73,7 @@ class Workspace:
         if is_url(self.library):
             raise InputError(
                 f"the library is at {self.library}, not a local folder",
-                hint="this command needs a local library; run `mobius media rollback` or point MOBIUS_LIBRARY_DIR at a folder",
+                hint="this command needs a local library; point MOBIUS_LIBRARY_DIR at a folder",
             )
         return Path(self.library)
 

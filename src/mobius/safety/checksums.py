@@ -56,7 +56,7 @@ def write_checksum_file(path: Path, entries: Iterable[tuple[str, str]]) -> None:
 def read_checksum_file(path: Path) -> Iterator[tuple[str, str]]:
     """Yield (digest, name) pairs; a malformed line is an input error naming its line number."""
     try:
-        handle = open(path, encoding="utf-8", newline="\n")
+        handle = open(path, encoding="utf-8", newline="\n")  # noqa: SIM115 - closed by the with below
     except OSError as exc:
         raise InputError(f"cannot read checksum file {path}: {exc.strerror}", hint="check the path") from None
     with handle:

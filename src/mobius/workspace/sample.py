@@ -186,7 +186,8 @@ def generate_library(library: Path, *, seed: str = "mobius", progress: Progress 
         size += write_clip(library / slug / "clips" / "setup.mp4", str(game["title"]), game["color"])  # type: ignore[arg-type]
         files += 1
         progress.advance()
-    size += write_clip(library / "hanamikoji" / "clips" / "tour d'horizon.mp4", "Hanamikoji", (200, 160, 60), seconds=1.0)
+    tour = library / "hanamikoji" / "clips" / "tour d'horizon.mp4"
+    size += write_clip(tour, "Hanamikoji", (200, 160, 60), seconds=1.0)
     files += 1
     progress.advance()
     (library / "previews").mkdir(parents=True, exist_ok=True)  # an empty folder, kept by backups

@@ -1,0 +1,3 @@
+from mobius.cli.app import main
+
+main()

@@ -1,0 +1,66 @@
+"""Fixtures every test folder shares: a real sample workspace and the real `mobius` command."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mobius.workspace.init import initialize
+
+MOBIUS = [sys.executable, "-m", "mobius"]
+
+
+class MobiusRun:
+    """Runs the real `mobius` console entry point in a subprocess."""
+
+    def __init__(self, home: Path):
+        self.home = home
+
+    def __call__(self, *args: str, cwd: Path | None = None, env: dict[str, str] | None = None,
+                 input: str | None = None, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        full_env = {k: v for k, v in os.environ.items() if not k.startswith("MOBIUS_")}
+        full_env.update(env or {})
+        return subprocess.run([*MOBIUS, *args], cwd=cwd or self.home, env=full_env, input=input,
+                              capture_output=True, text=True, timeout=timeout,
+                              stdin=None if input is not None else subprocess.DEVNULL)
+
+    def json(self, *args: str, **kwargs) -> tuple[int, dict]:
+        """Run with --json; returns (exit code, the one JSON object printed on stdout)."""
+        proc = self(*args, "--json", **kwargs)
+        lines = [line for line in proc.stdout.splitlines() if line.strip()]
+        assert len(lines) == 1, f"expected one JSON line, got {proc.stdout!r} / stderr {proc.stderr!r}"
+        return proc.returncode, json.loads(lines[0])
+
+
+@pytest.fixture
+def mobius(tmp_path: Path) -> MobiusRun:
+    return MobiusRun(tmp_path)
+
+
+@pytest.fixture(scope="session")
+def _sample_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("template") / "ws"
+    initialize(root, sample=True)
+    return root
+
+
+@pytest.fixture
+def sample_workspace(_sample_template: Path, tmp_path: Path) -> Path:
+    """A fresh copy of an initialized workspace with the sample library (and whatever init adds)."""
+    root = tmp_path / "ws"
+    shutil.copytree(_sample_template, root, symlinks=True)
+    return root
+
+
+@pytest.fixture(autouse=True)
+def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No MOBIUS_* variable from the developer's shell leaks into a test."""
+    for key in list(os.environ):
+        if key.startswith("MOBIUS_"):
+            monkeypatch.delenv(key)

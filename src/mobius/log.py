@@ -34,13 +34,14 @@ class LogSinks:
 
     def __call__(self, logger: Any, method: str, event: dict[str, Any]) -> str:
         level = LEVELS.get(method, 20)
+        to_console = event.pop("console", True)
         line = json.dumps(event, default=str, ensure_ascii=False)
         if self.file is not None and level >= logging.INFO:
             self.file.write(line + "\n")
             self.file.flush()
         if self.syslog is not None and level >= logging.INFO:
             self.syslog.syslog(_syslog_priority(self.syslog, level), line)
-        if level >= self.console_level:
+        if to_console and level >= self.console_level:
             self.console.write((line if self.console_format == "json" else _readable(event)) + "\n")
             self.console.flush()
         raise structlog.DropEvent

@@ -7,12 +7,17 @@ import sys
 import time
 import traceback
 
-import click
 import typer
 
 from mobius import __version__, log
 from mobius.cli import backup, config, db, demo, golden, init, media, render
 from mobius.cli.context import current, lift_global_options
+
+try:  # Typer >= 0.26 vendors Click under typer._click
+    from typer._click import exceptions as click_exceptions
+except ImportError:  # pragma: no cover - older Typer
+    from click import exceptions as click_exceptions
+
 from mobius.errors import EXIT_CODES_HELP, EXIT_INPUT, EXIT_RESOURCE, EXIT_VERIFY, MobiusError
 
 HELP = f"""Mobius: the MOBIUS Games pipeline's operations system.
@@ -86,11 +91,12 @@ def run(argv: list[str]) -> int:
         for detail in exc.details:
             sys.stderr.write(f"  {detail}\n")
         code = _fail(exc.exit_code, exc.one_line())
-        logger.error("command.failed", error=exc.message, exit_code=exc.exit_code, details=exc.details[:50])
-    except click.exceptions.Abort:
+        logger.error("command.failed", console=False, error=exc.message, exit_code=exc.exit_code, details=exc.details[:50])
+    except typer.Abort:
         code = _fail(EXIT_INPUT, "aborted")
-    except click.ClickException as exc:
-        code = _fail(EXIT_INPUT, f"{exc.format_message()} (see `mobius {current.command} --help`)")
+    except click_exceptions.ClickException as exc:
+        where = exc.ctx.command_path if getattr(exc, "ctx", None) else "mobius"
+        code = _fail(EXIT_INPUT, f"{exc.format_message()} (see `{where} --help`)")
     except KeyboardInterrupt:
         code = _fail(130, "interrupted; run the same command again to resume")
     except OSError as exc:
@@ -99,12 +105,12 @@ def run(argv: list[str]) -> int:
         if current.verbosity:
             traceback.print_exc()
         code = _fail(code, f"{exc.strerror or exc}{where}")
-        logger.error("command.failed", error=str(exc), exit_code=code)
+        logger.error("command.failed", console=False, error=str(exc), exit_code=code)
     except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, not a traceback
         if current.verbosity:
             traceback.print_exc()
         code = _fail(EXIT_VERIFY, f"internal error: {type(exc).__name__}: {exc} (run with -v for the traceback)")
-        logger.error("command.crashed", error=repr(exc), exit_code=code)
+        logger.error("command.crashed", console=False, error=repr(exc), exit_code=code)
     logger.info("command.finished", exit_code=code, seconds=round(time.monotonic() - started, 3))
     return code
 

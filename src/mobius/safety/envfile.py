@@ -18,9 +18,7 @@ _SAFE_VALUE = re.compile(r"^[A-Za-z0-9_./:@%+,=~-]*$")
 def _unquote(raw: str) -> str:
     if len(raw) >= 2 and raw[0] == raw[-1] and raw[0] in "'\"":
         inner = raw[1:-1]
-        if raw[0] == '"':
-            inner = inner.replace('\\"', '"').replace("\\\\", "\\")
-        return inner
+        return re.sub(r"\\(.)", r"\1", inner) if raw[0] == '"' else inner
     return raw.split(" #", 1)[0].rstrip()
 
 

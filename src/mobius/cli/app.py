@@ -91,7 +91,8 @@ def run(argv: list[str]) -> int:
         for detail in exc.details:
             sys.stderr.write(f"  {detail}\n")
         code = _fail(exc.exit_code, exc.one_line())
-        logger.error("command.failed", console=False, error=exc.message, exit_code=exc.exit_code, details=exc.details[:50])
+        logger.error("command.failed", console=False, error=exc.message, exit_code=exc.exit_code,
+                     details=exc.details[:50])
     except typer.Abort:
         code = _fail(EXIT_INPUT, "aborted")
     except click_exceptions.ClickException as exc:

@@ -72,4 +72,6 @@ def initialize(root: Path, *, sample: bool = False, progress: Progress | None = 
 
 def _capability_steps() -> list:
     """What other capabilities add to a new workspace (database, game specs), in order."""
-    return []
+    from mobius.render.samples import init_game_specs
+
+    return [init_game_specs]

@@ -1,0 +1,184 @@
+"""Reading a video for checks: container facts, luma planes at exact times, and the audio, in one open.
+
+Frames are taken at exact timestamps: seek to the keyframe at or before t, then decode forward to
+the frame displayed at t (the last frame whose presentation time is <= t). The luma plane is copied
+straight out of the decoded picture, with no colour conversion, so a stored golden plane and a fresh
+decode of the same video are byte-identical.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+from mobius.errors import EnvironmentProblem, InputError
+
+EPSILON = 1e-6
+PLANAR_YUV = {"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p", "yuv420p10le", "nv12"}
+
+
+def require_av():
+    """PyAV, or EnvironmentProblem (exit 3) saying how to get it."""
+    try:
+        import av
+    except ImportError as exc:  # pragma: no cover - exercised by the exit-3 test through a subprocess
+        raise EnvironmentProblem(
+            f"the media libraries are missing: cannot import PyAV ({exc})",
+            hint="install them with `pip install av numpy scipy`",
+        ) from None
+    return av
+
+
+@dataclass(frozen=True)
+class ContainerInfo:
+    """The container facts a golden pins (container.json)."""
+
+    codec: str | None
+    width: int | None
+    height: int | None
+    pix_fmt: str | None
+    frame_rate: float | None
+    sample_aspect: str
+    duration: float
+    audio_codec: str | None
+    sample_rate: int | None
+    channels: int | None
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+@dataclass
+class MediaSample:
+    """What one pass over a video yields: container facts, luma planes by time, the audio."""
+
+    container: ContainerInfo
+    frames: dict[float, object] = field(default_factory=dict)
+    audio: object | None = None
+    sample_rate: int = 0
+
+
+def _open(path: Path):
+    av = require_av()
+    if not path.is_file():
+        raise InputError(f"video not found: {path}", hint="render it first with `mobius render GAME`")
+    try:
+        return av.open(str(path))
+    except av.error.FFmpegError as exc:
+        raise InputError(f"cannot read video {path}: {exc}", hint="is it an MP4 written completely?") from None
+
+
+def _container_info(container) -> ContainerInfo:
+    video = container.streams.video[0] if container.streams.video else None
+    audio = container.streams.audio[0] if container.streams.audio else None
+    duration = container.duration / 1_000_000 if container.duration else 0.0
+    sar = video.sample_aspect_ratio if video is not None else None
+    rate = video.average_rate if video is not None else None
+    return ContainerInfo(
+        codec=video.codec_context.name if video is not None else None,
+        width=video.width if video is not None else None,
+        height=video.height if video is not None else None,
+        pix_fmt=video.codec_context.pix_fmt if video is not None else None,
+        frame_rate=round(float(rate), 3) if rate else None,
+        sample_aspect=f"{sar.numerator}:{sar.denominator}" if sar else "1:1",
+        duration=round(duration, 3),
+        audio_codec=audio.codec_context.name if audio is not None else None,
+        sample_rate=audio.rate if audio is not None else None,
+        channels=audio.codec_context.channels if audio is not None else None,
+    )
+
+
+def probe(path: Path) -> ContainerInfo:
+    """Container facts without decoding anything."""
+    container = _open(Path(path))
+    try:
+        return _container_info(container)
+    finally:
+        container.close()
+
+
+def luma(frame):
+    """The 8-bit luma plane of a decoded frame as a (height, width) uint8 array (a copy)."""
+    import numpy as np
+
+    if frame.format.name in PLANAR_YUV and frame.format.name != "yuv420p10le":
+        plane = frame.planes[0]
+        rows = np.frombuffer(plane, dtype=np.uint8).reshape(plane.height, plane.line_size)
+        return rows[:, : plane.width].copy()
+    return frame.to_ndarray(format="gray")
+
+
+def _frames_at(container, times: list[float]) -> dict[float, object]:
+    video = container.streams.video[0]
+    video.thread_type = "AUTO"
+    base = video.time_base
+    start = float(video.start_time * base) if video.start_time is not None else 0.0
+    found: dict[float, object] = {}
+    last = None  # (time, frame) most recently decoded
+    decoder = None
+    for t in sorted(set(times)):
+        target = start + t
+        if last is None or last[0] > target + EPSILON or target - last[0] > 1.0:
+            container.seek(int(Fraction(target) / base), stream=video, backward=True, any_frame=False)
+            decoder = container.decode(video)
+            last = None
+        shown = last[1] if last is not None and last[0] <= target + EPSILON else None
+        for frame in decoder:
+            when = float(frame.pts * base) if frame.pts is not None else float(frame.time or 0.0)
+            if when > target + EPSILON:
+                last = (when, frame)
+                break
+            shown = frame
+            last = (when, frame)
+        if shown is None:
+            raise InputError(f"no frame at {t:g} s", hint="choose frame times within the video")
+        found[t] = luma(shown)
+    return found
+
+
+def _audio(container):
+    import numpy as np
+
+    av = require_av()
+    stream = container.streams.audio[0]
+    container.seek(0)
+    resampler = None
+    chunks = []
+    for frame in container.decode(stream):
+        if frame.format.name != "fltp":
+            resampler = resampler or av.AudioResampler(format="fltp", layout=frame.layout.name, rate=frame.sample_rate)
+            for converted in resampler.resample(frame):
+                chunks.append(converted.to_ndarray())
+        else:
+            chunks.append(frame.to_ndarray())
+    if not chunks:
+        return np.zeros((stream.codec_context.channels or 1, 0)), stream.rate
+    return np.concatenate(chunks, axis=1).astype(np.float64), stream.rate
+
+
+def read_media(path: Path, times: list[float], *, with_audio: bool = True) -> MediaSample:
+    """Container facts, luma planes at `times` (seconds) and the audio, from one open of `path`.
+
+    Raises InputError (exit 1) for a missing or unreadable file, a video without a picture, or a
+    time at or beyond the video's duration.
+    """
+    path = Path(path)
+    container = _open(path)
+    try:
+        info = _container_info(container)
+        if not container.streams.video:
+            raise InputError(f"{path} has no video stream", hint="check the file is a rendered preview")
+        beyond = [t for t in times if t < 0 or t >= info.duration]
+        if beyond:
+            listed = ", ".join(f"{t:g} s" for t in beyond)
+            raise InputError(
+                f"frame time {listed} is beyond the video's duration ({info.duration:g} s) in {path}",
+                hint="choose frame times within the video (golden.json 'frames' or --frames)",
+            )
+        sample = MediaSample(container=info, frames=_frames_at(container, times))
+        if with_audio and container.streams.audio:
+            sample.audio, sample.sample_rate = _audio(container)
+        return sample
+    finally:
+        container.close()

@@ -1,0 +1,50 @@
+"""Structural similarity on luma, defined once so that verdicts do not depend on a tool's defaults.
+
+SSIM (Wang, Bovik, Sheikh, Simoncelli 2004) on the 8-bit luma plane (Y of the decoded yuv420p
+frame), data range L = 255, K1 = 0.01, K2 = 0.03, local statistics weighted by an 11x11 Gaussian
+window with sigma 1.5 (scipy.ndimage.gaussian_filter, truncate 3.5, edges mirrored), population
+(co)variances. The score is the mean of the SSIM map after cropping 5 pixels at each edge -- the
+same convention as scikit-image's structural_similarity(gaussian_weights=True, sigma=1.5,
+use_sample_covariance=False, data_range=255). Identical planes score exactly 1.0.
+"""
+
+from __future__ import annotations
+
+SIGMA = 1.5
+TRUNCATE = 3.5
+WINDOW = 2 * int(TRUNCATE * SIGMA + 0.5) + 1  # 11
+K1, K2, DATA_RANGE = 0.01, 0.03, 255.0
+
+
+def ssim_map(golden, current):
+    """The per-pixel SSIM map (float64, same shape as the planes, edges included)."""
+    import numpy as np
+    from scipy.ndimage import gaussian_filter
+
+    x = np.asarray(golden, dtype=np.float64)
+    y = np.asarray(current, dtype=np.float64)
+    if x.shape != y.shape:
+        raise ValueError(f"planes differ in size: {x.shape} vs {y.shape}")
+
+    def blur(plane):
+        return gaussian_filter(plane, sigma=SIGMA, truncate=TRUNCATE, mode="reflect")
+
+    mu_x, mu_y = blur(x), blur(y)
+    var_x = blur(x * x) - mu_x * mu_x
+    var_y = blur(y * y) - mu_y * mu_y
+    cov = blur(x * y) - mu_x * mu_y
+    c1, c2 = (K1 * DATA_RANGE) ** 2, (K2 * DATA_RANGE) ** 2
+    return ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x * mu_x + mu_y * mu_y + c1) * (var_x + var_y + c2))
+
+
+def ssim(golden, current) -> float:
+    """Mean SSIM over the valid region (5-pixel border cropped); 1.0 exactly for identical planes."""
+    import numpy as np
+
+    x = np.asarray(golden)
+    y = np.asarray(current)
+    if x.shape == y.shape and np.array_equal(x, y):
+        return 1.0
+    pad = (WINDOW - 1) // 2
+    full = ssim_map(x, y)
+    return float(full[pad:-pad, pad:-pad].mean(dtype=np.float64))

@@ -1,0 +1,119 @@
+"""`pipeline test` (the runbook's test-pipeline): every spec compiles, its assets exist and match,
+a short proxy renders, and the proxy probes as the pipeline promises.
+
+Every spec is tried and every problem collected, so one run names all that is wrong.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mobius.config import Workspace
+from mobius.errors import MobiusError
+from mobius.log import get_logger
+from mobius.progress import NoProgress, Progress
+
+PROXY_SIZE = (320, 180)
+PROXY_FPS = 10
+PROXY_SECONDS = 2.0
+
+
+@dataclass
+class GameCheck:
+    game: str
+    spec: Path
+    shots: int = 0
+    assets: int = 0
+    problems: list[str] = field(default_factory=list)
+    proxy: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        return not self.problems
+
+    def to_dict(self) -> dict[str, object]:
+        return {"game": self.game, "spec": self.spec, "shots": self.shots, "assets": self.assets,
+                "passed": self.passed, "problems": self.problems, "proxy": self.proxy}
+
+
+@dataclass
+class PipelineReport:
+    games: list[GameCheck] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.games) and all(g.passed for g in self.games)
+
+    def failures(self) -> list[str]:
+        return [f"{g.game}: {p}" for g in self.games for p in g.problems]
+
+    def to_dict(self) -> dict[str, object]:
+        return {"passed": self.passed, "games": [g.to_dict() for g in self.games]}
+
+
+def _probe_problems(info, seconds: float) -> list[str]:
+    expected = {"codec": "h264", "width": PROXY_SIZE[0], "height": PROXY_SIZE[1], "pix_fmt": "yuv420p",
+                "frame_rate": float(PROXY_FPS), "audio_codec": "aac", "sample_rate": 48000, "channels": 2}
+    problems = [f"proxy {name} is {getattr(info, name)!r}, expected {value!r}"
+                for name, value in expected.items() if getattr(info, name) != value]
+    if abs(info.duration - seconds) > 0.2:
+        problems.append(f"proxy duration is {info.duration:g} s, expected {seconds:g} s")
+    return problems
+
+
+def check_game(ws: Workspace, spec_file: Path, scratch: Path) -> GameCheck:
+    """All checks of one spec; problems are collected, not raised."""
+    from mobius.golden.media import probe
+    from mobius.render.preview import render_preview
+    from mobius.render.shots import compile_shots, damaged_assets, missing_assets
+    from mobius.render.spec import load_spec
+
+    check = GameCheck(game=spec_file.stem, spec=spec_file)
+    try:
+        spec = load_spec(spec_file)
+        shots = compile_shots(spec, ws.library_path)
+    except MobiusError as exc:
+        check.problems.append(exc.message)
+        return check
+    check.shots = len(shots.shots)
+    check.assets = len(shots.assets())
+    check.problems += [f"asset missing: {a.path} (component {a.component_id!r})" for a in missing_assets(shots)]
+    check.problems += [f"asset changed: {a.path} (sha256 {actual[:12]}..., spec records {a.sha256[:12]}...)"
+                       for a, actual in damaged_assets(shots)]
+    if check.problems:
+        return check
+    proxy_file = scratch / f"{spec.slug}-proxy.mp4"
+    try:
+        proxy_shots = compile_shots(spec, ws.library_path, duration=PROXY_SECONDS)
+        render_preview(proxy_shots, proxy_file, color=spec.color, size=PROXY_SIZE, fps=PROXY_FPS)
+        info = probe(proxy_file)
+    except (MobiusError, OSError, ValueError) as exc:
+        check.problems.append(f"proxy render failed: {getattr(exc, 'message', exc)}")
+        return check
+    check.proxy = info.to_dict()
+    check.problems += _probe_problems(info, PROXY_SECONDS)
+    return check
+
+
+def pipeline_test(ws: Workspace, games: list[str] | None = None, *, progress: Progress | None = None) -> PipelineReport:
+    """Run the pipeline checks over `games` (default: every spec in games/)."""
+    from mobius.render.spec import list_specs, spec_path
+
+    progress = progress or NoProgress()
+    log = get_logger()
+    specs = [spec_path(ws.games, g) for g in games] if games else list_specs(ws.games)
+    report = PipelineReport()
+    progress.start("pipeline test", total=len(specs), unit="games")
+    with tempfile.TemporaryDirectory(prefix=".mobius-pipeline-", dir=ws.out if ws.out.is_dir() else None) as tmp:
+        for spec_file in specs:
+            if not spec_file.is_file():
+                report.games.append(GameCheck(spec_file.stem, spec_file, problems=[f"spec not found: {spec_file}"]))
+            else:
+                report.games.append(check_game(ws, spec_file, Path(tmp)))
+            result = report.games[-1]
+            log.info("pipeline.game", game=result.game, passed=result.passed, problems=result.problems[:20])
+            progress.advance()
+    progress.finish()
+    return report

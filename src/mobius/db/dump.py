@@ -1,0 +1,219 @@
+"""Database dumps that are checked readable before anyone relies on them, and restores that are all or nothing.
+
+SQLite: the online backup API (`sqlite3.Connection.backup`) gives a consistent copy while others
+read and write; the copy must pass `PRAGMA quick_check`. PostgreSQL: `pg_dump -Fc`, checked with
+`pg_restore --list`. Each dump is written under a temp name and renamed, with a `.sha256` sidecar.
+
+Restore replaces the whole database in one transaction: SQLite through the backup API in one step,
+PostgreSQL by dropping and recreating the `public` schema and replaying the dump in a single psql
+transaction (a failure leaves the database as it was).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import os
+import secrets
+import shutil
+import sqlite3
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from mobius.config import Workspace
+from mobius.db.engine import DatabaseTarget, find_pg_tool, pg_tool_env
+from mobius.errors import InputError, VerificationError
+from mobius.log import get_logger
+from mobius.safety.atomic import fsync_dir, temp_name_for
+from mobius.safety.checksums import read_checksum_file, write_checksum_file
+from mobius.safety.hashing import sha256_file
+
+SQLITE_SUFFIX = ".sqlite3"
+PG_SUFFIX = ".pgdump"
+
+
+@dataclass(frozen=True)
+class Dump:
+    """A dump file checked readable: its engine, size, sha256 and the tables it holds."""
+
+    path: Path
+    engine: str
+    bytes: int
+    sha256: str
+    tables: int
+
+    def to_dict(self) -> dict[str, object]:
+        return {"path": self.path, "engine": self.engine, "bytes": self.bytes, "sha256": self.sha256,
+                "tables": self.tables}
+
+
+def dump_path_for(ws: Workspace, target: DatabaseTarget, *, label: str = "") -> Path:
+    """backups/mobius_db_<name>_<UTC stamp>[_label]_<random>.<sqlite3|pgdump>."""
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    suffix = SQLITE_SUFFIX if target.is_sqlite else PG_SUFFIX
+    tag = f"_{label}" if label else ""
+    return ws.backups / f"mobius_db_{target.name}_{stamp}{tag}_{secrets.token_hex(3)}{suffix}"
+
+
+def dump(target: DatabaseTarget, out: Path) -> Dump:
+    """Write a checked dump of `target` to `out` (atomically), with a `.sha256` sidecar."""
+    out = out.expanduser().resolve()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temp_name_for(out)
+    log = get_logger()
+    try:
+        if target.is_sqlite:
+            _sqlite_dump(target, tmp)
+        else:
+            _pg_dump(target, tmp)
+        tables = check_dump(tmp, target.dialect)
+        with open(tmp, "rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, out)
+        fsync_dir(out.parent)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+    digest = sha256_file(out)
+    write_checksum_file(sidecar(out), [(digest, out.name)])
+    result = Dump(out, target.dialect, out.stat().st_size, digest, tables)
+    log.info("db.dump.done", path=str(out), bytes=result.bytes, tables=tables)
+    return result
+
+
+def sidecar(path: Path) -> Path:
+    return path.with_name(path.name + ".sha256")
+
+
+def dump_engine(path: Path) -> str:
+    """Which engine wrote this dump, from its first bytes (not its name)."""
+    with open(path, "rb") as handle:
+        head = handle.read(16)
+    if head.startswith(b"SQLite format 3"):
+        return "sqlite"
+    if head.startswith(b"PGDMP"):
+        return "postgresql"
+    raise InputError(f"{path} is neither a SQLite database nor a pg_dump custom-format file",
+                     hint="pass a dump written by `mobius db dump`")
+
+
+def check_dump(path: Path, engine: str) -> int:
+    """Raise VerificationError unless the dump reads back; returns how many tables it holds."""
+    if engine == "sqlite":
+        try:
+            conn = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)
+            try:
+                status = conn.execute("PRAGMA quick_check").fetchone()[0]
+                tables = conn.execute("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table'").fetchone()[0]
+            finally:
+                conn.close()
+        except sqlite3.DatabaseError as exc:
+            raise VerificationError(f"dump {path} is not readable: {exc}", hint="take the dump again") from None
+        if status != "ok":
+            raise VerificationError(f"dump {path} fails PRAGMA quick_check: {status}", hint="take the dump again")
+        return int(tables)
+    proc = subprocess.run([find_pg_tool("pg_restore"), "--list", str(path)], capture_output=True, text=True,
+                          env=pg_tool_env())
+    if proc.returncode != 0:
+        raise VerificationError(f"dump {path} is not readable by pg_restore --list: {_first(proc.stderr)}",
+                                hint="take the dump again")
+    return sum(1 for line in proc.stdout.splitlines() if " TABLE " in line and not line.startswith(";"))
+
+
+def verify_sidecar(path: Path) -> None:
+    """If the dump has a `.sha256` sidecar, the file must match it."""
+    side = sidecar(path)
+    if not side.is_file():
+        return
+    expected = {name: digest for digest, name in read_checksum_file(side)}.get(path.name)
+    if expected and sha256_file(path) != expected:
+        raise VerificationError(f"dump {path} does not match its checksum file {side}",
+                                hint="the dump is damaged; use another one")
+
+
+def _sqlite_dump(target: DatabaseTarget, tmp: Path) -> None:
+    source = sqlite3.connect(str(target.sqlite_path), timeout=30)
+    try:
+        dest = sqlite3.connect(str(tmp))
+        try:
+            source.backup(dest)
+        finally:
+            dest.close()
+    finally:
+        source.close()
+
+
+def _pg_dump(target: DatabaseTarget, tmp: Path) -> None:
+    proc = subprocess.run([find_pg_tool("pg_dump"), "--format=custom", "--no-password", f"--file={tmp}",
+                           f"--dbname={target.libpq_url}"], capture_output=True, text=True, env=pg_tool_env())
+    if proc.returncode != 0:
+        raise VerificationError(f"pg_dump of {target.display} failed: {_first(proc.stderr)}",
+                                hint="check that the database is reachable and pg_dump matches the server version")
+
+
+def restore(target: DatabaseTarget, dump_file: Path) -> None:
+    """Replace the whole database with the dump, in one transaction; the dump is checked first."""
+    dump_file = dump_file.expanduser().resolve()
+    if not dump_file.is_file():
+        raise InputError(f"dump {dump_file} does not exist", hint="pass a file written by `mobius db dump`")
+    engine = dump_engine(dump_file)
+    if engine != target.dialect:
+        raise InputError(f"{dump_file} is a {engine} dump and the database is {target.dialect}",
+                         hint="restore it into a database of the same engine")
+    verify_sidecar(dump_file)
+    check_dump(dump_file, engine)
+    if target.is_sqlite:
+        _sqlite_restore(target, dump_file)
+    else:
+        _pg_restore(target, dump_file)
+    get_logger().info("db.restore.done", dump=str(dump_file), database=target.display)
+
+
+def _sqlite_restore(target: DatabaseTarget, dump_file: Path) -> None:
+    source = sqlite3.connect(f"{dump_file.as_uri()}?mode=ro", uri=True)
+    try:
+        target.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
+        dest = sqlite3.connect(str(target.sqlite_path), timeout=30)
+        try:
+            source.backup(dest)  # one step: the destination is locked and replaced as a whole
+            status = dest.execute("PRAGMA quick_check").fetchone()[0]
+        finally:
+            dest.close()
+    finally:
+        source.close()
+    if status != "ok":
+        raise VerificationError(f"restored database {target.sqlite_path} fails PRAGMA quick_check: {status}")
+
+
+def _pg_restore(target: DatabaseTarget, dump_file: Path) -> None:
+    env = {**pg_tool_env(), "PGOPTIONS": f"-c lock_timeout={int(target.lock_timeout_ms)}"}
+    with tempfile.TemporaryFile() as restore_err, tempfile.TemporaryFile() as psql_err:
+        script = subprocess.Popen([find_pg_tool("pg_restore"), "--no-owner", "--no-privileges", "--file=-",
+                                   str(dump_file)], stdout=subprocess.PIPE, stderr=restore_err, env=env)
+        psql = subprocess.Popen([find_pg_tool("psql"), "-X", "-q", "--no-password", "-v", "ON_ERROR_STOP=1",
+                                 "--single-transaction", f"--dbname={target.libpq_url}", "--file=-"],
+                                stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=psql_err, env=env)
+        assert script.stdout is not None and psql.stdin is not None
+        try:
+            psql.stdin.write(b"DROP SCHEMA IF EXISTS public CASCADE;\nCREATE SCHEMA public;\n")
+            shutil.copyfileobj(script.stdout, psql.stdin)
+            psql.stdin.close()
+        except BrokenPipeError:
+            pass
+        script.wait()
+        psql.wait()
+        if script.returncode != 0 or psql.returncode != 0:
+            restore_err.seek(0)
+            psql_err.seek(0)
+            message = _first(psql_err.read().decode(errors="replace")) or _first(
+                restore_err.read().decode(errors="replace"))
+            raise VerificationError(f"restore of {dump_file} into {target.display} failed, nothing was changed: "
+                                    f"{message}", hint="check the dump with `pg_restore --list` and the server log")
+
+
+def _first(text: str) -> str:
+    lines = [line.strip() for line in (text or "").splitlines() if line.strip()]
+    errors = [line for line in lines if "ERROR" in line or "error" in line]
+    return (errors or lines or [""])[0]

@@ -2,8 +2,159 @@
 
 from __future__ import annotations
 
+import datetime as dt
+from pathlib import Path
+
 import typer
+
+from mobius.cli.context import current
+from mobius.cli.output import confirm, emit, say
+
+media_app = typer.Typer(help="Media library: manifests, verification, verified migration to a folder or s3://.",
+                        no_args_is_help=True)
+
+
+def _folder(directory: Path | None) -> Path:
+    ws = current.workspace()
+    return ws.resolve(directory) if directory else ws.library_path
+
+
+@media_app.command("manifest")
+def manifest_command(
+    directory: Path = typer.Argument(None, help="Folder to hash (default: the workspace library)"),
+    out: Path = typer.Option(None, "--out", "-o", help="Manifest file (default: state/media/manifests/...)"),
+    workers: int = typer.Option(None, "--workers", help="Hashing threads (default: cores, 2..8)"),
+) -> None:
+    """Write a sha256 manifest of every file, in sha256sum format (check it with `sha256sum -c`).
+
+    Example: mobius media manifest uploads --out uploads.sha256 && (cd uploads && sha256sum -c ../uploads.sha256)
+    """
+    from mobius.media import build_manifest, hash_cache
+
+    ws = current.workspace()
+    folder = _folder(directory)
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    out = Path(out).resolve() if out else ws.state / "media" / "manifests" / f"{folder.name}-{stamp}.sha256"
+    result = build_manifest(folder, out, workers=workers, progress=current.progress(), cache=hash_cache(ws))
+    lines = [f"manifest {result.manifest}: {result.files} files, {result.bytes} bytes from {result.folder}",
+             f"check it with: cd {result.folder} && sha256sum -c {result.manifest}"]
+    if result.unreadable:
+        from mobius.errors import VerificationError
+
+        raise VerificationError(f"{len(result.unreadable)} files could not be read (left out of {result.manifest})",
+                                hint="fix their permissions and run again", details=result.unreadable)
+    emit(result.to_dict(), lines)
+
+
+@media_app.command("verify")
+def verify_command(
+    directory: Path = typer.Argument(None, help="Folder to check (default: the workspace library)"),
+    against: Path = typer.Option(..., "--against", help="Manifest (sha256sum format) to compare with"),
+    trust_cache: bool = typer.Option(False, "--trust-cache",
+                                     help="Reuse cached hashes of files whose size, mtime and inode are unchanged"),
+    workers: int = typer.Option(None, "--workers", help="Hashing threads"),
+) -> None:
+    """Report missing, extra, changed and unreadable files; exit 2 on any difference.
+
+    Example: mobius media verify uploads --against uploads.sha256 --trust-cache
+    """
+    from mobius.errors import VerificationError
+    from mobius.media import hash_cache, verify_against
+
+    ws = current.workspace()
+    result = verify_against(_folder(directory), ws.resolve(against), trust_cache=trust_cache, workers=workers,
+                            progress=current.progress(), cache=hash_cache(ws))
+    if trust_cache:
+        say(f"trusted {result.trusted} cached hashes (size, mtime and inode unchanged); hashed {result.hashed} files")
+    if not result.ok:
+        raise VerificationError(f"{result.folder} differs from {result.manifest}: {len(result.missing)} missing, "
+                                f"{len(result.extra)} extra, {len(result.changed)} changed, "
+                                f"{len(result.unreadable)} unreadable", details=result.problems())
+    emit(result.to_dict(), f"verified {result.checked} files in {result.folder} against {result.manifest}: all match")
+
+
+@media_app.command("migrate")
+def migrate_command(
+    to: str = typer.Option(..., "--to", help="Target: a folder (new or empty) or s3://bucket/prefix"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan and the checks; change nothing"),
+    no_backup: bool = typer.Option(False, "--no-backup", help="Skip the backup (recorded, and warned in the log)"),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation"),
+    workers: int = typer.Option(None, "--workers", help="Parallel copies (default: 2 x cores, 4..16)"),
+    min_free_ratio: float = typer.Option(3.0, "--min-free-ratio", help="Free space needed at the target, "
+                                         "as a multiple of the data to copy"),
+) -> None:
+    """Copy the library to TARGET, re-read and verify every byte, then switch MOBIUS_LIBRARY_DIR.
+
+    Resumable: killed at any point, run the same command again. The source is never modified.
+    Example: mobius media migrate --to /mnt/media/uploads --yes
+    """
+    from mobius.media import migrate
+    from mobius.safety.diskspace import human_bytes
+
+    ws = current.workspace()
+    result = migrate(ws, to, dry_run=dry_run, backup=not no_backup, workers=workers, min_free_ratio=min_free_ratio,
+                     confirm=lambda question: confirm(question, yes=yes), report=say, progress=current.progress())
+    if not result.dry_run and not result.nothing_to_do:
+        current.set_workspace(ws.reload())
+    record = result.record
+    if result.dry_run:
+        line = f"dry run: {result.planned_files} files ({human_bytes(result.planned_bytes)}) would be copied"
+    elif result.nothing_to_do:
+        line = f"nothing to do: the library already is {result.target} (migration {record.id})"
+    else:
+        line = (f"migration {record.id} completed: {record.files} files, {human_bytes(record.bytes)} at "
+                f"{record.target} in {record.duration_s:.1f} s; MOBIUS_LIBRARY_DIR switched "
+                f"(undo: mobius media rollback {record.id})")
+    emit(result.to_dict(), line)
+
+
+@media_app.command("migrations")
+def migrations_command() -> None:
+    """List the workspace's media migrations (id, status, files, bytes, duration, source -> target, backup).
+
+    Example: mobius media migrations --json
+    """
+    from mobius.media import list_migrations
+    from mobius.media.migrate import as_lines
+
+    records = list_migrations(current.workspace())
+    emit({"migrations": [r.to_dict() for r in records]}, as_lines(records) or ["no media migrations yet"])
+
+
+@media_app.command("rollback")
+def rollback_command(
+    migration_id: str = typer.Argument(None, help="Migration id (default: the latest completed one)"),
+    workers: int = typer.Option(None, "--workers", help="Hashing threads"),
+) -> None:
+    """Verify the old library against its manifest, then switch MOBIUS_LIBRARY_DIR back to it.
+
+    Example: mobius media rollback 20261125T093412Z-3f2a
+    """
+    from mobius.media import rollback
+
+    ws = current.workspace()
+    result = rollback(ws, migration_id, workers=workers, progress=current.progress(), report=say)
+    current.set_workspace(ws.reload())
+    emit(result.to_dict(), f"rolled back migration {result.record.id}: the library is {result.record.source} again")
+
+
+@media_app.command("finalize")
+def finalize_command(
+    migration_id: str = typer.Argument(..., help="Migration id (see mobius media migrations)"),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask before deleting the old library"),
+    workers: int = typer.Option(None, "--workers", help="Reading threads"),
+) -> None:
+    """Re-verify the target against its manifest, then (confirmed) delete the old library.
+
+    Example: mobius media finalize 20261125T093412Z-3f2a --yes
+    """
+    from mobius.media import finalize
+
+    result = finalize(current.workspace(), migration_id, confirm=lambda question: confirm(question, yes=yes),
+                      workers=workers, progress=current.progress(), report=say)
+    emit(result.to_dict(), f"finalized migration {result.record.id}: removed {result.removed}")
 
 
 def register(app: typer.Typer) -> None:
     """Add this capability's commands to the root app."""
+    app.add_typer(media_app, name="media")

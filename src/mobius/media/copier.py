@@ -1,0 +1,104 @@
+"""Copy one file: hash while reading, write under a temp name, make it durable, re-read it from
+the device, and only then give it its final name.
+
+A file whose bytes at the destination differ from what was read, or whose source changed while
+it was copied, never appears under its final name.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import stat
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from mobius.media.destination import Destination, Stored
+from mobius.media.faults import FaultHooks
+from mobius.media.tree import FILE, Entry
+from mobius.safety.hashing import CHUNK
+
+CHANGED = "changed during the copy (size or mtime differs between copy and verify); run again"
+
+
+@dataclass(slots=True)
+class CopyOutcome:
+    """`source` is the file as it was when opened; `error` is None when it was copied and verified."""
+
+    source: Entry
+    digest: str | None = None
+    dst_digest: str | None = None
+    stored: Stored | None = None
+    error: str | None = None
+    no_space: bool = False
+
+
+def copy_file(source_root: str, entry: Entry, dest: Destination, *, hooks: FaultHooks,
+              on_bytes: Callable[[int], None] | None = None) -> CopyOutcome:
+    path = os.path.join(source_root, entry.path)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        return CopyOutcome(entry, error=f"unreadable: {exc.strerror}")
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            return CopyOutcome(entry, error="unreadable: no longer a regular file")
+        before = Entry(entry.path, FILE, st.st_size, st.st_mtime_ns, st.st_ino, stat.S_IMODE(st.st_mode))
+        return _copy_open_file(fd, path, before, dest, hooks, on_bytes)
+    finally:
+        os.close(fd)
+
+
+def _copy_open_file(fd: int, path: str, before: Entry, dest: Destination, hooks: FaultHooks,
+                    on_bytes: Callable[[int], None] | None) -> CopyOutcome:
+    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
+    try:
+        writer = dest.writer(before.path)
+    except OSError as exc:
+        return CopyOutcome(before, error=f"cannot write at the target: {exc.strerror}",
+                           no_space=exc.errno in (errno.ENOSPC, errno.EDQUOT))
+    try:
+        digest = hashlib.sha256()
+        buffer = bytearray(CHUNK)
+        view = memoryview(buffer)
+        total = 0
+        while True:
+            try:
+                count = os.readv(fd, [buffer])
+            except OSError as exc:
+                writer.abort()
+                return CopyOutcome(before, error=f"unreadable: {exc.strerror}")
+            if not count:
+                break
+            digest.update(view[:count])
+            writer.write(view[:count])
+            total += count
+            if on_bytes:
+                on_bytes(count)
+            hooks.chunk()
+            if total == count:
+                hooks.reached("copy", before.path)
+        writer.seal(before.mode, before.mtime_ns)
+        hooks.reached("verify", before.path)
+        again = writer.read_back()
+        after = os.stat(path, follow_symlinks=False)
+        if (after.st_size, after.st_mtime_ns, after.st_ino) != before.identity or total != before.size:
+            writer.abort()
+            return CopyOutcome(before, error=CHANGED)
+        source_digest = digest.hexdigest()
+        if again != source_digest:
+            writer.abort()
+            return CopyOutcome(before, error="verification failed: the bytes re-read at the target differ")
+        hooks.reached("publish", before.path)
+        stored = writer.publish()
+        return CopyOutcome(before, source_digest, again, stored)
+    except OSError as exc:
+        writer.abort()
+        where = "source" if exc.filename == path else "target"
+        return CopyOutcome(before, error=f"{where} error: {exc.strerror or exc}",
+                           no_space=exc.errno in (errno.ENOSPC, errno.EDQUOT))
+    except Exception as exc:  # noqa: BLE001 - object-store client errors are not OSErrors
+        writer.abort()
+        return CopyOutcome(before, error=f"target error: {type(exc).__name__}: {exc}")

@@ -1,0 +1,54 @@
+"""A cache of file hashes keyed by path, trusted only while size, mtime and inode are unchanged.
+
+A hash is stored as trustworthy only when the file's mtime is older than the hashing by a
+safety margin: a file rewritten within the same timestamp tick as it was hashed would keep its
+mtime, so such "racily clean" entries are never trusted (git's index has the same rule).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+from mobius.media.tree import Entry
+
+RACY_MARGIN_NS = 2_000_000_000
+
+
+class HashCache:
+    """SQLite file in the workspace `state/`: path -> (size, mtime_ns, inode, digest)."""
+
+    def __init__(self, path: Path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")  # a lost cache row only costs a re-read
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS hashes (path TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER,"
+            " inode INTEGER, digest TEXT, hashed_ns INTEGER) WITHOUT ROWID"
+        )
+
+    def lookup(self, absolute: str, entry: Entry) -> str | None:
+        """The cached digest when the file still has the size, mtime and inode it was hashed with."""
+        row = self._db.execute("SELECT size, mtime_ns, inode, digest FROM hashes WHERE path = ?",
+                               (absolute,)).fetchone()
+        if row and (row[0], row[1], row[2]) == entry.identity:
+            return row[3]
+        return None
+
+    def store(self, rows: Iterable[tuple[str, Entry, str]], *, hashed_ns: int | None = None) -> int:
+        """Remember (absolute path, entry as stat'ed before hashing, digest); skips racy entries."""
+        started = hashed_ns if hashed_ns is not None else time.time_ns()
+        keep = [(p, e.size, e.mtime_ns, e.inode, d, started) for p, e, d in rows
+                if e.mtime_ns < started - RACY_MARGIN_NS]
+        if keep:
+            self._db.execute("BEGIN")
+            self._db.executemany("INSERT OR REPLACE INTO hashes VALUES (?, ?, ?, ?, ?, ?)", keep)
+            self._db.execute("COMMIT")
+        return len(keep)
+
+    def close(self) -> None:
+        self._db.close()

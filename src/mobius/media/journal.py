@@ -1,0 +1,165 @@
+"""The migration journal and records: one SQLite file in the workspace `state/`.
+
+WAL mode with synchronous=FULL: a committed row survives a kill -9 or a power cut. A file's
+row is written only after its bytes were verified and its rename made durable, so a row always
+means "this file is complete at the target"; a missing row means "copy it (again)".
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS migrations (
+    id TEXT PRIMARY KEY, source TEXT NOT NULL, target TEXT NOT NULL, status TEXT NOT NULL,
+    created TEXT NOT NULL, record TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS entries (
+    migration_id TEXT NOT NULL, path TEXT NOT NULL, kind TEXT NOT NULL,
+    size INTEGER, mtime_ns INTEGER, inode INTEGER, mode INTEGER, link TEXT, digest TEXT,
+    dst_size INTEGER, dst_token TEXT, dst_digest TEXT,
+    PRIMARY KEY (migration_id, path)) WITHOUT ROWID;
+"""
+
+OPEN_STATUSES = ("running", "stopped", "failed", "verified", "switching", "rolled-back")
+
+
+@dataclass
+class MigrationRecord:
+    """What a migration did; kept in the workspace for `mobius media migrations`."""
+
+    id: str
+    source: str
+    target: str
+    status: str
+    created: str
+    updated: str = ""
+    finished: str | None = None
+    files: int = 0
+    folders: int = 0
+    links: int = 0
+    bytes: int = 0
+    duration_s: float = 0.0
+    runs: int = 0
+    source_manifest: str | None = None
+    target_manifest: str | None = None
+    source_manifest_sha256: str | None = None
+    target_manifest_sha256: str | None = None
+    backup: str | None = None
+    backup_sha256: str | None = None
+    backup_skipped: bool = False
+    setting: str = "MOBIUS_LIBRARY_DIR"
+    previous_value: str | None = None
+    new_value: str | None = None
+    failures: list[str] = field(default_factory=list)
+    message: str = ""
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class JournalRow:
+    """One finished entry: the source as it was copied (digest hashed while reading) and the
+    destination as written (dst_digest hashed from the re-read after dropping the page cache)."""
+
+    path: str
+    kind: str
+    size: int
+    mtime_ns: int
+    inode: int
+    mode: int
+    link: str | None
+    digest: str | None
+    dst_size: int
+    dst_token: str
+    dst_digest: str | None
+
+
+class MigrationJournal:
+    def __init__(self, path: Path, *, create: bool = True):
+        self.path = path
+        if create:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        else:
+            self._db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None,
+                                       check_same_thread=False)
+        self._db.execute("PRAGMA synchronous=FULL")
+        if create:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.executescript(SCHEMA)
+
+    @classmethod
+    def read_only(cls, path: Path) -> MigrationJournal | None:
+        """For --dry-run and listings: never creates the file."""
+        return cls(path, create=False) if path.is_file() else None
+
+    def close(self) -> None:
+        self._db.close()
+
+    # records
+    def save(self, record: MigrationRecord) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO migrations (id, source, target, status, created, record) VALUES (?, ?, ?, ?, ?, ?)",
+            (record.id, record.source, record.target, record.status, record.created,
+             json.dumps(record.to_dict(), ensure_ascii=False)),
+        )
+
+    def get(self, migration_id: str) -> MigrationRecord | None:
+        row = self._db.execute("SELECT record FROM migrations WHERE id = ?", (migration_id,)).fetchone()
+        return MigrationRecord(**json.loads(row[0])) if row else None
+
+    def records(self) -> list[MigrationRecord]:
+        rows = self._db.execute("SELECT record FROM migrations ORDER BY created, id").fetchall()
+        return [MigrationRecord(**json.loads(r[0])) for r in rows]
+
+    def open_migration(self, source: str, target: str) -> MigrationRecord | None:
+        """The unfinished (or rolled-back) migration of `source` to `target`, to resume."""
+        marks = ",".join("?" * len(OPEN_STATUSES))
+        row = self._db.execute(
+            f"SELECT record FROM migrations WHERE source = ? AND target = ? AND status IN ({marks})"
+            " ORDER BY created DESC LIMIT 1", (source, target, *OPEN_STATUSES)).fetchone()
+        return MigrationRecord(**json.loads(row[0])) if row else None
+
+    def last_into(self, target: str, statuses: Iterable[str]) -> MigrationRecord | None:
+        wanted = tuple(statuses)
+        marks = ",".join("?" * len(wanted))
+        row = self._db.execute(
+            f"SELECT record FROM migrations WHERE target = ? AND status IN ({marks}) ORDER BY created DESC LIMIT 1",
+            (target, *wanted)).fetchone()
+        return MigrationRecord(**json.loads(row[0])) if row else None
+
+    # entries
+    def rows(self, migration_id: str) -> dict[str, JournalRow]:
+        cursor = self._db.execute(
+            "SELECT path, kind, size, mtime_ns, inode, mode, link, digest, dst_size, dst_token, dst_digest"
+            " FROM entries WHERE migration_id = ?", (migration_id,))
+        return {r[0]: JournalRow(*r) for r in cursor}
+
+    def iter_rows(self, migration_id: str) -> Iterator[JournalRow]:
+        cursor = self._db.execute(
+            "SELECT path, kind, size, mtime_ns, inode, mode, link, digest, dst_size, dst_token, dst_digest"
+            " FROM entries WHERE migration_id = ? ORDER BY path", (migration_id,))
+        return (JournalRow(*r) for r in cursor)
+
+    def commit_rows(self, migration_id: str, rows: list[JournalRow], *, forget: Iterable[str] = ()) -> None:
+        """Record finished entries (and drop forgotten ones) in one durable transaction."""
+        forget = list(forget)
+        if not rows and not forget:
+            return
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            self._db.executemany("DELETE FROM entries WHERE migration_id = ? AND path = ?",
+                                 [(migration_id, p) for p in forget])
+            self._db.executemany(
+                "INSERT OR REPLACE INTO entries VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [(migration_id, r.path, r.kind, r.size, r.mtime_ns, r.inode, r.mode, r.link, r.digest,
+                  r.dst_size, r.dst_token, r.dst_digest) for r in rows])
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise

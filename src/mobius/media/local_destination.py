@@ -1,0 +1,167 @@
+"""A local folder as migration destination: temp name, fsync, rename; re-reads bypass the page cache.
+
+`read_back` first drops the file's cached pages (POSIX_FADV_DONTNEED after fsync, when they are
+clean), so the bytes hashed come from the storage device, not from the copy we just wrote in memory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+from mobius.media.destination import Stored
+from mobius.media.tree import DIR, FILE, LINK, walk
+from mobius.safety.atomic import TEMP_PREFIX, fsync_dir, temp_name_for
+from mobius.safety.hashing import CHUNK
+
+
+def _token(st: os.stat_result) -> str:
+    return f"{st.st_mtime_ns}:{st.st_ino}"
+
+
+def hash_uncached(fd: int, on_bytes: Callable[[int], None] | None = None) -> str:
+    """sha256 of an open file read from the device: drop its clean cached pages first, and after."""
+    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    digest = hashlib.sha256()
+    buffer = bytearray(CHUNK)
+    view = memoryview(buffer)
+    offset = 0
+    while True:
+        count = os.preadv(fd, [buffer], offset)
+        if not count:
+            break
+        digest.update(view[:count])
+        offset += count
+        if on_bytes:
+            on_bytes(count)
+    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    return digest.hexdigest()
+
+
+class LocalWriter:
+    def __init__(self, final: Path, rel: str):
+        self.final = final
+        self.rel = rel
+        self.temp = temp_name_for(final)
+        self.fd: int | None = os.open(self.temp, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+
+    def write(self, data: memoryview) -> None:
+        while data:
+            written = os.write(self.fd, data)
+            data = data[written:]
+
+    def seal(self, mode: int, mtime_ns: int) -> None:
+        os.fchmod(self.fd, mode)
+        os.utime(self.fd, ns=(mtime_ns, mtime_ns))
+        os.fsync(self.fd)
+
+    def read_back(self, on_bytes: Callable[[int], None] | None = None) -> str:
+        return hash_uncached(self.fd, on_bytes)
+
+    def publish(self) -> Stored:
+        st = os.fstat(self.fd)
+        os.close(self.fd)
+        self.fd = None
+        os.replace(self.temp, self.final)
+        return Stored(self.rel, FILE, st.st_size, _token(st))
+
+    def abort(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.temp)
+
+
+class LocalDestination:
+    kind = "local"
+    supports_links = True
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.url = str(root)
+
+    def exists(self) -> bool:
+        return self.root.exists()
+
+    def listing(self) -> dict[str, Stored]:
+        if not self.root.is_dir():
+            return {}
+        out: dict[str, Stored] = {}
+        for e in walk(self.root):
+            token = f"{e.mtime_ns}:{e.inode}" if e.kind == FILE else ""
+            out[e.path] = Stored(e.path, e.kind, e.size, token, e.link)
+        return out
+
+    def remove_temps(self) -> int:
+        if not self.root.is_dir():
+            return 0
+        removed = 0
+        for e in walk(self.root, include_temps=True):
+            if e.path.rsplit("/", 1)[-1].startswith(TEMP_PREFIX) and e.kind != DIR:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(self.root / e.path)
+                    removed += 1
+        return removed
+
+    def prepare(self) -> str:
+        created = not self.root.exists()
+        if created:
+            self.root.mkdir(parents=True, mode=0o755)
+            os.chmod(self.root, 0o755)
+            fsync_dir(self.root.parent)
+        probe = temp_name_for(self.root / "write-probe")
+        probe.write_bytes(b"mobius")
+        probe.unlink()
+        mode = oct(self.root.stat().st_mode & 0o777)[2:]
+        return f"{'created' if created else 'exists'}, mode {mode}, writable (probe file written and removed)"
+
+    def space(self) -> tuple[int, int] | None:
+        usage = shutil.disk_usage(self.root if self.root.exists() else self.root.parent)
+        fake = os.environ.get("MOBIUS_FAKE_FREE_BYTES")
+        return (int(fake) if fake else usage.free), usage.total
+
+    def make_dir(self, path: str, mode: int) -> Stored:
+        folder = self.root / path
+        if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
+            folder.unlink()
+        folder.mkdir(exist_ok=True)
+        if (folder.stat().st_mode & 0o7777) != mode:
+            os.chmod(folder, mode)
+        return Stored(path, DIR)
+
+    def make_link(self, path: str, target: str) -> Stored:
+        final = self.root / path
+        temp = temp_name_for(final)
+        os.symlink(target, temp)
+        os.replace(temp, final)
+        return Stored(path, LINK, link=target)
+
+    def writer(self, path: str) -> LocalWriter:
+        final = self.root / path
+        if final.is_dir() and not final.is_symlink():
+            shutil.rmtree(final)
+        return LocalWriter(final, path)
+
+    def read(self, path: str, on_bytes: Callable[[int], None] | None = None) -> str:
+        fd = os.open(self.root / path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        try:
+            return hash_uncached(fd, on_bytes)
+        finally:
+            os.close(fd)
+
+    def remove(self, path: str) -> None:
+        target = self.root / path
+        if target.is_dir() and not target.is_symlink():
+            shutil.rmtree(target)
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                target.unlink()
+
+    def sync(self, paths: set[str]) -> None:
+        for folder in {(self.root / p).parent for p in paths}:
+            fsync_dir(folder)

@@ -1,0 +1,160 @@
+"""sha256 manifests of a library folder, in `sha256sum` format, and verification against one.
+
+`sha256sum -c MANIFEST` run inside the folder checks the same files. Only regular files are
+listed: sha256sum has no notation for folders or symlinks (it would read through a link).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mobius.errors import InputError
+from mobius.log import get_logger
+from mobius.media.hashcache import HashCache
+from mobius.media.tree import Entry, files
+from mobius.progress import NoProgress, Progress
+from mobius.safety.checksums import read_checksum_file, write_checksum_file
+from mobius.safety.hashing import hash_files
+
+log = get_logger()
+
+
+@dataclass
+class ManifestResult:
+    folder: Path
+    manifest: Path
+    files: int
+    bytes: int
+    sha256: str
+    unreadable: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, object]:
+        return {"folder": self.folder, "manifest": self.manifest, "files": self.files, "bytes": self.bytes,
+                "manifest_sha256": self.sha256, "unreadable": self.unreadable}
+
+
+@dataclass
+class VerifyResult:
+    folder: Path
+    manifest: Path
+    checked: int = 0
+    hashed: int = 0
+    trusted: int = 0
+    missing: list[str] = field(default_factory=list)
+    extra: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+    unreadable: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not (self.missing or self.extra or self.changed or self.unreadable)
+
+    def problems(self) -> list[str]:
+        return ([f"missing: {p}" for p in self.missing] + [f"extra: {p}" for p in self.extra]
+                + [f"changed: {p} (sha256 differs)" for p in self.changed]
+                + [f"unreadable: {p}" for p in self.unreadable])
+
+    def to_dict(self) -> dict[str, object]:
+        return {"folder": self.folder, "manifest": self.manifest, "checked": self.checked, "hashed": self.hashed,
+                "trusted_cached": self.trusted, "missing": self.missing, "extra": self.extra,
+                "changed": self.changed, "unreadable": self.unreadable, "verified": self.ok}
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def require_folder(folder: Path, what: str) -> Path:
+    folder = folder.expanduser().resolve()
+    if not folder.is_dir():
+        raise InputError(f"{what} {folder} is not a folder", hint="pass an existing folder")
+    return folder
+
+
+def _hash_entries(folder: Path, entries: list[Entry], *, workers: int | None, progress: Progress,
+                  cache: HashCache | None) -> tuple[dict[str, str], list[str]]:
+    """Digest of each entry, in parallel; names that could not be read are returned apart."""
+    progress.start(f"hashing {folder.name}", sum(e.size for e in entries), unit="bytes")
+    started = time.time_ns()
+    digests: dict[str, str] = {}
+    unreadable: list[str] = []
+    by_path = {str(folder / e.path): e for e in entries}
+    results = hash_files((folder / e.path for e in entries), workers=workers, on_bytes=progress.advance)
+    for path, result in results:
+        name = str(path.relative_to(folder))
+        if isinstance(result, OSError):
+            unreadable.append(name)
+            log.warning("media.hash.unreadable", path=str(path), error=result.strerror)
+        else:
+            digests[name] = result
+    progress.finish()
+    if cache is not None:
+        cache.store(((p, e, digests[e.path]) for p, e in by_path.items() if e.path in digests), hashed_ns=started)
+    return digests, unreadable
+
+
+def build_manifest(folder: Path, out: Path, *, workers: int | None = None, progress: Progress | None = None,
+                   cache: HashCache | None = None) -> ManifestResult:
+    """Hash every regular file under `folder` and write `out` atomically, sorted by name."""
+    folder = require_folder(folder, "folder")
+    entries = sorted(files(folder), key=lambda e: e.path)
+    digests, unreadable = _hash_entries(folder, entries, workers=workers, progress=progress or NoProgress(),
+                                        cache=cache)
+    write_checksum_file(out, ((digests[e.path], e.path) for e in entries if e.path in digests))
+    result = ManifestResult(folder, out.resolve(), len(digests), sum(e.size for e in entries if e.path in digests),
+                            file_sha256(out), unreadable)
+    log.info("media.manifest.written", folder=str(folder), manifest=str(out), files=result.files,
+             unreadable=len(unreadable))
+    return result
+
+
+def read_manifest(path: Path) -> dict[str, str]:
+    """name -> digest; names written as ./x by `find | sha256sum` are accepted too."""
+    entries: dict[str, str] = {}
+    for digest, name in read_checksum_file(path):
+        entries[name[2:] if name.startswith("./") else name] = digest
+    return entries
+
+
+def verify_against(folder: Path, manifest: Path, *, trust_cache: bool = False, workers: int | None = None,
+                   progress: Progress | None = None, cache: HashCache | None = None) -> VerifyResult:
+    """Compare `folder` with `manifest`: missing, extra, changed and unreadable files.
+
+    Every byte is re-read unless `trust_cache`, which reuses cached hashes of files whose size,
+    mtime and inode are unchanged since they were hashed.
+    """
+    folder = require_folder(folder, "folder")
+    expected = read_manifest(manifest)
+    result = VerifyResult(folder, manifest.resolve())
+    on_disk = sorted(files(folder), key=lambda e: e.path)
+    to_hash: list[Entry] = []
+    actual: dict[str, str] = {}
+    for entry in on_disk:
+        if entry.path not in expected:
+            result.extra.append(entry.path)
+            continue
+        cached = cache.lookup(str(folder / entry.path), entry) if (trust_cache and cache is not None) else None
+        if cached is not None:
+            actual[entry.path] = cached
+            result.trusted += 1
+        else:
+            to_hash.append(entry)
+    digests, result.unreadable = _hash_entries(folder, to_hash, workers=workers,
+                                               progress=progress or NoProgress(), cache=cache)
+    actual.update(digests)
+    result.hashed = len(digests)
+    seen = {e.path for e in on_disk}
+    result.missing = sorted(name for name in expected if name not in seen)
+    result.changed = sorted(name for name, digest in actual.items() if expected[name] != digest)
+    result.checked = len(actual)
+    log.info("media.verify.done", folder=str(folder), manifest=str(manifest), checked=result.checked,
+             trusted=result.trusted, missing=len(result.missing), extra=len(result.extra),
+             changed=len(result.changed), unreadable=len(result.unreadable))
+    return result

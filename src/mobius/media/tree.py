@@ -1,0 +1,85 @@
+"""What a library folder holds: files, folders and symlinks, read without following any link.
+
+The walk never follows a symlink (a link is an entry of its own, its target kept as text), so a
+link pointing outside the library is never read through.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from mobius.safety.atomic import TEMP_PREFIX
+
+FILE, DIR, LINK, OTHER = "file", "dir", "link", "other"
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One entry under a library root; `path` is relative, '/'-separated."""
+
+    path: str
+    kind: str
+    size: int = 0
+    mtime_ns: int = 0
+    inode: int = 0
+    mode: int = 0
+    link: str | None = None
+
+    @property
+    def identity(self) -> tuple[int, int, int]:
+        """What must stay equal for a cached hash of this file to still hold."""
+        return (self.size, self.mtime_ns, self.inode)
+
+
+def _kind(st_mode: int) -> str:
+    if stat.S_ISREG(st_mode):
+        return FILE
+    if stat.S_ISDIR(st_mode):
+        return DIR
+    if stat.S_ISLNK(st_mode):
+        return LINK
+    return OTHER
+
+
+def walk(root: Path, *, include_temps: bool = False) -> Iterator[Entry]:
+    """Every entry under `root` (not `root` itself), parents before children, names sorted.
+
+    Mobius temp files (a killed run's leftovers) are skipped unless `include_temps`.
+    """
+    stack = [""]
+    while stack:
+        rel_dir = stack.pop()
+        folder = os.path.join(root, rel_dir) if rel_dir else str(root)
+        with os.scandir(folder) as it:
+            items = sorted(it, key=lambda e: e.name)
+        subdirs = []
+        for item in items:
+            if not include_temps and item.name.startswith(TEMP_PREFIX):
+                continue
+            rel = f"{rel_dir}/{item.name}" if rel_dir else item.name
+            st = item.stat(follow_symlinks=False)
+            kind = _kind(st.st_mode)
+            link = os.readlink(item.path) if kind == LINK else None
+            yield Entry(rel, kind, st.st_size if kind == FILE else 0, st.st_mtime_ns, st.st_ino,
+                        stat.S_IMODE(st.st_mode), link)
+            if kind == DIR:
+                subdirs.append(rel)
+        stack.extend(reversed(subdirs))
+
+
+def files(root: Path) -> Iterator[Entry]:
+    """Only the regular files under `root`."""
+    return (entry for entry in walk(root) if entry.kind == FILE)
+
+
+def points_outside(root: Path, entry: Entry) -> bool:
+    """True when a symlink's target resolves outside `root` (it is then never read through)."""
+    assert entry.link is not None
+    base = root / entry.path
+    target = Path(entry.link) if os.path.isabs(entry.link) else base.parent / entry.link
+    resolved = Path(os.path.normpath(target))
+    return not resolved.is_relative_to(Path(os.path.normpath(root)))

@@ -1,9 +1,197 @@
-"""`mobius golden`: see mobius.golden."""
+"""`mobius golden ...`: see mobius.golden."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
+
+golden_app = typer.Typer(help="Golden files: pin a preview's frames, loudness and container; check renders "
+                              "against them.", no_args_is_help=True)
+
+_SSIM = typer.Option(None, "--ssim", help="Minimum luma SSIM per frame (default: golden.json, else 0.995).")
+_LUFS = typer.Option(None, "--lufs-tol", help="Max integrated loudness deviation in LU (default 1.0).")
+_TP = typer.Option(None, "--tp-tol", help="Max true-peak deviation in dB (default 1.0).")
+_JUNIT = typer.Option(None, "--junit", help="Write JUnit XML here (one test case per check).")
+_HTML = typer.Option(None, "--html", help="Write an HTML report here (golden/current/diff side by side).")
+_FRAMES = typer.Option(None, "--frames", help="Frame times in seconds (default: the old golden's, else 5,10,20).")
+_PER_OS = typer.Option(False, "--per-os", help="Use tests/golden/<slug>/<os>/ (also MOBIUS_GOLDEN_PER_OS=1).")
+
+
+def _frames(value: str | None) -> list[float] | None:
+    from mobius.errors import InputError
+
+    if not value:
+        return None
+    try:
+        times = [float(part) for part in value.split(",") if part.strip()]
+    except ValueError:
+        raise InputError(f"--frames {value!r} is not a list of seconds", hint="e.g. --frames 5,10,20") from None
+    if not times or any(t < 0 for t in times):
+        raise InputError(f"--frames {value!r} must list times >= 0", hint="e.g. --frames 5,10,20")
+    return times
+
+
+def _finish(reports, junit: Path | None, html: Path | None, result: dict) -> None:
+    """Write the reports, print the lines; exit 2 (with the same JSON object) when a check failed."""
+    from mobius.cli.context import current
+    from mobius.cli.output import emit
+    from mobius.errors import EXIT_VERIFY, VerificationError
+    from mobius.golden import write_html, write_junit
+
+    ws = current.workspace()
+    if junit:
+        result["junit"] = write_junit(reports, ws.resolve(junit))
+    if html:
+        result["html"] = write_html(reports, ws.resolve(html))
+    lines = [line for report in reports for line in report.lines()]
+    lines += [f"JUnit: {result['junit']}"] if junit else []
+    lines += [f"HTML report: {result['html']}"] if html else []
+    failed = [f"{r.game}: {c.line().strip()}" for r in reports for c in r.failures]
+    if not failed:
+        emit(result, lines)
+        return
+    message = f"golden check: {len(failed)} check(s) failed in {sum(not r.passed for r in reports)} game(s)"
+    if current.json:
+        emit({**result, "ok": False, "exit_code": EXIT_VERIFY, "error": message})
+        raise typer.Exit(EXIT_VERIFY)
+    emit({}, lines)
+    raise VerificationError(message, hint="see the lines above; heat maps are in tests/golden/<slug>/debug/",
+                            details=failed)
+
+
+@golden_app.command("generate")
+def generate_command(
+    game: str = typer.Option(..., "--game", "-g", help="Game slug."),
+    video: Path = typer.Option(..., "--in", "-i", help="The approved video (MP4)."),
+    frames: str = _FRAMES,
+    per_os: bool = _PER_OS,
+) -> None:
+    """Write tests/golden/<slug>/ from a video: frames, audio_stats.json, container.json, golden.json (atomic).
+
+    Example: mobius golden generate --game sushi-go --in out/sushi-go/preview.mp4 --frames 5,10,20
+    """
+    from mobius.cli.context import current
+    from mobius.cli.output import emit
+    from mobius.golden import generate
+    from mobius.golden.baseline import per_os_enabled
+
+    ws = current.workspace()
+    result = generate(ws, game, ws.resolve(video), frames=_frames(frames), per_os=per_os_enabled(ws, per_os),
+                      progress=current.progress())
+    emit(result.to_dict(), [f"goldens for {game} written to {result.folder}",
+                            f"  frames {', '.join(f'{t:g} s' for t in result.frames)}; "
+                            f"{result.audio['integrated_lufs']} LUFS, true peak {result.audio['true_peak_dbtp']} dBTP; "
+                            f"{result.container['codec']} {result.container['width']}x{result.container['height']}"])
+
+
+@golden_app.command("check")
+def check_command(
+    game: str = typer.Option(..., "--game", "-g", help="Game slug."),
+    video: Path = typer.Option(..., "--in", "-i", help="The video to check (MP4)."),
+    ssim: float = _SSIM, lufs_tol: float = _LUFS, tp_tol: float = _TP,
+    junit: Path = _JUNIT, html: Path = _HTML, per_os: bool = _PER_OS,
+) -> None:
+    """Hold a video to its goldens: SSIM per frame, loudness, true peak, container. Exit 2 if any check fails.
+
+    Example: mobius golden check --game sushi-go --in out/sushi-go/preview.mp4 --junit golden.xml --html golden.html
+    """
+    from mobius.cli.context import current
+    from mobius.golden import check_video
+    from mobius.golden.baseline import per_os_enabled
+
+    ws = current.workspace()
+    report = check_video(ws, game, ws.resolve(video), overrides={"ssim": ssim, "lufs_tol": lufs_tol, "tp_tol": tp_tol},
+                         per_os=per_os_enabled(ws, per_os), progress=current.progress())
+    _finish([report], junit, html, report.to_dict())
+
+
+@golden_app.command("check-all")
+def check_all_command(
+    ssim: float = _SSIM, lufs_tol: float = _LUFS, tp_tol: float = _TP,
+    junit: Path = _JUNIT, html: Path = _HTML, per_os: bool = _PER_OS,
+) -> None:
+    """Check every game that has goldens against out/<slug>/preview.mp4; one summary, one JUnit file.
+
+    Example: mobius golden check-all --junit golden-all.xml
+    """
+    from mobius.cli.context import current
+    from mobius.golden import check_all
+
+    ws = current.workspace()
+    reports = check_all(ws, overrides={"ssim": ssim, "lufs_tol": lufs_tol, "tp_tol": tp_tol}, per_os=per_os or None,
+                        progress=current.progress())
+    summary = {"passed": all(r.passed for r in reports), "games": [r.to_dict() for r in reports],
+               "failed_games": [r.game for r in reports if not r.passed]}
+    _finish(reports, junit, html, summary)
+
+
+@golden_app.command("approve")
+def approve_command(
+    games: list[str] = typer.Argument(None, help="Games to approve (default: every spec in games/)."),
+    frames: str = _FRAMES,
+    per_os: bool = _PER_OS,
+) -> None:
+    """Back up the goldens, render each game, generate its goldens; refused if `pipeline test` fails.
+
+    Example: mobius golden approve sushi-go love-letter
+    """
+    from mobius.cli.context import current
+    from mobius.cli.output import emit
+    from mobius.golden import approve
+
+    ws = current.workspace()
+    result = approve(ws, games or None, per_os=per_os or None, frames=_frames(frames), progress=current.progress())
+    lines = [f"backed up the previous goldens to {result.backup}"] if result.backup else []
+    lines += [f"approved {g.game}: {g.video} -> {g.folder}" for g in result.games]
+    emit(result.to_dict(), lines)
+
+
+@golden_app.command("update")
+def update_command(
+    game: str = typer.Argument(..., help="Game slug."),
+    per_os: bool = _PER_OS,
+) -> None:
+    """Regenerate one game's goldens (the runbook's golden:update:<game>): back up, render, generate.
+
+    Example: mobius golden update sushi-go
+    """
+    approve_command([game], None, per_os)
+
+
+@golden_app.command("backup")
+def backup_command() -> None:
+    """Archive tests/golden into backups/golden_<UTC>.tar.zst with a .sha256 sidecar.
+
+    Example: mobius golden backup
+    """
+    from mobius.cli.context import current
+    from mobius.cli.output import emit
+    from mobius.golden import backup_goldens
+
+    result = backup_goldens(current.workspace(), progress=current.progress())
+    emit({"archive": result.path, "sha256": result.sha256},
+         [f"golden backup: {result.path}", f"  sha256 {result.sha256}"])
+
+
+@golden_app.command("restore")
+def restore_command(archive: Path = typer.Argument(..., help="A golden_*.tar.zst archive.")) -> None:
+    """Verify a golden archive and put its tree back as tests/golden (the current goldens are backed up first).
+
+    Example: mobius golden restore backups/golden_20261125T1000Z.tar.zst
+    """
+    from mobius.cli.context import current
+    from mobius.cli.output import emit
+    from mobius.golden import restore_goldens
+
+    ws = current.workspace()
+    result = restore_goldens(ws, ws.resolve(archive), progress=current.progress())
+    lines = [f"restored {result['archive']} into {result['restored_to']} ({', '.join(result['games']) or 'empty'})"]
+    if result["previous_goldens_backup"]:
+        lines.append(f"  the goldens it replaced are in {result['previous_goldens_backup']}")
+    emit(result, lines)
 
 
 def register(app: typer.Typer) -> None:
     """Add this capability's commands to the root app."""
+    app.add_typer(golden_app, name="golden")

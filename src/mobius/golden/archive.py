@@ -1,0 +1,71 @@
+"""The runbook's tar of tests/golden and its rollback, through the backup machinery (mobius.backup).
+
+`backup_goldens` archives the whole golden tree into the workspace's backups folder as
+`golden_<UTC stamp>.tar.zst` with a sha256 sidecar. `restore_goldens` verifies an archive, backs up
+the goldens it is about to replace, extracts into a temp folder beside tests/golden and swaps it
+in by rename, so a failed restore leaves the current goldens as they were.
+"""
+
+from __future__ import annotations
+
+import secrets
+import shutil
+from pathlib import Path
+
+from mobius.config import Workspace
+from mobius.errors import EnvironmentProblem, InputError
+from mobius.golden.baseline import swap_in
+from mobius.log import get_logger
+from mobius.progress import Progress
+from mobius.safety.atomic import TEMP_PREFIX
+
+PREFIX = "golden"
+MEMBER_ROOT = "library"  # write_archive stores the source tree under this top folder
+
+
+def _backup_api():
+    try:
+        from mobius.backup import restore_archive, verify_archive, write_archive
+    except ImportError as exc:
+        raise EnvironmentProblem(f"the backup machinery is not available: {exc}",
+                                 hint="this build lacks mobius.backup.write_archive/verify_archive/restore_archive"
+                                 ) from None
+    return write_archive, verify_archive, restore_archive
+
+
+def has_goldens(ws: Workspace) -> bool:
+    return ws.golden.is_dir() and any(p for p in ws.golden.iterdir() if not p.name.startswith("."))
+
+
+def backup_goldens(ws: Workspace, *, progress: Progress | None = None):
+    """Archive tests/golden into backups/golden_<stamp>.tar.zst (+ .sha256); returns the backup result."""
+    write_archive, _, _ = _backup_api()
+    if not has_goldens(ws):
+        raise InputError(f"no goldens to back up in {ws.golden}",
+                         hint="approve a render first: `mobius golden approve`")
+    result = write_archive(ws.golden, ws.backups, PREFIX, progress=progress)
+    get_logger().info("golden.backup.done", archive=str(result.path), sha256=result.sha256)
+    return result
+
+
+def restore_goldens(ws: Workspace, archive: Path, *, progress: Progress | None = None) -> dict[str, object]:
+    """Replace tests/golden with the archive's tree, after verifying it and backing up the current one."""
+    _, verify_archive, restore_archive = _backup_api()
+    archive = Path(archive).expanduser().resolve()
+    if not archive.is_file():
+        raise InputError(f"archive not found: {archive}", hint=f"list golden backups with `ls {ws.backups}`")
+    verify_archive(archive)
+    previous = backup_goldens(ws, progress=progress).path if has_goldens(ws) else None
+    ws.golden.parent.mkdir(parents=True, exist_ok=True)
+    staging = ws.golden.parent / f"{TEMP_PREFIX}golden-restore-{secrets.token_hex(4)}"
+    try:
+        restore_archive(archive, staging, member_root=MEMBER_ROOT, progress=progress)
+        if not staging.is_dir():
+            staging.mkdir()
+        swap_in(staging, ws.golden)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    get_logger().info("golden.restore.done", archive=str(archive), previous=str(previous) if previous else None)
+    return {"archive": archive, "restored_to": ws.golden, "previous_goldens_backup": previous,
+            "games": sorted(p.name for p in ws.golden.iterdir() if p.is_dir() and not p.name.startswith("."))}

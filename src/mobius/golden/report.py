@@ -1,0 +1,143 @@
+"""What a check leaves behind for people and CI: diff heat maps, JUnit XML, an HTML page.
+
+JUnit: one <testsuite> per game, one <testcase> per check, a <failure> in each failed one, and
+the counts on both levels. HTML: one self-contained file (images embedded as data URIs) that shows
+golden, current and diff side by side for every frame, then every metric with its verdict.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+from mobius.safety.atomic import atomic_write, atomic_write_text
+
+HEAT = ((0.0, (0, 0, 0)), (0.25, (120, 0, 120)), (0.5, (230, 40, 30)), (0.75, (255, 170, 0)), (1.0, (255, 255, 210)))
+
+
+def heatmap(expected, current):
+    """An RGB uint8 picture of where the frames differ: 1 - SSIM per pixel, over a dimmed golden."""
+    import numpy as np
+
+    from mobius.golden.ssim import ssim_map
+
+    loss = np.clip(1.0 - ssim_map(expected, current), 0.0, 1.0)
+    level = np.clip(loss / 0.5, 0.0, 1.0)
+    xs = [p for p, _ in HEAT]
+    rgb = np.stack([np.interp(level, xs, [c[k] for _, c in HEAT]) for k in range(3)], axis=-1)
+    backdrop = np.asarray(expected, dtype=np.float64)[..., None] * 0.35
+    mix = np.where(level[..., None] > 0.02, rgb, backdrop)
+    return np.clip(mix + 0.5, 0, 255).astype(np.uint8)
+
+
+def _png(array, path: Path) -> Path:
+    from PIL import Image
+
+    with atomic_write(path, "wb") as handle:
+        Image.fromarray(array).save(handle, format="PNG")
+    return path
+
+
+def write_debug_images(debug: Path, name: str, expected, current) -> dict[str, Path]:
+    """debug/<frame>_current.png and debug/<frame>_diff.png for a failed frame."""
+    stem = name.removesuffix(".png")
+    files = {"current": _png(current, debug / f"{stem}_current.png")}
+    if getattr(expected, "shape", None) == getattr(current, "shape", None):
+        files["diff"] = _png(heatmap(expected, current), debug / f"{stem}_diff.png")
+    return files
+
+
+def junit_xml(reports) -> str:
+    """JUnit XML for one or more CheckReports."""
+    root = ET.Element("testsuites", name="mobius golden", tests=str(sum(len(r.checks) for r in reports)),
+                      failures=str(sum(len(r.failures) for r in reports)), errors="0",
+                      time=f"{sum(r.seconds for r in reports):.3f}")
+    for report in reports:
+        suite = ET.SubElement(root, "testsuite", name=f"golden.{report.game}", tests=str(len(report.checks)),
+                              failures=str(len(report.failures)), errors="0", skipped="0",
+                              time=f"{report.seconds:.3f}")
+        props = ET.SubElement(suite, "properties")
+        ET.SubElement(props, "property", name="video", value=str(report.video))
+        ET.SubElement(props, "property", name="golden", value=str(report.golden))
+        for check in report.checks:
+            case = ET.SubElement(suite, "testcase", classname=f"golden.{report.game}", name=check.name, time="0")
+            ET.SubElement(case, "system-out").text = check.line()
+            if not check.passed:
+                failure = ET.SubElement(case, "failure", message=check.message or "check failed", type=check.kind)
+                failure.text = check.line()
+    ET.indent(root)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+
+
+def write_junit(reports, path: Path) -> Path:
+    atomic_write_text(path, junit_xml(reports))
+    return path
+
+
+def _data_uri(source) -> str:
+    from PIL import Image
+
+    if isinstance(source, Path):
+        if not source.is_file():
+            return ""
+        data = source.read_bytes()
+    else:
+        buffer = io.BytesIO()
+        Image.fromarray(source).save(buffer, format="PNG")
+        data = buffer.getvalue()
+    return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
+
+
+STYLE = """body{font-family:system-ui,sans-serif;margin:2em;color:#222}h2{margin-top:2em}
+table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}
+.pass{color:#176b2c;font-weight:bold}.fail{color:#b00020;font-weight:bold}
+.frames{display:flex;gap:8px}.frames figure{margin:0}.frames img{width:320px;border:1px solid #999}"""
+
+
+def html_report(reports) -> str:
+    """A self-contained HTML page for one or more CheckReports."""
+    esc = html.escape
+    out = ["<!doctype html><html><head><meta charset='utf-8'><title>mobius golden check</title>",
+           f"<style>{STYLE}</style></head><body><h1>Golden check</h1>"]
+    total = sum(len(r.checks) for r in reports)
+    failed = sum(len(r.failures) for r in reports)
+    out.append(f"<p>{total} checks, <span class='{'fail' if failed else 'pass'}'>{failed} failed</span></p>")
+    for report in reports:
+        verdict = "pass" if report.passed else "fail"
+        out.append(f"<h2>{esc(report.game)} <span class='{verdict}'>{verdict.upper()}</span></h2>")
+        out.append(f"<p>video {esc(str(report.video))}<br>golden {esc(str(report.golden))}</p>")
+        for check in (c for c in report.checks if c.kind == "frame"):
+            t = float(check.name.removeprefix("frame.").removesuffix("s"))
+            golden_img = _data_uri(check.files["golden"]) if "golden" in check.files else ""
+            current = check.files.get("current")
+            if current is None and t in report.planes:
+                current_img = _data_uri(report.planes[t])
+            else:
+                current_img = _data_uri(current) if current else ""
+            diff_img = _data_uri(check.files["diff"]) if "diff" in check.files else ""
+            cls = "pass" if check.passed else "fail"
+            out.append(f"<h3>{esc(check.name)}: SSIM {esc(str(check.measured))} "
+                       f"<span class='{cls}'>{cls.upper()}</span></h3><div class='frames'>")
+            for label, src in (("golden", golden_img), ("current", current_img), ("diff (1 - SSIM)", diff_img)):
+                if src:
+                    out.append(f"<figure><img src='{src}' alt='{label}'><figcaption>{label}</figcaption></figure>")
+            out.append("</div>")
+        out.append("<table><tr><th>check</th><th>measured</th><th>golden</th><th>deviation</th>"
+                   "<th>threshold</th><th>verdict</th><th>note</th></tr>")
+        for check in report.checks:
+            cls = "pass" if check.passed else "fail"
+            cells = [check.name, check.measured, check.expected, check.deviation,
+                     f"{check.rule} {check.threshold}".strip() if check.threshold is not None else ""]
+            out.append("<tr>" + "".join(f"<td>{esc('' if c is None else str(c))}</td>" for c in cells)
+                       + f"<td class='{cls}'>{cls.upper()}</td><td>{esc(check.message)}</td></tr>")
+        out.append("</table>")
+    out.append("</body></html>\n")
+    return "".join(out)
+
+
+def write_html(reports, path: Path) -> Path:
+    atomic_write_text(path, html_report(reports))
+    return path

@@ -1,0 +1,68 @@
+"""The runbook's golden-file migration steps: approve/update (back up, render, generate) and check-all."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mobius.config import Workspace
+from mobius.errors import InputError, VerificationError
+from mobius.golden.baseline import GenerateResult, games_with_goldens, generate, per_os_enabled
+from mobius.golden.check import CheckReport, check_video
+from mobius.log import get_logger
+from mobius.progress import Progress
+
+
+@dataclass
+class ApproveResult:
+    backup: Path | None = None
+    games: list[GenerateResult] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, object]:
+        return {"backup": self.backup, "games": [g.to_dict() for g in self.games]}
+
+
+def approve(ws: Workspace, games: list[str] | None = None, *, per_os: bool | None = None,
+            frames: list[float] | None = None, progress: Progress | None = None) -> ApproveResult:
+    """For each game: refuse unless `pipeline test` passes; back up the goldens; render; generate.
+
+    Nothing is touched when any game fails the pipeline test.
+    """
+    from mobius.golden.archive import backup_goldens, has_goldens
+    from mobius.render import pipeline_test, render_game
+    from mobius.render.spec import list_specs
+
+    chosen = games or [p.stem for p in list_specs(ws.games)]
+    if not chosen:
+        raise InputError(f"no game specs in {ws.games}", hint="add games/<slug>.yaml or run `mobius init --sample`")
+    report = pipeline_test(ws, chosen, progress=progress)
+    if not report.passed:
+        failures = report.failures()
+        raise VerificationError(f"golden approve refused: the pipeline test failed ({failures[0]})",
+                                hint="fix what `mobius pipeline test` names, then approve again", details=failures)
+    result = ApproveResult()
+    if has_goldens(ws):
+        result.backup = backup_goldens(ws, progress=progress).path
+    use_per_os = per_os_enabled(ws, per_os)
+    for game in chosen:
+        rendered = render_game(ws, game, progress=progress)
+        result.games.append(generate(ws, rendered.game, rendered.path, frames=frames, per_os=use_per_os,
+                                     progress=progress))
+    get_logger().info("golden.approved", games=chosen, backup=str(result.backup) if result.backup else None)
+    return result
+
+
+def check_all(ws: Workspace, *, overrides: dict[str, float | None] | None = None, per_os: bool | None = None,
+              videos: dict[str, Path] | None = None, progress: Progress | None = None) -> list[CheckReport]:
+    """Check every game that has goldens against its rendered preview (out/<slug>/preview.mp4)."""
+    from mobius.render import default_output
+
+    games = games_with_goldens(ws)
+    if not games:
+        raise InputError(f"no goldens in {ws.golden}", hint="approve renders first: `mobius golden approve`")
+    use_per_os = per_os_enabled(ws, per_os)
+    reports = []
+    for game in games:
+        video = (videos or {}).get(game) or default_output(ws, game)
+        reports.append(check_video(ws, game, video, overrides=overrides, per_os=use_per_os, progress=progress))
+    return reports

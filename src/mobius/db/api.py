@@ -123,8 +123,13 @@ def _plan(migrations: list[Migration], applied: dict[int, history.AppliedMigrati
 
 def migrate_database(ws: Workspace, *, to: int | None = None, backup: bool = True, progress: Progress | None = None,
                      dry_run: bool = False, rehearse: bool = False, confirm: Confirm | None = None,
+                     on_rehearsal: Callable[[dict[str, Any]], None] | None = None,
                      migrations: list[Migration] | None = None) -> dict[str, Any]:
-    """Apply pending migrations (up to `to`): lock, dump, optional rehearsal, then one transaction each."""
+    """Apply pending migrations (up to `to`): lock, dump, optional rehearsal, then one transaction each.
+
+    With `rehearse`, the plan runs first on a throwaway copy; `on_rehearsal` sees its report, then
+    `confirm(question)` must say yes before the real run.
+    """
     progress = progress or NoProgress()
     log = get_logger()
     target = target_for(ws)
@@ -152,7 +157,8 @@ def migrate_database(ws: Workspace, *, to: int | None = None, backup: bool = Tru
         plan = _plan(migrations, applied, to)
         problems = [p for m in plan for p in m.problems()]
         if problems:
-            raise InputError(f"{len(problems)} pending migration(s) cannot be applied yet", details=problems,
+            raise InputError(f"{len({m.version for m in plan if m.problems()})} pending migration(s) are not "
+                             "ready to apply", details=problems,
                              hint="finish the files (mobius db status lists them)")
         if not backup and any(m.irreversible for m in plan):
             names = ", ".join(m.label for m in plan if m.irreversible)
@@ -166,6 +172,8 @@ def migrate_database(ws: Workspace, *, to: int | None = None, backup: bool = Tru
         result["dump"] = dump
         if rehearse:
             result["rehearsal"] = _rehearse(ws, target, plan, applied, dump, run_id)
+            if on_rehearsal is not None:
+                on_rehearsal(result["rehearsal"])
             question = f"apply {len(plan)} migration(s) to {target.display}?"
             if not (confirm or _refuse)(question):
                 raise InputError("migration not confirmed; nothing was applied (the rehearsal copy is gone)")

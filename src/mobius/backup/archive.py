@@ -1,0 +1,320 @@
+"""Writing an archive in one pass: every file read once, the archive written once.
+
+Each file is hashed while its bytes are copied into the tar stream; the compressed stream is
+hashed while it is written (on a writer thread, so the two hashes run on two cores). Nothing
+is re-read to make the sidecar. The archive lives under a temporary name until it is complete
+and fsynced; its sidecar and log are written first, so an archive under its final name always
+has both.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import hashlib
+import os
+import queue
+import stat
+import tarfile
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mobius.backup import catalog
+from mobius.backup.compression import DEFAULT, Codec, Compressor
+from mobius.backup.manifest import DIR, FILE, MANIFEST_NAME, SUMS_NAME, ManifestEntry, header_line
+from mobius.backup.tree import Listing, walk_tree
+from mobius.errors import VerificationError
+from mobius.log import get_logger
+from mobius.progress import NoProgress, Progress
+from mobius.safety.atomic import fsync_dir, temp_name_for
+from mobius.safety.checksums import format_line
+from mobius.safety.diskspace import require_free_space
+from mobius.safety.hashing import CHUNK
+from mobius.safety.lock import FileLock
+
+BLOCK = tarfile.BLOCKSIZE
+RECORD = tarfile.RECORDSIZE
+HEADER_ALLOWANCE = 3 * BLOCK  # tar header (+ a PAX header for long or non-ASCII names) per entry
+LOCK_NAME = ".mobius-backup.lock"
+_TAR_TYPES = {FILE: tarfile.REGTYPE, DIR: tarfile.DIRTYPE}
+
+
+@dataclass
+class BackupResult:
+    """What `write_archive` / `create_backup` made. `bytes` counts file contents, `archive_bytes` the archive."""
+
+    path: Path
+    sha256: str
+    files: int
+    bytes: int
+    seconds: float
+    dirs: int = 0
+    symlinks: int = 0
+    archive_bytes: int = 0
+    compression: str = DEFAULT.name
+    sidecar: Path | None = None
+    log: Path | None = None
+    extras: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    verified: bool = False
+    verify_seconds: float | None = None
+    deleted: list[Path] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "path": self.path, "sha256": self.sha256, "files": self.files, "bytes": self.bytes,
+            "seconds": round(self.seconds, 3), "dirs": self.dirs, "symlinks": self.symlinks,
+            "archive_bytes": self.archive_bytes, "compression": self.compression, "sidecar": self.sidecar,
+            "log": self.log, "extras": self.extras, "skipped": self.skipped, "verified": self.verified,
+            "verify_seconds": None if self.verify_seconds is None else round(self.verify_seconds, 3),
+            "deleted": self.deleted,
+        }
+
+
+class _HashingFile:
+    """The archive's bytes go to disk on a writer thread that also hashes them."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=16)
+        self._digest = hashlib.sha256()
+        self.size = 0
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="archive-writer", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            data = self._queue.get()
+            if data is None:
+                return
+            if self._error is not None:
+                continue
+            try:
+                self._digest.update(data)
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(self._fd, view):]
+                self.size += len(data)
+            except BaseException as exc:  # noqa: BLE001 - re-raised on the caller's thread
+                self._error = exc
+
+    def write(self, data: bytes) -> None:
+        if self._error is not None:
+            raise self._error
+        if data:
+            self._queue.put(data)
+
+    def close(self) -> str:
+        """Drain, fsync, drop the pages from the cache (so a verify reads the disk), return the sha256."""
+        self._queue.put(None)
+        self._thread.join()
+        try:
+            if self._error is not None:
+                raise self._error
+            os.fsync(self._fd)
+            with contextlib.suppress(OSError, AttributeError):
+                os.posix_fadvise(self._fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        finally:
+            os.close(self._fd)
+        return self._digest.hexdigest()
+
+    def abort(self) -> None:
+        if self._thread.is_alive():
+            self._error = self._error or RuntimeError("aborted")
+            self._queue.put(None)
+            self._thread.join()
+        with contextlib.suppress(OSError):
+            os.close(self._fd)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.path)
+
+
+class _TarStream:
+    """tar records in, compressed bytes out; small pieces batched so the pipeline moves in ~1 MiB steps."""
+
+    def __init__(self, out: _HashingFile, compressor: Compressor, progress: Progress):
+        self._out = out
+        self._compressor = compressor
+        self._pending = bytearray()
+        self._offset = 0
+        self._progress = progress
+
+    def _emit(self, data: bytes) -> None:
+        self._offset += len(data)
+        if not self._pending and len(data) >= CHUNK:
+            self._out.write(self._compressor.compress(data))
+            return
+        self._pending += data
+        if len(self._pending) >= CHUNK:
+            self._out.write(self._compressor.compress(bytes(self._pending)))
+            self._pending.clear()
+
+    def add(self, entry: ManifestEntry, size: int = 0) -> None:
+        info = tarfile.TarInfo(entry.path)
+        info.type = _TAR_TYPES.get(entry.type, tarfile.SYMTYPE)
+        info.size = size if entry.type == FILE else 0
+        info.mode = entry.mode & 0o7777
+        info.mtime = entry.mtime_ns // 1_000_000_000
+        info.linkname = entry.target or ""
+        info.uname = info.gname = ""
+        self._emit(info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape"))
+
+    def data(self, chunk: bytes) -> None:
+        self._emit(chunk)
+
+    def pad(self) -> None:
+        remainder = self._offset % BLOCK
+        if remainder:
+            self._emit(b"\0" * (BLOCK - remainder))
+
+    def add_stream(self, entry: ManifestEntry, handle, size: int) -> None:
+        """A member whose bytes come from an open binary file (the manifest members)."""
+        self.add(entry, size)
+        copied = 0
+        while chunk := handle.read(CHUNK):
+            self._emit(chunk)
+            copied += len(chunk)
+        if copied != size:
+            raise RuntimeError(f"{entry.path}: expected {size} bytes, copied {copied}")
+        self.pad()
+
+    def close(self) -> None:
+        self._emit(b"\0" * (2 * BLOCK))
+        remainder = self._offset % RECORD
+        if remainder:
+            self._emit(b"\0" * (RECORD - remainder))
+        if self._pending:
+            self._out.write(self._compressor.compress(bytes(self._pending)))
+            self._pending.clear()
+        self._out.write(self._compressor.flush())
+
+
+def _copy_file(tar: _TarStream, entry: ManifestEntry, local: Path, sums, progress: Progress) -> None:
+    """Copy one file into the tar, hashing it on the way; refuse a file that changes under us."""
+    changed = VerificationError(f"{local} changed while it was being backed up",
+                                hint="stop whatever writes to the library, then run the backup again")
+    try:
+        fd = os.open(local, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError as exc:
+        raise VerificationError(f"cannot read {local}: {exc.strerror}", hint="check its permissions") from None
+    with open(fd, "rb", buffering=0) as handle:
+        before = os.fstat(fd)
+        if not stat.S_ISREG(before.st_mode) or before.st_size != entry.size or before.st_mtime_ns != entry.mtime_ns:
+            raise changed
+        tar.add(entry, entry.size)
+        digest = hashlib.sha256()
+        remaining = entry.size
+        while remaining:
+            chunk = handle.read(min(CHUNK, remaining))
+            if not chunk:
+                raise changed
+            digest.update(chunk)
+            tar.data(chunk)
+            remaining -= len(chunk)
+            progress.advance(len(chunk))
+        after = os.fstat(fd)
+        if after.st_size != entry.size or after.st_mtime_ns != entry.mtime_ns:
+            raise changed
+    tar.pad()
+    sums.write(format_line(digest.hexdigest(), entry.path))
+
+
+def utc_stamp(now: dt.datetime | None = None) -> str:
+    return (now or dt.datetime.now(dt.UTC)).strftime("%Y%m%dT%H%M%SZ")
+
+
+def write_archive(source: Path, dest_dir: Path, prefix: str, *, extra_files: dict[str, Path] | None = None,
+                  progress: Progress | None = None, codec: Codec = DEFAULT) -> BackupResult:
+    """Archive the folder `source` (as `library/...`) plus `extra_files` into `dest_dir/<prefix>_<UTC stamp>.tar.zst`.
+
+    Writes the `.sha256` sidecar (sha256sum format) and the `.log.jsonl` backup log beside it.
+    Refuses (exit 5) before writing anything when `dest_dir` lacks room for the contents.
+    """
+    progress = progress or NoProgress()
+    log = get_logger()
+    started = time.monotonic()
+    source = Path(source).expanduser().resolve()
+    dest_dir = Path(dest_dir).expanduser().resolve()
+    extra_files = {name: Path(path) for name, path in (extra_files or {}).items()}
+    with tempfile.TemporaryDirectory(prefix="mobius-backup-") as scratch:
+        listing = walk_tree(source, Listing(Path(scratch) / "listing.jsonl"), exclude=dest_dir,
+                            extra_files=extra_files)
+        needed = listing.bytes + listing.entries * HEADER_ALLOWANCE + 2 * listing.path.stat().st_size + RECORD
+        require_free_space(dest_dir, needed, what=f"a backup of {source}")
+        dest_dir.mkdir(parents=True, exist_ok=True)
+        with FileLock(dest_dir / LOCK_NAME, timeout=600, what=f"a backup into {dest_dir}"):
+            catalog.remove_leftovers(dest_dir, prefix)
+            name = catalog.new_archive_name(dest_dir, prefix, utc_stamp(), codec.extension)
+            final = dest_dir / name
+            log.info("backup.create.start", archive=str(final), source=str(source), files=listing.files,
+                     bytes=listing.bytes, compression=codec.name)
+            archive = _HashingFile(temp_name_for(final))
+            try:
+                sha256 = _write_members(archive, listing, source, extra_files, Path(scratch), codec, progress)
+            except BaseException:
+                archive.abort()
+                progress.finish()
+                raise
+            progress.finish()
+            seconds = time.monotonic() - started
+            result = BackupResult(path=final, sha256=sha256, files=listing.files, bytes=listing.bytes,
+                                  seconds=seconds, dirs=listing.dirs, symlinks=listing.symlinks,
+                                  archive_bytes=archive.size, compression=codec.name,
+                                  sidecar=catalog.sidecar_path(final), log=catalog.log_path(final),
+                                  extras=listing.extras, skipped=listing.skipped)
+            try:
+                catalog.write_sidecar(final, sha256)
+                catalog.start_log(final, {"event": "backup.created", "source": str(source), **_summary(result)})
+                os.replace(archive.path, final)
+                fsync_dir(dest_dir)
+            except BaseException:
+                archive.abort()
+                catalog.remove_backup_files(final)
+                raise
+    log.info("backup.create.done", **_summary(result))
+    return result
+
+
+def _write_members(archive: _HashingFile, listing: Listing, source: Path, extra_files: dict[str, Path],
+                   scratch: Path, codec: Codec, progress: Progress) -> str:
+    tar = _TarStream(archive, codec.compressor(), progress)
+    header = header_line(created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), source=str(source),
+                         entries=listing.entries, total_bytes=listing.bytes, extras=listing.extras).encode()
+    manifest_size = len(header) + listing.path.stat().st_size
+    manifest_entry = ManifestEntry(MANIFEST_NAME, FILE, manifest_size, 0o644, time.time_ns())
+    tar.add(manifest_entry, manifest_size)
+    tar.data(header)
+    with open(listing.path, "rb") as handle:
+        while chunk := handle.read(CHUNK):
+            tar.data(chunk)
+    tar.pad()
+    progress.start("backup", total=listing.bytes, unit="bytes")
+    sums_path = scratch / "sums.sha256"
+    with open(sums_path, "w", encoding="utf-8", newline="\n") as sums:
+        for entry in listing.read():
+            if entry.type == FILE:
+                local = extra_files[entry.path] if entry.path in extra_files else _local_path(source, entry.path)
+                _copy_file(tar, entry, local, sums, progress)
+            else:
+                tar.add(entry)
+    size = sums_path.stat().st_size
+    with open(sums_path, "rb") as handle:
+        tar.add_stream(ManifestEntry(SUMS_NAME, FILE, size, 0o644, time.time_ns()), handle, size)
+    tar.close()
+    return archive.close()
+
+
+def _local_path(source: Path, member: str) -> Path:
+    return source.joinpath(*member.split("/")[1:])
+
+
+def _summary(result: BackupResult) -> dict[str, Any]:
+    return {"archive": str(result.path), "sha256": result.sha256, "files": result.files, "bytes": result.bytes,
+            "dirs": result.dirs, "symlinks": result.symlinks, "archive_bytes": result.archive_bytes,
+            "compression": result.compression, "seconds": round(result.seconds, 3)}

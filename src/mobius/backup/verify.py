@@ -1,0 +1,276 @@
+"""`verify`: the archive against its sidecar, then every member against the manifest, in one read.
+
+Everything wrong is reported, not just the first thing: each damaged, missing, unexpected or
+unsafe member is named. A legacy archive (plain `tar -czf`, no manifest) is checked against
+its sidecar and for a readable, safe tar structure, with a note that no per-file check exists.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mobius.backup import catalog
+from mobius.backup.manifest import LIBRARY_ROOT, MANIFEST_NAME, SUMS_NAME, ManifestEntry, parse_header
+from mobius.backup.member_index import MemberIndex, text
+from mobius.backup.member_rules import ancestors, kind, member_problem, normalize
+from mobius.backup.reader import ArchiveDamaged, ArchiveReader
+from mobius.errors import InputError, VerificationError
+from mobius.log import get_logger
+from mobius.progress import Progress
+from mobius.safety.checksums import parse_line
+
+MAX_DETAILS = 100
+LEGACY_NOTE = ("no per-file manifest in this archive (made by plain tar?): only the sidecar sha256 and a readable, "
+               "safe tar structure were checked")
+
+
+@dataclass
+class VerifyReport:
+    """The outcome of reading an archive once. `problems` are lines like 'damaged: library/x.png (sha256 differs)'."""
+
+    path: Path
+    sha256: str = ""
+    expected_sha256: str | None = None
+    compression: str = "unknown"
+    has_manifest: bool = False
+    files: int = 0
+    dirs: int = 0
+    symlinks: int = 0
+    bytes: int = 0
+    archive_bytes: int = 0
+    seconds: float = 0.0
+    root: str = LIBRARY_ROOT
+    extras: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    problem_count: int = 0
+    counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.problem_count == 0
+
+    def problem(self, category: str, what: str, total: int = 1) -> None:
+        self.counts[category] = self.counts.get(category, 0) + total
+        self.problem_count += total
+        if len(self.problems) < MAX_DETAILS:
+            self.problems.append(f"{category}: {what}")
+
+    def more(self, category: str, count: int) -> None:
+        self.counts[category] = self.counts.get(category, 0) + count
+        self.problem_count += count
+        self.problems.append(f"{category}: ... and {count} more")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"path": self.path, "ok": self.ok, "sha256": self.sha256, "expected_sha256": self.expected_sha256,
+                "compression": self.compression, "has_manifest": self.has_manifest, "files": self.files,
+                "dirs": self.dirs, "symlinks": self.symlinks, "bytes": self.bytes,
+                "archive_bytes": self.archive_bytes, "seconds": round(self.seconds, 3), "root": self.root,
+                "extras": self.extras, "notes": self.notes, "problems": self.problems,
+                "problem_count": self.problem_count, "counts": self.counts}
+
+    def error(self) -> VerificationError:
+        summary = ", ".join(f"{n} {c}" for c, n in self.counts.items())
+        details = list(self.problems)
+        if len(details) >= MAX_DETAILS:
+            details.append("... (the list stops here; `--json` and the backup's log have the counts)")
+        return VerificationError(f"backup verify: {self.path.name} failed: {summary}",
+                                 hint="do not restore from this archive; use another backup", details=details)
+
+
+def verify_archive(path: Path, progress: Progress | None = None) -> VerifyReport:
+    """Check `path` against its sidecar and manifest; raise VerificationError (exit 2) naming each problem."""
+    report, index = scan(path, progress)
+    index.close()
+    if not report.ok:
+        raise report.error()
+    return report
+
+
+def scan(path: Path, progress: Progress | None = None, *, record: bool = True) -> tuple[VerifyReport, MemberIndex]:
+    """Read the archive once and compare; returns the report and the index (the caller closes it)."""
+    path = Path(path).expanduser().resolve()
+    if not path.is_file():
+        raise InputError(f"no archive at {path}", hint="`mobius backup list` shows the backups")
+    started = time.monotonic()
+    report = VerifyReport(path=path)
+    try:
+        report.expected_sha256 = catalog.read_sidecar(path)
+    except InputError as exc:
+        report.problem("archive", exc.message)
+    index = MemberIndex()
+    try:
+        _read(path, report, index, progress)
+        if report.has_manifest:
+            _compare(report, index)
+        else:
+            report.notes.append(LEGACY_NOTE)
+    except BaseException:
+        index.close()
+        raise
+    if report.expected_sha256 is None and "archive" not in report.counts:
+        report.problem("archive", f"no sidecar {catalog.sidecar_path(path).name}; cannot check the archive's sha256")
+    elif report.expected_sha256 and report.expected_sha256 != report.sha256:
+        report.problem("archive", f"sha256 {report.sha256} differs from the sidecar's {report.expected_sha256}")
+    report.seconds = time.monotonic() - started
+    event = {"event": "backup.verified" if report.ok else "backup.verify_failed", "sha256": report.sha256,
+             "files": report.files, "bytes": report.bytes, "seconds": round(report.seconds, 3),
+             "problems": report.problems[:20], "problem_count": report.problem_count}
+    if record:
+        catalog.append_event(path, event)
+    get_logger().info("backup.verify.done", archive=str(path), ok=report.ok, files=report.files,
+                      bytes=report.bytes, seconds=round(report.seconds, 3), problem_count=report.problem_count)
+    return report, index
+
+
+def _lines(chunks) -> Any:
+    """Lines (bytes) from a stream of chunks, never holding more than one chunk plus a line."""
+    rest = b""
+    for chunk in chunks:
+        rest += chunk
+        *lines, rest = rest.split(b"\n")
+        yield from lines
+    if rest:
+        yield rest
+
+
+def _read(path: Path, report: VerifyReport, index: MemberIndex, progress: Progress | None) -> None:
+    seq = 0
+    tops: set[str] = set()
+    with ArchiveReader(path, progress) as reader:
+        try:
+            for info in reader.members():
+                seq += 1
+                name = normalize(info.name)
+                what = kind(info)
+                if seq == 1 and name == MANIFEST_NAME and what == "file":
+                    _load_manifest(reader, info, report, index)
+                    continue
+                if name == SUMS_NAME and report.has_manifest and what == "file":
+                    index.add_sums(_parse_sums(reader, info, report))
+                    continue
+                problem = member_problem(info, LIBRARY_ROOT if report.has_manifest else "")
+                if problem is None and index.links and any(index.is_link(a) for a in ancestors(name)):
+                    problem = "inside a symlinked folder (would write through a link)"
+                if problem:
+                    report.problem("unsafe", f"{info.name} ({problem})")
+                if name and len(tops) < 2:
+                    tops.add(name.split("/", 1)[0] if "/" in name or what == "dir" else "/")
+                sha = None
+                if what == "file":
+                    sha = _hash(reader, info)
+                    report.files += 1
+                    report.bytes += info.size
+                elif what == "dir":
+                    report.dirs += 1
+                elif what == "symlink":
+                    report.symlinks += 1
+                index.add_seen(seq, name, what, info.size if what == "file" else 0, info.mode, int(info.mtime),
+                               info.linkname if what == "symlink" else None, sha)
+        except ArchiveDamaged as exc:
+            where = f"at member {reader.current}" if reader.current else "at its start"
+            report.problem("damaged", f"archive unreadable {where}: {exc}")
+        report.compression = reader.codec
+        report.sha256, report.archive_bytes, complete = reader.finish()
+        if not complete and not reader.damaged:
+            report.problem("damaged", "compressed stream ends early (archive truncated)")
+    index.flush()
+    if seq == 0 and not report.problem_count:
+        report.problem("damaged", "no members: not a tar archive or empty")
+    if not report.has_manifest:
+        report.root = _legacy_root(tops)
+
+
+def _legacy_root(tops: set[str]) -> str:
+    if LIBRARY_ROOT in tops:
+        return LIBRARY_ROOT
+    top = next(iter(tops)) if len(tops) == 1 else "/"
+    return "" if top == "/" else top
+
+
+def _hash(reader: ArchiveReader, info) -> str:
+    digest = hashlib.sha256()
+    for chunk in reader.chunks(info):
+        digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _load_manifest(reader: ArchiveReader, info, report: VerifyReport, index: MemberIndex) -> None:
+    lines = _lines(reader.chunks(info))
+    header = parse_header(next(lines, b"").decode("utf-8", "surrogateescape"))
+    if header is None:
+        for _ in lines:
+            pass
+        report.notes.append(f"first member {MANIFEST_NAME} is not a Mobius manifest; treated as a legacy archive")
+        return
+    report.has_manifest = True
+    report.root = str(header.get("root", LIBRARY_ROOT))
+    report.extras = list(header.get("extras", []))
+    count = 0
+    batch: list[tuple[int, ManifestEntry]] = []
+    for line in lines:
+        try:
+            entry = ManifestEntry.from_line(line.decode("utf-8", "surrogateescape"))
+        except (ValueError, KeyError, TypeError):
+            report.problem("damaged", f"{MANIFEST_NAME} line {count + 2} is not a manifest entry")
+            continue
+        count += 1
+        batch.append((count, entry))
+        if len(batch) >= 2000:
+            index.add_expected(batch)
+            batch.clear()
+    index.add_expected(batch)
+    if count != int(header.get("entries", count)):
+        report.problem("damaged", f"{MANIFEST_NAME} lists {count} entries, its header says {header.get('entries')}")
+
+
+def _parse_sums(reader: ArchiveReader, info, report: VerifyReport):
+    for number, line in enumerate(_lines(reader.chunks(info)), 1):
+        if not line.strip():
+            continue
+        try:
+            yield parse_line(line.decode("utf-8", "surrogateescape"))
+        except ValueError:
+            report.problem("damaged", f"{SUMS_NAME} line {number} is not a sha256sum line")
+
+
+def _compare(report: VerifyReport, index: MemberIndex) -> None:
+    limit = MAX_DETAILS
+    if index.db.execute("SELECT count(*) FROM sums").fetchone()[0] == 0 and report.files:
+        report.problem("missing", f"{SUMS_NAME} (the last member, with every file's sha256): archive truncated?")
+    checks = [
+        ("missing", "SELECT e.path, NULL FROM expected e LEFT JOIN seen s ON s.path=e.path "
+                    "WHERE s.path IS NULL ORDER BY e.seq"),
+        ("unexpected", "SELECT s.path, NULL FROM seen s LEFT JOIN expected e ON e.path=s.path "
+                       "WHERE e.path IS NULL ORDER BY s.seq"),
+        ("damaged", "SELECT path, 'member appears more than once' FROM seen WHERE dup > 0 ORDER BY seq"),
+        ("damaged", "SELECT s.path, CASE WHEN s.type != e.type THEN 'is a ' || s.type || ', manifest says ' || e.type "
+                    "WHEN e.type='file' AND s.size != e.size THEN 'size ' || s.size || ' != manifest ' || e.size "
+                    "WHEN s.mode != (e.mode & 4095) THEN printf('mode %o != manifest %o', s.mode, e.mode & 4095) "
+                    "WHEN s.mtime != e.mtime_ns / 1000000000 THEN 'mtime differs from the manifest' "
+                    "ELSE 'symlink target differs from the manifest' END "
+                    "FROM seen s JOIN expected e ON e.path=s.path WHERE s.type != e.type "
+                    "OR (e.type='file' AND s.size != e.size) OR s.mode != (e.mode & 4095) "
+                    "OR s.mtime != e.mtime_ns / 1000000000 OR (e.type='symlink' AND s.target IS NOT e.target) "
+                    "ORDER BY s.seq"),
+        ("damaged", "SELECT s.path, 'sha256 differs' FROM seen s JOIN sums m ON m.path=s.path "
+                    "WHERE s.type='file' AND s.sha256 != m.sha256 ORDER BY s.seq"),
+    ]
+    if index.db.execute("SELECT count(*) FROM sums").fetchone()[0]:
+        checks += [
+            ("damaged", f"SELECT e.path, 'no sha256 in {SUMS_NAME}' FROM expected e LEFT JOIN sums m "
+                        "ON m.path=e.path WHERE e.type='file' AND m.path IS NULL ORDER BY e.seq"),
+            ("unexpected", f"SELECT m.path, 'listed in {SUMS_NAME} only' FROM sums m LEFT JOIN expected e "
+                           "ON e.path=m.path WHERE e.path IS NULL"),
+        ]
+    for category, sql in checks:
+        total, rows = index.query(sql, limit)
+        for path, why in rows:
+            name = text(path)
+            report.problem(category, f"{name} ({why})" if why else name)
+        if total > len(rows):
+            report.more(category, total - len(rows))

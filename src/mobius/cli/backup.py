@@ -2,8 +2,117 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
+
+from mobius import backup
+from mobius.cli.context import current
+from mobius.cli.output import confirm, emit, say
+from mobius.safety.diskspace import human_bytes
+
+backup_app = typer.Typer(help="Verified backups of the library: create, verify, restore, test-restore, list.",
+                         no_args_is_help=True)
+
+
+def _archive(name: str) -> Path:
+    ws = current.workspace()
+    return backup.resolve_archive(ws, name)
+
+
+@backup_app.command("create")
+def create(keep: int = typer.Option(None, "--keep", help="Backups to keep (default MOBIUS_BACKUP_KEEP, 5).")) -> None:
+    """Archive the library and the workspace .env into backups/, verify it, then apply retention.
+
+    Example: mobius backup create --keep 5
+    """
+    ws = current.workspace()
+    say(f"backing up {ws.library} into {ws.backups}")
+    result = backup.create_backup(ws, keep=keep, progress=current.progress())
+    lines = [f"archive  {result.path}",
+             f"files    {result.files} ({human_bytes(result.bytes)}; archive {human_bytes(result.archive_bytes)}, "
+             f"{result.compression})",
+             f"sha256   {result.sha256}",
+             f"verified yes ({result.verify_seconds:.1f} s); total {result.seconds:.1f} s"]
+    lines += [f"deleted  {path.name} (retention)" for path in result.deleted]
+    emit(result.to_dict(), lines)
+
+
+@backup_app.command("verify")
+def verify(archive: str = typer.Argument(..., help="Archive path, or its name in backups/")) -> None:
+    """Check the archive against its .sha256 sidecar, then every member against the manifest (exit 2 if not).
+
+    Example: mobius backup verify backups/mobius_library_20261125T230000Z.tar.zst
+    """
+    report = backup.verify_archive(_archive(archive), current.progress())
+    lines = [f"verified {report.path}",
+             f"sha256   {report.sha256} matches the sidecar",
+             f"members  {report.files} files, {report.dirs} folders, {report.symlinks} symlinks "
+             f"({human_bytes(report.bytes)})" + (" match the manifest" if report.has_manifest else "")]
+    lines += [f"note     {note}" for note in report.notes]
+    emit(report.to_dict(), lines)
+
+
+@backup_app.command("restore")
+def restore(
+    archive: str = typer.Argument(..., help="Archive path, or its name in backups/"),
+    to: Path = typer.Option(..., "--to", help="Folder to restore into (an existing one is kept as DIR.rollback.*)"),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+    member_root: str = typer.Option(backup.LIBRARY_ROOT, "--member-root",
+                                    help="Folder inside the archive to restore (legacy archives: detected)."),
+) -> None:
+    """Verify the archive, extract it safely beside DIR, and swap it in by rename.
+
+    Example: mobius backup restore mobius_library_20261125T230000Z.tar.zst --to ./uploads --yes
+    """
+    path = _archive(archive)
+    target = to.expanduser().absolute()
+    replacing = " (the current folder is moved to a .rollback folder)" if target.exists() else ""
+    if not confirm(f"restore {path.name} into {target}{replacing}?", yes=yes):
+        raise typer.Abort()
+    result = backup.restore_archive(path, target, member_root=member_root, progress=current.progress())
+    lines = [f"restored {result.files} files, {result.dirs} folders, {result.symlinks} symlinks "
+             f"({human_bytes(result.bytes)}) into {result.to}"]
+    if result.rollback:
+        lines.append(f"previous content kept in {result.rollback}")
+    lines += [f"note     {note}" for note in result.notes]
+    emit(result.to_dict(), lines)
+
+
+@backup_app.command("test-restore")
+def test_restore(
+    archive: str = typer.Argument(..., help="Archive path, or its name in backups/"),
+    scratch: Path = typer.Option(None, "--scratch", help="Where to restore temporarily (default: beside the archive)"),
+) -> None:
+    """Restore into a temporary folder, compare every entry with the manifest, report, clean up.
+
+    Example: mobius backup test-restore mobius_library_20261125T230000Z.tar.zst
+    """
+    report = backup.test_restore(_archive(archive), scratch=scratch, progress=current.progress())
+    lines = [f"test-restore of {report.archive.name}: OK",
+             f"compared {report.compared} entries ({report.files} files, {human_bytes(report.bytes)}) with "
+             + ("the manifest" if report.has_manifest else "the archive's own listing"),
+             f"took     {report.seconds:.1f} s; the temporary restore was removed"]
+    lines += [f"note     {note}" for note in report.notes]
+    emit(report.to_dict(), lines)
+
+
+@backup_app.command("list")
+def list_command() -> None:
+    """Backups in backups/, newest first, with size, files, created time and verification state.
+
+    Example: mobius backup list --json
+    """
+    ws = current.workspace()
+    infos = backup.list_backups(ws.backups)
+    lines = [f"{len(infos)} backup(s) in {ws.backups}"]
+    for info in infos:
+        files = "?" if info.files is None else str(info.files)
+        lines.append(f"  {info.path.name}  {human_bytes(info.size):>10}  {files:>7} files  "
+                     f"{info.created:%Y-%m-%d %H:%M:%S}Z  {info.state}")
+    emit({"dir": ws.backups, "backups": [info.to_dict() for info in infos]}, lines)
 
 
 def register(app: typer.Typer) -> None:
     """Add this capability's commands to the root app."""
+    app.add_typer(backup_app, name="backup")

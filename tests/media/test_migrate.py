@@ -156,3 +156,18 @@ def test_file_changed_during_copy_is_reported_then_fixed_by_running_again(mobius
     assert not (target / run.path).exists()
     assert migrate(mobius, media_ws, target)[0] == 0
     assert snapshot(target) == snapshot(library)
+
+
+def test_migrate_takes_a_backup_first_and_records_it(mobius, media_ws: Path, tmp_path: Path):
+    (media_ws / "uploads" / "link outside").unlink()  # mobius backup refuses links that leave the library
+    code, out = mobius.json("media", "migrate", "--to", str(tmp_path / "new"), "--yes", "-w", str(media_ws))
+    assert code == 0, out
+    record = out["migration"]
+    archive = Path(record["backup"])
+    assert record["backup_skipped"] is False and archive.is_file()
+    assert archive.parent == media_ws / "backups"
+    import hashlib
+
+    assert hashlib.sha256(archive.read_bytes()).hexdigest() == record["backup_sha256"]
+    listed = mobius.json("media", "migrations", "-w", str(media_ws))[1]["migrations"]
+    assert listed[0]["backup"] == str(archive)

@@ -456,6 +456,9 @@ def test_restore(path: Path, *, scratch: Path | None = None, progress: Progress 
     return outcome
 
 
+test_restore.__test__ = False  # a library function, not a pytest test, when imported into a test module
+
+
 def _compare_tree(tree: Path, report: VerifyReport, index: MemberIndex, root: str) -> TestRestoreReport:
     outcome = TestRestoreReport(archive=report.path, ok=True)
     mismatches = outcome.mismatches

@@ -1,0 +1,70 @@
+"""Damaged archives are detected, and each damaged or missing member is named (exit 2)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mobius.backup import restore_archive, verify_archive, write_archive
+from mobius.errors import VerificationError
+
+
+def _archive(tree: Path, tmp_path: Path) -> Path:
+    return write_archive(tree, tmp_path / "backups", "mobius_library").path
+
+
+def _problems(path: Path) -> list[str]:
+    with pytest.raises(VerificationError) as caught:
+        verify_archive(path)
+    assert caught.value.exit_code == 2
+    return caught.value.details
+
+
+def test_flipped_bit_inside_a_file_names_that_file(tree: Path, tmp_path: Path) -> None:
+    archive = _archive(tree, tmp_path)
+    data = bytearray(archive.read_bytes())
+    needle = (tree / "big.bin").read_bytes()[1_000_000:1_000_064]  # incompressible: stored as is
+    offset = bytes(data).index(needle)
+    data[offset + 10] ^= 0x04
+    archive.write_bytes(bytes(data))
+    problems = _problems(archive)
+    assert "damaged: library/big.bin (sha256 differs)" in problems
+    assert any(p.startswith("archive: sha256") and "differs from the sidecar" in p for p in problems)
+    assert len([p for p in problems if p.startswith("damaged")]) == 1
+
+
+def test_truncated_archive_names_the_files_it_lost(tree: Path, tmp_path: Path) -> None:
+    archive = _archive(tree, tmp_path)
+    data = archive.read_bytes()
+    archive.write_bytes(data[: len(data) // 2])
+    problems = _problems(archive)
+    assert any(p.startswith("damaged: archive unreadable at member library/big.bin") for p in problems), problems
+    assert "missing: library/private/secret.txt" in problems
+    assert "missing: library/tool.sh" in problems
+
+
+def test_wrong_sidecar_is_detected_and_named(tree: Path, tmp_path: Path) -> None:
+    archive = _archive(tree, tmp_path)
+    sidecar = archive.with_name(archive.name + ".sha256")
+    sidecar.write_text("0" * 64 + f"  {archive.name}\n")
+    problems = _problems(archive)
+    assert len(problems) == 1, problems
+    assert problems[0].startswith("archive: sha256 ") and problems[0].endswith("differs from the sidecar's " + "0" * 64)
+
+
+def test_missing_sidecar_fails_verification(tree: Path, tmp_path: Path) -> None:
+    archive = _archive(tree, tmp_path)
+    archive.with_name(archive.name + ".sha256").unlink()
+    assert any("no sidecar" in p for p in _problems(archive))
+
+
+def test_restore_of_damaged_archive_writes_nothing(tree: Path, tmp_path: Path) -> None:
+    archive = _archive(tree, tmp_path)
+    data = archive.read_bytes()
+    archive.write_bytes(data[:-5000])
+    target = tmp_path / "target"
+    with pytest.raises(VerificationError):
+        restore_archive(archive, target)
+    assert not target.exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".mobius-restore-")]

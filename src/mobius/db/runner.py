@@ -193,13 +193,15 @@ class Runner:
                 history.record_event(self.conn, "resume", version=m.version, run_id=self.run_id, phase=phase)
         try:
             if phase == "up":
+                up_started = time.monotonic()
                 with self.conn.begin():
                     for statement in m.statements("up", self.dialect):
                         self._execute(m, "up", statement)
                     self._foreign_key_check(m)
                     history.upsert_applied(self.conn, self._row(m, dump_path, 0, status="in_progress",
                                                                 phase="backfill"))
-                    history.record_event(self.conn, "up-committed", version=m.version, run_id=self.run_id)
+                    history.record_event(self.conn, "up-committed", version=m.version, run_id=self.run_id,
+                                         execution_ms=int((time.monotonic() - up_started) * 1000))
                 phase = "backfill"
             rows = 0
             if phase == "backfill":

@@ -233,3 +233,39 @@ def test_sync_copies_a_database_and_dumps_the_target_first(db_workspace, tmp_pat
     query(ws, "DELETE FROM games WHERE slug = 'game-0'")
     again = db.sync_databases(ws, ws.database_url, target_url, overwrite=True)
     assert again["tables"]["games"] == 2 and Path(again["target_dump"]).is_file()
+
+
+PHASED_INDEX = """-- migrate:up
+ALTER TABLE games ADD COLUMN popularity INTEGER;
+-- migrate:backfill table=games key=id batch=2
+UPDATE games SET popularity = play_time * 10 WHERE id >= :lo AND id < :hi;
+-- migrate:no-transaction postgresql
+CREATE INDEX CONCURRENTLY IF NOT EXISTS idx_games_popularity ON games (popularity);
+-- migrate:no-transaction sqlite
+CREATE INDEX IF NOT EXISTS idx_games_popularity ON games (popularity);
+-- migrate:down
+DROP INDEX IF EXISTS idx_games_popularity;
+ALTER TABLE games DROP COLUMN popularity;
+-- migrate:verify
+SELECT COUNT(*) FROM games WHERE popularity IS NULL;
+"""
+
+
+def test_phased_migration_failing_late_is_recorded_then_resumed_or_rolled_back(db_workspace):
+    ws = db_workspace()
+    db.migrate_database(ws, backup=False)
+    seed_games(ws, 5)
+    schema = schema_snapshot(ws, exclude_history=True)
+    broken = PHASED_INDEX.replace("ON games (popularity)", "ON games (no_such_column)")
+    path = write_migration(ws, "0003_popularity.sql", broken)
+    with pytest.raises(VerificationError, match="no-transaction"):
+        db.migrate_database(ws, backup=False)
+    assert query(ws, "SELECT status, phase FROM schema_migrations WHERE version = 3") == [("failed", "no-transaction")]
+    assert query(ws, "SELECT COUNT(*) FROM games WHERE popularity IS NULL") == [(0,)]  # backfill committed
+    path.write_text(PHASED_INDEX)  # fix the failing phase; the committed phases are not run again
+    result = db.migrate_database(ws, backup=False)
+    assert result["applied"][0].phased and db.validate_database(ws)["drift"] == []
+    assert "idx_games_popularity" in [i[0] for i in schema_snapshot(ws)["games"]["indexes"]]
+    db.rollback_database(ws, confirm=lambda q: True)
+    assert schema_snapshot(ws, exclude_history=True) == schema
+    assert query(ws, "SELECT COUNT(*) FROM schema_migration_backfill WHERE version = 3") == [(0,)]

@@ -113,3 +113,14 @@ def test_a_version_defined_twice_is_refused(tmp_path: Path):
     (ws.migrations / "0002_mine.sql").write_text("-- migrate:up\nSELECT 1;\n-- migrate:down\nSELECT 1;\n")
     with pytest.raises(InputError, match="defined twice"):
         discover(ws)
+
+
+def test_missing_pg_dump_is_an_environment_problem(monkeypatch: pytest.MonkeyPatch):
+    from mobius.db import engine
+    from mobius.errors import EnvironmentProblem
+
+    monkeypatch.setattr(engine.glob, "glob", lambda pattern: [])
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with pytest.raises(EnvironmentProblem) as caught:
+        engine.find_pg_tool("pg_dump")
+    assert caught.value.exit_code == 3 and "pg_dump" in caught.value.message

@@ -10,7 +10,7 @@ import typer
 from mobius import db
 from mobius.cli.context import current
 from mobius.cli.output import confirm, emit, say
-from mobius.errors import VerificationError
+from mobius.errors import InputError, VerificationError
 
 app = typer.Typer(name="db", help="Database schema migrations (SQLite or PostgreSQL), dumps and checks.",
                   no_args_is_help=True, rich_markup_mode=None)
@@ -185,7 +185,7 @@ def restore_command(
 
     ws = current.workspace()
     if not db.database_is_empty(ws) and not confirm(f"replace the database with {dump}?", yes=yes):
-        raise VerificationError("restore not confirmed; nothing was changed")
+        raise InputError("restore not confirmed; nothing was changed")
     result = restore_with_report(ws, dump)
     lines = [f"restored {result['restored']} into {result['database']}"]
     if result["safety_dump"]:

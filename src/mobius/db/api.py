@@ -45,10 +45,15 @@ def _by_version(migrations: list[Migration]) -> dict[int, Migration]:
 
 
 def drift(applied: dict[int, history.AppliedMigration], migrations: list[Migration]) -> list[dict[str, Any]]:
-    """Applied migrations whose file changed or disappeared since they ran."""
+    """Applied migrations whose file changed or disappeared since they ran.
+
+    An unfinished phased migration is not drift: its file may be fixed before `migrate` resumes it.
+    """
     files = _by_version(migrations)
     found = []
     for version, row in sorted(applied.items()):
+        if row.status != "applied":
+            continue
         m = files.get(version)
         if m is None:
             found.append({"version": version, "name": row.name, "problem": "file missing",

@@ -190,7 +190,9 @@ class Runner:
         if resume:
             dump_path = resume.dump_path or dump_path
             with self.conn.begin():
-                history.record_event(self.conn, "resume", version=m.version, run_id=self.run_id, phase=phase)
+                history.set_state(self.conn, m.version, status="in_progress", phase=phase, checksum=m.checksum)
+                history.record_event(self.conn, "resume", version=m.version, run_id=self.run_id, phase=phase,
+                                     checksum=m.checksum, previous_checksum=resume.checksum)
         try:
             if phase == "up":
                 up_started = time.monotonic()

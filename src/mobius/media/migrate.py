@@ -42,6 +42,7 @@ MIN_FREE_RATIO_DURING = 0.10
 MAX_FAILED_RATIO = 0.05
 COMMIT_EVERY_FILES = 32
 COMMIT_EVERY_S = 0.5
+PROGRESS_LOG_S = 5.0
 
 Report = Callable[[str], None]
 
@@ -81,6 +82,7 @@ class MigrationResult:
     copied_bytes: int = 0
     skipped: int = 0
     removed_temps: int = 0
+    seconds: float = 0.0
     evidence: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, object]:
@@ -88,7 +90,8 @@ class MigrationResult:
                 "target": self.target, "dry_run": self.dry_run, "nothing_to_do": self.nothing_to_do,
                 "resumed": self.resumed, "planned_files": self.planned_files, "planned_bytes": self.planned_bytes,
                 "copied_files": self.copied_files, "copied_bytes": self.copied_bytes, "skipped": self.skipped,
-                "removed_temps": self.removed_temps, "evidence": self.evidence}
+                "removed_temps": self.removed_temps, "seconds": self.seconds,
+                "evidence": self.evidence}
 
 
 @dataclass
@@ -199,6 +202,7 @@ def migrate(ws: Workspace, target: str, *, dry_run: bool = False, backup: bool =
     """Copy the library to `target`, verify every byte there, switch MOBIUS_LIBRARY_DIR; resumable."""
     report = report or (lambda line: None)
     progress = progress or NoProgress()
+    started = time.monotonic()
     if min_free_ratio <= 0:
         raise InputError(f"--min-free-ratio must be positive, not {min_free_ratio}")
     dest = open_destination(target, ws)
@@ -209,18 +213,23 @@ def migrate(ws: Workspace, target: str, *, dry_run: bool = False, backup: bool =
     if dry_run:
         journal = MigrationJournal.read_only(journal_path(ws))
         try:
-            return _migrate_locked(ws, source, dest, journal, dry_run=True, backup=backup, workers=workers,
-                                   min_free_ratio=min_free_ratio, confirm=confirm, report=report, progress=progress)
+            result = _migrate_locked(ws, source, dest, journal, dry_run=True, backup=backup, workers=workers,
+                                     min_free_ratio=min_free_ratio, confirm=confirm, report=report,
+                                     progress=progress)
         finally:
             if journal:
                 journal.close()
-    with migration_lock(ws):
-        journal = MigrationJournal(journal_path(ws))
-        try:
-            return _migrate_locked(ws, source, dest, journal, dry_run=False, backup=backup, workers=workers,
-                                   min_free_ratio=min_free_ratio, confirm=confirm, report=report, progress=progress)
-        finally:
-            journal.close()
+    else:
+        with migration_lock(ws):
+            journal = MigrationJournal(journal_path(ws))
+            try:
+                result = _migrate_locked(ws, source, dest, journal, dry_run=False, backup=backup, workers=workers,
+                                         min_free_ratio=min_free_ratio, confirm=confirm, report=report,
+                                         progress=progress)
+            finally:
+                journal.close()
+    result.seconds = round(time.monotonic() - started, 3)
+    return result
 
 
 def _migrate_locked(ws: Workspace, source: Path, dest: Destination, journal: MigrationJournal | None, *,
@@ -386,7 +395,7 @@ def _apply(ws: Workspace, source: Path, dest: Destination, journal: MigrationJou
     failures: list[str] = []
     pending: list[JournalRow] = []
     stop: MobiusError | None = None
-    last_commit = time.monotonic()
+    last_commit = copy_started = last_report = time.monotonic()
     todo = iter(plan.files)
     inflight: set[Future] = set()
 
@@ -430,6 +439,9 @@ def _apply(ws: Workspace, source: Path, dest: Destination, journal: MigrationJou
             if len(pending) >= COMMIT_EVERY_FILES or time.monotonic() - last_commit >= COMMIT_EVERY_S:
                 commit()
                 stop = stop or _space_alert(dest)
+            if time.monotonic() - last_report >= PROGRESS_LOG_S:
+                last_report = time.monotonic()
+                _log_progress(record.id, result, len(plan.files), plan.bytes, last_report - copy_started)
             if stop is None and len(failures) > MAX_FAILED_RATIO * total_files:
                 stop = VerificationError(
                     f"{len(failures)} of {total_files} files failed (more than {MAX_FAILED_RATIO:.0%}); "
@@ -450,6 +462,14 @@ def _apply(ws: Workspace, source: Path, dest: Destination, journal: MigrationJou
                                 "nothing switched", hint="run the same command again to retry them", details=failures)
     report(f"copy: {result.copied_files} files ({human_bytes(result.copied_bytes)}) copied, re-read from the target "
            "and verified")
+
+
+def _log_progress(migration_id: str, result: MigrationResult, files: int, total: int, elapsed: float) -> None:
+    rate = result.copied_bytes / elapsed if elapsed > 0 else 0.0
+    eta = (total - result.copied_bytes) / rate if rate else None
+    log.info("media.copy.progress", migration=migration_id, files_done=result.copied_files, files=files,
+             bytes_done=result.copied_bytes, bytes=total, rate_mb_s=round(rate / 1e6, 1),
+             eta_s=round(eta, 1) if eta is not None else None)
 
 
 def _space_alert(dest: Destination) -> ResourceError | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 from pathlib import Path
 
 import typer
@@ -15,8 +16,14 @@ media_app = typer.Typer(help="Media library: manifests, verification, verified m
 
 
 def _folder(directory: Path | None) -> Path:
-    ws = current.workspace()
-    return ws.resolve(directory) if directory else ws.library_path
+    """A folder given on the command line is relative to the current directory, like any CLI path."""
+    return Path(os.path.abspath(directory.expanduser())) if directory else current.workspace().library_path
+
+
+def _target(value: str) -> str:
+    from mobius.config import is_url
+
+    return value if is_url(value) else os.path.abspath(os.path.expanduser(value))
 
 
 @media_app.command("manifest")
@@ -62,7 +69,7 @@ def verify_command(
     from mobius.media import hash_cache, verify_against
 
     ws = current.workspace()
-    result = verify_against(_folder(directory), ws.resolve(against), trust_cache=trust_cache, workers=workers,
+    result = verify_against(_folder(directory), _folder(against), trust_cache=trust_cache, workers=workers,
                             progress=current.progress(), cache=hash_cache(ws))
     if trust_cache:
         say(f"trusted {result.trusted} cached hashes (size, mtime and inode unchanged); hashed {result.hashed} files")
@@ -92,8 +99,9 @@ def migrate_command(
     from mobius.safety.diskspace import human_bytes
 
     ws = current.workspace()
-    result = migrate(ws, to, dry_run=dry_run, backup=not no_backup, workers=workers, min_free_ratio=min_free_ratio,
-                     confirm=lambda question: confirm(question, yes=yes), report=say, progress=current.progress())
+    result = migrate(ws, _target(to), dry_run=dry_run, backup=not no_backup, workers=workers,
+                     min_free_ratio=min_free_ratio, confirm=lambda question: confirm(question, yes=yes),
+                     report=say, progress=current.progress())
     if not result.dry_run and not result.nothing_to_do:
         current.set_workspace(ws.reload())
     record = result.record

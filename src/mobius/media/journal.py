@@ -117,12 +117,14 @@ class MigrationJournal:
         rows = self._db.execute("SELECT record FROM migrations ORDER BY created, id").fetchall()
         return [MigrationRecord(**json.loads(r[0])) for r in rows]
 
-    def open_migration(self, source: str, target: str) -> MigrationRecord | None:
-        """The unfinished (or rolled-back) migration of `source` to `target`, to resume."""
-        marks = ",".join("?" * len(OPEN_STATUSES))
+    def resumable_migration(self, source: str, target: str) -> MigrationRecord | None:
+        """The migration of `source` to `target` to resume: unfinished, rolled back, or completed but the
+        library points at the source again (then it re-syncs what changed)."""
+        statuses = (*OPEN_STATUSES, "completed")
+        marks = ",".join("?" * len(statuses))
         row = self._db.execute(
             f"SELECT record FROM migrations WHERE source = ? AND target = ? AND status IN ({marks})"
-            " ORDER BY created DESC LIMIT 1", (source, target, *OPEN_STATUSES)).fetchone()
+            " ORDER BY created DESC LIMIT 1", (source, target, *statuses)).fetchone()
         return MigrationRecord(**json.loads(row[0])) if row else None
 
     def last_into(self, target: str, statuses: Iterable[str]) -> MigrationRecord | None:

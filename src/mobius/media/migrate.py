@@ -205,6 +205,8 @@ def migrate(ws: Workspace, target: str, *, dry_run: bool = False, backup: bool =
     started = time.monotonic()
     if min_free_ratio <= 0:
         raise InputError(f"--min-free-ratio must be positive, not {min_free_ratio}")
+    if workers is not None and workers < 1:
+        raise InputError(f"--workers must be at least 1, not {workers}")
     dest = open_destination(target, ws)
     if is_url(ws.library) and ws.library.rstrip("/") != dest.url:
         raise InputError(f"the library is at {ws.library}; migrating from object storage is not supported",
@@ -282,7 +284,7 @@ def _migrate_locked(ws: Workspace, source: Path, dest: Destination, journal: Mig
             evidence(f"preflight: symlink {link.path} -> {link.link} points outside the library: "
                      "copied as a link, never read through")
 
-    record = journal.open_migration(str(source), target) if journal else None
+    record = journal.resumable_migration(str(source), target) if journal else None
     listing = dest.listing()
     if record is None and listing:
         raise InputError(f"the target {target} is not empty and holds no unfinished migration from {source}",

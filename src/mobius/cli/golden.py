@@ -48,6 +48,7 @@ def _finish(reports, junit: Path | None, html: Path | None, result: dict) -> Non
     lines += [f"JUnit: {result['junit']}"] if junit else []
     lines += [f"HTML report: {result['html']}"] if html else []
     failed = [f"{r.game}: {c.line().strip()}" for r in reports for c in r.failures]
+    failed_names = [f"{r.game} {c.name}" for r in reports for c in r.failures]
     if not failed:
         emit(result, lines)
         return
@@ -56,8 +57,8 @@ def _finish(reports, junit: Path | None, html: Path | None, result: dict) -> Non
         emit({**result, "ok": False, "exit_code": EXIT_VERIFY, "error": message})
         raise typer.Exit(EXIT_VERIFY)
     emit({}, lines)
-    raise VerificationError(message, hint="see the lines above; heat maps are in tests/golden/<slug>/debug/",
-                            details=failed)
+    raise VerificationError(f"{message}: {', '.join(failed_names)}",
+                            hint="see the lines above; heat maps of failed frames are in tests/golden/<slug>/debug/")
 
 
 @golden_app.command("generate")

@@ -111,7 +111,6 @@ def luma(frame):
 
 def _frames_at(container, times: list[float]) -> dict[float, object]:
     video = container.streams.video[0]
-    video.thread_type = "AUTO"
     base = video.time_base
     start = float(video.start_time * base) if video.start_time is not None else 0.0
     found: dict[float, object] = {}

@@ -1,0 +1,131 @@
+"""Golden tests share one approved sample workspace (each sample rendered once per session) and
+perturbed copies of the sushi-go render, made with PyAV."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mobius.workspace.init import initialize
+
+GAME = "sushi-go"
+BOX = (372, 210, 588, 330)  # 216 x 120 = 25,920 px = 5.0 % of 960 x 540
+
+
+def run_mobius(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("MOBIUS_")}
+    full_env.update(env or {})
+    return subprocess.run([sys.executable, "-m", "mobius", *args], capture_output=True, text=True, env=full_env,
+                          stdin=subprocess.DEVNULL, timeout=600)
+
+
+def remux_with(source: Path, target: Path, *, video_frames=None, audio_gain_db: float | None = None,
+               size: tuple[int, int] | None = None) -> Path:
+    """A copy of `source` with the video re-encoded through `video_frames(frame, t) -> ndarray yuv420p` or
+    scaled to `size` (lossless H.264, so untouched frames decode identically), or the audio re-encoded
+    with a gain; the other stream's packets are copied as they are."""
+    import av
+    import numpy as np
+
+    with av.open(str(source)) as src, av.open(str(target), "w", format="mp4") as out:
+        vin, ain = src.streams.video[0], src.streams.audio[0]
+        reencode = video_frames is not None or size is not None
+        if reencode:
+            width, height = size or (vin.width, vin.height)
+            quality = {"qp": "0"} if size is None else {"crf": "23"}  # lossless keeps untouched frames identical
+            vout = out.add_stream("libx264", rate=30, options={**quality, "preset": "ultrafast", "threads": "2"})
+            vout.width, vout.height, vout.pix_fmt = width, height, "yuv420p"
+        else:
+            vout = out.add_stream_from_template(vin)
+        if audio_gain_db is not None:
+            aout = out.add_stream("aac", rate=ain.rate, layout="stereo")
+            aout.bit_rate = 160_000
+        else:
+            aout = out.add_stream_from_template(ain)
+        if reencode:
+            for i, frame in enumerate(src.decode(vin)):
+                if size is not None:
+                    new = frame.reformat(width=size[0], height=size[1], format="yuv420p")
+                    new = av.VideoFrame.from_ndarray(new.to_ndarray(), format="yuv420p")
+                else:
+                    new = av.VideoFrame.from_ndarray(video_frames(frame.to_ndarray(format="yuv420p"), i / 30),
+                                                     format="yuv420p")
+                new.pts = i
+                for packet in vout.encode(new):
+                    out.mux(packet)
+            for packet in vout.encode():
+                out.mux(packet)
+        else:
+            src.seek(0)
+            for packet in src.demux(vin):
+                if packet.dts is not None:
+                    packet.stream = vout
+                    out.mux(packet)
+        src.seek(0)
+        if audio_gain_db is not None:
+            gain = 10 ** (audio_gain_db / 20)
+            pts = 0
+            for frame in src.decode(ain):
+                data = np.ascontiguousarray((frame.to_ndarray() * gain).astype(np.float32))
+                new = av.AudioFrame.from_ndarray(data, format="fltp", layout="stereo")
+                new.sample_rate, new.pts = ain.rate, pts
+                pts += new.samples
+                for packet in aout.encode(new):
+                    out.mux(packet)
+            for packet in aout.encode():
+                out.mux(packet)
+        else:
+            for packet in src.demux(ain):
+                if packet.dts is not None:
+                    packet.stream = aout
+                    out.mux(packet)
+    return target
+
+
+def draw_box(yuv, t: float):
+    """A red box over 5 % of the picture between 9 s and 11 s."""
+    if 9.0 <= t < 11.0:
+        yuv = yuv.copy()
+        x0, y0, x1, y1 = BOX
+        h = 540
+        yuv[y0:y1, x0:x1] = 81
+        u = yuv[h : h + h // 4].reshape(h // 2, 960 // 2)
+        v = yuv[h + h // 4 :].reshape(h // 2, 960 // 2)
+        u[y0 // 2 : y1 // 2, x0 // 2 : x1 // 2] = 90
+        v[y0 // 2 : y1 // 2, x0 // 2 : x1 // 2] = 240
+    return yuv
+
+
+@pytest.fixture(scope="session")
+def approved(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A sample workspace whose three games were rendered and approved once, through the real CLI."""
+    root = tmp_path_factory.mktemp("golden") / "ws"
+    initialize(root, sample=True)
+    proc = run_mobius("golden", "approve", "-w", str(root))
+    assert proc.returncode == 0, proc.stderr
+    return root
+
+
+@pytest.fixture(scope="session")
+def perturbed(approved: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The sushi-go render with a box at 9-11 s, with +2 dB audio, and scaled to 1280x720."""
+    folder = tmp_path_factory.mktemp("perturbed")
+    source = approved / "out" / GAME / "preview.mp4"
+    return {
+        "box": remux_with(source, folder / "box.mp4", video_frames=draw_box),
+        "gain": remux_with(source, folder / "gain.mp4", audio_gain_db=2.0),
+        "scaled": remux_with(source, folder / "scaled.mp4", size=(1280, 720)),
+    }
+
+
+@pytest.fixture
+def workspace(approved: Path, tmp_path: Path) -> Path:
+    """A private copy of the approved workspace (goldens, renders) for a test that changes things."""
+    root = tmp_path / "ws"
+    shutil.copytree(approved, root, symlinks=True, ignore=shutil.ignore_patterns("logs"))
+    return root

@@ -1,0 +1,139 @@
+"""`mobius golden check` / `check-all` against the approved samples and their perturbations."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from .conftest import GAME, run_mobius
+
+pytestmark = pytest.mark.slow
+
+
+def check(ws: Path, video: Path, *extra: str, game: str = GAME) -> tuple[int, dict]:
+    proc = run_mobius("golden", "check", "--game", game, "--in", str(video), "-w", str(ws), "--json", *extra)
+    lines = [line for line in proc.stdout.splitlines() if line.strip()]
+    assert len(lines) == 1, (proc.stdout, proc.stderr)
+    return proc.returncode, json.loads(lines[0])
+
+
+def junit_counts(path: Path) -> tuple[int, int, list[str]]:
+    root = ET.parse(path).getroot()
+    failed = [case.get("name") for case in root.iter("testcase") if case.find("failure") is not None]
+    assert int(root.get("failures")) == len(failed)
+    assert sum(int(s.get("failures")) for s in root.iter("testsuite")) == len(failed)
+    return int(root.get("tests")), len(failed), failed
+
+
+@pytest.mark.parametrize("game", ["sushi-go", "love-letter", "hanamikoji"])
+def test_approved_render_passes_every_check(approved: Path, tmp_path: Path, game: str):
+    code, result = check(approved, approved / "out" / game / "preview.mp4", "--junit", str(tmp_path / "j.xml"),
+                         game=game)
+    assert code == 0 and result["passed"] and result["failed"] == []
+    frames = [c for c in result["checks"] if c["kind"] == "frame"]
+    assert [c["name"] for c in frames] == ["frame.5s", "frame.10s", "frame.20s"]
+    assert all(c["measured"] == 1.0 for c in frames)  # the identical decode scores exactly 1
+    assert junit_counts(tmp_path / "j.xml")[:2] == (len(result["checks"]), 0)
+
+
+def test_box_between_9_and_11_seconds_fails_only_the_10s_frame(workspace: Path, perturbed: dict, tmp_path: Path):
+    junit, html = tmp_path / "box.xml", tmp_path / "box.html"
+    code, result = check(workspace, perturbed["box"], "--junit", str(junit), "--html", str(html))
+    assert code == 2 and not result["ok"]
+    assert result["failed"] == ["frame.10s"]
+    by_name = {c["name"]: c for c in result["checks"]}
+    assert by_name["frame.5s"]["measured"] == 1.0 and by_name["frame.20s"]["measured"] == 1.0
+    assert 0.9 < by_name["frame.10s"]["measured"] < 0.995
+    debug = workspace / "tests" / "golden" / GAME / "debug"
+    assert (debug / "frame_10s_diff.png").is_file() and not (debug / "frame_5s_diff.png").exists()
+    tests, failures, failed = junit_counts(junit)
+    assert (tests, failures, failed) == (len(result["checks"]), 1, ["frame.10s"])
+    page = html.read_text()
+    assert page.count("<img") >= 7 and "frame.10s" in page and "FAIL" in page
+
+
+def test_audio_two_db_louder_fails_loudness_and_nothing_visual(workspace: Path, perturbed: dict):
+    code, result = check(workspace, perturbed["gain"])
+    assert code == 2
+    assert "audio.integrated_loudness" in result["failed"]
+    assert not [name for name in result["failed"] if name.startswith(("frame.", "container."))]
+    loudness = next(c for c in result["checks"] if c["name"] == "audio.integrated_loudness")
+    assert loudness["deviation"] == pytest.approx(2.0, abs=0.1)
+
+
+def test_video_scaled_to_720p_fails_the_container_check(workspace: Path, perturbed: dict):
+    code, result = check(workspace, perturbed["scaled"])
+    assert code == 2
+    assert {"container.width", "container.height"} <= set(result["failed"])
+    assert not [name for name in result["failed"] if name.startswith("audio.")]
+
+
+def test_golden_frame_time_beyond_the_duration_is_bad_input(workspace: Path):
+    meta_file = workspace / "tests" / "golden" / GAME / "golden.json"
+    meta = json.loads(meta_file.read_text())
+    meta["frames"] = [5, 10, 40]  # as if approved from a 45 s render
+    meta_file.write_text(json.dumps(meta))
+    frames = meta_file.parent / "frames"
+    (frames / "frame_40s.png").write_bytes((frames / "frame_20s.png").read_bytes())
+    proc = run_mobius("golden", "check", "--game", GAME, "--in", str(workspace / "out" / GAME / "preview.mp4"),
+                      "-w", str(workspace))
+    assert proc.returncode == 1
+    assert "40 s" in proc.stderr and "duration" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_threshold_exactly_met_passes(workspace: Path, perturbed: dict):
+    _, first = check(workspace, perturbed["box"])
+    measured = next(c["measured"] for c in first["checks"] if c["name"] == "frame.10s")
+    code, again = check(workspace, perturbed["box"], "--ssim", repr(measured))
+    assert code == 0, again["failed"]
+    _, loud = check(workspace, perturbed["gain"])
+    deviations = {c["name"]: c["deviation"] for c in loud["checks"] if c["kind"] == "audio"}
+    code, again = check(workspace, perturbed["gain"], "--lufs-tol", repr(deviations["audio.integrated_loudness"]),
+                        "--tp-tol", repr(deviations["audio.true_peak"]))
+    assert code == 0, again["failed"]
+
+
+def test_command_line_threshold_overrides_golden_json(workspace: Path, perturbed: dict):
+    meta_file = workspace / "tests" / "golden" / GAME / "golden.json"
+    meta = json.loads(meta_file.read_text())
+    meta["thresholds"]["ssim"] = 0.9
+    meta_file.write_text(json.dumps(meta))
+    code, result = check(workspace, perturbed["box"])
+    assert code == 0 and result["thresholds"]["ssim"] == 0.9
+    code, result = check(workspace, perturbed["box"], "--ssim", "0.995")
+    assert code == 2 and result["failed"] == ["frame.10s"]
+
+
+def test_check_all_gives_one_summary_and_one_junit(workspace: Path, perturbed: dict, tmp_path: Path):
+    junit = tmp_path / "all.xml"
+    proc = run_mobius("golden", "check-all", "-w", str(workspace), "--junit", str(junit))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    tests, failures, _ = junit_counts(junit)
+    assert failures == 0 and tests == 3 * 16
+    assert len(ET.parse(junit).getroot().findall("testsuite")) == 3
+    (workspace / "out" / GAME / "preview.mp4").write_bytes(perturbed["box"].read_bytes())
+    proc = run_mobius("golden", "check-all", "-w", str(workspace), "--junit", str(junit))
+    assert proc.returncode == 2
+    assert junit_counts(junit)[1:] == (1, ["frame.10s"])
+    assert "sushi-go frame.10s" in proc.stderr
+
+
+def test_missing_video_missing_goldens_and_unknown_game_are_bad_input(workspace: Path, tmp_path: Path):
+    video = workspace / "out" / GAME / "preview.mp4"
+    proc = run_mobius("golden", "check", "--game", GAME, "--in", str(tmp_path / "nope.mp4"), "-w", str(workspace))
+    assert proc.returncode == 1 and "video not found" in proc.stderr
+    proc = run_mobius("golden", "check", "--game", "monopoly", "--in", str(video), "-w", str(workspace))
+    assert proc.returncode == 1 and "no goldens for monopoly" in proc.stderr
+
+
+def test_missing_media_libraries_exit_3(workspace: Path, tmp_path: Path):
+    blocker = tmp_path / "blocker" / "av"
+    blocker.mkdir(parents=True)
+    (blocker / "__init__.py").write_text("raise ImportError('PyAV hidden by the test')\n")
+    proc = run_mobius("golden", "check", "--game", GAME, "--in", str(workspace / "out" / GAME / "preview.mp4"),
+                      "-w", str(workspace), env={"PYTHONPATH": str(blocker.parent)})
+    assert proc.returncode == 3, proc.stderr
+    assert "media libraries are missing" in proc.stderr

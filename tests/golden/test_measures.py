@@ -1,0 +1,96 @@
+"""The SSIM and loudness definitions, cross-checked against reference implementations."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from mobius.golden.loudness import integrated_loudness, loudness_range, measure, true_peak
+from mobius.golden.media import read_media
+from mobius.golden.ssim import ssim
+
+from .conftest import GAME
+
+
+def skimage_ssim(a, b) -> float:
+    from skimage.metrics import structural_similarity
+
+    return float(structural_similarity(a, b, gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
+                                       data_range=255))
+
+
+@pytest.fixture(scope="module")
+def frames(approved: Path, perturbed: dict) -> dict[str, np.ndarray]:
+    golden = np.asarray(Image.open(approved / "tests" / "golden" / GAME / "frames" / "frame_10s.png"))
+    boxed = read_media(perturbed["box"], [10.0], with_audio=False).frames[10.0]
+    buffer = io.BytesIO()
+    Image.fromarray(golden).save(buffer, format="JPEG", quality=90)
+    jpeg = np.asarray(Image.open(io.BytesIO(buffer.getvalue())).convert("L"))
+    return {"golden": golden, "boxed": boxed, "jpeg": jpeg}
+
+
+def test_ssim_matches_scikit_image(frames: dict):
+    rng = np.random.default_rng(7)
+    noisy = np.clip(frames["golden"] + rng.normal(0, 12, frames["golden"].shape), 0, 255).astype(np.uint8)
+    for other in (frames["boxed"], frames["jpeg"], noisy):
+        assert ssim(frames["golden"], other) == pytest.approx(skimage_ssim(frames["golden"], other), abs=1e-3)
+    assert 0.99 < ssim(frames["golden"], frames["jpeg"]) < 1.0
+
+
+def test_identical_planes_score_exactly_one(frames: dict):
+    assert ssim(frames["golden"], frames["golden"].copy()) == 1.0
+
+
+def test_stored_golden_plane_equals_a_fresh_decode(approved: Path, frames: dict):
+    fresh = read_media(approved / "out" / GAME / "preview.mp4", [10.0], with_audio=False).frames[10.0]
+    assert np.array_equal(fresh, frames["golden"])
+
+
+def test_integrated_loudness_matches_pyloudnorm():
+    import pyloudnorm
+
+    rng = np.random.default_rng(11)
+    for rate in (48000, 44100):
+        t = np.arange(rate * 12) / rate
+        signal = np.stack([0.2 * np.sin(2 * np.pi * 997 * t), 0.05 * rng.normal(size=t.size)])
+        signal[:, : rate * 3] *= 0.05  # a quiet start the relative gate must drop
+        ours = integrated_loudness(signal, rate)
+        reference = pyloudnorm.Meter(rate).integrated_loudness(signal.T)
+        assert ours == pytest.approx(reference, abs=0.1)
+
+
+def test_render_loudness_matches_pyloudnorm_and_meets_the_targets(approved: Path):
+    import pyloudnorm
+
+    sample = read_media(approved / "out" / GAME / "preview.mp4", [1.0])
+    stats = measure(sample.audio, sample.sample_rate)
+    reference = pyloudnorm.Meter(sample.sample_rate).integrated_loudness(sample.audio.T)
+    assert stats.integrated_lufs == pytest.approx(reference, abs=0.1)
+    assert stats.integrated_lufs == pytest.approx(-16.0, abs=0.3)
+    assert stats.true_peak_dbtp <= -1.0
+
+
+def test_true_peak_sees_intersample_peaks_like_polyphase_resampling():
+    from scipy.signal import resample_poly
+
+    rate = 48000
+    t = np.arange(rate) / rate
+    # a quarter-rate sine sampled at 45 degrees: every sample sits at 0.707 of the real peak (-3 dB)
+    tone = 0.5 * np.sin(2 * np.pi * 12000 * t + np.pi / 4)[None]
+    sample_peak = 20 * np.log10(np.abs(tone).max())
+    reference = 20 * np.log10(np.abs(resample_poly(tone, 4, 1, axis=1)).max())
+    assert true_peak(tone, rate) == pytest.approx(reference, abs=0.1)
+    assert true_peak(tone, rate) > sample_peak + 2.5
+
+
+def test_loudness_range_of_a_two_level_signal():
+    rate = 48000
+    t = np.arange(rate * 20) / rate
+    tone = np.sin(2 * np.pi * 1000 * t)
+    level = np.where(t < 10, 0.05, 0.2)  # two halves 12 dB apart
+    lra = loudness_range(np.stack([tone * level, tone * level]), rate)
+    assert 10.0 < lra < 12.5

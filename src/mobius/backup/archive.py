@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from mobius.backup import catalog
-from mobius.backup.compression import DEFAULT, Codec, Compressor
+from mobius.backup.compression import DEFAULT, PLAIN, Codec, Compressor
 from mobius.backup.manifest import DIR, FILE, MANIFEST_NAME, SUMS_NAME, ManifestEntry, header_line
 from mobius.backup.tree import Listing, walk_tree
 from mobius.errors import VerificationError
@@ -40,6 +40,7 @@ BLOCK = tarfile.BLOCKSIZE
 RECORD = tarfile.RECORDSIZE
 HEADER_ALLOWANCE = 3 * BLOCK  # tar header (+ a PAX header for long or non-ASCII names) per entry
 LOCK_NAME = ".mobius-backup.lock"
+BATCH = 256 << 10  # small headers and files travel the pipeline in batches of this size
 _TAR_TYPES = {FILE: tarfile.REGTYPE, DIR: tarfile.DIRTYPE}
 
 
@@ -75,48 +76,92 @@ class BackupResult:
         }
 
 
-class _HashingFile:
-    """The archive's bytes go to disk on a writer thread that also hashes them."""
+class _Stage:
+    """One step of the write pipeline on its own thread, fed through a bounded queue (memory stays flat)."""
 
-    def __init__(self, path: Path):
-        self.path = path
-        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    def __init__(self, name: str, step, finish=None):
+        self._step = step
+        self._finish = finish
         self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=16)
-        self._digest = hashlib.sha256()
-        self.size = 0
         self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="archive-writer", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
         while True:
             data = self._queue.get()
             if data is None:
-                return
-            if self._error is not None:
-                continue
+                break
+            if self._error is None:
+                try:
+                    self._step(data)
+                except BaseException as exc:  # noqa: BLE001 - re-raised on the caller's thread
+                    self._error = exc
+        if self._error is None and self._finish is not None:
             try:
-                self._digest.update(data)
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(self._fd, view):]
-                self.size += len(data)
+                self._finish()
             except BaseException as exc:  # noqa: BLE001 - re-raised on the caller's thread
                 self._error = exc
 
-    def write(self, data: bytes) -> None:
+    def put(self, data: bytes) -> None:
         if self._error is not None:
             raise self._error
         if data:
             self._queue.put(data)
 
+    def close(self) -> None:
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
+        if self._error is not None:
+            raise self._error
+
+    def abort(self) -> None:
+        self._error = self._error or RuntimeError("aborted")
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
+
+
+class _ArchiveFile:
+    """The archive's bytes: compressed on one thread, hashed and written on another.
+
+    With the file hashes on the caller's thread, the three costs (sha256 of the files, compression,
+    sha256 of the archive + write) overlap on two cores.
+    """
+
+    def __init__(self, path: Path, codec: Codec):
+        self.path = path
+        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        self._digest = hashlib.sha256()
+        self.size = 0
+        self._writer = _Stage("archive-writer", self._write)
+        self._compressor: Compressor | None = None
+        self._compress_stage: _Stage | None = None
+        if codec is not PLAIN:
+            self._compressor = codec.compressor()
+            self._compress_stage = _Stage("archive-compressor", self._compress,
+                                          lambda: self._writer.put(self._compressor.flush()))
+
+    def _compress(self, data: bytes) -> None:
+        self._writer.put(self._compressor.compress(data))
+
+    def _write(self, data: bytes) -> None:
+        self._digest.update(data)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self._fd, view):]
+        self.size += len(data)
+
+    def write(self, data: bytes) -> None:
+        (self._compress_stage or self._writer).put(data)
+
     def close(self) -> str:
         """Drain, fsync, drop the pages from the cache (so a verify reads the disk), return the sha256."""
-        self._queue.put(None)
-        self._thread.join()
         try:
-            if self._error is not None:
-                raise self._error
+            if self._compress_stage is not None:
+                self._compress_stage.close()
+            self._writer.close()
             os.fsync(self._fd)
             with contextlib.suppress(OSError, AttributeError):
                 os.posix_fadvise(self._fd, 0, 0, os.POSIX_FADV_DONTNEED)
@@ -125,10 +170,9 @@ class _HashingFile:
         return self._digest.hexdigest()
 
     def abort(self) -> None:
-        if self._thread.is_alive():
-            self._error = self._error or RuntimeError("aborted")
-            self._queue.put(None)
-            self._thread.join()
+        for stage in (self._compress_stage, self._writer):
+            if stage is not None:
+                stage.abort()
         with contextlib.suppress(OSError):
             os.close(self._fd)
         with contextlib.suppress(FileNotFoundError):
@@ -136,23 +180,21 @@ class _HashingFile:
 
 
 class _TarStream:
-    """tar records in, compressed bytes out; small pieces batched so the pipeline moves in ~1 MiB steps."""
+    """tar records in, archive bytes out; small pieces batched so the pipeline moves in ~1 MiB steps."""
 
-    def __init__(self, out: _HashingFile, compressor: Compressor, progress: Progress):
+    def __init__(self, out: _ArchiveFile):
         self._out = out
-        self._compressor = compressor
         self._pending = bytearray()
         self._offset = 0
-        self._progress = progress
 
     def _emit(self, data: bytes) -> None:
         self._offset += len(data)
-        if not self._pending and len(data) >= CHUNK:
-            self._out.write(self._compressor.compress(data))
+        if not self._pending and len(data) >= BATCH:
+            self._out.write(data)
             return
         self._pending += data
-        if len(self._pending) >= CHUNK:
-            self._out.write(self._compressor.compress(bytes(self._pending)))
+        if len(self._pending) >= BATCH:
+            self._out.write(bytes(self._pending))
             self._pending.clear()
 
     def add(self, entry: ManifestEntry, size: int = 0) -> None:
@@ -190,9 +232,8 @@ class _TarStream:
         if remainder:
             self._emit(b"\0" * (RECORD - remainder))
         if self._pending:
-            self._out.write(self._compressor.compress(bytes(self._pending)))
+            self._out.write(bytes(self._pending))
             self._pending.clear()
-        self._out.write(self._compressor.flush())
 
 
 def _copy_file(tar: _TarStream, entry: ManifestEntry, local: Path, sums, progress: Progress) -> None:
@@ -254,7 +295,7 @@ def write_archive(source: Path, dest_dir: Path, prefix: str, *, extra_files: dic
             final = dest_dir / name
             log.info("backup.create.start", archive=str(final), source=str(source), files=listing.files,
                      bytes=listing.bytes, compression=codec.name)
-            archive = _HashingFile(temp_name_for(final))
+            archive = _ArchiveFile(temp_name_for(final), codec)
             try:
                 sha256 = _write_members(archive, listing, source, extra_files, Path(scratch), codec, progress)
             except BaseException:
@@ -281,9 +322,9 @@ def write_archive(source: Path, dest_dir: Path, prefix: str, *, extra_files: dic
     return result
 
 
-def _write_members(archive: _HashingFile, listing: Listing, source: Path, extra_files: dict[str, Path],
+def _write_members(archive: _ArchiveFile, listing: Listing, source: Path, extra_files: dict[str, Path],
                    scratch: Path, codec: Codec, progress: Progress) -> str:
-    tar = _TarStream(archive, codec.compressor(), progress)
+    tar = _TarStream(archive)
     header = header_line(created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), source=str(source),
                          entries=listing.entries, total_bytes=listing.bytes, extras=listing.extras).encode()
     manifest_size = len(header) + listing.path.stat().st_size

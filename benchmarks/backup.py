@@ -1,0 +1,242 @@
+"""Benchmark: `mobius backup create` + `mobius backup verify` against the runbook's shell procedure.
+
+In one run, on the same library, each step once (warm page cache: dropping caches needs root
+and would penalise whichever step runs first; the numbers say "warm"):
+  mobius     `python -m mobius backup create` (writes, fsyncs, verifies the new archive, retention)
+             + `python -m mobius backup verify` (the real CLI, in subprocesses)
+  shell      the runbook's scripts/backup_library.sh steps: `tar -czf` + `sha256sum` + `sha256sum -c`
+  raw bound  read + sha256 every library file with Python's hashlib, in parallel (2 threads),
+             and the same single-threaded
+Targets (issue 2): mobius >= 8x faster than the shell procedure on media-like (incompressible)
+data, >= 3x on compressible data, and verify within 1.3x of the raw bound.
+
+    python benchmarks/backup.py                       # ~1 GB media-like + ~1 GB compressible
+    python benchmarks/backup.py --size-mb 200         # quick
+    python benchmarks/backup.py --kind media --library /path/to/uploads
+    python benchmarks/backup.py --codecs              # also compare compressors in-process (zstd/gzip/none)
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import zlib
+from pathlib import Path
+
+import zstandard
+
+from mobius.safety.hashing import hash_files, sha256_file
+
+MB = 1 << 20
+WORDS = ["sushi", "nigiri", "maki", "tempura", "sashimi", "dumpling", "wasabi", "chopsticks", "pudding", "guard",
+         "priest", "baron", "handmaid", "prince", "king", "countess", "princess", "geisha", "favour", "token",
+         "card", "board", "score", "round", "player", "hand", "deck"]
+
+
+def _media_sizes(total: int, rng: random.Random) -> list[int]:
+    """Image/clip-like sizes: ~25% of the bytes in 20-50 MB clips, the rest 100 KB-5 MB images."""
+    sizes, clips = [], 0
+    while clips < total // 4:
+        size = rng.randint(20 * MB, 50 * MB)
+        sizes.append(size)
+        clips += size
+    rest = total - clips
+    while rest > 0:
+        size = min(rest, int(2 ** rng.uniform(17, 22.3)))  # 128 KiB .. ~5 MiB, log-uniform
+        sizes.append(size)
+        rest -= size
+    return sizes
+
+
+def build_media(root: Path, total: int, seed: int = 7) -> None:
+    rng = random.Random(seed)
+    for i, size in enumerate(_media_sizes(total, rng)):
+        game = root / f"game-{i % 12:02d}" / ("clips" if size >= 20 * MB else f"cards/set {i % 5}")
+        game.mkdir(parents=True, exist_ok=True)
+        suffix = ".mp4" if size >= 20 * MB else rng.choice([".png", ".jpg"])
+        (game / f"component-{i:05d}{suffix}").write_bytes(rng.randbytes(size))
+
+
+def build_compressible(root: Path, total: int, seed: int = 11) -> None:
+    """Text-like JSON/CSV and raw (uncompressed) image-like files: what gzip does shrink."""
+    rng = random.Random(seed)
+    written, i = 0, 0
+    while written < total:
+        size = min(total - written, int(2 ** rng.uniform(16, 22)))
+        folder = root / f"game-{i % 8:02d}" / ("data" if i % 2 else "scans")
+        folder.mkdir(parents=True, exist_ok=True)
+        if i % 2:
+            rows = []
+            length = 0
+            while length < size:
+                row = json.dumps({"card": rng.choice(WORDS), "player": rng.randint(1, 6),
+                                  "text": " ".join(rng.choices(WORDS, k=8)), "score": rng.randint(0, 99)})
+                rows.append(row)
+                length += len(row) + 1
+            data = ("\n".join(rows) + "\n").encode()[:size]
+            (folder / f"log-{i:05d}.jsonl").write_bytes(data)
+        else:
+            width = 1024
+            line = bytes((x * 255 // width) for x in range(width)) * 3
+            noise = rng.randbytes(64)
+            rows = (line[j % 7:] + line[: j % 7] + noise[: j % 5] for j in range(size // len(line) + 1))
+            data = b"".join(rows)[:size]
+            (folder / f"scan-{i:05d}.ppm").write_bytes(b"P6 1024 %d 255\n" % (size // 3072) + data)
+        written += size
+        i += 1
+
+
+def tree_bytes(root: Path) -> tuple[int, int]:
+    files = [p for p in root.rglob("*") if p.is_file() and not p.is_symlink()]
+    return len(files), sum(p.stat().st_size for p in files)
+
+
+def timed(label: str, fn) -> float:
+    started = time.perf_counter()
+    fn()
+    seconds = time.perf_counter() - started
+    print(f"  {label:<34} {seconds:8.2f} s", flush=True)
+    return seconds
+
+
+def run(cmd: list[str], **kwargs) -> subprocess.CompletedProcess:
+    proc = subprocess.run(cmd, capture_output=True, text=True, **kwargs)
+    if proc.returncode != 0:
+        sys.exit(f"failed: {' '.join(cmd)}\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def raw_bound(library: Path, workers: int) -> None:
+    files = (p for p in sorted(library.rglob("*")) if p.is_file() and not p.is_symlink())
+    for _path, digest in hash_files(files, workers=workers):
+        assert isinstance(digest, str)
+
+
+def compare_codecs(library: Path) -> None:
+    """Compress every file's bytes in-process with each candidate (output discarded): speed and ratio."""
+    files = [p for p in sorted(library.rglob("*")) if p.is_file()]
+    candidates = {
+        "zstd -1": lambda: zstandard.ZstdCompressor(level=1).compressobj(),
+        "zstd -3": lambda: zstandard.ZstdCompressor(level=3).compressobj(),
+        "zstd -3, 2 threads": lambda: zstandard.ZstdCompressor(level=3, threads=2).compressobj(),
+        "gzip -6 (zlib)": lambda: zlib.compressobj(6, zlib.DEFLATED, 31),
+        "gzip -1 (zlib)": lambda: zlib.compressobj(1, zlib.DEFLATED, 31),
+    }
+    total = sum(p.stat().st_size for p in files)
+    print(f"  compressors over {total / MB:.0f} MiB (in-process, output discarded):")
+    for name, make in candidates.items():
+        compressor, out = make(), 0
+        started = time.perf_counter()
+        for path in files:
+            with open(path, "rb") as handle:
+                while chunk := handle.read(MB):
+                    out += len(compressor.compress(chunk))
+        out += len(compressor.flush())
+        seconds = time.perf_counter() - started
+        print(f"    {name:<20} {seconds:7.2f} s  {total / MB / seconds:7.0f} MiB/s  ratio {out / total:.3f}")
+
+
+def bench(kind: str, library: Path, work: Path, codecs: bool) -> dict[str, float]:
+    files, total = tree_bytes(library)
+    print(f"\n== {kind}: {files} files, {total / MB:.0f} MiB in {library} (warm cache, each step once)")
+    ws = work / f"ws-{kind}"
+    shutil.rmtree(ws, ignore_errors=True)
+    ws.mkdir(parents=True)
+    (ws / ".env").write_text(f"MOBIUS_LIBRARY_DIR={library}\nMOBIUS_BACKUP_DIR={ws / 'backups'}\n")
+    mobius = [sys.executable, "-m", "mobius"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MOBIUS_")}
+    raw_bound(library, 2)  # warm the page cache for everyone
+    result: dict[str, float] = {}
+    created: dict = {}
+
+    def create() -> None:
+        created.update(json.loads(run([*mobius, "backup", "create", "--json", "-w", str(ws)], env=env).stdout))
+
+    result["create"] = timed("mobius backup create", create)
+    archive = Path(created["path"])
+    result["verify"] = timed("mobius backup verify", lambda: run([*mobius, "backup", "verify", str(archive),
+                                                                  "--json", "-w", str(ws)], env=env))
+    result["mobius"] = result["create"] + result["verify"]
+    print(f"    (create's own verify pass: {created['verify_seconds']:.2f} s; archive "
+          f"{created['archive_bytes'] / MB:.0f} MiB, {created['compression']})")
+    shell_dir = work / f"shell-{kind}"
+    shutil.rmtree(shell_dir, ignore_errors=True)
+    shell_dir.mkdir()
+    name = "library_backup.tar.gz"
+    result["tar_czf"] = timed("shell: tar -czf", lambda: run(["tar", "-czf", str(shell_dir / name), "-C",
+                                                              str(library.parent), library.name]))
+    result["sha256sum"] = timed("shell: sha256sum", lambda: (shell_dir / f"{name}.sha256").write_text(
+        run(["sha256sum", name], cwd=shell_dir).stdout))
+    result["sha256sum_c"] = timed("shell: sha256sum -c", lambda: run(["sha256sum", "-c", f"{name}.sha256"],
+                                                                     cwd=shell_dir))
+    result["shell"] = result["tar_czf"] + result["sha256sum"] + result["sha256sum_c"]
+    result["raw2"] = timed("raw bound: hashlib, 2 threads", lambda: raw_bound(library, 2))
+    result["raw1"] = timed("raw bound: hashlib, 1 thread", lambda: raw_bound(library, 1))
+    result["archive_raw"] = timed("raw: sha256 of the archive file", lambda: sha256_file(archive))
+    gz = (shell_dir / name).stat().st_size
+    print(f"    (gzip archive {gz / MB:.0f} MiB, ratio {gz / total:.3f}; zstd archive ratio "
+          f"{created['archive_bytes'] / total:.3f})")
+    if codecs:
+        compare_codecs(library)
+    shutil.rmtree(shell_dir, ignore_errors=True)
+    shutil.rmtree(ws, ignore_errors=True)
+    speedup = result["shell"] / result["mobius"]
+    target = 8 if kind == "media" else 3
+    print(f"  mobius create+verify {result['mobius']:.2f} s vs shell {result['shell']:.2f} s: "
+          f"{speedup:.1f}x faster (target >= {target}x) {'OK' if speedup >= target else 'MISSED'}")
+    for label, bound in (("raw bound, 2 threads", result["raw2"]), ("raw bound, 1 thread", result["raw1"])):
+        ratio = result["verify"] / bound
+        print(f"  verify / {label}: {ratio:.2f}x (target <= 1.3x) {'OK' if ratio <= 1.3 else 'MISSED'}")
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size-mb", type=int, default=1024, help="size of each generated library (default 1024)")
+    parser.add_argument("--kind", choices=("media", "compressible", "both"), default="both")
+    parser.add_argument("--library", type=Path, help="benchmark this folder instead of generating one")
+    parser.add_argument("--data", type=Path, default=Path(tempfile.gettempdir()) / "mobius-bench",
+                        help="scratch folder outside the repo (default /tmp/mobius-bench; removed afterwards)")
+    parser.add_argument("--codecs", action="store_true", help="also time zstd/gzip levels in-process")
+    parser.add_argument("--keep-data", action="store_true", help="keep the generated libraries")
+    args = parser.parse_args()
+    args.data.mkdir(parents=True, exist_ok=True)
+    print(f"python {sys.version.split()[0]}, {os.cpu_count()} cores, hashlib sha256 "
+          f"{_sha_speed():.0f} MiB/s; data in {args.data}")
+    try:
+        kinds = ["media", "compressible"] if args.kind == "both" else [args.kind]
+        for kind in kinds:
+            if args.library:
+                library = args.library.resolve()
+            else:
+                library = args.data / f"library-{kind}" / "uploads"
+                if not library.exists():
+                    started = time.perf_counter()
+                    library.mkdir(parents=True)
+                    (build_media if kind == "media" else build_compressible)(library, args.size_mb * MB)
+                    print(f"built {kind} library in {time.perf_counter() - started:.1f} s")
+            bench(kind if not args.library else "library", library, args.data, args.codecs)
+            if args.library:
+                break
+    finally:
+        if not args.keep_data:
+            shutil.rmtree(args.data, ignore_errors=True)
+
+
+def _sha_speed() -> float:
+    data = os.urandom(64 * MB)
+    started = time.perf_counter()
+    hashlib.sha256(data).digest()
+    return 64 / (time.perf_counter() - started)
+
+
+if __name__ == "__main__":
+    main()

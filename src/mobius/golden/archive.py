@@ -54,6 +54,9 @@ def restore_goldens(ws: Workspace, archive: Path, *, progress: Progress | None =
     archive = Path(archive).expanduser().resolve()
     if not archive.is_file():
         raise InputError(f"archive not found: {archive}", hint=f"list golden backups with `ls {ws.backups}`")
+    if not archive.name.startswith(f"{PREFIX}_"):
+        raise InputError(f"{archive.name} is not a golden backup (golden_<stamp>.tar.*)",
+                         hint="`mobius golden backup` makes them; `mobius backup restore` restores the library")
     verify_archive(archive)
     previous = backup_goldens(ws, progress=progress).path if has_goldens(ws) else None
     ws.golden.parent.mkdir(parents=True, exist_ok=True)

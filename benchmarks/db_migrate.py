@@ -206,7 +206,8 @@ def prepare(root: Path, url: str | None, rows: int):
 
     with engine.begin() as conn:
         conn.execute(text("INSERT INTO games (id, slug, name, play_time, min_players, max_players) "
-                          f"SELECT i, 'game-' || i, 'Game ' || i, 5 + (i * 7919) % 175, 2, 4 FROM ({series}) AS g"),
+                          "SELECT i, 'game-' || i, 'Game ' || i, 5 + ((i % 10007) * 7919) % 175, 2, 4 "
+                          f"FROM ({series}) AS g"),
                      {"n": rows})
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.exec_driver_sql("VACUUM ANALYZE games" if url else "ANALYZE")

@@ -145,11 +145,14 @@ class Runner:
     def _failed(self, m: Migration, exc: MobiusError, *, phase: str, phased_row: bool) -> None:
         """Record the failure in its own transaction, after the failed one was rolled back."""
         self.log.error("db.migrate.failed", version=m.version, phase=phase, error=exc.message)
-        with self.conn.begin():
-            if phased_row:
-                history.set_state(self.conn, m.version, status="failed", phase=phase)
-            history.record_event(self.conn, "failed", version=m.version, run_id=self.run_id, phase=phase,
-                                 error=exc.message)
+        try:
+            with self.conn.begin():
+                if phased_row:
+                    history.set_state(self.conn, m.version, status="failed", phase=phase)
+                history.record_event(self.conn, "failed", version=m.version, run_id=self.run_id, phase=phase,
+                                     error=exc.message)
+        except SQLAlchemyError as record_error:  # the connection itself may be gone; the failure still stands
+            self.log.error("db.history.unrecorded", version=m.version, error=first_line(record_error))
 
     # -- apply --------------------------------------------------------------------------------------------
 

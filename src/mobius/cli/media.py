@@ -86,13 +86,14 @@ def migrate_command(
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan and the checks; change nothing"),
     no_backup: bool = typer.Option(False, "--no-backup", help="Skip the backup (recorded, and warned in the log)"),
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation"),
-    workers: int = typer.Option(None, "--workers", help="Parallel copies (default: 2 x cores, 4..16)"),
+    workers: int = typer.Option(None, "--workers", help="Parallel copies (default: 4 x cores, 4..16)"),
     min_free_ratio: float = typer.Option(3.0, "--min-free-ratio", help="Free space needed at the target, "
                                          "as a multiple of the data to copy"),
 ) -> None:
     """Copy the library to TARGET, re-read and verify every byte, then switch MOBIUS_LIBRARY_DIR.
 
     Resumable: killed at any point, run the same command again. The source is never modified.
+
     Example: mobius media migrate --to /mnt/media/uploads --yes
     """
     from mobius.media import migrate

@@ -32,7 +32,6 @@ from mobius.progress import NoProgress, Progress
 from mobius.safety.checksums import write_checksum_file
 from mobius.safety.diskspace import human_bytes, require_free_space
 from mobius.safety.envfile import read_env_file, set_env_values
-from mobius.safety.hashing import default_workers
 from mobius.safety.lock import FileLock
 
 log = get_logger()
@@ -389,7 +388,7 @@ def _apply(ws: Workspace, source: Path, dest: Destination, journal: MigrationJou
         journal.commit_rows(record.id, made)
     if not plan.files:
         return
-    workers = workers or default_workers() * 2
+    workers = workers or default_copy_workers()
     log.info("media.copy.started", migration=record.id, files=len(plan.files), bytes=plan.bytes, workers=workers)
     report(f"copy: {len(plan.files)} files, {human_bytes(plan.bytes)}, {workers} workers "
            f"(hash while reading, fsync, re-read from disk, rename)")
@@ -464,6 +463,11 @@ def _apply(ws: Workspace, source: Path, dest: Destination, journal: MigrationJou
                                 "nothing switched", hint="run the same command again to retry them", details=failures)
     report(f"copy: {result.copied_files} files ({human_bytes(result.copied_bytes)}) copied, re-read from the target "
            "and verified")
+
+
+def default_copy_workers() -> int:
+    """Copies wait on fsync and on the re-read from disk, so more threads than cores keep both busy."""
+    return max(4, min(16, (os.cpu_count() or 2) * 4))
 
 
 def _log_progress(migration_id: str, result: MigrationResult, files: int, total: int, elapsed: float) -> None:

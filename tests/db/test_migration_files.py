@@ -124,3 +124,14 @@ def test_missing_pg_dump_is_an_environment_problem(monkeypatch: pytest.MonkeyPat
     with pytest.raises(EnvironmentProblem) as caught:
         engine.find_pg_tool("pg_dump")
     assert caught.value.exit_code == 3 and "pg_dump" in caught.value.message
+
+
+@pytest.mark.parametrize("value, ok", [(0, True), (True, True), (1, False), (False, False), (None, False),
+                                       ("0", False), (2.0, False)])
+def test_verify_passes_only_on_zero_or_true(value, ok):
+    from decimal import Decimal
+
+    from mobius.db.runner import verify_value_ok
+
+    assert verify_value_ok(value) is ok
+    assert verify_value_ok(Decimal(0)) is True

@@ -48,7 +48,10 @@ def test_s3_round_trip_migrate_rerun_damage_rollback(mobius, sample_workspace: P
     assert read_env_file(ws / ".env")["MOBIUS_LIBRARY_DIR"] == "uploads"
 
 
-def test_s3_refuses_symlinks_it_cannot_store(mobius, sample_workspace: Path, s3_server: str):
+def test_s3_refuses_a_missing_bucket_and_symlinks_it_cannot_store(mobius, sample_workspace: Path, s3_server: str):
+    code, out = mobius.json("media", "migrate", "--to", "s3://no-such-bucket/x", "--no-backup", "--yes",
+                            "-w", str(sample_workspace), env=_s3_env(s3_server))
+    assert code == 1 and "does not exist" in out["error"]
     (sample_workspace / "uploads" / "alias").symlink_to("sushi-go")
     code, out = mobius.json("media", "migrate", "--to", "s3://media/x", "--no-backup", "--yes",
                             "-w", str(sample_workspace), env=_s3_env(s3_server))

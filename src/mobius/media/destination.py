@@ -109,7 +109,8 @@ def s3_storage_options(ws: Workspace) -> dict[str, object]:
 
     endpoint = (os.environ.get("MOBIUS_S3_ENDPOINT_URL") or read_env_file(ws.env_file).get("MOBIUS_S3_ENDPOINT_URL")
                 or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL"))
-    options: dict[str, object] = {"use_listings_cache": False, "skip_instance_cache": True}
+    options: dict[str, object] = {"use_listings_cache": False, "skip_instance_cache": True,
+                                  "config_kwargs": {"connect_timeout": 10, "retries": {"max_attempts": 3}}}
     if endpoint:
         options["endpoint_url"] = endpoint
     return options

@@ -12,7 +12,7 @@ import contextlib
 import hashlib
 from collections.abc import Callable
 
-from mobius.errors import InputError
+from mobius.errors import EnvironmentProblem, InputError, MobiusError
 from mobius.media.destination import Stored
 from mobius.media.tree import DIR, FILE
 
@@ -85,10 +85,20 @@ class FsspecDestination:
     def exists(self) -> bool:
         return bool(self.listing())
 
+    def _unreachable(self, exc: Exception) -> EnvironmentProblem:
+        return EnvironmentProblem(f"cannot use {self.url}: {type(exc).__name__}: {exc}",
+                                  hint="check MOBIUS_S3_ENDPOINT_URL, the AWS credentials and the network")
+
     def listing(self) -> dict[str, Stored]:
-        if not self.fs.exists(self.bucket):
-            return {}
-        found = self.fs.find(self.root, detail=True, withdirs=False)
+        try:
+            found = self.fs.find(self.root, detail=True, withdirs=False)
+        except FileNotFoundError:
+            raise InputError(f"bucket {self.bucket} does not exist at the S3 endpoint",
+                             hint="create the bucket first, or check MOBIUS_S3_ENDPOINT_URL") from None
+        except MobiusError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - botocore/aiohttp errors: no credentials, no endpoint
+            raise self._unreachable(exc) from None
         prefix = self.root + "/"
         out: dict[str, Stored] = {}
         for key, info in found.items():
@@ -102,12 +112,19 @@ class FsspecDestination:
         return 0
 
     def prepare(self) -> str:
-        if not self.fs.exists(self.bucket):
+        try:
+            exists = self.fs.exists(self.bucket)
+        except Exception as exc:  # noqa: BLE001 - see listing
+            raise self._unreachable(exc) from None
+        if not exists:
             raise InputError(f"bucket {self.bucket} does not exist at the S3 endpoint",
                              hint="create the bucket first, or check MOBIUS_S3_ENDPOINT_URL and credentials")
         probe = self._key(".mobius-write-probe")
-        self.fs.pipe_file(probe, b"mobius")
-        self.fs.rm_file(probe)
+        try:
+            self.fs.pipe_file(probe, b"mobius")
+            self.fs.rm_file(probe)
+        except Exception as exc:  # noqa: BLE001 - e.g. AccessDenied
+            raise self._unreachable(exc) from None
         return "bucket exists, writable (probe object written and removed); object stores keep no mode"
 
     def space(self) -> tuple[int, int] | None:

@@ -123,7 +123,7 @@ def _audio_checks(golden: Golden, audio, sample_rate: int, limits: Thresholds) -
         ("audio.true_peak", "true_peak_dbtp", stats.true_peak_dbtp, limits.tp_tol, "dB"),
     ):
         expected = float(golden.audio.get(key, float("nan")))
-        deviation = abs(measured - expected)
+        deviation = round(abs(measured - expected), 6)
         passed = deviation <= tol
         checks.append(Check(name, "audio", passed, measured, tol, expected, deviation, "<=",
                             message="" if passed else f"off by {deviation:.2f} {unit}, more than {tol} {unit}"))
@@ -139,7 +139,7 @@ def _container_checks(golden: Golden, info, limits: Thresholds) -> list[Check]:
         measured = current.get(name)
         tolerance = {"duration": limits.duration_tol, "frame_rate": limits.fps_tol}.get(name)
         if tolerance is not None and isinstance(measured, int | float) and isinstance(expected, int | float):
-            deviation = abs(float(measured) - float(expected))
+            deviation = round(abs(float(measured) - float(expected)), 6)
             check = Check(f"container.{name}", "container", deviation <= tolerance, measured, tolerance, expected,
                           deviation, "<=")
         else:

@@ -137,23 +137,27 @@ def _frames_at(container, times: list[float]) -> dict[float, object]:
 
 
 def _audio(container):
+    """All audio as float32 (channels, samples), planes copied straight from the decoded frames."""
     import numpy as np
 
     av = require_av()
     stream = container.streams.audio[0]
     container.seek(0)
     resampler = None
-    chunks = []
+    channels: list[list] = []
     for frame in container.decode(stream):
+        frames = [frame]
         if frame.format.name != "fltp":
             resampler = resampler or av.AudioResampler(format="fltp", layout=frame.layout.name, rate=frame.sample_rate)
-            for converted in resampler.resample(frame):
-                chunks.append(converted.to_ndarray())
-        else:
-            chunks.append(frame.to_ndarray())
-    if not chunks:
-        return np.zeros((stream.codec_context.channels or 1, 0)), stream.rate
-    return np.concatenate(chunks, axis=1).astype(np.float64), stream.rate
+            frames = resampler.resample(frame)
+        for planar in frames:
+            if not channels:
+                channels = [[] for _ in planar.planes]
+            for store, plane in zip(channels, planar.planes, strict=True):
+                store.append(np.frombuffer(plane, dtype=np.float32, count=planar.samples))
+    if not channels:
+        return np.zeros((stream.codec_context.channels or 1, 0), dtype=np.float32), stream.rate
+    return np.stack([np.concatenate(store) for store in channels]), stream.rate
 
 
 def read_media(path: Path, times: list[float], *, with_audio: bool = True) -> MediaSample:

@@ -1,0 +1,201 @@
+"""Benchmark: `mobius golden check` / `check-all` against the original approach, in one run.
+
+The original checker spawned one ffmpeg per frame (accurate seek), one per SSIM comparison
+(`ffmpeg -i golden.png -i frame.png -lavfi ssim`), one for loudness (`ebur128=peak=true`) and one
+probe. imageio-ffmpeg ships no ffprobe, so the probe is `ffmpeg -i` with its stream lines parsed.
+Two variants of the baseline are timed:
+  original: output seeking (`-i V -ss T`, decodes from the start) and ebur128 over the whole file;
+  tuned:    input seeking (`-ss T -i V`, still frame-accurate) and ebur128 with `-vn`.
+Frames are taken as the luma plane (`extractplanes=y`), the same plane the goldens store, so both
+approaches compare like with like and must give the same verdicts (checked, and printed).
+
+Also times `mobius render` of one 30 s preview against the video's duration.
+
+Usage: python benchmarks/golden_check.py [--repeat 3] [--workspace DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+MOBIUS = [sys.executable, "-m", "mobius"]
+GAMES = ("sushi-go", "love-letter", "hanamikoji")
+
+
+def ffmpeg_binary() -> str:
+    try:
+        import imageio_ffmpeg
+
+        return imageio_ffmpeg.get_ffmpeg_exe()
+    except ImportError:
+        found = shutil.which("ffmpeg")
+        if not found:
+            sys.exit("needs an ffmpeg: pip install imageio-ffmpeg (or a system ffmpeg)")
+        return found
+
+
+def run(cmd: list[str], **kwargs) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MOBIUS_")}
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL, **kwargs)
+
+
+def timed(fn, repeat: int):
+    times, result = [], None
+    for _ in range(repeat):
+        started = time.perf_counter()
+        result = fn()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times), result
+
+
+# ---------------------------------------------------------------- the original approach
+def probe_with_ffmpeg(ff: str, video: Path) -> dict[str, object]:
+    text = run([ff, "-hide_banner", "-i", str(video)]).stderr
+    info: dict[str, object] = {}
+    duration = re.search(r"Duration: (\d+):(\d+):([\d.]+)", text)
+    if duration:
+        h, m, s = duration.groups()
+        info["duration"] = int(h) * 3600 + int(m) * 60 + float(s)
+    v = re.search(r"Video: (\w+).*?, (\w+)\(.*?(\d+)x(\d+)(?: \[SAR (\d+:\d+))?.*?, ([\d.]+) fps", text)
+    if v:
+        info.update(codec=v.group(1), pix_fmt=v.group(2), width=int(v.group(3)), height=int(v.group(4)),
+                    sample_aspect=v.group(5) or "1:1", frame_rate=float(v.group(6)))
+    a = re.search(r"Audio: (\w+).*?, (\d+) Hz, (\w+)", text)
+    if a:
+        info.update(audio_codec=a.group(1), sample_rate=int(a.group(2)),
+                    channels={"mono": 1, "stereo": 2}.get(a.group(3), a.group(3)))
+    return info
+
+
+def baseline_check(ff: str, video: Path, golden: Path, scratch: Path, *, variant: str) -> dict[str, bool]:
+    meta = json.loads((golden / "golden.json").read_text())
+    limits = meta["thresholds"]
+    verdicts: dict[str, bool] = {}
+    info = probe_with_ffmpeg(ff, video)
+    for t in meta["frames"]:
+        out = scratch / f"current_{t:g}.png"
+        seek = ["-i", str(video), "-ss", f"{t}"] if variant == "original" else ["-ss", f"{t}", "-i", str(video)]
+        run([ff, "-v", "error", *seek, "-frames:v", "1", "-vf", "extractplanes=y", "-y", str(out)], check=True)
+    for t in meta["frames"]:
+        text = run([ff, "-hide_banner", "-i", str(golden / "frames" / f"frame_{t:g}s.png"),
+                    "-i", str(scratch / f"current_{t:g}.png"), "-lavfi", "ssim", "-f", "null", "-"]).stderr
+        match = re.search(r"All:([\d.]+)", text)
+        verdicts[f"frame.{t:g}s"] = bool(match) and float(match.group(1)) >= limits["ssim"]
+    audio_only = ["-vn"] if variant == "tuned" else []
+    text = run([ff, "-hide_banner", "-nostats", "-i", str(video), *audio_only, "-filter_complex",
+                "ebur128=peak=true:framelog=quiet", "-f", "null", "-"]).stderr
+    summary = text[text.rfind("Summary:"):]
+    loudness = float(re.search(r"I:\s+(-?[\d.]+) LUFS", summary).group(1))
+    peak = float(re.search(r"Peak:\s+(-?[\d.]+) dBFS", summary).group(1))
+    audio = json.loads((golden / "audio_stats.json").read_text())
+    verdicts["audio.integrated_loudness"] = abs(loudness - audio["integrated_lufs"]) <= limits["lufs_tol"]
+    verdicts["audio.true_peak"] = abs(peak - audio["true_peak_dbtp"]) <= limits["tp_tol"]
+    container = json.loads((golden / "container.json").read_text())
+    for name, expected in container.items():
+        measured = info.get(name)
+        if name == "duration":
+            verdicts[f"container.{name}"] = abs(float(measured or 0) - expected) <= limits["duration_tol"]
+        elif name == "frame_rate":
+            verdicts[f"container.{name}"] = abs(float(measured or 0) - expected) <= limits["fps_tol"]
+        else:
+            verdicts[f"container.{name}"] = measured == expected
+    return verdicts
+
+
+# ---------------------------------------------------------------- ours
+def ours_check(ws: Path, game: str, video: Path) -> dict[str, bool]:
+    proc = run([*MOBIUS, "golden", "check", "--game", game, "--in", str(video), "-w", str(ws), "--json"])
+    result = json.loads(proc.stdout)
+    return {c["name"]: c["passed"] for c in result["checks"] if c["threshold"] is not None}
+
+
+def ours_check_all(ws: Path) -> dict[str, dict[str, bool]]:
+    proc = run([*MOBIUS, "golden", "check-all", "-w", str(ws), "--json"])
+    result = json.loads(proc.stdout)
+    return {g["game"]: {c["name"]: c["passed"] for c in g["checks"] if c["threshold"] is not None}
+            for g in result["games"]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeat", type=int, default=3, help="runs per measurement (median)")
+    parser.add_argument("--workspace", type=Path, help="reuse a workspace (default: a new temp one)")
+    args = parser.parse_args()
+    ff = ffmpeg_binary()
+    temp = Path(tempfile.mkdtemp(prefix="mobius-bench-golden-"))
+    ws = args.workspace or temp / "ws"
+    scratch = temp / "scratch"
+    scratch.mkdir()
+    try:
+        from mobius.config import load_workspace
+        from mobius.golden import generate
+        from mobius.render import render_game
+        from mobius.workspace.init import initialize
+
+        if not (ws / "games").is_dir():
+            initialize(ws, sample=True)
+        started = time.perf_counter()
+        proc = run([*MOBIUS, "render", "sushi-go", "-w", str(ws), "--json"], check=True)
+        render_wall = time.perf_counter() - started
+        rendered = json.loads(proc.stdout)
+        workspace = load_workspace(ws)
+        for game in GAMES:
+            video = ws / "out" / game / "preview.mp4"
+            if not video.is_file():
+                render_game(workspace, game)
+            generate(workspace, game, video)
+        box = temp / "box.mp4"
+        run([ff, "-v", "error", "-i", str(ws / "out" / "sushi-go" / "preview.mp4"), "-vf",
+             "drawbox=x=372:y=210:w=216:h=120:color=red:t=fill:enable='between(t,9,11)'", "-c:v", "libx264",
+             "-qp", "0", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-c:a", "copy", "-y", str(box)], check=True)
+
+        print(f"render sushi-go: {render_wall:.2f} s wall ({rendered['render_seconds']:.2f} s inside) for a "
+              f"{rendered['seconds']:g} s video = {render_wall / rendered['seconds']:.2f}x real time")
+        startup, _ = timed(lambda: run([*MOBIUS, "version"]), args.repeat)
+        print(f"`mobius version` start-up: {startup:.2f} s (paid once by every mobius command)")
+        agree = True
+        golden = ws / "tests" / "golden" / "sushi-go"
+        for label, video in (("sushi-go preview", ws / "out" / "sushi-go" / "preview.mp4"), ("box 9-11 s", box)):
+            t_ours, v_ours = timed(lambda v=video: ours_check(ws, "sushi-go", v), args.repeat)
+            line = [f"one game, {label}: mobius golden check {t_ours:.2f} s"]
+            for variant in ("original", "tuned"):
+                t_base, v_base = timed(lambda v=video, var=variant: baseline_check(ff, v, golden, scratch,
+                                                                                   variant=var), args.repeat)
+                same = v_base == v_ours
+                agree &= same
+                line.append(f"{variant} ffmpeg {t_base:.2f} s ({t_base / t_ours:.2f}x, verdicts "
+                            f"{'same' if same else 'DIFFER'})")
+                if not same:
+                    diff = {k: (v_ours.get(k), v_base.get(k)) for k in set(v_ours) | set(v_base)
+                            if v_ours.get(k) != v_base.get(k)}
+                    line.append(f"differences (ours, ffmpeg): {diff}")
+            print("; ".join(line))
+        t_all, v_all = timed(lambda: ours_check_all(ws), args.repeat)
+        line = [f"check-all, 3 games: mobius golden check-all {t_all:.2f} s"]
+        for variant in ("original", "tuned"):
+            def baseline_all(var=variant):
+                return {g: baseline_check(ff, ws / "out" / g / "preview.mp4", ws / "tests" / "golden" / g, scratch,
+                                          variant=var) for g in GAMES}
+            t_base, v_base = timed(baseline_all, args.repeat)
+            same = v_base == v_all
+            agree &= same
+            line.append(f"{variant} ffmpeg {t_base:.2f} s ({t_base / t_all:.2f}x, verdicts "
+                        f"{'same' if same else 'DIFFER'})")
+        print("; ".join(line))
+        print("verdicts agree" if agree else "VERDICTS DIFFER")
+    finally:
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -251,6 +251,8 @@ def _migrate_locked(ws: Workspace, source: Path, dest: Destination, journal: Mig
         raise InputError(f"the library {source} is not a folder", hint=f"check {SETTING} in {ws.env_file}")
     if dest.kind == "local":
         real_target = Path(os.path.realpath(target))
+        if real_target.exists() and not real_target.is_dir():
+            raise InputError(f"the target {target} exists and is not a folder", hint="choose a folder")
         if real_target.is_relative_to(source):
             raise InputError(f"the target {target} is inside the source {source}", hint="choose a folder outside it")
         if source.is_relative_to(real_target):
@@ -292,7 +294,7 @@ def _migrate_locked(ws: Workspace, source: Path, dest: Destination, journal: Mig
     plan = make_plan(entries, rows, listing, dest)
     if record:
         result.resumed = True
-        evidence(f"preflight: target holds unfinished migration {record.id} ({record.status}): "
+        evidence(f"preflight: target holds migration {record.id} of this library ({record.status}), resuming: "
                  f"{plan.skipped} of {len(entries)} entries already done")
     else:
         evidence(f"preflight: target {target} is empty" + ("" if dest.exists() else " (will be created)"))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from media_support import snapshot
+from media_support import Paused, snapshot
 
 from mobius.safety.envfile import read_env_file
 
@@ -65,3 +65,11 @@ def test_finalize_asks_then_removes_the_verified_source(mobius, media_ws: Path, 
     assert not (media_ws / "uploads").exists()
     code, out = mobius.json("media", "migrate", "--to", str(target), "--no-backup", "--yes", "-w", str(media_ws))
     assert code == 0 and out["nothing_to_do"] is True
+
+
+def test_rollback_killed_after_switching_back_is_finished_by_running_it_again(mobius, media_ws: Path, tmp_path: Path):
+    _migrated(mobius, media_ws, tmp_path / "new")
+    Paused(media_ws, ["media", "rollback"], "rolled-back").kill()
+    assert read_env_file(media_ws / ".env")["MOBIUS_LIBRARY_DIR"] == "uploads"
+    code, out = mobius.json("media", "rollback", "-w", str(media_ws))
+    assert code == 0 and out["migration"]["status"] == "rolled-back" and out["verify"]["verified"] is True

@@ -2,8 +2,8 @@
 
 MOBIUS_TEST_SLOW_COPY_MS=N sleeps N ms after each copied chunk, so a kill lands mid-copy.
 MOBIUS_TEST_PAUSE=POINT[:N] stops the N-th time POINT is reached (copy, verify, publish, commit,
-switch, switched), writes `state/media-test-pause` ("POINT PATH") and waits until a test deletes
-that file (to continue) or kills the process.
+switch, switched, rolled-back), writes `state/media-test-pause` ("POINT PATH") and waits until a
+test deletes that file (to continue) or kills the process.
 """
 
 from __future__ import annotations

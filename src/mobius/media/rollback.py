@@ -6,13 +6,15 @@ against the manifest stored with the migration (every byte re-read) before the s
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from mobius.config import Workspace
+from mobius.config import Workspace, is_url
 from mobius.errors import InputError, VerificationError
 from mobius.log import get_logger
+from mobius.media.faults import FaultHooks
 from mobius.media.journal import MigrationJournal, MigrationRecord
 from mobius.media.manifest import VerifyResult, verify_against
 from mobius.media.migrate import SETTING, journal_path, migration_lock, now_iso
@@ -66,7 +68,9 @@ def rollback(ws: Workspace, migration_id: str | None = None, *, workers: int | N
             if record.status != "completed":
                 raise InputError(f"migration {record.id} is {record.status}; only a completed migration can be "
                                  "rolled back", hint="an unfinished one never switched the library")
-            if ws.library.rstrip("/") != record.target:
+            # a rollback killed after switching the setting back, before recording it, finishes here
+            already_back = not is_url(ws.library) and os.path.realpath(ws.library) == record.source
+            if not already_back and ws.library.rstrip("/") != record.target:
                 raise InputError(f"the library is {ws.library}, not the target of migration {record.id} "
                                  f"({record.target})", hint="roll back the later migration first")
             report(f"rollback: verifying the source {record.source} against {record.source_manifest} ...")
@@ -78,7 +82,9 @@ def rollback(ws: Workspace, migration_id: str | None = None, *, workers: int | N
                                         "not switched back", hint="restore it from the migration's backup",
                                         details=result.problems())
             report(f"rollback: source verified: {result.checked} files match the manifest")
-            set_env_values(ws.env_file, {SETTING: record.previous_value})
+            if not already_back:
+                set_env_values(ws.env_file, {SETTING: record.previous_value})
+                FaultHooks(ws.state).reached("rolled-back")
             record.status = "rolled-back"
             record.updated = now_iso()
             journal.save(record)

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import shutil
+import subprocess
 from pathlib import Path
 
+import pytest
 from media_support import Paused, snapshot, temps
 
 from mobius.media.tree import FILE, walk
@@ -166,8 +170,18 @@ def test_migrate_takes_a_backup_first_and_records_it(mobius, media_ws: Path, tmp
     archive = Path(record["backup"])
     assert record["backup_skipped"] is False and archive.is_file()
     assert archive.parent == media_ws / "backups"
-    import hashlib
-
     assert hashlib.sha256(archive.read_bytes()).hexdigest() == record["backup_sha256"]
     listed = mobius.json("media", "migrations", "-w", str(media_ws))[1]["migrations"]
     assert listed[0]["backup"] == str(archive)
+
+
+def test_target_pages_are_dropped_from_the_page_cache(mobius, media_ws: Path, tmp_path: Path):
+    """The re-read is meant to come from the disk: DONTNEED must really evict the target's pages here."""
+    if not shutil.which("fincore"):
+        pytest.skip("fincore (util-linux) not installed")
+    target = tmp_path / "new"
+    assert migrate(mobius, media_ws, target)[0] == 0
+    big = [str(p) for p in (target / "scans").iterdir()]
+    resident = subprocess.run(["fincore", "--bytes", "--noheadings", "--output", "RES", *big],
+                              capture_output=True, text=True, check=True).stdout.split()
+    assert resident and all(value == "0" for value in resident)

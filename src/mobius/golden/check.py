@@ -85,7 +85,7 @@ class CheckReport:
 
 
 def _frame_checks(golden: Golden, frames: dict, limits: Thresholds, debug: Path | None) -> list[Check]:
-    from mobius.golden.ssim import ssim
+    from mobius.golden.ssim import ssim_and_map
 
     checks = []
     for t in golden.frames:
@@ -93,18 +93,19 @@ def _frame_checks(golden: Golden, frames: dict, limits: Thresholds, debug: Path 
         expected = golden.plane(t)
         current = frames[t]
         files = {"golden": golden.frame_path(t)}
+        similarity = None
         if expected.shape != current.shape:
             check = Check(name, "frame", False, 0.0, limits.ssim, rule=">=", message=(
                 f"frame is {current.shape[1]}x{current.shape[0]}, golden {expected.shape[1]}x{expected.shape[0]}"))
         else:
-            score = ssim(expected, current)
+            score, similarity = ssim_and_map(expected, current)
             passed = score >= limits.ssim
             check = Check(name, "frame", passed, score, limits.ssim, rule=">=",
                           message="" if passed else f"SSIM {score:.4f} < {limits.ssim}")
         if not check.passed and debug is not None:
             from mobius.golden.report import write_debug_images
 
-            files.update(write_debug_images(debug, frame_file(t), expected, current))
+            files.update(write_debug_images(debug, frame_file(t), expected, current, similarity))
         check.files = files
         checks.append(check)
     return checks

@@ -18,13 +18,14 @@ from mobius.safety.atomic import atomic_write, atomic_write_text
 HEAT = ((0.0, (0, 0, 0)), (0.25, (120, 0, 120)), (0.5, (230, 40, 30)), (0.75, (255, 170, 0)), (1.0, (255, 255, 210)))
 
 
-def heatmap(expected, current):
+def heatmap(expected, current, similarity=None):
     """An RGB uint8 picture of where the frames differ: 1 - SSIM per pixel, over a dimmed golden."""
     import numpy as np
 
     from mobius.golden.ssim import ssim_map
 
-    loss = np.clip(1.0 - ssim_map(expected, current), 0.0, 1.0)
+    similarity = ssim_map(expected, current) if similarity is None else similarity
+    loss = np.clip(1.0 - similarity, 0.0, 1.0)
     level = np.clip(loss / 0.5, 0.0, 1.0)
     xs = [p for p, _ in HEAT]
     rgb = np.stack([np.interp(level, xs, [c[k] for _, c in HEAT]) for k in range(3)], axis=-1)
@@ -41,12 +42,12 @@ def _png(array, path: Path) -> Path:
     return path
 
 
-def write_debug_images(debug: Path, name: str, expected, current) -> dict[str, Path]:
+def write_debug_images(debug: Path, name: str, expected, current, similarity=None) -> dict[str, Path]:
     """debug/<frame>_current.png and debug/<frame>_diff.png for a failed frame."""
     stem = name.removesuffix(".png")
     files = {"current": _png(current, debug / f"{stem}_current.png")}
     if getattr(expected, "shape", None) == getattr(current, "shape", None):
-        files["diff"] = _png(heatmap(expected, current), debug / f"{stem}_diff.png")
+        files["diff"] = _png(heatmap(expected, current, similarity), debug / f"{stem}_diff.png")
     return files
 
 

@@ -39,12 +39,17 @@ def ssim_map(golden, current):
 
 def ssim(golden, current) -> float:
     """Mean SSIM over the valid region (5-pixel border cropped); 1.0 exactly for identical planes."""
+    return ssim_and_map(golden, current)[0]
+
+
+def ssim_and_map(golden, current):
+    """(score, map); the map is None when the planes are identical (no filtering done)."""
     import numpy as np
 
     x = np.asarray(golden)
     y = np.asarray(current)
     if x.shape == y.shape and np.array_equal(x, y):
-        return 1.0
+        return 1.0, None
     pad = (WINDOW - 1) // 2
     full = ssim_map(x, y)
-    return float(full[pad:-pad, pad:-pad].mean(dtype=np.float64))
+    return float(full[pad:-pad, pad:-pad].mean(dtype=np.float64)), full

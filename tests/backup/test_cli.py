@@ -14,7 +14,7 @@ from mobius.backup.catalog import append_event
 
 
 def _backups(ws: Path) -> list[Path]:
-    return sorted((ws / "backups").glob("*.tar.zst"))
+    return sorted(p for p in (ws / "backups").iterdir() if p.name.endswith((".tar", ".tar.zst")))
 
 
 def test_create_prints_one_json_object_and_global_options_work_after_the_subcommand(sample_workspace: Path,

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 import pytest
 
 from mobius.backup import restore_archive, verify_archive, write_archive
+from mobius.backup.compression import PLAIN, ZSTD
 from mobius.errors import VerificationError
 
 
-def _archive(tree: Path, tmp_path: Path) -> Path:
-    return write_archive(tree, tmp_path / "backups", "mobius_library").path
+def _archive(tree: Path, tmp_path: Path, codec=None) -> Path:
+    return write_archive(tree, tmp_path / "backups", "mobius_library", codec=codec).path
 
 
 def _problems(path: Path) -> list[str]:
@@ -21,8 +23,9 @@ def _problems(path: Path) -> list[str]:
     return caught.value.details
 
 
-def test_flipped_bit_inside_a_file_names_that_file(tree: Path, tmp_path: Path) -> None:
-    archive = _archive(tree, tmp_path)
+@pytest.mark.parametrize("codec", [PLAIN, ZSTD])
+def test_flipped_bit_inside_a_file_names_that_file(tree: Path, tmp_path: Path, codec) -> None:
+    archive = _archive(tree, tmp_path, codec)
     data = bytearray(archive.read_bytes())
     needle = (tree / "big.bin").read_bytes()[1_000_000:1_000_064]  # incompressible: stored as is
     offset = bytes(data).index(needle)
@@ -34,8 +37,9 @@ def test_flipped_bit_inside_a_file_names_that_file(tree: Path, tmp_path: Path) -
     assert len([p for p in problems if p.startswith("damaged")]) == 1
 
 
-def test_truncated_archive_names_the_files_it_lost(tree: Path, tmp_path: Path) -> None:
-    archive = _archive(tree, tmp_path)
+@pytest.mark.parametrize("codec", [PLAIN, ZSTD])
+def test_truncated_archive_names_the_files_it_lost(tree: Path, tmp_path: Path, codec) -> None:
+    archive = _archive(tree, tmp_path, codec)
     data = archive.read_bytes()
     archive.write_bytes(data[: len(data) // 2])
     problems = _problems(archive)
@@ -57,6 +61,20 @@ def test_missing_sidecar_fails_verification(tree: Path, tmp_path: Path) -> None:
     archive = _archive(tree, tmp_path)
     archive.with_name(archive.name + ".sha256").unlink()
     assert any("no sidecar" in p for p in _problems(archive))
+
+
+def test_flipped_bit_in_compressed_data_is_detected(tmp_path: Path) -> None:
+    library = tmp_path / "library"
+    library.mkdir()
+    words = ["play", "a", "card", "pass", "the", "rest", "score", "maki", "rolls", "pudding", "wasabi", "nigiri"]
+    rng = random.Random(3)
+    (library / "rules.txt").write_text(" ".join(rng.choice(words) for _ in range(400_000)))
+    archive = _archive(library, tmp_path, ZSTD)
+    data = bytearray(archive.read_bytes())
+    data[len(data) // 2] ^= 0x10
+    archive.write_bytes(bytes(data))
+    problems = _problems(archive)
+    assert any(p.startswith("damaged: ") and "rules.txt" in p for p in problems), problems
 
 
 def test_restore_of_damaged_archive_writes_nothing(tree: Path, tmp_path: Path) -> None:

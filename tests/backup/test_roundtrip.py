@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import subprocess
 import tarfile
@@ -21,12 +22,13 @@ from mobius.backup import (
     verify_archive,
     write_archive,
 )
-from mobius.backup.compression import GZIP
+from mobius.backup.compression import GZIP, ZSTD
 
 
-def test_round_trip_restores_names_contents_modes_and_mtimes(tree: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("codec", [None, ZSTD])
+def test_round_trip_restores_names_contents_modes_and_mtimes(tree: Path, tmp_path: Path, codec) -> None:
     before = snapshot(tree)
-    result = write_archive(tree, tmp_path / "backups", "mobius_library")
+    result = write_archive(tree, tmp_path / "backups", "mobius_library", codec=codec)
     assert result.files == 6 and result.symlinks == 1
     report = verify_archive(result.path)
     assert report.has_manifest and report.ok
@@ -50,7 +52,8 @@ def test_restore_moves_existing_folder_to_rollback_never_deletes(tree: Path, tmp
 def test_archive_layout_manifest_first_sums_last_and_sidecar_checks_with_sha256sum(tree: Path, tmp_path: Path) -> None:
     extra = tmp_path / "dot.env"
     extra.write_text("MOBIUS_ENV=staging\n")
-    result = write_archive(tree, tmp_path / "backups", "mobius_library", extra_files={"workspace/.env": extra})
+    result = write_archive(tree, tmp_path / "backups", "mobius_library", extra_files={"workspace/.env": extra},
+                           codec=ZSTD)
     assert result.path.name.startswith("mobius_library_") and result.path.name.endswith(".tar.zst")
     assert result.sha256 == hashlib.sha256(result.path.read_bytes()).hexdigest()
     check = subprocess.run(["sha256sum", "-c", result.sidecar.name], cwd=result.path.parent, capture_output=True,
@@ -77,6 +80,21 @@ def test_archive_layout_manifest_first_sums_last_and_sidecar_checks_with_sha256s
     subprocess.run(["tar", "-xf", str(plain), "-C", str(out)], check=True)
     by_hand = subprocess.run(["sha256sum", "-c", "--quiet", SUMS_NAME], cwd=out, capture_output=True, text=True)
     assert by_hand.returncode == 0, by_hand.stdout
+
+
+def test_compression_is_chosen_by_measuring_a_sample(tmp_path: Path) -> None:
+    media, text = tmp_path / "media", tmp_path / "text"
+    media.mkdir()
+    text.mkdir()
+    for i in range(5):
+        (media / f"clip-{i}.mp4").write_bytes(os.urandom(300_000))
+        (text / f"log-{i}.jsonl").write_text('{"card": "maki roll", "score": 3}\n' * 10_000)
+    plain = write_archive(media, tmp_path / "backups", "media")
+    packed = write_archive(text, tmp_path / "backups", "text")
+    assert plain.path.name.endswith(".tar") and plain.compression == "none"
+    assert packed.path.name.endswith(".tar.zst") and packed.archive_bytes < packed.bytes / 10
+    for result in (plain, packed):
+        verify_archive(result.path)
 
 
 def test_extract_member_returns_an_extra_file_checked_against_the_manifest(tree: Path, tmp_path: Path) -> None:

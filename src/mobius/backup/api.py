@@ -6,12 +6,13 @@ import time
 from pathlib import Path
 
 from mobius.backup import catalog
-from mobius.backup.archive import BackupResult, write_archive
+from mobius.backup.archive import LOCK_NAME, BackupResult, write_archive
 from mobius.backup.verify import verify_archive
 from mobius.config import Workspace
 from mobius.errors import InputError
 from mobius.log import get_logger
 from mobius.progress import Progress
+from mobius.safety.lock import FileLock
 
 LIBRARY_PREFIX = "mobius_library"
 ENV_MEMBER = "workspace/.env"
@@ -32,7 +33,8 @@ def create_backup(ws: Workspace, *, keep: int | None = None, progress: Progress 
     verify_archive(result.path, progress)
     result.verified = True
     result.verify_seconds = time.monotonic() - started
-    result.deleted = catalog.apply_retention(ws.backups, LIBRARY_PREFIX, keep)
+    with FileLock(ws.backups / LOCK_NAME, timeout=600, what=f"a backup into {ws.backups}"):
+        result.deleted = catalog.apply_retention(ws.backups, LIBRARY_PREFIX, keep)
     result.seconds += result.verify_seconds
     get_logger().info("backup.done", archive=str(result.path), verified=True, deleted=[str(p) for p in result.deleted])
     return result

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from mobius.backup import catalog
-from mobius.backup.compression import DEFAULT, PLAIN, Codec, Compressor
+from mobius.backup.compression import DEFAULT, PLAIN, Codec, Compressor, choose
 from mobius.backup.manifest import DIR, FILE, MANIFEST_NAME, SUMS_NAME, ManifestEntry, header_line
 from mobius.backup.tree import Listing, walk_tree
 from mobius.errors import VerificationError
@@ -157,14 +157,12 @@ class _ArchiveFile:
         (self._compress_stage or self._writer).put(data)
 
     def close(self) -> str:
-        """Drain, fsync, drop the pages from the cache (so a verify reads the disk), return the sha256."""
+        """Drain the pipeline, fsync, return the sha256 of everything written."""
         try:
             if self._compress_stage is not None:
                 self._compress_stage.close()
             self._writer.close()
             os.fsync(self._fd)
-            with contextlib.suppress(OSError, AttributeError):
-                os.posix_fadvise(self._fd, 0, 0, os.POSIX_FADV_DONTNEED)
         finally:
             os.close(self._fd)
         return self._digest.hexdigest()
@@ -271,10 +269,11 @@ def utc_stamp(now: dt.datetime | None = None) -> str:
 
 
 def write_archive(source: Path, dest_dir: Path, prefix: str, *, extra_files: dict[str, Path] | None = None,
-                  progress: Progress | None = None, codec: Codec = DEFAULT) -> BackupResult:
+                  progress: Progress | None = None, codec: Codec | None = None) -> BackupResult:
     """Archive the folder `source` (as `library/...`) plus `extra_files` into `dest_dir/<prefix>_<UTC stamp>.tar.zst`.
 
     Writes the `.sha256` sidecar (sha256sum format) and the `.log.jsonl` backup log beside it.
+    `codec` None measures a sample of the files and picks zstd or plain tar (see compression.choose).
     Refuses (exit 5) before writing anything when `dest_dir` lacks room for the contents.
     """
     progress = progress or NoProgress()
@@ -288,6 +287,10 @@ def write_archive(source: Path, dest_dir: Path, prefix: str, *, extra_files: dic
                             extra_files=extra_files)
         needed = listing.bytes + listing.entries * HEADER_ALLOWANCE + 2 * listing.path.stat().st_size + RECORD
         require_free_space(dest_dir, needed, what=f"a backup of {source}")
+        if codec is None:
+            codec, sample_ratio = choose(listing.read(), lambda e: _member_source(source, extra_files, e.path),
+                                         listing.bytes)
+            log.info("backup.compression.chosen", codec=codec.name, sample_ratio=sample_ratio)
         dest_dir.mkdir(parents=True, exist_ok=True)
         with FileLock(dest_dir / LOCK_NAME, timeout=600, what=f"a backup into {dest_dir}"):
             catalog.remove_leftovers(dest_dir, prefix)
@@ -340,8 +343,7 @@ def _write_members(archive: _ArchiveFile, listing: Listing, source: Path, extra_
     with open(sums_path, "w", encoding="utf-8", newline="\n") as sums:
         for entry in listing.read():
             if entry.type == FILE:
-                local = extra_files[entry.path] if entry.path in extra_files else _local_path(source, entry.path)
-                _copy_file(tar, entry, local, sums, progress)
+                _copy_file(tar, entry, _member_source(source, extra_files, entry.path), sums, progress)
             else:
                 tar.add(entry)
     size = sums_path.stat().st_size
@@ -351,8 +353,9 @@ def _write_members(archive: _ArchiveFile, listing: Listing, source: Path, extra_
     return archive.close()
 
 
-def _local_path(source: Path, member: str) -> Path:
-    return source.joinpath(*member.split("/")[1:])
+def _member_source(source: Path, extra_files: dict[str, Path], member: str) -> Path:
+    """The local file behind an archive member."""
+    return extra_files[member] if member in extra_files else source.joinpath(*member.split("/")[1:])
 
 
 def _summary(result: BackupResult) -> dict[str, Any]:

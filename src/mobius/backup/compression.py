@@ -1,12 +1,17 @@
-"""How an archive's bytes are compressed: zstd for new backups; gzip and plain tar still readable.
+"""How an archive's bytes are compressed: zstd or none, chosen per backup by measuring a sample.
 
-Chosen by measurement (benchmarks/backup.py, docs/backup.md): on incompressible media zstd
-level 3 in-process runs at ~2.9 GB/s because it stores blocks it cannot shrink, where gzip -6
-crawls at ~50 MB/s; zstd's multithreaded mode was slower here (2 shared cores), so one
-in-process stream it is. Level 3 (zstd's default) costs little more than level 1 and shrinks
-text-like data further. Readers recognise the codec by its magic bytes, not by the file name,
-so a `.tar.gz` from the runbook's `tar -czf` restores like any other archive. No zstd frame
-checksum is written: the archive's sha256 and every member's sha256 already cover the bytes.
+Measured here (benchmarks/backup.py --codecs, docs/backup.md), 1 GiB each, in-process:
+  incompressible media  zstd -3 ~2,400 MiB/s (ratio 1.001)  gzip -6 ~44 MiB/s (1.000)
+  text + raw scans      zstd -3 ~250 MiB/s (ratio 0.22)     gzip -6 ~24 MiB/s (0.20)
+gzip is out. On media zstd saves nothing yet still costs a pass over every byte (about a third
+of a backup's CPU on 2 cores), so `choose` compresses a sample of the files first: when zstd
+would save under 10%, the archive is a plain `.tar`; otherwise `.tar.zst`, level 3 (level 1 was
+~20% faster on text but left half again as many bytes). zstd's multithreaded mode lost to one stream on
+its own thread (2 shared cores, with both sha256 streams running).
+
+Readers recognise the codec by its magic bytes, not by the file name, so a `.tar.gz` from the
+runbook's `tar -czf` restores like any other archive. No zstd frame checksum is written: the
+archive's sha256 and every member's sha256 already cover the bytes.
 """
 
 from __future__ import annotations
@@ -63,6 +68,40 @@ PLAIN = Codec("none", ".tar")
 CODECS = {codec.name: codec for codec in (ZSTD, GZIP, PLAIN)}
 DEFAULT = ZSTD
 ARCHIVE_EXTENSIONS = (".tar.zst", ".tar.gz", ".tgz", ".tar")
+
+
+SAMPLE_FILES = 64
+SAMPLE_BYTES = 128 << 10
+WORTH_IT = 0.9  # compress when a sample shrinks below 90%
+
+
+def choose(entries, local_path, total_bytes: int) -> tuple[Codec, float]:
+    """zstd when a sample of the files compresses below WORTH_IT, else plain tar: (codec, sample ratio).
+
+    Reads at most SAMPLE_FILES x SAMPLE_BYTES (8 MiB), from files spread evenly by bytes.
+    """
+    if total_bytes == 0:
+        return DEFAULT, 1.0
+    step = max(total_bytes // SAMPLE_FILES, 1)
+    next_at, seen, raw, packed = 0, 0, 0, 0
+    compressor = zstandard.ZstdCompressor(level=ZSTD_LEVEL)
+    for entry in entries:
+        if entry.type != "file" or not entry.size:
+            continue
+        seen += entry.size
+        if seen < next_at:
+            continue
+        next_at = seen + step
+        try:
+            with open(local_path(entry), "rb") as handle:
+                handle.seek(max(0, entry.size // 2 - SAMPLE_BYTES // 2))
+                data = handle.read(SAMPLE_BYTES)
+        except OSError:
+            continue
+        raw += len(data)
+        packed += len(compressor.compress(data))
+    ratio = packed / raw if raw else 1.0
+    return (DEFAULT if ratio < WORTH_IT else PLAIN), round(ratio, 3)
 
 
 def detect(head: bytes) -> Codec:

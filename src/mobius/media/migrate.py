@@ -23,11 +23,12 @@ from mobius.config import Workspace, is_url
 from mobius.errors import EnvironmentProblem, InputError, MobiusError, ResourceError, VerificationError
 from mobius.log import get_logger
 from mobius.media.copier import copy_file
-from mobius.media.destination import Destination, Stored, open_destination
+from mobius.media.destination import Destination, open_destination
 from mobius.media.faults import FaultHooks
 from mobius.media.journal import JournalRow, MigrationJournal, MigrationRecord
 from mobius.media.manifest import file_sha256
-from mobius.media.tree import DIR, FILE, LINK, OTHER, Entry, points_outside, walk
+from mobius.media.plan import Plan, compare_trees, make_plan, same_target
+from mobius.media.tree import DIR, FILE, LINK, OTHER, points_outside, walk
 from mobius.progress import NoProgress, Progress
 from mobius.safety.checksums import write_checksum_file
 from mobius.safety.diskspace import human_bytes, require_free_space
@@ -91,94 +92,6 @@ class MigrationResult:
                 "copied_files": self.copied_files, "copied_bytes": self.copied_bytes, "skipped": self.skipped,
                 "removed_temps": self.removed_temps, "seconds": self.seconds,
                 "evidence": self.evidence}
-
-
-@dataclass
-class Plan:
-    entries: list[Entry]
-    dirs: list[Entry] = field(default_factory=list)
-    links: list[Entry] = field(default_factory=list)
-    files: list[Entry] = field(default_factory=list)
-    skipped: int = 0
-    stale: list[str] = field(default_factory=list)
-
-    @property
-    def bytes(self) -> int:
-        return sum(e.size for e in self.files)
-
-    @property
-    def empty(self) -> bool:
-        return not (self.dirs or self.links or self.files or self.stale)
-
-
-def _same_source(entry: Entry, row: JournalRow) -> bool:
-    if entry.kind != row.kind:
-        return False
-    if entry.kind == FILE:
-        return (entry.size, entry.mtime_ns, entry.inode, entry.mode) == (row.size, row.mtime_ns, row.inode, row.mode)
-    if entry.kind == LINK:
-        return entry.link == row.link
-    return entry.mode == row.mode
-
-
-def _same_target(row: JournalRow, stored: Stored | None, dest: Destination) -> bool:
-    if row.kind == DIR and not dest.supports_links:
-        return True  # object stores have no folders: kept in the journal only
-    if stored is None or stored.kind != row.kind:
-        return False
-    if row.kind == FILE:
-        return (stored.size, stored.token) == (row.dst_size, row.dst_token)
-    if row.kind == LINK:
-        return stored.link == row.link
-    return True
-
-
-def make_plan(entries: list[Entry], rows: dict[str, JournalRow], listing: dict[str, Stored],
-              dest: Destination) -> Plan:
-    """What still has to be done: every entry not journaled, or changed at either end since."""
-    plan = Plan(entries)
-    present = set()
-    for entry in entries:
-        present.add(entry.path)
-        row = rows.get(entry.path)
-        if row and _same_source(entry, row) and _same_target(row, listing.get(entry.path), dest):
-            plan.skipped += 1
-            continue
-        {DIR: plan.dirs, LINK: plan.links, FILE: plan.files}[entry.kind].append(entry)
-    plan.stale = sorted(p for p in rows if p not in present)
-    return plan
-
-
-def compare_trees(source: Path, dest: Destination, rows: dict[str, JournalRow]) -> tuple[list[str], dict[str, int]]:
-    """Every source entry journaled and unchanged, every target entry as written, nothing extra.
-
-    Reads no file contents: sizes, mtimes, inodes (ETags on object storage) against the journal.
-    """
-    problems: list[str] = []
-    counts = {"source_files": 0, "target_files": 0}
-    seen = set()
-    for entry in walk(source):
-        seen.add(entry.path)
-        counts["source_files"] += entry.kind == FILE
-        row = rows.get(entry.path)
-        if row is None:
-            problems.append(f"not copied: {entry.path}")
-        elif not _same_source(entry, row):
-            problems.append(f"changed at the source since it was copied: {entry.path} (run again)")
-    listing = dest.listing()
-    for path, row in rows.items():
-        if path not in seen:
-            problems.append(f"journaled but gone from the source: {path}")
-        elif not _same_target(row, listing.get(path), dest):
-            problems.append(f"changed or missing at the target: {path}")
-    for path, stored in listing.items():
-        counts["target_files"] += stored.kind == FILE
-        if path not in seen:
-            problems.append(f"extra at the target: {path}")
-    if counts["source_files"] != counts["target_files"]:
-        problems.append(f"file counts differ: {counts['source_files']} at the source, "
-                        f"{counts['target_files']} at the target")
-    return problems, counts
 
 
 def _target_id(dest: Destination) -> str:
@@ -394,7 +307,7 @@ def _apply(ws: Workspace, source: Path, dest: Destination, journal: MigrationJou
     log.info("media.copy.started", migration=record.id, files=len(plan.files), bytes=plan.bytes, workers=workers)
     report(f"copy: {len(plan.files)} files, {human_bytes(plan.bytes)}, {workers} workers "
            f"(hash while reading, fsync, re-read from disk, rename)")
-    progress.start("copy + verify", plan.bytes, unit="bytes")
+    progress.start(f"copy + verify {len(plan.files)} files", plan.bytes, unit="bytes")
     failures: list[str] = []
     pending: list[JournalRow] = []
     stop: MobiusError | None = None
@@ -569,7 +482,7 @@ def _already_migrated(dest: Destination, journal: MigrationJournal | None, resul
     if record.status == "finalized":
         listing = dest.listing()
         problems = [f"changed or missing at the target: {p}" for p, r in rows.items()
-                    if not _same_target(r, listing.get(p), dest)]
+                    if not same_target(r, listing.get(p), dest)]
     else:
         problems, _ = compare_trees(Path(record.source), dest, rows)
     if problems:

@@ -7,10 +7,11 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
-from media_support import Paused, snapshot, temps
+from media_support import Paused, mobius_env, snapshot, temps
 
 from mobius.media.tree import FILE, walk
 from mobius.safety.envfile import read_env_file
@@ -185,3 +186,30 @@ def test_target_pages_are_dropped_from_the_page_cache(mobius, media_ws: Path, tm
     resident = subprocess.run(["fincore", "--bytes", "--noheadings", "--output", "RES", *big],
                               capture_output=True, text=True, check=True).stdout.split()
     assert resident and all(value == "0" for value in resident)
+
+
+RCHAR_PROBE = """
+import sys
+from mobius.cli.app import run
+def rchar():
+    return int(dict(line.split(': ') for line in open('/proc/self/io').read().splitlines())['rchar'])
+before = rchar()
+code = run(sys.argv[1:])
+print(code, rchar() - before)
+"""
+
+
+def test_rerun_with_nothing_changed_reads_no_file_contents(media_ws: Path, tmp_path: Path):
+    """/proc/self/io counts every byte the re-run reads through read(): far less than one big file."""
+    target = tmp_path / "new"
+    args = ["media", "migrate", "--to", str(target), "--no-backup", "--yes", "-w", str(media_ws)]
+    first = subprocess.run([sys.executable, "-c", RCHAR_PROBE, *args], capture_output=True, text=True,
+                           env=mobius_env(), stdin=subprocess.DEVNULL)
+    code, copied = map(int, first.stdout.split()[-2:])
+    library_bytes = sum(p.stat().st_size for p in (media_ws / "uploads").rglob("*") if p.is_file())
+    assert code == 0 and copied > library_bytes  # read every source byte and re-read every target byte
+    again = subprocess.run([sys.executable, "-c", RCHAR_PROBE, *args], capture_output=True, text=True,
+                           env=mobius_env(), stdin=subprocess.DEVNULL)
+    code, read = map(int, again.stdout.split()[-2:])
+    assert code == 0 and "nothing to do" in again.stdout
+    assert read < 1_000_000 < 3 * (1 << 20)  # the journal only; each scan alone is over 3 MiB

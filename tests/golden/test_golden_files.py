@@ -133,3 +133,21 @@ def test_update_backs_up_renders_and_regenerates(workspace: Path):
     proc = run_mobius("golden", "check", "--game", GAME, "--in", str(workspace / "out" / GAME / "preview.mp4"),
                       "-w", str(workspace))
     assert proc.returncode == 0, proc.stdout
+
+
+def test_an_interrupted_swap_is_repaired_by_the_next_command(workspace: Path):
+    golden = workspace / "tests" / "golden"
+    before = tree_digest(golden / GAME)
+    (golden / GAME).rename(golden / f".{GAME}.old-dead1234")  # killed between the two renames
+    (golden / ".mobius-tmp-golden-sushi-go-dead1234").mkdir()  # and its half-written replacement
+    proc = run_mobius("golden", "check", "--game", GAME, "--in", str(workspace / "out" / GAME / "preview.mp4"),
+                      "-w", str(workspace))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert tree_digest(golden / GAME) == before
+    assert not [p.name for p in golden.iterdir() if p.name.startswith(".")]
+
+
+def test_per_os_on_without_an_os_baseline_is_bad_input(workspace: Path):
+    proc = run_mobius("golden", "check", "--game", GAME, "--in", str(workspace / "out" / GAME / "preview.mp4"),
+                      "--per-os", "-w", str(workspace))
+    assert proc.returncode == 1 and platform.system().lower() in proc.stderr

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from mobius.config import Workspace
 from mobius.errors import EnvironmentProblem, InputError
-from mobius.golden.baseline import swap_in
+from mobius.golden.baseline import golden_lock, swap_in
 from mobius.log import get_logger
 from mobius.progress import Progress
 from mobius.safety.atomic import TEMP_PREFIX
@@ -62,10 +62,11 @@ def restore_goldens(ws: Workspace, archive: Path, *, progress: Progress | None =
     ws.golden.parent.mkdir(parents=True, exist_ok=True)
     staging = ws.golden.parent / f"{TEMP_PREFIX}golden-restore-{secrets.token_hex(4)}"
     try:
-        restore_archive(archive, staging, member_root=MEMBER_ROOT, progress=progress)
-        if not staging.is_dir():
-            staging.mkdir()
-        swap_in(staging, ws.golden)
+        with golden_lock(ws):
+            restore_archive(archive, staging, member_root=MEMBER_ROOT, progress=progress)
+            if not staging.is_dir():
+                staging.mkdir()
+            swap_in(staging, ws.golden)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

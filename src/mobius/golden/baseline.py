@@ -28,10 +28,11 @@ from pathlib import Path
 
 from mobius import __version__
 from mobius.config import Workspace
-from mobius.errors import InputError
+from mobius.errors import InputError, MobiusError
 from mobius.log import get_logger
 from mobius.progress import NoProgress, Progress
 from mobius.safety.atomic import TEMP_PREFIX, atomic_write_text, fsync_dir
+from mobius.safety.lock import FileLock
 
 FORMAT = 1
 DEFAULT_FRAMES = (5.0, 10.0, 20.0)
@@ -65,6 +66,21 @@ class Thresholds:
 def os_name() -> str:
     """The per-OS folder name: linux, darwin, windows."""
     return platform.system().lower() or "unknown"
+
+
+def golden_lock(ws: Workspace, *, timeout: float = 60.0) -> FileLock:
+    """One writer of tests/golden at a time (generate, restore); readers do not take it."""
+    return FileLock(ws.state / "golden.lock", timeout=timeout, what="a change to the goldens")
+
+
+def recover_if_idle(ws: Workspace, slug: str) -> None:
+    """Repair an interrupted swap, but only when no other process is changing the goldens."""
+    try:
+        with golden_lock(ws, timeout=0):
+            recover(slug_folder(ws, slug))
+            recover(slug_folder(ws, slug) / os_name())
+    except MobiusError:
+        pass
 
 
 def per_os_enabled(ws: Workspace, flag: bool | None = None) -> bool:
@@ -125,7 +141,7 @@ def _read_json(path: Path) -> dict:
 
 def load_golden(ws: Workspace, slug: str, *, per_os: bool) -> Golden:
     """Read a game's baseline; InputError (exit 1) when there is none."""
-    recover(slug_folder(ws, slug))
+    recover_if_idle(ws, slug)
     folder = baseline_folder(ws, slug, per_os=per_os)
     if not (folder / "golden.json").is_file():
         where = f" for {os_name()}" if per_os else ""
@@ -237,15 +253,21 @@ def generate(ws: Workspace, slug: str, video: Path, *, frames: list[float] | Non
     Frame times and thresholds default to the old baseline's (so adjusted thresholds survive an
     update), else to 5, 10, 20 s and the defaults.
     """
-    from mobius.golden.loudness import measure
-    from mobius.golden.media import read_media
-
     progress = progress or NoProgress()
     log = get_logger()
     target = baseline_folder(ws, slug, per_os=per_os)
-    recover(slug_folder(ws, slug))
-    if per_os:
-        recover(target)
+    with golden_lock(ws):
+        recover(slug_folder(ws, slug))
+        if per_os:
+            recover(target)
+        return _generate_locked(slug, target, Path(video), frames, per_os, thresholds, progress, log)
+
+
+def _generate_locked(slug: str, target: Path, video: Path, frames, per_os: bool, thresholds, progress: Progress,
+                     log) -> GenerateResult:
+    from mobius.golden.loudness import measure
+    from mobius.golden.media import read_media
+
     previous = {}
     if (target / "golden.json").is_file():
         with contextlib.suppress(InputError):

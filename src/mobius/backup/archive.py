@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from mobius.backup import catalog
+from mobius.backup.buffers import BufferPool
 from mobius.backup.compression import DEFAULT, PLAIN, Codec, Compressor, choose
 from mobius.backup.manifest import DIR, FILE, MANIFEST_NAME, SUMS_NAME, ManifestEntry, header_line
 from mobius.backup.tree import Listing, walk_tree
@@ -82,19 +83,19 @@ class _Stage:
     def __init__(self, name: str, step, finish=None):
         self._step = step
         self._finish = finish
-        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=16)
+        self._queue: queue.Queue[tuple | None] = queue.Queue(maxsize=16)
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
         while True:
-            data = self._queue.get()
-            if data is None:
+            item = self._queue.get()
+            if item is None:
                 break
             if self._error is None:
                 try:
-                    self._step(data)
+                    self._step(*item)
                 except BaseException as exc:  # noqa: BLE001 - re-raised on the caller's thread
                     self._error = exc
         if self._error is None and self._finish is not None:
@@ -103,11 +104,15 @@ class _Stage:
             except BaseException as exc:  # noqa: BLE001 - re-raised on the caller's thread
                 self._error = exc
 
-    def put(self, data: bytes) -> None:
+    def put(self, data, buffer: bytearray | None = None) -> None:
+        """Queue `data`; `buffer` (the pooled buffer under it) goes back to the pool once written."""
+        self.check()
+        if data:
+            self._queue.put((data, buffer))
+
+    def check(self) -> None:
         if self._error is not None:
             raise self._error
-        if data:
-            self._queue.put(data)
 
     def close(self) -> None:
         if self._thread.is_alive():
@@ -132,6 +137,7 @@ class _ArchiveFile:
 
     def __init__(self, path: Path, codec: Codec):
         self.path = path
+        self.pool = BufferPool(12, CHUNK)
         self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         self._digest = hashlib.sha256()
         self.size = 0
@@ -143,18 +149,31 @@ class _ArchiveFile:
             self._compress_stage = _Stage("archive-compressor", self._compress,
                                           lambda: self._writer.put(self._compressor.flush()))
 
-    def _compress(self, data: bytes) -> None:
-        self._writer.put(self._compressor.compress(data))
+    def _compress(self, data, buffer: bytearray | None) -> None:
+        out = self._compressor.compress(data)
+        if buffer is not None:
+            self.pool.give(buffer)
+        self._writer.put(out)
 
-    def _write(self, data: bytes) -> None:
+    def _write(self, data, buffer: bytearray | None) -> None:
         self._digest.update(data)
         view = memoryview(data)
         while view:
             view = view[os.write(self._fd, view):]
         self.size += len(data)
+        if buffer is not None:
+            self.pool.give(buffer)
 
-    def write(self, data: bytes) -> None:
-        (self._compress_stage or self._writer).put(data)
+    def write(self, data, buffer: bytearray | None = None) -> None:
+        (self._compress_stage or self._writer).put(data, buffer)
+
+    def take_buffer(self) -> bytearray:
+        return self.pool.take(self.check)
+
+    def check(self) -> None:
+        for stage in (self._compress_stage, self._writer):
+            if stage is not None:
+                stage.check()
 
     def close(self) -> str:
         """Drain the pipeline, fsync, return the sha256 of everything written."""
@@ -185,12 +204,15 @@ class _TarStream:
         self._pending = bytearray()
         self._offset = 0
 
-    def _emit(self, data: bytes) -> None:
+    def _emit(self, data, buffer: bytearray | None = None) -> None:
+        """Send `data` on; a pooled `buffer` under it is handed over (or returned at once when copied)."""
         self._offset += len(data)
         if not self._pending and len(data) >= BATCH:
-            self._out.write(data)
+            self._out.write(data, buffer)
             return
         self._pending += data
+        if buffer is not None:
+            self._out.pool.give(buffer)
         if len(self._pending) >= BATCH:
             self._out.write(bytes(self._pending))
             self._pending.clear()
@@ -205,8 +227,11 @@ class _TarStream:
         info.uname = info.gname = ""
         self._emit(info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape"))
 
-    def data(self, chunk: bytes) -> None:
-        self._emit(chunk)
+    def data(self, chunk, buffer: bytearray | None = None) -> None:
+        self._emit(chunk, buffer)
+
+    def take_buffer(self) -> bytearray:
+        return self._out.take_buffer()
 
     def pad(self) -> None:
         remainder = self._offset % BLOCK
@@ -250,13 +275,15 @@ def _copy_file(tar: _TarStream, entry: ManifestEntry, local: Path, sums, progres
         digest = hashlib.sha256()
         remaining = entry.size
         while remaining:
-            chunk = handle.read(min(CHUNK, remaining))
-            if not chunk:
+            buffer = tar.take_buffer()
+            count = handle.readinto(memoryview(buffer)[:min(len(buffer), remaining)])
+            if not count:
                 raise changed
-            digest.update(chunk)
-            tar.data(chunk)
-            remaining -= len(chunk)
-            progress.advance(len(chunk))
+            view = memoryview(buffer)[:count]
+            digest.update(view)
+            tar.data(view, buffer)
+            remaining -= count
+            progress.advance(count)
         after = os.fstat(fd)
         if after.st_size != entry.size or after.st_mtime_ns != entry.mtime_ns:
             raise changed

@@ -74,7 +74,10 @@ class VerifyReport:
                 "problem_count": self.problem_count, "counts": self.counts}
 
     def error(self) -> VerificationError:
-        summary = ", ".join(f"{n} {c}" for c, n in self.counts.items())
+        parts = [f"{n} {c}" for c, n in self.counts.items() if c != "archive"]
+        if "archive" in self.counts:
+            parts.append("the archive fails its sidecar check")
+        summary = ", ".join(parts)
         details = list(self.problems)
         if len(details) >= MAX_DETAILS:
             details.append("... (the list stops here; `--json` and the backup's log have the counts)")

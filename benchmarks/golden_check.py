@@ -29,6 +29,17 @@ import time
 from pathlib import Path
 
 MOBIUS = [sys.executable, "-m", "mobius"]
+# The same golden commands behind an entry point that registers only the golden CLI: shows what the
+# other capabilities' module-level imports add to every `mobius` start-up.
+LEAN = [sys.executable, "-c", (
+    "import sys, typer\n"
+    "from mobius.cli.context import current, lift_global_options\n"
+    "from mobius.cli import golden\n"
+    "app = typer.Typer(add_completion=False)\n"
+    "golden.register(app)\n"
+    "parsed, rest = lift_global_options(sys.argv[1:])\n"
+    "current.__dict__.update(parsed.__dict__)\n"
+    "sys.exit(app(args=rest, prog_name='mobius', standalone_mode=False) or 0)\n")]
 GAMES = ("sushi-go", "love-letter", "hanamikoji")
 
 
@@ -113,14 +124,14 @@ def baseline_check(ff: str, video: Path, golden: Path, scratch: Path, *, variant
 
 
 # ---------------------------------------------------------------- ours
-def ours_check(ws: Path, game: str, video: Path) -> dict[str, bool]:
-    proc = run([*MOBIUS, "golden", "check", "--game", game, "--in", str(video), "-w", str(ws), "--json"])
+def ours_check(ws: Path, game: str, video: Path, entry: list[str] = MOBIUS) -> dict[str, bool]:
+    proc = run([*entry, "golden", "check", "--game", game, "--in", str(video), "-w", str(ws), "--json"])
     result = json.loads(proc.stdout)
     return {c["name"]: c["passed"] for c in result["checks"] if c["threshold"] is not None}
 
 
-def ours_check_all(ws: Path) -> dict[str, dict[str, bool]]:
-    proc = run([*MOBIUS, "golden", "check-all", "-w", str(ws), "--json"])
+def ours_check_all(ws: Path, entry: list[str] = MOBIUS) -> dict[str, dict[str, bool]]:
+    proc = run([*entry, "golden", "check-all", "-w", str(ws), "--json"])
     result = json.loads(proc.stdout)
     return {g["game"]: {c["name"]: c["passed"] for c in g["checks"] if c["threshold"] is not None}
             for g in result["games"]}
@@ -162,26 +173,31 @@ def main() -> None:
         print(f"render sushi-go: {render_wall:.2f} s wall ({rendered['render_seconds']:.2f} s inside) for a "
               f"{rendered['seconds']:g} s video = {render_wall / rendered['seconds']:.2f}x real time")
         startup, _ = timed(lambda: run([*MOBIUS, "version"]), args.repeat)
-        print(f"`mobius version` start-up: {startup:.2f} s (paid once by every mobius command)")
+        lean_startup, _ = timed(lambda: run([*LEAN, "--help"]), args.repeat)
+        print(f"start-up: `mobius version` {startup:.2f} s; lean entry (golden CLI only) {lean_startup:.2f} s")
         agree = True
         golden = ws / "tests" / "golden" / "sushi-go"
         for label, video in (("sushi-go preview", ws / "out" / "sushi-go" / "preview.mp4"), ("box 9-11 s", box)):
             t_ours, v_ours = timed(lambda v=video: ours_check(ws, "sushi-go", v), args.repeat)
-            line = [f"one game, {label}: mobius golden check {t_ours:.2f} s"]
+            t_lean, v_lean = timed(lambda v=video: ours_check(ws, "sushi-go", v, LEAN), args.repeat)
+            agree &= v_lean == v_ours
+            line = [f"one game, {label}: mobius golden check {t_ours:.2f} s (lean entry {t_lean:.2f} s)"]
             for variant in ("original", "tuned"):
                 t_base, v_base = timed(lambda v=video, var=variant: baseline_check(ff, v, golden, scratch,
                                                                                    variant=var), args.repeat)
                 same = v_base == v_ours
                 agree &= same
-                line.append(f"{variant} ffmpeg {t_base:.2f} s ({t_base / t_ours:.2f}x, verdicts "
-                            f"{'same' if same else 'DIFFER'})")
+                line.append(f"{variant} ffmpeg {t_base:.2f} s ({t_base / t_ours:.2f}x, lean {t_base / t_lean:.2f}x, "
+                            f"verdicts {'same' if same else 'DIFFER'})")
                 if not same:
                     diff = {k: (v_ours.get(k), v_base.get(k)) for k in set(v_ours) | set(v_base)
                             if v_ours.get(k) != v_base.get(k)}
                     line.append(f"differences (ours, ffmpeg): {diff}")
             print("; ".join(line))
         t_all, v_all = timed(lambda: ours_check_all(ws), args.repeat)
-        line = [f"check-all, 3 games: mobius golden check-all {t_all:.2f} s"]
+        t_lean, v_lean = timed(lambda: ours_check_all(ws, LEAN), args.repeat)
+        agree &= v_lean == v_all
+        line = [f"check-all, 3 games: mobius golden check-all {t_all:.2f} s (lean entry {t_lean:.2f} s)"]
         for variant in ("original", "tuned"):
             def baseline_all(var=variant):
                 return {g: baseline_check(ff, ws / "out" / g / "preview.mp4", ws / "tests" / "golden" / g, scratch,
@@ -189,8 +205,8 @@ def main() -> None:
             t_base, v_base = timed(baseline_all, args.repeat)
             same = v_base == v_all
             agree &= same
-            line.append(f"{variant} ffmpeg {t_base:.2f} s ({t_base / t_all:.2f}x, verdicts "
-                        f"{'same' if same else 'DIFFER'})")
+            line.append(f"{variant} ffmpeg {t_base:.2f} s ({t_base / t_all:.2f}x, lean {t_base / t_lean:.2f}x, "
+                        f"verdicts {'same' if same else 'DIFFER'})")
         print("; ".join(line))
         print("verdicts agree" if agree else "VERDICTS DIFFER")
     finally:

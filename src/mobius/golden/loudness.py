@@ -108,7 +108,11 @@ def _k_response(size: int, sample_rate: int):
 
 
 def _window_power(weighted, sample_rate: int, window_s: float, hop_s: float):
-    """Sum over channels of the mean square of each window of the K-weighted signal."""
+    """Sum over channels of the mean square of each window of the K-weighted signal.
+
+    Windows are whole numbers of hops (400 ms = 4 x 100 ms, 3 s = 30 x 100 ms), so the energy of each
+    hop-long segment is summed once and windows add up consecutive segments.
+    """
     import numpy as np
 
     window = int(round(window_s * sample_rate))
@@ -116,11 +120,17 @@ def _window_power(weighted, sample_rate: int, window_s: float, hop_s: float):
     n = weighted.shape[1]
     if n < window:
         return np.zeros(0)
-    energy = np.zeros((weighted.shape[0], n + 1))
-    np.cumsum(np.square(weighted, dtype=np.float64), axis=1, out=energy[:, 1:])
-    starts = np.arange(0, n - window + 1, hop)
-    per_channel = (energy[:, starts + window] - energy[:, starts]) / window
-    return per_channel.sum(axis=0)
+    if window % hop:
+        energy = np.zeros((weighted.shape[0], n + 1))
+        np.cumsum(np.square(weighted, dtype=np.float64), axis=1, out=energy[:, 1:])
+        starts = np.arange(0, n - window + 1, hop)
+        return ((energy[:, starts + window] - energy[:, starts]) / window).sum(axis=0)
+    segments = n // hop
+    per_segment = np.square(weighted[:, : segments * hop], dtype=np.float64).reshape(-1, segments, hop).sum(axis=2)
+    running = np.concatenate([np.zeros((per_segment.shape[0], 1)), np.cumsum(per_segment, axis=1)], axis=1)
+    span = window // hop
+    count = (n - window) // hop + 1
+    return ((running[:, span : span + count] - running[:, :count]) / window).sum(axis=0)
 
 
 def _to_lufs(power):

@@ -433,6 +433,7 @@ def test_restore(path: Path, *, scratch: Path | None = None, progress: Progress 
     path = Path(path).expanduser().resolve()
     started = time.monotonic()
     base = Path(scratch) if scratch else path.parent
+    remove_stale_staging(base)
     holder = base / f"{STAGING_PREFIX}{os.getpid()}-{secrets.token_hex(4)}-test"
     holder.mkdir(parents=True, mode=0o700)
     try:

@@ -102,6 +102,7 @@ def tree_bytes(root: Path) -> tuple[int, int]:
 
 
 def timed(label: str, fn) -> float:
+    os.sync()  # no step pays for the previous one's writeback
     started = time.perf_counter()
     fn()
     seconds = time.perf_counter() - started

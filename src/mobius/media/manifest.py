@@ -14,7 +14,7 @@ from pathlib import Path
 from mobius.errors import InputError
 from mobius.log import get_logger
 from mobius.media.hashcache import HashCache
-from mobius.media.tree import Entry, files
+from mobius.media.tree import Entry, files, undecodable
 from mobius.progress import NoProgress, Progress
 from mobius.safety.checksums import read_checksum_file, write_checksum_file
 from mobius.safety.hashing import hash_files
@@ -105,6 +105,10 @@ def build_manifest(folder: Path, out: Path, *, workers: int | None = None, progr
     """Hash every regular file under `folder` and write `out` atomically, sorted by name."""
     folder = require_folder(folder, "folder")
     entries = sorted(files(folder), key=lambda e: e.path)
+    bad_names = undecodable(entries)
+    if bad_names:
+        raise InputError(f"{len(bad_names)} file names in {folder} are not valid UTF-8", details=bad_names,
+                         hint="rename them (e.g. with convmv) and run again")
     digests, unreadable = _hash_entries(folder, entries, workers=workers, progress=progress or NoProgress(),
                                         cache=cache)
     write_checksum_file(out, ((digests[e.path], e.path) for e in entries if e.path in digests))

@@ -28,7 +28,7 @@ from mobius.media.faults import FaultHooks
 from mobius.media.journal import JournalRow, MigrationJournal, MigrationRecord
 from mobius.media.manifest import file_sha256
 from mobius.media.plan import Plan, compare_trees, make_plan, same_target
-from mobius.media.tree import DIR, FILE, LINK, OTHER, points_outside, walk
+from mobius.media.tree import DIR, FILE, LINK, OTHER, points_outside, undecodable, walk
 from mobius.progress import NoProgress, Progress
 from mobius.safety.checksums import write_checksum_file
 from mobius.safety.diskspace import human_bytes, require_free_space
@@ -185,6 +185,10 @@ def _migrate_locked(ws: Workspace, source: Path, dest: Destination, journal: Mig
     total_bytes = sum(e.size for e in files)
     evidence(f"preflight: source readable: {source} ({len(files)} files, {human_bytes(total_bytes)}, "
              f"{len(dirs)} folders, {len(links)} symlinks)")
+    bad_names = undecodable(entries)
+    if bad_names:
+        raise InputError(f"{len(bad_names)} names in {source} are not valid UTF-8", details=bad_names,
+                         hint="rename them (e.g. with convmv) and run again")
     special = [e.path for e in entries if e.kind == OTHER]
     if special:
         raise InputError(f"{len(special)} entries in {source} are neither files, folders nor symlinks",

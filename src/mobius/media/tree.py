@@ -83,3 +83,14 @@ def points_outside(root: Path, entry: Entry) -> bool:
     target = Path(entry.link) if os.path.isabs(entry.link) else base.parent / entry.link
     resolved = Path(os.path.normpath(target))
     return not resolved.is_relative_to(Path(os.path.normpath(root)))
+
+
+def undecodable(entries: list[Entry]) -> list[str]:
+    """Names that are not valid UTF-8 (manifests, the journal and S3 keys need text), shown escaped."""
+    bad = []
+    for entry in entries:
+        try:
+            entry.path.encode("utf-8")
+        except UnicodeEncodeError:
+            bad.append(entry.path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace"))
+    return bad

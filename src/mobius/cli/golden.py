@@ -18,6 +18,11 @@ _FRAMES = typer.Option(None, "--frames", help="Frame times in seconds (default: 
 _PER_OS = typer.Option(False, "--per-os", help="Use tests/golden/<slug>/<os>/ (also MOBIUS_GOLDEN_PER_OS=1).")
 
 
+def _path(value: Path) -> Path:
+    """A file named on the command line: relative to the current directory, like any CLI."""
+    return Path(value).expanduser().resolve()
+
+
 def _frames(value: str | None) -> list[float] | None:
     from mobius.errors import InputError
 
@@ -39,11 +44,10 @@ def _finish(reports, junit: Path | None, html: Path | None, result: dict) -> Non
     from mobius.errors import EXIT_VERIFY, VerificationError
     from mobius.golden import write_html, write_junit
 
-    ws = current.workspace()
     if junit:
-        result["junit"] = write_junit(reports, ws.resolve(junit))
+        result["junit"] = write_junit(reports, _path(junit))
     if html:
-        result["html"] = write_html(reports, ws.resolve(html))
+        result["html"] = write_html(reports, _path(html))
     lines = [line for report in reports for line in report.lines()]
     lines += [f"JUnit: {result['junit']}"] if junit else []
     lines += [f"HTML report: {result['html']}"] if html else []
@@ -78,7 +82,7 @@ def generate_command(
     from mobius.golden.baseline import per_os_enabled
 
     ws = current.workspace()
-    result = generate(ws, game, ws.resolve(video), frames=_frames(frames), per_os=per_os_enabled(ws, per_os),
+    result = generate(ws, game, _path(video), frames=_frames(frames), per_os=per_os_enabled(ws, per_os),
                       progress=current.progress())
     emit(result.to_dict(), [f"goldens for {game} written to {result.folder}",
                             f"  frames {', '.join(f'{t:g} s' for t in result.frames)}; "
@@ -102,7 +106,7 @@ def check_command(
     from mobius.golden.baseline import per_os_enabled
 
     ws = current.workspace()
-    report = check_video(ws, game, ws.resolve(video), overrides={"ssim": ssim, "lufs_tol": lufs_tol, "tp_tol": tp_tol},
+    report = check_video(ws, game, _path(video), overrides={"ssim": ssim, "lufs_tol": lufs_tol, "tp_tol": tp_tol},
                          per_os=per_os_enabled(ws, per_os), progress=current.progress())
     _finish([report], junit, html, report.to_dict())
 
@@ -186,7 +190,7 @@ def restore_command(archive: Path = typer.Argument(..., help="A golden_*.tar.zst
     from mobius.golden import restore_goldens
 
     ws = current.workspace()
-    result = restore_goldens(ws, ws.resolve(archive), progress=current.progress())
+    result = restore_goldens(ws, _path(archive), progress=current.progress())
     lines = [f"restored {result['archive']} into {result['restored_to']} ({', '.join(result['games']) or 'empty'})"]
     if result["previous_goldens_backup"]:
         lines.append(f"  the goldens it replaced are in {result['previous_goldens_backup']}")

@@ -31,7 +31,10 @@ def default_output(ws: Workspace, slug: str) -> Path:
 
 
 def render_game(ws: Workspace, game: str, out: Path | None = None, *, progress: Progress | None = None):
-    """Render `game`'s tutorial preview (default out/<slug>/preview.mp4); returns a RenderResult."""
+    """Render `game`'s tutorial preview (default out/<slug>/preview.mp4); returns a RenderResult.
+
+    A relative `out` is relative to the current directory, like every file named on a command line.
+    """
     from mobius.errors import InputError
     from mobius.render.preview import render_preview
     from mobius.render.shots import compile_shots, missing_assets
@@ -43,5 +46,5 @@ def render_game(ws: Workspace, game: str, out: Path | None = None, *, progress: 
         raise InputError(f"render {spec.slug}: {len(missing)} component image(s) missing from the library",
                          hint="fix the spec's image paths or restore the library; `mobius pipeline test` lists them",
                          details=[f"{a.component_id}: {a.path}" for a in missing])
-    target = ws.resolve(out) if out is not None else default_output(ws, spec.slug)
+    target = Path(out).expanduser().resolve() if out is not None else default_output(ws, spec.slug)
     return render_preview(shots, target, color=spec.color, progress=progress)

@@ -151,3 +151,12 @@ def test_per_os_on_without_an_os_baseline_is_bad_input(workspace: Path):
     proc = run_mobius("golden", "check", "--game", GAME, "--in", str(workspace / "out" / GAME / "preview.mp4"),
                       "--per-os", "-w", str(workspace))
     assert proc.returncode == 1 and platform.system().lower() in proc.stderr
+
+
+def test_delivery_check_names_what_a_render_misses(approved: Path, perturbed: dict):
+    from mobius.render.pipeline import delivery_problems
+
+    assert delivery_problems(approved / "out" / GAME / "preview.mp4", seconds=30.0) == []
+    scaled = delivery_problems(perturbed["scaled"], seconds=30.0)
+    assert any("width is 1280" in p for p in scaled) and any("height is 720" in p for p in scaled)
+    assert any("integrated loudness" in p for p in delivery_problems(perturbed["gain"]))

@@ -24,12 +24,14 @@ class ApproveResult:
 
 def approve(ws: Workspace, games: list[str] | None = None, *, per_os: bool | None = None,
             frames: list[float] | None = None, progress: Progress | None = None) -> ApproveResult:
-    """For each game: refuse unless `pipeline test` passes; back up the goldens; render; generate.
+    """Refuse unless `pipeline test` passes; back up the goldens; render every game; refuse unless every
+    render meets the delivery format; then generate each game's goldens.
 
-    Nothing is touched when any game fails the pipeline test.
+    The goldens are not touched when the pipeline test or a render fails.
     """
     from mobius.golden.archive import backup_goldens, has_goldens
     from mobius.render import pipeline_test, render_game
+    from mobius.render.pipeline import delivery_problems
     from mobius.render.spec import list_specs
 
     chosen = games or [p.stem for p in list_specs(ws.games)]
@@ -44,8 +46,12 @@ def approve(ws: Workspace, games: list[str] | None = None, *, per_os: bool | Non
     if has_goldens(ws):
         result.backup = backup_goldens(ws, progress=progress).path
     use_per_os = per_os_enabled(ws, per_os)
-    for game in chosen:
-        rendered = render_game(ws, game, progress=progress)
+    renders = [render_game(ws, game, progress=progress) for game in chosen]
+    problems = [p for r in renders for p in delivery_problems(r.path, seconds=r.seconds)]
+    if problems:
+        raise VerificationError(f"golden approve refused: a render misses the delivery format ({problems[0]})",
+                                hint="fix the renderer; the goldens were not changed", details=problems)
+    for rendered in renders:
         result.games.append(generate(ws, rendered.game, rendered.path, frames=frames, per_os=use_per_os,
                                      progress=progress))
     get_logger().info("golden.approved", games=chosen, backup=str(result.backup) if result.backup else None)

@@ -63,6 +63,29 @@ def _probe_problems(info, seconds: float) -> list[str]:
     return problems
 
 
+def delivery_problems(video: Path, *, seconds: float | None = None) -> list[str]:
+    """What keeps a full preview from the delivery format (H.264 yuv420p 960x540 30 fps, AAC stereo
+    48 kHz, -16 LUFS +-0.5, true peak <= -1 dBTP); empty when it meets it."""
+    from mobius.golden.loudness import measure
+    from mobius.golden.media import read_media
+
+    sample = read_media(Path(video), [0.0])
+    info = sample.container
+    expected = {"codec": "h264", "width": 960, "height": 540, "pix_fmt": "yuv420p", "frame_rate": 30.0,
+                "audio_codec": "aac", "sample_rate": 48000, "channels": 2}
+    problems = [f"{video.name}: {name} is {getattr(info, name)!r}, expected {value!r}"
+                for name, value in expected.items() if getattr(info, name) != value]
+    if seconds is not None and abs(info.duration - seconds) > 0.1:
+        problems.append(f"{video.name}: duration {info.duration:g} s, expected {seconds:g} s")
+    if sample.audio is not None:
+        stats = measure(sample.audio, sample.sample_rate)
+        if abs(stats.integrated_lufs + 16.0) > 0.5:
+            problems.append(f"{video.name}: integrated loudness {stats.integrated_lufs:.2f} LUFS, expected -16 +-0.5")
+        if stats.true_peak_dbtp > -1.0:
+            problems.append(f"{video.name}: true peak {stats.true_peak_dbtp:.2f} dBTP, above -1")
+    return problems
+
+
 def check_game(ws: Workspace, spec_file: Path, scratch: Path) -> GameCheck:
     """All checks of one spec; problems are collected, not raised."""
     from mobius.golden.media import probe

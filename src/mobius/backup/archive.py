@@ -367,7 +367,7 @@ def _write_members(archive: _ArchiveFile, listing: Listing, source: Path, extra_
     tar.pad()
     progress.start("backup", total=listing.bytes, unit="bytes")
     sums_path = scratch / "sums.sha256"
-    with open(sums_path, "w", encoding="utf-8", newline="\n") as sums:
+    with open(sums_path, "w", encoding="utf-8", errors="surrogateescape", newline="\n") as sums:
         for entry in listing.read():
             if entry.type == FILE:
                 _copy_file(tar, entry, _member_source(source, extra_files, entry.path), sums, progress)

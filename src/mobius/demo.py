@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from mobius.config import Workspace
+from mobius.errors import VerificationError
 from mobius.log import get_logger
 from mobius.progress import NoProgress, Progress
 
@@ -82,12 +83,76 @@ def _backup_list(ws: Workspace, state: dict[str, Any], progress: Progress) -> st
     return f"{len(backups)} backup(s) in {ws.backups}"
 
 
+def _db_status(ws: Workspace, state: dict[str, Any], progress: Progress) -> str:
+    from mobius.db import check_database, database_status
+
+    status = database_status(ws)
+    report = check_database(ws)
+    if not report.ok:
+        raise VerificationError(f"demo: database check failed: {report.problems[0]}", details=report.problems)
+    return (f"schema version {status.get('current_version')}, {len(status.get('pending', []))} pending; "
+            f"{len(report.tables)} tables consistent")
+
+
+def _pipeline_test(ws: Workspace, state: dict[str, Any], progress: Progress) -> str:
+    from mobius.render import pipeline_test
+
+    report = pipeline_test(ws, progress=progress)
+    if not report.passed:
+        raise VerificationError(f"demo: pipeline test failed: {report.failures()[0]}", details=report.failures())
+    return f"{len(report.games)} game specs compiled, assets present, proxies rendered and probed"
+
+
+def _golden_approve(ws: Workspace, state: dict[str, Any], progress: Progress) -> str:
+    from mobius.golden import approve
+
+    result = approve(ws, [DEMO_GAME], progress=progress)
+    return f"rendered {DEMO_GAME} and wrote its goldens ({len(result.games)} game)"
+
+
+def _golden_check(ws: Workspace, state: dict[str, Any], progress: Progress) -> str:
+    from mobius.golden import check_all
+
+    reports = check_all(ws, progress=progress)
+    checks = [c for r in reports for c in r.checks]
+    failed = [c for c in checks if not c.passed]
+    if failed:
+        raise VerificationError(f"demo: golden check failed: {failed[0]}")
+    return f"{len(checks)} checks passed (frames SSIM, loudness, true peak, container)"
+
+
+def _media_migrate(ws: Workspace, state: dict[str, Any], progress: Progress) -> str:
+    from mobius.media import migrate
+
+    target = ws.root / "media-v2"
+    result = migrate(ws, str(target), confirm=lambda question: True, progress=progress)
+    state["ws"] = ws.reload()
+    return (f"{result.copied_files} files copied to {target.name}/ and re-read from disk, "
+            f"backup taken, manifests equal, MOBIUS_LIBRARY_DIR switched")
+
+
+def _media_rollback(ws: Workspace, state: dict[str, Any], progress: Progress) -> str:
+    from mobius.media import rollback
+
+    rollback(ws, progress=progress)
+    state["ws"] = ws.reload()
+    return f"library switched back to {Path(state['ws'].library).name}/ and verified against its manifest"
+
+
+DEMO_GAME = "sushi-go"
+
 STEPS: list[tuple[str, StepFunction]] = [
     ("init --sample", _init),
+    ("db status + check", _db_status),
     ("backup create", _backup_create),
     ("backup verify", _backup_verify),
     ("backup test-restore", _backup_test_restore),
     ("backup list", _backup_list),
+    ("pipeline test", _pipeline_test),
+    ("golden approve", _golden_approve),
+    ("golden check-all", _golden_check),
+    ("media migrate", _media_migrate),
+    ("media rollback", _media_rollback),
 ]
 
 

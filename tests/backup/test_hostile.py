@@ -6,7 +6,7 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from backup_support import hostile_archive, listing, member
+from backup_support import hostile_archive, listing, member, write_sidecar
 
 from mobius.backup import restore_archive, verify_archive
 from mobius.errors import VerificationError
@@ -86,3 +86,32 @@ def test_restore_cli_refuses_hostile_archive_exit_2(tmp_path: Path, mobius) -> N
     assert "unsafe: library/door" in proc.stderr
     assert not (tmp_path / "target").exists()
     assert sorted(p.name for p in outside.iterdir()) == ["sentinel.txt"]
+
+
+@pytest.mark.slow
+def test_zstd_bomb_is_verified_in_bounded_memory(tmp_path: Path) -> None:
+    """512 MiB of zeros in a ~20 KiB zstd archive: verify streams it instead of inflating it in memory."""
+    import subprocess
+    import sys
+
+    import zstandard
+
+    size = 512 << 20
+    archive = tmp_path / "bomb.tar.zst"
+    with open(archive, "wb") as raw, zstandard.ZstdCompressor(level=19).stream_writer(raw) as out:
+        info = tarfile.TarInfo("library/zeros.bin")
+        info.size = size
+        out.write(info.tobuf(tarfile.PAX_FORMAT))
+        block = bytes(1 << 20)
+        for _ in range(size >> 20):
+            out.write(block)
+        out.write(bytes(2 * tarfile.BLOCKSIZE))
+    assert archive.stat().st_size < 1 << 20
+    write_sidecar(archive)
+    probe = ("import resource, sys; from mobius.cli.app import run; code = run(sys.argv[1:]); "
+             "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr); sys.exit(code)")
+    proc = subprocess.run([sys.executable, "-c", probe, "backup", "verify", str(archive), "-w", str(tmp_path)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    max_rss_kib = int(proc.stderr.strip().splitlines()[-1])
+    assert max_rss_kib < 200 * 1024, f"verify used {max_rss_kib} KiB"

@@ -33,12 +33,20 @@ class Compressor(Protocol):
     def flush(self) -> bytes: ...
 
 
-class Decompressor(Protocol):
-    def decompress(self, data: bytes) -> bytes: ...
+class RawSource(Protocol):
+    def read(self, size: int) -> bytes | memoryview:
+        """Up to `size` raw (compressed) bytes; empty at the end."""
+        ...
+
+
+class Decoder(Protocol):
+    def read(self, size: int) -> bytes | memoryview:
+        """Up to `size` decompressed bytes, never more (a zstd or gzip bomb cannot blow memory up)."""
+        ...
 
     @property
     def complete(self) -> bool:
-        """The compressed stream ended properly (not truncated)."""
+        """The compressed stream did not end mid-frame (zstd: judged by the tar end marker instead)."""
         ...
 
 
@@ -54,12 +62,12 @@ class Codec:
             return zlib.compressobj(6, zlib.DEFLATED, 31)
         return _Identity()
 
-    def decompressor(self) -> Decompressor:
+    def decoder(self, source: RawSource) -> Decoder:
         if self.name == "zstd":
-            return _ZstdFrames()
+            return _ZstdDecoder(source)
         if self.name == "gzip":
-            return _GzipMembers()
-        return _Identity()
+            return _GzipDecoder(source)
+        return _PlainDecoder(source)
 
 
 ZSTD = Codec("zstd", ".tar.zst")
@@ -114,58 +122,61 @@ def detect(head: bytes) -> Codec:
 
 
 class _Identity:
-    complete = True
-
     def compress(self, data: bytes) -> bytes:
         return data
 
     def flush(self) -> bytes:
         return b""
 
-    def decompress(self, data: bytes) -> bytes:
-        return data
+
+class _PlainDecoder:
+    complete = True
+
+    def __init__(self, source: RawSource):
+        self.read = source.read
 
 
-class _ZstdFrames:
-    """zstd decompression across concatenated frames (`zstd` CLI and pzstd write several)."""
+class _ZstdDecoder:
+    """zstd across concatenated frames (the `zstd` CLI and pzstd write several), output bounded per read."""
 
-    def __init__(self) -> None:
-        self._context = zstandard.ZstdDecompressor()
-        self._current = self._context.decompressobj()
-        self._pending = False
+    complete = True
 
-    def decompress(self, data: bytes) -> bytes:
-        out = []
-        while data:
-            if self._current.eof:
-                self._current = self._context.decompressobj()
-            out.append(self._current.decompress(data))
-            self._pending = not self._current.eof
-            data = self._current.unused_data if self._current.eof else b""
-        return b"".join(out)
+    def __init__(self, source: RawSource):
+        self._reader = zstandard.ZstdDecompressor().stream_reader(source, read_size=128 << 10,
+                                                                  read_across_frames=True, closefd=False)
 
-    @property
-    def complete(self) -> bool:
-        return not self._pending
+    def read(self, size: int) -> bytes:
+        return self._reader.read(size)
 
 
-class _GzipMembers:
-    """gzip decompression across concatenated members (pigz and `cat a.gz b.gz` make several)."""
+class _GzipDecoder:
+    """gzip across concatenated members (pigz and `cat a.gz b.gz` make several), output bounded per read."""
 
-    def __init__(self) -> None:
+    def __init__(self, source: RawSource):
+        self._source = source
         self._current = zlib.decompressobj(31)
-        self._pending = False
+        self._tail = b""
+        self._started = False
 
-    def decompress(self, data: bytes) -> bytes:
-        out = []
-        while data:
+    def read(self, size: int) -> bytes:
+        while True:
             if self._current.eof:
+                rest = self._current.unused_data
+                if not rest:
+                    rest = bytes(self._source.read(128 << 10))
+                    if not rest:
+                        return b""
                 self._current = zlib.decompressobj(31)
-            out.append(self._current.decompress(data))
-            self._pending = not self._current.eof
-            data = self._current.unused_data if self._current.eof else b""
-        return b"".join(out)
+                self._tail = rest
+            data = self._tail or bytes(self._source.read(128 << 10))
+            if not data:
+                return b""
+            self._started = True
+            out = self._current.decompress(data, size)
+            self._tail = self._current.unconsumed_tail
+            if out:
+                return out
 
     @property
     def complete(self) -> bool:
-        return not self._pending
+        return self._current.eof or not self._started

@@ -21,11 +21,11 @@ from types import TracebackType
 
 import zstandard
 
-from mobius.backup.compression import Codec, Decompressor, detect
+from mobius.backup.compression import Codec, Decoder, detect
 from mobius.progress import NoProgress, Progress
 
-RAW_CHUNK = 4 << 20
-FEED = 256 << 10  # compressed bytes per decompress call
+RAW_CHUNK = 1 << 20
+OUTPUT_TARGET = 1 << 20  # decompressed bytes per read: cache-sized, and bounded (tar headers shrink 300x)
 DECODE_ERRORS = (zstandard.ZstdError, zlib.error, tarfile.TarError, EOFError, UnicodeError)
 
 
@@ -77,37 +77,42 @@ class _RawHashingReader:
         os.close(self._fd)
 
 
+class _RawSource:
+    """The raw chunks from the reader thread as a file-like `read(size)` for the decoders."""
+
+    def __init__(self, raw: _RawHashingReader, first: bytes):
+        self._raw = raw
+        self._view = memoryview(first)
+
+    def read(self, size: int) -> memoryview:
+        if not self._view:
+            data = self._raw.get()
+            if data is None:
+                return memoryview(b"")
+            self._view = memoryview(data)
+        piece, self._view = self._view[:size], self._view[size:]
+        return piece
+
+
 class _DecompressedChunks:
     """The decompressed bytes as a sequence of chunks, read exactly or as zero-copy views."""
 
     def __init__(self, raw: _RawHashingReader):
-        self._raw = raw
         first = raw.get() or b""
         self.codec: Codec = detect(first)
-        self._decompressor: Decompressor = self.codec.decompressor()
-        self._pending = memoryview(first)
+        self._decoder: Decoder = self.codec.decoder(_RawSource(raw, first))
         self._view = memoryview(b"")
         self._pos = 0
-        self._eof = False
         self.position = 0  # offset in the decompressed stream
 
     def _next_chunk(self) -> bool:
-        """Decompress the next small slice: outputs stay cache-sized, so hashing them is fast."""
-        while True:
-            if not self._pending:
-                if self._eof:
-                    return False
-                raw = self._raw.get()
-                if raw is None:
-                    self._eof = True
-                    return False
-                self._pending = memoryview(raw)
-            piece, self._pending = self._pending[:FEED], self._pending[FEED:]
-            data = self._decompressor.decompress(piece) if self.codec.name != "none" else piece
-            if data:
-                self._view = memoryview(data)
-                self._pos = 0
-                return True
+        """The next decoded chunk, at most OUTPUT_TARGET bytes: cache-sized to hash, and memory stays bounded."""
+        data = self._decoder.read(OUTPUT_TARGET)
+        if not data:
+            return False
+        self._view = memoryview(data)
+        self._pos = 0
+        return True
 
     def views(self, size: int) -> Iterator[memoryview]:
         """Exactly `size` bytes as views (fewer only at the end of the stream)."""
@@ -137,7 +142,7 @@ class _DecompressedChunks:
         """Decompress what is left (checks the codec's own end); True when the stream ended properly."""
         while self._next_chunk():
             pass
-        return self._decompressor.complete
+        return self._decoder.complete
 
 
 class _HeaderSource:
@@ -163,6 +168,7 @@ class ArchiveReader:
         self._progress = progress or NoProgress()
         self.current: str | None = None
         self.damaged = False
+        self.ended = False  # the tar end-of-archive marker was read
         self._chunks: _DecompressedChunks | None = None
         self._remaining = 0
         self._next_header = 0
@@ -200,8 +206,11 @@ class ArchiveReader:
                         raise ArchiveDamaged("unexpected end of data (truncated)")
                 try:
                     info = tarfile.TarInfo.fromtarfile(source)
-                except (tarfile.EOFHeaderError, tarfile.EmptyHeaderError):
+                except tarfile.EOFHeaderError:
+                    self.ended = True
                     return
+                except tarfile.EmptyHeaderError:
+                    return  # the stream stopped where a header should be: no end-of-archive marker
                 self._next_header = source.offset
                 self._remaining = info.size if info.isreg() and not info.issparse() else 0
                 self.current = info.name

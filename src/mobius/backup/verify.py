@@ -179,8 +179,9 @@ def _read(path: Path, report: VerifyReport, index: MemberIndex, progress: Progre
             report.problem("damaged", f"archive unreadable {where}: {exc}")
         report.compression = reader.codec
         report.sha256, report.archive_bytes, complete = reader.finish()
-        if not complete and not reader.damaged:
-            report.problem("damaged", "compressed stream ends early (archive truncated)")
+        if not reader.damaged and not (complete and reader.ended):
+            report.problem("damaged", "archive ends early: no tar end-of-archive marker or an unfinished "
+                                      "compressed stream (truncated)")
     index.flush()
     if seq == 0 and not report.problem_count:
         report.problem("damaged", "no members: not a tar archive or empty")

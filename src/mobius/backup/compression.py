@@ -16,6 +16,7 @@ archive's sha256 and every member's sha256 already cover the bytes.
 
 from __future__ import annotations
 
+import os
 import zlib
 from dataclasses import dataclass
 from typing import Protocol
@@ -23,6 +24,7 @@ from typing import Protocol
 import zstandard
 
 ZSTD_LEVEL = 3
+ZSTD_THREADS = min(8, max(2, os.cpu_count() or 2))
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 GZIP_MAGIC = b"\x1f\x8b"
 
@@ -44,6 +46,10 @@ class Decoder(Protocol):
         """Up to `size` decompressed bytes, never more (a zstd or gzip bomb cannot blow memory up)."""
         ...
 
+    def readinto(self, buffer: bytearray) -> int:
+        """Decompress into `buffer` (reused by the caller); 0 at the end."""
+        ...
+
     @property
     def complete(self) -> bool:
         """The compressed stream did not end mid-frame (zstd: judged by the tar end marker instead)."""
@@ -57,7 +63,7 @@ class Codec:
 
     def compressor(self) -> Compressor:
         if self.name == "zstd":
-            return zstandard.ZstdCompressor(level=ZSTD_LEVEL).compressobj()
+            return zstandard.ZstdCompressor(level=ZSTD_LEVEL, threads=ZSTD_THREADS).compressobj()
         if self.name == "gzip":
             return zlib.compressobj(6, zlib.DEFLATED, 31)
         return _Identity()
@@ -148,6 +154,9 @@ class _ZstdDecoder:
     def read(self, size: int) -> bytes:
         return self._reader.read(size)
 
+    def readinto(self, buffer: bytearray) -> int:
+        return self._reader.readinto(buffer)
+
 
 class _GzipDecoder:
     """gzip across concatenated members (pigz and `cat a.gz b.gz` make several), output bounded per read."""
@@ -176,6 +185,11 @@ class _GzipDecoder:
             self._tail = self._current.unconsumed_tail
             if out:
                 return out
+
+    def readinto(self, buffer: bytearray) -> int:
+        data = self.read(len(buffer))
+        buffer[:len(data)] = data
+        return len(data)
 
     @property
     def complete(self) -> bool:

@@ -21,6 +21,7 @@ from types import TracebackType
 
 import zstandard
 
+from mobius.backup.buffers import BufferPool
 from mobius.backup.compression import Codec, Decoder, detect
 from mobius.progress import NoProgress, Progress
 
@@ -104,10 +105,52 @@ class _DecompressedChunks:
         self._view = memoryview(b"")
         self._pos = 0
         self.position = 0  # offset in the decompressed stream
+        self._decoded: queue.Queue | None = None
+        self._held: bytearray | None = None
+        if self.codec.name != "none":
+            # Decompression on its own thread: reading+hashing the archive, decompressing, and hashing the
+            # members then run side by side instead of taking turns on the caller's thread. It decodes
+            # into a fixed pool of buffers, so memory stays bounded whatever the compression ratio.
+            self._pool = BufferPool(6, OUTPUT_TARGET)
+            self._decoded = queue.Queue()
+            self._stop = False
+            self._thread = threading.Thread(target=self._decode, name="archive-decoder", daemon=True)
+            self._thread.start()
+
+    def _decode(self) -> None:
+        try:
+            while not self._stop:
+                buffer = self._pool.take()
+                count = self._decoder.readinto(buffer)
+                self._decoded.put((memoryview(buffer)[:count], buffer))
+                if not count:
+                    return
+        except BaseException as exc:  # noqa: BLE001 - re-raised on the caller's thread
+            self._decoded.put(exc)
+
+    def close(self) -> None:
+        if self._decoded is not None and self._thread.is_alive():
+            self._stop = True
+            for _ in range(6):
+                self._pool.give(bytearray(0))  # unblock a decoder waiting for a buffer
+            self._thread.join()
 
     def _next_chunk(self) -> bool:
         """The next decoded chunk, at most OUTPUT_TARGET bytes: cache-sized to hash, and memory stays bounded."""
-        data = self._decoder.read(OUTPUT_TARGET)
+        if self._decoded is None:
+            data = self._decoder.read(OUTPUT_TARGET)
+        else:
+            if self._held is not None:
+                self._pool.give(self._held)  # the caller is done with the previous chunk's views
+                self._held = None
+            item = self._decoded.get()
+            if isinstance(item, BaseException):
+                self._decoded.put(item)
+                raise item
+            data, self._held = item
+            if not data:
+                self._decoded.put(item)
+                self._held = None
         if not data:
             return False
         self._view = memoryview(data)
@@ -185,6 +228,8 @@ class ArchiveReader:
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
+        if self._chunks is not None:
+            self._chunks.close()
         self._raw.close()
         self._progress.finish()
 

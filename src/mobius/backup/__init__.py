@@ -1,7 +1,8 @@
 """Verified backups: one-pass archives with a manifest inside, sidecar checksums, safe restores.
 
 Public API (other capabilities call these, never the modules' internals):
-    create_backup(ws, *, keep=None, progress=None) -> BackupResult
+    create_backup(ws, *, keep=None, database=True, progress=None) -> BackupResult
+    restore_backup(ws, archive, to, *, member_root, database=False, progress=None) -> RestoreResult
     write_archive(source, dest_dir, prefix, *, extra_files=None, progress=None) -> BackupResult
     verify_archive(path, progress=None) -> VerifyReport
     restore_archive(path, to, *, member_root="library", progress=None) -> RestoreResult
@@ -11,7 +12,13 @@ Public API (other capabilities call these, never the modules' internals):
     apply_retention(folder, prefix, keep) -> list[Path]
 """
 
-from mobius.backup.api import LIBRARY_PREFIX, create_backup, resolve_archive
+from mobius.backup.api import (
+    DATABASE_MEMBER,
+    LIBRARY_PREFIX,
+    create_backup,
+    resolve_archive,
+    restore_backup,
+)
 from mobius.backup.archive import BackupResult, write_archive
 from mobius.backup.catalog import BackupInfo, apply_retention, list_backups, log_path, sidecar_path
 from mobius.backup.manifest import LIBRARY_ROOT, MANIFEST_NAME, SUMS_NAME
@@ -19,8 +26,26 @@ from mobius.backup.restore import RestoreResult, TestRestoreReport, extract_memb
 from mobius.backup.verify import VerifyReport, verify_archive
 
 __all__ = [
-    "LIBRARY_PREFIX", "LIBRARY_ROOT", "MANIFEST_NAME", "SUMS_NAME", "BackupInfo", "BackupResult", "RestoreResult",
-    "TestRestoreReport", "VerifyReport", "apply_retention", "create_backup", "extract_member", "list_backups",
-    "log_path", "resolve_archive", "restore_archive", "sidecar_path", "test_restore", "verify_archive",
+    "BackupInfo",
+    "BackupResult",
+    "DATABASE_MEMBER",
+    "LIBRARY_PREFIX",
+    "LIBRARY_ROOT",
+    "MANIFEST_NAME",
+    "RestoreResult",
+    "SUMS_NAME",
+    "TestRestoreReport",
+    "VerifyReport",
+    "apply_retention",
+    "create_backup",
+    "extract_member",
+    "list_backups",
+    "log_path",
+    "resolve_archive",
+    "restore_archive",
+    "restore_backup",
+    "sidecar_path",
+    "test_restore",
+    "verify_archive",
     "write_archive",
 ]

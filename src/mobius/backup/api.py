@@ -2,24 +2,30 @@
 
 from __future__ import annotations
 
+import tempfile
 import time
 from pathlib import Path
 
 from mobius.backup import catalog
 from mobius.backup.archive import LOCK_NAME, BackupResult, write_archive
+from mobius.backup.manifest import LIBRARY_ROOT
+from mobius.backup.restore import RestoreResult, extract_member, restore_archive
 from mobius.backup.verify import verify_archive
 from mobius.config import Workspace
 from mobius.errors import InputError
 from mobius.log import get_logger
 from mobius.progress import Progress
+from mobius.safety.atomic import TEMP_PREFIX
 from mobius.safety.lock import FileLock
 
 LIBRARY_PREFIX = "mobius_library"
 ENV_MEMBER = "workspace/.env"
+DATABASE_MEMBER = "database/mobius.dump"
 
 
-def create_backup(ws: Workspace, *, keep: int | None = None, progress: Progress | None = None) -> BackupResult:
-    """Archive the library and the workspace `.env`, verify the archive, then apply retention.
+def create_backup(ws: Workspace, *, keep: int | None = None, database: bool = True,
+                  progress: Progress | None = None) -> BackupResult:
+    """Archive the library, the workspace `.env` and a checked database dump, verify, then apply retention.
 
     Retention (keep the `keep` newest, default MOBIUS_BACKUP_KEEP, and always the newest verified)
     runs only after the new archive verified; a failed verify raises before anything is deleted.
@@ -28,7 +34,12 @@ def create_backup(ws: Workspace, *, keep: int | None = None, progress: Progress 
     if keep < 1:
         raise InputError(f"--keep must be at least 1, not {keep}", hint="the new backup always stays")
     extras = {ENV_MEMBER: ws.env_file} if ws.env_file.is_file() else {}
-    result = write_archive(ws.library_path, ws.backups, LIBRARY_PREFIX, extra_files=extras, progress=progress)
+    ws.backups.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=TEMP_PREFIX, dir=ws.backups) as scratch:
+        dump = _database_dump(ws, Path(scratch)) if database else None
+        if dump is not None:
+            extras[DATABASE_MEMBER] = dump
+        result = write_archive(ws.library_path, ws.backups, LIBRARY_PREFIX, extra_files=extras, progress=progress)
     started = time.monotonic()
     verify_archive(result.path, progress)
     result.verified = True
@@ -37,6 +48,37 @@ def create_backup(ws: Workspace, *, keep: int | None = None, progress: Progress 
         result.deleted = catalog.apply_retention(ws.backups, LIBRARY_PREFIX, keep)
     result.seconds += result.verify_seconds
     get_logger().info("backup.done", archive=str(result.path), verified=True, deleted=[str(p) for p in result.deleted])
+    return result
+
+
+def _database_dump(ws: Workspace, scratch: Path) -> Path | None:
+    """A checked dump of the workspace database (SQLite backup API or pg_dump); None when it has no tables."""
+    from mobius.db import database_is_empty, dump_database
+
+    if database_is_empty(ws):
+        get_logger().info("backup.database.skipped", reason="no database tables yet")
+        return None
+    return dump_database(ws, scratch / "mobius.dump")
+
+
+def restore_backup(ws: Workspace, archive: Path, to: Path, *, member_root: str = LIBRARY_ROOT, database: bool = False,
+                   progress: Progress | None = None) -> RestoreResult:
+    """Restore the library tree into `to` and, with `database`, the database from the archive's dump.
+
+    The dump is extracted (and checked) before anything is replaced, so an archive without one
+    changes nothing; the current database is dumped before it is replaced.
+    """
+    from mobius.db import restore_database
+
+    ws.backups.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=TEMP_PREFIX, dir=ws.backups) as scratch:
+        dump = Path(scratch) / "mobius.dump"
+        if database:
+            extract_member(archive, DATABASE_MEMBER, dump, progress)
+        result = restore_archive(archive, to, member_root=member_root, progress=progress)
+        if database:
+            restore_database(ws, dump)
+            get_logger().info("backup.database.restored", archive=str(archive), database=ws.database_url)
     return result
 
 

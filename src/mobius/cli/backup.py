@@ -21,14 +21,16 @@ def _archive(name: str) -> Path:
 
 
 @backup_app.command("create")
-def create(keep: int = typer.Option(None, "--keep", help="Backups to keep (default MOBIUS_BACKUP_KEEP, 5).")) -> None:
-    """Archive the library and the workspace .env into backups/, verify it, then apply retention.
+def create(keep: int = typer.Option(None, "--keep", help="Backups to keep (default MOBIUS_BACKUP_KEEP, 5)."),
+           database: bool = typer.Option(True, "--database/--no-database",
+                                         help="Include a checked dump of the workspace database.")) -> None:
+    """Archive the library, the workspace .env and a database dump into backups/, verify, then apply retention.
 
     Example: mobius backup create --keep 5
     """
     ws = current.workspace()
     say(f"backing up {ws.library} into {ws.backups}")
-    result = backup.create_backup(ws, keep=keep, progress=current.progress())
+    result = backup.create_backup(ws, keep=keep, database=database, progress=current.progress())
     lines = [f"archive  {result.path}",
              f"files    {result.files} ({human_bytes(result.bytes)}; archive {human_bytes(result.archive_bytes)}, "
              f"{result.compression})",
@@ -60,6 +62,8 @@ def restore(
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
     member_root: str = typer.Option(backup.LIBRARY_ROOT, "--member-root",
                                     help="Folder inside the archive to restore (legacy archives: detected)."),
+    database: bool = typer.Option(False, "--database",
+                                  help="Also replace the workspace database with the dump the archive holds."),
 ) -> None:
     """Verify the archive, extract it safely beside DIR, and swap it in by rename.
 
@@ -68,13 +72,17 @@ def restore(
     path = _archive(archive)
     target = to.expanduser().absolute()
     replacing = " (the current folder is moved to a .rollback folder)" if target.exists() else ""
-    if not confirm(f"restore {path.name} into {target}{replacing}?", yes=yes):
+    also = " and replace the database (dumped first)" if database else ""
+    if not confirm(f"restore {path.name} into {target}{replacing}{also}?", yes=yes):
         raise typer.Abort()
-    result = backup.restore_archive(path, target, member_root=member_root, progress=current.progress())
+    result = backup.restore_backup(current.workspace(), path, target, member_root=member_root, database=database,
+                                   progress=current.progress())
     lines = [f"restored {result.files} files, {result.dirs} folders, {result.symlinks} symlinks "
              f"({human_bytes(result.bytes)}) into {result.to}"]
     if result.rollback:
         lines.append(f"previous content kept in {result.rollback}")
+    if database:
+        lines.append(f"database {current.workspace().database_url} restored from the archive's dump")
     lines += [f"note     {note}" for note in result.notes]
     emit(result.to_dict(), lines)
 

@@ -1,13 +1,13 @@
 """How an archive's bytes are compressed: zstd or none, chosen per backup by measuring a sample.
 
-Measured here (benchmarks/backup.py --codecs, docs/backup.md), 1 GiB each, in-process:
-  incompressible media  zstd -3 ~2,400 MiB/s (ratio 1.001)  gzip -6 ~44 MiB/s (1.000)
-  text + raw scans      zstd -3 ~250 MiB/s (ratio 0.22)     gzip -6 ~24 MiB/s (0.20)
+Measured here (benchmarks/backup.py --codecs, docs/backup.md), 1 GiB each, in-process, 2 cores:
+  incompressible media  zstd -3 ~2,350 MiB/s (ratio 1.001)  gzip -6 ~50 MiB/s (1.000)
+  text + raw scans      zstd -3 ~260 MiB/s, with 2 workers ~520 MiB/s (ratio 0.22)
+                        zstd -1 ~345 MiB/s (0.32)           gzip -6 ~24 MiB/s (0.20)
 gzip is out. On media zstd saves nothing yet still costs a pass over every byte (about a third
 of a backup's CPU on 2 cores), so `choose` compresses a sample of the files first: when zstd
-would save under 10%, the archive is a plain `.tar`; otherwise `.tar.zst`, level 3 (level 1 was
-~20% faster on text but left half again as many bytes). zstd's multithreaded mode lost to one stream on
-its own thread (2 shared cores, with both sha256 streams running).
+would save under 10%, the archive is a plain `.tar`; otherwise `.tar.zst` at level 3 with zstd's
+own worker threads (level 1 was ~30% faster but left half again as many bytes).
 
 Readers recognise the codec by its magic bytes, not by the file name, so a `.tar.gz` from the
 runbook's `tar -czf` restores like any other archive. No zstd frame checksum is written: the

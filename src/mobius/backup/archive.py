@@ -297,7 +297,7 @@ def utc_stamp(now: dt.datetime | None = None) -> str:
 
 def write_archive(source: Path, dest_dir: Path, prefix: str, *, extra_files: dict[str, Path] | None = None,
                   progress: Progress | None = None, codec: Codec | None = None) -> BackupResult:
-    """Archive the folder `source` (as `library/...`) plus `extra_files` into `dest_dir/<prefix>_<UTC stamp>.tar.zst`.
+    """Archive the folder `source` (as `library/...`) plus `extra_files` into `dest_dir/<prefix>_<UTC stamp>.tar[.zst]`.
 
     Writes the `.sha256` sidecar (sha256sum format) and the `.log.jsonl` backup log beside it.
     `codec` None measures a sample of the files and picks zstd or plain tar (see compression.choose).
@@ -327,7 +327,7 @@ def write_archive(source: Path, dest_dir: Path, prefix: str, *, extra_files: dic
                      bytes=listing.bytes, compression=codec.name)
             archive = _ArchiveFile(temp_name_for(final), codec)
             try:
-                sha256 = _write_members(archive, listing, source, extra_files, Path(scratch), codec, progress)
+                sha256 = _write_members(archive, listing, source, extra_files, Path(scratch), progress)
             except BaseException:
                 archive.abort()
                 progress.finish()
@@ -353,7 +353,8 @@ def write_archive(source: Path, dest_dir: Path, prefix: str, *, extra_files: dic
 
 
 def _write_members(archive: _ArchiveFile, listing: Listing, source: Path, extra_files: dict[str, Path],
-                   scratch: Path, codec: Codec, progress: Progress) -> str:
+                   scratch: Path, progress: Progress) -> str:
+    """MANIFEST.jsonl, the entries in listing order (each file hashed as it is copied), MANIFEST.sha256."""
     tar = _TarStream(archive)
     header = header_line(created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), source=str(source),
                          entries=listing.entries, total_bytes=listing.bytes, extras=listing.extras).encode()

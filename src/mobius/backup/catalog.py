@@ -207,7 +207,7 @@ def remove_leftovers(folder: Path, prefix: str) -> list[Path]:
         if name.startswith(TEMP_PREFIX):
             pid_text, _, rest = name[len(TEMP_PREFIX):].partition("-")
             rest = rest.partition("-")[2]
-            if pid_text.isdigit() and rest.startswith(prefix + "_") and not _alive(int(pid_text)):
+            if pid_text.isdigit() and rest.startswith(prefix + "_") and not process_alive(int(pid_text)):
                 removed.append(path)
         else:
             for suffix in (SIDECAR_SUFFIX, LOG_SUFFIX):
@@ -222,7 +222,8 @@ def remove_leftovers(folder: Path, prefix: str) -> list[Path]:
     return removed
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """True while process `pid` exists (its temp files and staging folders are still in use)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -174,7 +174,7 @@ def remove_stale_staging(parent: Path) -> None:
     for entry in parent.iterdir():
         if entry.name.startswith(STAGING_PREFIX) and entry.is_dir() and not entry.is_symlink():
             pid = entry.name[len(STAGING_PREFIX):].split("-", 1)[0]
-            if pid.isdigit() and not catalog._alive(int(pid)):
+            if pid.isdigit() and not catalog.process_alive(int(pid)):
                 _rmtree(entry)
 
 
@@ -469,11 +469,11 @@ def _compare_tree(tree: Path, report: VerifyReport, index: MemberIndex, root: st
             mismatches.append(f"{rel or '.'}: {why}")
         outcome.ok = False
 
-    files: list[tuple[Path, str, str]] = []
+    files: list[tuple[Path, str | None]] = []  # re-read and hashed in parallel, 256 at a time
 
     def check_hashes() -> None:
-        for (local, sha), (_, digest) in zip([(p, s) for p, _r, s in files],
-                                             hash_files([p for p, _r, _s in files]), strict=True):
+        digests = hash_files([local for local, _sha in files])
+        for (local, sha), (_path, digest) in zip(files, digests, strict=True):
             rel = str(local.relative_to(tree))
             if isinstance(digest, OSError):
                 differ(rel, f"unreadable ({digest.strerror})")
@@ -510,7 +510,7 @@ def _compare_tree(tree: Path, report: VerifyReport, index: MemberIndex, root: st
             if st.st_size != size:
                 differ(rel, f"size {st.st_size} != {size}")
             else:
-                files.append((local, rel, sha))
+                files.append((local, sha))
                 if len(files) >= 256:
                     check_hashes()
     check_hashes()

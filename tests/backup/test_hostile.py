@@ -25,6 +25,7 @@ HOSTILE = {
     "relative-hardlink": [member("library/a.txt", data=b"a"), member("library/b.txt", tarfile.LNKTYPE,
                                                                      linkname="library/a.txt")],
     "device": [member("library/null", tarfile.CHRTYPE)],
+    "file-then-file-beneath-it": [member("library/card", data=b"a file"), member("library/card/x.txt", data=b"x")],
     "fifo": [member("library/pipe", tarfile.FIFOTYPE)],
     # Each link alone stays inside, lexically; together they leave: 'here' is the target itself, so
     # 'here/../outside' is the folder beside it. Only a real resolution catches this one.

@@ -196,6 +196,9 @@ def _extract(path: Path, report: VerifyReport, index: MemberIndex, root: str, st
                         raise VerificationError(f"restore refused: {info.name} ({problem})",
                                                 hint="the archive changed since it was verified, or is hostile")
                     what = kind(info)
+                    if rel == "" and what != DIR:
+                        raise VerificationError(f"restore refused: {info.name} should be the folder to restore, "
+                                                f"it is a {what}", hint="the archive is hostile or damaged")
                     entry = index.expected(name) if report.has_manifest else None
                     mode = entry.mode if entry else info.mode
                     mtime_ns = entry.mtime_ns if entry else int(info.mtime) * 1_000_000_000

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -35,7 +36,7 @@ def create_backup(ws: Workspace, *, keep: int | None = None, database: bool = Tr
         raise InputError(f"--keep must be at least 1, not {keep}", hint="the new backup always stays")
     extras = {ENV_MEMBER: ws.env_file} if ws.env_file.is_file() else {}
     ws.backups.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=TEMP_PREFIX, dir=ws.backups) as scratch:
+    with _scratch(ws) as scratch:
         dump = _database_dump(ws, Path(scratch)) if database else None
         if dump is not None:
             extras[DATABASE_MEMBER] = dump
@@ -71,7 +72,7 @@ def restore_backup(ws: Workspace, archive: Path, to: Path, *, member_root: str =
     from mobius.db import restore_database
 
     ws.backups.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=TEMP_PREFIX, dir=ws.backups) as scratch:
+    with _scratch(ws) as scratch:
         dump = Path(scratch) / "mobius.dump"
         if database:
             extract_member(archive, DATABASE_MEMBER, dump, progress)
@@ -80,6 +81,11 @@ def restore_backup(ws: Workspace, archive: Path, to: Path, *, member_root: str =
             restore_database(ws, dump)
             get_logger().info("backup.database.restored", archive=str(archive), database=ws.database_url)
     return result
+
+
+def _scratch(ws: Workspace) -> tempfile.TemporaryDirectory:
+    """A scratch folder in backups/ named with our pid, so the next backup can remove it if we are killed."""
+    return tempfile.TemporaryDirectory(prefix=f"{TEMP_PREFIX}{os.getpid()}-", dir=ws.backups)
 
 
 def resolve_archive(ws: Workspace | None, name: str | Path) -> Path:

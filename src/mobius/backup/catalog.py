@@ -15,6 +15,7 @@ import datetime as dt
 import json
 import os
 import re
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -207,8 +208,9 @@ def remove_leftovers(folder: Path, prefix: str) -> list[Path]:
         if name.startswith(TEMP_PREFIX):
             pid_text, _, rest = name[len(TEMP_PREFIX):].partition("-")
             rest = rest.partition("-")[2]
-            if pid_text.isdigit() and rest.startswith(prefix + "_") and not process_alive(int(pid_text)):
-                removed.append(path)
+            dead = pid_text.isdigit() and not process_alive(int(pid_text))
+            if dead and (rest.startswith(prefix + "_") or (path.is_dir() and not path.is_symlink())):
+                removed.append(path)  # a temp archive, or a scratch folder (database dump) of a killed run
         else:
             for suffix in (SIDECAR_SUFFIX, LOG_SUFFIX):
                 base = name[: -len(suffix)] if name.endswith(suffix) else None
@@ -216,7 +218,9 @@ def remove_leftovers(folder: Path, prefix: str) -> list[Path]:
                 if match and match.group("prefix") == prefix and not (folder / base).exists():
                     removed.append(path)
     for path in removed:
-        with contextlib.suppress(FileNotFoundError):
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        with contextlib.suppress(FileNotFoundError, IsADirectoryError):
             path.unlink()
         get_logger().info("backup.leftover.removed", path=str(path))
     return removed

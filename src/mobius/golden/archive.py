@@ -12,8 +12,9 @@ import secrets
 import shutil
 from pathlib import Path
 
+from mobius.backup import restore_archive, verify_archive, write_archive
 from mobius.config import Workspace
-from mobius.errors import EnvironmentProblem, InputError
+from mobius.errors import InputError
 from mobius.golden.baseline import golden_lock, swap_in
 from mobius.log import get_logger
 from mobius.progress import Progress
@@ -23,15 +24,6 @@ PREFIX = "golden"
 MEMBER_ROOT = "library"  # write_archive stores the source tree under this top folder
 
 
-def _backup_api():
-    try:
-        from mobius.backup import restore_archive, verify_archive, write_archive
-    except ImportError as exc:
-        raise EnvironmentProblem(f"the backup machinery is not available: {exc}",
-                                 hint="this build lacks mobius.backup.write_archive/verify_archive/restore_archive"
-                                 ) from None
-    return write_archive, verify_archive, restore_archive
-
 
 def has_goldens(ws: Workspace) -> bool:
     return ws.golden.is_dir() and any(p for p in ws.golden.iterdir() if not p.name.startswith("."))
@@ -39,7 +31,6 @@ def has_goldens(ws: Workspace) -> bool:
 
 def backup_goldens(ws: Workspace, *, progress: Progress | None = None):
     """Archive tests/golden into backups/golden_<stamp>.tar.zst (+ .sha256); returns the backup result."""
-    write_archive, _, _ = _backup_api()
     if not has_goldens(ws):
         raise InputError(f"no goldens to back up in {ws.golden}",
                          hint="approve a render first: `mobius golden approve`")
@@ -50,7 +41,6 @@ def backup_goldens(ws: Workspace, *, progress: Progress | None = None):
 
 def restore_goldens(ws: Workspace, archive: Path, *, progress: Progress | None = None) -> dict[str, object]:
     """Replace tests/golden with the archive's tree, after verifying it and backing up the current one."""
-    _, verify_archive, restore_archive = _backup_api()
     archive = Path(archive).expanduser().resolve()
     if not archive.is_file():
         raise InputError(f"archive not found: {archive}", hint=f"list golden backups with `ls {ws.backups}`")

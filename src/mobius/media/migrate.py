@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mobius.config import Workspace, is_url
-from mobius.errors import EnvironmentProblem, InputError, MobiusError, ResourceError, VerificationError
+from mobius.errors import InputError, MobiusError, ResourceError, VerificationError
 from mobius.log import get_logger
 from mobius.media.copier import copy_file
 from mobius.media.destination import Destination, open_destination
@@ -99,13 +99,10 @@ def _target_id(dest: Destination) -> str:
 
 
 def _take_backup(ws: Workspace, progress: Progress) -> tuple[str, str | None]:
-    try:
-        from mobius.backup import create_backup
-    except ImportError:
-        raise EnvironmentProblem("the backup capability (mobius.backup.create_backup) is not available",
-                                 hint="pass --no-backup to migrate without a backup") from None
+    from mobius.backup import create_backup
+
     backup = create_backup(ws, progress=progress)
-    return str(backup.path), getattr(backup, "sha256", None)
+    return str(backup.path), backup.sha256
 
 
 def migrate(ws: Workspace, target: str, *, dry_run: bool = False, backup: bool = True, workers: int | None = None,

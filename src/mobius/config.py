@@ -37,6 +37,7 @@ class Settings(BaseSettings):
     db_lock_timeout_ms: int = 5000
     db_statement_timeout_ms: int = 0
     db_advisory_lock_wait_s: float = 30.0
+    s3_endpoint_url: str | None = None
     db_backfill_pause_ms: int = 0
 
 

@@ -103,12 +103,10 @@ def open_destination(target: str, ws: Workspace) -> Destination:
 
 
 def s3_storage_options(ws: Workspace) -> dict[str, object]:
-    """fsspec options for S3: the endpoint comes from MOBIUS_S3_ENDPOINT_URL (environment, then the
-    workspace .env), else AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL; credentials from the usual AWS chain."""
-    from mobius.safety.envfile import read_env_file
-
-    endpoint = (os.environ.get("MOBIUS_S3_ENDPOINT_URL") or read_env_file(ws.env_file).get("MOBIUS_S3_ENDPOINT_URL")
-                or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL"))
+    """fsspec options for S3: the endpoint comes from the setting MOBIUS_S3_ENDPOINT_URL, else
+    AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL; credentials from the usual AWS chain."""
+    endpoint = (ws.settings.s3_endpoint_url or os.environ.get("AWS_ENDPOINT_URL_S3")
+                or os.environ.get("AWS_ENDPOINT_URL"))
     options: dict[str, object] = {"use_listings_cache": False, "skip_instance_cache": True,
                                   "config_kwargs": {"connect_timeout": 10, "retries": {"max_attempts": 3}}}
     if endpoint:

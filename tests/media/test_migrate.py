@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from media_support import Paused, mobius_env, snapshot, temps
 
-from mobius.media.tree import FILE, walk
 from mobius.safety.envfile import read_env_file
 from mobius.safety.lock import FileLock
+from mobius.safety.tree import FILE, walk
 
 
 def migrate(mobius, ws: Path, target: Path | str, *extra: str, env: dict | None = None):

@@ -17,6 +17,7 @@ from pathlib import Path
 from mobius.backup.manifest import DIR, FILE, LIBRARY_ROOT, MANIFEST_NAME, SUMS_NAME, SYMLINK, ManifestEntry
 from mobius.errors import InputError
 from mobius.log import get_logger
+from mobius.safety.tree import LINK, OTHER, Entry, walk
 
 MAX_REPORTED = 20
 
@@ -51,16 +52,13 @@ class Listing:
                 yield ManifestEntry.from_line(line)
 
 
-def entry_for(name: str, st: os.stat_result, target: str | None = None) -> ManifestEntry | None:
-    """The manifest entry for a stat result; None for what an archive must not hold (FIFOs, devices)."""
-    mode = stat.S_IMODE(st.st_mode)
-    if stat.S_ISREG(st.st_mode):
-        return ManifestEntry(name, FILE, st.st_size, mode, st.st_mtime_ns)
-    if stat.S_ISDIR(st.st_mode):
-        return ManifestEntry(name, DIR, 0, mode, st.st_mtime_ns)
-    if stat.S_ISLNK(st.st_mode):
-        return ManifestEntry(name, SYMLINK, 0, 0o777, st.st_mtime_ns, target)
-    return None
+def _manifest_entry(name: str, item: Entry) -> ManifestEntry:
+    """The manifest entry for a walked file, folder or symlink."""
+    if item.kind == FILE:
+        return ManifestEntry(name, FILE, item.size, item.mode, item.mtime_ns)
+    if item.kind == DIR:
+        return ManifestEntry(name, DIR, 0, item.mode, item.mtime_ns)
+    return ManifestEntry(name, SYMLINK, 0, 0o777, item.mtime_ns, item.link)
 
 
 def check_extra_name(name: str) -> None:
@@ -85,32 +83,19 @@ def walk_tree(source: Path, listing: Listing, *, exclude: Path | None = None,
     escaping: list[str] = []
     excluded = os.path.realpath(exclude) if exclude else None
     with open(listing.path, "w", encoding="utf-8") as out:
-        listing.add(entry_for(LIBRARY_ROOT, root_stat), out)
-        stack: list[tuple[str, Iterator[os.DirEntry]]] = [("", _sorted_entries(str(source)))]
-        while stack:
-            rel_dir, entries = stack[-1]
-            entry = next(entries, None)
-            if entry is None:
-                stack.pop()
+        listing.add(ManifestEntry(LIBRARY_ROOT, DIR, 0, stat.S_IMODE(root_stat.st_mode), root_stat.st_mtime_ns), out)
+        for item in walk(source, prune=lambda e: excluded is not None
+                         and os.path.realpath(source / e.path) == excluded):
+            name = f"{LIBRARY_ROOT}/{item.path}"
+            if item.kind == LINK and not link_stays_inside(item.path, item.link or ""):
+                escaping.append(f"{source / item.path} -> {item.link}")
                 continue
-            rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
-            name = f"{LIBRARY_ROOT}/{rel}"
-            st = entry.stat(follow_symlinks=False)
-            if stat.S_ISDIR(st.st_mode) and excluded and os.path.realpath(entry.path) == excluded:
-                continue
-            target = os.readlink(entry.path) if stat.S_ISLNK(st.st_mode) else None
-            if target is not None and not link_stays_inside(rel, target):
-                escaping.append(f"{source / rel} -> {target}")
-                continue
-            item = entry_for(name, st, target)
-            if item is None:
+            if item.kind == OTHER:
                 if len(listing.skipped) < MAX_REPORTED:
-                    listing.skipped.append(str(source / rel))
-                log.warning("backup.skipped", path=str(source / rel), reason="not a file, folder or symlink")
+                    listing.skipped.append(str(source / item.path))
+                log.warning("backup.skipped", path=str(source / item.path), reason="not a file, folder or symlink")
                 continue
-            listing.add(item, out)
-            if item.type == DIR:
-                stack.append((rel, _sorted_entries(entry.path)))
+            listing.add(_manifest_entry(name, item), out)
         for name, local in (extra_files or {}).items():
             check_extra_name(name)
             try:
@@ -137,9 +122,3 @@ def link_stays_inside(link_rel: str, target: str) -> bool:
         return False
     resolved = posixpath.normpath(posixpath.join(posixpath.dirname(link_rel), target))
     return not (resolved == ".." or resolved.startswith("../") or resolved.startswith("/"))
-
-
-def _sorted_entries(folder: str) -> Iterator[os.DirEntry]:
-    with os.scandir(folder) as scan:
-        entries = sorted(scan, key=lambda e: e.name)
-    return iter(entries)

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 from mobius.media.destination import Destination, Stored
 from mobius.media.faults import FaultHooks
-from mobius.media.tree import FILE, Entry
 from mobius.safety.hashing import CHUNK
+from mobius.safety.tree import FILE, Entry
 
 CHANGED = "changed during the copy (size or mtime differs between copy and verify); run again"
 

@@ -18,10 +18,10 @@ from mobius.media.journal import MigrationRecord
 from mobius.media.manifest import read_manifest
 from mobius.media.migrate import migration_lock, now_iso
 from mobius.media.rollback import find_record, open_journal
-from mobius.media.tree import FILE
 from mobius.progress import NoProgress, Progress
 from mobius.safety.atomic import fsync_dir
 from mobius.safety.hashing import default_workers
+from mobius.safety.tree import FILE
 
 log = get_logger()
 

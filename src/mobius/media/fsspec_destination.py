@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 from mobius.errors import EnvironmentProblem, InputError, MobiusError
 from mobius.media.destination import Stored
-from mobius.media.tree import DIR, FILE
+from mobius.safety.tree import DIR, FILE
 
 READ_BLOCK = 8 << 20
 

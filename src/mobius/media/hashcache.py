@@ -12,7 +12,7 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
-from mobius.media.tree import Entry
+from mobius.safety.tree import Entry
 
 RACY_MARGIN_NS = 2_000_000_000
 

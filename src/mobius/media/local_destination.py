@@ -14,9 +14,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from mobius.media.destination import Stored
-from mobius.media.tree import DIR, FILE, LINK, walk
 from mobius.safety.atomic import TEMP_PREFIX, fsync_dir, temp_name_for
 from mobius.safety.hashing import CHUNK
+from mobius.safety.tree import DIR, FILE, LINK, walk
 
 
 def _token(st: os.stat_result) -> str:

@@ -14,10 +14,10 @@ from pathlib import Path
 from mobius.errors import InputError
 from mobius.log import get_logger
 from mobius.media.hashcache import HashCache
-from mobius.media.tree import Entry, files, undecodable
 from mobius.progress import NoProgress, Progress
 from mobius.safety.checksums import read_checksum_file, write_checksum_file
 from mobius.safety.hashing import hash_files
+from mobius.safety.tree import Entry, files, undecodable
 
 log = get_logger()
 

@@ -28,12 +28,12 @@ from mobius.media.faults import FaultHooks
 from mobius.media.journal import JournalRow, MigrationJournal, MigrationRecord
 from mobius.media.manifest import file_sha256
 from mobius.media.plan import Plan, compare_trees, make_plan, same_target
-from mobius.media.tree import DIR, FILE, LINK, OTHER, points_outside, undecodable, walk
 from mobius.progress import NoProgress, Progress
 from mobius.safety.checksums import write_checksum_file
 from mobius.safety.diskspace import human_bytes, require_free_space
 from mobius.safety.envfile import read_env_file, set_env_values
 from mobius.safety.lock import FileLock
+from mobius.safety.tree import DIR, FILE, LINK, OTHER, points_outside, undecodable, walk
 
 log = get_logger()
 

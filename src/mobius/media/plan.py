@@ -12,7 +12,7 @@ from pathlib import Path
 
 from mobius.media.destination import Destination, Stored
 from mobius.media.journal import JournalRow
-from mobius.media.tree import DIR, FILE, LINK, Entry, walk
+from mobius.safety.tree import DIR, FILE, LINK, Entry, walk
 
 
 @dataclass

@@ -1,14 +1,15 @@
 """What a library folder holds: files, folders and symlinks, read without following any link.
 
 The walk never follows a symlink (a link is an entry of its own, its target kept as text), so a
-link pointing outside the library is never read through.
+link pointing outside the library is never read through. Backups and media migrations both list
+the library through it.
 """
 
 from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,10 +46,12 @@ def _kind(st_mode: int) -> str:
     return OTHER
 
 
-def walk(root: Path, *, include_temps: bool = False) -> Iterator[Entry]:
+def walk(root: Path, *, include_temps: bool = False,
+         prune: Callable[[Entry], bool] | None = None) -> Iterator[Entry]:
     """Every entry under `root` (not `root` itself), parents before children, names sorted.
 
-    Mobius temp files (a killed run's leftovers) are skipped unless `include_temps`.
+    Mobius temp files (a killed run's leftovers) are skipped unless `include_temps`; a folder for
+    which `prune` returns True is neither listed nor entered.
     """
     stack = [""]
     while stack:
@@ -64,8 +67,11 @@ def walk(root: Path, *, include_temps: bool = False) -> Iterator[Entry]:
             st = item.stat(follow_symlinks=False)
             kind = _kind(st.st_mode)
             link = os.readlink(item.path) if kind == LINK else None
-            yield Entry(rel, kind, st.st_size if kind == FILE else 0, st.st_mtime_ns, st.st_ino,
-                        stat.S_IMODE(st.st_mode), link)
+            entry = Entry(rel, kind, st.st_size if kind == FILE else 0, st.st_mtime_ns, st.st_ino,
+                          stat.S_IMODE(st.st_mode), link)
+            if kind == DIR and prune is not None and prune(entry):
+                continue
+            yield entry
             if kind == DIR:
                 subdirs.append(rel)
         stack.extend(reversed(subdirs))

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import typer
 
-from mobius import backup
 from mobius.cli.context import current
 from mobius.cli.output import confirm, emit, say
 from mobius.safety.diskspace import human_bytes
@@ -15,9 +14,16 @@ backup_app = typer.Typer(help="Verified backups of the library: create, verify, 
                          no_args_is_help=True)
 
 
+def _backup():  # noqa: ANN202
+    """The backup library, imported when a backup command runs (keeps every other command's start-up light)."""
+    from mobius import backup
+
+    return backup
+
+
 def _archive(name: str) -> Path:
     ws = current.workspace()
-    return backup.resolve_archive(ws, name)
+    return _backup().resolve_archive(ws, name)
 
 
 @backup_app.command("create")
@@ -30,7 +36,7 @@ def create(keep: int = typer.Option(None, "--keep", help="Backups to keep (defau
     """
     ws = current.workspace()
     say(f"backing up {ws.library} into {ws.backups}")
-    result = backup.create_backup(ws, keep=keep, database=database, progress=current.progress())
+    result = _backup().create_backup(ws, keep=keep, database=database, progress=current.progress())
     lines = [f"archive  {result.path}",
              f"files    {result.files} ({human_bytes(result.bytes)}; archive {human_bytes(result.archive_bytes)}, "
              f"{result.compression})",
@@ -46,7 +52,7 @@ def verify(archive: str = typer.Argument(..., help="Archive path, or its name in
 
     Example: mobius backup verify backups/mobius_library_20261125T230000Z.tar.zst
     """
-    report = backup.verify_archive(_archive(archive), current.progress())
+    report = _backup().verify_archive(_archive(archive), current.progress())
     lines = [f"verified {report.path}",
              f"sha256   {report.sha256} matches the sidecar",
              f"members  {report.files} files, {report.dirs} folders, {report.symlinks} symlinks "
@@ -60,8 +66,9 @@ def restore(
     archive: str = typer.Argument(..., help="Archive path, or its name in backups/"),
     to: Path = typer.Option(..., "--to", help="Folder to restore into (an existing one is kept as DIR.rollback.*)"),
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
-    member_root: str = typer.Option(backup.LIBRARY_ROOT, "--member-root",
-                                    help="Folder inside the archive to restore (legacy archives: detected)."),
+    member_root: str = typer.Option(None, "--member-root",
+                                    help="Folder inside the archive to restore (default: library; legacy archives: "
+                                         "detected)."),
     database: bool = typer.Option(False, "--database",
                                   help="Also replace the workspace database with the dump the archive holds."),
 ) -> None:
@@ -75,8 +82,9 @@ def restore(
     also = " and replace the database (dumped first)" if database else ""
     if not confirm(f"restore {path.name} into {target}{replacing}{also}?", yes=yes):
         raise typer.Abort()
-    result = backup.restore_backup(current.workspace(), path, target, member_root=member_root, database=database,
-                                   progress=current.progress())
+    backup = _backup()
+    result = backup.restore_backup(current.workspace(), path, target, member_root=member_root or backup.LIBRARY_ROOT,
+                                   database=database, progress=current.progress())
     lines = [f"restored {result.files} files, {result.dirs} folders, {result.symlinks} symlinks "
              f"({human_bytes(result.bytes)}) into {result.to}"]
     if result.rollback:
@@ -96,7 +104,7 @@ def test_restore(
 
     Example: mobius backup test-restore mobius_library_20261125T230000Z.tar.zst
     """
-    report = backup.test_restore(_archive(archive), scratch=scratch, progress=current.progress())
+    report = _backup().test_restore(_archive(archive), scratch=scratch, progress=current.progress())
     lines = [f"test-restore of {report.archive.name}: OK",
              f"compared {report.compared} entries ({report.files} files, {human_bytes(report.bytes)}) with "
              + ("the manifest" if report.has_manifest else "the archive's own listing"),
@@ -112,7 +120,7 @@ def list_command() -> None:
     Example: mobius backup list --json
     """
     ws = current.workspace()
-    infos = backup.list_backups(ws.backups)
+    infos = _backup().list_backups(ws.backups)
     lines = [f"{len(infos)} backup(s) in {ws.backups}"]
     for info in infos:
         files = "?" if info.files is None else str(info.files)

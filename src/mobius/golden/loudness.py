@@ -1,4 +1,4 @@
-"""Loudness per ITU-R BS.1770-4 / EBU R128, computed in numpy/scipy.
+"""Loudness per ITU-R BS.1770-4 / EBU R128, computed in numpy (K-weighting by FFmpeg's biquad via PyAV).
 
 Definitions (docs/golden.md repeats them):
 - K-weighting: the two biquads of BS.1770 (high shelf +4 dB near 1682 Hz, high pass near 38 Hz),
@@ -10,14 +10,13 @@ Definitions (docs/golden.md repeats them):
   relative, LRA = 95th minus 10th percentile of the gated short-term loudness.
 - True peak: each channel oversampled 4x (2x at 96 kHz, none at 192 kHz) by a 48-tap polyphase
   interpolation filter (4 phases x 12 taps, as BS.1770-4 Annex 2), maximum absolute value in dBTP.
-Only numpy is needed: scipy.signal's import alone (~0.45 s) outweighed the measurement.
+No scipy.signal: its import alone (~0.45 s) outweighed the measurement.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from functools import lru_cache
 
 ABSOLUTE_GATE = -70.0
 RELATIVE_GATE_INTEGRATED = -10.0
@@ -59,52 +58,50 @@ def k_weighting(sample_rate: int):
     return (shelf_b, shelf_a), (highpass_b, highpass_a)
 
 
-def _fast_length(n: int) -> int:
-    """The smallest 2^a 3^b 5^c >= n (FFT sizes numpy transforms quickly)."""
-    best = 1 << (n - 1).bit_length()
-    p5 = 1
-    while p5 < best:
-        p35 = p5
-        while p35 < best:
-            size = p35
-            while size < n:
-                size *= 2
-            best = min(best, size)
-            p35 *= 3
-        p5 *= 5
-    return best
-
-
 def k_weighted(samples, sample_rate: int):
     """The K-weighted signal: both biquads applied (zero initial state), as float32 (channels, samples).
 
-    Computed as one FFT product with the biquads' frequency response over the signal plus a 1 s
-    zero tail; the filters' impulse responses die out within that tail (poles inside radius 0.996
-    at 48 kHz), so this equals the recursive filter to float precision without scipy.signal
-    (whose import alone costs more than the whole measurement).
+    Runs FFmpeg's `biquad` filter (double precision) through PyAV, which the check has loaded anyway:
+    the exact recursive filter at C speed, 0.035 s for 30 s of stereo where an FFT product took 0.094 s
+    and scipy.signal's import alone takes 0.45 s (all measured here).
     """
+    from fractions import Fraction
+
+    import av
     import numpy as np
 
-    data = np.atleast_2d(np.asarray(samples, dtype=np.float32))
-    n = data.shape[1]
-    size = _fast_length(n + sample_rate)
-    spectrum = np.fft.rfft(data, n=size, axis=1)
-    spectrum *= _k_response(size, sample_rate)
-    return np.fft.irfft(spectrum, n=size, axis=1)[:, :n]
-
-
-@lru_cache(maxsize=4)
-def _k_response(size: int, sample_rate: int):
-    """The two biquads' frequency response on the rfft bins of a `size`-point transform."""
-    import numpy as np
-
-    angle = np.arange(size // 2 + 1, dtype=np.float64) * (-2.0 * np.pi / size)
-    z1 = (np.cos(angle) + 1j * np.sin(angle)).astype(np.complex64)
-    response = np.ones_like(z1)
+    data = np.ascontiguousarray(np.atleast_2d(samples), dtype=np.float32)
+    channels, n = data.shape
+    layout = {1: "mono", 2: "stereo"}.get(channels, f"{channels}c")
+    graph = av.filter.Graph()
+    last = graph.add_abuffer(format="fltp", sample_rate=sample_rate, layout=layout, time_base=f"1/{sample_rate}")
     for b, a in k_weighting(sample_rate):
-        b, a = b.astype(np.float32), a.astype(np.float32)
-        response *= (b[0] + z1 * (b[1] + z1 * b[2])) / (a[0] + z1 * (a[1] + z1 * a[2]))
-    return response
+        coefficients = zip(("b0", "b1", "b2", "a0", "a1", "a2"), (*b, *a), strict=True)
+        biquad = graph.add("biquad", ":".join(f"{name}={float(value)!r}" for name, value in coefficients)
+                           + ":precision=f64")
+        last.link_to(biquad)
+        last = biquad
+    sink = graph.add("abuffersink")
+    last.link_to(sink)
+    graph.configure()
+    out = []
+
+    def drain() -> None:
+        while True:
+            try:
+                out.append(graph.pull().to_ndarray())
+            except (av.BlockingIOError, av.EOFError):
+                return
+
+    step = 1 << 16
+    for start in range(0, n, step):
+        frame = av.AudioFrame.from_ndarray(data[:, start : start + step], format="fltp", layout=layout)
+        frame.sample_rate, frame.pts, frame.time_base = sample_rate, start, Fraction(1, sample_rate)
+        graph.push(frame)
+        drain()
+    graph.push(None)
+    drain()
+    return np.concatenate(out, axis=1) if out else np.zeros((channels, 0), dtype=np.float32)
 
 
 def _window_power(weighted, sample_rate: int, window_s: float, hop_s: float):

@@ -94,3 +94,14 @@ def test_loudness_range_of_a_two_level_signal():
     level = np.where(t < 10, 0.05, 0.2)  # two halves 12 dB apart
     lra = loudness_range(np.stack([tone * level, tone * level]), rate)
     assert 10.0 < lra < 12.5
+
+
+def test_gaussian_blur_matches_scipy_gaussian_filter_including_edges() -> None:
+    import numpy as np
+    from scipy.ndimage import gaussian_filter
+
+    from mobius.golden.ssim import gaussian_blur
+
+    plane = np.random.default_rng(7).integers(0, 256, size=(54, 96)).astype(np.float64)
+    expected = gaussian_filter(plane, sigma=1.5, truncate=3.5, mode="reflect")
+    assert np.abs(gaussian_blur(plane) - expected).max() < 1e-9

@@ -25,7 +25,7 @@ def require_av():
     except ImportError as exc:  # pragma: no cover - exercised by the exit-3 test through a subprocess
         raise EnvironmentProblem(
             f"the media libraries are missing: cannot import PyAV ({exc})",
-            hint="install them with `pip install av numpy scipy`",
+            hint="install them with `pip install av numpy`",
         ) from None
     return av
 

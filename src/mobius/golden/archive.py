@@ -12,7 +12,6 @@ import secrets
 import shutil
 from pathlib import Path
 
-from mobius.backup import restore_archive, verify_archive, write_archive
 from mobius.config import Workspace
 from mobius.errors import InputError
 from mobius.golden.baseline import golden_lock, swap_in
@@ -34,6 +33,8 @@ def backup_goldens(ws: Workspace, *, progress: Progress | None = None):
     if not has_goldens(ws):
         raise InputError(f"no goldens to back up in {ws.golden}",
                          hint="approve a render first: `mobius golden approve`")
+    from mobius.backup import write_archive  # imported here: `golden check` never needs it
+
     result = write_archive(ws.golden, ws.backups, PREFIX, progress=progress)
     get_logger().info("golden.backup.done", archive=str(result.path), sha256=result.sha256)
     return result
@@ -47,6 +48,8 @@ def restore_goldens(ws: Workspace, archive: Path, *, progress: Progress | None =
     if not archive.name.startswith(f"{PREFIX}_"):
         raise InputError(f"{archive.name} is not a golden backup (golden_<stamp>.tar.*)",
                          hint="`mobius golden backup` makes them; `mobius backup restore` restores the library")
+    from mobius.backup import restore_archive, verify_archive
+
     verify_archive(archive)
     previous = backup_goldens(ws, progress=progress).path if has_goldens(ws) else None
     ws.golden.parent.mkdir(parents=True, exist_ok=True)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from mobius.media.destination import Stored
 from mobius.safety.atomic import TEMP_PREFIX, fsync_dir, temp_name_for
+from mobius.safety.diskspace import disk_space
 from mobius.safety.hashing import CHUNK
 from mobius.safety.tree import DIR, FILE, LINK, walk
 
@@ -121,9 +122,7 @@ class LocalDestination:
         return f"{'created' if created else 'exists'}, mode {mode}, writable (probe file written and removed)"
 
     def space(self) -> tuple[int, int] | None:
-        usage = shutil.disk_usage(self.root if self.root.exists() else self.root.parent)
-        fake = os.environ.get("MOBIUS_FAKE_FREE_BYTES")
-        return (int(fake) if fake else usage.free), usage.total
+        return disk_space(self.root)
 
     def make_dir(self, path: str, mode: int) -> Stored:
         folder = self.root / path

@@ -6,7 +6,6 @@ listed: sha256sum has no notation for folders or symlinks (it would read through
 
 from __future__ import annotations
 
-import hashlib
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +15,7 @@ from mobius.log import get_logger
 from mobius.media.hashcache import HashCache
 from mobius.progress import NoProgress, Progress
 from mobius.safety.checksums import read_checksum_file, write_checksum_file
-from mobius.safety.hashing import hash_files
+from mobius.safety.hashing import hash_files, sha256_file
 from mobius.safety.tree import Entry, files, undecodable
 
 log = get_logger()
@@ -63,14 +62,6 @@ class VerifyResult:
                 "changed": self.changed, "unreadable": self.unreadable, "verified": self.ok}
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def require_folder(folder: Path, what: str) -> Path:
     folder = folder.expanduser().resolve()
     if not folder.is_dir():
@@ -113,7 +104,7 @@ def build_manifest(folder: Path, out: Path, *, workers: int | None = None, progr
                                         cache=cache)
     write_checksum_file(out, ((digests[e.path], e.path) for e in entries if e.path in digests))
     result = ManifestResult(folder, out.resolve(), len(digests), sum(e.size for e in entries if e.path in digests),
-                            file_sha256(out), unreadable)
+                            sha256_file(out), unreadable)
     log.info("media.manifest.written", folder=str(folder), manifest=str(out), files=result.files,
              unreadable=len(unreadable))
     return result

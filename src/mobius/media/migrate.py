@@ -26,12 +26,12 @@ from mobius.media.copier import copy_file
 from mobius.media.destination import Destination, open_destination
 from mobius.media.faults import FaultHooks
 from mobius.media.journal import JournalRow, MigrationJournal, MigrationRecord
-from mobius.media.manifest import file_sha256
 from mobius.media.plan import Plan, compare_trees, make_plan, same_target
 from mobius.progress import NoProgress, Progress
 from mobius.safety.checksums import write_checksum_file
 from mobius.safety.diskspace import human_bytes, require_free_space
 from mobius.safety.envfile import read_env_file, set_env_values
+from mobius.safety.hashing import sha256_file
 from mobius.safety.lock import FileLock
 from mobius.safety.tree import DIR, FILE, LINK, OTHER, points_outside, undecodable, walk
 
@@ -415,8 +415,8 @@ def _write_manifests(ws: Workspace, journal: MigrationJournal, record: Migration
     write_checksum_file(source_manifest, ((r.digest, r.path) for r in rows))
     write_checksum_file(target_manifest, ((r.dst_digest, r.path) for r in rows))
     record.source_manifest, record.target_manifest = str(source_manifest), str(target_manifest)
-    record.source_manifest_sha256 = file_sha256(source_manifest)
-    record.target_manifest_sha256 = file_sha256(target_manifest)
+    record.source_manifest_sha256 = sha256_file(source_manifest)
+    record.target_manifest_sha256 = sha256_file(target_manifest)
 
 
 def _compare_and_record(ws: Workspace, source: Path, dest: Destination, journal: MigrationJournal,

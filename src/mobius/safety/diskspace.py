@@ -16,23 +16,19 @@ def existing_ancestor(path: Path) -> Path:
     return path
 
 
-def free_bytes(path: Path) -> int:
-    """Bytes free on the filesystem that holds (or would hold) `path`."""
-    return shutil.disk_usage(existing_ancestor(path)).free
-
-
-def free_ratio(path: Path) -> float:
-    usage = shutil.disk_usage(existing_ancestor(path))
-    return usage.free / usage.total if usage.total else 0.0
-
-
-def require_free_space(path: Path, needed: int, *, what: str) -> int:
-    """Raise ResourceError (exit 5) unless `needed` bytes fit at `path`. Returns the free bytes.
+def disk_space(path: Path) -> tuple[int, int]:
+    """(free, total) bytes of the filesystem that holds (or would hold) `path`.
 
     MOBIUS_FAKE_FREE_BYTES (tests only) pretends the disk has that many bytes free.
     """
+    usage = shutil.disk_usage(existing_ancestor(path))
     fake = os.environ.get("MOBIUS_FAKE_FREE_BYTES")
-    free = int(fake) if fake else free_bytes(path)
+    return (int(fake) if fake else usage.free), usage.total
+
+
+def require_free_space(path: Path, needed: int, *, what: str) -> int:
+    """Raise ResourceError (exit 5) unless `needed` bytes fit at `path`. Returns the free bytes."""
+    free, _ = disk_space(path)
     if free < needed:
         raise ResourceError(
             f"not enough disk space for {what} at {existing_ancestor(path)}: "

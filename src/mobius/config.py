@@ -8,6 +8,7 @@ moved or copied as a whole.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -16,7 +17,8 @@ from pydantic import ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from mobius.errors import InputError
-from mobius.safety.envfile import read_env_file
+from mobius.safety.envfile import read_env_file, set_env_values
+from mobius.safety.lock import FileLock
 
 ENV_PREFIX = "MOBIUS_"
 ENV_FILE_NAME = ".env"
@@ -127,7 +129,7 @@ def load_workspace(root: str | Path | None = None) -> Workspace:
     root_path = find_workspace_root(root)
     env_file = root_path / ENV_FILE_NAME
     try:
-        settings = Settings(_env_file=env_file if env_file.is_file() else None)
+        settings = Settings(_env_file=None, **_file_settings(env_file))
     except ValidationError as exc:
         first = exc.errors()[0]
         field = ENV_PREFIX + str(first["loc"][0]).upper() if first.get("loc") else "a setting"
@@ -136,6 +138,66 @@ def load_workspace(root: str | Path | None = None) -> Workspace:
             hint=f"fix it in {env_file} or in the environment",
         ) from None
     return Workspace(root=root_path, settings=settings)
+
+
+def _file_settings(env_file: Path) -> dict[str, str]:
+    """The `.env` values the environment does not override, read by the one dotenv parser we have."""
+    values = read_env_file(env_file)
+    return {var[len(ENV_PREFIX):].lower(): value for var, value in values.items()
+            if var.startswith(ENV_PREFIX) and var not in os.environ
+            and var[len(ENV_PREFIX):].lower() in Settings.model_fields}
+
+
+def setting_name(key: str) -> str:
+    """`env`, `MOBIUS_ENV` or `mobius_env` -> `MOBIUS_ENV`; refuses names Mobius does not know."""
+    name = key.upper()
+    name = name if name.startswith(ENV_PREFIX) else ENV_PREFIX + name
+    if name[len(ENV_PREFIX):].lower() not in Settings.model_fields:
+        known = ", ".join(ENV_PREFIX + f.upper() for f in Settings.model_fields)
+        raise InputError(f"unknown setting {name}", hint=f"known settings: {known}")
+    return name
+
+
+@dataclass(frozen=True)
+class SettingChange:
+    """One `.env` edit and what it replaced, so that it can be undone exactly."""
+
+    env_file: Path
+    name: str
+    value: str | None
+    previous: str | None
+
+    def undo(self) -> SettingChange:
+        """Put the previous value back (or remove the key when there was none)."""
+        return change_settings(self.env_file, {self.name: self.previous})[0]
+
+    def to_dict(self) -> dict[str, object]:
+        return {"env_file": str(self.env_file), "name": self.name,
+                "value": mask_secret(self.name, self.value), "previous": mask_secret(self.name, self.previous)}
+
+
+def settings_lock(env_file: Path, timeout: float = 30.0) -> FileLock:
+    """The one lock every `.env` writer takes, so a read-modify-write never loses another's change."""
+    return FileLock(env_file.with_name(".env.lock"), timeout=timeout, what="a settings change")
+
+
+def change_settings(env_file: Path, updates: dict[str, str | None]) -> list[SettingChange]:
+    """Set (None removes) several settings in one atomic edit, under the settings lock, re-read under it."""
+    for name, value in updates.items():
+        if value is not None:
+            try:
+                Settings(**{name[len(ENV_PREFIX):].lower(): value})
+            except ValidationError as exc:
+                raise InputError(f"invalid value for {name}: {mask_secret(name, value)!r}",
+                                 hint=exc.errors()[0]["msg"]) from None
+    with settings_lock(env_file):
+        previous = set_env_values(env_file, updates)
+    return [SettingChange(env_file, name, value, previous[name]) for name, value in updates.items()]
+
+
+def set_setting(ws: Workspace, name: str, value: str | None) -> SettingChange:
+    """Change one setting in the workspace `.env`; the result keeps the previous value for undo."""
+    return change_settings(ws.env_file, {setting_name(name): value})[0]
 
 
 def setting_sources(ws: Workspace) -> list[dict[str, object]]:
@@ -157,17 +219,27 @@ def setting_sources(ws: Workspace) -> list[dict[str, object]]:
     return rows
 
 
+_URL_PASSWORD = re.compile(r"(?P<pre>://[^/@:]*:)(?P<pw>[^@/]*)(?=@)")
+_QUERY_SECRET = re.compile(r"(?P<pre>[?&;](?:password|passwd|pass|secret|token|sslpassword|api_key)=)(?P<pw>[^&;#]*)",
+                           re.IGNORECASE)
+
+
+def is_secret_name(name: str) -> bool:
+    return any(marker in name.upper() for marker in SECRET_MARKERS)
+
+
+def mask_text(text: str) -> str:
+    """Hide the password of every URL in `text` (userinfo and query string), for messages and logs."""
+    text = _URL_PASSWORD.sub(lambda m: m.group("pre") + "****", text)
+    return _QUERY_SECRET.sub(lambda m: m.group("pre") + "****", text)
+
+
 def mask_secret(name: str, value: object) -> object:
-    """Hide passwords in URLs and values of secret-looking names."""
+    """Hide values of secret-looking names and passwords inside URLs."""
     if value is None:
         return None
-    text = str(value)
-    if any(marker in name for marker in SECRET_MARKERS):
+    if is_secret_name(name):
         return "****"
-    if "://" in text and "@" in text:
-        scheme, rest = text.split("://", 1)
-        creds, host = rest.rsplit("@", 1)
-        if ":" in creds:
-            user = creds.split(":", 1)[0]
-            return f"{scheme}://{user}:****@{host}"
+    if isinstance(value, str):
+        return mask_text(value)
     return value

@@ -26,6 +26,7 @@ from mobius.errors import InputError
 from mobius.log import get_logger
 from mobius.safety.atomic import TEMP_PREFIX, atomic_write_text, fsync_dir
 from mobius.safety.checksums import read_checksum_file, write_checksum_file
+from mobius.safety.process import process_alive
 
 SIDECAR_SUFFIX = ".sha256"
 LOG_SUFFIX = ".log.jsonl"
@@ -224,14 +225,3 @@ def remove_leftovers(folder: Path, prefix: str) -> list[Path]:
             path.unlink()
         get_logger().info("backup.leftover.removed", path=str(path))
     return removed
-
-
-def process_alive(pid: int) -> bool:
-    """True while process `pid` exists (its temp files and staging folders are still in use)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -10,7 +10,6 @@ complete, checked tree is swapped in by rename. An existing target is moved asid
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import hashlib
 import json
 import os
@@ -33,9 +32,10 @@ from mobius.backup.verify import MAX_DETAILS, VerifyReport, scan
 from mobius.errors import InputError, VerificationError
 from mobius.log import get_logger
 from mobius.progress import NoProgress, Progress
-from mobius.safety.atomic import atomic_write, fsync_dir
+from mobius.safety.atomic import atomic_write
 from mobius.safety.diskspace import require_free_space
 from mobius.safety.hashing import hash_files
+from mobius.safety.swap import swap_folder
 
 STAGING_PREFIX = ".mobius-restore-"
 
@@ -352,24 +352,8 @@ def _restore(path: Path, to: Path, member_root: str, progress: Progress | None
 
 
 def _swap(staging: _Staging, to: Path) -> Path | None:
-    """Put the staged tree at `to`; whatever was there moves to `<to>.rollback.<stamp>`."""
-    rollback = None
-    if to.exists() or to.is_symlink():
-        stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-        rollback = to.with_name(f"{to.name}.rollback.{stamp}")
-        n = 1
-        while rollback.exists():
-            n += 1
-            rollback = to.with_name(f"{to.name}.rollback.{stamp}-{n}")
-        os.rename(to, rollback)
-    try:
-        os.rename(staging.path, to)
-    except BaseException:
-        if rollback is not None:
-            os.rename(rollback, to)
-        raise
-    fsync_dir(to.parent)
-    return rollback
+    """Put the staged tree at `to`; whatever was there moves to `<to>.rollback.<stamp>` (crash-safe swap)."""
+    return swap_folder(staging.path, to)
 
 
 def restore_archive(path: Path, to: Path, *, member_root: str = LIBRARY_ROOT,

@@ -34,7 +34,20 @@ class RunContext:
             self._workspace = load_workspace(self.workspace_option)
             if self._workspace.env_file.exists() or self._workspace.logs.is_dir():
                 log.attach_log_file(self._workspace.logs, self.command)
+            self._repair_interrupted_swaps(self._workspace)
         return self._workspace
+
+    @staticmethod
+    def _repair_interrupted_swaps(ws: Workspace) -> None:
+        """Finish a folder swap a killed command left half-done (library, goldens), and say so."""
+        from mobius.config import is_url
+        from mobius.safety.swap import recover_swap
+
+        folders = [ws.golden] + ([] if is_url(ws.library) else [ws.library_path])
+        for folder in folders:
+            recovery = recover_swap(folder)
+            if recovery is not None:
+                sys.stderr.write(f"mobius: {recovery.message()}\n")
 
     def set_workspace(self, ws: Workspace) -> Workspace:
         """Adopt a workspace created or changed by this run (init, .env switches)."""

@@ -19,7 +19,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mobius.config import Workspace, is_url
+from mobius.config import Workspace, is_url, settings_lock
 from mobius.errors import InputError, MobiusError, ResourceError, VerificationError
 from mobius.log import get_logger
 from mobius.media.copier import copy_file
@@ -448,14 +448,15 @@ def _compare_and_record(ws: Workspace, source: Path, dest: Destination, journal:
 def _switch(ws: Workspace, journal: MigrationJournal, record: MigrationRecord, target: str, report: Report) -> None:
     """Step 6: MOBIUS_LIBRARY_DIR -> target in the workspace .env (atomic); old value kept in the record."""
     hooks = FaultHooks(ws.state)
-    current = read_env_file(ws.env_file).get(SETTING)
-    if current != target:
-        record.previous_value = current
-    record.new_value = target
-    record.status = "switching"
-    journal.save(record)
-    hooks.reached("switch")
-    set_env_values(ws.env_file, {SETTING: target})
+    with settings_lock(ws.env_file):  # no other writer may change .env between the read and the write
+        current = read_env_file(ws.env_file).get(SETTING)
+        if current != target:
+            record.previous_value = current
+        record.new_value = target
+        record.status = "switching"
+        journal.save(record)
+        hooks.reached("switch")
+        set_env_values(ws.env_file, {SETTING: target})
     hooks.reached("switched")
     _completed(journal, record)
     report(f"switch: {SETTING}={target} in {ws.env_file} (was {record.previous_value or 'unset: default uploads'})")

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from mobius.config import Workspace, is_url
+from mobius.config import Workspace, is_url, set_setting
 from mobius.errors import InputError, VerificationError
 from mobius.log import get_logger
 from mobius.media.faults import FaultHooks
@@ -19,7 +19,6 @@ from mobius.media.journal import MigrationJournal, MigrationRecord
 from mobius.media.manifest import VerifyResult, verify_against
 from mobius.media.migrate import SETTING, journal_path, migration_lock, now_iso
 from mobius.progress import Progress
-from mobius.safety.envfile import set_env_values
 
 log = get_logger()
 
@@ -83,7 +82,7 @@ def rollback(ws: Workspace, migration_id: str | None = None, *, workers: int | N
                                         details=result.problems())
             report(f"rollback: source verified: {result.checked} files match the manifest")
             if not already_back:
-                set_env_values(ws.env_file, {SETTING: record.previous_value})
+                set_setting(ws, SETTING, record.previous_value)
                 FaultHooks(ws.state).reached("rolled-back")
             record.status = "rolled-back"
             record.updated = now_iso()

@@ -1,0 +1,79 @@
+"""The step contract: what every capability's migration offers the orchestrator.
+
+plan/describe -> preflight (checks with evidence) -> apply (returns an undo handle) -> verify
+(returns a Report) -> rollback(handle) (verified, returns a Report). A dry run is a mode of the
+step (`StepContext.dry_run`): `apply` is not called, `rehearse` may be, and the step says whether
+what it printed was rehearsed for real or only described. Steps are found by name in REGISTRY.
+
+Undo handles are plain JSON (paths, ids, previous values), recorded before the step is marked
+done, so a rollback after a crash needs nothing but the record.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol
+
+from mobius.config import Workspace
+from mobius.progress import NoProgress, Progress
+from mobius.results import Report
+
+
+@dataclass
+class StepContext:
+    """What a step gets instead of a dozen parameters."""
+
+    ws: Workspace
+    operation_id: str | None = None
+    dry_run: bool = False
+    yes: bool = True
+    workers: int | None = None
+    progress: Progress = field(default_factory=NoProgress)
+    say: Callable[[str], None] = lambda line: None
+    error_rate: Callable[[int, int], None] = lambda failed, total: None  # feeds the monitors
+    record_undo: Callable[[Any], None] = lambda handle: None  # persist a handle as soon as it exists
+
+
+@dataclass
+class StepPlan:
+    """What a step would do, measured where possible (bytes it will write feed the space check)."""
+
+    summary: str
+    writes_bytes: int = 0
+    estimate_s: float | None = None
+    details: list[str] = field(default_factory=list)
+    rehearsed: bool = False  # True when the dry run really exercised the work (e.g. on a copy)
+
+
+class Step(Protocol):
+    """One capability migration step with its parameters."""
+
+    name: ClassVar[str]
+
+    def plan(self, ctx: StepContext) -> StepPlan: ...
+
+    def preflight(self, ctx: StepContext) -> Report: ...
+
+    def apply(self, ctx: StepContext) -> Any:
+        """Do the work (resumable through the capability's own journal); returns the undo handle."""
+        ...
+
+    def verify(self, ctx: StepContext, handle: Any) -> Report: ...
+
+    def rollback(self, ctx: StepContext, handle: Any) -> Report:
+        """Undo with the handle and verify the prior state is back; a failed check is in the report."""
+        ...
+
+
+REGISTRY: dict[str, Callable[[dict[str, Any]], Step]] = {}
+
+
+def register_step(name: str) -> Callable[[Callable[[dict[str, Any]], Step]], Callable[[dict[str, Any]], Step]]:
+    """Make a step constructible from a plan's `- name: {params}` entry."""
+
+    def wrap(factory: Callable[[dict[str, Any]], Step]) -> Callable[[dict[str, Any]], Step]:
+        REGISTRY[name] = factory
+        return factory
+
+    return wrap

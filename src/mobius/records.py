@@ -1,0 +1,302 @@
+"""The record store: every operation Mobius runs, in one crash-safe SQLite file in `state/`.
+
+WAL with synchronous=FULL, like the media journal: a committed row survives kill -9 and power
+loss. An operation has a type (`backup.create`, `media.migrate`, `migrate.run`, ...), its
+parameters, a status, its steps (each with status, evidence, undo handle and timings) and
+events (monitor verdicts, alerts). A capability keeps its own journal for its own resumability
+and puts that journal's id in `ref`, so `mobius history` reaches everything from here.
+
+Secrets never enter the store: parameters and evidence pass through `mask_secret` by key.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mobius.config import Workspace, mask_secret
+from mobius.results import to_jsonable
+from mobius.safety.process import process_alive
+from mobius.safety.stamps import new_id, utc_iso
+
+STORE_NAME = "operations.sqlite"
+ACTIVE = ("running", "stopping", "rolling-back")
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS operations (
+    id TEXT PRIMARY KEY, type TEXT NOT NULL, status TEXT NOT NULL, started TEXT NOT NULL,
+    updated TEXT NOT NULL, finished TEXT, duration_s REAL, pid INTEGER, parent TEXT, ref TEXT,
+    params TEXT NOT NULL DEFAULT '{}', result TEXT NOT NULL DEFAULT '{}', error TEXT);
+CREATE INDEX IF NOT EXISTS operations_type ON operations(type, started);
+CREATE TABLE IF NOT EXISTS steps (
+    operation_id TEXT NOT NULL, idx INTEGER NOT NULL, name TEXT NOT NULL, status TEXT NOT NULL,
+    started TEXT, finished TEXT, duration_s REAL, params TEXT NOT NULL DEFAULT '{}',
+    evidence TEXT NOT NULL DEFAULT '{}', undo TEXT, error TEXT,
+    PRIMARY KEY (operation_id, idx)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, operation_id TEXT NOT NULL, time TEXT NOT NULL,
+    kind TEXT NOT NULL, data TEXT NOT NULL DEFAULT '{}');
+CREATE INDEX IF NOT EXISTS events_operation ON events(operation_id, seq);
+"""
+
+
+def _masked(value: Any, key: str = "") -> Any:
+    if isinstance(value, dict):
+        return {k: _masked(v, str(k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_masked(v, key) for v in value]
+    return mask_secret(key, value) if isinstance(value, str) else value
+
+
+def _dump(value: Any) -> str:
+    return json.dumps(_masked(to_jsonable(value)), ensure_ascii=False)
+
+
+@dataclass
+class StepRecord:
+    idx: int
+    name: str
+    status: str
+    started: str | None = None
+    finished: str | None = None
+    duration_s: float | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+    evidence: dict[str, Any] = field(default_factory=dict)
+    undo: Any = None
+    error: str | None = None
+
+
+@dataclass
+class EventRecord:
+    seq: int
+    time: str
+    kind: str
+    data: dict[str, Any]
+
+
+@dataclass
+class Operation:
+    id: str
+    type: str
+    status: str
+    started: str
+    updated: str
+    finished: str | None = None
+    duration_s: float | None = None
+    pid: int | None = None
+    parent: str | None = None
+    ref: str | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+    result: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+    steps: list[StepRecord] = field(default_factory=list)
+
+    @property
+    def orphaned(self) -> bool:
+        """Marked active but its process is gone: it was killed, and can be resumed or rolled back."""
+        return self.status in ACTIVE and not (self.pid and process_alive(self.pid))
+
+
+class RecordStore:
+    """The workspace's `state/operations.sqlite`. One connection per instance; close it when done."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.executescript(SCHEMA)
+
+    @classmethod
+    def of(cls, ws: Workspace) -> RecordStore:
+        return cls(ws.state / STORE_NAME)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> RecordStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    # operations
+    def start(self, type: str, params: dict[str, Any] | None = None, *, parent: str | None = None,
+              ref: str | None = None, op_id: str | None = None) -> str:
+        op_id = op_id or new_id(type.split(".")[0])
+        now = utc_iso()
+        with self._tx() as db:
+            db.execute("INSERT INTO operations (id, type, status, started, updated, pid, parent, ref, params)"
+                       " VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?)",
+                       (op_id, type, now, now, os.getpid(), parent, ref, _dump(params or {})))
+        return op_id
+
+    def set_status(self, op_id: str, status: str, *, error: str | None = None) -> None:
+        with self._tx() as db:
+            db.execute("UPDATE operations SET status = ?, updated = ?, error = COALESCE(?, error), pid = ?"
+                       " WHERE id = ?", (status, utc_iso(), error, os.getpid(), op_id))
+
+    def adopt(self, op_id: str) -> None:
+        """This process continues the operation (after a resume)."""
+        with self._tx() as db:
+            db.execute("UPDATE operations SET pid = ?, updated = ? WHERE id = ?", (os.getpid(), utc_iso(), op_id))
+
+    def set_ref(self, op_id: str, ref: str) -> None:
+        with self._tx() as db:
+            db.execute("UPDATE operations SET ref = ? WHERE id = ?", (ref, op_id))
+
+    def finish(self, op_id: str, status: str, result: Any = None, *, error: str | None = None) -> None:
+        now = utc_iso()
+        with self._tx() as db:
+            row = db.execute("SELECT started FROM operations WHERE id = ?", (op_id,)).fetchone()
+            duration = _seconds_between(row[0], now) if row else None
+            db.execute("UPDATE operations SET status = ?, updated = ?, finished = ?, duration_s = ?, result = ?,"
+                       " error = ? WHERE id = ?", (status, now, now, duration, _dump(result or {}), error, op_id))
+
+    # steps
+    def step_started(self, op_id: str, idx: int, name: str, params: dict[str, Any] | None = None) -> None:
+        now = utc_iso()
+        with self._tx() as db:
+            db.execute("INSERT INTO steps (operation_id, idx, name, status, started, params)"
+                       " VALUES (?, ?, ?, 'running', ?, ?)"
+                       " ON CONFLICT (operation_id, idx) DO UPDATE SET status = 'running', error = NULL",
+                       (op_id, idx, name, now, _dump(params or {})))
+            db.execute("UPDATE operations SET updated = ? WHERE id = ?", (now, op_id))
+
+    def step_finished(self, op_id: str, idx: int, status: str, *, evidence: Any = None, undo: Any = None,
+                      error: str | None = None) -> None:
+        now = utc_iso()
+        with self._tx() as db:
+            row = db.execute("SELECT started FROM steps WHERE operation_id = ? AND idx = ?", (op_id, idx)).fetchone()
+            duration = _seconds_between(row[0], now) if row and row[0] else None
+            db.execute("UPDATE steps SET status = ?, finished = ?, duration_s = ?, evidence = ?,"
+                       " undo = COALESCE(?, undo), error = ? WHERE operation_id = ? AND idx = ?",
+                       (status, now, duration, _dump(evidence or {}), None if undo is None else _dump(undo),
+                        error, op_id, idx))
+            db.execute("UPDATE operations SET updated = ? WHERE id = ?", (now, op_id))
+
+    def step_undo(self, op_id: str, idx: int, undo: Any) -> None:
+        """Record an undo handle as soon as it exists (before the step is finished), so a kill keeps it."""
+        with self._tx() as db:
+            db.execute("UPDATE steps SET undo = ? WHERE operation_id = ? AND idx = ?", (_dump(undo), op_id, idx))
+
+    def step_status(self, op_id: str, idx: int, status: str) -> None:
+        with self._tx() as db:
+            db.execute("UPDATE steps SET status = ? WHERE operation_id = ? AND idx = ?", (status, op_id, idx))
+
+    # events
+    def event(self, op_id: str, kind: str, data: Any = None) -> None:
+        with self._tx() as db:
+            db.execute("INSERT INTO events (operation_id, time, kind, data) VALUES (?, ?, ?, ?)",
+                       (op_id, utc_iso(), kind, _dump(data or {})))
+
+    def events(self, op_id: str, kind: str | None = None) -> list[EventRecord]:
+        sql = "SELECT seq, time, kind, data FROM events WHERE operation_id = ?"
+        args: list[Any] = [op_id]
+        if kind:
+            sql += " AND kind = ?"
+            args.append(kind)
+        rows = self._db.execute(sql + " ORDER BY seq", args).fetchall()
+        return [EventRecord(r[0], r[1], r[2], json.loads(r[3])) for r in rows]
+
+    # reading
+    def get(self, op_id: str) -> Operation | None:
+        row = self._db.execute("SELECT id, type, status, started, updated, finished, duration_s, pid, parent, ref,"
+                               " params, result, error FROM operations WHERE id = ?", (op_id,)).fetchone()
+        if row is None:
+            return None
+        op = _operation(row)
+        op.steps = [StepRecord(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6]), json.loads(r[7]),
+                               json.loads(r[8]) if r[8] else None, r[9])
+                    for r in self._db.execute("SELECT idx, name, status, started, finished, duration_s, params,"
+                                              " evidence, undo, error FROM steps WHERE operation_id = ? ORDER BY idx",
+                                              (op_id,))]
+        return op
+
+    def list(self, *, type: str | None = None, status: str | None = None, limit: int = 50,
+             parent: str | None = None) -> list[Operation]:
+        sql = ("SELECT id, type, status, started, updated, finished, duration_s, pid, parent, ref, params, result,"
+               " error FROM operations WHERE 1=1")
+        args: list[Any] = []
+        if type:
+            sql += " AND (type = ? OR type LIKE ?)"
+            args += [type, type + ".%"]
+        if status:
+            sql += " AND status = ?"
+            args.append(status)
+        if parent:
+            sql += " AND parent = ?"
+            args.append(parent)
+        sql += " ORDER BY started DESC, id DESC LIMIT ?"
+        args.append(limit)
+        return [_operation(r) for r in self._db.execute(sql, args)]
+
+
+def _operation(row: tuple) -> Operation:
+    return Operation(row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7], row[8], row[9],
+                     json.loads(row[10]), json.loads(row[11]), row[12])
+
+
+def _seconds_between(start: str, end: str) -> float:
+    from mobius.safety.stamps import parse_utc
+
+    return round((parse_utc(end) - parse_utc(start)).total_seconds(), 3)
+
+
+@contextmanager
+def recorded(ws: Workspace, type: str, params: dict[str, Any] | None = None, *,
+             parent: str | None = None) -> Iterator[OperationHandle]:
+    """Record one operation around a block: running, then completed or failed with the error.
+
+    The block sets `handle.result` (any to_jsonable value) and may set `handle.ref` to its own journal id.
+    """
+    store = RecordStore.of(ws)
+    handle = OperationHandle(store, store.start(type, params, parent=parent))
+    started = time.monotonic()
+    try:
+        yield handle
+    except BaseException as exc:
+        status = "interrupted" if isinstance(exc, KeyboardInterrupt | SystemExit) else "failed"
+        store.finish(handle.id, status, handle.result, error=str(exc)[:2000])
+        store.close()
+        raise
+    store.finish(handle.id, handle.status, handle.result)
+    from mobius.log import get_logger
+
+    get_logger().info("operation.recorded", operation=handle.id, type=type, status=handle.status,
+                      seconds=round(time.monotonic() - started, 3))
+    store.close()
+
+
+@dataclass
+class OperationHandle:
+    store: RecordStore
+    id: str
+    result: Any = None
+    status: str = "completed"
+
+    @property
+    def ref(self) -> str | None:
+        op = self.store.get(self.id)
+        return op.ref if op else None
+
+    @ref.setter
+    def ref(self, value: str) -> None:
+        self.store.set_ref(self.id, value)

@@ -1,0 +1,69 @@
+"""One sweep for what killed runs leave behind: temp files and scratch folders named with their pid.
+
+Every temp name Mobius makes starts with `.mobius-tmp-<pid>-` (see safety.atomic.temp_name_for)
+or, in the system temp folder, `mobius-<kind>-<pid>-`. A leftover is removed only when the process
+that made it is gone, so two commands running at once never delete each other's work.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+
+from mobius.safety.atomic import TEMP_PREFIX
+from mobius.safety.process import process_alive
+
+_OWNED = re.compile(r"^(?:\.mobius-tmp-|mobius-[a-z]+-)(\d+)-")
+
+
+def owner_pid(name: str) -> int | None:
+    """The pid encoded in a Mobius temp name, or None when the name is not one of ours."""
+    match = _OWNED.match(name)
+    return int(match.group(1)) if match else None
+
+
+def scratch_name(kind: str) -> str:
+    """A prefix for a scratch folder in the system temp folder that sweep_system_temp recognises."""
+    return f"mobius-{kind}-{os.getpid()}-"
+
+
+def sweep(folders: Iterable[Path], *, recursive: bool = False) -> list[Path]:
+    """Remove temp files and folders of dead processes in `folders`; returns what was removed."""
+    removed: list[Path] = []
+    for folder in folders:
+        folder = Path(folder)
+        if not folder.is_dir():
+            continue
+        entries = folder.rglob(f"{TEMP_PREFIX}*") if recursive else folder.glob(f"{TEMP_PREFIX}*")
+        for entry in list(entries):
+            if _remove_if_dead(entry):
+                removed.append(entry)
+    if removed:
+        from mobius.log import get_logger
+
+        get_logger().info("leftovers.removed", count=len(removed), paths=[str(p) for p in removed[:20]])
+    return removed
+
+
+def sweep_system_temp() -> list[Path]:
+    """Remove `mobius-<kind>-<pid>-*` scratch folders of dead processes from the system temp folder."""
+    base = Path(tempfile.gettempdir())
+    removed = [entry for entry in base.glob("mobius-*-*") if _remove_if_dead(entry)]
+    return removed
+
+
+def _remove_if_dead(entry: Path) -> bool:
+    pid = owner_pid(entry.name)
+    if pid is None or pid == os.getpid() or process_alive(pid):
+        return False
+    if entry.is_dir() and not entry.is_symlink():
+        shutil.rmtree(entry, ignore_errors=True)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            entry.unlink()
+    return not (entry.exists() or entry.is_symlink())

@@ -51,7 +51,7 @@ class Monitor(threading.Thread):
         self.ws, self.store_path, self.op_id, self.t = ws, store_path, op_id, thresholds
         self.estimate_s, self.started = estimate_s, started_monotonic
         self.state = state
-        self._stop = threading.Event()
+        self._halt = threading.Event()
 
     def resume_timer(self, store: RecordStore) -> None:
         """A pending error-rate timer from before a kill continues (its start is in the record)."""
@@ -66,13 +66,13 @@ class Monitor(threading.Thread):
     def run(self) -> None:
         store = RecordStore(self.store_path)
         try:
-            while not self._stop.wait(self.t.sample_every):
+            while not self._halt.wait(self.t.sample_every):
                 self.sample(store)
         finally:
             store.close()
 
     def stop(self) -> None:
-        self._stop.set()
+        self._halt.set()
         self.join(timeout=5)
 
     def sample(self, store: RecordStore) -> None:

@@ -81,6 +81,8 @@ class Orchestrator:
 
     @staticmethod
     def steps_of(plan: Plan) -> list[Step]:
+        import mobius.ops.steps  # noqa: F401 - registers the capabilities' steps
+
         return [REGISTRY[name](params) for name, params in plan.step_list()]
 
     # entry points

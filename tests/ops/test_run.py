@@ -36,13 +36,16 @@ def step_statuses(migration: dict) -> list[tuple[str, str]]:
     return [(s["name"], s["status"]) for s in migration["steps"]]
 
 
-@pytest.fixture
-def reference(mobius, ops_ws: Path, tmp_path: Path) -> dict:
-    """An uninterrupted run of the cheap plan in a copy of the same workspace."""
+@pytest.fixture(scope="module")
+def reference(_ops_template: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """An uninterrupted run of the cheap plan in a copy of the same template (once per module)."""
     import shutil
 
-    root = tmp_path / "reference"
-    shutil.copytree(ops_ws, root, symlinks=True)
+    from tests.conftest import MobiusRun
+
+    root = tmp_path_factory.mktemp("reference") / "ws"
+    shutil.copytree(_ops_template, root, symlinks=True)
+    mobius = MobiusRun(root)
     plan = write_plan(root, CHEAP_STEPS)
     proc = mobius("-w", str(root), "migrate", "run", str(plan), "--yes")
     assert proc.returncode == 0, proc.stderr
@@ -58,8 +61,10 @@ def test_cheap_plan_runs_and_records(mobius, ops_ws: Path, reference: dict) -> N
     assert reference["state"]["db"] != before["db"]
 
 
-@pytest.mark.parametrize("point", ["preflight", "inside:backup", "between", "inside:media.migrate",
-                                   "inside:db.migrate", "validation"])
+@pytest.mark.parametrize("point", [pytest.param("preflight", marks=pytest.mark.slow),
+                                   pytest.param("inside:backup", marks=pytest.mark.slow),
+                                   "between", pytest.param("inside:media.migrate", marks=pytest.mark.slow),
+                                   "inside:db.migrate", pytest.param("validation", marks=pytest.mark.slow)])
 def test_kill_then_resume_equals_uninterrupted(mobius, ops_ws: Path, reference: dict, point: str) -> None:
     plan = write_plan(ops_ws, CHEAP_STEPS)
     proc = mobius("-w", str(ops_ws), "migrate", "run", str(plan), "--yes", env={"MOBIUS_FAULT": f"kill@{point}"})

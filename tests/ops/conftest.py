@@ -7,12 +7,11 @@ import shutil
 from pathlib import Path
 
 import pytest
+from tests.db.conftest import pg_url, postgres  # noqa: F401 - the suite's PostgreSQL fixtures
 
 from mobius.config import load_workspace
 from mobius.ops.digests import database_digest, file_digest, tree_digest
 from mobius.workspace.init import initialize
-
-from tests.db.conftest import pg_url, postgres  # noqa: F401 - the suite's PostgreSQL fixtures
 
 MIGRATION_0003 = """-- migrate:up
 ALTER TABLE games ADD COLUMN notes TEXT;

@@ -8,9 +8,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from tests.ops.conftest import MIGRATION_0003, snapshot, write_plan
 
 from mobius.workspace.init import initialize
-from tests.ops.conftest import MIGRATION_0003, snapshot, write_plan
 
 COMBINED = """  - backup: {}
   - media.migrate: {to: media-v2}

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from tests.ops.conftest import CHEAP_STEPS, write_plan
 
 
@@ -43,3 +42,12 @@ def test_plan_dry_run_prints_checks_and_changes_nothing(mobius, ops_ws: Path) ->
     assert names["service.ready"] == "skipped"
     assert [p["step"] for p in out["plans"]] == ["backup", "media.migrate", "db.migrate"]
     assert not (ops_ws / "media-v2").exists()
+
+
+def test_shared_options(mobius, ops_ws: Path) -> None:
+    """-vvv is one global option (verbosity 3); `db rollback -y` works like --yes."""
+    proc = mobius("-vvv", "version")
+    assert proc.returncode == 0 and "mobius" in proc.stdout
+    proc = mobius("-w", str(ops_ws), "db", "rollback", "-y")
+    assert proc.returncode == 0, proc.stderr
+    assert "version 1" in proc.stdout

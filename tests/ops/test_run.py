@@ -14,7 +14,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from tests.ops.conftest import CHEAP_STEPS, FAILING_0004, snapshot, write_plan
 
 

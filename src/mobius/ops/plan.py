@@ -91,7 +91,8 @@ class Window(_Strict):
         now = (now or dt.datetime.now(dt.UTC)).astimezone(tz)
         if not self.daily:
             start, end = (dt.datetime.fromisoformat(v) for v in (self.start, self.end))
-            return (start if start.tzinfo else start.replace(tzinfo=tz)), (end if end.tzinfo else end.replace(tzinfo=tz))
+            start = start if start.tzinfo else start.replace(tzinfo=tz)
+            return start, (end if end.tzinfo else end.replace(tzinfo=tz))
         sh, sm = map(int, self.start.split(":"))
         eh, em = map(int, self.end.split(":"))
         for day in (now.date() - dt.timedelta(days=1), now.date()):
@@ -242,7 +243,8 @@ def load_plan(path: Path) -> tuple[Plan, str]:
         node = _node_at(root, ("steps", idx))
         line = node.start_mark.line + 1 if node is not None else 1
         if name not in REGISTRY:
-            raise InputError(f"{path}:{line}: steps.{idx}: unknown step {name!r} (known: {', '.join(sorted(REGISTRY))})",
+            known = ", ".join(sorted(REGISTRY))
+            raise InputError(f"{path}:{line}: steps.{idx}: unknown step {name!r} (known: {known})",
                              hint="see docs/migrate.md") from None
         try:
             REGISTRY[name](params)

@@ -98,9 +98,9 @@ def window_check(plan: Plan, *, force: bool) -> Check:
         return skipped("window", "the plan names no window")
     start, end = plan.window.bounds()
     now = dt.datetime.now(dt.UTC)
-    inside = start <= now < end
-    if inside:
-        return passed("window", now.isoformat(timespec="seconds"), threshold=f"{start.isoformat()} .. {end.isoformat()}")
+    span = f"{start.isoformat()} .. {end.isoformat()}"
+    if start <= now < end:
+        return passed("window", now.isoformat(timespec="seconds"), threshold=span)
     verdict = passed if force else failed
     return verdict("window", now.isoformat(timespec="seconds"), threshold=f"{start.isoformat()} .. {end.isoformat()}",
                    detail="outside the window; --force given" if force else "outside the window (--force overrides)")
@@ -179,4 +179,5 @@ def _database_reachable(ws: Workspace) -> list[Check]:
     pending = [f"{p['version']:04d}_{p['name']}" for p in status["pending"]]
     return [passed("db.reachable", status["database"], source="database_status",
                    detail=f"version {status['current_version']}"),
-            passed("db.pending", len(pending), unit="migrations", source="db status", detail=", ".join(pending) or "none")]
+            passed("db.pending", len(pending), unit="migrations", source="db status",
+                   detail=", ".join(pending) or "none")]

@@ -6,6 +6,7 @@ applied; the db runner's history resumes a half-applied phased migration on the 
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any, ClassVar
 
 from mobius.errors import InputError
@@ -65,11 +66,9 @@ class DbMigrateStep:
         def keep(report: dict[str, Any]) -> None:
             seen.update(report)
 
-        try:
+        with contextlib.suppress(InputError):  # "not confirmed": rehearsed, real db untouched
             migrate_database(ctx.ws, to=self.to, backup=False, rehearse=True, on_rehearsal=keep,
                              confirm=lambda question: False)
-        except InputError:
-            pass  # "not confirmed": the rehearsal ran, the real database was not touched
         return seen
 
     def apply(self, ctx: StepContext) -> Any:

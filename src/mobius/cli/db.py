@@ -8,8 +8,8 @@ from pathlib import Path
 import typer
 
 from mobius.cli.context import current
-from mobius.cli.output import confirm, emit, say
 from mobius.cli.options import YES
+from mobius.cli.output import confirm, emit, say
 from mobius.errors import InputError, VerificationError
 
 app = typer.Typer(name="db", help="Database schema migrations (SQLite or PostgreSQL), dumps and checks.",

@@ -80,8 +80,9 @@ def main() -> None:
         for r in range(args.rounds):
             ws = copy(tpl, base / f"single{r}")
             started = time.perf_counter()
-            for command in (["backup", "create"], ["media", "migrate", "--to", str(ws / "media-v2"), "--yes", "--no-backup"],
-                            ["db", "migrate", "--to", "3"]):
+            commands = (["backup", "create"], ["media", "migrate", "--to", str(ws / "media-v2"), "--yes", "--no-backup"],
+                        ["db", "migrate", "--to", "3"])
+            for command in commands:
                 proc = mobius("-w", str(ws), *command)
                 assert proc.returncode == 0, proc.stderr
             singles.append(time.perf_counter() - started)

@@ -153,7 +153,7 @@ def test_sustained_error_rate_rolls_back(mobius, ops_ws: Path) -> None:
                                              "monitors: {sample_every: 0.05s, error_rate_rollback: "
                                              "{above: 10%, for: 0.3s}}"))
     proc = mobius("-w", str(ops_ws), "migrate", "run", str(plan), "--yes",
-                  env={"MOBIUS_FAULT": "error-rate@media.migrate=0.5", "MOBIUS_TEST_SLOW_COPY_MS": "20"})
+                  env={"MOBIUS_FAULT": "error-rate@media.migrate=0.5", "MOBIUS_TEST_SLOW_COPY_MS": "60"})
     assert proc.returncode == 2, proc.stderr
     migration = _assert_rolled_back(mobius, ops_ws, before, "error rate 50% above 10%")
     code, history = mobius.json("-w", str(ops_ws), "history", migration["id"])

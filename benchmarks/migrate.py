@@ -80,7 +80,8 @@ def main() -> None:
         for r in range(args.rounds):
             ws = copy(tpl, base / f"single{r}")
             started = time.perf_counter()
-            commands = (["backup", "create"], ["media", "migrate", "--to", str(ws / "media-v2"), "--yes", "--no-backup"],
+            target = str(ws / "media-v2")
+            commands = (["backup", "create"], ["media", "migrate", "--to", target, "--yes", "--no-backup"],
                         ["db", "migrate", "--to", "3"])
             for command in commands:
                 proc = mobius("-w", str(ws), *command)

@@ -41,6 +41,8 @@ class Settings(BaseSettings):
     db_advisory_lock_wait_s: float = 30.0
     s3_endpoint_url: str | None = None
     db_backfill_pause_ms: int = 0
+    ready_backup_max_age_h: float = 26.0  # /ready fails when the newest verified backup is older; 0 turns it off
+    api_token: str | None = None  # bearer token for the service's write endpoints; unset = no writes
 
 
 def is_url(value: str) -> bool:

@@ -13,12 +13,12 @@ sys.path.insert(0, str(Path(__file__).parent))
 from api_support import Server, prepare_workspace  # noqa: E402
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def api_workspace(_sample_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return prepare_workspace(tmp_path_factory.mktemp("api") / "ws", _sample_template)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def server(api_workspace: Path) -> Iterator[Server]:
     srv = Server(api_workspace)
     yield srv

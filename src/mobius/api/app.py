@@ -18,7 +18,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
-from sqlalchemy import Engine
+from sqlalchemy import Engine, event
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from mobius import __version__
@@ -78,6 +78,13 @@ def _install_drain(app: FastAPI, drain_s: float) -> None:
     signal.signal(signal.SIGTERM, on_term)
 
 
+def _utc_session(dbapi_connection: Any, _record: Any) -> None:
+    """TIMESTAMP columns hold UTC: CURRENT_TIMESTAMP follows the session's zone, so make it UTC."""
+    with dbapi_connection.cursor() as cursor:
+        cursor.execute("SET TIME ZONE 'UTC'")
+    dbapi_connection.commit()
+
+
 def create_app(ws: Workspace, *, drain_s: float = DEFAULT_DRAIN_S) -> FastAPI:
     """The whole service for one workspace."""
 
@@ -108,7 +115,11 @@ def create_app(ws: Workspace, *, drain_s: float = DEFAULT_DRAIN_S) -> FastAPI:
                 if not app.state.engine_cache:
                     from mobius.db.engine import make_engine, target_for
 
-                    app.state.engine_cache.append(make_engine(target_for(ws)))
+                    target = target_for(ws)
+                    made = make_engine(target)
+                    if not target.is_sqlite:
+                        event.listen(made, "connect", _utc_session)
+                    app.state.engine_cache.append(made)
         return app.state.engine_cache[0]
 
     app.state.engine = engine

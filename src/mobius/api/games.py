@@ -12,7 +12,7 @@ import datetime as dt
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -109,6 +109,12 @@ class Game(BaseModel):
     created_at: dt.datetime | None = None
     last_updated: dt.datetime | None = None
 
+    @field_validator("created_at", "last_updated")
+    @classmethod
+    def _utc(cls, value: dt.datetime | None) -> dt.datetime | None:
+        """The columns are TIMESTAMP without zone, written as UTC (CURRENT_TIMESTAMP, our updates): say so."""
+        return value.replace(tzinfo=dt.UTC) if value is not None and value.tzinfo is None else value
+
 
 class GamePage(BaseModel):
     items: list[Game]
@@ -123,6 +129,7 @@ class Problem(BaseModel):
 
 WRITE_ERRORS = {401: {"model": Problem, "description": "Missing or wrong bearer token; nothing changed."}}
 NOT_FOUND = {404: {"model": Problem, "description": "No game with this id."}}
+BAD_BODY = {400: {"model": Problem, "description": "The body is not valid JSON."}}
 CONFLICT = {409: {"model": Problem, "description": "The slug is taken or the players range is invalid."}}
 
 router = APIRouter(prefix="/api/games", tags=["games"])
@@ -172,7 +179,7 @@ def get_game(request: Request, game_id: GameId) -> Game:
     return _game(row)
 
 
-@router.post("", response_model=Game, status_code=201, responses={**WRITE_ERRORS, **CONFLICT},
+@router.post("", response_model=Game, status_code=201, responses={**BAD_BODY, **WRITE_ERRORS, **CONFLICT},
              dependencies=[Depends(require_token)], summary="Create a game")
 def create_game(request: Request, body: GameCreate, response: Response) -> Game:
     values = body.model_dump()
@@ -188,7 +195,7 @@ def create_game(request: Request, body: GameCreate, response: Response) -> Game:
     return _game(row)
 
 
-@router.patch("/{game_id}", response_model=Game, responses={**WRITE_ERRORS, **NOT_FOUND, **CONFLICT},
+@router.patch("/{game_id}", response_model=Game, responses={**BAD_BODY, **WRITE_ERRORS, **NOT_FOUND, **CONFLICT},
               dependencies=[Depends(require_token)], summary="Change some fields of a game")
 def update_game(request: Request, game_id: GameId, body: GameUpdate) -> Game:
     values = body.model_dump(exclude_unset=True)

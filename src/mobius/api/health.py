@@ -82,7 +82,9 @@ def render(report: Report, description: str, verbose: bool) -> Response:
     return health_response(body, status_code=code, headers={"Cache-Control": "no-store"})
 
 
-_DOC = {200: {"model": Health, "content": {MEDIA_TYPE: {}}}, 503: {"model": Health, "content": {MEDIA_TYPE: {}}}}
+_TEXT = {"text/plain": {"schema": {"type": "string"}}}  # ?verbose
+_DOC = {200: {"model": Health, "content": {MEDIA_TYPE: {}, **_TEXT}},
+        503: {"model": Health, "content": {MEDIA_TYPE: {}, **_TEXT}}}
 
 
 @router.get("/health", response_class=health_response, response_model=None,

@@ -106,6 +106,7 @@ def create_app(ws: Workspace, *, drain_s: float = DEFAULT_DRAIN_S) -> FastAPI:
     app.state.workspace = ws
     app.state.draining = threading.Event()
     app.state.engine_cache = []
+    app.state.reader_cache = []
     lock = threading.Lock()
 
     def engine() -> Engine:
@@ -123,6 +124,18 @@ def create_app(ws: Workspace, *, drain_s: float = DEFAULT_DRAIN_S) -> FastAPI:
         return app.state.engine_cache[0]
 
     app.state.engine = engine
+
+    def read_engine() -> Engine:
+        """SQLite: a read-only engine (reads take no write lock); PostgreSQL: the same engine."""
+        if not app.state.reader_cache:
+            from mobius.api.readiness import read_engine as reader
+            from mobius.db.engine import target_for
+
+            target = target_for(ws)
+            app.state.reader_cache.append(reader(target) if target.is_sqlite else engine())
+        return app.state.reader_cache[0]
+
+    app.state.read_engine = read_engine
 
     @app.exception_handler(DBAPIError)
     async def _database_down(_request: Request, exc: DBAPIError) -> JSONResponse:

@@ -139,6 +139,10 @@ def _engine(request: Request) -> Engine:
     return request.app.state.engine()
 
 
+def _reader(request: Request) -> Engine:
+    return request.app.state.read_engine()
+
+
 def _game(row: object) -> Game:
     return Game.model_validate(dict(row._mapping))  # type: ignore[attr-defined]
 
@@ -162,7 +166,7 @@ def list_games(request: Request, limit: int = Query(50, ge=1, le=500), offset: i
     if players is not None:
         where.append(games.c.min_players <= players)
         where.append(games.c.max_players >= players)
-    with _engine(request).connect() as conn:
+    with _reader(request).connect() as conn:
         total = conn.execute(select(func.count()).select_from(games).where(*where)).scalar_one()
         rows = conn.execute(select(games).where(*where).order_by(games.c.id).limit(limit).offset(offset)).fetchall()
         conn.rollback()
@@ -171,7 +175,7 @@ def list_games(request: Request, limit: int = Query(50, ge=1, le=500), offset: i
 
 @router.get("/{game_id}", response_model=Game, responses=NOT_FOUND, summary="One game")
 def get_game(request: Request, game_id: GameId) -> Game:
-    with _engine(request).connect() as conn:
+    with _reader(request).connect() as conn:
         row = conn.execute(select(games).where(games.c.id == game_id)).first()
         conn.rollback()
     if row is None:

@@ -35,13 +35,53 @@ def _short(exc: BaseException) -> str:
     return mask_text(first_line(exc))[:300]
 
 
+_expected_cache: dict[tuple, int] = {}
+_engines: dict[str, object] = {}
+
+
+def expected_version(ws: Workspace) -> int:
+    """The newest migration file's version; re-parsed only when a migration folder's files change."""
+    from mobius.db.migration import builtin_migration_dir, discover
+
+    key = []
+    for folder in (builtin_migration_dir(), ws.migrations):
+        if folder.is_dir():
+            key += [(str(p), p.stat().st_mtime_ns, p.stat().st_size) for p in sorted(folder.glob("*.sql"))]
+    signature = tuple(key)
+    if signature not in _expected_cache:
+        _expected_cache.clear()
+        _expected_cache[signature] = max((m.version for m in discover(ws)), default=0)
+    return _expected_cache[signature]
+
+
+def read_engine(target: object) -> object:
+    """One engine per database for probes and reads. SQLite is opened read-only (a read takes no write
+    lock, unlike the migration engine's BEGIN IMMEDIATE); PostgreSQL through the workspace's engine."""
+    import sqlite3
+
+    from sqlalchemy import create_engine
+    from sqlalchemy.pool import NullPool
+
+    from mobius.db.engine import make_engine
+
+    key = target.url.render_as_string(hide_password=False)  # type: ignore[attr-defined]
+    if key not in _engines:
+        if target.is_sqlite:  # type: ignore[attr-defined]
+            uri = f"file:{target.sqlite_path}?mode=ro"  # type: ignore[attr-defined]
+            _engines[key] = create_engine("sqlite://", poolclass=NullPool,
+                                          creator=lambda: sqlite3.connect(uri, uri=True, timeout=5,
+                                                                          check_same_thread=False))
+        else:
+            _engines[key] = make_engine(target)  # type: ignore[arg-type]
+    return _engines[key]
+
+
 def database_checks(ws: Workspace) -> list[Check]:
     """`database` and `schema` over one connection (the schema check needs the database anyway)."""
     from sqlalchemy import text
 
     from mobius.db import history
-    from mobius.db.engine import make_engine, target_for
-    from mobius.db.migration import discover
+    from mobius.db.engine import target_for
 
     source = "database"
     try:
@@ -54,10 +94,10 @@ def database_checks(ws: Workspace) -> list[Check]:
         return [failed("database", detail=f"database file {target.sqlite_path} does not exist", source=source),
                 failed("schema", detail="database not reachable", source=source)]
     try:
-        expected = max((m.version for m in discover(ws)), default=0)
+        expected = expected_version(ws)
     except Exception as exc:  # noqa: BLE001
         expected, why = None, _short(exc)
-    engine = make_engine(target)
+    engine = read_engine(target)
     try:
         started = time.perf_counter()
         with engine.connect() as conn:
@@ -69,8 +109,6 @@ def database_checks(ws: Workspace) -> list[Check]:
     except Exception as exc:  # noqa: BLE001 - any driver error means "not ready"
         return [failed("database", detail=_short(exc), source=source),
                 failed("schema", detail="database not reachable", source=source)]
-    finally:
-        engine.dispose()
     current = max((v for v, row in applied.items() if row.status == "applied"), default=0)
     unfinished = sorted(v for v, row in applied.items() if row.status != "applied")
     if expected is None:

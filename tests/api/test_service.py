@@ -207,11 +207,21 @@ def test_no_token_configured_refuses_writes_and_sigterm_fails_readiness_first(ap
                                             "max_players": 1}, headers={"Authorization": "Bearer anything"})
     assert r.status_code == 401 and "MOBIUS_API_TOKEN is not set" in r.json()["detail"]
     assert srv.get("/ready").status_code == 200
+    body = b'{"slug": "late", "name": "Late", "play_time": 5, "min_players": 1, "max_players": 2}'
+    in_flight = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
+    in_flight.sendall(b"POST /api/games HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                      b"Content-Length: %d\r\n\r\n" % len(body) + body[:10])  # a request still arriving
+    time.sleep(0.2)
     srv.proc.send_signal(signal.SIGTERM)
     time.sleep(0.3)
     r = httpx.get(srv.url + "/ready", timeout=5)
     assert r.status_code == 503 and r.json()["checks"]["shutdown"][0]["status"] == "fail"
     assert httpx.get(srv.url + "/health", timeout=5).status_code == 200  # still answering while draining
+    time.sleep(2.0)  # past the drain: uvicorn is shutting down, the in-flight request must still be answered
+    in_flight.sendall(body[10:])
+    answer = in_flight.recv(4096)
+    in_flight.close()
+    assert answer.startswith(b"HTTP/1.1 401"), answer
     assert srv.proc.wait(30) == 0
     last = [line for line in srv.stdout_path.read_text().splitlines() if line.strip()][-1]
     assert json.loads(last) == {"ok": True, "host": "127.0.0.1", "port": srv.port, "workers": 1, "stopped": True}

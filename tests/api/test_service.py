@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import importlib.util
 import json
 import os
 import signal
@@ -170,6 +171,8 @@ def test_operations_backups_golden_and_metrics(server: Server, api_workspace: Pa
     assert _metric(text, "mobius_http_requests_total", route="/api/operations/{op_id}", status_class="4xx") >= 1
     assert _metric(text, "mobius_http_request_duration_seconds_count", route="/api/golden") >= 1
     assert "/api/operations/nope" not in text  # route templates, not paths: bounded labels
+    if importlib.util.find_spec("mobius.fingerprint") is None:  # /metrics/dhash appears with the fingerprint helper
+        assert c.get("/metrics/dhash").status_code == 404
 
 
 def test_collector_registry_serves_a_capability(api_workspace: Path) -> None:

@@ -190,16 +190,22 @@ def test_two_workers_count_every_request(api_workspace: Path) -> None:
     srv = Server(api_workspace, workers=2)
     try:
         before = _metric(srv.get("/metrics").text, "mobius_http_requests_total", route="/health")
-        sent = 200
-        # a new connection for each request, so the kernel spreads them over both workers
+        folder = api_workspace / "state" / f"prometheus-{srv.port}"
+
+        def pids() -> set[str]:
+            return {p.stem.rsplit("_", 1)[-1] for p in folder.glob("counter_*.db")}
+
+        sent = 0
+        # a new connection for each request, so the kernel spreads them over both workers; at least 200,
+        # and on until both workers have answered some (a worker still starting gets none at first)
         with httpx.Client(base_url=srv.url, headers={"Connection": "close"}, timeout=10) as fresh:
-            for _ in range(sent):
+            while sent < 200 or (len(pids()) < 2 and sent < 3000):
                 assert fresh.get("/health").status_code == 200
+                sent += 1
+        assert len(pids()) >= 2, f"only {pids()} answered {sent} requests"
         text = srv.get("/metrics").text
         assert _metric(text, "mobius_http_requests_total", route="/health") - before == sent
         assert _metric(text, "mobius_http_request_duration_seconds_count", route="/health") - before == sent
-        pids = {p.name.split("_")[-1] for p in (api_workspace / "state" / f"prometheus-{srv.port}").glob("*.db")}
-        assert len(pids) >= 2, f"expected files of two workers, got {pids}"
     finally:
         assert srv.stop() == 0
 

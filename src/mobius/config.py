@@ -44,7 +44,8 @@ class Settings(BaseSettings):
     service_url: str | None = None  # the service whose /ready a migration's preflight checks
     emergency_contacts: str | None = None  # "Role: Name, phone; Role: Name, phone" for migration reports
     notice_lead_hours: float = 48.0  # a high-risk migration's notice must be this old before its window
-    backup_max_age_hours: float = 24.0  # a migration's preflight accepts a verified backup this recent
+    backup_max_age_hours: float = 26.0  # newest verified backup /ready and preflight accept; 0: /ready skips
+    api_token: str | None = None  # bearer token for the service's write endpoints; unset = no writes
 
 
 def is_url(value: str) -> bool:

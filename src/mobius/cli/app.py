@@ -10,7 +10,7 @@ import traceback
 import typer
 
 from mobius import __version__, log
-from mobius.cli import backup, config, db, demo, golden, init, media, render
+from mobius.cli import backup, config, db, demo, golden, init, library, media, render
 from mobius.cli.context import current, lift_global_options
 
 try:  # Typer >= 0.26 vendors Click under typer._click
@@ -60,7 +60,7 @@ def version_command() -> None:
     emit({"version": __version__}, f"mobius {__version__}")
 
 
-for module in (init, config, backup, media, db, render, golden, demo):
+for module in (init, config, backup, media, db, render, golden, demo, library):
     module.register(app)
 
 

@@ -125,11 +125,16 @@ def _bits(gray: Image.Image, algorithm: Algorithm) -> int:
     return int.from_bytes(np.packbits(diff.ravel()).tobytes(), "big")
 
 
-def dhash_image(image: Image.Image, algorithm: Algorithm = EXACT, *, variants: bool = False) -> list[int]:
-    """[hash] or, with `variants`, the hashes of the 8 flips/rotations (the plain hash first)."""
+def require_computable(algorithm: Algorithm) -> None:
+    """Refuse (exit 1) a version this Pillow cannot reproduce."""
     if not algorithm.computable:
         raise InputError(f"{algorithm.id} needs Pillow {algorithm.pillow_major}; this is Pillow {PIL.__version__}",
                          hint=f"hash with {Algorithm(algorithm.mode, algorithm.resampler).id} instead")
+
+
+def dhash_image(image: Image.Image, algorithm: Algorithm = EXACT, *, variants: bool = False) -> list[int]:
+    """[hash] or, with `variants`, the hashes of the 8 flips/rotations (the plain hash first)."""
+    require_computable(algorithm)
     gray = _grayscale(image, algorithm)
     if not variants:
         return [_bits(gray, algorithm)]

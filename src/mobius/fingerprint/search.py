@@ -29,12 +29,13 @@ MASK16 = np.uint64(0xFFFF)
 
 def as_hashes(values: object) -> np.ndarray:
     """Any sequence of unsigned 64-bit ints (or signed BIGINTs from a database) as a uint64 array."""
-    array = np.asarray(values)
-    if array.dtype == np.uint64:
-        return array
-    if array.dtype == np.int64:
-        return array.view(np.uint64)
-    return np.array([int(v) & 0xFFFF_FFFF_FFFF_FFFF for v in np.ravel(array)], dtype=np.uint64)
+    if isinstance(values, np.ndarray) and values.dtype == np.uint64:
+        return values
+    if isinstance(values, np.ndarray) and values.dtype == np.int64:
+        return values.view(np.uint64)
+    # Never np.asarray on Python ints: a list mixing values above and below 2**63 becomes float64.
+    items = values.ravel().tolist() if isinstance(values, np.ndarray) else list(values)  # type: ignore[call-overload]
+    return np.array([int(v) & 0xFFFF_FFFF_FFFF_FFFF for v in items], dtype=np.uint64)
 
 
 def distances(hashes: np.ndarray, query: int) -> np.ndarray:
@@ -84,8 +85,7 @@ class HashIndex:
 
     def search(self, queries: object, distance: int) -> Matches:
         """Every (query, hash) pair within `distance`, sorted by query then distance."""
-        q = as_hashes(np.atleast_1d(np.asarray(queries, dtype=object if not isinstance(queries, np.ndarray)
-                                               else None)))
+        q = as_hashes(queries)
         if not self._order or distance >= CHUNKS * 4 or len(q) == 0:
             return self._linear(q, distance)
         probes = _flip_masks(distance // CHUNKS)

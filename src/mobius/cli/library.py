@@ -58,7 +58,7 @@ def dupes_command(distance: int = DISTANCE, variants: bool = VARIANTS,
         raise InputError(f"--format {fmt!r} is not table, json or html", hint="e.g. --format html")
     ws = current.workspace()
     result = _fingerprint().find_duplicates(ws, distance=distance, variants=variants)
-    payload = {**result, "groups": [g.to_dict() for g in result["groups"]]}
+    payload = dict(result)
     if fmt == "html":
         from mobius.fingerprint.report import write_report
 

@@ -137,17 +137,6 @@ def _active(conn: Any) -> str:
     return active
 
 
-@dataclass
-class DuplicateGroup:
-    """Images within the distance of each other (transitively); `kind` is identical, same-hash or near."""
-
-    kind: str
-    members: list[dict[str, Any]]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "members": self.members}
-
-
 def find_duplicates(ws: Workspace, *, distance: int = DEFAULT_DISTANCE, variants: bool = False,
                     algorithm: str | None = None) -> dict[str, Any]:
     """Exact and near-duplicate groups among the active version's hashes, largest group first."""
@@ -159,11 +148,12 @@ def find_duplicates(ws: Workspace, *, distance: int = DEFAULT_DISTANCE, variants
     labels = duplicate_groups(table.hashes, distance, variants=table.variants)
     groups = _groups(table, labels)
     return {"algorithm": version, "distance": distance, "variants": variants, "images": len(table),
-            "groups": groups, "duplicates": sum(len(g.members) - 1 for g in groups),
+            "groups": groups, "duplicates": sum(len(g["members"]) - 1 for g in groups),
             "search_seconds": round(time.perf_counter() - started, 4)}
 
 
-def _groups(table: store.HashTable, labels: np.ndarray) -> list[DuplicateGroup]:
+def _groups(table: store.HashTable, labels: np.ndarray) -> list[dict[str, Any]]:
+    """Groups of 2+ images (transitively within the distance); kind: identical (same bytes), same-hash or near."""
     counts = np.bincount(labels) if len(labels) else np.zeros(0, dtype=np.int64)
     out = []
     for label in np.flatnonzero(counts > 1):
@@ -181,8 +171,8 @@ def _groups(table: store.HashTable, labels: np.ndarray) -> list[DuplicateGroup]:
         digests = {table.sha256[m] for m in members}
         kind = ("identical" if len(digests) == 1 and None not in digests
                 else "same-hash" if len({r["hash"] for r in rows}) == 1 else "near")
-        out.append(DuplicateGroup(kind, rows))
-    out.sort(key=lambda g: (-len(g.members), g.members[0]["path"]))
+        out.append({"kind": kind, "members": rows})
+    out.sort(key=lambda g: (-len(g["members"]), g["members"][0]["path"]))
     return out
 
 

@@ -53,7 +53,6 @@ def render(result: dict[str, Any], library: Path) -> str:
     if len(result["groups"]) > MAX_GROUPS:
         parts.append(f"<p>Showing the {MAX_GROUPS} largest groups; --format json lists all.</p>")
     for number, group in enumerate(groups, 1):
-        group = group if isinstance(group, dict) else group.to_dict()
         parts.append(f"<section class='group'><h2>Group {number} <span class='kind {group['kind']}'>"
                      f"{group['kind']}</span> {len(group['members'])} images</h2><div class='members'>")
         for member in group["members"]:

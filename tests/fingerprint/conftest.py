@@ -33,3 +33,16 @@ def library_workspace(request: pytest.FixtureRequest, engine: str, tmp_path: Pat
     db.migrate_database(ws, backup=False)
     write_library(ws.library_path)
     return ws
+
+
+@pytest.fixture
+def sqlite_library(tmp_path: Path):
+    """A migrated SQLite workspace with the small image library (for the CLI tests)."""
+    from images import write_library
+
+    from mobius import db
+
+    ws = _db.make_workspace(tmp_path / "ws", None)
+    db.migrate_database(ws, backup=False)
+    write_library(ws.library_path)
+    return ws

@@ -249,6 +249,7 @@ def rehash(ws: Workspace, to: str, *, workers: int | None = None, distance: int 
     old one hashed; the old hashes stay, so `rollback` is instant.
     """
     target = Algorithm.parse(to)
+    require_computable(target)
     with store.session(ws) as conn:
         old = _active(conn)
     if target.id == old:

@@ -82,7 +82,8 @@ def bench_hashing(paths: list[Path], label: str, repeat: int) -> None:
     same_fast = sum(e == f for e, f in zip(exact, fast, strict=True))
     bits = np.mean([bin(e ^ f).count("1") for e, f in zip(exact, fast, strict=True)])
     n = len(paths)
-    print(f"hash[{label}] {n} JPEGs 1024x768, 1 thread, best of {repeat} per image: ImageHash {t_ref:.2f} s ({t_ref / n * 1e3:.2f} ms/img) | "
+    print(f"hash[{label}] {n} JPEGs 1024x768, 1 thread, best of {repeat} per image: "
+          f"ImageHash {t_ref:.2f} s ({t_ref / n * 1e3:.2f} ms/img) | "
           f"exact {t_exact:.2f} s ({t_ref / t_exact:.2f}x), bit-identical {identical}/{n} | "
           f"fast {t_fast:.2f} s ({t_ref / t_fast:.2f}x vs ImageHash), same as exact {same_fast / n:.1%}, "
           f"{bits:.3f} bits differ on average")

@@ -125,3 +125,4 @@ def test_unreadable_and_non_image_files_become_reasons(tmp_path: Path):
     assert results[3].error.startswith("unreadable")
     assert results[0].hash == dhash(good) and results[0].sha256 and results[0].size == good.stat().st_size
     assert hash_file(good, EXACT, variants=True).variants[0] == results[0].hash
+    assert hash_batch([good], "fast")[0].path == str(good)

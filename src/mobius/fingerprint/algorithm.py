@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import io
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -195,11 +195,15 @@ def hash_file(path: str | Path, algorithm: Algorithm = EXACT, *, variants: bool 
     return Fingerprint(label, st.st_size, st.st_mtime_ns, digest, None, None, error, time.perf_counter() - started)
 
 
-def hash_batch(paths: Sequence[tuple[str, str]] | Iterable[tuple[str, str]], mode: str,
+def hash_batch(paths: Iterable[str | Path | tuple[str, str]], mode: str,
                variants: bool = False) -> list[Fingerprint]:
-    """Hash (absolute path, library path) pairs with algorithm `mode` (an id or exact/fast).
+    """Hash files with algorithm `mode` (exact, fast or an id); an item is a path or (path, library path).
 
     A plain top-level function of picklable arguments, so a process pool or a shared executor can run it.
     """
     algorithm = Algorithm.parse(mode)
-    return [hash_file(absolute, algorithm, variants=variants, label=rel) for absolute, rel in paths]
+    out = []
+    for item in paths:
+        absolute, label = item if isinstance(item, tuple) else (item, str(item))
+        out.append(hash_file(absolute, algorithm, variants=variants, label=label))
+    return out

@@ -79,3 +79,13 @@ def test_metrics_give_hash_p95_and_failure_rate(library_workspace):
     m = fingerprint.metrics(ws)
     assert (m["images"], m["hashed"], m["failed"]) == (8, 7, 1)
     assert m["failure_rate"] == round(1 / 8, 6) and 0 < m["hash_p50_ms"] <= m["hash_p95_ms"]
+
+
+def test_a_library_of_only_failures_has_no_groups_and_full_failure_rate(library_workspace):
+    ws = library_workspace
+    for path in list(ws.library_path.rglob("*.*")):
+        path.write_bytes(b"GIF89a broken")
+    report = fingerprint.hash_library(ws)
+    assert (report.hashed, report.failed, report.active) == (0, 7, None)
+    assert fingerprint.metrics(ws)["algorithm"] is None  # nothing active yet
+    assert fingerprint.metrics(ws, EXACT.id)["failure_rate"] == 1.0

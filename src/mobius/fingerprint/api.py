@@ -154,10 +154,14 @@ def find_duplicates(ws: Workspace, *, distance: int = DEFAULT_DISTANCE, variants
 
 def _groups(table: store.HashTable, labels: np.ndarray) -> list[dict[str, Any]]:
     """Groups of 2+ images (transitively within the distance); kind: identical (same bytes), same-hash or near."""
-    counts = np.bincount(labels) if len(labels) else np.zeros(0, dtype=np.int64)
+    if not len(labels):
+        return []
+    counts = np.bincount(labels)
+    order = np.argsort(labels, kind="stable")
+    starts = np.concatenate([[0], np.cumsum(counts)])
     out = []
     for label in np.flatnonzero(counts > 1):
-        members = np.flatnonzero(labels == label)
+        members = order[starts[label]:starts[label + 1]]
         first = int(table.hashes[members[0]])
         seen: dict[str, str] = {}
         rows = []

@@ -204,6 +204,8 @@ def duplicate_groups(hashes: object, distance: int, *, variants: np.ndarray | No
     from scipy.sparse.csgraph import connected_components
 
     h = as_hashes(hashes)
+    if not len(h):
+        return np.zeros(0, dtype=np.int64)
     unique, inverse = np.unique(h, return_inverse=True)
     i, j, _ = near_pairs(unique, distance)
     m = len(unique)

@@ -152,5 +152,8 @@ def activate(conn: Connection, algorithm: str, *, expected: str | None) -> None:
         if current[0] != expected:
             raise VerificationError(f"the active hash version changed to {current[0]} while this ran",
                                     hint="run the command again")
-        conn.execute(text("UPDATE fingerprint_active SET algorithm = :a, previous = :p, switched_at = CURRENT_TIMESTAMP"
-                          " WHERE name = 'dhash' AND algorithm = :p"), {"a": algorithm, "p": expected})
+        switched = conn.execute(text("UPDATE fingerprint_active SET algorithm = :a, previous = :p,"
+                                     " switched_at = CURRENT_TIMESTAMP WHERE name = 'dhash' AND algorithm = :p"),
+                                {"a": algorithm, "p": expected})
+        if switched.rowcount != 1:
+            raise VerificationError("the active hash version changed while this ran", hint="run the command again")

@@ -10,7 +10,19 @@ import traceback
 import typer
 
 from mobius import __version__, log
-from mobius.cli import backup, config, db, demo, golden, init, media, migrate, render, serve
+from mobius.cli import (
+    backup,
+    config,
+    db,
+    demo,
+    golden,
+    init,
+    library,
+    media,
+    migrate,
+    render,
+    serve,
+)
 from mobius.cli.context import current, lift_global_options
 
 try:  # Typer >= 0.26 vendors Click under typer._click
@@ -60,7 +72,20 @@ def version_command() -> None:
     emit({"version": __version__}, f"mobius {__version__}")
 
 
-for module in (init, config, backup, media, db, render, golden, demo, migrate, serve):
+COMMAND_MODULES = (
+    init,
+    config,
+    backup,
+    media,
+    db,
+    render,
+    golden,
+    demo,
+    migrate,
+    serve,
+    library,
+)
+for module in COMMAND_MODULES:
     module.register(app)
 
 

@@ -171,9 +171,10 @@ def load_workspace(root: str | Path | None = None, env: str | None = None) -> Wo
     if bad:
         raise InputError(f"{files[-1]} is malformed: line {bad[0]} is not KEY=VALUE",
                          hint="fix or comment out that line")
-    values: dict[str, str] = {"env": name} if name else {}
-    for env_file in files:
-        values.update(_file_settings(env_file))
+    values = _file_settings(files[0])
+    if name:  # the selected environment names itself, unless its own file says otherwise
+        values["env"] = name
+        values.update(_file_settings(files[1]))
     try:
         settings = Settings(_env_file=None, **values)
     except ValidationError as exc:

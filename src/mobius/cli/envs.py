@@ -1,0 +1,96 @@
+"""`mobius env ...`, `mobius deploy`, `mobius rollback`, `mobius releases`: see mobius.envs."""
+
+from __future__ import annotations
+
+import typer
+
+from mobius.cli.context import current
+from mobius.cli.output import confirm, emit, say
+from mobius.errors import EXIT_VERIFY
+
+env_app = typer.Typer(help="Named environments: list, show, diff, validate, promote.", no_args_is_help=True)
+
+
+def _envs():  # noqa: ANN202
+    """The envs library, imported when one of its commands runs."""
+    from mobius import envs
+
+    return envs
+
+
+def _root():  # noqa: ANN202
+    from mobius.config import find_workspace_root
+
+    return find_workspace_root(current.workspace_option)
+
+
+def _emit_report(result: dict, lines: list[str], ok: bool, message: str, code: int = EXIT_VERIFY) -> None:
+    """Print the result; on failure under --json one object with ok false, then the exit code."""
+    if ok:
+        emit(result, lines)
+        return
+    if current.json:
+        emit({**result, "ok": False, "exit_code": code, "error": message})
+    else:
+        emit({}, lines)
+    import sys
+
+    sys.stderr.write(f"mobius: error: {message}\n")
+    raise typer.Exit(code)
+
+
+@env_app.command("list")
+def list_command() -> None:
+    """The environments of this workspace (environments/*.env) and the places each owns.
+
+    Example: mobius env list
+    """
+    infos = _envs().list_environments(_root())
+    lines = [f"{len(infos)} environment(s)"] + [
+        f"  {i.name:<12} library {i.library}  database {i.database}  backups {i.backups}"
+        + (f"  service {i.service_url}" if i.service_url else "") for i in infos]
+    emit({"environments": infos}, lines)
+
+
+@env_app.command("show")
+def show(name: str = typer.Argument(..., help="Environment name, e.g. staging")) -> None:
+    """One environment's settings file (secrets masked) and its effective places.
+
+    Example: mobius env show production
+    """
+    shown = _envs().show_environment(_root(), name)
+    info = shown["environment"]
+    lines = [f"environment {info.name} ({info.file})", f"  library  {info.library}", f"  database {info.database}",
+             f"  backups  {info.backups}", f"  service  {info.service_url or 'not configured'}"]
+    lines += [f"  {k}={v}" for k, v in shown["values"].items()]
+    emit(shown, lines)
+
+
+@env_app.command("diff")
+def diff(a: str = typer.Argument(..., help="First environment"), b: str = typer.Argument(..., help="Second")) -> None:
+    """Keys only in A, only in B, changed; secrets only as a sha256 fingerprint. Exit 0 same, 2 differs.
+
+    Example: mobius env diff staging production --json
+    """
+    result = _envs().diff_environments(_root(), a, b)
+    emit(result.to_dict(), result.lines())
+    if result.differs:
+        raise typer.Exit(EXIT_VERIFY)
+
+
+@env_app.command("validate")
+def validate(name: str = typer.Argument(..., help="Environment name")) -> None:
+    """Settings parse, folders writable, database reachable (schema version), s3 probe, free disk, codecs.
+
+    Example: mobius env validate production
+    """
+    envs = _envs()
+    report = envs.validate_environment(envs.load_environment(_root(), name))
+    bad = [c.name + (f" ({c.detail})" if c.detail else "") for c in report.failures()]
+    _emit_report(report.to_dict(), report.lines(), not bad,
+                 f"environment {name}: {len(bad)} check(s) failed: {'; '.join(bad)}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add this capability's commands to the root app."""
+    app.add_typer(env_app, name="env")

@@ -1,8 +1,8 @@
 """Settings and workspace paths.
 
 Settings come from, in order of precedence: environment variables (MOBIUS_*), the selected
-environment's file `environments/<name>.env` (see docs/envs.md), the workspace `.env`, then defaults. Relative paths resolve against the workspace, so a workspace can be
-moved or copied as a whole.
+environment's file `environments/<name>.env` (see docs/envs.md), the workspace `.env`, then defaults.
+Relative paths resolve against the workspace, so a workspace can be moved or copied as a whole.
 """
 
 from __future__ import annotations

@@ -91,6 +91,24 @@ def validate(name: str = typer.Argument(..., help="Environment name")) -> None:
                  f"environment {name}: {len(bad)} check(s) failed: {'; '.join(bad)}")
 
 
+@env_app.command("promote")
+def promote(source: str = typer.Option(..., "--from", help="Environment to promote, e.g. staging"),
+            target: str = typer.Option(..., "--to", help="Environment to replace, e.g. production"),
+            dry_run: bool = typer.Option(False, "--dry-run", help="Plan and rehearse; change nothing."),
+            yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation.")) -> None:
+    """Plan, back up the target (verified), copy the database, sync the library, carry settings, validate.
+
+    Any failure restores the target from its backup. Example: mobius env promote --from staging --to production
+    """
+    from mobius.envs.promote import promote as run_promote
+
+    result = run_promote(_root(), source, target, dry_run=dry_run, say=say, progress=current.progress(),
+                         confirm=lambda question: confirm(question, yes=yes))
+    tail = ("dry run: nothing was changed" if dry_run else
+            f"promoted {source} to {target} (backup {result.backup}; operation {result.operation})")
+    emit(result.__dict__, tail)
+
+
 def register(app: typer.Typer) -> None:
     """Add this capability's commands to the root app."""
     app.add_typer(env_app, name="env")

@@ -109,6 +109,68 @@ def promote(source: str = typer.Option(..., "--from", help="Environment to promo
     emit(result.__dict__, tail)
 
 
+def _env_workspace(env: str | None):  # noqa: ANN202
+    """deploy/rollback/releases name their environment: --env (global) or the command's own --env."""
+    if env is not None:
+        current.env_name = env
+        current._workspace = None
+    ws = current.workspace()
+    if ws.environment is None:
+        from mobius.errors import InputError
+
+        raise InputError("name the environment: --env NAME", hint="see `mobius env list`")
+    return ws
+
+
+def deploy_command(dry_run: bool = typer.Option(False, "--dry-run", help="Check and rehearse; change nothing."),
+                   no_backup: bool = typer.Option(False, "--no-backup", help="Skip the backup (recorded)."),
+                   force: bool = typer.Option(False, "--force", help="Deploy despite failed preflight checks."),
+                   env: str = typer.Option(None, "--env", help="Environment (same as the global --env).")) -> None:
+    """Preflight, backup, migrations (rehearsed first), pipeline self-test, release record, restart, health gate.
+
+    Exit 4 when the service does not become ready in time. Example: mobius deploy --env production
+    """
+    from mobius.envs.deploy import deploy
+
+    ws = _env_workspace(env)
+    result = deploy(ws, dry_run=dry_run, backup=not no_backup, force=force, say=say, progress=current.progress())
+    tail = ("dry run: nothing was changed" if dry_run else f"deployed release {result.release} to {ws.environment}")
+    emit(result.__dict__, tail)
+
+
+def rollback_command(to: str = typer.Option(None, "--to", help="Release id to return to (see mobius releases)."),
+                     archive: str = typer.Option(None, "--backup", help="Backup archive to restore instead."),
+                     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+                     env: str = typer.Option(None, "--env", help="Environment (same as the global --env).")) -> None:
+    """Verify the backup, back up the current state, restore library + database + settings, health gate.
+
+    Without --to/--backup: the state before the newest release. Example: mobius rollback --env production --yes
+    """
+    from mobius.envs.rollback import rollback
+
+    ws = _env_workspace(env)
+    result = rollback(ws, to=to, archive=archive, say=say, progress=current.progress(),
+                      confirm=lambda question: confirm(question, yes=yes))
+    emit(result.__dict__, f"rolled {ws.environment} back to {result.archive} (operation {result.operation}); "
+                          f"the state before is in {result.pre_rollback_backup}")
+
+
+def releases_command(env: str = typer.Option(None, "--env", help="Environment (same as the global --env).")) -> None:
+    """Deploys and rollbacks of an environment, newest first, with the backup each one took.
+
+    Example: mobius releases --env production --json
+    """
+    from mobius.envs.releases import list_releases
+
+    ws = _env_workspace(env)
+    found = list_releases(ws)
+    emit({"env": ws.environment, "releases": found},
+         [f"{len(found)} release(s) of {ws.environment}"] + [r.line() for r in found])
+
+
 def register(app: typer.Typer) -> None:
     """Add this capability's commands to the root app."""
     app.add_typer(env_app, name="env")
+    app.command("deploy")(deploy_command)
+    app.command("rollback")(rollback_command)
+    app.command("releases")(releases_command)

@@ -8,6 +8,7 @@ Any failure after the backup restores B from it and proves the restore against a
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from collections.abc import Callable
@@ -32,6 +33,7 @@ from mobius.envs.steps import DESCRIBED, REHEARSED, Steps
 from mobius.envs.validate import validate_environment
 from mobius.errors import InputError, MobiusError, VerificationError
 from mobius.records import recorded
+from mobius.safety.atomic import atomic_write_text
 from mobius.safety.diskspace import human_bytes
 from mobius.safety.envfile import read_env_file
 from mobius.safety.stamps import utc_compact
@@ -74,11 +76,28 @@ def sync_workspace(source: Workspace, target: Workspace) -> Workspace:
     return Workspace(root=root, settings=settings)
 
 
+def _marker(sync_ws: Workspace) -> Path:
+    return sync_ws.root / "promoted.json"
+
+
 def _journaled(sync_ws: Workspace, target_library: str) -> bool:
+    """The last promote's journal still describes the target: it completed, and the target's tree (paths,
+    kinds, sizes, modes) is the one that promote left (a restore or a hand edit since means a full copy)."""
     from mobius.media import list_migrations
 
+    marker = _marker(sync_ws)
+    if not marker.is_file():
+        return False
+    left = json.loads(marker.read_text(encoding="utf-8"))
+    if left.get("target") != target_library or left.get("digest") != state.tree_digest(Path(target_library))["digest"]:
+        return False
     return any(r.target == target_library and r.status in ("completed", "switching")
                for r in list_migrations(sync_ws))
+
+
+def _mark_in_sync(sync_ws: Workspace, target_library: str) -> None:
+    digest = state.tree_digest(Path(target_library))["digest"]
+    atomic_write_text(_marker(sync_ws), json.dumps({"target": target_library, "digest": digest}))
 
 
 def library_plan(sync_ws: Workspace, source: Path, target: Path) -> dict[str, Any]:
@@ -170,6 +189,7 @@ def promote(root: Path, source_name: str, target_name: str, *, dry_run: bool = F
         try:
             _apply(steps, source, target, sync_ws, result, progress)
         except MobiusError as exc:
+            _marker(sync_ws).unlink(missing_ok=True)
             say(f"promote failed: {exc.message}; restoring {target_name} from {backup.path.name}")
             report = state.restore(target, backup.path, expected=before, has_database=has_db)
             result.restored = report.to_dict()
@@ -227,3 +247,4 @@ def _apply(steps: Steps, source: Workspace, target: Workspace, sync_ws: Workspac
         return f"{len(report.checks)} checks: {report.verdict.value}", report
 
     steps.run("validate", validate)
+    _mark_in_sync(sync_ws, target.library)

@@ -13,6 +13,14 @@ from mobius.config import load_workspace
 from .conftest import table_rows, tree, write_env
 
 SECRET = "hunter2-s3cr3t-value"
+ADD_DESIGNER = """-- migrate:up
+ALTER TABLE games ADD COLUMN designer TEXT;
+UPDATE games SET designer = 'unknown';
+-- migrate:down
+ALTER TABLE games DROP COLUMN designer;
+-- migrate:verify
+SELECT COUNT(*) FROM games WHERE designer IS NULL;
+"""
 DB_PASSWORD = "pgpass-9f8e7d"
 
 
@@ -135,8 +143,12 @@ def test_deploy_rollback_round_trip_with_health_gate(mobius, two_envs: Path, rea
     with env_file.open("a") as f:
         f.write(f"MOBIUS_SERVICE_URL={url}\nMOBIUS_HEALTH_INTERVAL_S=0.05\nMOBIUS_HEALTH_SUCCESSES=3\n"
                 "MOBIUS_HEALTH_TIMEOUT_S=1\n")
+    (root / "migrations").mkdir(exist_ok=True)
+    (root / "migrations" / "0003_add_designer.sql").write_text(ADD_DESIGNER)
     code, dry = mobius.json("deploy", "--env", "production", "--dry-run", "-w", str(root))
     assert code == 0, dry
+    assert {s["step"]: s["evidence"] for s in dry["steps"]}["migrations"] == "0003_add_designer"
+    assert {s["step"]: s["status"] for s in dry["steps"]}["pipeline test"] == "rehearsed"
     assert {s["step"]: s["status"] for s in dry["steps"]}["restart"] == "not configured"
     assert {s["step"]: s["status"] for s in dry["steps"]}["health gate"] == "rehearsed"
     before_rows, before_tree, before_settings = table_rows(root, "production"), tree(root / "prod" / "uploads"), \
@@ -145,6 +157,10 @@ def test_deploy_rollback_round_trip_with_health_gate(mobius, two_envs: Path, rea
     assert code == 0, out
     statuses = {s["step"]: s["status"] for s in out["steps"]}
     assert statuses["health gate"] == "done" and statuses["restart"] == "not configured"
+    assert statuses["pipeline test"] == "done"
+    evidence = {s["step"]: s["evidence"] for s in out["steps"]}
+    assert evidence["migrations"].startswith("rehearsed on a copy") and "version 3" in evidence["migrations"]
+    assert out["changed"]["schema_version"] == [2, 3]
     release = out["release"]
     # the environment moves on: new files, rows, settings
     (root / "prod" / "uploads" / "new.txt").write_text("added after the release\n")

@@ -100,7 +100,10 @@ def test_promote_end_to_end_then_only_changes(mobius, two_envs: Path) -> None:
 
     code, again = mobius.json("env", "promote", "--from", "staging", "--to", "production", "--yes", "-w", str(root))
     assert code == 0
-    assert again["plan"]["library_sync"]["files"] == 0
+    assert again["plan"]["library_sync"]["files"] == 0 and again["plan"]["nothing_to_do"] is True
+    assert {s["step"]: s["status"] for s in again["steps"]} == {
+        "backup": "skipped", "database copy": "skipped", "library sync": "skipped", "settings": "skipped",
+        "validate": "done"}
     changed = next(p for p in (root / "staging" / "uploads").rglob("*") if p.is_file())
     changed.write_bytes(b"new cover art")
     code, third = mobius.json("env", "promote", "--from", "staging", "--to", "production", "--yes", "-w", str(root))

@@ -29,7 +29,7 @@ from mobius.config import (
 from mobius.envs import state
 from mobius.envs.diff import diff_environments
 from mobius.envs.environments import load_environment
-from mobius.envs.steps import DESCRIBED, REHEARSED, Steps
+from mobius.envs.steps import DESCRIBED, REHEARSED, SKIPPED, Steps
 from mobius.envs.validate import validate_environment
 from mobius.errors import InputError, MobiusError, VerificationError
 from mobius.records import recorded
@@ -80,24 +80,27 @@ def _marker(sync_ws: Workspace) -> Path:
     return sync_ws.root / "promoted.json"
 
 
+def _last_promote(sync_ws: Workspace) -> dict[str, Any]:
+    marker = _marker(sync_ws)
+    return json.loads(marker.read_text(encoding="utf-8")) if marker.is_file() else {}
+
+
 def _journaled(sync_ws: Workspace, target_library: str) -> bool:
     """The last promote's journal still describes the target: it completed, and the target's tree (paths,
     kinds, sizes, modes) is the one that promote left (a restore or a hand edit since means a full copy)."""
     from mobius.media import list_migrations
 
-    marker = _marker(sync_ws)
-    if not marker.is_file():
-        return False
-    left = json.loads(marker.read_text(encoding="utf-8"))
+    left = _last_promote(sync_ws)
     if left.get("target") != target_library or left.get("digest") != state.tree_digest(Path(target_library))["digest"]:
         return False
     return any(r.target == target_library and r.status in ("completed", "switching")
                for r in list_migrations(sync_ws))
 
 
-def _mark_in_sync(sync_ws: Workspace, target_library: str) -> None:
-    digest = state.tree_digest(Path(target_library))["digest"]
-    atomic_write_text(_marker(sync_ws), json.dumps({"target": target_library, "digest": digest}))
+def _mark_in_sync(sync_ws: Workspace, source_library: str, target_library: str) -> None:
+    atomic_write_text(_marker(sync_ws), json.dumps({
+        "target": target_library, "digest": state.tree_digest(Path(target_library))["digest"],
+        "source_digest": state.tree_digest(Path(source_library))["digest"]}))
 
 
 def library_plan(sync_ws: Workspace, source: Path, target: Path) -> dict[str, Any]:
@@ -107,10 +110,12 @@ def library_plan(sync_ws: Workspace, source: Path, target: Path) -> dict[str, An
     target_id = str(target)
     if _journaled(sync_ws, target_id):
         result = migrate(sync_ws, target_id, dry_run=True, backup=False)
+        same_tree = _last_promote(sync_ws).get("source_digest") == state.tree_digest(source)["digest"]
         return {"files": result.planned_files, "bytes": result.planned_bytes, "unchanged": result.skipped,
+                "in_sync": same_tree and result.planned_files == 0,
                 "mode": "changed files only (journal of the last promote)", "rehearsed": True}
     files = [e for e in walk(source) if e.kind == FILE] if source.is_dir() else []
-    return {"files": len(files), "bytes": sum(e.size for e in files), "unchanged": 0,
+    return {"files": len(files), "bytes": sum(e.size for e in files), "unchanged": 0, "in_sync": False,
             "mode": "first promote: the target library is replaced by a verified full copy "
                     "(its current content is in the backup)", "rehearsed": False}
 
@@ -128,14 +133,17 @@ def make_plan(root: Path, source: Workspace, target: Workspace, sync_ws: Workspa
                          hint="give each environment its own MOBIUS_DATABASE_URL")
     diff = diff_environments(root, source.environment or "", target.environment or "")
     follow = settings_to_follow(read_env_file(source.env_file), read_env_file(target.env_file))
+    library = library_plan(sync_ws, Path(source.library), Path(target.library))
+    same_database = library["in_sync"] and state.database_digest(source) == state.database_digest(target)
     return {
+        "nothing_to_do": bool(library["in_sync"] and same_database and not follow),
+        "database_identical": same_database,
         "config_diff": diff.to_dict(),
         "schema_version": {source.environment: state.schema_version(source),
                            target.environment: state.schema_version(target)},
         "database_copy": f"{mask_text(source.database_url)} -> {mask_text(target.database_url)} "
                          f"(target replaced; dumped first)",
-        "library_sync": {"from": source.library, "to": target.library,
-                         **library_plan(sync_ws, Path(source.library), Path(target.library))},
+        "library_sync": {"from": source.library, "to": target.library, **library},
         "settings_to_follow": sorted(follow),
     }
 
@@ -143,7 +151,8 @@ def make_plan(root: Path, source: Workspace, target: Workspace, sync_ws: Workspa
 def plan_lines(plan: dict[str, Any]) -> list[str]:
     lib = plan["library_sync"]
     versions = ", ".join(f"{k} {v}" for k, v in plan["schema_version"].items())
-    return [f"plan: config differences: {len(plan['config_diff']['entries'])}",
+    return [f"plan: config differences: {len(plan['config_diff']['entries'])}"
+            + ("; nothing to promote (library and database identical)" if plan["nothing_to_do"] else ""),
             f"plan: schema versions: {versions}",
             f"plan: database copy: {plan['database_copy']}",
             f"plan: library sync: {lib['files']} files ({human_bytes(lib['bytes'])}) to copy, {lib['unchanged']} "
@@ -178,6 +187,8 @@ def promote(root: Path, source_name: str, target_name: str, *, dry_run: bool = F
     if confirm is not None and not confirm(f"promote {source_name} to {target_name} (the target is backed up "
                                            "first)?"):
         raise InputError("promote not confirmed; nothing was changed")
+    if result.plan["nothing_to_do"]:
+        return _nothing_to_do(target, result, say)
     params = {"from": source_name, "to": target_name, "plan": result.plan}
     with recorded(target, "env.promote", params) as handle:
         result.operation = handle.id
@@ -204,6 +215,27 @@ def promote(root: Path, source_name: str, target_name: str, *, dry_run: bool = F
                                     f"{backup.path.name} and verified", hint=exc.hint) from None
         result.steps = steps.to_list()
         handle.result = {"backup": result.backup, "steps": result.steps, "plan": result.plan}
+    return result
+
+
+def _nothing_to_do(target: Workspace, result: PromoteResult, say: Callable[[str], None]) -> PromoteResult:
+    """Library unchanged since the last promote, databases identical, no setting to carry: only validate."""
+    with recorded(target, "env.promote", {"from": result.source, "to": target.environment,
+                                          "plan": result.plan}) as handle:
+        result.operation = handle.id
+        steps = Steps(handle, say)
+        reason = "nothing to promote: library unchanged since the last promote, databases identical"
+        for name in ("backup", "database copy", "library sync", "settings"):
+            steps.note(name, SKIPPED, reason)
+
+        def validate() -> tuple[str, Any]:
+            report = validate_environment(target)
+            report.raise_if_failed(hint=f"see `mobius env validate {target.environment}`")
+            return f"{len(report.checks)} checks: {report.verdict.value}", report
+
+        steps.run("validate", validate)
+        result.steps = steps.to_list()
+        handle.result = {"nothing_to_do": True, "steps": result.steps}
     return result
 
 
@@ -247,4 +279,4 @@ def _apply(steps: Steps, source: Workspace, target: Workspace, sync_ws: Workspac
         return f"{len(report.checks)} checks: {report.verdict.value}", report
 
     steps.run("validate", validate)
-    _mark_in_sync(sync_ws, target.library)
+    _mark_in_sync(sync_ws, source.library, target.library)

@@ -50,6 +50,30 @@ def database_rows(ws: Workspace) -> dict[str, int]:
                 for name in sorted(inspect(conn).get_table_names()) if name != EVENT_LOG}
 
 
+def database_digest(ws: Workspace) -> str:
+    """sha256 over every row of every table but the event log, in a stable order: equal databases, equal digest."""
+    from sqlalchemy import inspect
+
+    from mobius.db.engine import connect, target_for
+
+    digest = hashlib.sha256()
+    target = target_for(ws)
+    if target.is_sqlite and not target.sqlite_path.exists():
+        return digest.hexdigest()
+    with connect(target) as conn, conn.begin():
+        quote = conn.dialect.identifier_preparer.quote
+        inspector = inspect(conn)
+        for name in sorted(inspector.get_table_names()):
+            if name == EVENT_LOG:
+                continue
+            columns = [c["name"] for c in inspector.get_columns(name)]
+            digest.update(f"{name}\0{columns}\n".encode())
+            order = ", ".join(str(i + 1) for i in range(len(columns)))
+            for row in conn.exec_driver_sql(f"SELECT * FROM {quote(name)} ORDER BY {order}"):
+                digest.update(repr(tuple(row)).encode("utf-8", "surrogateescape"))
+    return digest.hexdigest()
+
+
 def schema_version(ws: Workspace) -> int:
     from mobius.db import database_status
 

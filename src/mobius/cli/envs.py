@@ -134,7 +134,9 @@ def deploy_command(dry_run: bool = typer.Option(False, "--dry-run", help="Check 
 
     ws = _env_workspace(env)
     result = deploy(ws, dry_run=dry_run, backup=not no_backup, force=force, say=say, progress=current.progress())
-    tail = ("dry run: nothing was changed" if dry_run else f"deployed release {result.release} to {ws.environment}")
+    gate = "passed" if result.health is not None else "not configured (MOBIUS_SERVICE_URL)"
+    tail = ("dry run: nothing was changed" if dry_run else
+            f"deployed release {result.release} to {ws.environment}; health gate {gate}")
     emit(result.__dict__, tail)
 
 

@@ -44,7 +44,10 @@ class Settings(BaseSettings):
     db_advisory_lock_wait_s: float = 30.0
     s3_endpoint_url: str | None = None
     db_backfill_pause_ms: int = 0
-    service_url: str | None = None
+    service_url: str | None = None  # the service whose /ready a migration's preflight checks
+    emergency_contacts: str | None = None  # "Role: Name, phone; Role: Name, phone" for migration reports
+    notice_lead_hours: float = 48.0  # a high-risk migration's notice must be this old before its window
+    backup_max_age_hours: float = 24.0  # a migration's preflight accepts a verified backup this recent
     service_restart_command: str | None = None
     health_timeout_s: float = 60.0
     health_interval_s: float = 1.0

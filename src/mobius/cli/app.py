@@ -10,7 +10,7 @@ import traceback
 import typer
 
 from mobius import __version__, log
-from mobius.cli import backup, config, db, demo, envs, golden, init, media, render
+from mobius.cli import backup, config, db, demo, envs, golden, init, media, migrate, render
 from mobius.cli.context import current, lift_global_options
 
 try:  # Typer >= 0.26 vendors Click under typer._click
@@ -60,7 +60,7 @@ def version_command() -> None:
     emit({"version": __version__}, f"mobius {__version__}")
 
 
-for module in (init, config, backup, media, db, render, golden, demo, envs):
+for module in (init, config, backup, media, db, render, golden, demo, migrate, envs):
     module.register(app)
 
 

@@ -15,7 +15,7 @@ from mobius.progress import NoProgress, Progress, RichProgress
 
 GLOBAL_FLAGS = {"--json": "json", "--syslog": "syslog"}
 GLOBAL_VALUES = {"--workspace": "workspace", "-w": "workspace", "--log-format": "log_format", "--env": "env_name"}
-VERBOSE = {"-v": 1, "--verbose": 1, "-vv": 2}
+VERBOSE = {"-v": 1, "--verbose": 1, "-vv": 2, "-vvv": 3, "-vvvv": 4}
 
 
 @dataclass

@@ -1,5 +1,5 @@
 """Workspaces for the migration-plan tests: one initialized sample per session, copied per test,
-with a reversible database migration 0003 waiting and plan files written on demand."""
+with a reversible database migration 0004 waiting and plan files written on demand."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from mobius.config import load_workspace
 from mobius.ops.digests import database_digest, file_digest, tree_digest
 from mobius.workspace.init import initialize
 
-MIGRATION_0003 = """-- migrate:up
+NOTES_MIGRATION = """-- migrate:up
 ALTER TABLE games ADD COLUMN notes TEXT;
 UPDATE games SET notes = 'n';
 
@@ -24,7 +24,7 @@ ALTER TABLE games DROP COLUMN notes;
 SELECT COUNT(*) FROM games WHERE notes IS NULL;
 """
 
-FAILING_0004 = """-- migrate:up
+FAILING_MIGRATION = """-- migrate:up
 UPDATE games SET notes = 'x';
 ALTER TABLE no_such_table ADD COLUMN y TEXT;
 
@@ -38,7 +38,7 @@ def _ops_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("ops-template") / "ws"
     initialize(root, sample=True)
     (root / "migrations").mkdir(exist_ok=True)
-    (root / "migrations" / "0003_add_notes.sql").write_text(MIGRATION_0003)
+    (root / "migrations" / "0004_add_notes.sql").write_text(NOTES_MIGRATION)
     return root
 
 
@@ -67,7 +67,7 @@ monitors: {{sample_every: 0.1s}}
 
 CHEAP_STEPS = """  - backup: {}
   - media.migrate: {to: media-v2}
-  - db.migrate: {to: 3}
+  - db.migrate: {to: 4}
 """
 
 

@@ -8,13 +8,13 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from tests.ops.conftest import MIGRATION_0003, snapshot, write_plan
+from tests.ops.conftest import NOTES_MIGRATION, snapshot, write_plan
 
 from mobius.workspace.init import initialize
 
 COMBINED = """  - backup: {}
   - media.migrate: {to: media-v2}
-  - db.migrate: {to: 3}
+  - db.migrate: {to: 4}
   - golden.update: {games: [sushi-go]}
 """
 
@@ -27,7 +27,7 @@ def _workspace(root: Path, database_url: str | None) -> Path:
                                    "MOBIUS_EMERGENCY_CONTACTS=Database admin: Ed, +1 555 0100; Lead: Lin\n")
     initialize(root, sample=True)
     (root / "migrations").mkdir(exist_ok=True)
-    (root / "migrations" / "0003_add_notes.sql").write_text(MIGRATION_0003)
+    (root / "migrations" / "0004_add_notes.sql").write_text(NOTES_MIGRATION)
     return root
 
 

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from tests.ops.conftest import CHEAP_STEPS, FAILING_0004, snapshot, write_plan
+from tests.ops.conftest import CHEAP_STEPS, FAILING_MIGRATION, snapshot, write_plan
 
 
 def state(root: Path) -> dict:
@@ -114,9 +114,9 @@ def _assert_rolled_back(mobius, root: Path, before: dict, why: str) -> dict:
 
 
 def test_step_failing_half_way_rolls_back_to_the_exact_prior_state(mobius, ops_ws: Path) -> None:
-    (ops_ws / "migrations" / "0004_broken.sql").write_text(FAILING_0004)
+    (ops_ws / "migrations" / "0005_broken.sql").write_text(FAILING_MIGRATION)
     before = state(ops_ws)
-    plan = write_plan(ops_ws, CHEAP_STEPS.replace("{to: 3}", "{to: 4}"))
+    plan = write_plan(ops_ws, CHEAP_STEPS.replace("{to: 4}", "{to: 5}"))
     proc = mobius("-w", str(ops_ws), "migrate", "run", str(plan), "--yes")
     assert proc.returncode == 2, proc.stderr
     assert "rolled back" in proc.stderr
@@ -124,9 +124,9 @@ def test_step_failing_half_way_rolls_back_to_the_exact_prior_state(mobius, ops_w
 
 
 def test_kill_during_rollback_then_resume_finishes_it(mobius, ops_ws: Path) -> None:
-    (ops_ws / "migrations" / "0004_broken.sql").write_text(FAILING_0004)
+    (ops_ws / "migrations" / "0005_broken.sql").write_text(FAILING_MIGRATION)
     before = state(ops_ws)
-    plan = write_plan(ops_ws, CHEAP_STEPS.replace("{to: 3}", "{to: 4}"))
+    plan = write_plan(ops_ws, CHEAP_STEPS.replace("{to: 4}", "{to: 5}"))
     proc = mobius("-w", str(ops_ws), "migrate", "run", str(plan), "--yes",
                   env={"MOBIUS_FAULT": "kill@rollback:media.migrate"})
     assert proc.returncode == -signal.SIGKILL

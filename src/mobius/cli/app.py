@@ -15,6 +15,7 @@ from mobius.cli import (
     config,
     db,
     demo,
+    envs,
     golden,
     init,
     library,
@@ -36,7 +37,7 @@ HELP = f"""Mobius: the MOBIUS Games pipeline's operations system.
 
 Every step of the migration runbook as a command that checks its own work.
 
-Global options (accepted before or after the sub-command): --workspace DIR, --json,
+Global options (accepted before or after the sub-command): --workspace DIR, --env NAME, --json,
 --log-format console|json, --syslog, -v.
 
 {EXIT_CODES_HELP}
@@ -84,6 +85,7 @@ COMMAND_MODULES = (
     migrate,
     serve,
     library,
+    envs,
 )
 for module in COMMAND_MODULES:
     module.register(app)

@@ -76,3 +76,35 @@ def snapshot(root: Path) -> dict:
     ws = load_workspace(root)
     return {"library": str(ws.library_path), "library_digest": tree_digest(ws.library_path),
             "db": database_digest(ws), "env": file_digest(ws.env_file), "golden": tree_digest(ws.golden)}
+
+
+def state(root: Path) -> dict:
+    snap = snapshot(root)
+    snap["library"] = snap["library"].replace(str(root), "<ws>")
+    snap["env"] = (root / ".env").read_text().replace(str(root), "<ws>")
+    return snap
+
+
+def last_migration(mobius, root: Path) -> dict:
+    code, out = mobius.json("-w", str(root), "history", "--type", "migrate.run")
+    assert code == 0 and out["operations"], out
+    code, out = mobius.json("-w", str(root), "migrate", "status", out["operations"][0]["id"])
+    return out["migration"]
+
+
+def step_statuses(migration: dict) -> list[tuple[str, str]]:
+    return [(s["name"], s["status"]) for s in migration["steps"]]
+
+
+@pytest.fixture(scope="session")
+def reference(_ops_template: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """An uninterrupted run of the cheap plan in a copy of the same template (once per session)."""
+    from tests.conftest import MobiusRun
+
+    root = tmp_path_factory.mktemp("reference") / "ws"
+    shutil.copytree(_ops_template, root, symlinks=True)
+    mobius = MobiusRun(root)
+    plan = write_plan(root, CHEAP_STEPS)
+    proc = mobius("-w", str(root), "migrate", "run", str(plan), "--yes")
+    assert proc.returncode == 0, proc.stderr
+    return {"state": state(root), "steps": step_statuses(last_migration(mobius, root))}

@@ -14,41 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from tests.ops.conftest import CHEAP_STEPS, FAILING_MIGRATION, snapshot, write_plan
-
-
-def state(root: Path) -> dict:
-    snap = snapshot(root)
-    snap["library"] = snap["library"].replace(str(root), "<ws>")
-    snap["env"] = (root / ".env").read_text().replace(str(root), "<ws>")
-    return snap
-
-
-def last_migration(mobius, root: Path) -> dict:
-    code, out = mobius.json("-w", str(root), "history", "--type", "migrate.run")
-    assert code == 0 and out["operations"], out
-    code, out = mobius.json("-w", str(root), "migrate", "status", out["operations"][0]["id"])
-    return out["migration"]
-
-
-def step_statuses(migration: dict) -> list[tuple[str, str]]:
-    return [(s["name"], s["status"]) for s in migration["steps"]]
-
-
-@pytest.fixture(scope="module")
-def reference(_ops_template: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """An uninterrupted run of the cheap plan in a copy of the same template (once per module)."""
-    import shutil
-
-    from tests.conftest import MobiusRun
-
-    root = tmp_path_factory.mktemp("reference") / "ws"
-    shutil.copytree(_ops_template, root, symlinks=True)
-    mobius = MobiusRun(root)
-    plan = write_plan(root, CHEAP_STEPS)
-    proc = mobius("-w", str(root), "migrate", "run", str(plan), "--yes")
-    assert proc.returncode == 0, proc.stderr
-    return {"state": state(root), "steps": step_statuses(last_migration(mobius, root))}
+from tests.ops.conftest import CHEAP_STEPS, FAILING_MIGRATION, last_migration, state, step_statuses, write_plan
 
 
 def test_cheap_plan_runs_and_records(mobius, ops_ws: Path, reference: dict) -> None:

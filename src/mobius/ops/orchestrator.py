@@ -29,7 +29,7 @@ from mobius.ops.plan import Plan, load_plan
 from mobius.ops.preflight import run_preflight
 from mobius.ops.step import REGISTRY, Step, StepContext
 from mobius.ops.validation import baseline, run_validation
-from mobius.records import Operation, RecordStore
+from mobius.records import Operation, RecordStore, parent_scope
 from mobius.results import Report, to_jsonable
 
 TYPE = "migrate.run"
@@ -92,7 +92,8 @@ class Orchestrator:
                                         "plan_path": str(Path(plan_path).resolve()), "plan_text": text,
                                         "force": force})
         self.say(f"migration {op_id}: {plan.name} ({plan.type}, risk {plan.risk})")
-        return self._drive(op_id, plan, force=force)
+        with parent_scope(op_id):  # the capabilities' own records carry parent=<migration id>
+            return self._drive(op_id, plan, force=force)
 
     def resume(self, op_id: str) -> Outcome:
         op = self._load(op_id)
@@ -104,9 +105,10 @@ class Orchestrator:
         self.store.adopt(op_id)
         self._event(op_id, "resumed", {"from_status": op.status})
         self.say(f"migration {op_id}: resuming ({op.status})")
-        if op.status in ("rolling-back", "rollback-failed"):
-            return self._rollback(op_id, plan, reason=op.error or "resumed rollback")
-        return self._drive(op_id, plan, force=bool(op.params.get("force")))
+        with parent_scope(op_id):
+            if op.status in ("rolling-back", "rollback-failed"):
+                return self._rollback(op_id, plan, reason=op.error or "resumed rollback")
+            return self._drive(op_id, plan, force=bool(op.params.get("force")))
 
     def rollback(self, op_id: str, reason: str = "requested (mobius migrate rollback)") -> Outcome:
         op = self._load(op_id)
@@ -117,7 +119,8 @@ class Orchestrator:
             raise InputError(f"migration {op_id} is already rolled back")
         plan = Plan.model_validate(op.params["plan"])
         self.store.adopt(op_id)
-        return self._rollback(op_id, plan, reason=reason, automatic=False)
+        with parent_scope(op_id):
+            return self._rollback(op_id, plan, reason=reason, automatic=False)
 
     def _load(self, op_id: str) -> Operation:
         op = self.store.get(op_id)

@@ -60,13 +60,15 @@ class DbMigrateStep:
     def rehearse(self, ctx: StepContext) -> dict[str, Any]:
         """The plan on a throwaway copy of the database (db migrate --rehearse); its measured time."""
         from mobius.db import migrate_database
+        from mobius.records import parent_scope
 
         seen: dict[str, Any] = {}
 
         def keep(report: dict[str, Any]) -> None:
             seen.update(report)
 
-        with contextlib.suppress(InputError):  # "not confirmed": rehearsed, real db untouched
+        # "not confirmed": rehearsed, real db untouched; evidence of the preflight, not an operation of its own
+        with contextlib.suppress(InputError), parent_scope(""):
             migrate_database(ctx.ws, to=self.to, backup=False, rehearse=True, on_rehearsal=keep,
                              confirm=lambda question: False)
         return seen

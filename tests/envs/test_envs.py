@@ -74,7 +74,7 @@ def test_validate_reports_each_check(mobius, two_envs: Path) -> None:
     assert code == 0, out
     names = [c["name"] for c in out["checks"]]
     assert names == ["settings", "library folder", "backups folder", "database", "free disk", "codecs"]
-    assert "schema version 2" in out["checks"][3]["observed"]
+    assert "schema version 3" in out["checks"][3]["observed"]
 
 
 @pytest.mark.slow
@@ -86,7 +86,7 @@ def test_promote_end_to_end_then_only_changes(mobius, two_envs: Path) -> None:
     assert statuses == {"plan": "rehearsed", "backup": "described only", "database copy": "described only",
                         "library sync": "described only", "settings": "described only", "validate": "rehearsed"}
     assert plan["plan"]["settings_to_follow"] == ["MOBIUS_BACKUP_KEEP"]
-    assert plan["plan"]["schema_version"] == {"staging": 2, "production": 2}
+    assert plan["plan"]["schema_version"] == {"staging": 3, "production": 3}
     assert table_rows(root, "production")["games"] != table_rows(root, "staging")["games"]  # dry run changed nothing
 
     code, out = mobius.json("env", "promote", "--from", "staging", "--to", "production", "--yes", "-w", str(root))
@@ -147,10 +147,10 @@ def test_deploy_rollback_round_trip_with_health_gate(mobius, two_envs: Path, rea
         f.write(f"MOBIUS_SERVICE_URL={url}\nMOBIUS_HEALTH_INTERVAL_S=0.05\nMOBIUS_HEALTH_SUCCESSES=3\n"
                 "MOBIUS_HEALTH_TIMEOUT_S=1\n")
     (root / "migrations").mkdir(exist_ok=True)
-    (root / "migrations" / "0003_add_designer.sql").write_text(ADD_DESIGNER)
+    (root / "migrations" / "0004_add_designer.sql").write_text(ADD_DESIGNER)
     code, dry = mobius.json("deploy", "--env", "production", "--dry-run", "-w", str(root))
     assert code == 0, dry
-    assert {s["step"]: s["evidence"] for s in dry["steps"]}["migrations"] == "0003_add_designer"
+    assert {s["step"]: s["evidence"] for s in dry["steps"]}["migrations"] == "0004_add_designer"
     assert {s["step"]: s["status"] for s in dry["steps"]}["pipeline test"] == "rehearsed"
     assert {s["step"]: s["status"] for s in dry["steps"]}["restart"] == "not configured"
     assert {s["step"]: s["status"] for s in dry["steps"]}["health gate"] == "rehearsed"
@@ -162,8 +162,8 @@ def test_deploy_rollback_round_trip_with_health_gate(mobius, two_envs: Path, rea
     assert statuses["health gate"] == "done" and statuses["restart"] == "not configured"
     assert statuses["pipeline test"] == "done"
     evidence = {s["step"]: s["evidence"] for s in out["steps"]}
-    assert evidence["migrations"].startswith("rehearsed on a copy") and "version 3" in evidence["migrations"]
-    assert out["changed"]["schema_version"] == [2, 3]
+    assert evidence["migrations"].startswith("rehearsed on a copy") and "version 4" in evidence["migrations"]
+    assert out["changed"]["schema_version"] == [3, 4]
     release = out["release"]
     # the environment moves on: new files, rows, settings
     (root / "prod" / "uploads" / "new.txt").write_text("added after the release\n")

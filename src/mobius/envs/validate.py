@@ -51,23 +51,15 @@ def check_database(ws: Workspace) -> Check:
                   detail=f"reachable ({status['engine']}); {pending} pending migration(s)")
 
 
-def s3_options(ws: Workspace) -> dict[str, object]:
-    endpoint = (ws.settings.s3_endpoint_url or os.environ.get("AWS_ENDPOINT_URL_S3")
-                or os.environ.get("AWS_ENDPOINT_URL"))
-    options: dict[str, object] = {"skip_instance_cache": True, "use_listings_cache": False,
-                                  "config_kwargs": {"connect_timeout": 5, "retries": {"max_attempts": 1}}}
-    if endpoint:
-        options["endpoint_url"] = endpoint
-    return options
-
-
 def check_s3_library(ws: Workspace) -> Check:
     """List, write and delete a probe object under the library prefix."""
     url = ws.library.rstrip("/")
     try:
         import fsspec
 
-        fs = fsspec.filesystem("s3", **s3_options(ws))
+        from mobius.media.destination import s3_storage_options
+
+        fs = fsspec.filesystem("s3", **s3_storage_options(ws))
         path = url[len("s3://"):]
         fs.ls(path.split("/", 1)[0])
         probe = f"{path}/.mobius-probe-{new_id('p')}"

@@ -124,6 +124,34 @@ def find_workspace_root(explicit: str | Path | None = None) -> Path:
     return Path(chosen).expanduser().resolve()
 
 
+WORKSPACE_MARKERS = (ENV_FILE_NAME, "state")
+
+
+def is_workspace(root: Path) -> bool:
+    """A folder `mobius init` made: it has a `.env` (file or not) or a `state/` folder.
+
+    Either marker is enough, so a workspace whose `.env` was deleted (settings from the environment)
+    is still recognised; a mistyped path has neither and is refused rather than silently populated.
+    """
+    return any((root / marker).exists() or (root / marker).is_symlink() for marker in WORKSPACE_MARKERS)
+
+
+def require_workspace(root: str | Path | None = None) -> Path:
+    """The workspace root for a command other than `init`; InputError when it is not one."""
+    root_path = find_workspace_root(root)
+    shown = root or root_path
+    if root_path.exists() and not root_path.is_dir():
+        raise InputError(f"workspace {shown} is a file, not a folder",
+                         hint="pass --workspace the folder `mobius init` created")
+    if not root_path.is_dir():
+        raise InputError(f"workspace {shown} does not exist",
+                         hint=f"check --workspace / MOBIUS_WORKSPACE, or create one with `mobius init {shown}`")
+    if not is_workspace(root_path):
+        raise InputError(f"{shown} is not a Mobius workspace (no .env and no state/ folder)",
+                         hint=f"check --workspace / MOBIUS_WORKSPACE, or create one with `mobius init {shown}`")
+    return root_path
+
+
 def load_workspace(root: str | Path | None = None) -> Workspace:
     """Read the settings of the workspace at `root` (see find_workspace_root)."""
     root_path = find_workspace_root(root)

@@ -10,7 +10,7 @@ import sys
 from dataclasses import dataclass, field
 
 from mobius import log
-from mobius.config import Workspace, load_workspace
+from mobius.config import Workspace, load_workspace, require_workspace
 from mobius.progress import NoProgress, Progress, RichProgress
 
 GLOBAL_FLAGS = {"--json": "json", "--syslog": "syslog"}
@@ -31,7 +31,7 @@ class RunContext:
     def workspace(self) -> Workspace:
         """The selected workspace, loaded once; attaches the run's log file when it is initialized."""
         if self._workspace is None:
-            self._workspace = load_workspace(self.workspace_option)
+            self._workspace = load_workspace(require_workspace(self.workspace_option))
             if self._workspace.env_file.exists() or self._workspace.logs.is_dir():
                 log.attach_log_file(self._workspace.logs, self.command)
             self._repair_interrupted_swaps(self._workspace)

@@ -88,7 +88,10 @@ def per_os_enabled(ws: Workspace, flag: bool | None = None) -> bool:
 
 
 def slug_folder(ws: Workspace, slug: str) -> Path:
-    return ws.golden / slug
+    """Every golden path goes through here, so the slug rule is checked once for every command."""
+    from mobius.render.spec import check_slug
+
+    return ws.golden / check_slug(slug)
 
 
 def baseline_folder(ws: Workspace, slug: str, *, per_os: bool) -> Path:

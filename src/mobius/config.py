@@ -247,9 +247,9 @@ def setting_sources(ws: Workspace) -> list[dict[str, object]]:
     return rows
 
 
-_URL_PASSWORD = re.compile(r"(?P<pre>://[^/@:]*:)(?P<pw>[^@/]*)(?=@)")
-_QUERY_SECRET = re.compile(r"(?P<pre>[?&;](?:password|passwd|pass|secret|token|sslpassword|api_key)=)(?P<pw>[^&;#]*)",
-                           re.IGNORECASE)
+_URL_PASSWORD = re.compile(r"(?P<pre>://[^/@:\s]*:)(?P<pw>[^@/\s]*)(?=@)")
+_QUERY_SECRET = re.compile(r"(?P<pre>[?&;](?:password|passwd|pass|secret|token|sslpassword|api_key)=)"
+                           r"(?P<pw>[^&;#\s'\"]*)", re.IGNORECASE)
 
 
 def is_secret_name(name: str) -> bool:

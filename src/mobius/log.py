@@ -116,6 +116,25 @@ def get_logger(name: str | None = None) -> Any:
     return structlog.get_logger(name) if name else structlog.get_logger()
 
 
+def _masked(value: Any) -> Any:
+    from mobius.config import mask_text  # here: config imports modules that log
+
+    if isinstance(value, str):
+        return mask_text(value)
+    if isinstance(value, list | tuple):
+        return [_masked(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _masked(v) for k, v in value.items()}
+    if isinstance(value, BaseException | Path):
+        return mask_text(str(value))
+    return value
+
+
+def mask_event(logger: Any, method: str, event: dict[str, Any]) -> dict[str, Any]:
+    """Hide URL passwords (userinfo and query string) in every value before any sink sees it."""
+    return {key: _masked(value) for key, value in event.items()}
+
+
 def _to_current_sinks(logger: Any, method: str, event: dict[str, Any]) -> str:
     return _sinks(logger, method, event)
 
@@ -125,6 +144,7 @@ structlog.configure(
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
+        mask_event,
         _to_current_sinks,
     ],
     cache_logger_on_first_use=False,

@@ -13,6 +13,21 @@ from mobius.workspace.init import initialize
 sys.path.insert(0, str(Path(__file__).parent))
 
 
+def _db_fixtures():  # noqa: ANN202 - the suite's PostgreSQL fixtures, shared with tests/db
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("_hardening_db_conftest",
+                                                  Path(__file__).parents[1] / "db" / "conftest.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+_db = _db_fixtures()
+postgres = _db.postgres
+pg_url = _db.pg_url
+
+
 @pytest.fixture(scope="session")
 def preview(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A real render of a 4-second copy of the sample game, made once (a valid MP4 for golden commands)."""

@@ -138,7 +138,8 @@ class _ArchiveFile:
     def __init__(self, path: Path, codec: Codec):
         self.path = path
         self.pool = BufferPool(12, CHUNK)
-        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        # 0600: an archive holds .env and a database dump, so only its owner may read it
+        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         self._digest = hashlib.sha256()
         self.size = 0
         self._writer = _Stage("archive-writer", self._write)

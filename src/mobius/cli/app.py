@@ -65,6 +65,9 @@ for module in (init, config, backup, media, db, render, golden, demo):
 
 
 def _fail(code: int, message: str) -> int:
+    from mobius.config import mask_text
+
+    message = mask_text(message)
     sys.stderr.write(f"mobius: error: {message}\n")
     if current.json:
         import json
@@ -88,8 +91,10 @@ def run(argv: list[str]) -> int:
         result = app(args=rest, prog_name="mobius", standalone_mode=False)
         code = result if isinstance(result, int) else 0
     except MobiusError as exc:
+        from mobius.config import mask_text
+
         for detail in exc.details:
-            sys.stderr.write(f"  {detail}\n")
+            sys.stderr.write(f"  {mask_text(str(detail))}\n")
         code = _fail(exc.exit_code, exc.one_line())
         logger.error("command.failed", console=False, error=exc.message, exit_code=exc.exit_code,
                      details=exc.details[:50])

@@ -64,10 +64,13 @@ def dump(target: DatabaseTarget, out: Path) -> Dump:
     tmp = temp_name_for(out)
     log = get_logger()
     try:
+        with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb"):
+            pass  # created owner-only before any row is written: a dump holds every secret the database has
         if target.is_sqlite:
             _sqlite_dump(target, tmp)
         else:
             _pg_dump(target, tmp)
+        os.chmod(tmp, 0o600)
         tables = check_dump(tmp, target.dialect)
         with open(tmp, "rb") as handle:
             os.fsync(handle.fileno())
@@ -147,7 +150,8 @@ def _sqlite_dump(target: DatabaseTarget, tmp: Path) -> None:
 
 def _pg_dump(target: DatabaseTarget, tmp: Path) -> None:
     proc = subprocess.run([find_pg_tool("pg_dump"), "--format=custom", "--no-password", f"--file={tmp}",
-                           f"--dbname={target.libpq_url}"], capture_output=True, text=True, env=pg_tool_env())
+                           f"--dbname={target.libpq_url}"], capture_output=True, text=True,
+                          env=target.libpq_env())
     if proc.returncode != 0:
         raise VerificationError(f"pg_dump of {target.display} failed: {_first(proc.stderr)}",
                                 hint="check that the database is reachable and pg_dump matches the server version")
@@ -188,7 +192,7 @@ def _sqlite_restore(target: DatabaseTarget, dump_file: Path) -> None:
 
 
 def _pg_restore(target: DatabaseTarget, dump_file: Path) -> None:
-    env = {**pg_tool_env(), "PGOPTIONS": f"-c lock_timeout={int(target.lock_timeout_ms)}"}
+    env = target.libpq_env(PGOPTIONS=f"-c lock_timeout={int(target.lock_timeout_ms)}")
     with tempfile.TemporaryFile() as restore_err, tempfile.TemporaryFile() as psql_err:
         script = subprocess.Popen([find_pg_tool("pg_restore"), "--no-owner", "--no-privileges", "--file=-",
                                    str(dump_file)], stdout=subprocess.PIPE, stderr=restore_err, env=env)

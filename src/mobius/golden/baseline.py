@@ -11,7 +11,7 @@ Layout (under the workspace's tests/golden):
 
 Generation writes a complete new baseline into a temp folder beside the old one, then swaps the
 two by rename; until the swap the old baseline is untouched, and a crash between the two renames
-is repaired by the next golden command (`recover`).
+is repaired by the next command (`recover`, through safety.swap).
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from mobius.log import get_logger
 from mobius.progress import NoProgress, Progress
 from mobius.safety.atomic import TEMP_PREFIX, atomic_write_text, fsync_dir
 from mobius.safety.lock import FileLock
+from mobius.safety.swap import recover_swap, swap_folder
 
 FORMAT = 1
 DEFAULT_FRAMES = (5.0, 10.0, 20.0)
@@ -181,10 +182,12 @@ def games_with_goldens(ws: Workspace) -> list[str]:
 
 
 def recover(folder: Path) -> None:
-    """Repair an interrupted swap: if the baseline is gone but its previous copy exists, put it back."""
+    """Repair an interrupted swap (the shared safety.swap recovery, which finishes it), then remove the
+    previous copies a completed swap left; a swap without an intent record (older Mobius) is undone."""
     parent = folder.parent
     if not parent.is_dir():
         return
+    recover_swap(folder)
     olds = sorted(parent.glob(f".{folder.name}{OLD_MARK}*"))
     if not folder.exists() and olds:
         os.replace(olds[-1], folder)
@@ -197,14 +200,11 @@ def recover(folder: Path) -> None:
 
 
 def swap_in(new: Path, target: Path) -> None:
-    """Replace folder `target` by folder `new` (complete, fsynced) with two renames."""
-    parent = target.parent
-    old = parent / f".{target.name}{OLD_MARK}{secrets.token_hex(4)}"
-    if target.exists():
-        os.replace(target, old)
-    os.replace(new, target)
-    fsync_dir(parent)
-    shutil.rmtree(old, ignore_errors=True)
+    """Replace folder `target` by folder `new` (complete, fsynced) through safety.swap (crash-recoverable),
+    then drop the previous copy (goldens are archived before they are replaced)."""
+    old = swap_folder(new, target, old=target.parent / f".{target.name}{OLD_MARK}{secrets.token_hex(4)}")
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def _keep_subfolders(old: Path, new: Path) -> None:

@@ -344,6 +344,7 @@ def write_archive(source: Path, dest_dir: Path, prefix: str, *, extra_files: dic
                 catalog.write_sidecar(final, sha256)
                 catalog.start_log(final, {"event": "backup.created", "source": str(source), **_summary(result)})
                 os.replace(archive.path, final)
+                catalog.pin_archive(final)  # under the lock: no sibling's retention can delete it before we report
                 fsync_dir(dest_dir)
             except BaseException:
                 archive.abort()

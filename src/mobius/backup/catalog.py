@@ -180,10 +180,45 @@ def remove_backup_files(archive: Path) -> None:
     fsync_dir(archive.parent)
 
 
+_PINS: list[int] = []  # descriptors held open (with a shared flock) until this process ends
+
+
+def pin_archive(archive: Path) -> None:
+    """Mark `archive` as still being reported by this run: a shared flock that the kernel drops when the
+    process ends (even on SIGKILL). Retention in other runs leaves a pinned archive alone."""
+    import fcntl
+
+    fd = os.open(archive, os.O_RDONLY | os.O_CLOEXEC)
+    fcntl.flock(fd, fcntl.LOCK_SH)
+    _PINS.append(fd)
+
+
+def _pinned(archive: Path) -> bool:
+    """True while a running process (this one included) pins `archive` (see pin_archive)."""
+    import fcntl
+
+    try:
+        fd = os.open(archive, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return False
+    if any(os.path.samestat(os.fstat(fd), os.fstat(pin)) for pin in _PINS):
+        os.close(fd)
+        return True  # our own: we report it, so we never delete it (even when a sibling's is newer)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
 def apply_retention(folder: Path, prefix: str, keep: int) -> list[Path]:
     """Keep the `keep` newest `prefix` backups and, always, the newest verified one; delete the rest.
 
-    Returns the archives deleted (each with its sidecar and log).
+    An archive another running create pinned (it is about to report it) is never deleted; a later
+    run's retention removes it once that run has ended. Returns the archives deleted (each with its
+    sidecar and log).
     """
     if keep < 1:
         raise InputError(f"--keep must be at least 1, not {keep}", hint="the new backup always stays")
@@ -195,6 +230,9 @@ def apply_retention(folder: Path, prefix: str, keep: int) -> list[Path]:
     deleted = []
     for info in backups:
         if info not in kept:
+            if _pinned(info.path):
+                get_logger().info("backup.retention.skipped", archive=str(info.path), reason="a running create")
+                continue
             remove_backup_files(info.path)
             deleted.append(info.path)
             get_logger().info("backup.retention.deleted", archive=str(info.path), keep=keep)

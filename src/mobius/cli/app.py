@@ -18,7 +18,7 @@ try:  # Typer >= 0.26 vendors Click under typer._click
 except ImportError:  # pragma: no cover - older Typer
     from click import exceptions as click_exceptions
 
-from mobius.errors import EXIT_CODES_HELP, EXIT_INPUT, EXIT_RESOURCE, EXIT_VERIFY, MobiusError
+from mobius.errors import EXIT_CODES_HELP, EXIT_INPUT, EXIT_RESOURCE, EXIT_VERIFY, MobiusError, is_disk_full
 
 HELP = f"""Mobius: the MOBIUS Games pipeline's operations system.
 
@@ -115,6 +115,12 @@ def run(argv: list[str]) -> int:
     except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, not a traceback
         if current.verbosity:
             traceback.print_exc()
+        if is_disk_full(exc):
+            code = _fail(EXIT_RESOURCE, f"the disk is full: {type(exc).__name__}: {exc} "
+                                        "(free some space, then run the same command again)")
+            logger.error("command.failed", console=False, error=repr(exc), exit_code=code)
+            logger.info("command.finished", exit_code=code, seconds=round(time.monotonic() - started, 3))
+            return code
         code = _fail(EXIT_VERIFY, f"internal error: {type(exc).__name__}: {exc} (run with -v for the traceback)")
         logger.error("command.crashed", console=False, error=repr(exc), exit_code=code)
     logger.info("command.finished", exit_code=code, seconds=round(time.monotonic() - started, 3))

@@ -28,6 +28,7 @@ from mobius.errors import InputError, VerificationError
 from mobius.log import get_logger
 from mobius.safety.atomic import fsync_dir, temp_name_for
 from mobius.safety.checksums import read_checksum_file, write_checksum_file
+from mobius.safety.diskspace import require_free_space
 from mobius.safety.hashing import sha256_file
 
 SQLITE_SUFFIX = ".sqlite3"
@@ -61,6 +62,7 @@ def dump(target: DatabaseTarget, out: Path) -> Dump:
     """Write a checked dump of `target` to `out` (atomically), with a `.sha256` sidecar."""
     out = out.expanduser().resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
+    require_free_space(out.parent, _expected_size(target), what=f"a dump of {target.display}")
     tmp = temp_name_for(out)
     log = get_logger()
     try:
@@ -84,6 +86,19 @@ def dump(target: DatabaseTarget, out: Path) -> Dump:
     result = Dump(out, target.dialect, out.stat().st_size, digest, tables)
     log.info("db.dump.done", path=str(out), bytes=result.bytes, tables=tables)
     return result
+
+
+def _expected_size(target: DatabaseTarget) -> int:
+    """Room a dump needs, checked before it starts: the SQLite file (and its WAL); PostgreSQL's custom
+    format is compressed and its size unknown until written, so only a floor is asked."""
+    floor = 1 << 20
+    if not target.is_sqlite:
+        return floor
+    total = 0
+    for suffix in ("", "-wal"):
+        with contextlib.suppress(OSError):
+            total += Path(str(target.sqlite_path) + suffix).stat().st_size
+    return max(total, floor // 16)
 
 
 def sidecar(path: Path) -> Path:

@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from mobius.errors import InputError
-from mobius.safety.envfile import read_env_file, set_env_values
+from mobius.safety.envfile import read_env_file, refuse_control_characters, set_env_values
 from mobius.safety.lock import FileLock
 
 ENV_PREFIX = "MOBIUS_"
@@ -79,7 +79,13 @@ class Workspace:
                 f"the library is at {self.library}, not a local folder",
                 hint="this command needs a local library; point MOBIUS_LIBRARY_DIR at a folder",
             )
-        return Path(self.library)
+        path = Path(self.library)
+        try:
+            path.resolve()
+        except (RuntimeError, OSError) as exc:  # Python raises RuntimeError for a symlink loop
+            raise InputError(f"the library {path} cannot be resolved: {exc}",
+                             hint="MOBIUS_LIBRARY_DIR must name a folder, not a symlink loop") from None
+        return path
 
     @property
     def backups(self) -> Path:
@@ -209,15 +215,24 @@ def settings_lock(env_file: Path, timeout: float = 30.0) -> FileLock:
     return FileLock(env_file.with_name(".env.lock"), timeout=timeout, what="a settings change")
 
 
+def validate_setting_value(name: str, value: str) -> str:
+    """Refuse a value that cannot become setting `name` (control characters, wrong type), before anything
+    changes: a command whose argument ends up in `.env` (e.g. `media migrate --to`) calls this first."""
+    name = setting_name(name)
+    refuse_control_characters(name, value)
+    try:
+        Settings(**{name[len(ENV_PREFIX):].lower(): value})
+    except ValidationError as exc:
+        raise InputError(f"invalid value for {name}: {mask_secret(name, value)!r}",
+                         hint=exc.errors()[0]["msg"]) from None
+    return value
+
+
 def change_settings(env_file: Path, updates: dict[str, str | None]) -> list[SettingChange]:
     """Set (None removes) several settings in one atomic edit, under the settings lock, re-read under it."""
     for name, value in updates.items():
         if value is not None:
-            try:
-                Settings(**{name[len(ENV_PREFIX):].lower(): value})
-            except ValidationError as exc:
-                raise InputError(f"invalid value for {name}: {mask_secret(name, value)!r}",
-                                 hint=exc.errors()[0]["msg"]) from None
+            validate_setting_value(name, value)
     with settings_lock(env_file):
         previous = set_env_values(env_file, updates)
     return [SettingChange(env_file, name, value, previous[name]) for name, value in updates.items()]

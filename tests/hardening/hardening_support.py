@@ -27,13 +27,16 @@ def clean_env(**extra: str) -> dict[str, str]:
 
 def rename_number(args: list[str], cwd: Path, trace: Path, to_suffix: str) -> int:
     """Run `mobius args` under strace once; the 1-based number of the first rename whose destination ends
-    with `to_suffix` (so a kill test aims at the same rename whatever the code renamed before it)."""
+    with `to_suffix` (a regex when it starts with `re:`), so a kill test aims at the same rename whatever
+    the code renamed before it."""
     subprocess.run(["strace", "-f", "-qq", "-o", str(trace), "-e", "trace=rename", *MOBIUS, *args], cwd=cwd,
                    env=clean_env(), capture_output=True, check=True)
     renames = [line for line in trace.read_text().splitlines() if "rename(" in line and "resumed" not in line]
     for n, line in enumerate(renames, 1):
         match = re.search(r'rename\("[^"]*", "([^"]*)"', line)
-        if match and match.group(1).endswith(to_suffix):
+        wanted = (re.search(to_suffix[3:], match.group(1)) if to_suffix.startswith("re:")
+                  else match.group(1).endswith(to_suffix)) if match else False
+        if wanted:
             return n
     raise AssertionError(f"no rename to *{to_suffix} in {renames}")
 

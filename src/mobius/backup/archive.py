@@ -35,6 +35,7 @@ from mobius.safety.atomic import fsync_dir, temp_name_for
 from mobius.safety.checksums import format_line
 from mobius.safety.diskspace import require_free_space
 from mobius.safety.hashing import CHUNK
+from mobius.safety.leftovers import scratch_name
 from mobius.safety.lock import FileLock
 
 BLOCK = tarfile.BLOCKSIZE
@@ -310,7 +311,7 @@ def write_archive(source: Path, dest_dir: Path, prefix: str, *, extra_files: dic
     source = Path(source).expanduser().resolve()
     dest_dir = Path(dest_dir).expanduser().resolve()
     extra_files = {name: Path(path) for name, path in (extra_files or {}).items()}
-    with tempfile.TemporaryDirectory(prefix="mobius-backup-") as scratch:
+    with tempfile.TemporaryDirectory(prefix=scratch_name("backup")) as scratch:
         listing = walk_tree(source, Listing(Path(scratch) / "listing.jsonl"), exclude=dest_dir,
                             extra_files=extra_files)
         needed = listing.bytes + listing.entries * HEADER_ALLOWANCE + 2 * listing.path.stat().st_size + RECORD

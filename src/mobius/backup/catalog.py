@@ -26,7 +26,6 @@ from mobius.errors import InputError
 from mobius.log import get_logger
 from mobius.safety.atomic import TEMP_PREFIX, atomic_write_text, fsync_dir
 from mobius.safety.checksums import read_checksum_file, write_checksum_file
-from mobius.safety.process import process_alive
 
 SIDECAR_SUFFIX = ".sha256"
 LOG_SUFFIX = ".log.jsonl"
@@ -241,16 +240,13 @@ def apply_retention(folder: Path, prefix: str, keep: int) -> list[Path]:
 
 def remove_leftovers(folder: Path, prefix: str) -> list[Path]:
     """Temp archives of dead processes and sidecars/logs whose archive is gone (a crash's leftovers)."""
+    from mobius.safety.leftovers import sweep
+
+    swept = sweep([folder])  # temp archives, dump scratch folders and temp dumps of killed runs
     removed = []
     for path in folder.iterdir():
         name = path.name
-        if name.startswith(TEMP_PREFIX):
-            pid_text, _, rest = name[len(TEMP_PREFIX):].partition("-")
-            rest = rest.partition("-")[2]
-            dead = pid_text.isdigit() and not process_alive(int(pid_text))
-            if dead and (rest.startswith(prefix + "_") or (path.is_dir() and not path.is_symlink())):
-                removed.append(path)  # a temp archive, or a scratch folder (database dump) of a killed run
-        else:
+        if not name.startswith(TEMP_PREFIX):
             for suffix in (SIDECAR_SUFFIX, LOG_SUFFIX):
                 base = name[: -len(suffix)] if name.endswith(suffix) else None
                 match = NAME.match(base) if base else None
@@ -262,4 +258,4 @@ def remove_leftovers(folder: Path, prefix: str) -> list[Path]:
         with contextlib.suppress(FileNotFoundError, IsADirectoryError):
             path.unlink()
         get_logger().info("backup.leftover.removed", path=str(path))
-    return removed
+    return swept + removed

@@ -32,6 +32,7 @@ from mobius.errors import InputError, MobiusError
 from mobius.log import get_logger
 from mobius.progress import NoProgress, Progress
 from mobius.safety.atomic import TEMP_PREFIX, atomic_write_text, fsync_dir
+from mobius.safety.leftovers import sweep
 from mobius.safety.lock import FileLock
 from mobius.safety.swap import recover_swap, swap_folder
 
@@ -195,8 +196,7 @@ def recover(folder: Path) -> None:
         olds = olds[:-1]
     for old in olds:
         shutil.rmtree(old, ignore_errors=True)
-    for orphan in parent.glob(f"{TEMP_PREFIX}golden-{folder.name}-*"):
-        shutil.rmtree(orphan, ignore_errors=True)
+    sweep([parent])  # staging folders of killed generates (named with their pid)
 
 
 def swap_in(new: Path, target: Path) -> None:
@@ -286,7 +286,7 @@ def _generate_locked(slug: str, target: Path, video: Path, frames, per_os: bool,
     stats = measure(sample.audio, sample.sample_rate)
     progress.advance()
     target.parent.mkdir(parents=True, exist_ok=True)
-    staging = target.parent / f"{TEMP_PREFIX}golden-{target.name}-{secrets.token_hex(4)}"
+    staging = target.parent / f"{TEMP_PREFIX}{os.getpid()}-golden-{target.name}-{secrets.token_hex(4)}"
     staging.mkdir()
     try:
         (staging / "frames").mkdir()

@@ -64,12 +64,6 @@ def test_a_folder_named_like_a_migration_is_exit_1(mobius, ws):
     assert "0003_x.sql is not a file" in _one_line_exit_1(mobius("db", "migrate", "--no-backup", "-w", str(ws)))
 
 
-def test_backup_restore_to_root_is_exit_1(mobius, ws):
-    code, created = mobius.json("backup", "create", "-w", str(ws))
-    assert code == 0
-    _one_line_exit_1(mobius("backup", "restore", created["path"], "--to", "/", "--yes", "-w", str(ws)))
-
-
 @pytest.mark.parametrize("value", ["uploads\nMOBIUS_DATABASE_URL=sqlite:///evil.db #", "a\rb", "tab\there", "bell\x07"])
 def test_config_set_refuses_control_characters(mobius, ws, value):
     before = (ws / ".env").read_bytes()

@@ -35,8 +35,8 @@ def test_config_set_delayed_in_its_rename_does_not_lose_a_concurrent_media_switc
     assert library["value"] == str(target)
 
 
-@pytest.mark.parametrize("value", ["../t${HOME}x", "it's \"quoted\"", "a # not a comment", "two  spaces ",
-                                   "back\\slash\\n", "$HOME", "'single'"])
+@pytest.mark.parametrize("value", ["../t${HOME}x", "it's \"quoted\" # not a comment", "two  spaces ",
+                                   "back\\slash\\n 'single'"])
 def test_a_setting_reads_back_exactly(mobius, ws, value):
     assert mobius("config", "set", "MOBIUS_LIBRARY_DIR", value, "-w", str(ws)).returncode == 0
     code, shown = mobius.json("config", "show", "-w", str(ws))

@@ -42,11 +42,8 @@ def test_every_command_taking_a_slug_refuses_a_path(mobius, ws, command):
 
 @pytest.mark.parametrize("command", [
     ["config", "set", "MOBIUS_ENV", "staging"],
-    ["config", "show"],
     ["db", "migrate", "--no-backup"],
-    ["db", "status"],
     ["backup", "create"],
-    ["golden", "check-all"],
 ])
 def test_a_mistyped_workspace_is_refused_not_created(mobius, tmp_path, command):
     typo = tmp_path / "wss"
@@ -62,7 +59,7 @@ def test_a_mistyped_workspace_is_refused_not_created(mobius, tmp_path, command):
     assert list(empty.iterdir()) == []
 
 
-@pytest.mark.parametrize("command", [["config", "show"], ["backup", "create"], ["db", "status"], ["media", "manifest"]])
+@pytest.mark.parametrize("command", [["config", "show"], ["media", "manifest"]])
 def test_workspace_pointing_at_a_file_is_exit_1_with_a_hint(mobius, ws, command):
     proc = mobius(*command, "--json", "-w", str(ws / ".env"))
     assert proc.returncode == 1, proc.stderr

@@ -197,6 +197,8 @@ def recover(folder: Path) -> None:
     for old in olds:
         shutil.rmtree(old, ignore_errors=True)
     sweep([parent])  # staging folders of killed generates (named with their pid)
+    for orphan in parent.glob(f"{TEMP_PREFIX}golden-{folder.name}-*"):  # pid-less names of older Mobius
+        shutil.rmtree(orphan, ignore_errors=True)
 
 
 def swap_in(new: Path, target: Path) -> None:

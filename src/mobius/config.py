@@ -17,7 +17,7 @@ from pydantic import StringConstraints, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from mobius.errors import InputError
-from mobius.safety.envfile import malformed_lines, read_env_file, set_env_values
+from mobius.safety.envfile import malformed_lines, read_env_file, refuse_control_characters, set_env_values
 from mobius.safety.lock import FileLock
 
 ENV_PREFIX = "MOBIUS_"
@@ -100,7 +100,13 @@ class Workspace:
                 f"the library is at {self.library}, not a local folder",
                 hint="this command needs a local library; point MOBIUS_LIBRARY_DIR at a folder",
             )
-        return Path(self.library)
+        path = Path(self.library)
+        try:
+            path.resolve()
+        except (RuntimeError, OSError) as exc:  # Python raises RuntimeError for a symlink loop
+            raise InputError(f"the library {path} cannot be resolved: {exc}",
+                             hint="MOBIUS_LIBRARY_DIR must name a folder, not a symlink loop") from None
+        return path
 
     @property
     def backups(self) -> Path:
@@ -164,6 +170,34 @@ def selected_environment(root: Path, env: str | None = None) -> str | None:
     if name and re.match(ENV_NAME_PATTERN, name) and environment_file(root, name).is_file():
         return name
     return None
+
+
+WORKSPACE_MARKERS = (ENV_FILE_NAME, "state")
+
+
+def is_workspace(root: Path) -> bool:
+    """A folder `mobius init` made: it has a `.env` (file or not) or a `state/` folder.
+
+    Either marker is enough, so a workspace whose `.env` was deleted (settings from the environment)
+    is still recognised; a mistyped path has neither and is refused rather than silently populated.
+    """
+    return any((root / marker).exists() or (root / marker).is_symlink() for marker in WORKSPACE_MARKERS)
+
+
+def require_workspace(root: str | Path | None = None) -> Path:
+    """The workspace root for a command other than `init`; InputError when it is not one."""
+    root_path = find_workspace_root(root)
+    shown = root or root_path
+    if root_path.exists() and not root_path.is_dir():
+        raise InputError(f"workspace {shown} is a file, not a folder",
+                         hint="pass --workspace the folder `mobius init` created")
+    if not root_path.is_dir():
+        raise InputError(f"workspace {shown} does not exist",
+                         hint=f"check --workspace / MOBIUS_WORKSPACE, or create one with `mobius init {shown}`")
+    if not is_workspace(root_path):
+        raise InputError(f"{shown} is not a Mobius workspace (no .env and no state/ folder)",
+                         hint=f"check --workspace / MOBIUS_WORKSPACE, or create one with `mobius init {shown}`")
+    return root_path
 
 
 def load_workspace(root: str | Path | None = None, env: str | None = None) -> Workspace:
@@ -232,15 +266,24 @@ def settings_lock(env_file: Path, timeout: float = 30.0) -> FileLock:
     return FileLock(env_file.with_name(".env.lock"), timeout=timeout, what="a settings change")
 
 
+def validate_setting_value(name: str, value: str) -> str:
+    """Refuse a value that cannot become setting `name` (control characters, wrong type), before anything
+    changes: a command whose argument ends up in `.env` (e.g. `media migrate --to`) calls this first."""
+    name = setting_name(name)
+    refuse_control_characters(name, value)
+    try:
+        Settings(**{name[len(ENV_PREFIX):].lower(): value})
+    except ValidationError as exc:
+        raise InputError(f"invalid value for {name}: {mask_secret(name, value)!r}",
+                         hint=exc.errors()[0]["msg"]) from None
+    return value
+
+
 def change_settings(env_file: Path, updates: dict[str, str | None]) -> list[SettingChange]:
     """Set (None removes) several settings in one atomic edit, under the settings lock, re-read under it."""
     for name, value in updates.items():
         if value is not None:
-            try:
-                Settings(**{name[len(ENV_PREFIX):].lower(): value})
-            except ValidationError as exc:
-                raise InputError(f"invalid value for {name}: {mask_secret(name, value)!r}",
-                                 hint=exc.errors()[0]["msg"]) from None
+            validate_setting_value(name, value)
     with settings_lock(env_file):
         previous = set_env_values(env_file, updates)
     return [SettingChange(env_file, name, value, previous[name]) for name, value in updates.items()]
@@ -273,9 +316,9 @@ def setting_sources(ws: Workspace) -> list[dict[str, object]]:
     return rows
 
 
-_URL_PASSWORD = re.compile(r"(?P<pre>://[^/@:]*:)(?P<pw>[^@/]*)(?=@)")
-_QUERY_SECRET = re.compile(r"(?P<pre>[?&;](?:password|passwd|pass|secret|token|sslpassword|api_key)=)(?P<pw>[^&;#]*)",
-                           re.IGNORECASE)
+_URL_PASSWORD = re.compile(r"(?P<pre>://[^/@:\s]*:)(?P<pw>[^@/\s]*)(?=@)")
+_QUERY_SECRET = re.compile(r"(?P<pre>[?&;](?:password|passwd|pass|secret|token|sslpassword|api_key)=)"
+                           r"(?P<pw>[^&;#\s'\"]*)", re.IGNORECASE)
 
 
 def is_secret_name(name: str) -> bool:

@@ -62,3 +62,20 @@ class ResourceError(MobiusError):
     """Not enough disk space or another resource (exit 5)."""
 
     exit_code = EXIT_RESOURCE
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """True when `exc` (or what caused it) is a full disk or quota: ENOSPC/EDQUOT, or SQLite's SQLITE_FULL
+    (which reaches us as 'database or disk is full', often wrapped by SQLAlchemy)."""
+    import errno
+
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if getattr(current, "sqlite_errorcode", None) == 13 or "database or disk is full" in str(current):
+            return True
+        current = getattr(current, "orig", None) or current.__cause__ or current.__context__
+    return False

@@ -7,6 +7,7 @@ when asked (the runbook's `logger -t migration`).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import logging
@@ -53,14 +54,31 @@ class LogSinks:
         to_console = event.pop("console", True)
         line = json.dumps(event, default=str, ensure_ascii=False)
         if self.file is not None and level >= logging.INFO:
-            self.file.write(line + "\n")
-            self.file.flush()
+            try:
+                self.file.write(line + "\n")
+                self.file.flush()
+            except (OSError, ValueError) as exc:
+                _drop_file_of(self, exc)
         if self.syslog is not None and level >= logging.INFO:
             self.syslog.syslog(_syslog_priority(self.syslog, level), line)
         if to_console and level >= self.console_level:
             self.console.write((line if self.console_format == "json" else _readable(event)) + "\n")
             self.console.flush()
         raise structlog.DropEvent
+
+
+def _drop_file_of(sinks: LogSinks, exc: BaseException) -> None:
+    """The log file cannot be written (full disk, removed folder): warn once and carry on without it.
+    Logging must never be the reason a command fails."""
+    broken, sinks.file = sinks.file, None
+    name = getattr(broken, "name", "the log file")
+    with contextlib.suppress(Exception):
+        broken.close()
+    reason = getattr(exc, "strerror", None) or str(exc)
+    with contextlib.suppress(Exception):
+        sinks.console.write(f"mobius: warning: cannot write the log file {name} ({reason}); "
+                            "carrying on without it\n")
+        sinks.console.flush()
 
 
 def _readable(event: dict[str, Any]) -> str:
@@ -116,6 +134,25 @@ def get_logger(name: str | None = None) -> Any:
     return structlog.get_logger(name) if name else structlog.get_logger()
 
 
+def _masked(value: Any) -> Any:
+    from mobius.config import mask_text  # here: config imports modules that log
+
+    if isinstance(value, str):
+        return mask_text(value)
+    if isinstance(value, list | tuple):
+        return [_masked(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _masked(v) for k, v in value.items()}
+    if isinstance(value, BaseException | Path):
+        return mask_text(str(value))
+    return value
+
+
+def mask_event(logger: Any, method: str, event: dict[str, Any]) -> dict[str, Any]:
+    """Hide URL passwords (userinfo and query string) in every value before any sink sees it."""
+    return {key: _masked(value) for key, value in event.items()}
+
+
 def _to_current_sinks(logger: Any, method: str, event: dict[str, Any]) -> str:
     return _sinks(logger, method, event)
 
@@ -125,6 +162,7 @@ structlog.configure(
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
+        mask_event,
         _to_current_sinks,
     ],
     cache_logger_on_first_use=False,

@@ -82,7 +82,9 @@ def test_chained_links_are_caught_by_real_resolution(tmp_path: Path) -> None:
 
 def test_restore_cli_refuses_hostile_archive_exit_2(tmp_path: Path, mobius) -> None:
     archive, outside = _craft(tmp_path, "symlink-then-file-through-it")
-    proc = mobius("backup", "restore", str(archive), "--to", str(tmp_path / "target"), "--yes", "-w", str(tmp_path))
+    assert mobius("init", str(tmp_path / "ws")).returncode == 0  # only `init` makes a workspace (issue 13, item 19)
+    proc = mobius("backup", "restore", str(archive), "--to", str(tmp_path / "target"), "--yes",
+                  "-w", str(tmp_path / "ws"))
     assert proc.returncode == 2, proc.stderr
     assert "unsafe: library/door" in proc.stderr
     assert not (tmp_path / "target").exists()

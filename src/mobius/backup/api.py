@@ -71,18 +71,35 @@ def restore_backup(ws: Workspace, archive: Path, to: Path, *, member_root: str =
     The dump is extracted (and checked) before anything is replaced, so an archive without one
     changes nothing; the current database is dumped before it is replaced.
     """
-    from mobius.db import restore_database
+    import contextlib
 
+    from mobius.db.api import check_restorable, database_restore_lock, restore_database
+
+    check_restore_target(ws, Path(archive), Path(to))
     ws.backups.mkdir(parents=True, exist_ok=True)
-    with _scratch(ws) as scratch:
+    # Every lock and every check before the first change: a refusal leaves library and database as they were.
+    with database_restore_lock(ws) if database else contextlib.nullcontext(), _scratch(ws) as scratch:
         dump = Path(scratch) / "mobius.dump"
         if database:
             extract_member(archive, DATABASE_MEMBER, dump, progress)
+            check_restorable(ws, dump)
         result = restore_archive(archive, to, member_root=member_root, progress=progress)
         if database:
-            restore_database(ws, dump)
+            restore_database(ws, dump, lock_held=True)
             get_logger().info("backup.database.restored", archive=str(archive), database=ws.database_url)
     return result
+
+
+def check_restore_target(ws: Workspace, archive: Path, to: Path) -> None:
+    """Refuse a target whose swap would move the workspace, the backups or the archive itself aside."""
+    target = Path(os.path.normpath(Path(to).expanduser().absolute()))
+    target = target.parent.resolve() / target.name if target.name else target.resolve()
+    protected = {"the workspace": ws.root.resolve(), "the backups folder": ws.backups.resolve(),
+                 "the archive": Path(archive).expanduser().resolve()}
+    for what, path in protected.items():
+        if target == path or target in path.parents:
+            raise InputError(f"refusing to restore into {target}: it holds {what} ({path})",
+                             hint="restore into the library folder or a new folder, e.g. --to uploads")
 
 
 def _scratch(ws: Workspace) -> tempfile.TemporaryDirectory:

@@ -35,6 +35,7 @@ from mobius.safety.atomic import fsync_dir, temp_name_for
 from mobius.safety.checksums import format_line
 from mobius.safety.diskspace import require_free_space
 from mobius.safety.hashing import CHUNK
+from mobius.safety.leftovers import scratch_name
 from mobius.safety.lock import FileLock
 
 BLOCK = tarfile.BLOCKSIZE
@@ -138,7 +139,8 @@ class _ArchiveFile:
     def __init__(self, path: Path, codec: Codec):
         self.path = path
         self.pool = BufferPool(12, CHUNK)
-        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        # 0600: an archive holds .env and a database dump, so only its owner may read it
+        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         self._digest = hashlib.sha256()
         self.size = 0
         self._writer = _Stage("archive-writer", self._write)
@@ -309,7 +311,7 @@ def write_archive(source: Path, dest_dir: Path, prefix: str, *, extra_files: dic
     source = Path(source).expanduser().resolve()
     dest_dir = Path(dest_dir).expanduser().resolve()
     extra_files = {name: Path(path) for name, path in (extra_files or {}).items()}
-    with tempfile.TemporaryDirectory(prefix="mobius-backup-") as scratch:
+    with tempfile.TemporaryDirectory(prefix=scratch_name("backup")) as scratch:
         listing = walk_tree(source, Listing(Path(scratch) / "listing.jsonl"), exclude=dest_dir,
                             extra_files=extra_files)
         needed = listing.bytes + listing.entries * HEADER_ALLOWANCE + 2 * listing.path.stat().st_size + RECORD
@@ -343,6 +345,7 @@ def write_archive(source: Path, dest_dir: Path, prefix: str, *, extra_files: dic
                 catalog.write_sidecar(final, sha256)
                 catalog.start_log(final, {"event": "backup.created", "source": str(source), **_summary(result)})
                 os.replace(archive.path, final)
+                catalog.pin_archive(final)  # under the lock: no sibling's retention can delete it before we report
                 fsync_dir(dest_dir)
             except BaseException:
                 archive.abort()

@@ -26,7 +26,6 @@ from mobius.errors import InputError
 from mobius.log import get_logger
 from mobius.safety.atomic import TEMP_PREFIX, atomic_write_text, fsync_dir
 from mobius.safety.checksums import read_checksum_file, write_checksum_file
-from mobius.safety.process import process_alive
 
 SIDECAR_SUFFIX = ".sha256"
 LOG_SUFFIX = ".log.jsonl"
@@ -184,13 +183,46 @@ def protected_names(folder: Path) -> set[str]:
     """Archives another capability needs kept (a rollback's backup): `retention-protected*.txt`, one name a line."""
     return {line.strip() for path in folder.glob("retention-protected*.txt")
             for line in path.read_text(encoding="utf-8").splitlines() if line.strip()}
+_PINS: list[int] = []  # descriptors held open (with a shared flock) until this process ends
+
+
+def pin_archive(archive: Path) -> None:
+    """Mark `archive` as still being reported by this run: a shared flock that the kernel drops when the
+    process ends (even on SIGKILL). Retention in other runs leaves a pinned archive alone."""
+    import fcntl
+
+    fd = os.open(archive, os.O_RDONLY | os.O_CLOEXEC)
+    fcntl.flock(fd, fcntl.LOCK_SH)
+    _PINS.append(fd)
+
+
+def _pinned(archive: Path) -> bool:
+    """True while a running process (this one included) pins `archive` (see pin_archive)."""
+    import fcntl
+
+    try:
+        fd = os.open(archive, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return False
+    if any(os.path.samestat(os.fstat(fd), os.fstat(pin)) for pin in _PINS):
+        os.close(fd)
+        return True  # our own: we report it, so we never delete it (even when a sibling's is newer)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
 
 
 def apply_retention(folder: Path, prefix: str, keep: int) -> list[Path]:
     """Keep the `keep` newest `prefix` backups, those named in retention-protected*.txt and, always, the
     newest verified one; delete the rest.
 
-    Returns the archives deleted (each with its sidecar and log).
+    An archive another running create pinned (it is about to report it) is never deleted; a later
+    run's retention removes it once that run has ended. Returns the archives deleted (each with its
+    sidecar and log).
     """
     if keep < 1:
         raise InputError(f"--keep must be at least 1, not {keep}", hint="the new backup always stays")
@@ -204,6 +236,9 @@ def apply_retention(folder: Path, prefix: str, keep: int) -> list[Path]:
     deleted = []
     for info in backups:
         if info not in kept:
+            if _pinned(info.path):
+                get_logger().info("backup.retention.skipped", archive=str(info.path), reason="a running create")
+                continue
             remove_backup_files(info.path)
             deleted.append(info.path)
             get_logger().info("backup.retention.deleted", archive=str(info.path), keep=keep)
@@ -212,16 +247,13 @@ def apply_retention(folder: Path, prefix: str, keep: int) -> list[Path]:
 
 def remove_leftovers(folder: Path, prefix: str) -> list[Path]:
     """Temp archives of dead processes and sidecars/logs whose archive is gone (a crash's leftovers)."""
+    from mobius.safety.leftovers import sweep
+
+    swept = sweep([folder])  # temp archives, dump scratch folders and temp dumps of killed runs
     removed = []
     for path in folder.iterdir():
         name = path.name
-        if name.startswith(TEMP_PREFIX):
-            pid_text, _, rest = name[len(TEMP_PREFIX):].partition("-")
-            rest = rest.partition("-")[2]
-            dead = pid_text.isdigit() and not process_alive(int(pid_text))
-            if dead and (rest.startswith(prefix + "_") or (path.is_dir() and not path.is_symlink())):
-                removed.append(path)  # a temp archive, or a scratch folder (database dump) of a killed run
-        else:
+        if not name.startswith(TEMP_PREFIX):
             for suffix in (SIDECAR_SUFFIX, LOG_SUFFIX):
                 base = name[: -len(suffix)] if name.endswith(suffix) else None
                 match = NAME.match(base) if base else None
@@ -233,4 +265,4 @@ def remove_leftovers(folder: Path, prefix: str) -> list[Path]:
         with contextlib.suppress(FileNotFoundError, IsADirectoryError):
             path.unlink()
         get_logger().info("backup.leftover.removed", path=str(path))
-    return removed
+    return swept + removed

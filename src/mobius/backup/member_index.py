@@ -15,6 +15,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from mobius.backup.manifest import ManifestEntry
+from mobius.safety.leftovers import scratch_name
 
 BATCH = 2000
 SCHEMA = """
@@ -37,7 +38,7 @@ def text(value: bytes | None) -> str | None:
 
 class MemberIndex:
     def __init__(self) -> None:
-        self._dir = tempfile.mkdtemp(prefix="mobius-verify-")
+        self._dir = tempfile.mkdtemp(prefix=scratch_name("verify"))
         self.db = sqlite3.connect(Path(self._dir) / "index.db", check_same_thread=False)
         self.db.executescript("PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;" + SCHEMA)
         self._seen: list[tuple] = []

@@ -35,6 +35,7 @@ from mobius.progress import NoProgress, Progress
 from mobius.safety.atomic import atomic_write
 from mobius.safety.diskspace import require_free_space
 from mobius.safety.hashing import hash_files
+from mobius.safety.leftovers import scratch_name, sweep
 from mobius.safety.swap import swap_folder
 
 STAGING_PREFIX = ".mobius-restore-"
@@ -168,14 +169,8 @@ def _rmtree(path: Path) -> None:
 
 
 def remove_stale_staging(parent: Path) -> None:
-    """Staging folders left by killed restores (their process is gone)."""
-    if not parent.is_dir():
-        return
-    for entry in parent.iterdir():
-        if entry.name.startswith(STAGING_PREFIX) and entry.is_dir() and not entry.is_symlink():
-            pid = entry.name[len(STAGING_PREFIX):].split("-", 1)[0]
-            if pid.isdigit() and not catalog.process_alive(int(pid)):
-                _rmtree(entry)
+    """Staging folders left by killed restores (their process is gone): the shared leftovers sweep."""
+    sweep([parent])
 
 
 def _extract(path: Path, report: VerifyReport, index: MemberIndex, root: str, staging: _Staging,
@@ -336,7 +331,7 @@ def _restore(path: Path, to: Path, member_root: str, progress: Progress | None
                                member_root=root, notes=list(report.notes))
         staging = _Staging(to.parent, to.name)
         try:
-            with tempfile.TemporaryDirectory(prefix="mobius-restore-") as scratch:
+            with tempfile.TemporaryDirectory(prefix=scratch_name("restore")) as scratch:
                 _extract(path, report, index, root, staging, Path(scratch), result, progress)
             os.sync()
             result.rollback = _swap(staging, to)

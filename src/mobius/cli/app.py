@@ -31,7 +31,7 @@ try:  # Typer >= 0.26 vendors Click under typer._click
 except ImportError:  # pragma: no cover - older Typer
     from click import exceptions as click_exceptions
 
-from mobius.errors import EXIT_CODES_HELP, EXIT_INPUT, EXIT_RESOURCE, EXIT_VERIFY, MobiusError
+from mobius.errors import EXIT_CODES_HELP, EXIT_INPUT, EXIT_RESOURCE, EXIT_VERIFY, MobiusError, is_disk_full
 
 HELP = f"""Mobius: the MOBIUS Games pipeline's operations system.
 
@@ -92,6 +92,9 @@ for module in COMMAND_MODULES:
 
 
 def _fail(code: int, message: str) -> int:
+    from mobius.config import mask_text
+
+    message = mask_text(message)
     sys.stderr.write(f"mobius: error: {message}\n")
     if current.json:
         import json
@@ -115,8 +118,10 @@ def run(argv: list[str]) -> int:
         result = app(args=rest, prog_name="mobius", standalone_mode=False)
         code = result if isinstance(result, int) else 0
     except MobiusError as exc:
+        from mobius.config import mask_text
+
         for detail in exc.details:
-            sys.stderr.write(f"  {detail}\n")
+            sys.stderr.write(f"  {mask_text(str(detail))}\n")
         code = _fail(exc.exit_code, exc.one_line())
         logger.error("command.failed", console=False, error=exc.message, exit_code=exc.exit_code,
                      details=exc.details[:50])
@@ -137,6 +142,12 @@ def run(argv: list[str]) -> int:
     except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, not a traceback
         if current.verbosity:
             traceback.print_exc()
+        if is_disk_full(exc):
+            code = _fail(EXIT_RESOURCE, f"the disk is full: {type(exc).__name__}: {exc} "
+                                        "(free some space, then run the same command again)")
+            logger.error("command.failed", console=False, error=repr(exc), exit_code=code)
+            logger.info("command.finished", exit_code=code, seconds=round(time.monotonic() - started, 3))
+            return code
         code = _fail(EXIT_VERIFY, f"internal error: {type(exc).__name__}: {exc} (run with -v for the traceback)")
         logger.error("command.crashed", console=False, error=repr(exc), exit_code=code)
     logger.info("command.finished", exit_code=code, seconds=round(time.monotonic() - started, 3))

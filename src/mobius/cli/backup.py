@@ -22,8 +22,11 @@ def _backup():  # noqa: ANN202
 
 
 def _archive(name: str) -> Path:
-    ws = current.workspace()
-    return _backup().resolve_archive(ws, name)
+    """An archive path, or a name in the workspace's backups/ (only then is a workspace needed)."""
+    path = Path(name).expanduser()
+    if path.is_file():
+        return path.resolve()
+    return _backup().resolve_archive(current.workspace(), name)
 
 
 @backup_app.command("create")

@@ -10,7 +10,7 @@ import sys
 from dataclasses import dataclass, field
 
 from mobius import log
-from mobius.config import Workspace, load_workspace
+from mobius.config import Workspace, load_workspace, require_workspace
 from mobius.progress import NoProgress, Progress, RichProgress
 
 GLOBAL_FLAGS = {"--json": "json", "--syslog": "syslog"}
@@ -32,11 +32,25 @@ class RunContext:
     def workspace(self) -> Workspace:
         """The selected workspace, loaded once; attaches the run's log file when it is initialized."""
         if self._workspace is None:
-            self._workspace = load_workspace(self.workspace_option, env=self.env_name)
+            self._workspace = load_workspace(require_workspace(self.workspace_option), env=self.env_name)
             if self._workspace.env_file.exists() or self._workspace.logs.is_dir():
                 log.attach_log_file(self._workspace.logs, self.command)
             self._repair_interrupted_swaps(self._workspace)
+            self._sweep_leftovers(self._workspace)
         return self._workspace
+
+    @staticmethod
+    def _sweep_leftovers(ws: Workspace) -> None:
+        """Remove what killed runs left (temp dumps in backups/, partial renders in out/<slug>/, staging
+        beside tests/golden, scratch folders in the system temp folder); those of running processes stay."""
+        from mobius.safety.leftovers import sweep, sweep_system_temp
+
+        try:
+            sweep([ws.backups, ws.root / "tests", ws.state])
+            sweep([ws.out], recursive=True)
+            sweep_system_temp()
+        except OSError as exc:  # never the reason a command fails
+            log.get_logger().warning("leftovers.sweep_failed", error=str(exc))
 
     @staticmethod
     def _repair_interrupted_swaps(ws: Workspace) -> None:

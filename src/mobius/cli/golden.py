@@ -24,6 +24,8 @@ def _path(value: Path) -> Path:
 
 
 def _frames(value: str | None) -> list[float] | None:
+    import math
+
     from mobius.errors import InputError
 
     if not value:
@@ -32,8 +34,8 @@ def _frames(value: str | None) -> list[float] | None:
         times = [float(part) for part in value.split(",") if part.strip()]
     except ValueError:
         raise InputError(f"--frames {value!r} is not a list of seconds", hint="e.g. --frames 5,10,20") from None
-    if not times or any(t < 0 for t in times):
-        raise InputError(f"--frames {value!r} must list times >= 0", hint="e.g. --frames 5,10,20")
+    if not times or any(not math.isfinite(t) or t < 0 for t in times):
+        raise InputError(f"--frames {value!r} must list finite times >= 0", hint="e.g. --frames 5,10,20")
     return times
 
 

@@ -21,9 +21,22 @@ def _folder(directory: Path | None) -> Path:
 
 
 def _target(value: str) -> str:
-    from mobius.config import is_url
+    """The --to value as the MOBIUS_LIBRARY_DIR it will become, refused early (before any copy) when it
+    could not be written to `.env` as is (control characters: a newline would inject a setting)."""
+    from mobius.config import is_url, validate_setting_value
 
+    validate_setting_value("MOBIUS_LIBRARY_DIR", value)
     return value if is_url(value) else os.path.abspath(os.path.expanduser(value))
+
+
+def _ratio(value: float) -> float:
+    import math
+
+    from mobius.errors import InputError
+
+    if not math.isfinite(value) or value < 0:
+        raise InputError(f"--min-free-ratio must be a finite number >= 0, not {value}", hint="e.g. --min-free-ratio 3")
+    return value
 
 
 @media_app.command("manifest")
@@ -99,9 +112,10 @@ def migrate_command(
     from mobius.media import migrate
     from mobius.safety.diskspace import human_bytes
 
+    target, ratio = _target(to), _ratio(min_free_ratio)
     ws = current.workspace()
-    result = migrate(ws, _target(to), dry_run=dry_run, backup=not no_backup, workers=workers,
-                     min_free_ratio=min_free_ratio, confirm=lambda question: confirm(question, yes=yes),
+    result = migrate(ws, target, dry_run=dry_run, backup=not no_backup, workers=workers,
+                     min_free_ratio=ratio, confirm=lambda question: confirm(question, yes=yes),
                      report=say, progress=current.progress())
     if not result.dry_run and not result.nothing_to_do:
         current.set_workspace(ws.reload())

@@ -424,20 +424,38 @@ def dump_database(ws: Workspace, out: Path | None = None) -> Path:
     return dumps.dump(target, out or dumps.dump_path_for(ws, target)).path
 
 
-def restore_database(ws: Workspace, dump: Path, *, safety_dump: bool = True) -> None:
+def restore_database(ws: Workspace, dump: Path, *, safety_dump: bool = True, lock_held: bool = False) -> None:
     """Replace the workspace database with `dump` (all or nothing), after dumping what it replaces.
 
-    Takes the migration lock; the event log keeps the events recorded since the dump.
+    Takes the migration lock (unless the caller holds it: `lock_held`, see database_restore_lock);
+    the event log keeps the events recorded since the dump.
     """
-    restore_with_report(ws, dump, safety_dump=safety_dump)
+    restore_with_report(ws, dump, safety_dump=safety_dump, lock_held=lock_held)
 
 
-def restore_with_report(ws: Workspace, dump: Path, *, safety_dump: bool = True) -> dict[str, Any]:
+def database_restore_lock(ws: Workspace) -> contextlib.AbstractContextManager[None]:
+    """The migration lock a database restore needs, for callers that must hold it before their first change."""
+    return migration_lock(target_for(ws), wait_s=ws.settings.db_advisory_lock_wait_s)
+
+
+def check_restorable(ws: Workspace, dump: Path) -> None:
+    """Refuse (before anything changes) a dump of another engine or one that does not read back."""
+    target = target_for(ws)
+    engine = dumps.dump_engine(dump)
+    if engine != target.dialect:
+        raise InputError(f"{dump} is a {engine} dump and the database is {target.dialect}",
+                         hint="restore it into a database of the same engine")
+    dumps.check_dump(dump, engine)
+
+
+def restore_with_report(ws: Workspace, dump: Path, *, safety_dump: bool = True,
+                        lock_held: bool = False) -> dict[str, Any]:
     target = target_for(ws)
     dump = Path(dump).expanduser().resolve()
     if not dump.is_file():
         raise InputError(f"dump {dump} does not exist", hint="pass a file written by `mobius db dump`")
-    with migration_lock(target, wait_s=ws.settings.db_advisory_lock_wait_s):
+    lock = contextlib.nullcontext() if lock_held else database_restore_lock(ws)
+    with lock:
         safety = None
         if safety_dump and not database_is_empty(ws):
             safety = dumps.dump(target, dumps.dump_path_for(ws, target, label="prerestore"))

@@ -28,6 +28,7 @@ from mobius.errors import InputError, VerificationError
 from mobius.log import get_logger
 from mobius.safety.atomic import fsync_dir, temp_name_for
 from mobius.safety.checksums import read_checksum_file, write_checksum_file
+from mobius.safety.diskspace import require_free_space
 from mobius.safety.hashing import sha256_file
 
 SQLITE_SUFFIX = ".sqlite3"
@@ -61,13 +62,17 @@ def dump(target: DatabaseTarget, out: Path) -> Dump:
     """Write a checked dump of `target` to `out` (atomically), with a `.sha256` sidecar."""
     out = out.expanduser().resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
+    require_free_space(out.parent, _expected_size(target), what=f"a dump of {target.display}")
     tmp = temp_name_for(out)
     log = get_logger()
     try:
+        with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb"):
+            pass  # created owner-only before any row is written: a dump holds every secret the database has
         if target.is_sqlite:
             _sqlite_dump(target, tmp)
         else:
             _pg_dump(target, tmp)
+        os.chmod(tmp, 0o600)
         tables = check_dump(tmp, target.dialect)
         with open(tmp, "rb") as handle:
             os.fsync(handle.fileno())
@@ -81,6 +86,19 @@ def dump(target: DatabaseTarget, out: Path) -> Dump:
     result = Dump(out, target.dialect, out.stat().st_size, digest, tables)
     log.info("db.dump.done", path=str(out), bytes=result.bytes, tables=tables)
     return result
+
+
+def _expected_size(target: DatabaseTarget) -> int:
+    """Room a dump needs, checked before it starts: the SQLite file (and its WAL); PostgreSQL's custom
+    format is compressed and its size unknown until written, so only a floor is asked."""
+    floor = 1 << 20
+    if not target.is_sqlite:
+        return floor
+    total = 0
+    for suffix in ("", "-wal"):
+        with contextlib.suppress(OSError):
+            total += Path(str(target.sqlite_path) + suffix).stat().st_size
+    return max(total, floor // 16)
 
 
 def sidecar(path: Path) -> Path:
@@ -147,7 +165,8 @@ def _sqlite_dump(target: DatabaseTarget, tmp: Path) -> None:
 
 def _pg_dump(target: DatabaseTarget, tmp: Path) -> None:
     proc = subprocess.run([find_pg_tool("pg_dump"), "--format=custom", "--no-password", f"--file={tmp}",
-                           f"--dbname={target.libpq_url}"], capture_output=True, text=True, env=pg_tool_env())
+                           f"--dbname={target.libpq_url}"], capture_output=True, text=True,
+                          env=target.libpq_env())
     if proc.returncode != 0:
         raise VerificationError(f"pg_dump of {target.display} failed: {_first(proc.stderr)}",
                                 hint="check that the database is reachable and pg_dump matches the server version")
@@ -188,7 +207,7 @@ def _sqlite_restore(target: DatabaseTarget, dump_file: Path) -> None:
 
 
 def _pg_restore(target: DatabaseTarget, dump_file: Path) -> None:
-    env = {**pg_tool_env(), "PGOPTIONS": f"-c lock_timeout={int(target.lock_timeout_ms)}"}
+    env = target.libpq_env(PGOPTIONS=f"-c lock_timeout={int(target.lock_timeout_ms)}")
     with tempfile.TemporaryFile() as restore_err, tempfile.TemporaryFile() as psql_err:
         script = subprocess.Popen([find_pg_tool("pg_restore"), "--no-owner", "--no-privileges", "--file=-",
                                    str(dump_file)], stdout=subprocess.PIPE, stderr=restore_err, env=env)

@@ -74,8 +74,25 @@ class DatabaseTarget:
 
     @property
     def libpq_url(self) -> str:
-        """The URL as libpq tools (pg_dump, psql) understand it."""
-        return self.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        """The URL as libpq tools (pg_dump, psql) understand it, WITHOUT its password (see libpq_env):
+        a command line is readable by every local user through `ps`."""
+        url = self.url
+        query = {k: v for k, v in url.query.items() if k.lower() != "password"}
+        bare = URL.create("postgresql", username=url.username, host=url.host, port=url.port,
+                          database=url.database, query=query)  # URL.set(password=None) keeps the password
+        return bare.render_as_string(hide_password=False)
+
+    def libpq_env(self, **extra: str) -> dict[str, str]:
+        """The environment for a libpq tool: the password goes in PGPASSWORD (private to the process)."""
+        env = {**pg_tool_env(), **extra}
+        password = self.url.password
+        if password is None:
+            for key, value in self.url.query.items():
+                if key.lower() == "password":
+                    password = value if isinstance(value, str) else value[-1]
+        if password is not None:
+            env["PGPASSWORD"] = str(password)
+        return env
 
     @property
     def display(self) -> str:

@@ -24,6 +24,7 @@ from mobius.db.sqltext import Statement, split_statements, strip_comments
 from mobius.errors import InputError
 from mobius.safety.atomic import atomic_write_text
 
+MAX_VERSION_DIGITS = 9  # the version is an INTEGER column: 20 digits would overflow it
 FILE_NAME = re.compile(r"^(\d{4,})_([a-z0-9][a-z0-9_]*)\.sql$")
 MARKER = re.compile(r"^--\s*migrate:([a-z-]+)(.*)$")
 SECTIONS = ("up", "down", "verify", "backfill", "no-transaction")
@@ -122,7 +123,13 @@ def parse_migration(path: Path, data: bytes | None = None, *, builtin: bool = Fa
     if not match:
         raise InputError(f"migration file name {path.name!r} is not NNNN_name.sql ({path})",
                          hint="rename it like 0003_add_publisher.sql (lower case, digits, underscores)")
+    if len(match.group(1)) > MAX_VERSION_DIGITS:
+        raise InputError(f"migration version {match.group(1)} in {path.name!r} has more than {MAX_VERSION_DIGITS} "
+                         "digits", hint="number migrations 0001, 0002, ... (mobius db new picks the next number)")
     if data is None:
+        if not path.is_file():
+            raise InputError(f"{path} is not a file", hint="a migration is one NNNN_name.sql file; move the folder "
+                                                            "out of migrations/")
         data = path.read_bytes()
     try:
         text = data.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")

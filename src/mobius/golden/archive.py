@@ -8,13 +8,14 @@ in by rename, so a failed restore leaves the current goldens as they were.
 
 from __future__ import annotations
 
+import os
 import secrets
 import shutil
 from pathlib import Path
 
 from mobius.config import Workspace
 from mobius.errors import InputError
-from mobius.golden.baseline import golden_lock, swap_in
+from mobius.golden.baseline import golden_lock, recover, swap_in
 from mobius.log import get_logger
 from mobius.progress import Progress
 from mobius.safety.atomic import TEMP_PREFIX
@@ -53,12 +54,13 @@ def restore_goldens(ws: Workspace, archive: Path, *, progress: Progress | None =
     verify_archive(archive)
     previous = backup_goldens(ws, progress=progress).path if has_goldens(ws) else None
     ws.golden.parent.mkdir(parents=True, exist_ok=True)
-    staging = ws.golden.parent / f"{TEMP_PREFIX}golden-restore-{secrets.token_hex(4)}"
+    staging = ws.golden.parent / f"{TEMP_PREFIX}{os.getpid()}-golden-restore-{secrets.token_hex(4)}"
     try:
         with golden_lock(ws):
             restore_archive(archive, staging, member_root=MEMBER_ROOT, progress=progress)
             if not staging.is_dir():
                 staging.mkdir()
+            recover(ws.golden)
             swap_in(staging, ws.golden)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

@@ -11,7 +11,7 @@ Layout (under the workspace's tests/golden):
 
 Generation writes a complete new baseline into a temp folder beside the old one, then swaps the
 two by rename; until the swap the old baseline is untouched, and a crash between the two renames
-is repaired by the next golden command (`recover`).
+is repaired by the next command (`recover`, through safety.swap).
 """
 
 from __future__ import annotations
@@ -32,7 +32,9 @@ from mobius.errors import InputError, MobiusError
 from mobius.log import get_logger
 from mobius.progress import NoProgress, Progress
 from mobius.safety.atomic import TEMP_PREFIX, atomic_write_text, fsync_dir
+from mobius.safety.leftovers import sweep
 from mobius.safety.lock import FileLock
+from mobius.safety.swap import recover_swap, swap_folder
 
 FORMAT = 1
 DEFAULT_FRAMES = (5.0, 10.0, 20.0)
@@ -88,7 +90,10 @@ def per_os_enabled(ws: Workspace, flag: bool | None = None) -> bool:
 
 
 def slug_folder(ws: Workspace, slug: str) -> Path:
-    return ws.golden / slug
+    """Every golden path goes through here, so the slug rule is checked once for every command."""
+    from mobius.render.spec import check_slug
+
+    return ws.golden / check_slug(slug)
 
 
 def baseline_folder(ws: Workspace, slug: str, *, per_os: bool) -> Path:
@@ -178,10 +183,12 @@ def games_with_goldens(ws: Workspace) -> list[str]:
 
 
 def recover(folder: Path) -> None:
-    """Repair an interrupted swap: if the baseline is gone but its previous copy exists, put it back."""
+    """Repair an interrupted swap (the shared safety.swap recovery, which finishes it), then remove the
+    previous copies a completed swap left; a swap without an intent record (older Mobius) is undone."""
     parent = folder.parent
     if not parent.is_dir():
         return
+    recover_swap(folder)
     olds = sorted(parent.glob(f".{folder.name}{OLD_MARK}*"))
     if not folder.exists() and olds:
         os.replace(olds[-1], folder)
@@ -189,19 +196,17 @@ def recover(folder: Path) -> None:
         olds = olds[:-1]
     for old in olds:
         shutil.rmtree(old, ignore_errors=True)
-    for orphan in parent.glob(f"{TEMP_PREFIX}golden-{folder.name}-*"):
+    sweep([parent])  # staging folders of killed generates (named with their pid)
+    for orphan in parent.glob(f"{TEMP_PREFIX}golden-{folder.name}-*"):  # pid-less names of older Mobius
         shutil.rmtree(orphan, ignore_errors=True)
 
 
 def swap_in(new: Path, target: Path) -> None:
-    """Replace folder `target` by folder `new` (complete, fsynced) with two renames."""
-    parent = target.parent
-    old = parent / f".{target.name}{OLD_MARK}{secrets.token_hex(4)}"
-    if target.exists():
-        os.replace(target, old)
-    os.replace(new, target)
-    fsync_dir(parent)
-    shutil.rmtree(old, ignore_errors=True)
+    """Replace folder `target` by folder `new` (complete, fsynced) through safety.swap (crash-recoverable),
+    then drop the previous copy (goldens are archived before they are replaced)."""
+    old = swap_folder(new, target, old=target.parent / f".{target.name}{OLD_MARK}{secrets.token_hex(4)}")
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def _keep_subfolders(old: Path, new: Path) -> None:
@@ -283,7 +288,7 @@ def _generate_locked(slug: str, target: Path, video: Path, frames, per_os: bool,
     stats = measure(sample.audio, sample.sample_rate)
     progress.advance()
     target.parent.mkdir(parents=True, exist_ok=True)
-    staging = target.parent / f"{TEMP_PREFIX}golden-{target.name}-{secrets.token_hex(4)}"
+    staging = target.parent / f"{TEMP_PREFIX}{os.getpid()}-golden-{target.name}-{secrets.token_hex(4)}"
     staging.mkdir()
     try:
         (staging / "frames").mkdir()

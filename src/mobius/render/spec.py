@@ -77,7 +77,7 @@ class GameSpec(BaseModel):
     @field_validator("slug")
     @classmethod
     def _slug(cls, value: str) -> str:
-        if not SLUG.match(value):
+        if not SLUG.fullmatch(value):
             raise ValueError("must be lower-case letters, digits and dashes")
         return value
 
@@ -146,14 +146,22 @@ def load_spec(path: Path) -> GameSpec:
     return spec
 
 
+def check_slug(game: str) -> str:
+    """The one game-slug rule (lower-case letters, digits, dashes): a slug names folders under
+    tests/golden and out/, so `../x` or `/abs` must never reach a path join."""
+    if not isinstance(game, str) or not SLUG.fullmatch(game) or len(game) > 100:
+        raise InputError(f"not a game slug: {game!r}",
+                         hint="use the spec's file name without .yaml: lower-case letters, digits and dashes, "
+                              "e.g. sushi-go")
+    return game
+
+
 def spec_path(games_dir: Path, game: str) -> Path:
     """The spec file for a game slug (or a path given directly)."""
     candidate = Path(game)
     if candidate.suffix in (".yaml", ".yml") and candidate.is_file():
         return candidate
-    if not SLUG.match(game):
-        raise InputError(f"not a game slug: {game!r}", hint="use the spec's file name without .yaml, e.g. sushi-go")
-    return games_dir / f"{game}.yaml"
+    return games_dir / f"{check_slug(game)}.yaml"
 
 
 def list_specs(games_dir: Path) -> list[Path]:

@@ -68,13 +68,8 @@ def atomic_write_text(path: str | Path, text: str, *, file_mode: int | None = No
 
 
 def remove_orphan_temps(folder: Path) -> list[Path]:
-    """Delete temp files a killed run left in `folder` (not recursive). Returns what it removed."""
-    removed: list[Path] = []
-    if not folder.is_dir():
-        return removed
-    for entry in folder.iterdir():
-        if entry.name.startswith(TEMP_PREFIX) and (entry.is_file() or entry.is_symlink()):
-            with contextlib.suppress(FileNotFoundError):
-                entry.unlink()
-                removed.append(entry)
-    return removed
+    """Delete temp files and folders killed runs left in `folder` (not recursive): safety.leftovers.sweep,
+    which spares those of running processes."""
+    from mobius.safety.leftovers import sweep  # leftovers imports this module
+
+    return sweep([Path(folder)])

@@ -15,10 +15,10 @@ import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
-from mobius.safety.atomic import TEMP_PREFIX
 from mobius.safety.process import process_alive
 
-_OWNED = re.compile(r"^(?:\.mobius-tmp-|mobius-[a-z]+-)(\d+)-")
+_OWNED = re.compile(r"^(?:\.mobius-(?:tmp|restore)-|mobius-[a-z]+-)(\d+)-")
+_HIDDEN_GLOB = ".mobius-*"  # filtered by _OWNED: temp files (.mobius-tmp-) and restore staging (.mobius-restore-)
 
 
 def owner_pid(name: str) -> int | None:
@@ -39,7 +39,7 @@ def sweep(folders: Iterable[Path], *, recursive: bool = False) -> list[Path]:
         folder = Path(folder)
         if not folder.is_dir():
             continue
-        entries = folder.rglob(f"{TEMP_PREFIX}*") if recursive else folder.glob(f"{TEMP_PREFIX}*")
+        entries = folder.rglob(_HIDDEN_GLOB) if recursive else folder.glob(_HIDDEN_GLOB)
         for entry in list(entries):
             if _remove_if_dead(entry):
                 removed.append(entry)
@@ -57,12 +57,21 @@ def sweep_system_temp() -> list[Path]:
     return removed
 
 
+def _writable_then_retry(function, path, _exc_info) -> None:  # noqa: ANN001 - shutil's onerror signature
+    """A restored tree can hold read-only folders: make the parent writable and try once more."""
+    with contextlib.suppress(OSError):
+        os.chmod(os.path.dirname(path), 0o700)
+        if os.path.isdir(path) and not os.path.islink(path):
+            os.chmod(path, 0o700)
+        function(path)
+
+
 def _remove_if_dead(entry: Path) -> bool:
     pid = owner_pid(entry.name)
     if pid is None or pid == os.getpid() or process_alive(pid):
         return False
     if entry.is_dir() and not entry.is_symlink():
-        shutil.rmtree(entry, ignore_errors=True)
+        shutil.rmtree(entry, onerror=_writable_then_retry)
     else:
         with contextlib.suppress(FileNotFoundError):
             entry.unlink()

@@ -1,0 +1,72 @@
+"""Items 15 and 16: on a full disk logging never breaks a command, space is checked first, and a full
+disk is exit 5 with one line (and `--json` never says ok with a non-zero exit)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mobius.workspace.init import initialize
+
+
+@pytest.fixture
+def full_ws(tmp_path: Path) -> Iterator[Path]:
+    """A sample workspace on a 2 MiB tmpfs, then filled to the last byte."""
+    mount = tmp_path / "small"
+    mount.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)],
+                                           capture_output=True).returncode != 0:
+        pytest.skip("needs root to mount a small tmpfs")
+    try:
+        root = mount / "ws"
+        initialize(root, sample=True)
+        with open(mount / "filler", "wb") as filler:
+            try:
+                while True:
+                    filler.write(b"\0" * 65536)
+                    filler.flush()
+            except OSError:
+                pass
+        yield root
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], capture_output=True)
+
+
+@pytest.mark.parametrize("command", [["backup", "create"], ["db", "dump"], ["db", "rollback", "--yes"],
+                                     ["config", "show"]])
+def test_a_full_disk_is_exit_5_with_one_line_never_a_traceback(mobius, full_ws, command):
+    proc = mobius(*command, "--json", "-w", str(full_ws))
+    assert "Traceback" not in proc.stderr
+    lines = [line for line in proc.stdout.splitlines() if line.strip()]
+    assert len(lines) == 1, proc.stdout
+    out = json.loads(lines[0])
+    assert out["ok"] is (proc.returncode == 0), (proc.returncode, out)
+    if command != ["config", "show"]:
+        assert proc.returncode == 5, proc.stderr
+        assert "disk" in out["error"]
+    else:
+        assert proc.returncode == 0, proc.stderr
+    warnings = [line for line in proc.stderr.splitlines() if "cannot write the log file" in line]
+    assert len(warnings) == 1, proc.stderr
+
+
+def test_backup_create_checks_space_before_the_database_dump(mobius, ws):
+    proc = mobius("backup", "create", "-w", str(ws), env={"MOBIUS_FAKE_FREE_BYTES": "1000"})
+    assert proc.returncode == 5, proc.stderr
+    assert "not enough disk space" in proc.stderr and "internal error" not in proc.stderr
+    assert not [p for p in (ws / "backups").iterdir() if p.name.startswith(".mobius-tmp-")]
+    logs = "".join(p.read_text() for p in (ws / "logs").glob("*backup-create.jsonl"))
+    assert "db.dump.done" not in logs, "the space check comes before the database dump"
+
+
+@pytest.mark.parametrize("command", [["db", "dump"], ["db", "rollback", "--yes"]])
+def test_db_dump_and_rollback_check_space_first(mobius, ws, command):
+    proc = mobius(*command, "-w", str(ws), env={"MOBIUS_FAKE_FREE_BYTES": "1000"})
+    assert proc.returncode == 5, proc.stderr
+    assert "not enough disk space" in proc.stderr
+    assert not list((ws / "backups").glob("mobius_db_*"))

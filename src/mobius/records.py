@@ -11,6 +11,7 @@ Secrets never enter the store: parameters and evidence pass through `mask_secret
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import json
@@ -25,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from mobius.config import Workspace, mask_secret
+from mobius.errors import ResourceError
 from mobius.results import to_jsonable
 from mobius.safety.process import process_alive
 from mobius.safety.stamps import new_id, utc_iso
@@ -112,10 +114,13 @@ class RecordStore:
     def __init__(self, path: Path):
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(SCHEMA)
+        try:
+            self._db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.executescript(SCHEMA)
+        except sqlite3.OperationalError as exc:
+            raise self._explain(exc) from exc
 
     @classmethod
     def of(cls, ws: Workspace) -> RecordStore:
@@ -132,13 +137,32 @@ class RecordStore:
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
-        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            raise self._explain(exc) from exc
         try:
             yield self._db
-        except BaseException:
-            self._db.execute("ROLLBACK")
+        except BaseException as exc:
+            with contextlib.suppress(sqlite3.Error):
+                self._db.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.OperationalError):
+                raise self._explain(exc) from exc
             raise
-        self._db.execute("COMMIT")
+        try:
+            self._db.execute("COMMIT")
+        except sqlite3.OperationalError as exc:
+            raise self._explain(exc) from exc
+
+    def _explain(self, exc: sqlite3.OperationalError) -> Exception:
+        """A full disk surfaces from SQLite as 'disk is full' or, in WAL mode, as 'disk I/O error': say which."""
+        from mobius.safety.diskspace import disk_space
+
+        with contextlib.suppress(OSError):
+            if disk_space(self.path.parent)[0] < 1 << 20 or "disk is full" in str(exc):
+                return ResourceError(f"not enough disk space to record the operation in {self.path}",
+                                     hint="free space on that filesystem and run the command again")
+        return exc
 
     # operations
     def start(self, type: str, params: dict[str, Any] | None = None, *, parent: str | None = None,

@@ -15,8 +15,12 @@ from pathlib import Path
 import httpx
 from api_support import TOKEN, Server, auth
 
+import mobius.db
 from mobius.config import load_workspace
 from mobius.records import recorded
+
+MIGRATIONS = Path(mobius.db.__file__).parent / "migrations"
+LATEST = max(int(p.name[:4]) for p in MIGRATIONS.glob("[0-9][0-9][0-9][0-9]_*.sql"))  # the built-in schema
 
 
 def _metric(text: str, name: str, **labels: str) -> float:
@@ -51,7 +55,7 @@ def test_ready_passes_with_every_check_and_each_alone(server: Server) -> None:
     assert body["status"] == "pass"
     assert set(body["checks"]) == {"shutdown", "database", "schema", "library", "backups", "disk", "backup-age"}
     schema = body["checks"]["schema"][0]
-    assert schema["observedValue"] == schema["threshold"] == 2
+    assert schema["observedValue"] == schema["threshold"] == LATEST
     for name in ("database", "schema", "library", "backups", "disk", "backup-age", "shutdown"):
         one = server.get(f"/ready/{name}")
         assert one.status_code == 200 and set(one.json()["checks"]) == {name}
@@ -167,7 +171,7 @@ def test_operations_backups_golden_and_metrics(server: Server, api_workspace: Pa
     assert _metric(text, "mobius_backup_last_verified") == 1
     assert 0 <= _metric(text, "mobius_backup_last_age_seconds") < 3600
     assert _metric(text, "mobius_backup_last_size_bytes") > 0
-    assert _metric(text, "mobius_db_schema_version") == 2
+    assert _metric(text, "mobius_db_schema_version") == LATEST
     assert _metric(text, "mobius_http_requests_total", route="/api/operations/{op_id}", status_class="4xx") >= 1
     assert _metric(text, "mobius_http_request_duration_seconds_count", route="/api/golden") >= 1
     assert "/api/operations/nope" not in text  # route templates, not paths: bounded labels

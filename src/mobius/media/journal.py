@@ -151,6 +151,15 @@ class MigrationJournal:
             " FROM entries WHERE migration_id = ?" + (" ORDER BY path" if ordered else ""), (migration_id,))
         return (JournalRow(*r) for r in cursor)
 
+    def iter_raw(self, migration_id: str, size: int = 8192) -> Iterator[list[tuple]]:
+        """Rows as plain tuples (path, kind, size, mtime_ns, inode, mode, link, dst_size, dst_token), in lists
+        of `size`: for whole-tree comparisons that build no object per row."""
+        cursor = self._db.execute(
+            "SELECT path, kind, size, mtime_ns, inode, mode, link, dst_size, dst_token FROM entries"
+            " WHERE migration_id = ?", (migration_id,))
+        while rows := cursor.fetchmany(size):
+            yield rows
+
     def count_rows(self, migration_id: str) -> int:
         return self._db.execute("SELECT count(*) FROM entries WHERE migration_id = ?", (migration_id,)).fetchone()[0]
 

@@ -7,23 +7,24 @@ A target entry that differs from its journal row was changed by someone else (th
 have been the live library): it is a conflict, never overwritten.
 
 Comparing whole trees holds nothing per entry: each side (source walk, target listing, journal)
-is folded into an order-independent sum of 128-bit BLAKE2b digests of its entries (a multiset
-hash); equal sums mean equal trees. Only when they differ are the trees compared name by name
-to say where.
+is folded into an order-independent sum of its entries' key hashes (a multiset hash); equal sums
+mean equal trees. Only when they differ are the trees compared name by name to say where.
 """
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Iterable, Iterator
+import os
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from stat import S_IMODE, S_ISDIR, S_ISLNK, S_ISREG
 
 from mobius.media.destination import Destination, Stored
 from mobius.media.journal import JournalRow, MigrationJournal
+from mobius.safety.atomic import TEMP_PREFIX
 from mobius.safety.tree import DIR, FILE, LINK, Entry, walk
 
-MOD = 1 << 128
 # a record whose target was (or may have been) the live library: anything there we did not journal is the user's
 LIVE_STATUSES = ("completed", "rolled-back", "switching")
 
@@ -113,24 +114,42 @@ def make_plan(entries: list[Entry], rows: dict[str, JournalRow], listing: dict[s
     return plan
 
 
-def _h(text: str) -> int:
-    return int.from_bytes(hashlib.blake2b(text.encode("utf-8", "surrogateescape"), digest_size=16).digest(), "little")
-
-
-def _source_key(e: Entry | JournalRow) -> str:
-    if e.kind == FILE:
-        return f"{e.path}\0f\0{e.size}\0{e.mtime_ns}\0{e.inode}\0{e.mode}"
-    if e.kind == LINK:
-        return f"{e.path}\0l\0{e.link}"
-    return f"{e.path}\0{e.kind}\0{e.mode}"
-
-
 def _target_key(path: str, kind: str, size: int, token: str, link: str | None) -> str:
     if kind == FILE:
         return f"{path}\0f\0{size}\0{token}"
     if kind == LINK:
         return f"{path}\0l\0{link}"
     return f"{path}\0{kind}"
+
+
+def _scan_sum(root: str, *, target: bool) -> tuple[int, int]:
+    """(sum of the entry keys' hashes, file count) of a local tree, in scandir order, no object per entry."""
+    total = files = 0
+    stack = [("", root)]
+    while stack:
+        rel_dir, folder = stack.pop()
+        keys = []
+        with os.scandir(folder) as it:
+            for item in it:
+                name = item.name
+                if name.startswith(TEMP_PREFIX):
+                    continue
+                rel = f"{rel_dir}/{name}" if rel_dir else name
+                st = item.stat(follow_symlinks=False)
+                mode = st.st_mode
+                if S_ISREG(mode):
+                    files += 1
+                    keys.append(f"{rel}\0f\0{st.st_size}\0{st.st_mtime_ns}:{st.st_ino}" if target else
+                                f"{rel}\0f\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ino}\0{S_IMODE(mode)}")
+                elif S_ISDIR(mode):
+                    keys.append(f"{rel}\0{DIR}" if target else f"{rel}\0{DIR}\0{S_IMODE(mode)}")
+                    stack.append((rel, item.path))
+                elif S_ISLNK(mode):
+                    keys.append(f"{rel}\0l\0{os.readlink(item.path)}")
+                else:
+                    keys.append(f"{rel}\0other")
+        total += sum(map(hash, keys))
+    return total, files
 
 
 @dataclass
@@ -143,41 +162,62 @@ class TreeCounts:
     bytes: int = 0
 
 
-def _fold(keys: Iterator[str]) -> int:
-    return sum(map(_h, keys)) % MOD
+def _target_sum(dest: Destination) -> tuple[int, int]:
+    if isinstance(getattr(dest, "root", None), Path):
+        return _scan_sum(str(dest.root), target=True) if dest.exists() else (0, 0)
+    total = files = 0
+    for path, stored in dest.listing().items():
+        files += stored.kind == FILE
+        total += hash(_target_key(path, stored.kind, stored.size, stored.token, stored.link))
+    return total, files
+
+
+def _journal_sums(journal: MigrationJournal, migration_id: str, dirs_at_target: bool,
+                  counts: TreeCounts) -> tuple[int, int]:
+    """The journal's sums as the source and as the target should be; counts what it holds."""
+    row_src = row_dst = 0
+    for rows in journal.iter_raw(migration_id):
+        src_keys, dst_keys = [], []
+        for path, kind, size, mtime_ns, inode, mode, link, dst_size, dst_token in rows:
+            if kind == FILE:
+                src_keys.append(f"{path}\0f\0{size}\0{mtime_ns}\0{inode}\0{mode}")
+                dst_keys.append(f"{path}\0f\0{dst_size}\0{dst_token}")
+                counts.files += 1
+                counts.bytes += size
+            elif kind == LINK:
+                key = f"{path}\0l\0{link}"
+                src_keys.append(key)
+                dst_keys.append(key)
+                counts.links += 1
+            else:
+                src_keys.append(f"{path}\0{kind}\0{mode}")
+                if dirs_at_target:
+                    dst_keys.append(f"{path}\0{kind}")
+                counts.folders += 1
+        row_src += sum(map(hash, src_keys))
+        row_dst += sum(map(hash, dst_keys))
+    return row_src, row_dst
 
 
 def compare_trees(source: Path, dest: Destination, journal: MigrationJournal,
                   migration_id: str) -> tuple[list[str], TreeCounts]:
     """Every source entry journaled and unchanged, every target entry as written, nothing extra.
 
-    Reads no file contents and holds nothing per entry unless the trees differ.
+    Reads no file contents and holds nothing per entry unless the trees differ: each side is
+    summed as hash(key) over its entries (keyed SipHash, random per process; with the counts
+    equal, sums that agree by accident are a 2^-64 event), and only unequal sums are explained
+    name by name.
     """
     counts = TreeCounts()
-    src_sum = dst_sum = row_src = row_dst = 0
-    for entry in walk(source):
-        counts.source_files += entry.kind == FILE
-        src_sum += _h(_source_key(entry))
-    for path, stored in _iter_listing(dest):
-        counts.target_files += stored.kind == FILE
-        dst_sum += _h(_target_key(path, stored.kind, stored.size, stored.token, stored.link))
-    for row in journal.iter_rows(migration_id, ordered=False):
-        row_src += _h(_source_key(row))
-        if row.kind != DIR or dest.supports_links:
-            row_dst += _h(_target_key(row.path, row.kind, row.dst_size, row.dst_token, row.link))
-        counts.files += row.kind == FILE
-        counts.folders += row.kind == DIR
-        counts.links += row.kind == LINK
-        counts.bytes += row.size if row.kind == FILE else 0
-    if (src_sum - row_src) % MOD == 0 and (dst_sum - row_dst) % MOD == 0 \
-            and counts.source_files == counts.target_files == counts.files:
+    with ThreadPoolExecutor(max_workers=2) as pool:  # stat() releases the GIL: the two walks overlap
+        source_scan = pool.submit(_scan_sum, str(source), target=False)
+        target_scan = pool.submit(_target_sum, dest)
+        row_src, row_dst = _journal_sums(journal, migration_id, dest.supports_links, counts)
+        src_sum, counts.source_files = source_scan.result()
+        dst_sum, counts.target_files = target_scan.result()
+    if src_sum == row_src and dst_sum == row_dst and counts.source_files == counts.target_files == counts.files:
         return [], counts
     return explain_differences(source, dest, journal.rows(migration_id)), counts
-
-
-def _iter_listing(dest: Destination) -> Iterator[tuple[str, Stored]]:
-    scan = getattr(dest, "iter_listing", None)
-    return scan() if scan is not None else iter(dest.listing().items())
 
 
 def target_problems(dest: Destination, journal: MigrationJournal, migration_id: str) -> list[str]:

@@ -11,6 +11,7 @@ the bytes, to show that a re-run's time follows the number of files, not their s
     python benchmarks/media_migrate.py --small 100000  # 100,000 files of 1-4 KB in 100 folders (issue 9):
         migrate (first run, re-run), manifest and verify against rsync / sha256sum, with peak memory
     python benchmarks/media_migrate.py --small 1000000 --migrate-only   # the 1,000,000-file memory run
+    python benchmarks/media_migrate.py --s3 500       # small objects to a local S3 server: in-flight uploads
 """
 
 from __future__ import annotations
@@ -130,6 +131,43 @@ def run_small(args: argparse.Namespace) -> None:
     print(f"peak memory: first run {peak:.0f} MiB, re-run {again_peak:.0f} MiB (target < 300 MiB)")
 
 
+def run_s3(args: argparse.Namespace) -> None:
+    """Many small objects to a local S3 server (moto): uploads one at a time against several in flight."""
+    import socket
+
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    env = {**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+           "AWS_DEFAULT_REGION": "us-east-1", "MOBIUS_S3_ENDPOINT_URL": endpoint}
+    try:
+        boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="testing",
+                     aws_secret_access_key="testing").create_bucket(Bucket="media")
+        src = DATA / "s3-library"
+        build_small(src, args.s3, folders=10)
+        print(f"library: {args.s3} files of 1-4 KB; moto S3 server at {endpoint}")
+        rates = {}
+        for in_flight in (1, 4, 32):
+            ws = workspace(DATA / f"ws-s3-{in_flight}", src)
+            cmd = [*MOBIUS, "media", "migrate", "--to", f"s3://media/lib-{in_flight}", "--no-backup", "--yes",
+                   "--workers", str(in_flight), "-w", str(ws), "--json"]
+            started = time.perf_counter()
+            proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+            if proc.returncode != 0:
+                raise SystemExit(f"failed: {proc.stdout} {proc.stderr}")
+            rates[in_flight] = args.s3 / (time.perf_counter() - started)
+            print(f"  --workers {in_flight:>2} (uploads in flight): {rates[in_flight]:7.1f} files/s")
+        print(f"s3: 32 in flight / one at a time = {rates[32] / rates[1]:.2f}x files/s")
+    finally:
+        server.stop()
+
+
 def workspace(root: Path, library: Path) -> Path:
     root.mkdir(parents=True)
     (root / ".env").write_text(f"MOBIUS_LIBRARY_DIR={library}\n")
@@ -173,13 +211,19 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="alternating trials of the first run (median)")
     parser.add_argument("--keep", action="store_true", help=f"keep {DATA} afterwards")
     parser.add_argument("--small", type=int, metavar="FILES", help="small-files mode: FILES files of 1-4 KB")
+    parser.add_argument("--s3", type=int, metavar="FILES", help="object-storage mode: FILES small files to moto S3")
     parser.add_argument("--migrate-only", action="store_true", help="small-files mode: only the first migrate")
     args = parser.parse_args()
     if DATA.exists():
         shutil.rmtree(DATA)
     DATA.mkdir(parents=True)
     try:
-        run_small(args) if args.small else run(args)
+        if args.s3:
+            run_s3(args)
+        elif args.small:
+            run_small(args)
+        else:
+            run(args)
     finally:
         if not args.keep:
             shutil.rmtree(DATA, ignore_errors=True)

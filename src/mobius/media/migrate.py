@@ -43,6 +43,7 @@ SETTING = "MOBIUS_LIBRARY_DIR"
 MIN_FREE_RATIO_DURING = 0.10
 MAX_FAILED_RATIO = 0.05
 PROGRESS_LOG_S = 5.0
+OBJECT_STORE_IN_FLIGHT = 32  # uploads in flight to object storage by default (latency-bound, not CPU); --workers
 
 Report = Callable[[str], None]
 
@@ -363,7 +364,7 @@ def _apply(run: MigrationRun) -> None:
     """Prepare the target, then copy and verify in batches, each journaled durably in one transaction."""
     run.hooks = FaultHooks(run.ws.state)
     _prepare_target(run)
-    workers = run.workers or default_copy_workers()
+    workers = run.workers or (default_copy_workers() if run.dest.kind == "local" else OBJECT_STORE_IN_FLIGHT)
     plan, record = run.plan, run.record
     log.info("media.copy.started", migration=record.id, files=plan.files, bytes=plan.bytes, workers=workers)
     run.report(f"copy: {plan.files} files, {human_bytes(plan.bytes)}, {workers} workers, in batches of up to "

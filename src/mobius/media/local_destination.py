@@ -164,5 +164,6 @@ class LocalDestination:
                 target.unlink()
 
     def sync(self, paths: set[str]) -> None:
-        for folder in {(self.root / p).parent for p in paths}:
+        root = str(self.root)
+        for folder in {f"{root}/{p}".rpartition("/")[0] for p in paths}:
             fsync_dir(folder)

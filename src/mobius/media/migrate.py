@@ -503,9 +503,11 @@ def _space_alert(dest: Destination) -> ResourceError | None:
 def _write_manifests(ws: Workspace, journal: MigrationJournal, record: MigrationRecord) -> None:
     folder = manifests_dir(ws, record.id)
     source_manifest, target_manifest = folder / "source.sha256", folder / "target.sha256"
-    rows = [r for r in journal.iter_rows(record.id) if r.kind == FILE]
-    write_checksum_file(source_manifest, ((r.digest, r.path) for r in rows))
-    write_checksum_file(target_manifest, ((r.dst_digest, r.path) for r in rows))
+    # two streamed passes over the journal (sorted by path): nothing held per file
+    write_checksum_file(source_manifest, ((r.digest, r.path) for r in journal.iter_rows(record.id)
+                                          if r.kind == FILE))
+    write_checksum_file(target_manifest, ((r.dst_digest, r.path) for r in journal.iter_rows(record.id)
+                                          if r.kind == FILE))
     record.source_manifest, record.target_manifest = str(source_manifest), str(target_manifest)
     record.source_manifest_sha256 = sha256_file(source_manifest)
     record.target_manifest_sha256 = sha256_file(target_manifest)

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-DATA = Path("/tmp/mobius-bench-media")
+DATA = Path(os.environ.get("MOBIUS_BENCH_DATA") or "/tmp/mobius-bench-media")
 MOBIUS = [sys.executable, "-m", "mobius"]
 
 

@@ -43,6 +43,7 @@ SETTING = "MOBIUS_LIBRARY_DIR"
 MIN_FREE_RATIO_DURING = 0.10
 MAX_FAILED_RATIO = 0.05
 PROGRESS_LOG_S = 5.0
+LARGE_FILE = 1 << 20  # from this size a file is copied on its own (fsync + re-read overlap other files)
 OBJECT_STORE_IN_FLIGHT = 32  # uploads in flight to object storage by default (latency-bound, not CPU); --workers
 
 Report = Callable[[str], None]
@@ -400,14 +401,22 @@ def _prepare_target(run: MigrationRun) -> None:
 def _batch_copier(run: MigrationRun, pool: ThreadPoolExecutor, workers: int) -> Callable[[list[Entry]], list]:
     """Local folders: the batched copier (one sync per batch). Object storage: `workers` uploads in flight."""
     hooks = run.hooks
-    if isinstance(run.dest, LocalDestination):
-        return LocalBatchCopier(str(run.source), str(run.dest.root), hooks=hooks, pool=pool, workers=workers,
-                                on_bytes=run.progress.advance).copy
 
     def one(entry: Entry) -> CopyOutcome:
         return copy_file(str(run.source), entry, run.dest, hooks=hooks, on_bytes=run.progress.advance)
 
-    return lambda files: list(pool.map(one, files))
+    if not isinstance(run.dest, LocalDestination):
+        return lambda files: list(pool.map(one, files))
+    batch = LocalBatchCopier(str(run.source), str(run.dest.root), hooks=hooks, pool=pool, workers=workers,
+                             on_bytes=run.progress.advance)
+
+    def local(files: list[Entry]) -> list[CopyOutcome]:
+        # large files each overlap their own write, fsync and re-read on the pool; small ones share one sync
+        large = [e for e in files if e.size >= LARGE_FILE]
+        small = [e for e in files if e.size < LARGE_FILE] if large else files
+        return list(pool.map(one, large)) + (batch.copy(small) if small else [])
+
+    return local
 
 
 def _copy_batch(run: MigrationRun, batch: list[Entry], copy: Callable[[list[Entry]], list]) -> None:

@@ -14,6 +14,7 @@ data, >= 3x on compressible data, and verify within 1.3x of the raw bound.
     python benchmarks/backup.py --size-mb 200         # quick
     python benchmarks/backup.py --kind media --library /path/to/uploads
     python benchmarks/backup.py --codecs              # also compare compressors in-process (zstd/gzip/none)
+    python benchmarks/backup.py --kind small          # 100,000 files of 1-4 KB in 100 folders (issue 9)
 """
 
 from __future__ import annotations
@@ -96,6 +97,20 @@ def build_compressible(root: Path, total: int, seed: int = 11) -> None:
         i += 1
 
 
+def build_small(root: Path, files: int, *, folders: int = 100, seed: int = 5) -> None:
+    """Many small files (card images, tokens, thumbnails): 1-4 KB each, incompressible, in `folders` folders."""
+    rng = random.Random(seed)
+    block = rng.randbytes(MB)
+    per = -(-files // folders)
+    for d in range(folders):
+        folder = root / f"set-{d:03d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        for i in range(d * per, min(files, (d + 1) * per)):
+            size = rng.randint(1024, 4096)
+            start = rng.randint(0, len(block) - size)
+            (folder / f"card {i:07d}.webp").write_bytes(block[start:start + size])
+
+
 def tree_bytes(root: Path) -> tuple[int, int]:
     files = [p for p in root.rglob("*") if p.is_file() and not p.is_symlink()]
     return len(files), sum(p.stat().st_size for p in files)
@@ -168,6 +183,8 @@ def bench(kind: str, library: Path, work: Path, codecs: bool) -> dict[str, float
     result["verify"] = timed("mobius backup verify", lambda: run([*mobius, "backup", "verify", str(archive),
                                                                   "--json", "-w", str(ws)], env=env))
     result["mobius"] = result["create"] + result["verify"]
+    result["test_restore"] = timed("mobius backup test-restore", lambda: run(
+        [*mobius, "backup", "test-restore", str(archive), "--json", "-w", str(ws)], env=env))
     result["verify_lib"] = timed("verify_archive() in-process", lambda: verify_archive(archive))
     print(f"    (create's own verify pass: {created['verify_seconds']:.2f} s; archive "
           f"{created['archive_bytes'] / MB:.0f} MiB, {created['compression']})")
@@ -193,7 +210,7 @@ def bench(kind: str, library: Path, work: Path, codecs: bool) -> dict[str, float
     shutil.rmtree(shell_dir, ignore_errors=True)
     shutil.rmtree(ws, ignore_errors=True)
     speedup = result["shell"] / result["mobius"]
-    target = 8 if kind == "media" else 3
+    target = {"media": 8, "compressible": 3, "small": 3}.get(kind, 3)
     print(f"  mobius create+verify {result['mobius']:.2f} s vs shell {result['shell']:.2f} s: "
           f"{speedup:.1f}x faster (target >= {target}x) {'OK' if speedup >= target else 'MISSED'}")
     print(f"  `mobius backup verify` (with ~0.5 s of interpreter start) / raw bound, 1 thread: "
@@ -209,7 +226,9 @@ def bench(kind: str, library: Path, work: Path, codecs: bool) -> dict[str, float
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size-mb", type=int, default=1024, help="size of each generated library (default 1024)")
-    parser.add_argument("--kind", choices=("media", "compressible", "both"), default="both")
+    parser.add_argument("--kind", choices=("media", "compressible", "small", "both", "all"), default="both",
+                        help="both = media + compressible; all = both + small")
+    parser.add_argument("--small-files", type=int, default=100_000, help="file count of the small-files library")
     parser.add_argument("--library", type=Path, help="benchmark this folder instead of generating one")
     parser.add_argument("--data", type=Path, default=Path(tempfile.gettempdir()) / "mobius-bench",
                         help="scratch folder outside the repo (default /tmp/mobius-bench; removed afterwards)")
@@ -220,7 +239,8 @@ def main() -> None:
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} cores, hashlib sha256 "
           f"{_sha_speed():.0f} MiB/s; data in {args.data}")
     try:
-        kinds = ["media", "compressible"] if args.kind == "both" else [args.kind]
+        kinds = {"both": ["media", "compressible"], "all": ["media", "compressible", "small"]}.get(args.kind,
+                                                                                              [args.kind])
         for kind in kinds:
             if args.library:
                 library = args.library.resolve()
@@ -229,7 +249,10 @@ def main() -> None:
                 if not library.exists():
                     started = time.perf_counter()
                     library.mkdir(parents=True)
-                    (build_media if kind == "media" else build_compressible)(library, args.size_mb * MB)
+                    if kind == "small":
+                        build_small(library, args.small_files)
+                    else:
+                        (build_media if kind == "media" else build_compressible)(library, args.size_mb * MB)
                     print(f"built {kind} library in {time.perf_counter() - started:.1f} s")
             bench(kind if not args.library else "library", library, args.data, args.codecs)
             if args.library:

@@ -8,6 +8,10 @@ the bytes, to show that a re-run's time follows the number of files, not their s
     python benchmarks/media_migrate.py                 # ~1 GB library, 10,000-file scaling pair
     python benchmarks/media_migrate.py --size-mb 200 --scale-files 2000   # quick
     python benchmarks/media_migrate.py --library PATH  # your own library (copied, never modified)
+    python benchmarks/media_migrate.py --small 100000  # 100,000 files of 1-4 KB in 100 folders (issue 9):
+        migrate (first run, re-run), manifest and verify against rsync / sha256sum, with peak memory
+    python benchmarks/media_migrate.py --small 1000000 --migrate-only   # the 1,000,000-file memory run
+    python benchmarks/media_migrate.py --s3 500       # small objects to a local S3 server: in-flight uploads
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import shutil
 import statistics
 import subprocess
@@ -24,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-DATA = Path("/tmp/mobius-bench-media")
+DATA = Path(os.environ.get("MOBIUS_BENCH_DATA") or "/tmp/mobius-bench-media")
 MOBIUS = [sys.executable, "-m", "mobius"]
 
 
@@ -52,6 +57,115 @@ def build_many(root: Path, files: int, size: int, *, seed: int) -> None:
         path = root / f"set-{i % 50:02d}" / f"thumb {i:06d}.webp"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(block[i:i + size])
+
+
+def build_small(root: Path, files: int, *, folders: int = 100, seed: int = 5) -> int:
+    """Card images, tokens, thumbnails: 1-4 KB each (incompressible), spread over `folders` folders."""
+    rng = random.Random(seed)
+    block = rng.randbytes(1 << 20)
+    per, total = -(-files // folders), 0
+    for d in range(folders):
+        folder = root / f"set-{d:03d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        for i in range(d * per, min(files, (d + 1) * per)):
+            size = rng.randint(1024, 4096)
+            start = rng.randint(0, len(block) - size)
+            (folder / f"card {i:07d}.webp").write_bytes(block[start:start + size])
+            total += size
+    return total
+
+
+def peak_timed(cmd: list[str]) -> tuple[float, str, float]:
+    """(seconds, stdout, peak resident MiB) of a command, measured by GNU time."""
+    subprocess.run(["sync"], check=True)
+    started = time.perf_counter()
+    proc = subprocess.run(["/usr/bin/time", "-f", "%M", *cmd], capture_output=True, text=True)
+    seconds = time.perf_counter() - started
+    if proc.returncode != 0:
+        raise SystemExit(f"failed ({proc.returncode}): {cmd}\n{proc.stdout}\n{proc.stderr}")
+    return seconds, proc.stdout, int(proc.stderr.strip().splitlines()[-1]) / 1024
+
+
+def run_small(args: argparse.Namespace) -> None:
+    """Issue 9: many small files, each procedure once, side by side, as ratios."""
+    src = DATA / "small-library"
+    started = time.perf_counter()
+    size = build_small(src, args.small)
+    print(f"library: {args.small} files of 1-4 KB in 100 folders, {size / 1e6:.0f} MB (built in "
+          f"{time.perf_counter() - started:.1f} s); page-cached, {os.cpu_count()} cores")
+    ws = workspace(DATA / "ws-small", src)
+    target, rsync_dst = DATA / "small-mobius", DATA / "small-rsync"
+    cmd = [*MOBIUS, "media", "migrate", "--to", str(target), "--no-backup", "--yes", "-w", str(ws), "--json"]
+    ours, out, peak = peak_timed(cmd)
+    inside = json.loads(out)["seconds"]
+    print(f"  mobius media migrate, first run        {ours:8.2f} s  ({ours / args.small * 1e6:.0f} us/file, "
+          f"peak {peak:.0f} MiB)")
+    if args.migrate_only:
+        return
+    rsync = timed(["rsync", "-a", "--checksum", f"{src}/", f"{rsync_dst}/"])
+    compare = sha256_compare(src, rsync_dst, DATA)
+    print(f"  runbook: rsync -a --checksum            {rsync:8.2f} s")
+    print(f"  runbook: sha256sum both trees + cmp     {compare:8.2f} s")
+    again, out, again_peak = peak_timed(cmd)
+    rsync_again = timed(["rsync", "-a", f"{src}/", f"{rsync_dst}/"])
+    print(f"  mobius re-run, nothing changed          {again:8.2f} s  (inside migrate() "
+          f"{json.loads(out)['seconds']:.2f} s)")
+    print(f"  rsync -a re-run, nothing changed        {rsync_again:8.2f} s")
+    manifest = DATA / "small.sha256"
+    ours_manifest = timed([*MOBIUS, "media", "manifest", str(src), "--out", str(manifest), "-w", str(ws)])
+    sums = DATA / "small-sums.txt"
+    shell_manifest = timed(["bash", "-c", f"cd '{src}' && find . -type f -print0 | sort -z | xargs -0 sha256sum "
+                                          f"> '{sums}'"])
+    ours_verify = timed([*MOBIUS, "media", "verify", str(src), "--against", str(manifest), "-w", str(ws)])
+    shell_verify = timed(["bash", "-c", f"cd '{src}' && sha256sum -c --quiet '{sums}'"])
+    print(f"  mobius media manifest                   {ours_manifest:8.2f} s")
+    print(f"  find | xargs sha256sum                  {shell_manifest:8.2f} s")
+    print(f"  mobius media verify                     {ours_verify:8.2f} s")
+    print(f"  sha256sum -c                            {shell_verify:8.2f} s")
+    runbook = rsync + compare
+    print()
+    print(f"first run: runbook / mobius = {runbook / ours:.2f}x (target >= 2x); inside migrate() {inside:.2f} s")
+    print(f"re-run:    mobius / rsync -a = {again / rsync_again:.2f}x (target <= 1.5x)")
+    print(f"manifest:  mobius / sha256sum = {ours_manifest / shell_manifest:.2f}x (target <= 1x)")
+    print(f"verify:    mobius / sha256sum -c = {ours_verify / shell_verify:.2f}x (target <= 1x)")
+    print(f"peak memory: first run {peak:.0f} MiB, re-run {again_peak:.0f} MiB (target < 300 MiB)")
+
+
+def run_s3(args: argparse.Namespace) -> None:
+    """Many small objects to a local S3 server (moto): uploads one at a time against several in flight."""
+    import socket
+
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    env = {**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+           "AWS_DEFAULT_REGION": "us-east-1", "MOBIUS_S3_ENDPOINT_URL": endpoint}
+    try:
+        boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="testing",
+                     aws_secret_access_key="testing").create_bucket(Bucket="media")
+        src = DATA / "s3-library"
+        build_small(src, args.s3, folders=10)
+        print(f"library: {args.s3} files of 1-4 KB; moto S3 server at {endpoint}")
+        rates = {}
+        for in_flight in (1, 4, 32):
+            ws = workspace(DATA / f"ws-s3-{in_flight}", src)
+            cmd = [*MOBIUS, "media", "migrate", "--to", f"s3://media/lib-{in_flight}", "--no-backup", "--yes",
+                   "--workers", str(in_flight), "-w", str(ws), "--json"]
+            started = time.perf_counter()
+            proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+            if proc.returncode != 0:
+                raise SystemExit(f"failed: {proc.stdout} {proc.stderr}")
+            rates[in_flight] = args.s3 / (time.perf_counter() - started)
+            print(f"  --workers {in_flight:>2} (uploads in flight): {rates[in_flight]:7.1f} files/s")
+        print(f"s3: 32 in flight / one at a time = {rates[32] / rates[1]:.2f}x files/s")
+    finally:
+        server.stop()
 
 
 def workspace(root: Path, library: Path) -> Path:
@@ -96,12 +210,20 @@ def main() -> None:
     parser.add_argument("--scale-files", type=int, default=10_000, help="file count of the re-run scaling pair")
     parser.add_argument("--repeat", type=int, default=3, help="alternating trials of the first run (median)")
     parser.add_argument("--keep", action="store_true", help=f"keep {DATA} afterwards")
+    parser.add_argument("--small", type=int, metavar="FILES", help="small-files mode: FILES files of 1-4 KB")
+    parser.add_argument("--s3", type=int, metavar="FILES", help="object-storage mode: FILES small files to moto S3")
+    parser.add_argument("--migrate-only", action="store_true", help="small-files mode: only the first migrate")
     args = parser.parse_args()
     if DATA.exists():
         shutil.rmtree(DATA)
     DATA.mkdir(parents=True)
     try:
-        run(args)
+        if args.s3:
+            run_s3(args)
+        elif args.small:
+            run_small(args)
+        else:
+            run(args)
     finally:
         if not args.keep:
             shutil.rmtree(DATA, ignore_errors=True)

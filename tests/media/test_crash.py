@@ -54,3 +54,31 @@ def test_killed_repeatedly_while_copying_slowly_still_converges(mobius, media_ws
     _finish(mobius, media_ws, target)
     assert snapshot(target) == before == snapshot(source)
     assert not temps(target)
+
+
+def _many_small_files(library: Path, count: int) -> None:
+    rng = __import__("random").Random(3)
+    for i in range(count):
+        folder = library / f"cards {i % 3}"
+        folder.mkdir(exist_ok=True)
+        (folder / f"card {i:04d}.webp").write_bytes(rng.randbytes(rng.randint(1024, 4096)))
+
+
+@pytest.mark.parametrize(("point", "batch"), [("publish:150", "2000"), ("verify:200", "2000"),
+                                              ("copy:250", "2000"), ("commit:2", "100")])
+def test_killed_inside_a_batch_resumes_to_identical_trees(mobius, media_ws: Path, tmp_path: Path, point: str,
+                                                          batch: str):
+    """Hundreds of small files in one batch: killed after some renames (or reads, or writes) of the batch and
+    before its journal commit, the next run removes the temps, copies the rest again and ends identical."""
+    source = media_ws / "uploads"
+    _many_small_files(source, 320)
+    before = snapshot(source)
+    target = tmp_path / "new"
+    run = Paused(media_ws, [*ARGS, "--to", str(target)], point, env={"MOBIUS_MEDIA_BATCH_FILES": batch})
+    run.kill()
+    if point.startswith("publish"):
+        published = [p for p in target.rglob("card *.webp") if not p.name.startswith(".mobius-tmp-")]
+        assert 0 < len(published) < 320 and temps(target), "killed halfway through publishing one batch"
+    out = _finish(mobius, media_ws, target)
+    assert out["resumed"] and not temps(target)
+    assert snapshot(target) == before == snapshot(source)

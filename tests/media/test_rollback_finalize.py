@@ -73,3 +73,42 @@ def test_rollback_killed_after_switching_back_is_finished_by_running_it_again(mo
     assert read_env_file(media_ws / ".env")["MOBIUS_LIBRARY_DIR"] == "uploads"
     code, out = mobius.json("media", "rollback", "-w", str(media_ws))
     assert code == 0 and out["migration"]["status"] == "rolled-back" and out["verify"]["verified"] is True
+
+
+def test_remigrating_never_overwrites_edits_made_at_the_live_target(mobius, media_ws: Path, tmp_path: Path):
+    """Issue 13 item 2: migrate, edit the live target, roll back, migrate again: refused, the edit kept."""
+    target = tmp_path / "new"
+    _migrated(mobius, media_ws, target)
+    edited = target / "scans" / "scan 2 é.raw"
+    edited.write_bytes(b"edited in the live library")
+    code, out = mobius.json("media", "rollback", "-w", str(media_ws))
+    assert code == 0, out
+    proc = mobius("media", "migrate", "--to", str(target), "--no-backup", "--yes", "-w", str(media_ws))
+    assert proc.returncode == 2 and "changed since migration" in proc.stderr and "nothing was copied" in proc.stderr
+    assert "changed at the target since it was copied: scans/scan 2 é.raw" in proc.stderr
+    assert edited.read_bytes() == b"edited in the live library"
+    assert read_env_file(media_ws / ".env")["MOBIUS_LIBRARY_DIR"] == "uploads"
+
+
+def test_remigrating_after_a_manual_switch_back_keeps_the_targets_edits_and_new_files(mobius, media_ws: Path,
+                                                                                      tmp_path: Path):
+    target = tmp_path / "new"
+    _migrated(mobius, media_ws, target)
+    (target / "scans" / "scan 1 é.raw").write_bytes(b"edited")
+    (target / "added at the target.png").write_bytes(b"new")
+    (media_ws / "uploads" / "added at the target.png").write_bytes(b"other bytes at the source")
+    assert mobius("config", "set", "MOBIUS_LIBRARY_DIR", "uploads", "-w", str(media_ws)).returncode == 0
+    proc = mobius("media", "migrate", "--to", str(target), "--no-backup", "--yes", "-w", str(media_ws))
+    assert proc.returncode == 2, proc.stderr
+    assert "at the target but never copied there: added at the target.png" in proc.stderr
+    assert (target / "scans" / "scan 1 é.raw").read_bytes() == b"edited"
+    assert (target / "added at the target.png").read_bytes() == b"new"
+
+
+def test_finalize_of_an_edited_target_does_not_send_the_user_to_rollback(mobius, media_ws: Path, tmp_path: Path):
+    target = tmp_path / "new"
+    migration = _migrated(mobius, media_ws, target)
+    (target / "scans" / "scan 2 é.raw").write_bytes(b"edited in the live library")
+    code, out = mobius.json("media", "finalize", migration, "--yes", "-w", str(media_ws))
+    assert code == 2 and "nothing was deleted" in out["error"]
+    assert "mobius media rollback" not in out["error"]

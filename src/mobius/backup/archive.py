@@ -43,6 +43,7 @@ RECORD = tarfile.RECORDSIZE
 HEADER_ALLOWANCE = 3 * BLOCK  # tar header (+ a PAX header for long or non-ASCII names) per entry
 LOCK_NAME = ".mobius-backup.lock"
 BATCH = 256 << 10  # small headers and files travel the pipeline in batches of this size
+SMALL_FILE = 64 << 10  # files under this are read with one os.read, no pool buffer
 _TAR_TYPES = {FILE: tarfile.REGTYPE, DIR: tarfile.DIRTYPE}
 
 
@@ -198,6 +199,24 @@ class _ArchiveFile:
             os.unlink(self.path)
 
 
+_ZERO_ID = b"0000000\0"
+
+
+def _ustar_header(name: str, kind: bytes, size: int, mode: int, mtime: int, linkname: str) -> bytes | None:
+    """The 512-byte header tarfile's PAX_FORMAT writes when every field fits plain ustar (no PAX
+    record), built directly: most library members are short ASCII names. None otherwise."""
+    if kind == tarfile.DIRTYPE and not name.endswith("/"):
+        name += "/"
+    if not (len(name) <= 100 and len(linkname) <= 100 and name.isascii() and linkname.isascii()
+            and 0 <= size < 0o77777777777 and 0 <= mtime < 0o77777777777):
+        return None
+    head = b"".join((
+        name.encode("ascii").ljust(100, b"\0"), b"%07o\0" % mode, _ZERO_ID, _ZERO_ID, b"%011o\0" % size,
+        b"%011o\0" % mtime, b"        ", kind, linkname.encode("ascii").ljust(100, b"\0"), b"ustar\x0000",
+        bytes(247)))
+    return head[:148] + b"%06o\0" % sum(head) + head[155:]
+
+
 class _TarStream:
     """tar records in, archive bytes out; small pieces batched so the pipeline moves in ~1 MiB steps."""
 
@@ -220,14 +239,20 @@ class _TarStream:
             self._pending.clear()
 
     def add(self, entry: ManifestEntry, size: int = 0) -> None:
-        info = tarfile.TarInfo(entry.path)
-        info.type = _TAR_TYPES.get(entry.type, tarfile.SYMTYPE)
-        info.size = size if entry.type == FILE else 0
-        info.mode = entry.mode & 0o7777
-        info.mtime = entry.mtime_ns // 1_000_000_000
-        info.linkname = entry.target or ""
-        info.uname = info.gname = ""
-        self._emit(info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape"))
+        kind = _TAR_TYPES.get(entry.type, tarfile.SYMTYPE)
+        size = size if entry.type == FILE else 0
+        header = _ustar_header(entry.path, kind, size, entry.mode & 0o7777, entry.mtime_ns // 1_000_000_000,
+                               entry.target or "")
+        if header is None:  # long or non-ASCII names, huge sizes: tarfile writes the PAX records
+            info = tarfile.TarInfo(entry.path)
+            info.type = kind
+            info.size = size
+            info.mode = entry.mode & 0o7777
+            info.mtime = entry.mtime_ns // 1_000_000_000
+            info.linkname = entry.target or ""
+            info.uname = info.gname = ""
+            header = info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
+        self._emit(header)
 
     def data(self, chunk, buffer: bytearray | None = None) -> None:
         self._emit(chunk, buffer)
@@ -261,36 +286,56 @@ class _TarStream:
             self._pending.clear()
 
 
-def _copy_file(tar: _TarStream, entry: ManifestEntry, local: Path, sums, progress: Progress) -> None:
-    """Copy one file into the tar, hashing it on the way; refuse a file that changes under us."""
-    changed = VerificationError(f"{local} changed while it was being backed up",
-                                hint="stop whatever writes to the library, then run the backup again")
+def _changed(local: str | Path) -> VerificationError:
+    return VerificationError(f"{local} changed while it was being backed up",
+                             hint="stop whatever writes to the library, then run the backup again")
+
+
+def _copy_file(tar: _TarStream, entry: ManifestEntry, local: str | Path, sums, progress: Progress) -> None:
+    """Copy one file into the tar, hashing it on the way; refuse a file that changes under us.
+
+    A file smaller than a pool buffer is one read (of size + 1, to see it did not grow)."""
     try:
-        fd = os.open(local, os.O_RDONLY | os.O_NOFOLLOW)
+        fd = os.open(local, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except OSError as exc:
         raise VerificationError(f"cannot read {local}: {exc.strerror}", hint="check its permissions") from None
-    with open(fd, "rb", buffering=0) as handle:
+    try:
         before = os.fstat(fd)
         if not stat.S_ISREG(before.st_mode) or before.st_size != entry.size or before.st_mtime_ns != entry.mtime_ns:
-            raise changed
+            raise _changed(local)
         tar.add(entry, entry.size)
-        digest = hashlib.sha256()
-        remaining = entry.size
-        while remaining:
-            buffer = tar.take_buffer()
-            count = handle.readinto(memoryview(buffer)[:min(len(buffer), remaining)])
-            if not count:
-                raise changed
-            view = memoryview(buffer)[:count]
-            digest.update(view)
-            tar.data(view, buffer)
-            remaining -= count
-            progress.advance(count)
+        if entry.size < SMALL_FILE:
+            data = os.read(fd, entry.size + 1)
+            if len(data) != entry.size:
+                raise _changed(local)
+            digest = hashlib.sha256(data)
+            tar.data(data)
+            progress.advance(entry.size)
+        else:
+            digest = _copy_large(tar, fd, entry.size, local, progress)
         after = os.fstat(fd)
         if after.st_size != entry.size or after.st_mtime_ns != entry.mtime_ns:
-            raise changed
+            raise _changed(local)
+    finally:
+        os.close(fd)
     tar.pad()
     sums.write(format_line(digest.hexdigest(), entry.path))
+
+
+def _copy_large(tar: _TarStream, fd: int, size: int, local: str | Path, progress: Progress):
+    digest = hashlib.sha256()
+    remaining = size
+    while remaining:
+        buffer = tar.take_buffer()
+        count = os.readv(fd, [memoryview(buffer)[:min(len(buffer), remaining)]])
+        if not count:
+            raise _changed(local)
+        view = memoryview(buffer)[:count]
+        digest.update(view)
+        tar.data(view, buffer)
+        remaining -= count
+        progress.advance(count)
+    return digest
 
 
 def utc_stamp(now: dt.datetime | None = None) -> str:
@@ -384,9 +429,12 @@ def _write_members(archive: _ArchiveFile, listing: Listing, source: Path, extra_
     return archive.close()
 
 
-def _member_source(source: Path, extra_files: dict[str, Path], member: str) -> Path:
-    """The local file behind an archive member."""
-    return extra_files[member] if member in extra_files else source.joinpath(*member.split("/")[1:])
+def _member_source(source: Path, extra_files: dict[str, Path], member: str) -> Path | str:
+    """The local file behind an archive member (a str for library files: no Path built per file)."""
+    if member in extra_files:
+        return extra_files[member]
+    rest = member.partition("/")[2]
+    return f"{source}/{rest}" if rest else source
 
 
 def _summary(result: BackupResult) -> dict[str, Any]:

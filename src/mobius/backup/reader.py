@@ -199,6 +199,48 @@ class _HeaderSource:
         self.offset = 0
 
 
+def _octal(field: bytes) -> int:
+    return int(field.split(b"\0", 1)[0].strip() or b"0", 8)
+
+
+def _plain_ustar(buf: bytes) -> tarfile.TarInfo | None:
+    """A header tarfile would parse the same way, parsed without its per-field helpers: ustar magic,
+    valid checksum, a regular file, folder or symlink, an ASCII name without prefix. None otherwise."""
+    if len(buf) != tarfile.BLOCKSIZE or buf[257:265] != b"ustar\x0000" or buf[156:157] not in (b"0", b"5", b"2") \
+            or buf[345]:
+        return None
+    try:
+        if _octal(buf[148:156]) != sum(buf[:148]) + 256 + sum(buf[156:]):
+            return None
+        name = buf[:100].split(b"\0", 1)[0]
+        link = buf[157:257].split(b"\0", 1)[0]
+        if not (name.isascii() and link.isascii()):
+            return None
+        info = tarfile.TarInfo(name.decode("ascii"))
+        info.mode, info.uid, info.gid = _octal(buf[100:108]), _octal(buf[108:116]), _octal(buf[116:124])
+        info.size, info.mtime, info.chksum = _octal(buf[124:136]), _octal(buf[136:148]), _octal(buf[148:156])
+        info.devmajor, info.devminor = _octal(buf[329:337]), _octal(buf[337:345])
+    except ValueError:
+        return None
+    info.type = buf[156:157]
+    info.linkname = link.decode("ascii")
+    info.uname = buf[265:297].split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
+    info.gname = buf[297:329].split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
+    if info.isdir():
+        info.name = info.name.rstrip("/")
+    return info
+
+
+def _next_header(source: _HeaderSource) -> tarfile.TarInfo:
+    """tarfile.TarInfo.fromtarfile, with plain ustar headers (most members) parsed by `_plain_ustar`."""
+    buf = source.fileobj.read(tarfile.BLOCKSIZE)
+    info = _plain_ustar(buf) if not source.pax_headers else None
+    if info is None:
+        info = tarfile.TarInfo.frombuf(buf, source.encoding, source.errors)
+    info.offset = source.fileobj.tell() - tarfile.BLOCKSIZE
+    return info._proc_member(source)
+
+
 class ArchiveReader:
     """`with ArchiveReader(path) as reader: for info in reader.members(): ... reader.chunks(info)`; then finish().
 
@@ -250,7 +292,7 @@ class ArchiveReader:
                     if chunks.skip(wanted) != wanted:
                         raise ArchiveDamaged("unexpected end of data (truncated)")
                 try:
-                    info = tarfile.TarInfo.fromtarfile(source)
+                    info = _next_header(source)
                 except tarfile.EOFHeaderError:
                     self.ended = True
                     return

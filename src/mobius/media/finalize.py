@@ -107,9 +107,12 @@ def finalize(ws: Workspace, migration_id: str, *, confirm: Callable[[str], bool]
             problems = check.problems()
             if problems:
                 log.error("media.finalize.target_damaged", migration=record.id, problems=len(problems))
-                raise VerificationError(f"the target {record.target} does not match its manifest; the old source "
-                                        f"{source} was kept", hint="roll back with mobius media rollback "
-                                        f"{record.id}", details=problems)
+                raise VerificationError(
+                    f"the target {record.target} does not match its manifest; the old source {source} was kept",
+                    hint=f"nothing was deleted. If these are edits made to the library in use, they exist only in "
+                         f"{record.target}: keep them there (a rollback would leave them behind, and migrating "
+                         f"to it again refuses to overwrite them); if the target was damaged, restore those files "
+                         f"from {source}", details=problems)
             report(f"finalize: target verified: {check.checked} files match the manifest")
             if record.status == "completed" and not confirm(f"Delete the old library {source} "
                                                             f"({record.files} files)?"):

@@ -142,11 +142,26 @@ class MigrationJournal:
             " FROM entries WHERE migration_id = ?", (migration_id,))
         return {r[0]: JournalRow(*r) for r in cursor}
 
-    def iter_rows(self, migration_id: str) -> Iterator[JournalRow]:
-        cursor = self._db.execute(
+    def iter_rows(self, migration_id: str, *, ordered: bool = True) -> Iterator[JournalRow]:
+        """Rows one at a time (by path unless `ordered` is False), never all held at once."""
+        cursor = self._db.cursor()
+        cursor.arraysize = 4096
+        cursor.execute(
             "SELECT path, kind, size, mtime_ns, inode, mode, link, digest, dst_size, dst_token, dst_digest"
-            " FROM entries WHERE migration_id = ? ORDER BY path", (migration_id,))
+            " FROM entries WHERE migration_id = ?" + (" ORDER BY path" if ordered else ""), (migration_id,))
         return (JournalRow(*r) for r in cursor)
+
+    def iter_raw(self, migration_id: str, size: int = 8192) -> Iterator[list[tuple]]:
+        """Rows as plain tuples (path, kind, size, mtime_ns, inode, mode, link, dst_size, dst_token), in lists
+        of `size`: for whole-tree comparisons that build no object per row."""
+        cursor = self._db.execute(
+            "SELECT path, kind, size, mtime_ns, inode, mode, link, dst_size, dst_token FROM entries"
+            " WHERE migration_id = ?", (migration_id,))
+        while rows := cursor.fetchmany(size):
+            yield rows
+
+    def count_rows(self, migration_id: str) -> int:
+        return self._db.execute("SELECT count(*) FROM entries WHERE migration_id = ?", (migration_id,)).fetchone()[0]
 
     def commit_rows(self, migration_id: str, rows: list[JournalRow], *, forget: Iterable[str] = ()) -> None:
         """Record finished entries (and drop forgotten ones) in one durable transaction."""

@@ -10,7 +10,7 @@ import contextlib
 import hashlib
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from mobius.media.destination import Stored
@@ -90,13 +90,15 @@ class LocalDestination:
         return self.root.exists()
 
     def listing(self) -> dict[str, Stored]:
+        return dict(self.iter_listing())
+
+    def iter_listing(self) -> Iterator[tuple[str, Stored]]:
+        """The listing streamed, for comparisons that hold nothing per entry."""
         if not self.root.is_dir():
-            return {}
-        out: dict[str, Stored] = {}
+            return
         for e in walk(self.root):
             token = f"{e.mtime_ns}:{e.inode}" if e.kind == FILE else ""
-            out[e.path] = Stored(e.path, e.kind, e.size, token, e.link)
-        return out
+            yield e.path, Stored(e.path, e.kind, e.size, token, e.link)
 
     def remove_temps(self) -> int:
         if not self.root.is_dir():
@@ -162,5 +164,6 @@ class LocalDestination:
                 target.unlink()
 
     def sync(self, paths: set[str]) -> None:
-        for folder in {(self.root / p).parent for p in paths}:
+        root = str(self.root)
+        for folder in {f"{root}/{p}".rpartition("/")[0] for p in paths}:
             fsync_dir(folder)

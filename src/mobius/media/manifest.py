@@ -76,18 +76,21 @@ def _hash_entries(folder: Path, entries: list[Entry], *, workers: int | None, pr
     started = time.time_ns()
     digests: dict[str, str] = {}
     unreadable: list[str] = []
-    by_path = {str(folder / e.path): e for e in entries}
-    results = hash_files((folder / e.path for e in entries), workers=workers, on_bytes=progress.advance)
+    base = str(folder)
+    cut = len(base) + 1
+    results = hash_files((f"{base}/{e.path}" for e in entries), workers=workers, on_bytes=progress.advance,
+                         sizes=(e.size for e in entries))
     for path, result in results:
-        name = str(path.relative_to(folder))
+        name = path[cut:]
         if isinstance(result, OSError):
             unreadable.append(name)
-            log.warning("media.hash.unreadable", path=str(path), error=result.strerror)
+            log.warning("media.hash.unreadable", path=path, error=result.strerror)
         else:
             digests[name] = result
     progress.finish()
     if cache is not None:
-        cache.store(((p, e, digests[e.path]) for p, e in by_path.items() if e.path in digests), hashed_ns=started)
+        cache.store(((f"{base}/{e.path}", e, digests[e.path]) for e in entries if e.path in digests),
+                    hashed_ns=started)
     return digests, unreadable
 
 

@@ -15,18 +15,20 @@ import os
 import secrets
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from mobius.config import Workspace, is_url, settings_lock
 from mobius.errors import InputError, MobiusError, ResourceError, VerificationError
 from mobius.log import get_logger
-from mobius.media.copier import copy_file
+from mobius.media.batch import BATCH_FILES, LocalBatchCopier, batches
+from mobius.media.copier import CopyOutcome, copy_file
 from mobius.media.destination import Destination, open_destination
 from mobius.media.faults import FaultHooks
 from mobius.media.journal import JournalRow, MigrationJournal, MigrationRecord
-from mobius.media.plan import Plan, compare_trees, make_plan, same_target
+from mobius.media.local_destination import LocalDestination
+from mobius.media.plan import LIVE_STATUSES, Plan, compare_trees, first_run_plan, make_plan, target_problems
 from mobius.progress import NoProgress, Progress
 from mobius.records import records_call
 from mobius.safety.checksums import write_checksum_file
@@ -34,16 +36,16 @@ from mobius.safety.diskspace import human_bytes, require_free_space
 from mobius.safety.envfile import read_env_file, set_env_values
 from mobius.safety.hashing import sha256_file
 from mobius.safety.lock import FileLock
-from mobius.safety.tree import DIR, FILE, LINK, OTHER, points_outside, undecodable, walk
+from mobius.safety.tree import DIR, FILE, LINK, Entry, points_outside, undecodable, walk
 
 log = get_logger()
 
 SETTING = "MOBIUS_LIBRARY_DIR"
 MIN_FREE_RATIO_DURING = 0.10
 MAX_FAILED_RATIO = 0.05
-COMMIT_EVERY_FILES = 32
-COMMIT_EVERY_S = 0.5
 PROGRESS_LOG_S = 5.0
+LARGE_FILE = 1 << 20  # from this size a file is copied on its own (fsync + re-read overlap other files)
+OBJECT_STORE_IN_FLIGHT = 32  # uploads in flight to object storage by default (latency-bound, not CPU); --workers
 
 Report = Callable[[str], None]
 
@@ -106,14 +108,57 @@ def _take_backup(ws: Workspace, progress: Progress) -> tuple[str, str | None]:
     return str(backup.path), backup.sha256
 
 
+@dataclass
+class SourceScan:
+    """The preflight's one pass over the source: counts, and what would stop the migration."""
+
+    files: int = 0
+    bytes: int = 0
+    dirs: int = 0
+    entries: int = 0
+    links: list[Entry] = field(default_factory=list)
+    special: list[str] = field(default_factory=list)
+    kept: list[Entry] | None = None  # every entry, only when resuming (the plan compares each with the journal)
+
+
+@dataclass
+class MigrationRun:
+    """What one `migrate` carries from step to step, instead of a dozen parameters per function."""
+
+    ws: Workspace
+    source: Path
+    dest: Destination
+    journal: MigrationJournal | None
+    result: MigrationResult
+    report: Report
+    progress: Progress
+    workers: int | None
+    dry_run: bool
+    backup: bool
+    min_free_ratio: float
+    confirm: Callable[[str], bool] | None
+    record: MigrationRecord | None = None
+    scan: SourceScan = field(default_factory=SourceScan)
+    plan: Plan | None = None
+    failures: list[str] = field(default_factory=list)
+    stop: MobiusError | None = None
+    hooks: FaultHooks | None = None
+
+    @property
+    def target(self) -> str:
+        return _target_id(self.dest)
+
+    def evidence(self, line: str) -> None:
+        self.result.evidence.append(line)
+        self.report(line)
+
+
 @records_call("media.migrate", ref=lambda result: result.record and result.record.id,
               skip=lambda args: args["dry_run"])
 def migrate(ws: Workspace, target: str, *, dry_run: bool = False, backup: bool = True, workers: int | None = None,
             min_free_ratio: float = 3.0, confirm: Callable[[str], bool] | None = None, report: Report | None = None,
             progress: Progress | None = None) -> MigrationResult:
     """Copy the library to `target`, verify every byte there, switch MOBIUS_LIBRARY_DIR; resumable."""
-    report = report or (lambda line: None)
-    progress = progress or NoProgress()
     started = time.monotonic()
     if min_free_ratio <= 0:
         raise InputError(f"--min-free-ratio must be positive, not {min_free_ratio}")
@@ -124,147 +169,48 @@ def migrate(ws: Workspace, target: str, *, dry_run: bool = False, backup: bool =
         raise InputError(f"the library is at {ws.library}; migrating from object storage is not supported",
                          hint="roll back to the local library first (mobius media rollback)")
     source = Path(ws.library) if is_url(ws.library) else Path(os.path.realpath(ws.library))
-    if dry_run:
-        journal = MigrationJournal.read_only(journal_path(ws))
+    result = MigrationResult(None, str(source), _target_id(dest), dry_run=dry_run)
+
+    def run_with(journal: MigrationJournal | None) -> None:
+        run = MigrationRun(ws, source, dest, journal, result, report or (lambda line: None), progress or NoProgress(),
+                           workers, dry_run, backup, min_free_ratio, confirm)
         try:
-            result = _migrate_locked(ws, source, dest, journal, dry_run=True, backup=backup, workers=workers,
-                                     min_free_ratio=min_free_ratio, confirm=confirm, report=report,
-                                     progress=progress)
+            _migrate_locked(run)
         finally:
             if journal:
                 journal.close()
+
+    if dry_run:
+        run_with(MigrationJournal.read_only(journal_path(ws)))
     else:
         with migration_lock(ws):
-            journal = MigrationJournal(journal_path(ws))
-            try:
-                result = _migrate_locked(ws, source, dest, journal, dry_run=False, backup=backup, workers=workers,
-                                         min_free_ratio=min_free_ratio, confirm=confirm, report=report,
-                                         progress=progress)
-            finally:
-                journal.close()
+            run_with(MigrationJournal(journal_path(ws)))
     result.seconds = round(time.monotonic() - started, 3)
     return result
 
 
-def _migrate_locked(ws: Workspace, source: Path, dest: Destination, journal: MigrationJournal | None, *,
-                    dry_run: bool, backup: bool, workers: int | None, min_free_ratio: float,
-                    confirm: Callable[[str], bool] | None, report: Report, progress: Progress) -> MigrationResult:
-    target = _target_id(dest)
-    result = MigrationResult(None, str(source), target, dry_run=dry_run)
-
-    def evidence(line: str) -> None:
-        result.evidence.append(line)
-        report(line)
-
-    if is_url(ws.library) or Path(os.path.realpath(target)) == source:
-        return _already_migrated(dest, journal, result, evidence)
-    if not source.exists():
-        raise InputError(f"the library {source} does not exist", hint=f"check {SETTING} in {ws.env_file}")
-    if not source.is_dir():
-        raise InputError(f"the library {source} is not a folder", hint=f"check {SETTING} in {ws.env_file}")
-    if dest.kind == "local":
-        real_target = Path(os.path.realpath(target))
-        if real_target.exists() and not real_target.is_dir():
-            raise InputError(f"the target {target} exists and is not a folder", hint="choose a folder")
-        if real_target.is_relative_to(source):
-            raise InputError(f"the target {target} is inside the source {source}", hint="choose a folder outside it")
-        if source.is_relative_to(real_target):
-            raise InputError(f"the source {source} is inside the target {target}", hint="choose another target")
-
-    # preflight
-    if not os.access(source, os.R_OK | os.X_OK):
-        raise InputError(f"the library {source} is not readable", hint="check its permissions")
-    try:
-        entries = list(walk(source))
-    except OSError as exc:
-        raise InputError(f"cannot read the library {source}: {exc.strerror} ({exc.filename})",
-                         hint="check its permissions") from None
-    files = [e for e in entries if e.kind == FILE]
-    links = [e for e in entries if e.kind == LINK]
-    dirs = [e for e in entries if e.kind == DIR]
-    total_bytes = sum(e.size for e in files)
-    evidence(f"preflight: source readable: {source} ({len(files)} files, {human_bytes(total_bytes)}, "
-             f"{len(dirs)} folders, {len(links)} symlinks)")
-    bad_names = undecodable(entries)
-    if bad_names:
-        raise InputError(f"{len(bad_names)} names in {source} are not valid UTF-8", details=bad_names,
-                         hint="rename them (e.g. with convmv) and run again")
-    special = [e.path for e in entries if e.kind == OTHER]
-    if special:
-        raise InputError(f"{len(special)} entries in {source} are neither files, folders nor symlinks",
-                         hint="move sockets, FIFOs and device files out of the library", details=special)
-    if links and not dest.supports_links:
-        raise InputError(f"{len(links)} symlinks in the library cannot be stored in object storage",
-                         hint="replace them by files, or migrate to a local folder",
-                         details=[f"{e.path} -> {e.link}" for e in links])
-    for link in links:
-        if points_outside(source, link):
-            evidence(f"preflight: symlink {link.path} -> {link.link} points outside the library: "
-                     "copied as a link, never read through")
-
-    record = journal.resumable_migration(str(source), target) if journal else None
-    listing = dest.listing()
-    if record is None and listing:
-        raise InputError(f"the target {target} is not empty and holds no unfinished migration from {source}",
-                         hint="choose an empty or new folder as target")
-    rows = journal.rows(record.id) if (journal and record) else {}
-    plan = make_plan(entries, rows, listing, dest)
-    if record:
-        result.resumed = True
-        evidence(f"preflight: target holds migration {record.id} of this library ({record.status}), resuming: "
-                 f"{plan.skipped} of {len(entries)} entries already done")
-    else:
-        evidence(f"preflight: target {target} is empty" + ("" if dest.exists() else " (will be created)"))
-    if dest.kind == "local":
-        evidence("preflight: target is not inside the source, and the source is not inside the target")
-    needed = int(min_free_ratio * plan.bytes)
-    space = dest.space()
-    if space is None:
-        evidence("preflight: free space: object storage does not report it (not checked)")
-    else:
-        free = require_free_space(Path(target), needed, what=f"the migration ({min_free_ratio:g} x the data to copy)")
-        evidence(f"preflight: free space at target {human_bytes(free)} >= {min_free_ratio:g} x "
-                 f"{human_bytes(plan.bytes)} to copy = {human_bytes(needed)}")
-    result.planned_files, result.planned_bytes, result.skipped = len(plan.files), plan.bytes, plan.skipped
-
-    if dry_run:
-        evidence(f"preflight: target would be created with mode 755 at {target}" if not dest.exists()
-                 else f"preflight: target {target} exists")
-        evidence(f"plan: copy {len(plan.files)} files ({human_bytes(plan.bytes)}), create {len(plan.dirs)} folders "
-                 f"and {len(plan.links)} symlinks, {plan.skipped} already done; then verify every byte at the "
-                 f"target, compare manifests, switch {SETTING} to {target}")
-        evidence("dry run: nothing was changed")
-        return result
-
-    if confirm is not None and not record and not confirm(f"Migrate {source} to {target}?"):
+def _migrate_locked(run: MigrationRun) -> None:
+    """preflight -> plan -> (dry run stops here) -> record + backup -> copy -> compare -> switch."""
+    if is_url(run.ws.library) or Path(os.path.realpath(run.target)) == run.source:
+        _already_migrated(run.dest, run.journal, run.result, run.evidence)
+        return
+    _check_locations(run)
+    run.record = run.journal.resumable_migration(str(run.source), run.target) if run.journal else None
+    _scan_source(run)
+    _check_source(run)
+    _make_the_plan(run)
+    _check_space(run)
+    if run.dry_run:
+        _describe_dry_run(run)
+        return
+    if run.confirm is not None and not run.record and not run.confirm(f"Migrate {run.source} to {run.target}?"):
         raise InputError("migration not confirmed; nothing was changed")
-
     started = time.monotonic()
-    if record is None:
-        record = MigrationRecord(id=_new_id(), source=str(source), target=target, status="running",
-                                 created=now_iso())
-    result.record = record
-    if not record.backup and not record.backup_skipped:
-        if backup:
-            report("backup: creating a backup of the library (mobius backup create) ...")
-            record.backup, record.backup_sha256 = _take_backup(ws, progress)
-            evidence(f"backup: {record.backup} (sha256 {record.backup_sha256})")
-            log.info("media.backup.done", migration=record.id, backup=record.backup)
-        else:
-            record.backup_skipped = True
-            evidence("backup: skipped (--no-backup)")
-            log.warning("media.backup.skipped", migration=record.id, reason="--no-backup")
-    record.status = "running"
-    record.runs += 1
-    record.updated = now_iso()
-    journal.save(record)
-    log.info("media.preflight.done", migration=record.id, source=str(source), target=target, files=len(files),
-             bytes=total_bytes, resumed=result.resumed)
+    record = _start_record(run)
     try:
-        _apply(ws, source, dest, journal, record, plan, result, workers=workers, report=evidence,
-               progress=progress, total_files=len(files))
-        _compare_and_record(ws, source, dest, journal, record, evidence)
-        _switch(ws, journal, record, target, evidence)
+        _apply(run)
+        _compare_and_record(run.ws, run.source, run.dest, run.journal, record, run.evidence)
+        _switch(run.ws, run.journal, record, run.target, run.evidence)
     except MobiusError as exc:
         record.status = "stopped" if isinstance(exc, ResourceError) else "failed"
         record.message = exc.message
@@ -273,115 +219,270 @@ def _migrate_locked(ws: Workspace, source: Path, dest: Destination, journal: Mig
     finally:
         record.duration_s = round(record.duration_s + time.monotonic() - started, 3)
         record.updated = now_iso()
-        journal.save(record)
-    return result
+        run.journal.save(record)
+
+
+def _check_locations(run: MigrationRun) -> None:
+    source, target = run.source, run.target
+    if not source.exists():
+        raise InputError(f"the library {source} does not exist", hint=f"check {SETTING} in {run.ws.env_file}")
+    if not source.is_dir():
+        raise InputError(f"the library {source} is not a folder", hint=f"check {SETTING} in {run.ws.env_file}")
+    if run.dest.kind == "local":
+        real_target = Path(os.path.realpath(target))
+        if real_target.exists() and not real_target.is_dir():
+            raise InputError(f"the target {target} exists and is not a folder", hint="choose a folder")
+        if real_target.is_relative_to(source):
+            raise InputError(f"the target {target} is inside the source {source}", hint="choose a folder outside it")
+        if source.is_relative_to(real_target):
+            raise InputError(f"the source {source} is inside the target {target}", hint="choose another target")
+    if not os.access(source, os.R_OK | os.X_OK):
+        raise InputError(f"the library {source} is not readable", hint="check its permissions")
+
+
+def _scan_source(run: MigrationRun) -> None:
+    """One streamed pass: counts and problems; every entry is kept only when resuming."""
+    scan = run.scan = SourceScan(kept=[] if run.record else None)
+    bad: list[Entry] = []
+    try:
+        for entry in walk(run.source):
+            scan.entries += 1
+            if scan.kept is not None:
+                scan.kept.append(entry)
+            if entry.kind == FILE:
+                scan.files += 1
+                scan.bytes += entry.size
+            elif entry.kind == DIR:
+                scan.dirs += 1
+            elif entry.kind == LINK:
+                scan.links.append(entry)
+            else:
+                scan.special.append(entry.path)
+            if not entry.path.isascii():
+                bad.append(entry)
+    except OSError as exc:
+        raise InputError(f"cannot read the library {run.source}: {exc.strerror} ({exc.filename})",
+                         hint="check its permissions") from None
+    run.evidence(f"preflight: source readable: {run.source} ({scan.files} files, {human_bytes(scan.bytes)}, "
+                 f"{scan.dirs} folders, {len(scan.links)} symlinks)")
+    bad_names = undecodable(bad)
+    if bad_names:
+        raise InputError(f"{len(bad_names)} names in {run.source} are not valid UTF-8", details=bad_names,
+                         hint="rename them (e.g. with convmv) and run again")
+
+
+def _check_source(run: MigrationRun) -> None:
+    scan, source = run.scan, run.source
+    if scan.special:
+        raise InputError(f"{len(scan.special)} entries in {source} are neither files, folders nor symlinks",
+                         hint="move sockets, FIFOs and device files out of the library", details=scan.special)
+    if scan.links and not run.dest.supports_links:
+        raise InputError(f"{len(scan.links)} symlinks in the library cannot be stored in object storage",
+                         hint="replace them by files, or migrate to a local folder",
+                         details=[f"{e.path} -> {e.link}" for e in scan.links])
+    for link in scan.links:
+        if points_outside(source, link):
+            run.evidence(f"preflight: symlink {link.path} -> {link.link} points outside the library: "
+                         "copied as a link, never read through")
+
+
+def _make_the_plan(run: MigrationRun) -> None:
+    """First run: everything, streamed. Resume: what the journal lacks; refuse target edits (conflicts)."""
+    record, target = run.record, run.target
+    if record is None:
+        if run.dest.exists() and run.dest.listing():
+            raise InputError(f"the target {target} is not empty and holds no unfinished migration from "
+                             f"{run.source}", hint="choose an empty or new folder as target")
+        run.plan = first_run_plan(run.source, run.scan.files, run.scan.bytes)
+        run.evidence(f"preflight: target {target} is empty" + ("" if run.dest.exists() else " (will be created)"))
+    else:
+        run.plan = make_plan(run.scan.kept or [], run.journal.rows(record.id), run.dest.listing(), run.dest,
+                             target_was_live=record.status in LIVE_STATUSES)
+        run.scan.kept = None
+        if run.plan.conflicts:
+            log.error("media.target.conflicts", migration=record.id, count=len(run.plan.conflicts))
+            raise VerificationError(
+                f"{len(run.plan.conflicts)} entries at the target {target} changed since migration {record.id} "
+                "wrote them (the target was the library in use); nothing was copied or overwritten",
+                hint=f"keep those edits: copy them into the library {run.source} (or move them out of {target}) "
+                     "and run again, or migrate to a new, empty target", details=run.plan.conflicts)
+        run.result.resumed = True
+        run.evidence(f"preflight: target holds migration {record.id} of this library ({record.status}), resuming: "
+                     f"{run.plan.skipped} of {run.scan.entries} entries already done")
+    if run.dest.kind == "local":
+        run.evidence("preflight: target is not inside the source, and the source is not inside the target")
+    run.result.planned_files, run.result.planned_bytes = run.plan.files, run.plan.bytes
+    run.result.skipped = run.plan.skipped
+
+
+def _check_space(run: MigrationRun) -> None:
+    ratio, planned = run.min_free_ratio, run.plan.bytes
+    needed = int(ratio * planned)
+    if run.dest.space() is None:
+        run.evidence("preflight: free space: object storage does not report it (not checked)")
+        return
+    free = require_free_space(Path(run.target), needed, what=f"the migration ({ratio:g} x the data to copy)")
+    run.evidence(f"preflight: free space at target {human_bytes(free)} >= {ratio:g} x "
+                 f"{human_bytes(planned)} to copy = {human_bytes(needed)}")
+
+
+def _describe_dry_run(run: MigrationRun) -> None:
+    plan, target = run.plan, run.target
+    run.evidence(f"preflight: target would be created with mode 755 at {target}" if not run.dest.exists()
+                 else f"preflight: target {target} exists")
+    run.evidence(f"plan: copy {plan.files} files ({human_bytes(plan.bytes)}), create the folders and symlinks, "
+                 f"{plan.skipped} entries already done; then verify every byte at the target, compare manifests, "
+                 f"switch {SETTING} to {target}")
+    run.evidence("dry run: nothing was changed")
+
+
+def _start_record(run: MigrationRun) -> MigrationRecord:
+    """A new (or the resumed) record, the backup taken once, saved as running."""
+    record = run.record or MigrationRecord(id=_new_id(), source=str(run.source), target=run.target,
+                                           status="running", created=now_iso())
+    run.record = run.result.record = record
+    if not record.backup and not record.backup_skipped:
+        if run.backup:
+            run.report("backup: creating a backup of the library (mobius backup create) ...")
+            record.backup, record.backup_sha256 = _take_backup(run.ws, run.progress)
+            run.evidence(f"backup: {record.backup} (sha256 {record.backup_sha256})")
+            log.info("media.backup.done", migration=record.id, backup=record.backup)
+        else:
+            record.backup_skipped = True
+            run.evidence("backup: skipped (--no-backup)")
+            log.warning("media.backup.skipped", migration=record.id, reason="--no-backup")
+    record.status = "running"
+    record.runs += 1
+    record.updated = now_iso()
+    run.journal.save(record)
+    log.info("media.preflight.done", migration=record.id, source=str(run.source), target=run.target,
+             files=run.scan.files, bytes=run.scan.bytes, resumed=run.result.resumed)
+    return record
 
 
 def _new_id() -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(2)
 
 
-def _apply(ws: Workspace, source: Path, dest: Destination, journal: MigrationJournal, record: MigrationRecord,
-           plan: Plan, result: MigrationResult, *, workers: int | None, report: Report, progress: Progress,
-           total_files: int) -> None:
-    """Create folders and links, copy and verify files; journal each finished entry durably."""
-    hooks = FaultHooks(ws.state)
-    report(f"target: {dest.url}: {dest.prepare()}")
-    result.removed_temps = dest.remove_temps()
-    if result.removed_temps:
-        report(f"target: removed {result.removed_temps} temp files left by a killed run")
-        log.info("media.temps.removed", migration=record.id, count=result.removed_temps)
-    for path in plan.stale:
-        dest.remove(path)
-    journal.commit_rows(record.id, [], forget=plan.stale)
-    made: list[JournalRow] = []
-    for entry in plan.dirs:
-        dest.make_dir(entry.path, entry.mode)
-        made.append(JournalRow(entry.path, DIR, 0, entry.mtime_ns, entry.inode, entry.mode, None, None, 0, "", None))
-    for entry in plan.links:
-        stored = dest.make_link(entry.path, entry.link or "")
-        made.append(JournalRow(entry.path, LINK, 0, entry.mtime_ns, entry.inode, entry.mode, stored.link, None, 0,
-                               "", None))
-    if made:
-        dest.sync({row.path for row in made})
-        journal.commit_rows(record.id, made)
-    if not plan.files:
-        return
-    workers = workers or default_copy_workers()
-    log.info("media.copy.started", migration=record.id, files=len(plan.files), bytes=plan.bytes, workers=workers)
-    report(f"copy: {len(plan.files)} files, {human_bytes(plan.bytes)}, {workers} workers "
-           f"(hash while reading, fsync, re-read from disk, rename)")
-    progress.start(f"copy + verify {len(plan.files)} files", plan.bytes, unit="bytes")
-    failures: list[str] = []
-    pending: list[JournalRow] = []
-    stop: MobiusError | None = None
-    last_commit = copy_started = last_report = time.monotonic()
-    todo = iter(plan.files)
-    inflight: set[Future] = set()
-
-    def commit() -> None:
-        nonlocal pending, last_commit
-        if pending:
-            dest.sync({row.path for row in pending})
-            hooks.reached("commit")
-            journal.commit_rows(record.id, pending)
-            pending = []
-        last_commit = time.monotonic()
-
+def _apply(run: MigrationRun) -> None:
+    """Prepare the target, then copy and verify in batches, each journaled durably in one transaction."""
+    run.hooks = FaultHooks(run.ws.state)
+    _prepare_target(run)
+    workers = run.workers or (default_copy_workers() if run.dest.kind == "local" else OBJECT_STORE_IN_FLIGHT)
+    plan, record = run.plan, run.record
+    log.info("media.copy.started", migration=record.id, files=plan.files, bytes=plan.bytes, workers=workers)
+    run.report(f"copy: {plan.files} files, {human_bytes(plan.bytes)}, {workers} workers, in batches of up to "
+               f"{BATCH_FILES} (hash while reading, sync, re-read from disk, rename, journal)")
+    run.progress.start(f"copy + verify {plan.files} files", plan.bytes, unit="bytes")
+    started = last_report = time.monotonic()
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="media-copy") as pool:
-        def refill() -> None:
-            while stop is None and len(inflight) < workers * 2:
-                entry = next(todo, None)
-                if entry is None:
-                    return
-                inflight.add(pool.submit(copy_file, str(source), entry, dest, hooks=hooks,
-                                         on_bytes=progress.advance))
-
-        refill()
-        while inflight:
-            done, _ = wait(inflight, timeout=COMMIT_EVERY_S, return_when=FIRST_COMPLETED)
-            for future in done:
-                inflight.discard(future)
-                outcome = future.result()
-                if outcome.error:
-                    failures.append(f"{outcome.source.path}: {outcome.error}")
-                    log.error("media.copy.failed", migration=record.id, path=outcome.source.path,
-                              error=outcome.error)
-                    if outcome.no_space and stop is None:
-                        stop = ResourceError(f"the target {dest.url} ran out of space; migration stopped, journal "
-                                             "intact", hint="free some space and run the same command to resume")
-                    continue
-                src, stored = outcome.source, outcome.stored
-                pending.append(JournalRow(src.path, FILE, src.size, src.mtime_ns, src.inode, src.mode, None,
-                                          outcome.digest, stored.size, stored.token, outcome.dst_digest))
-                result.copied_files += 1
-                result.copied_bytes += src.size
-            if len(pending) >= COMMIT_EVERY_FILES or time.monotonic() - last_commit >= COMMIT_EVERY_S:
-                commit()
-                stop = stop or _space_alert(dest)
+        copy = _batch_copier(run, pool, workers)
+        for batch in batches(plan.todo):
+            _copy_batch(run, batch, copy)
             if time.monotonic() - last_report >= PROGRESS_LOG_S:
                 last_report = time.monotonic()
-                _log_progress(record.id, result, len(plan.files), plan.bytes, last_report - copy_started)
-            if stop is None and len(failures) > MAX_FAILED_RATIO * total_files:
-                stop = VerificationError(
-                    f"{len(failures)} of {total_files} files failed (more than {MAX_FAILED_RATIO:.0%}); "
-                    "migration stopped, journal intact, nothing switched",
-                    hint="fix the files named above and run the same command again", details=failures)
-            refill()
-        commit()
-    progress.finish()
-    log.info("media.copy.done", migration=record.id, copied=result.copied_files, bytes=result.copied_bytes,
+                _log_progress(record.id, run.result, plan.files, plan.bytes, last_report - started)
+            if run.stop is not None:
+                break
+    run.progress.finish()
+    _raise_failures(run)
+
+
+def _prepare_target(run: MigrationRun) -> None:
+    """Create the target, remove a killed run's temp files, drop stale entries, forget rows to redo."""
+    dest, record, plan = run.dest, run.record, run.plan
+    run.report(f"target: {dest.url}: {dest.prepare()}")
+    run.result.removed_temps = dest.remove_temps()
+    if run.result.removed_temps:
+        run.report(f"target: removed {run.result.removed_temps} temp files left by a killed run")
+        log.info("media.temps.removed", migration=record.id, count=run.result.removed_temps)
+    for path in plan.stale:
+        dest.remove(path)
+    run.journal.commit_rows(record.id, [], forget=[*plan.stale, *plan.forget])
+
+
+def _batch_copier(run: MigrationRun, pool: ThreadPoolExecutor, workers: int) -> Callable[[list[Entry]], list]:
+    """Local folders: the batched copier (one sync per batch). Object storage: `workers` uploads in flight."""
+    hooks = run.hooks
+
+    def one(entry: Entry) -> CopyOutcome:
+        return copy_file(str(run.source), entry, run.dest, hooks=hooks, on_bytes=run.progress.advance)
+
+    if not isinstance(run.dest, LocalDestination):
+        return lambda files: list(pool.map(one, files))
+    batch = LocalBatchCopier(str(run.source), str(run.dest.root), hooks=hooks, pool=pool, workers=workers,
+                             on_bytes=run.progress.advance)
+
+    def local(files: list[Entry]) -> list[CopyOutcome]:
+        # large files each overlap their own write, fsync and re-read on the pool; small ones share one sync
+        large = [e for e in files if e.size >= LARGE_FILE]
+        small = [e for e in files if e.size < LARGE_FILE] if large else files
+        return list(pool.map(one, large)) + (batch.copy(small) if small else [])
+
+    return local
+
+
+def _copy_batch(run: MigrationRun, batch: list[Entry], copy: Callable[[list[Entry]], list]) -> None:
+    """Folders and links first (in walk order), then the batch's files; one sync, one commit."""
+    rows: list[JournalRow] = []
+    files: list[Entry] = []
+    for entry in batch:
+        if entry.kind == DIR:
+            run.dest.make_dir(entry.path, entry.mode)
+            rows.append(JournalRow(entry.path, DIR, 0, entry.mtime_ns, entry.inode, entry.mode, None, None, 0, "",
+                                   None))
+        elif entry.kind == LINK:
+            stored = run.dest.make_link(entry.path, entry.link or "")
+            rows.append(JournalRow(entry.path, LINK, 0, entry.mtime_ns, entry.inode, entry.mode, stored.link, None,
+                                   0, "", None))
+        elif entry.kind == FILE:
+            files.append(entry)
+        else:
+            run.failures.append(f"{entry.path}: neither a file, a folder nor a symlink (appeared during the copy)")
+    for outcome in copy(files) if files else ():
+        _take_outcome(run, outcome, rows)
+    if rows:
+        run.dest.sync({row.path for row in rows})
+        run.hooks.reached("commit")
+        run.journal.commit_rows(run.record.id, rows)
+    run.stop = run.stop or _space_alert(run.dest)
+    total = run.scan.files
+    if run.stop is None and len(run.failures) > MAX_FAILED_RATIO * total:
+        run.stop = VerificationError(
+            f"{len(run.failures)} of {total} files failed (more than {MAX_FAILED_RATIO:.0%}); "
+            "migration stopped, journal intact, nothing switched",
+            hint="fix the files named above and run the same command again", details=run.failures)
+
+
+def _take_outcome(run: MigrationRun, outcome: CopyOutcome, rows: list[JournalRow]) -> None:
+    if outcome.error:
+        run.failures.append(f"{outcome.source.path}: {outcome.error}")
+        log.error("media.copy.failed", migration=run.record.id, path=outcome.source.path, error=outcome.error)
+        if outcome.no_space and run.stop is None:
+            run.stop = ResourceError(f"the target {run.dest.url} ran out of space; migration stopped, journal "
+                                     "intact", hint="free some space and run the same command to resume")
+        return
+    src, stored = outcome.source, outcome.stored
+    rows.append(JournalRow(src.path, FILE, src.size, src.mtime_ns, src.inode, src.mode, None, outcome.digest,
+                           stored.size, stored.token, outcome.dst_digest))
+    run.result.copied_files += 1
+    run.result.copied_bytes += src.size
+
+
+def _raise_failures(run: MigrationRun) -> None:
+    result, failures, stop, total = run.result, run.failures, run.stop, run.scan.files
+    log.info("media.copy.done", migration=run.record.id, copied=result.copied_files, bytes=result.copied_bytes,
              failed=len(failures))
     if stop is not None:
-        log.error("media.migration.stopped", migration=record.id, reason=stop.message)
+        log.error("media.migration.stopped", migration=run.record.id, reason=stop.message)
         if not stop.details:
             stop.details = failures
         raise stop
     if failures:
-        raise VerificationError(f"{len(failures)} of {total_files} files could not be copied and verified; "
+        raise VerificationError(f"{len(failures)} of {total} files could not be copied and verified; "
                                 "nothing switched", hint="run the same command again to retry them", details=failures)
-    report(f"copy: {result.copied_files} files ({human_bytes(result.copied_bytes)}) copied, re-read from the target "
-           "and verified")
+    run.report(f"copy: {result.copied_files} files ({human_bytes(result.copied_bytes)}) copied, re-read from the "
+               "target and verified")
 
 
 def default_copy_workers() -> int:
@@ -414,9 +515,11 @@ def _space_alert(dest: Destination) -> ResourceError | None:
 def _write_manifests(ws: Workspace, journal: MigrationJournal, record: MigrationRecord) -> None:
     folder = manifests_dir(ws, record.id)
     source_manifest, target_manifest = folder / "source.sha256", folder / "target.sha256"
-    rows = [r for r in journal.iter_rows(record.id) if r.kind == FILE]
-    write_checksum_file(source_manifest, ((r.digest, r.path) for r in rows))
-    write_checksum_file(target_manifest, ((r.dst_digest, r.path) for r in rows))
+    # two streamed passes over the journal (sorted by path): nothing held per file
+    write_checksum_file(source_manifest, ((r.digest, r.path) for r in journal.iter_rows(record.id)
+                                          if r.kind == FILE))
+    write_checksum_file(target_manifest, ((r.dst_digest, r.path) for r in journal.iter_rows(record.id)
+                                          if r.kind == FILE))
     record.source_manifest, record.target_manifest = str(source_manifest), str(target_manifest)
     record.source_manifest_sha256 = sha256_file(source_manifest)
     record.target_manifest_sha256 = sha256_file(target_manifest)
@@ -425,8 +528,7 @@ def _write_manifests(ws: Workspace, journal: MigrationJournal, record: Migration
 def _compare_and_record(ws: Workspace, source: Path, dest: Destination, journal: MigrationJournal,
                         record: MigrationRecord, report: Report) -> None:
     """Step 5: counts and full manifests of source and target must match before any switch."""
-    rows = journal.rows(record.id)
-    problems, counts = compare_trees(source, dest, rows)
+    problems, counts = compare_trees(source, dest, journal, record.id)
     if problems:
         log.error("media.compare.failed", migration=record.id, problems=len(problems))
         raise VerificationError(f"source and target differ in {len(problems)} places; nothing switched",
@@ -435,14 +537,11 @@ def _compare_and_record(ws: Workspace, source: Path, dest: Destination, journal:
     if record.source_manifest_sha256 != record.target_manifest_sha256:
         raise VerificationError("the source and target manifests differ; nothing switched",
                                 hint=f"compare {record.source_manifest} and {record.target_manifest}")
-    record.files = counts["source_files"]
-    record.folders = sum(r.kind == DIR for r in rows.values())
-    record.links = sum(r.kind == LINK for r in rows.values())
-    record.bytes = sum(r.size for r in rows.values() if r.kind == FILE)
+    record.files, record.folders, record.links, record.bytes = counts.files, counts.folders, counts.links, counts.bytes
     record.status = "verified"
     record.updated = now_iso()
     journal.save(record)
-    report(f"compare: {counts['source_files']} files at the source, {counts['target_files']} at the target; "
+    report(f"compare: {counts.source_files} files at the source, {counts.target_files} at the target; "
            f"manifests identical (sha256 {record.source_manifest_sha256[:16]}...)")
     log.info("media.compare.done", migration=record.id, files=record.files,
              manifest_sha256=record.source_manifest_sha256)
@@ -483,13 +582,12 @@ def _already_migrated(dest: Destination, journal: MigrationJournal | None, resul
         raise InputError(f"the target {dest.url} is the library itself", hint="choose another target")
     result.record, result.source = record, record.source
     started = time.monotonic()
-    rows = journal.rows(record.id)
     if record.status == "finalized":
-        listing = dest.listing()
-        problems = [f"changed or missing at the target: {p}" for p, r in rows.items()
-                    if not same_target(r, listing.get(p), dest)]
+        problems = target_problems(dest, journal, record.id)
+        entries = journal.count_rows(record.id)
     else:
-        problems, _ = compare_trees(Path(record.source), dest, rows)
+        problems, counts = compare_trees(Path(record.source), dest, journal, record.id)
+        entries = counts.folders + counts.links + counts.files
     if problems:
         raise VerificationError(
             f"the library already is {dest.url} (migration {record.id}), but {len(problems)} entries changed since",
@@ -498,9 +596,9 @@ def _already_migrated(dest: Destination, journal: MigrationJournal | None, resul
         _completed(journal, record)
         report(f"finished the switch of migration {record.id}")
     result.nothing_to_do = True
-    result.skipped = len(rows)
+    result.skipped = entries
     report(f"nothing to do: migration {record.id} already moved {record.files} files to {dest.url}; source and "
-           f"target unchanged (size, mtime, inode of {len(rows)} entries checked in "
+           f"target unchanged (size, mtime, inode of {entries} entries checked in "
            f"{time.monotonic() - started:.2f} s, no file read)")
     return result
 

@@ -3,34 +3,43 @@
 
 An entry is done when its journal row matches the source as it is now (size, mtime, inode, mode;
 link text) and the target as it is now (size and mtime:inode token, or ETag on object storage).
+A target entry that differs from its journal row was changed by someone else (the target may
+have been the live library): it is a conflict, never overwritten.
+
+Comparing whole trees holds nothing per entry: each side (source walk, target listing, journal)
+is folded into an order-independent sum of its entries' key hashes (a multiset hash); equal sums
+mean equal trees. Only when they differ are the trees compared name by name to say where.
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from stat import S_IMODE, S_ISDIR, S_ISLNK, S_ISREG
 
 from mobius.media.destination import Destination, Stored
-from mobius.media.journal import JournalRow
+from mobius.media.journal import JournalRow, MigrationJournal
+from mobius.safety.atomic import TEMP_PREFIX
 from mobius.safety.tree import DIR, FILE, LINK, Entry, walk
+
+# a record whose target was (or may have been) the live library: anything there we did not journal is the user's
+LIVE_STATUSES = ("completed", "rolled-back", "switching")
 
 
 @dataclass
 class Plan:
-    entries: list[Entry]
-    dirs: list[Entry] = field(default_factory=list)
-    links: list[Entry] = field(default_factory=list)
-    files: list[Entry] = field(default_factory=list)
+    """Entries to create or copy (`todo`, a list or a fresh walk), journal rows to forget first."""
+
+    todo: Iterable[Entry]
+    files: int = 0
+    bytes: int = 0
     skipped: int = 0
     stale: list[str] = field(default_factory=list)
-
-    @property
-    def bytes(self) -> int:
-        return sum(e.size for e in self.files)
-
-    @property
-    def empty(self) -> bool:
-        return not (self.dirs or self.links or self.files or self.stale)
+    forget: list[str] = field(default_factory=list)
+    conflicts: list[str] = field(default_factory=list)
 
 
 def same_source(entry: Entry, row: JournalRow) -> bool:
@@ -55,33 +64,177 @@ def same_target(row: JournalRow, stored: Stored | None, dest: Destination) -> bo
     return True
 
 
+def _edited(row: JournalRow, stored: Stored | None, dest: Destination) -> bool:
+    """Present at the target but not as we wrote it (a missing entry is only re-created)."""
+    return stored is not None and not same_target(row, stored, dest)
+
+
+def first_run_plan(source: Path, files: int, size: int) -> Plan:
+    """Nothing journaled, target empty: every entry, streamed from a fresh walk of the source."""
+    return Plan(walk(source), files=files, bytes=size)
+
+
 def make_plan(entries: list[Entry], rows: dict[str, JournalRow], listing: dict[str, Stored],
-              dest: Destination) -> Plan:
-    """What still has to be done: every entry not journaled, or changed at either end since."""
-    plan = Plan(entries)
+              dest: Destination, *, target_was_live: bool) -> Plan:
+    """What still has to be done: every entry not journaled, or changed at the source since.
+
+    Conflicts: a journaled target entry changed since it was written, and (when the target was
+    the live library) any target entry we never journaled in the way of an entry to copy.
+    """
+    todo: list[Entry] = []
+    plan = Plan(todo)
     present = set()
     for entry in entries:
         present.add(entry.path)
         row = rows.get(entry.path)
-        if row and same_source(entry, row) and same_target(row, listing.get(entry.path), dest):
+        stored = listing.get(entry.path)
+        if row and same_target(row, stored, dest) and same_source(entry, row):
             plan.skipped += 1
             continue
-        {DIR: plan.dirs, LINK: plan.links, FILE: plan.files}[entry.kind].append(entry)
-    plan.stale = sorted(p for p in rows if p not in present)
+        if row is not None and _edited(row, stored, dest):
+            plan.conflicts.append(f"changed at the target since it was copied: {entry.path}")
+            continue
+        if row is None and stored is not None and target_was_live and not (entry.kind == DIR == stored.kind):
+            plan.conflicts.append(f"at the target but never copied there: {entry.path}")
+            continue
+        if row is not None:
+            plan.forget.append(entry.path)
+        todo.append(entry)
+        if entry.kind == FILE:
+            plan.files += 1
+            plan.bytes += entry.size
+    for path in sorted(p for p in rows if p not in present):
+        if _edited(rows[path], listing.get(path), dest):
+            plan.conflicts.append(f"changed at the target since it was copied (gone from the source): {path}")
+        else:
+            plan.stale.append(path)
+    if target_was_live:
+        plan.conflicts += [f"at the target but not in the library: {p}" for p in sorted(listing)
+                           if p not in present and p not in rows]
     return plan
 
 
-def compare_trees(source: Path, dest: Destination, rows: dict[str, JournalRow]) -> tuple[list[str], dict[str, int]]:
+def _target_key(path: str, kind: str, size: int, token: str, link: str | None) -> str:
+    if kind == FILE:
+        return f"{path}\0f\0{size}\0{token}"
+    if kind == LINK:
+        return f"{path}\0l\0{link}"
+    return f"{path}\0{kind}"
+
+
+def _scan_sum(root: str, *, target: bool) -> tuple[int, int]:
+    """(sum of the entry keys' hashes, file count) of a local tree, in scandir order, no object per entry."""
+    total = files = 0
+    stack = [("", root)]
+    while stack:
+        rel_dir, folder = stack.pop()
+        keys = []
+        with os.scandir(folder) as it:
+            for item in it:
+                name = item.name
+                if name.startswith(TEMP_PREFIX):
+                    continue
+                rel = f"{rel_dir}/{name}" if rel_dir else name
+                st = item.stat(follow_symlinks=False)
+                mode = st.st_mode
+                if S_ISREG(mode):
+                    files += 1
+                    keys.append(f"{rel}\0f\0{st.st_size}\0{st.st_mtime_ns}:{st.st_ino}" if target else
+                                f"{rel}\0f\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ino}\0{S_IMODE(mode)}")
+                elif S_ISDIR(mode):
+                    keys.append(f"{rel}\0{DIR}" if target else f"{rel}\0{DIR}\0{S_IMODE(mode)}")
+                    stack.append((rel, item.path))
+                elif S_ISLNK(mode):
+                    keys.append(f"{rel}\0l\0{os.readlink(item.path)}")
+                else:
+                    keys.append(f"{rel}\0other")
+        total += sum(map(hash, keys))
+    return total, files
+
+
+@dataclass
+class TreeCounts:
+    source_files: int = 0
+    target_files: int = 0
+    files: int = 0
+    folders: int = 0
+    links: int = 0
+    bytes: int = 0
+
+
+def _target_sum(dest: Destination) -> tuple[int, int]:
+    if isinstance(getattr(dest, "root", None), Path):
+        return _scan_sum(str(dest.root), target=True) if dest.exists() else (0, 0)
+    total = files = 0
+    for path, stored in dest.listing().items():
+        files += stored.kind == FILE
+        total += hash(_target_key(path, stored.kind, stored.size, stored.token, stored.link))
+    return total, files
+
+
+def _journal_sums(journal: MigrationJournal, migration_id: str, dirs_at_target: bool,
+                  counts: TreeCounts) -> tuple[int, int]:
+    """The journal's sums as the source and as the target should be; counts what it holds."""
+    row_src = row_dst = 0
+    for rows in journal.iter_raw(migration_id):
+        src_keys, dst_keys = [], []
+        for path, kind, size, mtime_ns, inode, mode, link, dst_size, dst_token in rows:
+            if kind == FILE:
+                src_keys.append(f"{path}\0f\0{size}\0{mtime_ns}\0{inode}\0{mode}")
+                dst_keys.append(f"{path}\0f\0{dst_size}\0{dst_token}")
+                counts.files += 1
+                counts.bytes += size
+            elif kind == LINK:
+                key = f"{path}\0l\0{link}"
+                src_keys.append(key)
+                dst_keys.append(key)
+                counts.links += 1
+            else:
+                src_keys.append(f"{path}\0{kind}\0{mode}")
+                if dirs_at_target:
+                    dst_keys.append(f"{path}\0{kind}")
+                counts.folders += 1
+        row_src += sum(map(hash, src_keys))
+        row_dst += sum(map(hash, dst_keys))
+    return row_src, row_dst
+
+
+def compare_trees(source: Path, dest: Destination, journal: MigrationJournal,
+                  migration_id: str) -> tuple[list[str], TreeCounts]:
     """Every source entry journaled and unchanged, every target entry as written, nothing extra.
 
-    Reads no file contents: sizes, mtimes, inodes (ETags on object storage) against the journal.
+    Reads no file contents and holds nothing per entry unless the trees differ: each side is
+    summed as hash(key) over its entries (keyed SipHash, random per process; with the counts
+    equal, sums that agree by accident are a 2^-64 event), and only unequal sums are explained
+    name by name.
     """
+    counts = TreeCounts()
+    with ThreadPoolExecutor(max_workers=2) as pool:  # stat() releases the GIL: the two walks overlap
+        source_scan = pool.submit(_scan_sum, str(source), target=False)
+        target_scan = pool.submit(_target_sum, dest)
+        row_src, row_dst = _journal_sums(journal, migration_id, dest.supports_links, counts)
+        src_sum, counts.source_files = source_scan.result()
+        dst_sum, counts.target_files = target_scan.result()
+    if src_sum == row_src and dst_sum == row_dst and counts.source_files == counts.target_files == counts.files:
+        return [], counts
+    return explain_differences(source, dest, journal.rows(migration_id)), counts
+
+
+def target_problems(dest: Destination, journal: MigrationJournal, migration_id: str) -> list[str]:
+    """The target alone against the journal (after finalize, the source is gone)."""
+    listing = dest.listing()
+    return [f"changed or missing at the target: {row.path}" for row in journal.iter_rows(migration_id)
+            if not same_target(row, listing.get(row.path), dest)]
+
+
+def explain_differences(source: Path, dest: Destination, rows: dict[str, JournalRow]) -> list[str]:
+    """Name by name: what is not journaled, changed, missing or extra (only run when the sums differ)."""
     problems: list[str] = []
-    counts = {"source_files": 0, "target_files": 0}
     seen = set()
+    source_files = 0
     for entry in walk(source):
         seen.add(entry.path)
-        counts["source_files"] += entry.kind == FILE
+        source_files += entry.kind == FILE
         row = rows.get(entry.path)
         if row is None:
             problems.append(f"not copied: {entry.path}")
@@ -93,11 +246,11 @@ def compare_trees(source: Path, dest: Destination, rows: dict[str, JournalRow]) 
             problems.append(f"journaled but gone from the source: {path}")
         elif not same_target(row, listing.get(path), dest):
             problems.append(f"changed or missing at the target: {path}")
+    target_files = 0
     for path, stored in listing.items():
-        counts["target_files"] += stored.kind == FILE
+        target_files += stored.kind == FILE
         if path not in seen:
             problems.append(f"extra at the target: {path}")
-    if counts["source_files"] != counts["target_files"]:
-        problems.append(f"file counts differ: {counts['source_files']} at the source, "
-                        f"{counts['target_files']} at the target")
-    return problems, counts
+    if source_files != target_files:
+        problems.append(f"file counts differ: {source_files} at the source, {target_files} at the target")
+    return problems or ["the trees differ from the journal (entry sums differ)"]

@@ -1,0 +1,248 @@
+"""Copy many files to a local folder in batches, with the guarantees of one-file-at-a-time.
+
+For a batch (up to BATCH_FILES files or BATCH_BYTES):
+  1. write   each file under a temp name, hashing the source while reading it (a small file is
+             one read and one write), mode and mtime set;
+  2. sync    all of them with one syncfs of the target file system (or an fsync each);
+  3. verify  each: drop its (now clean) cached pages, re-read it from the device, compare the
+             sha256, and stat the source again (a file changed meanwhile is not published);
+  4. publish rename each verified temp file to its final name.
+The caller then fsyncs the folders and commits the batch's journal rows in one transaction. A
+kill anywhere leaves temp files (removed by the next run) or published-but-unjournaled files (copied
+again by the next run): nothing is recorded before it is durable and verified.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import itertools
+import os
+import secrets
+import shutil
+import stat
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from mobius.media.copier import CHANGED, CopyOutcome
+from mobius.media.destination import Stored
+from mobius.media.faults import FaultHooks
+from mobius.safety.atomic import TEMP_PREFIX, sync_filesystem
+from mobius.safety.hashing import CHUNK, sha256_fd
+from mobius.safety.tree import FILE, Entry
+
+BATCH_FILES = int(os.environ.get("MOBIUS_MEDIA_BATCH_FILES") or 2000)
+BATCH_BYTES = 128 << 20
+READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+WRITE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+
+
+@dataclass(slots=True)
+class _Copy:
+    """One file of a batch: the source as opened, its temp and final names, what was hashed."""
+
+    source: Entry
+    temp: str = ""
+    final: str = ""
+    digest: str | None = None
+    error: str | None = None
+    no_space: bool = False
+    dst_digest: str | None = None
+    stored: Stored | None = None
+
+    def outcome(self) -> CopyOutcome:
+        return CopyOutcome(self.source, self.digest, self.dst_digest, self.stored, self.error, self.no_space)
+
+
+def _current_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _write_all(fd: int, data: bytes | memoryview) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _unlink(path: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+
+
+class LocalBatchCopier:
+    """Runs the four steps above on a thread pool, each step over `workers` slices of the batch."""
+
+    def __init__(self, source_root: str, target_root: str, *, hooks: FaultHooks, pool: ThreadPoolExecutor,
+                 workers: int, on_bytes: Callable[[int], None] | None = None):
+        self.src = source_root
+        self.dst = target_root
+        self.hooks = hooks
+        self.pool = pool
+        self.workers = workers
+        self.on_bytes = on_bytes
+        self.tag = f"{os.getpid()}-{secrets.token_hex(3)}"
+        self.counter = itertools.count()
+        self.fsync_each = os.environ.get("MOBIUS_MEDIA_SYNC") == "fsync"
+        self.umask = _current_umask()
+
+    def copy(self, entries: list[Entry]) -> list[CopyOutcome]:
+        copies = self._map(self._write, entries)
+        written = [c for c in copies if c.error is None]
+        if written:
+            if self.fsync_each or not sync_filesystem(self.dst):
+                self._map(self._fsync, written)
+            self._map(self._verify, written)
+        for c in copies:
+            if c.error is None:
+                self._publish(c)
+        return [c.outcome() for c in copies]
+
+    def _map(self, function: Callable, items: list) -> list:
+        if self.workers <= 1 or len(items) < 8:
+            return [function(item) for item in items]
+        step = -(-len(items) // self.workers)
+        slices = [items[i:i + step] for i in range(0, len(items), step)]
+        return list(itertools.chain.from_iterable(
+            self.pool.map(lambda part: [function(item) for item in part], slices)))
+
+    def _temp_for(self, final: str) -> str:
+        slash = final.rfind("/")
+        name = f"{TEMP_PREFIX}{self.tag}-{next(self.counter)}-{final[slash + 1:]}"[:255]
+        return f"{final[:slash]}/{name}"
+
+    def _write(self, entry: Entry) -> _Copy:
+        path = f"{self.src}/{entry.path}"
+        try:
+            fd = os.open(path, READ_FLAGS)
+        except OSError as exc:
+            return _Copy(entry, error=f"unreadable: {exc.strerror}")
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                return _Copy(entry, error="unreadable: no longer a regular file")
+            before = Entry(entry.path, FILE, st.st_size, st.st_mtime_ns, st.st_ino, stat.S_IMODE(st.st_mode))
+            final = f"{self.dst}/{entry.path}"
+            copy = _Copy(before, self._temp_for(final), final)
+            # created with its final mode when the umask keeps it (saves an fchmod per file); 600 otherwise
+            direct = before.mode & 0o777 & ~self.umask == before.mode
+            try:
+                out = os.open(copy.temp, WRITE_FLAGS, before.mode if direct else 0o600)
+            except OSError as exc:
+                copy.error, copy.no_space = f"cannot write at the target: {exc.strerror}", exc.errno in NO_SPACE
+                return copy
+            try:
+                copy.digest, total = self._stream(fd, out, before)
+                if not direct:
+                    os.fchmod(out, before.mode)
+                os.utime(out, ns=(before.mtime_ns, before.mtime_ns))
+            except OSError as exc:
+                where = "source" if exc.filename == path else "target"
+                copy.error = f"{where} error: {exc.strerror or exc}"
+                copy.no_space = exc.errno in NO_SPACE
+            finally:
+                os.close(out)
+            if copy.error is None and total != before.size:
+                copy.error = CHANGED
+            if copy.error is not None:
+                _unlink(copy.temp)
+            return copy
+        finally:
+            os.close(fd)
+
+    def _stream(self, fd: int, out: int, before: Entry) -> tuple[str, int]:
+        """Copy fd to out, hashing what was read; a small file is one read and one write."""
+        if before.size < CHUNK:
+            data = os.read(fd, before.size + 1)
+            _write_all(out, data)
+            self._progress(before.path, len(data))
+            if len(data) <= before.size:
+                return hashlib.sha256(data).hexdigest(), len(data)
+            digest, total = hashlib.sha256(data), len(data)
+        else:
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
+            digest, total = hashlib.sha256(), 0
+        buffer = bytearray(CHUNK)
+        view = memoryview(buffer)
+        while count := os.readv(fd, [buffer]):
+            digest.update(view[:count])
+            _write_all(out, view[:count])
+            total += count
+            self._progress(before.path, count, first=total == count)
+        return digest.hexdigest(), total
+
+    def _progress(self, path: str, count: int, *, first: bool = True) -> None:
+        if self.on_bytes:
+            self.on_bytes(count)
+        self.hooks.chunk()
+        if first:
+            self.hooks.reached("copy", path)
+
+    @staticmethod
+    def _fsync(copy: _Copy) -> None:
+        fd = os.open(copy.temp, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def _verify(self, copy: _Copy) -> None:
+        """Re-read the durable temp file from the device; publishable only if it and the source still agree."""
+        self.hooks.reached("verify", copy.source.path)
+        before = copy.source
+        try:
+            fd = os.open(copy.temp, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            try:
+                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+                again = sha256_fd(fd, before.size)
+                st = os.fstat(fd)
+                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+            finally:
+                os.close(fd)
+            after = os.stat(f"{self.src}/{before.path}", follow_symlinks=False)
+        except OSError as exc:
+            copy.error = f"verification failed: {exc.strerror or exc}"
+            _unlink(copy.temp)
+            return
+        if (after.st_size, after.st_mtime_ns, after.st_ino) != before.identity:
+            copy.error = CHANGED
+        elif again != copy.digest:
+            copy.error = "verification failed: the bytes re-read at the target differ"
+        if copy.error is not None:
+            _unlink(copy.temp)
+            return
+        copy.dst_digest = again
+        copy.stored = Stored(before.path, FILE, st.st_size, f"{st.st_mtime_ns}:{st.st_ino}")
+
+    def _publish(self, copy: _Copy) -> None:
+        self.hooks.reached("publish", copy.source.path)
+        try:
+            try:
+                os.rename(copy.temp, copy.final)
+            except IsADirectoryError:
+                shutil.rmtree(copy.final)
+                os.rename(copy.temp, copy.final)
+        except OSError as exc:
+            copy.error, copy.stored = f"target error: {exc.strerror or exc}", None
+            _unlink(copy.temp)
+
+
+def batches(entries: Iterable[Entry], *, max_files: int = BATCH_FILES,
+            max_bytes: int = BATCH_BYTES) -> Iterable[list[Entry]]:
+    """Consecutive groups of entries, each up to max_files files or max_bytes of file data."""
+    batch: list[Entry] = []
+    files = size = 0
+    for entry in entries:
+        batch.append(entry)
+        if entry.kind == FILE:
+            files += 1
+            size += entry.size
+        if files >= max_files or size >= max_bytes:
+            yield batch
+            batch, files, size = [], 0, 0
+    if batch:
+        yield batch

@@ -1,0 +1,56 @@
+"""The fast tar header paths (issue 9) produce and read exactly what tarfile does, and step aside otherwise."""
+
+from __future__ import annotations
+
+import os
+import tarfile
+from pathlib import Path
+
+from mobius.backup.archive import _ustar_header
+from mobius.backup.reader import _plain_ustar
+
+CASES = [("library/set-000/card 0000001.webp", tarfile.REGTYPE, 3000, 0o644, 1_764_570_000, ""),
+         ("library/folder", tarfile.DIRTYPE, 0, 0o755, 0, ""),
+         ("library/link", tarfile.SYMTYPE, 0, 0o777, 5, "../target x"),
+         ("a" * 100, tarfile.REGTYPE, 8 ** 11 - 2, 0o7777, 8 ** 11 - 2, ""),
+         ("a" * 99, tarfile.DIRTYPE, 0, 0o700, 3, "")]
+
+
+def _reference(name: str, kind: bytes, size: int, mode: int, mtime: int, link: str) -> bytes:
+    info = tarfile.TarInfo(name)
+    info.type, info.size, info.mode, info.mtime, info.linkname = kind, size, mode, mtime, link
+    info.uname = info.gname = ""
+    return info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
+
+
+def test_written_headers_are_tarfiles_bytes_or_left_to_tarfile():
+    for case in CASES:
+        assert _ustar_header(*case) == _reference(*case)
+    assert _ustar_header("a" * 100, tarfile.DIRTYPE, 0, 0o700, 3, "") is None  # 101 with the slash: PAX
+    assert _ustar_header("library/é.png", tarfile.REGTYPE, 1, 0o644, 3, "") is None
+    assert _ustar_header("library/big", tarfile.REGTYPE, 8 ** 11, 0o644, 3, "") is None
+
+
+def test_read_headers_equal_tarfiles_parse(tmp_path: Path):
+    for name in ("a.txt", "é.txt", "n" * 120):
+        (tmp_path / name).write_text("x")
+    (tmp_path / "dir").mkdir()
+    os.symlink("a.txt", tmp_path / "l")
+    for fmt in (tarfile.PAX_FORMAT, tarfile.GNU_FORMAT, tarfile.USTAR_FORMAT):
+        archive = tmp_path / f"t{fmt}.tar"
+        with tarfile.open(archive, "w", format=fmt) as tar:
+            for name in ("a.txt", "dir", "l", "é.txt", *(("n" * 120,) if fmt != tarfile.USTAR_FORMAT else ())):
+                tar.add(tmp_path / name, arcname=name)
+        data = archive.read_bytes()
+        fast = 0
+        for offset in range(0, len(data), 512):
+            block = data[offset:offset + 512]
+            info = _plain_ustar(block)
+            if info is not None:
+                fast += 1
+                reference = tarfile.TarInfo.frombuf(block, "utf-8", "surrogateescape")
+                assert info.get_info() == reference.get_info() and info.chksum == reference.chksum
+        assert fast >= (3 if fmt != tarfile.GNU_FORMAT else 0)
+    broken = bytearray(_reference(*CASES[0]))
+    broken[0] ^= 1
+    assert _plain_ustar(bytes(broken)) is None  # bad checksum: tarfile raises for it

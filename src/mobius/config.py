@@ -41,6 +41,9 @@ class Settings(BaseSettings):
     db_advisory_lock_wait_s: float = 30.0
     s3_endpoint_url: str | None = None
     db_backfill_pause_ms: int = 0
+    executor: Literal["local", "dask"] = "local"  # where per-item work runs (see mobius.executor)
+    dask_scheduler: str | None = None  # tcp://host:8786 or tls://...; unset: a local cluster for the run
+    executor_workers: int | None = None  # local pool / local cluster size; unset: one per core
 
 
 def is_url(value: str) -> bool:

@@ -122,11 +122,10 @@ class DaskExecutor:
                 retries: int = DEFAULT_RETRIES) -> Iterator[Outcome]:
         distributed = _require_distributed()
         run = secrets.token_hex(4)
-        ws_future = self._client.scatter(ws, broadcast=True, hash=False)
         keys: dict[str, str] = {}
         futures: list[Any] = []
         for item in items:
-            future = self._client.submit(call_item, fn, ws_future, item.key, item.value, key=f"mobius-{run}-{item.key}",
+            future = self._client.submit(call_item, fn, ws, item.key, item.value, key=f"mobius-{run}-{item.key}",
                                          retries=retries, pure=False)
             keys[future.key] = item.key
             futures.append(future)

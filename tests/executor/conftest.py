@@ -32,6 +32,13 @@ def clean_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith(("MOBIUS_", "DASK_"))}
 
 
+def worker_env() -> dict[str, str]:
+    """What docs/executor.md tells operators to give `dask worker`: glibc's allocator left adaptive."""
+    from mobius.executor.cluster import WORKER_MALLOC
+
+    return {**clean_env(), "DASK_DISTRIBUTED__NANNY__PRE_SPAWN_ENVIRON": repr(WORKER_MALLOC)}
+
+
 @dataclass
 class Cluster:
     address: str
@@ -40,7 +47,7 @@ class Cluster:
     def start_worker(self, name: str, prefix: list[str] | None = None) -> subprocess.Popen:
         command = [*WORKER, self.address, "--nthreads", "1", "--nworkers", "1", "--host", "127.0.0.1",
                    "--no-dashboard", "--name", name]
-        proc = subprocess.Popen([*(prefix or []), *command], env=clean_env(), stdin=subprocess.DEVNULL,
+        proc = subprocess.Popen([*(prefix or []), *command], env=worker_env(), stdin=subprocess.DEVNULL,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         self.processes.append(proc)
         return proc

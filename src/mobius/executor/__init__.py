@@ -18,7 +18,7 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
-from mobius.config import Workspace
+from mobius.config import Workspace, mask_text
 from mobius.executor.base import DEFAULT_RETRIES, Executor, Item, Outcome, Run, TaskFunction, portable_workspace
 from mobius.executor.batching import DEFAULT_BATCH, batches, hash_batch
 from mobius.log import get_logger
@@ -85,6 +85,7 @@ def run_items(ws: Workspace, what: str, fn: TaskFunction, items: Sequence[Item],
         progress.start(what, total=len(items), unit="items")
         try:
             for outcome in executor.results(fn, portable_workspace(ws), items, retries=retries):
+                outcome.error = mask_text(outcome.error) if outcome.error else None
                 run.outcomes.append(outcome)
                 log.info("executor.item", what=what, item=outcome.key, ok=outcome.ok, error=outcome.error,
                          attempts=outcome.attempts, seconds=round(outcome.seconds, 3), worker=outcome.worker)

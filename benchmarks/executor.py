@@ -132,6 +132,9 @@ def bench_renders(ws, games: list[str], workers: int) -> dict[str, str]:
         digests[label] = sums
     same = len(set(digests.values())) == 1
     print(f"  rendered bytes identical across executors: {same}")
+    if not same:
+        for label, sums in digests.items():
+            print(f"    {label:<28} {sums}")
     return digests
 
 

@@ -76,6 +76,10 @@ def test_worker_killed_mid_render_reruns_elsewhere(dask_cluster, local_render: P
     assert command.returncode == 0, stderr
     assert sha256(out_dir / "preview.mp4") == sha256(local_render)
     assert temps(workspace_copy) == []
+    events = [json.loads(line) for log in (workspace_copy / "logs").glob("*-render*.jsonl")
+              for line in log.read_text().splitlines() if '"executor.item"' in line]
+    finished_by = [e["worker"] for e in events if e["item"] == "sushi-go" and e["ok"]]
+    assert len(finished_by) == 1 and not finished_by[0].endswith(f":{worker_pid}")  # re-ran in another process
     dask_cluster.wait_for_workers(2)  # the nanny restarted it for the tests after this one
 
 

@@ -92,17 +92,13 @@ def run_items(ws: Workspace, what: str, fn: TaskFunction, items: Sequence[Item],
                 progress.advance()
         except BaseException:
             executor.cancel()
-            record.result = _summary(run)
+            record.result = run.summary()
             raise
         finally:
             progress.finish()
             sweep_leftovers([Path(f) for f in sweep])
         run.outcomes.sort(key=lambda o: order[o.key])
         run.seconds = time.monotonic() - started
-        record.result = _summary(run)
+        record.result = run.summary()
         record.status = "completed" if not run.failed else "failed"
     return run
-
-
-def _summary(run: Run) -> dict[str, object]:
-    return run.summary()

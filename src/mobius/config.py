@@ -1,8 +1,8 @@
 """Settings and workspace paths.
 
-Settings come from, in order of precedence: environment variables (MOBIUS_*), the workspace
-`.env`, then defaults. Relative paths resolve against the workspace, so a workspace can be
-moved or copied as a whole.
+Settings come from, in order of precedence: environment variables (MOBIUS_*), the selected
+environment's file `environments/<name>.env` (see docs/envs.md), the workspace `.env`, then defaults.
+Relative paths resolve against the workspace, so a workspace can be moved or copied as a whole.
 """
 
 from __future__ import annotations
@@ -11,17 +11,20 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Annotated
 
-from pydantic import ValidationError
+from pydantic import StringConstraints, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from mobius.errors import InputError
-from mobius.safety.envfile import read_env_file, set_env_values
+from mobius.safety.envfile import malformed_lines, read_env_file, set_env_values
 from mobius.safety.lock import FileLock
 
 ENV_PREFIX = "MOBIUS_"
 ENV_FILE_NAME = ".env"
+ENVIRONMENTS_DIR = "environments"
+ENV_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
+EnvName = Annotated[str, StringConstraints(pattern=ENV_NAME_PATTERN)]
 SECRET_MARKERS = ("PASSWORD", "SECRET", "TOKEN", "KEY")
 
 
@@ -33,7 +36,7 @@ class Settings(BaseSettings):
     library_dir: str = "uploads"
     backup_dir: str = "backups"
     database_url: str | None = None
-    env: Literal["development", "staging", "production"] = "development"
+    env: EnvName = "development"
     backup_keep: int = 5
     golden_per_os: bool = False
     db_lock_timeout_ms: int = 5000
@@ -41,9 +44,19 @@ class Settings(BaseSettings):
     db_advisory_lock_wait_s: float = 30.0
     s3_endpoint_url: str | None = None
     db_backfill_pause_ms: int = 0
-    executor: Literal["local", "dask"] = "local"  # where per-item work runs (see mobius.executor)
+    executor: str = "local"  # where per-item work runs: local or dask (see mobius.executor)
     dask_scheduler: str | None = None  # tcp://host:8786 or tls://...; unset: a local cluster for the run
     executor_workers: int | None = None  # local pool / local cluster size; unset: one per core
+    service_url: str | None = None  # the service whose /ready a migration's preflight checks
+    emergency_contacts: str | None = None  # "Role: Name, phone; Role: Name, phone" for migration reports
+    notice_lead_hours: float = 48.0  # a high-risk migration's notice must be this old before its window
+    backup_max_age_hours: float = 26.0  # newest verified backup /ready and preflight accept; 0: /ready skips
+    api_token: str | None = None  # bearer token for the service's write endpoints; unset = no writes
+    service_restart_command: str | None = None
+    health_timeout_s: float = 60.0
+    health_interval_s: float = 1.0
+    health_successes: int = 3
+    deploy_min_free_mb: int = 1024
 
 
 def is_url(value: str) -> bool:
@@ -57,9 +70,17 @@ class Workspace:
 
     root: Path
     settings: Settings
+    environment: str | None = None
 
     @property
     def env_file(self) -> Path:
+        """The file this workspace's setting changes go to: the selected environment's, else `.env`."""
+        if self.environment is not None:
+            return environment_file(self.root, self.environment)
+        return self.root / ENV_FILE_NAME
+
+    @property
+    def workspace_env_file(self) -> Path:
         return self.root / ENV_FILE_NAME
 
     def resolve(self, value: str | Path) -> Path:
@@ -118,7 +139,7 @@ class Workspace:
 
     def reload(self) -> Workspace:
         """A fresh view after the `.env` changed."""
-        return load_workspace(self.root)
+        return load_workspace(self.root, env=self.environment)
 
 
 def find_workspace_root(explicit: str | Path | None = None) -> Path:
@@ -127,20 +148,50 @@ def find_workspace_root(explicit: str | Path | None = None) -> Path:
     return Path(chosen).expanduser().resolve()
 
 
-def load_workspace(root: str | Path | None = None) -> Workspace:
-    """Read the settings of the workspace at `root` (see find_workspace_root)."""
+def environment_file(root: Path, name: str) -> Path:
+    """`environments/<name>.env`; refuses names that are not plain (letters, digits, - and _)."""
+    if not re.match(ENV_NAME_PATTERN, name):
+        raise InputError(f"invalid environment name {name!r}",
+                         hint="use letters, digits, - and _ (for example staging or production)")
+    return root / ENVIRONMENTS_DIR / f"{name}.env"
+
+
+def selected_environment(root: Path, env: str | None = None) -> str | None:
+    """--env NAME, else MOBIUS_ENV (process environment, then `.env`) when environments/<it>.env exists."""
+    if env is not None:
+        if not environment_file(root, env).is_file():
+            raise InputError(f"unknown environment {env!r}: {environment_file(root, env)} does not exist",
+                             hint="see `mobius env list`")
+        return env
+    name = os.environ.get(ENV_PREFIX + "ENV") or read_env_file(root / ENV_FILE_NAME).get(ENV_PREFIX + "ENV")
+    if name and re.match(ENV_NAME_PATTERN, name) and environment_file(root, name).is_file():
+        return name
+    return None
+
+
+def load_workspace(root: str | Path | None = None, env: str | None = None) -> Workspace:
+    """Read the settings of the workspace at `root` (see find_workspace_root), for environment `env`."""
     root_path = find_workspace_root(root)
-    env_file = root_path / ENV_FILE_NAME
+    name = selected_environment(root_path, env)
+    files = [root_path / ENV_FILE_NAME] + ([environment_file(root_path, name)] if name else [])
+    bad = malformed_lines(files[-1]) if name else []
+    if bad:
+        raise InputError(f"{files[-1]} is malformed: line {bad[0]} is not KEY=VALUE",
+                         hint="fix or comment out that line")
+    values = _file_settings(files[0])
+    if name:  # the selected environment names itself, unless its own file says otherwise
+        values["env"] = name
+        values.update(_file_settings(files[1]))
     try:
-        settings = Settings(_env_file=None, **_file_settings(env_file))
+        settings = Settings(_env_file=None, **values)
     except ValidationError as exc:
         first = exc.errors()[0]
         field = ENV_PREFIX + str(first["loc"][0]).upper() if first.get("loc") else "a setting"
         raise InputError(
             f"invalid setting {field}: {first['msg']}",
-            hint=f"fix it in {env_file} or in the environment",
+            hint=f"fix it in {files[-1]} or in the environment",
         ) from None
-    return Workspace(root=root_path, settings=settings)
+    return Workspace(root=root_path, settings=settings, environment=name)
 
 
 def _file_settings(env_file: Path) -> dict[str, str]:
@@ -205,14 +256,17 @@ def set_setting(ws: Workspace, name: str, value: str | None) -> SettingChange:
 
 def setting_sources(ws: Workspace) -> list[dict[str, object]]:
     """Each effective setting, where it came from, with secrets masked."""
-    file_values = read_env_file(ws.env_file) if ws.env_file.is_file() else {}
+    file_values = read_env_file(ws.workspace_env_file) if ws.workspace_env_file.is_file() else {}
+    env_values = read_env_file(ws.env_file) if ws.environment is not None and ws.env_file.is_file() else {}
     rows: list[dict[str, object]] = []
     for name in Settings.model_fields:
         var = ENV_PREFIX + name.upper()
         if var in os.environ:
             source = "environment"
-        elif var in file_values:
+        elif var in env_values:
             source = str(ws.env_file)
+        elif var in file_values:
+            source = str(ws.workspace_env_file)
         else:
             source = "default"
         value = getattr(ws.settings, name)

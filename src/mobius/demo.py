@@ -1,7 +1,11 @@
 """`mobius demo`: a sample workspace taken through everything Mobius does, end to end.
 
-Each step is a plain call into a capability's public functions, in the runbook's order;
-the demo adds nothing of its own but the order and the summary.
+After `init --sample` the demo writes its migration as a plan (`demo-plan.yaml` in the workspace:
+backup, golden update, media migration, validation) and runs it through the orchestrator
+(`mobius migrate run`), so the demo shows the runbook the way a real migration runs: preflight
+with evidence, each step verified, the post-migration validation, one record. Then it proves the
+restore point (test-restore) and undoes the media step with the capability's own rollback.
+The demo adds nothing of its own but the plan, the order and the summary.
 """
 
 from __future__ import annotations
@@ -13,9 +17,24 @@ from pathlib import Path
 from typing import Any
 
 from mobius.config import Workspace
-from mobius.errors import VerificationError
 from mobius.log import get_logger
 from mobius.progress import NoProgress, Progress
+
+DEMO_GAME = "sushi-go"
+PLAN_NAME = "demo-plan.yaml"
+PLAN = f"""# The demo's migration (mobius migrate run {PLAN_NAME} --yes; see docs/migrate.md)
+name: demo
+type: combined
+risk: low
+oncall: "the demo"
+steps:
+  - backup: {{}}                          # the restore point: library, .env, database dump; verified
+  - golden.update: {{games: [{DEMO_GAME}]}}  # pipeline test, render, regenerate its goldens
+  - media.migrate: {{to: media-v2}}       # copy, re-read every byte, switch MOBIUS_LIBRARY_DIR
+validate: [file_counts, checksums, db_check, golden_check_all]
+probes: [library_listing]
+probe_samples: 1
+"""
 
 
 @dataclass
@@ -23,12 +42,16 @@ class DemoStep:
     name: str
     seconds: float
     summary: str
+    details: list[str] = field(default_factory=list)
 
 
 @dataclass
 class DemoReport:
     workspace: Path
     steps: list[DemoStep] = field(default_factory=list)
+    plan: Path | None = None
+    plan_text: str = ""
+    migration: str | None = None
 
     @property
     def seconds(self) -> float:
@@ -38,7 +61,11 @@ class DemoReport:
         return {
             "workspace": self.workspace,
             "seconds": round(self.seconds, 3),
-            "steps": [{"name": s.name, "seconds": round(s.seconds, 3), "summary": s.summary} for s in self.steps],
+            "plan": self.plan,
+            "plan_text": self.plan_text,
+            "migration": self.migration,
+            "steps": [{"name": s.name, "seconds": round(s.seconds, 3), "summary": s.summary, "details": s.details}
+                      for s in self.steps],
         }
 
 
@@ -54,19 +81,43 @@ def _init(ws: Workspace, state: dict[str, Any], progress: Progress) -> str:
     return f"workspace ready; sample library {library}"
 
 
-def _backup_create(ws: Workspace, state: dict[str, Any], progress: Progress) -> str:
-    from mobius.backup import create_backup
+def _write_plan(ws: Workspace, state: dict[str, Any], progress: Progress) -> str:
+    from mobius.ops.plan import load_plan
+    from mobius.safety.atomic import atomic_write_text
 
-    result = create_backup(ws, progress=progress)
-    state["backup"] = result.path
-    return f"{result.path.name}: {result.files} files, {result.bytes} bytes, sha256 {result.sha256[:12]}"
+    path = ws.root / PLAN_NAME
+    atomic_write_text(path, PLAN)
+    plan, _ = load_plan(path)  # the same validation `mobius migrate plan` does
+    state["plan"] = path
+    state["details"] = PLAN.rstrip().splitlines()
+    steps = ", ".join(name for name, _ in plan.step_list())
+    return f"{path.name}: {steps}; validate {', '.join(plan.validate_)}"
 
 
-def _backup_verify(ws: Workspace, state: dict[str, Any], progress: Progress) -> str:
-    from mobius.backup import verify_archive
+def _migrate_run(ws: Workspace, state: dict[str, Any], progress: Progress) -> str:
+    from mobius.ops.orchestrator import Orchestrator
+    from mobius.records import RecordStore
 
-    report = verify_archive(state["backup"], progress=progress)
-    return f"verified {report.files} members against the manifest and the sidecar"
+    orchestrator = Orchestrator(ws, progress=progress)
+    try:
+        outcome = orchestrator.run(state["plan"])
+    finally:
+        orchestrator.close()
+    state["ws"] = ws.reload()  # the media step switched the library
+    state["migration"] = outcome.id
+    with RecordStore.of(ws) as store:
+        op = store.get(outcome.id)
+    details = []
+    for step in op.steps:
+        checks = step.evidence.get("checks") or []
+        ok = sum(1 for c in checks if c.get("verdict") == "pass")
+        skipped = sum(1 for c in checks if c.get("verdict") == "skipped")
+        details.append(f"{step.name:<14} {step.status:<5} {step.duration_s or 0:6.2f}s  {ok} checks passed"
+                       + (f", {skipped} skipped (not applicable)" if skipped else ""))
+        if step.name == "backup" and step.undo:
+            state["backup"] = Path(step.undo["archive"])
+    state["details"] = details
+    return f"migration {outcome.id} {outcome.status}: preflight, {len(op.steps) - 2} steps verified, validation"
 
 
 def _backup_test_restore(ws: Workspace, state: dict[str, Any], progress: Progress) -> str:
@@ -83,54 +134,6 @@ def _backup_list(ws: Workspace, state: dict[str, Any], progress: Progress) -> st
     return f"{len(backups)} backup(s) in {ws.backups}"
 
 
-def _db_status(ws: Workspace, state: dict[str, Any], progress: Progress) -> str:
-    from mobius.db import check_database, database_status
-
-    status = database_status(ws)
-    report = check_database(ws)
-    if not report.ok:
-        raise VerificationError(f"demo: database check failed: {report.problems[0]}", details=report.problems)
-    return (f"schema version {status.get('current_version')}, {len(status.get('pending', []))} pending; "
-            f"{len(report.tables)} tables consistent")
-
-
-def _pipeline_test(ws: Workspace, state: dict[str, Any], progress: Progress) -> str:
-    from mobius.render import pipeline_test
-
-    report = pipeline_test(ws, progress=progress)
-    if not report.passed:
-        raise VerificationError(f"demo: pipeline test failed: {report.failures()[0]}", details=report.failures())
-    return f"{len(report.games)} game specs compiled, assets present, proxies rendered and probed"
-
-
-def _golden_approve(ws: Workspace, state: dict[str, Any], progress: Progress) -> str:
-    from mobius.golden import approve
-
-    result = approve(ws, [DEMO_GAME], progress=progress)
-    return f"rendered {DEMO_GAME} and wrote its goldens ({len(result.games)} game)"
-
-
-def _golden_check(ws: Workspace, state: dict[str, Any], progress: Progress) -> str:
-    from mobius.golden import check_all
-
-    reports = check_all(ws, progress=progress)
-    checks = [c for r in reports for c in r.checks]
-    failed = [c for c in checks if not c.passed]
-    if failed:
-        raise VerificationError(f"demo: golden check failed: {failed[0]}")
-    return f"{len(checks)} checks passed (frames SSIM, loudness, true peak, container)"
-
-
-def _media_migrate(ws: Workspace, state: dict[str, Any], progress: Progress) -> str:
-    from mobius.media import migrate
-
-    target = ws.root / "media-v2"
-    result = migrate(ws, str(target), confirm=lambda question: True, progress=progress)
-    state["ws"] = ws.reload()
-    return (f"{result.copied_files} files copied to {target.name}/ and re-read from disk, "
-            f"backup taken, manifests equal, MOBIUS_LIBRARY_DIR switched")
-
-
 def _media_rollback(ws: Workspace, state: dict[str, Any], progress: Progress) -> str:
     from mobius.media import rollback
 
@@ -139,26 +142,20 @@ def _media_rollback(ws: Workspace, state: dict[str, Any], progress: Progress) ->
     return f"library switched back to {Path(state['ws'].library).name}/ and verified against its manifest"
 
 
-DEMO_GAME = "sushi-go"
-
 STEPS: list[tuple[str, StepFunction]] = [
     ("init --sample", _init),
-    ("db status + check", _db_status),
-    ("backup create", _backup_create),
-    ("backup verify", _backup_verify),
+    ("write the plan", _write_plan),
+    ("migrate run", _migrate_run),
     ("backup test-restore", _backup_test_restore),
     ("backup list", _backup_list),
-    ("pipeline test", _pipeline_test),
-    ("golden approve", _golden_approve),
-    ("golden check-all", _golden_check),
-    ("media migrate", _media_migrate),
     ("media rollback", _media_rollback),
 ]
 
 
 def run_demo(ws: Workspace, *, progress: Progress | None = None,
              on_step: Callable[[DemoStep], None] | None = None) -> DemoReport:
-    """Run every step in order; the first failure stops the demo with its own error and exit code."""
+    """Run every step in order; the first failure stops the demo with its own error and exit code
+    (a failing plan step or validation rolls the migration back first, as `migrate run` does)."""
     progress = progress or NoProgress()
     log = get_logger()
     report = DemoReport(workspace=ws.root)
@@ -166,9 +163,10 @@ def run_demo(ws: Workspace, *, progress: Progress | None = None,
     for name, step in STEPS:
         started = time.monotonic()
         summary = step(state["ws"], state, progress)
-        done = DemoStep(name, time.monotonic() - started, summary)
+        done = DemoStep(name, time.monotonic() - started, summary, state.pop("details", []))
         report.steps.append(done)
         log.info("demo.step", step=name, seconds=round(done.seconds, 3), summary=summary)
         if on_step:
             on_step(done)
+    report.plan, report.plan_text, report.migration = state.get("plan"), PLAN, state.get("migration")
     return report

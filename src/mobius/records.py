@@ -11,12 +11,15 @@ Secrets never enter the store: parameters and evidence pass through `mask_secret
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 import os
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -260,16 +263,34 @@ def _seconds_between(start: str, end: str) -> float:
     return round((parse_utc(end) - parse_utc(start)).total_seconds(), 3)
 
 
+# The operation that is running now in this thread (an orchestrator's migration, or an outer recorded
+# operation): a nested `recorded` block takes it as its parent. None = top level; "" = do not record.
+_PARENT: ContextVar[str | None] = ContextVar("mobius_record_parent", default=None)
+
+
+@contextmanager
+def parent_scope(op_id: str | None) -> Iterator[None]:
+    """Operations recorded inside this block carry `parent=op_id`; `parent_scope("")` records none of them
+    (a rehearsal or a probe that calls a capability is evidence of the outer operation, not an operation)."""
+    token = _PARENT.set(op_id)
+    try:
+        yield
+    finally:
+        _PARENT.reset(token)
+
+
 @contextmanager
 def recorded(ws: Workspace, type: str, params: dict[str, Any] | None = None, *,
              parent: str | None = None) -> Iterator[OperationHandle]:
     """Record one operation around a block: running, then completed or failed with the error.
 
     The block sets `handle.result` (any to_jsonable value) and may set `handle.ref` to its own journal id.
+    Operations recorded inside the block carry this one as their parent.
     """
     store = RecordStore.of(ws)
-    handle = OperationHandle(store, store.start(type, params, parent=parent))
+    handle = OperationHandle(store, store.start(type, params, parent=parent or _PARENT.get() or None))
     started = time.monotonic()
+    token = _PARENT.set(handle.id)
     try:
         yield handle
     except BaseException as exc:
@@ -277,6 +298,8 @@ def recorded(ws: Workspace, type: str, params: dict[str, Any] | None = None, *,
         store.finish(handle.id, status, handle.result, error=str(exc)[:2000])
         store.close()
         raise
+    finally:
+        _PARENT.reset(token)
     store.finish(handle.id, handle.status, handle.result)
     from mobius.log import get_logger
 
@@ -300,3 +323,52 @@ class OperationHandle:
     @ref.setter
     def ref(self, value: str) -> None:
         self.store.set_ref(self.id, value)
+
+
+def _simple(value: Any) -> bool:
+    if value is None or isinstance(value, bool | int | float | str | Path):
+        return True
+    return isinstance(value, list | tuple) and all(_simple(v) for v in value)
+
+
+def _bounded(value: Any, items: int = 100) -> Any:
+    """A result small enough for a record: lists beyond `items` keep their head and say how many there were."""
+    if isinstance(value, dict):
+        return {k: _bounded(v, items) for k, v in value.items()}
+    if isinstance(value, list):
+        head = [_bounded(v, items) for v in value[:items]]
+        return head + [f"... {len(value) - items} more"] if len(value) > items else head
+    return value
+
+
+def records_call(type: str, *, ref: Callable[[Any], Any] | None = None,
+                 skip: Callable[[dict[str, Any]], bool] | None = None) -> Callable[[Callable], Callable]:
+    """Decorate a capability's public entry point (first argument the Workspace) so each call is an operation.
+
+    Parameters are the call's plain arguments (numbers, strings, paths; never callables or the workspace);
+    the result is the return value through the one serializer; `ref(result)` is the capability's own
+    journal id. `skip(arguments)` true (a dry run) calls through without a record.
+    """
+    def decorate(fn: Callable) -> Callable:
+        signature = inspect.signature(fn)
+
+        @functools.wraps(fn)
+        def call(*args: Any, **kwargs: Any) -> Any:
+            bound = signature.bind(*args, **kwargs)
+            bound.apply_defaults()
+            arguments = dict(bound.arguments)
+            ws = arguments.pop("ws")
+            if _PARENT.get() == "" or (skip is not None and skip(arguments)):
+                return fn(*args, **kwargs)
+            params = {k: v for k, v in arguments.items() if _simple(v)}
+            with recorded(ws, type, to_jsonable(params)) as handle:
+                out = fn(*args, **kwargs)
+                handle.result = _bounded(to_jsonable(out))
+                journal_id = ref(out) if ref is not None else None
+                if journal_id:
+                    handle.ref = str(journal_id)
+            return out
+
+        return call
+
+    return decorate

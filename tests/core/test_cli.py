@@ -45,7 +45,7 @@ def test_config_show_reports_source_and_masks_password(mobius, sample_workspace:
 
 
 def test_invalid_setting_is_one_line_exit_1(mobius, sample_workspace: Path) -> None:
-    (sample_workspace / ".env").write_text("MOBIUS_ENV=moon\n")
+    (sample_workspace / ".env").write_text("MOBIUS_ENV=moon/../x\n")
     proc = mobius("config", "show", "-w", str(sample_workspace))
     assert proc.returncode == 1
     assert proc.stderr.count("\n") == 1
@@ -55,7 +55,7 @@ def test_invalid_setting_is_one_line_exit_1(mobius, sample_workspace: Path) -> N
 def test_config_set_refuses_bad_value_and_leaves_env_untouched(mobius, sample_workspace: Path) -> None:
     env = sample_workspace / ".env"
     before = env.read_bytes()
-    proc = mobius("config", "set", "MOBIUS_ENV", "moon", "-w", str(sample_workspace))
+    proc = mobius("config", "set", "MOBIUS_ENV", "moon/../x", "-w", str(sample_workspace))
     assert proc.returncode == 1
     assert env.read_bytes() == before
     proc = mobius("config", "set", "env", "production", "-w", str(sample_workspace))
@@ -71,7 +71,7 @@ def test_unknown_option_is_input_error_exit_1(mobius, tmp_path: Path) -> None:
 
 
 def test_errors_under_json_still_print_one_object(mobius, sample_workspace: Path) -> None:
-    (sample_workspace / ".env").write_text("MOBIUS_ENV=moon\n")
+    (sample_workspace / ".env").write_text("MOBIUS_ENV=moon/../x\n")
     code, out = mobius.json("config", "show", "-w", str(sample_workspace))
     assert code == 1
     assert out["ok"] is False and out["exit_code"] == 1

@@ -26,3 +26,14 @@ def test_demo_runs_every_step_and_leaves_a_verified_workspace(mobius, tmp_path: 
     library = {row["name"]: row["value"] for row in config["settings"]}["MOBIUS_LIBRARY_DIR"]
     assert library == "uploads"
     assert mobius("golden", "check-all", "-w", str(root)).returncode == 0
+    # the migration ran as a plan through the orchestrator: the plan is in the workspace, the record complete
+    plan = root / "demo-plan.yaml"
+    assert plan.read_text() == report["plan_text"] and report["plan"] == str(plan)
+    assert mobius("migrate", "plan", str(plan), "-w", str(root)).returncode in (0, 2)  # valid plan (exit 1 = bad)
+    code, status = mobius.json("migrate", "status", report["migration"], "-w", str(root))
+    assert status["migration"]["status"] == "completed"
+    assert [s["name"] for s in status["migration"]["steps"]] == ["preflight", "backup", "golden.update",
+                                                                 "media.migrate", "validate"]
+    code, history = mobius.json("history", "-w", str(root))
+    children = {op["type"] for op in history["operations"] if op["parent"] == report["migration"]}
+    assert children == {"backup.create", "golden.approve", "media.migrate"}

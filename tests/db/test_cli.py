@@ -19,7 +19,7 @@ from mobius.db.lock import migration_lock
 from .conftest import query, schema_snapshot, write_migration
 from .test_migrate import ADD_COLUMN_THEN_FAIL, ADD_DESIGNER, history_rows, seed_games
 
-PHASED_TOUCH = """-- 0003: count how often each row is touched; the verify proves every row was updated exactly once.
+PHASED_TOUCH = """-- 0004: count how often each row is touched; the verify proves every row was updated exactly once.
 -- migrate:up
 ALTER TABLE games ADD COLUMN touched INTEGER NOT NULL DEFAULT 0;
 -- migrate:backfill table=games key=id batch={batch}
@@ -49,83 +49,83 @@ def migrated_workspace(db_workspace, games: int, **settings):
 @pytest.mark.slow
 def test_two_concurrent_migrate_processes_never_both_apply(db_workspace):
     ws = migrated_workspace(db_workspace, 12, db_backfill_pause_ms=150)
-    write_migration(ws, "0003_touch.sql", PHASED_TOUCH.format(batch=2))
+    write_migration(ws, "0004_touch.sql", PHASED_TOUCH.format(batch=2))
     runners = [start_migrate(ws, "--no-backup", "--json") for _ in range(2)]
     outputs = [(p.wait(timeout=120), *p.communicate()) for p in runners]
     codes = [code for code, _, _ in outputs]
     assert all(code == 0 for code in codes), outputs
     applied_counts = [len(json.loads(out)["applied"]) for _, out, _ in outputs]
     assert sorted(applied_counts) == [0, 1]
-    assert [e["event"] for e in db.migration_events(ws, version=3)].count("apply") == 1
+    assert [e["event"] for e in db.migration_events(ws, version=4)].count("apply") == 1
     assert query(ws, "SELECT COUNT(*) FROM games WHERE touched <> 1") == [(0,)]
 
 
 def test_a_second_runner_gives_up_after_the_lock_wait(db_workspace, mobius):
     ws = migrated_workspace(db_workspace, 1, db_advisory_lock_wait_s=0.5)
-    write_migration(ws, "0003_add_designer.sql", ADD_DESIGNER)
+    write_migration(ws, "0004_add_designer.sql", ADD_DESIGNER)
     with migration_lock(target_for(ws), wait_s=1):
         proc = mobius("db", "migrate", "--no-backup", "-w", str(ws.root))
     assert proc.returncode == 1, proc.stderr
     assert "another" in proc.stderr and "lock" in proc.stderr and "Traceback" not in proc.stderr
-    assert db.database_status(ws)["current_version"] == 2
+    assert db.database_status(ws)["current_version"] == 3
 
 
 @pytest.mark.slow
 def test_phased_backfill_resumes_after_kill_9(db_workspace, mobius):
     ws = migrated_workspace(db_workspace, 40)
-    write_migration(ws, "0003_touch.sql", PHASED_TOUCH.format(batch=2))
+    write_migration(ws, "0004_touch.sql", PHASED_TOUCH.format(batch=2))
     proc = start_migrate(ws, "--no-backup", env={"MOBIUS_DB_BACKFILL_PAUSE_MS": "150"})
     deadline = time.monotonic() + 60
     done = 0
     while time.monotonic() < deadline and done < 6:
-        rows = query(ws, "SELECT rows_done FROM schema_migration_backfill WHERE version = 3")
+        rows = query(ws, "SELECT rows_done FROM schema_migration_backfill WHERE version = 4")
         done = rows[0][0] if rows else 0
         time.sleep(0.05)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
     assert done >= 6, "the backfill never started"
-    status = query(ws, "SELECT status, phase FROM schema_migrations WHERE version = 3")
+    status = query(ws, "SELECT status, phase FROM schema_migrations WHERE version = 4")
     assert status == [("in_progress", "backfill")]
     half = query(ws, "SELECT COUNT(*) FROM games WHERE touched = 1")[0][0]
     assert 0 < half < 40
     resumed = mobius("db", "migrate", "--no-backup", "-w", str(ws.root))
     assert resumed.returncode == 0, resumed.stderr
     assert query(ws, "SELECT touched, COUNT(*) FROM games GROUP BY touched") == [(1, 40)]  # nothing updated twice
-    assert query(ws, "SELECT status, phase FROM schema_migrations WHERE version = 3") == [("applied", "done")]
-    events = [e["event"] for e in db.migration_events(ws, version=3)]
+    assert query(ws, "SELECT status, phase FROM schema_migrations WHERE version = 4") == [("applied", "done")]
+    events = [e["event"] for e in db.migration_events(ws, version=4)]
     assert events[0] == "up-committed" and "resume" in events and events[-1] == "apply"
 
 
 def test_changed_applied_file_is_caught_and_can_be_accepted(db_workspace, mobius):
     ws = migrated_workspace(db_workspace, 2)
-    path = write_migration(ws, "0003_add_designer.sql", ADD_DESIGNER)
+    path = write_migration(ws, "0004_add_designer.sql", ADD_DESIGNER)
     db.migrate_database(ws, backup=False)
     path.write_bytes(path.read_bytes().replace(b"\n", b"\r\n"))  # line endings alone are not drift
     assert mobius("db", "validate", "-w", str(ws.root)).returncode == 0
     path.write_text(ADD_DESIGNER.replace("'unknown'", "'nobody'"))
     validate = mobius("db", "validate", "-w", str(ws.root))
-    assert validate.returncode == 2 and "0003_add_designer: checksum changed" in validate.stderr
-    write_migration(ws, "0004_more.sql", ADD_DESIGNER.replace("designer", "artist"))
+    assert validate.returncode == 2 and "0004_add_designer: checksum changed" in validate.stderr
+    write_migration(ws, "0005_more.sql", ADD_DESIGNER.replace("designer", "artist"))
     refused = mobius("db", "migrate", "--no-backup", "-w", str(ws.root))
     assert refused.returncode == 2 and "refused" in refused.stderr
-    assert db.database_status(ws)["current_version"] == 3
-    code, accepted = mobius.json("db", "accept-checksum", "3", "--reason", "backfill value renamed", "-w",
+    assert db.database_status(ws)["current_version"] == 4
+    code, accepted = mobius.json("db", "accept-checksum", "4", "--reason", "backfill value renamed", "-w",
                                  str(ws.root))
     assert code == 0 and accepted["changed"] is True
     assert mobius("db", "validate", "-w", str(ws.root)).returncode == 0
-    event = db.migration_events(ws, version=3)[-1]
+    event = db.migration_events(ws, version=4)[-1]
     assert event["event"] == "accept-checksum" and "backfill value renamed" in event["detail"]
 
 
 def test_rehearse_leaves_the_real_database_untouched(db_workspace, mobius, engine, request):
     ws = migrated_workspace(db_workspace, 3)
-    write_migration(ws, "0003_add_designer.sql", ADD_DESIGNER)
+    write_migration(ws, "0004_add_designer.sql", ADD_DESIGNER)
     before = (schema_snapshot(ws), history_rows(ws), query(ws, "SELECT * FROM games ORDER BY id"))
     asked = mobius("db", "migrate", "--rehearse", "-w", str(ws.root))  # no --yes, no terminal: refuses to go on
     assert asked.returncode == 1, asked.stderr
-    assert "rehearsed 0003_add_designer on a copy" in asked.stdout and "needs confirmation" in asked.stderr
+    assert "rehearsed 0004_add_designer on a copy" in asked.stdout and "needs confirmation" in asked.stderr
     assert (schema_snapshot(ws), history_rows(ws), query(ws, "SELECT * FROM games ORDER BY id")) == before
-    write_migration(ws, "0004_broken.sql", ADD_COLUMN_THEN_FAIL.replace("designer", "artist"))
+    write_migration(ws, "0005_broken.sql", ADD_COLUMN_THEN_FAIL.replace("designer", "artist"))
     failed = mobius("db", "migrate", "--rehearse", "--yes", "-w", str(ws.root))
     assert failed.returncode == 2 and "rehearsal failed" in failed.stderr
     assert (schema_snapshot(ws), history_rows(ws), query(ws, "SELECT * FROM games ORDER BY id")) == before
@@ -134,10 +134,10 @@ def test_rehearse_leaves_the_real_database_untouched(db_workspace, mobius, engin
         server = request.getfixturevalue("postgres")
         names = query(ws, "SELECT datname FROM pg_database WHERE datname LIKE '%rehearsal%'")
         assert names == [], server.url()
-    (ws.migrations / "0004_broken.sql").unlink()
+    (ws.migrations / "0005_broken.sql").unlink()
     applied = mobius("db", "migrate", "--rehearse", "--yes", "-w", str(ws.root))
     assert applied.returncode == 0, applied.stderr
-    assert db.database_status(ws)["current_version"] == 3
+    assert db.database_status(ws)["current_version"] == 4
 
 
 def test_dry_run_prints_the_sql_and_changes_nothing(db_workspace, mobius):
@@ -152,7 +152,7 @@ def test_dry_run_prints_the_sql_and_changes_nothing(db_workspace, mobius):
 
 def test_init_sample_seeds_the_three_games_and_their_assets(sample_workspace: Path, mobius):
     code, status = mobius.json("db", "status", "-w", str(sample_workspace))
-    assert code == 0 and status["current_version"] == 2 and status["pending"] == []
+    assert code == 0 and status["current_version"] == 3 and status["pending"] == []
     from mobius.config import load_workspace
     from mobius.safety.hashing import sha256_file
 

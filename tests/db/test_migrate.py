@@ -61,7 +61,7 @@ def test_up_down_up_gives_the_same_schema(db_workspace):
     db.migrate_database(ws, backup=False)
     assert schema_snapshot(ws, exclude_history=True) == first
     events = [e["event"] for e in db.migration_events(ws)]
-    assert events.count("apply") == 4 and events.count("rollback") == 2
+    assert events.count("apply") == 6 and events.count("rollback") == 3
 
 
 def test_runbook_backfill_rates_games_by_play_time(db_workspace):
@@ -79,14 +79,14 @@ def test_failing_statement_after_successful_alter_leaves_schema_and_history_unch
     seed_games(ws)
     schema, history = schema_snapshot(ws), history_rows(ws)
     data = query(ws, "SELECT * FROM games ORDER BY id")
-    write_migration(ws, "0003_add_designer.sql", ADD_COLUMN_THEN_FAIL)
+    write_migration(ws, "0004_add_designer.sql", ADD_COLUMN_THEN_FAIL)
     with pytest.raises(VerificationError) as caught:
         db.migrate_database(ws, backup=False)
-    assert "0003_add_designer.sql:4" in caught.value.message
+    assert "0004_add_designer.sql:4" in caught.value.message
     assert schema_snapshot(ws) == schema
     assert history_rows(ws) == history
     assert query(ws, "SELECT * FROM games ORDER BY id") == data
-    assert [e["event"] for e in db.migration_events(ws, version=3)] == ["failed"]
+    assert [e["event"] for e in db.migration_events(ws, version=4)] == ["failed"]
 
 
 def test_failing_verify_leaves_schema_and_history_unchanged(db_workspace):
@@ -94,13 +94,13 @@ def test_failing_verify_leaves_schema_and_history_unchanged(db_workspace):
     db.migrate_database(ws, backup=False)
     seed_games(ws)
     schema, history = schema_snapshot(ws), history_rows(ws)
-    write_migration(ws, "0003_add_designer.sql", ADD_COLUMN_FAILING_VERIFY)
+    write_migration(ws, "0004_add_designer.sql", ADD_COLUMN_FAILING_VERIFY)
     with pytest.raises(VerificationError) as caught:
         db.migrate_database(ws, backup=False)
     assert "verify" in caught.value.message and "returned 3" in caught.value.message
     assert schema_snapshot(ws) == schema
     assert history_rows(ws) == history
-    assert db.database_status(ws)["current_version"] == 2
+    assert db.database_status(ws)["current_version"] == 3
 
 
 def test_dump_and_restore_round_trip(db_workspace, tmp_path: Path):
@@ -112,12 +112,12 @@ def test_dump_and_restore_round_trip(db_workspace, tmp_path: Path):
     dump = db.dump_database(ws, tmp_path / "saved.dump")
     assert dump.is_file() and dump.with_name(dump.name + ".sha256").is_file()
     query(ws, "DELETE FROM games WHERE slug = 'game-1'")
-    write_migration(ws, "0003_add_designer.sql", ADD_DESIGNER)
+    write_migration(ws, "0004_add_designer.sql", ADD_DESIGNER)
     db.migrate_database(ws, backup=False)
     db.restore_database(ws, dump)
     assert query(ws, "SELECT id, slug, play_time, complexity_rating FROM games ORDER BY id") == before_rows
     assert schema_snapshot(ws) == schema
-    assert db.database_status(ws)["current_version"] == 2
+    assert db.database_status(ws)["current_version"] == 3
     events = [e["event"] for e in db.migration_events(ws)]
     assert events[-1] == "restore" and "apply" in events  # the event log survives the restore
     assert any(p.name.startswith("mobius_db_") and "prerestore" in p.name for p in ws.backups.iterdir())
@@ -172,7 +172,7 @@ def test_irreversible_migration_rolls_back_by_restoring_its_dump(db_workspace):
     ws = db_workspace()
     db.migrate_database(ws, backup=False)
     seed_games(ws)
-    write_migration(ws, "0003_drop_publisher.sql", """-- migrate:up
+    write_migration(ws, "0004_drop_publisher.sql", """-- migrate:up
 UPDATE games SET publisher = NULL;
 DELETE FROM games WHERE slug = 'game-2';
 -- migrate:irreversible
@@ -188,11 +188,11 @@ SELECT COUNT(*) FROM games WHERE publisher IS NOT NULL;
     asked = []
     with pytest.raises(InputError, match="not confirmed"):
         db.rollback_database(ws, confirm=lambda q: asked.append(q) or "irreversible" not in q)
-    assert db.database_status(ws)["current_version"] == 3
+    assert db.database_status(ws)["current_version"] == 4
     out = db.rollback_database(ws, confirm=lambda q: True)
     assert [o.status for o in out["rolled_back"]] == ["restored"]
     assert query(ws, "SELECT id, slug, publisher FROM games ORDER BY id") == before
-    assert db.database_status(ws)["current_version"] == 2
+    assert db.database_status(ws)["current_version"] == 3
 
 
 @pytest.mark.postgres
@@ -204,7 +204,7 @@ def test_lock_timeout_makes_a_blocked_migration_fail_fast(pg_url, tmp_path: Path
     ws = make_workspace(tmp_path / "ws", pg_url, db_lock_timeout_ms=300)
     db.migrate_database(ws, backup=False)
     seed_games(ws)
-    write_migration(ws, "0003_add_designer.sql", ADD_DESIGNER)
+    write_migration(ws, "0004_add_designer.sql", ADD_DESIGNER)
     history = history_rows(ws)
     with psycopg.connect(pg_url) as reader:  # a long report holding ACCESS SHARE on games
         reader.execute("SELECT COUNT(*) FROM games").fetchone()
@@ -214,7 +214,7 @@ def test_lock_timeout_makes_a_blocked_migration_fail_fast(pg_url, tmp_path: Path
     assert "lock_timeout" in caught.value.message and caught.value.exit_code == 4
     assert history_rows(ws) == history
     db.migrate_database(ws, backup=False)  # once the long transaction ended, it applies
-    assert db.database_status(ws)["current_version"] == 3
+    assert db.database_status(ws)["current_version"] == 4
 
 
 def test_sync_copies_a_database_and_dumps_the_target_first(db_workspace, tmp_path: Path, engine, request):
@@ -257,10 +257,10 @@ def test_phased_migration_failing_late_is_recorded_then_resumed_or_rolled_back(d
     seed_games(ws, 5)
     schema = schema_snapshot(ws, exclude_history=True)
     broken = PHASED_INDEX.replace("ON games (popularity)", "ON games (no_such_column)")
-    path = write_migration(ws, "0003_popularity.sql", broken)
+    path = write_migration(ws, "0004_popularity.sql", broken)
     with pytest.raises(VerificationError, match="no-transaction"):
         db.migrate_database(ws, backup=False)
-    assert query(ws, "SELECT status, phase FROM schema_migrations WHERE version = 3") == [("failed", "no-transaction")]
+    assert query(ws, "SELECT status, phase FROM schema_migrations WHERE version = 4") == [("failed", "no-transaction")]
     assert query(ws, "SELECT COUNT(*) FROM games WHERE popularity IS NULL") == [(0,)]  # backfill committed
     path.write_text(PHASED_INDEX)  # fix the failing phase; the committed phases are not run again
     result = db.migrate_database(ws, backup=False)
@@ -268,4 +268,4 @@ def test_phased_migration_failing_late_is_recorded_then_resumed_or_rolled_back(d
     assert "idx_games_popularity" in [i[0] for i in schema_snapshot(ws)["games"]["indexes"]]
     db.rollback_database(ws, confirm=lambda q: True)
     assert schema_snapshot(ws, exclude_history=True) == schema
-    assert query(ws, "SELECT COUNT(*) FROM schema_migration_backfill WHERE version = 3") == [(0,)]
+    assert query(ws, "SELECT COUNT(*) FROM schema_migration_backfill WHERE version = 4") == [(0,)]

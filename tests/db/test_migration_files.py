@@ -98,13 +98,13 @@ def test_malformed_files_are_refused_with_file_and_line(tmp_path: Path, body: st
 def test_new_migration_takes_the_next_number_after_builtin_and_workspace_files(tmp_path: Path):
     ws = make_workspace(tmp_path / "ws", None)
     first = write_new_migration(ws, "Add publisher URL")
-    assert first.name == "0003_add_publisher_url.sql"
+    assert first.name == "0004_add_publisher_url.sql"
     assert "-- migrate:up" in first.read_text() and "-- migrate:verify" in first.read_text()
     second = write_new_migration(ws, "second")
-    assert second.name == "0004_second.sql"
+    assert second.name == "0005_second.sql"
     found = discover(ws)
-    assert [m.version for m in found] == [1, 2, 3, 4]
-    assert found[2].problems()  # an unedited template is listed but not applicable
+    assert [m.version for m in found] == [1, 2, 3, 4, 5]
+    assert found[3].problems()  # an unedited template is listed but not applicable
 
 
 def test_a_version_defined_twice_is_refused(tmp_path: Path):

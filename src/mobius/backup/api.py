@@ -16,6 +16,7 @@ from mobius.config import Workspace
 from mobius.errors import InputError
 from mobius.log import get_logger
 from mobius.progress import Progress
+from mobius.records import records_call
 from mobius.safety.atomic import TEMP_PREFIX
 from mobius.safety.lock import FileLock
 
@@ -24,6 +25,7 @@ ENV_MEMBER = "workspace/.env"
 DATABASE_MEMBER = "database/mobius.dump"
 
 
+@records_call("backup.create", ref=lambda result: result.path)
 def create_backup(ws: Workspace, *, keep: int | None = None, database: bool = True,
                   progress: Progress | None = None) -> BackupResult:
     """Archive the library, the workspace `.env` and a checked database dump, verify, then apply retention.

@@ -180,8 +180,15 @@ def remove_backup_files(archive: Path) -> None:
     fsync_dir(archive.parent)
 
 
+def protected_names(folder: Path) -> set[str]:
+    """Archives another capability needs kept (a rollback's backup): `retention-protected*.txt`, one name a line."""
+    return {line.strip() for path in folder.glob("retention-protected*.txt")
+            for line in path.read_text(encoding="utf-8").splitlines() if line.strip()}
+
+
 def apply_retention(folder: Path, prefix: str, keep: int) -> list[Path]:
-    """Keep the `keep` newest `prefix` backups and, always, the newest verified one; delete the rest.
+    """Keep the `keep` newest `prefix` backups, those named in retention-protected*.txt and, always, the
+    newest verified one; delete the rest.
 
     Returns the archives deleted (each with its sidecar and log).
     """
@@ -189,6 +196,8 @@ def apply_retention(folder: Path, prefix: str, keep: int) -> list[Path]:
         raise InputError(f"--keep must be at least 1, not {keep}", hint="the new backup always stays")
     backups = list_backups(folder, prefix)
     kept = backups[:keep]
+    protected = protected_names(folder)
+    kept += [b for b in backups if b.path.name in protected and b not in kept]
     newest_verified = next((b for b in backups if b.state == "verified"), None)
     if newest_verified is not None and newest_verified not in kept:
         kept.append(newest_verified)

@@ -10,7 +10,20 @@ import traceback
 import typer
 
 from mobius import __version__, log
-from mobius.cli import backup, config, db, demo, golden, init, media, render
+from mobius.cli import (
+    backup,
+    config,
+    db,
+    demo,
+    envs,
+    golden,
+    init,
+    library,
+    media,
+    migrate,
+    render,
+    serve,
+)
 from mobius.cli.context import current, lift_global_options
 
 try:  # Typer >= 0.26 vendors Click under typer._click
@@ -24,7 +37,7 @@ HELP = f"""Mobius: the MOBIUS Games pipeline's operations system.
 
 Every step of the migration runbook as a command that checks its own work.
 
-Global options (accepted before or after the sub-command): --workspace DIR, --json,
+Global options (accepted before or after the sub-command): --workspace DIR, --env NAME, --json,
 --log-format console|json, --syslog, -v.
 
 {EXIT_CODES_HELP}
@@ -60,7 +73,21 @@ def version_command() -> None:
     emit({"version": __version__}, f"mobius {__version__}")
 
 
-for module in (init, config, backup, media, db, render, golden, demo):
+COMMAND_MODULES = (
+    init,
+    config,
+    backup,
+    media,
+    db,
+    render,
+    golden,
+    demo,
+    migrate,
+    serve,
+    library,
+    envs,
+)
+for module in COMMAND_MODULES:
     module.register(app)
 
 

@@ -14,8 +14,8 @@ from mobius.config import Workspace, load_workspace
 from mobius.progress import NoProgress, Progress, RichProgress
 
 GLOBAL_FLAGS = {"--json": "json", "--syslog": "syslog"}
-GLOBAL_VALUES = {"--workspace": "workspace", "-w": "workspace", "--log-format": "log_format"}
-VERBOSE = {"-v": 1, "--verbose": 1, "-vv": 2}
+GLOBAL_VALUES = {"--workspace": "workspace", "-w": "workspace", "--log-format": "log_format", "--env": "env_name"}
+VERBOSE = {"-v": 1, "--verbose": 1, "-vv": 2, "-vvv": 3, "-vvvv": 4}
 
 
 @dataclass
@@ -26,12 +26,13 @@ class RunContext:
     syslog: bool = False
     verbosity: int = 0
     command: str = "mobius"
+    env_name: str | None = None
     _workspace: Workspace | None = field(default=None, repr=False)
 
     def workspace(self) -> Workspace:
         """The selected workspace, loaded once; attaches the run's log file when it is initialized."""
         if self._workspace is None:
-            self._workspace = load_workspace(self.workspace_option)
+            self._workspace = load_workspace(self.workspace_option, env=self.env_name)
             if self._workspace.env_file.exists() or self._workspace.logs.is_dir():
                 log.attach_log_file(self._workspace.logs, self.command)
             self._repair_interrupted_swaps(self._workspace)

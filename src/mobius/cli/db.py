@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from mobius.cli.context import current
+from mobius.cli.options import YES
 from mobius.cli.output import confirm, emit, say
 from mobius.errors import InputError, VerificationError
 
@@ -94,7 +95,7 @@ def _show_rehearsal(result: dict) -> None:
 @app.command("rollback")
 def rollback_command(
     to: int = typer.Option(None, "--to", help="Roll back to this version (default: undo the latest migration)."),
-    yes: bool = typer.Option(False, "--yes", help="Do not ask before rolling back or restoring a dump."),
+    yes: bool = YES,
 ) -> None:
     """Run down sections newest first, each in a transaction with its history; irreversible ones restore their dump.
 

@@ -24,11 +24,14 @@ def demo_command(
 
     def show(step: DemoStep) -> None:
         say(f"  ok  {step.name:<22} {step.seconds:6.2f}s  {step.summary}")
+        for line in step.details:
+            say(f"        {line}")
 
     report = run_demo(load_workspace(root), progress=current.progress(), on_step=show)
     current.set_workspace(load_workspace(root))
     emit(report.to_dict(), [f"demo finished in {report.seconds:.1f}s: {len(report.steps)} steps passed",
-                            f"workspace: {root}"])
+                            f"workspace: {root}", f"plan: {report.plan} (migration {report.migration}; "
+                            f"mobius migrate report {report.migration} -w {root})"])
 
 
 def register(app: typer.Typer) -> None:

@@ -28,6 +28,7 @@ from mobius.db.runner import Outcome, Runner
 from mobius.errors import InputError, MobiusError, VerificationError
 from mobius.log import get_logger
 from mobius.progress import NoProgress, Progress
+from mobius.records import records_call
 
 Confirm = Callable[[str], bool]
 
@@ -126,6 +127,7 @@ def _plan(migrations: list[Migration], applied: dict[int, history.AppliedMigrati
             if (to is None or m.version <= to) and (m.version not in applied or applied[m.version].status != "applied")]
 
 
+@records_call("db.migrate", ref=lambda result: result["run_id"], skip=lambda args: args["dry_run"])
 def migrate_database(ws: Workspace, *, to: int | None = None, backup: bool = True, progress: Progress | None = None,
                      dry_run: bool = False, rehearse: bool = False, confirm: Confirm | None = None,
                      on_rehearsal: Callable[[dict[str, Any]], None] | None = None,
@@ -264,6 +266,7 @@ def _admin_sql(target: DatabaseTarget, sql: str) -> None:
                                     hint="the rehearsal needs CREATE DATABASE rights on the server") from None
 
 
+@records_call("db.rollback", ref=lambda result: result["run_id"])
 def rollback_database(ws: Workspace, *, to: int | None = None, confirm: Confirm | None = None,
                       progress: Progress | None = None) -> dict[str, Any]:
     """Revert applied migrations above `to` (default: the latest one), newest first, after a dump."""

@@ -11,6 +11,7 @@ from mobius.golden.baseline import GenerateResult, games_with_goldens, generate,
 from mobius.golden.check import CheckReport, check_video
 from mobius.log import get_logger
 from mobius.progress import Progress
+from mobius.records import records_call
 
 
 @dataclass
@@ -22,6 +23,7 @@ class ApproveResult:
         return {"backup": self.backup, "games": [g.to_dict() for g in self.games]}
 
 
+@records_call("golden.approve", ref=lambda result: result.backup)
 def approve(ws: Workspace, games: list[str] | None = None, *, per_os: bool | None = None,
             frames: list[float] | None = None, executor=None, progress: Progress | None = None) -> ApproveResult:
     """Refuse unless `pipeline test` passes; back up the goldens; render every game; refuse unless every

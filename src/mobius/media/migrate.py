@@ -28,6 +28,7 @@ from mobius.media.faults import FaultHooks
 from mobius.media.journal import JournalRow, MigrationJournal, MigrationRecord
 from mobius.media.plan import Plan, compare_trees, make_plan, same_target
 from mobius.progress import NoProgress, Progress
+from mobius.records import records_call
 from mobius.safety.checksums import write_checksum_file
 from mobius.safety.diskspace import human_bytes, require_free_space
 from mobius.safety.envfile import read_env_file, set_env_values
@@ -105,6 +106,8 @@ def _take_backup(ws: Workspace, progress: Progress) -> tuple[str, str | None]:
     return str(backup.path), backup.sha256
 
 
+@records_call("media.migrate", ref=lambda result: result.record and result.record.id,
+              skip=lambda args: args["dry_run"])
 def migrate(ws: Workspace, target: str, *, dry_run: bool = False, backup: bool = True, workers: int | None = None,
             min_free_ratio: float = 3.0, confirm: Callable[[str], bool] | None = None, report: Report | None = None,
             progress: Progress | None = None) -> MigrationResult:

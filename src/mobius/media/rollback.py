@@ -19,6 +19,7 @@ from mobius.media.journal import MigrationJournal, MigrationRecord
 from mobius.media.manifest import VerifyResult, verify_against
 from mobius.media.migrate import SETTING, journal_path, migration_lock, now_iso
 from mobius.progress import Progress
+from mobius.records import records_call
 
 log = get_logger()
 
@@ -56,6 +57,7 @@ def open_journal(ws: Workspace) -> MigrationJournal:
     return MigrationJournal(journal_path(ws))
 
 
+@records_call("media.rollback", ref=lambda result: result.record.id)
 def rollback(ws: Workspace, migration_id: str | None = None, *, workers: int | None = None,
              progress: Progress | None = None, report: Callable[[str], None] | None = None) -> RollbackResult:
     """Verify the migration's source against its manifest, then switch MOBIUS_LIBRARY_DIR back to it."""

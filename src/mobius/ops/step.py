@@ -33,6 +33,8 @@ class StepContext:
     say: Callable[[str], None] = lambda line: None
     error_rate: Callable[[int, int], None] = lambda failed, total: None  # feeds the monitors
     record_undo: Callable[[Any], None] = lambda handle: None  # persist a handle as soon as it exists
+    undo: Any = None  # the handle an earlier, killed run of this step recorded (a resume continues from it)
+    checkpoint: Callable[[str], None] = lambda point: None  # a named point inside the step (crash tests)
 
 
 @dataclass

@@ -70,6 +70,12 @@ def read_env_file(path: Path) -> dict[str, str]:
     return values
 
 
+def malformed_lines(path: Path) -> list[int]:
+    """Line numbers that are neither blank, a comment, nor KEY=VALUE (read_env_file skips them silently)."""
+    return [number for number, line in enumerate(_read_lines(path), 1)
+            if line.strip() and not line.lstrip().startswith("#") and not _LINE.match(line)]
+
+
 def set_env_values(path: Path, updates: dict[str, str | None]) -> dict[str, str | None]:
     """Set (or, with None, remove) keys atomically, keeping the file's mode. Returns previous values.
 

@@ -1,0 +1,152 @@
+"""Benchmark: `mobius env promote` against the runbook's way (database dump piped into the target + `rsync -av`).
+
+Both start from the same state in the same run: a staging library (media-like, incompressible
+files) already promoted once, then 10% of its files rewritten. Timed: the promote of that change
+(plan, verified backup of the target, database copy, journaled library sync that re-reads every
+copied byte, settings, validate) vs `pg_dump | psql` (or `sqlite3 .dump | sqlite3` without
+PostgreSQL binaries) + `rsync -av`; then both again with nothing changed.
+
+    python benchmarks/env_promote.py                # 1 GB library
+    python benchmarks/env_promote.py --size-mb 256  # quick
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+DATA = Path("/tmp/mobius-bench-envs")
+MOBIUS = [sys.executable, "-m", "mobius"]
+
+
+def _load(name: str, path: Path):  # noqa: ANN202
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def postgres_server():  # noqa: ANN201
+    """The test suite's throwaway PostgreSQL cluster, or None when the server binaries are missing."""
+    db = _load("bench_db_conftest", HERE.parent / "tests" / "db" / "conftest.py")
+    bindir = db._pg_bin()
+    if bindir is None:
+        return None
+    server = db.PostgresServer(bindir, Path(tempfile.mkdtemp(prefix="mobius-bench-pg-")))
+    server.start()
+    return server
+
+
+def run(*args: str, env: dict[str, str] | None = None) -> tuple[float, dict]:
+    started = time.monotonic()
+    proc = subprocess.run([*MOBIUS, *args, "--json"], capture_output=True, text=True,
+                          env={**os.environ, **(env or {})})
+    seconds = time.monotonic() - started
+    if proc.returncode:
+        raise SystemExit(f"mobius {' '.join(args)} failed: {proc.stderr.strip()}")
+    return seconds, json.loads(proc.stdout)
+
+
+def shell(command: str) -> float:
+    started = time.monotonic()
+    subprocess.run(command, shell=True, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.monotonic() - started
+
+
+def change_files(library: Path, fraction: float, *, seed: int) -> tuple[int, int]:
+    rng = np.random.default_rng(seed)
+    files = sorted(p for p in library.rglob("*") if p.is_file())
+    chosen = rng.choice(len(files), size=max(1, int(len(files) * fraction)), replace=False)
+    size = 0
+    for i in chosen:
+        n = files[i].stat().st_size
+        files[i].write_bytes(rng.bytes(n))
+        size += n
+    return len(chosen), size
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--size-mb", type=int, default=1024)
+    parser.add_argument("--rows", type=int, default=20000)
+    args = parser.parse_args()
+    media = _load("bench_media", HERE / "media_migrate.py")
+    shutil.rmtree(DATA, ignore_errors=True)
+    root = DATA / "ws"
+    (root / "environments").mkdir(parents=True)
+    staging_lib, prod_lib, runbook_lib = root / "staging" / "uploads", root / "prod" / "uploads", DATA / "runbook"
+    count, size = media.build_library(staging_lib, args.size_mb * 1024 * 1024)
+    server = postgres_server()
+    try:
+        if server is not None:
+            names = [server.create_database() for _ in range(3)]
+            urls = [server.url(n) for n in names]
+            engine = "postgresql"
+            dump = (f"pg_dump --clean --if-exists --no-owner '{urls[0]}' | psql -q -v ON_ERROR_STOP=1 '{urls[2]}'")
+        else:
+            urls = [f"sqlite:///{root / n}.db" for n in ("staging", "prod", "runbook")]
+            engine = "sqlite"
+            dump = f"rm -f {root / 'runbook.db'} && sqlite3 {root / 'staging.db'} .dump | sqlite3 {root / 'runbook.db'}"
+        (root / "environments" / "staging.env").write_text(
+            f"MOBIUS_LIBRARY_DIR={staging_lib}\nMOBIUS_DATABASE_URL={urls[0]}\nMOBIUS_BACKUP_DIR=staging/backups\n"
+            "MOBIUS_DEPLOY_MIN_FREE_MB=1\n")
+        (root / "environments" / "production.env").write_text(
+            f"MOBIUS_LIBRARY_DIR={prod_lib}\nMOBIUS_DATABASE_URL={urls[1]}\nMOBIUS_BACKUP_DIR=prod/backups\n"
+            "MOBIUS_DEPLOY_MIN_FREE_MB=1\nMOBIUS_BACKUP_KEEP=2\n")
+        run("--env", "staging", "db", "migrate", "--yes", "-w", str(root))
+        run("--env", "production", "db", "migrate", "--yes", "-w", str(root))
+        _seed(root, args.rows)
+        print(f"library: {count} files, {size / 2**20:.0f} MiB; database: {engine}, {args.rows} rows")
+        first, _ = run("env", "promote", "--from", "staging", "--to", "production", "--yes", "-w", str(root))
+        shell(f"rsync -a {staging_lib}/ {runbook_lib}/")
+        print(f"first promote (full copy): {first:.1f} s")
+        changed, changed_bytes = change_files(staging_lib, 0.10, seed=7)
+        print(f"changed: {changed} files, {changed_bytes / 2**20:.0f} MiB")
+        seconds, out = run("env", "promote", "--from", "staging", "--to", "production", "--yes", "-w", str(root))
+        steps = _steps(seconds, out)
+        runbook = shell(dump) + shell(f"rsync -av {staging_lib}/ {runbook_lib}/")
+        print(f"promote, 10% changed: mobius {seconds:.1f} s ({steps}) | runbook {runbook:.1f} s")
+        again, out = run("env", "promote", "--from", "staging", "--to", "production", "--yes", "-w", str(root))
+        steps = _steps(again, out)
+        runbook_again = shell(dump) + shell(f"rsync -av {staging_lib}/ {runbook_lib}/")
+        print(f"promote, nothing changed: mobius {again:.1f} s ({steps}) | runbook {runbook_again:.1f} s")
+        print("note: mobius also takes and verifies a backup of the target and re-reads every copied byte; "
+              "the runbook does neither")
+    finally:
+        if server is not None:
+            server.stop()
+        shutil.rmtree(DATA, ignore_errors=True)
+
+
+def _steps(total: float, out: dict) -> str:
+    timed = sum(s["seconds"] for s in out["steps"])
+    return ", ".join([f"start-up + plan {total - timed:.1f}"] + [f"{s['step']} {s['seconds']:.1f}"
+                                                               for s in out["steps"]])
+
+
+def _seed(root: Path, rows: int) -> None:
+    sys.path.insert(0, str(HERE.parent / "src"))
+    from sqlalchemy import text
+
+    from mobius.config import load_workspace
+    from mobius.db.engine import connect, target_for
+
+    with connect(target_for(load_workspace(root, env="staging"))) as conn, conn.begin():
+        conn.execute(text("INSERT INTO games (slug, name, play_time, min_players, max_players)"
+                          " VALUES (:slug, :name, 30, 2, 4)"),
+                     [{"slug": f"game-{i}", "name": f"Game {i}"} for i in range(rows)])
+
+
+if __name__ == "__main__":
+    main()

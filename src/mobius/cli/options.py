@@ -1,0 +1,10 @@
+"""Options several commands share, defined once (same names, short forms and help everywhere)."""
+
+from __future__ import annotations
+
+import typer
+
+YES = typer.Option(False, "--yes", "-y", help="Answer yes to every confirmation (needed without a terminal).")
+DRY_RUN = typer.Option(False, "--dry-run", help="Show what would happen; change nothing.")
+WORKERS = typer.Option(None, "--workers", help="Parallel workers for hashing and copying (default: CPU count, "
+                                                "at most 8).")

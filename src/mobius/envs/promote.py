@@ -1,0 +1,282 @@
+"""`env promote --from A --to B`: the runbook's staging-to-production migration as one verified operation.
+
+plan (config diff, schema versions, copy direction, library files/bytes to copy, settings that
+follow) -> verified backup of B -> database copy (db sync) -> library sync (media migration
+machinery: journaled, re-read, only changed files) -> settings that follow -> validate B.
+Any failure after the backup restores B from it and proves the restore against a snapshot.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mobius.config import (
+    ENV_PREFIX,
+    Settings,
+    Workspace,
+    change_settings,
+    environment_file,
+    is_secret_name,
+    is_url,
+    mask_text,
+)
+from mobius.envs import state
+from mobius.envs.diff import diff_environments
+from mobius.envs.environments import load_environment
+from mobius.envs.steps import DESCRIBED, REHEARSED, SKIPPED, Steps
+from mobius.envs.validate import validate_environment
+from mobius.errors import InputError, MobiusError, VerificationError
+from mobius.records import recorded
+from mobius.safety.atomic import atomic_write_text
+from mobius.safety.diskspace import human_bytes
+from mobius.safety.envfile import read_env_file
+from mobius.safety.stamps import utc_compact
+from mobius.safety.tree import FILE, walk
+
+# Settings that name an environment's own places or identity: they never follow a promote.
+PLACE_SETTINGS = frozenset(ENV_PREFIX + name.upper() for name in (
+    "library_dir", "backup_dir", "database_url", "env", "service_url", "service_restart_command", "s3_endpoint_url"))
+
+
+def settings_to_follow(source: dict[str, str], target: dict[str, str]) -> dict[str, str]:
+    """Source values the target lacks or differs in, except places, secrets and non-Mobius keys."""
+    return {k: v for k, v in source.items()
+            if k.startswith(ENV_PREFIX) and k not in PLACE_SETTINGS and not is_secret_name(k)
+            and k[len(ENV_PREFIX):].lower() in Settings.model_fields and target.get(k) != v}
+
+
+@dataclass
+class PromoteResult:
+    source: str
+    target: str
+    dry_run: bool
+    plan: dict[str, Any] = field(default_factory=dict)
+    steps: list[dict[str, Any]] = field(default_factory=list)
+    backup: str | None = None
+    operation: str | None = None
+    restored: dict[str, Any] | None = None
+
+
+def sync_workspace(source: Workspace, target: Workspace) -> Workspace:
+    """A private workspace whose library is the source's: the media migration journals the sync in it.
+
+    Its root is state/envs/sync-A-to-B, so the journal (and the setting the migration switches at the
+    end) belong to this promote path and never touch a real environment's settings.
+    """
+    root = target.state / "envs" / f"sync-{source.environment}-to-{target.environment}"
+    root.mkdir(parents=True, exist_ok=True)
+    settings = Settings(_env_file=None, library_dir=source.library, backup_dir=str(target.backups),
+                        s3_endpoint_url=source.settings.s3_endpoint_url)
+    return Workspace(root=root, settings=settings)
+
+
+def _marker(sync_ws: Workspace) -> Path:
+    return sync_ws.root / "promoted.json"
+
+
+def _last_promote(sync_ws: Workspace) -> dict[str, Any]:
+    marker = _marker(sync_ws)
+    return json.loads(marker.read_text(encoding="utf-8")) if marker.is_file() else {}
+
+
+def _journaled(sync_ws: Workspace, target_library: str) -> bool:
+    """The last promote's journal still describes the target: it completed, and the target's tree (paths,
+    kinds, sizes, modes) is the one that promote left (a restore or a hand edit since means a full copy)."""
+    from mobius.media import list_migrations
+
+    left = _last_promote(sync_ws)
+    if left.get("target") != target_library or left.get("digest") != state.tree_digest(Path(target_library))["digest"]:
+        return False
+    return any(r.target == target_library and r.status in ("completed", "switching")
+               for r in list_migrations(sync_ws))
+
+
+def _mark_in_sync(sync_ws: Workspace, source_library: str, target_library: str) -> None:
+    atomic_write_text(_marker(sync_ws), json.dumps({
+        "target": target_library, "digest": state.tree_digest(Path(target_library))["digest"],
+        "source_digest": state.tree_digest(Path(source_library))["digest"]}))
+
+
+def library_plan(sync_ws: Workspace, source: Path, target: Path) -> dict[str, Any]:
+    """Files and bytes the sync will copy: a dry run of the media migration when a journal exists."""
+    from mobius.media import migrate
+
+    target_id = str(target)
+    if _journaled(sync_ws, target_id):
+        result = migrate(sync_ws, target_id, dry_run=True, backup=False)
+        same_tree = _last_promote(sync_ws).get("source_digest") == state.tree_digest(source)["digest"]
+        return {"files": result.planned_files, "bytes": result.planned_bytes, "unchanged": result.skipped,
+                "in_sync": same_tree and result.planned_files == 0,
+                "mode": "changed files only (journal of the last promote)", "rehearsed": True}
+    files = [e for e in walk(source) if e.kind == FILE] if source.is_dir() else []
+    return {"files": len(files), "bytes": sum(e.size for e in files), "unchanged": 0, "in_sync": False,
+            "mode": "first promote: the target library is replaced by a verified full copy "
+                    "(its current content is in the backup)", "rehearsed": False}
+
+
+def make_plan(root: Path, source: Workspace, target: Workspace, sync_ws: Workspace) -> dict[str, Any]:
+    for ws in (source, target):
+        if is_url(ws.library):
+            raise InputError(f"environment {ws.environment}: promote needs a local library, not {ws.library}",
+                             hint="object-storage libraries are validated and backed up elsewhere; see docs/envs.md")
+    if Path(source.library) == Path(target.library):
+        raise InputError(f"{source.environment} and {target.environment} share the library {source.library}",
+                         hint="give each environment its own MOBIUS_LIBRARY_DIR")
+    if source.database_url == target.database_url:
+        raise InputError(f"{source.environment} and {target.environment} share one database",
+                         hint="give each environment its own MOBIUS_DATABASE_URL")
+    diff = diff_environments(root, source.environment or "", target.environment or "")
+    follow = settings_to_follow(read_env_file(source.env_file), read_env_file(target.env_file))
+    library = library_plan(sync_ws, Path(source.library), Path(target.library))
+    same_database = library["in_sync"] and state.database_digest(source) == state.database_digest(target)
+    return {
+        "nothing_to_do": bool(library["in_sync"] and same_database and not follow),
+        "database_identical": same_database,
+        "config_diff": diff.to_dict(),
+        "schema_version": {source.environment: state.schema_version(source),
+                           target.environment: state.schema_version(target)},
+        "database_copy": f"{mask_text(source.database_url)} -> {mask_text(target.database_url)} "
+                         f"(target replaced; dumped first)",
+        "library_sync": {"from": source.library, "to": target.library, **library},
+        "settings_to_follow": sorted(follow),
+    }
+
+
+def plan_lines(plan: dict[str, Any]) -> list[str]:
+    lib = plan["library_sync"]
+    versions = ", ".join(f"{k} {v}" for k, v in plan["schema_version"].items())
+    return [f"plan: config differences: {len(plan['config_diff']['entries'])}"
+            + ("; nothing to promote (library and database identical)" if plan["nothing_to_do"] else ""),
+            f"plan: schema versions: {versions}",
+            f"plan: database copy: {plan['database_copy']}",
+            f"plan: library sync: {lib['files']} files ({human_bytes(lib['bytes'])}) to copy, {lib['unchanged']} "
+            f"unchanged; {lib['mode']}",
+            "plan: settings that follow: " + (", ".join(plan["settings_to_follow"]) or "none")]
+
+
+def promote(root: Path, source_name: str, target_name: str, *, dry_run: bool = False,
+            confirm: Callable[[str], bool] | None = None, say: Callable[[str], None] = lambda line: None,
+            progress: Any = None) -> PromoteResult:
+    if source_name == target_name:
+        raise InputError("--from and --to name the same environment")
+    source, target = load_environment(root, source_name), load_environment(root, target_name)
+    sync_ws = sync_workspace(source, target)
+    result = PromoteResult(source_name, target_name, dry_run)
+    result.plan = make_plan(root, source, target, sync_ws)
+    for line in plan_lines(result.plan):
+        say(line)
+    if dry_run:
+        steps = Steps(None, say, dry_run=True)
+        steps.note("plan", REHEARSED, "read both environments, both databases and the sync journal")
+        steps.note("backup", DESCRIBED, f"would archive {target.library}, {target.env_file.name} and the database")
+        steps.note("database copy", DESCRIBED, result.plan["database_copy"])
+        lib = result.plan["library_sync"]
+        steps.note("library sync", REHEARSED if lib["rehearsed"] else DESCRIBED,
+                   f"{lib['files']} files, {human_bytes(lib['bytes'])}")
+        steps.note("settings", DESCRIBED, ", ".join(result.plan["settings_to_follow"]) or "none")
+        report = validate_environment(target, codecs=True)
+        steps.note("validate", REHEARSED, f"target today: {report.verdict.value}")
+        result.steps = steps.to_list()
+        return result
+    if confirm is not None and not confirm(f"promote {source_name} to {target_name} (the target is backed up "
+                                           "first)?"):
+        raise InputError("promote not confirmed; nothing was changed")
+    if result.plan["nothing_to_do"]:
+        return _nothing_to_do(target, result, say)
+    params = {"from": source_name, "to": target_name, "plan": result.plan}
+    with recorded(target, "env.promote", params) as handle:
+        result.operation = handle.id
+        steps = Steps(handle, say)
+        before = steps.run("snapshot", lambda: ("library, database rows, settings digest", state.snapshot(target)))
+        backup = steps.run("backup", lambda: _backup(target, progress))
+        result.backup = str(backup.path)
+        has_db = "database/mobius.dump" in backup.extras
+        try:
+            _apply(steps, source, target, sync_ws, result, progress)
+        except MobiusError as exc:
+            _marker(sync_ws).unlink(missing_ok=True)
+            say(f"promote failed: {exc.message}; restoring {target_name} from {backup.path.name}")
+            report = state.restore(target, backup.path, expected=before, has_database=has_db)
+            result.restored = report.to_dict()
+            for line in report.lines():
+                say(f"restore: {line}")
+            handle.result = {**result.__dict__, "steps": steps.to_list()}
+            if not report.ok:
+                raise VerificationError(f"promote failed ({exc.message}) and the restore of {target_name} failed "
+                                        f"too", hint=f"restore by hand: mobius --env {target_name} backup restore "
+                                        f"{backup.path.name} --database", details=report.lines()) from None
+            raise VerificationError(f"promote failed at a step: {exc.message}; {target_name} was restored from "
+                                    f"{backup.path.name} and verified", hint=exc.hint) from None
+        result.steps = steps.to_list()
+        handle.result = {"backup": result.backup, "steps": result.steps, "plan": result.plan}
+    return result
+
+
+def _nothing_to_do(target: Workspace, result: PromoteResult, say: Callable[[str], None]) -> PromoteResult:
+    """Library unchanged since the last promote, databases identical, no setting to carry: only validate."""
+    with recorded(target, "env.promote", {"from": result.source, "to": target.environment,
+                                          "plan": result.plan}) as handle:
+        result.operation = handle.id
+        steps = Steps(handle, say)
+        reason = "nothing to promote: library unchanged since the last promote, databases identical"
+        for name in ("backup", "database copy", "library sync", "settings"):
+            steps.note(name, SKIPPED, reason)
+
+        def validate() -> tuple[str, Any]:
+            report = validate_environment(target)
+            report.raise_if_failed(hint=f"see `mobius env validate {target.environment}`")
+            return f"{len(report.checks)} checks: {report.verdict.value}", report
+
+        steps.run("validate", validate)
+        result.steps = steps.to_list()
+        handle.result = {"nothing_to_do": True, "steps": result.steps}
+    return result
+
+
+def _backup(target: Workspace, progress: Any) -> tuple[str, Any]:
+    backup = state.take_backup(target, progress)
+    return f"{backup.path.name} verified (sha256 {backup.sha256[:16]}...)", backup
+
+
+def _apply(steps: Steps, source: Workspace, target: Workspace, sync_ws: Workspace, result: PromoteResult,
+           progress: Any) -> None:
+    from mobius.db import sync_databases
+    from mobius.media import migrate
+
+    def copy_database() -> tuple[str, Any]:
+        out = sync_databases(source, source.database_url, target.database_url, overwrite=True)
+        return f"{len(out['tables'])} tables, row counts equal on both sides", out
+
+    steps.run("database copy", copy_database)
+
+    def sync_library() -> tuple[str, Any]:
+        target_lib = Path(target.library)
+        aside = None
+        if not _journaled(sync_ws, str(target_lib)) and target_lib.exists() and any(target_lib.iterdir()):
+            aside = target_lib.with_name(f"{target_lib.name}.pre-promote-{utc_compact()}")
+            os.replace(target_lib, aside)
+        out = migrate(sync_ws, str(target_lib), backup=False, progress=progress)
+        if aside is not None:
+            shutil.rmtree(aside)
+        return (f"{out.planned_files} files copied ({human_bytes(out.planned_bytes)}), {out.skipped} unchanged, "
+                f"every byte re-read at the target"), out
+
+    steps.run("library sync", sync_library)
+    follow = settings_to_follow(read_env_file(source.env_file), read_env_file(target.env_file))
+    steps.run("settings", lambda: (", ".join(follow) or "none to follow",
+                                   change_settings(environment_file(target.root, target.environment or ""),
+                                                   follow) if follow else []))
+
+    def validate() -> tuple[str, Any]:
+        report = validate_environment(target.reload())
+        report.raise_if_failed(hint=f"see `mobius env validate {target.environment}`")
+        return f"{len(report.checks)} checks: {report.verdict.value}", report
+
+    steps.run("validate", validate)
+    _mark_in_sync(sync_ws, source.library, target.library)

@@ -1,0 +1,138 @@
+"""An environment's state (library, database, settings file), its verified backup, and putting it back.
+
+Promote and rollback both end the same way when something fails: restore library + database +
+settings from the archive taken before, then prove it with a snapshot taken before and after.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from mobius.config import Workspace, mask_text, settings_lock
+from mobius.errors import MobiusError
+from mobius.results import Report, failed, passed
+from mobius.safety.atomic import atomic_write_bytes
+from mobius.safety.tree import walk
+
+
+def tree_digest(folder: Path) -> dict[str, Any]:
+    """Files, bytes and a digest of every entry's path, kind, size, mode and link (no content read)."""
+    digest = hashlib.sha256()
+    files = size = 0
+    if folder.is_dir():
+        for entry in sorted(walk(folder), key=lambda e: e.path):
+            digest.update(f"{entry.path}\0{entry.kind}\0{entry.size}\0{entry.mode}\0{entry.link}\n".encode(
+                "utf-8", "surrogateescape"))
+            files += entry.kind == "file"
+            size += entry.size if entry.kind == "file" else 0
+    return {"files": files, "bytes": size, "digest": digest.hexdigest()}
+
+
+EVENT_LOG = "schema_migration_events"  # append-only by design: a restore adds its own event
+
+
+def database_rows(ws: Workspace) -> dict[str, int]:
+    """Row count of every table but the append-only migration event log (empty for a new database)."""
+    from sqlalchemy import inspect
+
+    from mobius.db.engine import connect, target_for
+
+    target = target_for(ws)
+    if target.is_sqlite and not target.sqlite_path.exists():
+        return {}
+    with connect(target) as conn, conn.begin():
+        quote = conn.dialect.identifier_preparer.quote
+        return {name: conn.exec_driver_sql(f"SELECT COUNT(*) FROM {quote(name)}").scalar() or 0
+                for name in sorted(inspect(conn).get_table_names()) if name != EVENT_LOG}
+
+
+def database_digest(ws: Workspace) -> str:
+    """sha256 over every row of every table but the event log, in a stable order: equal databases, equal digest."""
+    from sqlalchemy import inspect
+
+    from mobius.db.engine import connect, target_for
+
+    digest = hashlib.sha256()
+    target = target_for(ws)
+    if target.is_sqlite and not target.sqlite_path.exists():
+        return digest.hexdigest()
+    with connect(target) as conn, conn.begin():
+        quote = conn.dialect.identifier_preparer.quote
+        inspector = inspect(conn)
+        for name in sorted(inspector.get_table_names()):
+            if name == EVENT_LOG:
+                continue
+            columns = [c["name"] for c in inspector.get_columns(name)]
+            digest.update(f"{name}\0{columns}\n".encode())
+            order = ", ".join(str(i + 1) for i in range(len(columns)))
+            for row in conn.exec_driver_sql(f"SELECT * FROM {quote(name)} ORDER BY {order}"):
+                digest.update(repr(tuple(row)).encode("utf-8", "surrogateescape"))
+    return digest.hexdigest()
+
+
+def schema_version(ws: Workspace) -> int:
+    from mobius.db import database_status
+
+    return int(database_status(ws)["current_version"])
+
+
+def snapshot(ws: Workspace) -> dict[str, Any]:
+    """What `restore` must give back: settings bytes digest, library tree, tables and rows, schema version."""
+    settings = ws.env_file.read_bytes() if ws.env_file.is_file() else b""
+    return {"settings_sha256": hashlib.sha256(settings).hexdigest(), "library": tree_digest(Path(ws.library)),
+            "tables": database_rows(ws), "schema_version": schema_version(ws)}
+
+
+def take_backup(ws: Workspace, progress: Any = None) -> Any:
+    """A verified backup of the environment: library, settings file and database dump (backup capability)."""
+    from mobius.backup import create_backup
+
+    Path(ws.library).mkdir(parents=True, exist_ok=True)
+    return create_backup(ws, progress=progress)
+
+
+def restore_settings(ws: Workspace, archive: Path) -> None:
+    """Put the environment file back byte for byte from the archive's settings member."""
+    from mobius.backup import extract_member
+    from mobius.backup.api import ENV_MEMBER
+
+    with tempfile.TemporaryDirectory(prefix=".mobius-tmp-env-", dir=ws.backups) as scratch:
+        copy = Path(scratch) / "settings.env"
+        extract_member(archive, ENV_MEMBER, copy)
+        mode = ws.env_file.stat().st_mode & 0o777 if ws.env_file.exists() else 0o600
+        with settings_lock(ws.env_file):
+            atomic_write_bytes(ws.env_file, copy.read_bytes(), file_mode=mode)
+
+
+def restore(ws: Workspace, archive: Path, *, expected: dict[str, Any] | None = None,
+            has_database: bool = True) -> Report:
+    """Restore library, database and settings from `archive`, then compare with the snapshot taken before."""
+    from mobius.backup import restore_backup
+    from mobius.config import load_workspace
+
+    report = Report(f"restore of {ws.environment or 'the workspace'} from {archive.name}")
+    try:
+        restore_settings(ws, archive)
+        report.add(passed("settings restored", str(ws.env_file)))
+        ws = load_workspace(ws.root, env=ws.environment)
+        result = restore_backup(ws, archive, Path(ws.library), database=has_database)
+        report.add(passed("library restored", f"{result.files} files", detail=str(result.to)))
+        aside = result.rollback
+        report.add(passed("database restored", mask_text(ws.database_url)) if has_database else
+                   failed("database restored", None, detail="the backup holds no database dump (it was empty)"))
+    except MobiusError as exc:
+        report.add(failed("restore", None, detail=mask_text(exc.one_line())))
+        return report
+    if expected is not None:
+        now = snapshot(ws)
+        for key in ("settings_sha256", "library", "tables", "schema_version"):
+            same = now[key] == expected[key]
+            report.add((passed if same else failed)(f"{key} as before", now[key] if not same else "identical",
+                                                    threshold=None if same else expected[key]))
+    if report.ok and aside is not None:
+        shutil.rmtree(aside, ignore_errors=True)  # the failed run's content: the restore is proven
+    return report

@@ -1,0 +1,331 @@
+"""`mobius migrate`: a plan's steps run as one operation that checkpoints, monitors and undoes itself.
+
+Checkpoints live in the record store's steps table: row 0 is the preflight (its evidence holds
+the baseline), rows 1..n the plan's steps (each undo handle recorded as soon as it exists),
+row n+1 the validation. `resume` skips every row marked done and re-enters a half-done step,
+which continues through the capability's own journal. Rollback walks the steps in reverse with
+their handles and verifies each; what it cannot finish it names, with the commands to finish by hand.
+
+The record's status: running -> completed | stopped (SIGTERM or low disk; resumable) |
+rolling-back -> rolled-back | rollback-failed; refused (preflight failed, nothing changed).
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mobius.config import Workspace, load_workspace
+from mobius.errors import InputError, MobiusError, ResourceError, VerificationError
+from mobius.log import get_logger
+from mobius.ops import faults
+from mobius.ops.digests import file_digest
+from mobius.ops.monitors import Monitor, MonitorState
+from mobius.ops.plan import Plan, load_plan
+from mobius.ops.preflight import run_preflight
+from mobius.ops.step import REGISTRY, Step, StepContext
+from mobius.ops.validation import baseline, run_validation
+from mobius.records import Operation, RecordStore, parent_scope
+from mobius.results import Report, to_jsonable
+
+TYPE = "migrate.run"
+EXIT_STOPPED = 3  # stopped on request (SIGTERM): resumable
+
+
+class Stopped(MobiusError):
+    exit_code = EXIT_STOPPED
+
+
+@dataclass
+class Outcome:
+    id: str
+    status: str
+    reason: str | None = None
+    steps: list[dict[str, Any]] = field(default_factory=list)
+    checks: list[Any] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+class Orchestrator:
+    def __init__(self, ws: Workspace, *, say: Callable[[str], None] = lambda line: None, yes: bool = True,
+                 workers: int | None = None, progress: Any = None):
+        self.ws = ws
+        self.say = say
+        self.yes, self.workers, self.progress = yes, workers, progress
+        self.store = RecordStore.of(ws)
+        self.state = MonitorState()
+        self.stop_requested = False
+        self.log = get_logger()
+
+    # helpers
+    def _ctx(self, op_id: str, idx: int, undo: Any = None) -> StepContext:
+        from mobius.progress import NoProgress
+
+        self.ws = load_workspace(self.ws.root)  # a step may have changed .env (media switches the library)
+        return StepContext(self.ws, operation_id=op_id, workers=self.workers, progress=self.progress or NoProgress(),
+                           say=self.say, error_rate=self.state.feed,
+                           record_undo=lambda handle: self.store.step_undo(op_id, idx, handle),
+                           undo=undo, checkpoint=faults.kill_at)
+
+    def _event(self, op_id: str, kind: str, data: dict[str, Any]) -> None:
+        self.store.event(op_id, kind, data)
+        self.log.info(f"migration.{kind}", operation=op_id, **{k: v for k, v in data.items() if k != "checks"})
+
+    def _on_term(self, signum: int, frame: object) -> None:
+        self.stop_requested = True
+        self.say("stop requested (SIGTERM): stopping at the next safe point")
+
+    @staticmethod
+    def steps_of(plan: Plan) -> list[Step]:
+        import mobius.ops.steps  # noqa: F401 - registers the capabilities' steps
+
+        return [REGISTRY[name](params) for name, params in plan.step_list()]
+
+    # entry points
+    def run(self, plan_path: Path, *, force: bool = False) -> Outcome:
+        plan, text = load_plan(plan_path)
+        op_id = self.store.start(TYPE, {"plan": plan.model_dump(mode="json", by_alias=True),
+                                        "plan_path": str(Path(plan_path).resolve()), "plan_text": text,
+                                        "force": force})
+        self.say(f"migration {op_id}: {plan.name} ({plan.type}, risk {plan.risk})")
+        with parent_scope(op_id):  # the capabilities' own records carry parent=<migration id>
+            return self._drive(op_id, plan, force=force)
+
+    def resume(self, op_id: str) -> Outcome:
+        op = self._load(op_id)
+        if op.status in ("completed", "rolled-back", "refused"):
+            raise InputError(f"migration {op_id} is {op.status}; nothing to resume")
+        if op.status in ("running", "stopping", "rolling-back") and not op.orphaned:
+            raise InputError(f"migration {op_id} is {op.status} in process {op.pid}", hint="it is still running")
+        plan = Plan.model_validate(op.params["plan"])
+        self.store.adopt(op_id)
+        self._event(op_id, "resumed", {"from_status": op.status})
+        self.say(f"migration {op_id}: resuming ({op.status})")
+        with parent_scope(op_id):
+            if op.status in ("rolling-back", "rollback-failed"):
+                return self._rollback(op_id, plan, reason=op.error or "resumed rollback")
+            return self._drive(op_id, plan, force=bool(op.params.get("force")))
+
+    def rollback(self, op_id: str, reason: str = "requested (mobius migrate rollback)") -> Outcome:
+        op = self._load(op_id)
+        if op.status in ("running", "stopping", "rolling-back") and not op.orphaned:
+            raise InputError(f"migration {op_id} is {op.status} in process {op.pid}",
+                             hint=f"stop it first: kill -TERM {op.pid}")
+        if op.status == "rolled-back":
+            raise InputError(f"migration {op_id} is already rolled back")
+        plan = Plan.model_validate(op.params["plan"])
+        self.store.adopt(op_id)
+        with parent_scope(op_id):
+            return self._rollback(op_id, plan, reason=reason, automatic=False)
+
+    def _load(self, op_id: str) -> Operation:
+        op = self.store.get(op_id)
+        if op is None or op.type != TYPE:
+            raise InputError(f"no migration {op_id} in this workspace", hint="see mobius history --type migrate")
+        return op
+
+    # the run
+    def _drive(self, op_id: str, plan: Plan, *, force: bool) -> Outcome:
+        started = time.monotonic()
+        previous = signal.signal(signal.SIGTERM, self._on_term)
+        self.store.set_status(op_id, "running")
+        steps = self.steps_of(plan)
+        n = len(steps)
+        op = self.store.get(op_id)
+        done = {s.idx: s for s in op.steps}
+        monitor = None
+        try:
+            # 0: preflight
+            if done.get(0) is None or done[0].status != "done":
+                faults.kill_at("preflight")
+                self.store.step_started(op_id, 0, "preflight")
+                report, measured = run_preflight(self.ws, plan, steps, force=force, ctx=self._ctx(op_id, 0))
+                for line in report.lines():
+                    self.say(f"  {line}")
+                if report.failures():
+                    self.store.step_finished(op_id, 0, "failed", evidence={"checks": report.checks, **measured})
+                    reason = "preflight failed: " + ", ".join(c.name for c in report.failures())
+                    self.store.finish(op_id, "refused", {"reason": reason}, error=reason)
+                    raise VerificationError(f"migration {op_id} refused: {reason}; nothing was changed",
+                                            details=[c.line() for c in report.failures()])
+                folder = self.ws.state / "ops" / op_id
+                folder.mkdir(parents=True, exist_ok=True)
+                measured["baseline"] = baseline(self.ws, plan, folder)
+                measured["env_sha256"] = file_digest(self.ws.env_file)
+                self.store.step_finished(op_id, 0, "done", evidence={"checks": report.checks, **measured})
+                faults.kill_at("preflight:done")
+            evidence = self.store.get(op_id).steps[0].evidence
+            estimate = float(evidence.get("estimate_s") or 0)
+            self.say(f"estimate {estimate:.1f} s ({evidence.get('estimate_source')})")
+            self.state = MonitorState()
+            monitor = Monitor(self.ws, self.store.path, op_id, plan.monitors, estimate_s=estimate,
+                              started_monotonic=started, state=self.state)
+            monitor.resume_timer(self.store)
+            monitor.start()
+            # 1..n: steps
+            for i, step in enumerate(steps, start=1):
+                row = next((s for s in self.store.get(op_id).steps if s.idx == i), None)
+                if row is not None and row.status == "done":
+                    continue
+                self._safe_point(op_id, plan)
+                faults.kill_at(f"step:{step.name}")
+                faults.disk_full_from(step.name)
+                self.state.step = step.name
+                self.store.step_started(op_id, i, step.name, {"params": plan.step_list()[i - 1][1]})
+                self.say(f"step {i}/{n}: {step.name}")
+                ctx = self._ctx(op_id, i, undo=row.undo if row else None)
+                try:
+                    handle = step.apply(ctx)
+                    check = step.verify(self._ctx(op_id, i), handle)
+                except ResourceError as exc:
+                    self.store.step_finished(op_id, i, "stopped", error=exc.one_line())
+                    self.store.set_status(op_id, "stopped", error=exc.message)
+                    raise
+                except MobiusError as exc:
+                    self.store.step_finished(op_id, i, "failed", error=exc.one_line())
+                    return self._rollback(op_id, plan, reason=f"step {step.name} failed: {exc.message}")
+                self.store.step_finished(op_id, i, "done" if not check.failures() else "failed",
+                                         evidence={"checks": check.checks}, undo=handle)
+                for line in check.lines():
+                    self.say(f"  {line}")
+                if check.failures():
+                    return self._rollback(op_id, plan, reason=f"step {step.name} did not verify: "
+                                          + ", ".join(c.name for c in check.failures()))
+                faults.kill_at("between")
+            self._safe_point(op_id, plan)
+            # n+1: validation
+            faults.kill_at("validation")
+            self.state.step = "validation"
+            self.store.step_started(op_id, n + 1, "validate")
+            report, after = run_validation(self.ws, plan, evidence.get("baseline", {}))
+            for line in report.lines():
+                self.say(f"  {line}")
+            self.store.step_finished(op_id, n + 1, "done" if not report.failures() else "failed",
+                                     evidence={"checks": report.checks, "after": after})
+            if report.failures():
+                return self._rollback(op_id, plan, reason="validation failed: "
+                                      + ", ".join(c.name for c in report.failures()))
+            self._safe_point(op_id, plan)
+            self.store.finish(op_id, "completed", {"seconds": round(time.monotonic() - started, 3)})
+            self._event(op_id, "completed", {})
+            return self._outcome(op_id, started)
+        except _RollbackNow as now:
+            return self._rollback(op_id, plan, reason=now.reason)
+        finally:
+            if monitor is not None:
+                monitor.stop()
+            signal.signal(signal.SIGTERM, previous)
+
+    def _safe_point(self, op_id: str, plan: Plan) -> None:
+        """Act on what the monitors and signals asked for, between steps."""
+        if self.state.rollback_reason:
+            raise _RollbackNow(self.state.rollback_reason)
+        if self.state.stop_reason:
+            self.store.set_status(op_id, "stopped", error=self.state.stop_reason)
+            self._event(op_id, "stopped", {"reason": self.state.stop_reason})
+            raise ResourceError(f"migration {op_id} stopped: {self.state.stop_reason}",
+                                hint=f"free some space, then: mobius migrate resume {op_id} "
+                                     f"(or undo it: mobius migrate rollback {op_id})")
+        if self.stop_requested:
+            self.store.set_status(op_id, "stopped", error="stopped on request (SIGTERM)")
+            self._event(op_id, "stopped", {"reason": "SIGTERM"})
+            raise Stopped(f"migration {op_id} stopped on request at a safe point",
+                          hint=f"continue: mobius migrate resume {op_id}; undo: mobius migrate rollback {op_id}")
+
+    # rollback
+    def _rollback(self, op_id: str, plan: Plan, *, reason: str, automatic: bool = True) -> Outcome:
+        started = time.monotonic()
+        self.store.set_status(op_id, "rolling-back", error=reason)
+        self._event(op_id, "rollback.started", {"reason": reason})
+        self.say(f"rolling back: {reason}")
+        steps = self.steps_of(plan)
+        rows = {s.idx: s for s in self.store.get(op_id).steps}
+        for i in range(len(steps), 0, -1):
+            row = rows.get(i)
+            if row is None or row.status in ("rolled-back", "pending"):
+                continue
+            step = steps[i - 1]
+            faults.kill_at(f"rollback:{step.name}")
+            try:
+                report = step.rollback(self._ctx(op_id, i), row.undo)
+            except MobiusError as exc:
+                report = Report(f"{step.name} rollback")
+                report.add(_failed_check(step.name, exc.one_line()))
+            self._event(op_id, "rollback.step", {"step": step.name, "idx": i, "ok": not report.failures(),
+                                                 "checks": report.checks})
+            for line in report.lines():
+                self.say(f"  {line}")
+            if report.failures():
+                return self._rollback_failed(op_id, steps, rows, i, reason, report)
+            self.store.step_status(op_id, i, "rolled-back")
+        env_before = (rows.get(0).evidence if rows.get(0) else {}).get("env_sha256")
+        env_now = file_digest(self.ws.env_file)
+        if env_before and env_now != env_before:
+            report = Report(".env rollback")
+            report.add(_failed_check(".env", f"sha256 {env_now} differs from {env_before} before the migration"))
+            return self._rollback_failed(op_id, steps, rows, 0, reason, report)
+        self._event(op_id, "rollback.done", {"reason": reason, "env_sha256": env_now,
+                                             "seconds": round(time.monotonic() - started, 3)})
+        self.store.finish(op_id, "rolled-back", {"reason": reason}, error=reason)
+        if not automatic:
+            return self._outcome(op_id, started)
+        raise VerificationError(f"migration {op_id} rolled back: {reason}; every step's undo verified, .env "
+                                "byte-identical", hint=f"see mobius migrate report {op_id}")
+
+    def _rollback_failed(self, op_id: str, steps: list[Step], rows: dict, at: int, reason: str,
+                         report: Report) -> Outcome:
+        left = [f"{steps[j - 1].name}: still applied; finish by hand: {manual_hint(steps[j - 1].name, rows[j].undo)}"
+                for j in range(at, 0, -1) if j in rows and rows[j].status not in ("rolled-back", "pending")]
+        message = f"rollback of {op_id} could not complete at {steps[at - 1].name if at else '.env'}"
+        self._event(op_id, "rollback.failed", {"reason": reason, "left": left, "checks": report.checks})
+        self.store.finish(op_id, "rollback-failed", {"reason": reason, "left": left}, error=message)
+        raise VerificationError(message, details=[c.line() for c in report.failures()] + left,
+                                hint=f"after fixing, run mobius migrate rollback {op_id} again")
+
+    def _outcome(self, op_id: str, started: float) -> Outcome:
+        op = self.store.get(op_id)
+        return Outcome(op_id, op.status, op.error, [to_jsonable(s) for s in op.steps],
+                       seconds=round(time.monotonic() - started, 3))
+
+    def close(self) -> None:
+        self.store.close()
+
+
+class _RollbackNow(Exception):
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _failed_check(name: str, detail: str):  # noqa: ANN202
+    from mobius.results import failed
+
+    return failed(f"{name}.rollback", None, detail=detail)
+
+
+def manual_hint(step: str, handle: Any) -> str:
+    handle = handle or {}
+    if step == "media.migrate":
+        return f"mobius media rollback {handle.get('migration', '<migration id>')} --yes"
+    if step == "db.migrate":
+        return f"mobius db rollback --to {handle.get('previous_version', '<version>')} --yes"
+    if step == "golden.update":
+        return (f"mobius golden restore {handle['archive']}" if handle.get("archive")
+                else "remove the new goldens in tests/golden (there were none before)")
+    if step == "backup":
+        return "nothing (a backup changes nothing)"
+    return "see the step's documentation"
+
+
+def status(ws: Workspace, op_id: str | None = None) -> Operation | list[Operation]:
+    with RecordStore.of(ws) as store:
+        if op_id:
+            op = store.get(op_id)
+            if op is None:
+                raise InputError(f"no migration {op_id} in this workspace")
+            return op
+        return store.list(type=TYPE, limit=20)

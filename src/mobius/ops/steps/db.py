@@ -1,0 +1,128 @@
+"""`db.migrate {to}`: pending database migrations (mobius.db); undo = db rollback to the version before.
+
+The handle (the version before and a digest of schema and rows) is recorded before anything is
+applied; the db runner's history resumes a half-applied phased migration on the next run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any, ClassVar
+
+from mobius.errors import InputError
+from mobius.ops.digests import database_digest
+from mobius.ops.step import StepContext, StepPlan, register_step
+from mobius.results import Report, failed, passed, skipped
+
+
+@register_step("db.migrate")
+class DbMigrateStep:
+    name: ClassVar[str] = "db.migrate"
+
+    def __init__(self, params: dict[str, Any]):
+        to = params.get("to")
+        if to is not None and (not isinstance(to, int) or isinstance(to, bool) or to < 0):
+            raise InputError(f"db.migrate `to` must be a version number, not {to!r}")
+        self.to: int | None = to
+
+    def plan(self, ctx: StepContext) -> StepPlan:
+        from mobius.db import database_status
+        from mobius.db.engine import target_for
+
+        status = database_status(ctx.ws)
+        pending = [p for p in status["pending"] if self.to is None or p["version"] <= self.to]
+        target = target_for(ctx.ws)
+        size = target.sqlite_path.stat().st_size if target.is_sqlite and target.sqlite_path.exists() else 0
+        return StepPlan(f"apply {len(pending)} migration(s) to {status['database']} (version "
+                        f"{status['current_version']} -> {self.to if self.to is not None else 'latest'})",
+                        writes_bytes=2 * size, estimate_s=0.5 + 0.5 * len(pending),
+                        details=[f"pending {p['version']:04d}_{p['name']}" for p in pending])
+
+    def preflight(self, ctx: StepContext) -> Report:
+        from mobius.db import database_status
+
+        report = Report("db.migrate preflight")
+        try:
+            status = database_status(ctx.ws)
+        except Exception as exc:  # noqa: BLE001 - unreachable is a verdict here, not a crash
+            report.add(failed("db.reachable", None, source="database_status", detail=str(exc)[:300]))
+            return report
+        report.add(passed("db.reachable", status["database"], source="database_status",
+                          detail=f"version {status['current_version']}"))
+        pending = [f"{p['version']:04d}_{p['name']}" for p in status["pending"]
+                   if self.to is None or p["version"] <= self.to]
+        report.add(passed("db.pending", len(pending), unit="migrations", source="db status",
+                          detail=", ".join(pending) or "none"))
+        report.add((failed if status["drift"] else passed)("db.drift", len(status["drift"]), threshold=0,
+                                                         source="db validate"))
+        return report
+
+    def rehearse(self, ctx: StepContext) -> dict[str, Any]:
+        """The plan on a throwaway copy of the database (db migrate --rehearse); its measured time."""
+        from mobius.db import migrate_database
+        from mobius.records import parent_scope
+
+        seen: dict[str, Any] = {}
+
+        def keep(report: dict[str, Any]) -> None:
+            seen.update(report)
+
+        # "not confirmed": rehearsed, real db untouched; evidence of the preflight, not an operation of its own
+        with contextlib.suppress(InputError), parent_scope(""):
+            migrate_database(ctx.ws, to=self.to, backup=False, rehearse=True, on_rehearsal=keep,
+                             confirm=lambda question: False)
+        return seen
+
+    def apply(self, ctx: StepContext) -> Any:
+        from mobius.db import database_status, migrate_database
+
+        handle = dict(ctx.undo or {})
+        if not handle:
+            handle = {"previous_version": database_status(ctx.ws)["current_version"],
+                      "digest": database_digest(ctx.ws)}
+            ctx.record_undo(handle)
+        ctx.checkpoint("inside:db.migrate")
+        result = migrate_database(ctx.ws, to=self.to, backup=True, progress=ctx.progress)
+        handle["version"] = result["current_version"]
+        handle["applied"] = [getattr(o, "version", None) for o in result["applied"]]
+        handle["run_id"] = result["run_id"]
+        ctx.record_undo(handle)
+        return handle
+
+    def verify(self, ctx: StepContext, handle: Any) -> Report:
+        from mobius.db import check_database, database_status
+
+        report = Report("db.migrate verify")
+        version = database_status(ctx.ws)["current_version"]
+        wanted = self.to if self.to is not None else handle.get("version")
+        report.add((passed if version == wanted else failed)("db.version", version, threshold=wanted,
+                                                             source="schema_migrations"))
+        report.extend(_check_report(check_database(ctx.ws)))
+        return report
+
+    def rollback(self, ctx: StepContext, handle: Any) -> Report:
+        from mobius.db import database_status, rollback_database
+
+        report = Report("db.migrate rollback")
+        handle = handle or {}
+        previous = handle.get("previous_version")
+        if previous is None:
+            report.add(skipped("db.undo", "the step never started"))
+            return report
+        current = database_status(ctx.ws)["current_version"]
+        if current > previous:
+            rollback_database(ctx.ws, to=previous, confirm=lambda question: True, progress=ctx.progress)
+        version = database_status(ctx.ws)["current_version"]
+        report.add((passed if version == previous else failed)("db.version.restored", version, threshold=previous,
+                                                               source="schema_migrations"))
+        digest = database_digest(ctx.ws)
+        report.add((passed if digest == handle.get("digest") else failed)(
+            "db.schema_rows.restored", (digest or "")[:16], threshold=(handle.get("digest") or "")[:16],
+            source="sha256 of schema and rows (history excluded)"))
+        return report
+
+
+def _check_report(report: Any) -> list:
+    problems = list(getattr(report, "problems", []) or [])
+    return [(failed if problems else passed)("db.check", len(problems), threshold=0, unit="problems",
+                                             source="mobius db check", detail="; ".join(map(str, problems[:3])))]

@@ -17,6 +17,8 @@ import contextlib
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 from mobius.config import Workspace, mask_text
 from mobius.executor.base import DEFAULT_RETRIES, Executor, Item, Outcome, Run, TaskFunction, portable_workspace
@@ -70,9 +72,9 @@ def run_items(ws: Workspace, what: str, fn: TaskFunction, items: Sequence[Item],
 
     Probes that every worker reaches the existing `reach` folders first (exit 3 when not). Ctrl-C cancels
     what has not finished. Afterwards removes the `.mobius-tmp-*` files that dead workers left in
-    `sweep`. The operation is recorded (`what`, which items finished, which failed).
+    `sweep`. A top-level run is recorded as an operation (`what`, which items finished, which failed);
+    inside an outer operation (a migration step) the outer one owns the evidence and nothing is added.
     """
-    from mobius.records import recorded
     from mobius.safety.leftovers import sweep as sweep_leftovers
 
     progress = progress or NoProgress()
@@ -81,7 +83,7 @@ def run_items(ws: Workspace, what: str, fn: TaskFunction, items: Sequence[Item],
     run = Run(what, executor.name)
     order = {item.key: n for n, item in enumerate(items)}
     started = time.monotonic()
-    with recorded(ws, what, {"items": [i.key for i in items], "executor": executor.name}) as record:
+    with _record(ws, what, {"items": [i.key for i in items], "executor": executor.name}) as record:
         progress.start(what, total=len(items), unit="items")
         try:
             for outcome in executor.results(fn, portable_workspace(ws), items, retries=retries):
@@ -102,3 +104,15 @@ def run_items(ws: Workspace, what: str, fn: TaskFunction, items: Sequence[Item],
         record.result = run.summary()
         record.status = "completed" if not run.failed else "failed"
     return run
+
+
+@contextlib.contextmanager
+def _record(ws: Workspace, what: str, params: dict[str, object]) -> Iterator[Any]:
+    """`records.recorded` at top level; a throwaway handle inside an operation already being recorded."""
+    from mobius.records import _PARENT, recorded  # no public accessor for the enclosing operation yet
+
+    if _PARENT.get() is None:
+        with recorded(ws, what, params) as handle:
+            yield handle
+    else:
+        yield SimpleNamespace(result=None, status="completed")

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from mobius.cli.render import EXECUTOR as _EXECUTOR  # the one --executor option
+
 golden_app = typer.Typer(help="Golden files: pin a preview's frames, loudness and container; check renders "
                               "against them.", no_args_is_help=True)
 
@@ -116,7 +118,7 @@ def check_command(
 @golden_app.command("check-all")
 def check_all_command(
     ssim: float = _SSIM, lufs_tol: float = _LUFS, tp_tol: float = _TP,
-    junit: Path = _JUNIT, html: Path = _HTML, per_os: bool = _PER_OS,
+    junit: Path = _JUNIT, html: Path = _HTML, per_os: bool = _PER_OS, executor: str = _EXECUTOR,
 ) -> None:
     """Check every game that has goldens against out/<slug>/preview.mp4; one summary, one JUnit file.
 
@@ -127,7 +129,7 @@ def check_all_command(
 
     ws = current.workspace()
     reports = check_all(ws, overrides={"ssim": ssim, "lufs_tol": lufs_tol, "tp_tol": tp_tol}, per_os=per_os or None,
-                        progress=current.progress())
+                        executor=executor, progress=current.progress())
     summary = {"passed": all(r.passed for r in reports), "games": [r.to_dict() for r in reports],
                "failed_games": [r.game for r in reports if not r.passed]}
     _finish(reports, junit, html, summary)
@@ -138,6 +140,7 @@ def approve_command(
     games: list[str] = typer.Argument(None, help="Games to approve (default: every spec in games/)."),
     frames: str = _FRAMES,
     per_os: bool = _PER_OS,
+    executor: str = _EXECUTOR,
 ) -> None:
     """Back up the goldens, render each game, generate its goldens; refused if `pipeline test` fails.
 
@@ -148,7 +151,8 @@ def approve_command(
     from mobius.golden import approve
 
     ws = current.workspace()
-    result = approve(ws, games or None, per_os=per_os or None, frames=_frames(frames), progress=current.progress())
+    result = approve(ws, games or None, per_os=per_os or None, frames=_frames(frames), executor=executor,
+                     progress=current.progress())
     lines = [f"backed up the previous goldens to {result.backup}"] if result.backup else []
     lines += [f"approved {g.game}: {g.video} -> {g.folder}" for g in result.games]
     emit(result.to_dict(), lines)
@@ -163,7 +167,7 @@ def update_command(
 
     Example: mobius golden update sushi-go
     """
-    approve_command([game], None, per_os)
+    approve_command([game], None, per_os, None)
 
 
 @golden_app.command("backup")

@@ -41,8 +41,18 @@ def _frames(value: str | None) -> list[float] | None:
     return times
 
 
-def _finish(reports, junit: Path | None, html: Path | None, result: dict) -> None:
-    """Write the reports, print the lines; exit 2 (with the same JSON object) when a check failed."""
+def _record(kind: str, reports, result: dict, *, passed: bool) -> None:
+    """Keep the check in the record store (what `--json` prints), where the service's status page reads it."""
+    from mobius.cli.context import current
+    from mobius.records import recorded
+
+    with recorded(current.workspace(), kind, {"games": [r.game for r in reports]}) as operation:
+        operation.result = result
+        operation.status = "completed" if passed else "failed"
+
+
+def _finish(reports, junit: Path | None, html: Path | None, result: dict, *, kind: str) -> None:
+    """Write the reports, record, print the lines; exit 2 (with the same JSON object) when a check failed."""
     from mobius.cli.context import current
     from mobius.cli.output import emit
     from mobius.errors import EXIT_VERIFY, VerificationError
@@ -57,6 +67,7 @@ def _finish(reports, junit: Path | None, html: Path | None, result: dict) -> Non
     lines += [f"HTML report: {result['html']}"] if html else []
     failed = [f"{r.game}: {c.line().strip()}" for r in reports for c in r.failures]
     failed_names = [f"{r.game} {c.name}" for r in reports for c in r.failures]
+    _record(kind, reports, result, passed=not failed)
     if not failed:
         emit(result, lines)
         return
@@ -112,7 +123,7 @@ def check_command(
     ws = current.workspace()
     report = check_video(ws, game, _path(video), overrides={"ssim": ssim, "lufs_tol": lufs_tol, "tp_tol": tp_tol},
                          per_os=per_os_enabled(ws, per_os), progress=current.progress())
-    _finish([report], junit, html, report.to_dict())
+    _finish([report], junit, html, report.to_dict(), kind="golden.check")
 
 
 @golden_app.command("check-all")
@@ -132,7 +143,7 @@ def check_all_command(
                         executor=executor, progress=current.progress())
     summary = {"passed": all(r.passed for r in reports), "games": [r.to_dict() for r in reports],
                "failed_games": [r.game for r in reports if not r.passed]}
-    _finish(reports, junit, html, summary)
+    _finish(reports, junit, html, summary, kind="golden.check-all")
 
 
 @golden_app.command("approve")

@@ -292,6 +292,11 @@ def _seconds_between(start: str, end: str) -> float:
 _PARENT: ContextVar[str | None] = ContextVar("mobius_record_parent", default=None)
 
 
+def enclosing_operation() -> str | None:
+    """The id of the operation this call runs inside (None at top level; "" where recording is off)."""
+    return _PARENT.get()
+
+
 @contextmanager
 def parent_scope(op_id: str | None) -> Iterator[None]:
     """Operations recorded inside this block carry `parent=op_id`; `parent_scope("")` records none of them

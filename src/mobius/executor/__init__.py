@@ -109,9 +109,9 @@ def run_items(ws: Workspace, what: str, fn: TaskFunction, items: Sequence[Item],
 @contextlib.contextmanager
 def _record(ws: Workspace, what: str, params: dict[str, object]) -> Iterator[Any]:
     """`records.recorded` at top level; a throwaway handle inside an operation already being recorded."""
-    from mobius.records import _PARENT, recorded  # no public accessor for the enclosing operation yet
+    from mobius.records import enclosing_operation, recorded
 
-    if _PARENT.get() is None:
+    if enclosing_operation() is None:
         with recorded(ws, what, params) as handle:
             yield handle
     else:

@@ -30,7 +30,7 @@ from mobius.media.journal import JournalRow, MigrationJournal, MigrationRecord
 from mobius.media.local_destination import LocalDestination
 from mobius.media.plan import LIVE_STATUSES, Plan, compare_trees, first_run_plan, make_plan, target_problems
 from mobius.progress import NoProgress, Progress
-from mobius.records import enclosing_operation, records_call
+from mobius.records import outer_operation, records_call
 from mobius.safety.checksums import write_checksum_file
 from mobius.safety.diskspace import human_bytes, require_free_space
 from mobius.safety.envfile import read_env_file, set_env_values
@@ -349,7 +349,7 @@ def _start_record(run: MigrationRun) -> MigrationRecord:
             log.info("media.backup.done", migration=record.id, backup=record.backup)
         else:
             record.backup_skipped = True
-            inside = enclosing_operation()
+            inside = outer_operation()
             run.evidence("backup: skipped (the enclosing plan's backup step is the restore point)" if inside
                          else "backup: skipped (--no-backup)")
             (log.info if inside else log.warning)("media.backup.skipped", migration=record.id,

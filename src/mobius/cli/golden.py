@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from mobius.cli.render import EXECUTOR as _EXECUTOR  # the one --executor option
+from mobius.cli.options import EXECUTOR as _EXECUTOR
 
 golden_app = typer.Typer(help="Golden files: pin a preview's frames, loudness and container; check renders "
                               "against them.", no_args_is_help=True)

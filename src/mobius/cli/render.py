@@ -6,13 +6,12 @@ from pathlib import Path
 
 import typer
 
+from mobius.cli.options import EXECUTOR
+
 pipeline_app = typer.Typer(help="The rendering pipeline's self-test (the runbook's test-pipeline).",
                            no_args_is_help=True)
 
 
-EXECUTOR = typer.Option(None, "--executor", help="Where per-game work runs: local (a pool on this machine) or "
-                                                   "dask (MOBIUS_DASK_SCHEDULER, else a local cluster). "
-                                                   "Default: MOBIUS_EXECUTOR, else local.")
 
 
 def render_command(

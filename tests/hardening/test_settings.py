@@ -72,3 +72,11 @@ def test_duplicate_keys_one_rule_for_settings_migrate_and_rollback(mobius, ws, t
     assert read_env_file(env)["MOBIUS_LIBRARY_DIR"] == "uploads"
     code, shown = mobius.json("config", "show", "-w", str(ws))
     assert Path(next(r for r in shown["settings"] if r["name"] == "MOBIUS_LIBRARY_DIR")["value"]) == Path("uploads")
+
+
+def test_init_creates_an_owner_only_env(tmp_path) -> None:
+    """`.env` will hold database passwords and the API token: no other local user may read it."""
+    from mobius.workspace.init import initialize
+
+    initialize(tmp_path / "ws")
+    assert (tmp_path / "ws" / ".env").stat().st_mode & 0o777 == 0o600

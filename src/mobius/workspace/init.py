@@ -10,6 +10,7 @@ from mobius.errors import InputError
 from mobius.log import attach_log_file, get_logger
 from mobius.progress import NoProgress, Progress
 from mobius.safety.atomic import atomic_write_text
+from mobius.safety.envfile import NEW_FILE_MODE
 
 DEFAULT_ENV = """# Mobius workspace settings (MOBIUS_*). Environment variables override these.
 # Relative paths resolve against this folder.
@@ -43,7 +44,7 @@ def initialize(root: Path, *, sample: bool = False, progress: Progress | None = 
     result = InitResult(workspace=root)
     env_file = root / ".env"
     if not env_file.exists():
-        atomic_write_text(env_file, DEFAULT_ENV)
+        atomic_write_text(env_file, DEFAULT_ENV, file_mode=NEW_FILE_MODE)  # it will hold passwords: owner only
         result.created.append(".env")
     ws = load_workspace(root)
     for name in FOLDERS:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -268,14 +268,47 @@ def unchanged_since_verified(source: Path, dest: Destination, source_fingerprint
     root = _local_root(dest)
     if not (source_fingerprint and target_fingerprint and root and os.path.isdir(root)):
         return False
+    target = _fingerprint_elsewhere(root)
     try:
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            target_scan = pool.submit(_scan_sum, root, target=True, sums=False)
-            source = _scan_sum(str(source), target=False, sums=False)
-            target = target_scan.result()
+        source_now = _scan_sum(str(source), target=False, sums=False).fingerprint
     except OSError:
-        return False  # the full comparison says what is wrong
-    return source.fingerprint == source_fingerprint and target.fingerprint == target_fingerprint
+        source_now = None  # the full comparison says what is wrong
+    return source_now == source_fingerprint and target() == target_fingerprint
+
+
+def _fingerprint_elsewhere(root: str) -> Callable[[], str | None]:
+    """The target's fingerprint computed while the caller walks the source, on the other core.
+
+    Two walks in threads do not overlap (each stat is a short GIL release), so where `fork` exists
+    the target is walked in a child process that only scans and writes the fingerprint to a pipe
+    (no lock, file or connection of the parent is used; it leaves by `os._exit`). None on any error.
+    """
+    if not hasattr(os, "fork"):
+        def scan() -> str | None:
+            try:
+                return _scan_sum(root, target=True, sums=False).fingerprint
+            except OSError:
+                return None
+        return scan
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child process
+        try:
+            os.close(read_end)
+            os.write(write_end, (_scan_sum(root, target=True, sums=False).fingerprint or "").encode())
+        finally:
+            os._exit(0)
+    os.close(write_end)
+
+    def result() -> str | None:
+        try:
+            with os.fdopen(read_end, "rb") as pipe:
+                text = pipe.read().decode()
+        finally:
+            os.waitpid(pid, 0)
+        return text or None
+
+    return result
 
 
 def target_problems(dest: Destination, journal: MigrationJournal, migration_id: str) -> list[str]:

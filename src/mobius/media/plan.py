@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +24,7 @@ from stat import S_IMODE, S_ISDIR, S_ISLNK, S_ISREG
 from mobius.media.destination import Destination, Stored
 from mobius.media.journal import JournalRow, MigrationJournal
 from mobius.safety.atomic import TEMP_PREFIX
+from mobius.safety.child import in_child
 from mobius.safety.tree import DIR, FILE, LINK, Entry, walk
 
 # a record whose target was (or may have been) the live library: anything there we did not journal is the user's
@@ -268,47 +269,20 @@ def unchanged_since_verified(source: Path, dest: Destination, source_fingerprint
     root = _local_root(dest)
     if not (source_fingerprint and target_fingerprint and root and os.path.isdir(root)):
         return False
-    target = _fingerprint_elsewhere(root)
+    target = in_child(_fingerprint, root, True)  # the other core walks the target meanwhile
+    source_now = _fingerprint(str(source), False)
     try:
-        source_now = _scan_sum(str(source), target=False, sums=False).fingerprint
+        target_now = target()
     except OSError:
-        source_now = None  # the full comparison says what is wrong
-    return source_now == source_fingerprint and target() == target_fingerprint
+        target_now = None
+    return source_now is not None and source_now == source_fingerprint and target_now == target_fingerprint
 
 
-def _fingerprint_elsewhere(root: str) -> Callable[[], str | None]:
-    """The target's fingerprint computed while the caller walks the source, on the other core.
-
-    Two walks in threads do not overlap (each stat is a short GIL release), so where `fork` exists
-    the target is walked in a child process that only scans and writes the fingerprint to a pipe
-    (no lock, file or connection of the parent is used; it leaves by `os._exit`). None on any error.
-    """
-    if not hasattr(os, "fork"):
-        def scan() -> str | None:
-            try:
-                return _scan_sum(root, target=True, sums=False).fingerprint
-            except OSError:
-                return None
-        return scan
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - the child process
-        try:
-            os.close(read_end)
-            os.write(write_end, (_scan_sum(root, target=True, sums=False).fingerprint or "").encode())
-        finally:
-            os._exit(0)
-    os.close(write_end)
-
-    def result() -> str | None:
-        try:
-            with os.fdopen(read_end, "rb") as pipe:
-                text = pipe.read().decode()
-        finally:
-            os.waitpid(pid, 0)
-        return text or None
-
-    return result
+def _fingerprint(root: str, target: bool) -> str | None:
+    try:
+        return _scan_sum(root, target=target, sums=False).fingerprint
+    except OSError:
+        return None  # the full comparison says what is wrong
 
 
 def target_problems(dest: Destination, journal: MigrationJournal, migration_id: str) -> list[str]:

@@ -12,6 +12,8 @@ from pathlib import Path
 from mobius.errors import InputError
 from mobius.safety.atomic import atomic_write
 
+HEX_DIGITS = frozenset("0123456789abcdefABCDEF")  # issuperset(str) checks the 64 characters in C
+
 
 def format_line(digest: str, name: str) -> str:
     if "\\" in name or "\n" in name or "\r" in name:
@@ -27,7 +29,7 @@ def parse_line(line: str) -> tuple[str, str]:
     if escaped:
         line = line[1:]
     digest, sep, name = line[:64], line[64:66], line[66:]
-    if len(digest) != 64 or sep not in ("  ", " *") or not all(c in "0123456789abcdefABCDEF" for c in digest):
+    if len(digest) != 64 or sep not in ("  ", " *") or not HEX_DIGITS.issuperset(digest):
         raise ValueError(line)
     if escaped:
         name = _unescape(name)

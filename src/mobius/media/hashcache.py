@@ -50,7 +50,12 @@ class HashCache:
                 if mtime < started - RACY_MARGIN_NS]
         if keep:
             self._db.execute("BEGIN")
-            self._db.executemany("INSERT OR REPLACE INTO hashes VALUES (?, ?, ?, ?, ?, ?)", keep)
+            # a row already holding this identity and digest is left as it is (no page rewritten for it)
+            self._db.executemany(
+                "INSERT INTO hashes VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(path) DO UPDATE SET size = excluded.size,"
+                " mtime_ns = excluded.mtime_ns, inode = excluded.inode, digest = excluded.digest,"
+                " hashed_ns = excluded.hashed_ns WHERE (size, mtime_ns, inode, digest) IS NOT"
+                " (excluded.size, excluded.mtime_ns, excluded.inode, excluded.digest)", keep)
             self._db.execute("COMMIT")
         return len(keep)
 

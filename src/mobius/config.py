@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     db_advisory_lock_wait_s: float = 30.0
     s3_endpoint_url: str | None = None
     db_backfill_pause_ms: int = 0
+    executor: str = "local"  # where per-item work runs: local or dask (see mobius.executor)
+    dask_scheduler: str | None = None  # tcp://host:8786 or tls://...; unset: a local cluster for the run
+    executor_workers: int | None = None  # local pool / local cluster size; unset: one per core
     service_url: str | None = None  # the service whose /ready a migration's preflight checks
     emergency_contacts: str | None = None  # "Role: Name, phone; Role: Name, phone" for migration reports
     notice_lead_hours: float = 48.0  # a high-risk migration's notice must be this old before its window

@@ -292,6 +292,19 @@ def _seconds_between(start: str, end: str) -> float:
 _PARENT: ContextVar[str | None] = ContextVar("mobius_record_parent", default=None)
 
 
+_OUTER: ContextVar[str | None] = ContextVar("mobius_record_outer", default=None)
+
+
+def enclosing_operation() -> str | None:
+    """The id of the operation this call runs inside (None at top level; "" where recording is off)."""
+    return _PARENT.get()
+
+
+def outer_operation() -> str | None:
+    """Inside a recorded operation: the operation that encloses *it* (a plan around a capability's step)."""
+    return _OUTER.get()
+
+
 @contextmanager
 def parent_scope(op_id: str | None) -> Iterator[None]:
     """Operations recorded inside this block carry `parent=op_id`; `parent_scope("")` records none of them
@@ -312,9 +325,10 @@ def recorded(ws: Workspace, type: str, params: dict[str, Any] | None = None, *,
     Operations recorded inside the block carry this one as their parent.
     """
     store = RecordStore.of(ws)
-    handle = OperationHandle(store, store.start(type, params, parent=parent or _PARENT.get() or None))
+    outer = parent or _PARENT.get() or None
+    handle = OperationHandle(store, store.start(type, params, parent=outer))
     started = time.monotonic()
-    token = _PARENT.set(handle.id)
+    token, outer_token = _PARENT.set(handle.id), _OUTER.set(outer)
     try:
         yield handle
     except BaseException as exc:
@@ -324,6 +338,7 @@ def recorded(ws: Workspace, type: str, params: dict[str, Any] | None = None, *,
         raise
     finally:
         _PARENT.reset(token)
+        _OUTER.reset(outer_token)
     store.finish(handle.id, handle.status, handle.result)
     from mobius.log import get_logger
 

@@ -121,6 +121,24 @@ def test_check_all_gives_one_summary_and_one_junit(workspace: Path, perturbed: d
     assert "sushi-go frame.10s" in proc.stderr
 
 
+def test_check_all_is_recorded_where_the_service_reads_golden_results(workspace: Path, perturbed: dict):
+    from mobius.api.reads import golden_results
+    from mobius.config import load_workspace
+
+    proc = run_mobius("golden", "check-all", "-w", str(workspace))
+    assert proc.returncode == 0, proc.stderr
+    (workspace / "out" / GAME / "preview.mp4").write_bytes(perturbed["box"].read_bytes())
+    proc = run_mobius("golden", "check", "--game", GAME, "--in", str(workspace / "out" / GAME / "preview.mp4"),
+                      "-w", str(workspace))
+    assert proc.returncode == 2
+    history = json.loads(run_mobius("history", "--type", "golden", "--json", "-w", str(workspace)).stdout)
+    kinds = [(op["type"], op["status"]) for op in history["operations"]]
+    assert kinds[:2] == [("golden.check", "failed"), ("golden.check-all", "completed")]
+    results = {r.game: r for r in golden_results(load_workspace(workspace))}
+    assert results[GAME].verdict == "fail" and results[GAME].failed_checks == ["frame.10s"]
+    assert {g: r.verdict for g, r in results.items() if g != GAME} == {"love-letter": "pass", "hanamikoji": "pass"}
+
+
 def test_missing_video_missing_goldens_and_unknown_game_are_bad_input(workspace: Path, tmp_path: Path):
     video = workspace / "out" / GAME / "preview.mp4"
     proc = run_mobius("golden", "check", "--game", GAME, "--in", str(tmp_path / "nope.mp4"), "-w", str(workspace))

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from mobius.cli.options import EXECUTOR as _EXECUTOR
+
 golden_app = typer.Typer(help="Golden files: pin a preview's frames, loudness and container; check renders "
                               "against them.", no_args_is_help=True)
 
@@ -39,8 +41,18 @@ def _frames(value: str | None) -> list[float] | None:
     return times
 
 
-def _finish(reports, junit: Path | None, html: Path | None, result: dict) -> None:
-    """Write the reports, print the lines; exit 2 (with the same JSON object) when a check failed."""
+def _record(kind: str, reports, result: dict, *, passed: bool) -> None:
+    """Keep the check in the record store (what `--json` prints), where the service's status page reads it."""
+    from mobius.cli.context import current
+    from mobius.records import recorded
+
+    with recorded(current.workspace(), kind, {"games": [r.game for r in reports]}) as operation:
+        operation.result = result
+        operation.status = "completed" if passed else "failed"
+
+
+def _finish(reports, junit: Path | None, html: Path | None, result: dict, *, kind: str) -> None:
+    """Write the reports, record, print the lines; exit 2 (with the same JSON object) when a check failed."""
     from mobius.cli.context import current
     from mobius.cli.output import emit
     from mobius.errors import EXIT_VERIFY, VerificationError
@@ -55,6 +67,7 @@ def _finish(reports, junit: Path | None, html: Path | None, result: dict) -> Non
     lines += [f"HTML report: {result['html']}"] if html else []
     failed = [f"{r.game}: {c.line().strip()}" for r in reports for c in r.failures]
     failed_names = [f"{r.game} {c.name}" for r in reports for c in r.failures]
+    _record(kind, reports, result, passed=not failed)
     if not failed:
         emit(result, lines)
         return
@@ -110,13 +123,13 @@ def check_command(
     ws = current.workspace()
     report = check_video(ws, game, _path(video), overrides={"ssim": ssim, "lufs_tol": lufs_tol, "tp_tol": tp_tol},
                          per_os=per_os_enabled(ws, per_os), progress=current.progress())
-    _finish([report], junit, html, report.to_dict())
+    _finish([report], junit, html, report.to_dict(), kind="golden.check")
 
 
 @golden_app.command("check-all")
 def check_all_command(
     ssim: float = _SSIM, lufs_tol: float = _LUFS, tp_tol: float = _TP,
-    junit: Path = _JUNIT, html: Path = _HTML, per_os: bool = _PER_OS,
+    junit: Path = _JUNIT, html: Path = _HTML, per_os: bool = _PER_OS, executor: str = _EXECUTOR,
 ) -> None:
     """Check every game that has goldens against out/<slug>/preview.mp4; one summary, one JUnit file.
 
@@ -127,10 +140,10 @@ def check_all_command(
 
     ws = current.workspace()
     reports = check_all(ws, overrides={"ssim": ssim, "lufs_tol": lufs_tol, "tp_tol": tp_tol}, per_os=per_os or None,
-                        progress=current.progress())
+                        executor=executor, progress=current.progress())
     summary = {"passed": all(r.passed for r in reports), "games": [r.to_dict() for r in reports],
                "failed_games": [r.game for r in reports if not r.passed]}
-    _finish(reports, junit, html, summary)
+    _finish(reports, junit, html, summary, kind="golden.check-all")
 
 
 @golden_app.command("approve")
@@ -138,6 +151,7 @@ def approve_command(
     games: list[str] = typer.Argument(None, help="Games to approve (default: every spec in games/)."),
     frames: str = _FRAMES,
     per_os: bool = _PER_OS,
+    executor: str = _EXECUTOR,
 ) -> None:
     """Back up the goldens, render each game, generate its goldens; refused if `pipeline test` fails.
 
@@ -148,7 +162,8 @@ def approve_command(
     from mobius.golden import approve
 
     ws = current.workspace()
-    result = approve(ws, games or None, per_os=per_os or None, frames=_frames(frames), progress=current.progress())
+    result = approve(ws, games or None, per_os=per_os or None, frames=_frames(frames), executor=executor,
+                     progress=current.progress())
     lines = [f"backed up the previous goldens to {result.backup}"] if result.backup else []
     lines += [f"approved {g.game}: {g.video} -> {g.folder}" for g in result.games]
     emit(result.to_dict(), lines)
@@ -163,7 +178,7 @@ def update_command(
 
     Example: mobius golden update sushi-go
     """
-    approve_command([game], None, per_os)
+    approve_command([game], None, per_os, None)
 
 
 @golden_app.command("backup")

@@ -25,30 +25,35 @@ class ApproveResult:
 
 @records_call("golden.approve", ref=lambda result: result.backup)
 def approve(ws: Workspace, games: list[str] | None = None, *, per_os: bool | None = None,
-            frames: list[float] | None = None, progress: Progress | None = None) -> ApproveResult:
+            frames: list[float] | None = None, executor=None, progress: Progress | None = None) -> ApproveResult:
     """Refuse unless `pipeline test` passes; back up the goldens; render every game; refuse unless every
     render meets the delivery format; then generate each game's goldens.
 
-    The goldens are not touched when the pipeline test or a render fails.
+    The goldens are not touched when the pipeline test or a render fails. The pipeline test and the
+    renders go through one executor (`executor`, else the settings' choice).
     """
+    from mobius.executor import using
     from mobius.golden.archive import backup_goldens, has_goldens
-    from mobius.render import pipeline_test, render_game
+    from mobius.render import pipeline_test, render_games
     from mobius.render.pipeline import delivery_problems
     from mobius.render.spec import list_specs
 
     chosen = games or [p.stem for p in list_specs(ws.games)]
     if not chosen:
         raise InputError(f"no game specs in {ws.games}", hint="add games/<slug>.yaml or run `mobius init --sample`")
-    report = pipeline_test(ws, chosen, progress=progress)
-    if not report.passed:
-        failures = report.failures()
-        raise VerificationError(f"golden approve refused: the pipeline test failed ({failures[0]})",
-                                hint="fix what `mobius pipeline test` names, then approve again", details=failures)
-    result = ApproveResult()
-    if has_goldens(ws):
-        result.backup = backup_goldens(ws, progress=progress).path
-    use_per_os = per_os_enabled(ws, per_os)
-    renders = [render_game(ws, game, progress=progress) for game in chosen]
+    with using(ws, executor) as pool:
+        report = pipeline_test(ws, chosen, executor=pool, progress=progress)
+        if not report.passed:
+            failures = report.failures()
+            raise VerificationError(f"golden approve refused: the pipeline test failed ({failures[0]})",
+                                    hint="fix what `mobius pipeline test` names, then approve again", details=failures)
+        result = ApproveResult()
+        if has_goldens(ws):
+            result.backup = backup_goldens(ws, progress=progress).path
+        use_per_os = per_os_enabled(ws, per_os)
+        run = render_games(ws, chosen, executor=pool, progress=progress)
+    run.raise_if_failed()
+    renders = run.values()
     problems = [p for r in renders for p in delivery_problems(r.path, seconds=r.seconds)]
     if problems:
         raise VerificationError(f"golden approve refused: a render misses the delivery format ({problems[0]})",
@@ -60,17 +65,30 @@ def approve(ws: Workspace, games: list[str] | None = None, *, per_os: bool | Non
     return result
 
 
+def check_task(ws: Workspace, job: tuple[str, str, dict[str, float | None] | None, bool]) -> CheckReport:
+    """One executor item: hold one game's preview to its goldens (wherever the item lands)."""
+    game, video, overrides, per_os = job
+    return check_video(ws, game, Path(video), overrides=overrides, per_os=per_os)
+
+
 def check_all(ws: Workspace, *, overrides: dict[str, float | None] | None = None, per_os: bool | None = None,
-              videos: dict[str, Path] | None = None, progress: Progress | None = None) -> list[CheckReport]:
-    """Check every game that has goldens against its rendered preview (out/<slug>/preview.mp4)."""
+              videos: dict[str, Path] | None = None, executor=None, progress: Progress | None = None
+              ) -> list[CheckReport]:
+    """Check every game that has goldens against its rendered preview (out/<slug>/preview.mp4), one
+    executor item per game. A failed check is in its report; a game that could not be checked at all
+    (no video) raises, naming it."""
+    from mobius.executor import Item, run_items, using
+    from mobius.golden.baseline import debug_folder
     from mobius.render import default_output
 
     games = games_with_goldens(ws)
     if not games:
         raise InputError(f"no goldens in {ws.golden}", hint="approve renders first: `mobius golden approve`")
     use_per_os = per_os_enabled(ws, per_os)
-    reports = []
-    for game in games:  # two threads were slower than one here (measured): the work holds the GIL often
-        video = (videos or {}).get(game) or default_output(ws, game)
-        reports.append(check_video(ws, game, video, overrides=overrides, per_os=use_per_os, progress=progress))
-    return reports
+    jobs = [Item(game, (game, str((videos or {}).get(game) or default_output(ws, game)), overrides, use_per_os))
+            for game in games]
+    with using(ws, executor) as pool:
+        run = run_items(ws, "golden check-all", check_task, jobs, executor=pool, reach=[ws.out, ws.golden],
+                        sweep=[debug_folder(ws, g) for g in games], progress=progress)
+    run.raise_if_failed()
+    return run.values()

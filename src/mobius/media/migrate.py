@@ -38,7 +38,7 @@ from mobius.media.plan import (
     unchanged_since_verified,
 )
 from mobius.progress import NoProgress, Progress
-from mobius.records import records_call
+from mobius.records import outer_operation, records_call
 from mobius.safety.checksums import write_checksum_file
 from mobius.safety.diskspace import human_bytes, require_free_space
 from mobius.safety.envfile import read_env_file, set_env_values
@@ -357,8 +357,11 @@ def _start_record(run: MigrationRun) -> MigrationRecord:
             log.info("media.backup.done", migration=record.id, backup=record.backup)
         else:
             record.backup_skipped = True
-            run.evidence("backup: skipped (--no-backup)")
-            log.warning("media.backup.skipped", migration=record.id, reason="--no-backup")
+            inside = outer_operation()
+            run.evidence("backup: skipped (the enclosing plan's backup step is the restore point)" if inside
+                         else "backup: skipped (--no-backup)")
+            (log.info if inside else log.warning)("media.backup.skipped", migration=record.id,
+                                                  reason="plan backup step" if inside else "--no-backup")
     record.status = "running"
     record.runs += 1
     record.updated = now_iso()

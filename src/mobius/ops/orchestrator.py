@@ -184,7 +184,10 @@ class Orchestrator:
                 except ResourceError as exc:
                     self.store.step_finished(op_id, i, "stopped", error=exc.one_line())
                     self.store.set_status(op_id, "stopped", error=exc.message)
-                    raise
+                    self._event(op_id, "stopped", {"reason": exc.message})
+                    raise ResourceError(f"migration {op_id} stopped in step {step.name}: {exc.message}",
+                                        hint=f"free some space, then: mobius migrate resume {op_id} "
+                                             f"(or undo it: mobius migrate rollback {op_id})") from exc
                 except MobiusError as exc:
                     self.store.step_finished(op_id, i, "failed", error=exc.one_line())
                     return self._rollback(op_id, plan, reason=f"step {step.name} failed: {exc.message}")

@@ -3,7 +3,8 @@
 Public functions (each takes a Workspace):
 - `load_game(ws, game) -> GameSpec`
 - `render_game(ws, game, out=None, *, progress=None) -> RenderResult`
-- `pipeline_test(ws, games=None, *, progress=None) -> PipelineReport`
+- `render_games(ws, games, *, executor=None, progress=None) -> Run` (several games through mobius.executor)
+- `pipeline_test(ws, games=None, *, executor=None, progress=None) -> PipelineReport`
 - `write_sample_specs(games_dir) -> list[Path]`
 """
 
@@ -17,8 +18,8 @@ from mobius.render.pipeline import PipelineReport, pipeline_test
 from mobius.render.samples import write_sample_specs
 from mobius.render.spec import GameSpec, load_spec, spec_path
 
-__all__ = ["GameSpec", "PipelineReport", "default_output", "load_game", "pipeline_test", "render_game",
-           "write_sample_specs"]
+__all__ = ["GameSpec", "PipelineReport", "default_output", "game_key", "load_game", "pipeline_test", "render_game",
+           "render_games", "write_sample_specs"]
 
 
 def load_game(ws: Workspace, game: str) -> GameSpec:
@@ -48,3 +49,34 @@ def render_game(ws: Workspace, game: str, out: Path | None = None, *, progress: 
                          details=[f"{a.component_id}: {a.path}" for a in missing])
     target = Path(out).expanduser().resolve() if out is not None else default_output(ws, spec.slug)
     return render_preview(shots, target, color=spec.color, progress=progress)
+
+
+def game_key(game: str) -> str:
+    """The slug a command-line game names (a slug, or a path to games/<slug>.yaml)."""
+    return Path(game).stem if game.endswith((".yaml", ".yml")) else game
+
+
+def render_task(ws: Workspace, job: tuple[str, str | None]):
+    """One executor item: render (game, out) on whichever worker it lands; idempotent (same bytes, same name)."""
+    game, out = job
+    return render_game(ws, game, Path(out) if out else None)
+
+
+def render_games(ws: Workspace, games: list[str], *, outs: dict[str, Path] | None = None, executor=None,
+                 progress: Progress | None = None):
+    """Render several games through the executor (local pool or Dask); returns the executor's Run.
+
+    Every worker must reach the library, the specs and out/ (probed). Failed games are named by
+    `Run.raise_if_failed`; the games that finished keep their previews.
+    """
+    from mobius.executor import Item, run_items, using
+
+    outs = outs or {}
+    jobs = [Item(game_key(g), (g, str(outs[g]) if g in outs else None)) for g in games]
+    targets = [Path(outs[g]).expanduser().resolve() if g in outs else default_output(ws, game_key(g)) for g in games]
+    for target in targets:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    with using(ws, executor) as chosen:
+        return run_items(ws, "render", render_task, jobs, executor=chosen,
+                         reach=[ws.out, ws.games, ws.library_path, *{t.parent for t in targets}],
+                         sweep={t.parent for t in targets}, progress=progress)

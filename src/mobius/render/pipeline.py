@@ -6,6 +6,7 @@ Every spec is tried and every problem collected, so one run names all that is wr
 
 from __future__ import annotations
 
+import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -120,23 +121,47 @@ def check_game(ws: Workspace, spec_file: Path, scratch: Path) -> GameCheck:
     return check
 
 
-def pipeline_test(ws: Workspace, games: list[str] | None = None, *, progress: Progress | None = None) -> PipelineReport:
-    """Run the pipeline checks over `games` (default: every spec in games/)."""
+def pipeline_task(ws: Workspace, job: tuple[str, str]) -> GameCheck:
+    """One executor item: every check of one spec, its proxy rendered into the run's scratch folder."""
+    spec_file, scratch = job
+    return check_game(ws, Path(spec_file), Path(scratch))
+
+
+def pipeline_test(ws: Workspace, games: list[str] | None = None, *, executor=None,
+                  progress: Progress | None = None) -> PipelineReport:
+    """Run the pipeline checks over `games` (default: every spec in games/), one executor item per spec."""
+    from mobius.executor import Item, run_items, using
     from mobius.render.spec import list_specs, spec_path
+    from mobius.safety.atomic import TEMP_PREFIX
 
     progress = progress or NoProgress()
     log = get_logger()
     specs = [spec_path(ws.games, g) for g in games] if games else list_specs(ws.games)
-    report = PipelineReport()
-    progress.start("pipeline test", total=len(specs), unit="games")
-    with tempfile.TemporaryDirectory(prefix=".mobius-pipeline-", dir=ws.out if ws.out.is_dir() else None) as tmp:
-        for spec_file in specs:
-            if not spec_file.is_file():
-                report.games.append(GameCheck(spec_file.stem, spec_file, problems=[f"spec not found: {spec_file}"]))
-            else:
-                report.games.append(check_game(ws, spec_file, Path(tmp)))
-            result = report.games[-1]
-            log.info("pipeline.game", game=result.game, passed=result.passed, problems=result.problems[:20])
-            progress.advance()
-    progress.finish()
+    checks: dict[Path, GameCheck] = {}
+    for spec_file in specs:
+        if not spec_file.is_file():
+            checks[spec_file] = GameCheck(spec_file.stem, spec_file, problems=[f"spec not found: {spec_file}"])
+    present = [s for s in specs if s not in checks]
+    ws.out.mkdir(parents=True, exist_ok=True)
+    # in out/ (workers reach it) under a temp name the leftover sweep recognises if this run is killed
+    with tempfile.TemporaryDirectory(prefix=f"{TEMP_PREFIX}{os.getpid()}-pipeline-", dir=ws.out) as tmp:
+        if present:
+            items = [Item(str(s), (str(s), tmp)) for s in present]
+            with using(ws, executor) as chosen:
+                run = run_items(ws, "pipeline test", pipeline_task, items, executor=chosen,
+                                reach=[ws.out, ws.games, *_local_library(ws)], sweep=[Path(tmp)], progress=progress)
+            for outcome in run.outcomes:
+                spec_file = Path(outcome.key)
+                checks[spec_file] = outcome.value if outcome.ok else GameCheck(
+                    spec_file.stem, spec_file, problems=[f"check failed: {outcome.error}"])
+    report = PipelineReport(games=[checks[s] for s in specs])
+    for result in report.games:
+        log.info("pipeline.game", game=result.game, passed=result.passed, problems=result.problems[:20])
     return report
+
+
+def _local_library(ws: Workspace) -> list[Path]:
+    try:
+        return [ws.library_path]
+    except MobiusError:
+        return []

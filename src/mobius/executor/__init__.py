@@ -1,0 +1,118 @@
+"""One executor for per-item work (renders, golden checks, hashing): a local pool by default, Dask
+distributed when a library outgrows one machine.
+
+Public API:
+- `open_executor(ws, kind=None, *, cpu_bound=True) -> Executor` (context manager): `kind` is
+  "local" or "dask" (default MOBIUS_EXECUTOR); dask joins MOBIUS_DASK_SCHEDULER or starts a
+  LocalCluster on 127.0.0.1 for the run.
+- `run_items(ws, what, fn, items, *, executor=None, reach=(), sweep=(), progress=None) -> Run`:
+  runs every item, records the operation, sweeps the temp files killed workers left; never raises
+  for a failed item (see `Run.raise_if_failed`, exit 2 naming the items).
+- `batches(values, size)` and `hash_batch(ws, paths)`: small items travel a few hundred per task.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+from mobius.config import Workspace, mask_text
+from mobius.executor.base import DEFAULT_RETRIES, Executor, Item, Outcome, Run, TaskFunction, portable_workspace
+from mobius.executor.batching import DEFAULT_BATCH, batches, hash_batch
+from mobius.log import get_logger
+from mobius.progress import NoProgress, Progress
+
+KINDS = ("local", "dask")
+
+__all__ = ["DEFAULT_BATCH", "KINDS", "Executor", "Item", "Outcome", "Run", "batches", "hash_batch",
+           "open_executor", "portable_workspace", "run_items", "using"]
+
+
+@contextlib.contextmanager
+def open_executor(ws: Workspace, kind: str | None = None, *, cpu_bound: bool = True) -> Iterator[Executor]:
+    """The executor the settings (or `kind`) choose, closed (its local cluster stopped) on exit."""
+    from mobius.errors import InputError
+
+    chosen = kind or ws.settings.executor
+    if chosen not in KINDS:
+        raise InputError(f"unknown executor {chosen!r}", hint="use --executor local or --executor dask")
+    workers = ws.settings.executor_workers
+    if chosen == "dask":
+        from mobius.executor.cluster import DaskExecutor
+
+        executor: Executor = DaskExecutor(scheduler=ws.settings.dask_scheduler, workers=workers, processes=cpu_bound)
+    else:
+        from mobius.executor.local import LocalExecutor
+
+        executor = LocalExecutor(workers=workers, processes=cpu_bound)
+    try:
+        yield executor
+    finally:
+        executor.close()
+
+
+@contextlib.contextmanager
+def using(ws: Workspace, executor: Executor | str | None = None, *, cpu_bound: bool = True) -> Iterator[Executor]:
+    """`executor` itself when the caller opened one (so several phases share a cluster), else a new one."""
+    if executor is None or isinstance(executor, str):
+        with open_executor(ws, executor, cpu_bound=cpu_bound) as opened:
+            yield opened
+    else:
+        yield executor
+
+
+def run_items(ws: Workspace, what: str, fn: TaskFunction, items: Sequence[Item], *, executor: Executor,
+              reach: Iterable[Path] = (), sweep: Iterable[Path] = (), retries: int = DEFAULT_RETRIES,
+              progress: Progress | None = None) -> Run:
+    """Run `fn(ws, item.value)` for every item on `executor`; outcomes in the order of the items.
+
+    Probes that every worker reaches the existing `reach` folders first (exit 3 when not). Ctrl-C cancels
+    what has not finished. Afterwards removes the `.mobius-tmp-*` files that dead workers left in
+    `sweep`. A top-level run is recorded as an operation (`what`, which items finished, which failed);
+    inside an outer operation (a migration step) the outer one owns the evidence and nothing is added.
+    """
+    from mobius.safety.leftovers import sweep as sweep_leftovers
+
+    progress = progress or NoProgress()
+    log = get_logger()
+    executor.ensure_reachable([Path(f) for f in dict.fromkeys(reach) if Path(f).is_dir()])
+    run = Run(what, executor.name)
+    order = {item.key: n for n, item in enumerate(items)}
+    started = time.monotonic()
+    with _record(ws, what, {"items": [i.key for i in items], "executor": executor.name}) as record:
+        progress.start(what, total=len(items), unit="items")
+        try:
+            for outcome in executor.results(fn, portable_workspace(ws), items, retries=retries):
+                outcome.error = mask_text(outcome.error) if outcome.error else None
+                run.outcomes.append(outcome)
+                log.info("executor.item", what=what, item=outcome.key, ok=outcome.ok, error=outcome.error,
+                         attempts=outcome.attempts, seconds=round(outcome.seconds, 3), worker=outcome.worker)
+                progress.advance()
+        except BaseException:
+            executor.cancel()
+            record.result = run.summary()
+            raise
+        finally:
+            progress.finish()
+            sweep_leftovers([Path(f) for f in sweep])
+        run.outcomes.sort(key=lambda o: order[o.key])
+        run.seconds = time.monotonic() - started
+        record.result = run.summary()
+        record.status = "completed" if not run.failed else "failed"
+    return run
+
+
+@contextlib.contextmanager
+def _record(ws: Workspace, what: str, params: dict[str, object]) -> Iterator[Any]:
+    """`records.recorded` at top level; a throwaway handle inside an operation already being recorded."""
+    from mobius.records import enclosing_operation, recorded
+
+    if enclosing_operation() is None:
+        with recorded(ws, what, params) as handle:
+            yield handle
+    else:
+        yield SimpleNamespace(result=None, status="completed")

@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -53,6 +54,28 @@ def test_rerun_after_completion_has_nothing_to_do(mobius, media_ws: Path, tmp_pa
     (target / "scans" / "scan 2 é.raw").write_bytes(b"edited after the switch")
     code, out = migrate(mobius, media_ws, target)
     assert code == 2 and "changed" in out["error"]
+
+
+def test_rerun_checks_the_verified_fingerprints_and_still_sees_any_change(mobius, media_ws: Path, tmp_path: Path):
+    """The cheap re-run (two walks against the fingerprints kept at verification, no journal read) misses
+    nothing: a source file touched in place is found, and a record without fingerprints gets them."""
+    target = tmp_path / "new"
+    code, out = migrate(mobius, media_ws, target)
+    assert code == 0
+    record = out["migration"]
+    assert record["source_fingerprint"] and record["target_fingerprint"]
+    journal = media_ws / "state" / "media.sqlite"
+    with sqlite3.connect(journal) as db:  # as written before fingerprints existed
+        stored = json.loads(db.execute("SELECT record FROM migrations").fetchone()[0])
+        stored["source_fingerprint"] = stored["target_fingerprint"] = None
+        db.execute("UPDATE migrations SET record = ?", (json.dumps(stored),))
+    code, out = migrate(mobius, media_ws, target)
+    assert code == 0 and out["nothing_to_do"] is True
+    assert out["migration"]["source_fingerprint"] == record["source_fingerprint"]
+    scan = media_ws / "uploads" / "scans" / "scan 2 é.raw"
+    os.utime(scan, ns=(scan.stat().st_atime_ns, scan.stat().st_mtime_ns + 1))  # same size, same bytes
+    code, out = migrate(mobius, media_ws, target)
+    assert code == 2 and "1 entries changed since" in out["error"], out
 
 
 def test_dry_run_changes_nothing(mobius, media_ws: Path, tmp_path: Path):

@@ -43,7 +43,7 @@ def _ratio(value: float) -> float:
 def manifest_command(
     directory: Path = typer.Argument(None, help="Folder to hash (default: the workspace library)"),
     out: Path = typer.Option(None, "--out", "-o", help="Manifest file (default: state/media/manifests/...)"),
-    workers: int = typer.Option(None, "--workers", help="Hashing threads (default: cores, 2..8)"),
+    workers: int = typer.Option(None, "--workers", help="Hashing processes (default: one per core, up to 8)"),
 ) -> None:
     """Write a sha256 manifest of every file, in sha256sum format (check it with `sha256sum -c`).
 
@@ -72,7 +72,7 @@ def verify_command(
     against: Path = typer.Option(..., "--against", help="Manifest (sha256sum format) to compare with"),
     trust_cache: bool = typer.Option(False, "--trust-cache",
                                      help="Reuse cached hashes of files whose size, mtime and inode are unchanged"),
-    workers: int = typer.Option(None, "--workers", help="Hashing threads"),
+    workers: int = typer.Option(None, "--workers", help="Hashing processes (default: one per core)"),
 ) -> None:
     """Report missing, extra, changed and unreadable files; exit 2 on any difference.
 

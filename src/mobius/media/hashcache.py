@@ -41,12 +41,21 @@ class HashCache:
 
     def store(self, rows: Iterable[tuple[str, Entry, str]], *, hashed_ns: int | None = None) -> int:
         """Remember (absolute path, entry as stat'ed before hashing, digest); skips racy entries."""
+        return self.store_stats(((p, e.size, e.mtime_ns, e.inode, d) for p, e, d in rows), hashed_ns=hashed_ns)
+
+    def store_stats(self, rows: Iterable[tuple[str, int, int, int, str]], *, hashed_ns: int | None = None) -> int:
+        """Remember (absolute path, size, mtime_ns, inode, digest), the stat of the file as it was read."""
         started = hashed_ns if hashed_ns is not None else time.time_ns()
-        keep = [(p, e.size, e.mtime_ns, e.inode, d, started) for p, e, d in rows
-                if e.mtime_ns < started - RACY_MARGIN_NS]
+        keep = [(p, size, mtime, inode, d, started) for p, size, mtime, inode, d in rows
+                if mtime < started - RACY_MARGIN_NS]
         if keep:
             self._db.execute("BEGIN")
-            self._db.executemany("INSERT OR REPLACE INTO hashes VALUES (?, ?, ?, ?, ?, ?)", keep)
+            # a row already holding this identity and digest is left as it is (no page rewritten for it)
+            self._db.executemany(
+                "INSERT INTO hashes VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(path) DO UPDATE SET size = excluded.size,"
+                " mtime_ns = excluded.mtime_ns, inode = excluded.inode, digest = excluded.digest,"
+                " hashed_ns = excluded.hashed_ns WHERE (size, mtime_ns, inode, digest) IS NOT"
+                " (excluded.size, excluded.mtime_ns, excluded.inode, excluded.digest)", keep)
             self._db.execute("COMMIT")
         return len(keep)
 

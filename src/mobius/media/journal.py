@@ -48,6 +48,8 @@ class MigrationRecord:
     target_manifest: str | None = None
     source_manifest_sha256: str | None = None
     target_manifest_sha256: str | None = None
+    source_fingerprint: str | None = None  # the trees as verified (plan.TreeScan): a re-run's cheap check
+    target_fingerprint: str | None = None
     backup: str | None = None
     backup_sha256: str | None = None
     backup_skipped: bool = False

@@ -15,8 +15,8 @@ from mobius.log import get_logger
 from mobius.media.hashcache import HashCache
 from mobius.progress import NoProgress, Progress
 from mobius.safety.checksums import read_checksum_file, write_checksum_file
-from mobius.safety.hashing import hash_files, sha256_file
-from mobius.safety.tree import Entry, files, undecodable
+from mobius.safety.hashing import hash_files, hash_many, sha256_file
+from mobius.safety.tree import Entry, file_names, files, undecodable
 
 log = get_logger()
 
@@ -94,20 +94,44 @@ def _hash_entries(folder: Path, entries: list[Entry], *, workers: int | None, pr
     return digests, unreadable
 
 
+def _hash_names(folder: Path, names: list[str], *, workers: int | None, progress: Progress,
+                cache: HashCache | None) -> tuple[dict[str, str], int, list[str]]:
+    """(name -> digest, bytes hashed, unreadable names): one process per core, the stat taken from the
+    opened file (what the hash cache keeps), no object per file beyond its result tuple."""
+    progress.start(f"hashing {folder.name}", len(names), unit="files")
+    started = time.time_ns()
+    base = f"{folder}/"
+    results = hash_many([base + name for name in names], parts=workers, on_part=progress.advance)
+    progress.finish()
+    digests: dict[str, str] = {}
+    unreadable: list[str] = []
+    total = 0
+    for name, (digest, size, _mtime, _inode, error) in zip(names, results, strict=True):
+        if digest is None:
+            unreadable.append(name)
+            log.warning("media.hash.unreadable", path=base + name, error=error)
+        else:
+            digests[name] = digest
+            total += size
+    if cache is not None:
+        cache.store_stats(((base + name, size, mtime, inode, digest) for name, (digest, size, mtime, inode, _)
+                           in zip(names, results, strict=True) if digest is not None), hashed_ns=started)
+    return digests, total, unreadable
+
+
 def build_manifest(folder: Path, out: Path, *, workers: int | None = None, progress: Progress | None = None,
                    cache: HashCache | None = None) -> ManifestResult:
     """Hash every regular file under `folder` and write `out` atomically, sorted by name."""
     folder = require_folder(folder, "folder")
-    entries = sorted(files(folder), key=lambda e: e.path)
-    bad_names = undecodable(entries)
+    names = file_names(folder)
+    bad_names = undecodable(names)
     if bad_names:
         raise InputError(f"{len(bad_names)} file names in {folder} are not valid UTF-8", details=bad_names,
                          hint="rename them (e.g. with convmv) and run again")
-    digests, unreadable = _hash_entries(folder, entries, workers=workers, progress=progress or NoProgress(),
-                                        cache=cache)
-    write_checksum_file(out, ((digests[e.path], e.path) for e in entries if e.path in digests))
-    result = ManifestResult(folder, out.resolve(), len(digests), sum(e.size for e in entries if e.path in digests),
-                            sha256_file(out), unreadable)
+    digests, total, unreadable = _hash_names(folder, names, workers=workers, progress=progress or NoProgress(),
+                                             cache=cache)
+    write_checksum_file(out, ((digests[name], name) for name in names if name in digests))
+    result = ManifestResult(folder, out.resolve(), len(digests), total, sha256_file(out), unreadable)
     log.info("media.manifest.written", folder=str(folder), manifest=str(out), files=result.files,
              unreadable=len(unreadable))
     return result
@@ -131,24 +155,33 @@ def verify_against(folder: Path, manifest: Path, *, trust_cache: bool = False, w
     folder = require_folder(folder, "folder")
     expected = read_manifest(manifest)
     result = VerifyResult(folder, manifest.resolve())
-    on_disk = sorted(files(folder), key=lambda e: e.path)
-    to_hash: list[Entry] = []
-    actual: dict[str, str] = {}
-    for entry in on_disk:
-        if entry.path not in expected:
-            result.extra.append(entry.path)
-            continue
-        cached = cache.lookup(str(folder / entry.path), entry) if (trust_cache and cache is not None) else None
-        if cached is not None:
-            actual[entry.path] = cached
-            result.trusted += 1
-        else:
-            to_hash.append(entry)
-    digests, result.unreadable = _hash_entries(folder, to_hash, workers=workers,
-                                               progress=progress or NoProgress(), cache=cache)
-    actual.update(digests)
-    result.hashed = len(digests)
-    seen = {e.path for e in on_disk}
+    if not (trust_cache and cache is not None):  # every byte re-read: no stat walk, one process per core
+        names = file_names(folder)
+        result.extra = [name for name in names if name not in expected]
+        to_read = [name for name in names if name in expected]
+        actual, _, result.unreadable = _hash_names(folder, to_read, workers=workers,
+                                                   progress=progress or NoProgress(), cache=cache)
+        result.hashed = len(actual)
+        seen = set(names)
+    else:
+        on_disk = sorted(files(folder), key=lambda e: e.path)
+        to_hash: list[Entry] = []
+        actual = {}
+        for entry in on_disk:
+            if entry.path not in expected:
+                result.extra.append(entry.path)
+                continue
+            cached = cache.lookup(str(folder / entry.path), entry)
+            if cached is not None:
+                actual[entry.path] = cached
+                result.trusted += 1
+            else:
+                to_hash.append(entry)
+        digests, result.unreadable = _hash_entries(folder, to_hash, workers=workers,
+                                                   progress=progress or NoProgress(), cache=cache)
+        actual.update(digests)
+        result.hashed = len(digests)
+        seen = {e.path for e in on_disk}
     result.missing = sorted(name for name in expected if name not in seen)
     result.changed = sorted(name for name, digest in actual.items() if expected[name] != digest)
     result.checked = len(actual)

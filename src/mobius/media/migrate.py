@@ -28,7 +28,15 @@ from mobius.media.destination import Destination, open_destination
 from mobius.media.faults import FaultHooks
 from mobius.media.journal import JournalRow, MigrationJournal, MigrationRecord
 from mobius.media.local_destination import LocalDestination
-from mobius.media.plan import LIVE_STATUSES, Plan, compare_trees, first_run_plan, make_plan, target_problems
+from mobius.media.plan import (
+    LIVE_STATUSES,
+    Plan,
+    compare_trees,
+    first_run_plan,
+    make_plan,
+    target_problems,
+    unchanged_since_verified,
+)
 from mobius.progress import NoProgress, Progress
 from mobius.records import outer_operation, records_call
 from mobius.safety.checksums import write_checksum_file
@@ -541,6 +549,7 @@ def _compare_and_record(ws: Workspace, source: Path, dest: Destination, journal:
         raise VerificationError("the source and target manifests differ; nothing switched",
                                 hint=f"compare {record.source_manifest} and {record.target_manifest}")
     record.files, record.folders, record.links, record.bytes = counts.files, counts.folders, counts.links, counts.bytes
+    record.source_fingerprint, record.target_fingerprint = counts.source_fingerprint, counts.target_fingerprint
     record.status = "verified"
     record.updated = now_iso()
     journal.save(record)
@@ -588,9 +597,15 @@ def _already_migrated(dest: Destination, journal: MigrationJournal | None, resul
     if record.status == "finalized":
         problems = target_problems(dest, journal, record.id)
         entries = journal.count_rows(record.id)
+    elif unchanged_since_verified(Path(record.source), dest, record.source_fingerprint, record.target_fingerprint):
+        problems, entries = [], record.files + record.folders + record.links  # both walks match the verified trees
     else:
         problems, counts = compare_trees(Path(record.source), dest, journal, record.id)
         entries = counts.folders + counts.links + counts.files
+        if not problems and not result.dry_run and (counts.source_fingerprint, counts.target_fingerprint) != (
+                record.source_fingerprint, record.target_fingerprint):
+            record.source_fingerprint, record.target_fingerprint = counts.source_fingerprint, counts.target_fingerprint
+            journal.save(record)  # a record from before fingerprints, or touched-but-equal trees: next time cheap
     if problems:
         raise VerificationError(
             f"the library already is {dest.url} (migration {record.id}), but {len(problems)} entries changed since",

@@ -13,6 +13,7 @@ mean equal trees. Only when they differ are the trees compared name by name to s
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -23,6 +24,7 @@ from stat import S_IMODE, S_ISDIR, S_ISLNK, S_ISREG
 from mobius.media.destination import Destination, Stored
 from mobius.media.journal import JournalRow, MigrationJournal
 from mobius.safety.atomic import TEMP_PREFIX
+from mobius.safety.child import in_child
 from mobius.safety.tree import DIR, FILE, LINK, Entry, walk
 
 # a record whose target was (or may have been) the live library: anything there we did not journal is the user's
@@ -122,9 +124,34 @@ def _target_key(path: str, kind: str, size: int, token: str, link: str | None) -
     return f"{path}\0{kind}"
 
 
-def _scan_sum(root: str, *, target: bool) -> tuple[int, int]:
-    """(sum of the entry keys' hashes, file count) of a local tree, in scandir order, no object per entry."""
-    total = files = 0
+FINGERPRINT_MOD = 1 << 128
+
+
+def _folder_digest(keys: list[str]) -> int:
+    """A folder's entries (sorted, so the digest does not depend on the directory's order) as a 128-bit number."""
+    keys.sort()
+    data = "\0\0".join(keys).encode("utf-8", "surrogateescape")
+    return int.from_bytes(hashlib.blake2b(data, digest_size=16).digest(), "big")
+
+
+@dataclass
+class TreeScan:
+    """One pass over a local tree: the per-process entry sum (compared with the journal's), the file
+    count, and a fingerprint that is the same in every process (kept in the record, so a re-run with
+    nothing changed compares two walks with it and reads no journal row)."""
+
+    total: int = 0
+    files: int = 0
+    fingerprint: str | None = None
+
+
+def _scan_sum(root: str, *, target: bool, sums: bool = True) -> TreeScan:
+    """Sum of the entry keys' hashes, file count and fingerprint of a local tree; no object per entry.
+
+    The fingerprint is the sum (mod 2^128) of one blake2b digest per folder over its sorted entry
+    keys: independent of walk order, deterministic across processes, one hash call per folder.
+    """
+    total = files = fingerprint = 0
     stack = [("", root)]
     while stack:
         rel_dir, folder = stack.pop()
@@ -148,8 +175,10 @@ def _scan_sum(root: str, *, target: bool) -> tuple[int, int]:
                     keys.append(f"{rel}\0l\0{os.readlink(item.path)}")
                 else:
                     keys.append(f"{rel}\0other")
-        total += sum(map(hash, keys))
-    return total, files
+        if sums:
+            total += sum(map(hash, keys))
+        fingerprint += _folder_digest(keys)
+    return TreeScan(total, files, f"{files}:{fingerprint % FINGERPRINT_MOD:032x}")
 
 
 @dataclass
@@ -160,16 +189,25 @@ class TreeCounts:
     folders: int = 0
     links: int = 0
     bytes: int = 0
+    source_fingerprint: str | None = None
+    target_fingerprint: str | None = None
 
 
-def _target_sum(dest: Destination) -> tuple[int, int]:
-    if isinstance(getattr(dest, "root", None), Path):
-        return _scan_sum(str(dest.root), target=True) if dest.exists() else (0, 0)
-    total = files = 0
+def _local_root(dest: Destination) -> str | None:
+    root = getattr(dest, "root", None)
+    return str(root) if isinstance(root, Path) else None
+
+
+def _target_sum(dest: Destination) -> TreeScan:
+    """Object storage has no fingerprint (its listing is not a walk): every re-run compares with the journal."""
+    root = _local_root(dest)
+    if root is not None:
+        return _scan_sum(root, target=True) if dest.exists() else TreeScan(fingerprint="0:" + "0" * 32)
+    scan = TreeScan()
     for path, stored in dest.listing().items():
-        files += stored.kind == FILE
-        total += hash(_target_key(path, stored.kind, stored.size, stored.token, stored.link))
-    return total, files
+        scan.files += stored.kind == FILE
+        scan.total += hash(_target_key(path, stored.kind, stored.size, stored.token, stored.link))
+    return scan
 
 
 def _journal_sums(journal: MigrationJournal, migration_id: str, dirs_at_target: bool,
@@ -213,11 +251,38 @@ def compare_trees(source: Path, dest: Destination, journal: MigrationJournal,
         source_scan = pool.submit(_scan_sum, str(source), target=False)
         target_scan = pool.submit(_target_sum, dest)
         row_src, row_dst = _journal_sums(journal, migration_id, dest.supports_links, counts)
-        src_sum, counts.source_files = source_scan.result()
-        dst_sum, counts.target_files = target_scan.result()
-    if src_sum == row_src and dst_sum == row_dst and counts.source_files == counts.target_files == counts.files:
+        src, dst = source_scan.result(), target_scan.result()
+    counts.source_files, counts.target_files = src.files, dst.files
+    if src.total == row_src and dst.total == row_dst and counts.source_files == counts.target_files == counts.files:
+        counts.source_fingerprint, counts.target_fingerprint = src.fingerprint, dst.fingerprint
         return [], counts
     return explain_differences(source, dest, journal.rows(migration_id)), counts
+
+
+def unchanged_since_verified(source: Path, dest: Destination, source_fingerprint: str | None,
+                             target_fingerprint: str | None) -> bool:
+    """True when both local trees still have the fingerprints they had when compared with the journal.
+
+    The cheap path of a re-run: two walks (stat only, overlapping), no journal read. False means
+    "do not know": the caller compares with the journal, which says what differs.
+    """
+    root = _local_root(dest)
+    if not (source_fingerprint and target_fingerprint and root and os.path.isdir(root)):
+        return False
+    target = in_child(_fingerprint, root, True)  # the other core walks the target meanwhile
+    source_now = _fingerprint(str(source), False)
+    try:
+        target_now = target()
+    except OSError:
+        target_now = None
+    return source_now is not None and source_now == source_fingerprint and target_now == target_fingerprint
+
+
+def _fingerprint(root: str, target: bool) -> str | None:
+    try:
+        return _scan_sum(root, target=target, sums=False).fingerprint
+    except OSError:
+        return None  # the full comparison says what is wrong
 
 
 def target_problems(dest: Destination, journal: MigrationJournal, migration_id: str) -> list[str]:

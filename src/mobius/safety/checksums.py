@@ -6,11 +6,15 @@ and writing `\\\\` and `\\n`; we write and read the same form.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from mobius.errors import InputError
 from mobius.safety.atomic import atomic_write
+
+PLAIN_LINE = re.compile(r"[0-9a-fA-F]{64} [ *]")
+HEX_DIGITS = frozenset("0123456789abcdefABCDEF")  # issuperset(str) checks the 64 characters in C
 
 
 def format_line(digest: str, name: str) -> str:
@@ -22,12 +26,14 @@ def format_line(digest: str, name: str) -> str:
 
 def parse_line(line: str) -> tuple[str, str]:
     """(digest, name) from one line; raises ValueError on a malformed line."""
+    if PLAIN_LINE.match(line):  # the common case, checked in C: 64 hex digits, "  " or " *", a name
+        return line[:64].lower(), line[66:].rstrip("\n")
     line = line.rstrip("\n")
     escaped = line.startswith("\\")
     if escaped:
         line = line[1:]
     digest, sep, name = line[:64], line[64:66], line[66:]
-    if len(digest) != 64 or sep not in ("  ", " *") or not all(c in "0123456789abcdefABCDEF" for c in digest):
+    if len(digest) != 64 or sep not in ("  ", " *") or not HEX_DIGITS.issuperset(digest):
         raise ValueError(line)
     if escaped:
         name = _unescape(name)

@@ -14,6 +14,8 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from mobius.safety.child import in_child
+
 CHUNK = 1 << 20
 GROUP_BYTES = 4 << 20  # a pool task hashes files until it has read this much (or GROUP_FILES)
 GROUP_FILES = 256
@@ -103,3 +105,47 @@ def hash_files(paths: Iterable[Path], *, workers: int | None = None,
                 yield from pending.pop(0).result()
         for future in pending:
             yield from future.result()
+
+
+# (hex digest, size, mtime_ns, inode) of an opened file, or (None, 0, 0, 0) with the error text
+StatDigest = tuple[str | None, int, int, int, str | None]
+
+
+def _digest_and_stat(path: str) -> StatDigest:
+    """The digest and the fstat of the file that was read (the identity a hash cache may keep)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+        try:
+            st = os.fstat(fd)
+            return sha256_fd(fd, st.st_size), st.st_size, st.st_mtime_ns, st.st_ino, None
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        return None, 0, 0, 0, exc.strerror or str(exc)
+
+
+def _digest_part(paths: list[str]) -> list[StatDigest]:
+    return [_digest_and_stat(path) for path in paths]
+
+
+def hash_many(paths: list[str], *, parts: int | None = None,
+              on_part: Callable[[int], None] | None = None) -> list[StatDigest]:
+    """`_digest_and_stat` of every path, in input order, on `parts` processes (default: the cores).
+
+    For many small files, where each hash holds the GIL for most of its few microseconds and
+    threads only queue behind each other: the paths are dealt round-robin (big files spread
+    evenly), parts 2.. run in forked children (`safety.child`), part 1 here. `on_part(files)`
+    reports each part as it finishes.
+    """
+    parts = max(1, min(parts or os.cpu_count() or 1, 8, len(paths) // 1000 or 1))
+    children = [in_child(_digest_part, paths[k::parts]) for k in range(1, parts)]
+    results: list[StatDigest | None] = [None] * len(paths)
+    results[0::parts] = _digest_part(paths[0::parts])
+    if on_part:
+        on_part(len(results[0::parts]))
+    for k, child in enumerate(children, 1):
+        part = child()
+        results[k::parts] = part
+        if on_part:
+            on_part(len(part))
+    return results  # type: ignore[return-value]

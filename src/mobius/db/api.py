@@ -41,6 +41,7 @@ from mobius.errors import InputError, MobiusError, VerificationError
 from mobius.log import get_logger
 from mobius.progress import NoProgress, Progress
 from mobius.records import records_call
+from mobius.safety.stamps import new_id
 
 Confirm = Callable[[str], bool]
 
@@ -50,7 +51,8 @@ def _refuse(question: str) -> bool:
 
 
 def new_run_id() -> str:
-    return time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + "-" + secrets.token_hex(3)
+    """The id of one migrate/rollback/verify run in the history tables (never parsed back)."""
+    return new_id()
 
 
 def _by_version(migrations: list[Migration]) -> dict[int, Migration]:

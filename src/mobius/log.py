@@ -8,7 +8,6 @@ when asked (the runbook's `logger -t migration`).
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import json
 import logging
 import os
@@ -16,6 +15,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
+
+from mobius.safety.stamps import utc_compact
 
 
 def _import_structlog():  # noqa: ANN202
@@ -121,7 +122,7 @@ def attach_log_file(log_dir: Path, command: str = "mobius") -> Path | None:
         return Path(_sinks.file.name)
     try:
         log_dir.mkdir(parents=True, exist_ok=True)
-        stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
+        stamp = utc_compact()
         safe = command.replace(" ", "-").replace("/", "_")[:60]
         log_file = log_dir / f"{stamp}-{os.getpid()}-{safe}.jsonl"
         _sinks.file = open(log_file, "a", encoding="utf-8")  # noqa: SIM115 - lives for the run

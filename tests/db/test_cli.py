@@ -67,7 +67,7 @@ def test_a_second_runner_gives_up_after_the_lock_wait(db_workspace, mobius):
         proc = mobius("db", "migrate", "--no-backup", "-w", str(ws.root))
     assert proc.returncode == 1, proc.stderr
     assert "another" in proc.stderr and "lock" in proc.stderr and "Traceback" not in proc.stderr
-    assert db.database_status(ws)["current_version"] == 3
+    assert db.database_status(ws).current_version == 3
 
 
 @pytest.mark.slow
@@ -108,7 +108,7 @@ def test_changed_applied_file_is_caught_and_can_be_accepted(db_workspace, mobius
     write_migration(ws, "0005_more.sql", ADD_DESIGNER.replace("designer", "artist"))
     refused = mobius("db", "migrate", "--no-backup", "-w", str(ws.root))
     assert refused.returncode == 2 and "refused" in refused.stderr
-    assert db.database_status(ws)["current_version"] == 4
+    assert db.database_status(ws).current_version == 4
     code, accepted = mobius.json("db", "accept-checksum", "4", "--reason", "backfill value renamed", "-w",
                                  str(ws.root))
     assert code == 0 and accepted["changed"] is True
@@ -137,7 +137,7 @@ def test_rehearse_leaves_the_real_database_untouched(db_workspace, mobius, engin
     (ws.migrations / "0005_broken.sql").unlink()
     applied = mobius("db", "migrate", "--rehearse", "--yes", "-w", str(ws.root))
     assert applied.returncode == 0, applied.stderr
-    assert db.database_status(ws)["current_version"] == 4
+    assert db.database_status(ws).current_version == 4
 
 
 def test_dry_run_prints_the_sql_and_changes_nothing(db_workspace, mobius):

@@ -100,7 +100,7 @@ def test_failing_verify_leaves_schema_and_history_unchanged(db_workspace):
     assert "verify" in caught.value.message and "returned 3" in caught.value.message
     assert schema_snapshot(ws) == schema
     assert history_rows(ws) == history
-    assert db.database_status(ws)["current_version"] == 3
+    assert db.database_status(ws).current_version == 3
 
 
 def test_dump_and_restore_round_trip(db_workspace, tmp_path: Path):
@@ -117,7 +117,7 @@ def test_dump_and_restore_round_trip(db_workspace, tmp_path: Path):
     db.restore_database(ws, dump)
     assert query(ws, "SELECT id, slug, play_time, complexity_rating FROM games ORDER BY id") == before_rows
     assert schema_snapshot(ws) == schema
-    assert db.database_status(ws)["current_version"] == 3
+    assert db.database_status(ws).current_version == 3
     events = [e["event"] for e in db.migration_events(ws)]
     assert events[-1] == "restore" and "apply" in events  # the event log survives the restore
     assert any(p.name.startswith("mobius_db_") and "prerestore" in p.name for p in ws.backups.iterdir())
@@ -184,15 +184,15 @@ SELECT COUNT(*) FROM games WHERE publisher IS NOT NULL;
     with pytest.raises(InputError, match="irreversible"):
         db.migrate_database(ws, backup=False)
     result = db.migrate_database(ws)
-    assert result["applied"][0].dump_path == str(result["dump"].path)
+    assert result.applied[0].dump_path == str(result.dump.path)
     asked = []
     with pytest.raises(InputError, match="not confirmed"):
         db.rollback_database(ws, confirm=lambda q: asked.append(q) or "irreversible" not in q)
-    assert db.database_status(ws)["current_version"] == 4
+    assert db.database_status(ws).current_version == 4
     out = db.rollback_database(ws, confirm=lambda q: True)
-    assert [o.status for o in out["rolled_back"]] == ["restored"]
+    assert [o.status for o in out.rolled_back] == ["restored"]
     assert query(ws, "SELECT id, slug, publisher FROM games ORDER BY id") == before
-    assert db.database_status(ws)["current_version"] == 3
+    assert db.database_status(ws).current_version == 3
 
 
 @pytest.mark.postgres
@@ -214,7 +214,7 @@ def test_lock_timeout_makes_a_blocked_migration_fail_fast(pg_url, tmp_path: Path
     assert "lock_timeout" in caught.value.message and caught.value.exit_code == 4
     assert history_rows(ws) == history
     db.migrate_database(ws, backup=False)  # once the long transaction ended, it applies
-    assert db.database_status(ws)["current_version"] == 4
+    assert db.database_status(ws).current_version == 4
 
 
 def test_sync_copies_a_database_and_dumps_the_target_first(db_workspace, tmp_path: Path, engine, request):
@@ -227,12 +227,12 @@ def test_sync_copies_a_database_and_dumps_the_target_first(db_workspace, tmp_pat
     else:
         target_url = f"sqlite:///{tmp_path / 'production.db'}"
     result = db.sync_databases(ws, ws.database_url, target_url)
-    assert result["tables"]["games"] == 3
+    assert result.tables["games"] == 3
     with pytest.raises(InputError, match="not empty"):
         db.sync_databases(ws, ws.database_url, target_url)
     query(ws, "DELETE FROM games WHERE slug = 'game-0'")
     again = db.sync_databases(ws, ws.database_url, target_url, overwrite=True)
-    assert again["tables"]["games"] == 2 and Path(again["target_dump"]).is_file()
+    assert again.tables["games"] == 2 and Path(again.target_dump).is_file()
 
 
 PHASED_INDEX = """-- migrate:up
@@ -264,7 +264,7 @@ def test_phased_migration_failing_late_is_recorded_then_resumed_or_rolled_back(d
     assert query(ws, "SELECT COUNT(*) FROM games WHERE popularity IS NULL") == [(0,)]  # backfill committed
     path.write_text(PHASED_INDEX)  # fix the failing phase; the committed phases are not run again
     result = db.migrate_database(ws, backup=False)
-    assert result["applied"][0].phased and db.validate_database(ws)["drift"] == []
+    assert result.applied[0].phased and db.validate_database(ws).drift == []
     assert "idx_games_popularity" in [i[0] for i in schema_snapshot(ws)["games"]["indexes"]]
     db.rollback_database(ws, confirm=lambda q: True)
     assert schema_snapshot(ws, exclude_history=True) == schema

@@ -3,7 +3,9 @@ folder, partial renders in out/<slug>/) is removed by the next command; a runnin
 
 from __future__ import annotations
 
+import os
 import shutil
+import stat
 import subprocess
 import sys
 import tempfile
@@ -80,3 +82,20 @@ def test_system_temp_scratch_of_a_dead_run_is_removed_and_a_running_ones_kept(mo
         alive.kill()
         alive.wait()
         shutil.rmtree(temp / f"mobius-{kind}-{alive.pid}-abc123", ignore_errors=True)
+
+
+def test_removing_a_scratch_folder_that_is_already_gone_leaves_its_parent_mode_alone(tmp_path):
+    """Two processes sweeping one dead folder: the loser must not chmod the system temp folder to 0700."""
+    from mobius.safety.leftovers import rmtree_writable
+
+    parent = tmp_path / "temp"
+    parent.mkdir()
+    os.chmod(parent, 0o1777)
+    rmtree_writable(parent / "mobius-restore-1-gone")
+    assert stat.S_IMODE(os.stat(parent).st_mode) == 0o1777
+    locked = parent / "mobius-restore-2-ro"
+    (locked / "sub").mkdir(parents=True)
+    (locked / "sub" / "f").write_text("x")
+    os.chmod(locked / "sub", 0o500)
+    rmtree_writable(locked)
+    assert not locked.exists() and stat.S_IMODE(os.stat(parent).st_mode) == 0o1777

@@ -22,7 +22,8 @@ from mobius.backup.api import (
 from mobius.backup.archive import BackupResult, write_archive
 from mobius.backup.catalog import BackupInfo, apply_retention, list_backups, log_path, sidecar_path
 from mobius.backup.manifest import LIBRARY_ROOT, MANIFEST_NAME, SUMS_NAME
-from mobius.backup.restore import RestoreResult, TestRestoreReport, extract_member, restore_archive, test_restore
+from mobius.backup.restore import RestoreResult, extract_member, restore_archive
+from mobius.backup.trial_restore import TestRestoreReport, test_restore
 from mobius.backup.verify import VerifyReport, verify_archive
 
 __all__ = [

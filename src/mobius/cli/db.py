@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
@@ -11,6 +12,9 @@ from mobius.cli.context import current
 from mobius.cli.options import YES
 from mobius.cli.output import confirm, emit, say
 from mobius.errors import InputError, VerificationError
+
+if TYPE_CHECKING:
+    from mobius.db.results import RehearsalReport
 
 app = typer.Typer(name="db", help="Database schema migrations (SQLite or PostgreSQL), dumps and checks.",
                   no_args_is_help=True, rich_markup_mode=None)
@@ -23,10 +27,6 @@ def _db():  # noqa: ANN202
     return db
 
 
-def _ms(outcome: dict) -> str:
-    return f"{outcome['execution_ms']} ms"
-
-
 @app.command("status")
 def status_command() -> None:
     """Applied and pending migrations, the current version, drift.
@@ -34,15 +34,15 @@ def status_command() -> None:
     Example: mobius db status
     """
     result = _db().database_status(current.workspace())
-    lines = [f"database {result['database']} ({result['engine']}), version {result['current_version']}"]
+    lines = [f"database {result.database} ({result.engine}), version {result.current_version}"]
     lines += [f"  applied  {r['version']:04d}_{r['name']}  {r['applied_at']}  {r['execution_ms']} ms"
-              f"  by {r['applied_by']}" for r in result["applied"]]
+              f"  by {r['applied_by']}" for r in result.applied]
     lines += [f"  {r['status']:<8} {r['version']:04d}_{r['name']}  phase {r['phase']} (mobius db migrate resumes it)"
-              for r in result["unfinished"]]
+              for r in result.unfinished]
     lines += [f"  pending  {p['version']:04d}_{p['name']}" + ("  (phased)" if p["phased"] else "")
               + ("  (irreversible)" if p["irreversible"] else "") + ("  (not ready)" if p["problems"] else "")
-              for p in result["pending"]]
-    lines += [f"  DRIFT    {d['version']:04d}_{d['name']}: {d['problem']}" for d in result["drift"]]
+              for p in result.pending]
+    lines += [f"  DRIFT    {d['version']:04d}_{d['name']}: {d['problem']}" for d in result.drift]
     emit(result, lines)
 
 
@@ -63,9 +63,10 @@ def migrate_command(
                                  rehearse=rehearse, confirm=partial(confirm, yes=yes),
                                  on_rehearsal=_show_rehearsal)
     if dry_run:
-        lines = [f"dry run on {result['database']} (version {result['current_version']}): "
-                 f"{len(result['plan'])} migration(s) would run"]
-        for item in result["plan"]:
+        plan = result.plan or []
+        lines = [f"dry run on {result.database} (version {result.current_version}): "
+                 f"{len(plan)} migration(s) would run"]
+        for item in plan:
             lines.append(f"-- {item['version']:04d}_{item['name']}" + (" (phased)" if item["phased"] else ""))
             for section, statements in item["sql"].items():
                 lines.append(f"-- [{section}]")
@@ -73,23 +74,23 @@ def migrate_command(
         emit(result, lines)
         return
     lines = []
-    if result["rehearsal"]:
-        lines.append(f"rehearsal ok on a throwaway copy in {result['rehearsal']['seconds']} s (copy dropped)")
-    if result["dump"]:
-        lines.append(f"dump {result['dump'].path} ({result['dump'].bytes} bytes, checked readable)")
+    if result.rehearsal:
+        lines.append(f"rehearsal ok on a throwaway copy in {result.rehearsal.seconds} s (copy dropped)")
+    if result.dump:
+        lines.append(f"dump {result.dump.path} ({result.dump.bytes} bytes, checked readable)")
     lines += [f"applied {o.version:04d}_{o.name} in {o.execution_ms} ms, verify ok ({len(o.verify)} queries)"
-              for o in result["applied"]]
-    if not result["applied"]:
-        lines.append(f"nothing to migrate: {result['database']} is at version {result['current_version']}")
+              for o in result.applied]
+    if not result.applied:
+        lines.append(f"nothing to migrate: {result.database} is at version {result.current_version}")
     else:
-        lines.append(f"database {result['database']} is at version {result['current_version']}")
+        lines.append(f"database {result.database} is at version {result.current_version}")
     emit(result, lines)
 
 
-def _show_rehearsal(result: dict) -> None:
-    for item in result["migrations"]:
-        verify = ", ".join(f"{v['query']} -> {v['value']}" for v in item["verify"])
-        say(f"rehearsed {item['version']:04d}_{item['name']} on a copy: {_ms(item)}; verify {verify}")
+def _show_rehearsal(report: RehearsalReport) -> None:
+    for item in report.migrations:
+        verify = ", ".join(f"{v.query} -> {v.value}" for v in item.verify)
+        say(f"rehearsed {item.version:04d}_{item.name} on a copy: {item.execution_ms} ms; verify {verify}")
 
 
 @app.command("rollback")
@@ -103,10 +104,10 @@ def rollback_command(
     """
     result = _db().rollback_database(current.workspace(), to=to, confirm=partial(confirm, yes=yes),
                                   progress=current.progress())
-    lines = [f"dump {result['dump'].path} (taken before the rollback)"]
+    lines = [f"dump {result.dump.path if result.dump else None} (taken before the rollback)"]
     lines += [f"{o.status.replace('_', ' ')} {o.version:04d}_{o.name} in {o.execution_ms} ms"
-              for o in result["rolled_back"]]
-    lines.append(f"database {result['database']} is at version {result['current_version']}")
+              for o in result.rolled_back]
+    lines.append(f"database {result.database} is at version {result.current_version}")
     emit(result, lines)
 
 
@@ -118,7 +119,7 @@ def verify_command() -> None:
     """
     result = _db().verify_database(current.workspace())
     emit(result, [f"verify ok {m['version']:04d}_{m['name']} ({len(m['results'])} queries)"
-                  for m in result["migrations"]] or ["no applied migrations"])
+                  for m in result.migrations] or ["no applied migrations"])
 
 
 @app.command("check")
@@ -143,7 +144,7 @@ def validate_command() -> None:
     Example: mobius db validate
     """
     result = _db().validate_database(current.workspace())
-    emit(result, f"{result['checked']} applied migration file(s) unchanged")
+    emit(result, f"{result.checked} applied migration file(s) unchanged")
 
 
 @app.command("accept-checksum")
@@ -156,7 +157,7 @@ def accept_checksum_command(
     Example: mobius db accept-checksum 3 --reason "comment typo fixed, SQL unchanged"
     """
     result = _db().accept_checksum(current.workspace(), version, reason=reason)
-    emit(result, f"{version:04d}: checksum {'accepted' if result['changed'] else 'already matches the file'}")
+    emit(result, f"{version:04d}: checksum {'accepted' if result.changed else 'already matches the file'}")
 
 
 @app.command("new")
@@ -194,9 +195,9 @@ def restore_command(
     if not _db().database_is_empty(ws) and not confirm(f"replace the database with {dump}?", yes=yes):
         raise InputError("restore not confirmed; nothing was changed")
     result = restore_with_report(ws, dump)
-    lines = [f"restored {result['restored']} into {result['database']}"]
-    if result["safety_dump"]:
-        lines.append(f"the previous database is in {result['safety_dump']}")
+    lines = [f"restored {result.restored} into {result.database}"]
+    if result.safety_dump:
+        lines.append(f"the previous database is in {result.safety_dump}")
     emit(result, lines)
 
 
@@ -211,8 +212,8 @@ def sync_command(
     Example: mobius db sync --from postgresql://localhost/staging --to postgresql://localhost/production --yes
     """
     result = _db().sync_databases(current.workspace(), from_url, to_url, overwrite=yes)
-    emit(result, [f"target dumped to {result['target_dump']}", f"copied {result['from']} -> {result['to']}",
-                  *[f"  {t}: {n} rows" for t, n in sorted(result["tables"].items())]])
+    emit(result, [f"target dumped to {result.target_dump}", f"copied {result.source} -> {result.target}",
+                  *[f"  {t}: {n} rows" for t, n in sorted(result.tables.items())]])
 
 
 def register(root: typer.Typer) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 from pathlib import Path
 
@@ -10,6 +9,7 @@ import typer
 
 from mobius.cli.context import current
 from mobius.cli.output import confirm, emit, say
+from mobius.safety.stamps import utc_compact
 
 media_app = typer.Typer(help="Media library: manifests, verification, verified migration to a folder or s3://.",
                         no_args_is_help=True)
@@ -53,7 +53,7 @@ def manifest_command(
 
     ws = current.workspace()
     folder = _folder(directory)
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    stamp = utc_compact()
     out = Path(out).resolve() if out else ws.state / "media" / "manifests" / f"{folder.name}-{stamp}.sha256"
     result = build_manifest(folder, out, workers=workers, progress=current.progress(), cache=hash_cache(ws))
     lines = [f"manifest {result.manifest}: {result.files} files, {result.bytes} bytes from {result.folder}",

@@ -11,7 +11,8 @@ import secrets
 import shutil
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,11 +25,23 @@ from mobius.db.checks import CheckReport, check
 from mobius.db.engine import DatabaseTarget, connect, first_line, table_names, target_for
 from mobius.db.lock import migration_lock
 from mobius.db.migration import Migration, discover, write_new_migration
+from mobius.db.results import (
+    ChecksumAcceptance,
+    DatabaseStatus,
+    DatabaseVerification,
+    MigrateResult,
+    RehearsalReport,
+    RestoreResult,
+    RollbackResult,
+    SyncResult,
+    ValidateResult,
+)
 from mobius.db.runner import Outcome, Runner
 from mobius.errors import InputError, MobiusError, VerificationError
 from mobius.log import get_logger
 from mobius.progress import NoProgress, Progress
 from mobius.records import records_call
+from mobius.safety.stamps import new_id
 
 Confirm = Callable[[str], bool]
 
@@ -38,7 +51,8 @@ def _refuse(question: str) -> bool:
 
 
 def new_run_id() -> str:
-    return time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + "-" + secrets.token_hex(3)
+    """The id of one migrate/rollback/verify run in the history tables (never parsed back)."""
+    return new_id()
 
 
 def _by_version(migrations: list[Migration]) -> dict[int, Migration]:
@@ -85,6 +99,33 @@ def _read_applied(target: DatabaseTarget) -> dict[int, history.AppliedMigration]
         return history.applied(conn)
 
 
+def _refuse_drift(applied: dict[int, history.AppliedMigration], migrations: list[Migration], *,
+                  action: str) -> None:
+    found = drift(applied, migrations)
+    if found:
+        raise _drift_error(found, action=action)
+
+
+@dataclass
+class _Session:
+    """What a changing command holds: the target, one connection under the migration lock, the history read."""
+
+    target: DatabaseTarget
+    conn: Any
+    applied: dict[int, history.AppliedMigration]
+
+
+@contextlib.contextmanager
+def _locked_session(ws: Workspace, target: DatabaseTarget) -> Iterator[_Session]:
+    """The migration lock, a connection (foreign keys off, as migrations need), the history tables ensured and read."""
+    with migration_lock(target, wait_s=ws.settings.db_advisory_lock_wait_s), \
+            connect(target, enforce_foreign_keys=False) as conn:
+        with conn.begin():
+            history.ensure_history(conn)
+            applied = history.applied(conn)
+        yield _Session(target, conn, applied)
+
+
 def database_is_empty(ws: Workspace, url: str | None = None) -> bool:
     """No tables at all (a new database)."""
     target = target_for(ws, url)
@@ -94,25 +135,25 @@ def database_is_empty(ws: Workspace, url: str | None = None) -> bool:
         return not table_names(conn)
 
 
-def database_status(ws: Workspace) -> dict[str, Any]:
+def database_status(ws: Workspace) -> DatabaseStatus:
     """Applied and pending migrations, the current version, and drift."""
     target = target_for(ws)
     migrations = discover(ws)
     applied = _read_applied(target)
     files = _by_version(migrations)
     unfinished = [row.to_dict() for row in applied.values() if row.status != "applied"]
-    return {
-        "database": target.display,
-        "engine": target.dialect,
-        "current_version": _current_version(applied),
-        "applied": [{**row.to_dict(), "builtin": files[v].builtin if v in files else None}
-                    for v, row in sorted(applied.items()) if row.status == "applied"],
-        "unfinished": unfinished,
-        "pending": [{"version": m.version, "name": m.name, "path": m.path, "phased": m.is_phased(target.dialect),
-                     "irreversible": m.irreversible, "problems": m.problems()}
-                    for m in migrations if m.version not in applied],
-        "drift": drift(applied, migrations),
-    }
+    return DatabaseStatus(
+        database=target.display,
+        engine=target.dialect,
+        current_version=_current_version(applied),
+        applied=[{**row.to_dict(), "builtin": files[v].builtin if v in files else None}
+                 for v, row in sorted(applied.items()) if row.status == "applied"],
+        unfinished=unfinished,
+        pending=[{"version": m.version, "name": m.name, "path": m.path, "phased": m.is_phased(target.dialect),
+                  "irreversible": m.irreversible, "problems": m.problems()}
+                 for m in migrations if m.version not in applied],
+        drift=drift(applied, migrations),
+    )
 
 
 def _plan(migrations: list[Migration], applied: dict[int, history.AppliedMigration], to: int | None) -> list[Migration]:
@@ -127,11 +168,11 @@ def _plan(migrations: list[Migration], applied: dict[int, history.AppliedMigrati
             if (to is None or m.version <= to) and (m.version not in applied or applied[m.version].status != "applied")]
 
 
-@records_call("db.migrate", ref=lambda result: result["run_id"], skip=lambda args: args["dry_run"])
+@records_call("db.migrate", ref=lambda result: result.run_id, skip=lambda args: args["dry_run"])
 def migrate_database(ws: Workspace, *, to: int | None = None, backup: bool = True, progress: Progress | None = None,
                      dry_run: bool = False, rehearse: bool = False, confirm: Confirm | None = None,
-                     on_rehearsal: Callable[[dict[str, Any]], None] | None = None,
-                     migrations: list[Migration] | None = None) -> dict[str, Any]:
+                     on_rehearsal: Callable[[RehearsalReport], None] | None = None,
+                     migrations: list[Migration] | None = None) -> MigrateResult:
     """Apply pending migrations (up to `to`): lock, dump, optional rehearsal, then one transaction each.
 
     With `rehearse`, the plan runs first on a throwaway copy; `on_rehearsal` sees its report, then
@@ -142,25 +183,16 @@ def migrate_database(ws: Workspace, *, to: int | None = None, backup: bool = Tru
     target = target_for(ws)
     migrations = migrations if migrations is not None else discover(ws)
     run_id = new_run_id()
-    result: dict[str, Any] = {"database": target.display, "engine": target.dialect, "run_id": run_id,
-                              "dry_run": dry_run, "dump": None, "rehearsal": None, "applied": []}
+    result = MigrateResult(database=target.display, engine=target.dialect, run_id=run_id, dry_run=dry_run)
     if dry_run:
         applied = _read_applied(target)
-        found = drift(applied, migrations)
-        if found:
-            raise _drift_error(found, action="migrate")
-        plan = _plan(migrations, applied, to)
-        result["plan"] = [_describe(m, target.dialect, applied.get(m.version)) for m in plan]
-        result["current_version"] = _current_version(applied)
+        _refuse_drift(applied, migrations, action="migrate")
+        result.plan = [_describe(m, target.dialect, applied.get(m.version)) for m in _plan(migrations, applied, to)]
+        result.current_version = _current_version(applied)
         return result
-    with migration_lock(target, wait_s=ws.settings.db_advisory_lock_wait_s), \
-            connect(target, enforce_foreign_keys=False) as conn:
-        with conn.begin():
-            history.ensure_history(conn)
-            applied = history.applied(conn)
-        found = drift(applied, migrations)
-        if found:
-            raise _drift_error(found, action="migrate refused")
+    with _locked_session(ws, target) as session:
+        conn, applied = session.conn, session.applied
+        _refuse_drift(applied, migrations, action="migrate refused")
         plan = _plan(migrations, applied, to)
         problems = [p for m in plan for p in m.problems()]
         if problems:
@@ -171,16 +203,16 @@ def migrate_database(ws: Workspace, *, to: int | None = None, backup: bool = Tru
             names = ", ".join(m.label for m in plan if m.irreversible)
             raise InputError(f"{names} is irreversible: its rollback needs the dump taken before it",
                              hint="run without --no-backup")
-        result["planned"] = [m.label for m in plan]
-        result["current_version"] = _current_version(applied)
+        result.planned = [m.label for m in plan]
+        result.current_version = _current_version(applied)
         if not plan:
             return result
         dump = dumps.dump(target, dumps.dump_path_for(ws, target, label="premigrate")) if backup else None
-        result["dump"] = dump
+        result.dump = dump
         if rehearse:
-            result["rehearsal"] = _rehearse(ws, target, plan, applied, dump, run_id)
+            result.rehearsal = _rehearse(ws, target, plan, applied, dump, run_id)
             if on_rehearsal is not None:
-                on_rehearsal(result["rehearsal"])
+                on_rehearsal(result.rehearsal)
             question = f"apply {len(plan)} migration(s) to {target.display}?"
             if not (confirm or _refuse)(question):
                 raise InputError("migration not confirmed; nothing was applied (the rehearsal copy is gone)")
@@ -194,14 +226,14 @@ def migrate_database(ws: Workspace, *, to: int | None = None, backup: bool = Tru
                     dump_path = str(dumps.dump(target, dumps.dump_path_for(ws, target, label=f"pre{m.version:04d}"))
                                     .path)
                 outcome = runner.apply(m, dump_path=dump_path, resume=applied.get(m.version))
-                result["applied"].append(outcome)
+                result.applied.append(outcome)
                 changed_since_dump = True
                 progress.advance()
         finally:
             progress.finish()
         with conn.begin():
-            result["current_version"] = _current_version(history.applied(conn))
-    log.info("db.migrate.done", applied=len(result["applied"]), version=result["current_version"])
+            result.current_version = _current_version(history.applied(conn))
+    log.info("db.migrate.done", applied=len(result.applied), version=result.current_version)
     return result
 
 
@@ -213,7 +245,7 @@ def _describe(m: Migration, dialect: str, row: history.AppliedMigration | None) 
 
 
 def _rehearse(ws: Workspace, target: DatabaseTarget, plan: list[Migration],
-              applied: dict[int, history.AppliedMigration], dump: dumps.Dump | None, run_id: str) -> dict[str, Any]:
+              applied: dict[int, history.AppliedMigration], dump: dumps.Dump | None, run_id: str) -> RehearsalReport:
     """Apply `plan` to a throwaway copy restored from the fresh dump; report durations and verify results."""
     log = get_logger()
     ws.state.mkdir(parents=True, exist_ok=True)
@@ -246,8 +278,7 @@ def _rehearse(ws: Workspace, target: DatabaseTarget, plan: list[Migration],
             with contextlib.suppress(MobiusError):
                 _admin_sql(target, f'DROP DATABASE IF EXISTS "{copy.name}" WITH (FORCE)')
         shutil.rmtree(workdir, ignore_errors=True)
-    report = {"ok": failure is None, "seconds": round(time.monotonic() - started, 3),
-              "migrations": [o.to_dict() for o in outcomes]}
+    report = RehearsalReport(ok=failure is None, seconds=round(time.monotonic() - started, 3), migrations=outcomes)
     log.info("db.rehearsal.done", ok=failure is None, migrations=len(outcomes))
     if failure is not None:
         raise VerificationError(f"rehearsal failed, the real database was not touched: {failure.message}",
@@ -266,21 +297,18 @@ def _admin_sql(target: DatabaseTarget, sql: str) -> None:
                                     hint="the rehearsal needs CREATE DATABASE rights on the server") from None
 
 
-@records_call("db.rollback", ref=lambda result: result["run_id"])
+@records_call("db.rollback", ref=lambda result: result.run_id)
 def rollback_database(ws: Workspace, *, to: int | None = None, confirm: Confirm | None = None,
-                      progress: Progress | None = None) -> dict[str, Any]:
+                      progress: Progress | None = None) -> RollbackResult:
     """Revert applied migrations above `to` (default: the latest one), newest first, after a dump."""
     confirm = confirm or _refuse
     progress = progress or NoProgress()
     target = target_for(ws)
     migrations = _by_version(discover(ws))
     run_id = new_run_id()
-    result: dict[str, Any] = {"database": target.display, "run_id": run_id, "rolled_back": [], "dump": None}
-    with migration_lock(target, wait_s=ws.settings.db_advisory_lock_wait_s), \
-            connect(target, enforce_foreign_keys=False) as conn:
-        with conn.begin():
-            history.ensure_history(conn)
-            applied = history.applied(conn)
+    result = RollbackResult(database=target.display, run_id=run_id)
+    with _locked_session(ws, target) as session:
+        conn, applied = session.conn, session.applied
         if not applied:
             raise InputError("no migration is applied; nothing to roll back")
         versions = sorted(applied, reverse=True)
@@ -291,14 +319,12 @@ def rollback_database(ws: Workspace, *, to: int | None = None, confirm: Confirm 
         targets = [v for v in versions if v > to]
         if not targets:
             raise InputError(f"already at version {to}; nothing to roll back")
-        found = [d for d in drift({v: applied[v] for v in targets}, list(migrations.values()))]
-        if found:
-            raise _drift_error(found, action="rollback refused")
+        _refuse_drift({v: applied[v] for v in targets}, list(migrations.values()), action="rollback refused")
         labels = ", ".join(f"{v:04d}_{applied[v].name}" for v in targets)
         if not confirm(f"roll back {labels} on {target.display}?"):
             raise InputError("rollback not confirmed; nothing was changed")
         dump = dumps.dump(target, dumps.dump_path_for(ws, target, label="prerollback"))
-        result["dump"] = dump
+        result.dump = dump
         runner = Runner(target, conn, run_id=run_id)
         progress.start("rollback", total=len(targets), unit="migrations")
         try:
@@ -307,16 +333,16 @@ def rollback_database(ws: Workspace, *, to: int | None = None, confirm: Confirm 
                     continue
                 m = migrations[version]
                 if m.irreversible:
-                    result["rolled_back"].append(_restore_for_rollback(ws, target, conn, m, applied[version],
+                    result.rolled_back.append(_restore_for_rollback(ws, target, conn, m, applied[version],
                                                                       confirm, run_id))
                 else:
-                    result["rolled_back"].append(runner.rollback(m))
+                    result.rolled_back.append(runner.rollback(m))
                 with conn.begin():
                     applied = history.applied(conn)
                 progress.advance()
         finally:
             progress.finish()
-        result["current_version"] = _current_version(applied)
+        result.current_version = _current_version(applied)
     return result
 
 
@@ -345,7 +371,7 @@ def _restore_keeping_events(target: DatabaseTarget, conn: Any, dump_file: Path, 
         history.record_event(conn, "restore", version=version, run_id=run_id, dump=str(dump_file), reason=reason)
 
 
-def verify_database(ws: Workspace) -> dict[str, Any]:
+def verify_database(ws: Workspace) -> DatabaseVerification:
     """Re-run the verify queries of every applied migration; any failure exits 2."""
     target = target_for(ws)
     migrations = _by_version(discover(ws))
@@ -374,21 +400,19 @@ def verify_database(ws: Workspace) -> dict[str, Any]:
     if failures:
         raise VerificationError(f"verify: {len(failures)} of {len(checked)} migrations fail their verify queries",
                                 details=failures, hint="the data no longer satisfies them; fix the data")
-    return {"database": target.display, "migrations": checked}
+    return DatabaseVerification(database=target.display, migrations=checked)
 
 
-def validate_database(ws: Workspace) -> dict[str, Any]:
+def validate_database(ws: Workspace) -> ValidateResult:
     """Applied files unchanged since they ran (checksums); drift exits 2."""
     target = target_for(ws)
     migrations = discover(ws)
     applied = _read_applied(target)
-    found = drift(applied, migrations)
-    if found:
-        raise _drift_error(found, action="validate")
-    return {"database": target.display, "checked": len(applied), "drift": []}
+    _refuse_drift(applied, migrations, action="validate")
+    return ValidateResult(database=target.display, checked=len(applied))
 
 
-def accept_checksum(ws: Workspace, version: int, *, reason: str) -> dict[str, Any]:
+def accept_checksum(ws: Workspace, version: int, *, reason: str) -> ChecksumAcceptance:
     """Record the current file's checksum for an applied migration, with the reason, as an event."""
     if not reason.strip():
         raise InputError("accept-checksum needs a --reason", hint='e.g. --reason "comment typo fixed, SQL unchanged"')
@@ -405,7 +429,7 @@ def accept_checksum(ws: Workspace, version: int, *, reason: str) -> dict[str, An
             table = history.schema_migrations
             conn.execute(update(table).where(table.c.version == version).values(checksum=new))
             history.record_event(conn, "accept-checksum", version=version, old=old, new=new, reason=reason)
-    return {"version": version, "old_checksum": old, "new_checksum": new, "changed": old != new, "reason": reason}
+    return ChecksumAcceptance(version=version, old_checksum=old, new_checksum=new, changed=old != new, reason=reason)
 
 
 def new_migration(ws: Workspace, name: str) -> Path:
@@ -449,7 +473,7 @@ def check_restorable(ws: Workspace, dump: Path) -> None:
 
 
 def restore_with_report(ws: Workspace, dump: Path, *, safety_dump: bool = True,
-                        lock_held: bool = False) -> dict[str, Any]:
+                        lock_held: bool = False) -> RestoreResult:
     target = target_for(ws)
     dump = Path(dump).expanduser().resolve()
     if not dump.is_file():
@@ -461,10 +485,10 @@ def restore_with_report(ws: Workspace, dump: Path, *, safety_dump: bool = True,
             safety = dumps.dump(target, dumps.dump_path_for(ws, target, label="prerestore"))
         with connect(target) as conn:
             _restore_keeping_events(target, conn, dump, run_id=new_run_id(), reason="mobius db restore")
-    return {"database": target.display, "restored": dump, "safety_dump": safety.path if safety else None}
+    return RestoreResult(database=target.display, restored=dump, safety_dump=safety.path if safety else None)
 
 
-def sync_databases(ws: Workspace, from_url: str, to_url: str, *, overwrite: bool = False) -> dict[str, Any]:
+def sync_databases(ws: Workspace, from_url: str, to_url: str, *, overwrite: bool = False) -> SyncResult:
     """Copy one database over another (the runbook's `pg_dump staging_db | psql production_db`), safely.
 
     The target is dumped first; a non-empty target is only replaced with `overwrite=True`; row counts
@@ -491,8 +515,8 @@ def sync_databases(ws: Workspace, from_url: str, to_url: str, *, overwrite: bool
                       for t in sorted(set(expected) | set(actual)) if expected.get(t) != actual.get(t)]
             raise VerificationError("sync: the target differs from the source after the copy", details=differ,
                                     hint=f"restore the target's previous state: mobius db restore {target_dump.path}")
-    return {"from": source.display, "to": target.display, "target_dump": target_dump.path,
-            "source_dump": source_dump.path, "tables": actual}
+    return SyncResult(source=source.display, target=target.display, target_dump=target_dump.path,
+                      source_dump=source_dump.path, tables=actual)
 
 
 def _tables_and_rows(target: DatabaseTarget) -> dict[str, int]:

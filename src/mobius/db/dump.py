@@ -12,7 +12,6 @@ transaction (a failure leaves the database as it was).
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import os
 import secrets
 import shutil
@@ -30,6 +29,7 @@ from mobius.safety.atomic import fsync_dir, temp_name_for
 from mobius.safety.checksums import read_checksum_file, write_checksum_file
 from mobius.safety.diskspace import require_free_space
 from mobius.safety.hashing import sha256_file
+from mobius.safety.stamps import utc_compact
 
 SQLITE_SUFFIX = ".sqlite3"
 PG_SUFFIX = ".pgdump"
@@ -52,7 +52,7 @@ class Dump:
 
 def dump_path_for(ws: Workspace, target: DatabaseTarget, *, label: str = "") -> Path:
     """backups/mobius_db_<name>_<UTC stamp>[_label]_<random>.<sqlite3|pgdump>."""
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    stamp = utc_compact()
     suffix = SQLITE_SUFFIX if target.is_sqlite else PG_SUFFIX
     tag = f"_{label}" if label else ""
     return ws.backups / f"mobius_db_{target.name}_{stamp}{tag}_{secrets.token_hex(3)}{suffix}"

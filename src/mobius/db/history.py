@@ -9,7 +9,6 @@ with each batch, so a crash resumes at the next batch.
 
 from __future__ import annotations
 
-import datetime as dt
 import getpass
 import json
 import socket
@@ -31,6 +30,8 @@ from sqlalchemy import (
     select,
     update,
 )
+
+from mobius.safety.stamps import utc_iso
 
 metadata = MetaData()
 
@@ -89,7 +90,7 @@ _APPEND_ONLY = {
 
 
 def now() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return utc_iso()
 
 
 def actor() -> str:

@@ -93,5 +93,5 @@ def init_step(ws: Workspace, result: Any, *, sample: bool, progress: Any) -> Non
     migrated = api.migrate_database(ws, backup=not fresh, progress=progress)
     if fresh:
         result.created.append("database")
-    result.sample["database"] = {"url": migrated["database"], "version": migrated["current_version"],
+    result.sample["database"] = {"url": migrated.database, "version": migrated.current_version,
                                  **({"games": len(seeded), "assets": sum(seeded.values())} if seeded else {})}

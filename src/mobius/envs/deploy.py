@@ -56,7 +56,7 @@ def preflight(ws: Workspace) -> tuple[Report, list[str]]:
     report.add(check_codecs())
     report.add(check_free_disk(ws))
     db = report.add(check_database(ws))
-    pending = [f"{m['version']:04d}_{m['name']}" for m in database_status(ws)["pending"]] if not db.failed else []
+    pending = [f"{m['version']:04d}_{m['name']}" for m in database_status(ws).pending] if not db.failed else []
     report.add(passed("pending migrations", len(pending), detail=", ".join(pending) or "none"))
     return report, pending
 
@@ -122,9 +122,9 @@ def deploy(ws: Workspace, *, dry_run: bool = False, backup: bool = True, force: 
             if not pending:
                 return "none pending", None
             out = migrate_database(ws, backup=True, rehearse=True, confirm=lambda question: True)
-            rehearsal = out.get("rehearsal") or {}
-            return (f"rehearsed on a copy in {rehearsal.get('seconds', 0)} s, then applied "
-                    f"{len(out['applied'])}: version {out['current_version']}"), out
+            seconds = out.rehearsal.seconds if out.rehearsal else 0
+            return (f"rehearsed on a copy in {seconds} s, then applied "
+                    f"{len(out.applied)}: version {out.current_version}"), out
 
         steps.run("migrations", migrations)
         if specs:

@@ -251,7 +251,7 @@ def _apply(steps: Steps, source: Workspace, target: Workspace, sync_ws: Workspac
 
     def copy_database() -> tuple[str, Any]:
         out = sync_databases(source, source.database_url, target.database_url, overwrite=True)
-        return f"{len(out['tables'])} tables, row counts equal on both sides", out
+        return f"{len(out.tables)} tables, row counts equal on both sides", out
 
     steps.run("database copy", copy_database)
 

@@ -77,7 +77,7 @@ def database_digest(ws: Workspace) -> str:
 def schema_version(ws: Workspace) -> int:
     from mobius.db import database_status
 
-    return int(database_status(ws)["current_version"])
+    return int(database_status(ws).current_version)
 
 
 def snapshot(ws: Workspace) -> dict[str, Any]:

@@ -46,9 +46,9 @@ def check_database(ws: Workspace) -> Check:
         return failed("database", mask_text(ws.database_url), detail=mask_text(exc.message))
     except Exception as exc:  # noqa: BLE001 - any driver error: the database is not usable
         return failed("database", mask_text(ws.database_url), detail=mask_text(f"{type(exc).__name__}: {exc}"))
-    pending = len(status["pending"])
-    return passed("database", f"schema version {status['current_version']}", source=status["database"],
-                  detail=f"reachable ({status['engine']}); {pending} pending migration(s)")
+    pending = len(status.pending)
+    return passed("database", f"schema version {status.current_version}", source=status.database,
+                  detail=f"reachable ({status.engine}); {pending} pending migration(s)")
 
 
 def check_s3_library(ws: Workspace) -> Check:

@@ -17,7 +17,6 @@ is repaired by the next command (`recover`, through safety.swap).
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import json
 import os
 import platform
@@ -34,6 +33,7 @@ from mobius.progress import NoProgress, Progress
 from mobius.safety.atomic import TEMP_PREFIX, atomic_write_text, fsync_dir
 from mobius.safety.leftovers import sweep
 from mobius.safety.lock import FileLock
+from mobius.safety.stamps import utc_iso
 from mobius.safety.swap import recover_swap, swap_folder
 
 FORMAT = 1
@@ -297,7 +297,7 @@ def _generate_locked(slug: str, target: Path, video: Path, frames, per_os: bool,
             progress.advance()
         fsync_dir(staging / "frames")
         meta = {"format": FORMAT, "game": slug, "generator": f"mobius {__version__}",
-                "created": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), "frames": times,
+                "created": utc_iso(), "frames": times,
                 "thresholds": limits.to_dict(), "os": os_name() if per_os else None,
                 "frame_format": "luma plane (Y of the decoded video), 8-bit grayscale PNG",
                 "source": {"video": str(video), "bytes": video.stat().st_size}}

@@ -176,8 +176,8 @@ def _database_reachable(ws: Workspace) -> list[Check]:
         status = database_status(ws)
     except Exception as exc:  # noqa: BLE001
         return [failed("db.reachable", None, source="database_status", detail=str(exc)[:300])]
-    pending = [f"{p['version']:04d}_{p['name']}" for p in status["pending"]]
-    return [passed("db.reachable", status["database"], source="database_status",
-                   detail=f"version {status['current_version']}"),
+    pending = [f"{p['version']:04d}_{p['name']}" for p in status.pending]
+    return [passed("db.reachable", status.database, source="database_status",
+                   detail=f"version {status.current_version}"),
             passed("db.pending", len(pending), unit="migrations", source="db status",
                    detail=", ".join(pending) or "none")]

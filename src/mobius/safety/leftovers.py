@@ -57,13 +57,26 @@ def sweep_system_temp() -> list[Path]:
     return removed
 
 
-def _writable_then_retry(function, path, _exc_info) -> None:  # noqa: ANN001 - shutil's onerror signature
-    """A restored tree can hold read-only folders: make the parent writable and try once more."""
-    with contextlib.suppress(OSError):
-        os.chmod(os.path.dirname(path), 0o700)
-        if os.path.isdir(path) and not os.path.islink(path):
-            os.chmod(path, 0o700)
-        function(path)
+def rmtree_writable(root: Path) -> None:
+    """Remove `root`, making read-only folders inside it writable (a restored tree can hold them).
+
+    Only folders inside `root` are ever chmod-ed: never `root`'s parent (the system temp folder when
+    two processes sweep the same dead scratch folder at once and one finds it already gone).
+    """
+    top = os.path.abspath(root)
+
+    def retry(function, path, _exc_info) -> None:  # noqa: ANN001 - shutil's onerror signature
+        path = os.path.abspath(path)
+        with contextlib.suppress(OSError):
+            if not os.path.lexists(path):
+                return  # removed meanwhile (a concurrent sweep): nothing to do
+            if path != top:
+                os.chmod(os.path.dirname(path), 0o700)
+            if os.path.isdir(path) and not os.path.islink(path):
+                os.chmod(path, 0o700)
+            function(path)
+
+    shutil.rmtree(root, onerror=retry)
 
 
 def _remove_if_dead(entry: Path) -> bool:
@@ -71,7 +84,7 @@ def _remove_if_dead(entry: Path) -> bool:
     if pid is None or pid == os.getpid() or process_alive(pid):
         return False
     if entry.is_dir() and not entry.is_symlink():
-        shutil.rmtree(entry, onerror=_writable_then_retry)
+        rmtree_writable(entry)
     else:
         with contextlib.suppress(FileNotFoundError):
             entry.unlink()

@@ -7,12 +7,15 @@ applied; the db runner's history resumes a half-applied phased migration on the 
 from __future__ import annotations
 
 import contextlib
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from mobius.errors import InputError
 from mobius.ops.digests import database_digest
 from mobius.ops.step import StepContext, StepPlan, register_step
-from mobius.results import Report, failed, passed, skipped
+from mobius.results import Report, failed, passed, skipped, to_jsonable
+
+if TYPE_CHECKING:
+    from mobius.db.results import RehearsalReport
 
 
 @register_step("db.migrate")
@@ -30,11 +33,11 @@ class DbMigrateStep:
         from mobius.db.engine import target_for
 
         status = database_status(ctx.ws)
-        pending = [p for p in status["pending"] if self.to is None or p["version"] <= self.to]
+        pending = [p for p in status.pending if self.to is None or p["version"] <= self.to]
         target = target_for(ctx.ws)
         size = target.sqlite_path.stat().st_size if target.is_sqlite and target.sqlite_path.exists() else 0
-        return StepPlan(f"apply {len(pending)} migration(s) to {status['database']} (version "
-                        f"{status['current_version']} -> {self.to if self.to is not None else 'latest'})",
+        return StepPlan(f"apply {len(pending)} migration(s) to {status.database} (version "
+                        f"{status.current_version} -> {self.to if self.to is not None else 'latest'})",
                         writes_bytes=2 * size, estimate_s=0.5 + 0.5 * len(pending),
                         details=[f"pending {p['version']:04d}_{p['name']}" for p in pending])
 
@@ -47,13 +50,13 @@ class DbMigrateStep:
         except Exception as exc:  # noqa: BLE001 - unreachable is a verdict here, not a crash
             report.add(failed("db.reachable", None, source="database_status", detail=str(exc)[:300]))
             return report
-        report.add(passed("db.reachable", status["database"], source="database_status",
-                          detail=f"version {status['current_version']}"))
-        pending = [f"{p['version']:04d}_{p['name']}" for p in status["pending"]
+        report.add(passed("db.reachable", status.database, source="database_status",
+                          detail=f"version {status.current_version}"))
+        pending = [f"{p['version']:04d}_{p['name']}" for p in status.pending
                    if self.to is None or p["version"] <= self.to]
         report.add(passed("db.pending", len(pending), unit="migrations", source="db status",
                           detail=", ".join(pending) or "none"))
-        report.add((failed if status["drift"] else passed)("db.drift", len(status["drift"]), threshold=0,
+        report.add((failed if status.drift else passed)("db.drift", len(status.drift), threshold=0,
                                                          source="db validate"))
         return report
 
@@ -64,8 +67,8 @@ class DbMigrateStep:
 
         seen: dict[str, Any] = {}
 
-        def keep(report: dict[str, Any]) -> None:
-            seen.update(report)
+        def keep(report: RehearsalReport) -> None:
+            seen.update(to_jsonable(report))
 
         # "not confirmed": rehearsed, real db untouched; evidence of the preflight, not an operation of its own
         with contextlib.suppress(InputError), parent_scope(""):
@@ -78,14 +81,14 @@ class DbMigrateStep:
 
         handle = dict(ctx.undo or {})
         if not handle:
-            handle = {"previous_version": database_status(ctx.ws)["current_version"],
+            handle = {"previous_version": database_status(ctx.ws).current_version,
                       "digest": database_digest(ctx.ws)}
             ctx.record_undo(handle)
         ctx.checkpoint("inside:db.migrate")
         result = migrate_database(ctx.ws, to=self.to, backup=True, progress=ctx.progress)
-        handle["version"] = result["current_version"]
-        handle["applied"] = [getattr(o, "version", None) for o in result["applied"]]
-        handle["run_id"] = result["run_id"]
+        handle["version"] = result.current_version
+        handle["applied"] = [o.version for o in result.applied]
+        handle["run_id"] = result.run_id
         ctx.record_undo(handle)
         return handle
 
@@ -93,7 +96,7 @@ class DbMigrateStep:
         from mobius.db import check_database, database_status
 
         report = Report("db.migrate verify")
-        version = database_status(ctx.ws)["current_version"]
+        version = database_status(ctx.ws).current_version
         wanted = self.to if self.to is not None else handle.get("version")
         report.add((passed if version == wanted else failed)("db.version", version, threshold=wanted,
                                                              source="schema_migrations"))
@@ -109,10 +112,10 @@ class DbMigrateStep:
         if previous is None:
             report.add(skipped("db.undo", "the step never started"))
             return report
-        current = database_status(ctx.ws)["current_version"]
+        current = database_status(ctx.ws).current_version
         if current > previous:
             rollback_database(ctx.ws, to=previous, confirm=lambda question: True, progress=ctx.progress)
-        version = database_status(ctx.ws)["current_version"]
+        version = database_status(ctx.ws).current_version
         report.add((passed if version == previous else failed)("db.version.restored", version, threshold=previous,
                                                                source="schema_migrations"))
         digest = database_digest(ctx.ws)

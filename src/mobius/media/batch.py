@@ -21,12 +21,11 @@ import itertools
 import os
 import secrets
 import shutil
-import stat
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from mobius.media.copier import CHANGED, CopyOutcome
+from mobius.media.copier import CHANGED, CopyOutcome, open_source
 from mobius.media.destination import Stored
 from mobius.media.faults import FaultHooks
 from mobius.safety.atomic import TEMP_PREFIX, sync_filesystem
@@ -35,7 +34,6 @@ from mobius.safety.tree import FILE, Entry
 
 BATCH_FILES = int(os.environ.get("MOBIUS_MEDIA_BATCH_FILES") or 2000)
 BATCH_BYTES = 128 << 20
-READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 WRITE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
 NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
 
@@ -117,15 +115,11 @@ class LocalBatchCopier:
 
     def _write(self, entry: Entry) -> _Copy:
         path = f"{self.src}/{entry.path}"
+        opened = open_source(path, entry)
+        if isinstance(opened, str):
+            return _Copy(entry, error=opened)
+        fd, before = opened
         try:
-            fd = os.open(path, READ_FLAGS)
-        except OSError as exc:
-            return _Copy(entry, error=f"unreadable: {exc.strerror}")
-        try:
-            st = os.fstat(fd)
-            if not stat.S_ISREG(st.st_mode):
-                return _Copy(entry, error="unreadable: no longer a regular file")
-            before = Entry(entry.path, FILE, st.st_size, st.st_mtime_ns, st.st_ino, stat.S_IMODE(st.st_mode))
             final = f"{self.dst}/{entry.path}"
             copy = _Copy(before, self._temp_for(final), final)
             # created with its final mode when the umask keeps it (saves an fchmod per file); 600 otherwise

@@ -19,6 +19,8 @@ from mobius.media.faults import FaultHooks
 from mobius.safety.hashing import CHUNK
 from mobius.safety.tree import FILE, Entry
 
+SOURCE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+
 CHANGED = "changed during the copy (size or mtime differs between copy and verify); run again"
 
 
@@ -37,18 +39,35 @@ class CopyOutcome:
 def copy_file(source_root: str, entry: Entry, dest: Destination, *, hooks: FaultHooks,
               on_bytes: Callable[[int], None] | None = None) -> CopyOutcome:
     path = os.path.join(source_root, entry.path)
+    opened = open_source(path, entry)
+    if isinstance(opened, str):
+        return CopyOutcome(entry, error=opened)
+    fd, before = opened
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError as exc:
-        return CopyOutcome(entry, error=f"unreadable: {exc.strerror}")
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            return CopyOutcome(entry, error="unreadable: no longer a regular file")
-        before = Entry(entry.path, FILE, st.st_size, st.st_mtime_ns, st.st_ino, stat.S_IMODE(st.st_mode))
         return _copy_open_file(fd, path, before, dest, hooks, on_bytes)
     finally:
         os.close(fd)
+
+
+def open_source(path: str, entry: Entry) -> tuple[int, Entry] | str:
+    """Open a source file to copy it: never through a symlink, never blocking on a FIFO.
+
+    Returns (fd, the entry as the open file is now) for the caller to close, or the reason it
+    cannot be copied (the one wording both copy paths report).
+    """
+    try:
+        fd = os.open(path, SOURCE_FLAGS)
+    except OSError as exc:
+        return f"unreadable: {exc.strerror}"
+    try:
+        st = os.fstat(fd)
+    except OSError as exc:
+        os.close(fd)
+        return f"unreadable: {exc.strerror}"
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        return "unreadable: no longer a regular file"
+    return fd, Entry(entry.path, FILE, st.st_size, st.st_mtime_ns, st.st_ino, stat.S_IMODE(st.st_mode))
 
 
 def _copy_open_file(fd: int, path: str, before: Entry, dest: Destination, hooks: FaultHooks,

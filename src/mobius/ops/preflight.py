@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as dt
 import os
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -79,18 +78,20 @@ def writable_checks(ws: Workspace) -> list[Check]:
 
 
 def service_check(ws: Workspace) -> tuple[Check, float | None]:
-    url = ws.settings.service_url
-    if not url:
+    """The service's `/ready`, probed as deploy's health gate probes it (envs.health)."""
+    from mobius.config import mask_text
+    from mobius.envs.health import probe, ready_url
+
+    url = ready_url(ws)
+    if url is None:
         return skipped("service.ready", "not configured (MOBIUS_SERVICE_URL)", source="settings"), None
     started = time.monotonic()
-    try:
-        with urllib.request.urlopen(url.rstrip("/") + "/ready", timeout=5) as response:  # noqa: S310 - our URL
-            status = response.status
-    except Exception as exc:  # noqa: BLE001 - unreachable is the verdict
-        return failed("service.ready", None, source=url, detail=str(exc)[:200]), None
+    answer = probe(url, timeout=5)
     seconds = time.monotonic() - started
-    return (passed if status == 200 else failed)("service.ready", status, threshold=200, source=url + "/ready",
-                                                 detail=f"{seconds * 1000:.0f} ms"), seconds
+    if not answer.isdigit():
+        return failed("service.ready", None, source=mask_text(url), detail=answer[:200]), None
+    return (passed if answer == "200" else failed)("service.ready", int(answer), threshold=200,
+                                                     source=mask_text(url), detail=f"{seconds * 1000:.0f} ms"), seconds
 
 
 def window_check(plan: Plan, *, force: bool) -> Check:

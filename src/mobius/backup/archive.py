@@ -37,6 +37,7 @@ from mobius.safety.diskspace import require_free_space
 from mobius.safety.hashing import CHUNK
 from mobius.safety.leftovers import scratch_name
 from mobius.safety.lock import FileLock
+from mobius.safety.stamps import utc_compact
 
 BLOCK = tarfile.BLOCKSIZE
 RECORD = tarfile.RECORDSIZE
@@ -338,10 +339,6 @@ def _copy_large(tar: _TarStream, fd: int, size: int, local: str | Path, progress
     return digest
 
 
-def utc_stamp(now: dt.datetime | None = None) -> str:
-    return (now or dt.datetime.now(dt.UTC)).strftime("%Y%m%dT%H%M%SZ")
-
-
 def write_archive(source: Path, dest_dir: Path, prefix: str, *, extra_files: dict[str, Path] | None = None,
                   progress: Progress | None = None, codec: Codec | None = None) -> BackupResult:
     """Archive the folder `source` (as `library/...`) plus `extra_files` into `dest_dir/<prefix>_<UTC stamp>.tar[.zst]`.
@@ -368,7 +365,7 @@ def write_archive(source: Path, dest_dir: Path, prefix: str, *, extra_files: dic
         dest_dir.mkdir(parents=True, exist_ok=True)
         with FileLock(dest_dir / LOCK_NAME, timeout=600, what=f"a backup into {dest_dir}"):
             catalog.remove_leftovers(dest_dir, prefix)
-            name = catalog.new_archive_name(dest_dir, prefix, utc_stamp(), codec.extension)
+            name = catalog.new_archive_name(dest_dir, prefix, utc_compact(), codec.extension)
             final = dest_dir / name
             log.info("backup.create.start", archive=str(final), source=str(source), files=listing.files,
                      bytes=listing.bytes, compression=codec.name)

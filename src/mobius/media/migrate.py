@@ -44,6 +44,7 @@ from mobius.safety.diskspace import human_bytes, require_free_space
 from mobius.safety.envfile import read_env_file, set_env_values
 from mobius.safety.hashing import sha256_file
 from mobius.safety.lock import FileLock
+from mobius.safety.stamps import utc_compact
 from mobius.safety.tree import DIR, FILE, LINK, Entry, points_outside, undecodable, walk
 
 log = get_logger()
@@ -372,7 +373,7 @@ def _start_record(run: MigrationRun) -> MigrationRecord:
 
 
 def _new_id() -> str:
-    return dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(2)
+    return f"{utc_compact()}-{secrets.token_hex(2)}"
 
 
 def _apply(run: MigrationRun) -> None:

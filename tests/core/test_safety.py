@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 
 from mobius.errors import InputError, ResourceError
-from mobius.safety.atomic import TEMP_PREFIX, atomic_write, remove_orphan_temps
+from mobius.safety.atomic import TEMP_PREFIX, atomic_write
 from mobius.safety.checksums import read_checksum_file, write_checksum_file
 from mobius.safety.diskspace import require_free_space
 from mobius.safety.hashing import hash_files, sha256_file
+from mobius.safety.leftovers import sweep
 from mobius.safety.lock import FileLock
 
 ODD_NAMES = ["plain.png", "with space.jpg", "芸者 Mai.png", "back\\slash.png", "new\nline.png"]
@@ -29,10 +30,10 @@ def test_atomic_write_failure_keeps_old_content_and_leaves_no_temp(tmp_path: Pat
     assert [p.name for p in tmp_path.iterdir()] == ["golden.json"]
 
 
-def test_remove_orphan_temps_removes_only_ours(tmp_path: Path) -> None:
+def test_leftover_sweep_removes_only_ours(tmp_path: Path) -> None:
     (tmp_path / f"{TEMP_PREFIX}123-abcd-card.png").write_bytes(b"partial")
     (tmp_path / "card.png").write_bytes(b"real")
-    removed = remove_orphan_temps(tmp_path)
+    removed = sweep([tmp_path])
     assert [p.name for p in removed] == [f"{TEMP_PREFIX}123-abcd-card.png"]
     assert [p.name for p in tmp_path.iterdir()] == ["card.png"]
 

@@ -67,14 +67,6 @@ def atomic_write_text(path: str | Path, text: str, *, file_mode: int | None = No
         handle.write(text)
 
 
-def remove_orphan_temps(folder: Path) -> list[Path]:
-    """Delete temp files and folders killed runs left in `folder` (not recursive): safety.leftovers.sweep,
-    which spares those of running processes."""
-    from mobius.safety.leftovers import sweep  # leftovers imports this module
-
-    return sweep([Path(folder)])
-
-
 def _libc_syncfs():
     import ctypes
 

@@ -21,11 +21,9 @@ def _folder(directory: Path | None) -> Path:
 
 
 def _target(value: str) -> str:
-    """The --to value as the MOBIUS_LIBRARY_DIR it will become, refused early (before any copy) when it
-    could not be written to `.env` as is (control characters: a newline would inject a setting)."""
-    from mobius.config import is_url, validate_setting_value
+    """The --to value as the MOBIUS_LIBRARY_DIR it will become (media.migrate refuses one `.env` cannot hold)."""
+    from mobius.config import is_url
 
-    validate_setting_value("MOBIUS_LIBRARY_DIR", value)
     return value if is_url(value) else os.path.abspath(os.path.expanduser(value))
 
 

@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mobius.config import Workspace, is_url, settings_lock
+from mobius.config import Workspace, is_url, settings_lock, validate_setting_value
 from mobius.errors import InputError, MobiusError, ResourceError, VerificationError
 from mobius.log import get_logger
 from mobius.media.batch import BATCH_FILES, LocalBatchCopier, batches
@@ -173,6 +173,7 @@ def migrate(ws: Workspace, target: str, *, dry_run: bool = False, backup: bool =
         raise InputError(f"--min-free-ratio must be positive, not {min_free_ratio}")
     if workers is not None and workers < 1:
         raise InputError(f"--workers must be at least 1, not {workers}")
+    validate_setting_value(SETTING, target)  # it ends up in .env: refused before anything is copied
     dest = open_destination(target, ws)
     if is_url(ws.library) and ws.library.rstrip("/") != dest.url:
         raise InputError(f"the library is at {ws.library}; migrating from object storage is not supported",

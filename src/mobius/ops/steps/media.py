@@ -12,7 +12,7 @@ import shutil
 from pathlib import Path
 from typing import Any, ClassVar
 
-from mobius.config import is_url
+from mobius.config import is_url, validate_setting_value
 from mobius.errors import InputError
 from mobius.ops.step import StepContext, StepPlan, register_step
 from mobius.results import Report, at_least, failed, passed, skipped
@@ -32,6 +32,7 @@ class MediaMigrateStep:
         to = params.get("to")
         if not isinstance(to, str) or not to.strip():
             raise InputError("media.migrate needs `to`: a folder or s3:// URL")
+        validate_setting_value(SETTING, to)  # refused when the plan is read, not after the copy
         self.to = to
         self.backup = bool(params.get("backup", False))  # the plan's `backup` step is the restore point
 

@@ -31,6 +31,7 @@ from mobius.ops.step import REGISTRY, Step, StepContext
 from mobius.ops.validation import baseline, run_validation
 from mobius.records import Operation, RecordStore, parent_scope
 from mobius.results import Report, to_jsonable
+from mobius.safety.lock import FileLock
 
 TYPE = "migrate.run"
 EXIT_STOPPED = 3  # stopped on request (SIGTERM): resumable
@@ -85,9 +86,18 @@ class Orchestrator:
 
         return [REGISTRY[name](params) for name, params in plan.step_list()]
 
+    def _exclusive(self) -> FileLock:
+        """One migration at a time per workspace: run, resume and rollback each hold it throughout, so no
+        rollback ever undoes (or deletes) the work of another migration running beside it."""
+        return FileLock(self.ws.state / "migrate.lock", what="a migration (migrate run, resume or rollback)")
+
     # entry points
     def run(self, plan_path: Path, *, force: bool = False) -> Outcome:
         plan, text = load_plan(plan_path)
+        with self._exclusive():
+            return self._run(plan_path, plan, text, force=force)
+
+    def _run(self, plan_path: Path, plan: Plan, text: str, *, force: bool) -> Outcome:
         op_id = self.store.start(TYPE, {"plan": plan.model_dump(mode="json", by_alias=True),
                                         "plan_path": str(Path(plan_path).resolve()), "plan_text": text,
                                         "force": force})
@@ -96,6 +106,10 @@ class Orchestrator:
             return self._drive(op_id, plan, force=force)
 
     def resume(self, op_id: str) -> Outcome:
+        with self._exclusive():
+            return self._resume(op_id)
+
+    def _resume(self, op_id: str) -> Outcome:
         op = self._load(op_id)
         if op.status in ("completed", "rolled-back", "refused"):
             raise InputError(f"migration {op_id} is {op.status}; nothing to resume")
@@ -111,6 +125,10 @@ class Orchestrator:
             return self._drive(op_id, plan, force=bool(op.params.get("force")))
 
     def rollback(self, op_id: str, reason: str = "requested (mobius migrate rollback)") -> Outcome:
+        with self._exclusive():
+            return self._rollback_requested(op_id, reason)
+
+    def _rollback_requested(self, op_id: str, reason: str) -> Outcome:
         op = self._load(op_id)
         if op.status in ("running", "stopping", "rolling-back") and not op.orphaned:
             raise InputError(f"migration {op_id} is {op.status} in process {op.pid}",

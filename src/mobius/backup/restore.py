@@ -32,6 +32,7 @@ from mobius.backup.verify import VerifyReport, scan
 from mobius.errors import InputError
 from mobius.log import get_logger
 from mobius.progress import NoProgress, Progress
+from mobius.safety.atomic import sync_filesystem
 from mobius.safety.diskspace import require_free_space
 from mobius.safety.leftovers import scratch_name
 from mobius.safety.swap import swap_folder
@@ -99,7 +100,8 @@ def restore_tree(path: Path, to: Path, member_root: str, progress: Progress | No
                 counts = extract_tree(path, report, index, root, staging, Path(scratch), progress)
             result.files, result.dirs, result.symlinks, result.bytes = (counts.files, counts.dirs, counts.symlinks,
                                                                         counts.bytes)
-            os.sync()
+            if not sync_filesystem(staging.path):  # the staged tree's file system only
+                os.sync()
             result.rollback = _swap(staging, to)
         except BaseException:
             staging.remove()

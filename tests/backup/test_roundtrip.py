@@ -97,6 +97,32 @@ def test_compression_is_chosen_by_measuring_a_sample(tmp_path: Path) -> None:
         verify_archive(result.path)
 
 
+def test_the_compression_sample_is_spread_evenly_over_the_bytes_in_one_pass() -> None:
+    """Files are picked while walking: the sample stays small and covers the whole library by bytes,
+    so a library whose second half is compressible text is not judged by its media half alone."""
+    import random
+
+    from mobius.backup.compression import SAMPLE_FILES, SpreadSample
+    from mobius.backup.manifest import DIR, FILE, ManifestEntry
+
+    rng = random.Random(9)
+    sizes = [rng.randint(1_000, 5_000_000) for _ in range(20_000)]
+    sample = SpreadSample()
+    sample.offer(ManifestEntry("library", DIR))
+    starts, at = {}, 0
+    for i, size in enumerate(sizes):
+        entry = ManifestEntry(f"library/f{i}", FILE, size)
+        starts[entry.path] = at
+        at += size
+        sample.offer(entry)
+    assert SAMPLE_FILES <= len(sample.entries) < 2 * SAMPLE_FILES
+    offsets = [starts[e.path] for e in sample.entries]
+    assert offsets == sorted(offsets) and all(e.type == FILE for e in sample.entries)
+    gaps = [b - a for a, b in zip(offsets, offsets[1:], strict=False)]
+    assert max(gaps) < 3 * at / len(offsets)  # no stretch of the library left out
+    assert offsets[-1] > 0.9 * at
+
+
 def test_extract_member_returns_an_extra_file_checked_against_the_manifest(tree: Path, tmp_path: Path) -> None:
     db = tmp_path / "mobius.db"
     db.write_bytes(b"SQLite format 3\0" + bytes(range(256)) * 40)

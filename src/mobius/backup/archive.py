@@ -359,8 +359,8 @@ def write_archive(source: Path, dest_dir: Path, prefix: str, *, extra_files: dic
         needed = listing.bytes + listing.entries * HEADER_ALLOWANCE + 2 * listing.path.stat().st_size + RECORD
         require_free_space(dest_dir, needed, what=f"a backup of {source}")
         if codec is None:
-            codec, sample_ratio = choose(listing.read(), lambda e: _member_source(source, extra_files, e.path),
-                                         listing.bytes)
+            codec, sample_ratio = choose(listing.sample.entries,
+                                         lambda e: _member_source(source, extra_files, e.path))
             log.info("backup.compression.chosen", codec=codec.name, sample_ratio=sample_ratio)
         dest_dir.mkdir(parents=True, exist_ok=True)
         with FileLock(dest_dir / LOCK_NAME, timeout=600, what=f"a backup into {dest_dir}"):

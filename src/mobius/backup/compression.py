@@ -89,23 +89,47 @@ SAMPLE_BYTES = 128 << 10
 WORTH_IT = 0.9  # compress when a sample shrinks below 90%
 
 
-def choose(entries, local_path, total_bytes: int) -> tuple[Codec, float]:
-    """zstd when a sample of the files compresses below WORTH_IT, else plain tar: (codec, sample ratio).
+class SpreadSample:
+    """The files that hold byte 0, S, 2S, ... of the library (in walk order), picked while the tree is
+    walked, with no second pass over the listing: S starts at 1 and doubles whenever 2 x `limit` files
+    are held, keeping the ones that hold a multiple of the new S. So between `limit` and 2 x `limit`
+    files, spread evenly by bytes whatever the total turns out to be."""
 
-    Reads at most SAMPLE_FILES x SAMPLE_BYTES (8 MiB), from files spread evenly by bytes.
-    """
-    if total_bytes == 0:
-        return DEFAULT, 1.0
-    step = max(total_bytes // SAMPLE_FILES, 1)
-    next_at, seen, raw, packed = 0, 0, 0, 0
-    compressor = zstandard.ZstdCompressor(level=ZSTD_LEVEL)
-    for entry in entries:
+    def __init__(self, limit: int = SAMPLE_FILES):
+        self.limit = limit
+        self.step = 1
+        self.seen = 0
+        self._held: list[tuple[int, object]] = []  # (offset of the file's first byte, entry)
+
+    @property
+    def entries(self) -> list:
+        return [entry for _, entry in self._held]
+
+    def offer(self, entry) -> None:  # noqa: ANN001 - a ManifestEntry (manifest imports nothing from here)
         if entry.type != "file" or not entry.size:
-            continue
-        seen += entry.size
-        if seen < next_at:
-            continue
-        next_at = seen + step
+            return
+        start, self.seen = self.seen, self.seen + entry.size
+        if _holds_multiple(start, self.seen, self.step):
+            self._held.append((start, entry))
+            while len(self._held) >= 2 * self.limit:
+                self.step *= 2
+                self._held = [(at, kept) for at, kept in self._held
+                              if _holds_multiple(at, at + kept.size, self.step)]
+
+
+def _holds_multiple(start: int, end: int, step: int) -> bool:
+    """Whether the bytes [start, end) hold an offset that is a multiple of `step`."""
+    return -(-start // step) * step < end
+
+
+def choose(sample: list, local_path) -> tuple[Codec, float]:  # noqa: ANN001 - entries and a path function
+    """zstd when the sampled files compress below WORTH_IT, else plain tar: (codec, sample ratio).
+
+    Reads SAMPLE_BYTES from the middle of each sampled file (at most 2 x SAMPLE_FILES of them, 16 MiB).
+    """
+    raw = packed = 0
+    compressor = zstandard.ZstdCompressor(level=ZSTD_LEVEL)
+    for entry in sample:
         try:
             with open(local_path(entry), "rb") as handle:
                 handle.seek(max(0, entry.size // 2 - SAMPLE_BYTES // 2))
@@ -114,7 +138,9 @@ def choose(entries, local_path, total_bytes: int) -> tuple[Codec, float]:
             continue
         raw += len(data)
         packed += len(compressor.compress(data))
-    ratio = packed / raw if raw else 1.0
+    if not raw:
+        return DEFAULT, 1.0
+    ratio = packed / raw
     return (DEFAULT if ratio < WORTH_IT else PLAIN), round(ratio, 3)
 
 

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mobius.backup.compression import SpreadSample
 from mobius.backup.manifest import DIR, FILE, LIBRARY_ROOT, MANIFEST_NAME, SUMS_NAME, SYMLINK, ManifestEntry
 from mobius.errors import InputError
 from mobius.log import get_logger
@@ -34,9 +35,11 @@ class Listing:
     bytes: int = 0
     extras: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    sample: SpreadSample = field(default_factory=SpreadSample)  # files whose bytes choose the compression
 
     def add(self, entry: ManifestEntry, out) -> None:
         out.write(entry.to_line())
+        self.sample.offer(entry)
         self.entries += 1
         if entry.type == FILE:
             self.files += 1

@@ -50,12 +50,19 @@ def create(keep: int = typer.Option(None, "--keep", help="Backups to keep (defau
 
 
 @backup_app.command("verify")
-def verify(archive: str = typer.Argument(..., help="Archive path, or its name in backups/")) -> None:
+def verify(
+    archive: str = typer.Argument(..., help="Archive path, or its name in backups/"),
+    deep: bool = typer.Option(False, "--deep", help="Check every member again even when the archive's bytes "
+                              "are unchanged since its members were last checked"),
+) -> None:
     """Check the archive against its .sha256 sidecar, then every member against the manifest (exit 2 if not).
+
+    Every byte is read. An archive whose members all passed before and whose sha256 is unchanged since
+    is not parsed again (same bytes, same result); --deep parses it anyway.
 
     Example: mobius backup verify backups/mobius_library_20261125T230000Z.tar.zst
     """
-    report = _backup().verify_archive(_archive(archive), current.progress())
+    report = _backup().verify_archive(_archive(archive), current.progress(), deep=deep)
     lines = [f"verified {report.path}",
              f"sha256   {report.sha256} matches the sidecar",
              f"members  {report.files} files, {report.dirs} folders, {report.symlinks} symlinks "

@@ -7,14 +7,13 @@ Relative paths resolve against the workspace, so a workspace can be moved or cop
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
-
-from pydantic import StringConstraints, ValidationError
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from typing import Any
 
 from mobius.errors import InputError
 from mobius.safety.envfile import malformed_lines, read_env_file, refuse_control_characters, set_env_values
@@ -24,19 +23,21 @@ ENV_PREFIX = "MOBIUS_"
 ENV_FILE_NAME = ".env"
 ENVIRONMENTS_DIR = "environments"
 ENV_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
-EnvName = Annotated[str, StringConstraints(pattern=ENV_NAME_PATTERN)]
 SECRET_MARKERS = ("PASSWORD", "SECRET", "TOKEN", "KEY")
 
 
-class Settings(BaseSettings):
-    """Every setting Mobius reads. Field `x` is the variable `MOBIUS_X`."""
+@dataclass(frozen=True)
+class Settings:
+    """Every setting Mobius reads. Field `x` is the variable `MOBIUS_X`.
 
-    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", env_file_encoding="utf-8")
+    A plain dataclass, read by `Settings.read`: a settings library (pydantic-settings, with pydantic
+    under it) cost every command about 65 ms of start-up to check two dozen scalars.
+    """
 
     library_dir: str = "uploads"
     backup_dir: str = "backups"
     database_url: str | None = None
-    env: EnvName = "development"
+    env: str = "development"  # an environment name: letters, digits, - and _
     backup_keep: int = 5
     golden_per_os: bool = False
     db_lock_timeout_ms: int = 5000
@@ -57,6 +58,102 @@ class Settings(BaseSettings):
     health_interval_s: float = 1.0
     health_successes: int = 3
     deploy_min_free_mb: int = 1024
+
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        return _SETTING_NAMES
+
+    @classmethod
+    def read(cls, values: Mapping[str, Any] | None = None, *, environ: Mapping[str, str] | None = None) -> Settings:
+        """`values` (by field name), over the environment's MOBIUS_* variables, over the defaults.
+
+        Text is converted to each field's type; the first value that does not convert raises
+        SettingError naming it. `environ` defaults to the process environment ({} reads none).
+        """
+        environ = os.environ if environ is None else environ
+        merged: dict[str, Any] = {}
+        for var, value in environ.items():
+            upper = var.upper()  # MOBIUS_x and mobius_X count too, as before
+            if upper.startswith(ENV_PREFIX) and upper[len(ENV_PREFIX):].lower() in _SETTING_TYPES:
+                merged[upper[len(ENV_PREFIX):].lower()] = value
+        merged.update({name: value for name, value in (values or {}).items() if name in _SETTING_TYPES})
+        return cls(**{name: _convert(name, value) for name, value in merged.items()})
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def __repr__(self) -> str:  # masked: a settings object may end up in a log line or a traceback
+        shown = ", ".join(f"{name}={mask_secret(ENV_PREFIX + name.upper(), value)!r}"
+                          for name, value in self.to_dict().items())
+        return f"Settings({shown})"
+
+
+class SettingError(ValueError):
+    """A setting's value does not fit its type: `name` is the field, `reason` says why."""
+
+    def __init__(self, name: str, reason: str):
+        super().__init__(f"{name}: {reason}")
+        self.name = name
+        self.reason = reason
+
+
+_TRUE = frozenset(("1", "true", "t", "yes", "y", "on"))
+_FALSE = frozenset(("0", "false", "f", "no", "n", "off"))
+
+
+def _to_bool(text: str) -> bool:
+    word = text.strip().lower()
+    if word in _TRUE or word in _FALSE:
+        return word in _TRUE
+    raise ValueError("should be true or false (also yes/no, on/off, 1/0)")
+
+
+def _to_int(text: str) -> int:
+    try:
+        return int(text.strip())
+    except ValueError:
+        raise ValueError("should be a whole number") from None
+
+
+def _to_float(text: str) -> float:
+    try:
+        return float(text.strip())
+    except ValueError:
+        raise ValueError("should be a number") from None
+
+
+def _to_env_name(text: str) -> str:
+    if not re.match(ENV_NAME_PATTERN, text):
+        raise ValueError("should be an environment name: a letter or digit, then up to 63 letters, digits, - or _")
+    return text
+
+
+_CONVERTERS: dict[str, tuple[type, Callable[[str], Any]]] = {
+    "str": (str, str), "int": (int, _to_int), "float": (float, _to_float), "bool": (bool, _to_bool)}
+_SETTING_TYPES: dict[str, str] = {field.name: str(field.type) for field in dataclasses.fields(Settings)}
+_SETTING_NAMES = tuple(_SETTING_TYPES)
+
+
+def _convert(name: str, value: Any) -> Any:
+    """`value` (text from a .env file or the environment, or already typed) as setting `name`'s type."""
+    declared = _SETTING_TYPES[name]
+    optional = declared.endswith(" | None")
+    base = declared.removesuffix(" | None")
+    if value is None:
+        if optional:
+            return None
+        raise SettingError(name, "must be set")
+    kind, parse = _CONVERTERS[base]
+    if isinstance(value, str):
+        try:
+            value = _to_env_name(value) if name == "env" else parse(value)
+        except ValueError as exc:
+            raise SettingError(name, str(exc)) from None
+    elif kind is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise SettingError(name, f"should be {base}, not {type(value).__name__}")
+    return value
 
 
 def is_url(value: str) -> bool:
@@ -217,12 +314,10 @@ def load_workspace(root: str | Path | None = None, env: str | None = None) -> Wo
         values["env"] = name
         values.update(_file_settings(files[1]))
     try:
-        settings = Settings(_env_file=None, **values)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ENV_PREFIX + str(first["loc"][0]).upper() if first.get("loc") else "a setting"
+        settings = Settings.read(values)
+    except SettingError as exc:
         raise InputError(
-            f"invalid setting {field}: {first['msg']}",
+            f"invalid setting {ENV_PREFIX}{exc.name.upper()}: {exc.reason}",
             hint=f"fix it in {files[-1]} or in the environment",
         ) from None
     return Workspace(root=root_path, settings=settings, environment=name)
@@ -233,15 +328,15 @@ def _file_settings(env_file: Path) -> dict[str, str]:
     values = read_env_file(env_file)
     return {var[len(ENV_PREFIX):].lower(): value for var, value in values.items()
             if var.startswith(ENV_PREFIX) and var not in os.environ
-            and var[len(ENV_PREFIX):].lower() in Settings.model_fields}
+            and var[len(ENV_PREFIX):].lower() in Settings.names()}
 
 
 def setting_name(key: str) -> str:
     """`env`, `MOBIUS_ENV` or `mobius_env` -> `MOBIUS_ENV`; refuses names Mobius does not know."""
     name = key.upper()
     name = name if name.startswith(ENV_PREFIX) else ENV_PREFIX + name
-    if name[len(ENV_PREFIX):].lower() not in Settings.model_fields:
-        known = ", ".join(ENV_PREFIX + f.upper() for f in Settings.model_fields)
+    if name[len(ENV_PREFIX):].lower() not in Settings.names():
+        known = ", ".join(ENV_PREFIX + f.upper() for f in Settings.names())
         raise InputError(f"unknown setting {name}", hint=f"known settings: {known}")
     return name
 
@@ -275,10 +370,10 @@ def validate_setting_value(name: str, value: str) -> str:
     name = setting_name(name)
     refuse_control_characters(name, value)
     try:
-        Settings(**{name[len(ENV_PREFIX):].lower(): value})
-    except ValidationError as exc:
+        _convert(name[len(ENV_PREFIX):].lower(), value)
+    except SettingError as exc:
         raise InputError(f"invalid value for {name}: {mask_secret(name, value)!r}",
-                         hint=exc.errors()[0]["msg"]) from None
+                         hint=exc.reason) from None
     return value
 
 
@@ -302,7 +397,7 @@ def setting_sources(ws: Workspace) -> list[dict[str, object]]:
     file_values = read_env_file(ws.workspace_env_file) if ws.workspace_env_file.is_file() else {}
     env_values = read_env_file(ws.env_file) if ws.environment is not None and ws.env_file.is_file() else {}
     rows: list[dict[str, object]] = []
-    for name in Settings.model_fields:
+    for name in Settings.names():
         var = ENV_PREFIX + name.upper()
         if var in os.environ:
             source = "environment"

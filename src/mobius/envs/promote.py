@@ -48,7 +48,7 @@ def settings_to_follow(source: dict[str, str], target: dict[str, str]) -> dict[s
     """Source values the target lacks or differs in, except places, secrets and non-Mobius keys."""
     return {k: v for k, v in source.items()
             if k.startswith(ENV_PREFIX) and k not in PLACE_SETTINGS and not is_secret_name(k)
-            and k[len(ENV_PREFIX):].lower() in Settings.model_fields and target.get(k) != v}
+            and k[len(ENV_PREFIX):].lower() in Settings.names() and target.get(k) != v}
 
 
 @dataclass
@@ -71,8 +71,8 @@ def sync_workspace(source: Workspace, target: Workspace) -> Workspace:
     """
     root = target.state / "envs" / f"sync-{source.environment}-to-{target.environment}"
     root.mkdir(parents=True, exist_ok=True)
-    settings = Settings(_env_file=None, library_dir=source.library, backup_dir=str(target.backups),
-                        s3_endpoint_url=source.settings.s3_endpoint_url)
+    settings = Settings.read({"library_dir": source.library, "backup_dir": str(target.backups),
+                              "s3_endpoint_url": source.settings.s3_endpoint_url})
     return Workspace(root=root, settings=settings)
 
 

@@ -14,12 +14,13 @@ is retried up to `retries` times, elsewhere when the executor has another worker
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Hashable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from mobius.config import Settings, Workspace, mask_secret
+from mobius.config import Workspace, mask_secret
 from mobius.errors import MobiusError
 
 DEFAULT_RETRIES = 2
@@ -75,10 +76,10 @@ def portable_workspace(ws: Workspace) -> Workspace:
     A setting counts as secret when masking would change it (a password in a URL, a secret-looking
     name); work that needs one must receive it from the worker's own environment, never the graph.
     """
-    values = ws.settings.model_dump()
+    values = ws.settings.to_dict()
     clean = {name: (None if value is not None and mask_secret(name.upper(), value) != value else value)
              for name, value in values.items()}
-    return Workspace(root=ws.root, settings=Settings.model_construct(**clean))
+    return Workspace(root=ws.root, settings=dataclasses.replace(ws.settings, **clean))
 
 
 def call_item(fn: TaskFunction, ws: Workspace, key: str, value: Any) -> Outcome:

@@ -123,7 +123,7 @@ def timed(label: str, fn) -> float:
     started = time.perf_counter()
     fn()
     seconds = time.perf_counter() - started
-    print(f"  {label:<34} {seconds:8.2f} s", flush=True)
+    print(f"  {label:<40} {seconds:6.2f} s", flush=True)
     return seconds
 
 

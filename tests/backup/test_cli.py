@@ -42,7 +42,7 @@ def test_verify_test_restore_and_restore_of_a_sample_backup(sample_workspace: Pa
     code, tested = mobius.json("backup", "test-restore", name, "-w", ws)
     assert code == 0 and tested["ok"] and tested["compared"] > tested["files"] > 0
     assert listing(sample_workspace / "backups") == {name, name + ".sha256", name + ".log.jsonl",
-                                                     ".mobius-backup.lock"}
+                                                     ".mobius-backup.lock", ".mobius-last-archive"}
     library = sample_workspace / "uploads"
     before = snapshot(library)
     (library / "sushi-go" / "stray.txt").write_text("added after the backup")
@@ -93,7 +93,8 @@ def test_retention_keeps_n_with_their_sidecars_and_logs(sample_workspace: Path, 
         assert proc.returncode == 0, proc.stderr
     archives = _backups(sample_workspace)
     assert len(archives) == 2
-    expected = {".mobius-backup.lock"} | {a.name + s for a in archives for s in ("", ".sha256", ".log.jsonl")}
+    expected = {".mobius-backup.lock", ".mobius-last-archive"} | {a.name + s for a in archives
+                                                                for s in ("", ".sha256", ".log.jsonl")}
     assert listing(sample_workspace / "backups") == expected
 
 

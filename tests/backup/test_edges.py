@@ -70,3 +70,23 @@ def test_restore_without_room_exits_5_and_changes_nothing(sample_workspace: Path
     assert proc.returncode == 5, proc.stderr
     assert not target.exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".mobius-restore-")]
+
+
+def test_an_archive_name_is_never_issued_twice_even_after_its_archive_was_deleted(tmp_path: Path) -> None:
+    """Three creates in one second, the first's archive deleted by retention in between: the third
+    must not take the first's name, or its records and logs would name two different archives."""
+    from mobius.backup.catalog import new_archive_name
+
+    folder = tmp_path / "backups"
+    folder.mkdir()
+    first = new_archive_name(folder, "mobius_library", "20261201T235455Z", ".tar.zst")
+    (folder / first).write_bytes(b"one")
+    second = new_archive_name(folder, "mobius_library", "20261201T235455Z", ".tar")
+    (folder / first).unlink()  # retention
+    third = new_archive_name(folder, "mobius_library", "20261201T235455Z", ".tar.zst")
+    assert (first, second, third) == ("mobius_library_20261201T235455Z.tar.zst",
+                                      "mobius_library_20261201T235455Z-2.tar",
+                                      "mobius_library_20261201T235455Z-3.tar.zst")
+    assert new_archive_name(folder, "golden", "20261201T235455Z", ".tar") == "golden_20261201T235455Z.tar"
+    assert new_archive_name(folder, "mobius_library", "20261201T235456Z", ".tar") == \
+        "mobius_library_20261201T235456Z.tar"

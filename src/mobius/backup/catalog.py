@@ -98,13 +98,24 @@ def read_events(archive: Path) -> Iterator[dict[str, Any]]:
                     yield event
 
 
+LAST_ISSUED = ".mobius-last-archive"  # "<stamp> <n> <prefix>" of the last name issued in this folder
+
+
 def new_archive_name(folder: Path, prefix: str, stamp: str, extension: str) -> str:
-    """`<prefix>_<stamp><ext>`, with `-2`, `-3`... when a backup already took that second."""
-    taken = {m.group("n") or "1" for p in folder.iterdir()
-             if (m := NAME.match(p.name)) and m.group("prefix") == prefix and m.group("stamp") == stamp}
-    n = 1
-    while str(n) in taken:
-        n += 1
+    """`<prefix>_<stamp><ext>`, with `-2`, `-3`... when a backup already took that second.
+
+    Never a name issued before, even one whose archive retention has deleted since (three creates
+    in one second, the first one's archive deleted by the second's retention): a name, and every
+    record and log line naming it, means one archive. Called under the backups folder's lock.
+    """
+    taken = [int(m.group("n") or 1) for p in folder.iterdir()
+             if (m := NAME.match(p.name)) and m.group("prefix") == prefix and m.group("stamp") == stamp]
+    with contextlib.suppress(OSError, ValueError):
+        last_stamp, last_n, last_prefix = (folder / LAST_ISSUED).read_text(encoding="utf-8").rstrip("\n").split(" ", 2)
+        if (last_prefix, last_stamp) == (prefix, stamp):
+            taken.append(int(last_n))
+    n = max(taken, default=0) + 1
+    atomic_write_text(folder / LAST_ISSUED, f"{stamp} {n} {prefix}\n")
     return f"{prefix}_{stamp}{'' if n == 1 else f'-{n}'}{extension}"
 
 

@@ -31,7 +31,7 @@ from mobius.backup.tree import Listing, walk_tree
 from mobius.errors import VerificationError
 from mobius.log import get_logger
 from mobius.progress import NoProgress, Progress
-from mobius.safety.atomic import fsync_dir, temp_name_for
+from mobius.safety.atomic import fsync_dir, temp_name_for, write_all
 from mobius.safety.checksums import format_line
 from mobius.safety.diskspace import require_free_space
 from mobius.safety.hashing import CHUNK
@@ -161,9 +161,7 @@ class _ArchiveFile:
 
     def _write(self, data, buffer: bytearray | None) -> None:
         self._digest.update(data)
-        view = memoryview(data)
-        while view:
-            view = view[os.write(self._fd, view):]
+        write_all(self._fd, data)
         self.size += len(data)
         if buffer is not None:
             self.pool.give(buffer)

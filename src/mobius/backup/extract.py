@@ -25,7 +25,7 @@ from mobius.backup.reader import ArchiveDamaged, ArchiveReader
 from mobius.backup.verify import VerifyReport, scan
 from mobius.errors import InputError, VerificationError
 from mobius.progress import Progress
-from mobius.safety.atomic import atomic_write
+from mobius.safety.atomic import atomic_write, write_all
 from mobius.safety.leftovers import rmtree_parallel, sweep
 
 STAGING_PREFIX = ".mobius-restore-"
@@ -180,9 +180,7 @@ def _write_group(group: list[tuple[int, str, bytes, int, int, str]]) -> None:
     for parent, leaf, data, mode, mtime_ns, name in group:
         fd = _create(parent, leaf, name)
         try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
+            write_all(fd, data)
             os.fchmod(fd, mode)
             os.utime(fd, ns=(mtime_ns, mtime_ns))
         finally:
@@ -275,14 +273,14 @@ def _write_file(reader: ArchiveReader, info, name: str, rel: str, small: _SmallF
         return
     small.flush()  # in archive order: nothing queued is left unwritten behind a large file
     fd = _create(parent, leaf, name)
-    with open(fd, "wb", buffering=0) as out:
+    try:
         for chunk in reader.chunks(info):
             digest.update(chunk)
-            view = memoryview(chunk)
-            while view:
-                view = view[out.write(view):]
-        os.fchmod(out.fileno(), mode)
-        os.utime(out.fileno(), ns=(mtime_ns, mtime_ns))
+            write_all(fd, chunk)
+        os.fchmod(fd, mode)
+        os.utime(fd, ns=(mtime_ns, mtime_ns))
+    finally:
+        os.close(fd)
     _check_member(name, expected, digest)
 
 

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from mobius.media.copier import CHANGED, CopyOutcome, open_source
 from mobius.media.destination import Stored
 from mobius.media.faults import FaultHooks
-from mobius.safety.atomic import TEMP_PREFIX, sync_filesystem
+from mobius.safety.atomic import TEMP_PREFIX, sync_filesystem, write_all
 from mobius.safety.hashing import CHUNK, sha256_fd
 from mobius.safety.tree import FILE, Entry
 
@@ -61,12 +61,6 @@ def _current_umask() -> int:
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
-
-
-def _write_all(fd: int, data: bytes | memoryview) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view):]
 
 
 def _unlink(path: str) -> None:
@@ -152,7 +146,7 @@ class LocalBatchCopier:
         """Copy fd to out, hashing what was read; a small file is one read and one write."""
         if before.size < CHUNK:
             data = os.read(fd, before.size + 1)
-            _write_all(out, data)
+            write_all(out, data)
             self._progress(before.path, len(data))
             if len(data) <= before.size:
                 return hashlib.sha256(data).hexdigest(), len(data)
@@ -164,7 +158,7 @@ class LocalBatchCopier:
         view = memoryview(buffer)
         while count := os.readv(fd, [buffer]):
             digest.update(view[:count])
-            _write_all(out, view[:count])
+            write_all(out, view[:count])
             total += count
             self._progress(before.path, count, first=total == count)
         return digest.hexdigest(), total

@@ -17,6 +17,13 @@ from typing import IO
 TEMP_PREFIX = ".mobius-tmp-"
 
 
+def write_all(fd: int, data: bytes | bytearray | memoryview) -> None:
+    """os.write until every byte is written (a write may take fewer than asked)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
 def temp_name_for(path: Path) -> Path:
     """A unique temp path beside `path`, recognisable as ours."""
     return path.with_name(f"{TEMP_PREFIX}{os.getpid()}-{secrets.token_hex(4)}-{path.name}"[:255])

@@ -27,7 +27,7 @@ from mobius.backup.member_rules import ancestors, kind, member_problem, normaliz
 from mobius.backup.reader import ArchiveDamaged, ArchiveReader
 from mobius.errors import InputError, VerificationError
 from mobius.log import get_logger
-from mobius.progress import Progress
+from mobius.progress import NoProgress, Progress
 from mobius.safety.checksums import parse_line
 from mobius.safety.hashing import sha256_file
 from mobius.safety.stamps import utc_iso
@@ -138,24 +138,27 @@ def scan(path: Path, progress: Progress | None = None, *, record: bool = True) -
     elif report.expected_sha256 and report.expected_sha256 != report.sha256:
         report.problem("archive", f"sha256 {report.sha256} differs from the sidecar's {report.expected_sha256}")
     report.seconds = time.monotonic() - started
-    event = {"event": "backup.verified" if report.ok else "backup.verify_failed", "sha256": report.sha256,
-             "files": report.files, "bytes": report.bytes, "seconds": round(report.seconds, 3),
-             "problems": report.problems[:20], "problem_count": report.problem_count}
-    if report.ok and report.has_manifest:
-        event.update(_checked_record(report, utc_iso()))
-    if record:
-        catalog.append_event(path, event)
-    get_logger().info("backup.verify.done", archive=str(path), ok=report.ok, files=report.files,
-                      bytes=report.bytes, seconds=round(report.seconds, 3), problem_count=report.problem_count)
+    _record(path, report, members_at=utc_iso() if report.ok and report.has_manifest else None, to_log=record)
     return report, index
 
 
-def _checked_record(report: VerifyReport, members_at: str) -> dict[str, Any]:
-    """What a verify that checked every member keeps in the log, so that an unchanged archive needs no second one."""
-    return {"member_checks": MEMBER_CHECKS, "members_checked_at": members_at,
-            "report": {"compression": report.compression, "files": report.files, "dirs": report.dirs,
-                       "symlinks": report.symlinks, "bytes": report.bytes, "archive_bytes": report.archive_bytes,
-                       "root": report.root, "extras": report.extras}}
+def _record(path: Path, report: VerifyReport, *, members_at: str | None, to_log: bool = True) -> None:
+    """The verify's event in the backup's log (`to_log`) and in the run's log. `members_at`: when every
+    member was checked and passed; kept with the counts, so that an unchanged archive needs no second one."""
+    event = {"event": "backup.verified" if report.ok else "backup.verify_failed", "sha256": report.sha256,
+             "files": report.files, "bytes": report.bytes, "seconds": round(report.seconds, 3),
+             "problems": report.problems[:20], "problem_count": report.problem_count}
+    if members_at is not None:
+        event.update({"member_checks": MEMBER_CHECKS, "members_checked_at": members_at,
+                      "report": {"compression": report.compression, "files": report.files, "dirs": report.dirs,
+                                 "symlinks": report.symlinks, "bytes": report.bytes,
+                                 "archive_bytes": report.archive_bytes, "root": report.root,
+                                 "extras": report.extras}})
+    if to_log:
+        catalog.append_event(path, event)
+    get_logger().info("backup.verify.done", archive=str(path), ok=report.ok, files=report.files,
+                      bytes=report.bytes, seconds=round(report.seconds, 3), problem_count=report.problem_count,
+                      members_checked_at=members_at)
 
 
 def _last_check(path: Path, sha256: str) -> dict[str, Any] | None:
@@ -173,17 +176,17 @@ def _last_check(path: Path, sha256: str) -> dict[str, Any] | None:
 def _unchanged_since_checked(path: Path, progress: Progress | None) -> VerifyReport | None:
     """A passed report when every byte of `path` hashes to the sha256 at which its members were all
     checked (and its sidecar still names that sha256); None when the members must be checked again."""
+    progress = progress or NoProgress()
     try:
         expected = catalog.read_sidecar(path)
         last = _last_check(path, expected) if expected else None
-        if last is None or os.stat(path).st_size != last["report"].get("archive_bytes"):
+        size = os.stat(path).st_size
+        if last is None or size != last["report"].get("archive_bytes"):
             return None
         started = time.monotonic()
-        if progress is not None:
-            progress.start(f"verify {path.name}", total=os.stat(path).st_size, unit="bytes")
-        sha256 = sha256_file(path, on_bytes=progress.advance if progress is not None else None)
-        if progress is not None:
-            progress.finish()
+        progress.start(f"verify {path.name}", total=size, unit="bytes")
+        sha256 = sha256_file(path, on_bytes=progress.advance)
+        progress.finish()
     except (OSError, InputError):
         return None  # the full check says what is wrong
     if sha256 != expected:
@@ -198,11 +201,7 @@ def _unchanged_since_checked(path: Path, progress: Progress | None) -> VerifyRep
     report.notes.append(f"every byte re-read: sha256 unchanged since each member was checked ({at}); "
                         "--deep checks every member again")
     report.seconds = time.monotonic() - started
-    catalog.append_event(path, {"event": "backup.verified", "sha256": sha256, "files": report.files,
-                                "bytes": report.bytes, "seconds": round(report.seconds, 3), "problems": [],
-                                "problem_count": 0, **_checked_record(report, at)})
-    get_logger().info("backup.verify.done", archive=str(path), ok=True, files=report.files, bytes=report.bytes,
-                      seconds=round(report.seconds, 3), problem_count=0, members_checked_at=at)
+    _record(path, report, members_at=at)
     return report
 
 

@@ -73,9 +73,8 @@ class Settings:
         environ = os.environ if environ is None else environ
         merged: dict[str, Any] = {}
         for var, value in environ.items():
-            upper = var.upper()  # MOBIUS_x and mobius_X count too, as before
-            if upper.startswith(ENV_PREFIX) and upper[len(ENV_PREFIX):].lower() in _SETTING_TYPES:
-                merged[upper[len(ENV_PREFIX):].lower()] = value
+            if (name := setting_field(var.upper())) is not None:  # MOBIUS_x and mobius_X count too, as before
+                merged[name] = value
         merged.update({name: value for name, value in (values or {}).items() if name in _SETTING_TYPES})
         return cls(**{name: _convert(name, value) for name, value in merged.items()})
 
@@ -132,6 +131,14 @@ _CONVERTERS: dict[str, tuple[type, Callable[[str], Any]]] = {
     "str": (str, str), "int": (int, _to_int), "float": (float, _to_float), "bool": (bool, _to_bool)}
 _SETTING_TYPES: dict[str, str] = {field.name: str(field.type) for field in dataclasses.fields(Settings)}
 _SETTING_NAMES = tuple(_SETTING_TYPES)
+
+
+def setting_field(var: str) -> str | None:
+    """The Settings field a variable sets (`MOBIUS_BACKUP_KEEP` -> `backup_keep`), or None."""
+    if not var.startswith(ENV_PREFIX):
+        return None
+    name = var[len(ENV_PREFIX):].lower()
+    return name if name in _SETTING_TYPES else None
 
 
 def _convert(name: str, value: Any) -> Any:
@@ -326,16 +333,15 @@ def load_workspace(root: str | Path | None = None, env: str | None = None) -> Wo
 def _file_settings(env_file: Path) -> dict[str, str]:
     """The `.env` values the environment does not override, read by the one dotenv parser we have."""
     values = read_env_file(env_file)
-    return {var[len(ENV_PREFIX):].lower(): value for var, value in values.items()
-            if var.startswith(ENV_PREFIX) and var not in os.environ
-            and var[len(ENV_PREFIX):].lower() in Settings.names()}
+    return {name: value for var, value in values.items()
+            if var not in os.environ and (name := setting_field(var)) is not None}
 
 
 def setting_name(key: str) -> str:
     """`env`, `MOBIUS_ENV` or `mobius_env` -> `MOBIUS_ENV`; refuses names Mobius does not know."""
     name = key.upper()
     name = name if name.startswith(ENV_PREFIX) else ENV_PREFIX + name
-    if name[len(ENV_PREFIX):].lower() not in Settings.names():
+    if setting_field(name) is None:
         known = ", ".join(ENV_PREFIX + f.upper() for f in Settings.names())
         raise InputError(f"unknown setting {name}", hint=f"known settings: {known}")
     return name
@@ -370,7 +376,7 @@ def validate_setting_value(name: str, value: str) -> str:
     name = setting_name(name)
     refuse_control_characters(name, value)
     try:
-        _convert(name[len(ENV_PREFIX):].lower(), value)
+        _convert(setting_field(name), value)
     except SettingError as exc:
         raise InputError(f"invalid value for {name}: {mask_secret(name, value)!r}",
                          hint=exc.reason) from None

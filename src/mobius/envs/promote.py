@@ -25,6 +25,7 @@ from mobius.config import (
     is_secret_name,
     is_url,
     mask_text,
+    setting_field,
 )
 from mobius.envs import state
 from mobius.envs.diff import diff_environments
@@ -47,8 +48,8 @@ PLACE_SETTINGS = frozenset(ENV_PREFIX + name.upper() for name in (
 def settings_to_follow(source: dict[str, str], target: dict[str, str]) -> dict[str, str]:
     """Source values the target lacks or differs in, except places, secrets and non-Mobius keys."""
     return {k: v for k, v in source.items()
-            if k.startswith(ENV_PREFIX) and k not in PLACE_SETTINGS and not is_secret_name(k)
-            and k[len(ENV_PREFIX):].lower() in Settings.names() and target.get(k) != v}
+            if k not in PLACE_SETTINGS and not is_secret_name(k) and setting_field(k) is not None
+            and target.get(k) != v}
 
 
 @dataclass

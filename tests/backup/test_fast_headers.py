@@ -16,6 +16,9 @@ CASES = [("library/set-000/card 0000001.webp", tarfile.REGTYPE, 3000, 0o644, 1_7
          ("a" * 99, tarfile.DIRTYPE, 0, 0o700, 3, "")]
 
 
+READ = ("name", "type", "size", "mode", "mtime", "linkname")  # what Mobius reads from a header
+
+
 def _reference(name: str, kind: bytes, size: int, mode: int, mtime: int, link: str) -> bytes:
     info = tarfile.TarInfo(name)
     info.type, info.size, info.mode, info.mtime, info.linkname = kind, size, mode, mtime, link
@@ -49,7 +52,8 @@ def test_read_headers_equal_tarfiles_parse(tmp_path: Path):
             if info is not None:
                 fast += 1
                 reference = tarfile.TarInfo.frombuf(block, "utf-8", "surrogateescape")
-                assert info.get_info() == reference.get_info() and info.chksum == reference.chksum
+                mine = {k: info.get_info()[k] for k in READ}
+                assert mine == {k: reference.get_info()[k] for k in READ} and info.chksum == reference.chksum
         assert fast >= (3 if fmt != tarfile.GNU_FORMAT else 0)
     broken = bytearray(_reference(*CASES[0]))
     broken[0] ^= 1

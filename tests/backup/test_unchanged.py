@@ -18,10 +18,11 @@ UNCHANGED = "sha256 unchanged since each member was checked"
 
 
 def _verified_archive(tree: Path, tmp_path: Path) -> Path:
-    archive = write_archive(tree, tmp_path / "backups", "mobius_library", codec=PLAIN).path
-    first = verify_archive(archive)  # no member check on record yet: every member is checked
-    assert not any(UNCHANGED in note for note in first.notes)
-    return archive
+    result = write_archive(tree, tmp_path / "backups", "mobius_library", codec=PLAIN)
+    assert result.verified  # every member was checked as it was written: the log says so
+    last = _events(result.path)[-1]
+    assert last["event"] == "backup.verified" and last["sha256"] == result.sha256 and last["member_checks"]
+    return result.path
 
 
 def _events(archive: Path) -> list[dict]:
@@ -30,6 +31,8 @@ def _events(archive: Path) -> list[dict]:
 
 def test_unchanged_archive_is_hashed_whole_not_parsed_again(tree: Path, tmp_path: Path) -> None:
     archive = _verified_archive(tree, tmp_path)
+    first = verify_archive(archive)  # the check made while writing counts: no member is parsed again
+    assert any(UNCHANGED in note for note in first.notes), first.notes
     deep = verify_archive(archive, deep=True)
     again = verify_archive(archive)
     assert any(UNCHANGED in note for note in again.notes), again.notes

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import os
 import tempfile
-import time
 from pathlib import Path
 
 from mobius.backup import catalog
 from mobius.backup.archive import LOCK_NAME, BackupResult, write_archive
 from mobius.backup.manifest import LIBRARY_ROOT
 from mobius.backup.restore import RestoreResult, extract_member, restore_archive
-from mobius.backup.verify import verify_archive
 from mobius.config import Workspace
 from mobius.errors import InputError
 from mobius.log import get_logger
@@ -28,7 +26,8 @@ DATABASE_MEMBER = "database/mobius.dump"
 @records_call("backup.create", ref=lambda result: result.path)
 def create_backup(ws: Workspace, *, keep: int | None = None, database: bool = True,
                   progress: Progress | None = None) -> BackupResult:
-    """Archive the library, the workspace `.env` and a checked database dump, verify, then apply retention.
+    """Archive the library, the workspace `.env` and a checked database dump (verified as it is written),
+    then apply retention.
 
     Retention (keep the `keep` newest, default MOBIUS_BACKUP_KEEP, and always the newest verified)
     runs only after the new archive verified; a failed verify raises before anything is deleted.
@@ -43,13 +42,8 @@ def create_backup(ws: Workspace, *, keep: int | None = None, database: bool = Tr
         if dump is not None:
             extras[DATABASE_MEMBER] = dump
         result = write_archive(ws.library_path, ws.backups, LIBRARY_PREFIX, extra_files=extras, progress=progress)
-    started = time.monotonic()
-    verify_archive(result.path, progress)
-    result.verified = True
-    result.verify_seconds = time.monotonic() - started
     with FileLock(ws.backups / LOCK_NAME, timeout=600, what=f"a backup into {ws.backups}"):
         result.deleted = catalog.apply_retention(ws.backups, LIBRARY_PREFIX, keep)
-    result.seconds += result.verify_seconds
     get_logger().info("backup.done", archive=str(result.path), verified=True, deleted=[str(p) for p in result.deleted])
     return result
 

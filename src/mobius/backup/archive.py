@@ -2,9 +2,10 @@
 
 Each file is hashed while its bytes are copied into the tar stream; the compressed stream is
 hashed while it is written (on a writer thread, so the two hashes run on two cores). Nothing
-is re-read to make the sidecar. The archive lives under a temporary name until it is complete
-and fsynced; its sidecar and log are written first, so an archive under its final name always
-has both.
+is re-read to make the sidecar. The archive lives under a temporary name until it is complete,
+fsynced and verified (every member checked as it was written, every byte re-read from the
+device: see write_check); its sidecar and log are written first, so an archive under its final
+name always has both, and its log records the passed check.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ from mobius.backup.buffers import BufferPool
 from mobius.backup.compression import DEFAULT, PLAIN, Codec, Compressor, choose
 from mobius.backup.manifest import DIR, FILE, MANIFEST_NAME, SUMS_NAME, ManifestEntry, header_line
 from mobius.backup.tree import Listing, walk_tree
+from mobius.backup.verify import record_members_checked
+from mobius.backup.write_check import WriteCheck
 from mobius.errors import VerificationError
 from mobius.log import get_logger
 from mobius.progress import NoProgress, Progress
@@ -132,17 +135,23 @@ class _Stage:
 
 
 class _ArchiveFile:
-    """The archive's bytes: compressed on one thread, hashed and written on another.
+    """The archive's bytes: compressed on one thread, hashed and written on another, and checked
+    member by member in a child process as they are written (`WriteCheck`).
 
     With the file hashes on the caller's thread, the three costs (sha256 of the files, compression,
     sha256 of the archive + write) overlap on two cores.
     """
 
-    def __init__(self, path: Path, codec: Codec):
-        self.path = path
+    def __init__(self, final: Path, codec: Codec):
+        self.path = temp_name_for(final)
+        self.members_check = WriteCheck(final)  # forked first: the child holds no descriptor of ours
         self.pool = BufferPool(12, CHUNK)
-        # 0600: an archive holds .env and a database dump, so only its owner may read it
-        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            # 0600: an archive holds .env and a database dump, so only its owner may read it
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except BaseException:
+            self.members_check.abandon()
+            raise
         self._digest = hashlib.sha256()
         self.size = 0
         self._writer = _Stage("archive-writer", self._write)
@@ -162,6 +171,7 @@ class _ArchiveFile:
     def _write(self, data, buffer: bytearray | None) -> None:
         self._digest.update(data)
         write_all(self._fd, data)
+        self.members_check.feed(data)
         self.size += len(data)
         if buffer is not None:
             self.pool.give(buffer)
@@ -183,6 +193,7 @@ class _ArchiveFile:
             if self._compress_stage is not None:
                 self._compress_stage.close()
             self._writer.close()
+            self.members_check.end_input()  # the checker finishes its last members while we fsync
             os.fsync(self._fd)
         finally:
             os.close(self._fd)
@@ -192,6 +203,7 @@ class _ArchiveFile:
         for stage in (self._compress_stage, self._writer):
             if stage is not None:
                 stage.abort()
+        self.members_check.abandon()
         with contextlib.suppress(OSError):
             os.close(self._fd)
         with contextlib.suppress(FileNotFoundError):
@@ -367,23 +379,26 @@ def write_archive(source: Path, dest_dir: Path, prefix: str, *, extra_files: dic
             final = dest_dir / name
             log.info("backup.create.start", archive=str(final), source=str(source), files=listing.files,
                      bytes=listing.bytes, compression=codec.name)
-            archive = _ArchiveFile(temp_name_for(final), codec)
+            archive = _ArchiveFile(final, codec)
             try:
                 sha256 = _write_members(archive, listing, source, extra_files, Path(scratch), progress)
+                progress.finish()
+                written = time.monotonic()
+                report = archive.members_check.report(archive.path, sha256, progress)
             except BaseException:
                 archive.abort()
                 progress.finish()
                 raise
-            progress.finish()
-            seconds = time.monotonic() - started
             result = BackupResult(path=final, sha256=sha256, files=listing.files, bytes=listing.bytes,
-                                  seconds=seconds, dirs=listing.dirs, symlinks=listing.symlinks,
+                                  seconds=time.monotonic() - started, dirs=listing.dirs, symlinks=listing.symlinks,
                                   archive_bytes=archive.size, compression=codec.name,
                                   sidecar=catalog.sidecar_path(final), log=catalog.log_path(final),
-                                  extras=listing.extras, skipped=listing.skipped)
+                                  extras=listing.extras, skipped=listing.skipped, verified=True,
+                                  verify_seconds=time.monotonic() - written)
             try:
                 catalog.write_sidecar(final, sha256)
                 catalog.start_log(final, {"event": "backup.created", "source": str(source), **_summary(result)})
+                record_members_checked(final, report)
                 os.replace(archive.path, final)
                 catalog.pin_archive(final)  # under the lock: no sibling's retention can delete it before we report
                 fsync_dir(dest_dir)

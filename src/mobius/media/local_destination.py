@@ -7,7 +7,6 @@ clean), so the bytes hashed come from the storage device, not from the copy we j
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import shutil
 from collections.abc import Callable, Iterator
@@ -16,31 +15,12 @@ from pathlib import Path
 from mobius.media.destination import Stored
 from mobius.safety.atomic import TEMP_PREFIX, fsync_dir, temp_name_for
 from mobius.safety.diskspace import disk_space
-from mobius.safety.hashing import CHUNK
+from mobius.safety.hashing import hash_uncached
 from mobius.safety.tree import DIR, FILE, LINK, walk
 
 
 def _token(st: os.stat_result) -> str:
     return f"{st.st_mtime_ns}:{st.st_ino}"
-
-
-def hash_uncached(fd: int, on_bytes: Callable[[int], None] | None = None) -> str:
-    """sha256 of an open file read from the device: drop its clean cached pages first, and after."""
-    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-    digest = hashlib.sha256()
-    buffer = bytearray(CHUNK)
-    view = memoryview(buffer)
-    offset = 0
-    while True:
-        count = os.preadv(fd, [buffer], offset)
-        if not count:
-            break
-        digest.update(view[:count])
-        offset += count
-        if on_bytes:
-            on_bytes(count)
-    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-    return digest.hexdigest()
 
 
 class LocalWriter:

@@ -4,11 +4,13 @@ Threads do not help when the work is many short steps each holding the GIL (a st
 a 2 KB file per step): two threads run one after the other, and worse than one. A forked child
 has its own interpreter. It only calls `fn` and writes the pickled result (or the exception) to a
 pipe, touching no lock, file or connection of the parent, and leaves by `os._exit` (no cleanup
-of the parent's objects runs in it). Where fork does not exist, `fn` runs when the result is asked.
+of the parent's objects runs in it, and its garbage collector never visits them). Where fork does
+not exist, `fn` runs when the result is asked.
 """
 
 from __future__ import annotations
 
+import gc
 import os
 import pickle
 from collections.abc import Callable
@@ -23,7 +25,12 @@ def in_child(fn: Callable[..., T], *args: object) -> Callable[[], T]:
     if not hasattr(os, "fork"):
         return lambda: fn(*args)
     read_end, write_end = os.pipe()
+    # The child must never collect the parent's objects: a finalizer of one would run there, and some
+    # wait for threads the child does not have (a multithreaded zstd context joins its workers: hung).
+    gc.freeze()
     pid = os.fork()
+    if pid != 0:
+        gc.unfreeze()
     if pid == 0:  # pragma: no cover - the child process
         code = 0
         try:

@@ -46,6 +46,25 @@ def sha256_fd(fd: int, size_hint: int = -1, *, on_bytes: Callable[[int], None] |
     return digest.hexdigest()
 
 
+def hash_uncached(fd: int, on_bytes: Callable[[int], None] | None = None) -> str:
+    """sha256 of an open file read from the device: drop its clean cached pages first, and after."""
+    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    digest = hashlib.sha256()
+    buffer = bytearray(CHUNK)
+    view = memoryview(buffer)
+    offset = 0
+    while True:
+        count = os.preadv(fd, [buffer], offset)
+        if not count:
+            break
+        digest.update(view[:count])
+        offset += count
+        if on_bytes:
+            on_bytes(count)
+    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    return digest.hexdigest()
+
+
 def sha256_file(path: str | Path, *, on_bytes: Callable[[int], None] | None = None) -> str:
     """Hex sha256 of a file's contents."""
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)

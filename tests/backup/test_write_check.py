@@ -1,0 +1,79 @@
+"""The new archive is checked member by member while it is written (in a child process) and its
+bytes re-read from the device: any failure of either refuses the backup and leaves no archive."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from mobius.backup import archive as archive_module
+from mobius.backup import verify_archive, write_archive, write_check
+from mobius.backup.compression import PLAIN
+from mobius.errors import VerificationError
+
+
+def _left(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+
+
+def test_passing_archive_matches_a_deep_verify(tree: Path, tmp_path: Path) -> None:
+    result = write_archive(tree, tmp_path / "backups", "mobius_library", codec=PLAIN)
+    deep = verify_archive(result.path, deep=True)
+    assert result.verified and deep.ok and deep.sha256 == result.sha256
+    assert result.files == deep.files > 0 and result.verify_seconds is not None
+
+
+def test_a_header_the_writer_got_wrong_is_caught_and_nothing_is_kept(tree: Path, tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """A writer bug (one member's mode written as 0o600 while the manifest says otherwise) is found by
+    the check made while writing: the backup fails with the member named, and no archive remains."""
+    real = archive_module._ustar_header
+
+    def wrong_mode(name, kind, size, mode, mtime, linkname):
+        return real(name, kind, size, 0o600 if name.endswith("big.bin") else mode, mtime, linkname)
+
+    monkeypatch.setattr(archive_module, "_ustar_header", wrong_mode)
+    backups = tmp_path / "backups"
+    with pytest.raises(VerificationError) as caught:
+        write_archive(tree, backups, "mobius_library", codec=PLAIN)
+    assert caught.value.exit_code == 2
+    assert any("library/big.bin (mode 600 != manifest" in line for line in caught.value.details), \
+        caught.value.details
+    assert [n for n in _left(backups) if not n.startswith(".mobius-")] == []
+
+
+def test_a_checker_that_dies_fails_the_backup(tree: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(write_check, "check_stream", lambda fd, path: os._exit(9))  # runs in the child only
+    backups = tmp_path / "backups"
+    with pytest.raises(VerificationError, match="did not finish") as caught:
+        write_archive(tree, backups, "mobius_library", codec=PLAIN)
+    assert caught.value.exit_code == 2
+    assert [n for n in _left(backups) if not n.startswith(".mobius-")] == []
+
+
+def test_bytes_that_differ_on_the_device_fail_the_backup(tree: Path, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(write_check, "hash_uncached", lambda fd, on_bytes=None: "0" * 64)
+    backups = tmp_path / "backups"
+    with pytest.raises(VerificationError) as caught:
+        write_archive(tree, backups, "mobius_library", codec=PLAIN)
+    assert any("the re-read file's sha256" in line for line in caught.value.details), caught.value.details
+    assert [n for n in _left(backups) if not n.startswith(".mobius-")] == []
+
+
+def _children() -> set[str]:
+    """Our child processes, zombies included (the kernel's list for this process)."""
+    found: set[str] = set()
+    for task in Path("/proc/self/task").iterdir():
+        found.update((task / "children").read_text().split())
+    return found
+
+
+def test_the_checker_leaves_no_process_behind(tree: Path, tmp_path: Path) -> None:
+    if not Path(f"/proc/self/task/{os.getpid()}/children").exists():
+        pytest.skip("this kernel does not list child processes")
+    before = _children()
+    write_archive(tree, tmp_path / "backups", "mobius_library")
+    assert _children() == before

@@ -172,12 +172,22 @@ class _DecompressedChunks:
             yield piece
 
     def read(self, size: int) -> bytes:
+        end = self._pos + size
+        if end <= len(self._view):  # within the current chunk (a tar header, nearly always)
+            data = bytes(self._view[self._pos:end])
+            self._pos = end
+            self.position += size
+            return data
         return b"".join(bytes(v) for v in self.views(size))
 
     def tell(self) -> int:
         return self.position
 
     def skip(self, size: int) -> int:
+        if self._pos + size <= len(self._view):  # padding within the current chunk
+            self._pos += size
+            self.position += size
+            return size
         skipped = 0
         for piece in self.views(size):
             skipped += len(piece)
@@ -204,8 +214,10 @@ class _HeaderSource:
 def _octal(field: bytes) -> int:
     """tarfile's reading of an octal field (up to the first NUL, blanks stripped)."""
     if field[-1] in (0, 32):  # the usual form, digits then one NUL or space: one int() call
-        with contextlib.suppress(ValueError):
+        try:
             return int(field[:-1], 8)
+        except ValueError:
+            pass
     return int(field.split(b"\0", 1)[0].strip() or b"0", 8)
 
 

@@ -74,6 +74,13 @@ class WriteCheck:
         `sha256` computed while writing) is re-read from the device; raises VerificationError (exit 2)."""
         progress = progress or NoProgress()
         self.end_input()
+        fd = os.open(temp, os.O_RDONLY | os.O_CLOEXEC)
+        try:  # while the checker finishes its last members and the comparison
+            progress.start(f"re-read {self.path.name}", total=os.fstat(fd).st_size, unit="bytes")
+            on_device = hash_uncached(fd, progress.advance)
+            progress.finish()
+        finally:
+            os.close(fd)
         if self._result is None:  # no fork on this platform: check the file itself
             report = check_stream(os.open(temp, os.O_RDONLY | os.O_CLOEXEC), self.path)
         else:
@@ -84,13 +91,6 @@ class WriteCheck:
                                         hint="run the backup again; the archive was not kept") from None
             finally:
                 self._result = None
-        fd = os.open(temp, os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            progress.start(f"re-read {self.path.name}", total=os.fstat(fd).st_size, unit="bytes")
-            on_device = hash_uncached(fd, progress.advance)
-            progress.finish()
-        finally:
-            os.close(fd)
         report.expected_sha256 = sha256
         for label, value in (("the checked stream's", report.sha256), ("the re-read file's", on_device)):
             if value != sha256:

@@ -2,7 +2,8 @@
 
 In one run, on the same library, each step once (warm page cache: dropping caches needs root
 and would penalise whichever step runs first; the numbers say "warm"):
-  mobius     `python -m mobius backup create` (writes, fsyncs, verifies the new archive, retention)
+  mobius     `python -m mobius backup create` (writes and fsyncs; every member checked by a child
+             process as it is written, every byte re-read from the device; retention)
              + `python -m mobius backup verify` (the real CLI, in subprocesses); after create, that
              verify hashes every archive byte and parses no member (same sha256 as when create checked
              every member); `verify --deep` parses every member again and is timed too
@@ -191,7 +192,8 @@ def bench(kind: str, library: Path, work: Path, codecs: bool) -> dict[str, float
         [*mobius, "backup", "test-restore", str(archive), "--json", "-w", str(ws)], env=env))
     result["verify_lib"] = timed("verify_archive(deep=True) in-process",
                                  lambda: verify_archive(archive, deep=True))
-    print(f"    (create's own verify pass: {created['verify_seconds']:.2f} s; archive "
+    print(f"    (create's wait after the write, re-read + the checker's last members: "
+          f"{created['verify_seconds']:.2f} s; archive "
           f"{created['archive_bytes'] / MB:.0f} MiB, {created['compression']})")
     shell_dir = work / f"shell-{kind}"
     shutil.rmtree(shell_dir, ignore_errors=True)

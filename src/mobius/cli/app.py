@@ -133,11 +133,12 @@ def run(argv: list[str]) -> int:
     except KeyboardInterrupt:
         code = _fail(130, "interrupted; run the same command again to resume")
     except OSError as exc:
-        code = EXIT_RESOURCE if exc.errno in (errno.ENOSPC, errno.EDQUOT) else EXIT_VERIFY
+        full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
         where = f" ({exc.filename})" if exc.filename else ""
+        hint = " (free some space, then run the same command again)" if full else ""
         if current.verbosity:
             traceback.print_exc()
-        code = _fail(code, f"{exc.strerror or exc}{where}")
+        code = _fail(EXIT_RESOURCE if full else EXIT_VERIFY, f"{exc.strerror or exc}{where}{hint}")
         logger.error("command.failed", console=False, error=str(exc), exit_code=code)
     except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, not a traceback
         if current.verbosity:

@@ -58,3 +58,22 @@ def test_read_headers_equal_tarfiles_parse(tmp_path: Path):
     broken = bytearray(_reference(*CASES[0]))
     broken[0] ^= 1
     assert _plain_ustar(bytes(broken)) is None  # bad checksum: tarfile raises for it
+
+
+def test_a_regular_type_member_with_pax_sparse_records_is_still_a_sparse_file():
+    """`kind`'s fast path for type '0' must not take a PAX-sparse member for a plain file."""
+    import io
+
+    from mobius.backup.member_rules import kind, member_problem
+
+    data = io.BytesIO()
+    with tarfile.open(fileobj=data, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        info = tarfile.TarInfo("library/s.bin")
+        info.size = 5
+        info.pax_headers = {"GNU.sparse.map": "0,5", "GNU.sparse.size": "5", "GNU.sparse.realsize": "100"}
+        tar.addfile(info, io.BytesIO(b"hello"))
+    data.seek(0)
+    with tarfile.open(fileobj=data) as tar:
+        member = tar.getmembers()[0]
+    assert member.type == tarfile.REGTYPE
+    assert kind(member) == "sparse file" and "sparse file" in member_problem(member)

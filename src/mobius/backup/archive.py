@@ -211,6 +211,7 @@ class _ArchiveFile:
 
 
 _ZERO_ID = b"0000000\0"
+_ZEROS = memoryview(bytes(BLOCK))
 
 
 def _ustar_header(name: str, kind: bytes, size: int, mode: int, mtime: int, linkname: str) -> bytes | None:
@@ -250,6 +251,22 @@ class _TarStream:
             self._pending.clear()
 
     def add(self, entry: ManifestEntry, size: int = 0) -> None:
+        self._emit(self._header(entry, size))
+
+    def add_small(self, entry: ManifestEntry, data: bytes) -> None:
+        """A whole small file: header, bytes and padding appended at once (one step per file, not three)."""
+        header = self._header(entry, len(data))
+        padding = -len(data) % BLOCK
+        self._pending += header
+        self._pending += data
+        self._pending += _ZEROS[:padding]
+        self._offset += len(header) + len(data) + padding
+        if len(self._pending) >= BATCH:
+            self._out.write(bytes(self._pending))
+            self._pending.clear()
+
+    @staticmethod
+    def _header(entry: ManifestEntry, size: int) -> bytes:
         kind = _TAR_TYPES.get(entry.type, tarfile.SYMTYPE)
         size = size if entry.type == FILE else 0
         header = _ustar_header(entry.path, kind, size, entry.mode & 0o7777, entry.mtime_ns // 1_000_000_000,
@@ -263,7 +280,7 @@ class _TarStream:
             info.linkname = entry.target or ""
             info.uname = info.gname = ""
             header = info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
-        self._emit(header)
+        return header
 
     def data(self, chunk, buffer: bytearray | None = None) -> None:
         self._emit(chunk, buffer)
@@ -314,22 +331,25 @@ def _copy_file(tar: _TarStream, entry: ManifestEntry, local: str | Path, sums, p
         before = os.fstat(fd)
         if not stat.S_ISREG(before.st_mode) or before.st_size != entry.size or before.st_mtime_ns != entry.mtime_ns:
             raise _changed(local)
-        tar.add(entry, entry.size)
+        data = None
         if entry.size < SMALL_FILE:
             data = os.read(fd, entry.size + 1)
             if len(data) != entry.size:
                 raise _changed(local)
             digest = hashlib.sha256(data)
-            tar.data(data)
-            progress.advance(entry.size)
         else:
+            tar.add(entry, entry.size)
             digest = _copy_large(tar, fd, entry.size, local, progress)
         after = os.fstat(fd)
         if after.st_size != entry.size or after.st_mtime_ns != entry.mtime_ns:
             raise _changed(local)
     finally:
         os.close(fd)
-    tar.pad()
+    if data is None:
+        tar.pad()
+    else:
+        tar.add_small(entry, data)
+        progress.advance(entry.size)
     sums.write(format_line(digest.hexdigest(), entry.path))
 
 

@@ -171,6 +171,16 @@ class _DecompressedChunks:
             size -= take
             yield piece
 
+    def view_within(self, size: int) -> memoryview | None:
+        """The next `size` bytes as one view when the current chunk holds them all, else None."""
+        end = self._pos + size
+        if not size or end > len(self._view):
+            return None
+        piece = self._view[self._pos:end]
+        self._pos = end
+        self.position += size
+        return piece
+
     def read(self, size: int) -> bytes:
         end = self._pos + size
         if end <= len(self._view):  # within the current chunk (a tar header, nearly always)
@@ -332,6 +342,11 @@ class ArchiveReader:
 
     def chunks(self, info: tarfile.TarInfo) -> Iterator[memoryview]:
         """The data of the member `members()` just yielded, as views (valid until the next chunk is read)."""
+        whole = self._chunks.view_within(self._remaining)
+        if whole is not None:  # a small member: one view, no inner generator
+            self._remaining = 0
+            yield whole
+            return
         try:
             for piece in self._chunks.views(self._remaining):
                 self._remaining -= len(piece)

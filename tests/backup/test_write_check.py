@@ -55,7 +55,7 @@ def test_a_checker_that_dies_fails_the_backup(tree: Path, tmp_path: Path, monkey
 
 def test_bytes_that_differ_on_the_device_fail_the_backup(tree: Path, tmp_path: Path,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(write_check, "hash_uncached", lambda fd, on_bytes=None: "0" * 64)
+    monkeypatch.setattr(write_check, "hash_uncached", lambda fd, on_bytes=None, keep_cached=False: "0" * 64)
     backups = tmp_path / "backups"
     with pytest.raises(VerificationError) as caught:
         write_archive(tree, backups, "mobius_library", codec=PLAIN)

@@ -77,7 +77,7 @@ class WriteCheck:
         fd = os.open(temp, os.O_RDONLY | os.O_CLOEXEC)
         try:  # while the checker finishes its last members and the comparison
             progress.start(f"re-read {self.path.name}", total=os.fstat(fd).st_size, unit="bytes")
-            on_device = hash_uncached(fd, progress.advance)
+            on_device = hash_uncached(fd, progress.advance, keep_cached=True)
             progress.finish()
         finally:
             os.close(fd)

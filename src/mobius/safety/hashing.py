@@ -46,8 +46,9 @@ def sha256_fd(fd: int, size_hint: int = -1, *, on_bytes: Callable[[int], None] |
     return digest.hexdigest()
 
 
-def hash_uncached(fd: int, on_bytes: Callable[[int], None] | None = None) -> str:
-    """sha256 of an open file read from the device: drop its clean cached pages first, and after."""
+def hash_uncached(fd: int, on_bytes: Callable[[int], None] | None = None, *, keep_cached: bool = False) -> str:
+    """sha256 of an open file read from the device: drop its clean cached pages first, and after
+    unless `keep_cached` (a file about to be read again, e.g. by the next verify)."""
     os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
     digest = hashlib.sha256()
     buffer = bytearray(CHUNK)
@@ -61,7 +62,8 @@ def hash_uncached(fd: int, on_bytes: Callable[[int], None] | None = None) -> str
         offset += count
         if on_bytes:
             on_bytes(count)
-    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    if not keep_cached:
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
     return digest.hexdigest()
 
 

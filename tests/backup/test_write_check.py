@@ -3,7 +3,9 @@ bytes re-read from the device: any failure of either refuses the backup and leav
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -45,7 +47,15 @@ def test_a_header_the_writer_got_wrong_is_caught_and_nothing_is_kept(tree: Path,
 
 
 def test_a_checker_that_dies_fails_the_backup(tree: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(write_check, "check_stream", lambda fd, path: os._exit(9))  # runs in the child only
+    """The checker process is killed (SIGKILL) after the first block: the backup fails, nothing is kept."""
+    feed = write_check.WriteCheck.feed
+
+    def kill_then_feed(self, data) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.pid, signal.SIGKILL)
+        feed(self, data)
+
+    monkeypatch.setattr(write_check.WriteCheck, "feed", kill_then_feed)
     backups = tmp_path / "backups"
     with pytest.raises(VerificationError, match="did not finish") as caught:
         write_archive(tree, backups, "mobius_library", codec=PLAIN)

@@ -2,11 +2,16 @@
 
 A verify after writing parses the archive a second time on the same core that wrote it: for
 100,000 small files that second pass cost as much as the write. Instead, every block the writer
-puts in the archive file also goes down a pipe to a forked child, which checks every member
+puts in the archive file also goes down a pipe to a checker process, which checks every member
 (`verify.check_stream`: the same checks as `backup verify --deep`) while the parent is still
 writing. Once the archive is fsynced, its pages are dropped and every byte is re-read from the
-device: the same sha256 as the stream the child checked means the file holds exactly the bytes
+device: the same sha256 as the stream the checker read means the file holds exactly the bytes
 that passed, so the result is that of a full verify of the file, and is recorded as one.
+
+The checker is a new interpreter (`python -m mobius.backup.write_check`), not a fork: it uses
+SQLite, and a fork taken while another thread of ours (a migration's monitor) holds one of
+SQLite's locks would hang it. It reads the archive on stdin until the end, so it leaves when
+the writer does, killed or not, and writes its pickled report on stdout.
 """
 
 from __future__ import annotations
@@ -14,22 +19,26 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-from collections.abc import Callable
+import pickle
+import subprocess
+import sys
 from pathlib import Path
 
+import mobius
 from mobius.backup.verify import VerifyReport, check_stream
 from mobius.errors import VerificationError
 from mobius.progress import NoProgress, Progress
 from mobius.safety.atomic import write_all
-from mobius.safety.child import in_child
 from mobius.safety.hashing import hash_uncached
 
 PIPE_BYTES = 1 << 20  # the writer runs up to this far ahead of the checker before it waits
 
 
-def _check_in_child(read_end: int, write_end: int, path: Path) -> VerifyReport:
-    os.close(write_end)  # else the child holds the pipe open and never sees its end
-    return check_stream(read_end, path)
+def _checker_env() -> dict[str, str]:
+    """Our environment, with the folder mobius is imported from first on the checker's path."""
+    here = str(Path(mobius.__file__).resolve().parents[1])
+    path = os.environ.get("PYTHONPATH")
+    return {**os.environ, "PYTHONPATH": here if not path else f"{here}{os.pathsep}{path}"}
 
 
 class WriteCheck:
@@ -37,16 +46,13 @@ class WriteCheck:
 
     def __init__(self, path: Path):
         self.path = path
-        self._pipe: int | None = None
-        self._result: Callable[[], VerifyReport] | None = None
-        if hasattr(os, "fork"):
-            read_end, self._pipe = os.pipe()
-            with contextlib.suppress(OSError, AttributeError):
-                fcntl.fcntl(self._pipe, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
-            try:
-                self._result = in_child(_check_in_child, read_end, self._pipe, path)
-            finally:
-                os.close(read_end)
+        self._proc: subprocess.Popen | None = subprocess.Popen(
+            [sys.executable, "-m", "mobius.backup.write_check", str(path)], stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0, env=_checker_env())
+        self.pid = self._proc.pid
+        self._pipe: int | None = self._proc.stdin.fileno()
+        with contextlib.suppress(OSError, AttributeError):
+            fcntl.fcntl(self._pipe, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
 
     def feed(self, data) -> None:
         """Hand the checker the block just written (blocks while it is more than a pipe behind)."""
@@ -58,16 +64,25 @@ class WriteCheck:
 
     def end_input(self) -> None:
         if self._pipe is not None:
-            os.close(self._pipe)
             self._pipe = None
+            self._proc.stdin.close()
+            self._proc.stdin = None  # communicate() must not flush it again
+
+    def _finish(self) -> VerifyReport:
+        proc, self._proc = self._proc, None
+        out, err = proc.communicate()
+        if proc.returncode != 0 or not out:
+            last = err.decode("utf-8", "replace").strip().splitlines()[-1:] or [f"exit status {proc.returncode}"]
+            raise VerificationError(f"backup create: the check of {self.path.name} did not finish: {last[0]}",
+                                    hint="run the backup again; the archive was not kept")
+        return pickle.loads(out)
 
     def abandon(self) -> None:
         """The write failed: end the checker's input and wait for it, whatever it found."""
         self.end_input()
-        if self._result is not None:
+        if self._proc is not None:
             with contextlib.suppress(Exception):
-                self._result()
-            self._result = None
+                self._finish()
 
     def report(self, temp: Path, sha256: str, progress: Progress | None = None) -> VerifyReport:
         """The checker's report on the archive, after every byte of `temp` (written and fsynced, with
@@ -81,16 +96,7 @@ class WriteCheck:
             progress.finish()
         finally:
             os.close(fd)
-        if self._result is None:  # no fork on this platform: check the file itself
-            report = check_stream(os.open(temp, os.O_RDONLY | os.O_CLOEXEC), self.path)
-        else:
-            try:
-                report = self._result()
-            except Exception as exc:  # noqa: BLE001 - any failure of the checker fails the backup
-                raise VerificationError(f"backup create: the check of {self.path.name} did not finish: {exc}",
-                                        hint="run the backup again; the archive was not kept") from None
-            finally:
-                self._result = None
+        report = self._finish()
         report.expected_sha256 = sha256
         for label, value in (("the checked stream's", report.sha256), ("the re-read file's", on_device)):
             if value != sha256:
@@ -99,3 +105,13 @@ class WriteCheck:
             raise report.error()
         report.sha256 = on_device
         return report
+
+
+def main() -> None:
+    """The checker: the archive's bytes on stdin, its pickled VerifyReport on stdout."""
+    report = check_stream(sys.stdin.fileno(), Path(sys.argv[1]))
+    sys.stdout.buffer.write(pickle.dumps(report, protocol=pickle.HIGHEST_PROTOCOL))
+
+
+if __name__ == "__main__":
+    main()

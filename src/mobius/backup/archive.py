@@ -136,7 +136,7 @@ class _Stage:
 
 class _ArchiveFile:
     """The archive's bytes: compressed on one thread, hashed and written on another, and checked
-    member by member in a child process as they are written (`WriteCheck`).
+    member by member by a checker process as they are written (`WriteCheck`).
 
     With the file hashes on the caller's thread, the three costs (sha256 of the files, compression,
     sha256 of the archive + write) overlap on two cores.
@@ -144,7 +144,7 @@ class _ArchiveFile:
 
     def __init__(self, final: Path, codec: Codec):
         self.path = temp_name_for(final)
-        self.members_check = WriteCheck(final)  # forked first: the child holds no descriptor of ours
+        self.members_check = WriteCheck(final)  # started first: it checks from the first block on
         self.pool = BufferPool(12, CHUNK)
         try:
             # 0600: an archive holds .env and a database dump, so only its owner may read it

@@ -35,11 +35,12 @@ class ArchiveDamaged(Exception):
 
 
 class _RawHashingReader:
-    """`source`: a path, or an open descriptor (a pipe) that this reader then owns and closes."""
+    """`source`: a path, or an open descriptor (a pipe) that this reader then owns and closes.
+    `hashed` False: the bytes are counted, not hashed (their sha256 is known elsewhere)."""
 
-    def __init__(self, source: Path | int, progress: Progress):
+    def __init__(self, source: Path | int, progress: Progress, *, hashed: bool = True):
         self._fd = source if isinstance(source, int) else os.open(source, os.O_RDONLY)
-        self.digest = hashlib.sha256()
+        self.digest = hashlib.sha256() if hashed else None
         self.size = 0
         self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=8)
         self._stop = False
@@ -54,7 +55,8 @@ class _RawHashingReader:
                 data = os.read(self._fd, RAW_CHUNK)
                 if not data:
                     break
-                self.digest.update(data)
+                if self.digest is not None:
+                    self.digest.update(data)
                 self.size += len(data)
                 self._queue.put(data)
         except BaseException as exc:  # noqa: BLE001 - re-raised on the caller's thread
@@ -278,11 +280,14 @@ class ArchiveReader:
     views of the decompressed chunks, without copies, and skipped when the caller does not ask.
     """
 
-    def __init__(self, path: Path, progress: Progress | None = None, *, fd: int | None = None):
+    def __init__(self, path: Path, progress: Progress | None = None, *, fd: int | None = None,
+                 hashed: bool = True):
         """`fd`: read the archive's bytes from this descriptor (a pipe; owned and closed here) rather
-        than from `path`, which then only names the archive."""
+        than from `path`, which then only names the archive. `hashed` False: `finish` reports no
+        sha256 of the whole (the writer of a piped archive hashed it already), only its size."""
         self.path = Path(path)
         self._fd = fd
+        self._hashed = hashed
         self._progress = progress or NoProgress()
         self.current: str | None = None
         self.damaged = False
@@ -294,7 +299,8 @@ class ArchiveReader:
     def __enter__(self) -> ArchiveReader:
         total = os.path.getsize(self.path) if self._fd is None else None
         self._progress.start(f"read {self.path.name}", total=total, unit="bytes")
-        self._raw = _RawHashingReader(self.path if self._fd is None else self._fd, self._progress)
+        self._raw = _RawHashingReader(self.path if self._fd is None else self._fd, self._progress,
+                                      hashed=self._hashed)
         try:
             self._chunks = _DecompressedChunks(self._raw)
         except DECODE_ERRORS as exc:
@@ -359,7 +365,8 @@ class ArchiveReader:
             raise ArchiveDamaged(f"unexpected end of data (truncated) in {info.name}")
 
     def finish(self) -> tuple[str, int, bool]:
-        """Read to the end of the file: (sha256 of the whole file, its size, compressed stream complete)."""
+        """Read to the end of the file: (sha256 of the whole file or "" when not `hashed`, its size,
+        compressed stream complete)."""
         complete = False
         if self._chunks is not None and not self.damaged:
             try:
@@ -369,7 +376,8 @@ class ArchiveReader:
                 self.damaged = True
         while self._raw.get() is not None:
             pass
-        return self._raw.digest.hexdigest(), self._raw.size, complete
+        sha256 = self._raw.digest.hexdigest() if self._raw.digest is not None else ""
+        return sha256, self._raw.size, complete
 
 
 def _describe(exc: BaseException) -> str:

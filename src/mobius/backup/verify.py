@@ -136,11 +136,12 @@ def scan(path: Path, progress: Progress | None = None, *, record: bool = True) -
 
 def check_stream(fd: int, path: Path) -> VerifyReport:
     """Every member of the archive whose bytes arrive on `fd` (a pipe, closed here), checked as `scan`
-    checks a file; the report's sha256 is that of the bytes received. `path` only names the archive.
-    Nothing is logged: this runs in the child that checks an archive while it is written."""
+    checks a file. The whole is counted (`archive_bytes`), not hashed: its writer hashed it, and
+    re-reads the file it wrote. `path` only names the archive. Nothing is logged: this runs in the
+    process that checks an archive while it is written."""
     started = time.monotonic()
     report = VerifyReport(path=path)
-    _check_members(ArchiveReader(path, fd=fd), report).close()
+    _check_members(ArchiveReader(path, fd=fd, hashed=False), report).close()
     report.seconds = time.monotonic() - started
     return report
 

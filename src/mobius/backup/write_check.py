@@ -5,8 +5,9 @@ A verify after writing parses the archive a second time on the same core that wr
 puts in the archive file also goes down a pipe to a checker process, which checks every member
 (`verify.check_stream`: the same checks as `backup verify --deep`) while the parent is still
 writing. Once the archive is fsynced, its pages are dropped and every byte is re-read from the
-device: the same sha256 as the stream the checker read means the file holds exactly the bytes
-that passed, so the result is that of a full verify of the file, and is recorded as one.
+device: the sha256 computed while writing means the file holds exactly the bytes the checker
+read (a pipe delivers what was written; the checker counts them), so the result is that of a full
+verify of the file, and is recorded as one.
 
 The checker is a new interpreter (`python -m mobius.backup.write_check`), not a fork: it uses
 SQLite, and a fork taken while another thread of ours (a migration's monitor) holds one of
@@ -91,16 +92,18 @@ class WriteCheck:
         self.end_input()
         fd = os.open(temp, os.O_RDONLY | os.O_CLOEXEC)
         try:  # while the checker finishes its last members and the comparison
-            progress.start(f"re-read {self.path.name}", total=os.fstat(fd).st_size, unit="bytes")
+            size = os.fstat(fd).st_size
+            progress.start(f"re-read {self.path.name}", total=size, unit="bytes")
             on_device = hash_uncached(fd, progress.advance, keep_cached=True)
             progress.finish()
         finally:
             os.close(fd)
         report = self._finish()
         report.expected_sha256 = sha256
-        for label, value in (("the checked stream's", report.sha256), ("the re-read file's", on_device)):
-            if value != sha256:
-                report.problem("archive", f"{label} sha256 {value} differs from the written {sha256}")
+        if report.archive_bytes != size:
+            report.problem("archive", f"the checker read {report.archive_bytes} bytes of the {size} written")
+        if on_device != sha256:
+            report.problem("archive", f"the re-read file's sha256 {on_device} differs from the written {sha256}")
         if not report.ok:
             raise report.error()
         report.sha256 = on_device

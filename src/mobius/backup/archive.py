@@ -30,7 +30,7 @@ from mobius.backup.compression import DEFAULT, PLAIN, Codec, Compressor, choose
 from mobius.backup.manifest import DIR, FILE, MANIFEST_NAME, SUMS_NAME, ManifestEntry, header_line
 from mobius.backup.tree import Listing, walk_tree
 from mobius.backup.verify import record_members_checked
-from mobius.backup.write_check import WriteCheck
+from mobius.backup.write_check import WriteCheck, streamed
 from mobius.errors import VerificationError
 from mobius.log import get_logger
 from mobius.progress import NoProgress, Progress
@@ -142,9 +142,9 @@ class _ArchiveFile:
     sha256 of the archive + write) overlap on two cores.
     """
 
-    def __init__(self, final: Path, codec: Codec):
+    def __init__(self, final: Path, codec: Codec, *, streamed: bool):
         self.path = temp_name_for(final)
-        self.members_check = WriteCheck(final)  # started first: it checks from the first block on
+        self.members_check = WriteCheck(final, streamed=streamed)  # started first: it checks from the first block
         self.pool = BufferPool(12, CHUNK)
         try:
             # 0600: an archive holds .env and a database dump, so only its owner may read it
@@ -399,7 +399,7 @@ def write_archive(source: Path, dest_dir: Path, prefix: str, *, extra_files: dic
             final = dest_dir / name
             log.info("backup.create.start", archive=str(final), source=str(source), files=listing.files,
                      bytes=listing.bytes, compression=codec.name)
-            archive = _ArchiveFile(final, codec)
+            archive = _ArchiveFile(final, codec, streamed=streamed(listing.files, listing.bytes))
             try:
                 sha256 = _write_members(archive, listing, source, extra_files, Path(scratch), progress)
                 progress.finish()

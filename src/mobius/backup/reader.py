@@ -12,6 +12,7 @@ import contextlib
 import hashlib
 import os
 import queue
+import stat
 import tarfile
 import threading
 import zlib
@@ -297,7 +298,11 @@ class ArchiveReader:
         self._next_header = 0
 
     def __enter__(self) -> ArchiveReader:
-        total = os.path.getsize(self.path) if self._fd is None else None
+        if self._fd is None:
+            total = os.path.getsize(self.path)
+        else:  # a file's size is known; a pipe's is not
+            st = os.fstat(self._fd)
+            total = st.st_size if stat.S_ISREG(st.st_mode) else None
         self._progress.start(f"read {self.path.name}", total=total, unit="bytes")
         self._raw = _RawHashingReader(self.path if self._fd is None else self._fd, self._progress,
                                       hashed=self._hashed)

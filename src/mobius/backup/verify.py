@@ -134,14 +134,14 @@ def scan(path: Path, progress: Progress | None = None, *, record: bool = True) -
     return report, index
 
 
-def check_stream(fd: int, path: Path) -> VerifyReport:
-    """Every member of the archive whose bytes arrive on `fd` (a pipe, closed here), checked as `scan`
-    checks a file. The whole is counted (`archive_bytes`), not hashed: its writer hashed it, and
-    re-reads the file it wrote. `path` only names the archive. Nothing is logged: this runs in the
-    process that checks an archive while it is written."""
+def check_stream(fd: int, path: Path, *, hashed: bool = False, progress: Progress | None = None) -> VerifyReport:
+    """Every member of the archive read from `fd` (closed here), checked as `scan` checks a file;
+    `path` only names the archive. Unless `hashed`, the whole is counted (`archive_bytes`), not
+    hashed: for a pipe from a writer that hashed it and re-reads the file it wrote. Nothing is
+    logged: this checks an archive as it is written (see write_check)."""
     started = time.monotonic()
     report = VerifyReport(path=path)
-    _check_members(ArchiveReader(path, fd=fd, hashed=False), report).close()
+    _check_members(ArchiveReader(path, progress, fd=fd, hashed=hashed), report).close()
     report.seconds = time.monotonic() - started
     return report
 

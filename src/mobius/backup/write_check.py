@@ -33,6 +33,7 @@ from mobius.safety.atomic import write_all
 from mobius.safety.hashing import hash_uncached
 
 PIPE_BYTES = 1 << 20  # the writer runs up to this far ahead of the checker before it waits
+STREAM_BELOW = 256 << 10  # average member size under which members are checked beside the write
 
 
 def _checker_env() -> dict[str, str]:
@@ -42,18 +43,31 @@ def _checker_env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": here if not path else f"{here}{os.pathsep}{path}"}
 
 
-class WriteCheck:
-    """`feed(data)` each block as it is written; `report(temp, sha256)` once the file is fsynced."""
+def streamed(files: int, total_bytes: int) -> bool:
+    """Whether to check beside the write: when members are small, where parsing costs more than hashing."""
+    return files > 0 and total_bytes / files < STREAM_BELOW
 
-    def __init__(self, path: Path):
+
+class WriteCheck:
+    """`feed(data)` each block as it is written; `report(temp, sha256)` once the file is fsynced.
+
+    Not `streamed` (large members, where hashing is the cost and a second process would only add
+    copies through a pipe): the fsynced file is checked after the write, read from the device.
+    """
+
+    def __init__(self, path: Path, *, streamed: bool = True):
         self.path = path
-        self._proc: subprocess.Popen | None = subprocess.Popen(
-            [sys.executable, "-m", "mobius.backup.write_check", str(path)], stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0, env=_checker_env())
-        self.pid = self._proc.pid
-        self._pipe: int | None = self._proc.stdin.fileno()
-        with contextlib.suppress(OSError, AttributeError):
-            fcntl.fcntl(self._pipe, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
+        self._proc: subprocess.Popen | None = None
+        self._pipe: int | None = None
+        self.pid: int | None = None
+        if streamed:
+            self._proc = subprocess.Popen(
+                [sys.executable, "-m", "mobius.backup.write_check", str(path)], stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0, env=_checker_env())
+            self.pid = self._proc.pid
+            self._pipe = self._proc.stdin.fileno()
+            with contextlib.suppress(OSError, AttributeError):
+                fcntl.fcntl(self._pipe, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
 
     def feed(self, data) -> None:
         """Hand the checker the block just written (blocks while it is more than a pipe behind)."""
@@ -90,6 +104,8 @@ class WriteCheck:
         `sha256` computed while writing) is re-read from the device; raises VerificationError (exit 2)."""
         progress = progress or NoProgress()
         self.end_input()
+        if self._proc is None:
+            return self._check_file(temp, sha256, progress)
         fd = os.open(temp, os.O_RDONLY | os.O_CLOEXEC)
         try:  # while the checker finishes its last members and the comparison
             size = os.fstat(fd).st_size
@@ -107,6 +123,18 @@ class WriteCheck:
         if not report.ok:
             raise report.error()
         report.sha256 = on_device
+        return report
+
+    def _check_file(self, temp: Path, sha256: str, progress: Progress) -> VerifyReport:
+        """Every member of the fsynced file, read from the device (its clean cached pages dropped first)."""
+        fd = os.open(temp, os.O_RDONLY | os.O_CLOEXEC)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        report = check_stream(fd, self.path, hashed=True, progress=progress)
+        report.expected_sha256 = sha256
+        if report.sha256 != sha256:
+            report.problem("archive", f"the re-read file's sha256 {report.sha256} differs from the written {sha256}")
+        if not report.ok:
+            raise report.error()
         return report
 
 

@@ -246,8 +246,9 @@ def _plain_ustar(buf: bytes) -> tarfile.TarInfo | None:
     if len(buf) != tarfile.BLOCKSIZE or buf[257:265] != _USTAR or buf[156] not in _PLAIN_TYPES or buf[345]:
         return None
     try:
-        chksum = _octal(buf[148:156])
-        if chksum != sum(buf) - sum(buf[148:156]) + 256:
+        field = buf[148:156]  # written as six digits, NUL, space: read up to the NUL, as tarfile does
+        chksum = int(field[:6], 8) if field[6] == 0 else _octal(field)
+        if chksum != sum(buf) - sum(field) + 256:
             return None
         name = buf[:100].split(b"\0", 1)[0]
         link = buf[157:257].split(b"\0", 1)[0]

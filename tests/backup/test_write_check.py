@@ -1,6 +1,6 @@
 """The new archive is checked member by member (beside the write by a checker process when its
 members are small, after the write otherwise) and its bytes re-read from the device: any failure
-refuses the backup and leaves no archive. Both ways are run here (STREAM_BELOW forced)."""
+refuses the backup and leaves no archive. Both ways are run here (the thresholds forced)."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from mobius.errors import VerificationError
 @pytest.fixture(params=["streamed", "after"])
 def mode(request, monkeypatch: pytest.MonkeyPatch) -> str:
     monkeypatch.setattr(write_check, "STREAM_BELOW", 1 << 62 if request.param == "streamed" else 0)
+    monkeypatch.setattr(write_check, "STREAM_FROM_FILES", 1)
     return request.param
 
 
@@ -56,6 +57,7 @@ def test_a_header_the_writer_got_wrong_is_caught_and_nothing_is_kept(tree: Path,
 def test_a_checker_that_dies_fails_the_backup(tree: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The checker process is killed (SIGKILL) after the first block: the backup fails, nothing is kept."""
     monkeypatch.setattr(write_check, "STREAM_BELOW", 1 << 62)
+    monkeypatch.setattr(write_check, "STREAM_FROM_FILES", 1)
     feed = write_check.WriteCheck.feed
 
     def kill_then_feed(self, data) -> None:

@@ -12,7 +12,9 @@ verify of the file, and is recorded as one.
 The checker is a new interpreter (`python -m mobius.backup.write_check`), not a fork: it uses
 SQLite, and a fork taken while another thread of ours (a migration's monitor) holds one of
 SQLite's locks would hang it. It reads the archive on stdin until the end, so it leaves when
-the writer does, killed or not, and writes its pickled report on stdout.
+the writer does, killed or not, and writes its pickled report on stdout. It runs for many small
+members (`streamed`); otherwise the fsynced file is checked after the write, in the writer's
+process, in one pass read from the device.
 """
 
 from __future__ import annotations
@@ -54,7 +56,8 @@ class WriteCheck:
     """`feed(data)` each block as it is written; `report(temp, sha256)` once the file is fsynced.
 
     Not `streamed` (large members, where hashing is the cost and a second process would only add
-    copies through a pipe): the fsynced file is checked after the write, read from the device.
+    copies through a pipe; or few members, where starting it costs more than it saves): the fsynced
+    file is checked after the write, in this process, read from the device.
     """
 
     def __init__(self, path: Path, *, streamed: bool = True):

@@ -67,7 +67,7 @@ def test_a_checker_that_dies_fails_the_backup(tree: Path, tmp_path: Path, monkey
 
     monkeypatch.setattr(write_check.WriteCheck, "feed", kill_then_feed)
     backups = tmp_path / "backups"
-    with pytest.raises(VerificationError, match="did not finish") as caught:
+    with pytest.raises(VerificationError, match="did not finish: killed by signal 9") as caught:
         write_archive(tree, backups, "mobius_library", codec=PLAIN)
     assert caught.value.exit_code == 2
     assert [n for n in _left(backups) if not n.startswith(".mobius-")] == []
@@ -113,3 +113,19 @@ def test_the_checker_leaves_no_process_behind(tree: Path, tmp_path: Path, mode: 
     before = _children()
     write_archive(tree, tmp_path / "backups", "mobius_library")
     assert _children() == before
+
+
+def test_the_checker_program_reads_an_archive_on_stdin_and_says_nothing_else(tree: Path, tmp_path: Path) -> None:
+    """The exact program create starts: a report on stdout, exit 0, and an empty stderr (a warning there,
+    like runpy's for `-m` of a module its package imports, would become the error line of a failure)."""
+    import pickle
+    import subprocess
+    import sys
+
+    archive = write_archive(tree, tmp_path / "backups", "mobius_library", codec=PLAIN).path
+    with open(archive, "rb") as stdin:
+        proc = subprocess.run([sys.executable, "-c", write_check.CHECKER, str(archive)], stdin=stdin,
+                              capture_output=True, env=write_check._checker_env(), timeout=120)
+    assert proc.returncode == 0 and proc.stderr == b"", proc.stderr
+    report = pickle.loads(proc.stdout)
+    assert report.ok and report.archive_bytes == archive.stat().st_size and report.files > 0

@@ -9,7 +9,7 @@ device: the sha256 computed while writing means the file holds exactly the bytes
 read (a pipe delivers what was written; the checker counts them), so the result is that of a full
 verify of the file, and is recorded as one.
 
-The checker is a new interpreter (`python -m mobius.backup.write_check`), not a fork: it uses
+The checker is a new interpreter (running `write_check.main`), not a fork: it uses
 SQLite, and a fork taken while another thread of ours (a migration's monitor) holds one of
 SQLite's locks would hang it. It reads the archive on stdin until the end, so it leaves when
 the writer does, killed or not, and writes its pickled report on stdout. It runs for many small
@@ -37,6 +37,8 @@ from mobius.safety.hashing import hash_uncached
 PIPE_BYTES = 1 << 20  # the writer runs up to this far ahead of the checker before it waits
 STREAM_BELOW = 256 << 10  # average member size under which members are checked beside the write
 STREAM_FROM_FILES = 1000  # fewer members are checked after the write, in this process
+# the checker's program: `-c`, not `-m`, as the package imports this module (runpy would warn and run it twice)
+CHECKER = "from mobius.backup.write_check import main; main()"
 
 
 def _checker_env() -> dict[str, str]:
@@ -67,8 +69,8 @@ class WriteCheck:
         self.pid: int | None = None
         if streamed:
             self._proc = subprocess.Popen(
-                [sys.executable, "-m", "mobius.backup.write_check", str(path)], stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0, env=_checker_env())
+                [sys.executable, "-c", CHECKER, str(path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE, bufsize=0, env=_checker_env())
             self.pid = self._proc.pid
             self._pipe = self._proc.stdin.fileno()
             with contextlib.suppress(OSError, AttributeError):
@@ -92,8 +94,10 @@ class WriteCheck:
         proc, self._proc = self._proc, None
         out, err = proc.communicate()
         if proc.returncode != 0 or not out:
-            last = err.decode("utf-8", "replace").strip().splitlines()[-1:] or [f"exit status {proc.returncode}"]
-            raise VerificationError(f"backup create: the check of {self.path.name} did not finish: {last[0]}",
+            last = err.decode("utf-8", "replace").strip().splitlines()[-1:]
+            reason = (f"killed by signal {-proc.returncode}" if proc.returncode < 0
+                      else last[0] if last else f"exit status {proc.returncode}")
+            raise VerificationError(f"backup create: the check of {self.path.name} did not finish: {reason}",
                                     hint="run the backup again; the archive was not kept")
         return pickle.loads(out)
 
@@ -147,7 +151,3 @@ def main() -> None:
     """The checker: the archive's bytes on stdin, its pickled VerifyReport on stdout."""
     report = check_stream(sys.stdin.fileno(), Path(sys.argv[1]))
     sys.stdout.buffer.write(pickle.dumps(report, protocol=pickle.HIGHEST_PROTOCOL))
-
-
-if __name__ == "__main__":
-    main()

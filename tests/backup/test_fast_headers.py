@@ -77,3 +77,23 @@ def test_a_regular_type_member_with_pax_sparse_records_is_still_a_sparse_file():
         member = tar.getmembers()[0]
     assert member.type == tarfile.REGTYPE
     assert kind(member) == "sparse file" and "sparse file" in member_problem(member)
+
+
+def test_manifest_lines_are_what_json_dumps_writes_and_parse_back_in_bulk():
+    """`to_line` formats directly and `parse_lines` parses 2,000 at a time: the same bytes and entries as
+    json per line, for names json must escape, and None for each line that is not an entry."""
+    import json
+
+    from mobius.backup.manifest import ManifestEntry, parse_lines
+
+    entries = [ManifestEntry('library/a b"c\\d\n\t\x01é☃\udcff.png', "file", 12, 0o100644, 1_764_570_000_123_456_789),
+               ManifestEntry("library/link", "symlink", 0, 0o777, 5, '../x"y\udc80'),
+               ManifestEntry("library", "dir", 0, 0o40755, 0)]
+    for entry in entries:
+        record = {"path": entry.path, "type": entry.type, "size": entry.size, "mode": entry.mode,
+                  "mtime_ns": entry.mtime_ns, **({"target": entry.target} if entry.target is not None else {})}
+        assert entry.to_line() == json.dumps(record, separators=(",", ":")) + "\n"
+    lines = [entry.to_line().encode() for entry in entries]
+    assert parse_lines(lines) == entries
+    damaged = [lines[0], b"1,2", b"\xff\xfe", b"[]", b"", lines[1]]
+    assert parse_lines(damaged) == [entries[0], None, None, None, None, entries[1]]

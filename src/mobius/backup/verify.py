@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ from mobius.backup.member_index import MemberIndex, text
 from mobius.backup.member_rules import ancestors, kind, member_problem, normalize
 from mobius.backup.reader import ArchiveDamaged, ArchiveReader
 from mobius.errors import InputError, VerificationError
+from mobius.executor.batching import batches
 from mobius.log import get_logger
 from mobius.progress import NoProgress, Progress
 from mobius.safety.checksums import parse_line
@@ -315,7 +315,7 @@ def _load_manifest(reader: ArchiveReader, info, report: VerifyReport, index: Mem
     report.extras = list(header.get("extras", []))
     count = 0
     number = 1  # the header's line
-    for chunk in _batches(lines, 2000):
+    for chunk in batches(lines, 2000):
         batch: list[tuple[int, ManifestEntry]] = []
         for entry in parse_lines(chunk):
             number += 1
@@ -327,17 +327,6 @@ def _load_manifest(reader: ArchiveReader, info, report: VerifyReport, index: Mem
         index.add_expected(batch)
     if count != int(header.get("entries", count)):
         report.problem("damaged", f"{MANIFEST_NAME} lists {count} entries, its header says {header.get('entries')}")
-
-
-def _batches(items: Iterator[bytes], size: int) -> Iterator[list[bytes]]:
-    batch: list[bytes] = []
-    for item in items:
-        batch.append(item)
-        if len(batch) >= size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
 
 
 def _parse_sums(reader: ArchiveReader, info, report: VerifyReport):

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from mobius.media.destination import Stored
-from mobius.safety.atomic import TEMP_PREFIX, fsync_dir, temp_name_for
+from mobius.safety.atomic import TEMP_PREFIX, fsync_dir, temp_name_for, write_all
 from mobius.safety.diskspace import disk_space
 from mobius.safety.hashing import hash_uncached
 from mobius.safety.tree import DIR, FILE, LINK, walk
@@ -31,9 +31,7 @@ class LocalWriter:
         self.fd: int | None = os.open(self.temp, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
 
     def write(self, data: memoryview) -> None:
-        while data:
-            written = os.write(self.fd, data)
-            data = data[written:]
+        write_all(self.fd, data)
 
     def seal(self, mode: int, mtime_ns: int) -> None:
         os.fchmod(self.fd, mode)

@@ -113,10 +113,19 @@ class WriteCheck:
         `sha256` computed while writing) is re-read from the device; raises VerificationError (exit 2)."""
         progress = progress or NoProgress()
         self.end_input()
-        if self._proc is None:
-            return self._check_file(temp, sha256, progress)
+        report = self._check_file(temp, progress) if self._proc is None else self._streamed_report(temp, progress)
+        report.expected_sha256 = sha256
+        if report.sha256 != sha256:
+            report.problem("archive", f"the re-read file's sha256 {report.sha256} differs from the written {sha256}")
+        if not report.ok:
+            raise report.error()
+        return report
+
+    def _streamed_report(self, temp: Path, progress: Progress) -> VerifyReport:
+        """The checker's report, its sha256 that of `temp` re-read from the device (while the checker
+        finishes its last members and the comparison), and a problem if it read fewer bytes."""
         fd = os.open(temp, os.O_RDONLY | os.O_CLOEXEC)
-        try:  # while the checker finishes its last members and the comparison
+        try:
             size = os.fstat(fd).st_size
             progress.start(f"re-read {self.path.name}", total=size, unit="bytes")
             on_device = hash_uncached(fd, progress.advance, keep_cached=True)
@@ -124,27 +133,16 @@ class WriteCheck:
         finally:
             os.close(fd)
         report = self._finish()
-        report.expected_sha256 = sha256
+        report.sha256 = on_device
         if report.archive_bytes != size:
             report.problem("archive", f"the checker read {report.archive_bytes} bytes of the {size} written")
-        if on_device != sha256:
-            report.problem("archive", f"the re-read file's sha256 {on_device} differs from the written {sha256}")
-        if not report.ok:
-            raise report.error()
-        report.sha256 = on_device
         return report
 
-    def _check_file(self, temp: Path, sha256: str, progress: Progress) -> VerifyReport:
+    def _check_file(self, temp: Path, progress: Progress) -> VerifyReport:
         """Every member of the fsynced file, read from the device (its clean cached pages dropped first)."""
         fd = os.open(temp, os.O_RDONLY | os.O_CLOEXEC)
         os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-        report = check_stream(fd, self.path, hashed=True, progress=progress)
-        report.expected_sha256 = sha256
-        if report.sha256 != sha256:
-            report.problem("archive", f"the re-read file's sha256 {report.sha256} differs from the written {sha256}")
-        if not report.ok:
-            raise report.error()
-        return report
+        return check_stream(fd, self.path, hashed=True, progress=progress)
 
 
 def main() -> None:

@@ -80,3 +80,12 @@ def test_media_migrate_refuses_a_target_with_a_newline_before_copying(mobius, ws
     assert "preflight" not in proc.stdout, "refused before any check or copy"
     assert (ws / ".env").read_bytes() == before
     assert not [p for p in Path(ws.parent).iterdir() if p.name.startswith("t\n")]
+
+
+def test_an_error_naming_an_argument_with_escape_sequences_shows_them_escaped(mobius, ws):
+    """A name holding a terminal escape sequence or a newline is named in the one error line with
+    those characters escaped (\\xNN): nothing reaches the terminal raw, and the line stays one line."""
+    proc = mobius("backup", "verify", "x\x01\x1b[31m\nfake.tar", "-w", str(ws))
+    line = _one_line_exit_1(proc)
+    assert "\x1b" not in proc.stderr and "\x01" not in proc.stderr
+    assert "x\\x01\\x1b[31m\\x0afake.tar" in line

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import re
 import sys
 import time
 import traceback
@@ -91,11 +92,21 @@ for module in COMMAND_MODULES:
     module.register(app)
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def _printable(text: str) -> str:
+    """`text` with control characters shown as \\xNN: a name from a file or an argument may hold an
+    escape sequence, which must not reach the terminal (or split the one error line). --json output
+    keeps the text as it is: json escapes them itself."""
+    return _CONTROL.sub(lambda match: f"\\x{ord(match.group()):02x}", text)
+
+
 def _fail(code: int, message: str) -> int:
     from mobius.config import mask_text
 
     message = mask_text(message)
-    sys.stderr.write(f"mobius: error: {message}\n")
+    sys.stderr.write(f"mobius: error: {_printable(message)}\n")
     if current.json:
         import json
 
@@ -121,7 +132,7 @@ def run(argv: list[str]) -> int:
         from mobius.config import mask_text
 
         for detail in exc.details:
-            sys.stderr.write(f"  {mask_text(str(detail))}\n")
+            sys.stderr.write(f"  {_printable(mask_text(str(detail)))}\n")
         code = _fail(exc.exit_code, exc.one_line())
         logger.error("command.failed", console=False, error=exc.message, exit_code=exc.exit_code,
                      details=exc.details[:50])

@@ -68,7 +68,10 @@ def _root(
 
 @app.command("version")
 def version_command() -> None:
-    """Print the Mobius version."""
+    """Print the Mobius version.
+
+    Example: mobius version --json
+    """
     from mobius.cli.output import emit
 
     emit({"version": __version__}, f"mobius {__version__}")

@@ -15,7 +15,7 @@ config_app = typer.Typer(help="Show and change the workspace settings.", no_args
 def show() -> None:
     """Print each effective setting and where it came from (secrets masked).
 
-    Example: mobius config show --workspace ./ws
+    Example: mobius config show --workspace .
     """
     ws = current.workspace()
     rows = setting_sources(ws)

@@ -174,7 +174,7 @@ def new_command(name: str = typer.Argument(..., help="What the migration does, e
 def dump_command(out: Path = typer.Option(None, "--out", help="Dump file (default: into the backups folder).")) -> None:
     """A dump checked readable (SQLite backup API; PostgreSQL pg_dump -Fc + pg_restore --list), with .sha256.
 
-    Example: mobius db dump --out /tmp/mobius.sqlite3
+    Example: mobius db dump --out mobius-copy.sqlite3
     """
     path = _db().dump_database(current.workspace(), out)
     emit({"path": path, "bytes": path.stat().st_size}, f"dump {path} ({path.stat().st_size} bytes, checked readable)")
@@ -187,7 +187,8 @@ def restore_command(
 ) -> None:
     """Replace the database with a dump, all or nothing; what it replaces is dumped first.
 
-    Example: mobius db restore backups/mobius_db_mobius_20261125T101500Z_ab12cd.sqlite3 --yes
+    Example: mobius db restore mobius-copy.sqlite3 --yes
+    Needs first: mobius db dump --out mobius-copy.sqlite3
     """
     from mobius.db.api import restore_with_report
 
@@ -209,7 +210,9 @@ def sync_command(
 ) -> None:
     """Copy one database over another, dumping the target first; compares row counts afterwards.
 
-    Example: mobius db sync --from postgresql://localhost/staging --to postgresql://localhost/production --yes
+    PostgreSQL: --from postgresql://host/staging --to postgresql://host/production.
+
+    Example: mobius db sync --from sqlite:///mobius.db --to sqlite:///mobius-copy.db --yes
     """
     result = _db().sync_databases(current.workspace(), from_url, to_url, overwrite=yes)
     emit(result, [f"target dumped to {result.target_dump}", f"copied {result.source} -> {result.target}",

@@ -17,7 +17,7 @@ def demo_command(
 ) -> None:
     """Create a sample workspace and run every Mobius step on it, then summarize.
 
-    Example: mobius demo /tmp/mobius-demo
+    Example: mobius demo ./mobius-demo
     """
     root = directory.expanduser().resolve()
     say(f"mobius demo in {root}")

@@ -51,6 +51,7 @@ def dupes_command(distance: int = DISTANCE, variants: bool = VARIANTS,
     """Exact and near-duplicate groups among the library's images (active hash version).
 
     Example: mobius library dupes --distance 6 --format html -o out/dupes.html
+    Needs first: mobius library hash
     """
     if fmt not in ("table", "json", "html"):
         from mobius.errors import InputError
@@ -85,7 +86,8 @@ def similar_command(image: Path = typer.Argument(..., help="The image to look fo
                     fmt: str = typer.Option("table", "--format", help="table or json.")) -> None:
     """Print IMAGE's hash (hex, as ImageHash writes it) and every library image within the distance.
 
-    Example: mobius library similar ~/Downloads/card.jpg --distance 8
+    Example: mobius library similar uploads/sushi-go/cards/dumpling.png --distance 8
+    Needs first: mobius library hash
     """
     result = _fingerprint().find_similar(current.workspace(), image, distance=distance, variants=variants)
     if fmt == "json":
@@ -106,7 +108,9 @@ def rehash_command(to: str = typer.Option(None, "--to", help="Version to migrate
                    distance: int = DISTANCE, workers: int = WORKERS) -> None:
     """Migrate the hash version: compute beside the old one, compare, switch atomically; --rollback undoes it.
 
-    Example: mobius library rehash --to fast    |    mobius library rehash --rollback
+    Example: mobius library rehash --to fast
+    Example: mobius library rehash --rollback
+    Needs first: mobius library hash
     """
     from mobius.errors import InputError
 

@@ -1,0 +1,124 @@
+"""Every command's `--help` example runs as written on a fresh `mobius init --sample` workspace.
+
+A help text holds one or more `Example:` lines (each a shell command line, run in the workspace) and at
+most one `Needs first:` line naming the commands the example needs before it (`mobius render sushi-go`
+before `golden check`). This test walks the real command tree, so a new command without a runnable
+example fails here, and an example cannot rot when the command changes.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+import typer
+
+from mobius.cli.app import app
+
+EXAMPLE = "Example:"
+NEEDS = "Needs first:"
+
+# Commands that serve until stopped: the example passes when the service answers /health.
+SERVES = {"serve"}
+
+
+def _leaf_commands() -> list[tuple[str, str]]:
+    """(command path, help text) for every command a user can run."""
+    found: list[tuple[str, str]] = []
+
+    def walk(command, path: list[str]) -> None:
+        if hasattr(command, "commands"):
+            for name, sub in sorted(command.commands.items()):
+                walk(sub, [*path, name])
+        else:
+            found.append((" ".join(path), command.help or ""))
+
+    walk(typer.main.get_command(app), [])
+    return found
+
+
+def _lines_after(marker: str, text: str) -> list[str]:
+    return [line.split(marker, 1)[1].strip() for line in text.splitlines() if marker in line]
+
+
+COMMANDS = _leaf_commands()
+
+
+@pytest.fixture(scope="module")
+def shell_path(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A PATH whose `mobius` is this interpreter's Mobius, as a user's shell would find it."""
+    bin_dir = tmp_path_factory.mktemp("bin")
+    shim = bin_dir / "mobius"
+    shim.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m mobius "$@"\n')
+    shim.chmod(0o755)
+    return f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"
+
+
+def _run(line: str, workspace: Path, path: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MOBIUS_")}
+    env["PATH"] = path
+    return subprocess.run(["bash", "-c", line], cwd=workspace, env=env, capture_output=True, text=True,
+                          timeout=600, stdin=subprocess.DEVNULL)
+
+
+def _serve_answers_health(line: str, workspace: Path, path: str) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MOBIUS_")}
+    env["PATH"] = path
+    proc = subprocess.Popen(["bash", "-c", f"exec {line}"], cwd=workspace, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    port = line.split("--port", 1)[1].split()[0] if "--port" in line else "5001"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert proc.poll() is None, f"`{line}` exited {proc.returncode}: {proc.stderr.read()}"
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as answer:
+                    assert answer.status == 200
+                    return
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.3)
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+
+
+def test_every_command_has_an_example() -> None:
+    missing = [name for name, help_text in COMMANDS if not _lines_after(EXAMPLE, help_text)]
+    assert not missing, f"commands without an `Example:` line in their help: {missing}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name,help_text", COMMANDS, ids=[name for name, _ in COMMANDS])
+def test_help_example_runs_as_written(name: str, help_text: str, sample_workspace: Path,
+                                      shell_path: str) -> None:
+    examples = _lines_after(EXAMPLE, help_text)
+    if not examples:
+        pytest.fail(f"`mobius {name} --help` has no example")
+    needs = _lines_after(NEEDS, help_text)
+    assert len(needs) <= 1, f"`mobius {name} --help`: one `{NEEDS}` line at most"
+    for line in needs:
+        done = _run(line, sample_workspace, shell_path)
+        assert done.returncode == 0, f"needed first: `{line}` exited {done.returncode}: {done.stderr[-2000:]}"
+    before = {p for p in Path("/tmp").iterdir()} if Path("/tmp").is_dir() else set()
+    for line in examples:
+        if name in SERVES:
+            _serve_answers_health(line, sample_workspace, shell_path)
+            continue
+        done = _run(line, sample_workspace, shell_path)
+        assert done.returncode == 0, f"`{line}` exited {done.returncode}: {done.stderr[-2000:]}"
+        assert "Traceback" not in done.stderr
+    # An example writes inside the workspace it runs in, never to a fixed place elsewhere.
+    created = {p for p in Path("/tmp").iterdir()} - before if before else set()
+    strays = [p for p in created if p.name.startswith("mobius")]
+    for stray in strays:
+        shutil.rmtree(stray, ignore_errors=True)
+    assert not strays, f"`mobius {name}` example wrote outside its workspace: {strays}"

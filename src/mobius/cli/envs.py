@@ -52,6 +52,23 @@ def list_command() -> None:
     emit({"environments": infos}, lines)
 
 
+@env_app.command("new")
+def new_command(name: str = typer.Argument(..., help="Environment name, e.g. staging"),
+                copy: bool = typer.Option(False, "--copy", help="Start as a verified copy of the workspace's "
+                                                                "database and library.")) -> None:
+    """Create environments/NAME.env with a database, library and backups of its own under environments/NAME/.
+
+    Example: mobius env new staging --copy
+    """
+    from mobius.envs.create import create_environment
+
+    made = create_environment(_root(), name, copy=copy, progress=current.progress())
+    copied = (f"; copied {sum(made.copied_rows.values())} rows and {made.copied_files} files, verified"
+              if made.copied_rows is not None else "")
+    emit(made, [f"environment {made.name}: {made.file}{copied}", f"  database {made.database_url}",
+                f"  library  {made.library}", f"  backups  {made.backups}"])
+
+
 @env_app.command("show")
 def show(name: str = typer.Argument(..., help="Environment name, e.g. staging")) -> None:
     """One environment's settings file (secrets masked) and its effective places.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -91,6 +92,52 @@ def test_an_interrupt_during_the_sync_still_restores_and_verifies(mobius, two_en
     assert sorted(p.name for p in (root / "prod").iterdir()) == ["backups", "uploads"]
 
 
+# item 4
+def test_rollback_after_a_deploy_killed_before_its_backup_refuses(mobius, two_envs: Path) -> None:
+    root = two_envs
+    (root / "games" / "sushi-go.yaml").unlink()
+    code, out = mobius.json("deploy", "--env", "staging", "-w", str(root))
+    assert code == 0, out
+    code, out = mobius.json("rollback", "--env", "staging", "--yes", "-w", str(root))
+    assert code == 0, out
+    sqlite3.connect(root / "staging.db").execute("UPDATE games SET name = 'edited' WHERE slug = 'azul'"
+                                                 ).connection.commit()
+    rows = table_rows(root, "staging")
+    ws = load_workspace(root, env="staging")
+    store = RecordStore.of(ws)  # what kill -9 during the deploy's preflight leaves: a running record, no backup
+    killed = store.start("env.deploy", {"env": "staging", "force": False, "backup": True})
+    store.close()
+    proc = mobius("rollback", "--env", "staging", "--yes", "-w", str(root))
+    assert proc.returncode == 1, proc.stderr
+    assert killed in proc.stderr and "nothing to roll back" in proc.stderr
+    assert table_rows(root, "staging") == rows
+
+
+# item 5
+def test_a_release_whose_backup_retention_removed_is_marked_not_restorable(mobius, two_envs: Path) -> None:
+    root = two_envs
+    (root / "games" / "sushi-go.yaml").unlink()
+    ids = []
+    for _ in range(3):
+        code, out = mobius.json("deploy", "--env", "staging", "-w", str(root))
+        assert code == 0, out
+        ids.append(out["release"])
+    code, out = mobius.json("--env", "staging", "backup", "create", "--keep", "1", "-w", str(root))
+    assert code == 0, out
+    code, listed = mobius.json("releases", "--env", "staging", "-w", str(root))
+    restorable = {r["id"]: r["restorable"] for r in listed["releases"]}
+    # `--to` the first needs the second deploy's backup (retention removed it); `--to` the second needs the
+    # third's (protected: a plain rollback restores it); the newest is the current state
+    assert restorable == {ids[0]: False, ids[1]: True, ids[2]: None}
+    proc = mobius("releases", "--env", "staging", "-w", str(root))
+    assert "not restorable" in proc.stdout
+    rows, releases_before = table_rows(root, "staging"), listed["releases"]
+    proc = mobius("rollback", "--env", "staging", "--to", ids[0], "--yes", "-w", str(root))
+    assert proc.returncode == 1 and "no longer restorable" in proc.stderr, proc.stderr
+    assert table_rows(root, "staging") == rows
+    assert mobius.json("releases", "--env", "staging", "-w", str(root))[1]["releases"] == releases_before
+
+
 # item 6
 def test_a_touched_target_file_means_a_verified_full_copy_not_a_stuck_promote(mobius, two_envs: Path) -> None:
     root = two_envs
@@ -166,3 +213,16 @@ def test_overlapping_and_aliased_places_are_refused_in_the_plan(mobius, two_envs
     _production(root, library_dir="prod-link")
     proc = mobius(*PROMOTE, "--dry-run", "-w", str(root))
     assert proc.returncode == 1 and "symbolic link" in proc.stderr, proc.stderr
+
+
+# item 17
+def test_a_restart_command_with_an_unbalanced_quote_is_refused_when_read(mobius, two_envs: Path) -> None:
+    root = two_envs
+    with (root / "environments" / "staging.env").open("a") as f:
+        f.write('MOBIUS_SERVICE_RESTART_COMMAND=systemctl restart "mobius\n')
+    for extra in (("--dry-run",), ()):
+        proc = mobius("deploy", "--env", "staging", *extra, "-w", str(root))
+        assert proc.returncode == 1, proc.stderr
+        assert "MOBIUS_SERVICE_RESTART_COMMAND" in proc.stderr and "quotation" in proc.stderr
+        assert "internal error" not in proc.stderr
+    assert not (root / "staging" / "backups").exists() or not list((root / "staging" / "backups").glob("*.tar*"))

@@ -226,3 +226,23 @@ def test_a_restart_command_with_an_unbalanced_quote_is_refused_when_read(mobius,
         assert "MOBIUS_SERVICE_RESTART_COMMAND" in proc.stderr and "quotation" in proc.stderr
         assert "internal error" not in proc.stderr
     assert not (root / "staging" / "backups").exists() or not list((root / "staging" / "backups").glob("*.tar*"))
+
+
+# item 20
+def test_env_promote_is_a_plan_step_with_a_verified_undo(mobius, two_envs: Path) -> None:
+    root = two_envs
+    plan = root / "promote.yaml"
+    plan.write_text("name: promote-staging\ntype: environment\nrisk: medium\nsteps:\n  - backup: {}\n"
+                    "  - env.promote: {from: staging, to: production}\n")  # docs/migrate.md's example
+    proc = mobius("-w", str(root), "migrate", "plan", str(plan))
+    assert proc.returncode == 0, proc.stderr
+    assert "env.promote" in proc.stdout
+    rows, library = table_rows(root, "production"), tree(root / "prod" / "uploads")
+    code, out = mobius.json("-w", str(root), "migrate", "run", str(plan), "--yes")
+    assert code == 0, out
+    assert table_rows(root, "production") == table_rows(root, "staging")
+    assert tree(root / "prod" / "uploads") == tree(root / "staging" / "uploads")
+    code, back = mobius.json("-w", str(root), "migrate", "rollback", out["id"], "--yes")
+    assert code == 0, back
+    assert table_rows(root, "production") == rows
+    assert tree(root / "prod" / "uploads") == library

@@ -153,7 +153,9 @@ def plan_lines(plan: dict[str, Any]) -> list[str]:
 
 def promote(root: Path, source_name: str, target_name: str, *, dry_run: bool = False,
             confirm: Callable[[str], bool] | None = None, say: Callable[[str], None] = lambda line: None,
-            progress: Any = None) -> PromoteResult:
+            progress: Any = None, on_backup: Callable[[Path, dict[str, Any]], None] | None = None) -> PromoteResult:
+    """Promote A to B (see the module docstring). `on_backup(archive, snapshot)` is called once B's verified
+    backup exists and before anything changes: a caller's undo handle (the env.promote plan step) starts there."""
     if source_name == target_name:
         raise InputError("--from and --to name the same environment")
     source, target = load_environment(root, source_name), load_environment(root, target_name)
@@ -189,6 +191,8 @@ def promote(root: Path, source_name: str, target_name: str, *, dry_run: bool = F
         before = steps.run("snapshot", lambda: ("library, database rows, settings digest", state.snapshot(target)))
         backup = steps.run("backup", lambda: _backup(target, progress))
         result.backup = str(backup.path)
+        if on_backup is not None:
+            on_backup(backup.path, before)
         has_db = "database/mobius.dump" in backup.extras
         try:
             _apply(steps, source, target, sync_ws, result, progress)

@@ -36,20 +36,20 @@ def overlap(a: str | Path, b: str | Path) -> str | None:
     return None
 
 
-def backups_layout_problem(library: str | Path, backups: str | Path) -> str | None:
-    """Why this backups folder cannot protect this library, or None when the layout is safe."""
+def backups_layout_problem(library: str | Path, backups: str | Path, *, what: str = "library") -> str | None:
+    """Why this backups folder cannot protect this library (or goldens folder), or None when the layout is safe."""
     if "://" in str(library) or "://" in str(backups):
         return None  # object storage: never a parent of a local folder
     if resolved(backups) == resolved(library):
-        return f"the backups folder {backups} is the library {library}"
+        return f"the backups folder {backups} is the {what} {library}"
     if is_within(backups, library):
-        return f"the backups folder {backups} is inside the library {library}"
+        return f"the backups folder {backups} is inside the {what} {library}"
     return None
 
 
-def refuse_backups_in_library(library: str | Path, backups: str | Path) -> None:
+def refuse_backups_in_library(library: str | Path, backups: str | Path, *, what: str = "library") -> None:
     """InputError (exit 1) when a backup of `library` into `backups` would archive, and later lose, itself."""
-    problem = backups_layout_problem(library, backups)
+    problem = backups_layout_problem(library, backups, what=what)
     if problem is not None:
-        raise InputError(f"{problem}: a backup would archive itself and replacing the library would remove "
-                         "its restore point", hint="set MOBIUS_BACKUP_DIR to a folder outside MOBIUS_LIBRARY_DIR")
+        raise InputError(f"{problem}: a backup would archive itself and replacing the {what} would remove "
+                         "its restore point", hint=f"set MOBIUS_BACKUP_DIR to a folder outside the {what}")

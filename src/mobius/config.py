@@ -127,6 +127,22 @@ def _to_env_name(text: str) -> str:
     return text
 
 
+def _to_command(text: str) -> str:
+    """A command line as deploy runs it (split like a shell, no shell): refused now if it cannot be split."""
+    import shlex
+
+    if text == "":
+        return text  # set but empty: not configured, as before
+    try:
+        words = shlex.split(text)
+    except ValueError as exc:
+        raise ValueError(f"should be a command line a shell can split ({exc})") from None
+    if not words:
+        raise ValueError("should name a command (leave the setting out when there is none)")
+    return text
+
+
+_CHECKED: dict[str, Callable[[str], str]] = {"env": _to_env_name, "service_restart_command": _to_command}
 _CONVERTERS: dict[str, tuple[type, Callable[[str], Any]]] = {
     "str": (str, str), "int": (int, _to_int), "float": (float, _to_float), "bool": (bool, _to_bool)}
 _SETTING_TYPES: dict[str, str] = {field.name: str(field.type) for field in dataclasses.fields(Settings)}
@@ -153,7 +169,7 @@ def _convert(name: str, value: Any) -> Any:
     kind, parse = _CONVERTERS[base]
     if isinstance(value, str):
         try:
-            value = _to_env_name(value) if name == "env" else parse(value)
+            value = _CHECKED[name](value) if name in _CHECKED else parse(value)
         except ValueError as exc:
             raise SettingError(name, str(exc)) from None
     elif kind is float and isinstance(value, int) and not isinstance(value, bool):

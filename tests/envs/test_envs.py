@@ -73,8 +73,9 @@ def test_validate_reports_each_check(mobius, two_envs: Path) -> None:
     code, out = mobius.json("env", "validate", "production", "-w", str(two_envs))
     assert code == 0, out
     names = [c["name"] for c in out["checks"]]
-    assert names == ["settings", "library folder", "backups folder", "database", "free disk", "codecs"]
-    assert "schema version 3" in out["checks"][3]["observed"]
+    assert names == ["settings", "library folder", "backups folder", "backups outside the library", "database",
+                     "free disk", "codecs"]
+    assert "schema version 3" in out["checks"][4]["observed"]
 
 
 @pytest.mark.slow

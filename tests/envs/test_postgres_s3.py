@@ -22,7 +22,7 @@ def test_promote_between_two_postgres_databases(mobius, two_envs: Path, postgres
     seed(root, "production", [("catan", "Catan")])
     code, out = mobius.json("env", "validate", "production", "-w", str(root))
     assert code == 0, out
-    assert "postgresql" in out["checks"][3]["detail"]
+    assert "postgresql" in out["checks"][4]["detail"]
     rows, library = table_rows(root, "production"), tree(root / "prod" / "uploads")
     settings = (root / "environments" / "production.env").read_bytes()
     proc = mobius("env", "promote", "--from", "staging", "--to", "production", "--yes", "-w", str(root),

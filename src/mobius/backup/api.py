@@ -17,6 +17,7 @@ from mobius.progress import Progress
 from mobius.records import records_call
 from mobius.safety.atomic import TEMP_PREFIX
 from mobius.safety.lock import FileLock
+from mobius.safety.places import refuse_backups_in_library
 
 LIBRARY_PREFIX = "mobius_library"
 ENV_MEMBER = "workspace/.env"
@@ -32,6 +33,7 @@ def create_backup(ws: Workspace, *, keep: int | None = None, database: bool = Tr
     Retention (keep the `keep` newest, default MOBIUS_BACKUP_KEEP, and always the newest verified)
     runs only after the new archive verified; a failed verify raises before anything is deleted.
     """
+    refuse_backups_in_library(ws.library, ws.backups)
     keep = ws.settings.backup_keep if keep is None else keep
     if keep < 1:
         raise InputError(f"--keep must be at least 1, not {keep}", hint="the new backup always stays")

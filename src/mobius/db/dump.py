@@ -29,6 +29,7 @@ from mobius.safety.atomic import fsync_dir, temp_name_for
 from mobius.safety.checksums import read_checksum_file, write_checksum_file
 from mobius.safety.diskspace import require_free_space
 from mobius.safety.hashing import sha256_file
+from mobius.safety.places import refuse_backups_in_library
 from mobius.safety.stamps import utc_compact
 
 SQLITE_SUFFIX = ".sqlite3"
@@ -51,7 +52,9 @@ class Dump:
 
 
 def dump_path_for(ws: Workspace, target: DatabaseTarget, *, label: str = "") -> Path:
-    """backups/mobius_db_<name>_<UTC stamp>[_label]_<random>.<sqlite3|pgdump>."""
+    """backups/mobius_db_<name>_<UTC stamp>[_label]_<random>.<sqlite3|pgdump>; never inside the library (a library
+    restore or promote would move the dump away with it)."""
+    refuse_backups_in_library(ws.library, ws.backups)
     stamp = utc_compact()
     suffix = SQLITE_SUFFIX if target.is_sqlite else PG_SUFFIX
     tag = f"_{label}" if label else ""

@@ -18,6 +18,7 @@ from typing import Any
 from mobius import __version__
 from mobius.config import Workspace
 from mobius.envs import health, releases, state
+from mobius.envs.places import check_layout
 from mobius.envs.steps import DESCRIBED, NOT_CONFIGURED, REHEARSED, SKIPPED, Steps
 from mobius.envs.validate import check_codecs, check_database, check_free_disk
 from mobius.errors import MobiusError, VerificationError
@@ -71,6 +72,7 @@ def deploy(ws: Workspace, *, dry_run: bool = False, backup: bool = True, force: 
     from mobius.render.pipeline import pipeline_test
     from mobius.render.spec import list_specs
 
+    check_layout(ws)
     result = DeployResult(ws.environment, dry_run)
     report, pending = preflight(ws)
     result.preflight = report.to_dict()

@@ -10,46 +10,39 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mobius.config import (
-    ENV_PREFIX,
-    Settings,
-    Workspace,
-    change_settings,
-    environment_file,
-    is_secret_name,
-    is_url,
-    mask_text,
-    setting_field,
-)
+from mobius.config import ENV_PREFIX, Settings, Workspace, change_settings, environment_file, mask_text
 from mobius.envs import state
 from mobius.envs.diff import diff_environments
 from mobius.envs.environments import load_environment
+from mobius.envs.places import check_promote_places
 from mobius.envs.steps import DESCRIBED, REHEARSED, SKIPPED, Steps
 from mobius.envs.validate import validate_environment
 from mobius.errors import InputError, MobiusError, VerificationError
 from mobius.records import recorded
-from mobius.safety.atomic import atomic_write_text
+from mobius.safety.atomic import TEMP_PREFIX, atomic_write_text
 from mobius.safety.diskspace import human_bytes
 from mobius.safety.envfile import read_env_file
-from mobius.safety.stamps import utc_compact
+from mobius.safety.leftovers import rmtree_parallel, sweep
+from mobius.safety.swap import recover_swap, swap_folder
 from mobius.safety.tree import FILE, walk
 
-# Settings that name an environment's own places or identity: they never follow a promote.
-PLACE_SETTINGS = frozenset(ENV_PREFIX + name.upper() for name in (
-    "library_dir", "backup_dir", "database_url", "env", "service_url", "service_restart_command", "s3_endpoint_url"))
+# The settings that follow a promote: how the product behaves (retention, timeouts, health-gate policy).
+# Everything else stays with the environment: its places (library, backups, database, service, S3
+# endpoint), its infrastructure (executor, Dask scheduler, workers, free-disk floor), its people
+# (emergency contacts, notice lead time) and its secrets. A new setting stays until it is added here.
+FOLLOWING = frozenset(ENV_PREFIX + name.upper() for name in (
+    "backup_keep", "golden_per_os", "db_lock_timeout_ms", "db_statement_timeout_ms", "db_advisory_lock_wait_s",
+    "db_backfill_pause_ms", "health_timeout_s", "health_interval_s", "health_successes"))
 
 
 def settings_to_follow(source: dict[str, str], target: dict[str, str]) -> dict[str, str]:
-    """Source values the target lacks or differs in, except places, secrets and non-Mobius keys."""
-    return {k: v for k, v in source.items()
-            if k not in PLACE_SETTINGS and not is_secret_name(k) and setting_field(k) is not None
-            and target.get(k) != v}
+    """Source values of allow-listed settings (FOLLOWING) that the target lacks or has different."""
+    return {k: v for k, v in source.items() if k in FOLLOWING and target.get(k) != v}
 
 
 @dataclass
@@ -92,7 +85,8 @@ def _journaled(sync_ws: Workspace, target_library: str) -> bool:
     from mobius.media import list_migrations
 
     left = _last_promote(sync_ws)
-    if left.get("target") != target_library or left.get("digest") != state.tree_digest(Path(target_library))["digest"]:
+    now = state.tree_digest(Path(target_library), identity=True)["digest"]
+    if left.get("target") != target_library or left.get("digest") != now:
         return False
     return any(r.target == target_library and r.status in ("completed", "switching")
                for r in list_migrations(sync_ws))
@@ -100,7 +94,7 @@ def _journaled(sync_ws: Workspace, target_library: str) -> bool:
 
 def _mark_in_sync(sync_ws: Workspace, source_library: str, target_library: str) -> None:
     atomic_write_text(_marker(sync_ws), json.dumps({
-        "target": target_library, "digest": state.tree_digest(Path(target_library))["digest"],
+        "target": target_library, "digest": state.tree_digest(Path(target_library), identity=True)["digest"],
         "source_digest": state.tree_digest(Path(source_library))["digest"]}))
 
 
@@ -109,29 +103,25 @@ def library_plan(sync_ws: Workspace, source: Path, target: Path) -> dict[str, An
     from mobius.media import migrate
 
     target_id = str(target)
+    why = "first promote, or the target changed since the last one"
     if _journaled(sync_ws, target_id):
-        result = migrate(sync_ws, target_id, dry_run=True, backup=False)
-        same_tree = _last_promote(sync_ws).get("source_digest") == state.tree_digest(source)["digest"]
-        return {"files": result.planned_files, "bytes": result.planned_bytes, "unchanged": result.skipped,
-                "in_sync": same_tree and result.planned_files == 0,
-                "mode": "changed files only (journal of the last promote)", "rehearsed": True}
+        try:
+            result = migrate(sync_ws, target_id, dry_run=True, backup=False)
+        except MobiusError as exc:  # the journal does not describe the target: a full copy, never a stuck plan
+            why = f"the journal of the last promote does not match the target ({exc.message})"
+        else:
+            same_tree = _last_promote(sync_ws).get("source_digest") == state.tree_digest(source)["digest"]
+            return {"files": result.planned_files, "bytes": result.planned_bytes, "unchanged": result.skipped,
+                    "in_sync": same_tree and result.planned_files == 0, "journaled": True,
+                    "mode": "changed files only (journal of the last promote)", "rehearsed": True}
     files = [e for e in walk(source) if e.kind == FILE] if source.is_dir() else []
     return {"files": len(files), "bytes": sum(e.size for e in files), "unchanged": 0, "in_sync": False,
-            "mode": "first promote: the target library is replaced by a verified full copy "
-                    "(its current content is in the backup)", "rehearsed": False}
+            "journaled": False, "mode": "full copy: the target library is replaced by a verified full copy "
+                                        f"(its current content is in the backup); {why}", "rehearsed": False}
 
 
 def make_plan(root: Path, source: Workspace, target: Workspace, sync_ws: Workspace) -> dict[str, Any]:
-    for ws in (source, target):
-        if is_url(ws.library):
-            raise InputError(f"environment {ws.environment}: promote needs a local library, not {ws.library}",
-                             hint="object-storage libraries are validated and backed up elsewhere; see docs/envs.md")
-    if Path(source.library) == Path(target.library):
-        raise InputError(f"{source.environment} and {target.environment} share the library {source.library}",
-                         hint="give each environment its own MOBIUS_LIBRARY_DIR")
-    if source.database_url == target.database_url:
-        raise InputError(f"{source.environment} and {target.environment} share one database",
-                         hint="give each environment its own MOBIUS_DATABASE_URL")
+    check_promote_places(source, target)
     diff = diff_environments(root, source.environment or "", target.environment or "")
     follow = settings_to_follow(read_env_file(source.env_file), read_env_file(target.env_file))
     library = library_plan(sync_ws, Path(source.library), Path(target.library))
@@ -163,10 +153,14 @@ def plan_lines(plan: dict[str, Any]) -> list[str]:
 
 def promote(root: Path, source_name: str, target_name: str, *, dry_run: bool = False,
             confirm: Callable[[str], bool] | None = None, say: Callable[[str], None] = lambda line: None,
-            progress: Any = None) -> PromoteResult:
+            progress: Any = None, on_backup: Callable[[Path, dict[str, Any]], None] | None = None) -> PromoteResult:
+    """Promote A to B (see the module docstring). `on_backup(archive, snapshot)` is called once B's verified
+    backup exists and before anything changes: a caller's undo handle (the env.promote plan step) starts there."""
     if source_name == target_name:
         raise InputError("--from and --to name the same environment")
     source, target = load_environment(root, source_name), load_environment(root, target_name)
+    check_promote_places(source, target)
+    _clear_interrupted_sync(Path(target.library), say)
     sync_ws = sync_workspace(source, target)
     result = PromoteResult(source_name, target_name, dry_run)
     result.plan = make_plan(root, source, target, sync_ws)
@@ -197,23 +191,31 @@ def promote(root: Path, source_name: str, target_name: str, *, dry_run: bool = F
         before = steps.run("snapshot", lambda: ("library, database rows, settings digest", state.snapshot(target)))
         backup = steps.run("backup", lambda: _backup(target, progress))
         result.backup = str(backup.path)
+        if on_backup is not None:
+            on_backup(backup.path, before)
         has_db = "database/mobius.dump" in backup.extras
         try:
             _apply(steps, source, target, sync_ws, result, progress)
-        except MobiusError as exc:
+        except BaseException as exc:  # the promise holds for every failure: an interrupt, a bug, an OSError
+            reason = exc.message if isinstance(exc, MobiusError) else f"{type(exc).__name__}: {exc}".rstrip(": ")
             _marker(sync_ws).unlink(missing_ok=True)
-            say(f"promote failed: {exc.message}; restoring {target_name} from {backup.path.name}")
+            say(f"promote failed: {reason}; restoring {target_name} from {backup.path.name}")
             report = state.restore(target, backup.path, expected=before, has_database=has_db)
             result.restored = report.to_dict()
             for line in report.lines():
                 say(f"restore: {line}")
             handle.result = {**result.__dict__, "steps": steps.to_list()}
             if not report.ok:
-                raise VerificationError(f"promote failed ({exc.message}) and the restore of {target_name} failed "
+                raise VerificationError(f"promote failed ({reason}) and the restore of {target_name} failed "
                                         f"too", hint=f"restore by hand: mobius --env {target_name} backup restore "
                                         f"{backup.path.name} --database", details=report.lines()) from None
-            raise VerificationError(f"promote failed at a step: {exc.message}; {target_name} was restored from "
-                                    f"{backup.path.name} and verified", hint=exc.hint) from None
+            say(f"{target_name} restored from {backup.path.name} and verified")
+            _remove_own_asides(Path(target.library))
+            if not isinstance(exc, Exception):
+                raise  # KeyboardInterrupt, SystemExit: stop as asked, now that the target is whole again
+            raise VerificationError(f"promote failed at a step: {reason}; {target_name} was restored from "
+                                    f"{backup.path.name} and verified",
+                                    hint=exc.hint if isinstance(exc, MobiusError) else None) from None
         result.steps = steps.to_list()
         handle.result = {"backup": result.backup, "steps": result.steps, "plan": result.plan}
     return result
@@ -240,6 +242,39 @@ def _nothing_to_do(target: Workspace, result: PromoteResult, say: Callable[[str]
     return result
 
 
+def _aside_names(library: Path) -> tuple[Path, Path]:
+    """An empty folder to swap in, and where the old library goes: temp names owned by this process, so a
+    killed promote's copy of the old library is a leftover the next promote (or sweep) removes."""
+    stem = f"{TEMP_PREFIX}{os.getpid()}-"
+    return (library.with_name(f"{stem}promote-empty-{library.name}"),
+            library.with_name(f"{stem}pre-promote-{library.name}"))
+
+
+def _empty_the_library(library: Path) -> Path:
+    """Swap an empty folder in for the target library (safety.swap: an intent first, repaired after a kill);
+    returns the old library's new place. Its content is in the verified backup taken before."""
+    empty, aside = _aside_names(library)
+    empty.mkdir()
+    return swap_folder(empty, library, old=aside) or aside
+
+
+def _remove_own_asides(library: Path) -> None:
+    """After a proven restore: the old library this run moved aside is no longer needed."""
+    for path in _aside_names(library):
+        if path.exists() or path.is_symlink():
+            rmtree_parallel(path)
+
+
+def _clear_interrupted_sync(library: Path, say: Callable[[str], None]) -> None:
+    """Finish a library swap a killed promote left, and remove its old library (dead owner only)."""
+    recovery = recover_swap(library)
+    if recovery is not None:
+        say(f"promote: {recovery.message()}")
+    for path in sweep([library.parent]):
+        say(f"promote: removed {path.name}, left by an interrupted promote (its content is in that promote's "
+            "backup)")
+
+
 def _backup(target: Workspace, progress: Any) -> tuple[str, Any]:
     backup = state.take_backup(target, progress)
     return f"{backup.path.name} verified (sha256 {backup.sha256[:16]}...)", backup
@@ -250,8 +285,8 @@ def _apply(steps: Steps, source: Workspace, target: Workspace, sync_ws: Workspac
     from mobius.db import sync_databases
     from mobius.media import migrate
 
-    def copy_database() -> tuple[str, Any]:
-        out = sync_databases(source, source.database_url, target.database_url, overwrite=True)
+    def copy_database() -> tuple[str, Any]:  # the target's workspace: its pre-sync dump goes to its backups
+        out = sync_databases(target, source.database_url, target.database_url, overwrite=True)
         return f"{len(out.tables)} tables, row counts equal on both sides", out
 
     steps.run("database copy", copy_database)
@@ -259,12 +294,12 @@ def _apply(steps: Steps, source: Workspace, target: Workspace, sync_ws: Workspac
     def sync_library() -> tuple[str, Any]:
         target_lib = Path(target.library)
         aside = None
-        if not _journaled(sync_ws, str(target_lib)) and target_lib.exists() and any(target_lib.iterdir()):
-            aside = target_lib.with_name(f"{target_lib.name}.pre-promote-{utc_compact()}")
-            os.replace(target_lib, aside)
+        trusted = result.plan["library_sync"].get("journaled") and _journaled(sync_ws, str(target_lib))
+        if not trusted and target_lib.exists() and any(target_lib.iterdir()):
+            aside = _empty_the_library(target_lib)
         out = migrate(sync_ws, str(target_lib), backup=False, progress=progress)
         if aside is not None:
-            shutil.rmtree(aside)
+            rmtree_parallel(aside)
         return (f"{out.planned_files} files copied ({human_bytes(out.planned_bytes)}), {out.skipped} unchanged, "
                 f"every byte re-read at the target"), out
 

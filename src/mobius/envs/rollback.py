@@ -14,6 +14,7 @@ from typing import Any
 
 from mobius.config import Workspace, load_workspace
 from mobius.envs import health, releases, state
+from mobius.envs.places import check_layout
 from mobius.envs.steps import NOT_CONFIGURED, Steps
 from mobius.errors import InputError, MobiusError, VerificationError
 from mobius.records import recorded
@@ -44,6 +45,7 @@ def rollback(ws: Workspace, *, to: str | None = None, archive: str | None = None
              progress: Any = None) -> RollbackResult:
     from mobius.backup import DATABASE_MEMBER, verify_archive
 
+    check_layout(ws)
     path = choose_archive(ws, to=to, archive=archive)
     result = RollbackResult(ws.environment, str(path))
     with recorded(ws, releases.ROLLBACK, {"env": ws.environment, "archive": str(path), "to": to}) as handle:

@@ -19,13 +19,19 @@ from mobius.safety.atomic import atomic_write_bytes
 from mobius.safety.tree import walk
 
 
-def tree_digest(folder: Path) -> dict[str, Any]:
-    """Files, bytes and a digest of every entry's path, kind, size, mode and link (no content read)."""
+def tree_digest(folder: Path, *, identity: bool = False) -> dict[str, Any]:
+    """Files, bytes and a digest of every entry's path, kind, size, mode and link (no content read).
+
+    With `identity`, each file's mtime and inode count too: what the media migration compares to
+    tell a file it wrote from one edited since (a `touch` changes the digest). A restore gives back
+    content, not inodes, so the snapshot a restore is proven against leaves them out.
+    """
     digest = hashlib.sha256()
     files = size = 0
     if folder.is_dir():
         for entry in sorted(walk(folder), key=lambda e: e.path):
-            digest.update(f"{entry.path}\0{entry.kind}\0{entry.size}\0{entry.mode}\0{entry.link}\n".encode(
+            stamp = f"\0{entry.mtime_ns}\0{entry.inode}" if identity and entry.kind == "file" else ""
+            digest.update(f"{entry.path}\0{entry.kind}\0{entry.size}\0{entry.mode}\0{entry.link}{stamp}\n".encode(
                 "utf-8", "surrogateescape"))
             files += entry.kind == "file"
             size += entry.size if entry.kind == "file" else 0
@@ -124,8 +130,9 @@ def restore(ws: Workspace, archive: Path, *, expected: dict[str, Any] | None = N
         aside = result.rollback
         report.add(passed("database restored", mask_text(ws.database_url)) if has_database else
                    failed("database restored", None, detail="the backup holds no database dump (it was empty)"))
-    except MobiusError as exc:
-        report.add(failed("restore", None, detail=mask_text(exc.one_line())))
+    except Exception as exc:  # noqa: BLE001 - any failure is a failed check of the report, never a lost one
+        text = exc.one_line() if isinstance(exc, MobiusError) else f"{type(exc).__name__}: {exc}"
+        report.add(failed("restore", None, detail=mask_text(text)))
         return report
     if expected is not None:
         now = snapshot(ws)

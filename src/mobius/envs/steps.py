@@ -57,8 +57,8 @@ class Steps:
         started = time.monotonic()
         try:
             evidence, value = action()
-        except Exception as exc:
-            message = getattr(exc, "message", None) or str(exc)
+        except BaseException as exc:  # an interrupt or a bug is a failed step too, in the record
+            message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
             self._record(StepLine(name, FAILED, message, time.monotonic() - started), error=message)
             raise
         self._record(StepLine(name, DONE, evidence, time.monotonic() - started), undo=undo)

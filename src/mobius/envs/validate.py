@@ -15,6 +15,7 @@ from mobius.config import Workspace, is_url, mask_text
 from mobius.errors import MobiusError
 from mobius.results import Check, Report, at_least, failed, passed
 from mobius.safety.diskspace import disk_space, existing_ancestor, human_bytes
+from mobius.safety.places import backups_layout_problem
 from mobius.safety.stamps import new_id
 
 RENDER_CODECS = ("libx264", "aac")
@@ -35,6 +36,15 @@ def check_folder(name: str, folder: Path) -> Check:
         return failed(name, str(folder), detail=f"does not exist and {parent} is not writable")
     except OSError as exc:
         return failed(name, str(folder), detail=f"not writable: {exc.strerror or exc}")
+
+
+def check_backups_layout(ws: Workspace) -> Check:
+    """The backups folder lies outside the library (inside, a backup archives itself and a restore loses it)."""
+    problem = backups_layout_problem(ws.library, ws.backups)
+    if problem is not None:
+        return failed("backups outside the library", str(ws.backups), threshold=f"outside {ws.library}",
+                      detail=f"{problem}; set MOBIUS_BACKUP_DIR to a folder outside MOBIUS_LIBRARY_DIR")
+    return passed("backups outside the library", str(ws.backups), detail=f"not inside {ws.library}")
 
 
 def check_database(ws: Workspace) -> Check:
@@ -106,6 +116,7 @@ def validate_environment(ws: Workspace, *, codecs: bool = True) -> Report:
     else:
         report.add(check_folder("library folder", Path(ws.library)))
     report.add(check_folder("backups folder", ws.backups))
+    report.add(check_backups_layout(ws))
     report.add(check_database(ws))
     report.add(check_free_disk(ws))
     if codecs:

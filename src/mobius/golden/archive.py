@@ -19,6 +19,7 @@ from mobius.golden.baseline import golden_lock, recover, swap_in
 from mobius.log import get_logger
 from mobius.progress import Progress
 from mobius.safety.atomic import TEMP_PREFIX
+from mobius.safety.places import refuse_backups_in_library
 
 PREFIX = "golden"
 MEMBER_ROOT = "library"  # write_archive stores the source tree under this top folder
@@ -36,6 +37,7 @@ def backup_goldens(ws: Workspace, *, progress: Progress | None = None):
                          hint="approve a render first: `mobius golden approve`")
     from mobius.backup import write_archive  # imported here: `golden check` never needs it
 
+    refuse_backups_in_library(ws.golden, ws.backups, what="goldens folder")
     result = write_archive(ws.golden, ws.backups, PREFIX, progress=progress)
     get_logger().info("golden.backup.done", archive=str(result.path), sha256=result.sha256)
     return result

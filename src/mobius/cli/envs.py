@@ -44,6 +44,7 @@ def list_command() -> None:
     """The environments of this workspace (environments/*.env) and the places each owns.
 
     Example: mobius env list
+    Needs first: mobius env new staging
     """
     infos = _envs().list_environments(_root())
     lines = [f"{len(infos)} environment(s)"] + [
@@ -74,6 +75,7 @@ def show(name: str = typer.Argument(..., help="Environment name, e.g. staging"))
     """One environment's settings file (secrets masked) and its effective places.
 
     Example: mobius env show production
+    Needs first: mobius env new production
     """
     shown = _envs().show_environment(_root(), name)
     info = shown["environment"]
@@ -87,7 +89,8 @@ def show(name: str = typer.Argument(..., help="Environment name, e.g. staging"))
 def diff(a: str = typer.Argument(..., help="First environment"), b: str = typer.Argument(..., help="Second")) -> None:
     """Keys only in A, only in B, changed; secrets only as a sha256 fingerprint. Exit 0 same, 2 differs.
 
-    Example: mobius env diff staging production --json
+    Example: mobius env diff staging production --json   # exit 2: they differ
+    Needs first: mobius env new staging --copy && mobius env new production
     """
     result = _envs().diff_environments(_root(), a, b)
     emit(result.to_dict(), result.lines())
@@ -100,6 +103,7 @@ def validate(name: str = typer.Argument(..., help="Environment name")) -> None:
     """Settings parse, folders writable, database reachable (schema version), s3 probe, free disk, codecs.
 
     Example: mobius env validate production
+    Needs first: mobius env new production
     """
     envs = _envs()
     report = envs.validate_environment(envs.load_environment(_root(), name))
@@ -115,7 +119,10 @@ def promote(source: str = typer.Option(..., "--from", help="Environment to promo
             yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation.")) -> None:
     """Plan, back up the target (verified), copy the database, sync the library, carry settings, validate.
 
-    Any failure restores the target from its backup. Example: mobius env promote --from staging --to production
+    Any failure restores the target from its backup.
+
+    Example: mobius env promote --from staging --to production --yes
+    Needs first: mobius env new staging --copy && mobius env new production
     """
     from mobius.envs.promote import promote as run_promote
 
@@ -145,7 +152,10 @@ def deploy_command(dry_run: bool = typer.Option(False, "--dry-run", help="Check 
                    env: str = typer.Option(None, "--env", help="Environment (same as the global --env).")) -> None:
     """Preflight, backup, migrations (rehearsed first), pipeline self-test, release record, restart, health gate.
 
-    Exit 4 when the service does not become ready in time. Example: mobius deploy --env production
+    Exit 4 when the service does not become ready in time.
+
+    Example: mobius deploy --env production
+    Needs first: mobius env new production --copy
     """
     from mobius.envs.deploy import deploy
 
@@ -163,7 +173,10 @@ def rollback_command(to: str = typer.Option(None, "--to", help="Release id to re
                      env: str = typer.Option(None, "--env", help="Environment (same as the global --env).")) -> None:
     """Verify the backup, back up the current state, restore library + database + settings, health gate.
 
-    Without --to/--backup: the state before the newest release. Example: mobius rollback --env production --yes
+    Without --to/--backup: the state before the newest release.
+
+    Example: mobius rollback --env production --yes
+    Needs first: mobius env new production --copy && mobius deploy --env production
     """
     from mobius.envs.rollback import rollback
 
@@ -178,6 +191,7 @@ def releases_command(env: str = typer.Option(None, "--env", help="Environment (s
     """Deploys and rollbacks of an environment, newest first, with the backup each one took.
 
     Example: mobius releases --env production --json
+    Needs first: mobius env new production --copy && mobius deploy --env production
     """
     from mobius.envs.releases import list_releases
 

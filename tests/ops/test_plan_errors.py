@@ -14,9 +14,10 @@ from tests.ops.conftest import CHEAP_STEPS, write_plan
     (CHEAP_STEPS, 'window: {start: "2020-01-01T23:00", end: "2020-01-02T01:00"}\n',
      "plan.yaml:14: window: the window ended in the past"),
     (CHEAP_STEPS, 'window: {start: "25:00", end: "02:00"}\n', "plan.yaml:14: window.start: '25:00' is not"),
-    ("  - db.migrate: {to: three}\n", "", "plan.yaml:7: steps.0: db.migrate `to` must be a version number"),
+    ("  - db.migrate: {to: three}\n", "",
+     "plan.yaml:7: steps.0: db.migrate `to`: Input should be a valid integer (got \"three\")"),
     ('  - media.migrate: {to: "media-v2\\nMOBIUS_BACKUP_KEEP=1"}\n', "",
-     "plan.yaml:7: steps.0: MOBIUS_LIBRARY_DIR contains a control character"),
+     "plan.yaml:7: steps.0: media.migrate `to`: MOBIUS_LIBRARY_DIR contains a control character"),
 ])
 def test_bad_plan_is_one_line_exit_1(mobius, ops_ws: Path, steps: str, extra: str, expected: str) -> None:
     plan = write_plan(ops_ws, steps, extra=extra)

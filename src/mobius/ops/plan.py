@@ -7,6 +7,7 @@ missing file, an unknown step, a window that is invalid or already over.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 import zoneinfo
 from pathlib import Path
@@ -210,21 +211,95 @@ def _node_at(node: yaml.Node | None, loc: tuple[Any, ...]) -> yaml.Node | None:
     return node
 
 
+class _RefusedYaml(yaml.MarkedYAMLError):
+    """Valid YAML that a plan may not use (an alias, a key given twice)."""
+
+
+class _PlanLoader(yaml.SafeLoader):
+    """YAML as a plan may be written: no aliases, no duplicate keys.
+
+    An alias (`*name`, and so `<<: *name`) can expand a few hundred bytes into gigabytes (a "billion
+    laughs" plan), and a plan has no need of one: refused where it stands. A key given twice would
+    silently lose the first value (`steps:` twice runs only the second list): refused with its line.
+    """
+
+    def compose_node(self, parent: yaml.Node | None, index: object) -> yaml.Node | None:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise _RefusedYaml(
+                None, None, f"an alias (*{event.anchor}) is not accepted in a plan; write the value out",
+                event.start_mark)
+        return super().compose_node(parent, index)
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, yaml.Node] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            try:
+                first = seen.setdefault(key, key_node)
+            except TypeError:
+                continue  # an unhashable key: the base constructor names it
+            if first is not key_node:
+                raise _RefusedYaml(
+                    None, None, f"key {key!r} given twice (first on line {first.start_mark.line + 1})",
+                    key_node.start_mark)
+        return super().construct_mapping(node, deep=deep)
+
+
+def _read_yaml(text: str) -> tuple[yaml.Node | None, Any]:
+    """The document's node tree (for line numbers) and its value, from one parse."""
+    loader = _PlanLoader(text)
+    try:
+        root = loader.get_single_node()
+        return root, (loader.construct_document(root) if root is not None else None)
+    finally:
+        loader.dispose()
+
+
+def _line(root: yaml.Node | None, loc: tuple[Any, ...]) -> int:
+    node = _node_at(root, loc)
+    return node.start_mark.line + 1 if node is not None else 1
+
+
+def _step_problem(name: str, exc: ValidationError) -> tuple[tuple[Any, ...], str]:
+    """The location (below the step's name) and one phrase for the first problem in a step's parameters."""
+    error = exc.errors()[0]
+    loc = tuple(error["loc"])
+    key = ".".join(str(p) for p in loc)
+    if error["type"] == "extra_forbidden":
+        return loc, f"{name}: unknown parameter {key!r} (known: {_known_params(name) or 'none'})"
+    message = error["msg"].removeprefix("Value error, ")
+    if error["type"] == "missing":
+        return loc, f"{name} `{key}` is required"
+    if error["type"] == "value_error":  # our own validator: its message names the value
+        return loc, f"{name} `{key}`: {message}"
+    return loc, f"{name} `{key}`: {message} (got {json.dumps(error['input'], default=str)})"
+
+
+def _known_params(name: str) -> str:
+    from mobius.ops.step import REGISTRY
+
+    params = getattr(REGISTRY[name], "Params", None)  # a step's StepParams model, when it declares one
+    return ", ".join(params.model_fields) if params is not None else ""
+
+
 def load_plan(path: Path) -> tuple[Plan, str]:
     """The validated plan and its text; every problem is one InputError line naming the line."""
     import mobius.ops.steps  # noqa: F401 - registers the capabilities' steps
+    from mobius.ops.step import REGISTRY
 
     path = Path(path)
     if not path.is_file():
         raise InputError(f"plan {path} does not exist", hint="pass the path of a plan YAML file")
     text = path.read_text(encoding="utf-8")
     try:
-        root = yaml.compose(text)
-        data = yaml.safe_load(text)
+        root, data = _read_yaml(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f":{mark.line + 1}" if mark else ""
-        raise InputError(f"{path}{line}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
+        what = "" if isinstance(exc, _RefusedYaml) else "not valid YAML: "
+        raise InputError(f"{path}{line}: {what}{getattr(exc, 'problem', exc)}",
+                         hint="see docs/migrate.md for the plan format") from None
     if not isinstance(data, dict):
         raise InputError(f"{path}:1: a plan is a mapping (name, type, steps, ...)", hint="see docs/migrate.md")
     try:
@@ -232,22 +307,22 @@ def load_plan(path: Path) -> tuple[Plan, str]:
     except ValidationError as exc:
         error = exc.errors()[0]
         loc = tuple(error["loc"])
-        node = _node_at(root, loc)
-        line = node.start_mark.line + 1 if node is not None else 1
         where = ".".join(str(p) for p in loc).replace("validate_", "validate") or "plan"
         message = error["msg"].removeprefix("Value error, ")
-        raise InputError(f"{path}:{line}: {where}: {message}", hint="see docs/migrate.md for the plan format") from None
+        raise InputError(f"{path}:{_line(root, loc)}: {where}: {message}",
+                         hint="see docs/migrate.md for the plan format") from None
     for idx, (name, params) in enumerate(plan.step_list()):
-        from mobius.ops.step import REGISTRY
-
-        node = _node_at(root, ("steps", idx))
-        line = node.start_mark.line + 1 if node is not None else 1
         if name not in REGISTRY:
             known = ", ".join(sorted(REGISTRY))
-            raise InputError(f"{path}:{line}: steps.{idx}: unknown step {name!r} (known: {known})",
-                             hint="see docs/migrate.md") from None
+            raise InputError(f"{path}:{_line(root, ('steps', idx))}: steps.{idx}: unknown step {name!r} "
+                             f"(known: {known})", hint="see docs/migrate.md") from None
         try:
             REGISTRY[name](params)
+        except ValidationError as exc:
+            loc, message = _step_problem(name, exc)
+            raise InputError(f"{path}:{_line(root, ('steps', idx, name, *loc))}: steps.{idx}: {message}",
+                             hint="see docs/migrate.md for each step's parameters") from None
         except InputError as exc:
-            raise InputError(f"{path}:{line}: steps.{idx}: {exc.message}", hint="see docs/migrate.md") from None
+            raise InputError(f"{path}:{_line(root, ('steps', idx))}: steps.{idx}: {exc.message}",
+                             hint="see docs/migrate.md") from None
     return plan, text

@@ -5,18 +5,26 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, ClassVar
 
-from mobius.ops.step import StepContext, StepPlan, register_step
+from pydantic import Field
+
+from mobius.ops.step import StepContext, StepParams, StepPlan, register_step
 from mobius.results import Report, passed, skipped
 from mobius.safety.tree import FILE, walk
+
+
+class BackupParams(StepParams):
+    keep: int | None = Field(None, ge=1)  # default MOBIUS_BACKUP_KEEP; the new backup always stays
+    database: bool = True
 
 
 @register_step("backup")
 class BackupStep:
     name: ClassVar[str] = "backup"
+    Params: ClassVar[type[StepParams]] = BackupParams
 
     def __init__(self, params: dict[str, Any]):
-        self.keep: int | None = params.get("keep")
-        self.database: bool = bool(params.get("database", True))
+        checked = BackupParams.model_validate(params)
+        self.keep, self.database = checked.keep, checked.database
 
     def plan(self, ctx: StepContext) -> StepPlan:
         library = ctx.ws.library_path

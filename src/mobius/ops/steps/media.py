@@ -12,9 +12,11 @@ import shutil
 from pathlib import Path
 from typing import Any, ClassVar
 
+from pydantic import Field, field_validator
+
 from mobius.config import is_url, validate_setting_value
 from mobius.errors import InputError
-from mobius.ops.step import StepContext, StepPlan, register_step
+from mobius.ops.step import StepContext, StepParams, StepPlan, register_step
 from mobius.results import Report, at_least, failed, passed, skipped
 from mobius.safety.diskspace import disk_space
 from mobius.safety.envfile import read_env_file
@@ -24,17 +26,30 @@ from mobius.safety.tree import FILE, walk
 SETTING = "MOBIUS_LIBRARY_DIR"
 
 
+class MediaMigrateParams(StepParams):
+    to: str = Field(min_length=1)  # a folder or s3:// URL
+    backup: bool = False  # the plan's `backup` step is the restore point
+
+    @field_validator("to")
+    @classmethod
+    def _setting(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("needs a folder or s3:// URL")
+        try:
+            validate_setting_value(SETTING, value)  # refused when the plan is read, not after the copy
+        except InputError as exc:
+            raise ValueError(exc.message) from None
+        return value
+
+
 @register_step("media.migrate")
 class MediaMigrateStep:
     name: ClassVar[str] = "media.migrate"
+    Params: ClassVar[type[StepParams]] = MediaMigrateParams
 
     def __init__(self, params: dict[str, Any]):
-        to = params.get("to")
-        if not isinstance(to, str) or not to.strip():
-            raise InputError("media.migrate needs `to`: a folder or s3:// URL")
-        validate_setting_value(SETTING, to)  # refused when the plan is read, not after the copy
-        self.to = to
-        self.backup = bool(params.get("backup", False))  # the plan's `backup` step is the restore point
+        checked = MediaMigrateParams.model_validate(params)
+        self.to, self.backup = checked.to, checked.backup
 
     def _target(self, ctx: StepContext) -> Path | None:
         return None if is_url(self.to) else Path(os.path.abspath(ctx.ws.resolve(self.to)))

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -64,6 +65,41 @@ def test_a_crash_inside_a_step_that_is_not_ours_rolls_back(mobius, ops_ws: Path)
     proc = mobius("-w", str(ops_ws), "migrate", "resume", migration["id"])
     assert proc.returncode == 1 and "is rolled-back; nothing to resume" in proc.stderr, proc.stderr
     assert state(ops_ws) == before
+
+
+EVIL_NAME = r'"evil\e[2J\e]0;PWNED\x07\nFAKE: migration completed OK"'
+
+
+def test_a_plans_text_never_reaches_the_terminal_or_a_report_raw(mobius, ops_ws: Path) -> None:
+    """Issue 23 item 11: a plan's name with escape sequences and a newline printed a forged line in
+    `migrate plan` and `run`, and the Markdown report embedded <script> and <img onerror> raw."""
+    plan = write_plan(ops_ws, "  - backup: {}\n")
+    plan.write_text(plan.read_text().replace("name: test-plan", f"name: {EVIL_NAME}")
+                    .replace("oncall: Ada Lovelace", 'oncall: "<script>alert(1)</script>"')
+                    .replace("approver: Grace Hopper", 'approver: "<img src=x onerror=alert(1)>"'))
+    outputs = [mobius("-w", str(ops_ws), "migrate", "plan", str(plan)),
+               mobius("-w", str(ops_ws), "migrate", "run", str(plan), "--yes")]
+    assert outputs[-1].returncode == 0, outputs[-1].stderr
+    op_id = last_migration(mobius, ops_ws)["id"]
+    outputs += [mobius("-w", str(ops_ws), "migrate", "status"), mobius("-w", str(ops_ws), "migrate", "status", op_id),
+                mobius("-w", str(ops_ws), "history", op_id)]
+    reports = {fmt: mobius("-w", str(ops_ws), "migrate", "report", op_id, "--format", fmt) for fmt in ("md", "html")}
+    notice = mobius("-w", str(ops_ws), "migrate", "report", str(plan), "--kind", "pre")
+    out_file = ops_ws / "report.md"
+    written = mobius("-w", str(ops_ws), "migrate", "report", op_id, "--out", str(out_file))
+    for proc in [*outputs, *reports.values(), notice, written]:
+        assert proc.returncode == 0, proc.stderr
+        for stream in (proc.stdout, proc.stderr):
+            assert "\x1b" not in stream and "\x07" not in stream, stream
+            assert not any(line.startswith("FAKE") for line in stream.splitlines()), stream
+    assert "evil\\x1b[2J\\x1b]0;PWNED\\x07\\x0aFAKE: migration completed OK" in outputs[1].stdout
+    for text in (reports["md"].stdout, reports["html"].stdout, notice.stdout, out_file.read_text()):
+        assert "<script" not in text and "<img" not in text, text
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in text
+        assert "\x1b" not in text and not any(line.startswith("FAKE") for line in text.splitlines())
+    code, out = mobius.json("-w", str(ops_ws), "migrate", "status", op_id)
+    assert json.dumps(out["migration"]["params"]["plan"]["name"]) == EVIL_NAME.replace(r"\e", r"\u001b").replace(
+        r"\x07", r"\u0007"), "--json keeps the text (json escapes it)"
 
 
 def test_yaml_aliases_and_duplicate_keys_are_refused_with_their_line(mobius, ops_ws: Path) -> None:

@@ -144,7 +144,7 @@ def report_command(
         atomic_write_text(out.expanduser().resolve(), text)
         emit({"migration": op_id, "kind": kind, "format": fmt, "out": out.resolve()}, f"wrote {out}")
     else:
-        emit({"migration": op_id, "kind": kind, "format": fmt, "text": text}, text)
+        emit({"migration": op_id, "kind": kind, "format": fmt, "text": text}, text.splitlines())
 
 
 def history_command(

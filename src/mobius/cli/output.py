@@ -8,6 +8,7 @@ from typing import Any
 
 from mobius.cli.context import current
 from mobius.errors import InputError
+from mobius.printable import printable
 from mobius.results import dumps, to_jsonable
 
 
@@ -18,14 +19,14 @@ def emit(result: dict[str, Any], lines: Iterable[str] | str = ()) -> None:
     else:
         text = [lines] if isinstance(lines, str) else list(lines)
         for line in text:
-            sys.stdout.write(line + "\n")
+            sys.stdout.write(printable(line) + "\n")  # one line each, no escape sequence reaches the terminal
     sys.stdout.flush()
 
 
 def say(line: str) -> None:
     """A line for the person watching (step evidence); silent under --json."""
     if not current.json:
-        sys.stdout.write(line + "\n")
+        sys.stdout.write(printable(line) + "\n")
         sys.stdout.flush()
 
 
@@ -37,4 +38,4 @@ def confirm(question: str, *, yes: bool) -> bool:
         raise InputError(f"{question} needs confirmation and stdin is not a terminal", hint="pass --yes to confirm")
     import typer
 
-    return typer.confirm(question, default=False, err=True)
+    return typer.confirm(printable(question), default=False, err=True)

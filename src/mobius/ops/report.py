@@ -11,6 +11,7 @@ import html
 from typing import Any
 
 from mobius.config import Workspace
+from mobius.printable import printable
 from mobius.records import Operation, RecordStore
 
 
@@ -91,17 +92,25 @@ def _step_state(op: Operation, idx: int) -> list[str]:
     return [row.status, f"{row.duration_s:.2f}" if row.duration_s is not None else "", changed]
 
 
+def _md(value: Any) -> str:
+    """A plan's or a record's text as Markdown shows it literally: no markup (`<script>`, `<img onerror>`
+    become entities, which every Markdown renderer prints as text), no table break, no control character."""
+    return html.escape(printable(str(value)), quote=False).replace("|", "\\|")
+
+
 def markdown(m: dict[str, Any]) -> str:
-    out = [f"# {m['title']}", ""]
+    out = [f"# {_md(m['title'])}", ""]
     for title, header, rows in m["sections"]:
-        out += [f"## {title}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-        out += ["| " + " | ".join(str(c).replace("|", "\\|").replace("\n", " ") for c in row) + " |" for row in rows]
+        out += [f"## {_md(title)}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        out += ["| " + " | ".join(_md(c) for c in row) + " |" for row in rows]
         out.append("")
     return "\n".join(out)
 
 
 def to_html(m: dict[str, Any]) -> str:
-    e = html.escape
+    def e(value: Any) -> str:
+        return html.escape(printable(str(value)))
+
     parts = ["<!doctype html>", '<html lang="en"><head><meta charset="utf-8">', f"<title>{e(m['title'])}</title>",
              "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;margin-bottom:1.5em}"
              "td,th{border:1px solid #999;padding:4px 8px;text-align:left}.fail{background:#fdd}"

@@ -17,6 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from mobius.errors import InputError
+from mobius.ops.step import REGISTRY
 
 VALIDATIONS = ("file_counts", "checksums", "db_check", "golden_check_all", "pipeline_test")
 PROBES = ("library_listing", "pipeline_test", "golden_check", "service_ready")
@@ -148,8 +149,7 @@ class Plan(_Strict):
     estimate: float | None = None
     steps: list[dict[str, dict[str, Any]]] = Field(min_length=1)
     validate_: list[str] = Field(default_factory=list, alias="validate")
-    probes: list[str] = Field(default_factory=lambda: ["library_listing", "pipeline_test", "golden_check",
-                                                       "service_ready"])
+    probes: list[str] | None = None  # default: the probes that fit the steps (probe_names)
     probe_samples: int = Field(3, ge=1, le=50)
     monitors: Monitors = Field(default_factory=Monitors)
     oncall: str | None = None
@@ -185,14 +185,24 @@ class Plan(_Strict):
 
     @field_validator("probes")
     @classmethod
-    def _probes(cls, value: list[str]) -> list[str]:
-        unknown = [v for v in value if v not in PROBES]
+    def _probes(cls, value: list[str] | None) -> list[str] | None:
+        unknown = [v for v in value or [] if v not in PROBES]
         if unknown:
             raise ValueError(f"unknown probe {unknown[0]!r} (known: {', '.join(PROBES)})")
         return value
 
     def step_list(self) -> list[tuple[str, dict[str, Any]]]:
         return [next(iter(entry.items())) for entry in self.steps]
+
+    def probe_names(self) -> list[str]:
+        """The plan's `probes`, or else those that measure what its steps change (each step's `probes`;
+        every probe for a step that does not say): a plan moving files is not timed by renders."""
+        if self.probes is not None:
+            return self.probes
+        import mobius.ops.steps  # noqa: F401 - registers the capabilities' steps
+
+        wanted = {probe for name, _ in self.step_list() for probe in getattr(REGISTRY.get(name), "probes", PROBES)}
+        return [probe for probe in PROBES if probe in wanted]
 
 
 def _node_at(node: yaml.Node | None, loc: tuple[Any, ...]) -> yaml.Node | None:
@@ -277,8 +287,6 @@ def _step_problem(name: str, exc: ValidationError) -> tuple[tuple[Any, ...], str
 
 
 def _known_params(name: str) -> str:
-    from mobius.ops.step import REGISTRY
-
     params = getattr(REGISTRY[name], "Params", None)  # a step's StepParams model, when it declares one
     return ", ".join(params.model_fields) if params is not None else ""
 
@@ -286,7 +294,6 @@ def _known_params(name: str) -> str:
 def load_plan(path: Path) -> tuple[Plan, str]:
     """The validated plan and its text; every problem is one InputError line naming the line."""
     import mobius.ops.steps  # noqa: F401 - registers the capabilities' steps
-    from mobius.ops.step import REGISTRY
 
     path = Path(path)
     if not path.is_file():

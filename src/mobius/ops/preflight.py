@@ -15,6 +15,7 @@ from typing import Any
 from mobius.config import Workspace, is_url
 from mobius.ops.plan import Plan
 from mobius.ops.step import Step, StepContext, StepPlan
+from mobius.ops.validation import probe_costs
 from mobius.results import Check, Report, at_least, failed, passed, skipped
 from mobius.safety.diskspace import disk_space, human_bytes
 from mobius.safety.stamps import parse_utc
@@ -159,10 +160,13 @@ def run_preflight(ws: Workspace, plan: Plan, steps: list[Step], *, force: bool =
     report.add(service)
     report.add(window_check(plan, force=force))
     report.add(notice_check(ws, plan, force=force))
-    estimate = plan.estimate or (sum(p.estimate_s or 0 for p in plans) + rehearsed)
+    probes = probe_costs(ws, plan.probe_names(), plan.probe_samples)
+    probing = sum(p.get("seconds", 0) for p in probes.values())
+    estimate = plan.estimate or (sum(p.estimate_s or 0 for p in plans) + rehearsed + probing)
     measured = {"plans": [{"step": s.name, **_plan_dict(p)} for s, p in zip(steps, plans, strict=True)],
-                "estimate_s": round(estimate, 3), "estimate_source": "plan" if plan.estimate else "step plans"
-                + (" + rehearsal" if rehearsed else "")}
+                "probes": probes, "estimate_s": round(estimate, 3),
+                "estimate_source": "plan" if plan.estimate else "step plans" + (" + rehearsal" if rehearsed else "")
+                + (" + probes" if probing else "")}
     return report, measured
 
 

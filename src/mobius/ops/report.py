@@ -13,6 +13,7 @@ from typing import Any
 from mobius.config import Workspace
 from mobius.printable import printable
 from mobius.records import Operation, RecordStore
+from mobius.safety.diskspace import human_bytes
 
 
 def contacts(ws: Workspace) -> list[tuple[str, str]]:
@@ -25,13 +26,29 @@ def contacts(ws: Workspace) -> list[tuple[str, str]]:
     return rows
 
 
+def _observed(c: dict[str, Any]) -> str:
+    """The observed value with its unit; a byte count also as a person reads it: `84668682240 bytes (78.9 GiB)`."""
+    value, unit = c.get("observed"), c.get("unit") or ""
+    if value is None:
+        return ""
+    text = f"{value}{' ' + unit if unit else ''}"
+    if unit.startswith("bytes") and isinstance(value, int | float) and not isinstance(value, bool):
+        text += f" ({human_bytes(value)})"
+    return text
+
+
+def _threshold(c: dict[str, Any]) -> str:
+    """The threshold; `>= 837150` held against bytes also as `>= 837150 (817.5 KiB)`."""
+    text = str(c.get("threshold") or "")
+    operator, _, number = text.partition(" ")
+    if (c.get("unit") or "").startswith("bytes") and operator in (">=", "<=") and number.isdigit():
+        text += f" ({human_bytes(int(number))})"
+    return text
+
+
 def _check_rows(checks: list[dict[str, Any]]) -> list[list[str]]:
-    rows = []
-    for c in checks:
-        observed = "" if c.get("observed") is None else f"{c['observed']}{' ' + c['unit'] if c.get('unit') else ''}"
-        rows.append([c.get("verdict", ""), c.get("name", ""), observed, str(c.get("threshold") or ""),
-                     c.get("source", ""), c.get("detail", "")])
-    return rows
+    return [[c.get("verdict", ""), c.get("name", ""), _observed(c), _threshold(c), c.get("source", ""),
+             c.get("detail", "")] for c in checks]
 
 
 def model(ws: Workspace, op: Operation, events: list[Any], kind: str) -> dict[str, Any]:
@@ -93,9 +110,10 @@ def _step_state(op: Operation, idx: int) -> list[str]:
 
 
 def _md(value: Any) -> str:
-    """A plan's or a record's text as Markdown shows it literally: no markup (`<script>`, `<img onerror>`
-    become entities, which every Markdown renderer prints as text), no table break, no control character."""
-    return html.escape(printable(str(value)), quote=False).replace("|", "\\|")
+    """A plan's or a record's text as Markdown shows it literally: no markup (`<` and `&` become entities,
+    so `<script>` and `<img onerror>` are printed as text by every renderer), no table break, no control
+    character. `>` stays: without a `<` it opens nothing, and `>= 10` reads better in a terminal."""
+    return printable(str(value)).replace("&", "&amp;").replace("<", "&lt;").replace("|", "\\|")
 
 
 def markdown(m: dict[str, Any]) -> str:

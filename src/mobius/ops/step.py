@@ -65,6 +65,7 @@ class Step(Protocol):
 
     name: ClassVar[str]
     Params: ClassVar[type[StepParams]]  # its parameters; the constructor validates them (ValidationError)
+    probes: ClassVar[tuple[str, ...]]  # the probes that measure what it changes (a plan's default; optional)
 
     def plan(self, ctx: StepContext) -> StepPlan: ...
 

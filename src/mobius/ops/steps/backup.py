@@ -21,6 +21,7 @@ class BackupParams(StepParams):
 class BackupStep:
     name: ClassVar[str] = "backup"
     Params: ClassVar[type[StepParams]] = BackupParams
+    probes: ClassVar[tuple[str, ...]] = ()  # a backup changes nothing a probe measures
 
     def __init__(self, params: dict[str, Any]):
         checked = BackupParams.model_validate(params)

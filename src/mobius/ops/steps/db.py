@@ -28,6 +28,7 @@ class DbMigrateParams(StepParams):
 class DbMigrateStep:
     name: ClassVar[str] = "db.migrate"
     Params: ClassVar[type[StepParams]] = DbMigrateParams
+    probes: ClassVar[tuple[str, ...]] = ("service_ready",)  # the schema changes: what the service answers
 
     def __init__(self, params: dict[str, Any]):
         self.to: int | None = DbMigrateParams.model_validate(params).to

@@ -25,6 +25,7 @@ class GoldenUpdateParams(StepParams):
 class GoldenUpdateStep:
     name: ClassVar[str] = "golden.update"
     Params: ClassVar[type[StepParams]] = GoldenUpdateParams
+    probes: ClassVar[tuple[str, ...]] = ("golden_check",)  # the goldens change: checking against them
 
     def __init__(self, params: dict[str, Any]):
         self.games: list[str] | None = GoldenUpdateParams.model_validate(params).games

@@ -18,7 +18,7 @@ from mobius.config import is_url, validate_setting_value
 from mobius.errors import InputError
 from mobius.ops.step import StepContext, StepParams, StepPlan, register_step
 from mobius.results import Report, at_least, failed, passed, skipped
-from mobius.safety.diskspace import disk_space
+from mobius.safety.diskspace import disk_space, human_bytes
 from mobius.safety.envfile import read_env_file
 from mobius.safety.stamps import utc_iso
 from mobius.safety.tree import FILE, walk
@@ -46,6 +46,7 @@ class MediaMigrateParams(StepParams):
 class MediaMigrateStep:
     name: ClassVar[str] = "media.migrate"
     Params: ClassVar[type[StepParams]] = MediaMigrateParams
+    probes: ClassVar[tuple[str, ...]] = ("library_listing", "service_ready")  # the library moves; the service serves it
 
     def __init__(self, params: dict[str, Any]):
         checked = MediaMigrateParams.model_validate(params)
@@ -131,7 +132,7 @@ class MediaMigrateStep:
             report.add(at_least("media.target.files", count, record.files, unit="files", source="target listing"))
             free, total = disk_space(Path(record.target))
             report.add(passed("media.target.space", free, unit="bytes free", source="statvfs",
-                              detail=f"of {total}"))
+                              detail=f"of {total} bytes ({human_bytes(total)})"))
         return report
 
     def rollback(self, ctx: StepContext, handle: Any) -> Report:

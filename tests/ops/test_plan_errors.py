@@ -54,3 +54,10 @@ def test_shared_options(mobius, ops_ws: Path) -> None:
     proc = mobius("-w", str(ops_ws), "db", "rollback", "-y")
     assert proc.returncode == 0, proc.stderr
     assert "is at version 2" in proc.stdout  # one step back from the built-in 3
+
+
+def test_plan_with_a_failed_check_prints_one_json_object(mobius, ops_ws: Path) -> None:
+    """`migrate plan --json` printed {"ok": true} before the error object when a check failed."""
+    plan = write_plan(ops_ws, "  - media.migrate: {to: media-v2}\n")
+    code, out = mobius.json("-w", str(ops_ws), "migrate", "plan", str(plan))
+    assert code == 2 and out["ok"] is False and "backup.recent" in out["error"]

@@ -49,7 +49,8 @@ def plan_command(plan: Path = _PLAN, force: bool = typer.Option(False, "--force"
     lines.append(f"estimate {measured['estimate_s']:.1f} s ({measured['estimate_source']})")
     result = {"plan": loaded.name, "report": report, **measured}
     if report.failures():
-        emit({}, lines)
+        for line in lines:  # the human lines; under --json the one object is the error's
+            say(line)
         report.raise_if_failed(hint="fix what the failed checks name, then plan again")
     emit(result, lines + ["all checks passed"])
 

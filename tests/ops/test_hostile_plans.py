@@ -104,7 +104,8 @@ def test_a_plans_text_never_reaches_the_terminal_or_a_report_raw(mobius, ops_ws:
 
 def test_yaml_aliases_and_duplicate_keys_are_refused_with_their_line(mobius, ops_ws: Path) -> None:
     """Issue 23 item 12: nested aliases under a step parameter expanded 9x per level (a 609-byte plan took
-    12.7 s and 246 MB at 5 levels), and `steps:` given twice silently ran only the second list."""
+    12.7 s and 246 MB at 5 levels), and `steps:` given twice silently ran only the second list. Also
+    (item 18's plan case) deep nesting and a plan that is not UTF-8 were "internal error" tracebacks."""
     bomb = write_plan(ops_ws, "  - backup: {junk: *c}\n", extra="", name="bomb.yaml")
     bomb.write_text(bomb.read_text().replace("steps:\n", 'a: &a ["lol", "lol", "lol", "lol", "lol"]\n'
                                                            "b: &b [*a, *a, *a, *a, *a]\nc: &c [*b, *b, *b, *b, *b]\n"
@@ -112,9 +113,14 @@ def test_yaml_aliases_and_duplicate_keys_are_refused_with_their_line(mobius, ops
     twice = write_plan(ops_ws, "  - backup: {}\n", extra="steps:\n  - media.migrate: {to: media-v2}\n",
                        name="twice.yaml")
     keys = write_plan(ops_ws, "  - backup: {keep: 2, keep: 5}\n", name="keys.yaml")
+    deep = write_plan(ops_ws, "  - backup: {junk: " + "[" * 20000 + "]" * 20000 + "}\n", name="deep.yaml")
+    latin = write_plan(ops_ws, "  - backup: {}\n", name="latin.yaml")
+    latin.write_bytes(latin.read_bytes().replace(b"Ada Lovelace", "Ada L\u00f8velace".encode("latin-1")))
     for plan, expected in ((bomb, "bomb.yaml:7: an alias (*a) is not accepted in a plan"),
                            (twice, "twice.yaml:12: key 'steps' given twice (first on line 6)"),
-                           (keys, "keys.yaml:7: key 'keep' given twice (first on line 7)")):
+                           (keys, "keys.yaml:7: key 'keep' given twice (first on line 7)"),
+                           (deep, "deep.yaml:7: nested deeper than 32 levels"),
+                           (latin, "latin.yaml:4: not UTF-8 text (byte 0xf8 at offset")):
         for command in ("plan", "run"):
             proc = mobius("-w", str(ops_ws), "migrate", command, str(plan), *(["--yes"] if command == "run" else []))
             assert proc.returncode == 1, proc.stderr

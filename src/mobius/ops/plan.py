@@ -221,6 +221,9 @@ def _node_at(node: yaml.Node | None, loc: tuple[Any, ...]) -> yaml.Node | None:
     return node
 
 
+MAX_DEPTH = 32  # a plan needs about six levels
+
+
 class _RefusedYaml(yaml.MarkedYAMLError):
     """Valid YAML that a plan may not use (an alias, a key given twice)."""
 
@@ -233,13 +236,21 @@ class _PlanLoader(yaml.SafeLoader):
     silently lose the first value (`steps:` twice runs only the second list): refused with its line.
     """
 
+    depth = 0
+
     def compose_node(self, parent: yaml.Node | None, index: object) -> yaml.Node | None:
-        if self.check_event(yaml.AliasEvent):
-            event = self.peek_event()
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent):
             raise _RefusedYaml(
                 None, None, f"an alias (*{event.anchor}) is not accepted in a plan; write the value out",
                 event.start_mark)
-        return super().compose_node(parent, index)
+        if self.depth >= MAX_DEPTH:  # thousands of `[` would exhaust Python's stack
+            raise _RefusedYaml(None, None, f"nested deeper than {MAX_DEPTH} levels", event.start_mark)
+        self.depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: dict[Any, yaml.Node] = {}
@@ -298,7 +309,12 @@ def load_plan(path: Path) -> tuple[Plan, str]:
     path = Path(path)
     if not path.is_file():
         raise InputError(f"plan {path} does not exist", hint="pass the path of a plan YAML file")
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        line = path.read_bytes()[: exc.start].count(b"\n") + 1
+        raise InputError(f"{path}:{line}: not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset {exc.start})",
+                         hint="save the plan as UTF-8") from None
     try:
         root, data = _read_yaml(text)
     except yaml.YAMLError as exc:

@@ -255,6 +255,8 @@ class _PlanLoader(yaml.SafeLoader):
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: dict[Any, yaml.Node] = {}
         for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # `<<: {...}` is merged by the base constructor
             key = self.construct_object(key_node, deep=True)
             try:
                 first = seen.setdefault(key, key_node)

@@ -1,7 +1,9 @@
 """A migration plan: a YAML file validated into typed settings, with errors that name the line.
 
 Every problem is one line `PLAN:LINE: what is wrong` (InputError, exit 1): a bad field, a
-missing file, an unknown step, a window that is invalid or already over.
+missing file, an unknown step, a step parameter of the wrong type or unknown, a window that is
+invalid or already over, YAML a plan may not use (an alias, a key given twice, deep nesting), a
+file that is not UTF-8.
 """
 
 from __future__ import annotations
@@ -225,7 +227,7 @@ MAX_DEPTH = 32  # a plan needs about six levels
 
 
 class _RefusedYaml(yaml.MarkedYAMLError):
-    """Valid YAML that a plan may not use (an alias, a key given twice)."""
+    """YAML that a plan may not use (an alias, a key given twice, nesting beyond MAX_DEPTH)."""
 
 
 class _PlanLoader(yaml.SafeLoader):

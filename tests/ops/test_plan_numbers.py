@@ -42,8 +42,10 @@ def test_a_plan_without_probes_measures_what_its_steps_change_and_counts_the_cos
     listing = out["probes"]["library_listing"]
     assert listing["seconds"] == round(2 * 3 * listing["per_sample"], 3) and listing["seconds"] > 0
     steps = sum(p["estimate_s"] for p in out["plans"])
-    assert out["estimate_s"] == round(steps + listing["seconds"], 3)
-    assert out["estimate_source"] == "step plans + probes"
+    files = int(out["plans"][1]["details"][0].split()[0])
+    assert files > 40 and out["plans"][1]["estimate_s"] >= 1.0 + files * 0.001, "a file's cost is in the estimate"
+    assert out["estimate_s"] == round(1.0 + steps + listing["seconds"], 3)
+    assert out["estimate_source"] == "checklist + step plans + probes"
     proc = mobius("-w", str(ops_ws), "migrate", "plan", str(plan))
     assert re.search(r"^  probe library_listing: ~\d+\.\d s \(measured: one listing; 3 sample\(s\) before and after\)$",
                      proc.stdout, re.M), proc.stdout

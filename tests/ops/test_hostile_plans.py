@@ -4,10 +4,18 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
-from tests.ops.conftest import last_migration, state, write_plan
+from tests.ops.conftest import CHEAP_STEPS, last_migration, state, step_statuses, write_plan
+
+from mobius.config import load_workspace
+from mobius.records import RecordStore
 
 
 def _error_lines(proc) -> list[str]:  # noqa: ANN001
@@ -128,3 +136,32 @@ def test_yaml_aliases_and_duplicate_keys_are_refused_with_their_line(mobius, ops
             assert len(lines) == 1 and expected in lines[0], proc.stderr
     assert _migrations(mobius, ops_ws) == []
     assert not (ops_ws / "media-v2").exists()
+
+
+def test_ctrl_c_inside_a_step_records_stopped_and_resume_finishes(mobius, ops_ws: Path, reference: dict) -> None:
+    """Anything that ends the run outside the handled failures (Ctrl-C here) leaves `stopped`, never a
+    `running` record, and `resume` ends where an uninterrupted run ends."""
+    plan = write_plan(ops_ws, CHEAP_STEPS)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MOBIUS_")}
+    env["MOBIUS_FAULT"] = "slow@inside:media.migrate=3"
+    proc = subprocess.Popen([sys.executable, "-m", "mobius", "-w", str(ops_ws), "migrate", "run", str(plan), "--yes"],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    inside = False
+    while not inside and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+        if (ops_ws / "state" / "operations.sqlite").exists():
+            with RecordStore.of(load_workspace(ops_ws)) as store:
+                ops = store.list(type="migrate.run")
+                inside = any(s.name == "media.migrate" and s.status == "running" and s.undo
+                             for s in (store.get(ops[0].id).steps if ops else []))
+    assert inside, "media.migrate never started"
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    migration = last_migration(mobius, ops_ws)
+    assert migration["status"] == "stopped" and migration["error"] == "stopped by KeyboardInterrupt", migration
+    proc = mobius("-w", str(ops_ws), "migrate", "resume", migration["id"])
+    assert proc.returncode == 0, proc.stderr
+    assert state(ops_ws) == reference["state"]
+    assert step_statuses(last_migration(mobius, ops_ws)) == reference["steps"]

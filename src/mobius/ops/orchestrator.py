@@ -291,7 +291,7 @@ class Orchestrator:
         with contextlib.suppress(Exception):
             op = self.store.get(op_id)
             if op is not None and op.status == "running":
-                reason = f"stopped by {_describe(exc)}"
+                reason = f"stopped by {_describe(exc) if isinstance(exc, Exception) else type(exc).__name__}"
                 self.store.set_status(op_id, "stopped", error=reason)
                 self._event(op_id, "stopped", {"reason": reason})
 

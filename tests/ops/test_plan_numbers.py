@@ -50,6 +50,8 @@ def test_a_plan_without_probes_measures_what_its_steps_change_and_counts_the_cos
     assert re.search(r"^  probe library_listing: ~\d+\.\d s \(measured: one listing; 3 sample\(s\) before and after\)$",
                      proc.stdout, re.M), proc.stdout
     assert "pipeline_test" not in proc.stdout
+    notice = mobius("-w", str(ops_ws), "migrate", "report", str(plan), "--kind", "pre")
+    assert "(checklist + step plans + probes) |" in notice.stdout and "| Probes | library_listing ~" in notice.stdout
     assert mobius("-w", str(ops_ws), "migrate", "run", str(plan), "--yes").returncode == 0
     preflight = last_migration(mobius, ops_ws)["steps"][0]
     assert sorted(preflight["evidence"]["baseline"]["probes"]) == ["library_listing", "service_ready"]

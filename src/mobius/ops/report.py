@@ -64,7 +64,12 @@ def model(ws: Workspace, op: Operation, events: list[Any], kind: str) -> dict[st
         facts.append(["Window", f"{window['start']} - {window['end']} {window.get('timezone', 'UTC')}"])
     estimate = evidence.get("estimate_s") or op.params.get("estimate_s")
     if estimate is not None:
-        facts.append(["Estimated duration", f"{float(estimate):.1f} s ({evidence.get('estimate_source', 'plan')})"])
+        source = evidence.get("estimate_source") or op.params.get("estimate_source") or "plan"
+        facts.append(["Estimated duration", f"{float(estimate):.1f} s ({source})"])
+    probes = evidence.get("probes") or op.params.get("probes") or {}
+    if probes:
+        facts.append(["Probes", "; ".join(f"{name} ~{cost['seconds']:.1f} s" if "seconds" in cost else
+                                          f"{name} skipped" for name, cost in probes.items())])
     if kind == "post":
         facts += [["Status", op.status], ["Started", op.started], ["Finished", op.finished or "-"],
                   ["Duration", f"{op.duration_s:.1f} s" if op.duration_s is not None else "-"]]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -165,3 +166,27 @@ def test_ctrl_c_inside_a_step_records_stopped_and_resume_finishes(mobius, ops_ws
     assert proc.returncode == 0, proc.stderr
     assert state(ops_ws) == reference["state"]
     assert step_statuses(last_migration(mobius, ops_ws)) == reference["steps"]
+
+
+def test_a_run_recorded_with_parameters_now_refused_is_not_resumed_but_can_be_undone(mobius, ops_ws: Path) -> None:
+    """Issue 23 item 3, for records left by the old version: a run killed by `keep: "3"` was resumed into
+    the same crash. Now resume refuses it in one line (nothing changes), and rollback still undoes it."""
+    assert mobius("-w", str(ops_ws), "backup", "create").returncode == 0
+    before = state(ops_ws)
+    plan = write_plan(ops_ws, "  - media.migrate: {to: media-v2}\n  - backup: {}\n")
+    proc = mobius("-w", str(ops_ws), "migrate", "run", str(plan), "--yes", env={"MOBIUS_FAULT": "kill@step:backup"})
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    migration = last_migration(mobius, ops_ws)
+    with sqlite3.connect(ops_ws / "state" / "operations.sqlite") as db:  # as the old version recorded it
+        db.execute("UPDATE operations SET params = json_set(params, '$.plan.steps[1]', json(?)) WHERE id = ?",
+                   ('{"backup": {"keep": "3"}}', migration["id"]))
+    proc = mobius("-w", str(ops_ws), "migrate", "resume", migration["id"])
+    assert proc.returncode == 1, proc.stderr
+    lines = _error_lines(proc)
+    assert len(lines) == 1 and "steps.1: backup `keep`: Input should be a valid integer" in lines[0], proc.stderr
+    assert f"mobius migrate rollback {migration['id']}" in lines[0]
+    assert last_migration(mobius, ops_ws)["status"] == "running"
+    proc = mobius("-w", str(ops_ws), "migrate", "rollback", migration["id"], "--yes")
+    assert proc.returncode == 0, proc.stderr
+    assert last_migration(mobius, ops_ws)["status"] == "rolled-back"
+    assert state(ops_ws) == before

@@ -87,15 +87,28 @@ class Orchestrator:
         self.say("stop requested (SIGTERM): stopping at the next safe point")
 
     @staticmethod
-    def steps_of(plan: Plan) -> list[Step]:
+    def steps_of(plan: Plan, *, op_id: str | None = None, undoing: bool = False) -> list[Step]:
+        """The plan's steps. A plan recorded before step parameters were checked when read may hold some
+        this version refuses: such a run cannot continue, but it can still be undone, as a rollback needs
+        nothing of a step but its class and the recorded undo handle (the step contract)."""
         import mobius.ops.steps  # noqa: F401 - registers the capabilities' steps
 
-        try:
-            return [REGISTRY[name](params) for name, params in plan.step_list()]
-        except ValidationError as exc:  # a plan recorded before its parameters were checked when read
-            raise InputError(f"the plan of this migration has step parameters this version refuses: "
-                             f"{exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}",
-                             hint="check the plan with mobius migrate plan, then run it again") from None
+        steps = []
+        for idx, (name, params) in enumerate(plan.step_list()):
+            factory = REGISTRY[name]
+            try:
+                steps.append(factory(params))
+            except ValidationError as exc:
+                if undoing and isinstance(factory, type):
+                    steps.append(factory.__new__(factory))
+                    continue
+                error = exc.errors()[0]
+                key = ".".join(str(p) for p in error["loc"])
+                raise InputError(f"migration {op_id or ''} was recorded with a step parameter this version refuses: "
+                                 f"steps.{idx}: {name} `{key}`: {error['msg']}",
+                                 hint=f"undo it: mobius migrate rollback {op_id} --yes; then fix the plan and "
+                                      "run it again" if op_id else "fix the plan") from None
+        return steps
 
     def _exclusive(self) -> FileLock:
         """One migration at a time per workspace: run, resume and rollback each hold it throughout, so no
@@ -127,11 +140,13 @@ class Orchestrator:
         if op.status in ("running", "stopping", "rolling-back") and not op.orphaned:
             raise InputError(f"migration {op_id} is {op.status} in process {op.pid}", hint="it is still running")
         plan = Plan.model_validate(op.params["plan"])
+        undoing = op.status in ("rolling-back", "rollback-failed")
+        self.steps_of(plan, op_id=op_id, undoing=undoing)  # refused before the record changes
         self.store.adopt(op_id)
         self._event(op_id, "resumed", {"from_status": op.status})
         self.say(f"migration {op_id}: resuming ({op.status})")
         with parent_scope(op_id):
-            if op.status in ("rolling-back", "rollback-failed"):
+            if undoing:
                 return self._rollback(op_id, plan, reason=op.error or "resumed rollback")
             return self._drive(op_id, plan, force=bool(op.params.get("force")))
 
@@ -160,9 +175,9 @@ class Orchestrator:
     # the run
     def _drive(self, op_id: str, plan: Plan, *, force: bool) -> Outcome:
         started = time.monotonic()
+        steps = self.steps_of(plan, op_id=op_id)
         previous = signal.signal(signal.SIGTERM, self._on_term)
         self.store.set_status(op_id, "running")
-        steps = self.steps_of(plan)
         n = len(steps)
         op = self.store.get(op_id)
         done = {s.idx: s for s in op.steps}
@@ -317,7 +332,7 @@ class Orchestrator:
         self.store.set_status(op_id, "rolling-back", error=reason)
         self._event(op_id, "rollback.started", {"reason": reason})
         self.say(f"rolling back: {reason}")
-        steps = self.steps_of(plan)
+        steps = self.steps_of(plan, op_id=op_id, undoing=True)
         rows = {s.idx: s for s in self.store.get(op_id).steps}
         for i in range(len(steps), 0, -1):
             row = rows.get(i)

@@ -250,12 +250,19 @@ class RecordStore:
         if row is None:
             return None
         op = _operation(row)
-        op.steps = [StepRecord(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6]), json.loads(r[7]),
-                               json.loads(r[8]) if r[8] else None, r[9])
-                    for r in self._db.execute("SELECT idx, name, status, started, finished, duration_s, params,"
-                                              " evidence, undo, error FROM steps WHERE operation_id = ? ORDER BY idx",
-                                              (op_id,))]
+        op.steps = self._steps([op_id]).get(op_id, [])
         return op
+
+    def _steps(self, op_ids: list[str]) -> dict[str, list[StepRecord]]:
+        """The steps of these operations, in order, read in one query."""
+        out: dict[str, list[StepRecord]] = {}
+        for r in self._db.execute("SELECT operation_id, idx, name, status, started, finished, duration_s, params,"
+                                  " evidence, undo, error FROM steps WHERE operation_id IN"
+                                  " (SELECT value FROM json_each(?)) ORDER BY operation_id, idx",
+                                  (json.dumps(op_ids),)):
+            out.setdefault(r[0], []).append(StepRecord(r[1], r[2], r[3], r[4], r[5], r[6], json.loads(r[7]),
+                                                       json.loads(r[8]), json.loads(r[9]) if r[9] else None, r[10]))
+        return out
 
     def list(self, *, type: str | None = None, status: str | None = None, limit: int = 50,
              parent: str | None = None) -> list[Operation]:
@@ -273,7 +280,11 @@ class RecordStore:
             args.append(parent)
         sql += " ORDER BY started DESC, id DESC LIMIT ?"
         args.append(limit)
-        return [_operation(r) for r in self._db.execute(sql, args)]
+        ops = [_operation(r) for r in self._db.execute(sql, args)]
+        steps = self._steps([op.id for op in ops])  # a listed operation carries its steps, as get() does
+        for op in ops:
+            op.steps = steps.get(op.id, [])
+        return ops
 
 
 def _operation(row: tuple) -> Operation:

@@ -14,9 +14,10 @@ from tests.ops.conftest import CHEAP_STEPS, write_plan
     (CHEAP_STEPS, 'window: {start: "2020-01-01T23:00", end: "2020-01-02T01:00"}\n',
      "plan.yaml:14: window: the window ended in the past"),
     (CHEAP_STEPS, 'window: {start: "25:00", end: "02:00"}\n', "plan.yaml:14: window.start: '25:00' is not"),
-    ("  - db.migrate: {to: three}\n", "", "plan.yaml:7: steps.0: db.migrate `to` must be a version number"),
+    ("  - db.migrate: {to: three}\n", "",
+     "plan.yaml:7: steps.0: db.migrate `to`: Input should be a valid integer (got \"three\")"),
     ('  - media.migrate: {to: "media-v2\\nMOBIUS_BACKUP_KEEP=1"}\n', "",
-     "plan.yaml:7: steps.0: MOBIUS_LIBRARY_DIR contains a control character"),
+     "plan.yaml:7: steps.0: media.migrate `to`: MOBIUS_LIBRARY_DIR contains a control character"),
 ])
 def test_bad_plan_is_one_line_exit_1(mobius, ops_ws: Path, steps: str, extra: str, expected: str) -> None:
     plan = write_plan(ops_ws, steps, extra=extra)
@@ -53,3 +54,10 @@ def test_shared_options(mobius, ops_ws: Path) -> None:
     proc = mobius("-w", str(ops_ws), "db", "rollback", "-y")
     assert proc.returncode == 0, proc.stderr
     assert "is at version 2" in proc.stdout  # one step back from the built-in 3
+
+
+def test_plan_with_a_failed_check_prints_one_json_object(mobius, ops_ws: Path) -> None:
+    """`migrate plan --json` printed {"ok": true} before the error object when a check failed."""
+    plan = write_plan(ops_ws, "  - media.migrate: {to: media-v2}\n")
+    code, out = mobius.json("-w", str(ops_ws), "migrate", "plan", str(plan))
+    assert code == 2 and out["ok"] is False and "backup.recent" in out["error"]

@@ -9,7 +9,7 @@ Checks, by name:
 - `database`: the database answers `SELECT 1` (observed: round trip in ms).
 - `schema`: the applied schema version equals the newest migration file (observed: applied version).
 - `library`: the library folder exists and can be listed.
-- `backups`: a file can be created and removed in the backups folder.
+- `backups`: a file can be created and removed in the backups folder (observed: "probe file written and removed").
 - `disk`: free space on the library's and the backups' filesystems is at least 10% (the runbook's line).
 - `backup-age`: the newest *verified* backup is younger than MOBIUS_BACKUP_MAX_AGE_HOURS (0 = skipped).
 """
@@ -156,7 +156,7 @@ def backups_check(ws: Workspace) -> Check:
             probe.unlink(missing_ok=True)
     except OSError as exc:
         return failed("backups", detail=f"{folder} is not writable: {exc.strerror or exc}", source=str(folder))
-    return passed("backups", True, source=str(folder), detail="a probe file was written and removed")
+    return passed("backups", "probe file written and removed", source=str(folder), detail=f"{probe.name}, 5 bytes")
 
 
 def disk_check(ws: Workspace) -> Check:

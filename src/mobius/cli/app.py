@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import errno
-import re
 import sys
 import time
 import traceback
@@ -33,6 +32,7 @@ except ImportError:  # pragma: no cover - older Typer
     from click import exceptions as click_exceptions
 
 from mobius.errors import EXIT_CODES_HELP, EXIT_INPUT, EXIT_RESOURCE, EXIT_VERIFY, MobiusError, is_disk_full
+from mobius.printable import printable as _printable
 
 HELP = f"""Mobius: the MOBIUS Games pipeline's operations system.
 
@@ -93,16 +93,6 @@ COMMAND_MODULES = (
 )
 for module in COMMAND_MODULES:
     module.register(app)
-
-
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-
-
-def _printable(text: str) -> str:
-    """`text` with control characters shown as \\xNN: a name from a file or an argument may hold an
-    escape sequence, which must not reach the terminal (or split the one error line). --json output
-    keeps the text as it is: json escapes them itself."""
-    return _CONTROL.sub(lambda match: f"\\x{ord(match.group()):02x}", text)
 
 
 def _fail(code: int, message: str) -> int:

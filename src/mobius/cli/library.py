@@ -67,7 +67,7 @@ def dupes_command(distance: int = DISTANCE, variants: bool = VARIANTS,
     if fmt == "json":
         import json
 
-        emit(payload, json.dumps(payload, ensure_ascii=False, indent=1))
+        emit(payload, json.dumps(payload, ensure_ascii=False, indent=1).splitlines())
         return
     lines = [f"{len(payload['groups'])} group(s), {payload['duplicates']} extra copies among {payload['images']} "
              f"images ({payload['algorithm']}, distance <= {distance})"]
@@ -93,7 +93,7 @@ def similar_command(image: Path = typer.Argument(..., help="The image to look fo
     if fmt == "json":
         import json
 
-        emit(result, json.dumps(result, ensure_ascii=False, indent=1))
+        emit(result, json.dumps(result, ensure_ascii=False, indent=1).splitlines())
         return
     lines = [f"{result['hash']}  {image}  ({result['algorithm']})"]
     lines += [f"  d={m['distance']:<2} {m['hash']}  {m['path']}" for m in result["matches"]]

@@ -44,12 +44,22 @@ def plan_command(plan: Path = _PLAN, force: bool = typer.Option(False, "--force"
     lines = [f"plan {loaded.name} ({loaded.type}, risk {loaded.risk}): {len(loaded.steps)} step(s)"]
     lines += [f"  step {i}: {p['step']}: {p['summary']}" for i, p in enumerate(measured["plans"], start=1)]
     lines += [f"  {line}" for line in report.lines()]
+    lines += [probe_line(name, cost) for name, cost in measured["probes"].items()] or [
+        "  probes: none (the plan's steps change nothing a probe measures)"]
     lines.append(f"estimate {measured['estimate_s']:.1f} s ({measured['estimate_source']})")
     result = {"plan": loaded.name, "report": report, **measured}
     if report.failures():
-        emit({}, lines)
+        for line in lines:  # the human lines; under --json the one object is the error's
+            say(line)
         report.raise_if_failed(hint="fix what the failed checks name, then plan again")
     emit(result, lines + ["all checks passed"])
+
+
+def probe_line(name: str, cost: dict) -> str:
+    """`  probe library_listing: ~0.1 s (measured: one listing; 3 sample(s) before and after)`."""
+    if "skipped" in cost:
+        return f"  probe {name}: skipped ({cost['skipped']})"
+    return f"  probe {name}: ~{cost['seconds']:.1f} s ({cost['how']})"
 
 
 @migrate_app.command("run")
@@ -144,7 +154,7 @@ def report_command(
         atomic_write_text(out.expanduser().resolve(), text)
         emit({"migration": op_id, "kind": kind, "format": fmt, "out": out.resolve()}, f"wrote {out}")
     else:
-        emit({"migration": op_id, "kind": kind, "format": fmt, "text": text}, text)
+        emit({"migration": op_id, "kind": kind, "format": fmt, "text": text}, text.splitlines())
 
 
 def history_command(

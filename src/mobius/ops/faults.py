@@ -4,6 +4,7 @@ MOBIUS_FAULT is a comma-separated list of
 - `kill@POINT` : SIGKILL this process the first time POINT is reached (points: preflight,
   step:NAME (before it), inside:NAME (after its undo handle exists, before it finishes),
   between (after a step is recorded done), validation, rollback:NAME);
+- `crash@POINT`: raise a TypeError at POINT, as a bug in a capability would (not a MobiusError);
 - `slow@POINT=SECONDS`: sleep that long at POINT (gives a test time to send SIGTERM mid-step);
 - `fail@validation:CHECK`: that validation check reports a failure;
 - `error-rate@NAME=RATIO`: the monitors see this error rate while step NAME runs;
@@ -23,10 +24,12 @@ def _faults() -> list[tuple[str, str]]:
 
 
 def kill_at(point: str) -> None:
-    """SIGKILL ourselves at a named point (nothing runs after it: no finally, no atexit); or sleep there."""
+    """SIGKILL ourselves at a named point (nothing runs after it: no finally, no atexit); or crash or sleep there."""
     faults = _faults()
     if ("kill", point) in faults:
         os.kill(os.getpid(), signal.SIGKILL)
+    if ("crash", point) in faults:
+        raise TypeError(f"injected crash at {point} (MOBIUS_FAULT)")
     for kind, arg in faults:
         name, _, seconds = arg.partition("=")
         if kind == "slow" and name == point:

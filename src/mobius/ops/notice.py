@@ -6,6 +6,7 @@ from pathlib import Path
 
 from mobius.config import Workspace
 from mobius.ops.plan import load_plan
+from mobius.ops.preflight import estimate_of
 from mobius.records import RecordStore
 
 
@@ -16,11 +17,13 @@ def record_notice(ws: Workspace, plan_path: Path) -> str:
 
     plan, _ = load_plan(plan_path)
     ctx = StepContext(ws)
-    plans = [{"step": s.name, **vars(s.plan(ctx))} for s in Orchestrator.steps_of(plan)]
-    estimate = plan.estimate or sum(p.get("estimate_s") or 0 for p in plans)
+    steps = Orchestrator.steps_of(plan)
+    step_plans = [s.plan(ctx) for s in steps]
+    plans = [{"step": s.name, **vars(p)} for s, p in zip(steps, step_plans, strict=True)]
+    estimate = estimate_of(ws, plan, step_plans)
     with RecordStore.of(ws) as store:
         op_id = store.start("migrate.notice", {"plan": plan.name, "plan_doc": plan.model_dump(mode="json",
                                                                                            by_alias=True),
-                                               "plans": plans, "estimate_s": estimate})
+                                               "plans": plans, **estimate})
         store.finish(op_id, "completed", {"plan": plan.name})
     return op_id

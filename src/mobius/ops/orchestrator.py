@@ -6,21 +6,27 @@ row n+1 the validation. `resume` skips every row marked done and re-enters a hal
 which continues through the capability's own journal. Rollback walks the steps in reverse with
 their handles and verifies each; what it cannot finish it names, with the commands to finish by hand.
 
-The record's status: running -> completed | stopped (SIGTERM or low disk; resumable) |
-rolling-back -> rolled-back | rollback-failed; refused (preflight failed, nothing changed).
+The record's status: running -> completed | stopped (SIGTERM, low disk, Ctrl-C, a closed output;
+resumable) | rolling-back -> rolled-back | rollback-failed; refused (preflight failed or crashed,
+nothing changed). Any exception inside a step or the validation, ours or not, rolls back: the
+promise is held with `except Exception` around the work and `except BaseException` around the run.
 """
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
+
+from pydantic import ValidationError
 
 from mobius.config import Workspace, load_workspace
-from mobius.errors import InputError, MobiusError, ResourceError, VerificationError
+from mobius.errors import InputError, MobiusError, ResourceError, VerificationError, is_disk_full
 from mobius.log import get_logger
 from mobius.ops import faults
 from mobius.ops.digests import file_digest
@@ -81,10 +87,28 @@ class Orchestrator:
         self.say("stop requested (SIGTERM): stopping at the next safe point")
 
     @staticmethod
-    def steps_of(plan: Plan) -> list[Step]:
+    def steps_of(plan: Plan, *, op_id: str | None = None, undoing: bool = False) -> list[Step]:
+        """The plan's steps. A plan recorded before step parameters were checked when read may hold some
+        this version refuses: such a run cannot continue, but it can still be undone, as a rollback needs
+        nothing of a step but its class and the recorded undo handle (the step contract)."""
         import mobius.ops.steps  # noqa: F401 - registers the capabilities' steps
 
-        return [REGISTRY[name](params) for name, params in plan.step_list()]
+        steps = []
+        for idx, (name, params) in enumerate(plan.step_list()):
+            factory = REGISTRY[name]
+            try:
+                steps.append(factory(params))
+            except ValidationError as exc:
+                if undoing and isinstance(factory, type):
+                    steps.append(factory.__new__(factory))
+                    continue
+                error = exc.errors()[0]
+                key = ".".join(str(p) for p in error["loc"])
+                raise InputError(f"migration {op_id or ''} was recorded with a step parameter this version refuses: "
+                                 f"steps.{idx}: {name} `{key}`: {error['msg']}",
+                                 hint=f"undo it: mobius migrate rollback {op_id} --yes; then fix the plan and "
+                                      "run it again" if op_id else "fix the plan") from None
+        return steps
 
     def _exclusive(self) -> FileLock:
         """One migration at a time per workspace: run, resume and rollback each hold it throughout, so no
@@ -116,11 +140,13 @@ class Orchestrator:
         if op.status in ("running", "stopping", "rolling-back") and not op.orphaned:
             raise InputError(f"migration {op_id} is {op.status} in process {op.pid}", hint="it is still running")
         plan = Plan.model_validate(op.params["plan"])
+        undoing = op.status in ("rolling-back", "rollback-failed")
+        self.steps_of(plan, op_id=op_id, undoing=undoing)  # refused before the record changes
         self.store.adopt(op_id)
         self._event(op_id, "resumed", {"from_status": op.status})
         self.say(f"migration {op_id}: resuming ({op.status})")
         with parent_scope(op_id):
-            if op.status in ("rolling-back", "rollback-failed"):
+            if undoing:
                 return self._rollback(op_id, plan, reason=op.error or "resumed rollback")
             return self._drive(op_id, plan, force=bool(op.params.get("force")))
 
@@ -149,9 +175,9 @@ class Orchestrator:
     # the run
     def _drive(self, op_id: str, plan: Plan, *, force: bool) -> Outcome:
         started = time.monotonic()
+        steps = self.steps_of(plan, op_id=op_id)
         previous = signal.signal(signal.SIGTERM, self._on_term)
         self.store.set_status(op_id, "running")
-        steps = self.steps_of(plan)
         n = len(steps)
         op = self.store.get(op_id)
         done = {s.idx: s for s in op.steps}
@@ -161,7 +187,10 @@ class Orchestrator:
             if done.get(0) is None or done[0].status != "done":
                 faults.kill_at("preflight")
                 self.store.step_started(op_id, 0, "preflight")
-                report, measured = run_preflight(self.ws, plan, steps, force=force, ctx=self._ctx(op_id, 0))
+                try:
+                    report, measured = run_preflight(self.ws, plan, steps, force=force, ctx=self._ctx(op_id, 0))
+                except Exception as exc:
+                    self._refuse_crashed(op_id, "preflight", exc)
                 for line in report.lines():
                     self.say(f"  {line}")
                 if report.failures():
@@ -172,7 +201,10 @@ class Orchestrator:
                                             details=[c.line() for c in report.failures()])
                 folder = self.ws.state / "ops" / op_id
                 folder.mkdir(parents=True, exist_ok=True)
-                measured["baseline"] = baseline(self.ws, plan, folder)
+                try:
+                    measured["baseline"] = baseline(self.ws, plan, folder)
+                except Exception as exc:
+                    self._refuse_crashed(op_id, "the baseline", exc)
                 measured["env_sha256"] = file_digest(self.ws.env_file)
                 self.store.step_finished(op_id, 0, "done", evidence={"checks": report.checks, **measured})
                 faults.kill_at("preflight:done")
@@ -199,16 +231,18 @@ class Orchestrator:
                 try:
                     handle = step.apply(ctx)
                     check = step.verify(self._ctx(op_id, i), handle)
-                except ResourceError as exc:
-                    self.store.step_finished(op_id, i, "stopped", error=exc.one_line())
-                    self.store.set_status(op_id, "stopped", error=exc.message)
-                    self._event(op_id, "stopped", {"reason": exc.message})
-                    raise ResourceError(f"migration {op_id} stopped in step {step.name}: {exc.message}",
-                                        hint=f"free some space, then: mobius migrate resume {op_id} "
-                                             f"(or undo it: mobius migrate rollback {op_id})") from exc
-                except MobiusError as exc:
-                    self.store.step_finished(op_id, i, "failed", error=exc.one_line())
-                    return self._rollback(op_id, plan, reason=f"step {step.name} failed: {exc.message}")
+                except Exception as exc:
+                    if isinstance(exc, ResourceError) or is_disk_full(exc):
+                        message = _describe(exc)
+                        self.store.step_finished(op_id, i, "stopped", error=message)
+                        self.store.set_status(op_id, "stopped", error=message)
+                        self._event(op_id, "stopped", {"reason": message})
+                        raise ResourceError(f"migration {op_id} stopped in step {step.name}: {message}",
+                                            hint=f"free some space, then: mobius migrate resume {op_id} "
+                                                 f"(or undo it: mobius migrate rollback {op_id})") from exc
+                    self._crashed(op_id, step.name, exc)
+                    self.store.step_finished(op_id, i, "failed", error=_describe(exc))
+                    return self._rollback(op_id, plan, reason=f"step {step.name} failed: {_describe(exc)}")
                 self.store.step_finished(op_id, i, "done" if not check.failures() else "failed",
                                          evidence={"checks": check.checks}, undo=handle)
                 for line in check.lines():
@@ -222,7 +256,12 @@ class Orchestrator:
             faults.kill_at("validation")
             self.state.step = "validation"
             self.store.step_started(op_id, n + 1, "validate")
-            report, after = run_validation(self.ws, plan, evidence.get("baseline", {}))
+            try:
+                report, after = run_validation(self.ws, plan, evidence.get("baseline", {}))
+            except Exception as exc:
+                self._crashed(op_id, "validation", exc)
+                self.store.step_finished(op_id, n + 1, "failed", error=_describe(exc))
+                return self._rollback(op_id, plan, reason=f"validation failed: {_describe(exc)}")
             for line in report.lines():
                 self.say(f"  {line}")
             self.store.step_finished(op_id, n + 1, "done" if not report.failures() else "failed",
@@ -236,10 +275,40 @@ class Orchestrator:
             return self._outcome(op_id, started)
         except _RollbackNow as now:
             return self._rollback(op_id, plan, reason=now.reason)
+        except BaseException as exc:
+            self._stopped_by(op_id, exc)
+            raise
         finally:
             if monitor is not None:
                 monitor.stop()
             signal.signal(signal.SIGTERM, previous)
+
+    def _crashed(self, op_id: str, where: str, exc: Exception) -> None:
+        """An exception that is not one of ours: its traceback goes to the log file, its line to the record."""
+        if not isinstance(exc, MobiusError):
+            self.log.error("migration.crashed", console=False, operation=op_id, where=where, error=_describe(exc),
+                           traceback=traceback.format_exc())
+
+    def _refuse_crashed(self, op_id: str, where: str, exc: Exception) -> NoReturn:
+        """Before any step ran, nothing changed: record `refused` with the reason, never leave it `running`."""
+        self._crashed(op_id, where, exc)
+        reason = f"{where} could not complete: {_describe(exc)}"
+        self.store.step_finished(op_id, 0, "failed", error=reason)
+        self.store.finish(op_id, "refused", {"reason": reason}, error=reason)
+        if isinstance(exc, MobiusError):
+            raise exc
+        raise VerificationError(f"migration {op_id} refused: {reason}; nothing was changed",
+                                hint="run with -v, or see the log in logs/, for where it failed") from exc
+
+    def _stopped_by(self, op_id: str, exc: BaseException) -> None:
+        """Whatever ends the run between the handled points (a closed stdout, Ctrl-C), the record never
+        says `running` after this process is gone: `stopped`, so resume or rollback can take it up."""
+        with contextlib.suppress(Exception):
+            op = self.store.get(op_id)
+            if op is not None and op.status == "running":
+                reason = f"stopped by {_describe(exc) if isinstance(exc, Exception) else type(exc).__name__}"
+                self.store.set_status(op_id, "stopped", error=reason)
+                self._event(op_id, "stopped", {"reason": reason})
 
     def _safe_point(self, op_id: str, plan: Plan) -> None:
         """Act on what the monitors and signals asked for, between steps."""
@@ -263,7 +332,7 @@ class Orchestrator:
         self.store.set_status(op_id, "rolling-back", error=reason)
         self._event(op_id, "rollback.started", {"reason": reason})
         self.say(f"rolling back: {reason}")
-        steps = self.steps_of(plan)
+        steps = self.steps_of(plan, op_id=op_id, undoing=True)
         rows = {s.idx: s for s in self.store.get(op_id).steps}
         for i in range(len(steps), 0, -1):
             row = rows.get(i)
@@ -273,9 +342,10 @@ class Orchestrator:
             faults.kill_at(f"rollback:{step.name}")
             try:
                 report = step.rollback(self._ctx(op_id, i), row.undo)
-            except MobiusError as exc:
+            except Exception as exc:  # whatever its type, the rollback stops here and says what is left
+                self._crashed(op_id, f"rollback:{step.name}", exc)
                 report = Report(f"{step.name} rollback")
-                report.add(_failed_check(step.name, exc.one_line()))
+                report.add(_failed_check(step.name, _describe(exc)))
             self._event(op_id, "rollback.step", {"step": step.name, "idx": i, "ok": not report.failures(),
                                                  "checks": report.checks})
             for line in report.lines():
@@ -320,6 +390,13 @@ class _RollbackNow(Exception):
     def __init__(self, reason: str):
         super().__init__(reason)
         self.reason = reason
+
+
+def _describe(exc: BaseException) -> str:
+    """One line for the record and the report: our message, or the type and text of anything else."""
+    if isinstance(exc, MobiusError):
+        return exc.message
+    return f"internal error: {type(exc).__name__}: {exc}"
 
 
 def _failed_check(name: str, detail: str):  # noqa: ANN202

@@ -1,12 +1,15 @@
 """A migration plan: a YAML file validated into typed settings, with errors that name the line.
 
 Every problem is one line `PLAN:LINE: what is wrong` (InputError, exit 1): a bad field, a
-missing file, an unknown step, a window that is invalid or already over.
+missing file, an unknown step, a step parameter of the wrong type or unknown, a window that is
+invalid or already over, YAML a plan may not use (an alias, a key given twice, deep nesting), a
+file that is not UTF-8.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 import zoneinfo
 from pathlib import Path
@@ -16,6 +19,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from mobius.errors import InputError
+from mobius.ops.step import REGISTRY
 
 VALIDATIONS = ("file_counts", "checksums", "db_check", "golden_check_all", "pipeline_test")
 PROBES = ("library_listing", "pipeline_test", "golden_check", "service_ready")
@@ -147,8 +151,7 @@ class Plan(_Strict):
     estimate: float | None = None
     steps: list[dict[str, dict[str, Any]]] = Field(min_length=1)
     validate_: list[str] = Field(default_factory=list, alias="validate")
-    probes: list[str] = Field(default_factory=lambda: ["library_listing", "pipeline_test", "golden_check",
-                                                       "service_ready"])
+    probes: list[str] | None = None  # default: the probes that fit the steps (probe_names)
     probe_samples: int = Field(3, ge=1, le=50)
     monitors: Monitors = Field(default_factory=Monitors)
     oncall: str | None = None
@@ -184,14 +187,24 @@ class Plan(_Strict):
 
     @field_validator("probes")
     @classmethod
-    def _probes(cls, value: list[str]) -> list[str]:
-        unknown = [v for v in value if v not in PROBES]
+    def _probes(cls, value: list[str] | None) -> list[str] | None:
+        unknown = [v for v in value or [] if v not in PROBES]
         if unknown:
             raise ValueError(f"unknown probe {unknown[0]!r} (known: {', '.join(PROBES)})")
         return value
 
     def step_list(self) -> list[tuple[str, dict[str, Any]]]:
         return [next(iter(entry.items())) for entry in self.steps]
+
+    def probe_names(self) -> list[str]:
+        """The plan's `probes`, or else those that measure what its steps change (each step's `probes`;
+        every probe for a step that does not say): a plan moving files is not timed by renders."""
+        if self.probes is not None:
+            return self.probes
+        import mobius.ops.steps  # noqa: F401 - registers the capabilities' steps
+
+        wanted = {probe for name, _ in self.step_list() for probe in getattr(REGISTRY.get(name), "probes", PROBES)}
+        return [probe for probe in PROBES if probe in wanted]
 
 
 def _node_at(node: yaml.Node | None, loc: tuple[Any, ...]) -> yaml.Node | None:
@@ -210,6 +223,89 @@ def _node_at(node: yaml.Node | None, loc: tuple[Any, ...]) -> yaml.Node | None:
     return node
 
 
+MAX_DEPTH = 32  # a plan needs about six levels
+
+
+class _RefusedYaml(yaml.MarkedYAMLError):
+    """YAML that a plan may not use (an alias, a key given twice, nesting beyond MAX_DEPTH)."""
+
+
+class _PlanLoader(yaml.SafeLoader):
+    """YAML as a plan may be written: no aliases, no duplicate keys.
+
+    An alias (`*name`, and so `<<: *name`) can expand a few hundred bytes into gigabytes (a "billion
+    laughs" plan), and a plan has no need of one: refused where it stands. A key given twice would
+    silently lose the first value (`steps:` twice runs only the second list): refused with its line.
+    """
+
+    depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: object) -> yaml.Node | None:
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent):
+            raise _RefusedYaml(
+                None, None, f"an alias (*{event.anchor}) is not accepted in a plan; write the value out",
+                event.start_mark)
+        if self.depth >= MAX_DEPTH:  # thousands of `[` would exhaust Python's stack
+            raise _RefusedYaml(None, None, f"nested deeper than {MAX_DEPTH} levels", event.start_mark)
+        self.depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, yaml.Node] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # `<<: {...}` is merged by the base constructor
+            key = self.construct_object(key_node, deep=True)
+            try:
+                first = seen.setdefault(key, key_node)
+            except TypeError:
+                continue  # an unhashable key: the base constructor names it
+            if first is not key_node:
+                raise _RefusedYaml(
+                    None, None, f"key {key!r} given twice (first on line {first.start_mark.line + 1})",
+                    key_node.start_mark)
+        return super().construct_mapping(node, deep=deep)
+
+
+def _read_yaml(text: str) -> tuple[yaml.Node | None, Any]:
+    """The document's node tree (for line numbers) and its value, from one parse."""
+    loader = _PlanLoader(text)
+    try:
+        root = loader.get_single_node()
+        return root, (loader.construct_document(root) if root is not None else None)
+    finally:
+        loader.dispose()
+
+
+def _line(root: yaml.Node | None, loc: tuple[Any, ...]) -> int:
+    node = _node_at(root, loc)
+    return node.start_mark.line + 1 if node is not None else 1
+
+
+def _step_problem(name: str, exc: ValidationError) -> tuple[tuple[Any, ...], str]:
+    """The location (below the step's name) and one phrase for the first problem in a step's parameters."""
+    error = exc.errors()[0]
+    loc = tuple(error["loc"])
+    key = ".".join(str(p) for p in loc)
+    if error["type"] == "extra_forbidden":
+        return loc, f"{name}: unknown parameter {key!r} (known: {_known_params(name) or 'none'})"
+    message = error["msg"].removeprefix("Value error, ")
+    if error["type"] == "missing":
+        return loc, f"{name} `{key}` is required"
+    if error["type"] == "value_error":  # our own validator: its message names the value
+        return loc, f"{name} `{key}`: {message}"
+    return loc, f"{name} `{key}`: {message} (got {json.dumps(error['input'], default=str)})"
+
+
+def _known_params(name: str) -> str:
+    params = getattr(REGISTRY[name], "Params", None)  # a step's StepParams model, when it declares one
+    return ", ".join(params.model_fields) if params is not None else ""
+
+
 def load_plan(path: Path) -> tuple[Plan, str]:
     """The validated plan and its text; every problem is one InputError line naming the line."""
     import mobius.ops.steps  # noqa: F401 - registers the capabilities' steps
@@ -217,14 +313,20 @@ def load_plan(path: Path) -> tuple[Plan, str]:
     path = Path(path)
     if not path.is_file():
         raise InputError(f"plan {path} does not exist", hint="pass the path of a plan YAML file")
-    text = path.read_text(encoding="utf-8")
     try:
-        root = yaml.compose(text)
-        data = yaml.safe_load(text)
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        line = path.read_bytes()[: exc.start].count(b"\n") + 1
+        raise InputError(f"{path}:{line}: not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset {exc.start})",
+                         hint="save the plan as UTF-8") from None
+    try:
+        root, data = _read_yaml(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f":{mark.line + 1}" if mark else ""
-        raise InputError(f"{path}{line}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
+        what = "" if isinstance(exc, _RefusedYaml) else "not valid YAML: "
+        raise InputError(f"{path}{line}: {what}{getattr(exc, 'problem', exc)}",
+                         hint="see docs/migrate.md for the plan format") from None
     if not isinstance(data, dict):
         raise InputError(f"{path}:1: a plan is a mapping (name, type, steps, ...)", hint="see docs/migrate.md")
     try:
@@ -232,22 +334,22 @@ def load_plan(path: Path) -> tuple[Plan, str]:
     except ValidationError as exc:
         error = exc.errors()[0]
         loc = tuple(error["loc"])
-        node = _node_at(root, loc)
-        line = node.start_mark.line + 1 if node is not None else 1
         where = ".".join(str(p) for p in loc).replace("validate_", "validate") or "plan"
         message = error["msg"].removeprefix("Value error, ")
-        raise InputError(f"{path}:{line}: {where}: {message}", hint="see docs/migrate.md for the plan format") from None
+        raise InputError(f"{path}:{_line(root, loc)}: {where}: {message}",
+                         hint="see docs/migrate.md for the plan format") from None
     for idx, (name, params) in enumerate(plan.step_list()):
-        from mobius.ops.step import REGISTRY
-
-        node = _node_at(root, ("steps", idx))
-        line = node.start_mark.line + 1 if node is not None else 1
         if name not in REGISTRY:
             known = ", ".join(sorted(REGISTRY))
-            raise InputError(f"{path}:{line}: steps.{idx}: unknown step {name!r} (known: {known})",
-                             hint="see docs/migrate.md") from None
+            raise InputError(f"{path}:{_line(root, ('steps', idx))}: steps.{idx}: unknown step {name!r} "
+                             f"(known: {known})", hint="see docs/migrate.md") from None
         try:
             REGISTRY[name](params)
+        except ValidationError as exc:
+            loc, message = _step_problem(name, exc)
+            raise InputError(f"{path}:{_line(root, ('steps', idx, name, *loc))}: steps.{idx}: {message}",
+                             hint="see docs/migrate.md for each step's parameters") from None
         except InputError as exc:
-            raise InputError(f"{path}:{line}: steps.{idx}: {exc.message}", hint="see docs/migrate.md") from None
+            raise InputError(f"{path}:{_line(root, ('steps', idx))}: steps.{idx}: {exc.message}",
+                             hint="see docs/migrate.md") from None
     return plan, text

@@ -15,11 +15,13 @@ from typing import Any
 from mobius.config import Workspace, is_url
 from mobius.ops.plan import Plan
 from mobius.ops.step import Step, StepContext, StepPlan
+from mobius.ops.validation import probe_costs
 from mobius.results import Check, Report, at_least, failed, passed, skipped
 from mobius.safety.diskspace import disk_space, human_bytes
 from mobius.safety.stamps import parse_utc
 
 SPACE_FACTOR = 3
+CHECKLIST_S = 1.0  # this checklist, the baseline and the validation themselves (about 1 s measured on the sample)
 
 
 def backup_check(ws: Workspace, plan: Plan) -> list[Check]:
@@ -159,11 +161,20 @@ def run_preflight(ws: Workspace, plan: Plan, steps: list[Step], *, force: bool =
     report.add(service)
     report.add(window_check(plan, force=force))
     report.add(notice_check(ws, plan, force=force))
-    estimate = plan.estimate or (sum(p.estimate_s or 0 for p in plans) + rehearsed)
     measured = {"plans": [{"step": s.name, **_plan_dict(p)} for s, p in zip(steps, plans, strict=True)],
-                "estimate_s": round(estimate, 3), "estimate_source": "plan" if plan.estimate else "step plans"
-                + (" + rehearsal" if rehearsed else "")}
+                **estimate_of(ws, plan, plans, rehearsed)}
     return report, measured
+
+
+def estimate_of(ws: Workspace, plan: Plan, plans: list[StepPlan], rehearsed: float = 0.0) -> dict[str, Any]:
+    """How long the run will take: the plan's `estimate`, or the checklist, the steps' plans, the rehearsal
+    and the probes (each probe's cost is in `probes`), so the duration monitor counts what the run does."""
+    probes = probe_costs(ws, plan.probe_names(), plan.probe_samples)
+    probing = sum(p.get("seconds", 0) for p in probes.values())
+    estimate = plan.estimate or (CHECKLIST_S + sum(p.estimate_s or 0 for p in plans) + rehearsed + probing)
+    source = "plan" if plan.estimate else ("checklist + step plans" + (" + rehearsal" if rehearsed else "")
+                                           + (" + probes" if probing else ""))
+    return {"probes": probes, "estimate_s": round(estimate, 3), "estimate_source": source}
 
 
 def _plan_dict(p: StepPlan) -> dict[str, Any]:

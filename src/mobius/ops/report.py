@@ -11,7 +11,9 @@ import html
 from typing import Any
 
 from mobius.config import Workspace
+from mobius.printable import printable
 from mobius.records import Operation, RecordStore
+from mobius.safety.diskspace import human_bytes
 
 
 def contacts(ws: Workspace) -> list[tuple[str, str]]:
@@ -24,13 +26,29 @@ def contacts(ws: Workspace) -> list[tuple[str, str]]:
     return rows
 
 
+def _observed(c: dict[str, Any]) -> str:
+    """The observed value with its unit; a byte count also as a person reads it: `84668682240 bytes (78.9 GiB)`."""
+    value, unit = c.get("observed"), c.get("unit") or ""
+    if value is None:
+        return ""
+    text = f"{value}{' ' + unit if unit else ''}"
+    if unit.startswith("bytes") and isinstance(value, int | float) and not isinstance(value, bool):
+        text += f" ({human_bytes(value)})"
+    return text
+
+
+def _threshold(c: dict[str, Any]) -> str:
+    """The threshold; `>= 837150` held against bytes also as `>= 837150 (817.5 KiB)`."""
+    text = str(c.get("threshold") or "")
+    operator, _, number = text.partition(" ")
+    if (c.get("unit") or "").startswith("bytes") and operator in (">=", "<=") and number.isdigit():
+        text += f" ({human_bytes(int(number))})"
+    return text
+
+
 def _check_rows(checks: list[dict[str, Any]]) -> list[list[str]]:
-    rows = []
-    for c in checks:
-        observed = "" if c.get("observed") is None else f"{c['observed']}{' ' + c['unit'] if c.get('unit') else ''}"
-        rows.append([c.get("verdict", ""), c.get("name", ""), observed, str(c.get("threshold") or ""),
-                     c.get("source", ""), c.get("detail", "")])
-    return rows
+    return [[c.get("verdict", ""), c.get("name", ""), _observed(c), _threshold(c), c.get("source", ""),
+             c.get("detail", "")] for c in checks]
 
 
 def model(ws: Workspace, op: Operation, events: list[Any], kind: str) -> dict[str, Any]:
@@ -46,7 +64,12 @@ def model(ws: Workspace, op: Operation, events: list[Any], kind: str) -> dict[st
         facts.append(["Window", f"{window['start']} - {window['end']} {window.get('timezone', 'UTC')}"])
     estimate = evidence.get("estimate_s") or op.params.get("estimate_s")
     if estimate is not None:
-        facts.append(["Estimated duration", f"{float(estimate):.1f} s ({evidence.get('estimate_source', 'plan')})"])
+        source = evidence.get("estimate_source") or op.params.get("estimate_source") or "plan"
+        facts.append(["Estimated duration", f"{float(estimate):.1f} s ({source})"])
+    probes = evidence.get("probes") or op.params.get("probes") or {}
+    if probes:
+        facts.append(["Probes", "; ".join(f"{name} ~{cost['seconds']:.1f} s" if "seconds" in cost else
+                                          f"{name} skipped" for name, cost in probes.items())])
     if kind == "post":
         facts += [["Status", op.status], ["Started", op.started], ["Finished", op.finished or "-"],
                   ["Duration", f"{op.duration_s:.1f} s" if op.duration_s is not None else "-"]]
@@ -91,17 +114,26 @@ def _step_state(op: Operation, idx: int) -> list[str]:
     return [row.status, f"{row.duration_s:.2f}" if row.duration_s is not None else "", changed]
 
 
+def _md(value: Any) -> str:
+    """A plan's or a record's text as Markdown shows it literally: no markup (`<` and `&` become entities,
+    so `<script>` and `<img onerror>` are printed as text by every renderer), no table break, no control
+    character. `>` stays: without a `<` it opens nothing, and `>= 10` reads better in a terminal."""
+    return printable(str(value)).replace("&", "&amp;").replace("<", "&lt;").replace("|", "\\|")
+
+
 def markdown(m: dict[str, Any]) -> str:
-    out = [f"# {m['title']}", ""]
+    out = [f"# {_md(m['title'])}", ""]
     for title, header, rows in m["sections"]:
-        out += [f"## {title}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-        out += ["| " + " | ".join(str(c).replace("|", "\\|").replace("\n", " ") for c in row) + " |" for row in rows]
+        out += [f"## {_md(title)}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        out += ["| " + " | ".join(_md(c) for c in row) + " |" for row in rows]
         out.append("")
     return "\n".join(out)
 
 
 def to_html(m: dict[str, Any]) -> str:
-    e = html.escape
+    def e(value: Any) -> str:
+        return html.escape(printable(str(value)))
+
     parts = ["<!doctype html>", '<html lang="en"><head><meta charset="utf-8">', f"<title>{e(m['title'])}</title>",
              "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;margin-bottom:1.5em}"
              "td,th{border:1px solid #999;padding:4px 8px;text-align:left}.fail{background:#fdd}"

@@ -15,6 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
+from pydantic import BaseModel, ConfigDict
+
 from mobius.config import Workspace
 from mobius.progress import NoProgress, Progress
 from mobius.results import Report
@@ -48,10 +50,22 @@ class StepPlan:
     rehearsed: bool = False  # True when the dry run really exercised the work (e.g. on a copy)
 
 
+class StepParams(BaseModel):
+    """A step's parameters as the plan gives them, checked when the plan is read, never mid-run.
+
+    Exact types (a quoted "3", 1.5 or `true` is not a count), no unknown keys: the plan reader turns
+    a violation into one `PLAN:LINE` error before anything is recorded or changed.
+    """
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
 class Step(Protocol):
     """One capability migration step with its parameters."""
 
     name: ClassVar[str]
+    Params: ClassVar[type[StepParams]]  # its parameters; the constructor validates them (ValidationError)
+    probes: ClassVar[tuple[str, ...]]  # the probes that measure what it changes (a plan's default; optional)
 
     def plan(self, ctx: StepContext) -> StepPlan: ...
 

@@ -36,7 +36,7 @@ def baseline(ws: Workspace, plan: Plan, folder: Path) -> dict[str, Any]:
         manifest = folder / "library.sha256"
         build_manifest(ws.library_path, manifest)
         out["manifest"] = str(manifest)
-    out["probes"] = measure_probes(ws, plan.probes, plan.probe_samples)
+    out["probes"] = measure_probes(ws, plan.probe_names(), plan.probe_samples)
     return out
 
 
@@ -57,6 +57,43 @@ def _probe(ws: Workspace, name: str) -> Callable[[], object] | None:
 
         return (lambda: service_check(ws)) if ws.settings.service_url else None
     return None
+
+
+# One sample's cost where it is not measured, from a run on the sample workspace (3 games) on 2 busy
+# cores: a pipeline test took 1.5 s; a golden check is rougher (about a second a game with goldens).
+PIPELINE_TEST_S = (0.3, 0.4)  # start, then per game spec
+GOLDEN_CHECK_S = (0.3, 1.0)  # start, then per game with goldens
+SERVICE_READY_S = 0.05
+
+
+def probe_costs(ws: Workspace, names: list[str], samples: int) -> dict[str, Any]:
+    """What each probe will cost this run, before and after the steps: name -> {seconds, per_sample, how}
+    (or {skipped: why}). The listing is measured (one walk, the same as counting the files); the others
+    are estimated from what they will check, without rendering anything."""
+    out: dict[str, Any] = {}
+    for name in names:
+        if _probe(ws, name) is None:
+            out[name] = {"skipped": "not applicable here"}
+            continue
+        if name == "library_listing":
+            started = time.perf_counter()
+            sum(1 for _ in walk(ws.library_path))
+            per_sample, how = time.perf_counter() - started, "measured: one listing"
+        elif name == "pipeline_test":
+            from mobius.render.spec import list_specs
+
+            games = len(list_specs(ws.games))
+            per_sample, how = PIPELINE_TEST_S[0] + PIPELINE_TEST_S[1] * games, f"estimated: {games} game spec(s)"
+        elif name == "golden_check":
+            from mobius.golden.baseline import games_with_goldens
+
+            games = len(games_with_goldens(ws))
+            per_sample, how = GOLDEN_CHECK_S[0] + GOLDEN_CHECK_S[1] * games, f"estimated: {games} game(s) with goldens"
+        else:
+            per_sample, how = SERVICE_READY_S, "estimated: one request to /ready"
+        out[name] = {"seconds": round(2 * samples * per_sample, 3), "per_sample": round(per_sample, 4),
+                     "how": f"{how}; {samples} sample(s) before and after"}
+    return out
 
 
 def measure_probes(ws: Workspace, names: list[str], samples: int) -> dict[str, Any]:
@@ -101,7 +138,7 @@ def run_validation(ws: Workspace, plan: Plan, before: dict[str, Any]) -> tuple[R
         if faults.fails(check.name.split(".")[0]):
             report.checks[report.checks.index(check)] = failed(check.name, check.observed, source="MOBIUS_FAULT",
                                                                detail="injected failure (test hook)")
-    after = measure_probes(ws, plan.probes, plan.probe_samples)
+    after = measure_probes(ws, plan.probe_names(), plan.probe_samples)
     report.extend(compare_probes(before.get("probes", {}), after, plan.monitors.performance_degradation_rollback))
     return report, {"probes": after, "library_files": library_files(ws)}
 

@@ -5,24 +5,36 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, ClassVar
 
-from mobius.ops.step import StepContext, StepPlan, register_step
+from pydantic import Field
+
+from mobius.ops.step import StepContext, StepParams, StepPlan, register_step
 from mobius.results import Report, passed, skipped
 from mobius.safety.tree import FILE, walk
+
+PER_FILE_S = 0.001  # measured: 2,000 small files backed up and verified in 2.2 s on 2 busy cores
+
+
+class BackupParams(StepParams):
+    keep: int | None = Field(None, ge=1)  # default MOBIUS_BACKUP_KEEP; the new backup always stays
+    database: bool = True
 
 
 @register_step("backup")
 class BackupStep:
     name: ClassVar[str] = "backup"
+    Params: ClassVar[type[StepParams]] = BackupParams
+    probes: ClassVar[tuple[str, ...]] = ()  # a backup changes nothing a probe measures
 
     def __init__(self, params: dict[str, Any]):
-        self.keep: int | None = params.get("keep")
-        self.database: bool = bool(params.get("database", True))
+        checked = BackupParams.model_validate(params)
+        self.keep, self.database = checked.keep, checked.database
 
     def plan(self, ctx: StepContext) -> StepPlan:
         library = ctx.ws.library_path
-        size = sum(e.size for e in walk(library) if e.kind == FILE) if library.is_dir() else 0
+        sizes = [e.size for e in walk(library) if e.kind == FILE] if library.is_dir() else []
+        size = sum(sizes)
         return StepPlan(f"back up {library} (+ .env, database dump) into {ctx.ws.backups}, verify",
-                        writes_bytes=size, estimate_s=0.5 + size / 100e6)
+                        writes_bytes=size, estimate_s=0.5 + size / 100e6 + len(sizes) * PER_FILE_S)
 
     def preflight(self, ctx: StepContext) -> Report:
         report = Report("backup preflight")

@@ -9,24 +9,29 @@ from __future__ import annotations
 import contextlib
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from pydantic import Field
+
 from mobius.errors import InputError
 from mobius.ops.digests import database_digest
-from mobius.ops.step import StepContext, StepPlan, register_step
+from mobius.ops.step import StepContext, StepParams, StepPlan, register_step
 from mobius.results import Report, failed, passed, skipped, to_jsonable
 
 if TYPE_CHECKING:
     from mobius.db.results import RehearsalReport
 
 
+class DbMigrateParams(StepParams):
+    to: int | None = Field(None, ge=0)  # a schema version; default: the latest
+
+
 @register_step("db.migrate")
 class DbMigrateStep:
     name: ClassVar[str] = "db.migrate"
+    Params: ClassVar[type[StepParams]] = DbMigrateParams
+    probes: ClassVar[tuple[str, ...]] = ("service_ready",)  # the schema changes: what the service answers
 
     def __init__(self, params: dict[str, Any]):
-        to = params.get("to")
-        if to is not None and (not isinstance(to, int) or isinstance(to, bool) or to < 0):
-            raise InputError(f"db.migrate `to` must be a version number, not {to!r}")
-        self.to: int | None = to
+        self.to: int | None = DbMigrateParams.model_validate(params).to
 
     def plan(self, ctx: StepContext) -> StepPlan:
         from mobius.db import database_status

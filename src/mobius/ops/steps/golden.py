@@ -11,22 +11,24 @@ import tempfile
 from pathlib import Path
 from typing import Any, ClassVar
 
-from mobius.errors import InputError
 from mobius.ops.digests import tree_digest
-from mobius.ops.step import StepContext, StepPlan, register_step
+from mobius.ops.step import StepContext, StepParams, StepPlan, register_step
 from mobius.results import Report, failed, passed, skipped
 from mobius.safety.swap import swap_folder
+
+
+class GoldenUpdateParams(StepParams):
+    games: list[str] | None = None  # game slugs; default: every game in games/
 
 
 @register_step("golden.update")
 class GoldenUpdateStep:
     name: ClassVar[str] = "golden.update"
+    Params: ClassVar[type[StepParams]] = GoldenUpdateParams
+    probes: ClassVar[tuple[str, ...]] = ("golden_check",)  # the goldens change: checking against them
 
     def __init__(self, params: dict[str, Any]):
-        games = params.get("games")
-        if games is not None and (not isinstance(games, list) or not all(isinstance(g, str) for g in games)):
-            raise InputError("golden.update `games` must be a list of game slugs")
-        self.games: list[str] | None = games
+        self.games: list[str] | None = GoldenUpdateParams.model_validate(params).games
 
     def _games(self, ctx: StepContext) -> list[str]:
         from mobius.render.spec import list_specs

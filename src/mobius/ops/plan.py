@@ -303,7 +303,7 @@ def _step_problem(name: str, exc: ValidationError) -> tuple[tuple[Any, ...], str
 
 def _known_params(name: str) -> str:
     params = getattr(REGISTRY[name], "Params", None)  # a step's StepParams model, when it declares one
-    return ", ".join(params.model_fields) if params is not None else ""
+    return ", ".join(f.alias or n for n, f in params.model_fields.items()) if params is not None else ""
 
 
 def load_plan(path: Path) -> tuple[Plan, str]:

@@ -11,27 +11,29 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, ClassVar
 
+from pydantic import Field
+
 from mobius.errors import InputError
-from mobius.ops.step import StepContext, StepPlan, register_step
+from mobius.ops.step import StepContext, StepParams, StepPlan, register_step
 from mobius.results import Report, failed, passed, skipped
 
-PARAMS = frozenset(("from", "to"))
+
+class EnvPromoteParams(StepParams):
+    source: str = Field(alias="from", min_length=1)
+    target: str = Field(alias="to", min_length=1)
 
 
 @register_step("env.promote")
 class EnvPromoteStep:
     name: ClassVar[str] = "env.promote"
+    Params: ClassVar[type[StepParams]] = EnvPromoteParams
+    probes: ClassVar[tuple[str, ...]] = ()  # it changes another environment; the probes measure this one
 
     def __init__(self, params: dict[str, Any]):
-        unknown = sorted(set(params) - PARAMS)
-        if unknown:
-            raise InputError(f"env.promote does not take {', '.join(map(repr, unknown))} (it takes `from`, `to`)")
-        names = [params.get(key) for key in ("from", "to")]
-        if not all(isinstance(n, str) and n.strip() for n in names):
-            raise InputError("env.promote needs `from` and `to`: two environment names (see `mobius env list`)")
-        if names[0] == names[1]:
+        checked = EnvPromoteParams.model_validate(params)
+        if checked.source == checked.target:
             raise InputError("env.promote: `from` and `to` name the same environment")
-        self.source, self.target = str(names[0]), str(names[1])
+        self.source, self.target = checked.source, checked.target
 
     def _both(self, ctx: StepContext) -> tuple[Any, Any]:
         from mobius.envs.environments import load_environment

@@ -63,6 +63,8 @@ def _dump(value: Any) -> str:
     return json.dumps(_masked(to_jsonable(value)), ensure_ascii=False)
 
 
+LATEST = "latest"  # in place of an operation id: the newest one
+
 @dataclass
 class StepRecord:
     idx: int
@@ -244,6 +246,18 @@ class RecordStore:
         return [EventRecord(r[0], r[1], r[2], json.loads(r[3])) for r in rows]
 
     # reading
+    def resolve(self, op_id: str, *, type: str | None = None) -> str:
+        """`op_id` itself, or for `latest` the newest recorded operation (of `type`), as restic's `latest`."""
+        if op_id != LATEST:
+            return op_id
+        newest = self.list(type=type, limit=1)
+        if not newest:
+            from mobius.errors import InputError
+
+            raise InputError(f"no {type or 'operation'} recorded in this workspace yet, so there is no `latest`",
+                             hint="see mobius history")
+        return newest[0].id
+
     def get(self, op_id: str) -> Operation | None:
         row = self._db.execute("SELECT id, type, status, started, updated, finished, duration_s, pid, parent, ref,"
                                " params, result, error FROM operations WHERE id = ?", (op_id,)).fetchone()

@@ -14,7 +14,9 @@ migrate_app = typer.Typer(help="Run the migration runbook as one plan: preflight
                                "automatic rollback, reports.", no_args_is_help=True)
 
 _PLAN = typer.Argument(..., help="The plan YAML file (see docs/migrate.md).")
-_ID = typer.Argument(..., help="The migration id (printed first by `migrate run`; see `mobius history`).")
+MIGRATION = "migrate.run"  # ops.orchestrator.TYPE, named here so that start-up does not import the runner
+_ID = typer.Argument(..., help="The migration id (printed first by `migrate run`; see `mobius history`), "
+                                   "or `latest`.")
 
 
 def _orchestrator():  # noqa: ANN202
@@ -32,7 +34,9 @@ def plan_command(plan: Path = _PLAN, force: bool = typer.Option(False, "--force"
                                                                   "notice checks as passed.")) -> None:
     """The dry run: validate the plan, run every preflight check with its evidence, print what each step would do.
 
-    Exit 0 when every check passes, 2 when any fails. Example: mobius migrate plan media-to-v2.yaml
+    Exit 0 when every check passes, 2 when any fails.
+
+    Example: mobius migrate plan plans/media-to-v2.yaml
     """
     from mobius.ops.orchestrator import Orchestrator
     from mobius.ops.plan import load_plan
@@ -69,7 +73,9 @@ def run_command(plan: Path = _PLAN, yes: bool = YES,
                 workers: int = WORKERS) -> None:
     """Preflight, then the steps with monitors, validation, record; automatic rollback on failure.
 
-    Prints the migration id first. Example: mobius migrate run media-to-v2.yaml --yes
+    Prints the migration id first.
+
+    Example: mobius migrate run plans/media-to-v2.yaml --yes
     """
     from mobius.ops.plan import load_plan
 
@@ -88,11 +94,15 @@ def run_command(plan: Path = _PLAN, yes: bool = YES,
 
 @migrate_app.command("resume")
 def resume_command(migration: str = _ID, workers: int = WORKERS) -> None:
-    """Continue a killed or stopped migration from its last checkpoint (finished steps are not redone)."""
+    """Continue a killed or stopped migration from its last checkpoint (finished steps are not redone).
+
+    Example: mobius migrate resume latest   # exit 1: it finished, nothing to resume
+    Needs first: mobius migrate run plans/media-to-v2.yaml --yes
+    """
     orchestrator = _orchestrator()
     orchestrator.workers = workers
     try:
-        outcome = orchestrator.resume(migration)
+        outcome = orchestrator.resume(orchestrator.store.resolve(migration, type=MIGRATION))
     finally:
         orchestrator.close()
     emit(outcome, _lines(outcome))
@@ -100,11 +110,16 @@ def resume_command(migration: str = _ID, workers: int = WORKERS) -> None:
 
 @migrate_app.command("rollback")
 def rollback_command(migration: str = _ID, yes: bool = YES) -> None:
-    """Undo the migration's finished steps in reverse with their handles, verifying each."""
-    if not confirm(f"roll back migration {migration}?", yes=yes):
-        raise typer.Exit(1)
+    """Undo the migration's finished steps in reverse with their handles, verifying each.
+
+    Example: mobius migrate rollback latest --yes
+    Needs first: mobius migrate run plans/media-to-v2.yaml --yes
+    """
     orchestrator = _orchestrator()
     try:
+        migration = orchestrator.store.resolve(migration, type=MIGRATION)
+        if not confirm(f"roll back migration {migration}?", yes=yes):
+            raise typer.Exit(1)
         outcome = orchestrator.rollback(migration)
     finally:
         orchestrator.close()
@@ -112,8 +127,13 @@ def rollback_command(migration: str = _ID, yes: bool = YES) -> None:
 
 
 @migrate_app.command("status")
-def status_command(migration: str = typer.Argument(None, help="A migration id (default: the recent ones).")) -> None:
-    """One migration's steps, or the recent migrations."""
+def status_command(migration: str = typer.Argument(None, help="A migration id or `latest` (default: the recent "
+                                                              "ones).")) -> None:
+    """One migration's steps, or the recent migrations.
+
+    Example: mobius migrate status latest
+    Needs first: mobius migrate run plans/media-to-v2.yaml --yes
+    """
     from mobius.ops.orchestrator import status
 
     found = status(current.workspace(), migration)
@@ -130,7 +150,7 @@ def status_command(migration: str = typer.Argument(None, help="A migration id (d
 
 @migrate_app.command("report")
 def report_command(
-    migration: str = typer.Argument(..., help="A migration id, or (with --kind pre) the plan YAML file."),
+    migration: str = typer.Argument(..., help="A migration id or `latest`, or (with --kind pre) the plan YAML file."),
     fmt: str = typer.Option("md", "--format", help="md or html."),
     kind: str = typer.Option("post", "--kind", help="pre (the notice) or post (the report)."),
     out: Path = typer.Option(None, "--out", help="Write the report here (default: print it)."),
@@ -138,6 +158,9 @@ def report_command(
     """The runbook's pre-migration notice or post-migration report, from the record, in Markdown or HTML.
 
     `--kind pre PLAN.yaml` records when the notice was produced (high-risk plans need it 48 h ahead).
+
+    Example: mobius migrate report latest --format html --out report.html
+    Needs first: mobius migrate run plans/media-to-v2.yaml --yes
     """
     from mobius.errors import InputError
     from mobius.ops import notice, report
@@ -158,16 +181,20 @@ def report_command(
 
 
 def history_command(
-    operation: str = typer.Argument(None, help="An operation id: its steps and events."),
+    operation: str = typer.Argument(None, help="An operation id (or `latest`): its steps and events."),
     type_: str = typer.Option(None, "--type", "-t", help="Only this type (e.g. migrate, backup, media.migrate)."),
     limit: int = typer.Option(50, "--limit", help="At most this many operations."),
 ) -> None:
-    """Every operation Mobius recorded in this workspace (state/operations.sqlite), newest first."""
+    """Every operation Mobius recorded in this workspace (state/operations.sqlite), newest first.
+
+    Example: mobius history latest --json
+    """
     from mobius.errors import InputError
     from mobius.records import RecordStore
 
     with RecordStore.of(current.workspace()) as store:
         if operation:
+            operation = store.resolve(operation, type=type_)
             op = store.get(operation)
             if op is None:
                 raise InputError(f"no operation {operation} in this workspace", hint="see mobius history")

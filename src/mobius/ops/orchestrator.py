@@ -422,7 +422,7 @@ def manual_hint(step: str, handle: Any) -> str:
 def status(ws: Workspace, op_id: str | None = None) -> Operation | list[Operation]:
     with RecordStore.of(ws) as store:
         if op_id:
-            op = store.get(op_id)
+            op = store.get(store.resolve(op_id, type=TYPE))
             if op is None:
                 raise InputError(f"no migration {op_id} in this workspace")
             return op

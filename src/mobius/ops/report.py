@@ -151,6 +151,7 @@ def to_html(m: dict[str, Any]) -> str:
 
 def render(ws: Workspace, op_id: str, *, kind: str = "post", fmt: str = "md") -> str:
     with RecordStore.of(ws) as store:
+        op_id = store.resolve(op_id, type="migrate.run")
         op = store.get(op_id)
         if op is None:
             from mobius.errors import InputError

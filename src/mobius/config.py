@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +24,6 @@ ENV_PREFIX = "MOBIUS_"
 ENV_FILE_NAME = ".env"
 ENVIRONMENTS_DIR = "environments"
 ENV_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
-SECRET_MARKERS = ("PASSWORD", "SECRET", "TOKEN", "KEY")
 
 
 @dataclass(frozen=True)
@@ -420,27 +420,95 @@ def setting_sources(ws: Workspace) -> list[dict[str, object]]:
     return rows
 
 
-_URL_PASSWORD = re.compile(r"(?P<pre>://[^/@:\s]*:)(?P<pw>[^@/\s]*)(?=@)")
-_QUERY_SECRET = re.compile(r"(?P<pre>[?&;](?:password|passwd|pass|secret|token|sslpassword|api_key)=)"
-                           r"(?P<pw>[^&;#\s'\"]*)", re.IGNORECASE)
+MASK = "****"
+_SECRET_WORDS = frozenset(("PASSWORD", "PASSWD", "PASSPHRASE", "SECRET", "TOKEN", "KEY", "CREDENTIALS"))
+_SECRET_QUERY_NAMES = frozenset(("password", "passwd", "pass", "secret", "token", "sslpassword", "api_key",
+                                 "access_token", "auth_token", "secret_key", "aws_secret_access_key"))
+_VARIABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_URL_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")  # only finds where a URL may start; parsing is below
 
 
 def is_secret_name(name: str) -> bool:
-    return any(marker in name.upper() for marker in SECRET_MARKERS)
+    """True for a setting or variable whose value is a secret: MOBIUS_API_TOKEN (or its field api_token),
+    AWS_SECRET_ACCESS_KEY, PGPASSWORD. Any other lowercase name, such as a record's field `key` or
+    `token`, is not a setting: its value is judged by what it holds (mask_text) instead."""
+    if not _VARIABLE_NAME.match(name):
+        return False
+    upper = name.upper()
+    if name != upper and setting_field(upper) is None and setting_field(ENV_PREFIX + upper) is None:
+        return False
+    return "PASSWORD" in upper or "PASSWD" in upper or any(word in _SECRET_WORDS for word in upper.split("_"))
+
+
+def _masked_query(query: str) -> str:
+    """`a=1&password=x;token=y` with the secret parameters' values hidden (urllib's separators: & and ;)."""
+    parts = re.split(r"([&;])", query)
+    for i in range(0, len(parts), 2):
+        name, equals, _value = parts[i].partition("=")
+        if equals and urllib.parse.unquote_plus(name).lower() in _SECRET_QUERY_NAMES:
+            parts[i] = f"{name}={MASK}"
+    return "".join(parts)
+
+
+def _password_span(url: str) -> tuple[int, int] | None:
+    """Where the password sits in `url`, as SQLAlchemy's make_url reads it (so `Hunt/R2 pw9` counts), or None.
+
+    make_url's grammar: scheme://username:password@host..., the username without `:` or `/`, the
+    password anything up to the first `@`. urllib.parse is asked only when make_url cannot parse the URL.
+    """
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        has_password = make_url(url).password is not None
+    except (ArgumentError, ValueError):
+        try:
+            has_password = urllib.parse.urlsplit(url).password is not None
+        except ValueError:
+            return None
+    if not has_password:
+        return None
+    start = url.index("://") + 3
+    colon = url.index(":", start)
+    return colon + 1, url.index("@", colon)
 
 
 def mask_text(text: str) -> str:
-    """Hide the password of every URL in `text` (userinfo and query string), for messages and logs."""
-    text = _URL_PASSWORD.sub(lambda m: m.group("pre") + "****", text)
-    return _QUERY_SECRET.sub(lambda m: m.group("pre") + "****", text)
+    """Hide the password of every URL in `text` (userinfo and query string), for messages and logs.
+
+    A password may hold `/` and spaces (SQLAlchemy accepts both unescaped), so a URL's password is cut
+    where make_url's grammar says (up to the first `@` on its line), not at the first space; when in
+    doubt, more is hidden, never less.
+    """
+    return "".join(_mask_line(line) for line in text.splitlines(keepends=True)) if "://" in text else text
+
+
+def _mask_line(line: str) -> str:
+    match = _URL_SCHEME.search(line)
+    if match is None:
+        return line
+    head, rest = line[:match.start()], line[match.start():]
+    span = _password_span(rest)
+    after_host = match.end() - match.start()
+    if span is not None:
+        rest = rest[:span[0]] + MASK + rest[span[1]:]
+        after_host = span[0] + len(MASK) + 1
+    stop = re.search(r"[\s'\"<>]", rest[after_host:])
+    end = after_host + stop.start() if stop else len(rest)
+    url, tail = rest[:end], rest[end:]
+    base, question, query = url.partition("?")
+    if question:
+        query, hash_, fragment = query.partition("#")
+        url = base + question + _masked_query(query) + hash_ + fragment
+    return head + url + _mask_line(tail)
 
 
 def mask_secret(name: str, value: object) -> object:
-    """Hide values of secret-looking names and passwords inside URLs."""
+    """Hide the value of a secret setting or variable (by its name) and passwords inside URLs."""
     if value is None:
         return None
     if is_secret_name(name):
-        return "****"
+        return MASK
     if isinstance(value, str):
         return mask_text(value)
     return value

@@ -6,7 +6,8 @@ parameters, a status, its steps (each with status, evidence, undo handle and tim
 events (monitor verdicts, alerts). A capability keeps its own journal for its own resumability
 and puts that journal's id in `ref`, so `mobius history` reaches everything from here.
 
-Secrets never enter the store: parameters and evidence pass through `mask_secret` by key.
+Secrets never enter the store: parameters and evidence pass through `mask_secret` (a secret setting's
+name hides its value; a URL password is found by parsing the URL, whatever field holds it).
 """
 
 from __future__ import annotations

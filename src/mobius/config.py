@@ -160,12 +160,22 @@ def _convert(name: str, value: Any) -> Any:
         value = float(value)
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
         raise SettingError(name, f"should be {base}, not {type(value).__name__}")
+    if name in FOLDER_SETTINGS and is_url(value):
+        raise SettingError(name, f"{mask_text(value)} is a URL; {FOLDER_SETTINGS[name]}")
     return value
 
 
+# Settings that name a local folder, and why a URL is refused there (never made a relative path such as
+# `s3:/bucket`). MOBIUS_LIBRARY_DIR is not here: it takes s3:// (see Workspace.library). When backups
+# can go to object storage, remove backup_dir from this table.
+FOLDER_SETTINGS: dict[str, str] = {
+    "backup_dir": "backups go to a local folder for now (object storage is not supported yet): set a folder path",
+}
+
+
 def is_url(value: str) -> bool:
-    """True for a storage URL such as s3://bucket/prefix (not a local path)."""
-    return "://" in value and not value.startswith("file://")
+    """True for a storage URL such as s3://bucket/prefix (not a local path; file:// is a local path)."""
+    return _URL_SCHEME.match(value) is not None and not value.lower().startswith("file://")
 
 
 @dataclass(frozen=True)
@@ -217,7 +227,9 @@ class Workspace:
 
     @property
     def backups(self) -> Path:
-        return self.resolve(self.settings.backup_dir)
+        """The backups folder (a URL was refused when the setting was read; file:// is a local path)."""
+        value = self.settings.backup_dir
+        return self.resolve(value[len("file://"):] if value.lower().startswith("file://") else value)
 
     @property
     def database_url(self) -> str:
@@ -255,6 +267,9 @@ class Workspace:
 def find_workspace_root(explicit: str | Path | None = None) -> Path:
     """--workspace, else MOBIUS_WORKSPACE, else the current directory."""
     chosen = explicit or os.environ.get("MOBIUS_WORKSPACE") or os.getcwd()
+    if is_url(str(chosen)):
+        raise InputError(f"the workspace {mask_text(str(chosen))} is a URL; a workspace is a local folder",
+                         hint="pass --workspace / MOBIUS_WORKSPACE a folder path")
     return Path(chosen).expanduser().resolve()
 
 

@@ -25,6 +25,7 @@ from mobius import __version__
 from mobius.api import games, health, metrics, readonly, status
 from mobius.config import Workspace, load_workspace, mask_text
 from mobius.log import get_logger
+from mobius.workspace.modes import make_private
 
 DRAIN_ENV = "MOBIUS_SERVE_DRAIN_S"
 DEFAULT_DRAIN_S = 2.0
@@ -171,5 +172,6 @@ def app_from_environment() -> FastAPI:
 
     log.configure(verbosity=0, log_format=os.environ.get("MOBIUS_SERVE_LOG_FORMAT", "console"), command="serve")
     ws = load_workspace()
+    make_private(ws)
     log.attach_log_file(ws.logs, "serve")
     return create_app(ws, drain_s=float(os.environ.get(DRAIN_ENV, DEFAULT_DRAIN_S)))

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from mobius import log
 from mobius.config import Workspace, load_workspace, require_workspace
 from mobius.progress import NoProgress, Progress, RichProgress
+from mobius.workspace.modes import make_private
 
 GLOBAL_FLAGS = {"--json": "json", "--syslog": "syslog"}
 GLOBAL_VALUES = {"--workspace": "workspace", "-w": "workspace", "--log-format": "log_format", "--env": "env_name"}
@@ -35,6 +36,7 @@ class RunContext:
             self._workspace = load_workspace(require_workspace(self.workspace_option), env=self.env_name)
             if self._workspace.env_file.exists() or self._workspace.logs.is_dir():
                 log.attach_log_file(self._workspace.logs, self.command)
+            make_private(self._workspace)
             self._repair_interrupted_swaps(self._workspace)
             self._sweep_leftovers(self._workspace)
         return self._workspace

@@ -28,6 +28,7 @@ from mobius.log import get_logger
 from mobius.workspace.modes import make_private
 
 DRAIN_ENV = "MOBIUS_SERVE_DRAIN_S"
+SERVE_ENVIRONMENT = "MOBIUS_SERVE_ENVIRONMENT"  # the environment `mobius --env NAME serve` chose ("" = none)
 DEFAULT_DRAIN_S = 2.0
 
 
@@ -167,11 +168,12 @@ def create_app(ws: Workspace, *, drain_s: float = DEFAULT_DRAIN_S) -> FastAPI:
 
 
 def app_from_environment() -> FastAPI:
-    """uvicorn's factory in each worker: the workspace from MOBIUS_WORKSPACE (set by `mobius serve`)."""
+    """uvicorn's factory in each worker: the workspace from MOBIUS_WORKSPACE and the environment from
+    MOBIUS_SERVE_ENVIRONMENT (both set by `mobius serve`), so every worker serves what the command chose."""
     from mobius import log
 
     log.configure(verbosity=0, log_format=os.environ.get("MOBIUS_SERVE_LOG_FORMAT", "console"), command="serve")
-    ws = load_workspace()
+    ws = load_workspace(env=os.environ.get(SERVE_ENVIRONMENT) or None)
     make_private(ws)
     log.attach_log_file(ws.logs, "serve")
     return create_app(ws, drain_s=float(os.environ.get(DRAIN_ENV, DEFAULT_DRAIN_S)))

@@ -42,6 +42,7 @@ def serve(host: str = typer.Option("127.0.0.1", "--host", help="Address to bind 
     """
     import uvicorn
 
+    from mobius.api.app import SERVE_ENVIRONMENT
     from mobius.api.metrics import MULTIPROC_ENV, prepare_multiprocess_dir
 
     if workers < 1 or not 0 < port < 65536 or drain_seconds < 0 or graceful_seconds < 0:
@@ -49,6 +50,7 @@ def serve(host: str = typer.Option("127.0.0.1", "--host", help="Address to bind 
     ws = current.workspace()
     _check_port(host, port)
     os.environ["MOBIUS_WORKSPACE"] = str(ws.root)
+    os.environ[SERVE_ENVIRONMENT] = ws.environment or ""  # every worker loads this environment, not the default
     os.environ["MOBIUS_SERVE_DRAIN_S"] = str(drain_seconds)
     os.environ["MOBIUS_SERVE_LOG_FORMAT"] = current.log_format
     if workers > 1:

@@ -23,8 +23,8 @@ def test_serve_with_env_reads_and_writes_that_environment(_sample_template: Path
     try:
         for _ in range(6):  # both workers answer
             assert server.get("/api/games").json()["total"] == 1
-        created = server.client.post("/api/games", json={"name": "Staging Only", "slug": "staging-only", "min_players": 1,
-                                                         "max_players": 2, "play_time": 10}, headers=auth())
+        game = {"name": "Staging Only", "slug": "staging-only", "min_players": 1, "max_players": 2, "play_time": 10}
+        created = server.client.post("/api/games", json=game, headers=auth())
         assert created.status_code == 201, created.text
     finally:
         server.stop()

@@ -66,6 +66,11 @@ class RunContext:
             if recovery is not None:
                 sys.stderr.write(f"mobius: {recovery.message()}\n")
 
+    @property
+    def loaded_workspace(self) -> Workspace | None:
+        """The workspace if a command has loaded it (for error messages), without loading it."""
+        return self._workspace
+
     def set_workspace(self, ws: Workspace) -> Workspace:
         """Adopt a workspace created or changed by this run (init, .env switches)."""
         self._workspace = ws

@@ -156,7 +156,7 @@ def history_command(
     from mobius.errors import InputError
     from mobius.records import RecordStore
 
-    with RecordStore.of(current.workspace()) as store:
+    with RecordStore.of(current.workspace(), read_only=True) as store:
         if operation:
             op = store.get(operation)
             if op is None:

@@ -217,7 +217,12 @@ def load_plan(path: Path) -> tuple[Plan, str]:
     path = Path(path)
     if not path.is_file():
         raise InputError(f"plan {path} does not exist", hint="pass the path of a plan YAML file")
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        line = path.read_bytes()[:exc.start].count(b"\n") + 1
+        raise InputError(f"{path}:{line}: not UTF-8 text (byte {exc.start})",
+                         hint="re-save the plan as UTF-8") from None
     try:
         root = yaml.compose(text)
         data = yaml.safe_load(text)

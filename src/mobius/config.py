@@ -471,6 +471,8 @@ def _password_span(url: str) -> tuple[int, int] | None:
     make_url's grammar: scheme://username:password@host..., the username without `:` or `/`, the
     password anything up to the first `@`. urllib.parse is asked only when make_url cannot parse the URL.
     """
+    if "@" not in url or ":" not in url[url.index("://") + 3:]:
+        return None  # no userinfo password possible: spare log lines of s3:// paths the parse
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
 
@@ -503,7 +505,8 @@ def _mask_line(line: str) -> str:
     if match is None:
         return line
     head, rest = line[:match.start()], line[match.start():]
-    span = _password_span(rest)
+    following = _URL_SCHEME.search(rest, match.end() - match.start())  # a second URL on the line is its own
+    span = _password_span(rest[:following.start()] if following else rest)
     after_host = match.end() - match.start()
     if span is not None:
         rest = rest[:span[0]] + MASK + rest[span[1]:]

@@ -49,3 +49,21 @@ def test_records_mask_url_passwords_and_keep_a_field_named_key(ws: Path) -> None
     assert answer.json()["params"]["key"] == "id"
     assert answer.json()["params"]["database"] == "postgresql://app2:****@127.0.0.1:1/db"
     assert answer.json()["params"]["MOBIUS_API_TOKEN"] == "****"
+
+
+URLS = ["postgresql://app2:Hunt/R2 pw9@127.0.0.1:5432/db", "postgresql+psycopg://u:p%40ss:w@h/db?sslmode=require",
+        "mysql://root:a b/c d@localhost", "postgresql://u:@h/db", "postgresql://u@h/db?password=x/y&host=h",
+        "sqlite:////tmp/a b/mobius.db", "s3://bucket/prefix"]
+
+
+def test_masked_urls_parse_as_the_same_place_without_the_password() -> None:
+    from sqlalchemy.engine import make_url
+
+    from mobius.config import mask_text
+
+    for url in URLS:
+        parsed, masked = make_url(url), make_url(mask_text(url))
+        assert (masked.drivername, masked.username, masked.host, masked.port, masked.database) == (
+            parsed.drivername, parsed.username, parsed.host, parsed.port, parsed.database), url
+        assert masked.password == (None if parsed.password is None else "****"), url
+        assert "x/y" not in mask_text(url)

@@ -444,15 +444,21 @@ _URL_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")  # only finds where a UR
 
 
 def is_secret_name(name: str) -> bool:
-    """True for a setting or variable whose value is a secret: MOBIUS_API_TOKEN (or its field api_token),
-    AWS_SECRET_ACCESS_KEY, PGPASSWORD. Any other lowercase name, such as a record's field `key` or
-    `token`, is not a setting: its value is judged by what it holds (mask_text) instead."""
-    if not _VARIABLE_NAME.match(name):
+    """True for a variable whose value is a secret, in any case: MOBIUS_API_TOKEN, AWS_SECRET_ACCESS_KEY,
+    PGPASSWORD, db_password (a word of the name is PASSWORD, SECRET, TOKEN, KEY, ...)."""
+    upper = name.upper()
+    return "PASSWORD" in upper or "PASSWD" in upper or any(word in _SECRET_WORDS for word in upper.split("_"))
+
+
+def is_secret_field(name: str) -> bool:
+    """For a field of a record or a JSON document: secret only when it is named as a setting (MOBIUS_API_TOKEN,
+    or its field api_token) or as an environment variable (upper case: AWS_SECRET_ACCESS_KEY). A field
+    called `key` (a table's key column) or `token` (a change token) is not: its value is judged by what it
+    holds (mask_text), so the field keeps its meaning."""
+    if not _VARIABLE_NAME.match(name) or not is_secret_name(name):
         return False
     upper = name.upper()
-    if name != upper and setting_field(upper) is None and setting_field(ENV_PREFIX + upper) is None:
-        return False
-    return "PASSWORD" in upper or "PASSWD" in upper or any(word in _SECRET_WORDS for word in upper.split("_"))
+    return name == upper or setting_field(upper) is not None or setting_field(ENV_PREFIX + upper) is not None
 
 
 def _masked_query(query: str) -> str:

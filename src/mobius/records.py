@@ -6,8 +6,8 @@ parameters, a status, its steps (each with status, evidence, undo handle and tim
 events (monitor verdicts, alerts). A capability keeps its own journal for its own resumability
 and puts that journal's id in `ref`, so `mobius history` reaches everything from here.
 
-Secrets never enter the store: parameters and evidence pass through `mask_secret` (a secret setting's
-name hides its value; a URL password is found by parsing the URL, whatever field holds it).
+Secrets never enter the store: parameters and evidence pass through `is_secret_field` / `mask_text` (a secret
+setting's name hides its value; a URL password is found by parsing the URL, whatever field holds it).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mobius.config import Workspace, mask_secret
+from mobius.config import MASK, Workspace, is_secret_field, mask_text
 from mobius.errors import ResourceError, is_read_only, read_only_folder
 from mobius.results import to_jsonable
 from mobius.safety.process import process_alive
@@ -58,7 +58,9 @@ def _masked(value: Any, key: str = "") -> Any:
         return {k: _masked(v, str(k)) for k, v in value.items()}
     if isinstance(value, list):
         return [_masked(v, key) for v in value]
-    return mask_secret(key, value) if isinstance(value, str) else value
+    if not isinstance(value, str):
+        return value
+    return MASK if is_secret_field(key) else mask_text(value)
 
 
 def _dump(value: Any) -> str:

@@ -25,6 +25,8 @@ def test_a_url_as_the_workspace_is_refused_and_the_library_may_be_one(mobius, ws
     proc = mobius("config", "show", env={"MOBIUS_WORKSPACE": "s3://bucket/ws"}, cwd=ws)
     assert proc.returncode == 1 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
     assert "s3://bucket/ws" in proc.stderr
+    init = mobius("init", "s3://bucket/new", cwd=ws)
+    assert init.returncode == 1 and "s3://bucket/new" in init.stderr
     assert _stray_folders(ws) == []
     code, shown = mobius.json("config", "show", "-w", str(ws), env={"MOBIUS_LIBRARY_DIR": "s3://bucket/lib"})
     assert code == 0 and {"name": "MOBIUS_LIBRARY_DIR", "value": "s3://bucket/lib",

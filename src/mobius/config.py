@@ -482,18 +482,22 @@ def _password_span(url: str) -> tuple[int, int] | None:
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
 
-    try:
-        has_password = make_url(url).password is not None
-    except (ArgumentError, ValueError):
-        try:
-            has_password = urllib.parse.urlsplit(url).password is not None
-        except ValueError:
-            return None
-    if not has_password:
-        return None
     start = url.index("://") + 3
+    try:
+        if make_url(url).password is None:
+            return None
+        colon = url.index(":", start)
+        return colon + 1, url.index("@", colon)
+    except (ArgumentError, ValueError):
+        pass
+    try:  # urllib's reading: the userinfo runs to the netloc's last `@`
+        split = urllib.parse.urlsplit(url)
+        if split.password is None:
+            return None
+    except ValueError:
+        return None
     colon = url.index(":", start)
-    return colon + 1, url.index("@", colon)
+    return colon + 1, start + len(split.netloc.rpartition("@")[0])
 
 
 def mask_text(text: str) -> str:

@@ -67,3 +67,5 @@ def test_masked_urls_parse_as_the_same_place_without_the_password() -> None:
             parsed.drivername, parsed.username, parsed.host, parsed.port, parsed.database), url
         assert masked.password == (None if parsed.password is None else "****"), url
         assert "x/y" not in mask_text(url)
+    # a URL make_url cannot parse (a port that is not a number) is read by urllib: userinfo to the last @
+    assert mask_text("http://u:p@ss@host:abc/x") == "http://u:****@host:abc/x"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +24,6 @@ ENV_PREFIX = "MOBIUS_"
 ENV_FILE_NAME = ".env"
 ENVIRONMENTS_DIR = "environments"
 ENV_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
-SECRET_MARKERS = ("PASSWORD", "SECRET", "TOKEN", "KEY")
 
 
 @dataclass(frozen=True)
@@ -176,12 +176,22 @@ def _convert(name: str, value: Any) -> Any:
         value = float(value)
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
         raise SettingError(name, f"should be {base}, not {type(value).__name__}")
+    if name in FOLDER_SETTINGS and is_url(value):
+        raise SettingError(name, f"{mask_text(value)} is a URL; {FOLDER_SETTINGS[name]}")
     return value
 
 
+# Settings that name a local folder, and why a URL is refused there (never made a relative path such as
+# `s3:/bucket`). MOBIUS_LIBRARY_DIR is not here: it takes s3:// (see Workspace.library). When backups
+# can go to object storage, remove backup_dir from this table.
+FOLDER_SETTINGS: dict[str, str] = {
+    "backup_dir": "backups go to a local folder for now (object storage is not supported yet): set a folder path",
+}
+
+
 def is_url(value: str) -> bool:
-    """True for a storage URL such as s3://bucket/prefix (not a local path)."""
-    return "://" in value and not value.startswith("file://")
+    """True for a storage URL such as s3://bucket/prefix (not a local path; file:// is a local path)."""
+    return _URL_SCHEME.match(value) is not None and not value.lower().startswith("file://")
 
 
 @dataclass(frozen=True)
@@ -233,7 +243,9 @@ class Workspace:
 
     @property
     def backups(self) -> Path:
-        return self.resolve(self.settings.backup_dir)
+        """The backups folder (a URL was refused when the setting was read; file:// is a local path)."""
+        value = self.settings.backup_dir
+        return self.resolve(value[len("file://"):] if value.lower().startswith("file://") else value)
 
     @property
     def database_url(self) -> str:
@@ -271,6 +283,9 @@ class Workspace:
 def find_workspace_root(explicit: str | Path | None = None) -> Path:
     """--workspace, else MOBIUS_WORKSPACE, else the current directory."""
     chosen = explicit or os.environ.get("MOBIUS_WORKSPACE") or os.getcwd()
+    if is_url(str(chosen)):
+        raise InputError(f"the workspace {mask_text(str(chosen))} is a URL; a workspace is a local folder",
+                         hint="pass --workspace / MOBIUS_WORKSPACE a folder path")
     return Path(chosen).expanduser().resolve()
 
 
@@ -436,27 +451,108 @@ def setting_sources(ws: Workspace) -> list[dict[str, object]]:
     return rows
 
 
-_URL_PASSWORD = re.compile(r"(?P<pre>://[^/@:\s]*:)(?P<pw>[^@/\s]*)(?=@)")
-_QUERY_SECRET = re.compile(r"(?P<pre>[?&;](?:password|passwd|pass|secret|token|sslpassword|api_key)=)"
-                           r"(?P<pw>[^&;#\s'\"]*)", re.IGNORECASE)
+MASK = "****"
+_SECRET_WORDS = frozenset(("PASSWORD", "PASSWD", "PASSPHRASE", "SECRET", "TOKEN", "KEY", "CREDENTIALS"))
+_SECRET_QUERY_NAMES = frozenset(("password", "passwd", "pass", "secret", "token", "sslpassword", "api_key",
+                                 "access_token", "auth_token", "secret_key", "aws_secret_access_key"))
+_VARIABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_URL_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")  # only finds where a URL may start; parsing is below
 
 
 def is_secret_name(name: str) -> bool:
-    return any(marker in name.upper() for marker in SECRET_MARKERS)
+    """True for a variable whose value is a secret, in any case: MOBIUS_API_TOKEN, AWS_SECRET_ACCESS_KEY,
+    PGPASSWORD, db_password (a word of the name is PASSWORD, SECRET, TOKEN, KEY, ...)."""
+    upper = name.upper()
+    return "PASSWORD" in upper or "PASSWD" in upper or any(word in _SECRET_WORDS for word in upper.split("_"))
+
+
+def is_secret_field(name: str) -> bool:
+    """For a field of a record or a JSON document: secret only when it is named as a setting (MOBIUS_API_TOKEN,
+    or its field api_token) or as an environment variable (upper case: AWS_SECRET_ACCESS_KEY). A field
+    called `key` (a table's key column) or `token` (a change token) is not: its value is judged by what it
+    holds (mask_text), so the field keeps its meaning."""
+    if not _VARIABLE_NAME.match(name) or not is_secret_name(name):
+        return False
+    upper = name.upper()
+    return name == upper or setting_field(upper) is not None or setting_field(ENV_PREFIX + upper) is not None
+
+
+def _masked_query(query: str) -> str:
+    """`a=1&password=x;token=y` with the secret parameters' values hidden (urllib's separators: & and ;)."""
+    parts = re.split(r"([&;])", query)
+    for i in range(0, len(parts), 2):
+        name, equals, _value = parts[i].partition("=")
+        if equals and urllib.parse.unquote_plus(name).lower() in _SECRET_QUERY_NAMES:
+            parts[i] = f"{name}={MASK}"
+    return "".join(parts)
+
+
+def _password_span(url: str) -> tuple[int, int] | None:
+    """Where the password sits in `url`, as SQLAlchemy's make_url reads it (so `Hunt/R2 pw9` counts), or None.
+
+    make_url's grammar: scheme://username:password@host..., the username without `:` or `/`, the
+    password anything up to the first `@`. urllib.parse is asked only when make_url cannot parse the URL.
+    """
+    if "@" not in url or ":" not in url[url.index("://") + 3:]:
+        return None  # no userinfo password possible: spare log lines of s3:// paths the parse
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    start = url.index("://") + 3
+    try:
+        if make_url(url).password is None:
+            return None
+        colon = url.index(":", start)
+        return colon + 1, url.index("@", colon)
+    except (ArgumentError, ValueError):
+        pass
+    try:  # urllib's reading: the userinfo runs to the netloc's last `@`
+        split = urllib.parse.urlsplit(url)
+        if split.password is None:
+            return None
+    except ValueError:
+        return None
+    colon = url.index(":", start)
+    return colon + 1, start + len(split.netloc.rpartition("@")[0])
 
 
 def mask_text(text: str) -> str:
-    """Hide the password of every URL in `text` (userinfo and query string), for messages and logs."""
-    text = _URL_PASSWORD.sub(lambda m: m.group("pre") + "****", text)
-    return _QUERY_SECRET.sub(lambda m: m.group("pre") + "****", text)
+    """Hide the password of every URL in `text` (userinfo and query string), for messages and logs.
+
+    A password may hold `/` and spaces (SQLAlchemy accepts both unescaped), so a URL's password is cut
+    where make_url's grammar says (up to the first `@` on its line), not at the first space; when in
+    doubt, more is hidden, never less.
+    """
+    return "".join(_mask_line(line) for line in text.splitlines(keepends=True)) if "://" in text else text
+
+
+def _mask_line(line: str) -> str:
+    match = _URL_SCHEME.search(line)
+    if match is None:
+        return line
+    head, rest = line[:match.start()], line[match.start():]
+    following = _URL_SCHEME.search(rest, match.end() - match.start())  # a second URL on the line is its own
+    span = _password_span(rest[:following.start()] if following else rest)
+    after_host = match.end() - match.start()
+    if span is not None:
+        rest = rest[:span[0]] + MASK + rest[span[1]:]
+        after_host = span[0] + len(MASK) + 1
+    stop = re.search(r"[\s'\"<>]", rest[after_host:])
+    end = after_host + stop.start() if stop else len(rest)
+    url, tail = rest[:end], rest[end:]
+    base, question, query = url.partition("?")
+    if question:
+        query, hash_, fragment = query.partition("#")
+        url = base + question + _masked_query(query) + hash_ + fragment
+    return head + url + _mask_line(tail)
 
 
 def mask_secret(name: str, value: object) -> object:
-    """Hide values of secret-looking names and passwords inside URLs."""
+    """Hide the value of a secret setting or variable (by its name) and passwords inside URLs."""
     if value is None:
         return None
     if is_secret_name(name):
-        return "****"
+        return MASK
     if isinstance(value, str):
         return mask_text(value)
     return value

@@ -6,6 +6,8 @@ The CLI maps them to a single line on stderr and the exit code, never a tracebac
 
 from __future__ import annotations
 
+import os
+
 EXIT_OK = 0
 EXIT_INPUT = 1
 EXIT_VERIFY = 2
@@ -76,6 +78,36 @@ def is_disk_full(exc: BaseException) -> bool:
         if isinstance(current, OSError) and current.errno in (errno.ENOSPC, errno.EDQUOT):
             return True
         if getattr(current, "sqlite_errorcode", None) == 13 or "database or disk is full" in str(current):
+            return True
+        current = getattr(current, "orig", None) or current.__cause__ or current.__context__
+    return False
+
+
+def read_only_folder(path: str | os.PathLike[str]) -> bool:
+    """True when `path` (or the nearest folder above it that exists) is on a read-only mount."""
+    from pathlib import Path
+
+    place = Path(path)
+    while not place.exists() and place != place.parent:
+        place = place.parent
+    try:
+        return bool(os.statvfs(place).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
+
+
+def is_read_only(exc: BaseException) -> bool:
+    """True when `exc` (or what caused it) is a write refused by a read-only mount: EROFS, or SQLite's
+    SQLITE_READONLY ('attempt to write a readonly database')."""
+    import errno
+
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno == errno.EROFS:
+            return True
+        if getattr(current, "sqlite_errorcode", None) == 8 or "readonly database" in str(current):
             return True
         current = getattr(current, "orig", None) or current.__cause__ or current.__context__
     return False

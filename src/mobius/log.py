@@ -110,7 +110,7 @@ def attach_log_file(log_dir: Path, command: str = "mobius") -> Path | None:
     if _sinks.file is not None:
         return Path(_sinks.file.name)
     try:
-        log_dir.mkdir(parents=True, exist_ok=True)
+        log_dir.mkdir(parents=True, exist_ok=True, mode=0o700)  # logs may name secrets' places: owner only
         stamp = utc_compact()
         safe = command.replace(" ", "-").replace("/", "_")[:60]
         log_file = log_dir / f"{stamp}-{os.getpid()}-{safe}.jsonl"

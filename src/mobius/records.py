@@ -6,7 +6,8 @@ parameters, a status, its steps (each with status, evidence, undo handle and tim
 events (monitor verdicts, alerts). A capability keeps its own journal for its own resumability
 and puts that journal's id in `ref`, so `mobius history` reaches everything from here.
 
-Secrets never enter the store: parameters and evidence pass through `mask_secret` by key.
+Secrets never enter the store: parameters and evidence pass through `is_secret_field` / `mask_text` (a secret
+setting's name hides its value; a URL password is found by parsing the URL, whatever field holds it).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import json
 import os
 import sqlite3
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -25,8 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mobius.config import Workspace, mask_secret
-from mobius.errors import ResourceError
+from mobius.config import MASK, Workspace, is_secret_field, mask_text
+from mobius.errors import ResourceError, is_read_only, read_only_folder
 from mobius.results import to_jsonable
 from mobius.safety.process import process_alive
 from mobius.safety.stamps import new_id, utc_iso
@@ -56,7 +58,9 @@ def _masked(value: Any, key: str = "") -> Any:
         return {k: _masked(v, str(k)) for k, v in value.items()}
     if isinstance(value, list):
         return [_masked(v, key) for v in value]
-    return mask_secret(key, value) if isinstance(value, str) else value
+    if not isinstance(value, str):
+        return value
+    return MASK if is_secret_field(key) else mask_text(value)
 
 
 def _dump(value: Any) -> str:
@@ -113,10 +117,15 @@ class Operation:
 class RecordStore:
     """The workspace's `state/operations.sqlite`. One connection per instance; close it when done."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, *, read_only: bool = False):
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
         try:
+            if read_only:
+                self._db = _open_for_reading(path)
+                return
+            if read_only_folder(path.parent):
+                raise sqlite3.OperationalError("attempt to write a readonly database")
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)  # state/ holds plans and evidence
             self._db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
@@ -125,8 +134,10 @@ class RecordStore:
             raise self._explain(exc) from exc
 
     @classmethod
-    def of(cls, ws: Workspace) -> RecordStore:
-        return cls(ws.state / STORE_NAME)
+    def of(cls, ws: Workspace, *, read_only: bool = False) -> RecordStore:
+        """The workspace's store; `read_only` for commands that only look (history, status): they then
+        work on a full disk or a read-only mount, and a missing store reads as empty."""
+        return cls(ws.state / STORE_NAME, read_only=read_only)
 
     def close(self) -> None:
         self._db.close()
@@ -157,9 +168,13 @@ class RecordStore:
             raise self._explain(exc) from exc
 
     def _explain(self, exc: sqlite3.OperationalError) -> Exception:
-        """A full disk surfaces from SQLite as 'disk is full' or, in WAL mode, as 'disk I/O error': say which."""
+        """A full disk surfaces from SQLite as 'disk is full' or, in WAL mode, as 'disk I/O error', a read-only
+        mount as 'readonly database' or 'unable to open database file': say which."""
         from mobius.safety.diskspace import disk_space
 
+        if is_read_only(exc) or read_only_folder(self.path.parent):
+            return ResourceError(f"the folder {self.path.parent} is read-only: cannot record the operation in "
+                                 f"{self.path.name}", hint="remount it read-write, or work on a writable copy")
         with contextlib.suppress(OSError):
             if disk_space(self.path.parent)[0] < 1 << 20 or "disk is full" in str(exc):
                 return ResourceError(f"not enough disk space to record the operation in {self.path}",
@@ -299,6 +314,30 @@ class RecordStore:
         for op in ops:
             op.steps = steps.get(op.id, [])
         return ops
+
+
+def _open_for_reading(path: Path) -> sqlite3.Connection:
+    """A connection that never writes: no schema, no journal-mode change; an absent store reads as empty.
+
+    `mode=ro` first, which sees a running writer's latest commits. When even that cannot open the file
+    (a WAL database needs its -shm index, which a full disk or a read-only mount may not let SQLite
+    create), `immutable=1`, which reads the file as it is: right when nobody can be writing to it.
+    """
+    if not path.exists():
+        empty = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+        empty.executescript(SCHEMA)
+        return empty
+    uri = "file:" + urllib.parse.quote(str(path.resolve()))
+    for flags in ("?mode=ro", "?mode=ro&immutable=1"):
+        db = sqlite3.connect(uri + flags, uri=True, timeout=30, isolation_level=None, check_same_thread=False)
+        try:
+            db.execute("SELECT count(*) FROM operations").fetchone()
+            return db
+        except sqlite3.OperationalError:
+            db.close()
+            if "immutable" in flags:
+                raise
+    raise AssertionError("unreachable")
 
 
 def _operation(row: tuple) -> Operation:

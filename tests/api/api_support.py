@@ -45,7 +45,7 @@ class Server:
     """`python -m mobius serve` in a subprocess; `.url`, `.get(path)`, `.stop()`; stderr kept for grepping."""
 
     def __init__(self, workspace: Path, *, workers: int = 1, env: dict[str, str] | None = None,
-                 drain: float = 0.3):
+                 drain: float = 0.3, global_args: tuple[str, ...] = (), serve_args: tuple[str, ...] = ()):
         self.workspace = workspace
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -54,8 +54,8 @@ class Server:
         self.stderr_path = workspace.parent / f"serve-{self.port}.err"
         self.stdout_path = workspace.parent / f"serve-{self.port}.out"
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "mobius", "--workspace", str(workspace), "--json", "serve", "--port",
-             str(self.port), "--workers", str(workers), "--drain-seconds", str(drain)],
+            [sys.executable, "-m", "mobius", "--workspace", str(workspace), "--json", *global_args, "serve", "--port",
+             str(self.port), "--workers", str(workers), "--drain-seconds", str(drain), *serve_args],
             env=full_env, stdout=self.stdout_path.open("wb"), stderr=self.stderr_path.open("wb"),
             stdin=subprocess.DEVNULL)
         self.client = httpx.Client(base_url=self.url, timeout=30)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import threading
@@ -17,17 +18,31 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import Engine, event
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from mobius import __version__
 from mobius.api import games, health, metrics, readonly, status
+from mobius.api.head import HeadAsGet
+from mobius.api.write_gate import WriteGate
 from mobius.config import Workspace, load_workspace, mask_text
 from mobius.log import get_logger
+from mobius.workspace.modes import make_private
 
 DRAIN_ENV = "MOBIUS_SERVE_DRAIN_S"
+SERVE_ENVIRONMENT = "MOBIUS_SERVE_ENVIRONMENT"  # the environment `mobius --env NAME serve` chose ("" = none)
 DEFAULT_DRAIN_S = 2.0
+
+
+class AsciiJSONResponse(JSONResponse):
+    """JSON with every non-ASCII character escaped: a value may hold a lone surrogate, which UTF-8 cannot
+    encode (a 422 that echoes `"\\ud800"` back would otherwise become a 500)."""
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, ensure_ascii=True, allow_nan=False, separators=(",", ":")).encode("ascii")
 
 
 class MetricsMiddleware:
@@ -101,6 +116,7 @@ def create_app(ws: Workspace, *, drain_s: float = DEFAULT_DRAIN_S) -> FastAPI:
         metrics.worker_exited(os.getpid())
 
     app = FastAPI(title="Mobius", version=__version__, lifespan=lifespan,
+                  redirect_slashes=False,  # Starlette builds its redirect from the Host header: no redirects
                   description="Health, readiness, metrics, the games API and read-only operations, backups and "
                               "golden results of a Mobius workspace.")
     app.state.workspace = ws
@@ -146,6 +162,10 @@ def create_app(ws: Workspace, *, drain_s: float = DEFAULT_DRAIN_S) -> FastAPI:
                                 status_code=503)
         raise exc
 
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        return AsciiJSONResponse({"detail": jsonable_encoder(exc.errors())}, status_code=422)
+
     @app.get("/metrics", include_in_schema=False)
     def metrics_all() -> Response:
         return Response(metrics.render(ws), media_type="text/plain; version=0.0.4; charset=utf-8")
@@ -161,15 +181,19 @@ def create_app(ws: Workspace, *, drain_s: float = DEFAULT_DRAIN_S) -> FastAPI:
     app.include_router(games.router)
     app.include_router(readonly.router)
     app.include_router(status.router)
+    app.add_middleware(WriteGate, expected_token=ws.settings.api_token)  # innermost: after metrics and HEAD
     app.add_middleware(MetricsMiddleware)
+    app.add_middleware(HeadAsGet)
     return app
 
 
 def app_from_environment() -> FastAPI:
-    """uvicorn's factory in each worker: the workspace from MOBIUS_WORKSPACE (set by `mobius serve`)."""
+    """uvicorn's factory in each worker: the workspace from MOBIUS_WORKSPACE and the environment from
+    MOBIUS_SERVE_ENVIRONMENT (both set by `mobius serve`), so every worker serves what the command chose."""
     from mobius import log
 
     log.configure(verbosity=0, log_format=os.environ.get("MOBIUS_SERVE_LOG_FORMAT", "console"), command="serve")
-    ws = load_workspace()
+    ws = load_workspace(env=os.environ.get(SERVE_ENVIRONMENT) or None)
+    make_private(ws)
     log.attach_log_file(ws.logs, "serve")
     return create_app(ws, drain_s=float(os.environ.get(DRAIN_ENV, DEFAULT_DRAIN_S)))

@@ -31,7 +31,16 @@ try:  # Typer >= 0.26 vendors Click under typer._click
 except ImportError:  # pragma: no cover - older Typer
     from click import exceptions as click_exceptions
 
-from mobius.errors import EXIT_CODES_HELP, EXIT_INPUT, EXIT_RESOURCE, EXIT_VERIFY, MobiusError, is_disk_full
+from mobius.errors import (
+    EXIT_CODES_HELP,
+    EXIT_INPUT,
+    EXIT_RESOURCE,
+    EXIT_VERIFY,
+    MobiusError,
+    is_disk_full,
+    is_read_only,
+    read_only_folder,
+)
 from mobius.printable import printable as _printable
 
 HELP = f"""Mobius: the MOBIUS Games pipeline's operations system.
@@ -107,6 +116,15 @@ def _fail(code: int, message: str) -> int:
     return code
 
 
+def _read_only_failure(exc: BaseException) -> bool:
+    """A write refused by a read-only mount; SQLite says only 'unable to open database file' when it cannot
+    create a database's journal there, so that counts when the workspace is on a read-only mount."""
+    if is_read_only(exc):
+        return True
+    ws = current.loaded_workspace
+    return ws is not None and "unable to open database file" in str(exc) and read_only_folder(ws.state)
+
+
 def run(argv: list[str]) -> int:
     """Run one command line; returns the exit code instead of exiting."""
     parsed, rest = lift_global_options(argv)
@@ -138,11 +156,13 @@ def run(argv: list[str]) -> int:
         code = _fail(130, "interrupted; run the same command again to resume")
     except OSError as exc:
         full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
+        read_only = exc.errno == errno.EROFS
         where = f" ({exc.filename})" if exc.filename else ""
-        hint = " (free some space, then run the same command again)" if full else ""
+        hint = (" (free some space, then run the same command again)" if full else
+                " (the folder is read-only: remount it read-write, or work on a writable copy)" if read_only else "")
         if current.verbosity:
             traceback.print_exc()
-        code = _fail(EXIT_RESOURCE if full else EXIT_VERIFY, f"{exc.strerror or exc}{where}{hint}")
+        code = _fail(EXIT_RESOURCE if full or read_only else EXIT_VERIFY, f"{exc.strerror or exc}{where}{hint}")
         logger.error("command.failed", console=False, error=str(exc), exit_code=code)
     except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, not a traceback
         if current.verbosity:
@@ -150,6 +170,15 @@ def run(argv: list[str]) -> int:
         if is_disk_full(exc):
             code = _fail(EXIT_RESOURCE, f"the disk is full: {type(exc).__name__}: {exc} "
                                         "(free some space, then run the same command again)")
+            logger.error("command.failed", console=False, error=repr(exc), exit_code=code)
+            logger.info("command.finished", exit_code=code, seconds=round(time.monotonic() - started, 3))
+            return code
+        if _read_only_failure(exc):
+            ws = current.loaded_workspace
+            place = (f"the workspace {ws.root} is on a read-only mount" if ws is not None and read_only_folder(ws.root)
+                     else "a folder this command writes to is read-only")
+            reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+            code = _fail(EXIT_RESOURCE, f"{place}: {reason} (remount it read-write, or work on a writable copy)")
             logger.error("command.failed", console=False, error=repr(exc), exit_code=code)
             logger.info("command.finished", exit_code=code, seconds=round(time.monotonic() - started, 3))
             return code

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from mobius import log
 from mobius.config import Workspace, load_workspace, require_workspace
 from mobius.progress import NoProgress, Progress, RichProgress
+from mobius.workspace.modes import make_private
 
 GLOBAL_FLAGS = {"--json": "json", "--syslog": "syslog"}
 GLOBAL_VALUES = {"--workspace": "workspace", "-w": "workspace", "--log-format": "log_format", "--env": "env_name"}
@@ -35,6 +36,7 @@ class RunContext:
             self._workspace = load_workspace(require_workspace(self.workspace_option), env=self.env_name)
             if self._workspace.env_file.exists() or self._workspace.logs.is_dir():
                 log.attach_log_file(self._workspace.logs, self.command)
+            make_private(self._workspace)
             self._repair_interrupted_swaps(self._workspace)
             self._sweep_leftovers(self._workspace)
         return self._workspace
@@ -63,6 +65,11 @@ class RunContext:
             recovery = recover_swap(folder)
             if recovery is not None:
                 sys.stderr.write(f"mobius: {recovery.message()}\n")
+
+    @property
+    def loaded_workspace(self) -> Workspace | None:
+        """The workspace if a command has loaded it (for error messages), without loading it."""
+        return self._workspace
 
     def set_workspace(self, ws: Workspace) -> Workspace:
         """Adopt a workspace created or changed by this run (init, .env switches)."""

@@ -2,24 +2,23 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import typer
 
 from mobius.cli.context import current
 from mobius.cli.output import emit
+from mobius.config import find_workspace_root
 from mobius.workspace.init import initialize
 
 
 def init_command(
-    directory: Path = typer.Argument(None, help="Workspace folder (default: --workspace or the current folder)"),
+    directory: str = typer.Argument(None, help="Workspace folder (default: --workspace or the current folder)"),
     sample: bool = typer.Option(False, "--sample", help="Generate the sample library, games and database rows."),
 ) -> None:
     """Create a workspace: .env, library, backups/, games/, logs/, state/ ...
 
     Example: mobius init ./ws --sample
     """
-    root = directory or Path(current.workspace_option or ".")
+    root = find_workspace_root(directory or current.workspace_option or ".")  # refuses a URL
     ws, result = initialize(root, sample=sample, progress=current.progress())
     current.set_workspace(ws)
     lines = [f"workspace {ws.root}"]

@@ -192,7 +192,7 @@ def history_command(
     from mobius.errors import InputError
     from mobius.records import RecordStore
 
-    with RecordStore.of(current.workspace()) as store:
+    with RecordStore.of(current.workspace(), read_only=True) as store:
         if operation:
             operation = store.resolve(operation, type=type_)
             op = store.get(operation)

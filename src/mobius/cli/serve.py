@@ -35,21 +35,28 @@ def serve(host: str = typer.Option("127.0.0.1", "--host", help="Address to bind 
           drain_seconds: float = typer.Option(2.0, "--drain-seconds",
                                               help="On SIGTERM, fail /ready this long before stopping to accept."),
           graceful_seconds: float = typer.Option(30.0, "--graceful-seconds",
-                                                 help="Then wait this long for in-flight requests to finish.")) -> None:
+                                                 help="Then wait this long for in-flight requests to finish."),
+          header_timeout: float = typer.Option(10.0, "--header-timeout",
+                                               help="Close a connection whose request headers take longer "
+                                                    "(slow clients).")) -> None:
     """Serve /health, /ready, /metrics, /api/games, /api/operations|backups|golden and the status page at /.
 
     Example: mobius serve --port 5001 --workers 2
     """
     import uvicorn
 
+    from mobius.api.app import SERVE_ENVIRONMENT
+    from mobius.api.header_timeout import HEADER_TIMEOUT_ENV, PROTOCOL
     from mobius.api.metrics import MULTIPROC_ENV, prepare_multiprocess_dir
 
-    if workers < 1 or not 0 < port < 65536 or drain_seconds < 0 or graceful_seconds < 0:
-        raise InputError("--workers must be >= 1, --port 1-65535, the seconds >= 0")
+    if workers < 1 or not 0 < port < 65536 or drain_seconds < 0 or graceful_seconds < 0 or not header_timeout > 0:
+        raise InputError("--workers must be >= 1, --port 1-65535, the seconds >= 0 (--header-timeout > 0)")
     ws = current.workspace()
     _check_port(host, port)
     os.environ["MOBIUS_WORKSPACE"] = str(ws.root)
+    os.environ[SERVE_ENVIRONMENT] = ws.environment or ""  # every worker loads this environment, not the default
     os.environ["MOBIUS_SERVE_DRAIN_S"] = str(drain_seconds)
+    os.environ[HEADER_TIMEOUT_ENV] = str(header_timeout)
     os.environ["MOBIUS_SERVE_LOG_FORMAT"] = current.log_format
     if workers > 1:
         folder = ws.state / f"prometheus-{port}"
@@ -64,7 +71,7 @@ def serve(host: str = typer.Option("127.0.0.1", "--host", help="Address to bind 
     signal.signal(signal.SIGTERM, lambda *_: None)
     uvicorn.run("mobius.api.app:app_from_environment", factory=True, host=host, port=port, workers=workers,
                 access_log=False, log_level="warning", timeout_graceful_shutdown=graceful_seconds,
-                server_header=False)
+                server_header=False, http=PROTOCOL)
     emit({"host": host, "port": port, "workers": workers, "stopped": True}, "stopped")
 
 

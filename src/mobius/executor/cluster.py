@@ -2,8 +2,10 @@
 
 Chosen on measurements (docs/executor.md): light, a local cluster ready in about a second, and
 its communication stays on 127.0.0.1. With MOBIUS_DASK_SCHEDULER (tcp://host:8786 or tls://...)
-the run joins that cluster; without one it starts a LocalCluster on 127.0.0.1 (dashboard off)
-and stops it afterwards.
+the run joins that cluster; without one it starts a LocalCluster on 127.0.0.1 and stops it afterwards.
+That implicit cluster speaks TLS with a certificate made for the run (`Security.temporary()`, held in
+memory, never written): a Dask cluster runs whatever code a connected client sends, so without it any
+local user could connect to the port and run code as the Mobius user. Its dashboard is off.
 
 Failure handling is Dask's own: a task whose worker dies is rescheduled on another worker (up to
 `distributed.scheduler.allowed-failures`, then KilledWorker), and `retries` re-runs a task that
@@ -33,6 +35,13 @@ WORKER_WAIT_S = 30
 # unmapped. Measured here: hashing 2,000 small files 4.3 s in such a worker against 0.13 s with these
 # values (renders ~2x slower). Operators set the same on their workers (docs/executor.md).
 WORKER_MALLOC = {"MALLOC_TRIM_THRESHOLD_": 268_435_456, "MALLOC_MMAP_THRESHOLD_": 33_554_432}
+
+
+# The implicit cluster's HTTP side. Dask always starts an HTTP server (dashboard_address=None means
+# its default, 8787 on every interface): bind it to a free loopback port and give it no routes, so
+# there is no dashboard, no /metrics and no proxy, only an empty listener nobody can use.
+LOOPBACK_ANY_PORT = "127.0.0.1:0"
+NO_HTTP_ROUTES = {"distributed.scheduler.http.routes": [], "distributed.worker.http.routes": []}
 
 
 def _require_distributed():
@@ -86,12 +95,15 @@ class DaskExecutor:
 
             count = max(1, workers or os.cpu_count() or 1)
             environ = {f"distributed.nanny.pre-spawn-environ.{k}": v for k, v in WORKER_MALLOC.items()}
-            with dask.config.set(environ):
+            with dask.config.set({**environ, **NO_HTTP_ROUTES}):
                 self._cluster = distributed.LocalCluster(
                     n_workers=count, threads_per_worker=1 if processes else 4, processes=True, host="127.0.0.1",
-                    dashboard_address=None, silence_logs=logging.ERROR)
+                    protocol="tls://", security=distributed.Security.temporary(),
+                    dashboard_address=LOOPBACK_ANY_PORT, scheduler_kwargs={"dashboard": False},
+                    worker_dashboard_address=LOOPBACK_ANY_PORT,
+                    silence_logs=logging.ERROR)
             self._client = distributed.Client(self._cluster, set_as_default=False)
-            self.name = f"dask (local cluster, {count} workers)"
+            self.name = f"dask (local cluster, {count} workers, TLS)"
         try:
             self._client.wait_for_workers(1, timeout=WORKER_WAIT_S)
         except TimeoutError:

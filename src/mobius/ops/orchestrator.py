@@ -420,7 +420,7 @@ def manual_hint(step: str, handle: Any) -> str:
 
 
 def status(ws: Workspace, op_id: str | None = None) -> Operation | list[Operation]:
-    with RecordStore.of(ws) as store:
+    with RecordStore.of(ws, read_only=True) as store:
         if op_id:
             op = store.get(store.resolve(op_id, type=TYPE))
             if op is None:

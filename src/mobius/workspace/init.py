@@ -11,6 +11,7 @@ from mobius.log import attach_log_file, get_logger
 from mobius.progress import NoProgress, Progress
 from mobius.safety.atomic import atomic_write_text
 from mobius.safety.envfile import NEW_FILE_MODE
+from mobius.workspace.modes import PRIVATE_FOLDER_MODE, make_private
 
 DEFAULT_ENV = """# Mobius workspace settings (MOBIUS_*). Environment variables override these.
 # Relative paths resolve against this folder.
@@ -50,7 +51,7 @@ def initialize(root: Path, *, sample: bool = False, progress: Progress | None = 
     for name in FOLDERS:
         folder = root / name
         if not folder.exists():
-            folder.mkdir(parents=True)
+            folder.mkdir(parents=True, mode=PRIVATE_FOLDER_MODE if name in ("logs", "state") else 0o777)
             result.created.append(name + "/")
     attach_log_file(ws.logs, "init")
     library = ws.library_path
@@ -67,6 +68,7 @@ def initialize(root: Path, *, sample: bool = False, progress: Progress | None = 
             result.sample["library"] = generate_library(library, progress=progress)
     for step in _capability_steps():
         step(ws, result, sample=sample, progress=progress)
+    make_private(ws)
     log.info("init.done", workspace=str(root), created=result.created, sample=sample)
     return ws, result
 

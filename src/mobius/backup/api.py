@@ -8,8 +8,13 @@ from pathlib import Path
 
 from mobius.backup import catalog
 from mobius.backup.archive import LOCK_NAME, BackupResult, write_archive
+from mobius.backup.export import ExportResult, export_snapshot, exported
 from mobius.backup.manifest import LIBRARY_ROOT
+from mobius.backup.prune import PruneResult, RetentionPolicy, prune_repository
+from mobius.backup.repository import Repository, SnapshotResult, write_snapshot_of
+from mobius.backup.repository_check import SnapshotCheck, verify_snapshots
 from mobius.backup.restore import RestoreResult, extract_member, restore_archive
+from mobius.backup.trial_restore import TestRestoreReport, test_restore
 from mobius.config import Workspace
 from mobius.errors import InputError
 from mobius.log import get_logger
@@ -108,3 +113,73 @@ def resolve_archive(ws: Workspace | None, name: str | Path) -> Path:
         return path.resolve()
     candidate = ws.backups / path
     return candidate.resolve() if candidate.is_file() else path.resolve()
+
+
+def repository(ws: Workspace) -> Repository:
+    """The workspace's snapshot repository (in its backups folder)."""
+    return Repository(ws.backups)
+
+
+@records_call("backup.snapshot", ref=lambda result: result.id)
+def create_snapshot(ws: Workspace, *, database: bool = True, force_read: bool = False,
+                    progress: Progress | None = None) -> SnapshotResult:
+    """A snapshot of the library, the workspace `.env` and a checked database dump into the repository.
+
+    Only content the repository lacks is stored; files unchanged since the parent snapshot (size,
+    mtime, inode, ctime) are not read unless `force_read`. Every pack written is checked from the
+    device before the snapshot, written last, references it.
+    """
+    extras = {ENV_MEMBER: ws.env_file} if ws.env_file.is_file() else {}
+    ws.backups.mkdir(parents=True, exist_ok=True)
+    with _scratch(ws) as scratch:
+        dump = _database_dump(ws, Path(scratch)) if database else None
+        if dump is not None:
+            extras[DATABASE_MEMBER] = dump
+        return write_snapshot_of(repository(ws), ws.library_path, extra_files=extras, force_read=force_read,
+                                 progress=progress)
+
+
+def find_snapshot(ws: Workspace | None, name: str | Path) -> str | None:
+    """The snapshot id `name` names (an id or a unique prefix) when it is not an existing file; else None."""
+    if ws is None or Path(name).expanduser().is_file():
+        return None
+    return repository(ws).resolve(str(name))
+
+
+def verify_snapshot(ws: Workspace, snapshot: str | None = None, *, read_data: bool = False,
+                    progress: Progress | None = None) -> SnapshotCheck:
+    """Structure and references of one snapshot (or all), or with `read_data` every byte they need."""
+    return verify_snapshots(repository(ws), snapshot, read_data=read_data, progress=progress)
+
+
+def restore_snapshot(ws: Workspace, snapshot: str, to: Path, *, database: bool = False,
+                     progress: Progress | None = None) -> RestoreResult:
+    """Restore a snapshot's library into `to` (and the database with `database`), as `restore_backup` does."""
+    with exported(repository(ws), snapshot, progress) as archive:
+        result = restore_backup(ws, archive, to, database=database, progress=progress)
+    result.notes.append(f"from snapshot {repository(ws).require(snapshot)}")
+    return result
+
+
+def test_restore_snapshot(ws: Workspace, snapshot: str, *, scratch: Path | None = None,
+                          progress: Progress | None = None) -> TestRestoreReport:
+    """Restore a snapshot into a scratch folder, compare every entry with its manifest, clean up."""
+    with exported(repository(ws), snapshot, progress) as archive:
+        report = test_restore(archive, scratch=scratch, progress=progress)
+    report.notes.append(f"from snapshot {repository(ws).require(snapshot)}")
+    return report
+
+
+def export_backup(ws: Workspace, snapshot: str, out: Path, *, progress: Progress | None = None) -> ExportResult:
+    """A snapshot as one `.tar.zst` archive with its `.sha256` sidecar (checked before it is named)."""
+    return export_snapshot(repository(ws), snapshot, out, progress=progress)
+
+
+@records_call("backup.prune")
+def prune_backups(ws: Workspace, policy: RetentionPolicy, *, dry_run: bool = False,
+                  progress: Progress | None = None) -> PruneResult:
+    """Forget the snapshots `policy` does not keep and remove the content no remaining snapshot needs."""
+    return prune_repository(repository(ws), policy, dry_run=dry_run, progress=progress)
+
+
+test_restore_snapshot.__test__ = False  # a library function, not a pytest test, when imported into a test module

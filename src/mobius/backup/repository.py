@@ -1,0 +1,499 @@
+"""The backup repository: snapshots of the library, settings and database, stored once by content.
+
+Layout inside the backups folder (beside today's single-file archives, which stay readable):
+
+    snapshots/<id>.jsonl            one file per snapshot (snapshot.py), written last
+    packs/<aa>/<sha256>.tar.zst     content, tar + zstd, named by the sha256 of the pack (pack.py)
+    index/<sha256>.json             which blobs each pack holds (index.py)
+    .mobius-repository.lock         flock: shared by backups, exclusive for prune
+
+Content is addressed by sha256 at file level: a file whose bytes the repository already holds
+costs one entry line. A file whose size, mtime, inode and ctime equal the parent snapshot's is
+trusted unchanged without being read (restic's and borg's rule), unless its mtime is within a
+second of when the parent started (it may have changed again in the same clock tick: git's
+"racily clean" rule) or `force_read`.
+
+Order of writes, so that a crash at any point leaves every snapshot restorable: a pack is
+fsynced, renamed, re-read from the device and checked, then indexed; the snapshot is written
+(atomically) only after every pack it references is indexed. Backups hold the lock shared (two
+run at once), prune holds it exclusive: a prune never removes what a running backup is about
+to reference.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import hashlib
+import json
+import os
+import stat
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mobius.backup.index import RepositoryIndex, write_index
+from mobius.backup.manifest import FILE, LIBRARY_ROOT
+from mobius.backup.pack import PackDamaged, PackInfo, PackWriter, check_pack, pack_path
+from mobius.backup.snapshot import (
+    SNAPSHOT_ID,
+    SNAPSHOT_SUFFIX,
+    EntrySpool,
+    SnapshotDamaged,
+    SnapshotEntry,
+    SnapshotHeader,
+    read_entries,
+    read_header,
+    snapshot_path,
+    write_snapshot,
+)
+from mobius.backup.tree import Listing, walk_tree
+from mobius.errors import InputError, VerificationError
+from mobius.log import get_logger
+from mobius.ops.faults import kill_at
+from mobius.progress import NoProgress, Progress
+from mobius.safety.atomic import TEMP_PREFIX, fsync_dir
+from mobius.safety.diskspace import require_free_space
+from mobius.safety.leftovers import sweep
+from mobius.safety.lock import FileLock
+from mobius.safety.stamps import new_id, utc_iso
+
+LOCK_NAME = ".mobius-repository.lock"
+LOCK_WAIT = 600
+SMALL_FILE = 4 << 20  # read whole into memory; larger files are hashed, then streamed into the pack if new
+RACY_NS = 1_000_000_000
+TAR_OVERHEAD = 1024
+
+
+@dataclass(frozen=True)
+class Repository:
+    """A repository in a local folder (the workspace's backups folder by default)."""
+
+    root: Path
+
+    @property
+    def packs(self) -> Path:
+        return self.root / "packs"
+
+    @property
+    def index(self) -> Path:
+        return self.root / "index"
+
+    @property
+    def snapshots(self) -> Path:
+        return self.root / "snapshots"
+
+    def lock(self, *, exclusive: bool, what: str, timeout: float = LOCK_WAIT) -> FileLock:
+        return FileLock(self.root / LOCK_NAME, timeout=timeout, what=what, shared=not exclusive)
+
+    def clean_leftovers(self) -> list[Path]:
+        """Temp packs, index and snapshot files of killed processes (never a live process's)."""
+        return sweep([self.root, self.packs, self.index, self.snapshots])
+
+    def snapshot_ids(self) -> list[str]:
+        """Every snapshot id, oldest first (ids sort by their UTC stamp)."""
+        if not self.snapshots.is_dir():
+            return []
+        return sorted(name[:-len(SNAPSHOT_SUFFIX)] for name in os.listdir(self.snapshots)
+                      if name.endswith(SNAPSHOT_SUFFIX) and SNAPSHOT_ID.match(name[:-len(SNAPSHOT_SUFFIX)]))
+
+    def headers(self) -> list[SnapshotHeader]:
+        """Every readable snapshot's header, oldest first (by when it started: two backups may share a second)."""
+        headers = []
+        for snapshot_id in self.snapshot_ids():
+            with contextlib.suppress(OSError, SnapshotDamaged):
+                headers.append(read_header(self.snapshot_file(snapshot_id)))
+        return sorted(headers, key=lambda h: (h.started_ns, h.id))
+
+    def snapshot_file(self, snapshot_id: str) -> Path:
+        return snapshot_path(self.snapshots, snapshot_id)
+
+    def resolve(self, name: str) -> str | None:
+        """A snapshot id from an id, a unique prefix of one, or its file name; None when none matches."""
+        name = Path(str(name)).name.removesuffix(SNAPSHOT_SUFFIX)
+        if not name or not name[0].isdigit():
+            return None
+        ids = self.snapshot_ids()
+        if name in ids:
+            return name
+        matches = [i for i in ids if i.startswith(name)]
+        if len(matches) > 1:
+            raise InputError(f"{name!r} matches {len(matches)} snapshots", hint="give more of the snapshot id")
+        return matches[0] if matches else None
+
+    def require(self, name: str) -> str:
+        found = self.resolve(name)
+        if found is None:
+            raise InputError(f"no snapshot {name!r} in {self.root}", hint="`mobius backup list` shows the snapshots")
+        return found
+
+    def orphan_packs(self, index: RepositoryIndex) -> list[Path]:
+        """Pack files no index file names (a backup killed between a pack's rename and its index)."""
+        orphans = []
+        if self.packs.is_dir():
+            for sub in os.scandir(self.packs):
+                if sub.is_dir() and not sub.name.startswith("."):
+                    for entry in os.scandir(sub.path):
+                        name = entry.name.removesuffix(".tar.zst")
+                        if entry.name.endswith(".tar.zst") and name not in index.packs:
+                            orphans.append(Path(entry.path))
+        return orphans
+
+
+@dataclass
+class SnapshotResult:
+    """What `create_snapshot` made (also what `backup create --json` prints for a snapshot)."""
+
+    id: str
+    path: Path
+    repository: Path
+    parent: str | None
+    files: int
+    bytes: int
+    new_files: int
+    new_bytes: int
+    reused_files: int
+    reused_bytes: int
+    read_files: int
+    stored_bytes: int
+    packs: list[str]
+    seconds: float
+    dirs: int = 0
+    symlinks: int = 0
+    extras: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    verified: bool = True
+    removed_leftovers: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": "snapshot", "id": self.id, "snapshot": self.id, "path": self.path,
+                "repository": self.repository, "parent": self.parent, "files": self.files, "bytes": self.bytes,
+                "dirs": self.dirs, "symlinks": self.symlinks, "new_files": self.new_files,
+                "new_bytes": self.new_bytes, "reused_files": self.reused_files, "reused_bytes": self.reused_bytes,
+                "read_files": self.read_files, "stored_bytes": self.stored_bytes, "packs": self.packs,
+                "seconds": round(self.seconds, 3), "extras": self.extras, "skipped": self.skipped,
+                "verified": self.verified, "removed_leftovers": self.removed_leftovers}
+
+
+class PackStore:
+    """New blobs into packs; each full pack is sealed (fsync, rename, check from the device, index)."""
+
+    def __init__(self, repo: Repository, index: RepositoryIndex):
+        self.repo = repo
+        self.index = index
+        self.writer: PackWriter | None = None
+        self.written: list[PackInfo] = []
+
+    def __contains__(self, sha256: str) -> bool:
+        return sha256 in self.index or (self.writer is not None and sha256 in self.writer)
+
+    def _open(self) -> PackWriter:
+        if self.writer is None:
+            self.writer = PackWriter(self.repo.packs)
+        return self.writer
+
+    def add(self, sha256: str, data: bytes) -> None:
+        self._open().add(sha256, data)
+        kill_at("backup:pack-open")
+        self._rotate()
+
+    def add_stream(self, sha256: str, size: int, chunks: Iterator[bytes]) -> None:
+        self._open().add_stream(sha256, size, chunks)
+        kill_at("backup:pack-open")
+        self._rotate()
+
+    def _rotate(self) -> None:
+        if self.writer is not None and self.writer.full:
+            self._seal()
+
+    def _seal(self) -> None:
+        writer, self.writer = self.writer, None
+        info = writer.finish()
+        kill_at("backup:pack-renamed")
+        path = pack_path(self.repo.packs, info.name)
+        try:
+            check = check_pack(path, info.blobs)
+            if check.damaged or check.sha256 != info.name or check.size != info.size:
+                problems = [f"{sha}: {why}" for sha, why in list(check.damaged.items())[:20]]
+                if check.sha256 != info.name:
+                    problems.append(f"the pack reads back with sha256 {check.sha256}")
+                raise VerificationError(f"backup: pack {info.name} does not read back as written",
+                                        hint="check the disk under the backups folder; nothing was recorded",
+                                        details=problems)
+            kill_at("backup:pack-checked")
+            write_index(self.repo.index, info)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                path.unlink()
+            raise
+        kill_at("backup:pack-indexed")
+        self.index.add(info)
+        self.written.append(info)
+
+    def finish(self) -> None:
+        if self.writer is not None:
+            if self.writer.empty:
+                self.writer.abort()
+                self.writer = None
+            else:
+                self._seal()
+
+    def abort(self) -> None:
+        if self.writer is not None:
+            self.writer.abort()
+            self.writer = None
+
+
+@dataclass
+class _Parent:
+    """The parent snapshot's files: path -> (size, mtime_ns, ino, ctime_ns, sha256)."""
+
+    id: str | None = None
+    started_ns: int = 0
+    files: dict[str, tuple[int, int, int, int, str]] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, repo: Repository, source: str) -> _Parent:
+        for header in reversed(repo.headers()):
+            snapshot_id = header.id
+            path = repo.snapshot_file(snapshot_id)
+            if header.source != source:
+                continue
+            try:
+                files = {e.path: (e.size, e.mtime_ns, e.ino, e.ctime_ns, e.sha256)
+                         for e in read_entries(path) if e.type == FILE and e.sha256}
+            except (OSError, SnapshotDamaged):
+                continue
+            return cls(snapshot_id, header.started_ns, files)
+        return cls()
+
+    def unchanged(self, path: str, st: os.stat_result) -> str | None:
+        """The parent's sha256 for a file whose identity is the same and not racily recent; else None."""
+        known = self.files.get(path)
+        if known is None or st.st_mtime_ns > self.started_ns - RACY_NS:
+            return None
+        if known[:4] == (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns):
+            return known[4]
+        return None
+
+
+def _changed(local: str | Path) -> VerificationError:
+    return VerificationError(f"{local} changed while it was being backed up",
+                             hint="stop whatever writes to the library, then run the backup again")
+
+
+def _pread_chunks(fd: int, size: int, local: str | Path) -> Iterator[bytes]:
+    position = 0
+    while position < size:
+        data = os.pread(fd, min(1 << 20, size - position), position)
+        if not data:
+            raise _changed(local)
+        position += len(data)
+        yield data
+
+
+class _Run:
+    """One create: the repository, its index, the parent, the counts; `store` handles one file."""
+
+    def __init__(self, repo: Repository, index: RepositoryIndex, parent: _Parent, force_read: bool,
+                 progress: Progress):
+        self.repo = repo
+        self.index = index
+        self.parent = parent
+        self.force_read = force_read
+        self.progress = progress
+        self.packs = PackStore(repo, index)
+        self.counts = {"new_files": 0, "new_bytes": 0, "reused_files": 0, "reused_bytes": 0, "read_files": 0}
+
+    def store(self, path: str, local: str | Path, size: int, mtime_ns: int) -> tuple[str, os.stat_result]:
+        """The file's blob sha256, stored if the repository lacks it; refuses a file that changes under us."""
+        try:
+            fd = os.open(local, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError as exc:
+            raise VerificationError(f"cannot read {local}: {exc.strerror}", hint="check its permissions") from None
+        try:
+            before = os.fstat(fd)
+            if not stat.S_ISREG(before.st_mode) or before.st_size != size or before.st_mtime_ns != mtime_ns:
+                raise _changed(local)
+            sha = None if self.force_read else self.parent.unchanged(path, before)
+            if sha is not None and sha in self.packs:
+                self._count("reused", size)
+                self.progress.advance(size)
+                return sha, before
+            self.counts["read_files"] += 1
+            if size < SMALL_FILE:
+                data = os.read(fd, size + 1)
+                if len(data) != size:
+                    raise _changed(local)
+                sha = hashlib.sha256(data).hexdigest()
+                if sha in self.packs:
+                    self._count("reused", size)
+                else:
+                    self.packs.add(sha, data)
+                    self._count("new", size)
+            else:
+                digest = hashlib.sha256()
+                for chunk in _pread_chunks(fd, size, local):
+                    digest.update(chunk)
+                sha = digest.hexdigest()
+                if sha in self.packs:
+                    self._count("reused", size)
+                else:
+                    try:
+                        self.packs.add_stream(sha, size, _pread_chunks(fd, size, local))
+                    except PackDamaged:  # its bytes differ from what was hashed a moment ago
+                        raise _changed(local) from None
+                    self._count("new", size)
+            after = os.fstat(fd)
+            if (after.st_size, after.st_mtime_ns, after.st_ctime_ns) != (size, mtime_ns, before.st_ctime_ns):
+                raise _changed(local)
+            self.progress.advance(size)
+            return sha, before
+        finally:
+            os.close(fd)
+
+    def _count(self, kind: str, size: int) -> None:
+        self.counts[f"{kind}_files"] += 1
+        self.counts[f"{kind}_bytes"] += size
+
+
+def _local(source: Path, extra_files: dict[str, Path], member: str) -> str | Path:
+    if member in extra_files:
+        return extra_files[member]
+    rest = member.partition("/")[2]
+    return f"{source}/{rest}" if rest else source
+
+
+def write_snapshot_of(repo: Repository, source: Path, *, extra_files: dict[str, Path] | None = None,
+                      force_read: bool = False, progress: Progress | None = None) -> SnapshotResult:
+    """Snapshot the folder `source` (as `library/...`) plus `extra_files` into the repository.
+
+    Every pack it wrote was checked from the device and every blob it references is indexed before
+    the snapshot file is written; a failure at any point leaves no snapshot and no index entry for an
+    unchecked pack (a killed run's temp files are removed by the next command).
+    """
+    progress = progress or NoProgress()
+    log = get_logger()
+    started = time.monotonic()
+    started_ns = time.time_ns()
+    source = Path(source).expanduser().resolve()
+    extra_files = {name: Path(path) for name, path in (extra_files or {}).items()}
+    repo.root.mkdir(parents=True, exist_ok=True)
+    removed = _clean_if_alone(repo)
+    with tempfile.TemporaryDirectory(prefix=f"{TEMP_PREFIX}{os.getpid()}-", dir=repo.root) as scratch:
+        listing = walk_tree(source, Listing(Path(scratch) / "listing.jsonl"), exclude=repo.root,
+                            extra_files=extra_files)
+        kill_at("backup:walked")
+        with repo.lock(exclusive=False, what=f"a prune of {repo.root}"):
+            index = RepositoryIndex.load(repo.index)
+            parent = _Parent.load(repo, str(source))
+            require_free_space(repo.root, _bytes_to_read(listing, parent) + listing.entries * TAR_OVERHEAD,
+                               what=f"a snapshot of {source}")
+            run = _Run(repo, index, parent, force_read, progress)
+            spool = EntrySpool(Path(scratch) / "entries.jsonl")
+            progress.start("backup", total=listing.bytes, unit="bytes")
+            try:
+                for entry in listing.read():
+                    if entry.type == FILE:
+                        sha, st = run.store(entry.path, _local(source, extra_files, entry.path), entry.size,
+                                            entry.mtime_ns)
+                        spool.add(SnapshotEntry(entry.path, FILE, entry.size, entry.mode, entry.mtime_ns, None, sha,
+                                                st.st_ino, st.st_ctime_ns))
+                    else:
+                        spool.add(SnapshotEntry(entry.path, entry.type, entry.size, entry.mode, entry.mtime_ns,
+                                                entry.target))
+                run.packs.finish()
+            except BaseException:
+                run.packs.abort()
+                spool.close()
+                progress.finish()
+                raise
+            spool.close()
+            progress.finish()
+            _check_references(repo, index, spool.path)
+            snapshot_id = new_id()
+            header = SnapshotHeader(
+                id=snapshot_id, created=utc_iso(), source=str(source), parent=parent.id, started_ns=started_ns,
+                extras=listing.extras, entries=listing.entries, files=listing.files, dirs=listing.dirs,
+                symlinks=listing.symlinks, bytes=listing.bytes, packs=[p.name for p in run.packs.written],
+                stored_bytes=sum(p.size for p in run.packs.written), seconds=round(time.monotonic() - started, 3),
+                **run.counts)
+            kill_at("backup:before-snapshot")
+            repo.snapshots.mkdir(mode=0o700, exist_ok=True)
+            write_snapshot(repo.snapshot_file(snapshot_id), header, spool.path)
+            fsync_dir(repo.root)
+            kill_at("backup:snapshot-written")
+    result = SnapshotResult(id=snapshot_id, path=repo.snapshot_file(snapshot_id), repository=repo.root,
+                            parent=parent.id, files=listing.files, bytes=listing.bytes, dirs=listing.dirs,
+                            symlinks=listing.symlinks, packs=header.packs, stored_bytes=header.stored_bytes,
+                            seconds=time.monotonic() - started, extras=listing.extras, skipped=listing.skipped,
+                            removed_leftovers=len(removed), **run.counts)
+    log.info("backup.snapshot.created", **{k: v for k, v in result.to_dict().items() if k not in ("skipped",)})
+    return result
+
+
+def _clean_if_alone(repo: Repository) -> list[Path]:
+    """With no other backup or prune running (the lock free for us alone): remove what killed runs left,
+    temp files and packs that no index names. With others running, only dead processes' temp files."""
+    try:
+        with repo.lock(exclusive=True, what="cleanup", timeout=0):
+            removed = repo.clean_leftovers()
+            if repo.packs.is_dir():
+                for orphan in repo.orphan_packs(RepositoryIndex.load(repo.index)):
+                    orphan.unlink()
+                    removed.append(orphan)
+            return removed
+    except InputError:
+        return repo.clean_leftovers()
+
+
+def _bytes_to_read(listing: Listing, parent: _Parent) -> int:
+    """An upper bound on the new bytes: every file not listed in the parent with the same size and mtime."""
+    total = 0
+    for entry in listing.read():
+        if entry.type == FILE:
+            known = parent.files.get(entry.path)
+            if known is None or known[:2] != (entry.size, entry.mtime_ns):
+                total += entry.size
+    return total
+
+
+def _check_references(repo: Repository, index: RepositoryIndex, entries: Path) -> None:
+    """Every blob the new snapshot names is indexed, and its pack is there with the indexed size."""
+    sizes: dict[str, int | None] = {}
+    missing: list[str] = []
+    with open(entries, "rb") as handle:
+        for line in handle:
+            entry = SnapshotEntry.from_record(json.loads(line))
+            if entry.sha256 is None:
+                continue
+            where = index.get(entry.sha256)
+            if where is None:
+                missing.append(f"{entry.path}: blob {entry.sha256} is not in the index")
+                continue
+            if where.pack not in sizes:
+                try:
+                    sizes[where.pack] = pack_path(repo.packs, where.pack).stat().st_size
+                except FileNotFoundError:
+                    sizes[where.pack] = None
+            if sizes[where.pack] != index.packs[where.pack].size:
+                missing.append(f"{entry.path}: pack {where.pack} is missing or has the wrong size")
+    if missing:
+        raise VerificationError(f"backup: {len(missing)} files would reference content the repository lacks; "
+                                "no snapshot was written", hint="run `mobius backup verify` on the repository",
+                                details=missing[:100])
+
+
+def list_snapshots(root: Path) -> list[SnapshotHeader]:
+    """Every readable snapshot header in the repository at `root`, newest first."""
+    return list(reversed(Repository(Path(root)).headers()))
+
+
+def snapshot_created(header: SnapshotHeader) -> dt.datetime:
+    return dt.datetime.fromisoformat(header.created.replace("Z", "+00:00"))
+
+
+__all__ = ["LIBRARY_ROOT", "Repository", "SnapshotResult", "list_snapshots", "write_snapshot_of"]

@@ -155,13 +155,15 @@ def _free_content(repo: Repository, result: PruneResult, progress: Progress) -> 
         orphan.unlink()
         result.leftovers_removed += 1
     kill_at("prune:orphans")
-    drop, repack = [], []
-    for name, pack in index.packs.items():
+    for name in list(index.packs):
         if not pack_path(repo.packs, name).is_file():
             index_path(repo.index, name).unlink()  # its blobs are gone: let the next backup store them again
+            del index.packs[name]
             result.leftovers_removed += 1
-            continue
-        used = {sha for sha in pack.blobs if sha in needed and index.blobs[sha].pack == name}  # a copy elsewhere serves
+    home = _homes(index, needed)
+    drop, repack = [], []
+    for name, pack in index.packs.items():
+        used = {sha for sha in pack.blobs if home.get(sha) == name}  # a blob held twice is kept in one place
         unused_bytes = sum(w.size for sha, w in pack.blobs.items() if sha not in used)
         total = sum(w.size for w in pack.blobs.values()) or 1
         if not used:
@@ -175,7 +177,7 @@ def _free_content(repo: Repository, result: PruneResult, progress: Progress) -> 
         try:
             for name in repack:
                 for sha, where in sorted(index.packs[name].blobs.items(), key=lambda kv: (kv[1].offset, kv[1].skip)):
-                    if sha in needed and index.blobs[sha].pack == name and sha not in store:
+                    if home.get(sha) == name and sha not in store:
                         _copy_blob(store, reader, sha, where)
                 progress.advance(1)
             store.finish()
@@ -188,7 +190,10 @@ def _free_content(repo: Repository, result: PruneResult, progress: Progress) -> 
         result.packs_written = len(store.written)
         result.packs_repacked = len(repack)
         kill_at("prune:repacked")
+    written = {p.name for p in store.written} if repack else set()
     for name in drop + repack:
+        if name in written:  # repacking gave the same bytes as a pack a killed prune wrote: it is the new home
+            continue
         result.bytes_freed += index.packs[name].size
         index_path(repo.index, name).unlink(missing_ok=True)
         fsync_dir(repo.index)
@@ -202,6 +207,20 @@ def _free_content(repo: Repository, result: PruneResult, progress: Progress) -> 
     result.packs_removed = len(drop) + len(repack)
     if repack:
         result.bytes_freed -= sum(p.size for p in store.written)
+
+
+def _homes(index: RepositoryIndex, needed: set[str]) -> dict[str, str]:
+    """For each needed blob, the pack it is kept in: of the packs holding it (two backups at once, or a
+    killed repack, may have stored it twice), the one with the largest share of needed blobs, so that a
+    complete new pack wins over the mostly unneeded pack it replaced."""
+    share = {name: sum(sha in needed for sha in pack.blobs) / max(1, len(pack.blobs))
+             for name, pack in index.packs.items()}
+    home: dict[str, str] = {}
+    for name in sorted(index.packs, key=lambda n: (-share[n], n)):
+        for sha in index.packs[name].blobs:
+            if sha in needed:
+                home.setdefault(sha, name)
+    return home
 
 
 def _copy_blob(store: PackStore, reader: BlobReader, sha: str, where) -> None:  # noqa: ANN001 - a BlobLocation

@@ -19,12 +19,14 @@ The snapshot repository (in the same backups folder; see repository.py):
     test_restore_snapshot(ws, snapshot, *, scratch=None, progress=None) -> TestRestoreReport
     export_backup(ws, snapshot, out, *, progress=None) -> ExportResult
     prune_backups(ws, policy, *, dry_run=False, progress=None) -> PruneResult
+    copy_backups(ws, to, snapshots=None, *, progress=None) -> CopyResult
     list_snapshots(folder) -> list[SnapshotHeader]
 """
 
 from mobius.backup.api import (
     DATABASE_MEMBER,
     LIBRARY_PREFIX,
+    copy_backups,
     create_backup,
     create_snapshot,
     export_backup,
@@ -59,6 +61,7 @@ __all__ = [
     "TestRestoreReport",
     "VerifyReport",
     "apply_retention",
+    "copy_backups",
     "create_backup",
     "create_snapshot",
     "export_backup",

@@ -8,12 +8,14 @@ from pathlib import Path
 
 from mobius.backup import catalog
 from mobius.backup.archive import LOCK_NAME, BackupResult, write_archive
+from mobius.backup.copy import CopyResult, copy_snapshots
 from mobius.backup.export import ExportResult, export_snapshot, exported
 from mobius.backup.manifest import LIBRARY_ROOT
 from mobius.backup.prune import PruneResult, RetentionPolicy, prune_repository
 from mobius.backup.repository import Repository, SnapshotResult, write_snapshot_of
 from mobius.backup.repository_check import SnapshotCheck, verify_snapshots
 from mobius.backup.restore import RestoreResult, extract_member, restore_archive
+from mobius.backup.store import open_store
 from mobius.backup.trial_restore import TestRestoreReport, test_restore
 from mobius.config import Workspace
 from mobius.errors import InputError
@@ -183,3 +185,13 @@ def prune_backups(ws: Workspace, policy: RetentionPolicy, *, dry_run: bool = Fal
 
 
 test_restore_snapshot.__test__ = False  # a library function, not a pytest test, when imported into a test module
+
+
+@records_call("backup.copy")
+def copy_backups(ws: Workspace, to: str, snapshots: list[str] | None = None, *,
+                 progress: Progress | None = None) -> CopyResult:
+    """Copy snapshots (default all) into another repository, a folder or s3://bucket/prefix; verified after."""
+    from mobius.media.destination import s3_storage_options  # the one reading of the S3 endpoint settings
+
+    target = open_store(to if to.startswith("s3://") else str(ws.resolve(to)), s3_storage_options(ws))
+    return copy_snapshots(repository(ws), target, snapshots, progress=progress)

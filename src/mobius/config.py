@@ -23,7 +23,7 @@ ENV_PREFIX = "MOBIUS_"
 ENV_FILE_NAME = ".env"
 ENVIRONMENTS_DIR = "environments"
 ENV_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
-SECRET_MARKERS = ("PASSWORD", "SECRET", "TOKEN", "KEY")
+SECRET_MARKERS = ("PASSWORD", "SECRET", "TOKEN", "KEY", "RECIPIENTS")  # backup keys never shown, public ones neither
 
 
 @dataclass(frozen=True)
@@ -58,6 +58,10 @@ class Settings:
     health_interval_s: float = 1.0
     health_successes: int = 3
     deploy_min_free_mb: int = 1024
+    # backup repository encryption (issue 20): age public keys (age1..., comma or space separated) every new
+    # pack, index and snapshot is encrypted to; an age identity file that decrypts them
+    backup_recipients: str | None = None
+    backup_identity_file: str | None = None
 
     @classmethod
     def names(cls) -> tuple[str, ...]:

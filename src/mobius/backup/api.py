@@ -9,6 +9,7 @@ from pathlib import Path
 from mobius.backup import catalog
 from mobius.backup.archive import LOCK_NAME, BackupResult, write_archive
 from mobius.backup.copy import CopyResult, copy_snapshots
+from mobius.backup.crypto import RepositoryKeys
 from mobius.backup.export import ExportResult, export_snapshot, exported
 from mobius.backup.manifest import LIBRARY_ROOT
 from mobius.backup.prune import PruneResult, RetentionPolicy, prune_repository
@@ -118,8 +119,9 @@ def resolve_archive(ws: Workspace | None, name: str | Path) -> Path:
 
 
 def repository(ws: Workspace) -> Repository:
-    """The workspace's snapshot repository (in its backups folder)."""
-    return Repository(ws.backups)
+    """The workspace's snapshot repository (in its backups folder), with its encryption keys from the settings."""
+    return Repository(ws.backups, RepositoryKeys.from_settings(ws.settings.backup_recipients,
+                                                               ws.settings.backup_identity_file, ws.root))
 
 
 @records_call("backup.snapshot", ref=lambda result: result.id)

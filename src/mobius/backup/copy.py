@@ -77,7 +77,7 @@ def copy_snapshots(repo: Repository, target: RepositoryStore, snapshots: list[st
         kill_at("copy:start")
         ids = [repo.require(name) for name in snapshots] if snapshots else repo.snapshot_ids()
         result.snapshots = ids
-        index = RepositoryIndex.load(repo.index)
+        index = RepositoryIndex.load(repo.index, repo.keys)
         needed = _packs_needed(repo, index, ids)
         result.packs_needed = len(needed)
         have = target.names("index")
@@ -118,7 +118,7 @@ def _packs_needed(repo: Repository, index: RepositoryIndex, ids: list[str]) -> s
     needed: set[str] = set()
     for snapshot_id in ids:
         try:
-            for entry in read_entries(repo.snapshot_file(snapshot_id)):
+            for entry in read_entries(repo.snapshot_file(snapshot_id), repo.keys):
                 if entry.sha256:
                     where = index.get(entry.sha256)
                     if where is None:

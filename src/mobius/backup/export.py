@@ -73,12 +73,12 @@ def export_snapshot(repo: Repository, snapshot: str, out: Path, *, progress: Pro
     with repo.lock(exclusive=False, what=f"a prune of {repo.root}"):
         path = repo.snapshot_file(snapshot_id)
         try:
-            header = read_header(path)
+            header = read_header(path, repo.keys)
         except SnapshotDamaged as exc:
             raise VerificationError(f"export: snapshot {snapshot_id} is unreadable: {exc}",
                                     hint="run `mobius backup verify`") from None
         require_free_space(out.parent, header.bytes + header.entries * 1536, what=f"exporting {snapshot_id}")
-        index = RepositoryIndex.load(repo.index)
+        index = RepositoryIndex.load(repo.index, repo.keys)
         archive = _ArchiveFile(out, ZSTD, streamed=streamed(header.files, header.bytes))
         try:
             with tempfile.TemporaryDirectory(prefix=f"{TEMP_PREFIX}{os.getpid()}-", dir=out.parent) as scratch:
@@ -109,17 +109,17 @@ def _write(archive: _ArchiveFile, repo: Repository, index: RepositoryIndex, path
     with open(listing, "w", encoding="utf-8") as handle:
         handle.write(header_line(created=header.created, source=header.source, entries=header.entries,
                                  total_bytes=header.bytes, extras=header.extras))
-        for entry in read_entries(path):
+        for entry in read_entries(path, repo.keys):
             handle.write(entry.manifest_entry().to_line())
     size = listing.stat().st_size
     with open(listing, "rb") as handle:
         tar.add_stream(ManifestEntry(MANIFEST_NAME, FILE, size, 0o644, time.time_ns()), handle, size)
-    reader = BlobReader(repo.packs)
+    reader = BlobReader(repo.packs, repo.keys)
     sums_path = scratch / "sums.sha256"
     progress.start("export", total=header.bytes, unit="bytes")
     try:
         with open(sums_path, "w", encoding="utf-8", errors="surrogateescape", newline="\n") as sums:
-            for entry in read_entries(path):
+            for entry in read_entries(path, repo.keys):
                 manifest = entry.manifest_entry()
                 if entry.type != FILE:
                     tar.add(manifest)

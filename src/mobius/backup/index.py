@@ -14,8 +14,9 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+from mobius.backup.crypto import PLAIN, RepositoryKeys
 from mobius.backup.pack import BlobLocation, PackInfo
-from mobius.safety.atomic import atomic_write_text
+from mobius.safety.atomic import atomic_write_bytes
 
 INDEX_FORMAT = "mobius-pack-index"
 INDEX_SUFFIX = ".json"
@@ -25,20 +26,20 @@ def index_path(folder: Path, pack: str) -> Path:
     return folder / f"{pack}{INDEX_SUFFIX}"
 
 
-def write_index(folder: Path, pack: PackInfo) -> Path:
+def write_index(folder: Path, pack: PackInfo, keys: RepositoryKeys = PLAIN) -> Path:
     """The pack's index file, durably (temp, fsync, rename, fsync the folder)."""
     rows = [where.as_row(sha) for sha, where in sorted(pack.blobs.items(), key=lambda kv: kv[1].offset)]
     text = json.dumps({"format": INDEX_FORMAT, "version": 1, "pack": pack.name, "size": pack.size,
                        "raw_bytes": pack.raw_bytes, "blobs": rows}, separators=(",", ":")) + "\n"
     path = index_path(folder, pack.name)
     folder.mkdir(mode=0o700, exist_ok=True)
-    atomic_write_text(path, text, file_mode=0o600)
+    atomic_write_bytes(path, keys.encrypt_bytes(text.encode()), file_mode=0o600)
     return path
 
 
-def read_index(path: Path) -> PackInfo:
+def read_index(path: Path, keys: RepositoryKeys = PLAIN) -> PackInfo:
     """One index file; ValueError when it is not one."""
-    record = json.loads(path.read_text(encoding="utf-8"))
+    record = json.loads(keys.read(path))
     if not isinstance(record, dict) or record.get("format") != INDEX_FORMAT:
         raise ValueError(f"{path.name} is not a pack index")
     name = str(record["pack"])
@@ -64,11 +65,11 @@ class RepositoryIndex:
         self.unreadable: list[str] = []
 
     @classmethod
-    def load(cls, folder: Path) -> RepositoryIndex:
+    def load(cls, folder: Path, keys: RepositoryKeys = PLAIN) -> RepositoryIndex:
         index = cls()
         for path in index_files(folder):
             try:
-                index.add(read_index(path))
+                index.add(read_index(path, keys))
             except (OSError, ValueError, KeyError, TypeError) as exc:
                 index.unreadable.append(f"{path.name}: {exc}")
         return index

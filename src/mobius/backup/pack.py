@@ -26,6 +26,8 @@ from pathlib import Path
 import zstandard
 
 from mobius.backup.archive import _ustar_header
+from mobius.backup.crypto import PLAIN, RepositoryKeys, file_is_encrypted
+from mobius.errors import InputError
 from mobius.safety.atomic import TEMP_PREFIX, fsync_dir, write_all
 
 BLOCK = tarfile.BLOCKSIZE
@@ -85,8 +87,9 @@ def _padding(size: int) -> bytes:
 class PackWriter:
     """Blobs in, one pack out. Nothing is under a final name until `finish` renamed the fsynced file."""
 
-    def __init__(self, packs: Path, level: int = ZSTD_LEVEL):
+    def __init__(self, packs: Path, level: int = ZSTD_LEVEL, keys: RepositoryKeys = PLAIN):
         self.packs = packs
+        self.keys = keys
         packs.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.tmp = packs / f"{TEMP_PREFIX}{os.getpid()}-{secrets.token_hex(4)}{PACK_SUFFIX}"
         self._fd = os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, PRIVATE)
@@ -161,14 +164,24 @@ class PackWriter:
         os.fsync(self._fd)
         os.close(self._fd)
         self._fd = -1
-        name = self._digest.hexdigest()
+        stored, name, size = self.tmp, self._digest.hexdigest(), self.offset
+        if self.keys.encrypts:  # the pack is named by the bytes stored: the age file's
+            stored = self.tmp.with_name(self.tmp.name + ".age")
+            try:
+                self.keys.encrypt_file(self.tmp, stored)
+                name, size = _sha256_of(stored)
+            except BaseException:
+                stored.unlink(missing_ok=True)
+                raise
+            finally:
+                self.tmp.unlink(missing_ok=True)
         final = pack_path(self.packs, name)
         final.parent.mkdir(mode=0o700, exist_ok=True)
-        os.replace(self.tmp, final)
+        os.replace(stored, final)
         fsync_dir(final.parent)
         fsync_dir(self.packs)
         blobs = {sha: BlobLocation(name, *where) for sha, where in self.blobs.items()}
-        return PackInfo(name=name, size=self.offset, blobs=blobs, raw_bytes=self.raw_bytes)
+        return PackInfo(name=name, size=size, blobs=blobs, raw_bytes=self.raw_bytes)
 
     def abort(self) -> None:
         if self._fd >= 0:
@@ -180,6 +193,28 @@ class PackWriter:
     @property
     def empty(self) -> bool:
         return not self.blobs and not self._members
+
+
+def _sha256_of(path: Path) -> tuple[str, int]:
+    digest = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as handle:
+        while chunk := handle.read(READ_CHUNK):
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size
+
+
+def _decrypted(path: Path, keys: RepositoryKeys) -> int:
+    """An open descriptor on the plain bytes of an encrypted pack: decrypted into a temp file beside the
+    packs, unlinked at once (nothing plain stays on disk once the descriptor is closed, or the process dies)."""
+    plain = path.parent.parent / f"{TEMP_PREFIX}{os.getpid()}-{secrets.token_hex(4)}.plain"
+    try:
+        keys.decrypt_file(path, plain, f"pack {path.name}")
+        fd = os.open(plain, os.O_RDONLY | os.O_CLOEXEC)
+    finally:
+        plain.unlink(missing_ok=True)
+    return fd
 
 
 def _frame_chunks(fd: int, offset: int, length: int, on_raw=None) -> Iterator[bytes]:  # noqa: ANN001
@@ -222,8 +257,9 @@ class BlobReader:
     """Reads blobs by location; keeps packs open and the last small frame decompressed (blobs are
     mostly read in the order they were written, so consecutive small blobs share one decompression)."""
 
-    def __init__(self, packs: Path):
+    def __init__(self, packs: Path, keys: RepositoryKeys = PLAIN):
         self.packs = packs
+        self.keys = keys
         self._fds: dict[str, int] = {}
         self._frame_key: tuple[str, int] | None = None
         self._frame: bytes = b""
@@ -231,10 +267,14 @@ class BlobReader:
     def _fd(self, pack: str) -> int:
         fd = self._fds.get(pack)
         if fd is None:
-            if len(self._fds) >= 64:
+            if len(self._fds) >= 8:  # decrypted packs hold disk space while open
                 self.close()
+            path = pack_path(self.packs, pack)
             try:
-                fd = os.open(pack_path(self.packs, pack), os.O_RDONLY | os.O_CLOEXEC)
+                if file_is_encrypted(path):
+                    fd = _decrypted(path, self.keys)
+                else:
+                    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
             except FileNotFoundError:
                 raise PackDamaged(f"pack {pack} is missing") from None
             self._fds[pack] = fd
@@ -280,10 +320,26 @@ class PackCheck:
     damaged: dict[str, str]
 
 
-def check_pack(path: Path, blobs: dict[str, BlobLocation], *, drop_cache: bool = True) -> PackCheck:
+def check_pack(path: Path, blobs: dict[str, BlobLocation], *, drop_cache: bool = True,
+               keys: RepositoryKeys = PLAIN) -> PackCheck:
     """Re-read a pack from the device once: the sha256 of its bytes, and for each blob its tar header
     (name and size, as GNU tar reads them) and its content's sha256. Damage is reported per blob,
-    so a bad byte names the blobs (and through the snapshot, the files) it affects."""
+    so a bad byte names the blobs (and through the snapshot, the files) it affects. An encrypted pack
+    is hashed as stored, then decrypted (age authenticates every 64 KiB: a bad byte fails the whole
+    pack) and its plain bytes checked the same way."""
+    if file_is_encrypted(path):
+        if drop_cache:
+            _drop_cache(path)
+        sha256, size = _sha256_of(path)
+        try:
+            fd = _decrypted(path, keys)
+        except InputError as exc:
+            return PackCheck(sha256=sha256, size=size, damaged={sha: exc.message for sha in blobs})
+        try:
+            plain = check_pack(Path(f"/proc/self/fd/{fd}"), blobs, drop_cache=False)
+        finally:
+            os.close(fd)
+        return PackCheck(sha256=sha256, size=size, damaged=plain.damaged)
     damaged: dict[str, str] = {}
     digest = hashlib.sha256()
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
@@ -312,6 +368,14 @@ def check_pack(path: Path, blobs: dict[str, BlobLocation], *, drop_cache: bool =
     finally:
         os.close(fd)
     return PackCheck(sha256=digest.hexdigest(), size=size, damaged=damaged)
+
+
+def _drop_cache(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
 
 
 def _check_frame(fd: int, offset: int, length: int, members: list[tuple[str, BlobLocation]], on_raw,

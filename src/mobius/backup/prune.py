@@ -136,7 +136,7 @@ def _referenced(repo: Repository) -> set[str]:
     needed: set[str] = set()
     for snapshot_id in repo.snapshot_ids():
         try:
-            needed.update(e.sha256 for e in read_entries(repo.snapshot_file(snapshot_id)) if e.sha256)
+            needed.update(e.sha256 for e in read_entries(repo.snapshot_file(snapshot_id), repo.keys) if e.sha256)
         except (OSError, SnapshotDamaged) as exc:
             raise VerificationError(f"prune: snapshot {snapshot_id} is unreadable ({exc}); nothing was removed "
                                     "from the packs", hint="run `mobius backup verify`; remove the damaged "
@@ -145,7 +145,7 @@ def _referenced(repo: Repository) -> set[str]:
 
 
 def _free_content(repo: Repository, result: PruneResult, progress: Progress) -> None:
-    index = RepositoryIndex.load(repo.index)
+    index = RepositoryIndex.load(repo.index, repo.keys)
     if index.unreadable:
         raise VerificationError(f"prune: {len(index.unreadable)} index file(s) unreadable; nothing removed",
                                 hint="run `mobius backup verify`", details=index.unreadable)
@@ -172,7 +172,7 @@ def _free_content(repo: Repository, result: PruneResult, progress: Progress) -> 
             repack.append(name)
     if repack:
         store = PackStore(repo, RepositoryIndex())
-        reader = BlobReader(repo.packs)
+        reader = BlobReader(repo.packs, repo.keys)
         progress.start("repack", total=len(repack), unit="packs")
         try:
             for name in repack:

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mobius.backup.crypto import PLAIN, RepositoryKeys
 from mobius.backup.index import RepositoryIndex, write_index
 from mobius.backup.manifest import FILE, LIBRARY_ROOT
 from mobius.backup.pack import PackDamaged, PackInfo, PackWriter, check_pack, pack_path
@@ -73,6 +74,7 @@ class Repository:
     """A repository in a local folder (the workspace's backups folder by default)."""
 
     root: Path
+    keys: RepositoryKeys = field(default=PLAIN, compare=False, repr=False)
 
     @property
     def packs(self) -> Path:
@@ -105,7 +107,7 @@ class Repository:
         headers = []
         for snapshot_id in self.snapshot_ids():
             with contextlib.suppress(OSError, SnapshotDamaged):
-                headers.append(read_header(self.snapshot_file(snapshot_id)))
+                headers.append(read_header(self.snapshot_file(snapshot_id), self.keys))
         return sorted(headers, key=lambda h: (h.started_ns, h.id))
 
     def snapshot_file(self, snapshot_id: str) -> Path:
@@ -192,7 +194,7 @@ class PackStore:
 
     def _open(self) -> PackWriter:
         if self.writer is None:
-            self.writer = PackWriter(self.repo.packs)
+            self.writer = PackWriter(self.repo.packs, keys=self.repo.keys)
         return self.writer
 
     def add(self, sha256: str, data: bytes) -> None:
@@ -215,7 +217,7 @@ class PackStore:
         kill_at("backup:pack-renamed")
         path = pack_path(self.repo.packs, info.name)
         try:
-            check = check_pack(path, info.blobs)
+            check = check_pack(path, info.blobs, keys=self.repo.keys)
             if check.damaged or check.sha256 != info.name or check.size != info.size:
                 problems = [f"{sha}: {why}" for sha, why in list(check.damaged.items())[:20]]
                 if check.sha256 != info.name:
@@ -224,7 +226,7 @@ class PackStore:
                                         hint="check the disk under the backups folder; nothing was recorded",
                                         details=problems)
             kill_at("backup:pack-checked")
-            write_index(self.repo.index, info)
+            write_index(self.repo.index, info, self.repo.keys)
         except BaseException:
             with contextlib.suppress(OSError):
                 path.unlink()
@@ -264,7 +266,7 @@ class _Parent:
                 continue
             try:
                 files = {e.path: (e.size, e.mtime_ns, e.ino, e.ctime_ns, e.sha256)
-                         for e in read_entries(path) if e.type == FILE and e.sha256}
+                         for e in read_entries(path, repo.keys) if e.type == FILE and e.sha256}
             except (OSError, SnapshotDamaged):
                 continue
             return cls(snapshot_id, header.started_ns, files)
@@ -381,6 +383,8 @@ def write_snapshot_of(repo: Repository, source: Path, *, extra_files: dict[str, 
     started_ns = time.time_ns()
     source = Path(source).expanduser().resolve()
     extra_files = {name: Path(path) for name, path in (extra_files or {}).items()}
+    if repo.keys.encrypts:
+        repo.keys.require_identity()
     repo.root.mkdir(parents=True, exist_ok=True)
     removed = _clean_if_alone(repo)
     with tempfile.TemporaryDirectory(prefix=f"{TEMP_PREFIX}{os.getpid()}-", dir=repo.root) as scratch:
@@ -388,7 +392,7 @@ def write_snapshot_of(repo: Repository, source: Path, *, extra_files: dict[str, 
                             extra_files=extra_files)
         kill_at("backup:walked")
         with repo.lock(exclusive=False, what=f"a prune of {repo.root}"):
-            index = RepositoryIndex.load(repo.index)
+            index = RepositoryIndex.load(repo.index, repo.keys)
             parent = _Parent.load(repo, str(source))
             require_free_space(repo.root, _bytes_to_read(listing, parent) + listing.entries * TAR_OVERHEAD,
                                what=f"a snapshot of {source}")
@@ -423,7 +427,7 @@ def write_snapshot_of(repo: Repository, source: Path, *, extra_files: dict[str, 
                 **run.counts)
             kill_at("backup:before-snapshot")
             repo.snapshots.mkdir(mode=0o700, exist_ok=True)
-            write_snapshot(repo.snapshot_file(snapshot_id), header, spool.path)
+            write_snapshot(repo.snapshot_file(snapshot_id), header, spool.path, repo.keys)
             fsync_dir(repo.root)
             kill_at("backup:snapshot-written")
     result = SnapshotResult(id=snapshot_id, path=repo.snapshot_file(snapshot_id), repository=repo.root,
@@ -442,7 +446,7 @@ def _clean_if_alone(repo: Repository) -> list[Path]:
         with repo.lock(exclusive=True, what="cleanup", timeout=0):
             removed = repo.clean_leftovers()
             if repo.packs.is_dir():
-                for orphan in repo.orphan_packs(RepositoryIndex.load(repo.index)):
+                for orphan in repo.orphan_packs(RepositoryIndex.load(repo.index, repo.keys)):
                     orphan.unlink()
                     removed.append(orphan)
             return removed
@@ -487,9 +491,9 @@ def _check_references(repo: Repository, index: RepositoryIndex, entries: Path) -
                                 details=missing[:100])
 
 
-def list_snapshots(root: Path) -> list[SnapshotHeader]:
+def list_snapshots(root: Path, keys: RepositoryKeys = PLAIN) -> list[SnapshotHeader]:
     """Every readable snapshot header in the repository at `root`, newest first."""
-    return list(reversed(Repository(Path(root)).headers()))
+    return list(reversed(Repository(Path(root), keys).headers()))
 
 
 def snapshot_created(header: SnapshotHeader) -> dt.datetime:

@@ -66,13 +66,13 @@ def verify_snapshots(repo: Repository, snapshot: str | None = None, *, read_data
     with repo.lock(exclusive=False, what=f"a prune of {repo.root}"):
         ids = [repo.require(snapshot)] if snapshot else repo.snapshot_ids()
         report = SnapshotCheck(repository=str(repo.root), snapshots=ids, read_data=read_data)
-        index = RepositoryIndex.load(repo.index)
+        index = RepositoryIndex.load(repo.index, repo.keys)
         for line in index.unreadable:
             report.problem(f"index: {line}")
         users: dict[str, list[str]] = {}  # blob -> "snapshot: path" (what a damaged blob costs)
         for snapshot_id in ids:
             try:
-                for entry in read_entries(repo.snapshot_file(snapshot_id)):
+                for entry in read_entries(repo.snapshot_file(snapshot_id), repo.keys):
                     if entry.sha256 is None:
                         continue
                     report.files += 1
@@ -107,7 +107,7 @@ def verify_snapshots(repo: Repository, snapshot: str | None = None, *, read_data
             if not read_data:
                 progress.advance(1)
                 continue
-            check = check_pack(path, index.packs[pack].blobs)
+            check = check_pack(path, index.packs[pack].blobs, keys=repo.keys)
             report.packs_read += 1
             report.bytes_read += check.size
             progress.advance(check.size)

@@ -15,15 +15,18 @@ snapshot under its final name is complete, and everything it needs is in the rep
 from __future__ import annotations
 
 import hashlib
+import io
 import json
+import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from mobius.backup.crypto import PLAIN, RepositoryKeys, file_is_encrypted
 from mobius.backup.manifest import FILE, ManifestEntry
-from mobius.safety.atomic import atomic_write
+from mobius.safety.atomic import atomic_write, fsync_dir, temp_name_for
 
 SNAPSHOT_FORMAT = "mobius-snapshot"
 SNAPSHOT_SUFFIX = ".jsonl"
@@ -108,8 +111,25 @@ def snapshot_path(folder: Path, snapshot_id: str) -> Path:
     return folder / f"{snapshot_id}{SNAPSHOT_SUFFIX}"
 
 
-def write_snapshot(path: Path, header: SnapshotHeader, body: Path) -> None:
-    """Header, the entry lines in `body`, and the checksum line; atomically (the snapshot appears whole or not)."""
+def write_snapshot(path: Path, header: SnapshotHeader, body: Path, keys: RepositoryKeys = PLAIN) -> None:
+    """Header, the entry lines in `body`, and the checksum line; atomically (the snapshot appears whole or not),
+    encrypted to `keys`' recipients when it has some."""
+    if keys.encrypts:
+        plain = body.with_name(body.name + ".snapshot")
+        _write_plain(plain, header, body)
+        tmp = temp_name_for(path)
+        try:
+            keys.encrypt_file(plain, tmp)
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        fsync_dir(path.parent)
+        return
+    _write_plain(path, header, body)
+
+
+def _write_plain(path: Path, header: SnapshotHeader, body: Path) -> None:
     digest = hashlib.sha256()
     with atomic_write(path, "wb", file_mode=0o600) as out:
         line = (json.dumps(header.to_dict(), separators=(",", ":")) + "\n").encode()
@@ -122,8 +142,14 @@ def write_snapshot(path: Path, header: SnapshotHeader, body: Path) -> None:
         out.write((json.dumps({"end": digest.hexdigest()}) + "\n").encode())
 
 
-def read_header(path: Path) -> SnapshotHeader:
-    with open(path, "rb") as handle:
+def _open(path: Path, keys: RepositoryKeys):  # noqa: ANN202 - a binary file object
+    if file_is_encrypted(path):
+        return io.BytesIO(keys.read(path))
+    return open(path, "rb")  # noqa: SIM115 - the caller's with closes it
+
+
+def read_header(path: Path, keys: RepositoryKeys = PLAIN) -> SnapshotHeader:
+    with _open(path, keys) as handle:
         line = handle.readline()
     try:
         return SnapshotHeader.from_dict(json.loads(line))
@@ -131,10 +157,10 @@ def read_header(path: Path) -> SnapshotHeader:
         raise SnapshotDamaged(f"{path.name}: header unreadable ({exc})") from None
 
 
-def read_entries(path: Path) -> Iterator[SnapshotEntry]:
+def read_entries(path: Path, keys: RepositoryKeys = PLAIN) -> Iterator[SnapshotEntry]:
     """Every entry, in order; raises SnapshotDamaged (at the end at the latest) when the file is not whole."""
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
+    with _open(path, keys) as handle:
         header = handle.readline()
         digest.update(header)
         previous: bytes | None = None
@@ -178,5 +204,5 @@ class EntrySpool:
         self._out.close()
 
 
-def file_entries(path: Path) -> Iterator[SnapshotEntry]:
-    return (entry for entry in read_entries(path) if entry.type == FILE)
+def file_entries(path: Path, keys: RepositoryKeys = PLAIN) -> Iterator[SnapshotEntry]:
+    return (entry for entry in read_entries(path, keys) if entry.type == FILE)

@@ -99,10 +99,11 @@ class PackWriter:
         self.raw_bytes = 0
         self._group = bytearray()
         self._members: list[tuple[str, int, int]] = []  # (sha256, skip, size) in the open group
+        self._open_group: set[str] = set()
         self.blobs: dict[str, tuple[int, int, int, int]] = {}
 
     def __contains__(self, sha256: str) -> bool:
-        return sha256 in self.blobs or any(member[0] == sha256 for member in self._members)
+        return sha256 in self.blobs or sha256 in self._open_group
 
     @property
     def full(self) -> bool:
@@ -119,6 +120,7 @@ class PackWriter:
             self.add_stream(sha256, len(data), [data])
             return
         self._members.append((sha256, len(self._group) + BLOCK, len(data)))
+        self._open_group.add(sha256)
         self._group += _tar_header(sha256, len(data))
         self._group += data
         self._group += _padding(len(data))
@@ -156,6 +158,7 @@ class PackWriter:
             self.blobs[sha256] = (start, self.offset - start, skip, size)
         self._group.clear()
         self._members.clear()
+        self._open_group.clear()
 
     def finish(self) -> PackInfo:
         """End the tar, fsync, rename to the pack's sha256; the caller checks it before indexing it."""
@@ -447,6 +450,8 @@ def _check_frame(fd: int, offset: int, length: int, members: list[tuple[str, Blo
 
 
 def _header_problem(header: bytes, sha256: str, size: int) -> str | None:
+    if header == _tar_header(sha256, size):  # byte for byte what the writer wrote (and what GNU tar reads)
+        return None
     try:
         info = tarfile.TarInfo.frombuf(header, "utf-8", "surrogateescape")
     except tarfile.TarError as exc:

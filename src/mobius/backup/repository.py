@@ -22,22 +22,23 @@ to reference.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import datetime as dt
 import hashlib
-import json
 import os
 import stat
 import tempfile
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from mobius.backup.crypto import PLAIN, RepositoryKeys
 from mobius.backup.index import RepositoryIndex, write_index
-from mobius.backup.manifest import FILE, LIBRARY_ROOT
+from mobius.backup.manifest import FILE, LIBRARY_ROOT, ManifestEntry
 from mobius.backup.pack import PackDamaged, PackInfo, PackWriter, check_pack, pack_path
 from mobius.backup.snapshot import (
     SNAPSHOT_ID,
@@ -66,6 +67,10 @@ LOCK_NAME = ".mobius-repository.lock"
 LOCK_WAIT = 600
 SMALL_FILE = 4 << 20  # read whole into memory; larger files are hashed, then streamed into the pack if new
 RACY_NS = 1_000_000_000
+READERS = 4  # threads looking at files ahead of the pack writer
+BATCH_FILES = 64
+BATCH_BYTES = 4 << 20
+WINDOW = 16  # batches in flight: at most 64 MiB of small files read ahead
 TAR_OVERHEAD = 1024
 
 
@@ -297,6 +302,17 @@ def _pread_chunks(fd: int, size: int, local: str | Path) -> Iterator[bytes]:
         yield data
 
 
+@dataclass(slots=True)
+class _Look:
+    """What a reader thread found: identity, and sha256 + bytes of a small file it read (`unchanged`: the
+    parent's sha256, nothing read; a large file: neither, it is read on the main thread)."""
+
+    st: os.stat_result
+    sha: str | None
+    data: bytes | None
+    unchanged: bool
+
+
 class _Run:
     """One create: the repository, its index, the parent, the counts; `store` handles one file."""
 
@@ -310,8 +326,17 @@ class _Run:
         self.packs = PackStore(repo, index)
         self.counts = {"new_files": 0, "new_bytes": 0, "reused_files": 0, "reused_bytes": 0, "read_files": 0}
 
-    def store(self, path: str, local: str | Path, size: int, mtime_ns: int) -> tuple[str, os.stat_result]:
-        """The file's blob sha256, stored if the repository lacks it; refuses a file that changes under us."""
+    def look(self, path: str, local: str | Path, size: int, mtime_ns: int, *, force: bool = False) -> _Look:
+        """Runs on a reader thread: the file's identity, and for a small file that changed its bytes and sha256.
+        Refuses a file that changes under us."""
+        if not (self.force_read or force):
+            try:
+                st = os.lstat(local)
+            except OSError as exc:
+                raise VerificationError(f"cannot read {local}: {exc.strerror}", hint="check its permissions") from None
+            sha = self.parent.unchanged(path, st) if st.st_size == size and st.st_mtime_ns == mtime_ns else None
+            if sha is not None and stat.S_ISREG(st.st_mode):
+                return _Look(st, sha, None, True)  # not opened: size, mtime, inode and ctime as the parent saw them
         try:
             fd = os.open(local, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
         except OSError as exc:
@@ -320,40 +345,64 @@ class _Run:
             before = os.fstat(fd)
             if not stat.S_ISREG(before.st_mode) or before.st_size != size or before.st_mtime_ns != mtime_ns:
                 raise _changed(local)
-            sha = None if self.force_read else self.parent.unchanged(path, before)
-            if sha is not None and sha in self.packs:
-                self._count("reused", size)
-                self.progress.advance(size)
-                return sha, before
-            self.counts["read_files"] += 1
-            if size < SMALL_FILE:
-                data = os.read(fd, size + 1)
-                if len(data) != size:
-                    raise _changed(local)
-                sha = hashlib.sha256(data).hexdigest()
-                if sha in self.packs:
-                    self._count("reused", size)
-                else:
-                    self.packs.add(sha, data)
-                    self._count("new", size)
-            else:
-                digest = hashlib.sha256()
-                for chunk in _pread_chunks(fd, size, local):
-                    digest.update(chunk)
-                sha = digest.hexdigest()
-                if sha in self.packs:
-                    self._count("reused", size)
-                else:
-                    try:
-                        self.packs.add_stream(sha, size, _pread_chunks(fd, size, local))
-                    except PackDamaged:  # its bytes differ from what was hashed a moment ago
-                        raise _changed(local) from None
-                    self._count("new", size)
+            if size >= SMALL_FILE:
+                return _Look(before, None, None, False)
+            data = os.read(fd, size + 1)
+            if len(data) != size:
+                raise _changed(local)
+            digest = hashlib.sha256(data).hexdigest()
             after = os.fstat(fd)
             if (after.st_size, after.st_mtime_ns, after.st_ctime_ns) != (size, mtime_ns, before.st_ctime_ns):
                 raise _changed(local)
-            self.progress.advance(size)
-            return sha, before
+            return _Look(before, digest, data, False)
+        finally:
+            os.close(fd)
+
+    def store(self, path: str, local: str | Path, size: int, mtime_ns: int, seen: _Look) -> tuple[str, os.stat_result]:
+        """On the main thread, in listing order: the file's blob sha256, stored if the repository lacks it."""
+        if seen.unchanged:
+            if seen.sha in self.packs:
+                self._count("reused", size)
+                self.progress.advance(size)
+                return seen.sha, seen.st
+            seen = self.look(path, local, size, mtime_ns, force=True)  # its blob is gone: read it again
+        self.counts["read_files"] += 1
+        if seen.data is not None:
+            sha = seen.sha
+            if sha in self.packs:
+                self._count("reused", size)
+            else:
+                self.packs.add(sha, seen.data)
+                self._count("new", size)
+        else:
+            sha = self._store_large(local, size, mtime_ns, seen.st)
+        self.progress.advance(size)
+        return sha, seen.st
+
+    def _store_large(self, local: str | Path, size: int, mtime_ns: int, before: os.stat_result) -> str:
+        """Hashed in one pass; streamed into a pack in a second only when new (the copy is hashed again)."""
+        fd = os.open(local, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        try:
+            identity = (before.st_ino, size, mtime_ns, before.st_ctime_ns)
+            st = os.fstat(fd)
+            if (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns) != identity:
+                raise _changed(local)
+            digest = hashlib.sha256()
+            for chunk in _pread_chunks(fd, size, local):
+                digest.update(chunk)
+            sha = digest.hexdigest()
+            if sha in self.packs:
+                self._count("reused", size)
+            else:
+                try:
+                    self.packs.add_stream(sha, size, _pread_chunks(fd, size, local))
+                except PackDamaged:  # its bytes differ from what was hashed a moment ago
+                    raise _changed(local) from None
+                self._count("new", size)
+            st = os.fstat(fd)
+            if (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns) != identity:
+                raise _changed(local)
+            return sha
         finally:
             os.close(fd)
 
@@ -398,12 +447,13 @@ def write_snapshot_of(repo: Repository, source: Path, *, extra_files: dict[str, 
                                what=f"a snapshot of {source}")
             run = _Run(repo, index, parent, force_read, progress)
             spool = EntrySpool(Path(scratch) / "entries.jsonl")
+            referenced: dict[str, str] = {}  # blob -> a path naming it (checked before the snapshot is written)
             progress.start("backup", total=listing.bytes, unit="bytes")
             try:
-                for entry in listing.read():
+                for entry, local, seen in _looked(run, listing, source, extra_files):
                     if entry.type == FILE:
-                        sha, st = run.store(entry.path, _local(source, extra_files, entry.path), entry.size,
-                                            entry.mtime_ns)
+                        sha, st = run.store(entry.path, local, entry.size, entry.mtime_ns, seen)
+                        referenced.setdefault(sha, entry.path)
                         spool.add(SnapshotEntry(entry.path, FILE, entry.size, entry.mode, entry.mtime_ns, None, sha,
                                                 st.st_ino, st.st_ctime_ns))
                     else:
@@ -417,7 +467,7 @@ def write_snapshot_of(repo: Repository, source: Path, *, extra_files: dict[str, 
                 raise
             spool.close()
             progress.finish()
-            _check_references(repo, index, spool.path)
+            _check_references(repo, index, referenced)
             snapshot_id = new_id()
             header = SnapshotHeader(
                 id=snapshot_id, created=utc_iso(), source=str(source), parent=parent.id, started_ns=started_ns,
@@ -437,6 +487,45 @@ def write_snapshot_of(repo: Repository, source: Path, *, extra_files: dict[str, 
                             removed_leftovers=len(removed), **run.counts)
     log.info("backup.snapshot.created", **{k: v for k, v in result.to_dict().items() if k not in ("skipped",)})
     return result
+
+
+def _looked(run: _Run, listing: Listing, source: Path, extra_files: dict[str, Path]
+            ) -> Iterator[tuple[ManifestEntry, str | Path, _Look | None]]:
+    """The listing in order, each file already looked at by one of READERS threads: on a cold cache the
+    reads overlap (one at a time, a file system answers 20,000 small reads at its latency, not its
+    throughput); hashlib releases the GIL. Files go to the threads in batches (a task per file costs
+    more than looking at an unchanged one); at most WINDOW batches are in flight."""
+    pending: collections.deque = collections.deque()
+    batch: list[tuple[ManifestEntry, str | Path | None]] = []
+    batch_bytes = 0
+    with ThreadPoolExecutor(max_workers=READERS, thread_name_prefix="backup-read") as pool:
+        try:
+            for entry in listing.read():
+                local = _local(source, extra_files, entry.path) if entry.type == FILE else None
+                batch.append((entry, local))
+                batch_bytes += min(entry.size, SMALL_FILE) if local is not None else 0
+                if len(batch) >= BATCH_FILES or batch_bytes >= BATCH_BYTES:
+                    pending.append((batch, pool.submit(_look_batch, run, batch)))
+                    batch, batch_bytes = [], 0
+                    while len(pending) > WINDOW:
+                        yield from _resolved(*pending.popleft())
+            if batch:
+                pending.append((batch, pool.submit(_look_batch, run, batch)))
+            while pending:
+                yield from _resolved(*pending.popleft())
+        finally:
+            for _, future in pending:
+                future.cancel()
+
+
+def _look_batch(run: _Run, batch: list[tuple[ManifestEntry, str | Path | None]]) -> list[_Look | None]:
+    return [run.look(entry.path, local, entry.size, entry.mtime_ns) if local is not None else None
+            for entry, local in batch]
+
+
+def _resolved(batch: list, future) -> Iterator[tuple]:  # noqa: ANN001 - a Future
+    for (entry, local), seen in zip(batch, future.result(), strict=True):
+        yield entry, local, seen
 
 
 def _clean_if_alone(repo: Repository) -> list[Path]:
@@ -465,26 +554,22 @@ def _bytes_to_read(listing: Listing, parent: _Parent) -> int:
     return total
 
 
-def _check_references(repo: Repository, index: RepositoryIndex, entries: Path) -> None:
+def _check_references(repo: Repository, index: RepositoryIndex, referenced: dict[str, str]) -> None:
     """Every blob the new snapshot names is indexed, and its pack is there with the indexed size."""
     sizes: dict[str, int | None] = {}
     missing: list[str] = []
-    with open(entries, "rb") as handle:
-        for line in handle:
-            entry = SnapshotEntry.from_record(json.loads(line))
-            if entry.sha256 is None:
-                continue
-            where = index.get(entry.sha256)
-            if where is None:
-                missing.append(f"{entry.path}: blob {entry.sha256} is not in the index")
-                continue
-            if where.pack not in sizes:
-                try:
-                    sizes[where.pack] = pack_path(repo.packs, where.pack).stat().st_size
-                except FileNotFoundError:
-                    sizes[where.pack] = None
-            if sizes[where.pack] != index.packs[where.pack].size:
-                missing.append(f"{entry.path}: pack {where.pack} is missing or has the wrong size")
+    for sha, path in referenced.items():
+        where = index.get(sha)
+        if where is None:
+            missing.append(f"{path}: blob {sha} is not in the index")
+            continue
+        if where.pack not in sizes:
+            try:
+                sizes[where.pack] = pack_path(repo.packs, where.pack).stat().st_size
+            except FileNotFoundError:
+                sizes[where.pack] = None
+        if sizes[where.pack] != index.packs[where.pack].size:
+            missing.append(f"{path}: pack {where.pack} is missing or has the wrong size")
     if missing:
         raise VerificationError(f"backup: {len(missing)} files would reference content the repository lacks; "
                                 "no snapshot was written", hint="run `mobius backup verify` on the repository",

@@ -8,11 +8,18 @@ from pathlib import Path
 from mobius.backup.export import exported
 from mobius.backup.repository import Repository
 from mobius.backup.restore import restore_archive
+from mobius.backup.snapshot_restore import restore_snapshot_tree
 from mobius.safety.atomic import TEMP_PREFIX
 
 
 def restore_to(repo: Repository, snapshot_id: str, to: Path) -> Path:
-    """Restore a snapshot's library into `to` through the real path (checked export, archive restore)."""
+    """Restore a snapshot's library into `to` straight from its packs (what `backup restore SNAPSHOT` does)."""
+    restore_snapshot_tree(repo, snapshot_id, to)
+    return to
+
+
+def restore_via_export(repo: Repository, snapshot_id: str, to: Path) -> Path:
+    """The same through a checked export and the archive restore (what test-restore does)."""
     with exported(repo, snapshot_id) as archive:
         restore_archive(archive, to)
     return to

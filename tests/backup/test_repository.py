@@ -11,13 +11,14 @@ from pathlib import Path
 
 import pytest
 from backup_support import snapshot
-from repository_support import age, packs, restore_to
+from repository_support import age, packs, restore_to, restore_via_export
 
 from mobius.backup.index import RepositoryIndex
 from mobius.backup.prune import RetentionPolicy, prune_repository
 from mobius.backup.repository import Repository, write_snapshot_of
 from mobius.backup.repository_check import verify_snapshots
 from mobius.backup.snapshot import SnapshotHeader, read_entries
+from mobius.backup.snapshot_restore import extract_snapshot_member
 from mobius.errors import InputError, VerificationError
 
 
@@ -231,3 +232,47 @@ def test_snapshot_entries_carry_the_blob_and_the_file_identity(tree: Path, tmp_p
     assert (entry.size, entry.mtime_ns, entry.ino, entry.ctime_ns) == (st.st_size, st.st_mtime_ns, st.st_ino,
                                                                        st.st_ctime_ns)
     assert entry.sha256 == hashlib.sha256((tree / "big.bin").read_bytes()).hexdigest()
+
+
+def test_restore_through_an_export_gives_the_same_tree(tree: Path, tmp_path: Path) -> None:
+    age(tree)
+    repo = Repository(tmp_path / "backups")
+    made = write_snapshot_of(repo, tree)
+    assert snapshot(restore_via_export(repo, made.id, tmp_path / "a")) == snapshot(tree)
+
+
+def _forge(repo: Repository, snapshot_id: str, change) -> None:  # noqa: ANN001 - a function on entry records
+    """Rewrite a snapshot file as a hostile repository would: entries changed, checksum line recomputed."""
+    path = repo.snapshot_file(snapshot_id)
+    lines = path.read_bytes().splitlines(keepends=True)
+    body = [lines[0]] + [(json.dumps(change(json.loads(line))) + "\n").encode() for line in lines[1:-1]]
+    digest = hashlib.sha256(b"".join(body)).hexdigest()
+    path.write_bytes(b"".join(body) + (json.dumps({"end": digest}) + "\n").encode())
+
+
+@pytest.mark.parametrize("change", [
+    lambda r: {**r, "path": r["path"].replace("library/a b", "library/../escape")},
+    lambda r: {**r, "target": "../../outside"} if r["type"] == "symlink" else r,
+    lambda r: {**r, "path": "library/a b/./../../x"} if r["path"].endswith("notes.txt") else r,
+    lambda r: {**r, "type": "hardlink"} if r["path"].endswith("notes.txt") else r,
+])
+def test_restore_refuses_a_forged_snapshot_and_writes_nothing_outside(tree: Path, tmp_path: Path, change) -> None:
+    repo = Repository(tmp_path / "backups")
+    made = write_snapshot_of(repo, tree)
+    _forge(repo, made.id, change)
+    verify_snapshots(repo, made.id)  # its checksum matches: only the restore's member rules stop it
+    before = set(tmp_path.rglob("*"))
+    with pytest.raises(VerificationError, match="restore refused"):
+        restore_to(repo, made.id, tmp_path / "restored")
+    assert set(tmp_path.rglob("*")) == before
+
+
+def test_one_file_of_a_snapshot_is_extracted_checked(tree: Path, tmp_path: Path) -> None:
+    repo = Repository(tmp_path / "backups")
+    made = write_snapshot_of(repo, tree)
+    out = tmp_path / "notes.copy"
+    digest = extract_snapshot_member(repo, made.id, "library/a b/notes.txt", out)
+    assert out.read_bytes() == (tree / "a b" / "notes.txt").read_bytes()
+    assert digest == hashlib.sha256(out.read_bytes()).hexdigest()
+    with pytest.raises(InputError):
+        extract_snapshot_member(repo, made.id, "database/mobius.dump", out)

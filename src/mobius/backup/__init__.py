@@ -16,6 +16,7 @@ The snapshot repository (in the same backups folder; see repository.py):
     find_snapshot(ws, name) -> str | None
     verify_snapshot(ws, snapshot=None, *, read_data=False, progress=None) -> SnapshotCheck
     restore_snapshot(ws, snapshot, to, *, database=False, progress=None) -> RestoreResult
+    extract_snapshot_file(ws, snapshot, member, dest_file) -> str
     test_restore_snapshot(ws, snapshot, *, scratch=None, progress=None) -> TestRestoreReport
     export_backup(ws, snapshot, out, *, progress=None) -> ExportResult
     prune_backups(ws, policy, *, dry_run=False, progress=None) -> PruneResult
@@ -30,6 +31,7 @@ from mobius.backup.api import (
     create_backup,
     create_snapshot,
     export_backup,
+    extract_snapshot_file,
     find_snapshot,
     prune_backups,
     repository,
@@ -65,6 +67,7 @@ __all__ = [
     "create_backup",
     "create_snapshot",
     "export_backup",
+    "extract_snapshot_file",
     "find_snapshot",
     "list_snapshots",
     "prune_backups",

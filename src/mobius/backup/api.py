@@ -16,6 +16,7 @@ from mobius.backup.prune import PruneResult, RetentionPolicy, prune_repository
 from mobius.backup.repository import Repository, SnapshotResult, write_snapshot_of
 from mobius.backup.repository_check import SnapshotCheck, verify_snapshots
 from mobius.backup.restore import RestoreResult, extract_member, restore_archive
+from mobius.backup.snapshot_restore import extract_snapshot_member, restore_snapshot_tree
 from mobius.backup.store import open_store
 from mobius.backup.trial_restore import TestRestoreReport, test_restore
 from mobius.config import Workspace
@@ -158,11 +159,31 @@ def verify_snapshot(ws: Workspace, snapshot: str | None = None, *, read_data: bo
 
 def restore_snapshot(ws: Workspace, snapshot: str, to: Path, *, database: bool = False,
                      progress: Progress | None = None) -> RestoreResult:
-    """Restore a snapshot's library into `to` (and the database with `database`), as `restore_backup` does."""
-    with exported(repository(ws), snapshot, progress) as archive:
-        result = restore_backup(ws, archive, to, database=database, progress=progress)
-    result.notes.append(f"from snapshot {repository(ws).require(snapshot)}")
+    """Restore a snapshot's library into `to` (and the database with `database`), as `restore_backup` does:
+    the dump is extracted and checked before anything is replaced; the current database is dumped first."""
+    import contextlib
+
+    from mobius.db.api import check_restorable, database_restore_lock, restore_database
+
+    repo = repository(ws)
+    snapshot_id = repo.require(snapshot)
+    check_restore_target(ws, repo.snapshot_file(snapshot_id), Path(to))
+    with database_restore_lock(ws) if database else contextlib.nullcontext(), _scratch(ws) as scratch:
+        dump = Path(scratch) / "mobius.dump"
+        if database:
+            extract_snapshot_member(repo, snapshot_id, DATABASE_MEMBER, dump)
+            check_restorable(ws, dump)
+        result = restore_snapshot_tree(repo, snapshot_id, to, progress=progress)
+        if database:
+            restore_database(ws, dump, lock_held=True)
+            get_logger().info("backup.database.restored", snapshot=snapshot_id, database=ws.database_url)
     return result
+
+
+def extract_snapshot_file(ws: Workspace, snapshot: str, member: str, dest_file: Path) -> str:
+    """One file of a snapshot (`workspace/.env`, `database/mobius.dump`, `library/...`) written atomically to
+    `dest_file`, checked against its sha256; returns the sha256."""
+    return extract_snapshot_member(repository(ws), snapshot, member, dest_file)
 
 
 def test_restore_snapshot(ws: Workspace, snapshot: str, *, scratch: Path | None = None,

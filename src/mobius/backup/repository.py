@@ -39,6 +39,7 @@ from typing import Any
 from mobius.backup.crypto import PLAIN, RepositoryKeys
 from mobius.backup.index import RepositoryIndex, write_index
 from mobius.backup.manifest import FILE, LIBRARY_ROOT, ManifestEntry
+from mobius.backup.object_library import ObjectLibrary, ObjectRef
 from mobius.backup.pack import PackDamaged, PackInfo, PackWriter, check_pack, pack_path
 from mobius.backup.snapshot import (
     SNAPSHOT_ID,
@@ -256,11 +257,11 @@ class PackStore:
 
 @dataclass
 class _Parent:
-    """The parent snapshot's files: path -> (size, mtime_ns, ino, ctime_ns, sha256)."""
+    """The parent snapshot's files: path -> (size, mtime_ns, ino, ctime_ns, sha256, etag)."""
 
     id: str | None = None
     started_ns: int = 0
-    files: dict[str, tuple[int, int, int, int, str]] = field(default_factory=dict)
+    files: dict[str, tuple[int, int, int, int, str, str | None]] = field(default_factory=dict)
 
     @classmethod
     def load(cls, repo: Repository, source: str) -> _Parent:
@@ -270,7 +271,7 @@ class _Parent:
             if header.source != source:
                 continue
             try:
-                files = {e.path: (e.size, e.mtime_ns, e.ino, e.ctime_ns, e.sha256)
+                files = {e.path: (e.size, e.mtime_ns, e.ino, e.ctime_ns, e.sha256, e.etag)
                          for e in read_entries(path, repo.keys) if e.type == FILE and e.sha256}
             except (OSError, SnapshotDamaged):
                 continue
@@ -283,6 +284,13 @@ class _Parent:
         if known is None or st.st_mtime_ns > self.started_ns - RACY_NS:
             return None
         if known[:4] == (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns):
+            return known[4]
+        return None
+
+    def unchanged_object(self, path: str, size: int, mtime_ns: int, etag: str) -> str | None:
+        """The parent's sha256 for an object with the same size, LastModified and ETag; else None."""
+        known = self.files.get(path)
+        if known is not None and etag and (known[0], known[1], known[5]) == (size, mtime_ns, etag):
             return known[4]
         return None
 
@@ -307,7 +315,7 @@ class _Look:
     """What a reader thread found: identity, and sha256 + bytes of a small file it read (`unchanged`: the
     parent's sha256, nothing read; a large file: neither, it is read on the main thread)."""
 
-    st: os.stat_result
+    st: os.stat_result | None  # None for an object
     sha: str | None
     data: bytes | None
     unchanged: bool
@@ -317,7 +325,8 @@ class _Run:
     """One create: the repository, its index, the parent, the counts; `store` handles one file."""
 
     def __init__(self, repo: Repository, index: RepositoryIndex, parent: _Parent, force_read: bool,
-                 progress: Progress):
+                 progress: Progress, objects: ObjectLibrary | None = None):
+        self.objects = objects
         self.repo = repo
         self.index = index
         self.parent = parent
@@ -329,6 +338,8 @@ class _Run:
     def look(self, path: str, local: str | Path, size: int, mtime_ns: int, *, force: bool = False) -> _Look:
         """Runs on a reader thread: the file's identity, and for a small file that changed its bytes and sha256.
         Refuses a file that changes under us."""
+        if isinstance(local, ObjectRef):
+            return self._look_object(path, local, size, mtime_ns, force)
         if not (self.force_read or force):
             try:
                 st = os.lstat(local)
@@ -358,7 +369,17 @@ class _Run:
         finally:
             os.close(fd)
 
-    def store(self, path: str, local: str | Path, size: int, mtime_ns: int, seen: _Look) -> tuple[str, os.stat_result]:
+    def _look_object(self, path: str, ref: ObjectRef, size: int, mtime_ns: int, force: bool) -> _Look:
+        sha = None if self.force_read or force else self.parent.unchanged_object(path, size, mtime_ns, ref.etag)
+        if sha is not None:
+            return _Look(None, sha, None, True)
+        if size >= SMALL_FILE:
+            return _Look(None, None, None, False)
+        data = self.objects.read(ref, size)
+        return _Look(None, hashlib.sha256(data).hexdigest(), data, False)
+
+    def store(self, path: str, local: str | Path | ObjectRef, size: int, mtime_ns: int,
+              seen: _Look) -> tuple[str, os.stat_result | None]:
         """On the main thread, in listing order: the file's blob sha256, stored if the repository lacks it."""
         if seen.unchanged:
             if seen.sha in self.packs:
@@ -374,10 +395,27 @@ class _Run:
             else:
                 self.packs.add(sha, seen.data)
                 self._count("new", size)
+        elif isinstance(local, ObjectRef):
+            sha = self._store_large_object(local, size)
         else:
             sha = self._store_large(local, size, mtime_ns, seen.st)
         self.progress.advance(size)
         return sha, seen.st
+
+    def _store_large_object(self, ref: ObjectRef, size: int) -> str:
+        """Hashed as it streams; streamed again into a pack only when new (never staged on local disk)."""
+        sha = self.objects.sha256(ref, size)
+        if sha in self.packs:
+            self._count("reused", size)
+            return sha
+        try:
+            self.packs.add_stream(sha, size, self.objects.chunks(ref, size))
+        except PackDamaged:
+            raise VerificationError(f"{ref.key} changed while it was being backed up",
+                                    hint="stop whatever writes to the bucket, then run the backup again") from None
+        self._count("new", size)
+        self.objects.check_unchanged(ref)  # read in ranges: the same object all along (a GET of a small one is)
+        return sha
 
     def _store_large(self, local: str | Path, size: int, mtime_ns: int, before: os.stat_result) -> str:
         """Hashed in one pass; streamed into a pack in a second only when new (the copy is hashed again)."""
@@ -411,16 +449,19 @@ class _Run:
         self.counts[f"{kind}_bytes"] += size
 
 
-def _local(source: Path, extra_files: dict[str, Path], member: str) -> str | Path:
+def _local(source: Path | ObjectLibrary, extra_files: dict[str, Path], member: str) -> str | Path | ObjectRef:
     if member in extra_files:
         return extra_files[member]
+    if isinstance(source, ObjectLibrary):
+        return source.refs[member]
     rest = member.partition("/")[2]
     return f"{source}/{rest}" if rest else source
 
 
-def write_snapshot_of(repo: Repository, source: Path, *, extra_files: dict[str, Path] | None = None,
+def write_snapshot_of(repo: Repository, source: Path | ObjectLibrary, *, extra_files: dict[str, Path] | None = None,
                       force_read: bool = False, progress: Progress | None = None) -> SnapshotResult:
-    """Snapshot the folder `source` (as `library/...`) plus `extra_files` into the repository.
+    """Snapshot the folder `source` (or a library in object storage) as `library/...`, plus `extra_files`,
+    into the repository.
 
     Every pack it wrote was checked from the device and every blob it references is indexed before
     the snapshot file is written; a failure at any point leaves no snapshot and no index entry for an
@@ -430,32 +471,40 @@ def write_snapshot_of(repo: Repository, source: Path, *, extra_files: dict[str, 
     log = get_logger()
     started = time.monotonic()
     started_ns = time.time_ns()
-    source = Path(source).expanduser().resolve()
+    objects = source if isinstance(source, ObjectLibrary) else None
+    source = objects.url if objects else Path(source).expanduser().resolve()
     extra_files = {name: Path(path) for name, path in (extra_files or {}).items()}
     if repo.keys.encrypts:
         repo.keys.require_identity()
     repo.root.mkdir(parents=True, exist_ok=True)
     removed = _clean_if_alone(repo)
     with tempfile.TemporaryDirectory(prefix=f"{TEMP_PREFIX}{os.getpid()}-", dir=repo.root) as scratch:
-        listing = walk_tree(source, Listing(Path(scratch) / "listing.jsonl"), exclude=repo.root,
-                            extra_files=extra_files)
+        listing = Listing(Path(scratch) / "listing.jsonl")
+        if objects is not None:
+            objects.walk(listing, extra_files)
+        else:
+            walk_tree(source, listing, exclude=repo.root, extra_files=extra_files)
         kill_at("backup:walked")
         with repo.lock(exclusive=False, what=f"a prune of {repo.root}"):
             index = RepositoryIndex.load(repo.index, repo.keys)
             parent = _Parent.load(repo, str(source))
             require_free_space(repo.root, _bytes_to_read(listing, parent) + listing.entries * TAR_OVERHEAD,
                                what=f"a snapshot of {source}")
-            run = _Run(repo, index, parent, force_read, progress)
+            run = _Run(repo, index, parent, force_read, progress, objects)
             spool = EntrySpool(Path(scratch) / "entries.jsonl")
             referenced: dict[str, str] = {}  # blob -> a path naming it (checked before the snapshot is written)
             progress.start("backup", total=listing.bytes, unit="bytes")
             try:
-                for entry, local, seen in _looked(run, listing, source, extra_files):
+                for entry, local, seen in _looked(run, listing, objects or source, extra_files):
                     if entry.type == FILE:
                         sha, st = run.store(entry.path, local, entry.size, entry.mtime_ns, seen)
                         referenced.setdefault(sha, entry.path)
-                        spool.add(SnapshotEntry(entry.path, FILE, entry.size, entry.mode, entry.mtime_ns, None, sha,
-                                                st.st_ino, st.st_ctime_ns))
+                        if st is None:
+                            spool.add(SnapshotEntry(entry.path, FILE, entry.size, entry.mode, entry.mtime_ns, None,
+                                                    sha, etag=local.etag))
+                        else:
+                            spool.add(SnapshotEntry(entry.path, FILE, entry.size, entry.mode, entry.mtime_ns, None,
+                                                    sha, st.st_ino, st.st_ctime_ns))
                     else:
                         spool.add(SnapshotEntry(entry.path, entry.type, entry.size, entry.mode, entry.mtime_ns,
                                                 entry.target))
@@ -489,7 +538,7 @@ def write_snapshot_of(repo: Repository, source: Path, *, extra_files: dict[str, 
     return result
 
 
-def _looked(run: _Run, listing: Listing, source: Path, extra_files: dict[str, Path]
+def _looked(run: _Run, listing: Listing, source: Path | ObjectLibrary, extra_files: dict[str, Path]
             ) -> Iterator[tuple[ManifestEntry, str | Path, _Look | None]]:
     """The listing in order, each file already looked at by one of READERS threads: on a cold cache the
     reads overlap (one at a time, a file system answers 20,000 small reads at its latency, not its

@@ -51,6 +51,7 @@ class SnapshotEntry:
     sha256: str | None = None
     ino: int = 0
     ctime_ns: int = 0
+    etag: str | None = None  # an object's ETag (a library in object storage)
 
     def to_line(self) -> str:
         record: dict[str, Any] = {"path": self.path, "type": self.type, "size": self.size, "mode": self.mode,
@@ -59,6 +60,8 @@ class SnapshotEntry:
             record["target"] = self.target
         if self.sha256 is not None:
             record.update(sha256=self.sha256, ino=self.ino, ctime_ns=self.ctime_ns)
+        if self.etag is not None:
+            record["etag"] = self.etag
         return json.dumps(record, separators=(",", ":")) + "\n"
 
     @classmethod
@@ -68,7 +71,8 @@ class SnapshotEntry:
         return cls(path=str(record["path"]), type=str(record["type"]), size=int(record.get("size", 0)),
                    mode=int(record.get("mode", 0)), mtime_ns=int(record.get("mtime_ns", 0)),
                    target=None if target is None else str(target), sha256=None if sha is None else str(sha),
-                   ino=int(record.get("ino", 0)), ctime_ns=int(record.get("ctime_ns", 0)))
+                   ino=int(record.get("ino", 0)), ctime_ns=int(record.get("ctime_ns", 0)),
+                   etag=None if record.get("etag") is None else str(record["etag"]))
 
     def manifest_entry(self) -> ManifestEntry:
         return ManifestEntry(self.path, self.type, self.size, self.mode, self.mtime_ns, self.target)

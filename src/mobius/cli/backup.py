@@ -188,7 +188,7 @@ def list_command() -> None:
     """
     ws = current.workspace()
     infos = _backup().list_backups(ws.backups)
-    snapshots = list(reversed(_backup().repository(ws).headers()))
+    snapshots = list(reversed(_backup().snapshot_repository(ws).headers()))
     lines = [f"{len(infos)} backup(s) in {ws.backups}"]
     for info in infos:
         files = "?" if info.files is None else str(info.files)

@@ -278,6 +278,7 @@ class BlobReader:
                     fd = _decrypted(path, self.keys)
                 else:
                     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_WILLNEED)  # the kernel reads the pack ahead of us
             except FileNotFoundError:
                 raise PackDamaged(f"pack {pack} is missing") from None
             self._fds[pack] = fd
@@ -349,6 +350,7 @@ def check_pack(path: Path, blobs: dict[str, BlobLocation], *, drop_cache: bool =
     try:
         if drop_cache:
             os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_WILLNEED)  # read ahead from the device while we decode
         size = os.fstat(fd).st_size
         groups: dict[tuple[int, int], list[tuple[str, BlobLocation]]] = {}
         for sha, where in blobs.items():

@@ -422,6 +422,7 @@ class _Run:
         fd = os.open(local, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
         try:
             identity = (before.st_ino, size, mtime_ns, before.st_ctime_ns)
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_WILLNEED)
             st = os.fstat(fd)
             if (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns) != identity:
                 raise _changed(local)

@@ -10,16 +10,16 @@ from mobius.backup import catalog
 from mobius.backup.archive import LOCK_NAME, BackupResult, write_archive
 from mobius.backup.copy import CopyResult, copy_snapshots
 from mobius.backup.crypto import RepositoryKeys
-from mobius.backup.export import ExportResult, export_snapshot, exported
+from mobius.backup.export import ExportResult, export_snapshot
 from mobius.backup.manifest import LIBRARY_ROOT
 from mobius.backup.object_library import ObjectLibrary
 from mobius.backup.prune import PruneResult, RetentionPolicy, prune_repository
 from mobius.backup.repository import Repository, SnapshotResult, write_snapshot_of
 from mobius.backup.repository_check import SnapshotCheck, verify_snapshots
 from mobius.backup.restore import RestoreResult, extract_member, restore_archive
-from mobius.backup.snapshot_restore import extract_snapshot_member, restore_snapshot_tree
+from mobius.backup.snapshot_restore import extract_snapshot_member, restore_snapshot_tree, test_restore_snapshot_tree
 from mobius.backup.store import open_store
-from mobius.backup.trial_restore import TestRestoreReport, test_restore
+from mobius.backup.trial_restore import TestRestoreReport
 from mobius.config import Workspace, is_url
 from mobius.errors import EnvironmentProblem, InputError
 from mobius.log import get_logger
@@ -206,11 +206,8 @@ def extract_snapshot_file(ws: Workspace, snapshot: str, member: str, dest_file: 
 
 def test_restore_snapshot(ws: Workspace, snapshot: str, *, scratch: Path | None = None,
                           progress: Progress | None = None) -> TestRestoreReport:
-    """Restore a snapshot into a scratch folder, compare every entry with its manifest, clean up."""
-    with exported(snapshot_repository(ws), snapshot, progress) as archive:
-        report = test_restore(archive, scratch=scratch, progress=progress)
-    report.notes.append(f"from snapshot {snapshot_repository(ws).require(snapshot)}")
-    return report
+    """Restore a snapshot from its packs into a scratch folder, compare every entry with it, clean up."""
+    return test_restore_snapshot_tree(snapshot_repository(ws), snapshot, scratch=scratch, progress=progress)
 
 
 def export_backup(ws: Workspace, snapshot: str, out: Path, *, progress: Progress | None = None) -> ExportResult:

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from mobius.backup.extract import (
+    STAGING_PREFIX,
     ExtractCounts,
     Staging,
     _apply_folder_metadata,
@@ -27,6 +29,7 @@ from mobius.backup.extract import (
     _SmallFiles,
     relative_to_root,
     remove_stale_staging,
+    rmtree,
     safe_mode,
 )
 from mobius.backup.index import RepositoryIndex
@@ -36,6 +39,7 @@ from mobius.backup.pack import BlobReader, PackDamaged
 from mobius.backup.repository import Repository
 from mobius.backup.restore import RestoreResult
 from mobius.backup.snapshot import SnapshotDamaged, SnapshotEntry, read_entries, read_header
+from mobius.backup.trial_restore import TestRestoreReport, compare_tree
 from mobius.errors import InputError, VerificationError
 from mobius.log import get_logger
 from mobius.progress import NoProgress, Progress
@@ -81,6 +85,39 @@ def restore_snapshot_tree(repo: Repository, snapshot: str, to: Path, *, progress
     get_logger().info("backup.snapshot.restored", snapshot=snapshot_id, to=str(to), files=result.files,
                       rollback=str(result.rollback) if result.rollback else None)
     return result
+
+
+def test_restore_snapshot_tree(repo: Repository, snapshot: str, *, scratch: Path | None = None,
+                               progress: Progress | None = None) -> TestRestoreReport:
+    """The runbook's test restore of a snapshot: restored from its packs into a scratch folder (beside the
+    repository unless `scratch`), every entry compared with the snapshot (sha256 re-read), cleaned up."""
+    started = time.monotonic()
+    snapshot_id = repo.require(snapshot)
+    base = Path(scratch) if scratch else repo.root
+    base.mkdir(parents=True, exist_ok=True)
+    remove_stale_staging(base)
+    holder = base / f"{STAGING_PREFIX}{os.getpid()}-{secrets.token_hex(4)}-test"
+    holder.mkdir(mode=0o700)
+    try:
+        restore_snapshot_tree(repo, snapshot_id, holder / "restored", progress=progress)
+        path = repo.snapshot_file(snapshot_id)
+        reference = ((rel, e.type, e.size, e.mode, e.mtime_ns, e.target, e.sha256, True)
+                     for e in read_entries(path, repo.keys)
+                     if (rel := relative_to_root(e.path, LIBRARY_ROOT)) is not None)
+        outcome = compare_tree(holder / "restored", reference, path)
+    finally:
+        rmtree(holder)
+    outcome.seconds = time.monotonic() - started
+    outcome.notes.append(f"from snapshot {snapshot_id}")
+    get_logger().info("backup.snapshot.test_restore", snapshot=snapshot_id, ok=outcome.ok, compared=outcome.compared)
+    if not outcome.ok:
+        raise VerificationError(f"test-restore: {len(outcome.mismatches)} restored entries differ from snapshot "
+                                f"{snapshot_id}", hint="do not rely on this snapshot; make a new backup",
+                                details=outcome.mismatches)
+    return outcome
+
+
+test_restore_snapshot_tree.__test__ = False  # a library function, not a pytest test
 
 
 def extract_snapshot_member(repo: Repository, snapshot: str, member: str, dest_file: Path) -> str:

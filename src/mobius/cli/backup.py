@@ -8,6 +8,7 @@ import typer
 
 from mobius.cli.context import current
 from mobius.cli.output import confirm, emit, say
+from mobius.errors import InputError
 from mobius.safety.diskspace import human_bytes
 
 backup_app = typer.Typer(help="Verified backups of the library: archives and an incremental snapshot repository "
@@ -66,6 +67,9 @@ def create(keep: int = typer.Option(None, "--keep", help="Backups to keep (defau
         return
     if force_read:
         raise typer.BadParameter("--force-read applies to --snapshot only")
+    if "://" in ws.library:
+        raise InputError(f"the library is at {ws.library}: a full archive needs a local folder",
+                         hint="`mobius backup create --snapshot` backs up a library in s3://")
     say(f"backing up {ws.library} into {ws.backups}")
     result = _backup().create_backup(ws, keep=keep, database=database, progress=current.progress())
     lines = [f"archive  {result.path}",

@@ -94,3 +94,8 @@ def test_a_snapshot_with_a_missing_pack_fails_verify_with_exit_2(sample_workspac
     next((sample_workspace / "backups" / "packs").rglob("*.tar.zst")).unlink()
     proc = mobius("backup", "verify", made["id"], "-w", ws)
     assert proc.returncode == 2 and "missing: pack" in proc.stderr
+
+
+def test_verify_without_an_archive_or_snapshots_says_what_to_do(sample_workspace: Path, mobius) -> None:
+    proc = mobius("backup", "verify", "-w", str(sample_workspace))
+    assert proc.returncode == 1 and "no snapshots" in proc.stderr and "Traceback" not in proc.stderr

@@ -18,7 +18,7 @@ from mobius.backup.index import RepositoryIndex
 from mobius.backup.pack import check_pack, pack_path
 from mobius.backup.repository import Repository
 from mobius.backup.snapshot import SnapshotDamaged, read_entries
-from mobius.errors import VerificationError
+from mobius.errors import InputError, VerificationError
 from mobius.log import get_logger
 from mobius.progress import NoProgress, Progress
 
@@ -67,6 +67,9 @@ def verify_snapshots(repo: Repository, snapshot: str | None = None, *, read_data
     started = time.monotonic()
     with repo.lock(exclusive=False, what=f"a prune of {repo.root}"):
         ids = [repo.require(snapshot)] if snapshot else repo.snapshot_ids()
+        if not ids:
+            raise InputError(f"no snapshots in {repo.root}",
+                             hint="name an archive to verify, or make a snapshot: `mobius backup create --snapshot`")
         report = SnapshotCheck(repository=str(repo.root), snapshots=ids, read_data=read_data)
         index = RepositoryIndex.load(repo.index, repo.keys)
         for line in index.unreadable:

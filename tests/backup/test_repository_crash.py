@@ -5,6 +5,7 @@ Also: two backups at once both succeed, and a prune during a backup removes noth
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -169,3 +170,35 @@ def test_prune_during_a_create_waits_and_removes_nothing_the_create_references(t
     newest = repo.headers()[-1].id
     assert newest != first.id
     _assert_valid(repo, {newest: snapshot(library)}, tmp_path, "after")
+
+
+@pytest.mark.skipif(shutil.which("strace") is None, reason="strace is not installed")
+def test_kill_at_every_rename_of_a_snapshot_create(tmp_path: Path) -> None:
+    """strace's fault injection: SIGKILL on entering the n-th rename (pack, index file, snapshot, ...)."""
+    ws, library, repo = _workspace(tmp_path)
+    for i in range(30):
+        (library / f"old-{i}.bin").write_bytes(os.urandom(3000))
+    age(library)
+    first = write_snapshot_of(repo, library)
+    states = {first.id: snapshot(library)}
+    (library / "big.bin").write_bytes(os.urandom(5 << 20))
+    age(library)
+    command = [sys.executable, "-m", "mobius", "backup", "create", "--snapshot", "--no-database", "-w"]
+    trace = tmp_path / "renames.txt"
+    shutil.copytree(ws, tmp_path / "counting", symlinks=True)  # the same run on a copy: how many renames it makes
+    counted = subprocess.run(["strace", "-f", "-qq", "-o", str(trace), "-e", "trace=rename", *command,
+                              str(tmp_path / "counting")], env=_env(), capture_output=True, text=True, timeout=300)
+    assert counted.returncode == 0, counted.stderr
+    renames = [line for line in trace.read_text().splitlines() if "rename(" in line and "resumed" not in line]
+    assert len(renames) >= 3  # at least the pack, its index file and the snapshot
+    command.append(str(ws))
+    for n in range(1, len(renames) + 1):
+        killed = subprocess.run(["strace", "-f", "-qq", "-o", os.devnull, "-e", "trace=rename",
+                                 "-e", f"inject=rename:signal=KILL:when={n}", *command], env=_env(),
+                                capture_output=True, text=True, timeout=300)
+        assert killed.returncode != 0, n
+        _assert_valid(repo, states, tmp_path, f"rename-{n}")
+    again = _mobius(ws, "backup", "create", "--snapshot", "--no-database")
+    assert again.returncode == 0, again.stderr
+    assert temp_files(repo) == [] and repo.orphan_packs(RepositoryIndex.load(repo.index)) == []
+    verify_snapshots(repo, read_data=True)

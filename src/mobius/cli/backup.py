@@ -12,7 +12,7 @@ from mobius.errors import InputError
 from mobius.safety.diskspace import human_bytes
 
 backup_app = typer.Typer(help="Verified backups of the library: archives and an incremental snapshot repository "
-                              "(create, list, verify, restore, test-restore, prune, export).",
+                              "(create, list, verify, restore, test-restore, prune, export, copy).",
                          no_args_is_help=True)
 
 

@@ -19,12 +19,15 @@ from mobius.backup.repository import Repository, write_snapshot_of
 from mobius.backup.repository_check import verify_snapshots
 from mobius.backup.snapshot import SnapshotHeader, read_entries
 from mobius.backup.snapshot_restore import extract_snapshot_member
-from mobius.errors import InputError, VerificationError
+from mobius.errors import InputError, ResourceError, VerificationError
 
 
 def test_round_trip_of_every_kind_of_entry(tree: Path, tmp_path: Path) -> None:
     (tree / "odd\tname\\with 'quotes' and \"more\"").write_bytes(b"odd")
     (tree / "-starts-with-dash").write_bytes(b"dash")
+    (tree / "line\nbreak \x1b[31mred").write_bytes(b"control characters")
+    os.mkdir(os.path.join(os.fsencode(tree), b"latin1-\xe9t\xe9"))  # not UTF-8
+    (tree / os.fsdecode(b"latin1-\xe9t\xe9") / "inside").write_bytes(b"x")
     (tree / ("long-" * 40)).mkdir()
     (tree / ("long-" * 40) / "inside").write_bytes(os.urandom(100))
     age(tree)
@@ -35,6 +38,16 @@ def test_round_trip_of_every_kind_of_entry(tree: Path, tmp_path: Path) -> None:
     restored = restore_to(repo, made.id, tmp_path / "restored")
     assert snapshot(restored) == expected
     verify_snapshots(repo, made.id, read_data=True)
+    assert snapshot(restore_via_export(repo, made.id, tmp_path / "via-export")) == expected
+
+
+def test_not_enough_space_exits_before_writing_anything(tree: Path, tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MOBIUS_FAKE_FREE_BYTES", "1000")
+    repo = Repository(tmp_path / "backups")
+    with pytest.raises(ResourceError):
+        write_snapshot_of(repo, tree)
+    assert packs(repo) == [] and repo.snapshot_ids() == []
 
 
 def test_an_unchanged_library_is_not_read_again_and_stores_nothing(tree: Path, tmp_path: Path) -> None:

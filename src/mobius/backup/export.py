@@ -38,6 +38,7 @@ from mobius.safety.atomic import TEMP_PREFIX, fsync_dir
 from mobius.safety.checksums import format_line
 from mobius.safety.diskspace import require_free_space
 from mobius.safety.hashing import CHUNK
+from mobius.safety.leftovers import sweep
 
 
 @dataclass
@@ -70,6 +71,7 @@ def export_snapshot(repo: Repository, snapshot: str, out: Path, *, progress: Pro
     if out.exists():
         raise InputError(f"{out} exists", hint="choose a new file name; an export never overwrites")
     out.parent.mkdir(parents=True, exist_ok=True)
+    sweep([out.parent])  # a killed export's temp archive and scratch folder (their process is gone)
     with repo.lock(exclusive=False, what=f"a prune of {repo.root}"):
         path = repo.snapshot_file(snapshot_id)
         try:

@@ -17,7 +17,7 @@ from mobius.backup.index import RepositoryIndex
 from mobius.backup.prune import RetentionPolicy, prune_repository
 from mobius.backup.repository import Repository, write_snapshot_of
 from mobius.backup.repository_check import verify_snapshots
-from mobius.backup.snapshot import SnapshotHeader, read_entries
+from mobius.backup.snapshot import SnapshotEntry, SnapshotHeader, read_entries
 from mobius.backup.snapshot_restore import extract_snapshot_member
 from mobius.errors import InputError, ResourceError, VerificationError
 
@@ -289,3 +289,14 @@ def test_one_file_of_a_snapshot_is_extracted_checked(tree: Path, tmp_path: Path)
     assert digest == hashlib.sha256(out.read_bytes()).hexdigest()
     with pytest.raises(InputError):
         extract_snapshot_member(repo, made.id, "database/mobius.dump", out)
+
+
+@pytest.mark.parametrize("entry", [
+    SnapshotEntry("library/a \"quoted\" \x1b\n é 日本", "file", 5, 0o644, 1, None, "ab" * 32, 7, 9),
+    SnapshotEntry("library/link", "symlink", 0, 0o777, 2, "../x\u2028y"),
+    SnapshotEntry("library/" + os.fsdecode(b"\xe9"), "dir", 0, 0o755, 3),
+    SnapshotEntry("library/o", "file", 1, 0o644, 4, None, "cd" * 32, etag='"etag-1"'),
+])
+def test_a_snapshot_line_is_what_json_writes_and_reads_back(entry: SnapshotEntry) -> None:
+    assert entry.to_line() == entry.to_record_line()
+    assert SnapshotEntry.from_record(json.loads(entry.to_line())) == entry

@@ -21,6 +21,7 @@ import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from json.encoder import encode_basestring_ascii as _quoted  # what json.dumps escapes a str with
 from pathlib import Path
 from typing import IO, Any
 
@@ -54,6 +55,20 @@ class SnapshotEntry:
     etag: str | None = None  # an object's ETag (a library in object storage)
 
     def to_line(self) -> str:
+        """The line `json.dumps(record, separators=(",", ":"))` writes, formatted directly (a line per file,
+        every backup: json.dumps cost three times as much)."""
+        line = (f'{{"path":{_quoted(self.path)},"type":{_quoted(self.type)},"size":{int(self.size)},'
+                f'"mode":{int(self.mode)},"mtime_ns":{int(self.mtime_ns)}')
+        if self.target is not None:
+            line += f',"target":{_quoted(self.target)}'
+        if self.sha256 is not None:
+            line += f',"sha256":{_quoted(self.sha256)},"ino":{int(self.ino)},"ctime_ns":{int(self.ctime_ns)}'
+        if self.etag is not None:
+            line += f',"etag":{_quoted(self.etag)}'
+        return line + "}\n"
+
+    def to_record_line(self) -> str:
+        """The same line through json.dumps (what `to_line` must equal; the tests compare them)."""
         record: dict[str, Any] = {"path": self.path, "type": self.type, "size": self.size, "mode": self.mode,
                                   "mtime_ns": self.mtime_ns}
         if self.target is not None:

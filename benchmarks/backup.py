@@ -18,6 +18,18 @@ data, >= 3x on compressible data, and verify within 1.3x of the raw bound.
     python benchmarks/backup.py --kind media --library /path/to/uploads
     python benchmarks/backup.py --codecs              # also compare compressors in-process (zstd/gzip/none)
     python benchmarks/backup.py --kind small          # 100,000 files of 1-4 KB in 100 folders (issue 9)
+    python benchmarks/backup.py --repository --kind small --small-files 100000   # snapshots vs restic and borg
+    python benchmarks/backup.py --repository --kind media --size-mb 1024
+
+--repository (issue 20): the snapshot repository side by side with Debian's restic and borgbackup
+(installed with apt-get when missing), steps interleaved (each step runs for every tool before the
+next step), page cache dropped before each backup, check and restore when we may (root), each
+process's peak RSS from wait4:
+  first backup, then its full read-back check (`backup verify --read-data`, `restic check
+  --read-data`, `borg check --verify-data`); a repeat backup with nothing changed; a backup after
+  1% of the files were rewritten; disk used by the repository after those 3 backups; a restore of
+  the last snapshot into an empty folder. restic encrypts always (its 0.14 repository format has no
+  compression); borg runs with `--encryption none`; mobius without recipients (no encryption).
 """
 
 from __future__ import annotations
@@ -233,6 +245,142 @@ def bench(kind: str, library: Path, work: Path, codecs: bool) -> dict[str, float
     return result
 
 
+TOOLS = ("mobius", "restic", "borg")
+
+
+def _drop_caches() -> bool:
+    os.sync()
+    try:
+        Path("/proc/sys/vm/drop_caches").write_text("3\n")
+        return True
+    except OSError:
+        return False
+
+
+def _measured(cmd: list[str], *, env: dict[str, str] | None = None, cwd: Path | None = None) -> tuple[float, float]:
+    """(seconds, peak RSS in MB) of one process, caches dropped first; exits on failure. The peak comes from
+    GNU time (a small parent: a child forked from this Python process would report our own RSS)."""
+    _drop_caches()
+    with tempfile.NamedTemporaryFile("r", suffix=".rss") as rss:
+        started = time.perf_counter()
+        proc = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", rss.name, *map(str, cmd)], env=env, cwd=cwd,
+                              capture_output=True)
+        seconds = time.perf_counter() - started
+        if proc.returncode != 0:
+            sys.exit(f"failed ({proc.returncode}): {' '.join(map(str, cmd))}\n"
+                     f"{(proc.stdout + proc.stderr).decode(errors='replace')[-2000:]}")
+        peak_kb = int(rss.read().split()[-1])
+    return seconds, peak_kb / 1024
+
+
+def _ensure_tools() -> None:
+    missing = [pkg for tool, pkg in (("restic", "restic"), ("borg", "borgbackup")) if shutil.which(tool) is None]
+    if missing:
+        print(f"installing {' '.join(missing)} with apt-get", flush=True)
+        run(["apt-get", "install", "-y", "-q", *missing])
+
+
+def _du(path: Path) -> int:
+    return sum(p.lstat().st_size for p in path.rglob("*") if p.is_file() and not p.is_symlink())
+
+
+def _change_one_percent(library: Path, seed: int = 3) -> int:
+    files = sorted(p for p in library.rglob("*") if p.is_file() and not p.is_symlink())
+    rng = random.Random(seed)
+    chosen = rng.sample(files, max(1, len(files) // 100))
+    for path in chosen:
+        path.write_bytes(rng.randbytes(path.stat().st_size))
+    return len(chosen)
+
+
+class _Tool:
+    """One tool's commands on one repository."""
+
+    def __init__(self, name: str, library: Path, work: Path):
+        self.name = name
+        self.library = library
+        self.repo = work / f"repo-{name}"
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("MOBIUS_")}
+        self.restored = 0
+        if name == "mobius":
+            self.ws = work / "ws-mobius"
+            self.ws.mkdir(parents=True, exist_ok=True)
+            (self.ws / ".env").write_text(f"MOBIUS_LIBRARY_DIR={library}\nMOBIUS_BACKUP_DIR={self.repo}\n")
+        elif name == "restic":
+            self.env.update(RESTIC_REPOSITORY=str(self.repo), RESTIC_PASSWORD="benchmark", RESTIC_CACHE_DIR=str(
+                work / "restic-cache"))
+            run(["restic", "init"], env=self.env)
+        else:
+            self.env.update(BORG_BASE_DIR=str(work / "borg-home"), BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK="yes")
+            run(["borg", "init", "--encryption", "none", str(self.repo)], env=self.env)
+        self.count = 0
+
+    def backup(self) -> tuple[float, float]:
+        self.count += 1
+        if self.name == "mobius":
+            return _measured([sys.executable, "-m", "mobius", "backup", "create", "--snapshot", "--no-database",
+                              "-w", str(self.ws)], env=self.env)
+        if self.name == "restic":
+            return _measured(["restic", "backup", "--quiet", "."], env=self.env, cwd=self.library)
+        return _measured(["borg", "create", f"{self.repo}::b{self.count}", "."], env=self.env, cwd=self.library)
+
+    def check(self) -> tuple[float, float]:
+        if self.name == "mobius":
+            return _measured([sys.executable, "-m", "mobius", "backup", "verify", "--read-data", "-w", str(self.ws)],
+                             env=self.env)
+        if self.name == "restic":
+            return _measured(["restic", "check", "--read-data"], env=self.env)
+        return _measured(["borg", "check", "--verify-data", str(self.repo)], env=self.env)
+
+    def restore(self, target: Path) -> tuple[float, float]:
+        target.mkdir(parents=True)
+        if self.name == "mobius":
+            newest = sorted((self.repo / "snapshots").glob("*.jsonl"), key=lambda p: p.stat().st_mtime)[-1].stem
+            return _measured([sys.executable, "-m", "mobius", "backup", "restore", newest, "--to",
+                              str(target / "uploads"), "--yes", "-w", str(self.ws)], env=self.env)
+        if self.name == "restic":
+            return _measured(["restic", "restore", "latest", "--target", str(target)], env=self.env)
+        return _measured(["borg", "extract", f"{self.repo}::b{self.count}"], env=self.env, cwd=target)
+
+
+def bench_repository(kind: str, library: Path, work: Path) -> None:
+    """The snapshot repository against restic and borg on one library, steps interleaved."""
+    _ensure_tools()
+    files, total = tree_bytes(library)
+    for name in TOOLS:
+        shutil.rmtree(work / f"repo-{name}", ignore_errors=True)
+    for stale in ("ws-mobius", "restic-cache", "borg-home", "restored"):
+        shutil.rmtree(work / stale, ignore_errors=True)
+    dropped = _drop_caches()
+    caches = "dropped" if dropped else "NOT dropped (not root)"
+    print(f"\n== {kind}: {files} files, {total / MB:.0f} MiB; caches {caches} before each step; one run, "
+          "steps interleaved", flush=True)
+    tools = [_Tool(name, library, work) for name in TOOLS]
+    rows: dict[str, dict[str, str]] = {name: {} for name in TOOLS}
+
+    def step(label: str, action) -> None:  # noqa: ANN001
+        for tool in tools:
+            seconds, peak = action(tool)
+            rows[tool.name][label] = f"{seconds:.2f} s / {peak:.0f} MB"
+            print(f"  {label:<34} {tool.name:<7} {seconds:7.2f} s  peak {peak:6.0f} MB", flush=True)
+
+    step("first backup", lambda t: t.backup())
+    step("full read-back check", lambda t: t.check())
+    step("repeat, nothing changed", lambda t: t.backup())
+    changed = _change_one_percent(library)
+    print(f"  (rewrote {changed} files: 1%)", flush=True)
+    step("repeat, 1% changed", lambda t: t.backup())
+    for tool in tools:
+        rows[tool.name]["disk used after 3 backups"] = f"{_du(tool.repo) / MB:.1f} MiB"
+        print(f"  {'disk used after 3 backups':<34} {tool.name:<7} {_du(tool.repo) / MB:9.1f} MiB", flush=True)
+    step("restore of the last snapshot", lambda t: t.restore(work / "restored" / t.name))
+    shutil.rmtree(work / "restored", ignore_errors=True)
+    labels = list(rows["mobius"])
+    print("\n| " + kind + " | " + " | ".join(TOOLS) + " |\n| --- |" + " --- |" * len(TOOLS))
+    for label in labels:
+        print(f"| {label} | " + " | ".join(rows[name].get(label, "") for name in TOOLS) + " |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size-mb", type=int, default=1024, help="size of each generated library (default 1024)")
@@ -244,6 +392,8 @@ def main() -> None:
                         help="scratch folder outside the repo (default /tmp/mobius-bench; removed afterwards)")
     parser.add_argument("--codecs", action="store_true", help="also time zstd/gzip levels in-process")
     parser.add_argument("--keep-data", action="store_true", help="keep the generated libraries")
+    parser.add_argument("--repository", action="store_true",
+                        help="the snapshot repository against restic and borg (issue 20)")
     args = parser.parse_args()
     args.data.mkdir(parents=True, exist_ok=True)
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} cores, hashlib sha256 "
@@ -264,7 +414,10 @@ def main() -> None:
                     else:
                         (build_media if kind == "media" else build_compressible)(library, args.size_mb * MB)
                     print(f"built {kind} library in {time.perf_counter() - started:.1f} s")
-            bench(kind if not args.library else "library", library, args.data, args.codecs)
+            if args.repository:
+                bench_repository(kind if not args.library else "library", library, args.data)
+            else:
+                bench(kind if not args.library else "library", library, args.data, args.codecs)
             if args.library:
                 break
     finally:

@@ -58,6 +58,10 @@ class Settings:
     health_interval_s: float = 1.0
     health_successes: int = 3
     deploy_min_free_mb: int = 1024
+    # backup repository encryption (issue 20): age public keys (age1..., comma or space separated) every new
+    # pack, index and snapshot is encrypted to; an age identity file that decrypts them
+    backup_recipients: str | None = None
+    backup_identity_file: str | None = None
 
     @classmethod
     def names(cls) -> tuple[str, ...]:
@@ -452,7 +456,8 @@ def setting_sources(ws: Workspace) -> list[dict[str, object]]:
 
 
 MASK = "****"
-_SECRET_WORDS = frozenset(("PASSWORD", "PASSWD", "PASSPHRASE", "SECRET", "TOKEN", "KEY", "CREDENTIALS"))
+_SECRET_WORDS = frozenset(("PASSWORD", "PASSWD", "PASSPHRASE", "SECRET", "TOKEN", "KEY", "CREDENTIALS",
+                           "RECIPIENTS"))  # backup keys: never shown, public ones neither
 _SECRET_QUERY_NAMES = frozenset(("password", "passwd", "pass", "secret", "token", "sslpassword", "api_key",
                                  "access_token", "auth_token", "secret_key", "aws_secret_access_key"))
 _VARIABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")

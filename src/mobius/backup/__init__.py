@@ -10,18 +10,42 @@ Public API (other capabilities call these, never the modules' internals):
     test_restore(path, *, scratch=None, progress=None) -> TestRestoreReport
     list_backups(folder, prefix=None) -> list[BackupInfo]
     apply_retention(folder, prefix, keep) -> list[Path]
+
+The snapshot repository (in the same backups folder; see repository.py):
+    create_snapshot(ws, *, database=True, force_read=False, progress=None) -> SnapshotResult
+    find_snapshot(ws, name) -> str | None
+    verify_snapshot(ws, snapshot=None, *, read_data=False, progress=None) -> SnapshotCheck
+    restore_snapshot(ws, snapshot, to, *, database=False, progress=None) -> RestoreResult
+    extract_snapshot_file(ws, snapshot, member, dest_file) -> str
+    test_restore_snapshot(ws, snapshot, *, scratch=None, progress=None) -> TestRestoreReport
+    export_backup(ws, snapshot, out, *, progress=None) -> ExportResult
+    prune_backups(ws, policy, *, dry_run=False, progress=None) -> PruneResult
+    copy_backups(ws, to, snapshots=None, *, progress=None) -> CopyResult
+    list_snapshots(folder) -> list[SnapshotHeader]
 """
 
 from mobius.backup.api import (
     DATABASE_MEMBER,
     LIBRARY_PREFIX,
+    copy_backups,
     create_backup,
+    create_snapshot,
+    export_backup,
+    extract_snapshot_file,
+    find_snapshot,
+    prune_backups,
     resolve_archive,
     restore_backup,
+    restore_snapshot,
+    snapshot_repository,
+    test_restore_snapshot,
+    verify_snapshot,
 )
 from mobius.backup.archive import BackupResult, write_archive
 from mobius.backup.catalog import BackupInfo, apply_retention, list_backups, log_path, sidecar_path
 from mobius.backup.manifest import LIBRARY_ROOT, MANIFEST_NAME, SUMS_NAME
+from mobius.backup.prune import RetentionPolicy
+from mobius.backup.repository import list_snapshots
 from mobius.backup.restore import RestoreResult, extract_member, restore_archive
 from mobius.backup.trial_restore import TestRestoreReport, test_restore
 from mobius.backup.verify import VerifyReport, verify_archive
@@ -34,11 +58,23 @@ __all__ = [
     "LIBRARY_ROOT",
     "MANIFEST_NAME",
     "RestoreResult",
+    "RetentionPolicy",
     "SUMS_NAME",
     "TestRestoreReport",
     "VerifyReport",
     "apply_retention",
+    "copy_backups",
     "create_backup",
+    "create_snapshot",
+    "export_backup",
+    "extract_snapshot_file",
+    "find_snapshot",
+    "list_snapshots",
+    "prune_backups",
+    "snapshot_repository",
+    "restore_snapshot",
+    "test_restore_snapshot",
+    "verify_snapshot",
     "extract_member",
     "list_backups",
     "log_path",

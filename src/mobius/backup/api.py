@@ -8,10 +8,20 @@ from pathlib import Path
 
 from mobius.backup import catalog
 from mobius.backup.archive import LOCK_NAME, BackupResult, write_archive
+from mobius.backup.copy import CopyResult, copy_snapshots
+from mobius.backup.crypto import RepositoryKeys
+from mobius.backup.export import ExportResult, export_snapshot
 from mobius.backup.manifest import LIBRARY_ROOT
+from mobius.backup.object_library import ObjectLibrary
+from mobius.backup.prune import PruneResult, RetentionPolicy, prune_repository
+from mobius.backup.repository import Repository, SnapshotResult, write_snapshot_of
+from mobius.backup.repository_check import SnapshotCheck, verify_snapshots
 from mobius.backup.restore import RestoreResult, extract_member, restore_archive
-from mobius.config import Workspace
-from mobius.errors import InputError
+from mobius.backup.snapshot_restore import extract_snapshot_member, restore_snapshot_tree, test_restore_snapshot_tree
+from mobius.backup.store import open_store
+from mobius.backup.trial_restore import TestRestoreReport
+from mobius.config import Workspace, is_url
+from mobius.errors import EnvironmentProblem, InputError
 from mobius.log import get_logger
 from mobius.progress import Progress
 from mobius.records import records_call
@@ -110,3 +120,118 @@ def resolve_archive(ws: Workspace | None, name: str | Path) -> Path:
         return path.resolve()
     candidate = ws.backups / path
     return candidate.resolve() if candidate.is_file() else path.resolve()
+
+
+def snapshot_repository(ws: Workspace) -> Repository:
+    """The workspace's snapshot repository (in its backups folder), with its encryption keys from the settings."""
+    return Repository(ws.backups, RepositoryKeys.from_settings(ws.settings.backup_recipients,
+                                                               ws.settings.backup_identity_file, ws.root))
+
+
+@records_call("backup.snapshot", ref=lambda result: result.id)
+def create_snapshot(ws: Workspace, *, database: bool = True, force_read: bool = False,
+                    progress: Progress | None = None) -> SnapshotResult:
+    """A snapshot of the library, the workspace `.env` and a checked database dump into the repository.
+
+    Only content the repository lacks is stored; files unchanged since the parent snapshot (size,
+    mtime, inode, ctime) are not read unless `force_read`. Every pack written is checked from the
+    device before the snapshot, written last, references it.
+    """
+    extras = {ENV_MEMBER: ws.env_file} if ws.env_file.is_file() else {}
+    ws.backups.mkdir(parents=True, exist_ok=True)
+    with _scratch(ws) as scratch:
+        dump = _database_dump(ws, Path(scratch)) if database else None
+        if dump is not None:
+            extras[DATABASE_MEMBER] = dump
+        source = _object_library(ws) if is_url(ws.library) else ws.library_path
+        return write_snapshot_of(snapshot_repository(ws), source, extra_files=extras, force_read=force_read,
+                                 progress=progress)
+
+
+def _object_library(ws: Workspace) -> ObjectLibrary:
+    """The library in object storage (s3://), read through fsspec with the media capability's S3 settings."""
+    from mobius.media.destination import s3_storage_options  # the one reading of the S3 endpoint settings
+
+    if not ws.library.startswith("s3://"):
+        raise InputError(f"the library is at {ws.library}: only local folders and s3:// can be backed up",
+                         hint="point MOBIUS_LIBRARY_DIR at a folder or an s3://bucket/prefix")
+    try:
+        import fsspec
+        import s3fs  # noqa: F401 - only to know whether the extra is installed
+    except ImportError:
+        raise EnvironmentProblem("backing up an s3:// library needs the s3fs package",
+                                 hint="pip install s3fs") from None
+    return ObjectLibrary(ws.library, fsspec.filesystem("s3", **s3_storage_options(ws)))
+
+
+def find_snapshot(ws: Workspace | None, name: str | Path) -> str | None:
+    """The snapshot id `name` names (an id or a unique prefix) when it is not an existing file; else None."""
+    if ws is None or Path(name).expanduser().is_file():
+        return None
+    return snapshot_repository(ws).resolve(str(name))
+
+
+def verify_snapshot(ws: Workspace, snapshot: str | None = None, *, read_data: bool = False,
+                    progress: Progress | None = None) -> SnapshotCheck:
+    """Structure and references of one snapshot (or all), or with `read_data` every byte they need."""
+    return verify_snapshots(snapshot_repository(ws), snapshot, read_data=read_data, progress=progress)
+
+
+def restore_snapshot(ws: Workspace, snapshot: str, to: Path, *, database: bool = False,
+                     progress: Progress | None = None) -> RestoreResult:
+    """Restore a snapshot's library into `to` (and the database with `database`), as `restore_backup` does:
+    the dump is extracted and checked before anything is replaced; the current database is dumped first."""
+    import contextlib
+
+    from mobius.db.api import check_restorable, database_restore_lock, restore_database
+
+    repo = snapshot_repository(ws)
+    snapshot_id = repo.require(snapshot)
+    check_restore_target(ws, repo.snapshot_file(snapshot_id), Path(to))
+    with database_restore_lock(ws) if database else contextlib.nullcontext(), _scratch(ws) as scratch:
+        dump = Path(scratch) / "mobius.dump"
+        if database:
+            extract_snapshot_member(repo, snapshot_id, DATABASE_MEMBER, dump)
+            check_restorable(ws, dump)
+        result = restore_snapshot_tree(repo, snapshot_id, to, progress=progress)
+        if database:
+            restore_database(ws, dump, lock_held=True)
+            get_logger().info("backup.database.restored", snapshot=snapshot_id, database=ws.database_url)
+    return result
+
+
+def extract_snapshot_file(ws: Workspace, snapshot: str, member: str, dest_file: Path) -> str:
+    """One file of a snapshot (`workspace/.env`, `database/mobius.dump`, `library/...`) written atomically to
+    `dest_file`, checked against its sha256; returns the sha256."""
+    return extract_snapshot_member(snapshot_repository(ws), snapshot, member, dest_file)
+
+
+def test_restore_snapshot(ws: Workspace, snapshot: str, *, scratch: Path | None = None,
+                          progress: Progress | None = None) -> TestRestoreReport:
+    """Restore a snapshot from its packs into a scratch folder, compare every entry with it, clean up."""
+    return test_restore_snapshot_tree(snapshot_repository(ws), snapshot, scratch=scratch, progress=progress)
+
+
+def export_backup(ws: Workspace, snapshot: str, out: Path, *, progress: Progress | None = None) -> ExportResult:
+    """A snapshot as one `.tar.zst` archive with its `.sha256` sidecar (checked before it is named)."""
+    return export_snapshot(snapshot_repository(ws), snapshot, out, progress=progress)
+
+
+@records_call("backup.prune")
+def prune_backups(ws: Workspace, policy: RetentionPolicy, *, dry_run: bool = False,
+                  progress: Progress | None = None) -> PruneResult:
+    """Forget the snapshots `policy` does not keep and remove the content no remaining snapshot needs."""
+    return prune_repository(snapshot_repository(ws), policy, dry_run=dry_run, progress=progress)
+
+
+test_restore_snapshot.__test__ = False  # a library function, not a pytest test, when imported into a test module
+
+
+@records_call("backup.copy")
+def copy_backups(ws: Workspace, to: str, snapshots: list[str] | None = None, *,
+                 progress: Progress | None = None) -> CopyResult:
+    """Copy snapshots (default all) into another repository, a folder or s3://bucket/prefix; verified after."""
+    from mobius.media.destination import s3_storage_options  # the one reading of the S3 endpoint settings
+
+    target = open_store(to if to.startswith("s3://") else str(ws.resolve(to)), s3_storage_options(ws))
+    return copy_snapshots(snapshot_repository(ws), target, snapshots, progress=progress)

@@ -96,7 +96,13 @@ test_restore.__test__ = False  # a library function, not a pytest test, when imp
 
 
 def _compare_tree(tree: Path, report: VerifyReport, index: MemberIndex, root: str) -> TestRestoreReport:
-    outcome = TestRestoreReport(archive=report.path, ok=True)
+    return compare_tree(tree, _reference(report, index, root), report.path)
+
+
+def compare_tree(tree: Path, reference: Iterator[tuple], archive: Path) -> TestRestoreReport:
+    """Every entry of `reference` ((rel, type, size, mode, mtime_ns, target, sha256, exact_mtime) rows)
+    against the restored `tree`: type, mode, mtime, size, target, each file's sha256 re-read; nothing extra."""
+    outcome = TestRestoreReport(archive=archive, ok=True)
     mismatches = outcome.mismatches
 
     def differ(rel: str, why: str) -> None:
@@ -117,7 +123,7 @@ def _compare_tree(tree: Path, report: VerifyReport, index: MemberIndex, root: st
         files.clear()
 
     expected_count = 0
-    for rel, type_, size, mode, mtime_ns, target, sha, exact in _reference(report, index, root):
+    for rel, type_, size, mode, mtime_ns, target, sha, exact in reference:
         expected_count += 1
         local = tree / rel if rel else tree
         try:

@@ -8,9 +8,11 @@ import typer
 
 from mobius.cli.context import current
 from mobius.cli.output import confirm, emit, say
+from mobius.errors import InputError
 from mobius.safety.diskspace import human_bytes
 
-backup_app = typer.Typer(help="Verified backups of the library: create, verify, restore, test-restore, list.",
+backup_app = typer.Typer(help="Verified backups of the library: archives and an incremental snapshot repository "
+                              "(create, list, verify, restore, test-restore, prune, export, copy).",
                          no_args_is_help=True)
 
 
@@ -19,6 +21,14 @@ def _backup():  # noqa: ANN202
     from mobius import backup
 
     return backup
+
+
+def _snapshot(name: str) -> str | None:
+    """The snapshot id `name` names (an id or unique prefix in backups/snapshots), unless it is an archive file."""
+    path = Path(name).expanduser()
+    if path.is_file() or "/" in name or name.endswith((".tar", ".zst", ".gz", ".tgz")):
+        return None
+    return _backup().find_snapshot(current.workspace(), name)
 
 
 def _archive(name: str) -> Path:
@@ -32,12 +42,34 @@ def _archive(name: str) -> Path:
 @backup_app.command("create")
 def create(keep: int = typer.Option(None, "--keep", help="Backups to keep (default MOBIUS_BACKUP_KEEP, 5)."),
            database: bool = typer.Option(True, "--database/--no-database",
-                                         help="Include a checked dump of the workspace database.")) -> None:
+                                         help="Include a checked dump of the workspace database."),
+           snapshot: bool = typer.Option(False, "--snapshot",
+                                         help="Write an incremental snapshot into the repository in backups/ "
+                                              "(only new content is stored) instead of a full archive."),
+           force_read: bool = typer.Option(False, "--force-read",
+                                           help="With --snapshot: read every file, even those unchanged "
+                                                "(size, mtime, inode, ctime) since the last snapshot.")) -> None:
     """Archive the library, the workspace .env and a database dump into backups/, verify, then apply retention.
 
     Example: mobius backup create --keep 5
+    Example: mobius backup create --snapshot
     """
     ws = current.workspace()
+    if snapshot:
+        say(f"snapshot of {ws.library} into the repository in {ws.backups}")
+        made = _backup().create_snapshot(ws, database=database, force_read=force_read, progress=current.progress())
+        emit(made.to_dict(), [f"snapshot {made.id}" + (f" (parent {made.parent})" if made.parent else ""),
+                              f"files    {made.files} ({human_bytes(made.bytes)}): {made.new_files} new "
+                              f"({human_bytes(made.new_bytes)}), {made.reused_files} reused "
+                              f"({human_bytes(made.reused_bytes)}); {made.read_files} read",
+                              f"stored   {human_bytes(made.stored_bytes)} in {len(made.packs)} new pack(s), "
+                              f"each checked from the device; took {made.seconds:.1f} s"])
+        return
+    if force_read:
+        raise typer.BadParameter("--force-read applies to --snapshot only")
+    if "://" in ws.library:
+        raise InputError(f"the library is at {ws.library}: a full archive needs a local folder",
+                         hint="`mobius backup create --snapshot` backs up a library in s3://")
     say(f"backing up {ws.library} into {ws.backups}")
     result = _backup().create_backup(ws, keep=keep, database=database, progress=current.progress())
     lines = [f"archive  {result.path}",
@@ -51,17 +83,32 @@ def create(keep: int = typer.Option(None, "--keep", help="Backups to keep (defau
 
 @backup_app.command("verify")
 def verify(
-    archive: str = typer.Argument(..., help="Archive path, or its name in backups/"),
+    archive: str = typer.Argument(None, help="Archive path, its name in backups/, or a snapshot id "
+                                  "(none: every snapshot in the repository)"),
     deep: bool = typer.Option(False, "--deep", help="Check every member again even when the archive's bytes "
                               "are unchanged since its members were last checked"),
+    read_data: bool = typer.Option(False, "--read-data", help="Snapshots: re-read every byte of every pack "
+                                   "they need (default: structure and references)"),
 ) -> None:
     """Check the archive against its .sha256 sidecar, then every member against the manifest (exit 2 if not).
 
     Every byte is read. An archive whose members all passed before and whose sha256 is unchanged since
-    is not parsed again (same bytes, same result); --deep parses it anyway.
+    is not parsed again (same bytes, same result); --deep parses it anyway. A snapshot (or, with no
+    argument, every snapshot) is checked for structure and references, or with --read-data every byte.
 
     Example: mobius backup verify backups/mobius_library_20261125T230000Z.tar.zst
+    Example: mobius backup verify 20261125T230000Z-1a2b3c --read-data
     """
+    snapshot = None if archive is None else _snapshot(archive)
+    if archive is None or snapshot is not None:
+        check = _backup().verify_snapshot(current.workspace(), snapshot, read_data=read_data,
+                                          progress=current.progress())
+        emit(check.to_dict(), [f"verified {len(check.snapshots)} snapshot(s) in {check.repository}",
+                               f"files    {check.files} ({check.blobs} distinct contents) in {check.packs} pack(s)",
+                               "data     " + (f"every byte of {check.packs_read} pack(s) re-read "
+                                               f"({human_bytes(check.bytes_read)}), every blob matches"
+                                               if read_data else "not read (--read-data reads every byte)")])
+        return
     report = _backup().verify_archive(_archive(archive), current.progress(), deep=deep)
     lines = [f"verified {report.path}",
              f"sha256   {report.sha256} matches the sidecar",
@@ -86,15 +133,24 @@ def restore(
 
     Example: mobius backup restore mobius_library_20261125T230000Z.tar.zst --to ./uploads --yes
     """
-    path = _archive(archive)
+    snapshot = _snapshot(archive)
+    path = None if snapshot else _archive(archive)
     target = to.expanduser().absolute()
     replacing = " (the current folder is moved to a .rollback folder)" if target.exists() else ""
     also = " and replace the database (dumped first)" if database else ""
-    if not confirm(f"restore {path.name} into {target}{replacing}{also}?", yes=yes):
+    what = f"snapshot {snapshot}" if snapshot else path.name
+    if not confirm(f"restore {what} into {target}{replacing}{also}?", yes=yes):
         raise typer.Abort()
     backup = _backup()
-    result = backup.restore_backup(current.workspace(), path, target, member_root=member_root or backup.LIBRARY_ROOT,
-                                   database=database, progress=current.progress())
+    if snapshot:
+        if member_root:
+            raise typer.BadParameter("--member-root applies to archives; a snapshot restores its library")
+        result = backup.restore_snapshot(current.workspace(), snapshot, target, database=database,
+                                         progress=current.progress())
+    else:
+        result = backup.restore_backup(current.workspace(), path, target,
+                                       member_root=member_root or backup.LIBRARY_ROOT, database=database,
+                                       progress=current.progress())
     lines = [f"restored {result.files} files, {result.dirs} folders, {result.symlinks} symlinks "
              f"({human_bytes(result.bytes)}) into {result.to}"]
     if result.rollback:
@@ -114,8 +170,13 @@ def test_restore(
 
     Example: mobius backup test-restore mobius_library_20261125T230000Z.tar.zst
     """
-    report = _backup().test_restore(_archive(archive), scratch=scratch, progress=current.progress())
-    lines = [f"test-restore of {report.archive.name}: OK",
+    snapshot = _snapshot(archive)
+    if snapshot:
+        report = _backup().test_restore_snapshot(current.workspace(), snapshot, scratch=scratch,
+                                                 progress=current.progress())
+    else:
+        report = _backup().test_restore(_archive(archive), scratch=scratch, progress=current.progress())
+    lines = [f"test-restore of {f'snapshot {snapshot}' if snapshot else report.archive.name}: OK",
              f"compared {report.compared} entries ({report.files} files, {human_bytes(report.bytes)}) with "
              + ("the manifest" if report.has_manifest else "the archive's own listing"),
              f"took     {report.seconds:.1f} s; the temporary restore was removed"]
@@ -131,12 +192,75 @@ def list_command() -> None:
     """
     ws = current.workspace()
     infos = _backup().list_backups(ws.backups)
+    snapshots = list(reversed(_backup().snapshot_repository(ws).headers()))
     lines = [f"{len(infos)} backup(s) in {ws.backups}"]
     for info in infos:
         files = "?" if info.files is None else str(info.files)
         lines.append(f"  {info.path.name}  {human_bytes(info.size):>10}  {files:>7} files  "
                      f"{info.created:%Y-%m-%d %H:%M:%S}Z  {info.state}")
-    emit({"dir": ws.backups, "backups": [info.to_dict() for info in infos]}, lines)
+    if snapshots:
+        lines.append(f"{len(snapshots)} snapshot(s) in the repository (new / reused since the repository held them)")
+    for snap in snapshots:
+        lines.append(f"  {snap.id}  {snap.files:>7} files {human_bytes(snap.bytes):>10}  "
+                     f"new {snap.new_files} ({human_bytes(snap.new_bytes)})  reused {snap.reused_files} "
+                     f"({human_bytes(snap.reused_bytes)})  stored {human_bytes(snap.stored_bytes)}")
+    emit({"dir": ws.backups, "backups": [info.to_dict() for info in infos],
+          "snapshots": [snap.to_dict() for snap in snapshots]}, lines)
+
+
+@backup_app.command("prune")
+def prune(keep_last: int = typer.Option(0, "--keep-last", help="Keep the N newest snapshots."),
+          keep_hourly: int = typer.Option(0, "--keep-hourly", help="Keep the newest snapshot of each of the last N "
+                                          "hours that have one."),
+          keep_daily: int = typer.Option(0, "--keep-daily", help="... of each of the last N days."),
+          keep_weekly: int = typer.Option(0, "--keep-weekly", help="... of each of the last N ISO weeks."),
+          keep_monthly: int = typer.Option(0, "--keep-monthly", help="... of each of the last N months."),
+          dry_run: bool = typer.Option(False, "--dry-run", help="Say which snapshots would go; change nothing.")
+          ) -> None:
+    """Forget snapshots the policy does not keep, then remove content no remaining snapshot needs (crash-safe).
+
+    Example: mobius backup prune --keep-last 5 --keep-daily 7
+    """
+    backup = _backup()
+    policy = backup.RetentionPolicy(last=keep_last, hourly=keep_hourly, daily=keep_daily, weekly=keep_weekly,
+                                    monthly=keep_monthly)
+    result = backup.prune_backups(current.workspace(), policy, dry_run=dry_run, progress=current.progress())
+    verb = "would remove" if dry_run else "removed"
+    lines = [f"kept     {len(result.kept)} snapshot(s)", f"{verb:<8} {len(result.removed)} snapshot(s)"
+             + (f": {', '.join(result.removed[:10])}" if result.removed else "")]
+    if not dry_run:
+        lines.append(f"packs    {result.packs_removed} removed ({result.packs_repacked} repacked into "
+                     f"{result.packs_written}); {human_bytes(max(result.bytes_freed, 0))} freed")
+    emit(result.to_dict(), lines)
+
+
+@backup_app.command("export")
+def export(snapshot: str = typer.Argument(..., help="Snapshot id (or a unique prefix)"),
+           out: Path = typer.Option(..., "--out", help="The archive to write (.tar.zst); its .sha256 goes beside it")
+           ) -> None:
+    """Write a snapshot as one self-contained .tar.zst archive with a .sha256 sidecar (checked before it is named).
+
+    Example: mobius backup export 20261125T230000Z-1a2b3c --out /media/usb/mobius.tar.zst
+    """
+    result = _backup().export_backup(current.workspace(), snapshot, out, progress=current.progress())
+    emit(result.to_dict(), [f"exported snapshot {result.snapshot} to {result.path}",
+                            f"files    {result.files} ({human_bytes(result.bytes)}; archive "
+                            f"{human_bytes(result.archive_bytes)})",
+                            f"sha256   {result.sha256} (in {result.sidecar.name}; every member checked)"])
+
+
+@backup_app.command("copy")
+def copy(snapshots: list[str] = typer.Argument(None, help="Snapshot ids (default: every snapshot)"),
+         to: str = typer.Option(..., "--to", help="Another repository: a folder, or s3://bucket/prefix")) -> None:
+    """Copy snapshots and the packs they need into another repository (only what it lacks), verified after.
+
+    Example: mobius backup copy --to s3://offsite/mobius
+    """
+    result = _backup().copy_backups(current.workspace(), to, snapshots or None, progress=current.progress())
+    emit(result.to_dict(), [f"copied   {result.snapshots_copied} of {len(result.snapshots)} snapshot(s) to {result.to}",
+                            f"packs    {result.packs_copied} sent ({human_bytes(result.bytes_copied)}), "
+                            f"{result.packs_needed - result.packs_copied} already there",
+                            "verified every snapshot read back; every pack sent re-read, sha256 = its name"])
 
 
 def register(app: typer.Typer) -> None:

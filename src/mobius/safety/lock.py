@@ -16,12 +16,14 @@ from mobius.errors import InputError
 
 
 class FileLock:
-    """Exclusive lock on `path`; waits up to `timeout` seconds, then refuses (exit 1)."""
+    """Exclusive lock on `path` (`shared`: many holders at once, none while an exclusive one holds it);
+    waits up to `timeout` seconds, then refuses (exit 1)."""
 
-    def __init__(self, path: Path, *, timeout: float = 0.0, what: str = "this operation"):
+    def __init__(self, path: Path, *, timeout: float = 0.0, what: str = "this operation", shared: bool = False):
         self.path = path
         self.timeout = timeout
         self.what = what
+        self.shared = shared
         self._fd: int | None = None
 
     def acquire(self) -> None:
@@ -30,7 +32,7 @@ class FileLock:
         deadline = time.monotonic() + self.timeout
         while True:
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(fd, (fcntl.LOCK_SH if self.shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
                 if time.monotonic() >= deadline:
@@ -40,8 +42,9 @@ class FileLock:
                         hint="wait for it to finish, then run again",
                     ) from None
                 time.sleep(0.1)
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
+        if not self.shared:  # holders of a shared lock would overwrite each other's pid
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n".encode())
         self._fd = fd
 
     def release(self) -> None:

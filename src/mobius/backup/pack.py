@@ -1,0 +1,463 @@
+"""Pack files: many blobs in one tar + zstd file that GNU tools open without Mobius.
+
+A pack is a tar archive whose members are named by the sha256 of their content
+(`<sha256>`, mode 0644, mtime 0), compressed as a sequence of zstd frames:
+`zstd -dc PACK | tar -xO <sha256>` prints one blob. Small blobs share a frame (a group of about
+1 MiB of whole tar members); a large blob is a frame of its own. The repository index records,
+per blob, the frame's offset and length in the pack and where the blob's bytes start inside the
+decompressed frame, so one blob is read without decompressing the pack from its start.
+
+A pack is written under a temp name, fsynced, and renamed to the sha256 of its own bytes
+(`packs/<first two>/<sha256>.tar.zst`); `check_pack` then re-reads it from the device and checks
+every blob's sha256 and tar header before an index file may name it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import secrets
+import tarfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import zstandard
+
+from mobius.backup.archive import _ustar_header
+from mobius.backup.crypto import PLAIN, RepositoryKeys, file_is_encrypted
+from mobius.errors import InputError
+from mobius.safety.atomic import TEMP_PREFIX, fsync_dir, write_all
+
+BLOCK = tarfile.BLOCKSIZE
+GROUP_TARGET = 1 << 20  # uncompressed bytes of small members per zstd frame
+PACK_TARGET = 64 << 20  # uncompressed bytes per pack
+ZSTD_LEVEL = 3
+READ_CHUNK = 1 << 20
+CACHED_GROUP = 8 << 20  # frames up to this (compressed) are decompressed whole and kept for the next blob
+PACK_SUFFIX = ".tar.zst"
+END_OF_TAR = bytes(2 * BLOCK)
+PRIVATE = 0o600  # packs hold the settings file and the database dump: only their owner may read them
+
+
+class PackDamaged(Exception):
+    """A pack's bytes do not decode to what the index says they hold."""
+
+
+@dataclass(frozen=True, slots=True)
+class BlobLocation:
+    """Where a blob lies: pack name, its frame's offset and length, the blob's offset in the decompressed frame."""
+
+    pack: str
+    offset: int
+    length: int
+    skip: int
+    size: int
+
+    def as_row(self, sha256: str) -> list:
+        return [sha256, self.offset, self.length, self.skip, self.size]
+
+
+@dataclass
+class PackInfo:
+    """A finished pack: its name (the sha256 of its bytes), size, and the blobs it holds."""
+
+    name: str
+    size: int
+    blobs: dict[str, BlobLocation]
+    raw_bytes: int = 0
+
+
+def pack_path(packs: Path, name: str) -> Path:
+    return packs / name[:2] / f"{name}{PACK_SUFFIX}"
+
+
+def _tar_header(sha256: str, size: int) -> bytes:
+    header = _ustar_header(sha256, tarfile.REGTYPE, size, 0o644, 0, "")
+    if header is None:
+        raise ValueError(f"a blob of {size} bytes does not fit a ustar header")
+    return header
+
+
+def _padding(size: int) -> bytes:
+    return bytes(-size % BLOCK)
+
+
+class PackWriter:
+    """Blobs in, one pack out. Nothing is under a final name until `finish` renamed the fsynced file."""
+
+    def __init__(self, packs: Path, level: int = ZSTD_LEVEL, keys: RepositoryKeys = PLAIN):
+        self.packs = packs
+        self.keys = keys
+        packs.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.tmp = packs / f"{TEMP_PREFIX}{os.getpid()}-{secrets.token_hex(4)}{PACK_SUFFIX}"
+        self._fd = os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, PRIVATE)
+        self._compressor = zstandard.ZstdCompressor(level=level, write_checksum=True)
+        self._digest = hashlib.sha256()
+        self.offset = 0
+        self.raw_bytes = 0
+        self._group = bytearray()
+        self._members: list[tuple[str, int, int]] = []  # (sha256, skip, size) in the open group
+        self._open_group: set[str] = set()
+        self.blobs: dict[str, tuple[int, int, int, int]] = {}
+
+    def __contains__(self, sha256: str) -> bool:
+        return sha256 in self.blobs or sha256 in self._open_group
+
+    @property
+    def full(self) -> bool:
+        return self.raw_bytes >= PACK_TARGET
+
+    def _write(self, data: bytes) -> None:
+        self._digest.update(data)
+        write_all(self._fd, data)
+        self.offset += len(data)
+
+    def add(self, sha256: str, data: bytes) -> None:
+        """A whole blob in memory (a small file, a settings file)."""
+        if len(data) >= GROUP_TARGET:
+            self.add_stream(sha256, len(data), [data])
+            return
+        self._members.append((sha256, len(self._group) + BLOCK, len(data)))
+        self._open_group.add(sha256)
+        self._group += _tar_header(sha256, len(data))
+        self._group += data
+        self._group += _padding(len(data))
+        self.raw_bytes += BLOCK + len(data)
+        if len(self._group) >= GROUP_TARGET:
+            self._flush_group()
+
+    def add_stream(self, sha256: str, size: int, chunks: Iterable[bytes | memoryview]) -> None:
+        """A large blob as its own frame, streamed; the chunks must add up to `size` bytes whose sha256
+        is `sha256` (checked here: a file that changed between hashing and copying fails the pack)."""
+        self._flush_group()
+        start = self.offset
+        frame = self._compressor.compressobj()
+        self._write(frame.compress(_tar_header(sha256, size)))
+        digest = hashlib.sha256()
+        copied = 0
+        for chunk in chunks:
+            digest.update(chunk)
+            copied += len(chunk)
+            out = frame.compress(chunk)
+            if out:
+                self._write(out)
+        if copied != size or digest.hexdigest() != sha256:
+            raise PackDamaged(f"blob {sha256}: {copied} bytes with sha256 {digest.hexdigest()} were copied")
+        self._write(frame.compress(_padding(size)) + frame.flush())
+        self.blobs[sha256] = (start, self.offset - start, BLOCK, size)
+        self.raw_bytes += BLOCK + size
+
+    def _flush_group(self) -> None:
+        if not self._group:
+            return
+        start = self.offset
+        self._write(self._compressor.compress(bytes(self._group)))
+        for sha256, skip, size in self._members:
+            self.blobs[sha256] = (start, self.offset - start, skip, size)
+        self._group.clear()
+        self._members.clear()
+        self._open_group.clear()
+
+    def finish(self) -> PackInfo:
+        """End the tar, fsync, rename to the pack's sha256; the caller checks it before indexing it."""
+        self._flush_group()
+        self._write(self._compressor.compress(END_OF_TAR))
+        os.fsync(self._fd)
+        os.close(self._fd)
+        self._fd = -1
+        stored, name, size = self.tmp, self._digest.hexdigest(), self.offset
+        if self.keys.encrypts:  # the pack is named by the bytes stored: the age file's
+            stored = self.tmp.with_name(self.tmp.name + ".age")
+            try:
+                self.keys.encrypt_file(self.tmp, stored)
+                name, size = _sha256_of(stored)
+            except BaseException:
+                stored.unlink(missing_ok=True)
+                raise
+            finally:
+                self.tmp.unlink(missing_ok=True)
+        final = pack_path(self.packs, name)
+        final.parent.mkdir(mode=0o700, exist_ok=True)
+        os.replace(stored, final)
+        fsync_dir(final.parent)
+        fsync_dir(self.packs)
+        blobs = {sha: BlobLocation(name, *where) for sha, where in self.blobs.items()}
+        return PackInfo(name=name, size=size, blobs=blobs, raw_bytes=self.raw_bytes)
+
+    def abort(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.tmp)
+
+    @property
+    def empty(self) -> bool:
+        return not self.blobs and not self._members
+
+
+def _sha256_of(path: Path) -> tuple[str, int]:
+    digest = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as handle:
+        while chunk := handle.read(READ_CHUNK):
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size
+
+
+def _decrypted(path: Path, keys: RepositoryKeys) -> int:
+    """An open descriptor on the plain bytes of an encrypted pack: decrypted into a temp file beside the
+    packs, unlinked at once (nothing plain stays on disk once the descriptor is closed, or the process dies)."""
+    plain = path.parent.parent / f"{TEMP_PREFIX}{os.getpid()}-{secrets.token_hex(4)}.plain"
+    try:
+        keys.decrypt_file(path, plain, f"pack {path.name}")
+        fd = os.open(plain, os.O_RDONLY | os.O_CLOEXEC)
+    finally:
+        plain.unlink(missing_ok=True)
+    return fd
+
+
+def _frame_chunks(fd: int, offset: int, length: int, on_raw=None) -> Iterator[bytes]:  # noqa: ANN001
+    """The decompressed bytes of the frame at [offset, offset + length), in pieces."""
+    frame = zstandard.ZstdDecompressor().decompressobj()
+    position = offset
+    end = offset + length
+    while position < end:
+        raw = os.pread(fd, min(READ_CHUNK, end - position), position)
+        if not raw:
+            raise PackDamaged(f"the pack ends at byte {position}, inside a frame that should end at {end}")
+        if on_raw is not None:
+            on_raw(raw)
+        position += len(raw)
+        try:
+            out = frame.decompress(raw)
+        except zstandard.ZstdError as exc:
+            raise PackDamaged(f"frame at byte {offset}: {exc}") from None
+        if out:
+            yield out
+    if not frame.eof:
+        raise PackDamaged(f"frame at byte {offset} is incomplete")
+
+
+def _slice(chunks: Iterator[bytes], skip: int, size: int) -> Iterator[bytes]:
+    """Bytes [skip, skip + size) of a stream of chunks."""
+    position = 0
+    for chunk in chunks:
+        end = position + len(chunk)
+        if end > skip and position < skip + size:
+            yield chunk[max(0, skip - position):min(len(chunk), skip + size - position)]
+        position = end
+        if position >= skip + size:
+            return
+    if position < skip + size:
+        raise PackDamaged(f"the frame holds {position} bytes, fewer than the {skip + size} the index says")
+
+
+class BlobReader:
+    """Reads blobs by location; keeps packs open and the last small frame decompressed (blobs are
+    mostly read in the order they were written, so consecutive small blobs share one decompression)."""
+
+    def __init__(self, packs: Path, keys: RepositoryKeys = PLAIN):
+        self.packs = packs
+        self.keys = keys
+        self._fds: dict[str, int] = {}
+        self._frame_key: tuple[str, int] | None = None
+        self._frame: bytes = b""
+
+    def _fd(self, pack: str) -> int:
+        fd = self._fds.get(pack)
+        if fd is None:
+            if len(self._fds) >= 8:  # decrypted packs hold disk space while open
+                self.close()
+            path = pack_path(self.packs, pack)
+            try:
+                if file_is_encrypted(path):
+                    fd = _decrypted(path, self.keys)
+                else:
+                    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_WILLNEED)  # the kernel reads the pack ahead of us
+            except FileNotFoundError:
+                raise PackDamaged(f"pack {pack} is missing") from None
+            self._fds[pack] = fd
+        return fd
+
+    def chunks(self, where: BlobLocation) -> Iterator[bytes]:
+        """The blob's bytes, unchecked (callers hash them against the name they asked for)."""
+        fd = self._fd(where.pack)
+        if where.length <= CACHED_GROUP:
+            key = (where.pack, where.offset)
+            if key != self._frame_key:
+                self._frame_key = None
+                self._frame = b"".join(_frame_chunks(fd, where.offset, where.length))
+                self._frame_key = key
+            if where.skip + where.size > len(self._frame):
+                raise PackDamaged(f"the frame at byte {where.offset} of pack {where.pack} is shorter than "
+                                  "the index says")
+            yield self._frame[where.skip:where.skip + where.size]
+            return
+        yield from _slice(_frame_chunks(fd, where.offset, where.length), where.skip, where.size)
+
+    def read_checked(self, sha256: str, where: BlobLocation) -> Iterator[bytes]:
+        """The blob's bytes; raises PackDamaged at the end when they do not hash to `sha256`."""
+        digest = hashlib.sha256()
+        for chunk in self.chunks(where):
+            digest.update(chunk)
+            yield chunk
+        if digest.hexdigest() != sha256:
+            raise PackDamaged(f"blob {sha256} in pack {where.pack} reads back with sha256 {digest.hexdigest()}")
+
+    def close(self) -> None:
+        for fd in self._fds.values():
+            os.close(fd)
+        self._fds.clear()
+
+
+@dataclass
+class PackCheck:
+    """What re-reading a pack found: its sha256 (should be its name), and each damaged blob with why."""
+
+    sha256: str
+    size: int
+    damaged: dict[str, str]
+
+
+def check_pack(path: Path, blobs: dict[str, BlobLocation], *, drop_cache: bool = True,
+               keys: RepositoryKeys = PLAIN) -> PackCheck:
+    """Re-read a pack from the device once: the sha256 of its bytes, and for each blob its tar header
+    (name and size, as GNU tar reads them) and its content's sha256. Damage is reported per blob,
+    so a bad byte names the blobs (and through the snapshot, the files) it affects. An encrypted pack
+    is hashed as stored, then decrypted (age authenticates every 64 KiB: a bad byte fails the whole
+    pack) and its plain bytes checked the same way."""
+    if file_is_encrypted(path):
+        if drop_cache:
+            _drop_cache(path)
+        sha256, size = _sha256_of(path)
+        try:
+            fd = _decrypted(path, keys)
+        except InputError as exc:
+            return PackCheck(sha256=sha256, size=size, damaged={sha: exc.message for sha in blobs})
+        try:
+            plain = check_pack(Path(f"/proc/self/fd/{fd}"), blobs, drop_cache=False)
+        finally:
+            os.close(fd)
+        return PackCheck(sha256=sha256, size=size, damaged=plain.damaged)
+    damaged: dict[str, str] = {}
+    digest = hashlib.sha256()
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        if drop_cache:
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_WILLNEED)  # read ahead from the device while we decode
+        size = os.fstat(fd).st_size
+        groups: dict[tuple[int, int], list[tuple[str, BlobLocation]]] = {}
+        for sha, where in blobs.items():
+            groups.setdefault((where.offset, where.length), []).append((sha, where))
+        position = 0
+        for (offset, length), members in sorted(groups.items()):
+            if offset > position:  # bytes between frames (there should be none): hashed all the same
+                digest.update(os.pread(fd, offset - position, position))
+            members.sort(key=lambda item: item[1].skip)
+            try:
+                _check_frame(fd, offset, length, members, digest.update, damaged)
+            except PackDamaged as exc:
+                for sha, _ in members:
+                    damaged.setdefault(sha, str(exc))
+            position = offset + length
+        while position < size:
+            raw = os.pread(fd, min(READ_CHUNK, size - position), position)
+            digest.update(raw)
+            position += len(raw)
+    finally:
+        os.close(fd)
+    return PackCheck(sha256=digest.hexdigest(), size=size, damaged=damaged)
+
+
+def _drop_cache(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+
+
+def _check_frame(fd: int, offset: int, length: int, members: list[tuple[str, BlobLocation]], on_raw,
+                 damaged: dict[str, str]) -> None:  # noqa: ANN001
+    """Walk one frame's decompressed bytes: each member's header names it with its size, its bytes hash to it."""
+    queue = list(members)
+    position = 0
+    pending = bytearray()  # bytes of the current header
+    current: tuple[str, BlobLocation] | None = None
+    digest = None
+    consumed = 0
+    raw_seen = [0]
+
+    def count(raw: bytes) -> None:
+        raw_seen[0] += len(raw)
+        on_raw(raw)
+
+    try:
+        for chunk in _frame_chunks(fd, offset, length, count):
+            view = memoryview(chunk)
+            while view:
+                if current is None:
+                    if not queue:
+                        position += len(view)
+                        break
+                    sha, where = queue[0]
+                    header_at = where.skip - BLOCK
+                    if position < header_at:
+                        step = min(len(view), header_at - position)
+                        view = view[step:]
+                        position += step
+                        continue
+                    step = min(len(view), BLOCK - len(pending))
+                    pending += view[:step]
+                    view = view[step:]
+                    position += step
+                    if len(pending) == BLOCK:
+                        problem = _header_problem(bytes(pending), sha, where.size)
+                        pending.clear()
+                        if problem:
+                            damaged[sha] = problem
+                        current = queue.pop(0)
+                        digest = hashlib.sha256()
+                        consumed = 0
+                else:
+                    sha, where = current
+                    step = min(len(view), where.size - consumed)
+                    digest.update(view[:step])
+                    view = view[step:]
+                    position += step
+                    consumed += step
+                if current is not None and consumed == current[1].size:
+                    if digest.hexdigest() != current[0]:
+                        damaged.setdefault(current[0], f"content reads back with sha256 {digest.hexdigest()}")
+                    current = None
+    except PackDamaged:
+        if raw_seen[0] < length:  # keep the pack's sha256 whole: hash what the decoder did not read
+            rest = offset + raw_seen[0]
+            while rest < offset + length:
+                raw = os.pread(fd, min(READ_CHUNK, offset + length - rest), rest)
+                if not raw:
+                    break
+                on_raw(raw)
+                rest += len(raw)
+        raise
+    leftover = ([current[0]] if current else []) + [sha for sha, _ in queue]
+    for sha in leftover:
+        damaged.setdefault(sha, "the frame ends before this blob's bytes")
+
+
+def _header_problem(header: bytes, sha256: str, size: int) -> str | None:
+    if header == _tar_header(sha256, size):  # byte for byte what the writer wrote (and what GNU tar reads)
+        return None
+    try:
+        info = tarfile.TarInfo.frombuf(header, "utf-8", "surrogateescape")
+    except tarfile.TarError as exc:
+        return f"tar header unreadable ({exc})"
+    if info.name != sha256 or info.size != size or not info.isreg():
+        return f"tar header names {info.name!r} of {info.size} bytes"
+    return None

@@ -1,0 +1,638 @@
+"""The backup repository: snapshots of the library, settings and database, stored once by content.
+
+Layout inside the backups folder (beside today's single-file archives, which stay readable):
+
+    snapshots/<id>.jsonl            one file per snapshot (snapshot.py), written last
+    packs/<aa>/<sha256>.tar.zst     content, tar + zstd, named by the sha256 of the pack (pack.py)
+    index/<sha256>.json             which blobs each pack holds (index.py)
+    .mobius-repository.lock         flock: shared by backups, exclusive for prune
+
+Content is addressed by sha256 at file level: a file whose bytes the repository already holds
+costs one entry line. A file whose size, mtime, inode and ctime equal the parent snapshot's is
+trusted unchanged without being read (restic's and borg's rule), unless its mtime is within a
+second of when the parent started (it may have changed again in the same clock tick: git's
+"racily clean" rule) or `force_read`.
+
+Order of writes, so that a crash at any point leaves every snapshot restorable: a pack is
+fsynced, renamed, re-read from the device and checked, then indexed; the snapshot is written
+(atomically) only after every pack it references is indexed. Backups hold the lock shared (two
+run at once), prune holds it exclusive: a prune never removes what a running backup is about
+to reference.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import datetime as dt
+import hashlib
+import os
+import stat
+import tempfile
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mobius.backup.crypto import PLAIN, RepositoryKeys
+from mobius.backup.index import RepositoryIndex, write_index
+from mobius.backup.manifest import FILE, LIBRARY_ROOT, ManifestEntry
+from mobius.backup.object_library import ObjectLibrary, ObjectRef
+from mobius.backup.pack import PackDamaged, PackInfo, PackWriter, check_pack, pack_path
+from mobius.backup.snapshot import (
+    SNAPSHOT_ID,
+    SNAPSHOT_SUFFIX,
+    EntrySpool,
+    SnapshotDamaged,
+    SnapshotEntry,
+    SnapshotHeader,
+    read_entries,
+    read_header,
+    snapshot_path,
+    write_snapshot,
+)
+from mobius.backup.tree import Listing, walk_tree
+from mobius.errors import InputError, VerificationError
+from mobius.log import get_logger
+from mobius.ops.faults import kill_at
+from mobius.progress import NoProgress, Progress
+from mobius.safety.atomic import TEMP_PREFIX, fsync_dir
+from mobius.safety.diskspace import require_free_space
+from mobius.safety.leftovers import sweep
+from mobius.safety.lock import FileLock
+from mobius.safety.stamps import new_id, utc_iso
+
+LOCK_NAME = ".mobius-repository.lock"
+LOCK_WAIT = 600
+SMALL_FILE = 4 << 20  # read whole into memory; larger files are hashed, then streamed into the pack if new
+RACY_NS = 1_000_000_000
+READERS = 4  # threads looking at files ahead of the pack writer
+BATCH_FILES = 64
+BATCH_BYTES = 4 << 20
+WINDOW = 16  # batches in flight: at most 64 MiB of small files read ahead
+TAR_OVERHEAD = 1024
+
+
+@dataclass(frozen=True)
+class Repository:
+    """A repository in a local folder (the workspace's backups folder by default)."""
+
+    root: Path
+    keys: RepositoryKeys = field(default=PLAIN, compare=False, repr=False)
+
+    @property
+    def packs(self) -> Path:
+        return self.root / "packs"
+
+    @property
+    def index(self) -> Path:
+        return self.root / "index"
+
+    @property
+    def snapshots(self) -> Path:
+        return self.root / "snapshots"
+
+    def lock(self, *, exclusive: bool, what: str, timeout: float = LOCK_WAIT) -> FileLock:
+        return FileLock(self.root / LOCK_NAME, timeout=timeout, what=what, shared=not exclusive)
+
+    def clean_leftovers(self) -> list[Path]:
+        """Temp packs, index and snapshot files of killed processes (never a live process's)."""
+        return sweep([self.root, self.packs, self.index, self.snapshots])
+
+    def snapshot_ids(self) -> list[str]:
+        """Every snapshot id, oldest first (ids sort by their UTC stamp)."""
+        if not self.snapshots.is_dir():
+            return []
+        return sorted(name[:-len(SNAPSHOT_SUFFIX)] for name in os.listdir(self.snapshots)
+                      if name.endswith(SNAPSHOT_SUFFIX) and SNAPSHOT_ID.match(name[:-len(SNAPSHOT_SUFFIX)]))
+
+    def headers(self) -> list[SnapshotHeader]:
+        """Every readable snapshot's header, oldest first (by when it started: two backups may share a second)."""
+        headers = []
+        for snapshot_id in self.snapshot_ids():
+            with contextlib.suppress(OSError, SnapshotDamaged):
+                headers.append(read_header(self.snapshot_file(snapshot_id), self.keys))
+        return sorted(headers, key=lambda h: (h.started_ns, h.id))
+
+    def snapshot_file(self, snapshot_id: str) -> Path:
+        return snapshot_path(self.snapshots, snapshot_id)
+
+    def resolve(self, name: str) -> str | None:
+        """A snapshot id from an id, a unique prefix of one, or its file name; None when none matches."""
+        name = Path(str(name)).name.removesuffix(SNAPSHOT_SUFFIX)
+        if not name or not name[0].isdigit():
+            return None
+        ids = self.snapshot_ids()
+        if name in ids:
+            return name
+        matches = [i for i in ids if i.startswith(name)]
+        if len(matches) > 1:
+            raise InputError(f"{name!r} matches {len(matches)} snapshots", hint="give more of the snapshot id")
+        return matches[0] if matches else None
+
+    def require(self, name: str) -> str:
+        found = self.resolve(name)
+        if found is None:
+            raise InputError(f"no snapshot {name!r} in {self.root}", hint="`mobius backup list` shows the snapshots")
+        return found
+
+    def orphan_packs(self, index: RepositoryIndex) -> list[Path]:
+        """Pack files no index file names (a backup killed between a pack's rename and its index)."""
+        orphans = []
+        if self.packs.is_dir():
+            for sub in os.scandir(self.packs):
+                if sub.is_dir() and not sub.name.startswith("."):
+                    for entry in os.scandir(sub.path):
+                        name = entry.name.removesuffix(".tar.zst")
+                        if entry.name.endswith(".tar.zst") and name not in index.packs:
+                            orphans.append(Path(entry.path))
+        return orphans
+
+
+@dataclass
+class SnapshotResult:
+    """What `create_snapshot` made (also what `backup create --json` prints for a snapshot)."""
+
+    id: str
+    path: Path
+    repository: Path
+    parent: str | None
+    files: int
+    bytes: int
+    new_files: int
+    new_bytes: int
+    reused_files: int
+    reused_bytes: int
+    read_files: int
+    stored_bytes: int
+    packs: list[str]
+    seconds: float
+    dirs: int = 0
+    symlinks: int = 0
+    extras: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    verified: bool = True
+    removed_leftovers: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": "snapshot", "id": self.id, "snapshot": self.id, "path": self.path,
+                "repository": self.repository, "parent": self.parent, "files": self.files, "bytes": self.bytes,
+                "dirs": self.dirs, "symlinks": self.symlinks, "new_files": self.new_files,
+                "new_bytes": self.new_bytes, "reused_files": self.reused_files, "reused_bytes": self.reused_bytes,
+                "read_files": self.read_files, "stored_bytes": self.stored_bytes, "packs": self.packs,
+                "seconds": round(self.seconds, 3), "extras": self.extras, "skipped": self.skipped,
+                "verified": self.verified, "removed_leftovers": self.removed_leftovers}
+
+
+class PackStore:
+    """New blobs into packs; each full pack is sealed (fsync, rename, check from the device, index)."""
+
+    def __init__(self, repo: Repository, index: RepositoryIndex):
+        self.repo = repo
+        self.index = index
+        self.writer: PackWriter | None = None
+        self.written: list[PackInfo] = []
+
+    def __contains__(self, sha256: str) -> bool:
+        return sha256 in self.index or (self.writer is not None and sha256 in self.writer)
+
+    def _open(self) -> PackWriter:
+        if self.writer is None:
+            self.writer = PackWriter(self.repo.packs, keys=self.repo.keys)
+        return self.writer
+
+    def add(self, sha256: str, data: bytes) -> None:
+        self._open().add(sha256, data)
+        kill_at("backup:pack-open")
+        self._rotate()
+
+    def add_stream(self, sha256: str, size: int, chunks: Iterator[bytes]) -> None:
+        self._open().add_stream(sha256, size, chunks)
+        kill_at("backup:pack-open")
+        self._rotate()
+
+    def _rotate(self) -> None:
+        if self.writer is not None and self.writer.full:
+            self._seal()
+
+    def _seal(self) -> None:
+        writer, self.writer = self.writer, None
+        info = writer.finish()
+        kill_at("backup:pack-renamed")
+        path = pack_path(self.repo.packs, info.name)
+        try:
+            check = check_pack(path, info.blobs, keys=self.repo.keys)
+            if check.damaged or check.sha256 != info.name or check.size != info.size:
+                problems = [f"{sha}: {why}" for sha, why in list(check.damaged.items())[:20]]
+                if check.sha256 != info.name:
+                    problems.append(f"the pack reads back with sha256 {check.sha256}")
+                raise VerificationError(f"backup: pack {info.name} does not read back as written",
+                                        hint="check the disk under the backups folder; nothing was recorded",
+                                        details=problems)
+            kill_at("backup:pack-checked")
+            write_index(self.repo.index, info, self.repo.keys)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                path.unlink()
+            raise
+        kill_at("backup:pack-indexed")
+        self.index.add(info)
+        self.written.append(info)
+
+    def finish(self) -> None:
+        if self.writer is not None:
+            if self.writer.empty:
+                self.writer.abort()
+                self.writer = None
+            else:
+                self._seal()
+
+    def abort(self) -> None:
+        if self.writer is not None:
+            self.writer.abort()
+            self.writer = None
+
+
+@dataclass
+class _Parent:
+    """The parent snapshot's files: path -> (size, mtime_ns, ino, ctime_ns, sha256, etag)."""
+
+    id: str | None = None
+    started_ns: int = 0
+    files: dict[str, tuple[int, int, int, int, str, str | None]] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, repo: Repository, source: str) -> _Parent:
+        for header in reversed(repo.headers()):
+            snapshot_id = header.id
+            path = repo.snapshot_file(snapshot_id)
+            if header.source != source:
+                continue
+            try:
+                files = {e.path: (e.size, e.mtime_ns, e.ino, e.ctime_ns, e.sha256, e.etag)
+                         for e in read_entries(path, repo.keys) if e.type == FILE and e.sha256}
+            except (OSError, SnapshotDamaged):
+                continue
+            return cls(snapshot_id, header.started_ns, files)
+        return cls()
+
+    def unchanged(self, path: str, st: os.stat_result) -> str | None:
+        """The parent's sha256 for a file whose identity is the same and not racily recent; else None."""
+        known = self.files.get(path)
+        if known is None or st.st_mtime_ns > self.started_ns - RACY_NS:
+            return None
+        if known[:4] == (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns):
+            return known[4]
+        return None
+
+    def unchanged_object(self, path: str, size: int, mtime_ns: int, etag: str) -> str | None:
+        """The parent's sha256 for an object with the same size, LastModified and ETag; else None."""
+        known = self.files.get(path)
+        if known is not None and etag and (known[0], known[1], known[5]) == (size, mtime_ns, etag):
+            return known[4]
+        return None
+
+
+def _changed(local: str | Path) -> VerificationError:
+    return VerificationError(f"{local} changed while it was being backed up",
+                             hint="stop whatever writes to the library, then run the backup again")
+
+
+def _pread_chunks(fd: int, size: int, local: str | Path) -> Iterator[bytes]:
+    position = 0
+    while position < size:
+        data = os.pread(fd, min(1 << 20, size - position), position)
+        if not data:
+            raise _changed(local)
+        position += len(data)
+        yield data
+
+
+@dataclass(slots=True)
+class _Look:
+    """What a reader thread found: identity, and sha256 + bytes of a small file it read (`unchanged`: the
+    parent's sha256, nothing read; a large file: neither, it is read on the main thread)."""
+
+    st: os.stat_result | None  # None for an object
+    sha: str | None
+    data: bytes | None
+    unchanged: bool
+
+
+class _Run:
+    """One create: the repository, its index, the parent, the counts; `store` handles one file."""
+
+    def __init__(self, repo: Repository, index: RepositoryIndex, parent: _Parent, force_read: bool,
+                 progress: Progress, objects: ObjectLibrary | None = None):
+        self.objects = objects
+        self.repo = repo
+        self.index = index
+        self.parent = parent
+        self.force_read = force_read
+        self.progress = progress
+        self.packs = PackStore(repo, index)
+        self.counts = {"new_files": 0, "new_bytes": 0, "reused_files": 0, "reused_bytes": 0, "read_files": 0}
+
+    def look(self, path: str, local: str | Path, size: int, mtime_ns: int, *, force: bool = False) -> _Look:
+        """Runs on a reader thread: the file's identity, and for a small file that changed its bytes and sha256.
+        Refuses a file that changes under us."""
+        if isinstance(local, ObjectRef):
+            return self._look_object(path, local, size, mtime_ns, force)
+        if not (self.force_read or force):
+            try:
+                st = os.lstat(local)
+            except OSError as exc:
+                raise VerificationError(f"cannot read {local}: {exc.strerror}", hint="check its permissions") from None
+            sha = self.parent.unchanged(path, st) if st.st_size == size and st.st_mtime_ns == mtime_ns else None
+            if sha is not None and stat.S_ISREG(st.st_mode):
+                return _Look(st, sha, None, True)  # not opened: size, mtime, inode and ctime as the parent saw them
+        try:
+            fd = os.open(local, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError as exc:
+            raise VerificationError(f"cannot read {local}: {exc.strerror}", hint="check its permissions") from None
+        try:
+            before = os.fstat(fd)
+            if not stat.S_ISREG(before.st_mode) or before.st_size != size or before.st_mtime_ns != mtime_ns:
+                raise _changed(local)
+            if size >= SMALL_FILE:
+                return _Look(before, None, None, False)
+            data = os.read(fd, size + 1)
+            if len(data) != size:
+                raise _changed(local)
+            digest = hashlib.sha256(data).hexdigest()
+            after = os.fstat(fd)
+            if (after.st_size, after.st_mtime_ns, after.st_ctime_ns) != (size, mtime_ns, before.st_ctime_ns):
+                raise _changed(local)
+            return _Look(before, digest, data, False)
+        finally:
+            os.close(fd)
+
+    def _look_object(self, path: str, ref: ObjectRef, size: int, mtime_ns: int, force: bool) -> _Look:
+        sha = None if self.force_read or force else self.parent.unchanged_object(path, size, mtime_ns, ref.etag)
+        if sha is not None:
+            return _Look(None, sha, None, True)
+        if size >= SMALL_FILE:
+            return _Look(None, None, None, False)
+        data = self.objects.read(ref, size)
+        return _Look(None, hashlib.sha256(data).hexdigest(), data, False)
+
+    def store(self, path: str, local: str | Path | ObjectRef, size: int, mtime_ns: int,
+              seen: _Look) -> tuple[str, os.stat_result | None]:
+        """On the main thread, in listing order: the file's blob sha256, stored if the repository lacks it."""
+        if seen.unchanged:
+            if seen.sha in self.packs:
+                self._count("reused", size)
+                self.progress.advance(size)
+                return seen.sha, seen.st
+            seen = self.look(path, local, size, mtime_ns, force=True)  # its blob is gone: read it again
+        self.counts["read_files"] += 1
+        if seen.data is not None:
+            sha = seen.sha
+            if sha in self.packs:
+                self._count("reused", size)
+            else:
+                self.packs.add(sha, seen.data)
+                self._count("new", size)
+        elif isinstance(local, ObjectRef):
+            sha = self._store_large_object(local, size)
+        else:
+            sha = self._store_large(local, size, mtime_ns, seen.st)
+        self.progress.advance(size)
+        return sha, seen.st
+
+    def _store_large_object(self, ref: ObjectRef, size: int) -> str:
+        """Hashed as it streams; streamed again into a pack only when new (never staged on local disk)."""
+        sha = self.objects.sha256(ref, size)
+        if sha in self.packs:
+            self._count("reused", size)
+            return sha
+        try:
+            self.packs.add_stream(sha, size, self.objects.chunks(ref, size))
+        except PackDamaged:
+            raise VerificationError(f"{ref.key} changed while it was being backed up",
+                                    hint="stop whatever writes to the bucket, then run the backup again") from None
+        self._count("new", size)
+        self.objects.check_unchanged(ref)  # read in ranges: the same object all along (a GET of a small one is)
+        return sha
+
+    def _store_large(self, local: str | Path, size: int, mtime_ns: int, before: os.stat_result) -> str:
+        """Hashed in one pass; streamed into a pack in a second only when new (the copy is hashed again)."""
+        fd = os.open(local, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        try:
+            identity = (before.st_ino, size, mtime_ns, before.st_ctime_ns)
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_WILLNEED)
+            st = os.fstat(fd)
+            if (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns) != identity:
+                raise _changed(local)
+            digest = hashlib.sha256()
+            for chunk in _pread_chunks(fd, size, local):
+                digest.update(chunk)
+            sha = digest.hexdigest()
+            if sha in self.packs:
+                self._count("reused", size)
+            else:
+                try:
+                    self.packs.add_stream(sha, size, _pread_chunks(fd, size, local))
+                except PackDamaged:  # its bytes differ from what was hashed a moment ago
+                    raise _changed(local) from None
+                self._count("new", size)
+            st = os.fstat(fd)
+            if (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns) != identity:
+                raise _changed(local)
+            return sha
+        finally:
+            os.close(fd)
+
+    def _count(self, kind: str, size: int) -> None:
+        self.counts[f"{kind}_files"] += 1
+        self.counts[f"{kind}_bytes"] += size
+
+
+def _local(source: Path | ObjectLibrary, extra_files: dict[str, Path], member: str) -> str | Path | ObjectRef:
+    if member in extra_files:
+        return extra_files[member]
+    if isinstance(source, ObjectLibrary):
+        return source.refs[member]
+    rest = member.partition("/")[2]
+    return f"{source}/{rest}" if rest else source
+
+
+def write_snapshot_of(repo: Repository, source: Path | ObjectLibrary, *, extra_files: dict[str, Path] | None = None,
+                      force_read: bool = False, progress: Progress | None = None) -> SnapshotResult:
+    """Snapshot the folder `source` (or a library in object storage) as `library/...`, plus `extra_files`,
+    into the repository.
+
+    Every pack it wrote was checked from the device and every blob it references is indexed before
+    the snapshot file is written; a failure at any point leaves no snapshot and no index entry for an
+    unchecked pack (a killed run's temp files are removed by the next command).
+    """
+    progress = progress or NoProgress()
+    log = get_logger()
+    started = time.monotonic()
+    started_ns = time.time_ns()
+    objects = source if isinstance(source, ObjectLibrary) else None
+    source = objects.url if objects else Path(source).expanduser().resolve()
+    extra_files = {name: Path(path) for name, path in (extra_files or {}).items()}
+    if repo.keys.encrypts:
+        repo.keys.require_identity()
+    repo.root.mkdir(parents=True, exist_ok=True)
+    removed = _clean_if_alone(repo)
+    with tempfile.TemporaryDirectory(prefix=f"{TEMP_PREFIX}{os.getpid()}-", dir=repo.root) as scratch:
+        listing = Listing(Path(scratch) / "listing.jsonl")
+        if objects is not None:
+            objects.walk(listing, extra_files)
+        else:
+            walk_tree(source, listing, exclude=repo.root, extra_files=extra_files)
+        kill_at("backup:walked")
+        with repo.lock(exclusive=False, what=f"a prune of {repo.root}"):
+            index = RepositoryIndex.load(repo.index, repo.keys)
+            parent = _Parent.load(repo, str(source))
+            require_free_space(repo.root, _bytes_to_read(listing, parent) + listing.entries * TAR_OVERHEAD,
+                               what=f"a snapshot of {source}")
+            run = _Run(repo, index, parent, force_read, progress, objects)
+            spool = EntrySpool(Path(scratch) / "entries.jsonl")
+            referenced: dict[str, str] = {}  # blob -> a path naming it (checked before the snapshot is written)
+            progress.start("backup", total=listing.bytes, unit="bytes")
+            try:
+                for entry, local, seen in _looked(run, listing, objects or source, extra_files):
+                    if entry.type == FILE:
+                        sha, st = run.store(entry.path, local, entry.size, entry.mtime_ns, seen)
+                        referenced.setdefault(sha, entry.path)
+                        if st is None:
+                            spool.add(SnapshotEntry(entry.path, FILE, entry.size, entry.mode, entry.mtime_ns, None,
+                                                    sha, etag=local.etag))
+                        else:
+                            spool.add(SnapshotEntry(entry.path, FILE, entry.size, entry.mode, entry.mtime_ns, None,
+                                                    sha, st.st_ino, st.st_ctime_ns))
+                    else:
+                        spool.add(SnapshotEntry(entry.path, entry.type, entry.size, entry.mode, entry.mtime_ns,
+                                                entry.target))
+                run.packs.finish()
+            except BaseException:
+                run.packs.abort()
+                spool.close()
+                progress.finish()
+                raise
+            spool.close()
+            progress.finish()
+            _check_references(repo, index, referenced)
+            snapshot_id = new_id()
+            header = SnapshotHeader(
+                id=snapshot_id, created=utc_iso(), source=str(source), parent=parent.id, started_ns=started_ns,
+                extras=listing.extras, entries=listing.entries, files=listing.files, dirs=listing.dirs,
+                symlinks=listing.symlinks, bytes=listing.bytes, packs=[p.name for p in run.packs.written],
+                stored_bytes=sum(p.size for p in run.packs.written), seconds=round(time.monotonic() - started, 3),
+                **run.counts)
+            kill_at("backup:before-snapshot")
+            repo.snapshots.mkdir(mode=0o700, exist_ok=True)
+            write_snapshot(repo.snapshot_file(snapshot_id), header, spool.path, repo.keys)
+            fsync_dir(repo.root)
+            kill_at("backup:snapshot-written")
+    result = SnapshotResult(id=snapshot_id, path=repo.snapshot_file(snapshot_id), repository=repo.root,
+                            parent=parent.id, files=listing.files, bytes=listing.bytes, dirs=listing.dirs,
+                            symlinks=listing.symlinks, packs=header.packs, stored_bytes=header.stored_bytes,
+                            seconds=time.monotonic() - started, extras=listing.extras, skipped=listing.skipped,
+                            removed_leftovers=len(removed), **run.counts)
+    log.info("backup.snapshot.created", **{k: v for k, v in result.to_dict().items() if k not in ("skipped",)})
+    return result
+
+
+def _looked(run: _Run, listing: Listing, source: Path | ObjectLibrary, extra_files: dict[str, Path]
+            ) -> Iterator[tuple[ManifestEntry, str | Path, _Look | None]]:
+    """The listing in order, each file already looked at by one of READERS threads: on a cold cache the
+    reads overlap (one at a time, a file system answers 20,000 small reads at its latency, not its
+    throughput); hashlib releases the GIL. Files go to the threads in batches (a task per file costs
+    more than looking at an unchanged one); at most WINDOW batches are in flight."""
+    pending: collections.deque = collections.deque()
+    batch: list[tuple[ManifestEntry, str | Path | None]] = []
+    batch_bytes = 0
+    with ThreadPoolExecutor(max_workers=READERS, thread_name_prefix="backup-read") as pool:
+        try:
+            for entry in listing.read():
+                local = _local(source, extra_files, entry.path) if entry.type == FILE else None
+                batch.append((entry, local))
+                batch_bytes += min(entry.size, SMALL_FILE) if local is not None else 0
+                if len(batch) >= BATCH_FILES or batch_bytes >= BATCH_BYTES:
+                    pending.append((batch, pool.submit(_look_batch, run, batch)))
+                    batch, batch_bytes = [], 0
+                    while len(pending) > WINDOW:
+                        yield from _resolved(*pending.popleft())
+            if batch:
+                pending.append((batch, pool.submit(_look_batch, run, batch)))
+            while pending:
+                yield from _resolved(*pending.popleft())
+        finally:
+            for _, future in pending:
+                future.cancel()
+
+
+def _look_batch(run: _Run, batch: list[tuple[ManifestEntry, str | Path | None]]) -> list[_Look | None]:
+    return [run.look(entry.path, local, entry.size, entry.mtime_ns) if local is not None else None
+            for entry, local in batch]
+
+
+def _resolved(batch: list, future) -> Iterator[tuple]:  # noqa: ANN001 - a Future
+    for (entry, local), seen in zip(batch, future.result(), strict=True):
+        yield entry, local, seen
+
+
+def _clean_if_alone(repo: Repository) -> list[Path]:
+    """With no other backup or prune running (the lock free for us alone): remove what killed runs left,
+    temp files and packs that no index names. With others running, only dead processes' temp files."""
+    try:
+        with repo.lock(exclusive=True, what="cleanup", timeout=0):
+            removed = repo.clean_leftovers()
+            if repo.packs.is_dir():
+                for orphan in repo.orphan_packs(RepositoryIndex.load(repo.index, repo.keys)):
+                    orphan.unlink()
+                    removed.append(orphan)
+            return removed
+    except InputError:
+        return repo.clean_leftovers()
+
+
+def _bytes_to_read(listing: Listing, parent: _Parent) -> int:
+    """An upper bound on the new bytes: every file not listed in the parent with the same size and mtime."""
+    total = 0
+    for entry in listing.read():
+        if entry.type == FILE:
+            known = parent.files.get(entry.path)
+            if known is None or known[:2] != (entry.size, entry.mtime_ns):
+                total += entry.size
+    return total
+
+
+def _check_references(repo: Repository, index: RepositoryIndex, referenced: dict[str, str]) -> None:
+    """Every blob the new snapshot names is indexed, and its pack is there with the indexed size."""
+    sizes: dict[str, int | None] = {}
+    missing: list[str] = []
+    for sha, path in referenced.items():
+        where = index.get(sha)
+        if where is None:
+            missing.append(f"{path}: blob {sha} is not in the index")
+            continue
+        if where.pack not in sizes:
+            try:
+                sizes[where.pack] = pack_path(repo.packs, where.pack).stat().st_size
+            except FileNotFoundError:
+                sizes[where.pack] = None
+        if sizes[where.pack] != index.packs[where.pack].size:
+            missing.append(f"{path}: pack {where.pack} is missing or has the wrong size")
+    if missing:
+        raise VerificationError(f"backup: {len(missing)} files would reference content the repository lacks; "
+                                "no snapshot was written", hint="run `mobius backup verify` on the repository",
+                                details=missing[:100])
+
+
+def list_snapshots(root: Path, keys: RepositoryKeys = PLAIN) -> list[SnapshotHeader]:
+    """Every readable snapshot header in the repository at `root`, newest first."""
+    return list(reversed(Repository(Path(root), keys).headers()))
+
+
+def snapshot_created(header: SnapshotHeader) -> dt.datetime:
+    return dt.datetime.fromisoformat(header.created.replace("Z", "+00:00"))
+
+
+__all__ = ["LIBRARY_ROOT", "Repository", "SnapshotResult", "list_snapshots", "write_snapshot_of"]

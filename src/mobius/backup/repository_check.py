@@ -1,0 +1,138 @@
+"""`verify` of snapshots: structure and references, or (`read_data`) every byte of every pack they need.
+
+Structure: each snapshot file is whole (its own checksum line), every file's blob is in the
+index, every pack the index names for them is present with the indexed size. With `read_data`
+each needed pack is re-read from the device: its sha256 must be its name, every blob's tar
+header and content must match; a damaged byte is reported as the files (in which snapshots) it
+affects, so the person knows what an older snapshot must give back.
+"""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from mobius.backup.index import RepositoryIndex
+from mobius.backup.pack import check_pack, pack_path
+from mobius.backup.repository import Repository
+from mobius.backup.snapshot import SnapshotDamaged, read_entries
+from mobius.errors import InputError, VerificationError
+from mobius.log import get_logger
+from mobius.progress import NoProgress, Progress
+
+MAX_PROBLEMS = 100
+READ_THREADS = 2
+
+
+@dataclass
+class SnapshotCheck:
+    """What `verify` found for the snapshots it checked."""
+
+    repository: str
+    snapshots: list[str]
+    read_data: bool
+    files: int = 0
+    blobs: int = 0
+    packs: int = 0
+    packs_read: int = 0
+    bytes_read: int = 0
+    problems: list[str] = field(default_factory=list)
+    problem_count: int = 0
+    damaged_files: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.problem_count == 0
+
+    def problem(self, line: str) -> None:
+        self.problem_count += 1
+        if len(self.problems) < MAX_PROBLEMS:
+            self.problems.append(line)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": "snapshot", "repository": self.repository, "snapshots": self.snapshots,
+                "read_data": self.read_data, "files": self.files, "blobs": self.blobs, "packs": self.packs,
+                "packs_read": self.packs_read, "bytes_read": self.bytes_read, "ok": self.ok,
+                "problems": self.problems, "problem_count": self.problem_count,
+                "damaged_files": self.damaged_files[:MAX_PROBLEMS], "seconds": round(self.seconds, 3)}
+
+
+def verify_snapshots(repo: Repository, snapshot: str | None = None, *, read_data: bool = False,
+                     progress: Progress | None = None) -> SnapshotCheck:
+    """Check one snapshot (or all); raise VerificationError (exit 2) naming every problem found."""
+    progress = progress or NoProgress()
+    started = time.monotonic()
+    with repo.lock(exclusive=False, what=f"a prune of {repo.root}"):
+        ids = [repo.require(snapshot)] if snapshot else repo.snapshot_ids()
+        if not ids:
+            raise InputError(f"no snapshots in {repo.root}",
+                             hint="name an archive to verify, or make a snapshot: `mobius backup create --snapshot`")
+        report = SnapshotCheck(repository=str(repo.root), snapshots=ids, read_data=read_data)
+        index = RepositoryIndex.load(repo.index, repo.keys)
+        for line in index.unreadable:
+            report.problem(f"index: {line}")
+        users: dict[str, list[str]] = {}  # blob -> "snapshot: path" (what a damaged blob costs)
+        for snapshot_id in ids:
+            try:
+                for entry in read_entries(repo.snapshot_file(snapshot_id), repo.keys):
+                    if entry.sha256 is None:
+                        continue
+                    report.files += 1
+                    names = users.setdefault(entry.sha256, [])
+                    if len(names) < 20:
+                        names.append(f"{entry.path} (snapshot {snapshot_id})")
+            except (OSError, SnapshotDamaged) as exc:
+                report.problem(f"snapshot {snapshot_id}: {exc}")
+        report.blobs = len(users)
+        needed: dict[str, set[str]] = {}
+        for sha, names in users.items():
+            where = index.get(sha)
+            if where is None:
+                report.problem(f"missing: {names[0]}: blob {sha} is in no pack")
+                report.damaged_files.extend(names)
+            else:
+                needed.setdefault(where.pack, set()).add(sha)
+        report.packs = len(needed)
+        progress.start("verify", total=sum(index.packs[p].size for p in needed) if read_data else len(needed),
+                       unit="bytes" if read_data else "packs")
+        present = []
+        for pack, shas in sorted(needed.items()):
+            path = pack_path(repo.packs, pack)
+            try:
+                size = path.stat().st_size
+            except FileNotFoundError:
+                report.problem(f"missing: pack {pack}, needed by {len(shas)} blobs (e.g. {users[next(iter(shas))][0]})")
+                for sha in shas:
+                    report.damaged_files.extend(users[sha])
+                continue
+            if size != index.packs[pack].size:
+                report.problem(f"damaged: pack {pack} holds {size} bytes, the index says {index.packs[pack].size}")
+            present.append(pack)
+            if not read_data:
+                progress.advance(1)
+        if read_data:  # two packs at a time: reading, sha256 and zstd release the GIL
+            with ThreadPoolExecutor(max_workers=READ_THREADS, thread_name_prefix="verify-pack") as pool:
+                checks = pool.map(lambda name: (name, check_pack(pack_path(repo.packs, name), index.packs[name].blobs,
+                                                                 keys=repo.keys)), present)
+                for pack, check in checks:
+                    report.packs_read += 1
+                    report.bytes_read += check.size
+                    progress.advance(check.size)
+                    if check.sha256 != pack:
+                        report.problem(f"damaged: pack {pack} reads back with sha256 {check.sha256}")
+                    for sha, why in check.damaged.items():
+                        for name in users.get(sha, []):
+                            report.problem(f"damaged: {name}: {why} (pack {pack})")
+                            report.damaged_files.append(name)
+        progress.finish()
+    report.seconds = time.monotonic() - started
+    get_logger().info("backup.snapshot.verified" if report.ok else "backup.snapshot.verify_failed",
+                      snapshots=len(ids), read_data=read_data, problems=report.problem_count)
+    if not report.ok:
+        raise VerificationError(f"backup verify: {report.problem_count} problem(s) in {len(ids)} snapshot(s) of "
+                                f"{repo.root}", hint="restore from a snapshot that verifies; make a new backup",
+                                details=report.problems)
+    return report

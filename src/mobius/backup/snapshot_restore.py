@@ -1,0 +1,247 @@
+"""Restoring a snapshot straight from its packs, with the archive restore's guarantees and machinery.
+
+Every entry's name and symlink target pass the same member rules as an archive member (no
+absolute names, no `..`, links that stay inside); files are created through folder descriptors
+with O_EXCL|O_NOFOLLOW in a staging folder beside the target (extract.py), each checked against its
+sha256 as its blob is read; modes (no setuid/setgid), mtimes, folder metadata last; links resolved
+for real; then `sync` and the crash-safe swap (safety/swap): an existing target is kept as
+`<DIR>.rollback.<stamp>`. Any failure removes the staging folder and leaves the target untouched.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from mobius.backup.extract import (
+    STAGING_PREFIX,
+    ExtractCounts,
+    Staging,
+    _apply_folder_metadata,
+    _create,
+    _make_links,
+    _OpenFolder,
+    _SmallFiles,
+    relative_to_root,
+    remove_stale_staging,
+    rmtree,
+    safe_mode,
+)
+from mobius.backup.index import RepositoryIndex
+from mobius.backup.manifest import DIR, FILE, LIBRARY_ROOT, SYMLINK
+from mobius.backup.member_rules import link_target_problem, name_problem, normalize
+from mobius.backup.pack import BlobReader, PackDamaged
+from mobius.backup.repository import Repository
+from mobius.backup.restore import RestoreResult
+from mobius.backup.snapshot import SnapshotDamaged, SnapshotEntry, read_entries, read_header
+from mobius.backup.trial_restore import TestRestoreReport, compare_tree
+from mobius.errors import InputError, VerificationError
+from mobius.log import get_logger
+from mobius.progress import NoProgress, Progress
+from mobius.safety.atomic import atomic_write, sync_filesystem, write_all
+from mobius.safety.diskspace import require_free_space
+from mobius.safety.leftovers import scratch_name
+from mobius.safety.swap import swap_folder
+
+
+def restore_snapshot_tree(repo: Repository, snapshot: str, to: Path, *, progress: Progress | None = None
+                          ) -> RestoreResult:
+    """The snapshot's library as folder `to` (previous content kept as a rollback folder)."""
+    progress = progress or NoProgress()
+    started = time.monotonic()
+    to = Path(to).expanduser()
+    to = to.parent.resolve() / to.name if to.name else to.resolve()
+    if to.exists() and not to.is_dir():
+        raise InputError(f"{to} exists and is not a folder", hint="choose a folder to restore into")
+    with repo.lock(exclusive=False, what=f"a prune of {repo.root}"):
+        snapshot_id = repo.require(snapshot)
+        path = repo.snapshot_file(snapshot_id)
+        header = _header(repo, path, snapshot_id)
+        index = RepositoryIndex.load(repo.index, repo.keys)
+        to.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_staging(to.parent)
+        require_free_space(to.parent, header.bytes, what=f"restoring snapshot {snapshot_id} into {to}")
+        result = RestoreResult(archive=path, to=to, rollback=None, member_root=LIBRARY_ROOT)
+        staging = Staging(to.parent, to.name)
+        try:
+            with tempfile.TemporaryDirectory(prefix=scratch_name("restore")) as scratch:
+                counts = _extract(repo, index, path, staging, Path(scratch), progress)
+            result.files, result.dirs, result.symlinks, result.bytes = (counts.files, counts.dirs, counts.symlinks,
+                                                                        counts.bytes)
+            if not sync_filesystem(staging.path):
+                os.sync()
+            result.rollback = swap_folder(staging.path, to)
+        except BaseException:
+            staging.remove()
+            raise
+        staging.close()
+    result.seconds = time.monotonic() - started
+    result.notes.append(f"from snapshot {snapshot_id}")
+    get_logger().info("backup.snapshot.restored", snapshot=snapshot_id, to=str(to), files=result.files,
+                      rollback=str(result.rollback) if result.rollback else None)
+    return result
+
+
+def test_restore_snapshot_tree(repo: Repository, snapshot: str, *, scratch: Path | None = None,
+                               progress: Progress | None = None) -> TestRestoreReport:
+    """The runbook's test restore of a snapshot: restored from its packs into a scratch folder (beside the
+    repository unless `scratch`), every entry compared with the snapshot (sha256 re-read), cleaned up."""
+    started = time.monotonic()
+    snapshot_id = repo.require(snapshot)
+    base = Path(scratch) if scratch else repo.root
+    base.mkdir(parents=True, exist_ok=True)
+    remove_stale_staging(base)
+    holder = base / f"{STAGING_PREFIX}{os.getpid()}-{secrets.token_hex(4)}-test"
+    holder.mkdir(mode=0o700)
+    try:
+        restore_snapshot_tree(repo, snapshot_id, holder / "restored", progress=progress)
+        path = repo.snapshot_file(snapshot_id)
+        reference = ((rel, e.type, e.size, e.mode, e.mtime_ns, e.target, e.sha256, True)
+                     for e in read_entries(path, repo.keys)
+                     if (rel := relative_to_root(e.path, LIBRARY_ROOT)) is not None)
+        outcome = compare_tree(holder / "restored", reference, path)
+    finally:
+        rmtree(holder)
+    outcome.seconds = time.monotonic() - started
+    outcome.notes.append(f"from snapshot {snapshot_id}")
+    get_logger().info("backup.snapshot.test_restore", snapshot=snapshot_id, ok=outcome.ok, compared=outcome.compared)
+    if not outcome.ok:
+        raise VerificationError(f"test-restore: {len(outcome.mismatches)} restored entries differ from snapshot "
+                                f"{snapshot_id}", hint="do not rely on this snapshot; make a new backup",
+                                details=outcome.mismatches)
+    return outcome
+
+
+test_restore_snapshot_tree.__test__ = False  # a library function, not a pytest test
+
+
+def extract_snapshot_member(repo: Repository, snapshot: str, member: str, dest_file: Path) -> str:
+    """Write the file `member` of a snapshot (e.g. 'database/mobius.dump', 'workspace/.env') atomically to
+    `dest_file`, checked against its sha256; returns the sha256."""
+    member = normalize(member)
+    with repo.lock(exclusive=False, what=f"a prune of {repo.root}"):
+        snapshot_id = repo.require(snapshot)
+        path = repo.snapshot_file(snapshot_id)
+        try:
+            entry = next((e for e in read_entries(path, repo.keys) if e.path == member and e.type == FILE), None)
+        except SnapshotDamaged as exc:
+            raise VerificationError(f"snapshot {snapshot_id} is unreadable: {exc}",
+                                    hint="run `mobius backup verify`") from None
+        if entry is None:
+            raise InputError(f"snapshot {snapshot_id} has no file {member!r}",
+                             hint="`mobius backup list --json` shows each snapshot's extras")
+        index = RepositoryIndex.load(repo.index, repo.keys)
+        reader = BlobReader(repo.packs, repo.keys)
+        try:
+            with atomic_write(Path(dest_file), "wb", file_mode=0o600) as out:
+                for chunk in _blob(reader, index, entry):
+                    out.write(chunk)
+        finally:
+            reader.close()
+    return entry.sha256
+
+
+def _header(repo: Repository, path: Path, snapshot_id: str):  # noqa: ANN202 - a SnapshotHeader
+    try:
+        return read_header(path, repo.keys)
+    except SnapshotDamaged as exc:
+        raise VerificationError(f"snapshot {snapshot_id} is unreadable: {exc}",
+                                hint="run `mobius backup verify`; restore another snapshot") from None
+
+
+def _blob(reader: BlobReader, index: RepositoryIndex, entry: SnapshotEntry):  # noqa: ANN202 - an iterator
+    where = index.get(entry.sha256 or "")
+    if where is None:
+        raise VerificationError(f"restore failed: {entry.path}: its content {entry.sha256} is in no pack",
+                                hint="run `mobius backup verify --read-data`; restore another snapshot")
+    try:
+        yield from reader.read_checked(entry.sha256, where)
+    except PackDamaged as exc:
+        raise VerificationError(f"restore failed: {entry.path}: {exc}",
+                                hint="run `mobius backup verify --read-data`; restore another snapshot") from None
+
+
+def _refuse(entry: SnapshotEntry, why: str) -> VerificationError:
+    return VerificationError(f"restore refused: {entry.path} ({why})",
+                             hint="the snapshot file was changed by hand or is hostile; restore another")
+
+
+def _extract(repo: Repository, index: RepositoryIndex, path: Path, staging: Staging, scratch: Path,
+             progress: Progress) -> ExtractCounts:
+    counts = ExtractCounts()
+    parents = _OpenFolder(staging.fd)
+    pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="restore-write")
+    small = _SmallFiles(parents, pool)
+    reader = BlobReader(repo.packs, repo.keys)
+    links = open(scratch / "links.jsonl", "w+", encoding="utf-8")  # noqa: SIM115 - closed below
+    folders = open(scratch / "folders.jsonl", "w+", encoding="utf-8")  # noqa: SIM115 - closed below
+    try:
+        for entry in read_entries(path, repo.keys):
+            rel = relative_to_root(entry.path, LIBRARY_ROOT)
+            if rel is None:
+                continue  # the settings file and the database dump: not part of the library
+            problem = name_problem(entry.path) or (entry.path != normalize(entry.path) and "not a normal name")
+            if entry.type == SYMLINK:
+                problem = problem or link_target_problem(entry.path, entry.target or "", LIBRARY_ROOT)
+            elif entry.type not in (FILE, DIR):
+                problem = problem or f"type {entry.type}"
+            if problem:
+                raise _refuse(entry, str(problem))
+            if rel == "" and entry.type != DIR:
+                raise _refuse(entry, "the library root is not a folder")
+            if entry.type == DIR:
+                if rel:
+                    parents.get(rel)
+                folders.write(json.dumps([rel, safe_mode(DIR, entry.mode), entry.mtime_ns]) + "\n")
+                counts.dirs += 1
+            elif entry.type == FILE:
+                _write(reader, index, entry, rel, small)
+                counts.files += 1
+                counts.bytes += entry.size
+                progress.advance(entry.size)
+            else:
+                links.write(json.dumps([rel, entry.target, entry.mtime_ns]) + "\n")
+                counts.symlinks += 1
+        small.flush()
+        parents.close()
+        links.seek(0)
+        _make_links(links, staging)
+        folders.seek(0)
+        _apply_folder_metadata(folders, staging)
+    except SnapshotDamaged as exc:
+        raise VerificationError(f"restore failed: {path.name} is unreadable: {exc}",
+                                hint="run `mobius backup verify`; restore another snapshot") from None
+    finally:
+        pool.shutdown()
+        parents.close()
+        reader.close()
+        links.close()
+        folders.close()
+    return counts
+
+
+def _write(reader: BlobReader, index: RepositoryIndex, entry: SnapshotEntry, rel: str, small: _SmallFiles) -> None:
+    folder, _, leaf = rel.rpartition("/")
+    parent = small.parents.get(folder)
+    mode = safe_mode(FILE, entry.mode)
+    if entry.size < small.LIMIT:
+        data = b"".join(_blob(reader, index, entry))
+        if len(data) != entry.size:
+            raise VerificationError(f"restore failed: {entry.path} is {len(data)} bytes, the snapshot says "
+                                    f"{entry.size}", hint="run `mobius backup verify --read-data`")
+        small.add(parent, leaf, data, mode, entry.mtime_ns, entry.path)
+        return
+    small.flush()
+    fd = _create(parent, leaf, entry.path)
+    try:
+        for chunk in _blob(reader, index, entry):  # checked against its sha256 at its end (staging is removed)
+            write_all(fd, chunk)
+        os.fchmod(fd, mode)
+        os.utime(fd, ns=(entry.mtime_ns, entry.mtime_ns))
+    finally:
+        os.close(fd)

@@ -8,80 +8,13 @@ Checks: `frame.<t>s` (mean luma SSIM >= ssim), `audio.integrated_loudness` (|del
 from __future__ import annotations
 
 import shutil
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from mobius.config import Workspace
 from mobius.golden.baseline import Golden, Thresholds, debug_folder, frame_file, load_golden
+from mobius.golden.verdicts import Check, CheckReport
 from mobius.log import get_logger
 from mobius.progress import NoProgress, Progress
-
-
-@dataclass
-class Check:
-    """One verdict: what was measured, the golden value, the deviation and the limit it is held to."""
-
-    name: str
-    kind: str  # frame | audio | container
-    passed: bool
-    measured: object
-    threshold: object
-    expected: object = None
-    deviation: float | None = None
-    rule: str = ""  # how measured/deviation meets threshold: ">=", "<=", "=="
-    message: str = ""
-    files: dict[str, Path] = field(default_factory=dict)
-
-    def line(self) -> str:
-        verdict = "pass" if self.passed else "FAIL"
-        parts = [f"{verdict:4} {self.name:28} measured {_fmt(self.measured)}"]
-        if self.deviation is not None:
-            parts.append(f"golden {_fmt(self.expected)}, deviation {_fmt(self.deviation)} {self.rule} {self.threshold}")
-        elif self.rule:
-            parts.append(f"{self.rule} {_fmt(self.threshold)}")
-        line = "; ".join(parts)
-        return f"{line}  ({self.message})" if self.message and not self.passed else line
-
-    def to_dict(self) -> dict[str, object]:
-        return {"name": self.name, "kind": self.kind, "passed": self.passed, "measured": self.measured,
-                "threshold": self.threshold, "rule": self.rule, "expected": self.expected,
-                "deviation": self.deviation, "message": self.message,
-                "files": {k: str(v) for k, v in self.files.items()}}
-
-
-def _fmt(value: object) -> str:
-    return f"{value:.6g}" if isinstance(value, float) else str(value)
-
-
-@dataclass
-class CheckReport:
-    game: str
-    video: Path
-    golden: Path
-    thresholds: Thresholds
-    checks: list[Check] = field(default_factory=list)
-    seconds: float = 0.0
-    planes: dict[float, object] = field(default_factory=dict, repr=False)  # current luma planes, for reports
-
-    @property
-    def passed(self) -> bool:
-        return all(c.passed for c in self.checks)
-
-    @property
-    def failures(self) -> list[Check]:
-        return [c for c in self.checks if not c.passed]
-
-    def lines(self) -> list[str]:
-        head = f"golden check {self.game}: {self.video}"
-        tail = (f"{self.game}: all {len(self.checks)} checks passed" if self.passed
-                else f"{self.game}: {len(self.failures)} of {len(self.checks)} checks failed: "
-                     + ", ".join(c.name for c in self.failures))
-        return [head, *("  " + c.line() for c in self.checks), tail]
-
-    def to_dict(self) -> dict[str, object]:
-        return {"game": self.game, "video": self.video, "golden": self.golden, "passed": self.passed,
-                "thresholds": self.thresholds.to_dict(), "failed": [c.name for c in self.failures],
-                "checks": [c.to_dict() for c in self.checks], "seconds": round(self.seconds, 3)}
 
 
 def _frame_checks(golden: Golden, frames: dict, limits: Thresholds, debug: Path | None) -> list[Check]:
@@ -156,19 +89,27 @@ def check_video(ws: Workspace, slug: str, video: Path, *, overrides: dict[str, f
                 per_os: bool = False, debug: bool = True, progress: Progress | None = None) -> CheckReport:
     """Compare `video` with the baseline of `slug`; never raises for a failed check (see .passed).
 
-    Raises InputError (exit 1) for a missing video or baseline, or a golden frame time beyond the
-    video's duration; EnvironmentProblem (exit 3) when PyAV is missing.
+    A format-2 golden (with signatures.npz) is held to every frame and the soundtrack's content in one
+    decode of the video; an older golden gets the pinned frames, loudness and container checks, and
+    the timeline checks listed as skipped. Raises InputError (exit 1) for a missing video or baseline,
+    or a golden frame time beyond the video's duration; EnvironmentProblem (exit 3) when PyAV is missing.
     """
     import time
 
-    from mobius.golden.media import read_media
+    from mobius.golden.media import read_every_frame, read_media
+    from mobius.golden.signatures import read_signatures
+    from mobius.golden.timeline import skipped_checks
 
     started = time.monotonic()
     progress = progress or NoProgress()
     golden = load_golden(ws, slug, per_os=per_os)
+    signatures = read_signatures(golden.folder)
     limits = golden.thresholds.merged(overrides)
     progress.start(f"golden check {slug}", total=3, unit="steps")
-    sample = read_media(Path(video), golden.frames)
+    if signatures is not None:
+        sample, frames = read_every_frame(Path(video), golden.frames)
+    else:
+        sample, frames = read_media(Path(video), golden.frames), None
     progress.advance()
     debug_dir = debug_folder(ws, slug) if debug else None
     if debug_dir is not None and debug_dir.exists():
@@ -178,8 +119,37 @@ def check_video(ws: Workspace, slug: str, video: Path, *, overrides: dict[str, f
     progress.advance()
     report.checks += _audio_checks(golden, sample.audio, sample.sample_rate, limits)
     report.checks += _container_checks(golden, sample.container, limits)
+    if signatures is None:
+        report.checks += skipped_checks(slug, f"the golden is format {golden.meta.get('format', 1)}, "
+                                              "without signatures of every frame and of the soundtrack")
+    else:
+        report.checks += _timeline_checks(report, signatures, sample, frames, limits, Path(video), debug_dir)
     progress.advance()
     progress.finish()
     report.seconds = time.monotonic() - started
     get_logger().info("golden.checked", game=slug, passed=report.passed, failed=[c.name for c in report.failures])
     return report
+
+
+def _timeline_checks(report: CheckReport, signatures, sample, frames, limits: Thresholds, video: Path,
+                     debug_dir: Path | None) -> list[Check]:
+    from mobius.golden.media import read_media
+    from mobius.golden.timeline import compare, debug_images
+    from mobius.measure.soundprint import band_energies
+
+    audio_db = band_energies(sample.audio, sample.sample_rate) if sample.audio is not None else None
+    found = compare(signatures, frames, audio_db, limits)
+    report.timelines = found.timelines
+    content = next(c for c in found.checks if c.name == "frames.content")
+    if found.worst_frames:
+        times = [float(frames.times[i]) for i, _ in found.worst_frames]
+        planes = read_media(video, times, with_audio=False).frames
+        report.planes.update(planes)
+        if debug_dir is not None:
+            written = debug_images(debug_dir, signatures, frames, found.worst_frames, planes)
+            for r in content.ranges:
+                for kind, path in written.get(f"{r['worst_at']:.3f}", {}).items():
+                    content.files[f"{r['worst_at']:.2f}s {kind}"] = path
+    for r in content.ranges:
+        r.pop("index", None)
+    return found.checks

@@ -51,6 +51,32 @@ def write_debug_images(debug: Path, name: str, expected, current, similarity=Non
     return files
 
 
+def block_debug_images(debug: Path, stem: str, current, golden_blocks: dict, current_blocks: dict) -> dict[str, Path]:
+    """debug/<stem>_current.png (the full frame), <stem>_golden.png (the golden's thumbnail, enlarged to
+    the frame's size: the golden keeps only thumbnails between pinned frames) and <stem>_diff.png (each
+    block's largest plane difference as a heat map over the dimmed current frame)."""
+    import numpy as np
+
+    height, width = current.shape
+    luma_rows, luma_cols = golden_blocks["y"].shape
+    loss = np.abs(golden_blocks["y"].astype(np.float32) - current_blocks["y"].astype(np.float32))
+    for plane in ("u", "v"):
+        chroma = np.abs(golden_blocks[plane].astype(np.float32) - current_blocks[plane].astype(np.float32))
+        scale = (luma_rows // chroma.shape[0], luma_cols // chroma.shape[1])
+        loss = np.maximum(loss, np.kron(chroma, np.ones(scale, dtype=np.float32))[:luma_rows, :luma_cols])
+    rows = np.minimum(np.arange(height) * luma_rows // height, luma_rows - 1)
+    cols = np.minimum(np.arange(width) * luma_cols // width, luma_cols - 1)
+    level = np.clip(loss[rows][:, cols] / 64.0, 0.0, 1.0)
+    xs = [p for p, _ in HEAT]
+    rgb = np.stack([np.interp(level, xs, [c[k] for _, c in HEAT]) for k in range(3)], axis=-1)
+    backdrop = np.asarray(current, dtype=np.float64)[..., None] * 0.35
+    mix = np.clip(np.where(level[..., None] > 0.05, rgb, backdrop) + 0.5, 0, 255).astype(np.uint8)
+    enlarged = np.asarray(golden_blocks["y"], dtype=np.uint8)[rows][:, cols]
+    return {"current": _png(np.ascontiguousarray(current), debug / f"{stem}_current.png"),
+            "golden": _png(enlarged, debug / f"{stem}_golden.png"),
+            "diff": _png(mix, debug / f"{stem}_diff.png")}
+
+
 def junit_xml(reports) -> str:
     """JUnit XML for one or more CheckReports."""
     root = ET.Element("testsuites", name="mobius golden", tests=str(sum(len(r.checks) for r in reports)),
@@ -58,7 +84,8 @@ def junit_xml(reports) -> str:
                       time=f"{sum(r.seconds for r in reports):.3f}")
     for report in reports:
         suite = ET.SubElement(root, "testsuite", name=f"golden.{report.game}", tests=str(len(report.checks)),
-                              failures=str(len(report.failures)), errors="0", skipped="0",
+                              failures=str(len(report.failures)), errors="0",
+                              skipped=str(sum(c.skipped for c in report.checks)),
                               time=f"{report.seconds:.3f}")
         props = ET.SubElement(suite, "properties")
         ET.SubElement(props, "property", name="video", value=str(report.video))
@@ -66,7 +93,9 @@ def junit_xml(reports) -> str:
         for check in report.checks:
             case = ET.SubElement(suite, "testcase", classname=f"golden.{report.game}", name=check.name, time="0")
             ET.SubElement(case, "system-out").text = check.line()
-            if not check.passed:
+            if check.skipped:
+                ET.SubElement(case, "skipped", message=check.message)
+            elif not check.passed:
                 failure = ET.SubElement(case, "failure", message=check.message or "check failed", type=check.kind)
                 failure.text = check.line()
     ET.indent(root)

@@ -14,6 +14,10 @@ golden_app = typer.Typer(help="Golden files: pin a preview's frames, loudness an
 _SSIM = typer.Option(None, "--ssim", help="Minimum luma SSIM per frame (default: golden.json, else 0.995).")
 _LUFS = typer.Option(None, "--lufs-tol", help="Max integrated loudness deviation in LU (default 1.0).")
 _TP = typer.Option(None, "--tp-tol", help="Max true-peak deviation in dB (default 1.0).")
+_FRAME_DIFF = typer.Option(None, "--frame-diff", help="Max difference of any frame's most-changed 1 % in 8-bit levels "
+                                                       "(default: golden.json, else 12).")
+_AUDIO_DIFF = typer.Option(None, "--audio-diff", help="Max mean band level difference per 100 ms of audio in dB "
+                                                       "(default: golden.json, else 10).")
 _JUNIT = typer.Option(None, "--junit", help="Write JUnit XML here (one test case per check).")
 _HTML = typer.Option(None, "--html", help="Write an HTML report here (golden/current/diff side by side).")
 _FRAMES = typer.Option(None, "--frames", help="Frame times in seconds (default: the old golden's, else 5,10,20).")
@@ -110,9 +114,11 @@ def check_command(
     game: str = typer.Option(..., "--game", "-g", help="Game slug."),
     video: Path = typer.Option(..., "--in", "-i", help="The video to check (MP4)."),
     ssim: float = _SSIM, lufs_tol: float = _LUFS, tp_tol: float = _TP,
+    frame_diff: float = _FRAME_DIFF, audio_diff: float = _AUDIO_DIFF,
     junit: Path = _JUNIT, html: Path = _HTML, per_os: bool = _PER_OS,
 ) -> None:
-    """Hold a video to its goldens: SSIM per frame, loudness, true peak, container. Exit 2 if any check fails.
+    """Hold a video to its goldens: every frame, timing, the soundtrack's content, pinned-frame SSIM, loudness,
+    container. Exit 2 if any check fails.
 
     Example: mobius golden check --game sushi-go --in out/sushi-go/preview.mp4 --junit golden.xml --html golden.html
     """
@@ -121,7 +127,8 @@ def check_command(
     from mobius.golden.baseline import per_os_enabled
 
     ws = current.workspace()
-    report = check_video(ws, game, _path(video), overrides={"ssim": ssim, "lufs_tol": lufs_tol, "tp_tol": tp_tol},
+    report = check_video(ws, game, _path(video), overrides={"ssim": ssim, "lufs_tol": lufs_tol, "tp_tol": tp_tol,
+                                                  "frame_diff": frame_diff, "audio_diff": audio_diff},
                          per_os=per_os_enabled(ws, per_os), progress=current.progress())
     _finish([report], junit, html, report.to_dict(), kind="golden.check")
 
@@ -129,6 +136,7 @@ def check_command(
 @golden_app.command("check-all")
 def check_all_command(
     ssim: float = _SSIM, lufs_tol: float = _LUFS, tp_tol: float = _TP,
+    frame_diff: float = _FRAME_DIFF, audio_diff: float = _AUDIO_DIFF,
     junit: Path = _JUNIT, html: Path = _HTML, per_os: bool = _PER_OS, executor: str = _EXECUTOR,
 ) -> None:
     """Check every game that has goldens against out/<slug>/preview.mp4; one summary, one JUnit file.
@@ -139,8 +147,10 @@ def check_all_command(
     from mobius.golden import check_all
 
     ws = current.workspace()
-    reports = check_all(ws, overrides={"ssim": ssim, "lufs_tol": lufs_tol, "tp_tol": tp_tol}, per_os=per_os or None,
-                        executor=executor, progress=current.progress())
+    overrides = {"ssim": ssim, "lufs_tol": lufs_tol, "tp_tol": tp_tol, "frame_diff": frame_diff,
+                 "audio_diff": audio_diff}
+    reports = check_all(ws, overrides=overrides, per_os=per_os or None, executor=executor,
+                        progress=current.progress())
     summary = {"passed": all(r.passed for r in reports), "games": [r.to_dict() for r in reports],
                "failed_games": [r.game for r in reports if not r.passed]}
     _finish(reports, junit, html, summary, kind="golden.check-all")
@@ -212,6 +222,32 @@ def restore_command(archive: Path = typer.Argument(..., help="A golden_*.tar.zst
     if result["previous_goldens_backup"]:
         lines.append(f"  the goldens it replaced are in {result['previous_goldens_backup']}")
     emit(result, lines)
+
+
+@golden_app.command("upgrade")
+def upgrade_command(
+    games: list[str] = typer.Argument(None, help="Games to upgrade (default: every game with goldens)."),
+) -> None:
+    """Add the signatures of every frame and of the soundtrack (format 2) to older goldens, from the video
+    they were made from, without changing what they pin; says why when it cannot (exit 1).
+
+    Example: mobius golden upgrade sushi-go
+    """
+    from mobius.cli.context import current
+    from mobius.cli.output import emit
+    from mobius.errors import InputError
+    from mobius.golden import upgrade
+
+    results = upgrade(current.workspace(), games or None, progress=current.progress())
+    refused = [r for r in results if r.status == "refused"]
+    if refused:
+        raise InputError(f"golden upgrade: {len(refused)} of {len(results)} baseline(s) not upgraded: "
+                         + "; ".join(f"{r.game}: {r.reason}" for r in refused),
+                         hint="re-approve those games (`mobius golden update GAME`); the others were upgraded",
+                         details=[f"{r.game}: {r.status}" for r in results])
+    emit({"games": [r.to_dict() for r in results]},
+         [f"{r.game}: {r.status}" + (f" from {r.source}" if r.source else f" ({r.reason})" if r.reason else "")
+          for r in results])
 
 
 def register(app: typer.Typer) -> None:

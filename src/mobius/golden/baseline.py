@@ -54,8 +54,8 @@ class Thresholds:
     fps_tol: float = 0.01  # max |frame rate - golden|
     frame_diff: float = 12.0  # max difference of a frame's most-changed 1 % (8-bit levels), every frame
     timing_frames: float = 0.0  # max frames dropped, duplicated or frozen
-    audio_diff: float = 6.0  # max mean band difference per 100 ms audio window (dB)
-    band_tol: float = 1.0  # max median level change of any one band (dB)
+    audio_diff: float = 10.0  # max mean band difference per 100 ms audio window (dB)
+    band_tol: float = 1.5  # max median level change of any one band (dB)
     av_offset_ms: float = 50.0  # max |audio offset against the video| (ms)
 
     def merged(self, overrides: dict[str, float | None] | None) -> Thresholds:
@@ -221,10 +221,10 @@ def _keep_subfolders(old: Path, new: Path) -> None:
         return
     for entry in old.iterdir():
         if entry.is_dir() and entry.name not in DATA_FOLDERS and not entry.name.startswith("."):
-            shutil.copytree(entry, new / entry.name, copy_function=_link_or_copy)
+            shutil.copytree(entry, new / entry.name, copy_function=link_or_copy)
 
 
-def _link_or_copy(src: str, dst: str) -> None:
+def link_or_copy(src: str, dst: str) -> None:
     try:
         os.link(src, dst)
     except OSError:

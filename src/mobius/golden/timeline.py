@@ -116,7 +116,8 @@ def compare(golden: Signatures, frames: FrameSignatures, audio_db, limits: Thres
     still = sum(r["frames"] for r in frozen_ranges)
     checks.append(Check("frames.frozen", "timing", still <= limits.timing_frames, still, limits.timing_frames,
                         rule="<=", ranges=frozen_ranges, message="; ".join(
-                            f"frozen {r['start']:.2f}-{r['end']:.2f} s ({r['frames']} frames move in the golden)"
+                            f"frozen {r['start']:.2f}-{r['end']:.2f} s ({r['frames']} frames show one picture "
+                            "where the golden moves)"
                             for r in frozen_ranges[:5])))
     video_offset = float(matched.start_offset) * step
     checks += _audio_checks(golden.audio, audio_db, limits, video_offset, timelines)
@@ -173,7 +174,7 @@ def _audio_checks(golden_db, current_db, limits: Thresholds, video_offset: float
                                    if band_ranges else "") + f" (limit {limits.band_tol:g} dB)")))
 
     seconds, correlation = soundprint.offset(golden_db, current_db)
-    av_ms = round((seconds - video_offset) * 1000.0, 1)
+    av_ms = round((seconds - video_offset) * 1000.0, 1) + 0.0  # + 0.0: never "-0"
     passed = abs(av_ms) <= limits.av_offset_ms
     where = "late" if av_ms > 0 else "early"
     span = round(len(current_db) * soundprint.HOP_S, 3)
@@ -182,7 +183,8 @@ def _audio_checks(golden_db, current_db, limits: Thresholds, video_offset: float
                         ranges=[] if passed else [{"start": 0.0, "end": span, "offset_ms": av_ms}],
                         message="" if passed else (
                             f"the soundtrack runs {abs(av_ms):.0f} ms {where} against the picture "
-                            f"(audio {seconds * 1000:+.0f} ms, video {video_offset * 1000:+.0f} ms against the golden; "
+                            f"(audio {round(seconds * 1000):+d} ms, video {round(video_offset * 1000):+d} ms "
+                            "against the golden; "
                             f"match {correlation:.3f}; limit {limits.av_offset_ms:g} ms)")))
     return checks
 

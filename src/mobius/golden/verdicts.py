@@ -68,16 +68,24 @@ class CheckReport:
     def failures(self) -> list[Check]:
         return [c for c in self.checks if not c.passed]
 
+    @property
+    def skipped(self) -> list[Check]:
+        return [c for c in self.checks if c.skipped]
+
     def lines(self) -> list[str]:
         head = f"golden check {self.game}: {self.video}"
-        tail = (f"{self.game}: all {len(self.checks)} checks passed" if self.passed
-                else f"{self.game}: {len(self.failures)} of {len(self.checks)} checks failed: "
+        run = len(self.checks) - len(self.skipped)
+        tail = (f"{self.game}: all {run} checks passed" if self.passed
+                else f"{self.game}: {len(self.failures)} of {run} checks failed: "
                      + ", ".join(c.name for c in self.failures))
+        if self.skipped:
+            tail += f" ({len(self.skipped)} not run: {', '.join(c.name for c in self.skipped)})"
         return [head, *("  " + c.line() for c in self.checks), tail]
 
     def to_dict(self) -> dict[str, object]:
         return {"game": self.game, "video": self.video, "golden": self.golden, "passed": self.passed,
                 "thresholds": self.thresholds.to_dict(), "failed": [c.name for c in self.failures],
+                "skipped": [c.name for c in self.skipped],
                 "checks": [c.to_dict() for c in self.checks], "seconds": round(self.seconds, 3)}
 
 

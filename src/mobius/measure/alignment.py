@@ -27,7 +27,8 @@ MIN_FROZEN = 3  # frames
 
 @dataclass(frozen=True)
 class TimingEvent:
-    """Frames added (duplicated), dropped or frozen, at current frames first..last (inclusive)."""
+    """Frames added (duplicated), dropped or frozen, at current frames first..last (inclusive); for a
+    frozen run, `frames` counts the frames showing the same picture."""
 
     kind: str  # dropped | duplicated | frozen
     first: int
@@ -139,7 +140,7 @@ def frozen_runs(alignment: Alignment, current_motion, golden_motion) -> list[Tim
                 moving += 1
             i += 1
         if moving >= MIN_FROZEN:
-            runs.append(TimingEvent("frozen", start - 1, i - 1, moving))
+            runs.append(TimingEvent("frozen", start - 1, i - 1, i - start + 1))
     return runs
 
 

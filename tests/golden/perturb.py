@@ -25,10 +25,12 @@ BAND = (891.0, 1122.0)  # the one-third octave around 1 kHz
 
 @dataclass
 class Perturbation:
+    """One suite video: what was changed, and for each check that must fail, where it must say it happened
+    (an empty `expect`: every check must pass)."""
+
     name: str
     path: Path
-    check: str | None  # the check that must fail (None: every check must pass)
-    ranges: list[tuple[float, float]] = field(default_factory=list)  # where it must say it happened
+    expect: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
 
 
 @dataclass
@@ -128,9 +130,8 @@ def delayed(audio: np.ndarray, ms: int) -> np.ndarray:
     return np.concatenate([np.zeros((audio.shape[0], n), np.float32), audio[:, :-n]], axis=1)
 
 
-def video_suite(source: Path, folder: Path, decoded: Decoded, *, seed: int = 21) -> list[Perturbation]:
-    """Boxes in every third, a tinted scene, a frozen second, two dropped frames; re-encodes at CRF 18 and 23."""
-    frames = decoded.frames
+def _video_changes(frames: list[np.ndarray], seed: int) -> dict[str, tuple[list[np.ndarray], str, list]]:
+    """Boxes for 0.5 s at a random time in every third, a tinted scene, a frozen second, two dropped frames."""
     n = len(frames)
     rng = random.Random(seed)
     seconds = n / FPS
@@ -139,47 +140,56 @@ def video_suite(source: Path, folder: Path, decoded: Decoded, *, seed: int = 21)
     for start in starts:
         for i in range(start, start + FPS // 2):
             boxed[i] = with_box(frames[i])
-    tint = (round(14.0 * FPS), round(16.0 * FPS))
+    tint = (14 * FPS, 16 * FPS)
     shifted = [tinted(f) if tint[0] <= i < tint[1] else f for i, f in enumerate(frames)]
     freeze = (12 * FPS, 13 * FPS)
     frozen = [frames[freeze[0]] if freeze[0] <= i < freeze[1] else f for i, f in enumerate(frames)]
-    dropped = frames[:10 * FPS] + frames[10 * FPS + 2:]
-    return [
-        Perturbation("box in every third", write(source, folder / "boxes.mp4", frames=boxed), "frames.content",
-                     [(s / FPS, (s + FPS // 2) / FPS) for s in starts]),
-        Perturbation("colour shift 14-16 s", write(source, folder / "tint.mp4", frames=shifted), "frames.content",
-                     [(tint[0] / FPS, tint[1] / FPS)]),
-        Perturbation("frozen second 12-13 s", write(source, folder / "frozen.mp4", frames=frozen), "frames.frozen",
-                     [(freeze[0] / FPS, freeze[1] / FPS)]),
-        Perturbation("two dropped frames at 10 s", write(source, folder / "dropped.mp4", frames=dropped),
-                     "frames.timing", [(10.0, 10.0 + 1 / FPS)]),
-        Perturbation("re-encode CRF 18", write(source, folder / "crf18.mp4", frames=frames, crf=18), None),
-        Perturbation("re-encode CRF 23", write(source, folder / "crf23.mp4", frames=frames, crf=23), None),
-    ]
+    return {
+        "box in every third": (boxed, "frames.content", [(s / FPS, (s + FPS // 2) / FPS) for s in starts]),
+        "colour shift 14-16 s": (shifted, "frames.content", [(tint[0] / FPS, tint[1] / FPS)]),
+        "frozen second 12-13 s": (frozen, "frames.frozen", [(freeze[0] / FPS, freeze[1] / FPS)]),
+        "two dropped frames at 10 s": (frames[:10 * FPS] + frames[10 * FPS + 2:], "frames.timing",
+                                       [(10.0, 10.0 + 1 / FPS)]),
+    }
 
 
-def audio_suite(source: Path, folder: Path, decoded: Decoded, other_audio: np.ndarray) -> list[Perturbation]:
-    """Another game's track, shifts of 100 and 300 ms, a 250 ms dropout, +3 dB in one band; AAC re-encodes."""
-    audio = decoded.audio
+def _audio_changes(audio: np.ndarray, other_audio: np.ndarray) -> dict[str, tuple[np.ndarray, str, list]]:
+    """Another game's track, shifts of 100 and 300 ms, a 250 ms dropout, +3 dB in one band."""
     n = audio.shape[1]
     other = np.zeros_like(audio)
     other[:, :min(n, other_audio.shape[1])] = other_audio[:, :n]
     gap = audio.copy()
     gap[:, round(12.3 * RATE):round(12.55 * RATE)] = 0.0
-    seconds = n / RATE
-    suite = [
-        Perturbation("another game's soundtrack", write(source, folder / "other.mp4", audio=other), "audio.content",
-                     [(0.0, seconds)]),
-        Perturbation("soundtrack 100 ms late", write(source, folder / "late100.mp4", audio=delayed(audio, 100)),
-                     "timing.av_offset", [(0.0, seconds)]),
-        Perturbation("soundtrack 300 ms late", write(source, folder / "late300.mp4", audio=delayed(audio, 300)),
-                     "timing.av_offset", [(0.0, seconds)]),
-        Perturbation("250 ms dropout at 12.3 s", write(source, folder / "dropout.mp4", audio=gap), "audio.content",
-                     [(12.3, 12.55)]),
-        Perturbation("+3 dB at 891-1122 Hz", write(source, folder / "band.mp4", audio=boosted_band(audio)),
-                     "audio.bands", [(0.0, seconds)]),
-    ]
-    for kbps in (96, 128, 192):
-        suite.append(Perturbation(f"AAC {kbps} kb/s", write(source, folder / f"aac{kbps}.mp4", audio=audio,
-                                                            bitrate=kbps * 1000), None))
+    whole = [(0.0, n / RATE)]
+    return {
+        "another game's soundtrack": (other, "audio.content", whole),
+        "soundtrack 300 ms late": (delayed(audio, 300), "timing.av_offset", whole),
+        "soundtrack 100 ms late": (delayed(audio, 100), "timing.av_offset", whole),
+        "250 ms dropout at 12.3 s": (gap, "audio.content", [(12.3, 12.55)]),
+        "+3 dB at 891-1122 Hz": (boosted_band(audio), "audio.bands", whole),
+    }
+
+
+def build_suite(source: Path, folder: Path, decoded: Decoded, other_audio: np.ndarray, *,
+                seed: int = 21) -> list[Perturbation]:
+    """Issue 21's suite in nine files: each video change paired with an audio change in one file (the checks
+    of the picture and of the soundtrack are independent, so each pair is two tests for one decode), then
+    the must-pass re-encodes (CRF 18 and 23 with AAC 96 and 128 kb/s; AAC 192 kb/s)."""
+    video = list(_video_changes(decoded.frames, seed).items())
+    audio = list(_audio_changes(decoded.audio, other_audio).items())
+    suite = []
+    for k, (audio_name, (samples, audio_check, audio_ranges)) in enumerate(audio):
+        frames, video_name, expect = None, None, {audio_check: audio_ranges}
+        if k < len(video):
+            video_name, (frames, video_check, video_ranges) = video[k]
+            expect = {video_check: video_ranges, **expect}
+        name = f"{video_name} + {audio_name}" if video_name else audio_name
+        suite.append(Perturbation(name, write(source, folder / f"changed{k}.mp4", frames=frames, audio=samples),
+                                  expect))
+    for crf, kbps in ((18, 96), (23, 128)):
+        suite.append(Perturbation(f"CRF {crf} + AAC {kbps} kb/s", write(
+            source, folder / f"crf{crf}.mp4", frames=decoded.frames, crf=crf, audio=decoded.audio,
+            bitrate=kbps * 1000)))
+    suite.append(Perturbation("AAC 192 kb/s", write(source, folder / "aac192.mp4", audio=decoded.audio,
+                                                    bitrate=192_000)))
     return suite

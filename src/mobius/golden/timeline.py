@@ -94,7 +94,7 @@ def compare(golden: Signatures, frames: FrameSignatures, audio_db, limits: Thres
     frame_ranges = ranges_over(difference, limits.frame_diff, times, step)
     worst += [(r["index"], int(path[r["index"]])) for r in frame_ranges]
     measured = round(float(difference.max()), 3) if difference.size else None
-    checks.append(Check("frames.content", "frame", not frame_ranges and measured is not None, measured,
+    checks.append(Check("frames.content", "frames", not frame_ranges and measured is not None, measured,
                         limits.frame_diff, rule="<=", ranges=frame_ranges,
                         message=_range_text("frames", frame_ranges, "", limits.frame_diff) if frame_ranges else
                         ("" if measured is not None else "the video has no frames")))

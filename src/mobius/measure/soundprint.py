@@ -10,7 +10,8 @@ does with chroma. The comparisons:
 - `window_difference`: per 100 ms window, the mean over bands of |golden dB - current dB|, both floored
   80 dB below the golden's loudest window (silence compares as the floor, not as -inf).
 - `band_difference`: per band, the median over the 1 s segments where the golden band is audible
-  (30 dB above the floor) of current dB - golden dB: a change confined to one band, across the track.
+  (30 dB above the floor) of current dB - golden dB, less the median of that over all bands (a
+  change of the whole level is the loudness check's): a change confined to one band, across the track.
 - `offset`: the lag (within +-1 s) that best correlates the two signatures, refined between 10 ms hops
   by a parabola: how far the current soundtrack is shifted against the golden's.
 """
@@ -58,7 +59,8 @@ def band_energies(samples, sample_rate: int, *, chunk: int = 1024):
     for start in range(0, count, chunk):
         stop = min(count, start + chunk)
         frames = padded[(np.arange(start, stop) * hop)[:, None] + offsets[None, :]] * window
-        power = np.square(np.abs(np.fft.rfft(frames, axis=1))) @ matrix
+        spectrum = np.fft.rfft(frames, axis=1)
+        power = (spectrum.real * spectrum.real + spectrum.imag * spectrum.imag) @ matrix
         out[start:stop] = 10.0 * np.log10(np.maximum(power, 10.0 ** (SILENT_DB / 10.0)))
     return out.astype(np.float16)
 
@@ -124,13 +126,18 @@ def band_difference(golden, current, limit_db: float) -> BandChange | None:
     diff = c - np.maximum(g, floor)
     best: BandChange | None = None
     edges = band_edges()
+    medians = {}
     for band in range(g.shape[1] if g.size else 0):
         rows = np.flatnonzero(audible[:, band])
-        if rows.size < 3:
-            continue
-        change = float(np.median(diff[rows, band]))
+        if rows.size >= 3:
+            medians[band] = (rows, float(np.median(diff[rows, band])))
+    if not medians:
+        return None
+    overall = float(np.median([change for _, change in medians.values()]))
+    for band, (rows, change) in medians.items():
+        change -= overall
         if best is None or abs(change) > abs(best.change_db):
-            off = rows[np.abs(diff[rows, band]) > limit_db]
+            off = rows[np.abs(diff[rows, band] - overall) > limit_db]
             best = BandChange(band, float(edges[band]), float(edges[band + 1]), change, [int(r) for r in off])
     return best
 

@@ -23,6 +23,7 @@ PENALTY = 1.0  # in units of the cost (mean squared 8-bit difference per luma bl
 STILL = 2.0  # levels: a current frame this close to the one before has not moved
 MOVING = 6.0  # levels: a golden frame this far from the one before has moved
 MIN_FROZEN = 3  # frames
+CAP = 16.0  # levels: a block differing by more counts as differing by this much
 
 
 @dataclass(frozen=True)
@@ -55,7 +56,7 @@ def _costs(golden, current, search: int):
     for k, off in enumerate(range(-search, search + 1)):
         lo, hi = max(0, -off), min(len(c), len(g) - off)
         if hi > lo:
-            d = c[lo:hi] - g[lo + off : hi + off]
+            d = np.minimum(np.abs(c[lo:hi] - g[lo + off : hi + off]), CAP)
             costs[lo:hi, k] = np.einsum("ij,ij->i", d, d) / g.shape[1]
     return costs
 

@@ -1,5 +1,7 @@
 """`golden upgrade`: give goldens made before format 2 their signatures, without changing what they pin.
 
+A damaged signatures.npz is rebuilt the same way.
+
 The signatures are computed from the video the golden was made from (golden.json `source.video`),
 and only when that video is provably the same one: its size is the recorded size, every pinned frame
 decodes byte-identical to the stored PNG, and its loudness and container facts equal the stored ones.
@@ -31,7 +33,7 @@ from mobius.golden.baseline import (
     slug_folder,
     swap_in,
 )
-from mobius.golden.signatures import FILE, compute
+from mobius.golden.signatures import FILE, compute, read_signatures
 from mobius.log import get_logger
 from mobius.progress import NoProgress, Progress
 from mobius.safety.atomic import TEMP_PREFIX, atomic_write_text, fsync_dir
@@ -93,7 +95,7 @@ def _upgrade_game(ws: Workspace, game: str, folder: Path) -> list[UpgradeResult]
         per_os = relative != Path(".")
         where = folder / relative
         label = game if not per_os else f"{game} ({relative})"
-        if (where / FILE).is_file():
+        if _intact_signatures(where):
             plans.append((relative, None, UpgradeResult(label, where, "current", "already has signatures")))
             continue
         if per_os and relative.name != os_name():
@@ -109,6 +111,14 @@ def _upgrade_game(ws: Workspace, game: str, folder: Path) -> list[UpgradeResult]
     if any(signatures is not None for _, signatures, _ in plans):
         _write(folder, [(relative, signatures) for relative, signatures, _ in plans if signatures is not None])
     return [result for _, _, result in plans]
+
+
+def _intact_signatures(where: Path) -> bool:
+    """True when signatures.npz is there and readable; a damaged one is rebuilt like a missing one."""
+    try:
+        return read_signatures(where) is not None
+    except InputError:
+        return False
 
 
 def _signatures_from_source(ws: Workspace, game: str, where: Path, per_os: bool):

@@ -153,6 +153,13 @@ def test_an_old_golden_still_checks_says_what_it_cannot_and_upgrades(workspace: 
     assert json.loads((folder / "golden.json").read_text())["format"] == 2
     assert not [p for p in folder.parent.iterdir() if p.name.startswith(".")]
 
+    (folder / "signatures.npz").write_bytes(b"PK\x03\x04 not a whole archive")
+    proc = run_mobius("golden", "check", "--game", GAME, "--in", str(video), "-w", str(workspace))
+    assert proc.returncode == 1 and "signatures.npz is damaged" in proc.stderr and "Traceback" not in proc.stderr
+    assert run_mobius("golden", "upgrade", GAME, "-w", str(workspace)).returncode == 0  # rebuilt from the source
+    with np.load(folder / "signatures.npz") as data:
+        assert all(np.array_equal(data[k], original[k]) for k in original)
+
 
 def test_upgrade_refuses_when_the_source_video_is_not_the_one_pinned(workspace: Path, suite: list):
     folder = workspace / "tests" / "golden" / GAME

@@ -8,6 +8,8 @@ Checks: `frame.<t>s` (mean luma SSIM >= ssim), `audio.integrated_loudness` (|del
 from __future__ import annotations
 
 import shutil
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 from mobius.config import Workspace
@@ -44,13 +46,13 @@ def _frame_checks(golden: Golden, frames: dict, limits: Thresholds, debug: Path 
     return checks
 
 
-def _audio_checks(golden: Golden, audio, sample_rate: int, limits: Thresholds) -> list[Check]:
+def _audio_checks(golden: Golden, audio, sample_rate: int, limits: Thresholds, stats=None) -> list[Check]:
     from mobius.golden.loudness import measure
 
     if audio is None:
         return [Check(f"audio.{n}", "audio", False, None, t, rule="<=", message="the video has no audio stream")
                 for n, t in (("integrated_loudness", limits.lufs_tol), ("true_peak", limits.tp_tol))]
-    stats = measure(audio, sample_rate)
+    stats = stats or measure(audio, sample_rate)
     checks = []
     for name, key, measured, tol, unit in (
         ("audio.integrated_loudness", "integrated_lufs", stats.integrated_lufs, limits.lufs_tol, "LU"),
@@ -106,8 +108,15 @@ def check_video(ws: Workspace, slug: str, video: Path, *, overrides: dict[str, f
     signatures = read_signatures(golden.folder)
     limits = golden.thresholds.merged(overrides)
     progress.start(f"golden check {slug}", total=3, unit="steps")
+    heard = None
     if signatures is not None:
-        sample, frames = read_every_frame(Path(video), golden.frames)
+        # the soundtrack is decoded and measured in a second thread while the picture decodes: both
+        # spend their time in FFmpeg and numpy, which release the GIL
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            listening = pool.submit(_listen, Path(video))
+            sample, frames = read_every_frame(Path(video), golden.frames, with_audio=False)
+            heard = listening.result()
+        sample.audio, sample.sample_rate = heard.samples, heard.sample_rate
     else:
         sample, frames = read_media(Path(video), golden.frames), None
     progress.advance()
@@ -117,13 +126,14 @@ def check_video(ws: Workspace, slug: str, video: Path, *, overrides: dict[str, f
     report = CheckReport(slug, Path(video).resolve(), golden.folder, limits, planes=sample.frames)
     report.checks += _frame_checks(golden, sample.frames, limits, debug_dir)
     progress.advance()
-    report.checks += _audio_checks(golden, sample.audio, sample.sample_rate, limits)
+    report.checks += _audio_checks(golden, sample.audio, sample.sample_rate, limits,
+                                   stats=heard.stats if heard is not None else None)
     report.checks += _container_checks(golden, sample.container, limits)
     if signatures is None:
         report.checks += skipped_checks(slug, f"the golden is format {golden.meta.get('format', 1)}, "
                                               "without signatures of every frame and of the soundtrack")
     else:
-        report.checks += _timeline_checks(report, signatures, sample, frames, limits, Path(video), debug_dir)
+        report.checks += _timeline_checks(report, signatures, heard, frames, limits, Path(video), debug_dir)
     progress.advance()
     progress.finish()
     report.seconds = time.monotonic() - started
@@ -131,14 +141,33 @@ def check_video(ws: Workspace, slug: str, video: Path, *, overrides: dict[str, f
     return report
 
 
-def _timeline_checks(report: CheckReport, signatures, sample, frames, limits: Thresholds, video: Path,
+@dataclass
+class Heard:
+    """The soundtrack of the checked video: its samples, loudness and band signature (None: no audio)."""
+
+    samples: object | None
+    sample_rate: int
+    stats: object | None
+    bands: object | None
+
+
+def _listen(video: Path) -> Heard:
+    from mobius.golden.loudness import measure
+    from mobius.golden.media import read_audio
+    from mobius.measure.soundprint import band_energies
+
+    samples, rate = read_audio(video)
+    if samples is None:
+        return Heard(None, 0, None, None)
+    return Heard(samples, rate, measure(samples, rate), band_energies(samples, rate))
+
+
+def _timeline_checks(report: CheckReport, signatures, heard: Heard, frames, limits: Thresholds, video: Path,
                      debug_dir: Path | None) -> list[Check]:
     from mobius.golden.media import read_media
     from mobius.golden.timeline import compare, debug_images
-    from mobius.measure.soundprint import band_energies
 
-    audio_db = band_energies(sample.audio, sample.sample_rate) if sample.audio is not None else None
-    found = compare(signatures, frames, audio_db, limits)
+    found = compare(signatures, frames, heard.bands, limits)
     report.timelines = found.timelines
     content = next(c for c in found.checks if c.name == "frames.content")
     if found.worst_frames:

@@ -225,10 +225,8 @@ def _every_frame(container, times: list[float]) -> tuple[FrameSignatures, dict[f
             if previous is not None:
                 found[pending[0]] = luma(previous)
             pending.pop(0)
-        y, u, v = frame_thumbnails(frame)
-        ys.append(y)
-        us.append(u)
-        vs.append(v)
+        for store, plane in zip((ys, us, vs), frame_thumbnails(frame), strict=True):
+            store.append(np.rint(plane).astype(np.uint8))  # what the golden stores: 8-bit block means
         stamps.append(when - start)
         previous = frame
     for t in pending:
@@ -241,7 +239,21 @@ def _every_frame(container, times: list[float]) -> tuple[FrameSignatures, dict[f
     return signatures, found
 
 
-def read_every_frame(path: Path, times: list[float]) -> tuple[MediaSample, FrameSignatures]:
+def read_audio(path: Path):
+    """(audio float32 (channels, samples), sample rate) of `path`, or (None, 0) without an audio stream."""
+    container = _open(Path(path))
+    try:
+        if not container.streams.audio:
+            return None, 0
+        return _audio(container)
+    except av_errors() as exc:
+        raise InputError(f"cannot decode {path}: {exc}", hint="is it an MP4 written completely?") from None
+    finally:
+        container.close()
+
+
+def read_every_frame(path: Path, times: list[float], *, with_audio: bool = True
+                     ) -> tuple[MediaSample, FrameSignatures]:
     """`read_media` that decodes every frame once: the sample (pinned planes, audio, container facts)
     and the signature of every frame. Same errors as `read_media`."""
     path = Path(path)
@@ -259,7 +271,7 @@ def read_every_frame(path: Path, times: list[float]) -> tuple[MediaSample, Frame
             )
         signatures, frames = _every_frame(container, times)
         sample = MediaSample(container=info, frames=frames)
-        if container.streams.audio:
+        if with_audio and container.streams.audio:
             sample.audio, sample.sample_rate = _audio(container)
         return sample, signatures
     except av_errors() as exc:

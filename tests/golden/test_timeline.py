@@ -178,3 +178,44 @@ def test_upgrade_refuses_when_the_source_video_is_not_the_one_pinned(workspace: 
     assert proc.returncode == 1
     assert "no longer shows the pinned frame" in proc.stderr and "mobius golden update sushi-go" in proc.stderr
     assert {p.name: p.read_bytes() for p in folder.rglob("*") if p.is_file()} == before
+
+
+@pytest.mark.skipif(shutil.which("strace") is None, reason="strace not installed (apt-get install strace)")
+def test_upgrade_killed_at_each_rename_leaves_the_old_or_the_new_golden_and_the_rerun_completes(
+        workspace: Path, tmp_path: Path):
+    import re
+    import subprocess
+    import sys
+
+    folder = workspace / "tests" / "golden" / GAME
+    with np.load(folder / "signatures.npz") as data:
+        original = {k: data[k].copy() for k in data.files}
+    _as_format_1(folder)
+    pristine = tmp_path / "pristine"
+    shutil.copytree(workspace / "tests" / "golden", pristine)
+    old = {str(p.relative_to(pristine)): p.read_bytes() for p in pristine.rglob("*") if p.is_file()}
+    command = [sys.executable, "-m", "mobius", "golden", "upgrade", GAME, "-w", str(workspace)]
+    trace = tmp_path / "trace"
+    subprocess.run(["strace", "-f", "-qq", "-o", str(trace), "-e", "trace=rename", *command], check=True,
+                   capture_output=True)
+    renames = [line for line in trace.read_text().splitlines() if "rename(" in line and "resumed" not in line]
+    assert renames
+    for n in range(1, len(renames) + 1):
+        shutil.rmtree(workspace / "tests" / "golden")
+        shutil.copytree(pristine, workspace / "tests" / "golden")
+        killed = subprocess.run(["strace", "-f", "-qq", "-o", "/dev/null", "-e", "trace=rename",
+                                 "-e", f"inject=rename:signal=KILL:when={n}", *command], capture_output=True)
+        assert killed.returncode != 0, n
+        listing = run_mobius("golden", "check", "--game", GAME, "--in", str(workspace / "out" / GAME / "preview.mp4"),
+                             "-w", str(workspace), "--json")  # every command repairs an interrupted swap first
+        assert listing.returncode == 0, (n, listing.stderr)
+        goldens = workspace / "tests" / "golden"
+        now = {str(p.relative_to(goldens)): p for p in goldens.rglob("*") if p.is_file() and "debug" not in p.parts}
+        if (folder / "signatures.npz").is_file():  # the new golden, whole
+            with np.load(folder / "signatures.npz") as data:
+                assert all(np.array_equal(data[k], original[k]) for k in original), n
+        else:  # the old golden, byte for byte
+            assert {k: p.read_bytes() for k, p in now.items()} == old, n
+        assert not [p.name for p in folder.parent.iterdir() if re.match(r"\.", p.name)], n
+        rerun = run_mobius("golden", "upgrade", GAME, "-w", str(workspace), "--json")
+        assert rerun.returncode == 0 and (folder / "signatures.npz").is_file(), (n, rerun.stderr)

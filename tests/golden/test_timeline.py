@@ -73,6 +73,8 @@ def test_timing_failures_are_measured_not_only_named(suite_reports: dict):
     for name, ms in (("soundtrack 100 ms late", 100), ("soundtrack 300 ms late", 300)):
         offset = next(c for c in reports[name].checks if c.name == "timing.av_offset")
         assert offset.measured == pytest.approx(ms, abs=5) and f"{ms} ms late" in offset.message
+    other = next(c for c in reports["another game's soundtrack"].checks if c.name == "timing.av_offset")
+    assert not other.passed and other.measured is None and "at no offset" in other.message  # not a shift
     band = next(c for c in reports["+3 dB at 891-1122 Hz"].checks if c.name == "audio.bands")
     low, high = band.ranges[0]["low_hz"], band.ranges[0]["high_hz"]
     assert low < 1122 and high > 891 and band.measured == pytest.approx(3.0, abs=0.5)

@@ -24,6 +24,7 @@ from mobius.golden.verdicts import Check, Timeline
 
 CHECKS = ("frames.content", "frames.timing", "frames.frozen", "audio.content", "audio.bands", "timing.av_offset")
 GAP = 3  # failing samples this close together form one range
+MIN_MATCH = 0.5  # correlation of the best audio offset: a shifted copy scores >= 0.97, another track < 0.1
 
 
 @dataclass
@@ -174,10 +175,17 @@ def _audio_checks(golden_db, current_db, limits: Thresholds, video_offset: float
                                    if band_ranges else "") + f" (limit {limits.band_tol:g} dB)")))
 
     seconds, correlation = soundprint.offset(golden_db, current_db)
+    span = round(len(current_db) * soundprint.HOP_S, 3)
+    if correlation < MIN_MATCH:  # no offset explains the difference: it is another soundtrack, not a shift
+        checks.append(Check("timing.av_offset", "timing", False, None, limits.av_offset_ms, expected=0.0, rule="<=",
+                            ranges=[{"start": 0.0, "end": span}],
+                            message=f"the soundtrack matches the golden's at no offset within "
+                                    f"+-{soundprint.SEARCH_S * 1000:.0f} ms (best match {correlation:.2f}, "
+                                    f"a shift scores above {MIN_MATCH})"))
+        return checks
     av_ms = round((seconds - video_offset) * 1000.0, 1) + 0.0  # + 0.0: never "-0"
     passed = abs(av_ms) <= limits.av_offset_ms
     where = "late" if av_ms > 0 else "early"
-    span = round(len(current_db) * soundprint.HOP_S, 3)
     checks.append(Check("timing.av_offset", "timing", passed, av_ms, limits.av_offset_ms,
                         deviation=abs(av_ms), expected=0.0, rule="<=",
                         ranges=[] if passed else [{"start": 0.0, "end": span, "offset_ms": av_ms}],

@@ -8,8 +8,8 @@ import typer
 
 from mobius.cli.options import EXECUTOR as _EXECUTOR
 
-golden_app = typer.Typer(help="Golden files: pin a preview's frames, loudness and container; check renders "
-                              "against them.", no_args_is_help=True)
+golden_app = typer.Typer(help="Golden files: pin a preview's every frame, soundtrack, loudness and container; "
+                              "check renders against them.", no_args_is_help=True)
 
 _SSIM = typer.Option(None, "--ssim", help="Minimum luma SSIM per frame (default: golden.json, else 0.995).")
 _LUFS = typer.Option(None, "--lufs-tol", help="Max integrated loudness deviation in LU (default 1.0).")
@@ -91,7 +91,8 @@ def generate_command(
     frames: str = _FRAMES,
     per_os: bool = _PER_OS,
 ) -> None:
-    """Write tests/golden/<slug>/ from a video: frames, audio_stats.json, container.json, golden.json (atomic).
+    """Write tests/golden/<slug>/ from a video: frames, signatures.npz, audio_stats.json, container.json,
+    golden.json (atomic).
 
     Example: mobius golden generate --game sushi-go --in out/sushi-go/preview.mp4 --frames 5,10,20
     """
@@ -232,6 +233,8 @@ def upgrade_command(
     they were made from, without changing what they pin; says why when it cannot (exit 1).
 
     Example: mobius golden upgrade sushi-go
+
+    Needs first: mobius golden approve sushi-go
     """
     from mobius.cli.context import current
     from mobius.cli.output import emit

@@ -95,6 +95,8 @@ def generate_command(
     golden.json (atomic).
 
     Example: mobius golden generate --game sushi-go --in out/sushi-go/preview.mp4 --frames 5,10,20
+
+    Needs first: mobius render sushi-go
     """
     from mobius.cli.context import current
     from mobius.cli.output import emit
@@ -122,6 +124,8 @@ def check_command(
     container. Exit 2 if any check fails.
 
     Example: mobius golden check --game sushi-go --in out/sushi-go/preview.mp4 --junit golden.xml --html golden.html
+
+    Needs first: mobius golden approve sushi-go
     """
     from mobius.cli.context import current
     from mobius.golden import check_video
@@ -143,6 +147,8 @@ def check_all_command(
     """Check every game that has goldens against out/<slug>/preview.mp4; one summary, one JUnit file.
 
     Example: mobius golden check-all --junit golden-all.xml
+
+    Needs first: mobius golden approve sushi-go
     """
     from mobius.cli.context import current
     from mobius.golden import check_all
@@ -197,6 +203,8 @@ def backup_command() -> None:
     """Archive tests/golden into backups/golden_<UTC>.tar.zst with a .sha256 sidecar.
 
     Example: mobius golden backup
+
+    Needs first: mobius golden approve sushi-go
     """
     from mobius.cli.context import current
     from mobius.cli.output import emit
@@ -211,7 +219,9 @@ def backup_command() -> None:
 def restore_command(archive: Path = typer.Argument(..., help="A golden_*.tar.zst archive.")) -> None:
     """Verify a golden archive and put its tree back as tests/golden (the current goldens are backed up first).
 
-    Example: mobius golden restore backups/golden_20261125T1000Z.tar.zst
+    Example: mobius golden restore "$(ls backups/golden_*.tar.zst | tail -n 1)"
+
+    Needs first: mobius golden approve sushi-go && mobius golden backup
     """
     from mobius.cli.context import current
     from mobius.cli.output import emit

@@ -216,10 +216,11 @@ def backup_command() -> None:
 
 
 @golden_app.command("restore")
-def restore_command(archive: Path = typer.Argument(..., help="A golden_*.tar.zst archive.")) -> None:
+def restore_command(archive: str = typer.Argument(..., help="A golden_*.tar.zst archive, or `latest` (the newest "
+                                                            "in the backups folder).")) -> None:
     """Verify a golden archive and put its tree back as tests/golden (the current goldens are backed up first).
 
-    Example: mobius golden restore "$(ls backups/golden_*.tar.zst | tail -n 1)"
+    Example: mobius golden restore latest
 
     Needs first: mobius golden approve sushi-go && mobius golden backup
     """
@@ -228,7 +229,7 @@ def restore_command(archive: Path = typer.Argument(..., help="A golden_*.tar.zst
     from mobius.golden import restore_goldens
 
     ws = current.workspace()
-    result = restore_goldens(ws, _path(archive), progress=current.progress())
+    result = restore_goldens(ws, archive if archive == "latest" else _path(Path(archive)), progress=current.progress())
     lines = [f"restored {result['archive']} into {result['restored_to']} ({', '.join(result['games']) or 'empty'})"]
     if result["previous_goldens_backup"]:
         lines.append(f"  the goldens it replaced are in {result['previous_goldens_backup']}")

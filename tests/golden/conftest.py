@@ -129,3 +129,30 @@ def workspace(approved: Path, tmp_path: Path) -> Path:
     root = tmp_path / "ws"
     shutil.copytree(approved, root, symlinks=True, ignore=shutil.ignore_patterns("logs"))
     return root
+
+
+@pytest.fixture(scope="session")
+def suite(approved: Path, tmp_path_factory: pytest.TempPathFactory) -> list:
+    """Issue 21's perturbation suite, from the one approved sushi-go render (tests/golden/perturb.py), plus a
+    re-render of the same spec: each built once per session."""
+    from mobius.config import load_workspace
+    from mobius.render import render_game
+
+    from .perturb import Perturbation, build_suite, decode
+
+    folder = tmp_path_factory.mktemp("suite")
+    source = approved / "out" / GAME / "preview.mp4"
+    decoded = decode(source)
+    other = decode(approved / "out" / "love-letter" / "preview.mp4").audio
+    rerender = render_game(load_workspace(approved), GAME, folder / "rerender.mp4").path
+    return [*build_suite(source, folder, decoded, other), Perturbation("re-render of the same spec", rerender)]
+
+
+@pytest.fixture(scope="session")
+def suite_reports(approved: Path, suite: list) -> dict:
+    """Every suite video checked once against the approved goldens (in-process, no debug images)."""
+    from mobius.config import load_workspace
+    from mobius.golden import check_video
+
+    ws = load_workspace(approved)
+    return {p.name: check_video(ws, GAME, p.path, debug=False) for p in suite}

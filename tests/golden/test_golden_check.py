@@ -39,18 +39,20 @@ def test_approved_render_passes_every_check(approved: Path, tmp_path: Path, game
     assert junit_counts(tmp_path / "j.xml")[:2] == (len(result["checks"]), 0)
 
 
-def test_box_between_9_and_11_seconds_fails_only_the_10s_frame(workspace: Path, perturbed: dict, tmp_path: Path):
+def test_box_between_9_and_11_seconds_fails_the_10s_frame_and_the_frames_from_9_to_11(workspace: Path,
+                                                                                       perturbed: dict, tmp_path: Path):
     junit, html = tmp_path / "box.xml", tmp_path / "box.html"
     code, result = check(workspace, perturbed["box"], "--junit", str(junit), "--html", str(html))
     assert code == 2 and not result["ok"]
-    assert result["failed"] == ["frame.10s"]
+    assert result["failed"] == ["frame.10s", "frames.content"]
     by_name = {c["name"]: c for c in result["checks"]}
+    assert [(r["start"], r["end"]) for r in by_name["frames.content"]["ranges"]] == [(9.0, 11.0)]
     assert by_name["frame.5s"]["measured"] == 1.0 and by_name["frame.20s"]["measured"] == 1.0
     assert 0.9 < by_name["frame.10s"]["measured"] < 0.995
     debug = workspace / "tests" / "golden" / GAME / "debug"
     assert (debug / "frame_10s_diff.png").is_file() and not (debug / "frame_5s_diff.png").exists()
     tests, failures, failed = junit_counts(junit)
-    assert (tests, failures, failed) == (len(result["checks"]), 1, ["frame.10s"])
+    assert (tests, failures, failed) == (len(result["checks"]), 2, ["frame.10s", "frames.content"])
     page = html.read_text()
     assert page.count("<img") >= 7 and "frame.10s" in page and "FAIL" in page
 
@@ -87,7 +89,8 @@ def test_golden_frame_time_beyond_the_duration_is_bad_input(workspace: Path):
 def test_threshold_exactly_met_passes(workspace: Path, perturbed: dict):
     _, first = check(workspace, perturbed["box"])
     measured = next(c["measured"] for c in first["checks"] if c["name"] == "frame.10s")
-    code, again = check(workspace, perturbed["box"], "--ssim", repr(measured))
+    worst = next(c["measured"] for c in first["checks"] if c["name"] == "frames.content")
+    code, again = check(workspace, perturbed["box"], "--ssim", repr(measured), "--frame-diff", repr(worst))
     assert code == 0, again["failed"]
     _, loud = check(workspace, perturbed["gain"])
     deviations = {c["name"]: c["deviation"] for c in loud["checks"] if c["kind"] == "audio"}
@@ -100,9 +103,10 @@ def test_command_line_threshold_overrides_golden_json(workspace: Path, perturbed
     meta_file = workspace / "tests" / "golden" / GAME / "golden.json"
     meta = json.loads(meta_file.read_text())
     meta["thresholds"]["ssim"] = 0.9
+    meta["thresholds"]["frame_diff"] = 200
     meta_file.write_text(json.dumps(meta))
     code, result = check(workspace, perturbed["box"])
-    assert code == 0 and result["thresholds"]["ssim"] == 0.9
+    assert code == 0 and result["thresholds"]["ssim"] == 0.9 and result["thresholds"]["frame_diff"] == 200
     code, result = check(workspace, perturbed["box"], "--ssim", "0.995")
     assert code == 2 and result["failed"] == ["frame.10s"]
 
@@ -112,13 +116,13 @@ def test_check_all_gives_one_summary_and_one_junit(workspace: Path, perturbed: d
     proc = run_mobius("golden", "check-all", "-w", str(workspace), "--junit", str(junit))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     tests, failures, _ = junit_counts(junit)
-    assert failures == 0 and tests == 3 * 16
+    assert failures == 0 and tests == 3 * 22  # 16 checks + the 6 along the timeline, per game
     assert len(ET.parse(junit).getroot().findall("testsuite")) == 3
     (workspace / "out" / GAME / "preview.mp4").write_bytes(perturbed["box"].read_bytes())
     proc = run_mobius("golden", "check-all", "-w", str(workspace), "--junit", str(junit))
     assert proc.returncode == 2
-    assert junit_counts(junit)[1:] == (1, ["frame.10s"])
-    assert "sushi-go frame.10s" in proc.stderr
+    assert junit_counts(junit)[1:] == (2, ["frame.10s", "frames.content"])
+    assert "sushi-go frame.10s" in proc.stderr and "sushi-go frames.content" in proc.stderr
 
 
 def test_check_all_is_recorded_where_the_service_reads_golden_results(workspace: Path, perturbed: dict):
@@ -135,7 +139,7 @@ def test_check_all_is_recorded_where_the_service_reads_golden_results(workspace:
     kinds = [(op["type"], op["status"]) for op in history["operations"]]
     assert kinds[:2] == [("golden.check", "failed"), ("golden.check-all", "completed")]
     results = {r.game: r for r in golden_results(load_workspace(workspace))}
-    assert results[GAME].verdict == "fail" and results[GAME].failed_checks == ["frame.10s"]
+    assert results[GAME].verdict == "fail" and results[GAME].failed_checks == ["frame.10s", "frames.content"]
     assert {g: r.verdict for g, r in results.items() if g != GAME} == {"love-letter": "pass", "hanamikoji": "pass"}
 
 

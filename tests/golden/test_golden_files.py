@@ -160,3 +160,16 @@ def test_delivery_check_names_what_a_render_misses(approved: Path, perturbed: di
     scaled = delivery_problems(perturbed["scaled"], seconds=30.0)
     assert any("width is 1280" in p for p in scaled) and any("height is 720" in p for p in scaled)
     assert any("integrated loudness" in p for p in delivery_problems(perturbed["gain"]))
+
+
+def test_restore_latest_takes_the_newest_golden_backup_and_carries_the_signatures(workspace: Path):
+    folder = workspace / "tests" / "golden"
+    proc = run_mobius("golden", "restore", "latest", "-w", str(workspace))
+    assert proc.returncode == 1 and "no golden backups" in proc.stderr
+    before = tree_digest(folder)
+    assert "sushi-go/signatures.npz" in before
+    assert run_mobius("golden", "backup", "-w", str(workspace)).returncode == 0
+    (folder / GAME / "signatures.npz").unlink()
+    proc = run_mobius("golden", "restore", "latest", "-w", str(workspace), "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert tree_digest(folder) == before

@@ -8,12 +8,16 @@ import typer
 
 from mobius.cli.options import EXECUTOR as _EXECUTOR
 
-golden_app = typer.Typer(help="Golden files: pin a preview's frames, loudness and container; check renders "
-                              "against them.", no_args_is_help=True)
+golden_app = typer.Typer(help="Golden files: pin a preview's every frame, soundtrack, loudness and container; "
+                              "check renders against them.", no_args_is_help=True)
 
 _SSIM = typer.Option(None, "--ssim", help="Minimum luma SSIM per frame (default: golden.json, else 0.995).")
 _LUFS = typer.Option(None, "--lufs-tol", help="Max integrated loudness deviation in LU (default 1.0).")
 _TP = typer.Option(None, "--tp-tol", help="Max true-peak deviation in dB (default 1.0).")
+_FRAME_DIFF = typer.Option(None, "--frame-diff", help="Max difference of any frame's most-changed 1 % in 8-bit levels "
+                                                       "(default: golden.json, else 12).")
+_AUDIO_DIFF = typer.Option(None, "--audio-diff", help="Max mean band level difference per 100 ms of audio in dB "
+                                                       "(default: golden.json, else 10).")
 _JUNIT = typer.Option(None, "--junit", help="Write JUnit XML here (one test case per check).")
 _HTML = typer.Option(None, "--html", help="Write an HTML report here (golden/current/diff side by side).")
 _FRAMES = typer.Option(None, "--frames", help="Frame times in seconds (default: the old golden's, else 5,10,20).")
@@ -87,9 +91,12 @@ def generate_command(
     frames: str = _FRAMES,
     per_os: bool = _PER_OS,
 ) -> None:
-    """Write tests/golden/<slug>/ from a video: frames, audio_stats.json, container.json, golden.json (atomic).
+    """Write tests/golden/<slug>/ from a video: frames, signatures.npz, audio_stats.json, container.json,
+    golden.json (atomic).
 
     Example: mobius golden generate --game sushi-go --in out/sushi-go/preview.mp4 --frames 5,10,20
+
+    Needs first: mobius render sushi-go
     """
     from mobius.cli.context import current
     from mobius.cli.output import emit
@@ -110,18 +117,23 @@ def check_command(
     game: str = typer.Option(..., "--game", "-g", help="Game slug."),
     video: Path = typer.Option(..., "--in", "-i", help="The video to check (MP4)."),
     ssim: float = _SSIM, lufs_tol: float = _LUFS, tp_tol: float = _TP,
+    frame_diff: float = _FRAME_DIFF, audio_diff: float = _AUDIO_DIFF,
     junit: Path = _JUNIT, html: Path = _HTML, per_os: bool = _PER_OS,
 ) -> None:
-    """Hold a video to its goldens: SSIM per frame, loudness, true peak, container. Exit 2 if any check fails.
+    """Hold a video to its goldens: every frame, timing, the soundtrack's content, pinned-frame SSIM, loudness,
+    container. Exit 2 if any check fails.
 
     Example: mobius golden check --game sushi-go --in out/sushi-go/preview.mp4 --junit golden.xml --html golden.html
+
+    Needs first: mobius golden approve sushi-go
     """
     from mobius.cli.context import current
     from mobius.golden import check_video
     from mobius.golden.baseline import per_os_enabled
 
     ws = current.workspace()
-    report = check_video(ws, game, _path(video), overrides={"ssim": ssim, "lufs_tol": lufs_tol, "tp_tol": tp_tol},
+    report = check_video(ws, game, _path(video), overrides={"ssim": ssim, "lufs_tol": lufs_tol, "tp_tol": tp_tol,
+                                                  "frame_diff": frame_diff, "audio_diff": audio_diff},
                          per_os=per_os_enabled(ws, per_os), progress=current.progress())
     _finish([report], junit, html, report.to_dict(), kind="golden.check")
 
@@ -129,18 +141,23 @@ def check_command(
 @golden_app.command("check-all")
 def check_all_command(
     ssim: float = _SSIM, lufs_tol: float = _LUFS, tp_tol: float = _TP,
+    frame_diff: float = _FRAME_DIFF, audio_diff: float = _AUDIO_DIFF,
     junit: Path = _JUNIT, html: Path = _HTML, per_os: bool = _PER_OS, executor: str = _EXECUTOR,
 ) -> None:
     """Check every game that has goldens against out/<slug>/preview.mp4; one summary, one JUnit file.
 
     Example: mobius golden check-all --junit golden-all.xml
+
+    Needs first: mobius golden approve sushi-go
     """
     from mobius.cli.context import current
     from mobius.golden import check_all
 
     ws = current.workspace()
-    reports = check_all(ws, overrides={"ssim": ssim, "lufs_tol": lufs_tol, "tp_tol": tp_tol}, per_os=per_os or None,
-                        executor=executor, progress=current.progress())
+    overrides = {"ssim": ssim, "lufs_tol": lufs_tol, "tp_tol": tp_tol, "frame_diff": frame_diff,
+                 "audio_diff": audio_diff}
+    reports = check_all(ws, overrides=overrides, per_os=per_os or None, executor=executor,
+                        progress=current.progress())
     summary = {"passed": all(r.passed for r in reports), "games": [r.to_dict() for r in reports],
                "failed_games": [r.game for r in reports if not r.passed]}
     _finish(reports, junit, html, summary, kind="golden.check-all")
@@ -186,6 +203,8 @@ def backup_command() -> None:
     """Archive tests/golden into backups/golden_<UTC>.tar.zst with a .sha256 sidecar.
 
     Example: mobius golden backup
+
+    Needs first: mobius golden approve sushi-go
     """
     from mobius.cli.context import current
     from mobius.cli.output import emit
@@ -197,21 +216,52 @@ def backup_command() -> None:
 
 
 @golden_app.command("restore")
-def restore_command(archive: Path = typer.Argument(..., help="A golden_*.tar.zst archive.")) -> None:
+def restore_command(archive: str = typer.Argument(..., help="A golden_*.tar.zst archive, or `latest` (the newest "
+                                                            "in the backups folder).")) -> None:
     """Verify a golden archive and put its tree back as tests/golden (the current goldens are backed up first).
 
-    Example: mobius golden restore backups/golden_20261125T1000Z.tar.zst
+    Example: mobius golden restore latest
+
+    Needs first: mobius golden approve sushi-go && mobius golden backup
     """
     from mobius.cli.context import current
     from mobius.cli.output import emit
     from mobius.golden import restore_goldens
 
     ws = current.workspace()
-    result = restore_goldens(ws, _path(archive), progress=current.progress())
+    result = restore_goldens(ws, archive if archive == "latest" else _path(Path(archive)), progress=current.progress())
     lines = [f"restored {result['archive']} into {result['restored_to']} ({', '.join(result['games']) or 'empty'})"]
     if result["previous_goldens_backup"]:
         lines.append(f"  the goldens it replaced are in {result['previous_goldens_backup']}")
     emit(result, lines)
+
+
+@golden_app.command("upgrade")
+def upgrade_command(
+    games: list[str] = typer.Argument(None, help="Games to upgrade (default: every game with goldens)."),
+) -> None:
+    """Add the signatures of every frame and of the soundtrack (format 2) to older goldens, from the video
+    they were made from, without changing what they pin; says why when it cannot (exit 1).
+
+    Example: mobius golden upgrade sushi-go
+
+    Needs first: mobius golden approve sushi-go
+    """
+    from mobius.cli.context import current
+    from mobius.cli.output import emit
+    from mobius.errors import InputError
+    from mobius.golden import upgrade
+
+    results = upgrade(current.workspace(), games or None, progress=current.progress())
+    refused = [r for r in results if r.status == "refused"]
+    if refused:
+        raise InputError(f"golden upgrade: {len(refused)} of {len(results)} baseline(s) not upgraded: "
+                         + "; ".join(f"{r.game}: {r.reason}" for r in refused),
+                         hint="re-approve those games (`mobius golden update GAME`); the others were upgraded",
+                         details=[f"{r.game}: {r.status}" for r in results])
+    emit({"games": [r.to_dict() for r in results]},
+         [f"{r.game}: {r.status}" + (f" from {r.source}" if r.source else f" ({r.reason})" if r.reason else "")
+          for r in results])
 
 
 def register(app: typer.Typer) -> None:

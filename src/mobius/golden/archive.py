@@ -9,6 +9,7 @@ in by rename, so a failed restore leaves the current goldens as they were.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import shutil
 from pathlib import Path
@@ -43,9 +44,23 @@ def backup_goldens(ws: Workspace, *, progress: Progress | None = None):
     return result
 
 
-def restore_goldens(ws: Workspace, archive: Path, *, progress: Progress | None = None) -> dict[str, object]:
-    """Replace tests/golden with the archive's tree, after verifying it and backing up the current one."""
-    archive = Path(archive).expanduser().resolve()
+LATEST = "latest"
+ARCHIVE_NAME = re.compile(rf"^{PREFIX}_\d{{8}}T\d{{6}}Z\.tar(\.zst)?(\.age)?$")
+
+
+def latest_golden_backup(ws: Workspace) -> Path:
+    """The newest golden archive in the backups folder (names sort by their UTC stamp); InputError if none."""
+    found = sorted(p for p in ws.backups.glob(f"{PREFIX}_*") if ARCHIVE_NAME.match(p.name)) \
+        if ws.backups.is_dir() else []
+    if not found:
+        raise InputError(f"no golden backups in {ws.backups}", hint="`mobius golden backup` makes one")
+    return found[-1]
+
+
+def restore_goldens(ws: Workspace, archive: Path | str, *, progress: Progress | None = None) -> dict[str, object]:
+    """Replace tests/golden with the archive's tree (or the newest golden backup for "latest"), after
+    verifying it and backing up the current one."""
+    archive = latest_golden_backup(ws) if str(archive) == LATEST else Path(archive).expanduser().resolve()
     if not archive.is_file():
         raise InputError(f"archive not found: {archive}", hint=f"list golden backups with `ls {ws.backups}`")
     if not archive.name.startswith(f"{PREFIX}_"):

@@ -6,6 +6,7 @@ Layout (under the workspace's tests/golden):
     <slug>/container.json       codec, size, pix_fmt, frame rate, sample aspect, duration, audio facts
     <slug>/audio_stats.json     integrated loudness, loudness range, true peak
     <slug>/frames/frame_<t>s.png  the decoded luma plane (8-bit grayscale PNG) at t seconds
+    <slug>/signatures.npz       format 2: thumbnails of every frame, band levels every 10 ms (golden.signatures)
     <slug>/<os>/...             the same, per operating system (--per-os / MOBIUS_GOLDEN_PER_OS=1)
     <slug>/debug/               heat maps and current frames of the last failed check
 
@@ -36,7 +37,7 @@ from mobius.safety.lock import FileLock
 from mobius.safety.stamps import utc_iso
 from mobius.safety.swap import recover_swap, swap_folder
 
-FORMAT = 1
+FORMAT = 2  # 1: pinned frames, loudness, container; 2: + signatures.npz (every frame, the soundtrack)
 DEFAULT_FRAMES = (5.0, 10.0, 20.0)
 DATA_FOLDERS = ("frames", "debug")
 OLD_MARK = ".old-"
@@ -51,6 +52,11 @@ class Thresholds:
     tp_tol: float = 1.0  # max |true peak - golden| in dB
     duration_tol: float = 0.1  # max |duration - golden| in seconds
     fps_tol: float = 0.01  # max |frame rate - golden|
+    frame_diff: float = 12.0  # max difference of a frame's most-changed 1 % (8-bit levels), every frame
+    timing_frames: float = 0.0  # max frames dropped, duplicated or frozen
+    audio_diff: float = 10.0  # max mean band difference per 100 ms audio window (dB)
+    band_tol: float = 1.5  # max median level change of any one band (dB)
+    av_offset_ms: float = 50.0  # max |audio offset against the video| (ms)
 
     def merged(self, overrides: dict[str, float | None] | None) -> Thresholds:
         values = {f.name: getattr(self, f.name) for f in fields(self)}
@@ -215,10 +221,10 @@ def _keep_subfolders(old: Path, new: Path) -> None:
         return
     for entry in old.iterdir():
         if entry.is_dir() and entry.name not in DATA_FOLDERS and not entry.name.startswith("."):
-            shutil.copytree(entry, new / entry.name, copy_function=_link_or_copy)
+            shutil.copytree(entry, new / entry.name, copy_function=link_or_copy)
 
 
-def _link_or_copy(src: str, dst: str) -> None:
+def link_or_copy(src: str, dst: str) -> None:
     try:
         os.link(src, dst)
     except OSError:
@@ -232,6 +238,13 @@ def _write_png(path: Path, plane) -> None:
         Image.fromarray(plane, mode="L").save(handle, format="PNG")
         handle.flush()
         os.fsync(handle.fileno())
+
+
+def signature_description() -> dict[str, str]:
+    """What golden.json says about signatures.npz (format 2), for a person opening the folder."""
+    return {"file": "signatures.npz",
+            "frames": "y 36x64, u and v 18x32 block means of every frame, uint8 (mobius.measure.thumbnails)",
+            "audio": "24 band levels (50 Hz-11 kHz, log-spaced) every 10 ms, float16 dB (mobius.measure.soundprint)"}
 
 
 @dataclass
@@ -271,7 +284,8 @@ def generate(ws: Workspace, slug: str, video: Path, *, frames: list[float] | Non
 def _generate_locked(slug: str, target: Path, video: Path, frames, per_os: bool, thresholds, progress: Progress,
                      log) -> GenerateResult:
     from mobius.golden.loudness import measure
-    from mobius.golden.media import read_media
+    from mobius.golden.media import read_every_frame
+    from mobius.golden.signatures import FILE, compute
 
     previous = {}
     if (target / "golden.json").is_file():
@@ -281,7 +295,7 @@ def _generate_locked(slug: str, target: Path, video: Path, frames, per_os: bool,
     limits = Thresholds.from_dict(previous.get("thresholds")).merged(thresholds)
     progress.start(f"golden {slug}", total=len(times) + 2, unit="steps")
     video = Path(video).resolve()
-    sample = read_media(video, times)
+    sample, every_frame = read_every_frame(video, times)
     progress.advance()
     if sample.audio is None:
         raise InputError(f"{video} has no audio stream", hint="render the preview with `mobius render`")
@@ -300,7 +314,9 @@ def _generate_locked(slug: str, target: Path, video: Path, frames, per_os: bool,
                 "created": utc_iso(), "frames": times,
                 "thresholds": limits.to_dict(), "os": os_name() if per_os else None,
                 "frame_format": "luma plane (Y of the decoded video), 8-bit grayscale PNG",
+                "signatures": signature_description(),
                 "source": {"video": str(video), "bytes": video.stat().st_size}}
+        compute(sample, every_frame).write(staging / FILE)
         atomic_write_text(staging / "container.json", json.dumps(sample.container.to_dict(), indent=2) + "\n")
         atomic_write_text(staging / "audio_stats.json", json.dumps(stats.to_dict(), indent=2) + "\n")
         atomic_write_text(staging / "golden.json", json.dumps(meta, indent=2) + "\n")

@@ -8,80 +8,15 @@ Checks: `frame.<t>s` (mean luma SSIM >= ssim), `audio.integrated_loudness` (|del
 from __future__ import annotations
 
 import shutil
-from dataclasses import dataclass, field
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 from mobius.config import Workspace
 from mobius.golden.baseline import Golden, Thresholds, debug_folder, frame_file, load_golden
+from mobius.golden.verdicts import Check, CheckReport
 from mobius.log import get_logger
 from mobius.progress import NoProgress, Progress
-
-
-@dataclass
-class Check:
-    """One verdict: what was measured, the golden value, the deviation and the limit it is held to."""
-
-    name: str
-    kind: str  # frame | audio | container
-    passed: bool
-    measured: object
-    threshold: object
-    expected: object = None
-    deviation: float | None = None
-    rule: str = ""  # how measured/deviation meets threshold: ">=", "<=", "=="
-    message: str = ""
-    files: dict[str, Path] = field(default_factory=dict)
-
-    def line(self) -> str:
-        verdict = "pass" if self.passed else "FAIL"
-        parts = [f"{verdict:4} {self.name:28} measured {_fmt(self.measured)}"]
-        if self.deviation is not None:
-            parts.append(f"golden {_fmt(self.expected)}, deviation {_fmt(self.deviation)} {self.rule} {self.threshold}")
-        elif self.rule:
-            parts.append(f"{self.rule} {_fmt(self.threshold)}")
-        line = "; ".join(parts)
-        return f"{line}  ({self.message})" if self.message and not self.passed else line
-
-    def to_dict(self) -> dict[str, object]:
-        return {"name": self.name, "kind": self.kind, "passed": self.passed, "measured": self.measured,
-                "threshold": self.threshold, "rule": self.rule, "expected": self.expected,
-                "deviation": self.deviation, "message": self.message,
-                "files": {k: str(v) for k, v in self.files.items()}}
-
-
-def _fmt(value: object) -> str:
-    return f"{value:.6g}" if isinstance(value, float) else str(value)
-
-
-@dataclass
-class CheckReport:
-    game: str
-    video: Path
-    golden: Path
-    thresholds: Thresholds
-    checks: list[Check] = field(default_factory=list)
-    seconds: float = 0.0
-    planes: dict[float, object] = field(default_factory=dict, repr=False)  # current luma planes, for reports
-
-    @property
-    def passed(self) -> bool:
-        return all(c.passed for c in self.checks)
-
-    @property
-    def failures(self) -> list[Check]:
-        return [c for c in self.checks if not c.passed]
-
-    def lines(self) -> list[str]:
-        head = f"golden check {self.game}: {self.video}"
-        tail = (f"{self.game}: all {len(self.checks)} checks passed" if self.passed
-                else f"{self.game}: {len(self.failures)} of {len(self.checks)} checks failed: "
-                     + ", ".join(c.name for c in self.failures))
-        return [head, *("  " + c.line() for c in self.checks), tail]
-
-    def to_dict(self) -> dict[str, object]:
-        return {"game": self.game, "video": self.video, "golden": self.golden, "passed": self.passed,
-                "thresholds": self.thresholds.to_dict(), "failed": [c.name for c in self.failures],
-                "checks": [c.to_dict() for c in self.checks], "seconds": round(self.seconds, 3)}
 
 
 def _frame_checks(golden: Golden, frames: dict, limits: Thresholds, debug: Path | None) -> list[Check]:
@@ -111,13 +46,13 @@ def _frame_checks(golden: Golden, frames: dict, limits: Thresholds, debug: Path 
     return checks
 
 
-def _audio_checks(golden: Golden, audio, sample_rate: int, limits: Thresholds) -> list[Check]:
+def _audio_checks(golden: Golden, audio, sample_rate: int, limits: Thresholds, stats=None) -> list[Check]:
     from mobius.golden.loudness import measure
 
     if audio is None:
         return [Check(f"audio.{n}", "audio", False, None, t, rule="<=", message="the video has no audio stream")
                 for n, t in (("integrated_loudness", limits.lufs_tol), ("true_peak", limits.tp_tol))]
-    stats = measure(audio, sample_rate)
+    stats = stats or measure(audio, sample_rate)
     checks = []
     for name, key, measured, tol, unit in (
         ("audio.integrated_loudness", "integrated_lufs", stats.integrated_lufs, limits.lufs_tol, "LU"),
@@ -156,19 +91,34 @@ def check_video(ws: Workspace, slug: str, video: Path, *, overrides: dict[str, f
                 per_os: bool = False, debug: bool = True, progress: Progress | None = None) -> CheckReport:
     """Compare `video` with the baseline of `slug`; never raises for a failed check (see .passed).
 
-    Raises InputError (exit 1) for a missing video or baseline, or a golden frame time beyond the
-    video's duration; EnvironmentProblem (exit 3) when PyAV is missing.
+    A format-2 golden (with signatures.npz) is held to every frame and the soundtrack's content in one
+    decode of the video; an older golden gets the pinned frames, loudness and container checks, and
+    the timeline checks listed as skipped. Raises InputError (exit 1) for a missing video or baseline,
+    or a golden frame time beyond the video's duration; EnvironmentProblem (exit 3) when PyAV is missing.
     """
     import time
 
-    from mobius.golden.media import read_media
+    from mobius.golden.media import read_every_frame, read_media
+    from mobius.golden.signatures import read_signatures
+    from mobius.golden.timeline import skipped_checks
 
     started = time.monotonic()
     progress = progress or NoProgress()
     golden = load_golden(ws, slug, per_os=per_os)
+    signatures = read_signatures(golden.folder)
     limits = golden.thresholds.merged(overrides)
     progress.start(f"golden check {slug}", total=3, unit="steps")
-    sample = read_media(Path(video), golden.frames)
+    heard = None
+    if signatures is not None:
+        # the soundtrack is decoded and measured in a second thread while the picture decodes: both
+        # spend their time in FFmpeg and numpy, which release the GIL
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            listening = pool.submit(_listen, Path(video))
+            sample, frames = read_every_frame(Path(video), golden.frames, with_audio=False)
+            heard = listening.result()
+        sample.audio, sample.sample_rate = heard.samples, heard.sample_rate
+    else:
+        sample, frames = read_media(Path(video), golden.frames), None
     progress.advance()
     debug_dir = debug_folder(ws, slug) if debug else None
     if debug_dir is not None and debug_dir.exists():
@@ -176,10 +126,59 @@ def check_video(ws: Workspace, slug: str, video: Path, *, overrides: dict[str, f
     report = CheckReport(slug, Path(video).resolve(), golden.folder, limits, planes=sample.frames)
     report.checks += _frame_checks(golden, sample.frames, limits, debug_dir)
     progress.advance()
-    report.checks += _audio_checks(golden, sample.audio, sample.sample_rate, limits)
+    report.checks += _audio_checks(golden, sample.audio, sample.sample_rate, limits,
+                                   stats=heard.stats if heard is not None else None)
     report.checks += _container_checks(golden, sample.container, limits)
+    if signatures is None:
+        report.checks += skipped_checks(slug, f"the golden is format {golden.meta.get('format', 1)}, "
+                                              "without signatures of every frame and of the soundtrack")
+    else:
+        report.checks += _timeline_checks(report, signatures, heard, frames, limits, Path(video), debug_dir)
     progress.advance()
     progress.finish()
     report.seconds = time.monotonic() - started
     get_logger().info("golden.checked", game=slug, passed=report.passed, failed=[c.name for c in report.failures])
     return report
+
+
+@dataclass
+class Heard:
+    """The soundtrack of the checked video: its samples, loudness and band signature (None: no audio)."""
+
+    samples: object | None
+    sample_rate: int
+    stats: object | None
+    bands: object | None
+
+
+def _listen(video: Path) -> Heard:
+    from mobius.golden.loudness import measure
+    from mobius.golden.media import read_audio
+    from mobius.measure.soundprint import band_energies
+
+    samples, rate = read_audio(video)
+    if samples is None:
+        return Heard(None, 0, None, None)
+    return Heard(samples, rate, measure(samples, rate), band_energies(samples, rate))
+
+
+def _timeline_checks(report: CheckReport, signatures, heard: Heard, frames, limits: Thresholds, video: Path,
+                     debug_dir: Path | None) -> list[Check]:
+    from mobius.golden.media import read_media
+    from mobius.golden.timeline import compare, debug_images
+
+    found = compare(signatures, frames, heard.bands, limits)
+    report.timelines = found.timelines
+    content = next(c for c in found.checks if c.name == "frames.content")
+    if found.worst_frames:
+        times = [float(frames.times[i]) for i, _ in found.worst_frames]
+        planes = read_media(video, times, with_audio=False).frames
+        report.planes.update(planes)
+        if debug_dir is not None:
+            written = debug_images(debug_dir, signatures, frames, found.worst_frames, planes)
+            for r in content.ranges:
+                for kind, path in written.get(f"{r['worst_at']:.3f}", {}).items():
+                    content.files[f"{r['worst_at']:.2f}s {kind}"] = path
+    for r in content.ranges:
+        r.pop("index", None)
+    return found.checks

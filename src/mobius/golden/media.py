@@ -185,3 +185,101 @@ def read_media(path: Path, times: list[float], *, with_audio: bool = True) -> Me
         return sample
     finally:
         container.close()
+
+
+@dataclass
+class FrameSignatures:
+    """Block-mean thumbnails of every frame (mobius.measure.thumbnails) and each frame's time in seconds."""
+
+    y: object
+    u: object
+    v: object
+    times: object
+
+    def planes(self) -> dict[str, object]:
+        return {"y": self.y, "u": self.u, "v": self.v}
+
+    def __len__(self) -> int:
+        return len(self.times)
+
+
+def _every_frame(container, times: list[float]) -> tuple[FrameSignatures, dict[float, object]]:
+    """One decode of every frame: its thumbnails, and the luma planes displayed at `times` (the same
+    frames `_frames_at` picks by seeking: the last one whose presentation time is <= t)."""
+    import numpy as np
+
+    from mobius.measure.thumbnails import frame_thumbnails
+
+    video = container.streams.video[0]
+    video.thread_type = "AUTO"
+    base = video.time_base
+    start = float(video.start_time * base) if video.start_time is not None else 0.0
+    pending = sorted(set(times))
+    found: dict[float, object] = {}
+    ys, us, vs, stamps = [], [], [], []
+    previous = None
+    container.seek(0)
+    for frame in container.decode(video):
+        when = float(frame.pts * base) if frame.pts is not None else float(frame.time or 0.0)
+        while pending and when > start + pending[0] + EPSILON:
+            if previous is not None:
+                found[pending[0]] = luma(previous)
+            pending.pop(0)
+        for store, plane in zip((ys, us, vs), frame_thumbnails(frame), strict=True):
+            store.append(np.rint(plane).astype(np.uint8))  # what the golden stores: 8-bit block means
+        stamps.append(when - start)
+        previous = frame
+    for t in pending:
+        if previous is not None:
+            found[t] = luma(previous)
+    missing = [t for t in times if t not in found]
+    if missing:
+        raise InputError(f"no frame at {missing[0]:g} s", hint="choose frame times within the video")
+    signatures = FrameSignatures(np.asarray(ys), np.asarray(us), np.asarray(vs), np.asarray(stamps))
+    return signatures, found
+
+
+def read_audio(path: Path):
+    """(audio float32 (channels, samples), sample rate) of `path`, or (None, 0) without an audio stream."""
+    container = _open(Path(path))
+    try:
+        if not container.streams.audio:
+            return None, 0
+        return _audio(container)
+    except av_errors() as exc:
+        raise InputError(f"cannot decode {path}: {exc}", hint="is it an MP4 written completely?") from None
+    finally:
+        container.close()
+
+
+def read_every_frame(path: Path, times: list[float], *, with_audio: bool = True
+                     ) -> tuple[MediaSample, FrameSignatures]:
+    """`read_media` that decodes every frame once: the sample (pinned planes, audio, container facts)
+    and the signature of every frame. Same errors as `read_media`."""
+    path = Path(path)
+    container = _open(path)
+    try:
+        info = _container_info(container)
+        if not container.streams.video:
+            raise InputError(f"{path} has no video stream", hint="check the file is a rendered preview")
+        beyond = [t for t in times if t < 0 or t >= info.duration]
+        if beyond:
+            listed = ", ".join(f"{t:g} s" for t in beyond)
+            raise InputError(
+                f"frame time {listed} is beyond the video's duration ({info.duration:g} s) in {path}",
+                hint="choose frame times within the video (golden.json 'frames' or --frames)",
+            )
+        signatures, frames = _every_frame(container, times)
+        sample = MediaSample(container=info, frames=frames)
+        if with_audio and container.streams.audio:
+            sample.audio, sample.sample_rate = _audio(container)
+        return sample, signatures
+    except av_errors() as exc:
+        raise InputError(f"cannot decode {path}: {exc}", hint="is it an MP4 written completely?") from None
+    finally:
+        container.close()
+
+
+def av_errors() -> tuple[type[BaseException], ...]:
+    """PyAV's decode errors, to report a damaged file as bad input (exit 1) rather than a traceback."""
+    return (require_av().error.FFmpegError,)

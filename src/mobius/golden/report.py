@@ -51,6 +51,32 @@ def write_debug_images(debug: Path, name: str, expected, current, similarity=Non
     return files
 
 
+def block_debug_images(debug: Path, stem: str, current, golden_blocks: dict, current_blocks: dict) -> dict[str, Path]:
+    """debug/<stem>_current.png (the full frame), <stem>_golden.png (the golden's thumbnail, enlarged to
+    the frame's size: the golden keeps only thumbnails between pinned frames) and <stem>_diff.png (each
+    block's largest plane difference as a heat map over the dimmed current frame)."""
+    import numpy as np
+
+    height, width = current.shape
+    luma_rows, luma_cols = golden_blocks["y"].shape
+    loss = np.abs(golden_blocks["y"].astype(np.float32) - current_blocks["y"].astype(np.float32))
+    for plane in ("u", "v"):
+        chroma = np.abs(golden_blocks[plane].astype(np.float32) - current_blocks[plane].astype(np.float32))
+        scale = (luma_rows // chroma.shape[0], luma_cols // chroma.shape[1])
+        loss = np.maximum(loss, np.kron(chroma, np.ones(scale, dtype=np.float32))[:luma_rows, :luma_cols])
+    rows = np.minimum(np.arange(height) * luma_rows // height, luma_rows - 1)
+    cols = np.minimum(np.arange(width) * luma_cols // width, luma_cols - 1)
+    level = np.clip(loss[rows][:, cols] / 64.0, 0.0, 1.0)
+    xs = [p for p, _ in HEAT]
+    rgb = np.stack([np.interp(level, xs, [c[k] for _, c in HEAT]) for k in range(3)], axis=-1)
+    backdrop = np.asarray(current, dtype=np.float64)[..., None] * 0.35
+    mix = np.clip(np.where(level[..., None] > 0.05, rgb, backdrop) + 0.5, 0, 255).astype(np.uint8)
+    enlarged = np.asarray(golden_blocks["y"], dtype=np.uint8)[rows][:, cols]
+    return {"current": _png(np.ascontiguousarray(current), debug / f"{stem}_current.png"),
+            "golden": _png(enlarged, debug / f"{stem}_golden.png"),
+            "diff": _png(mix, debug / f"{stem}_diff.png")}
+
+
 def junit_xml(reports) -> str:
     """JUnit XML for one or more CheckReports."""
     root = ET.Element("testsuites", name="mobius golden", tests=str(sum(len(r.checks) for r in reports)),
@@ -58,7 +84,8 @@ def junit_xml(reports) -> str:
                       time=f"{sum(r.seconds for r in reports):.3f}")
     for report in reports:
         suite = ET.SubElement(root, "testsuite", name=f"golden.{report.game}", tests=str(len(report.checks)),
-                              failures=str(len(report.failures)), errors="0", skipped="0",
+                              failures=str(len(report.failures)), errors="0",
+                              skipped=str(sum(c.skipped for c in report.checks)),
                               time=f"{report.seconds:.3f}")
         props = ET.SubElement(suite, "properties")
         ET.SubElement(props, "property", name="video", value=str(report.video))
@@ -66,7 +93,9 @@ def junit_xml(reports) -> str:
         for check in report.checks:
             case = ET.SubElement(suite, "testcase", classname=f"golden.{report.game}", name=check.name, time="0")
             ET.SubElement(case, "system-out").text = check.line()
-            if not check.passed:
+            if check.skipped:
+                ET.SubElement(case, "skipped", message=check.message)
+            elif not check.passed:
                 failure = ET.SubElement(case, "failure", message=check.message or "check failed", type=check.kind)
                 failure.text = check.line()
     ET.indent(root)
@@ -92,9 +121,55 @@ def _data_uri(source) -> str:
     return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
 
 
+def timeline_svg(timeline, *, width: int = 900, height: int = 170) -> str:
+    """An inline SVG plot of one Timeline: the values over time, the limit dashed, failing ranges shaded
+    red. Values above the plot's top are drawn at the top edge (the table gives the number)."""
+    esc = html.escape
+    left, right, top, bottom = 48, 10, 22, 26
+    plot_w, plot_h = width - left - right, height - top - bottom
+    times, values = timeline.times, timeline.values
+    end = max([t for t in times] + [r["end"] for r in timeline.ranges] + [1.0])
+    peak = max(values) if values else 0.0
+    y_max = max(timeline.limit * 1.5, min(peak * 1.05, timeline.limit * 4.0), 1e-9)
+
+    def x(t: float) -> float:
+        return left + plot_w * min(max(t / end, 0.0), 1.0)
+
+    def y(v: float) -> float:
+        return top + plot_h * (1.0 - min(max(v / y_max, 0.0), 1.0))
+
+    out = [f"<svg class='timeline' role='img' aria-label='{esc(timeline.name)} timeline' "
+           f"xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}' viewBox='0 0 {width} {height}'>",
+           f"<text x='{left}' y='14' font-size='12'>{esc(timeline.name)}: {esc(timeline.label)}</text>",
+           f"<rect x='{left}' y='{top}' width='{plot_w}' height='{plot_h}' fill='#fafafa' stroke='#bbb'/>"]
+    for r in timeline.ranges:
+        span = max(x(r["end"]) - x(r["start"]), 2.0)
+        out.append(f"<rect class='failing' x='{x(r['start']):.1f}' y='{top}' width='{span:.1f}' "
+                   f"height='{plot_h}' fill='#b00020' fill-opacity='0.25'><title>{r['start']:.2f}-{r['end']:.2f} s"
+                   "</title></rect>")
+    if values:
+        points = " ".join(f"{x(t):.1f},{y(v):.1f}" for t, v in zip(times, values, strict=False))
+        out.append(f"<polyline points='{points}' fill='none' stroke='#1f4e9c' stroke-width='1.2'/>")
+    out.append(f"<line class='limit' x1='{left}' x2='{left + plot_w}' y1='{y(timeline.limit):.1f}' "
+               f"y2='{y(timeline.limit):.1f}' stroke='#b00020' stroke-dasharray='5,4'/>")
+    out.append(f"<text x='{left - 4}' y='{y(timeline.limit) + 4:.1f}' font-size='10' text-anchor='end' "
+               f"fill='#b00020'>{timeline.limit:g}</text>")
+    out.append(f"<text x='{left - 4}' y='{top + 8}' font-size='10' text-anchor='end'>{y_max:.3g}</text>")
+    out.append(f"<text x='{left - 4}' y='{top + plot_h}' font-size='10' text-anchor='end'>0</text>")
+    step = 5.0 if end > 10 else 1.0
+    tick = 0.0
+    while tick <= end + 1e-9:
+        out.append(f"<text x='{x(tick):.1f}' y='{height - 8}' font-size='10' text-anchor='middle'>{tick:g} s</text>")
+        tick += step
+    out.append(f"<text x='{left + plot_w}' y='14' font-size='10' text-anchor='end'>limit {timeline.limit:g} "
+               f"{esc(timeline.unit)} (dashed); failing ranges shaded</text></svg>")
+    return "".join(out)
+
+
 STYLE = """body{font-family:system-ui,sans-serif;margin:2em;color:#222}h2{margin-top:2em}
 table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}
-.pass{color:#176b2c;font-weight:bold}.fail{color:#b00020;font-weight:bold}
+.pass{color:#176b2c;font-weight:bold}.fail{color:#b00020;font-weight:bold}.skip{color:#777;font-weight:bold}
+.timeline{display:block;margin:8px 0}
 .frames{display:flex;gap:8px}.frames figure{margin:0}.frames img{width:320px;border:1px solid #999}"""
 
 
@@ -110,7 +185,21 @@ def html_report(reports) -> str:
         verdict = "pass" if report.passed else "fail"
         out.append(f"<h2>{esc(report.game)} <span class='{verdict}'>{verdict.upper()}</span></h2>")
         out.append(f"<p>video {esc(str(report.video))}<br>golden {esc(str(report.golden))}</p>")
-        for check in (c for c in report.checks if c.kind == "frame"):
+        for timeline in report.timelines:
+            out.append(timeline_svg(timeline))
+        for check in (c for c in report.checks if c.name == "frames.content" and c.ranges):
+            for r in check.ranges:
+                label = f"{r['worst_at']:.2f}s"
+                out.append(f"<h3>frames {r['start']:.2f}-{r['end']:.2f} s: worst {r['worst']:g} at {label} "
+                           f"<span class='fail'>FAIL</span></h3><div class='frames'>")
+                for kind, caption in (("golden", "golden (thumbnail)"), ("current", "current"),
+                                      ("diff", "diff (block difference)")):
+                    src = _data_uri(check.files[f"{label} {kind}"]) if f"{label} {kind}" in check.files else ""
+                    if src:
+                        out.append(f"<figure><img src='{src}' alt='{caption}'><figcaption>{caption}</figcaption>"
+                                   "</figure>")
+                out.append("</div>")
+        for check in (c for c in report.checks if c.kind == "frame" and c.name.startswith("frame.")):
             t = float(check.name.removeprefix("frame.").removesuffix("s"))
             golden_img = _data_uri(check.files["golden"]) if "golden" in check.files else ""
             current = check.files.get("current")
@@ -129,7 +218,7 @@ def html_report(reports) -> str:
         out.append("<table><tr><th>check</th><th>measured</th><th>golden</th><th>deviation</th>"
                    "<th>threshold</th><th>verdict</th><th>note</th></tr>")
         for check in report.checks:
-            cls = "pass" if check.passed else "fail"
+            cls = "skip" if check.skipped else "pass" if check.passed else "fail"
             cells = [check.name, check.measured, check.expected, check.deviation,
                      f"{check.rule} {check.threshold}".strip() if check.threshold is not None else ""]
             out.append("<tr>" + "".join(f"<td>{esc('' if c is None else str(c))}</td>" for c in cells)

@@ -1,7 +1,9 @@
 """`golden.update {games}`: render, then regenerate those games' goldens (mobius.golden approve).
 
 The handle is taken first: a golden backup of tests/golden as it was (or "there were none") and
-its tree digest; undo restores that backup and proves the tree is byte-identical again.
+its tree digest; undo restores that backup and proves the tree is byte-identical again. The goldens
+it writes are format 2 (signatures.npz beside the pinned frames: every frame and the soundtrack);
+verify holds each game's render to all of its checks and proves each updated golden carries them.
 """
 
 from __future__ import annotations
@@ -67,6 +69,8 @@ class GoldenUpdateStep:
         return handle
 
     def verify(self, ctx: StepContext, handle: Any) -> Report:
+        from mobius.golden.baseline import baseline_folder, per_os_enabled
+        from mobius.golden.signatures import FILE
         from mobius.golden.workflow import check_all
 
         report = Report("golden.update verify")
@@ -75,6 +79,12 @@ class GoldenUpdateStep:
             report.add((failed if bad else passed)(f"golden.check.{game_report.game}", len(bad), threshold=0,
                                                    unit="failed checks", source="golden check-all",
                                                    detail=", ".join(bad[:5])))
+        for game in (handle or {}).get("games", []):
+            stored = baseline_folder(ctx.ws, game, per_os=per_os_enabled(ctx.ws)) / FILE
+            report.add((passed if stored.is_file() else failed)(
+                f"golden.signatures.{game}", str(stored), source="tests/golden",
+                detail="every frame and the soundtrack are pinned" if stored.is_file()
+                else "the regenerated golden lacks its signatures"))
         return report
 
     def rollback(self, ctx: StepContext, handle: Any) -> Report:

@@ -1,0 +1,216 @@
+"""The checks along the whole timeline (golden format 2): every frame, the timing, the soundtrack's content.
+
+- `frames.content`: each current frame against the golden frame it shows (after alignment), by the
+  difference of the most-changed 1 % of the picture's blocks (mobius.measure.thumbnails), <= frame_diff.
+- `frames.timing`: frames dropped or duplicated against the golden (mobius.measure.alignment), <= timing_frames.
+- `frames.frozen`: frames that stand still where the golden moves, <= timing_frames.
+- `audio.content`: each 100 ms window's band levels against the golden's, <= audio_diff dB.
+- `audio.bands`: the level change of the most-changed band over its audible seconds, <= band_tol dB.
+- `timing.av_offset`: how late the soundtrack runs against the picture, |ms| <= av_offset_ms.
+
+A failure names time ranges ("frames 14.00-16.03 s: difference 41.2, limit 12"), worst first in each.
+A golden without signatures (format 1) yields these checks as skipped, saying how to add them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from mobius.golden.baseline import Thresholds
+from mobius.golden.media import FrameSignatures
+from mobius.golden.signatures import Signatures
+from mobius.golden.verdicts import Check, Timeline
+
+CHECKS = ("frames.content", "frames.timing", "frames.frozen", "audio.content", "audio.bands", "timing.av_offset")
+GAP = 3  # failing samples this close together form one range
+MIN_MATCH = 0.5  # correlation of the best audio offset: a shifted copy scores >= 0.97, another track < 0.1
+
+
+@dataclass
+class Comparison:
+    """What the timeline checks found, kept for the report's debug images."""
+
+    checks: list[Check]
+    timelines: list[Timeline]
+    worst_frames: list[tuple[int, int]]  # (current frame, golden frame) at the worst of each failing range
+
+
+def skipped_checks(slug: str, why: str) -> list[Check]:
+    return [Check(name, name.split(".")[0], True, None, None, skipped=True,
+                  message=f"not run: {why}; add it with `mobius golden upgrade {slug}`") for name in CHECKS]
+
+
+def ranges_over(values, limit: float, times, step: float) -> list[dict[str, float]]:
+    """Runs of samples above `limit` (gaps of < GAP samples bridged), each with its worst sample."""
+    import numpy as np
+
+    bad = np.flatnonzero(np.asarray(values) > limit)
+    found: list[dict[str, float]] = []
+    if bad.size == 0:
+        return found
+    groups = np.split(bad, np.flatnonzero(np.diff(bad) > GAP) + 1)
+    for group in groups:
+        worst = int(group[np.argmax(np.asarray(values)[group])])
+        found.append({"start": round(float(times[group[0]]), 3), "end": round(float(times[group[-1]]) + step, 3),
+                      "worst_at": round(float(times[worst]), 3), "worst": round(float(values[worst]), 3),
+                      "index": worst})
+    return found
+
+
+def _range_text(what: str, ranges: list[dict[str, float]], unit: str, limit: float, *, shown: int = 3) -> str:
+    parts = [f"{what} {r['start']:.2f}-{r['end']:.2f} s: {r['worst']:.3g}{unit} at {r['worst_at']:.2f} s"
+             for r in ranges[:shown]]
+    more = f" and {len(ranges) - shown} more range(s)" if len(ranges) > shown else ""
+    return "; ".join(parts) + more + f" (limit {limit:g}{unit})"
+
+
+def compare(golden: Signatures, frames: FrameSignatures, audio_db, limits: Thresholds) -> Comparison:
+    """Every timeline check of a decoded video (`frames`, `audio_db`) against the golden's signatures."""
+    import numpy as np
+
+    from mobius.measure import alignment, thumbnails
+
+    checks: list[Check] = []
+    timelines: list[Timeline] = []
+    worst: list[tuple[int, int]] = []
+    times = np.asarray(frames.times, dtype=np.float64)
+    step = float(np.median(np.diff(golden.frames.times))) if len(golden.frames) > 1 else 1 / 30
+
+    matched = alignment.align(golden.frames.y, frames.y)
+    path = matched.path
+    current_motion = np.concatenate([[0.0], thumbnails.largest_block_difference(
+        thumbnails.take(frames.planes(), np.arange(len(frames) - 1)),
+        thumbnails.take(frames.planes(), np.arange(1, len(frames))))]) if len(frames) else np.zeros(0)
+    golden_motion = np.concatenate([[0.0], thumbnails.largest_block_difference(
+        thumbnails.take(golden.frames.planes(), np.arange(len(golden.frames) - 1)),
+        thumbnails.take(golden.frames.planes(), np.arange(1, len(golden.frames))))])
+    frozen = alignment.frozen_runs(matched, current_motion, golden_motion)
+    matched = alignment.with_frozen(matched, frozen)
+
+    if len(frames):
+        difference = thumbnails.content_difference(thumbnails.take(golden.frames.planes(), path), frames.planes())
+    else:
+        difference = np.zeros(0)
+    frame_ranges = ranges_over(difference, limits.frame_diff, times, step)
+    worst += [(r["index"], int(path[r["index"]])) for r in frame_ranges]
+    measured = round(float(difference.max()), 3) if difference.size else None
+    checks.append(Check("frames.content", "frames", not frame_ranges and measured is not None, measured,
+                        limits.frame_diff, rule="<=", ranges=frame_ranges,
+                        message=_range_text("frames", frame_ranges, "", limits.frame_diff) if frame_ranges else
+                        ("" if measured is not None else "the video has no frames")))
+    timelines.append(Timeline("frames.content", "difference of each frame's most-changed 1 % (8-bit levels)",
+                              "levels", _rounded(times), _rounded(difference), limits.frame_diff, frame_ranges))
+
+    def event_range(event) -> dict[str, float]:
+        return {"start": round(float(times[event.first]), 3), "end": round(float(times[event.last]) + step, 3),
+                "frames": event.frames, "kind": event.kind}
+
+    timing = [e for e in matched.events if e.kind != "frozen"]
+    count = sum(e.frames for e in timing)
+    timing_ranges = [event_range(e) for e in timing]
+    text = "; ".join(f"{r['frames']} frame(s) {r['kind']} at {r['start']:.2f}-{r['end']:.2f} s"
+                     for r in timing_ranges[:5])
+    checks.append(Check("frames.timing", "timing", count <= limits.timing_frames, count, limits.timing_frames,
+                        rule="<=", ranges=timing_ranges, message=text))
+    frozen_ranges = [event_range(e) for e in matched.by_kind("frozen")]
+    still = sum(r["frames"] for r in frozen_ranges)
+    checks.append(Check("frames.frozen", "timing", still <= limits.timing_frames, still, limits.timing_frames,
+                        rule="<=", ranges=frozen_ranges, message="; ".join(
+                            f"frozen {r['start']:.2f}-{r['end']:.2f} s ({r['frames']} frames show one picture "
+                            "where the golden moves)"
+                            for r in frozen_ranges[:5])))
+    video_offset = float(matched.start_offset) * step
+    checks += _audio_checks(golden.audio, audio_db, limits, video_offset, timelines)
+    return Comparison(checks, timelines, worst)
+
+
+def _rounded(values, digits: int = 3) -> list[float]:
+    return [round(float(v), digits) for v in values]
+
+
+def _audio_checks(golden_db, current_db, limits: Thresholds, video_offset: float,
+                  timelines: list[Timeline]) -> list[Check]:
+    import numpy as np
+
+    from mobius.measure import soundprint
+
+    names = ("audio.content", "audio.bands", "timing.av_offset")
+    if golden_db is None or len(golden_db) == 0:
+        return [Check(n, "audio", True, None, None, skipped=True, message="not run: the golden has no audio")
+                for n in names]
+    if current_db is None or len(current_db) == 0:
+        return [Check(n, "audio", False, None, None, message="the video has no audio stream") for n in names]
+    checks = []
+    window = soundprint.WINDOW_HOPS * soundprint.HOP_S
+    diff = soundprint.window_difference(golden_db, current_db)
+    times = np.arange(len(diff)) * window
+    ranges = ranges_over(diff, limits.audio_diff, times, window)
+    for r in ranges:
+        r.pop("index")
+    measured = round(float(diff.max()), 3) if diff.size else None
+    checks.append(Check("audio.content", "audio", not ranges and measured is not None, measured, limits.audio_diff,
+                        rule="<=", ranges=ranges,
+                        message=_range_text("audio", ranges, " dB", limits.audio_diff) if ranges else ""))
+    timelines.append(Timeline("audio.content", "mean band level difference per 100 ms (dB)", "dB",
+                              _rounded(times), _rounded(diff), limits.audio_diff, ranges))
+
+    change = soundprint.band_difference(golden_db, current_db, limits.band_tol)
+    if change is None:
+        checks.append(Check("audio.bands", "audio", True, None, limits.band_tol, skipped=True,
+                            message="not run: no band is audible for 3 s in the golden"))
+    else:
+        segment = soundprint.SEGMENT_HOPS * soundprint.HOP_S
+        off = change.segments
+        band_ranges = [{"start": round(off[0] * segment, 3), "end": round((off[-1] + 1) * segment, 3),
+                        "low_hz": round(change.low_hz), "high_hz": round(change.high_hz)}] if off else []
+        passed = abs(change.change_db) <= limits.band_tol
+        checks.append(Check("audio.bands", "audio", passed, round(change.change_db, 3), limits.band_tol,
+                            deviation=round(abs(change.change_db), 3), expected=0.0, rule="<=",
+                            ranges=[] if passed else band_ranges,
+                            message="" if passed else (
+                                f"band {change.low_hz:.0f}-{change.high_hz:.0f} Hz is "
+                                f"{abs(change.change_db):.2f} dB {'louder' if change.change_db > 0 else 'quieter'}"
+                                + (f" over {band_ranges[0]['start']:.2f}-{band_ranges[0]['end']:.2f} s"
+                                   if band_ranges else "") + f" (limit {limits.band_tol:g} dB)")))
+
+    seconds, correlation = soundprint.offset(golden_db, current_db)
+    span = round(len(current_db) * soundprint.HOP_S, 3)
+    if correlation < MIN_MATCH:  # no offset explains the difference: it is another soundtrack, not a shift
+        checks.append(Check("timing.av_offset", "timing", False, None, limits.av_offset_ms, expected=0.0, rule="<=",
+                            ranges=[{"start": 0.0, "end": span}],
+                            message=f"the soundtrack matches the golden's at no offset within "
+                                    f"+-{soundprint.SEARCH_S * 1000:.0f} ms (best match {correlation:.2f}, "
+                                    f"a shift scores above {MIN_MATCH})"))
+        return checks
+    av_ms = round((seconds - video_offset) * 1000.0, 1) + 0.0  # + 0.0: never "-0"
+    passed = abs(av_ms) <= limits.av_offset_ms
+    where = "late" if av_ms > 0 else "early"
+    checks.append(Check("timing.av_offset", "timing", passed, av_ms, limits.av_offset_ms,
+                        deviation=abs(av_ms), expected=0.0, rule="<=",
+                        ranges=[] if passed else [{"start": 0.0, "end": span, "offset_ms": av_ms}],
+                        message="" if passed else (
+                            f"the soundtrack runs {abs(av_ms):.0f} ms {where} against the picture "
+                            f"(audio {round(seconds * 1000):+d} ms, video {round(video_offset * 1000):+d} ms "
+                            "against the golden; "
+                            f"match {correlation:.3f}; limit {limits.av_offset_ms:g} ms)")))
+    return checks
+
+
+def debug_images(debug: Path, golden: Signatures, frames: FrameSignatures, worst: list[tuple[int, int]],
+                 current_planes: dict[float, object]) -> dict[str, dict[str, Path]]:
+    """For the worst frame of each failing range: the current frame, the golden thumbnail (enlarged) and a
+    heat map of the block differences over the dimmed current frame. Keyed by the frame's time."""
+    from mobius.golden.report import block_debug_images
+    from mobius.measure import thumbnails
+
+    written = {}
+    for index, golden_index in worst:
+        t = float(frames.times[index])
+        plane = current_planes.get(t)
+        if plane is None:
+            continue
+        block = {p: thumbnails.take(golden.frames.planes(), [golden_index])[p][0] for p in thumbnails.PLANES}
+        mine = {p: frames.planes()[p][index] for p in thumbnails.PLANES}
+        written[f"{t:.3f}"] = block_debug_images(debug, f"range_{t:.2f}s", plane, block, mine)
+    return written

@@ -1,0 +1,154 @@
+"""Matching a video's frames to a golden's: which golden frame each current frame shows.
+
+The match is the cheapest monotone path through the frame pairs within a search window of +-SEARCH
+frames, by dynamic programming (the idea of dynamic time warping, restricted to the steps a broken
+pipeline makes): from one current frame to the next the golden frame advances by 1 (in time), by 0
+(a duplicated frame) or by 2..MAX_STEP (dropped frames). A pair costs the mean squared difference of
+the two luma thumbnails; every frame added or dropped costs PENALTY more, so the path leaves the
+diagonal only when the pictures prove it (a moving progress bar, a crossfade, a cut). In a picture
+that does not move at all, a dropped frame is invisible to a viewer and to this path alike.
+
+Frozen frames are told apart from duplicates: a run of current frames that do not move while the
+golden frames at the same times do (by more than MOVING levels in some block). A frozen run keeps
+the video's length; duplicates make it longer, dropped frames shorter.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+SEARCH = 15  # frames each way (0.5 s at 30 fps)
+MAX_STEP = 4
+PENALTY = 1.0  # in units of the cost (mean squared 8-bit difference per luma block)
+STILL = 2.0  # levels: a current frame this close to the one before has not moved
+MOVING = 6.0  # levels: a golden frame this far from the one before has moved
+MIN_FROZEN = 3  # frames
+CAP = 16.0  # levels: a block differing by more counts as differing by this much
+
+
+@dataclass(frozen=True)
+class TimingEvent:
+    """Frames added (duplicated), dropped or frozen, at current frames first..last (inclusive); for a
+    frozen run, `frames` counts the frames showing the same picture."""
+
+    kind: str  # dropped | duplicated | frozen
+    first: int
+    last: int
+    frames: int
+
+
+@dataclass
+class Alignment:
+    path: object  # int array: the golden frame shown by each current frame
+    events: list[TimingEvent] = field(default_factory=list)
+    start_offset: int = 0  # golden frame shown by the first current frame
+
+    def by_kind(self, kind: str) -> list[TimingEvent]:
+        return [e for e in self.events if e.kind == kind]
+
+
+def _costs(golden, current, search: int):
+    import numpy as np
+
+    g = np.asarray(golden, dtype=np.float32).reshape(len(golden), -1)
+    c = np.asarray(current, dtype=np.float32).reshape(len(current), -1)
+    costs = np.full((len(c), 2 * search + 1), np.inf, dtype=np.float64)
+    for k, off in enumerate(range(-search, search + 1)):
+        lo, hi = max(0, -off), min(len(c), len(g) - off)
+        if hi > lo:
+            d = np.minimum(np.abs(c[lo:hi] - g[lo + off : hi + off]), CAP)
+            costs[lo:hi, k] = np.einsum("ij,ij->i", d, d) / g.shape[1]
+    return costs
+
+
+def align(golden_luma, current_luma, *, search: int = SEARCH) -> Alignment:
+    """The cheapest path (see the module docstring) and the timing events it implies."""
+    import numpy as np
+
+    n = len(current_luma)
+    if n == 0 or len(golden_luma) == 0:
+        return Alignment(path=np.zeros(0, dtype=np.int64))
+    costs = _costs(golden_luma, current_luma, search)
+    width = costs.shape[1]
+    offsets = np.arange(-search, search + 1)
+    acc = costs[0] + PENALTY * np.abs(offsets)
+    back = np.zeros((n, width), dtype=np.int8)  # the step taken into each state
+    steps = range(0, MAX_STEP + 1)
+    for i in range(1, n):
+        best = np.full(width, np.inf)
+        choice = np.ones(width, dtype=np.int8)
+        for step in steps:
+            shift = step - 1  # offset change
+            moved = np.full(width, np.inf)
+            if shift >= 0:
+                moved[shift:] = acc[: width - shift] if shift else acc
+            else:
+                moved[:shift] = acc[-shift:]
+            moved = moved + PENALTY * abs(step - 1)
+            better = moved < best
+            best[better] = moved[better]
+            choice[better] = step
+        acc = best + costs[i]
+        back[i] = choice
+    state = int(np.argmin(acc))
+    path = np.empty(n, dtype=np.int64)
+    taken = np.ones(n, dtype=np.int64)
+    for i in range(n - 1, -1, -1):
+        path[i] = i + offsets[state]
+        if i:
+            taken[i] = back[i, state]
+            state -= int(taken[i]) - 1
+    taken[0] = path[0] + 1  # the first frame "steps" from golden frame -1
+    return Alignment(path=path, events=_events(taken), start_offset=int(path[0]))
+
+
+def _events(taken) -> list[TimingEvent]:
+    events = []
+    for i, step in enumerate(taken):
+        if step == 1:
+            continue
+        kind, count = ("duplicated", 1) if step == 0 else ("dropped", int(step) - 1)
+        if step < 0:  # the first frame shows a golden frame before 0: impossible by construction
+            continue
+        last = events[-1] if events else None
+        if last is not None and last.kind == kind and i - last.last <= 15:
+            events[-1] = TimingEvent(kind, last.first, i, last.frames + count)
+        else:
+            events.append(TimingEvent(kind, i, i, count))
+    return events
+
+
+def frozen_runs(alignment: Alignment, current_motion, golden_motion) -> list[TimingEvent]:
+    """Runs of current frames that stand still while the golden frames at the same times move.
+
+    `current_motion[i]` / `golden_motion[j]`: the largest block difference of frame i (j) from the frame
+    before. The golden times follow the path's offset from before the run, so a freeze is judged
+    against what should have played, not against the duplicates the path may have chosen inside it.
+    """
+    n = len(alignment.path)
+    runs = []
+    i = 1
+    while i < n:
+        if current_motion[i] > STILL:
+            i += 1
+            continue
+        start = i
+        base = int(alignment.path[start - 1]) - (start - 1)
+        moving = 0
+        while i < n and current_motion[i] <= STILL:
+            j = i + base
+            if 0 < j < len(golden_motion) and golden_motion[j] > MOVING:
+                moving += 1
+            i += 1
+        if moving >= MIN_FROZEN:
+            runs.append(TimingEvent("frozen", start - 1, i - 1, i - start + 1))
+    return runs
+
+
+def with_frozen(alignment: Alignment, frozen: list[TimingEvent], *, settle: int = SEARCH) -> Alignment:
+    """The alignment's events with frozen runs added, and the duplicates/drops inside a frozen run (and
+    in the `settle` frames the path needs to catch up after it) folded into that run."""
+    kept = [e for e in alignment.events
+            if not any(f.first <= e.first and e.last <= f.last + settle for f in frozen)]
+    events = sorted([*kept, *frozen], key=lambda e: e.first)
+    return Alignment(path=alignment.path, events=events, start_offset=alignment.start_offset)

@@ -13,9 +13,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from mobius.media.destination import Stored
-from mobius.safety.atomic import TEMP_PREFIX, fsync_dir, temp_name_for, write_all
+from mobius.safety.atomic import fsync_dir, temp_name_for, write_all
 from mobius.safety.diskspace import disk_space
 from mobius.safety.hashing import hash_uncached
+from mobius.safety.leftovers import sweep
 from mobius.safety.tree import DIR, FILE, LINK, walk
 
 
@@ -79,15 +80,8 @@ class LocalDestination:
             yield e.path, Stored(e.path, e.kind, e.size, token, e.link)
 
     def remove_temps(self) -> int:
-        if not self.root.is_dir():
-            return 0
-        removed = 0
-        for e in walk(self.root, include_temps=True):
-            if e.path.rsplit("/", 1)[-1].startswith(TEMP_PREFIX) and e.kind != DIR:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(self.root / e.path)
-                    removed += 1
-        return removed
+        """The shared leftovers sweep over the whole target: temps of processes that are gone."""
+        return len(sweep([self.root], recursive=True))
 
     def prepare(self) -> str:
         created = not self.root.exists()

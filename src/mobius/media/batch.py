@@ -24,9 +24,9 @@ import secrets
 import shutil
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from mobius.media.copier import CHANGED, CopyOutcome, open_source
+from mobius.media.copier import CHANGED, CopyOutcome, open_source, unchanged
 from mobius.media.destination import Stored
 from mobius.media.faults import FaultHooks
 from mobius.safety.atomic import TEMP_PREFIX, sync_filesystem, write_all
@@ -52,9 +52,11 @@ class _Copy:
     no_space: bool = False
     dst_digest: str | None = None
     stored: Stored | None = None
+    ctime_ns: int = 0
 
     def outcome(self) -> CopyOutcome:
-        return CopyOutcome(self.source, self.digest, self.dst_digest, self.stored, self.error, self.no_space)
+        return CopyOutcome(self.source, self.digest, self.dst_digest, self.stored, self.error, self.no_space,
+                           self.ctime_ns)
 
 
 def _current_umask() -> int:
@@ -112,10 +114,10 @@ class LocalBatchCopier:
         opened = open_source(path, entry)
         if isinstance(opened, str):
             return _Copy(entry, error=opened)
-        fd, before = opened
+        fd, before, ctime_ns = opened
         try:
             final = f"{self.dst}/{entry.path}"
-            copy = _Copy(before, self._temp_for(final), final)
+            copy = _Copy(before, self._temp_for(final), final, ctime_ns=ctime_ns)
             # created with its final mode when the umask keeps it (saves an fchmod per file); 600 otherwise
             direct = before.mode & 0o777 & ~self.umask == before.mode
             try:
@@ -222,7 +224,7 @@ class LocalBatchCopier:
             copy.error = f"verification failed: {exc.strerror or exc}"
             _unlink(copy.temp)
             return
-        if (after.st_size, after.st_mtime_ns, after.st_ino) != before.identity:
+        if not unchanged(before, copy.ctime_ns, after):
             copy.error = CHANGED
         elif again != copy.digest:
             copy.error = "verification failed: the bytes re-read at the target differ"
@@ -230,7 +232,7 @@ class LocalBatchCopier:
             _unlink(copy.temp)
             return
         copy.dst_digest = again
-        copy.stored = Stored(before.path, FILE, st.st_size, f"{st.st_mtime_ns}:{st.st_ino}")
+        copy.stored = Stored(before.path, FILE, st.st_size, f"{st.st_mtime_ns}:{st.st_ino}", ctime_ns=st.st_ctime_ns)
 
     def _publish(self, copy: _Copy) -> None:
         self.hooks.reached("publish", copy.source.path)
@@ -240,6 +242,8 @@ class LocalBatchCopier:
             except IsADirectoryError:
                 shutil.rmtree(copy.final)
                 os.rename(copy.temp, copy.final)
+            # a rename moves the file's ctime: the journal keeps the one it has under its final name
+            copy.stored = replace(copy.stored, ctime_ns=os.lstat(copy.final).st_ctime_ns)
         except OSError as exc:
             copy.error, copy.stored = f"target error: {exc.strerror or exc}", None
             _unlink(copy.temp)

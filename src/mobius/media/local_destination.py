@@ -47,7 +47,8 @@ class LocalWriter:
         os.close(self.fd)
         self.fd = None
         os.replace(self.temp, self.final)
-        return Stored(self.rel, FILE, st.st_size, _token(st))
+        # a rename moves the file's ctime: the journal keeps the one it has under its final name
+        return Stored(self.rel, FILE, st.st_size, _token(st), ctime_ns=os.lstat(self.final).st_ctime_ns)
 
     def abort(self) -> None:
         if self.fd is not None:

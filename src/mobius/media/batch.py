@@ -1,16 +1,17 @@
 """Copy many files to a local folder in batches, with the guarantees of one-file-at-a-time.
 
 For a batch (up to BATCH_FILES files or BATCH_BYTES):
-  1. write   each file under a temp name, hashing the source while reading it (a small file is
-             one read and one write), mode and mtime set;
+  1. write   each file, hashing the source while reading it (a small file is one read and one
+             write), mode and mtime set: under its final name in a target that was never the
+             live library (`in_place`), else under a temp name;
   2. sync    all of them with one syncfs of the target file system (or an fsync each);
   3. verify  each: drop its (now clean) cached pages, re-read it from the device (a window of
              files in flight at once), compare the sha256, and stat the source again (a file
-             changed meanwhile is not published);
-  4. publish rename each verified temp file to its final name (steps 3 and 4 on the pool).
+             changed meanwhile is removed, not journaled);
+  4. publish rename each verified temp file to its final name (not in place; steps 3 and 4 on the pool).
 The caller then fsyncs the folders and commits the batch's journal rows in one transaction. A
-kill anywhere leaves temp files (removed by the next run) or published-but-unjournaled files (copied
-again by the next run): nothing is recorded before it is durable and verified.
+kill anywhere leaves files without a journal row (rewritten by the next run) or temp files
+(removed by the next command): nothing is recorded before it is durable and verified.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from dataclasses import dataclass, replace
 from mobius.media.copier import CHANGED, CopyOutcome, open_source, unchanged
 from mobius.media.destination import Stored
 from mobius.media.faults import FaultHooks
+from mobius.media.local_destination import create_over
 from mobius.safety.atomic import TEMP_PREFIX, sync_filesystem, write_all
 from mobius.safety.hashing import CHUNK, sha256_fd
 from mobius.safety.tree import FILE, Entry
@@ -74,7 +76,7 @@ class LocalBatchCopier:
     """Runs the four steps above on a thread pool, each step over `workers` slices of the batch."""
 
     def __init__(self, source_root: str, target_root: str, *, hooks: FaultHooks, pool: ThreadPoolExecutor,
-                 workers: int, on_bytes: Callable[[int], None] | None = None):
+                 workers: int, on_bytes: Callable[[int], None] | None = None, in_place: bool = False):
         self.src = source_root
         self.dst = target_root
         self.hooks = hooks
@@ -85,6 +87,7 @@ class LocalBatchCopier:
         self.counter = itertools.count()
         self.fsync_each = os.environ.get("MOBIUS_MEDIA_SYNC") == "fsync"
         self.umask = _current_umask()
+        self.in_place = in_place
 
     def copy(self, entries: list[Entry]) -> list[CopyOutcome]:
         copies = self._map(self._write, entries)
@@ -117,11 +120,12 @@ class LocalBatchCopier:
         fd, before, ctime_ns = opened
         try:
             final = f"{self.dst}/{entry.path}"
-            copy = _Copy(before, self._temp_for(final), final, ctime_ns=ctime_ns)
+            copy = _Copy(before, final if self.in_place else self._temp_for(final), final, ctime_ns=ctime_ns)
             # created with its final mode when the umask keeps it (saves an fchmod per file); 600 otherwise
             direct = before.mode & 0o777 & ~self.umask == before.mode
             try:
-                out = os.open(copy.temp, WRITE_FLAGS, before.mode if direct else 0o600)
+                out = create_over(copy.temp, WRITE_FLAGS, before.mode if direct else 0o600) if self.in_place \
+                    else os.open(copy.temp, WRITE_FLAGS, before.mode if direct else 0o600)
             except OSError as exc:
                 copy.error, copy.no_space = f"cannot write at the target: {exc.strerror}", exc.errno in NO_SPACE
                 return copy
@@ -236,6 +240,8 @@ class LocalBatchCopier:
 
     def _publish(self, copy: _Copy) -> None:
         self.hooks.reached("publish", copy.source.path)
+        if self.in_place:
+            return  # already under its final name; its journal row is what makes it complete
         try:
             try:
                 os.rename(copy.temp, copy.final)

@@ -1,8 +1,9 @@
-"""Copy one file: hash while reading, write under a temp name, make it durable, re-read it from
-the device, and only then give it its final name.
+"""Copy one file: hash while reading, write it (see the destination's `writer`: a temp name, or the
+final name in a local target that was never live), make it durable, re-read it from the device,
+and only then publish it and report it complete.
 
 A file whose bytes at the destination differ from what was read, or whose source changed while
-it was copied, never appears under its final name.
+it was copied, is removed and never reported complete (never journaled).
 """
 
 from __future__ import annotations

@@ -1,8 +1,10 @@
 """The migration journal and records: one SQLite file in the workspace `state/`.
 
 WAL mode with synchronous=FULL: a committed row survives a kill -9 or a power cut. A file's
-row is written only after its bytes were verified and its rename made durable, so a row always
-means "this file is complete at the target"; a missing row means "copy it (again)".
+row is written only after its bytes were made durable under their final name and re-read from
+the device (a target never live is written there directly; a live one gets temp + rename), so a
+row always means "this file is complete at the target"; a missing row means "copy it (again)",
+whatever the target holds under that name.
 
 A file's row also keeps the ctime of both sides as they were verified: a write that keeps size
 and mtime (restored with `touch -d`) still moves the ctime, so a re-run knows which files to hash

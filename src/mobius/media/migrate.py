@@ -438,8 +438,10 @@ def _batch_copier(run: MigrationRun, pool: ThreadPoolExecutor, workers: int) -> 
 
     if not isinstance(run.dest, LocalDestination):
         return lambda files: list(pool.map(one, files))
+    # never the live library (never switched to): written under the final names, the journal says what is done
+    run.dest.in_place = run.record.new_value is None
     batch = LocalBatchCopier(str(run.source), str(run.dest.root), hooks=hooks, pool=pool, workers=workers,
-                             on_bytes=run.progress.advance)
+                             on_bytes=run.progress.advance, in_place=run.dest.in_place)
 
     def local(files: list[Entry]) -> list[CopyOutcome]:
         # large files each overlap their own write, fsync and re-read on the pool; small ones share one sync

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import sqlite3
 import subprocess
@@ -152,3 +153,35 @@ def test_killed_by_the_kernel_at_a_syscall_resumes_to_identical_trees(mobius, me
     assert code == 0, out
     assert not temps(target)
     assert snapshot(target) == before == snapshot(source)
+
+
+def _mount_tmpfs(folder: Path, size: str) -> bool:
+    folder.mkdir(parents=True, exist_ok=True)
+    return subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)],
+                          capture_output=True).returncode == 0
+
+
+def test_a_full_disk_stops_cleanly_and_the_resume_finishes_once_there_is_room(mobius, media_ws: Path,
+                                                                              tmp_path: Path):
+    """A real full file system (a 6 MiB tmpfs) under a target written in place: exit 5, nothing partial
+    journaled, the setting untouched; with room made (remounted larger) the same command ends identical."""
+    disk = tmp_path / "disk"
+    if not _mount_tmpfs(disk, "6m"):
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    try:
+        source, target = media_ws / "uploads", disk / "media"
+        before = snapshot(source)
+        proc = mobius(*ARGS, "--to", str(target), "--min-free-ratio", "0.1", "--workers", "2", "-w", str(media_ws))
+        assert proc.returncode == 5, proc.stdout + proc.stderr
+        assert "Traceback" not in proc.stderr and "space" in proc.stderr, proc.stderr
+        assert read_env_file(media_ws / ".env")["MOBIUS_LIBRARY_DIR"] == "uploads"
+        with sqlite3.connect(media_ws / "state" / "media.sqlite") as db:
+            rows = db.execute("SELECT path, dst_digest FROM entries WHERE kind = 'file'").fetchall()
+        for path, digest in rows:  # what the journal holds is whole at the target
+            assert hashlib.sha256((target / path).read_bytes()).hexdigest() == digest
+        subprocess.run(["mount", "-o", "remount,size=64m", str(disk)], check=True)
+        _finish(mobius, media_ws, target)
+        assert snapshot(target) == before == snapshot(source)
+        assert not temps(target)
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], capture_output=True)

@@ -44,12 +44,20 @@ class RunContext:
     @staticmethod
     def _sweep_leftovers(ws: Workspace) -> None:
         """Remove what killed runs left (temp dumps in backups/, partial renders in out/<slug>/, staging
-        beside tests/golden, scratch folders in the system temp folder); those of running processes stay."""
+        beside tests/golden, temp files in an unfinished media migration's target, scratch folders in the
+        system temp folder); those of running processes stay."""
         from mobius.safety.leftovers import sweep, sweep_system_temp
 
         try:
             sweep([ws.backups, ws.root / "tests", ws.state])
             sweep([ws.out], recursive=True)
+            if (ws.state / "media.sqlite").is_file():  # mobius.media is imported only where it migrated
+                from mobius.media.leftovers import sweep_migration_targets
+
+                removed = sweep_migration_targets(ws)
+                if removed:
+                    sys.stderr.write(f"mobius: removed {len(removed)} temp files a killed media migration left in "
+                                     f"its target\n")
             sweep_system_temp()
         except OSError as exc:  # never the reason a command fails
             log.get_logger().warning("leftovers.sweep_failed", error=str(exc))

@@ -100,6 +100,9 @@ def migrate_command(
     workers: int = typer.Option(None, "--workers", help="Parallel copies (default: 4 x cores, 4..16)"),
     min_free_ratio: float = typer.Option(3.0, "--min-free-ratio", help="Free space needed at the target, "
                                          "as a multiple of the data to copy"),
+    verify: bool = typer.Option(False, "--verify", help="Re-run of a completed migration: re-read every byte of "
+                                "both trees (default: compare their stats, ctime included, and hash only what "
+                                "a stat cannot clear)"),
 ) -> None:
     """Copy the library to TARGET, re-read and verify every byte, then switch MOBIUS_LIBRARY_DIR.
 
@@ -114,7 +117,7 @@ def migrate_command(
     ws = current.workspace()
     result = migrate(ws, target, dry_run=dry_run, backup=not no_backup, workers=workers,
                      min_free_ratio=ratio, confirm=lambda question: confirm(question, yes=yes),
-                     report=say, progress=current.progress())
+                     report=say, progress=current.progress(), verify=verify)
     if not result.dry_run and not result.nothing_to_do:
         current.set_workspace(ws.reload())
     record = result.record

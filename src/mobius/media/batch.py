@@ -1,16 +1,18 @@
 """Copy many files to a local folder in batches, with the guarantees of one-file-at-a-time.
 
 For a batch (up to BATCH_FILES files or BATCH_BYTES):
-  1. write   each file under a temp name, hashing the source while reading it (a small file is
-             one read and one write), mode and mtime set;
+  1. write   each file, hashing the source while reading it (a small file is one read and one
+             write; a window of source files asked for ahead, so a cold source is read from the
+             device a window at a time), mode and mtime set: under its final name in a target that was never the
+             live library (`in_place`), else under a temp name;
   2. sync    all of them with one syncfs of the target file system (or an fsync each);
   3. verify  each: drop its (now clean) cached pages, re-read it from the device (a window of
              files in flight at once), compare the sha256, and stat the source again (a file
-             changed meanwhile is not published);
-  4. publish rename each verified temp file to its final name (steps 3 and 4 on the pool).
+             changed meanwhile is removed, not journaled);
+  4. publish rename each verified temp file to its final name (not in place; steps 3 and 4 on the pool).
 The caller then fsyncs the folders and commits the batch's journal rows in one transaction. A
-kill anywhere leaves temp files (removed by the next run) or published-but-unjournaled files (copied
-again by the next run): nothing is recorded before it is durable and verified.
+kill anywhere leaves files without a journal row (rewritten by the next run) or temp files
+(removed by the next command): nothing is recorded before it is durable and verified.
 """
 
 from __future__ import annotations
@@ -24,11 +26,12 @@ import secrets
 import shutil
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from mobius.media.copier import CHANGED, CopyOutcome, open_source
+from mobius.media.copier import CHANGED, CopyOutcome, open_source, unchanged
 from mobius.media.destination import Stored
 from mobius.media.faults import FaultHooks
+from mobius.media.local_destination import create_over
 from mobius.safety.atomic import TEMP_PREFIX, sync_filesystem, write_all
 from mobius.safety.hashing import CHUNK, sha256_fd
 from mobius.safety.tree import FILE, Entry
@@ -36,6 +39,7 @@ from mobius.safety.tree import FILE, Entry
 BATCH_FILES = int(os.environ.get("MOBIUS_MEDIA_BATCH_FILES") or 2000)
 BATCH_BYTES = 128 << 20
 VERIFY_WINDOW = 256  # files whose re-read is in flight at once
+READ_WINDOW = 64  # source files whose read is asked for ahead, per thread
 WRITE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
 NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
 
@@ -52,9 +56,11 @@ class _Copy:
     no_space: bool = False
     dst_digest: str | None = None
     stored: Stored | None = None
+    ctime_ns: int = 0
 
     def outcome(self) -> CopyOutcome:
-        return CopyOutcome(self.source, self.digest, self.dst_digest, self.stored, self.error, self.no_space)
+        return CopyOutcome(self.source, self.digest, self.dst_digest, self.stored, self.error, self.no_space,
+                           self.ctime_ns)
 
 
 def _current_umask() -> int:
@@ -72,7 +78,7 @@ class LocalBatchCopier:
     """Runs the four steps above on a thread pool, each step over `workers` slices of the batch."""
 
     def __init__(self, source_root: str, target_root: str, *, hooks: FaultHooks, pool: ThreadPoolExecutor,
-                 workers: int, on_bytes: Callable[[int], None] | None = None):
+                 workers: int, on_bytes: Callable[[int], None] | None = None, in_place: bool = False):
         self.src = source_root
         self.dst = target_root
         self.hooks = hooks
@@ -83,9 +89,10 @@ class LocalBatchCopier:
         self.counter = itertools.count()
         self.fsync_each = os.environ.get("MOBIUS_MEDIA_SYNC") == "fsync"
         self.umask = _current_umask()
+        self.in_place = in_place
 
     def copy(self, entries: list[Entry]) -> list[CopyOutcome]:
-        copies = self._map(self._write, entries)
+        copies = self._map(self._write_ahead, entries, whole=True)
         written = [c for c in copies if c.error is None]
         if written:
             if self.fsync_each or not sync_filesystem(self.dst):
@@ -107,19 +114,49 @@ class LocalBatchCopier:
         name = f"{TEMP_PREFIX}{self.tag}-{next(self.counter)}-{final[slash + 1:]}"[:255]
         return f"{final[:slash]}/{name}"
 
-    def _write(self, entry: Entry) -> _Copy:
+    def _write_ahead(self, entries: list[Entry]) -> list[_Copy]:
+        """Write a slice, its source files opened and their pages asked for a window ahead.
+
+        Reading small cold files one by one waits on the device once per file; asking for a
+        window's pages first lets it serve them together (as the verification's re-read does).
+        """
+        copies: list[_Copy] = []
+        for start in range(0, len(entries), READ_WINDOW):
+            window = entries[start:start + READ_WINDOW]
+            opened: list = []
+            try:
+                for entry in window:
+                    opened.append(self._open_ahead(entry))
+                for index, entry in enumerate(window):
+                    ahead, opened[index] = opened[index], None  # _write closes it, whatever happens
+                    copies.append(self._write(entry, ahead))
+            finally:
+                for left in opened:
+                    if isinstance(left, tuple):
+                        os.close(left[0])
+        return copies
+
+    def _open_ahead(self, entry: Entry) -> tuple[int, Entry, int] | str:
+        opened = open_source(f"{self.src}/{entry.path}", entry)
+        if not isinstance(opened, str) and 0 < opened[1].size < CHUNK:
+            with contextlib.suppress(OSError):  # advice only
+                os.posix_fadvise(opened[0], 0, 0, os.POSIX_FADV_WILLNEED)
+        return opened
+
+    def _write(self, entry: Entry, opened: tuple[int, Entry, int] | str) -> _Copy:
+        """Write one source file opened by `_open_ahead` (closes it)."""
         path = f"{self.src}/{entry.path}"
-        opened = open_source(path, entry)
         if isinstance(opened, str):
             return _Copy(entry, error=opened)
-        fd, before = opened
+        fd, before, ctime_ns = opened
         try:
             final = f"{self.dst}/{entry.path}"
-            copy = _Copy(before, self._temp_for(final), final)
+            copy = _Copy(before, final if self.in_place else self._temp_for(final), final, ctime_ns=ctime_ns)
             # created with its final mode when the umask keeps it (saves an fchmod per file); 600 otherwise
             direct = before.mode & 0o777 & ~self.umask == before.mode
             try:
-                out = os.open(copy.temp, WRITE_FLAGS, before.mode if direct else 0o600)
+                out = create_over(copy.temp, WRITE_FLAGS, before.mode if direct else 0o600) if self.in_place \
+                    else os.open(copy.temp, WRITE_FLAGS, before.mode if direct else 0o600)
             except OSError as exc:
                 copy.error, copy.no_space = f"cannot write at the target: {exc.strerror}", exc.errno in NO_SPACE
                 return copy
@@ -222,7 +259,7 @@ class LocalBatchCopier:
             copy.error = f"verification failed: {exc.strerror or exc}"
             _unlink(copy.temp)
             return
-        if (after.st_size, after.st_mtime_ns, after.st_ino) != before.identity:
+        if not unchanged(before, copy.ctime_ns, after):
             copy.error = CHANGED
         elif again != copy.digest:
             copy.error = "verification failed: the bytes re-read at the target differ"
@@ -230,16 +267,20 @@ class LocalBatchCopier:
             _unlink(copy.temp)
             return
         copy.dst_digest = again
-        copy.stored = Stored(before.path, FILE, st.st_size, f"{st.st_mtime_ns}:{st.st_ino}")
+        copy.stored = Stored(before.path, FILE, st.st_size, f"{st.st_mtime_ns}:{st.st_ino}", ctime_ns=st.st_ctime_ns)
 
     def _publish(self, copy: _Copy) -> None:
         self.hooks.reached("publish", copy.source.path)
+        if self.in_place:
+            return  # already under its final name; its journal row is what makes it complete
         try:
             try:
                 os.rename(copy.temp, copy.final)
             except IsADirectoryError:
                 shutil.rmtree(copy.final)
                 os.rename(copy.temp, copy.final)
+            # a rename moves the file's ctime: the journal keeps the one it has under its final name
+            copy.stored = replace(copy.stored, ctime_ns=os.lstat(copy.final).st_ctime_ns)
         except OSError as exc:
             copy.error, copy.stored = f"target error: {exc.strerror or exc}", None
             _unlink(copy.temp)

@@ -1,8 +1,9 @@
-"""Copy one file: hash while reading, write under a temp name, make it durable, re-read it from
-the device, and only then give it its final name.
+"""Copy one file: hash while reading, write it (see the destination's `writer`: a temp name, or the
+final name in a local target that was never live), make it durable, re-read it from the device,
+and only then publish it and report it complete.
 
 A file whose bytes at the destination differ from what was read, or whose source changed while
-it was copied, never appears under its final name.
+it was copied, is removed and never reported complete (never journaled).
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ CHANGED = "changed during the copy (size or mtime differs between copy and verif
 
 @dataclass(slots=True)
 class CopyOutcome:
-    """`source` is the file as it was when opened; `error` is None when it was copied and verified."""
+    """`source` is the file as it was when opened (`ctime_ns` its ctime then); `error` is None when it
+    was copied and verified."""
 
     source: Entry
     digest: str | None = None
@@ -34,6 +36,7 @@ class CopyOutcome:
     stored: Stored | None = None
     error: str | None = None
     no_space: bool = False
+    ctime_ns: int | None = None
 
 
 def copy_file(source_root: str, entry: Entry, dest: Destination, *, hooks: FaultHooks,
@@ -42,18 +45,18 @@ def copy_file(source_root: str, entry: Entry, dest: Destination, *, hooks: Fault
     opened = open_source(path, entry)
     if isinstance(opened, str):
         return CopyOutcome(entry, error=opened)
-    fd, before = opened
+    fd, before, ctime_ns = opened
     try:
-        return _copy_open_file(fd, path, before, dest, hooks, on_bytes)
+        return _copy_open_file(fd, path, before, ctime_ns, dest, hooks, on_bytes)
     finally:
         os.close(fd)
 
 
-def open_source(path: str, entry: Entry) -> tuple[int, Entry] | str:
+def open_source(path: str, entry: Entry) -> tuple[int, Entry, int] | str:
     """Open a source file to copy it: never through a symlink, never blocking on a FIFO.
 
-    Returns (fd, the entry as the open file is now) for the caller to close, or the reason it
-    cannot be copied (the one wording both copy paths report).
+    Returns (fd, the entry as the open file is now, its ctime) for the caller to close, or the
+    reason it cannot be copied (the one wording both copy paths report).
     """
     try:
         fd = os.open(path, SOURCE_FLAGS)
@@ -67,10 +70,15 @@ def open_source(path: str, entry: Entry) -> tuple[int, Entry] | str:
     if not stat.S_ISREG(st.st_mode):
         os.close(fd)
         return "unreadable: no longer a regular file"
-    return fd, Entry(entry.path, FILE, st.st_size, st.st_mtime_ns, st.st_ino, stat.S_IMODE(st.st_mode))
+    return fd, Entry(entry.path, FILE, st.st_size, st.st_mtime_ns, st.st_ino, stat.S_IMODE(st.st_mode)), st.st_ctime_ns
 
 
-def _copy_open_file(fd: int, path: str, before: Entry, dest: Destination, hooks: FaultHooks,
+def unchanged(before: Entry, ctime_ns: int, after: os.stat_result) -> bool:
+    """The source still is the file that was opened: same size, mtime, inode and ctime."""
+    return (after.st_size, after.st_mtime_ns, after.st_ino, after.st_ctime_ns) == (*before.identity, ctime_ns)
+
+
+def _copy_open_file(fd: int, path: str, before: Entry, ctime_ns: int, dest: Destination, hooks: FaultHooks,
                     on_bytes: Callable[[int], None] | None) -> CopyOutcome:
     os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
     try:
@@ -103,7 +111,7 @@ def _copy_open_file(fd: int, path: str, before: Entry, dest: Destination, hooks:
         hooks.reached("verify", before.path)
         again = writer.read_back()
         after = os.stat(path, follow_symlinks=False)
-        if (after.st_size, after.st_mtime_ns, after.st_ino) != before.identity or total != before.size:
+        if not unchanged(before, ctime_ns, after) or total != before.size:
             writer.abort()
             return CopyOutcome(before, error=CHANGED)
         source_digest = digest.hexdigest()
@@ -112,7 +120,7 @@ def _copy_open_file(fd: int, path: str, before: Entry, dest: Destination, hooks:
             return CopyOutcome(before, error="verification failed: the bytes re-read at the target differ")
         hooks.reached("publish", before.path)
         stored = writer.publish()
-        return CopyOutcome(before, source_digest, again, stored)
+        return CopyOutcome(before, source_digest, again, stored, ctime_ns=ctime_ns)
     except OSError as exc:
         writer.abort()
         where = "source" if exc.filename == path else "target"

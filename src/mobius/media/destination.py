@@ -21,7 +21,8 @@ from mobius.errors import EnvironmentProblem, InputError
 class Stored:
     """An entry as the destination holds it; `token` changes whenever its content could have.
 
-    Local folders: "<mtime_ns>:<inode>". Object storage: the object's ETag.
+    Local folders: "<mtime_ns>:<inode>" (and `ctime_ns`, which no write can keep). Object storage:
+    the object's ETag.
     """
 
     path: str
@@ -29,6 +30,7 @@ class Stored:
     size: int = 0
     token: str = ""
     link: str | None = None
+    ctime_ns: int | None = None
 
 
 class Writer(Protocol):

@@ -1,8 +1,14 @@
 """The migration journal and records: one SQLite file in the workspace `state/`.
 
 WAL mode with synchronous=FULL: a committed row survives a kill -9 or a power cut. A file's
-row is written only after its bytes were verified and its rename made durable, so a row always
-means "this file is complete at the target"; a missing row means "copy it (again)".
+row is written only after its bytes were made durable under their final name and re-read from
+the device (a target never live is written there directly; a live one gets temp + rename), so a
+row always means "this file is complete at the target"; a missing row means "copy it (again)",
+whatever the target holds under that name.
+
+A file's row also keeps the ctime of both sides as they were verified: a write that keeps size
+and mtime (restored with `touch -d`) still moves the ctime, so a re-run knows which files to hash
+again. Journals written before ctimes were kept have NULL there (those rows are compared without).
 """
 
 from __future__ import annotations
@@ -20,9 +26,11 @@ CREATE TABLE IF NOT EXISTS migrations (
 CREATE TABLE IF NOT EXISTS entries (
     migration_id TEXT NOT NULL, path TEXT NOT NULL, kind TEXT NOT NULL,
     size INTEGER, mtime_ns INTEGER, inode INTEGER, mode INTEGER, link TEXT, digest TEXT,
-    dst_size INTEGER, dst_token TEXT, dst_digest TEXT,
+    dst_size INTEGER, dst_token TEXT, dst_digest TEXT, ctime_ns INTEGER, dst_ctime_ns INTEGER,
     PRIMARY KEY (migration_id, path)) WITHOUT ROWID;
 """
+COLUMNS = ("path, kind, size, mtime_ns, inode, mode, link, digest, dst_size, dst_token, dst_digest, ctime_ns, "
+           "dst_ctime_ns")
 
 OPEN_STATUSES = ("running", "stopped", "failed", "verified", "switching", "rolled-back")
 
@@ -79,6 +87,8 @@ class JournalRow:
     dst_size: int
     dst_token: str
     dst_digest: str | None
+    ctime_ns: int | None = None
+    dst_ctime_ns: int | None = None
 
 
 class MigrationJournal:
@@ -94,6 +104,14 @@ class MigrationJournal:
         if create:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.executescript(SCHEMA)
+        self._columns = COLUMNS
+        have = {row[1] for row in self._db.execute("PRAGMA table_info(entries)")}
+        if have and "ctime_ns" not in have:  # a journal from before ctimes were kept
+            if create:
+                self._db.execute("ALTER TABLE entries ADD COLUMN ctime_ns INTEGER")
+                self._db.execute("ALTER TABLE entries ADD COLUMN dst_ctime_ns INTEGER")
+            else:
+                self._columns = COLUMNS.replace("ctime_ns, dst_ctime_ns", "NULL, NULL")
 
     @classmethod
     def read_only(cls, path: Path) -> MigrationJournal | None:
@@ -139,28 +157,34 @@ class MigrationJournal:
 
     # entries
     def rows(self, migration_id: str) -> dict[str, JournalRow]:
-        cursor = self._db.execute(
-            "SELECT path, kind, size, mtime_ns, inode, mode, link, digest, dst_size, dst_token, dst_digest"
-            " FROM entries WHERE migration_id = ?", (migration_id,))
+        cursor = self._db.execute(f"SELECT {self._columns} FROM entries WHERE migration_id = ?", (migration_id,))
         return {r[0]: JournalRow(*r) for r in cursor}
 
     def iter_rows(self, migration_id: str, *, ordered: bool = True) -> Iterator[JournalRow]:
         """Rows one at a time (by path unless `ordered` is False), never all held at once."""
         cursor = self._db.cursor()
         cursor.arraysize = 4096
-        cursor.execute(
-            "SELECT path, kind, size, mtime_ns, inode, mode, link, digest, dst_size, dst_token, dst_digest"
-            " FROM entries WHERE migration_id = ?" + (" ORDER BY path" if ordered else ""), (migration_id,))
+        cursor.execute(f"SELECT {self._columns} FROM entries WHERE migration_id = ?"
+                       + (" ORDER BY path" if ordered else ""), (migration_id,))
         return (JournalRow(*r) for r in cursor)
 
     def iter_raw(self, migration_id: str, size: int = 8192) -> Iterator[list[tuple]]:
-        """Rows as plain tuples (path, kind, size, mtime_ns, inode, mode, link, dst_size, dst_token), in lists
-        of `size`: for whole-tree comparisons that build no object per row."""
-        cursor = self._db.execute(
-            "SELECT path, kind, size, mtime_ns, inode, mode, link, dst_size, dst_token FROM entries"
-            " WHERE migration_id = ?", (migration_id,))
+        """Rows as plain tuples (path, kind, size, mtime_ns, inode, mode, link, dst_size, dst_token, ctime_ns,
+        dst_ctime_ns), in lists of `size`: for whole-tree comparisons that build no object per row."""
+        columns = self._columns.replace(" digest,", "").replace(" dst_digest,", "")
+        cursor = self._db.execute(f"SELECT {columns} FROM entries WHERE migration_id = ?", (migration_id,))
         while rows := cursor.fetchmany(size):
             yield rows
+
+    def keeps_ctimes(self, migration_id: str) -> tuple[bool, bool]:
+        """(every file row has its source ctime, every file row has its target ctime): only then are ctimes
+        part of a comparison (rows from before ctimes were kept, or object storage, have none)."""
+        if "NULL" in self._columns:
+            return False, False
+        src, dst = self._db.execute(
+            "SELECT count(ctime_ns) = count(*), count(dst_ctime_ns) = count(*) FROM entries"
+            " WHERE migration_id = ? AND kind = 'file'", (migration_id,)).fetchone()
+        return bool(src), bool(dst)
 
     def count_rows(self, migration_id: str) -> int:
         return self._db.execute("SELECT count(*) FROM entries WHERE migration_id = ?", (migration_id,)).fetchone()[0]
@@ -175,9 +199,9 @@ class MigrationJournal:
             self._db.executemany("DELETE FROM entries WHERE migration_id = ? AND path = ?",
                                  [(migration_id, p) for p in forget])
             self._db.executemany(
-                "INSERT OR REPLACE INTO entries VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT OR REPLACE INTO entries (migration_id, {COLUMNS}) VALUES (?{', ?' * 13})",
                 [(migration_id, r.path, r.kind, r.size, r.mtime_ns, r.inode, r.mode, r.link, r.digest,
-                  r.dst_size, r.dst_token, r.dst_digest) for r in rows])
+                  r.dst_size, r.dst_token, r.dst_digest, r.ctime_ns, r.dst_ctime_ns) for r in rows])
             self._db.execute("COMMIT")
         except BaseException:
             self._db.execute("ROLLBACK")

@@ -1,4 +1,9 @@
-"""A local folder as migration destination: temp name, fsync, rename; re-reads bypass the page cache.
+"""A local folder as migration destination: fsync, re-read past the page cache, journal.
+
+A target that was never the live library (`in_place`) is written under the final names: nothing
+reads it before the switch publishes it, and the journal, not the name, says which files are
+complete (a resume rewrites every file without a row). A target that has been the live library
+gets temp name + fsync + rename, so a reader never sees a partial file there.
 
 `read_back` first drops the file's cached pages (POSIX_FADV_DONTNEED after fsync, when they are
 clean), so the bytes hashed come from the storage device, not from the copy we just wrote in memory.
@@ -13,9 +18,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from mobius.media.destination import Stored
-from mobius.safety.atomic import TEMP_PREFIX, fsync_dir, temp_name_for, write_all
+from mobius.safety.atomic import fsync_dir, temp_name_for, write_all
 from mobius.safety.diskspace import disk_space
 from mobius.safety.hashing import hash_uncached
+from mobius.safety.leftovers import sweep
 from mobius.safety.tree import DIR, FILE, LINK, walk
 
 
@@ -23,12 +29,30 @@ def _token(st: os.stat_result) -> str:
     return f"{st.st_mtime_ns}:{st.st_ino}"
 
 
+def create_over(path: str | Path, flags: int, mode: int) -> int:
+    """Create `path` (O_EXCL in `flags`), first removing what a killed run left under that name.
+
+    Only for a target that was never live: whatever is there has no journal row, so it is ours to redo.
+    """
+    try:
+        return os.open(path, flags, mode)
+    except FileExistsError:
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path)
+        else:
+            os.unlink(path)
+        return os.open(path, flags, mode)
+
+
 class LocalWriter:
-    def __init__(self, final: Path, rel: str):
+    """One file: under a temp name renamed at `publish`, or (`in_place`) under its final name."""
+
+    def __init__(self, final: Path, rel: str, *, in_place: bool = False):
         self.final = final
         self.rel = rel
-        self.temp = temp_name_for(final)
-        self.fd: int | None = os.open(self.temp, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        self.in_place = in_place
+        self.temp = final if in_place else temp_name_for(final)
+        self.fd: int | None = create_over(self.temp, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
 
     def write(self, data: memoryview) -> None:
         write_all(self.fd, data)
@@ -45,8 +69,11 @@ class LocalWriter:
         st = os.fstat(self.fd)
         os.close(self.fd)
         self.fd = None
+        if self.in_place:
+            return Stored(self.rel, FILE, st.st_size, _token(st), ctime_ns=st.st_ctime_ns)
         os.replace(self.temp, self.final)
-        return Stored(self.rel, FILE, st.st_size, _token(st))
+        # a rename moves the file's ctime: the journal keeps the one it has under its final name
+        return Stored(self.rel, FILE, st.st_size, _token(st), ctime_ns=os.lstat(self.final).st_ctime_ns)
 
     def abort(self) -> None:
         if self.fd is not None:
@@ -60,9 +87,10 @@ class LocalDestination:
     kind = "local"
     supports_links = True
 
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, *, in_place: bool = False):
         self.root = root
         self.url = str(root)
+        self.in_place = in_place  # the migration sets it when the target was never the live library
 
     def exists(self) -> bool:
         return self.root.exists()
@@ -79,15 +107,8 @@ class LocalDestination:
             yield e.path, Stored(e.path, e.kind, e.size, token, e.link)
 
     def remove_temps(self) -> int:
-        if not self.root.is_dir():
-            return 0
-        removed = 0
-        for e in walk(self.root, include_temps=True):
-            if e.path.rsplit("/", 1)[-1].startswith(TEMP_PREFIX) and e.kind != DIR:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(self.root / e.path)
-                    removed += 1
-        return removed
+        """The shared leftovers sweep over the whole target: temps of processes that are gone."""
+        return len(sweep([self.root], recursive=True))
 
     def prepare(self) -> str:
         created = not self.root.exists()
@@ -122,9 +143,9 @@ class LocalDestination:
 
     def writer(self, path: str) -> LocalWriter:
         final = self.root / path
-        if final.is_dir() and not final.is_symlink():
+        if not self.in_place and final.is_dir() and not final.is_symlink():
             shutil.rmtree(final)
-        return LocalWriter(final, path)
+        return LocalWriter(final, path, in_place=self.in_place)
 
     def read(self, path: str, on_bytes: Callable[[int], None] | None = None) -> str:
         fd = os.open(self.root / path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)

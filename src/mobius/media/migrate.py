@@ -33,10 +33,12 @@ from mobius.media.plan import (
     Plan,
     compare_trees,
     first_run_plan,
+    local_root,
     make_plan,
     target_problems,
     unchanged_since_verified,
 )
+from mobius.media.recheck import recheck_ctimes, reread_all
 from mobius.progress import NoProgress, Progress
 from mobius.records import outer_operation, records_call
 from mobius.safety.checksums import write_checksum_file
@@ -152,6 +154,7 @@ class MigrationRun:
     failures: list[str] = field(default_factory=list)
     stop: MobiusError | None = None
     hooks: FaultHooks | None = None
+    verify: bool = False  # a re-run of a completed migration re-reads every byte instead of trusting stats
 
     @property
     def target(self) -> str:
@@ -166,8 +169,12 @@ class MigrationRun:
               skip=lambda args: args["dry_run"])
 def migrate(ws: Workspace, target: str, *, dry_run: bool = False, backup: bool = True, workers: int | None = None,
             min_free_ratio: float = 3.0, confirm: Callable[[str], bool] | None = None, report: Report | None = None,
-            progress: Progress | None = None) -> MigrationResult:
-    """Copy the library to `target`, verify every byte there, switch MOBIUS_LIBRARY_DIR; resumable."""
+            progress: Progress | None = None, verify: bool = False) -> MigrationResult:
+    """Copy the library to `target`, verify every byte there, switch MOBIUS_LIBRARY_DIR; resumable.
+
+    Run again after it completed, it compares both trees with what it verified (stat, ctime
+    included; only files whose ctime alone moved are read), or with `verify` re-reads every byte.
+    """
     started = time.monotonic()
     if min_free_ratio <= 0:
         raise InputError(f"--min-free-ratio must be positive, not {min_free_ratio}")
@@ -183,7 +190,7 @@ def migrate(ws: Workspace, target: str, *, dry_run: bool = False, backup: bool =
 
     def run_with(journal: MigrationJournal | None) -> None:
         run = MigrationRun(ws, source, dest, journal, result, report or (lambda line: None), progress or NoProgress(),
-                           workers, dry_run, backup, min_free_ratio, confirm)
+                           workers, dry_run, backup, min_free_ratio, confirm, verify=verify)
         try:
             _migrate_locked(run)
         finally:
@@ -202,10 +209,12 @@ def migrate(ws: Workspace, target: str, *, dry_run: bool = False, backup: bool =
 def _migrate_locked(run: MigrationRun) -> None:
     """preflight -> plan -> (dry run stops here) -> record + backup -> copy -> compare -> switch."""
     if is_url(run.ws.library) or Path(os.path.realpath(run.target)) == run.source:
-        _already_migrated(run.dest, run.journal, run.result, run.evidence)
+        _already_migrated(run)
         return
     _check_locations(run)
     run.record = run.journal.resumable_migration(str(run.source), run.target) if run.journal else None
+    if run.record is not None and run.record.status == "completed" and _completed_and_unchanged(run):
+        return
     _scan_source(run)
     _check_source(run)
     _make_the_plan(run)
@@ -306,9 +315,15 @@ def _make_the_plan(run: MigrationRun) -> None:
         run.plan = first_run_plan(run.source, run.scan.files, run.scan.bytes)
         run.evidence(f"preflight: target {target} is empty" + ("" if run.dest.exists() else " (will be created)"))
     else:
+        live = record.status in LIVE_STATUSES
+        # a live target's files whose ctime alone moved are hashed: source edits are copied, target edits kept
+        recheck = recheck_ctimes(run.source, local_root(run.dest), run.dest, run.journal, record.id,
+                                 update=not run.dry_run) if live else None
         run.plan = make_plan(run.scan.kept or [], run.journal.rows(record.id), run.dest.listing(), run.dest,
-                             target_was_live=record.status in LIVE_STATUSES)
+                             target_was_live=live)
         run.scan.kept = None
+        if recheck is not None:
+            run.plan.conflicts += recheck.target_changed
         if run.plan.conflicts:
             log.error("media.target.conflicts", migration=record.id, count=len(run.plan.conflicts))
             raise VerificationError(
@@ -423,8 +438,10 @@ def _batch_copier(run: MigrationRun, pool: ThreadPoolExecutor, workers: int) -> 
 
     if not isinstance(run.dest, LocalDestination):
         return lambda files: list(pool.map(one, files))
+    # never the live library (never switched to): written under the final names, the journal says what is done
+    run.dest.in_place = run.record.new_value is None
     batch = LocalBatchCopier(str(run.source), str(run.dest.root), hooks=hooks, pool=pool, workers=workers,
-                             on_bytes=run.progress.advance)
+                             on_bytes=run.progress.advance, in_place=run.dest.in_place)
 
     def local(files: list[Entry]) -> list[CopyOutcome]:
         # large files each overlap their own write, fsync and re-read on the pool; small ones share one sync
@@ -477,7 +494,7 @@ def _take_outcome(run: MigrationRun, outcome: CopyOutcome, rows: list[JournalRow
         return
     src, stored = outcome.source, outcome.stored
     rows.append(JournalRow(src.path, FILE, src.size, src.mtime_ns, src.inode, src.mode, None, outcome.digest,
-                           stored.size, stored.token, outcome.dst_digest))
+                           stored.size, stored.token, outcome.dst_digest, outcome.ctime_ns, stored.ctime_ns))
     run.result.copied_files += 1
     run.result.copied_bytes += src.size
 
@@ -588,21 +605,59 @@ def _completed(journal: MigrationJournal, record: MigrationRecord) -> None:
     journal.save(record)
 
 
-def _already_migrated(dest: Destination, journal: MigrationJournal | None, result: MigrationResult,
-                      report: Report) -> MigrationResult:
+def _completed_and_unchanged(run: MigrationRun) -> bool:
+    """A re-run of a completed migration (the source kept as the library, e.g. by the environment): when
+    both trees still have the fingerprints they were verified with (or, with --verify, every byte
+    re-read still matches) and the setting already names the target, there is nothing to do."""
+    record, dest = run.record, run.dest
+    if read_env_file(run.ws.env_file).get(SETTING) != run.target:
+        return False  # the setting was changed by hand: the full path checks and switches again
+    started = time.monotonic()
+    entries = record.files + record.folders + record.links
+    if run.verify:
+        read = _reread_or_raise(Path(record.source), dest, run.journal, record)
+        how = f"every byte of {read} files read again on both sides"
+    elif unchanged_since_verified(Path(record.source), dest, record.source_fingerprint, record.target_fingerprint):
+        how = f"size, mtime, inode and ctime of {entries} entries checked, no file read"
+    else:
+        return False  # the plan says what changed (files whose ctime alone moved are hashed first)
+    run.result.record, run.result.nothing_to_do, run.result.skipped = record, True, entries
+    run.evidence(f"nothing to do: migration {record.id} already moved {record.files} files to {dest.url}; source "
+                 f"and target unchanged ({how} in {time.monotonic() - started:.2f} s)")
+    return True
+
+
+def _reread_or_raise(source: Path, dest: Destination, journal: MigrationJournal, record: MigrationRecord) -> int:
+    read, problems = reread_all(source, local_root(dest), dest, journal, record.id)
+    if problems:
+        log.error("media.verify.failed", migration=record.id, problems=len(problems))
+        raise VerificationError(f"--verify: {len(problems)} differences between the trees and what migration "
+                                f"{record.id} verified", details=problems,
+                                hint="run without --verify to copy source changes again; edits at the target "
+                                     "are never overwritten")
+    return read
+
+
+def _already_migrated(run: MigrationRun) -> MigrationResult:
     """The library already is the target: check, without reading contents, that nothing changed."""
+    dest, journal, result, report = run.dest, run.journal, run.result, run.evidence
     record = journal.last_into(dest.url, ("completed", "switching", "finalized")) if journal else None
     if record is None:
         raise InputError(f"the target {dest.url} is the library itself", hint="choose another target")
     result.record, result.source = record, record.source
     started = time.monotonic()
+    how = "size, mtime, inode and ctime of {} entries checked, no file read"
     if record.status == "finalized":
         problems = target_problems(dest, journal, record.id)
         entries = journal.count_rows(record.id)
+    elif run.verify:
+        entries = record.files + record.folders + record.links
+        how = f"every byte of {_reread_or_raise(Path(record.source), dest, journal, record)} files read again"
+        problems = []
     elif unchanged_since_verified(Path(record.source), dest, record.source_fingerprint, record.target_fingerprint):
         problems, entries = [], record.files + record.folders + record.links  # both walks match the verified trees
     else:
-        problems, counts = compare_trees(Path(record.source), dest, journal, record.id)
+        problems, counts = compare_trees(Path(record.source), dest, journal, record.id, update=not result.dry_run)
         entries = counts.folders + counts.links + counts.files
         if not problems and not result.dry_run and (counts.source_fingerprint, counts.target_fingerprint) != (
                 record.source_fingerprint, record.target_fingerprint):
@@ -618,8 +673,7 @@ def _already_migrated(dest: Destination, journal: MigrationJournal | None, resul
     result.nothing_to_do = True
     result.skipped = entries
     report(f"nothing to do: migration {record.id} already moved {record.files} files to {dest.url}; source and "
-           f"target unchanged (size, mtime, inode of {entries} entries checked in "
-           f"{time.monotonic() - started:.2f} s, no file read)")
+           f"target unchanged ({how.format(entries)} in {time.monotonic() - started:.2f} s)")
     return result
 
 

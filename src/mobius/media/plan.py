@@ -8,7 +8,9 @@ have been the live library): it is a conflict, never overwritten.
 
 Comparing whole trees holds nothing per entry: each side (source walk, target listing, journal)
 is folded into an order-independent sum of its entries' key hashes (a multiset hash); equal sums
-mean equal trees. Only when they differ are the trees compared name by name to say where.
+mean equal trees. Only when they differ are the trees compared name by name to say where, and
+the few files whose only difference is their ctime hashed (recheck.py): a write that kept size
+and mtime still moves the ctime, so a file is never trusted on a stat that could hide one.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from stat import S_IMODE, S_ISDIR, S_ISLNK, S_ISREG
 
 from mobius.media.destination import Destination, Stored
 from mobius.media.journal import JournalRow, MigrationJournal
+from mobius.media.recheck import recheck_ctimes
 from mobius.safety.atomic import TEMP_PREFIX
 from mobius.safety.child import in_child
 from mobius.safety.tree import DIR, FILE, LINK, Entry, walk
@@ -45,10 +48,13 @@ class Plan:
 
 
 def same_source(entry: Entry, row: JournalRow) -> bool:
+    """The source entry still is what the row says was copied (a file row without a source digest was
+    found changed by its bytes alone: see recheck.py)."""
     if entry.kind != row.kind:
         return False
     if entry.kind == FILE:
-        return (entry.size, entry.mtime_ns, entry.inode, entry.mode) == (row.size, row.mtime_ns, row.inode, row.mode)
+        return row.digest is not None and (entry.size, entry.mtime_ns, entry.inode, entry.mode) == (
+            row.size, row.mtime_ns, row.inode, row.mode)
     if entry.kind == LINK:
         return entry.link == row.link
     return entry.mode == row.mode
@@ -145,17 +151,19 @@ class TreeScan:
     fingerprint: str | None = None
 
 
-def _scan_sum(root: str, *, target: bool, sums: bool = True) -> TreeScan:
+def _scan_sum(root: str, *, target: bool, sums: bool = True, ctimes: bool = True) -> TreeScan:
     """Sum of the entry keys' hashes, file count and fingerprint of a local tree; no object per entry.
 
     The fingerprint is the sum (mod 2^128) of one blake2b digest per folder over its sorted entry
-    keys: independent of walk order, deterministic across processes, one hash call per folder.
+    keys, a file's ctime included: independent of walk order, deterministic across processes, one
+    hash call per folder. The sum leaves ctimes out when not `ctimes` (journals without them).
     """
     total = files = fingerprint = 0
     stack = [("", root)]
     while stack:
         rel_dir, folder = stack.pop()
         keys = []
+        plain = keys if ctimes else []
         with os.scandir(folder) as it:
             for item in it:
                 name = item.name
@@ -166,17 +174,24 @@ def _scan_sum(root: str, *, target: bool, sums: bool = True) -> TreeScan:
                 mode = st.st_mode
                 if S_ISREG(mode):
                     files += 1
-                    keys.append(f"{rel}\0f\0{st.st_size}\0{st.st_mtime_ns}:{st.st_ino}" if target else
-                                f"{rel}\0f\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ino}\0{S_IMODE(mode)}")
-                elif S_ISDIR(mode):
-                    keys.append(f"{rel}\0{DIR}" if target else f"{rel}\0{DIR}\0{S_IMODE(mode)}")
+                    key = (f"{rel}\0f\0{st.st_size}\0{st.st_mtime_ns}:{st.st_ino}" if target else
+                           f"{rel}\0f\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ino}\0{S_IMODE(mode)}")
+                    keys.append(f"{key}\0{st.st_ctime_ns}")
+                    if not ctimes:
+                        plain.append(key)
+                    continue
+                if S_ISDIR(mode):
+                    key = f"{rel}\0{DIR}" if target else f"{rel}\0{DIR}\0{S_IMODE(mode)}"
                     stack.append((rel, item.path))
                 elif S_ISLNK(mode):
-                    keys.append(f"{rel}\0l\0{os.readlink(item.path)}")
+                    key = f"{rel}\0l\0{os.readlink(item.path)}"
                 else:
-                    keys.append(f"{rel}\0other")
+                    key = f"{rel}\0other"
+                keys.append(key)
+                if not ctimes:
+                    plain.append(key)
         if sums:
-            total += sum(map(hash, keys))
+            total += sum(map(hash, plain))
         fingerprint += _folder_digest(keys)
     return TreeScan(total, files, f"{files}:{fingerprint % FINGERPRINT_MOD:032x}")
 
@@ -193,16 +208,16 @@ class TreeCounts:
     target_fingerprint: str | None = None
 
 
-def _local_root(dest: Destination) -> str | None:
+def local_root(dest: Destination) -> str | None:
     root = getattr(dest, "root", None)
     return str(root) if isinstance(root, Path) else None
 
 
-def _target_sum(dest: Destination) -> TreeScan:
+def _target_sum(dest: Destination, ctimes: bool) -> TreeScan:
     """Object storage has no fingerprint (its listing is not a walk): every re-run compares with the journal."""
-    root = _local_root(dest)
+    root = local_root(dest)
     if root is not None:
-        return _scan_sum(root, target=True) if dest.exists() else TreeScan(fingerprint="0:" + "0" * 32)
+        return _scan_sum(root, target=True, ctimes=ctimes) if dest.exists() else TreeScan(fingerprint="0:" + "0" * 32)
     scan = TreeScan()
     for path, stored in dest.listing().items():
         scan.files += stored.kind == FILE
@@ -210,16 +225,19 @@ def _target_sum(dest: Destination) -> TreeScan:
     return scan
 
 
-def _journal_sums(journal: MigrationJournal, migration_id: str, dirs_at_target: bool,
-                  counts: TreeCounts) -> tuple[int, int]:
+def _journal_sums(journal: MigrationJournal, migration_id: str, dirs_at_target: bool, counts: TreeCounts,
+                  ctimes: tuple[bool, bool]) -> tuple[int, int]:
     """The journal's sums as the source and as the target should be; counts what it holds."""
     row_src = row_dst = 0
+    src_ctime, dst_ctime = ctimes
     for rows in journal.iter_raw(migration_id):
         src_keys, dst_keys = [], []
-        for path, kind, size, mtime_ns, inode, mode, link, dst_size, dst_token in rows:
+        for path, kind, size, mtime_ns, inode, mode, link, dst_size, dst_token, ctime_ns, dst_ctime_ns in rows:
             if kind == FILE:
-                src_keys.append(f"{path}\0f\0{size}\0{mtime_ns}\0{inode}\0{mode}")
-                dst_keys.append(f"{path}\0f\0{dst_size}\0{dst_token}")
+                src_keys.append(f"{path}\0f\0{size}\0{mtime_ns}\0{inode}\0{mode}\0{ctime_ns}" if src_ctime
+                                else f"{path}\0f\0{size}\0{mtime_ns}\0{inode}\0{mode}")
+                dst_keys.append(f"{path}\0f\0{dst_size}\0{dst_token}\0{dst_ctime_ns}" if dst_ctime
+                                else f"{path}\0f\0{dst_size}\0{dst_token}")
                 counts.files += 1
                 counts.bytes += size
             elif kind == LINK:
@@ -237,26 +255,35 @@ def _journal_sums(journal: MigrationJournal, migration_id: str, dirs_at_target: 
     return row_src, row_dst
 
 
-def compare_trees(source: Path, dest: Destination, journal: MigrationJournal,
-                  migration_id: str) -> tuple[list[str], TreeCounts]:
+def compare_trees(source: Path, dest: Destination, journal: MigrationJournal, migration_id: str, *,
+                  update: bool = True) -> tuple[list[str], TreeCounts]:
     """Every source entry journaled and unchanged, every target entry as written, nothing extra.
 
     Reads no file contents and holds nothing per entry unless the trees differ: each side is
     summed as hash(key) over its entries (keyed SipHash, random per process; with the counts
     equal, sums that agree by accident are a 2^-64 event), and only unequal sums are explained
-    name by name.
+    name by name. A file whose stat differs from its row only in the ctime is hashed: same bytes,
+    the row takes the new ctime; other bytes, it is named (and at the source marked to be copied
+    again). The journal is written only when `update`.
     """
     counts = TreeCounts()
+    src_ctimes, dst_ctimes = journal.keeps_ctimes(migration_id)
+    dst_ctimes = dst_ctimes and local_root(dest) is not None
     with ThreadPoolExecutor(max_workers=2) as pool:  # stat() releases the GIL: the two walks overlap
-        source_scan = pool.submit(_scan_sum, str(source), target=False)
-        target_scan = pool.submit(_target_sum, dest)
-        row_src, row_dst = _journal_sums(journal, migration_id, dest.supports_links, counts)
+        source_scan = pool.submit(_scan_sum, str(source), target=False, ctimes=src_ctimes)
+        target_scan = pool.submit(_target_sum, dest, dst_ctimes)
+        row_src, row_dst = _journal_sums(journal, migration_id, dest.supports_links, counts, (src_ctimes, dst_ctimes))
         src, dst = source_scan.result(), target_scan.result()
     counts.source_files, counts.target_files = src.files, dst.files
-    if src.total == row_src and dst.total == row_dst and counts.source_files == counts.target_files == counts.files:
-        counts.source_fingerprint, counts.target_fingerprint = src.fingerprint, dst.fingerprint
-        return [], counts
-    return explain_differences(source, dest, journal.rows(migration_id)), counts
+    if not (src.total == row_src and dst.total == row_dst and counts.source_files == counts.target_files
+            == counts.files):
+        rows = journal.rows(migration_id)
+        recheck = recheck_ctimes(source, local_root(dest), dest, journal, migration_id, update=update)
+        problems = recheck.problems + explain_differences(source, dest, rows)
+        if problems or not recheck.refreshed:
+            return problems or ["the trees differ from the journal (entry sums differ)"], counts
+    counts.source_fingerprint, counts.target_fingerprint = src.fingerprint, dst.fingerprint
+    return [], counts
 
 
 def unchanged_since_verified(source: Path, dest: Destination, source_fingerprint: str | None,
@@ -266,7 +293,7 @@ def unchanged_since_verified(source: Path, dest: Destination, source_fingerprint
     The cheap path of a re-run: two walks (stat only, overlapping), no journal read. False means
     "do not know": the caller compares with the journal, which says what differs.
     """
-    root = _local_root(dest)
+    root = local_root(dest)
     if not (source_fingerprint and target_fingerprint and root and os.path.isdir(root)):
         return False
     target = in_child(_fingerprint, root, True)  # the other core walks the target meanwhile
@@ -318,4 +345,4 @@ def explain_differences(source: Path, dest: Destination, rows: dict[str, Journal
             problems.append(f"extra at the target: {path}")
     if source_files != target_files:
         problems.append(f"file counts differ: {source_files} at the source, {target_files} at the target")
-    return problems or ["the trees differ from the journal (entry sums differ)"]
+    return problems

@@ -26,6 +26,7 @@ The snapshot repository (in the same backups folder; see repository.py):
 
 from mobius.backup.api import (
     DATABASE_MEMBER,
+    LATEST,
     LIBRARY_PREFIX,
     copy_backups,
     create_backup,
@@ -33,6 +34,7 @@ from mobius.backup.api import (
     export_backup,
     extract_snapshot_file,
     find_snapshot,
+    latest_backup,
     prune_backups,
     resolve_archive,
     restore_backup,
@@ -54,6 +56,7 @@ __all__ = [
     "BackupInfo",
     "BackupResult",
     "DATABASE_MEMBER",
+    "LATEST",
     "LIBRARY_PREFIX",
     "LIBRARY_ROOT",
     "MANIFEST_NAME",
@@ -69,6 +72,7 @@ __all__ = [
     "export_backup",
     "extract_snapshot_file",
     "find_snapshot",
+    "latest_backup",
     "list_snapshots",
     "prune_backups",
     "snapshot_repository",

@@ -164,6 +164,26 @@ def _object_library(ws: Workspace) -> ObjectLibrary:
     return ObjectLibrary(ws.library, fsspec.filesystem("s3", **s3_storage_options(ws)))
 
 
+LATEST = "latest"  # in place of an archive or snapshot name: the newest library backup of either kind
+
+
+def latest_backup(ws: Workspace) -> str:
+    """The newest library backup, as restic's `latest`: a snapshot id or an archive path, by creation time."""
+    from mobius.backup.repository import snapshot_created
+
+    archives = catalog.list_backups(ws.backups, LIBRARY_PREFIX)
+    snapshots = snapshot_repository(ws).headers()
+    newest_archive = archives[0] if archives else None
+    newest_snapshot = max(snapshots, key=snapshot_created, default=None)
+    if newest_archive is None and newest_snapshot is None:
+        raise InputError(f"no backup in {ws.backups} yet, so there is no `latest`",
+                         hint="create one with `mobius backup create`")
+    if newest_snapshot is not None and (newest_archive is None
+                                        or snapshot_created(newest_snapshot) >= newest_archive.created):
+        return newest_snapshot.id
+    return str(newest_archive.path)
+
+
 def find_snapshot(ws: Workspace | None, name: str | Path) -> str | None:
     """The snapshot id `name` names (an id or a unique prefix) when it is not an existing file; else None."""
     if ws is None or Path(name).expanduser().is_file():

@@ -120,7 +120,10 @@ class Repository:
         return snapshot_path(self.snapshots, snapshot_id)
 
     def resolve(self, name: str) -> str | None:
-        """A snapshot id from an id, a unique prefix of one, or its file name; None when none matches."""
+        """A snapshot id from an id, a unique prefix of one, its file name or `latest`; None when none matches."""
+        if name == "latest":
+            newest = self.headers()
+            return newest[-1].id if newest else None
         name = Path(str(name)).name.removesuffix(SNAPSHOT_SUFFIX)
         if not name or not name[0].isdigit():
             return None

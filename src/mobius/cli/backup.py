@@ -28,6 +28,8 @@ def _snapshot(name: str) -> str | None:
     path = Path(name).expanduser()
     if path.is_file() or "/" in name or name.endswith((".tar", ".zst", ".gz", ".tgz")):
         return None
+    if name == _backup().LATEST:
+        return _backup().find_snapshot(current.workspace(), _backup().latest_backup(current.workspace()))
     return _backup().find_snapshot(current.workspace(), name)
 
 
@@ -36,6 +38,8 @@ def _archive(name: str) -> Path:
     path = Path(name).expanduser()
     if path.is_file():
         return path.resolve()
+    if name == _backup().LATEST:
+        return Path(_backup().latest_backup(current.workspace()))
     return _backup().resolve_archive(current.workspace(), name)
 
 
@@ -96,8 +100,10 @@ def verify(
     is not parsed again (same bytes, same result); --deep parses it anyway. A snapshot (or, with no
     argument, every snapshot) is checked for structure and references, or with --read-data every byte.
 
-    Example: mobius backup verify backups/mobius_library_20261125T230000Z.tar.zst
-    Example: mobius backup verify 20261125T230000Z-1a2b3c --read-data
+    ARCHIVE may be `latest`: the newest library backup of either kind.
+
+    Example: mobius backup verify latest --read-data
+    Needs first: mobius backup create --snapshot
     """
     snapshot = None if archive is None else _snapshot(archive)
     if archive is None or snapshot is not None:
@@ -120,7 +126,7 @@ def verify(
 
 @backup_app.command("restore")
 def restore(
-    archive: str = typer.Argument(..., help="Archive path, or its name in backups/"),
+    archive: str = typer.Argument(..., help="Archive path, its name in backups/, a snapshot id, or latest"),
     to: Path = typer.Option(..., "--to", help="Folder to restore into (an existing one is kept as DIR.rollback.*)"),
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
     member_root: str = typer.Option(None, "--member-root",
@@ -131,7 +137,8 @@ def restore(
 ) -> None:
     """Verify the archive, extract it safely beside DIR, and swap it in by rename.
 
-    Example: mobius backup restore mobius_library_20261125T230000Z.tar.zst --to ./uploads --yes
+    Example: mobius backup restore latest --to ./uploads --yes
+    Needs first: mobius backup create
     """
     snapshot = _snapshot(archive)
     path = None if snapshot else _archive(archive)
@@ -163,12 +170,13 @@ def restore(
 
 @backup_app.command("test-restore")
 def test_restore(
-    archive: str = typer.Argument(..., help="Archive path, or its name in backups/"),
+    archive: str = typer.Argument(..., help="Archive path, its name in backups/, a snapshot id, or latest"),
     scratch: Path = typer.Option(None, "--scratch", help="Where to restore temporarily (default: beside the archive)"),
 ) -> None:
     """Restore into a temporary folder, compare every entry with the manifest, report, clean up.
 
-    Example: mobius backup test-restore mobius_library_20261125T230000Z.tar.zst
+    Example: mobius backup test-restore latest
+    Needs first: mobius backup create --snapshot
     """
     snapshot = _snapshot(archive)
     if snapshot:
@@ -220,6 +228,7 @@ def prune(keep_last: int = typer.Option(0, "--keep-last", help="Keep the N newes
     """Forget snapshots the policy does not keep, then remove content no remaining snapshot needs (crash-safe).
 
     Example: mobius backup prune --keep-last 5 --keep-daily 7
+    Needs first: mobius backup create --snapshot
     """
     backup = _backup()
     policy = backup.RetentionPolicy(last=keep_last, hourly=keep_hourly, daily=keep_daily, weekly=keep_weekly,
@@ -235,12 +244,13 @@ def prune(keep_last: int = typer.Option(0, "--keep-last", help="Keep the N newes
 
 
 @backup_app.command("export")
-def export(snapshot: str = typer.Argument(..., help="Snapshot id (or a unique prefix)"),
+def export(snapshot: str = typer.Argument(..., help="Snapshot id (or a unique prefix, or latest)"),
            out: Path = typer.Option(..., "--out", help="The archive to write (.tar.zst); its .sha256 goes beside it")
            ) -> None:
     """Write a snapshot as one self-contained .tar.zst archive with a .sha256 sidecar (checked before it is named).
 
-    Example: mobius backup export 20261125T230000Z-1a2b3c --out /media/usb/mobius.tar.zst
+    Example: mobius backup export latest --out mobius-export.tar.zst && sha256sum -c mobius-export.tar.zst.sha256
+    Needs first: mobius backup create --snapshot
     """
     result = _backup().export_backup(current.workspace(), snapshot, out, progress=current.progress())
     emit(result.to_dict(), [f"exported snapshot {result.snapshot} to {result.path}",
@@ -254,7 +264,8 @@ def copy(snapshots: list[str] = typer.Argument(None, help="Snapshot ids (default
          to: str = typer.Option(..., "--to", help="Another repository: a folder, or s3://bucket/prefix")) -> None:
     """Copy snapshots and the packs they need into another repository (only what it lacks), verified after.
 
-    Example: mobius backup copy --to s3://offsite/mobius
+    Example: mobius backup copy --to ../offsite-backups   # or s3://bucket/prefix
+    Needs first: mobius backup create --snapshot
     """
     result = _backup().copy_backups(current.workspace(), to, snapshots or None, progress=current.progress())
     emit(result.to_dict(), [f"copied   {result.snapshots_copied} of {len(result.snapshots)} snapshot(s) to {result.to}",

@@ -75,6 +75,7 @@ def verify_command(
     """Report missing, extra, changed and unreadable files; exit 2 on any difference.
 
     Example: mobius media verify uploads --against uploads.sha256 --trust-cache
+    Needs first: mobius media manifest uploads --out uploads.sha256
     """
     from mobius.errors import VerificationError
     from mobius.media import hash_cache, verify_against
@@ -108,7 +109,7 @@ def migrate_command(
 
     Resumable: killed at any point, run the same command again. The source is never modified.
 
-    Example: mobius media migrate --to /mnt/media/uploads --yes
+    Example: mobius media migrate --to media-v2 --yes
     """
     from mobius.media import migrate
     from mobius.safety.diskspace import human_bytes
@@ -147,12 +148,13 @@ def migrations_command() -> None:
 
 @media_app.command("rollback")
 def rollback_command(
-    migration_id: str = typer.Argument(None, help="Migration id (default: the latest completed one)"),
+    migration_id: str = typer.Argument(None, help="Migration id or latest (default: the latest completed one)"),
     workers: int = typer.Option(None, "--workers", help="Hashing threads"),
 ) -> None:
     """Verify the old library against its manifest, then switch MOBIUS_LIBRARY_DIR back to it.
 
-    Example: mobius media rollback 20261125T093412Z-3f2a
+    Example: mobius media rollback latest
+    Needs first: mobius media migrate --to media-v2 --yes
     """
     from mobius.media import rollback
 
@@ -164,13 +166,15 @@ def rollback_command(
 
 @media_app.command("finalize")
 def finalize_command(
-    migration_id: str = typer.Argument(..., help="Migration id (see mobius media migrations)"),
+    migration_id: str = typer.Argument(..., help="Migration id (see mobius media migrations), or latest: the latest "
+                                                 "completed one"),
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask before deleting the old library"),
     workers: int = typer.Option(None, "--workers", help="Reading threads"),
 ) -> None:
     """Re-verify the target against its manifest, then (confirmed) delete the old library.
 
-    Example: mobius media finalize 20261125T093412Z-3f2a --yes
+    Example: mobius media finalize latest --yes
+    Needs first: mobius media migrate --to media-v2 --yes
     """
     from mobius.media import finalize
 

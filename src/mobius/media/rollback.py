@@ -37,8 +37,8 @@ class RollbackResult:
 
 
 def find_record(journal: MigrationJournal, migration_id: str | None, statuses: tuple[str, ...]) -> MigrationRecord:
-    """The named migration, or the latest one in one of `statuses`."""
-    if migration_id:
+    """The named migration, or (no id, or `latest`) the latest one in one of `statuses`."""
+    if migration_id and migration_id != "latest":
         record = journal.get(migration_id)
         if record is None:
             raise InputError(f"no migration {migration_id} in this workspace", hint="see mobius media migrations")

@@ -67,14 +67,13 @@ def test_new_release_reads_verifies_and_restores_an_r18_workspace(mobius, old_wo
     code, status = mobius.json("migrate", "status", "latest", "-w", ws)
     assert code == 0 and status["migration"]["status"] == "completed"
 
-    code, old_golden = mobius.json("golden", "check", "--game", "sushi-go", "--in", str(old_workspace / "out/sushi-go/preview.mp4"),
-                                   "-w", ws)
+    preview = str(old_workspace / "out/sushi-go/preview.mp4")
+    code, old_golden = mobius.json("golden", "check", "--game", "sushi-go", "--in", preview, "-w", ws)
     assert code == 0, old_golden
     assert "frames.content" in json.dumps(old_golden)  # named as a check the old format cannot run
     code, upgraded = mobius.json("golden", "upgrade", "sushi-go", "-w", ws)
     assert code == 0, upgraded
-    code, checked = mobius.json("golden", "check", "--game", "sushi-go", "--in", str(old_workspace / "out/sushi-go/preview.mp4"),
-                                "-w", ws)
+    code, checked = mobius.json("golden", "check", "--game", "sushi-go", "--in", preview, "-w", ws)
     assert code == 0, checked
 
     code, releases = mobius.json("releases", "--env", "production", "-w", ws)

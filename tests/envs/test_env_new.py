@@ -24,6 +24,7 @@ def test_env_new_copy_is_a_verified_copy_with_places_of_its_own(mobius, sample_w
     assert code == 0, out
     env_file = sample_workspace / "environments" / "staging.env"
     assert env_file.stat().st_mode & 0o777 == 0o600
+    assert (sample_workspace / "environments" / "staging" / "mobius.db").stat().st_mode & 0o777 == 0o600
     places = sample_workspace / "environments" / "staging"
     assert content(places / "uploads") == content(sample_workspace / "uploads")
     assert table_rows(sample_workspace, "staging")["games"] == table_rows(sample_workspace, None)["games"]

@@ -110,6 +110,7 @@ def _build(root: Path, name: str, source: Workspace, *, copy: bool, progress: An
     else:
         migrate_database(work, backup=False)
         library.mkdir()
+    database.chmod(0o600)  # it holds the environment's rows, like the workspace's own mobius.db
     fsync_dir(building)
     building.rename(final)
     fsync_dir(final.parent)

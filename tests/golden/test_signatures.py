@@ -119,3 +119,15 @@ def test_block_means_are_the_exact_means_of_the_blocks(shape):
             expected = plane[: rows * bh, : cols * bw].reshape(rows, bh, cols, bw).astype(np.float64).mean(axis=(1, 3))
             np.testing.assert_allclose(got, expected, rtol=0, atol=1e-4)
         assert got.dtype == np.float32 and got.shape == thumbnails.LUMA_GRID
+
+
+def test_alignment_costs_of_8_bit_thumbnails_equal_the_float_definition():
+    """The integer path taken for uint8 thumbnails gives the very costs of the float path, including
+    differences beyond the cap and frame counts that differ (dropped frames)."""
+    rng = np.random.default_rng(5)
+    golden = rng.integers(0, 256, (120, *thumbnails.LUMA_GRID), dtype=np.uint8)
+    current = np.clip(np.delete(golden, [40, 41], axis=0).astype(np.int16)
+                      + rng.integers(-30, 30, (118, *thumbnails.LUMA_GRID)), 0, 255).astype(np.uint8)
+    fast = alignment._costs(golden, current, alignment.SEARCH)
+    slow = alignment._costs(golden.astype(np.float32), current.astype(np.float32), alignment.SEARCH)
+    assert np.isinf(fast).sum() > 0 and np.array_equal(fast, slow)

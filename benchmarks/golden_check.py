@@ -13,7 +13,8 @@ Also times `mobius render` of one 30 s preview against the video's duration, and
 `mobius golden check` -- which now compares every frame and the soundtrack's content -- side by side
 with the one hand-written ffmpeg command that compares every frame,
 `ffmpeg -i golden.mp4 -i current.mp4 -lavfi ssim -f null -`, and prints a golden's size before and
-after the signatures (signatures.npz).
+after the signatures (signatures.npz). Beside each wall time it prints the CPU seconds the child
+processes used (median): on the shared 2-core machine the wall clock follows everyone's load.
 
 Usage: python benchmarks/golden_check.py [--repeat 3] [--workspace DIR]
 """
@@ -24,6 +25,7 @@ import argparse
 import json
 import os
 import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -64,13 +66,26 @@ def run(cmd: list[str], **kwargs) -> subprocess.CompletedProcess[str]:
     return subprocess.run(cmd, capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL, **kwargs)
 
 
-def timed(fn, repeat: int):
-    times, result = [], None
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def timed_cpu(fn, repeat: int):
+    """(median wall seconds, median CPU seconds of the child processes, last result): on a shared machine
+    the wall clock follows everyone's load, the CPU a process needs much less so."""
+    times, cpus, result = [], [], None
     for _ in range(repeat):
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), children_cpu()
         result = fn()
         times.append(time.perf_counter() - started)
-    return statistics.median(times), result
+        cpus.append(children_cpu() - cpu)
+    return statistics.median(times), statistics.median(cpus), result
+
+
+def timed(fn, repeat: int):
+    wall, _, result = timed_cpu(fn, repeat)
+    return wall, result
 
 
 # ---------------------------------------------------------------- the original approach
@@ -195,25 +210,28 @@ def main() -> None:
         agree = True
         golden = ws / "tests" / "golden" / "sushi-go"
         for label, video in (("sushi-go preview", ws / "out" / "sushi-go" / "preview.mp4"), ("box 9-11 s", box)):
-            t_ours, v_ours = timed(lambda v=video: ours_check(ws, "sushi-go", v), args.repeat)
-            t_lean, v_lean = timed(lambda v=video: ours_check(ws, "sushi-go", v, LEAN), args.repeat)
+            t_ours, c_ours, v_ours = timed_cpu(lambda v=video: ours_check(ws, "sushi-go", v), args.repeat)
+            t_lean, c_lean, v_lean = timed_cpu(lambda v=video: ours_check(ws, "sushi-go", v, LEAN), args.repeat)
             agree &= v_lean == v_ours
-            line = [f"one game, {label}: mobius golden check {t_ours:.2f} s (lean entry {t_lean:.2f} s)"]
+            line = [f"one game, {label}: mobius golden check {t_ours:.2f} s, CPU {c_ours:.2f} s "
+                    f"(lean entry {t_lean:.2f} s, CPU {c_lean:.2f} s)"]
             for variant in ("original", "tuned"):
-                t_base, v_base = timed(lambda v=video, var=variant: baseline_check(ff, v, golden, scratch,
-                                                                                   variant=var), args.repeat)
+                t_base, c_base, v_base = timed_cpu(lambda v=video, var=variant: baseline_check(
+                    ff, v, golden, scratch, variant=var), args.repeat)
                 same = v_base == {k: v_ours[k] for k in v_base}  # the checks both make
                 agree &= same
-                line.append(f"{variant} ffmpeg {t_base:.2f} s ({t_base / t_ours:.2f}x, lean {t_base / t_lean:.2f}x, "
+                line.append(f"{variant} ffmpeg {t_base:.2f} s, CPU {c_base:.2f} s ({t_base / t_ours:.2f}x, "
+                            f"lean {t_base / t_lean:.2f}x; CPU {c_base / c_ours:.2f}x, lean {c_base / c_lean:.2f}x; "
                             f"verdicts {'same' if same else 'DIFFER'})")
                 if not same:
                     diff = {k: (v_ours.get(k), v_base.get(k)) for k in set(v_ours) | set(v_base)
                             if v_ours.get(k) != v_base.get(k)}
                     line.append(f"differences (ours, ffmpeg): {diff}")
-            t_ff, ssim_all = timed(lambda v=video: ffmpeg_every_frame(ff, ws / "out" / "sushi-go" / "preview.mp4", v),
-                                   args.repeat)
-            line.append(f"ffmpeg -lavfi ssim (every frame, no audio) {t_ff:.2f} s "
-                        f"({t_ff / t_ours:.2f}x, lean {t_ff / t_lean:.2f}x; mean SSIM {ssim_all:.4f})")
+            t_ff, c_ff, ssim_all = timed_cpu(lambda v=video: ffmpeg_every_frame(
+                ff, ws / "out" / "sushi-go" / "preview.mp4", v), args.repeat)
+            line.append(f"ffmpeg -lavfi ssim (every frame, no audio) {t_ff:.2f} s, CPU {c_ff:.2f} s "
+                        f"({t_ff / t_ours:.2f}x, lean {t_ff / t_lean:.2f}x; CPU {c_ff / c_ours:.2f}x, "
+                        f"lean {c_ff / c_lean:.2f}x; mean SSIM {ssim_all:.4f})")
             print("; ".join(line))
         with_sigs = folder_bytes(golden)
         without = folder_bytes(golden, skip="signatures.npz")

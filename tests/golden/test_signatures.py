@@ -104,3 +104,30 @@ def test_a_dropout_shows_in_its_windows_only():
     diff = soundprint.window_difference(soundprint.band_energies(track, RATE), soundprint.band_energies(gap, RATE))
     loud = np.flatnonzero(diff > 10)
     assert loud.min() >= 29 and loud.max() <= 33 and diff[:25].max() < 0.5
+
+
+@pytest.mark.parametrize("shape", [(540, 960), (720, 1280), (1080, 1920), (37, 65), (20, 30)])
+def test_block_means_are_the_exact_means_of_the_blocks(shape):
+    """The fast integer sums (16-bit where a block fits) equal the plain mean of each block, on random
+    pictures and on the worst case for overflow (every pixel 255)."""
+    rng = np.random.default_rng(3)
+    for plane in (rng.integers(0, 256, shape, dtype=np.uint8), np.full(shape, 255, np.uint8)):
+        got = thumbnails.block_means(plane, thumbnails.LUMA_GRID)
+        rows, cols = thumbnails.LUMA_GRID
+        if shape[0] >= rows and shape[1] >= cols:
+            bh, bw = shape[0] // rows, shape[1] // cols
+            expected = plane[: rows * bh, : cols * bw].reshape(rows, bh, cols, bw).astype(np.float64).mean(axis=(1, 3))
+            np.testing.assert_allclose(got, expected, rtol=0, atol=1e-4)
+        assert got.dtype == np.float32 and got.shape == thumbnails.LUMA_GRID
+
+
+def test_alignment_costs_of_8_bit_thumbnails_equal_the_float_definition():
+    """The integer path taken for uint8 thumbnails gives the very costs of the float path, including
+    differences beyond the cap and frame counts that differ (dropped frames)."""
+    rng = np.random.default_rng(5)
+    golden = rng.integers(0, 256, (120, *thumbnails.LUMA_GRID), dtype=np.uint8)
+    current = np.clip(np.delete(golden, [40, 41], axis=0).astype(np.int16)
+                      + rng.integers(-30, 30, (118, *thumbnails.LUMA_GRID)), 0, 255).astype(np.uint8)
+    fast = alignment._costs(golden, current, alignment.SEARCH)
+    slow = alignment._costs(golden.astype(np.float32), current.astype(np.float32), alignment.SEARCH)
+    assert np.isinf(fast).sum() > 0 and np.array_equal(fast, slow)

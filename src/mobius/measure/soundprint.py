@@ -55,10 +55,12 @@ def band_energies(samples, sample_rate: int, *, chunk: int = 1024):
     inside = (bins >= 0) & (bins < BANDS)
     matrix[np.flatnonzero(inside), bins[inside]] = 1.0
     out = np.empty((count, BANDS), np.float32)
-    offsets = np.arange(size)
+    # every hop's frame as a strided view of the padded track: the same values as gathering them by
+    # index, without the (count, size) index array and its copy
+    framed = np.lib.stride_tricks.sliding_window_view(padded, size)[::hop]
     for start in range(0, count, chunk):
         stop = min(count, start + chunk)
-        frames = padded[(np.arange(start, stop) * hop)[:, None] + offsets[None, :]] * window
+        frames = framed[start:stop] * window
         spectrum = np.fft.rfft(frames, axis=1)
         power = (spectrum.real * spectrum.real + spectrum.imag * spectrum.imag) @ matrix
         out[start:stop] = 10.0 * np.log10(np.maximum(power, 10.0 ** (SILENT_DB / 10.0)))

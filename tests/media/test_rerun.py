@@ -216,3 +216,17 @@ def test_a_find_fingerprint_without_find_compares_with_the_journal(mobius, media
     rewrite_keeping_size_and_mtime(target / SCAN)
     error, details = refused(mobius, media_ws, target, env={"PATH": str(no_find)})
     assert "1 entries changed since" in error
+
+
+def test_a_target_reached_through_a_symlink_is_fingerprinted_through_it(mobius, media_ws: Path, tmp_path: Path):
+    """`--to` a symlink to a folder: the walk follows that one link (find without -H would list nothing
+    under it, and an empty fingerprint would hide every change there)."""
+    real = tmp_path / "real"
+    real.mkdir()
+    target = tmp_path / "new"
+    target.symlink_to(real)
+    assert migrate(mobius, media_ws, target)[0] == 0
+    assert migrate(mobius, media_ws, target)[1]["nothing_to_do"]
+    rewrite_keeping_size_and_mtime(real / SCAN)
+    error, details = refused(mobius, media_ws, target)
+    assert details == [f"changed at the target since it was copied (same size and mtime, other bytes): {SCAN}"], error

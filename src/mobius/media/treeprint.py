@@ -32,7 +32,9 @@ def _command(root: str) -> list[str] | None:
     find = shutil.which("find")
     if find is None:
         return None
-    return [find, root, "-mindepth", "1", "-name", f"{TEMP_PREFIX}*", "-prune", "-o", "-printf", FORMAT]
+    # -H: the root itself is followed when it is a symlink to a folder (a target given as a link), never a link
+    # below it; without it find would list nothing under such a root, and an empty fingerprint hides every change
+    return [find, "-H", root, "-mindepth", "1", "-name", f"{TEMP_PREFIX}*", "-prune", "-o", "-printf", FORMAT]
 
 
 def start_fingerprint(root: str) -> Callable[[], str | None]:

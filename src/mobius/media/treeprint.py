@@ -15,6 +15,7 @@ Where GNU find is missing (or fails: a folder unreadable, the tree gone), there 
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import subprocess
 import threading
@@ -45,7 +46,7 @@ def start_fingerprint(root: str) -> Callable[[], str | None]:
         return lambda: None
     try:
         proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                stdin=subprocess.DEVNULL)
+                                stdin=subprocess.DEVNULL, env={**os.environ, "LC_ALL": "C"})  # one output format
     except OSError:
         return lambda: None
     digest = hashlib.blake2b(digest_size=16)

@@ -151,13 +151,19 @@ def run_small(args: argparse.Namespace) -> None:
     rsync_cmd = ["rsync", "-a", f"{src}/", f"{limit_dst}/"]
     timed(again_cmd)
     timed(rsync_cmd)
+    cpu: dict[str, list[float]] = {"again": [], "rsync_again": []}
     for trial in range(max(args.repeat, 3)):
         pair = ((again_cmd, "again"), (rsync_cmd, "rsync_again"))
         for command, key in (pair if trial % 2 == 0 else pair[::-1]):
-            samples[key].append(timed(command))
+            seconds, used = cpu_timed(command)
+            samples[key].append(seconds)
+            cpu[key].append(used)
     print(f"  re-runs: mobius {', '.join(f'{t:.2f}' for t in samples['again'])} s; rsync -a "
           f"{', '.join(f'{t:.2f}' for t in samples['rsync_again'])} s; `mobius version` alone "
           f"{min(timed([*MOBIUS, 'version']) for _ in range(3)):.2f} s")
+    print(f"  re-runs, CPU (user + sys, the load-independent part): mobius "
+          f"{', '.join(f'{t:.2f}' for t in cpu['again'])} s; rsync -a "
+          f"{', '.join(f'{t:.2f}' for t in cpu['rsync_again'])} s")
     med = {key: statistics.median(values) for key, values in samples.items()}
     print()
     print(f"{'median of ' + str(args.repeat) + ' interleaved trials':<64}{'seconds':>9}")
@@ -246,6 +252,15 @@ def run_timed(cmd: list[str]) -> tuple[float, str]:
 
 def timed(cmd: list[str]) -> float:
     return run_timed(cmd)[0]
+
+
+def cpu_timed(cmd: list[str]) -> tuple[float, float]:
+    """(wall seconds, CPU seconds: user + sys of the command and its children). On a shared machine the
+    wall time moves with the load; the CPU time much less."""
+    before = os.times()
+    seconds = timed(cmd)
+    after = os.times()
+    return seconds, (after.children_user - before.children_user) + (after.children_system - before.children_system)
 
 
 def migrate(ws: Path, target: Path) -> tuple[float, float]:

@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from media_support import mobius_env, snapshot
 
 SCAN = "scans/scan 2 é.raw"
@@ -167,3 +168,65 @@ def test_a_journal_from_before_ctimes_were_kept_still_compares(mobius, media_ws:
     assert mobius.json("media", "migrations", "-w", str(media_ws))[0] == 0  # read-only, old columns
     code, out = migrate(mobius, media_ws, target)
     assert code == 0 and out["nothing_to_do"] and out["migration"]["source_fingerprint"], out
+
+
+@pytest.mark.parametrize("with_find", [True, False], ids=["find", "no-find"])
+def test_a_change_in_either_tree_is_found_with_either_fingerprint(mobius, media_ws: Path, tmp_path: Path,
+                                                                   with_find: bool):
+    """The trees are fingerprinted by GNU find, or by the Python walk where there is no find (PATH without
+    it): either way an untouched re-run reads no file, and a rewrite that kept size and mtime, in the
+    source or in the target, and a file added to a target folder are each still found."""
+    source, target = media_ws / "uploads", tmp_path / "new"
+    no_find = tmp_path / "bin without find"
+    no_find.mkdir()
+    env = {"MOBIUS_LIBRARY_DIR": str(source)} | ({} if with_find else {"PATH": str(no_find)})
+    code, out = migrate(mobius, media_ws, target, env=env)
+    assert code == 0, out
+    assert out["migration"]["source_fingerprint"].startswith("find:") is with_find
+    assert out["migration"]["target_fingerprint"].startswith("find:") is with_find
+    code, out = migrate(mobius, media_ws, target, env=env)
+    assert code == 0 and out["nothing_to_do"] and "no file read" in out["evidence"][-1], out
+    rewrite_keeping_size_and_mtime(source / SCAN)
+    code, out = migrate(mobius, media_ws, target, env=env)
+    assert code == 0 and out["copied_files"] == 1 and not out["nothing_to_do"], out
+    assert snapshot(target) == snapshot(source)
+    code, out = migrate(mobius, media_ws, target, env=env)
+    assert code == 0 and out["nothing_to_do"], out
+    rewrite_keeping_size_and_mtime(target / SCAN)
+    error, details = refused(mobius, media_ws, target, env=env)
+    assert details == [f"changed at the target since it was copied (same size and mtime, other bytes): {SCAN}"], error
+    rewrite_keeping_size_and_mtime(target / SCAN)  # back to the copied bytes (a second flip), ctime moved again
+    code, out = migrate(mobius, media_ws, target, env=env)
+    assert code == 0 and out["copied_files"] == 0, out  # that file hashed on each side, equal: its ctime kept
+    (target / "scans" / "added.raw").write_bytes(b"someone else's file")
+    error, details = refused(mobius, media_ws, target, env=env)
+    assert details == ["at the target but not in the library: scans/added.raw"], error
+
+
+def test_a_find_fingerprint_without_find_compares_with_the_journal(mobius, media_ws: Path, tmp_path: Path):
+    """Recorded by find, re-run where there is none: no fingerprint to compare, so the trees are compared
+    with the journal (nothing to do), and a change is still found."""
+    target = tmp_path / "new"
+    no_find = tmp_path / "bin without find"
+    no_find.mkdir()
+    code, out = migrate(mobius, media_ws, target)
+    assert code == 0 and out["migration"]["target_fingerprint"].startswith("find:"), out
+    code, out = migrate(mobius, media_ws, target, env={"PATH": str(no_find)})
+    assert code == 0 and out["nothing_to_do"], out
+    rewrite_keeping_size_and_mtime(target / SCAN)
+    error, details = refused(mobius, media_ws, target, env={"PATH": str(no_find)})
+    assert "1 entries changed since" in error
+
+
+def test_a_target_reached_through_a_symlink_is_fingerprinted_through_it(mobius, media_ws: Path, tmp_path: Path):
+    """`--to` a symlink to a folder: the walk follows that one link (find without -H would list nothing
+    under it, and an empty fingerprint would hide every change there)."""
+    real = tmp_path / "real"
+    real.mkdir()
+    target = tmp_path / "new"
+    target.symlink_to(real)
+    assert migrate(mobius, media_ws, target)[0] == 0
+    assert migrate(mobius, media_ws, target)[1]["nothing_to_do"]
+    rewrite_keeping_size_and_mtime(real / SCAN)
+    error, details = refused(mobius, media_ws, target)
+    assert details == [f"changed at the target since it was copied (same size and mtime, other bytes): {SCAN}"], error

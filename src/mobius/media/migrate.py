@@ -18,12 +18,11 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mobius.config import Workspace, is_url, settings_lock, validate_setting_value
 from mobius.errors import InputError, MobiusError, ResourceError, VerificationError
 from mobius.log import get_logger
-from mobius.media.batch import BATCH_FILES, LocalBatchCopier, batches
-from mobius.media.copier import CopyOutcome, copy_file
 from mobius.media.destination import Destination, open_destination
 from mobius.media.faults import FaultHooks
 from mobius.media.journal import JournalRow, MigrationJournal, MigrationRecord
@@ -48,6 +47,9 @@ from mobius.safety.hashing import sha256_file
 from mobius.safety.lock import FileLock
 from mobius.safety.stamps import utc_compact
 from mobius.safety.tree import DIR, FILE, LINK, Entry, points_outside, undecodable, walk
+
+if TYPE_CHECKING:  # the copy's modules are loaded when a copy starts: a re-run with nothing to do skips them
+    from mobius.media.copier import CopyOutcome
 
 log = get_logger()
 
@@ -394,6 +396,8 @@ def _new_id() -> str:
 
 def _apply(run: MigrationRun) -> None:
     """Prepare the target, then copy and verify in batches, each journaled durably in one transaction."""
+    from mobius.media.batch import BATCH_FILES, batches
+
     run.hooks = FaultHooks(run.ws.state)
     _prepare_target(run)
     workers = run.workers or (default_copy_workers() if run.dest.kind == "local" else OBJECT_STORE_IN_FLIGHT)
@@ -431,6 +435,9 @@ def _prepare_target(run: MigrationRun) -> None:
 
 def _batch_copier(run: MigrationRun, pool: ThreadPoolExecutor, workers: int) -> Callable[[list[Entry]], list]:
     """Local folders: the batched copier (one sync per batch). Object storage: `workers` uploads in flight."""
+    from mobius.media.batch import LocalBatchCopier
+    from mobius.media.copier import copy_file
+
     hooks = run.hooks
 
     def one(entry: Entry) -> CopyOutcome:

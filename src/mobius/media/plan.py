@@ -20,12 +20,15 @@ import os
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from operator import attrgetter
 from pathlib import Path
 from stat import S_IMODE, S_ISDIR, S_ISLNK, S_ISREG
 
 from mobius.media.destination import Destination, Stored
 from mobius.media.journal import JournalRow, MigrationJournal
 from mobius.media.recheck import recheck_ctimes
+from mobius.media.treeprint import PREFIX as FIND_PREFIX
+from mobius.media.treeprint import fingerprints, start_fingerprint
 from mobius.safety.atomic import TEMP_PREFIX
 from mobius.safety.child import in_child
 from mobius.safety.tree import DIR, FILE, LINK, Entry, walk
@@ -131,13 +134,8 @@ def _target_key(path: str, kind: str, size: int, token: str, link: str | None) -
 
 
 FINGERPRINT_MOD = 1 << 128
-
-
-def _folder_digest(keys: list[str]) -> int:
-    """A folder's entries (sorted, so the digest does not depend on the directory's order) as a 128-bit number."""
-    keys.sort()
-    data = "\0\0".join(keys).encode("utf-8", "surrogateescape")
-    return int.from_bytes(hashlib.blake2b(data, digest_size=16).digest(), "big")
+FOLDER_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+STAT_FIELDS = attrgetter("st_mode", "st_size", "st_mtime_ns", "st_ino", "st_ctime_ns")
 
 
 @dataclass
@@ -151,48 +149,67 @@ class TreeScan:
     fingerprint: str | None = None
 
 
+def _read_folder(folder: str, flags: int) -> tuple[list[str], list[tuple[int, int, int, int, int]], dict[str, str]]:
+    """A folder's names (temp files left out, sorted), each one's (mode, size, mtime, inode, ctime) and its
+    symlinks' texts. Every name is lstat'ed relative to the open folder: no path lookup from the root per
+    name, and no Python object per entry beyond its stat."""
+    fd = os.open(folder, flags)
+    try:
+        names = [name for name in os.listdir(fd) if not name.startswith(TEMP_PREFIX)]
+        names.sort()
+        lstat = os.stat
+        values = list(map(STAT_FIELDS, [lstat(name, dir_fd=fd, follow_symlinks=False) for name in names]))
+        links = {name: os.readlink(name, dir_fd=fd) for name, value in zip(names, values, strict=True)
+                 if S_ISLNK(value[0])}
+    finally:
+        os.close(fd)
+    return names, values, links
+
+
+def _folder_digest(names: list[str], values: list[tuple[int, ...]], links: dict[str, str]) -> int:
+    """A folder as a 128-bit number: its sorted names, every stat field the fingerprint trusts (ctime
+    included, so a rewrite that put the mtime back still changes it) and its links' texts."""
+    data = repr((names, values, sorted(links.items()))).encode("utf-8", "surrogateescape")
+    return int.from_bytes(hashlib.blake2b(data, digest_size=16).digest(), "big")
+
+
 def _scan_sum(root: str, *, target: bool, sums: bool = True, ctimes: bool = True) -> TreeScan:
     """Sum of the entry keys' hashes, file count and fingerprint of a local tree; no object per entry.
 
-    The fingerprint is the sum (mod 2^128) of one blake2b digest per folder over its sorted entry
-    keys, a file's ctime included: independent of walk order, deterministic across processes, one
-    hash call per folder. The sum leaves ctimes out when not `ctimes` (journals without them).
+    The fingerprint is the sum (mod 2^128) of one blake2b digest per folder over its sorted entries'
+    stats (ctime included): independent of walk order, deterministic across processes, one hash call
+    per folder. The sum (skipped unless `sums`: the re-run's cheap check needs only the fingerprint)
+    is the journal's keys; it leaves ctimes out when not `ctimes` (journals without them).
     """
     total = files = fingerprint = 0
-    stack = [("", root)]
+    stack = [("", root, FOLDER_FLAGS)]
     while stack:
-        rel_dir, folder = stack.pop()
-        keys = []
-        plain = keys if ctimes else []
-        with os.scandir(folder) as it:
-            for item in it:
-                name = item.name
-                if name.startswith(TEMP_PREFIX):
-                    continue
-                rel = f"{rel_dir}/{name}" if rel_dir else name
-                st = item.stat(follow_symlinks=False)
-                mode = st.st_mode
-                if S_ISREG(mode):
-                    files += 1
-                    key = (f"{rel}\0f\0{st.st_size}\0{st.st_mtime_ns}:{st.st_ino}" if target else
-                           f"{rel}\0f\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ino}\0{S_IMODE(mode)}")
-                    keys.append(f"{key}\0{st.st_ctime_ns}")
-                    if not ctimes:
-                        plain.append(key)
-                    continue
-                if S_ISDIR(mode):
-                    key = f"{rel}\0{DIR}" if target else f"{rel}\0{DIR}\0{S_IMODE(mode)}"
-                    stack.append((rel, item.path))
-                elif S_ISLNK(mode):
-                    key = f"{rel}\0l\0{os.readlink(item.path)}"
-                else:
-                    key = f"{rel}\0other"
-                keys.append(key)
-                if not ctimes:
-                    plain.append(key)
+        rel_dir, folder, flags = stack.pop()
+        names, values, links = _read_folder(folder, flags)
+        fingerprint += _folder_digest(names, values, links)
+        prefix = f"{rel_dir}/" if rel_dir else ""
+        keys: list[str] = []
+        for name, value in zip(names, values, strict=True):
+            mode = value[0]
+            if S_ISREG(mode):
+                files += 1
+                if sums:
+                    _, size, mtime_ns, inode, ctime_ns = value
+                    key = (f"{prefix}{name}\0f\0{size}\0{mtime_ns}:{inode}" if target else
+                           f"{prefix}{name}\0f\0{size}\0{mtime_ns}\0{inode}\0{S_IMODE(mode)}")
+                    keys.append(f"{key}\0{ctime_ns}" if ctimes else key)
+                continue
+            rel = f"{prefix}{name}"
+            if S_ISDIR(mode):
+                stack.append((rel, f"{folder}/{name}", FOLDER_FLAGS | os.O_NOFOLLOW))
+                key = f"{rel}\0{DIR}" if target else f"{rel}\0{DIR}\0{S_IMODE(mode)}"
+            elif S_ISLNK(mode):
+                key = f"{rel}\0l\0{links[name]}"
+            else:
+                key = f"{rel}\0other"
+            keys.append(key)
         if sums:
-            total += sum(map(hash, plain))
-        fingerprint += _folder_digest(keys)
+            total += sum(map(hash, keys))
     return TreeScan(total, files, f"{files}:{fingerprint % FINGERPRINT_MOD:032x}")
 
 
@@ -269,6 +286,10 @@ def compare_trees(source: Path, dest: Destination, journal: MigrationJournal, mi
     counts = TreeCounts()
     src_ctimes, dst_ctimes = journal.keeps_ctimes(migration_id)
     dst_ctimes = dst_ctimes and local_root(dest) is not None
+    # the fingerprints are taken before the trees are compared with the journal, never after: the state they
+    # record is the verified one, or one that changed since (ctimes only grow: then it is never seen again)
+    root = local_root(dest)
+    source_prints, target_prints = fingerprints(str(source), root) if root else (fingerprints(str(source))[0], None)
     with ThreadPoolExecutor(max_workers=2) as pool:  # stat() releases the GIL: the two walks overlap
         source_scan = pool.submit(_scan_sum, str(source), target=False, ctimes=src_ctimes)
         target_scan = pool.submit(_target_sum, dest, dst_ctimes)
@@ -282,7 +303,8 @@ def compare_trees(source: Path, dest: Destination, journal: MigrationJournal, mi
         problems = recheck.problems + explain_differences(source, dest, rows)
         if problems or not recheck.refreshed:
             return problems or ["the trees differ from the journal (entry sums differ)"], counts
-    counts.source_fingerprint, counts.target_fingerprint = src.fingerprint, dst.fingerprint
+    counts.source_fingerprint = source_prints or src.fingerprint
+    counts.target_fingerprint = target_prints or dst.fingerprint
     return [], counts
 
 
@@ -290,16 +312,19 @@ def unchanged_since_verified(source: Path, dest: Destination, source_fingerprint
                              target_fingerprint: str | None) -> bool:
     """True when both local trees still have the fingerprints they had when compared with the journal.
 
-    The cheap path of a re-run: two walks (stat only, overlapping), no journal read. False means
-    "do not know": the caller compares with the journal, which says what differs.
+    The cheap path of a re-run: two walks at once (stat only; GNU find's when the fingerprint was
+    taken by it, see treeprint.py), no journal read. False means "do not know": the caller compares
+    with the journal, which says what differs.
     """
     root = local_root(dest)
     if not (source_fingerprint and target_fingerprint and root and os.path.isdir(root)):
         return False
-    target = in_child(_fingerprint, root, True)  # the other core walks the target meanwhile
-    source_now = _fingerprint(str(source), False)
+    by_find = [start_fingerprint(path) if recorded.startswith(FIND_PREFIX) else None
+               for path, recorded in ((str(source), source_fingerprint), (root, target_fingerprint))]
+    target = None if by_find[1] else in_child(_fingerprint, root, True)  # the other core walks the target
+    source_now = by_find[0]() if by_find[0] else _fingerprint(str(source), False)
     try:
-        target_now = target()
+        target_now = by_find[1]() if by_find[1] else target()
     except OSError:
         target_now = None
     return source_now is not None and source_now == source_fingerprint and target_now == target_fingerprint

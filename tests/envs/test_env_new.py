@@ -57,6 +57,13 @@ def test_env_new_refuses_a_name_in_use_or_not_plain(mobius, sample_workspace: Pa
     assert sorted(p.name for p in (sample_workspace / "environments").iterdir()) == ["staging.env"]
 
 
+def test_env_new_copy_of_an_object_storage_library_is_refused_up_front(mobius, sample_workspace: Path) -> None:
+    proc = mobius("env", "new", "staging", "--copy", "-w", str(sample_workspace),
+                  env={"MOBIUS_LIBRARY_DIR": "s3://bucket/library"})
+    assert proc.returncode == 1 and "--copy copies a local library" in proc.stderr, proc.stderr
+    assert not (sample_workspace / "environments").exists() or not any((sample_workspace / "environments").iterdir())
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("when", [1, 3, 5, 7, 8, 9])
 def test_env_new_killed_at_a_rename_leaves_no_half_environment(mobius, sample_workspace: Path, when: int) -> None:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mobius.config import ENVIRONMENTS_DIR, Settings, Workspace, environment_file, load_workspace
+from mobius.config import ENVIRONMENTS_DIR, Settings, Workspace, environment_file, is_url, load_workspace
 from mobius.errors import InputError
 from mobius.records import recorded
 from mobius.safety.atomic import atomic_write_text, fsync_dir
@@ -82,6 +82,9 @@ def _create_locked(root: Path, name: str, file: Path, *, copy: bool, progress: A
         raise InputError(f"{final} already exists and is not an environment's places",
                          hint="move it away or choose another name")
     source = load_workspace(root)
+    if copy and is_url(source.library):
+        raise InputError(f"--copy copies a local library, and the workspace's library is {source.library}",
+                         hint=f"create {name} without --copy, then set MOBIUS_LIBRARY_DIR in {file.name}")
     with recorded(source, "env.new", {"name": name, "copy": copy}) as handle:
         handle.result = _build(root, name, source, copy=copy, progress=progress)
     return handle.result
@@ -104,12 +107,17 @@ def _build(root: Path, name: str, source: Workspace, *, copy: bool, progress: An
     work = _private_workspace(source, scratch, database, library, backups)
     rows: dict[str, int] | None = None
     files: int | None = None
-    if copy:
-        rows = sync_databases(work, source.database_url, work.database_url, overwrite=True).tables
-        files = migrate(work, str(library), backup=False, progress=progress).copied_files
-    else:
-        migrate_database(work, backup=False)
-        library.mkdir()
+    try:
+        if copy:
+            rows = sync_databases(work, source.database_url, work.database_url, overwrite=True).tables
+            files = migrate(work, str(library), backup=False, progress=progress).copied_files
+        else:
+            migrate_database(work, backup=False)
+            library.mkdir()
+    except BaseException:  # nothing refers to the partial build yet: leave nothing behind
+        shutil.rmtree(building, ignore_errors=True)
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise
     database.chmod(0o600)  # it holds the environment's rows, like the workspace's own mobius.db
     fsync_dir(building)
     building.rename(final)

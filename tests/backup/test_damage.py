@@ -74,7 +74,13 @@ def test_flipped_bit_in_compressed_data_is_detected(tmp_path: Path) -> None:
     data[len(data) // 2] ^= 0x10
     archive.write_bytes(bytes(data))
     problems = _problems(archive)
-    assert any(p.startswith("damaged: ") and "rules.txt" in p for p in problems), problems
+    # Detected, always (exit 2 above, and the sidecar differs). Which member is named depends on where the
+    # decompressor's read-ahead meets the damage: with the archive's headers' times, about one run in 20 it
+    # fails while filling its first buffer and says "unreadable at its start" (seen in CI-like runs). When a
+    # member is named, it is the one that holds the flipped bit.
+    assert any(p.startswith("damaged: ") for p in problems), problems
+    named = [p for p in problems if p.startswith("damaged: ") and "unreadable at its start" not in p]
+    assert all("rules.txt" in p for p in named), problems
 
 
 def test_restore_of_damaged_archive_writes_nothing(tree: Path, tmp_path: Path) -> None:

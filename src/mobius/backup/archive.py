@@ -15,7 +15,6 @@ import datetime as dt
 import hashlib
 import os
 import queue
-import stat
 import tarfile
 import tempfile
 import threading
@@ -28,10 +27,9 @@ from mobius.backup import catalog
 from mobius.backup.buffers import BufferPool
 from mobius.backup.compression import DEFAULT, PLAIN, Codec, Compressor, choose
 from mobius.backup.manifest import DIR, FILE, MANIFEST_NAME, SUMS_NAME, ManifestEntry, header_line
-from mobius.backup.tree import Listing, walk_tree
+from mobius.backup.tree import Listing, changed_while_read, open_as_listed, walk_tree
 from mobius.backup.verify import record_members_checked
 from mobius.backup.write_check import WriteCheck, streamed
-from mobius.errors import VerificationError
 from mobius.log import get_logger
 from mobius.progress import NoProgress, Progress
 from mobius.safety.atomic import fsync_dir, temp_name_for, write_all
@@ -314,35 +312,24 @@ class _TarStream:
             self._pending.clear()
 
 
-def _changed(local: str | Path) -> VerificationError:
-    return VerificationError(f"{local} changed while it was being backed up",
-                             hint="stop whatever writes to the library, then run the backup again")
-
-
 def _copy_file(tar: _TarStream, entry: ManifestEntry, local: str | Path, sums, progress: Progress) -> None:
     """Copy one file into the tar, hashing it on the way; refuse a file that changes under us.
 
     A file smaller than a pool buffer is one read (of size + 1, to see it did not grow)."""
+    fd, _ = open_as_listed(local, entry.size, entry.mtime_ns)
     try:
-        fd = os.open(local, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    except OSError as exc:
-        raise VerificationError(f"cannot read {local}: {exc.strerror}", hint="check its permissions") from None
-    try:
-        before = os.fstat(fd)
-        if not stat.S_ISREG(before.st_mode) or before.st_size != entry.size or before.st_mtime_ns != entry.mtime_ns:
-            raise _changed(local)
         data = None
         if entry.size < SMALL_FILE:
             data = os.read(fd, entry.size + 1)
             if len(data) != entry.size:
-                raise _changed(local)
+                raise changed_while_read(local)
             digest = hashlib.sha256(data)
         else:
             tar.add(entry, entry.size)
             digest = _copy_large(tar, fd, entry.size, local, progress)
         after = os.fstat(fd)
         if after.st_size != entry.size or after.st_mtime_ns != entry.mtime_ns:
-            raise _changed(local)
+            raise changed_while_read(local)
     finally:
         os.close(fd)
     if data is None:
@@ -360,7 +347,7 @@ def _copy_large(tar: _TarStream, fd: int, size: int, local: str | Path, progress
         buffer = tar.take_buffer()
         count = os.readv(fd, [memoryview(buffer)[:min(len(buffer), remaining)]])
         if not count:
-            raise _changed(local)
+            raise changed_while_read(local)
         view = memoryview(buffer)[:count]
         digest.update(view)
         tar.data(view, buffer)

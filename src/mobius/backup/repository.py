@@ -53,7 +53,7 @@ from mobius.backup.snapshot import (
     snapshot_path,
     write_snapshot,
 )
-from mobius.backup.tree import Listing, walk_tree
+from mobius.backup.tree import Listing, changed_while_read, open_as_listed, walk_tree
 from mobius.errors import InputError, VerificationError
 from mobius.log import get_logger
 from mobius.ops.faults import kill_at
@@ -298,17 +298,12 @@ class _Parent:
         return None
 
 
-def _changed(local: str | Path) -> VerificationError:
-    return VerificationError(f"{local} changed while it was being backed up",
-                             hint="stop whatever writes to the library, then run the backup again")
-
-
 def _pread_chunks(fd: int, size: int, local: str | Path) -> Iterator[bytes]:
     position = 0
     while position < size:
         data = os.pread(fd, min(1 << 20, size - position), position)
         if not data:
-            raise _changed(local)
+            raise changed_while_read(local)
         position += len(data)
         yield data
 
@@ -351,23 +346,17 @@ class _Run:
             sha = self.parent.unchanged(path, st) if st.st_size == size and st.st_mtime_ns == mtime_ns else None
             if sha is not None and stat.S_ISREG(st.st_mode):
                 return _Look(st, sha, None, True)  # not opened: size, mtime, inode and ctime as the parent saw them
+        fd, before = open_as_listed(local, size, mtime_ns)
         try:
-            fd = os.open(local, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-        except OSError as exc:
-            raise VerificationError(f"cannot read {local}: {exc.strerror}", hint="check its permissions") from None
-        try:
-            before = os.fstat(fd)
-            if not stat.S_ISREG(before.st_mode) or before.st_size != size or before.st_mtime_ns != mtime_ns:
-                raise _changed(local)
             if size >= SMALL_FILE:
                 return _Look(before, None, None, False)
             data = os.read(fd, size + 1)
             if len(data) != size:
-                raise _changed(local)
+                raise changed_while_read(local)
             digest = hashlib.sha256(data).hexdigest()
             after = os.fstat(fd)
             if (after.st_size, after.st_mtime_ns, after.st_ctime_ns) != (size, mtime_ns, before.st_ctime_ns):
-                raise _changed(local)
+                raise changed_while_read(local)
             return _Look(before, digest, data, False)
         finally:
             os.close(fd)
@@ -428,7 +417,7 @@ class _Run:
             os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_WILLNEED)
             st = os.fstat(fd)
             if (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns) != identity:
-                raise _changed(local)
+                raise changed_while_read(local)
             digest = hashlib.sha256()
             for chunk in _pread_chunks(fd, size, local):
                 digest.update(chunk)
@@ -439,11 +428,11 @@ class _Run:
                 try:
                     self.packs.add_stream(sha, size, _pread_chunks(fd, size, local))
                 except PackDamaged:  # its bytes differ from what was hashed a moment ago
-                    raise _changed(local) from None
+                    raise changed_while_read(local) from None
                 self._count("new", size)
             st = os.fstat(fd)
             if (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns) != identity:
-                raise _changed(local)
+                raise changed_while_read(local)
             return sha
         finally:
             os.close(fd)

@@ -25,7 +25,7 @@ from mobius.backup.manifest import (
     ManifestEntry,
     parse_lines,
 )
-from mobius.errors import InputError
+from mobius.errors import InputError, VerificationError
 from mobius.log import get_logger
 from mobius.safety.tree import LINK, OTHER, Entry, walk
 
@@ -138,3 +138,26 @@ def link_stays_inside(link_rel: str, target: str) -> bool:
         return False
     resolved = posixpath.normpath(posixpath.join(posixpath.dirname(link_rel), target))
     return not (resolved == ".." or resolved.startswith("../") or resolved.startswith("/"))
+
+
+def changed_while_read(local: str | Path) -> VerificationError:
+    """The one error for a library file that changed between its listing and the end of its read."""
+    return VerificationError(f"{local} changed while it was being backed up",
+                             hint="stop whatever writes to the library, then run the backup again")
+
+
+def open_as_listed(local: str | Path, size: int, mtime_ns: int) -> tuple[int, os.stat_result]:
+    """A descriptor on `local` and its fstat, when it still is the regular file of `size` and `mtime_ns` the walk
+    listed (never through a symlink); the caller closes it. Unreadable or changed: VerificationError."""
+    try:
+        fd = os.open(local, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as exc:
+        raise VerificationError(f"cannot read {local}: {exc.strerror}", hint="check its permissions") from None
+    try:
+        before = os.fstat(fd)
+        if not stat.S_ISREG(before.st_mode) or before.st_size != size or before.st_mtime_ns != mtime_ns:
+            raise changed_while_read(local)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd, before

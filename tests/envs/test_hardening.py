@@ -57,7 +57,7 @@ def test_backups_folder_inside_or_equal_to_its_library_is_refused(mobius, two_en
     assert proc.returncode == 1, proc.stderr
     assert "inside the library" in proc.stderr and proc.stderr.count("\n") == 1
     assert tree(media) == before and table_rows(root, "production") == rows
-    for command in (("backup", "create"), ("deploy",), ("db", "dump")):
+    for command in (("backup", "create"), ("backup", "create", "--snapshot"), ("deploy",), ("db", "dump")):
         proc = mobius("--env", "production", *command, "-w", str(root))
         assert proc.returncode == 1 and "inside the library" in proc.stderr, proc.stderr
     assert tree(media) == before

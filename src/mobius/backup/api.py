@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from mobius.backup import catalog
@@ -47,12 +49,7 @@ def create_backup(ws: Workspace, *, keep: int | None = None, database: bool = Tr
     keep = ws.settings.backup_keep if keep is None else keep
     if keep < 1:
         raise InputError(f"--keep must be at least 1, not {keep}", hint="the new backup always stays")
-    extras = {ENV_MEMBER: ws.env_file} if ws.env_file.is_file() else {}
-    ws.backups.mkdir(parents=True, exist_ok=True)
-    with _scratch(ws) as scratch:
-        dump = _database_dump(ws, Path(scratch)) if database else None
-        if dump is not None:
-            extras[DATABASE_MEMBER] = dump
+    with _backup_extras(ws, database=database) as extras:
         result = write_archive(ws.library_path, ws.backups, LIBRARY_PREFIX, extra_files=extras, progress=progress)
     with FileLock(ws.backups / LOCK_NAME, timeout=600, what=f"a backup into {ws.backups}"):
         result.deleted = catalog.apply_retention(ws.backups, LIBRARY_PREFIX, keep)
@@ -77,8 +74,6 @@ def restore_backup(ws: Workspace, archive: Path, to: Path, *, member_root: str =
     The dump is extracted (and checked) before anything is replaced, so an archive without one
     changes nothing; the current database is dumped before it is replaced.
     """
-    import contextlib
-
     from mobius.db.api import check_restorable, database_restore_lock, restore_database
 
     check_restore_target(ws, Path(archive), Path(to))
@@ -113,6 +108,19 @@ def _scratch(ws: Workspace) -> tempfile.TemporaryDirectory:
     return tempfile.TemporaryDirectory(prefix=f"{TEMP_PREFIX}{os.getpid()}-", dir=ws.backups)
 
 
+@contextlib.contextmanager
+def _backup_extras(ws: Workspace, *, database: bool) -> Iterator[dict[str, Path]]:
+    """What a backup carries beside the library (member name -> file): the settings file and, with
+    `database`, a checked dump in a scratch folder that lives as long as the block."""
+    extras = {ENV_MEMBER: ws.env_file} if ws.env_file.is_file() else {}
+    ws.backups.mkdir(parents=True, exist_ok=True)
+    with _scratch(ws) as scratch:
+        dump = _database_dump(ws, Path(scratch)) if database else None
+        if dump is not None:
+            extras[DATABASE_MEMBER] = dump
+        yield extras
+
+
 def resolve_archive(ws: Workspace | None, name: str | Path) -> Path:
     """An archive given as a path, or as a name in the workspace's backups folder."""
     path = Path(name).expanduser()
@@ -137,12 +145,8 @@ def create_snapshot(ws: Workspace, *, database: bool = True, force_read: bool = 
     mtime, inode, ctime) are not read unless `force_read`. Every pack written is checked from the
     device before the snapshot, written last, references it.
     """
-    extras = {ENV_MEMBER: ws.env_file} if ws.env_file.is_file() else {}
-    ws.backups.mkdir(parents=True, exist_ok=True)
-    with _scratch(ws) as scratch:
-        dump = _database_dump(ws, Path(scratch)) if database else None
-        if dump is not None:
-            extras[DATABASE_MEMBER] = dump
+    refuse_backups_in_library(ws.library, ws.backups)
+    with _backup_extras(ws, database=database) as extras:
         source = _object_library(ws) if is_url(ws.library) else ws.library_path
         return write_snapshot_of(snapshot_repository(ws), source, extra_files=extras, force_read=force_read,
                                  progress=progress)
@@ -201,8 +205,6 @@ def restore_snapshot(ws: Workspace, snapshot: str, to: Path, *, database: bool =
                      progress: Progress | None = None) -> RestoreResult:
     """Restore a snapshot's library into `to` (and the database with `database`), as `restore_backup` does:
     the dump is extracted and checked before anything is replaced; the current database is dumped first."""
-    import contextlib
-
     from mobius.db.api import check_restorable, database_restore_lock, restore_database
 
     repo = snapshot_repository(ws)

@@ -160,6 +160,21 @@ def _audio(container):
     return np.stack([np.concatenate(store) for store in channels]), stream.rate
 
 
+def _checked_info(container, path: Path, times: list[float]) -> ContainerInfo:  # noqa: ANN001 - an av container
+    """The container's facts, once it is known to hold a picture that lasts past every time in `times`."""
+    info = _container_info(container)
+    if not container.streams.video:
+        raise InputError(f"{path} has no video stream", hint="check the file is a rendered preview")
+    beyond = [t for t in times if t < 0 or t >= info.duration]
+    if beyond:
+        listed = ", ".join(f"{t:g} s" for t in beyond)
+        raise InputError(
+            f"frame time {listed} is beyond the video's duration ({info.duration:g} s) in {path}",
+            hint="choose frame times within the video (golden.json 'frames' or --frames)",
+        )
+    return info
+
+
 def read_media(path: Path, times: list[float], *, with_audio: bool = True) -> MediaSample:
     """Container facts, luma planes at `times` (seconds) and the audio, from one open of `path`.
 
@@ -169,16 +184,7 @@ def read_media(path: Path, times: list[float], *, with_audio: bool = True) -> Me
     path = Path(path)
     container = _open(path)
     try:
-        info = _container_info(container)
-        if not container.streams.video:
-            raise InputError(f"{path} has no video stream", hint="check the file is a rendered preview")
-        beyond = [t for t in times if t < 0 or t >= info.duration]
-        if beyond:
-            listed = ", ".join(f"{t:g} s" for t in beyond)
-            raise InputError(
-                f"frame time {listed} is beyond the video's duration ({info.duration:g} s) in {path}",
-                hint="choose frame times within the video (golden.json 'frames' or --frames)",
-            )
+        info = _checked_info(container, path, times)
         sample = MediaSample(container=info, frames=_frames_at(container, times))
         if with_audio and container.streams.audio:
             sample.audio, sample.sample_rate = _audio(container)
@@ -259,16 +265,7 @@ def read_every_frame(path: Path, times: list[float], *, with_audio: bool = True
     path = Path(path)
     container = _open(path)
     try:
-        info = _container_info(container)
-        if not container.streams.video:
-            raise InputError(f"{path} has no video stream", hint="check the file is a rendered preview")
-        beyond = [t for t in times if t < 0 or t >= info.duration]
-        if beyond:
-            listed = ", ".join(f"{t:g} s" for t in beyond)
-            raise InputError(
-                f"frame time {listed} is beyond the video's duration ({info.duration:g} s) in {path}",
-                hint="choose frame times within the video (golden.json 'frames' or --frames)",
-            )
+        info = _checked_info(container, path, times)
         signatures, frames = _every_frame(container, times)
         sample = MediaSample(container=info, frames=frames)
         if with_audio and container.streams.audio:

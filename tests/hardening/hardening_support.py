@@ -46,3 +46,14 @@ def kill_at_rename(args: list[str], cwd: Path, n: int) -> subprocess.CompletedPr
     return subprocess.run(["strace", "-f", "-qq", "-o", os.devnull, "-e", "trace=rename",
                            "-e", f"inject=rename:signal=KILL:when={n}", *MOBIUS, *args], cwd=cwd, env=clean_env(),
                           capture_output=True, text=True)
+
+
+def fill(folder: Path) -> None:
+    """Write zeros into `folder`/filler until its file system is full to the last byte."""
+    with open(folder / "filler", "wb") as filler:
+        try:
+            while True:
+                filler.write(b"\0" * 65536)
+                filler.flush()
+        except OSError:
+            pass

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hardening_support import fill
 
 from mobius.workspace.init import initialize
 
@@ -25,13 +26,7 @@ def full_ws(tmp_path: Path) -> Iterator[Path]:
     try:
         root = mount / "ws"
         initialize(root, sample=True)
-        with open(mount / "filler", "wb") as filler:
-            try:
-                while True:
-                    filler.write(b"\0" * 65536)
-                    filler.flush()
-            except OSError:
-                pass
+        fill(mount)
         yield root
     finally:
         subprocess.run(["umount", "-l", str(mount)], capture_output=True)

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hardening_support import fill
 
 
 def _mount_tmpfs(mount: Path, size: str = "4m") -> None:
@@ -39,13 +40,7 @@ def full_ws(mobius, ws: Path, tmp_path: Path) -> Iterator[Path]:
         root = mount / "ws"
         shutil.copytree(ws, root, symlinks=True, ignore=shutil.ignore_patterns("backups", "uploads"))
         (root / "uploads").mkdir()
-        with open(mount / "filler", "wb") as filler:
-            try:
-                while True:
-                    filler.write(b"\0" * 65536)
-                    filler.flush()
-            except OSError:
-                pass
+        fill(mount)
         yield root
     finally:
         subprocess.run(["umount", "-l", str(mount)], capture_output=True)

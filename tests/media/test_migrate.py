@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from media_support import Paused, mobius_env, snapshot, temps
+from media_support import RCHAR_PROBE, Paused, mobius_env, snapshot, temps
 
 from mobius.safety.envfile import read_env_file
 from mobius.safety.lock import FileLock
@@ -209,18 +209,6 @@ def test_target_pages_are_dropped_from_the_page_cache(mobius, media_ws: Path, tm
     resident = subprocess.run(["fincore", "--bytes", "--noheadings", "--output", "RES", *big],
                               capture_output=True, text=True, check=True).stdout.split()
     assert resident and all(value == "0" for value in resident)
-
-
-RCHAR_PROBE = """
-import sys
-from mobius.cli.app import run
-def rchar():
-    return int(dict(line.split(': ') for line in open('/proc/self/io').read().splitlines())['rchar'])
-run([*sys.argv[1:], '--dry-run'])  # loads the modules the command needs (their files are not the library's)
-before = rchar()
-code = run(sys.argv[1:])
-print(code, rchar() - before)
-"""
 
 
 def test_rerun_with_nothing_changed_reads_no_file_contents(media_ws: Path, tmp_path: Path):

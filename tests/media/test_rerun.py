@@ -12,21 +12,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from media_support import mobius_env, snapshot
+from media_support import RCHAR_PROBE, mobius_env, snapshot
 
 SCAN = "scans/scan 2 é.raw"
-
-RCHAR_PROBE = """
-import sys
-from mobius.cli.app import run
-def rchar():
-    return int(dict(line.split(': ') for line in open('/proc/self/io').read().splitlines())['rchar'])
-run([*sys.argv[1:], '--dry-run'])  # loads the modules the command needs (their files are not the library's)
-before = rchar()
-code = run(sys.argv[1:])
-print(code, rchar() - before)
-"""
-
 
 def migrate(mobius, ws: Path, target: Path, *extra: str, env: dict | None = None):
     return mobius.json("media", "migrate", "--to", str(target), "--no-backup", "--yes", "-w", str(ws), *extra,

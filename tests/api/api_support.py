@@ -98,8 +98,8 @@ def prepare_workspace(root: Path, template: Path, *, backup: bool = True, env: d
     if backup:
         clean = {k: v for k, v in os.environ.items() if not k.startswith("MOBIUS_")}
         done = subprocess.run([sys.executable, "-m", "mobius", "--workspace", str(root), "--json", "backup",
-                               "create", "--no-database"], env={**clean, **(env or {})}, capture_output=True,
-                              text=True, timeout=120)
+                               "create", "--archive", "--no-database"], env={**clean, **(env or {})},
+                              capture_output=True, text=True, timeout=120)
         assert done.returncode == 0, done.stderr
         assert json.loads(done.stdout)["ok"]
     return root

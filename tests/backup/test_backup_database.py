@@ -16,7 +16,7 @@ def test_backup_includes_database_dump_and_restore_puts_rows_back(mobius, sample
     db = sample_workspace / "mobius.db"
     before = _rows(db)
     assert before[0] == 3 and before[1] > 0
-    code, created = mobius.json("backup", "create", "-w", str(sample_workspace))
+    code, created = mobius.json("backup", "create", "--archive", "-w", str(sample_workspace))
     assert code == 0, created
     code, verified = mobius.json("backup", "verify", created["path"], "-w", str(sample_workspace))
     assert code == 0 and "database/mobius.dump" in verified["extras"]
@@ -35,7 +35,7 @@ def test_backup_includes_database_dump_and_restore_puts_rows_back(mobius, sample
 
 
 def test_restore_database_from_archive_without_dump_changes_nothing(mobius, sample_workspace: Path) -> None:
-    code, created = mobius.json("backup", "create", "--no-database", "-w", str(sample_workspace))
+    code, created = mobius.json("backup", "create", "--archive", "--no-database", "-w", str(sample_workspace))
     assert code == 0
     code, verified = mobius.json("backup", "verify", created["path"], "-w", str(sample_workspace))
     assert code == 0 and "database/mobius.dump" not in verified["extras"]

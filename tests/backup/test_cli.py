@@ -19,9 +19,9 @@ def _backups(ws: Path) -> list[Path]:
 
 def test_create_prints_one_json_object_and_global_options_work_after_the_subcommand(sample_workspace: Path,
                                                                                      mobius) -> None:
-    code, first = mobius.json("--workspace", str(sample_workspace), "backup", "create")
+    code, first = mobius.json("--workspace", str(sample_workspace), "backup", "create", "--archive")
     assert code == 0 and first["ok"] and first["verified"]
-    code, second = mobius.json("backup", "create", "--workspace", str(sample_workspace))
+    code, second = mobius.json("backup", "create", "--archive", "--workspace", str(sample_workspace))
     assert code == 0
     for result in (first, second):
         path = Path(result["path"])
@@ -35,7 +35,7 @@ def test_create_prints_one_json_object_and_global_options_work_after_the_subcomm
 
 def test_verify_test_restore_and_restore_of_a_sample_backup(sample_workspace: Path, mobius) -> None:
     ws = str(sample_workspace)
-    code, created = mobius.json("backup", "create", "-w", ws)
+    code, created = mobius.json("backup", "create", "--archive", "-w", ws)
     name = Path(created["path"]).name
     code, verified = mobius.json("backup", "verify", name, "-w", ws)
     assert code == 0 and verified["has_manifest"] and verified["files"] == created["files"]
@@ -55,7 +55,7 @@ def test_verify_test_restore_and_restore_of_a_sample_backup(sample_workspace: Pa
 
 def test_restore_without_a_terminal_refuses_with_exit_1_and_changes_nothing(sample_workspace: Path, mobius) -> None:
     ws = str(sample_workspace)
-    code, created = mobius.json("backup", "create", "-w", ws)
+    code, created = mobius.json("backup", "create", "--archive", "-w", ws)
     library = sample_workspace / "uploads"
     before = snapshot(library)
     entries = listing(sample_workspace)
@@ -68,7 +68,7 @@ def test_restore_without_a_terminal_refuses_with_exit_1_and_changes_nothing(samp
 
 
 def test_not_enough_space_exits_5_before_writing_anything(sample_workspace: Path, mobius) -> None:
-    proc = mobius("backup", "create", "-w", str(sample_workspace), env={"MOBIUS_FAKE_FREE_BYTES": "1000"})
+    proc = mobius("backup", "create", "--archive", "-w", str(sample_workspace), env={"MOBIUS_FAKE_FREE_BYTES": "1000"})
     assert proc.returncode == 5, proc.stderr
     assert "not enough disk space" in proc.stderr
     assert list((sample_workspace / "backups").iterdir()) == []
@@ -76,7 +76,7 @@ def test_not_enough_space_exits_5_before_writing_anything(sample_workspace: Path
 
 def test_damaged_archive_exits_2_naming_the_file(sample_workspace: Path, mobius) -> None:
     ws = str(sample_workspace)
-    code, created = mobius.json("backup", "create", "-w", ws)
+    code, created = mobius.json("backup", "create", "--archive", "-w", ws)
     archive = Path(created["path"])
     archive.write_bytes(archive.read_bytes()[:-3000])
     proc = mobius("backup", "verify", str(archive), "-w", ws)
@@ -89,7 +89,7 @@ def test_damaged_archive_exits_2_naming_the_file(sample_workspace: Path, mobius)
 def test_retention_keeps_n_with_their_sidecars_and_logs(sample_workspace: Path, mobius) -> None:
     ws = str(sample_workspace)
     for _ in range(3):
-        proc = mobius("backup", "create", "--keep", "2", "-w", ws)
+        proc = mobius("backup", "create", "--archive", "--keep", "2", "-w", ws)
         assert proc.returncode == 0, proc.stderr
     archives = _backups(sample_workspace)
     assert len(archives) == 2

@@ -25,7 +25,7 @@ def test_sigkill_during_create_leaves_only_a_temp_file_which_the_next_create_rem
     (ws / ".env").write_text("MOBIUS_LIBRARY_DIR=uploads\n")
     backups = ws / "backups"
     env = {k: v for k, v in os.environ.items() if not k.startswith("MOBIUS_")}
-    proc = subprocess.Popen([sys.executable, "-m", "mobius", "backup", "create", "-w", str(ws)], env=env,
+    proc = subprocess.Popen([sys.executable, "-m", "mobius", "backup", "create", "--archive", "-w", str(ws)], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 60
     temps: list[Path] = []
@@ -38,7 +38,7 @@ def test_sigkill_during_create_leaves_only_a_temp_file_which_the_next_create_rem
     assert list_backups(backups) == [], "an archive appeared under its final name before it was complete"
     assert not list(backups.glob("*.sha256")) and not list(backups.glob("*.log.jsonl"))
 
-    again = subprocess.run([sys.executable, "-m", "mobius", "backup", "create", "-w", str(ws)], env=env,
+    again = subprocess.run([sys.executable, "-m", "mobius", "backup", "create", "--archive", "-w", str(ws)], env=env,
                            capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr
     assert not list(backups.glob(f"{TEMP_PREFIX}*"))

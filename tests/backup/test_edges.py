@@ -55,7 +55,7 @@ def test_create_removes_leftovers_of_a_killed_run(sample_workspace: Path, mobius
     orphan_sidecar.write_text("0" * 64 + "  mobius_library_20260101T000000Z.tar\n")
     dump = backups / "mobius_db_20260101.sql"
     dump.write_text("-- another capability's file")
-    proc = mobius("backup", "create", "-w", str(sample_workspace))
+    proc = mobius("backup", "create", "--archive", "-w", str(sample_workspace))
     assert proc.returncode == 0, proc.stderr
     assert not orphan_temp.exists() and not orphan_sidecar.exists()
     assert dump.read_text() == "-- another capability's file"
@@ -63,7 +63,7 @@ def test_create_removes_leftovers_of_a_killed_run(sample_workspace: Path, mobius
 
 def test_restore_without_room_exits_5_and_changes_nothing(sample_workspace: Path, mobius, tmp_path: Path) -> None:
     ws = str(sample_workspace)
-    code, created = mobius.json("backup", "create", "-w", ws)
+    code, created = mobius.json("backup", "create", "--archive", "-w", ws)
     target = tmp_path / "target"
     proc = mobius("backup", "restore", created["path"], "--to", str(target), "--yes", "-w", ws,
                   env={"MOBIUS_FAKE_FREE_BYTES": "1000"})

@@ -36,7 +36,7 @@ def test_create_and_verify_memory_does_not_grow_with_the_number_of_files(tmp_pat
     peaks = {}
     for files, size in ((10_000, 100), (40_000, 100)):
         ws = _workspace(tmp_path / f"ws-{files}", files, size)
-        created = _peak_kib("backup", "create", "-w", str(ws))
+        created = _peak_kib("backup", "create", "--archive", "-w", str(ws))
         archive = next(p for p in (ws / "backups").iterdir() if p.name.endswith((".tar", ".tar.zst")))
         verified = _peak_kib("backup", "verify", str(archive), "-w", str(ws))
         peaks[files] = (created, verified)

@@ -76,5 +76,5 @@ def test_backup_create_snapshot_of_an_s3_library_from_the_cli(sample_workspace: 
     proc = mobius("backup", "restore", made["id"], "--to", str(target), "--yes", "-w", ws, env=env)
     assert proc.returncode == 0, proc.stderr
     assert sorted(p.name for p in (target / "game").iterdir()) == [f"card{i}.png" for i in range(5)]
-    proc = mobius("backup", "create", "-w", ws, env=env)  # a full archive still needs a local library
+    proc = mobius("backup", "create", "--archive", "-w", ws, env=env)  # a full archive still needs a local library
     assert proc.returncode == 1 and "Traceback" not in proc.stderr

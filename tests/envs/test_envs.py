@@ -31,7 +31,7 @@ def test_every_command_takes_env(mobius, two_envs: Path) -> None:
     assert rows["MOBIUS_LIBRARY_DIR"] == {"name": "MOBIUS_LIBRARY_DIR", "value": "staging/uploads",
                                           "source": str(two_envs / "environments" / "staging.env")}
     assert rows["MOBIUS_ENV"]["value"] == "staging"
-    code, out = mobius.json("backup", "create", "--env", "production", "-w", str(two_envs))
+    code, out = mobius.json("backup", "create", "--archive", "--env", "production", "-w", str(two_envs))
     assert code == 0, out
     assert Path(out["path"]).parent == two_envs / "prod" / "backups"
     code, out = mobius.json("env", "list", "-w", str(two_envs), env={"MOBIUS_ENV": "staging"})
@@ -210,7 +210,7 @@ def test_retention_keeps_the_backup_the_newest_rollback_needs(mobius, two_envs: 
     assert code == 0
     needed = Path(out["backup"])
     for _ in range(2):
-        code, made = mobius.json("--env", "production", "backup", "create", "--keep", "1", "-w", str(root))
+        code, made = mobius.json("--env", "production", "backup", "create", "--archive", "--keep", "1", "-w", str(root))
         assert code == 0
     assert needed.is_file()
     assert (root / "prod" / "backups" / "retention-protected.production.txt").read_text().strip() == needed.name

@@ -125,7 +125,7 @@ def test_a_release_whose_backup_retention_removed_is_marked_not_restorable(mobiu
         code, out = mobius.json("deploy", "--env", "staging", "-w", str(root))
         assert code == 0, out
         ids.append(out["release"])
-    code, out = mobius.json("--env", "staging", "backup", "create", "--keep", "1", "-w", str(root))
+    code, out = mobius.json("--env", "staging", "backup", "create", "--archive", "--keep", "1", "-w", str(root))
     assert code == 0, out
     code, listed = mobius.json("releases", "--env", "staging", "-w", str(root))
     restorable = {r["id"]: r["restorable"] for r in listed["releases"]}

@@ -40,8 +40,8 @@ def test_a_killed_db_restore_leaves_a_temp_dump_that_the_next_command_removes(mo
 
 
 def test_a_killed_backup_create_leaves_scratch_that_the_next_command_removes(mobius, ws, tmp_path):
-    n = _rehearse(ws, tmp_path, ["backup", "create"], "re:mobius_library_[^/]*\\.sha256$")
-    killed = kill_at_rename(["backup", "create", "-w", str(ws)], ws, n)
+    n = _rehearse(ws, tmp_path, ["backup", "create", "--archive"], "re:mobius_library_[^/]*\\.sha256$")
+    killed = kill_at_rename(["backup", "create", "--archive", "-w", str(ws)], ws, n)
     assert killed.returncode != 0
     temp = Path(tempfile.gettempdir())
     left = [p for p in temp.glob("mobius-backup-*-*")]

@@ -14,7 +14,7 @@ import pytest
 
 
 def _archive(mobius, ws: Path) -> Path:
-    code, created = mobius.json("backup", "create", "-w", str(ws))
+    code, created = mobius.json("backup", "create", "--archive", "-w", str(ws))
     assert code == 0
     return Path(created["path"])
 

@@ -19,7 +19,7 @@ def _events(ws: Path) -> list[tuple[str, dict]]:
 
 def test_concurrent_creates_with_keep_1_never_delete_an_archive_before_its_run_reported_it(ws):
     for _round in range(2):
-        runs = [subprocess.Popen([*MOBIUS, "backup", "create", "--keep", "1", "--json", "-w", str(ws)],
+        runs = [subprocess.Popen([*MOBIUS, "backup", "create", "--archive", "--keep", "1", "--json", "-w", str(ws)],
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=clean_env())
                 for _ in range(3)]
         for run in runs:

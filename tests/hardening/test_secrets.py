@@ -33,7 +33,7 @@ def test_config_set_keeps_a_private_env_mode(mobius, ws):
 
 
 def test_archives_and_dumps_are_owner_only(mobius, ws):
-    code, created = mobius.json("backup", "create", "-w", str(ws))
+    code, created = mobius.json("backup", "create", "--archive", "-w", str(ws))
     assert code == 0
     assert _mode(Path(created["path"])) == 0o600
     code, dumped = mobius.json("db", "dump", "-w", str(ws))

@@ -16,7 +16,7 @@ def _history(mobius, root: Path, *args: str) -> list[dict]:
 
 
 def test_backup_and_media_migrate_are_recorded_with_their_ids(mobius, ops_ws: Path) -> None:
-    code, backup = mobius.json("-w", str(ops_ws), "backup", "create")
+    code, backup = mobius.json("-w", str(ops_ws), "backup", "create", "--archive")
     assert code == 0, backup
     proc = mobius("-w", str(ops_ws), "media", "migrate", "--to", "media-v2", "--yes")
     assert proc.returncode == 0, proc.stderr

@@ -181,22 +181,23 @@ def disk_check(ws: Workspace) -> Check:
 
 def backup_age_check(ws: Workspace, now: dt.datetime | None = None) -> Check:
     """The newest verified backup is younger than MOBIUS_BACKUP_MAX_AGE_HOURS (observed in hours)."""
-    from mobius.backup.catalog import list_backups
+    from mobius.backup.points import newest_verified
+    from mobius.errors import MobiusError
 
     max_age_h = ws.settings.backup_max_age_hours
     if max_age_h <= 0:
         return skipped("backup-age", "MOBIUS_BACKUP_MAX_AGE_HOURS is 0", source=str(ws.backups))
     try:
-        verified = [b for b in list_backups(ws.backups) if b.state == "verified"]
-    except OSError as exc:
-        return failed("backup-age", detail=f"cannot list {ws.backups}: {exc.strerror or exc}", source=str(ws.backups))
-    if not verified:
+        newest = newest_verified(ws)  # archives and snapshots
+    except (OSError, MobiusError) as exc:
+        return failed("backup-age", detail=f"cannot list {ws.backups}: {getattr(exc, 'strerror', None) or exc}",
+                      source=str(ws.backups))
+    if newest is None:
         return failed("backup-age", detail="no verified backup", threshold=f"<= {max_age_h}", unit="h",
                       source=str(ws.backups))
-    newest = verified[0]
     age_h = ((now or dt.datetime.now(dt.UTC)) - newest.created).total_seconds() / 3600
-    return at_most("backup-age", round(age_h, 3), max_age_h, unit="h", source=str(newest.path),
-                   detail=f"newest verified backup {newest.path.name}")
+    return at_most("backup-age", round(age_h, 3), max_age_h, unit="h", source=newest.name,
+                   detail=f"newest verified backup {newest.label}")
 
 
 CHECKS: dict[str, Callable[[Workspace], list[Check]]] = {

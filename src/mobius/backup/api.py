@@ -15,6 +15,7 @@ from mobius.backup.crypto import RepositoryKeys
 from mobius.backup.export import ExportResult, export_snapshot
 from mobius.backup.manifest import LIBRARY_ROOT
 from mobius.backup.object_library import ObjectLibrary
+from mobius.backup.points import backup_points
 from mobius.backup.prune import PruneResult, RetentionPolicy, prune_repository
 from mobius.backup.repository import Repository, SnapshotResult, write_snapshot_of
 from mobius.backup.repository_check import SnapshotCheck, verify_snapshots
@@ -173,19 +174,11 @@ LATEST = "latest"  # in place of an archive or snapshot name: the newest library
 
 def latest_backup(ws: Workspace) -> str:
     """The newest library backup, as restic's `latest`: a snapshot id or an archive path, by creation time."""
-    from mobius.backup.repository import snapshot_created
-
-    archives = catalog.list_backups(ws.backups, LIBRARY_PREFIX)
-    snapshots = snapshot_repository(ws).headers()
-    newest_archive = archives[0] if archives else None
-    newest_snapshot = max(snapshots, key=snapshot_created, default=None)
-    if newest_archive is None and newest_snapshot is None:
+    newest = backup_points(ws, LIBRARY_PREFIX)
+    if not newest:
         raise InputError(f"no backup in {ws.backups} yet, so there is no `latest`",
                          hint="create one with `mobius backup create`")
-    if newest_snapshot is not None and (newest_archive is None
-                                        or snapshot_created(newest_snapshot) >= newest_archive.created):
-        return newest_snapshot.id
-    return str(newest_archive.path)
+    return newest[0].name
 
 
 def find_snapshot(ws: Workspace | None, name: str | Path) -> str | None:

@@ -48,32 +48,47 @@ def create(keep: int = typer.Option(None, "--keep", help="Backups to keep (defau
            database: bool = typer.Option(True, "--database/--no-database",
                                          help="Include a checked dump of the workspace database."),
            snapshot: bool = typer.Option(False, "--snapshot",
-                                         help="Write an incremental snapshot into the repository in backups/ "
-                                              "(only new content is stored) instead of a full archive."),
+                                         help="Write an incremental snapshot into the repository (the default; "
+                                              "kept for scripts written before it was)."),
+           archive: bool = typer.Option(False, "--archive",
+                                        help="Write one full self-contained archive (.tar.zst + .sha256) "
+                                             "instead of a snapshot, as releases before snapshots did."),
            force_read: bool = typer.Option(False, "--force-read",
-                                           help="With --snapshot: read every file, even those unchanged "
+                                           help="Snapshots: read every file, even those unchanged "
                                                 "(size, mtime, inode, ctime) since the last snapshot.")) -> None:
-    """Archive the library, the workspace .env and a database dump into backups/, verify, then apply retention.
+    """Back up the library, the workspace .env and a database dump: an incremental snapshot (checked before it
+    is recorded), or with --archive one full archive (verified, then retention).
 
-    Example: mobius backup create --keep 5
-    Example: mobius backup create --snapshot
+    Example: mobius backup create
+    Example: mobius backup create --archive --keep 5
     """
     ws = current.workspace()
-    if snapshot:
+    if snapshot and archive:
+        raise typer.BadParameter("--snapshot and --archive exclude each other (a snapshot is the default)")
+    if not archive:
+        if keep is not None and keep < 1:
+            raise InputError(f"--keep must be at least 1, not {keep}", hint="the new snapshot always stays")
         say(f"snapshot of {ws.library} into the repository in {ws.backups}")
         made = _backup().create_snapshot(ws, database=database, force_read=force_read, progress=current.progress())
-        emit(made.to_dict(), [f"snapshot {made.id}" + (f" (parent {made.parent})" if made.parent else ""),
-                              f"files    {made.files} ({human_bytes(made.bytes)}): {made.new_files} new "
-                              f"({human_bytes(made.new_bytes)}), {made.reused_files} reused "
-                              f"({human_bytes(made.reused_bytes)}); {made.read_files} read",
-                              f"stored   {human_bytes(made.stored_bytes)} in {len(made.packs)} new pack(s), "
-                              f"each checked from the device; took {made.seconds:.1f} s"])
+        lines = [f"snapshot {made.id}" + (f" (parent {made.parent})" if made.parent else ""),
+                 f"files    {made.files} ({human_bytes(made.bytes)}): {made.new_files} new "
+                 f"({human_bytes(made.new_bytes)}), {made.reused_files} reused "
+                 f"({human_bytes(made.reused_bytes)}); {made.read_files} read",
+                 f"stored   {human_bytes(made.stored_bytes)} in {len(made.packs)} new pack(s), "
+                 f"each checked from the device; took {made.seconds:.1f} s"]
+        out = made.to_dict()
+        if keep is not None:
+            pruned = _backup().prune_backups(ws, _backup().RetentionPolicy(last=keep), progress=current.progress())
+            out["pruned"] = pruned.to_dict()
+            lines.append(f"pruned   {len(pruned.removed)} snapshot(s) (--keep {keep}); "
+                         f"{human_bytes(max(pruned.bytes_freed, 0))} freed")
+        emit(out, lines)
         return
     if force_read:
-        raise typer.BadParameter("--force-read applies to --snapshot only")
+        raise typer.BadParameter("--force-read applies to snapshots, not --archive")
     if "://" in ws.library:
         raise InputError(f"the library is at {ws.library}: a full archive needs a local folder",
-                         hint="`mobius backup create --snapshot` backs up a library in s3://")
+                         hint="`mobius backup create` (a snapshot) backs up a library in s3://")
     say(f"backing up {ws.library} into {ws.backups}")
     result = _backup().create_backup(ws, keep=keep, database=database, progress=current.progress())
     lines = [f"archive  {result.path}",

@@ -30,30 +30,44 @@ def backup_check(ws: Workspace, plan: Plan) -> list[Check]:
     if names and names[0] == "backup":
         return [passed("backup.recent", "taken now", source="the plan's first step",
                        detail="created, verified (and its archive is the restore point) before anything changes")]
-    from mobius.backup import LIBRARY_PREFIX, list_backups, test_restore, verify_archive
+    from mobius.backup import (
+        LIBRARY_PREFIX,
+        test_restore,
+        test_restore_snapshot,
+        verify_archive,
+        verify_snapshot,
+    )
+    from mobius.backup.points import SNAPSHOT, backup_points
 
     max_age = plan.backup_max_age if plan.backup_max_age is not None else ws.settings.backup_max_age_hours * 3600
-    backups = list_backups(ws.backups, LIBRARY_PREFIX)
+    try:
+        backups = backup_points(ws, LIBRARY_PREFIX)  # archives and snapshots, newest first
+    except Exception as exc:  # noqa: BLE001 - an unreadable backups folder is a failed check
+        return [failed("backup.recent", None, source=str(ws.backups), detail=str(exc)[:300])]
     if not backups:
         return [failed("backup.recent", None, threshold=f"<= {max_age / 3600:g} h old", source=str(ws.backups),
                        detail="no backup; add `- backup: {}` as the first step or run `mobius backup create`")]
     newest = backups[0]
+    snapshot = newest.kind == SNAPSHOT
     age = (dt.datetime.now(dt.UTC) - newest.created).total_seconds()
     checks = [(passed if age <= max_age else failed)("backup.recent", round(age / 3600, 2), unit="h",
-                                                     threshold=f"<= {max_age / 3600:g}", source=str(newest.path))]
+                                                     threshold=f"<= {max_age / 3600:g}", source=newest.name,
+                                                     detail=newest.label)]
     try:
-        report = verify_archive(newest.path)
-        checks.append(passed("backup.verified", getattr(report, "files", None), unit="members",
-                             source=str(newest.path)))
-    except Exception as exc:  # noqa: BLE001 - a damaged archive is a failed check
-        checks.append(failed("backup.verified", None, source=str(newest.path), detail=str(exc)[:300]))
+        # a snapshot: every byte of every pack it needs, as verify_archive reads every byte of an archive
+        report = (verify_snapshot(ws, newest.name, read_data=True) if snapshot
+                  else verify_archive(Path(newest.name)))
+        checks.append(passed("backup.verified", getattr(report, "files", None), unit="files" if snapshot else "members",
+                             source=newest.name))
+    except Exception as exc:  # noqa: BLE001 - a damaged backup is a failed check
+        checks.append(failed("backup.verified", None, source=newest.name, detail=str(exc)[:300]))
     if plan.risk == "high":
         try:
-            restored = test_restore(newest.path)
+            restored = test_restore_snapshot(ws, newest.name) if snapshot else test_restore(Path(newest.name))
             checks.append(passed("backup.test_restore", getattr(restored, "files", None), unit="files",
                                  source="mobius backup test-restore"))
         except Exception as exc:  # noqa: BLE001
-            checks.append(failed("backup.test_restore", None, source=str(newest.path), detail=str(exc)[:300]))
+            checks.append(failed("backup.test_restore", None, source=newest.name, detail=str(exc)[:300]))
     return checks
 
 

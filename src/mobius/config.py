@@ -146,7 +146,20 @@ def _to_command(text: str) -> str:
     return text
 
 
-_CHECKED: dict[str, Callable[[str], str]] = {"env": _to_env_name, "service_restart_command": _to_command}
+def _to_backup_dir(value: str) -> str:
+    """A folder, or s3://bucket/prefix for the snapshot repository; another URL scheme is refused."""
+    if not is_url(value):
+        return value
+    parts = urllib.parse.urlsplit(value)
+    if parts.scheme != "s3":
+        raise ValueError(f"{mask_text(value)} is a URL; backups go to a local folder or to s3://bucket/prefix")
+    if not parts.netloc or parts.query or parts.fragment:
+        raise ValueError(f"{mask_text(value)}: an S3 repository is s3://bucket/prefix")
+    return value
+
+
+_CHECKED: dict[str, Callable[[str], str]] = {"env": _to_env_name, "service_restart_command": _to_command,
+                                             "backup_dir": _to_backup_dir}
 _CONVERTERS: dict[str, tuple[type, Callable[[str], Any]]] = {
     "str": (str, str), "int": (int, _to_int), "float": (float, _to_float), "bool": (bool, _to_bool)}
 _SETTING_TYPES: dict[str, str] = {field.name: str(field.type) for field in dataclasses.fields(Settings)}
@@ -187,10 +200,9 @@ def _convert(name: str, value: Any) -> Any:
 
 # Settings that name a local folder, and why a URL is refused there (never made a relative path such as
 # `s3:/bucket`). MOBIUS_LIBRARY_DIR is not here: it takes s3:// (see Workspace.library). When backups
-# can go to object storage, remove backup_dir from this table.
-FOLDER_SETTINGS: dict[str, str] = {
-    "backup_dir": "backups go to a local folder for now (object storage is not supported yet): set a folder path",
-}
+# can go to object storage, remove backup_dir from this table. (It was: MOBIUS_BACKUP_DIR takes s3://, see
+# Workspace.backup_repository_url; other URLs are refused by _to_backup_dir.)
+FOLDER_SETTINGS: dict[str, str] = {}
 
 
 def is_url(value: str) -> bool:
@@ -247,9 +259,18 @@ class Workspace:
 
     @property
     def backups(self) -> Path:
-        """The backups folder (a URL was refused when the setting was read; file:// is a local path)."""
+        """The local backups folder: MOBIUS_BACKUP_DIR (file:// is a local path), or `backups/` in the workspace
+        when that names an s3:// repository (full archives, database dumps and scratch files stay local)."""
         value = self.settings.backup_dir
+        if self.backup_repository_url is not None:
+            return self.root / "backups"
         return self.resolve(value[len("file://"):] if value.lower().startswith("file://") else value)
+
+    @property
+    def backup_repository_url(self) -> str | None:
+        """The snapshot repository's s3:// URL when MOBIUS_BACKUP_DIR is one; None for a local folder."""
+        value = self.settings.backup_dir
+        return value.rstrip("/") if urllib.parse.urlsplit(value).scheme == "s3" and is_url(value) else None
 
     @property
     def database_url(self) -> str:

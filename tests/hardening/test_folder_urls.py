@@ -10,11 +10,11 @@ def _stray_folders(ws: Path) -> list[Path]:
 
 
 def test_a_url_as_the_backups_folder_is_refused(mobius, ws: Path) -> None:
-    (ws / ".env").write_text("MOBIUS_BACKUP_DIR=s3://bucket/prefix\n")
+    (ws / ".env").write_text("MOBIUS_BACKUP_DIR=ftp://bucket/prefix\n")  # s3:// is a repository (backup.md)
     proc = mobius("backup", "create", "-w", str(ws))
     assert proc.returncode == 1, proc.stdout + proc.stderr
     lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and "MOBIUS_BACKUP_DIR" in lines[0] and "s3://bucket/prefix" in lines[0]
+    assert len(lines) == 1 and "MOBIUS_BACKUP_DIR" in lines[0] and "ftp://bucket/prefix" in lines[0]
     assert _stray_folders(ws) == []
     code, out = mobius.json("backup", "create", "-w", str(ws), env={"MOBIUS_BACKUP_DIR": "gs://b/p"})
     assert code == 1 and "MOBIUS_BACKUP_DIR" in out["error"]

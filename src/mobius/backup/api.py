@@ -17,11 +17,12 @@ from mobius.backup.manifest import LIBRARY_ROOT
 from mobius.backup.object_library import ObjectLibrary
 from mobius.backup.points import backup_points
 from mobius.backup.prune import PruneResult, RetentionPolicy, prune_repository
+from mobius.backup.remote import CACHE_FOLDER, RemoteRepository
 from mobius.backup.repository import Repository, SnapshotResult, write_snapshot_of
 from mobius.backup.repository_check import SnapshotCheck, verify_snapshots
 from mobius.backup.restore import RestoreResult, extract_member, restore_archive
 from mobius.backup.snapshot_restore import extract_snapshot_member, restore_snapshot_tree, test_restore_snapshot_tree
-from mobius.backup.store import open_store
+from mobius.backup.store import ObjectStore, open_store
 from mobius.backup.trial_restore import TestRestoreReport
 from mobius.config import Workspace, is_url
 from mobius.errors import EnvironmentProblem, InputError
@@ -131,10 +132,44 @@ def resolve_archive(ws: Workspace | None, name: str | Path) -> Path:
     return candidate.resolve() if candidate.is_file() else path.resolve()
 
 
+def _keys(ws: Workspace) -> RepositoryKeys:
+    return RepositoryKeys.from_settings(ws.settings.backup_recipients, ws.settings.backup_identity_file, ws.root)
+
+
 def snapshot_repository(ws: Workspace) -> Repository:
-    """The workspace's snapshot repository (in its backups folder), with its encryption keys from the settings."""
-    return Repository(ws.backups, RepositoryKeys.from_settings(ws.settings.backup_recipients,
-                                                               ws.settings.backup_identity_file, ws.root))
+    """The workspace's snapshot repository (in its backups folder), with its encryption keys from the settings;
+    for an s3:// repository, its local cache brought up to date (index and snapshot files, no packs)."""
+    remote = _remote(ws)
+    return Repository(ws.backups, _keys(ws)) if remote is None else remote.sync()
+
+
+def _remote(ws: Workspace) -> RemoteRepository | None:
+    """The repository at MOBIUS_BACKUP_DIR=s3://..., or None when it is a folder."""
+    url = ws.backup_repository_url
+    if url is None:
+        return None
+    from mobius.media.destination import s3_storage_options  # the one reading of the S3 endpoint settings
+
+    return RemoteRepository(ObjectStore(url, s3_storage_options(ws)), ws.state / CACHE_FOLDER, _keys(ws))
+
+
+@contextlib.contextmanager
+def _working_repository(ws: Workspace, snapshots: list[str] | None = None, *, packs: bool = False,
+                        progress: Progress | None = None) -> Iterator[Repository]:
+    """The repository to run a command on: the folder; or, for s3://, the synced cache under a shared lock in the
+    bucket (no prune meanwhile), with `packs` the packs `snapshots` (default all) need downloaded and checked."""
+    remote = _remote(ws)
+    if remote is None:
+        yield snapshot_repository(ws)
+        return
+    with remote.lock(exclusive=False, what="waiting for a prune to finish"):
+        cache = remote.sync()
+        if not packs:
+            yield cache
+            return
+        ids = [cache.require(name) for name in snapshots] if snapshots else cache.snapshot_ids()
+        with remote.packs_fetched(cache, ids, progress):
+            yield cache
 
 
 @records_call("backup.snapshot", ref=lambda result: result.id)
@@ -147,10 +182,24 @@ def create_snapshot(ws: Workspace, *, database: bool = True, force_read: bool = 
     device before the snapshot, written last, references it.
     """
     refuse_backups_in_library(ws.library, ws.backups)
+    remote = _remote(ws)
     with _backup_extras(ws, database=database) as extras:
         source = _object_library(ws) if is_url(ws.library) else ws.library_path
-        return write_snapshot_of(snapshot_repository(ws), source, extra_files=extras, force_read=force_read,
-                                 progress=progress)
+        if remote is None:
+            return write_snapshot_of(snapshot_repository(ws), source, extra_files=extras, force_read=force_read,
+                                     progress=progress)
+        with remote.lock(exclusive=False, what="waiting for a prune to finish"):
+            cache = remote.sync()
+            try:
+                result = write_snapshot_of(cache, source, extra_files=extras, force_read=force_read,
+                                           progress=progress)
+            except BaseException:
+                remote.drop_packs(cache)
+                raise
+            remote.publish(cache, result.id, progress)  # packs, their index, the snapshot last; each read back
+    result.repository, result.path = remote.url, f"{remote.url}/snapshots/{result.path.name}"
+    get_logger().info("backup.snapshot.published", id=result.id, repository=remote.url)
+    return result
 
 
 def _object_library(ws: Workspace) -> ObjectLibrary:
@@ -191,17 +240,22 @@ def find_snapshot(ws: Workspace | None, name: str | Path) -> str | None:
 def verify_snapshot(ws: Workspace, snapshot: str | None = None, *, read_data: bool = False,
                     progress: Progress | None = None) -> SnapshotCheck:
     """Structure and references of one snapshot (or all), or with `read_data` every byte they need."""
-    return verify_snapshots(snapshot_repository(ws), snapshot, read_data=read_data, progress=progress)
+    with _working_repository(ws, [snapshot] if snapshot else None, packs=read_data, progress=progress) as repo:
+        return verify_snapshots(repo, snapshot, read_data=read_data, progress=progress)
 
 
 def restore_snapshot(ws: Workspace, snapshot: str, to: Path, *, database: bool = False,
                      progress: Progress | None = None) -> RestoreResult:
     """Restore a snapshot's library into `to` (and the database with `database`), as `restore_backup` does:
     the dump is extracted and checked before anything is replaced; the current database is dumped first."""
+    with _working_repository(ws, [snapshot], packs=True, progress=progress) as repo:
+        return _restore_snapshot(ws, repo, repo.require(snapshot), Path(to), database=database, progress=progress)
+
+
+def _restore_snapshot(ws: Workspace, repo: Repository, snapshot_id: str, to: Path, *, database: bool,
+                      progress: Progress | None) -> RestoreResult:
     from mobius.db.api import check_restorable, database_restore_lock, restore_database
 
-    repo = snapshot_repository(ws)
-    snapshot_id = repo.require(snapshot)
     check_restore_target(ws, repo.snapshot_file(snapshot_id), Path(to))
     with database_restore_lock(ws) if database else contextlib.nullcontext(), _scratch(ws) as scratch:
         dump = Path(scratch) / "mobius.dump"
@@ -218,24 +272,31 @@ def restore_snapshot(ws: Workspace, snapshot: str, to: Path, *, database: bool =
 def extract_snapshot_file(ws: Workspace, snapshot: str, member: str, dest_file: Path) -> str:
     """One file of a snapshot (`workspace/.env`, `database/mobius.dump`, `library/...`) written atomically to
     `dest_file`, checked against its sha256; returns the sha256."""
-    return extract_snapshot_member(snapshot_repository(ws), snapshot, member, dest_file)
+    with _working_repository(ws, [snapshot], packs=True) as repo:
+        return extract_snapshot_member(repo, snapshot, member, dest_file)
 
 
 def test_restore_snapshot(ws: Workspace, snapshot: str, *, scratch: Path | None = None,
                           progress: Progress | None = None) -> TestRestoreReport:
     """Restore a snapshot from its packs into a scratch folder, compare every entry with it, clean up."""
-    return test_restore_snapshot_tree(snapshot_repository(ws), snapshot, scratch=scratch, progress=progress)
+    with _working_repository(ws, [snapshot], packs=True, progress=progress) as repo:
+        return test_restore_snapshot_tree(repo, snapshot, scratch=scratch, progress=progress)
 
 
 def export_backup(ws: Workspace, snapshot: str, out: Path, *, progress: Progress | None = None) -> ExportResult:
     """A snapshot as one `.tar.zst` archive with its `.sha256` sidecar (checked before it is named)."""
-    return export_snapshot(snapshot_repository(ws), snapshot, out, progress=progress)
+    with _working_repository(ws, [snapshot], packs=True, progress=progress) as repo:
+        return export_snapshot(repo, snapshot, out, progress=progress)
 
 
 @records_call("backup.prune")
 def prune_backups(ws: Workspace, policy: RetentionPolicy, *, dry_run: bool = False,
                   progress: Progress | None = None) -> PruneResult:
     """Forget the snapshots `policy` does not keep and remove the content no remaining snapshot needs."""
+    remote = _remote(ws)
+    if remote is not None:
+        return remote.prune(policy, catalog.protected_names(ws.backups) if ws.backups.is_dir() else set(),
+                            dry_run=dry_run)
     return prune_repository(snapshot_repository(ws), policy, dry_run=dry_run, progress=progress)
 
 
@@ -249,4 +310,7 @@ def copy_backups(ws: Workspace, to: str, snapshots: list[str] | None = None, *,
     from mobius.media.destination import s3_storage_options  # the one reading of the S3 endpoint settings
 
     target = open_store(to if to.startswith("s3://") else str(ws.resolve(to)), s3_storage_options(ws))
-    return copy_snapshots(snapshot_repository(ws), target, snapshots, progress=progress)
+    target_lock = (RemoteRepository(target, ws.state / CACHE_FOLDER).lock(exclusive=False, what="copy")
+                   if isinstance(target, ObjectStore) else contextlib.nullcontext())
+    with _working_repository(ws, snapshots, packs=True, progress=progress) as repo, target_lock:
+        return copy_snapshots(repo, target, snapshots, progress=progress)

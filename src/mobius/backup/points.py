@@ -14,8 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mobius.backup import catalog
-from mobius.backup.crypto import RepositoryKeys
-from mobius.backup.repository import Repository, snapshot_created
+from mobius.backup.repository import snapshot_created
 from mobius.config import Workspace
 
 ARCHIVE = "archive"
@@ -49,10 +48,11 @@ def backup_points(ws: Workspace, prefix: str | None = None) -> list[BackupPoint]
     """
     points = [BackupPoint(ARCHIVE, str(info.path), info.created, info.state == "verified", info.files)
               for info in catalog.list_backups(ws.backups, prefix)]
-    keys = RepositoryKeys.from_settings(ws.settings.backup_recipients, ws.settings.backup_identity_file, ws.root)
+    from mobius.backup.api import snapshot_repository  # (api uses this module)
+
     with contextlib.suppress(ValueError):  # a snapshot with an unreadable stamp is left to `verify` to report
         points += [BackupPoint(SNAPSHOT, header.id, snapshot_created(header), True, header.files)
-                   for header in Repository(ws.backups, keys).headers()]
+                   for header in snapshot_repository(ws).headers()]
     return sorted(points, key=lambda p: (p.created, p.kind == SNAPSHOT), reverse=True)  # a tie: the snapshot
 
 

@@ -141,6 +141,13 @@ class Repository:
             raise InputError(f"no snapshot {name!r} in {self.root}", hint="`mobius backup list` shows the snapshots")
         return found
 
+    def pack_size(self, name: str) -> int | None:
+        """The size of pack `name` in the repository, None when it is not there."""
+        try:
+            return pack_path(self.packs, name).stat().st_size
+        except FileNotFoundError:
+            return None
+
     def orphan_packs(self, index: RepositoryIndex) -> list[Path]:
         """Pack files no index file names (a backup killed between a pack's rename and its index)."""
         orphans = []
@@ -606,10 +613,7 @@ def _check_references(repo: Repository, index: RepositoryIndex, referenced: dict
             missing.append(f"{path}: blob {sha} is not in the index")
             continue
         if where.pack not in sizes:
-            try:
-                sizes[where.pack] = pack_path(repo.packs, where.pack).stat().st_size
-            except FileNotFoundError:
-                sizes[where.pack] = None
+            sizes[where.pack] = repo.pack_size(where.pack)
         if sizes[where.pack] != index.packs[where.pack].size:
             missing.append(f"{path}: pack {where.pack} is missing or has the wrong size")
     if missing:

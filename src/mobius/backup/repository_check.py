@@ -100,10 +100,8 @@ def verify_snapshots(repo: Repository, snapshot: str | None = None, *, read_data
                        unit="bytes" if read_data else "packs")
         present = []
         for pack, shas in sorted(needed.items()):
-            path = pack_path(repo.packs, pack)
-            try:
-                size = path.stat().st_size
-            except FileNotFoundError:
+            size = repo.pack_size(pack)
+            if size is None:
                 report.problem(f"missing: pack {pack}, needed by {len(shas)} blobs (e.g. {users[next(iter(shas))][0]})")
                 for sha in shas:
                     report.damaged_files.extend(users[sha])

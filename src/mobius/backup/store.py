@@ -7,6 +7,7 @@ fsync, rename, fsync; S3: a PUT is atomic per object), read a name back in piece
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from collections.abc import Iterator
@@ -127,6 +128,44 @@ class ObjectStore:
 
     def local_root(self) -> Path | None:
         return None
+
+    def sizes(self, folder: str) -> dict[str, int]:
+        """Every object under `folder`, at any depth: its name (not key) and size, in one listing."""
+        try:
+            found = self.fs.find(self._path(folder), detail=True)
+        except FileNotFoundError:
+            return {}
+        return {Path(key).name: int(info.get("size", 0)) for key, info in found.items()}
+
+    def put_bytes(self, key: str, data: bytes) -> None:
+        self.fs.pipe_file(self._path(key), data)
+
+    def read_bytes(self, key: str) -> bytes | None:
+        try:
+            return self.fs.cat_file(self._path(key))
+        except FileNotFoundError:
+            return None
+
+    def get_file(self, key: str, local: Path) -> None:
+        """The object into `local` atomically (temp name in the same folder, fsync, rename)."""
+        local.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        tmp = temp_name_for(local)
+        try:
+            with open(tmp, "xb") as out:
+                os.fchmod(out.fileno(), 0o600)
+                for chunk in self.read(key):
+                    out.write(chunk)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(tmp, local)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+
+    def delete(self, key: str) -> None:
+        """Remove the object; an absent one is not an error (a second prune may have removed it)."""
+        with contextlib.suppress(FileNotFoundError):
+            self.fs.rm_file(self._path(key))
 
 
 def open_store(target: str, storage_options: dict[str, object] | None = None) -> RepositoryStore:

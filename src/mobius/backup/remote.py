@@ -1,0 +1,255 @@
+"""A snapshot repository on s3:// (MOBIUS_BACKUP_DIR=s3://bucket/prefix): the same layout as a folder's.
+
+Every command works on a local **cache** of the repository's small files (`index/`, `snapshots/`),
+brought up to date from the bucket at its start (`sync`), in the workspace's `state/backup-cache/`:
+- `create` writes its snapshot into the cache as into a folder (new packs checked from the device),
+  then **publishes** it as `copy` does: each new pack is uploaded, read back and its sha256 checked
+  against its name, then its index file, the snapshot file last. So the bucket never holds an index
+  that names an incomplete pack, nor a snapshot that names an unindexed one; a kill at any point
+  leaves at worst a pack without an index (removed by the next prune). Its new packs are then
+  removed from the cache.
+- `verify --read-data`, `restore`, `test-restore`, `export` download the packs they need into the
+  cache (each checked: sha256 = its name), run the folder code, and remove them again.
+- `prune` forgets snapshots and removes packs none of the remaining snapshots need (index object
+  first, then the pack); it does not repack a pack that is only partly needed.
+
+Locks: a folder's flock cannot reach other machines, so the bucket holds lock objects
+(`locks/<id>-shared.json`, `-exclusive.json`). A command writes its own, then lists the others: a
+shared lock gives way to an exclusive one and an exclusive one to any other (each removes its own and
+retries until LOCK_WAIT), so a prune never runs beside a create, verify or restore, even when they
+start at the same moment (both back off and retry; restic's rule). A lock of a dead process on this
+host, or older than STALE_LOCK seconds, is ignored and removed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import random
+import shutil
+import socket
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mobius.backup.copy import copy_snapshots
+from mobius.backup.crypto import PLAIN, RepositoryKeys
+from mobius.backup.index import INDEX_SUFFIX, RepositoryIndex
+from mobius.backup.pack import PACK_SUFFIX, pack_path
+from mobius.backup.prune import PruneResult, RetentionPolicy
+from mobius.backup.repository import Repository
+from mobius.backup.snapshot import SNAPSHOT_SUFFIX, SnapshotDamaged, read_entries
+from mobius.backup.store import ObjectStore
+from mobius.errors import InputError, VerificationError
+from mobius.log import get_logger
+from mobius.ops.faults import kill_at
+from mobius.progress import NoProgress, Progress
+from mobius.safety.atomic import TEMP_PREFIX
+from mobius.safety.stamps import new_id, utc_iso
+
+LOCKS = "locks"
+LOCK_WAIT = 600.0
+STALE_LOCK = 24 * 3600.0
+CACHE_FOLDER = "backup-cache"
+
+
+@dataclass(frozen=True)
+class CachedRepository(Repository):
+    """The local cache of a remote repository: pack sizes come from the bucket's listing, not the disk."""
+
+    url: str = ""
+    remote_sizes: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
+
+    def pack_size(self, name: str) -> int | None:
+        """A pack this run wrote or downloaded (in the cache), else the bucket's listing at the sync."""
+        local = super().pack_size(name)
+        return local if local is not None else self.remote_sizes.get(name)
+
+
+def _pack_key(name: str) -> str:
+    return f"packs/{name[:2]}/{name}{PACK_SUFFIX}"
+
+
+class RemoteRepository:
+    """The repository at an s3:// URL, worked on through a local cache folder."""
+
+    def __init__(self, store: ObjectStore, cache_root: Path, keys: RepositoryKeys = PLAIN):
+        self.store = store
+        self.url = store.url
+        self.cache_root = cache_root / hashlib.sha256(self.url.encode()).hexdigest()[:16]
+        self.keys = keys
+
+    # -- the cache -------------------------------------------------------------------------------------
+    def sync(self) -> CachedRepository:
+        """The cache with every index and snapshot file the bucket holds (and none it lacks)."""
+        cache = CachedRepository(self.cache_root, self.keys, url=self.url)
+        self.cache_root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        for folder, suffix in (("index", INDEX_SUFFIX), ("snapshots", SNAPSHOT_SUFFIX)):
+            remote = {n for n in self.store.names(folder) if n.endswith(suffix) and not n.startswith(TEMP_PREFIX)}
+            local_dir = self.cache_root / folder
+            local_dir.mkdir(mode=0o700, exist_ok=True)
+            local = {n for n in os.listdir(local_dir) if n.endswith(suffix) and not n.startswith(".")}
+            for name in sorted(remote - local):
+                self.store.get_file(f"{folder}/{name}", local_dir / name)
+            with contextlib.suppress(InputError), cache.lock(exclusive=True, what="cache sync", timeout=0):
+                for name in local - remote:  # pruned in the bucket (or a run killed before it published)
+                    (local_dir / name).unlink(missing_ok=True)
+        sizes = {n.removesuffix(PACK_SUFFIX): s for n, s in self.store.sizes("packs").items()
+                 if n.endswith(PACK_SUFFIX)}
+        return CachedRepository(self.cache_root, self.keys, url=self.url, remote_sizes=sizes)
+
+    def publish(self, cache: CachedRepository, snapshot_id: str, progress: Progress | None = None) -> None:
+        """Upload a snapshot the cache holds, with the packs the bucket lacks (copy's order and checks)."""
+        try:
+            copy_snapshots(cache, self.store, [snapshot_id], progress=progress)
+        except BaseException:
+            cache.snapshot_file(snapshot_id).unlink(missing_ok=True)  # never listed as if the bucket held it
+            raise
+        finally:
+            self.drop_packs(cache)
+
+    @contextlib.contextmanager
+    def packs_fetched(self, cache: CachedRepository, snapshot_ids: list[str],
+                      progress: Progress | None = None) -> Iterator[int]:
+        """The packs these snapshots need, downloaded into the cache and checked (sha256 = name); removed after.
+        Yields the number of bytes fetched."""
+        progress = progress or NoProgress()
+        index = RepositoryIndex.load(cache.index, cache.keys)
+        needed: set[str] = set()
+        for snapshot_id in snapshot_ids:
+            with contextlib.suppress(OSError, SnapshotDamaged):  # verify reports a damaged snapshot
+                for entry in read_entries(cache.snapshot_file(snapshot_id), cache.keys):
+                    where = index.get(entry.sha256) if entry.sha256 else None
+                    if where is not None:
+                        needed.add(where.pack)
+        fetched = 0
+        try:
+            progress.start("download", total=sum(index.packs[n].size for n in needed), unit="bytes")
+            for name in sorted(needed):
+                path = pack_path(cache.packs, name)
+                if cache.pack_size(name) is None:
+                    continue  # missing in the bucket: verify and restore say so
+                if not path.is_file():
+                    self.store.get_file(_pack_key(name), path)
+                fetched += path.stat().st_size
+                progress.advance(index.packs[name].size)
+            progress.finish()
+            yield fetched
+        finally:
+            self.drop_packs(cache)
+
+    def drop_packs(self, cache: CachedRepository) -> None:
+        """The cache keeps no pack (they live in the bucket)."""
+        shutil.rmtree(cache.packs, ignore_errors=True)
+
+    # -- locks -----------------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def lock(self, *, exclusive: bool, what: str, timeout: float = LOCK_WAIT) -> Iterator[None]:
+        """A lock object in the bucket for the block (see the module's docstring)."""
+        kind = "exclusive" if exclusive else "shared"
+        key = f"{LOCKS}/{new_id()}-{kind}.json"
+        body = json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "created": utc_iso(),
+                           "created_s": time.time(), "exclusive": exclusive}).encode()
+        deadline = time.monotonic() + timeout
+        while True:
+            self.store.put_bytes(key, body)
+            blocking = self._blocking(key, exclusive)
+            if not blocking:
+                break
+            self.store.delete(key)
+            if time.monotonic() >= deadline:
+                raise InputError(f"the repository {self.url} is locked by {blocking} ({what})",
+                                 hint="wait for it to finish; a lock of a crashed run on another host expires "
+                                      f"after {STALE_LOCK / 3600:g} h (or delete it from {self.url}/{LOCKS}/)")
+            time.sleep(0.2 + random.random() * 0.5)  # two at once: not in lockstep
+        try:
+            yield
+        finally:
+            self.store.delete(key)
+
+    def _blocking(self, mine: str, exclusive: bool) -> str | None:
+        """Another live lock this one must give way to, described; None when there is none."""
+        for name in sorted(self.store.names(LOCKS)):
+            key = f"{LOCKS}/{name}"
+            if key == mine:
+                continue
+            data = self.store.read_bytes(key)
+            if data is None:
+                continue
+            try:
+                other = json.loads(data)
+            except ValueError:
+                continue
+            if self._stale(other):
+                get_logger().warning("backup.remote.stale_lock", lock=key, host=other.get("host"),
+                                     pid=other.get("pid"))
+                self.store.delete(key)
+                continue
+            if exclusive or other.get("exclusive"):
+                return f"{'an exclusive' if other.get('exclusive') else 'a'} lock of pid {other.get('pid')} " \
+                       f"on {other.get('host')} since {other.get('created')}"
+        return None
+
+    @staticmethod
+    def _stale(other: dict) -> bool:
+        if time.time() - float(other.get("created_s", 0)) > STALE_LOCK:
+            return True
+        if other.get("host") == socket.gethostname() and isinstance(other.get("pid"), int):
+            try:
+                os.kill(other["pid"], 0)
+            except ProcessLookupError:
+                return True
+            except PermissionError:
+                return False
+        return False
+
+    # -- prune -----------------------------------------------------------------------------------------
+    def prune(self, policy: RetentionPolicy, protected: set[str], *, dry_run: bool = False) -> PruneResult:
+        """Forget the snapshots `policy` does not keep (nor `protected`), then remove every pack no remaining
+        snapshot needs: its index object first, then the pack (a kill between leaves an unindexed pack, which
+        the next prune removes). Under the exclusive lock: no create, verify or restore runs meanwhile."""
+        policy.check()
+        started = time.monotonic()
+        with self.lock(exclusive=True, what="prune"):
+            cache = self.sync()
+            headers = list(reversed(cache.headers()))
+            keep = policy.kept(headers) | {h.id for h in headers if h.id in protected}
+            result = PruneResult(repository=Path(self.url), policy=policy.to_dict(), dry_run=dry_run,
+                                 kept=[h.id for h in headers if h.id in keep],
+                                 removed=[h.id for h in headers if h.id not in keep])
+            if dry_run:
+                return result
+            for snapshot_id in result.removed:
+                self.store.delete(f"snapshots/{snapshot_id}{SNAPSHOT_SUFFIX}")
+                cache.snapshot_file(snapshot_id).unlink(missing_ok=True)
+                kill_at("prune:snapshot-removed")
+            referenced: set[str] = set()
+            for snapshot_id in result.kept:
+                try:
+                    referenced.update(e.sha256 for e in read_entries(cache.snapshot_file(snapshot_id), cache.keys)
+                                      if e.sha256)
+                except (OSError, SnapshotDamaged) as exc:
+                    raise VerificationError(f"prune: snapshot {snapshot_id} is unreadable ({exc}); nothing else "
+                                            "was removed", hint="run `mobius backup verify`") from None
+            index = RepositoryIndex.load(cache.index, cache.keys)
+            if index.unreadable:
+                raise VerificationError("prune: unreadable index files; no pack was removed",
+                                        hint="run `mobius backup verify`", details=index.unreadable[:20])
+            for name, pack in sorted(index.packs.items()):
+                if referenced.isdisjoint(pack.blobs):
+                    self.store.delete(f"index/{name}{INDEX_SUFFIX}")
+                    (cache.index / f"{name}{INDEX_SUFFIX}").unlink(missing_ok=True)
+                    kill_at("prune:index-removed")
+                    self.store.delete(_pack_key(name))
+                    kill_at("prune:pack-removed")
+                    result.packs_removed += 1
+                    result.bytes_freed += pack.size
+            for name in sorted(set(cache.remote_sizes) - set(index.packs)):  # a killed create's unindexed pack
+                self.store.delete(_pack_key(name))
+                result.leftovers_removed += 1
+        result.seconds = time.monotonic() - started
+        get_logger().info("backup.prune.done", **result.to_dict())
+        return result

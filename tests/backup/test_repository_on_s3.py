@@ -1,0 +1,138 @@
+"""The snapshot repository itself on S3 (MOBIUS_BACKUP_DIR=s3://..., the suite's moto server): every command,
+packs published before anything references them, kills while publishing, prune beside a running create."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from backup_support import snapshot
+from repository_support import age
+from tests.media.conftest import s3_server  # noqa: F401 - the suite's moto S3 server fixture
+
+URL = "s3://media/repo"
+
+
+def _fs(endpoint: str):  # noqa: ANN202 - an s3fs filesystem
+    import fsspec
+
+    return fsspec.filesystem("s3", endpoint_url=endpoint, use_listings_cache=False, skip_instance_cache=True)
+
+
+def _env(endpoint: str, **more: str) -> dict[str, str]:
+    return {"MOBIUS_BACKUP_DIR": URL, "MOBIUS_S3_ENDPOINT_URL": endpoint, **more}
+
+
+def _keys(fs, folder: str) -> list[str]:  # noqa: ANN001
+    try:
+        return sorted(fs.find(f"media/repo/{folder}"))
+    except FileNotFoundError:
+        return []
+
+
+def test_every_command_on_an_s3_repository(sample_workspace: Path, s3_server: str, mobius) -> None:  # noqa: F811
+    ws, env, fs = str(sample_workspace), _env(s3_server), _fs(s3_server)
+    library = sample_workspace / "uploads"
+    age(library)
+    before = snapshot(library)
+    code, first = mobius.json("backup", "create", "-w", ws, env=env)
+    assert code == 0, first
+    assert first["path"] == f"{URL}/snapshots/{first['id']}.jsonl" and first["new_files"] == first["files"]
+    assert len(_keys(fs, "snapshots")) == 1 and len(_keys(fs, "index")) == len(_keys(fs, "packs")) >= 1
+    assert _keys(fs, "locks") == []
+    assert not (sample_workspace / "backups" / "snapshots").exists()  # nothing of the repository in the folder
+    (library / "sushi-go" / "new.txt").write_text("added")
+    code, second = mobius.json("backup", "create", "-w", ws, env=env)
+    assert code == 0 and second["parent"] == first["id"] and second["new_files"] <= 1 + len(second["extras"])
+    assert second["read_files"] <= 1 + len(second["extras"])
+
+    code, listed = mobius.json("backup", "list", "-w", ws, env=env)
+    assert [s["id"] for s in listed["snapshots"]] == [second["id"], first["id"]]
+    code, checked = mobius.json("backup", "verify", "--read-data", "-w", ws, env=env)
+    assert code == 0 and checked["packs_read"] >= 1 and len(checked["snapshots"]) == 2
+    code, tested = mobius.json("backup", "test-restore", "latest", "-w", ws, env=env)
+    assert code == 0 and tested["ok"], tested
+    proc = mobius("backup", "restore", first["id"], "--to", str(library), "--yes", "-w", ws, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert snapshot(library) == before
+    out = sample_workspace / "one.tar.zst"
+    code, exported = mobius.json("backup", "export", first["id"], "--out", str(out), "-w", ws, env=env)
+    assert code == 0 and subprocess.run(["sha256sum", "-c", "one.tar.zst.sha256"], cwd=out.parent).returncode == 0
+
+    code, pruned = mobius.json("backup", "prune", "--keep-last", "1", "-w", ws, env=env)
+    assert code == 0 and pruned["removed"] == [first["id"]], pruned
+    code, checked = mobius.json("backup", "verify", "--read-data", "-w", ws, env=env)
+    assert code == 0 and checked["snapshots"] == [second["id"]]
+    assert not list((sample_workspace / "state").rglob("*.tar.zst")), "the cache keeps no pack"
+    assert _keys(fs, "locks") == []
+
+    pack = _keys(fs, "packs")[0]
+    data = bytearray(fs.cat_file(pack))
+    data[len(data) // 2] ^= 0xFF
+    fs.pipe_file(pack, bytes(data))
+    proc = mobius("backup", "verify", "--read-data", "-w", ws, env=env)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize("point", [pytest.param("copy:pack-put", marks=pytest.mark.slow), "copy:pack-checked",
+                                   "copy:index-put", pytest.param("copy:snapshot-put", marks=pytest.mark.slow)])
+def test_a_create_killed_while_publishing_leaves_the_bucket_valid(sample_workspace: Path, s3_server: str,  # noqa: F811
+                                                                 mobius, point: str) -> None:
+    ws, env, fs = str(sample_workspace), _env(s3_server), _fs(s3_server)
+    code, first = mobius.json("backup", "create", "--no-database", "-w", ws, env=env)
+    assert code == 0
+    (sample_workspace / "uploads" / "more.bin").write_bytes(os.urandom(5000))
+    proc = mobius("backup", "create", "--no-database", "-w", ws, env={**env, "MOBIUS_FAULT": f"kill@{point}"})
+    assert proc.returncode == -9
+    index = {Path(k).name.removesuffix(".json") for k in _keys(fs, "index")}
+    packs = {Path(k).name.removesuffix(".tar.zst") for k in _keys(fs, "packs")}
+    assert index <= packs, "an index object never names a pack the bucket lacks"
+    code, checked = mobius.json("backup", "verify", "--read-data", "-w", ws, env=env)
+    assert code == 0, checked
+    code, again = mobius.json("backup", "create", "--no-database", "-w", ws, env=env)
+    assert code == 0, again
+    code, checked = mobius.json("backup", "verify", "--read-data", "-w", ws, env=env)
+    assert code == 0 and again["id"] in checked["snapshots"]
+    code, pruned = mobius.json("backup", "prune", "--keep-last", "1", "-w", ws, env=env)
+    assert code == 0
+    index = {Path(k).name.removesuffix(".json") for k in _keys(fs, "index")}
+    packs = {Path(k).name.removesuffix(".tar.zst") for k in _keys(fs, "packs")}
+    assert index == packs, "prune removed the unindexed pack of the killed run"
+    code, tested = mobius.json("backup", "test-restore", again["id"], "-w", ws, env=env)
+    assert code == 0 and tested["ok"], tested
+
+
+def test_prune_waits_for_a_running_create_and_two_creates_run_at_once(
+        sample_workspace: Path, s3_server: str, mobius) -> None:  # noqa: F811
+    ws, env = str(sample_workspace), _env(s3_server)
+    code, first = mobius.json("backup", "create", "--no-database", "-w", ws, env=env)
+    assert code == 0
+    (sample_workspace / "uploads" / "late.bin").write_bytes(os.urandom(7000))
+    base = {k: v for k, v in os.environ.items() if not k.startswith("MOBIUS_")}
+    slow = {**base, **env, "MOBIUS_FAULT": "slow@backup:before-snapshot=4"}
+    cmd = [sys.executable, "-m", "mobius", "--json", "-w", ws]
+    creates = [subprocess.Popen([*cmd, "backup", "create", "--no-database"], env=slow, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    # the creates hold their shared locks (reusing the first snapshot's packs) while prune asks for an exclusive one
+    prune = subprocess.Popen([*cmd, "backup", "prune", "--keep-last", "1"], env={**base, **env},
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for proc in [*creates, prune]:
+        out, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err
+    code, listed = mobius.json("backup", "list", "-w", ws, env=env)
+    kept = [s["id"] for s in listed["snapshots"]]
+    assert kept, "prune ran before, between or after the creates (each waits for the others), never beside one"
+    code, checked = mobius.json("backup", "verify", "--read-data", "-w", ws, env=env)
+    assert code == 0, checked
+    for snapshot_id in kept:
+        code, tested = mobius.json("backup", "test-restore", snapshot_id, "-w", ws, env=env)
+        assert code == 0 and tested["ok"], tested
+
+
+def test_only_s3_urls_are_taken_as_the_backups_folder(sample_workspace: Path, mobius) -> None:
+    for value in ("gs://b/p", "s3://", "s3://b/p?x=1"):
+        proc = mobius("backup", "create", "-w", str(sample_workspace), env={"MOBIUS_BACKUP_DIR": value})
+        assert proc.returncode == 1 and "MOBIUS_BACKUP_DIR" in proc.stderr and "Traceback" not in proc.stderr

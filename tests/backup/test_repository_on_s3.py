@@ -3,9 +3,12 @@ packs published before anything references them, kills while publishing, prune b
 
 from __future__ import annotations
 
+import json
 import os
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -136,3 +139,25 @@ def test_only_s3_urls_are_taken_as_the_backups_folder(sample_workspace: Path, mo
     for value in ("gs://b/p", "s3://", "s3://b/p?x=1"):
         proc = mobius("backup", "create", "-w", str(sample_workspace), env={"MOBIUS_BACKUP_DIR": value})
         assert proc.returncode == 1 and "MOBIUS_BACKUP_DIR" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_lock_objects_keep_prune_away_and_a_dead_process_lock_expires(tmp_path: Path, s3_server: str  # noqa: F811
+                                                                       ) -> None:
+    from mobius.backup.remote import RemoteRepository
+    from mobius.backup.store import ObjectStore
+    from mobius.errors import InputError
+
+    remote = RemoteRepository(ObjectStore(URL, {"endpoint_url": s3_server, "use_listings_cache": False,
+                                                "skip_instance_cache": True}), tmp_path / "cache")
+    with remote.lock(exclusive=False, what="create"), remote.lock(exclusive=False, what="a second create"), \
+            pytest.raises(InputError, match="locked by"), remote.lock(exclusive=True, what="prune", timeout=0.5):
+        pass
+    with remote.lock(exclusive=True, what="prune"), pytest.raises(InputError, match="an exclusive lock"), \
+            remote.lock(exclusive=False, what="create", timeout=0.5):
+        pass
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    remote.store.put_bytes("locks/20260101T000000Z-dead00-exclusive.json", json.dumps(
+        {"host": socket.gethostname(), "pid": int(dead.stdout), "created_s": time.time(), "exclusive": True}).encode())
+    with remote.lock(exclusive=True, what="prune", timeout=0.5):
+        pass  # the dead process's lock was removed
+    assert remote.store.names("locks") == set()

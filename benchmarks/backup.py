@@ -20,6 +20,7 @@ data, >= 3x on compressible data, and verify within 1.3x of the raw bound.
     python benchmarks/backup.py --kind small          # 100,000 files of 1-4 KB in 100 folders (issue 9)
     python benchmarks/backup.py --repository --kind small --small-files 100000   # snapshots vs restic and borg
     python benchmarks/backup.py --repository --kind media --size-mb 1024
+    python benchmarks/backup.py --repository --kind small --small-files 2000 --s3   # also on S3 (moto)
 
 --repository (issue 20): the snapshot repository side by side with Debian's restic and borgbackup
 (installed with apt-get when missing), steps interleaved (each step runs for every tool before the
@@ -28,8 +29,11 @@ process's peak RSS from wait4:
   first backup, then its full read-back check (`backup verify --read-data`, `restic check
   --read-data`, `borg check --verify-data`); a repeat backup with nothing changed; a backup after
   1% of the files were rewritten; disk used by the repository after those 3 backups; a restore of
-  the last snapshot into an empty folder. restic encrypts always (its 0.14 repository format has no
-  compression); borg runs with `--encryption none`; mobius without recipients (no encryption).
+  the last snapshot into an empty folder. Medians of --runs runs (default 3, each on fresh
+  repositories) with the ratio restic / mobius; --s3 repeats it with mobius's and restic's
+  repositories in a bucket on a moto server (borg has no S3 backend). restic encrypts always (its
+  0.14 repository format has no compression); borg runs with
+  `--encryption none`; mobius without recipients (no encryption).
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import logging
 import os
 import random
 import shutil
@@ -294,31 +299,34 @@ def _change_one_percent(library: Path, seed: int = 3) -> int:
 
 
 class _Tool:
-    """One tool's commands on one repository."""
+    """One tool's commands on one repository (a folder, or with `s3` a bucket on that endpoint)."""
 
-    def __init__(self, name: str, library: Path, work: Path):
+    def __init__(self, name: str, library: Path, work: Path, s3: str | None = None):
         self.name = name
         self.library = library
         self.repo = work / f"repo-{name}"
+        self.s3 = s3
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("MOBIUS_")}
-        self.restored = 0
+        if s3:
+            self.env.update(AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_DEFAULT_REGION="us-east-1")
+        self.count = 0
         if name == "mobius":
             self.ws = work / "ws-mobius"
             self.ws.mkdir(parents=True, exist_ok=True)
-            (self.ws / ".env").write_text(f"MOBIUS_LIBRARY_DIR={library}\nMOBIUS_BACKUP_DIR={self.repo}\n")
+            where = f"s3://{S3_BUCKET}/{work.name}-mobius\nMOBIUS_S3_ENDPOINT_URL={s3}" if s3 else str(self.repo)
+            (self.ws / ".env").write_text(f"MOBIUS_LIBRARY_DIR={library}\nMOBIUS_BACKUP_DIR={where}\n")
         elif name == "restic":
-            self.env.update(RESTIC_REPOSITORY=str(self.repo), RESTIC_PASSWORD="benchmark", RESTIC_CACHE_DIR=str(
-                work / "restic-cache"))
+            self.env.update(RESTIC_REPOSITORY=f"s3:{s3}/{S3_BUCKET}/{work.name}-restic" if s3 else str(self.repo),
+                            RESTIC_PASSWORD="benchmark", RESTIC_CACHE_DIR=str(work / "restic-cache"))
             run(["restic", "init"], env=self.env)
         else:
             self.env.update(BORG_BASE_DIR=str(work / "borg-home"), BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK="yes")
             run(["borg", "init", "--encryption", "none", str(self.repo)], env=self.env)
-        self.count = 0
 
     def backup(self) -> tuple[float, float]:
         self.count += 1
         if self.name == "mobius":
-            return _measured([sys.executable, "-m", "mobius", "backup", "create", "--snapshot", "--no-database",
+            return _measured([sys.executable, "-m", "mobius", "backup", "create", "--no-database",
                               "-w", str(self.ws)], env=self.env)
         if self.name == "restic":
             return _measured(["restic", "backup", "--quiet", "."], env=self.env, cwd=self.library)
@@ -335,50 +343,97 @@ class _Tool:
     def restore(self, target: Path) -> tuple[float, float]:
         target.mkdir(parents=True)
         if self.name == "mobius":
-            newest = sorted((self.repo / "snapshots").glob("*.jsonl"), key=lambda p: p.stat().st_mtime)[-1].stem
-            return _measured([sys.executable, "-m", "mobius", "backup", "restore", newest, "--to",
+            return _measured([sys.executable, "-m", "mobius", "backup", "restore", "latest", "--to",
                               str(target / "uploads"), "--yes", "-w", str(self.ws)], env=self.env)
         if self.name == "restic":
             return _measured(["restic", "restore", "latest", "--target", str(target)], env=self.env)
         return _measured(["borg", "extract", f"{self.repo}::b{self.count}"], env=self.env, cwd=target)
 
+    def disk_used(self) -> int:
+        if not self.s3:
+            return _du(self.repo)
+        import fsspec
 
-def bench_repository(kind: str, library: Path, work: Path) -> None:
-    """The snapshot repository against restic and borg on one library, steps interleaved."""
+        fs = fsspec.filesystem("s3", endpoint_url=self.s3, key="bench", secret="bench", skip_instance_cache=True,
+                               use_listings_cache=False)
+        prefix = self.env.get("RESTIC_REPOSITORY", "").rsplit("/", 1)[-1] or f"{self.repo.parent.name}-mobius"
+        return sum(info["size"] for info in fs.find(f"{S3_BUCKET}/{prefix}", detail=True).values())
+
+
+S3_BUCKET = "bench"
+
+
+def _moto_server() -> tuple[str, object]:
+    """moto's S3 server on a free local port with the bench bucket (the test suite's S3 stand-in)."""
+    import socket
+
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="bench",
+                 aws_secret_access_key="bench").create_bucket(Bucket=S3_BUCKET)
+    return endpoint, server
+
+
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+
+
+def bench_repository(kind: str, library: Path, work: Path, *, runs: int = 3, s3: str | None = None) -> None:
+    """The snapshot repository against restic and borg on one library, steps interleaved; medians of `runs`
+    runs (each on fresh repositories). On S3 (moto): mobius and restic only (borg has no S3 backend)."""
     _ensure_tools()
+    names = ("mobius", "restic") if s3 else TOOLS
     files, total = tree_bytes(library)
-    for name in TOOLS:
-        shutil.rmtree(work / f"repo-{name}", ignore_errors=True)
-    for stale in ("ws-mobius", "restic-cache", "borg-home", "restored"):
-        shutil.rmtree(work / stale, ignore_errors=True)
-    dropped = _drop_caches()
-    caches = "dropped" if dropped else "NOT dropped (not root)"
-    print(f"\n== {kind}: {files} files, {total / MB:.0f} MiB; caches {caches} before each step; one run, "
-          "steps interleaved", flush=True)
-    tools = [_Tool(name, library, work) for name in TOOLS]
-    rows: dict[str, dict[str, str]] = {name: {} for name in TOOLS}
+    caches = "dropped" if _drop_caches() else "NOT dropped (not root)"
+    where = f"S3 (moto at {s3})" if s3 else "local folders"
+    print(f"\n== {kind}: {files} files, {total / MB:.0f} MiB, repositories in {where}; caches {caches} before "
+          f"each step; steps interleaved; medians of {runs} run(s); load average {os.getloadavg()[0]:.1f}",
+          flush=True)
+    seconds: dict[str, dict[str, list[float]]] = {name: {} for name in names}
+    peaks: dict[str, dict[str, list[float]]] = {name: {} for name in names}
+    disk: dict[str, list[float]] = {name: [] for name in names}
+    for number in range(runs):
+        run_dir = work / f"run{number}{'-s3' if s3 else ''}"
+        shutil.rmtree(run_dir, ignore_errors=True)
+        run_dir.mkdir(parents=True)
+        tools = [_Tool(name, library, run_dir, s3) for name in names]
 
-    def step(label: str, action) -> None:  # noqa: ANN001
+        def step(label: str, action, tools=tools, number=number) -> None:  # noqa: ANN001
+            for tool in tools:
+                took, peak = action(tool)
+                seconds[tool.name].setdefault(label, []).append(took)
+                peaks[tool.name].setdefault(label, []).append(peak)
+                print(f"  run {number + 1} {label:<30} {tool.name:<7} {took:7.2f} s  peak {peak:6.0f} MB", flush=True)
+
+        step("first backup", lambda t: t.backup())
+        step("full read-back check", lambda t: t.check())
+        step("repeat, nothing changed", lambda t: t.backup())
+        changed = _change_one_percent(library, seed=3 + number)
+        print(f"  (rewrote {changed} files: 1%)", flush=True)
+        step("repeat, 1% changed", lambda t: t.backup())
         for tool in tools:
-            seconds, peak = action(tool)
-            rows[tool.name][label] = f"{seconds:.2f} s / {peak:.0f} MB"
-            print(f"  {label:<34} {tool.name:<7} {seconds:7.2f} s  peak {peak:6.0f} MB", flush=True)
-
-    step("first backup", lambda t: t.backup())
-    step("full read-back check", lambda t: t.check())
-    step("repeat, nothing changed", lambda t: t.backup())
-    changed = _change_one_percent(library)
-    print(f"  (rewrote {changed} files: 1%)", flush=True)
-    step("repeat, 1% changed", lambda t: t.backup())
-    for tool in tools:
-        rows[tool.name]["disk used after 3 backups"] = f"{_du(tool.repo) / MB:.1f} MiB"
-        print(f"  {'disk used after 3 backups':<34} {tool.name:<7} {_du(tool.repo) / MB:9.1f} MiB", flush=True)
-    step("restore of the last snapshot", lambda t: t.restore(work / "restored" / t.name))
-    shutil.rmtree(work / "restored", ignore_errors=True)
-    labels = list(rows["mobius"])
-    print("\n| " + kind + " | " + " | ".join(TOOLS) + " |\n| --- |" + " --- |" * len(TOOLS))
-    for label in labels:
-        print(f"| {label} | " + " | ".join(rows[name].get(label, "") for name in TOOLS) + " |")
+            disk[tool.name].append(tool.disk_used() / MB)
+        step("restore of the last snapshot", lambda t, run_dir=run_dir: t.restore(run_dir / "restored" / t.name))
+        shutil.rmtree(run_dir, ignore_errors=True)
+    print(f"\n| {kind} ({where}, median of {runs}) | " + " | ".join(names)
+          + " | restic / mobius (> 1: mobius faster) |\n| --- |" + " --- |" * (len(names) + 1))
+    for label in seconds["mobius"]:
+        cells = [f"{_median(seconds[n][label]):.2f} s, {_median(peaks[n][label]):.0f} MB" for n in names]
+        ratio = _median(seconds["restic"][label]) / _median(seconds["mobius"][label])
+        print(f"| {label} | " + " | ".join(cells) + f" | {ratio:.2f}x |")
+    print("| disk used after 3 backups | " + " | ".join(f"{_median(disk[n]):.1f} MiB" for n in names)
+          + f" | {_median(disk['restic']) / _median(disk['mobius']):.2f}x |")
+    print(f"(load average after: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
 
 
 def main() -> None:
@@ -394,6 +449,9 @@ def main() -> None:
     parser.add_argument("--keep-data", action="store_true", help="keep the generated libraries")
     parser.add_argument("--repository", action="store_true",
                         help="the snapshot repository against restic and borg (issue 20)")
+    parser.add_argument("--runs", type=int, default=3, help="--repository: runs per step, medians reported")
+    parser.add_argument("--s3", action="store_true", help="--repository: also run mobius and restic with their "
+                        "repositories on S3 (a moto server the benchmark starts)")
     args = parser.parse_args()
     args.data.mkdir(parents=True, exist_ok=True)
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} cores, hashlib sha256 "
@@ -415,7 +473,14 @@ def main() -> None:
                         (build_media if kind == "media" else build_compressible)(library, args.size_mb * MB)
                     print(f"built {kind} library in {time.perf_counter() - started:.1f} s")
             if args.repository:
-                bench_repository(kind if not args.library else "library", library, args.data)
+                name = kind if not args.library else "library"
+                bench_repository(name, library, args.data, runs=args.runs)
+                if args.s3:
+                    endpoint, server = _moto_server()
+                    try:
+                        bench_repository(name, library, args.data, runs=args.runs, s3=endpoint)
+                    finally:
+                        server.stop()
             else:
                 bench(kind if not args.library else "library", library, args.data, args.codecs)
             if args.library:

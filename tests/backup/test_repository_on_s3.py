@@ -65,6 +65,7 @@ def test_every_command_on_an_s3_repository(sample_workspace: Path, s3_server: st
     assert [s["id"] for s in listed["snapshots"]] == [second["id"], first["id"]]
     code, checked = mobius.json("backup", "verify", "--read-data", "-w", ws, env=env)
     assert code == 0 and checked["packs_read"] >= 1 and len(checked["snapshots"]) == 2
+    assert checked["repository"] == url
     code, tested = mobius.json("backup", "test-restore", "latest", "-w", ws, env=env)
     assert code == 0 and tested["ok"], tested
     proc = mobius("backup", "restore", first["id"], "--to", str(library), "--yes", "-w", ws, env=env)

@@ -22,6 +22,9 @@ The snapshot repository (in the same backups folder; see repository.py):
     prune_backups(ws, policy, *, dry_run=False, progress=None) -> PruneResult
     copy_backups(ws, to, snapshots=None, *, progress=None) -> CopyResult
     list_snapshots(folder) -> list[SnapshotHeader]
+(each also on a repository at MOBIUS_BACKUP_DIR=s3://..., see remote.py)
+
+Both kinds together (points.py): backup_points(ws, prefix=None), newest_verified(ws, prefix=None)
 """
 
 from mobius.backup.api import (

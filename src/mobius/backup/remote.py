@@ -63,6 +63,10 @@ class CachedRepository(Repository):
     url: str = ""
     remote_sizes: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
 
+    @property
+    def location(self) -> str:
+        return self.url
+
     def pack_size(self, name: str) -> int | None:
         """A pack this run wrote or downloaded (in the cache), else the bucket's listing at the sync."""
         local = super().pack_size(name)

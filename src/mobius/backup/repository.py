@@ -138,8 +138,14 @@ class Repository:
     def require(self, name: str) -> str:
         found = self.resolve(name)
         if found is None:
-            raise InputError(f"no snapshot {name!r} in {self.root}", hint="`mobius backup list` shows the snapshots")
+            raise InputError(f"no snapshot {name!r} in {self.location}",
+                             hint="`mobius backup list` shows the snapshots")
         return found
+
+    @property
+    def location(self) -> str:
+        """Where the repository is, as a person names it (the folder; a bucket's URL for a cached one)."""
+        return str(self.root)
 
     def pack_size(self, name: str) -> int | None:
         """The size of pack `name` in the repository, None when it is not there."""

@@ -68,9 +68,9 @@ def verify_snapshots(repo: Repository, snapshot: str | None = None, *, read_data
     with repo.lock(exclusive=False, what=f"a prune of {repo.root}"):
         ids = [repo.require(snapshot)] if snapshot else repo.snapshot_ids()
         if not ids:
-            raise InputError(f"no snapshots in {repo.root}",
+            raise InputError(f"no snapshots in {repo.location}",
                              hint="name an archive to verify, or make a snapshot: `mobius backup create --snapshot`")
-        report = SnapshotCheck(repository=str(repo.root), snapshots=ids, read_data=read_data)
+        report = SnapshotCheck(repository=repo.location, snapshots=ids, read_data=read_data)
         index = RepositoryIndex.load(repo.index, repo.keys)
         for line in index.unreadable:
             report.problem(f"index: {line}")
@@ -131,6 +131,6 @@ def verify_snapshots(repo: Repository, snapshot: str | None = None, *, read_data
                       snapshots=len(ids), read_data=read_data, problems=report.problem_count)
     if not report.ok:
         raise VerificationError(f"backup verify: {report.problem_count} problem(s) in {len(ids)} snapshot(s) of "
-                                f"{repo.root}", hint="restore from a snapshot that verifies; make a new backup",
+                                f"{repo.location}", hint="restore from a snapshot that verifies; make a new backup",
                                 details=report.problems)
     return report

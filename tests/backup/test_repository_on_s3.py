@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 import socket
 import subprocess
 import sys
@@ -171,3 +172,40 @@ def test_lock_objects_keep_prune_away_and_a_dead_process_lock_expires(tmp_path: 
     with remote.lock(exclusive=True, what="prune", timeout=0.5):
         pass  # the dead process's lock was removed
     assert remote.store.names("locks") == set()
+
+
+@pytest.mark.skipif(shutil.which("age-keygen") is None, reason="Debian's age package is not installed")
+def test_an_encrypted_s3_repository_and_a_prune_killed_between_index_and_pack(
+        sample_workspace: Path, s3_server: str, mobius, url: str) -> None:  # noqa: F811
+    pytest.importorskip("pyrage")
+    key = sample_workspace.parent / "backup-key.txt"
+    subprocess.run(["age-keygen", "-o", str(key)], check=True, capture_output=True)
+    text = key.read_text()
+    public = next(line.split(": ", 1)[1] for line in text.splitlines() if line.startswith("# public key: "))
+    secret = next(line for line in text.splitlines() if line.startswith("AGE-SECRET-KEY-"))
+    ws, fs = str(sample_workspace), _fs(s3_server)
+    env = {**_env(s3_server, url), "MOBIUS_BACKUP_RECIPIENTS": public, "MOBIUS_BACKUP_IDENTITY_FILE": str(key)}
+    library = sample_workspace / "uploads"
+    code, first = mobius.json("backup", "create", "--no-database", "-w", ws, env=env)
+    assert code == 0, first
+    for object_key in _keys(fs, url, "snapshots") + _keys(fs, url, "index") + _keys(fs, url, "packs"):
+        assert fs.cat_file(object_key).startswith(b"age-encryption.org/v1"), object_key
+    for _ in range(2):  # the middle snapshot's pack holds only library files, all rewritten since
+        for path in library.rglob("*"):
+            if path.is_file():
+                path.write_bytes(os.urandom(100))
+        code, second = mobius.json("backup", "create", "--no-database", "-w", ws, env=env)
+        assert code == 0
+    proc = mobius("backup", "prune", "--keep-last", "1", "-w", ws,
+                  env={**env, "MOBIUS_FAULT": "kill@prune:index-removed"})
+    assert proc.returncode == -9
+    code, checked = mobius.json("backup", "verify", "--read-data", "-w", ws, env=env)
+    assert code == 0 and checked["snapshots"] == [second["id"]], checked
+    code, pruned = mobius.json("backup", "prune", "--keep-last", "1", "-w", ws, env=env)
+    assert code == 0 and pruned["packs_removed"] + pruned["leftovers_removed"] >= 1, pruned
+    index = {Path(k).name.removesuffix(".json") for k in _keys(fs, url, "index")}
+    assert index == {Path(k).name.removesuffix(".tar.zst") for k in _keys(fs, url, "packs")}
+    code, tested = mobius.json("backup", "test-restore", second["id"], "-w", ws, env=env)
+    assert code == 0 and tested["ok"], tested
+    listed = mobius("backup", "list", "-w", ws, env=env)
+    assert listed.returncode == 0 and secret not in listed.stdout + listed.stderr

@@ -191,12 +191,14 @@ def create_snapshot(ws: Workspace, *, database: bool = True, force_read: bool = 
         with remote.lock(exclusive=False, what="waiting for a prune to finish"):
             cache = remote.sync()
             try:
-                result = write_snapshot_of(cache, source, extra_files=extras, force_read=force_read,
-                                           progress=progress)
-            except BaseException:
+                # the cache held shared from the write to the upload: another command's sync or cleanup
+                # (alone only) leaves this run's new packs, index and snapshot files where they are
+                with cache.lock(exclusive=False, what="a cleanup of the cache"):
+                    result = write_snapshot_of(cache, source, extra_files=extras, force_read=force_read,
+                                               progress=progress)
+                    remote.publish(cache, result.id, progress)  # packs, their index, the snapshot last
+            finally:
                 remote.drop_packs(cache)
-                raise
-            remote.publish(cache, result.id, progress)  # packs, their index, the snapshot last; each read back
     result.repository, result.path = remote.url, f"{remote.url}/snapshots/{result.path.name}"
     get_logger().info("backup.snapshot.published", id=result.id, repository=remote.url)
     return result

@@ -112,8 +112,6 @@ class RemoteRepository:
         except BaseException:
             cache.snapshot_file(snapshot_id).unlink(missing_ok=True)  # never listed as if the bucket held it
             raise
-        finally:
-            self.drop_packs(cache)
 
     @contextlib.contextmanager
     def packs_fetched(self, cache: CachedRepository, snapshot_ids: list[str],
@@ -131,23 +129,27 @@ class RemoteRepository:
                         needed.add(where.pack)
         fetched = 0
         try:
-            progress.start("download", total=sum(index.packs[n].size for n in needed), unit="bytes")
-            for name in sorted(needed):
-                path = pack_path(cache.packs, name)
-                if cache.pack_size(name) is None:
-                    continue  # missing in the bucket: verify and restore say so
-                if not path.is_file():
-                    self.store.get_file(_pack_key(name), path)
-                fetched += path.stat().st_size
-                progress.advance(index.packs[name].size)
-            progress.finish()
-            yield fetched
+            # held shared while the packs are in use: another command's cleanup (alone only) leaves them
+            with cache.lock(exclusive=False, what="a cleanup of the cache"):
+                progress.start("download", total=sum(index.packs[n].size for n in needed), unit="bytes")
+                for name in sorted(needed):
+                    path = pack_path(cache.packs, name)
+                    if cache.pack_size(name) is None:
+                        continue  # missing in the bucket: verify and restore say so
+                    if not path.is_file():
+                        self.store.get_file(_pack_key(name), path)
+                    fetched += path.stat().st_size
+                    progress.advance(index.packs[name].size)
+                progress.finish()
+                yield fetched
         finally:
             self.drop_packs(cache)
 
     def drop_packs(self, cache: CachedRepository) -> None:
-        """The cache keeps no pack (they live in the bucket)."""
-        shutil.rmtree(cache.packs, ignore_errors=True)
+        """The cache keeps no pack (they live in the bucket): removed when no other command uses the cache (its
+        lock free for us alone); else the last one out, or the next command, removes them."""
+        with contextlib.suppress(InputError), cache.lock(exclusive=True, what="cache cleanup", timeout=0):
+            shutil.rmtree(cache.packs, ignore_errors=True)
 
     # -- locks -----------------------------------------------------------------------------------------
     @contextlib.contextmanager

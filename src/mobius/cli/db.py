@@ -11,7 +11,7 @@ import typer
 from mobius.cli.context import current
 from mobius.cli.options import YES
 from mobius.cli.output import confirm, emit, say
-from mobius.errors import InputError, VerificationError
+from mobius.errors import InputError
 
 if TYPE_CHECKING:
     from mobius.db.results import RehearsalReport
@@ -117,9 +117,10 @@ def verify_command() -> None:
 
     Example: mobius db verify
     """
-    result = _db().verify_database(current.workspace())
-    emit(result, [f"verify ok {m['version']:04d}_{m['name']} ({len(m['results'])} queries)"
-                  for m in result.migrations] or ["no applied migrations"])
+    report = _db().verify_database(current.workspace())
+    report.raise_if_failed(hint="the data no longer satisfies them; fix the data")
+    emit(report, [f"verify ok {c.name} ({len(c.observed)} queries)" for c in report.checks]
+         or ["no applied migrations"])
 
 
 @app.command("check")
@@ -129,12 +130,9 @@ def check_command() -> None:
     Example: mobius db check
     """
     report = _db().check_database(current.workspace())
-    if not report.ok:
-        raise VerificationError(f"check: {len(report.problems)} consistency problem(s) in {report.database}",
-                                details=report.problems, hint="restore a dump or repair the rows named above")
-    lines = [f"  {t['table']}: {t['rows']} rows, keys unique, references intact" for t in report.tables]
-    lines += [f"  note: {w}" for w in report.warnings]
-    emit(report.to_dict(), [f"database {report.database} is consistent", *lines])
+    report.raise_if_failed(hint="restore a dump or repair the rows named above")
+    emit(report, [f"{report.subject}: consistent ({len(report.checks)} checks passed)",
+                  *(f"  {c.line()}" for c in report.checks if not c.passed)])  # skipped ones are said
 
 
 @app.command("validate")

@@ -31,6 +31,7 @@ from mobius.errors import (
     is_read_only,
     read_only_folder,
 )
+from mobius.masking import mask_text
 from mobius.printable import printable as _printable
 
 
@@ -156,8 +157,6 @@ def version_command() -> None:
 
 
 def _fail(code: int, message: str) -> int:
-    from mobius.config import mask_text
-
     message = mask_text(message)
     sys.stderr.write(f"mobius: error: {_printable(message)}\n")
     if current.json:
@@ -191,8 +190,6 @@ def run(argv: list[str]) -> int:
         result = app(args=rest, prog_name="mobius", standalone_mode=False)
         code = result if isinstance(result, int) else 0
     except MobiusError as exc:
-        from mobius.config import mask_text
-
         for detail in exc.details:
             sys.stderr.write(f"  {_printable(mask_text(str(detail)))}\n")
         code = _fail(exc.exit_code, exc.one_line())

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from mobius.masking import mask_text
-from mobius.safety.stamps import utc_compact
+from mobius.stamps import utc_compact
 
 LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40, "critical": 50}
 SYSLOG_TAG = "migration"

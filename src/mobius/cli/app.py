@@ -12,7 +12,7 @@ from typing import Any, NamedTuple
 import typer
 
 from mobius import __version__, log
-from mobius.cli.context import current, global_options_help, lift_global_options
+from mobius.cli.context import current, global_options_help, global_options_line, lift_global_options
 
 try:  # Typer >= 0.26 vendors Click under typer._click
     from typer._click import exceptions as click_exceptions
@@ -94,7 +94,10 @@ class LazyGroup(typer.core.TyperGroup):
     def get_command(self, ctx: Any, cmd_name: str) -> Any:
         if cmd_name not in self.commands and cmd_name in COMMANDS:
             self._load(cmd_name)
-        return self.commands.get(cmd_name)
+        command = self.commands.get(cmd_name)
+        if command is not None:
+            _add_global_options_line(command)
+        return command
 
     def list_commands(self, ctx: Any) -> list[str]:
         return [*[n for n in self.commands if n not in COMMANDS], *COMMANDS]
@@ -115,6 +118,14 @@ class LazyGroup(typer.core.TyperGroup):
             rows.append((name, text))
         with formatter.section("Commands"):
             formatter.write_dl(rows)
+
+
+def _add_global_options_line(command: Any) -> None:
+    """End the help of `command` (and of each sub-command) with the global options every command takes."""
+    if command.epilog is None:
+        command.epilog = global_options_line()
+    for sub in getattr(command, "commands", {}).values():
+        _add_global_options_line(sub)
 
 
 HELP = f"""Mobius: the MOBIUS Games pipeline's operations system.

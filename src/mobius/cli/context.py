@@ -41,6 +41,13 @@ _BY_NAME = {name: option for option in GLOBAL_OPTIONS for name in option.names}
 _VERBOSE_SHORT = {"-vv": 2, "-vvv": 3, "-vvvv": 4}
 
 
+def global_options_line() -> str:
+    """The global options on one line, for the end of every command's `--help`."""
+    names = ", ".join(o.names[-1 if len(o.names[-1]) == 2 else 0] + (f" {o.metavar}" if o.metavar else "")
+                      for o in GLOBAL_OPTIONS)
+    return f"\b\nGlobal options (anywhere on the line; see `mobius --help`):\n{names}"
+
+
 def global_options_help() -> str:
     """The global options as help lines (the root `--help` shows them)."""
     rows = [(", ".join(o.names) + (f" {o.metavar}" if o.metavar else ""), o.help) for o in GLOBAL_OPTIONS]

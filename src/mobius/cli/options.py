@@ -3,8 +3,8 @@
 Command modules take these as parameter defaults (`workers: int = WORKERS`) and never write their own
 `typer.Option("--yes", ...)`. A command that changes something is decorated with `@changes`: it then accepts
 `-y/--yes` and `--dry-run` whether or not its body has a use for them, and `--dry-run` never reaches a body
-that cannot honour it (see `changes`). `--json` is a global option (see `mobius.cli.globals`): every command
-takes it, wherever it stands on the line.
+that cannot honour it (see `changes`). `--json` is a global option (`GLOBAL_OPTIONS` in `mobius.cli.context`):
+every command takes it, wherever it stands on the line.
 """
 
 from __future__ import annotations
@@ -15,6 +15,9 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import typer
+
+from mobius.cli.context import current
+from mobius.cli.output import emit
 
 YES = typer.Option(False, "--yes", "-y", help="Answer yes to every confirmation (needed without a terminal).")
 DRY_RUN = typer.Option(False, "--dry-run", help="Show what would happen; change nothing.")
@@ -47,8 +50,6 @@ def changes(func: F) -> F:
 
     @functools.wraps(func)
     def command(*args: Any, **kwargs: Any) -> Any:
-        from mobius.cli.context import current
-
         yes = kwargs.get("yes", False) if takes_yes else kwargs.pop("yes", False)
         dry_run = kwargs.get("dry_run", False) if takes_dry_run else kwargs.pop("dry_run", False)
         current.yes = current.yes or bool(yes)
@@ -65,9 +66,6 @@ def changes(func: F) -> F:
 
 def _describe_dry_run(func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
     """The dry run of a command that has no plan to show: what would run, with which values; nothing runs."""
-    from mobius.cli.context import current
-    from mobius.cli.output import emit
-
     values = dict(zip(inspect.signature(func).parameters, args, strict=False)) | kwargs
     command = f"mobius {current.command}"
     emit({"dry_run": True, "changed": False, "command": command, "options": values},

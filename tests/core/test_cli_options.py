@@ -174,3 +174,16 @@ def test_dry_run_with_yes_is_accepted_and_changes_no_file(name: str, mobius, sam
     out = json.loads(proc.stdout)
     assert out["ok"] is True
     assert _tree_digest(sample_workspace) == before, f"mobius {name} --dry-run changed the workspace"
+
+
+def test_a_mistyped_command_gets_a_suggestion_from_every_command(mobius) -> None:
+    proc = mobius("bakup")
+    assert proc.returncode == 1
+    assert "Did you mean 'backup'?" in proc.stderr  # backup's module is not imported to suggest it
+
+
+def test_a_group_alone_prints_its_help_not_an_escaped_error(mobius) -> None:
+    proc = mobius("db")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("Usage: mobius db") and "\n  migrate " in proc.stdout
+    assert proc.stderr == ""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import errno
 import importlib
 import sys
@@ -98,6 +99,16 @@ class LazyGroup(typer.core.TyperGroup):
         if command is not None:
             _add_global_options_line(command)
         return command
+
+    def resolve_command(self, ctx: Any, args: list[str]) -> Any:
+        """As Typer's, with "Did you mean" drawn from every command, not only the imported ones."""
+        try:
+            return self._click_resolve_command(ctx, args)
+        except click_exceptions.UsageError as exc:
+            matches = difflib.get_close_matches(args[0], self.list_commands(ctx)) if args else []
+            if matches:
+                exc.message = exc.message.rstrip(".") + f". Did you mean {', '.join(map(repr, matches))}?"
+            raise
 
     def list_commands(self, ctx: Any) -> list[str]:
         return [*[n for n in self.commands if n not in COMMANDS], *COMMANDS]
@@ -208,6 +219,8 @@ def run(argv: list[str]) -> int:
                      details=exc.details[:50])
     except typer.Abort:
         code = _fail(EXIT_INPUT, "aborted")
+    except click_exceptions.NoArgsIsHelpError as exc:  # `mobius` or `mobius db` alone: the help, as --help shows it
+        sys.stdout.write(exc.format_message() + "\n")
     except click_exceptions.ClickException as exc:
         where = exc.ctx.command_path if getattr(exc, "ctx", None) else "mobius"
         code = _fail(EXIT_INPUT, f"{exc.format_message()} (see `{where} --help`)")

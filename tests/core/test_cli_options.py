@@ -187,3 +187,14 @@ def test_a_group_alone_prints_its_help_not_an_escaped_error(mobius) -> None:
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("Usage: mobius db") and "\n  migrate " in proc.stdout
     assert proc.stderr == ""
+
+
+def test_a_described_dry_run_shows_no_secret(mobius, sample_workspace: Path) -> None:
+    proc = mobius("config", "set", "MOBIUS_API_TOKEN", "s3cr3t-value", "--dry-run", "-w", str(sample_workspace))
+    assert proc.returncode == 0, proc.stderr
+    assert "s3cr3t-value" not in proc.stdout + proc.stderr and "MOBIUS_API_TOKEN" in proc.stdout
+    code, out = mobius.json("db", "sync", "--from", "postgresql://u:hunter2@db.example/a", "--to",
+                            "sqlite:///copy.db?password=zz", "--dry-run", "-w", str(sample_workspace))
+    assert code == 0
+    assert "hunter2" not in json.dumps(out) and "zz" not in json.dumps(out)
+    assert out["options"]["from_url"] == "postgresql://u:****@db.example/a"

@@ -18,6 +18,8 @@ import typer
 
 from mobius.cli.context import current
 from mobius.cli.output import emit
+from mobius.config import is_secret_field
+from mobius.masking import MASK, VARIABLE_NAME, is_secret_name, mask_text
 
 YES = typer.Option(False, "--yes", "-y", help="Answer yes to every confirmation (needed without a terminal).")
 DRY_RUN = typer.Option(False, "--dry-run", help="Show what would happen; change nothing.")
@@ -66,9 +68,27 @@ def changes(func: F) -> F:
 
 def _describe_dry_run(func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
     """The dry run of a command that has no plan to show: what would run, with which values; nothing runs."""
-    values = dict(zip(inspect.signature(func).parameters, args, strict=False)) | kwargs
+    values = _shown(dict(zip(inspect.signature(func).parameters, args, strict=False)) | kwargs)
     command = f"mobius {current.command}"
     emit({"dry_run": True, "changed": False, "command": command, "options": values},
          [f"dry run: `{command}` would run with " + (", ".join(f"{k}={v!r}" for k, v in values.items()) or
                                                       "no options"),
           "nothing was changed"])
+
+
+def _shown(values: dict[str, Any]) -> dict[str, Any]:
+    """The values as a dry run may print them: URL passwords masked; a secret's value (`config set
+    MOBIUS_API_TOKEN VALUE`, or an option named like a secret) replaced by the mask."""
+
+    def names_secret(value: object) -> bool:
+        return isinstance(value, str) and bool(VARIABLE_NAME.match(value)) and is_secret_name(value)
+
+    about_a_secret = any(names_secret(value) for value in values.values())
+    shown: dict[str, Any] = {}
+    for name, value in values.items():
+        if isinstance(value, str):
+            secret = is_secret_field(name) or (about_a_secret and not names_secret(value))
+            shown[name] = MASK if secret else mask_text(value)
+        else:
+            shown[name] = value
+    return shown

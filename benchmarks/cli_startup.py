@@ -4,7 +4,8 @@ Times whole processes: `mobius --help`, `mobius version --json` and `mobius hist
 loads a workspace and reads its records). The baseline is the same commands on the source of another commit
 (default: main), extracted with `git archive` and put first on PYTHONPATH; the two run in turn (A B A B ...)
 so that a drift of the shared machine's speed moves both. Prints the median wall time of each and the
-ratio this tree / baseline per command (below 1: faster). Numbers on a loaded machine are noisy: read the
+ratio this tree / baseline per command (below 1: faster), for wall time and for the CPU time of
+the child (user + system), which a loaded machine disturbs less. Numbers on a loaded machine are noisy: read the
 medians, and run it twice.
 
 Usage: python benchmarks/cli_startup.py [--baseline main] [--runs 15]
@@ -32,11 +33,14 @@ def extract(ref: str, into: Path) -> Path:
     return into / "src"
 
 
-def run_once(argv: list[str], env: dict[str, str], cwd: Path) -> float:
+def run_once(argv: list[str], env: dict[str, str], cwd: Path) -> tuple[float, float]:
+    """(wall seconds, CPU seconds: user + system of the child) of one run."""
     started = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "mobius", *argv], env=env, cwd=cwd, stdout=subprocess.DEVNULL,
-                   stderr=subprocess.DEVNULL, check=False)
-    return time.perf_counter() - started
+    child = subprocess.Popen([sys.executable, "-m", "mobius", *argv], env=env, cwd=cwd, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+    _, _, usage = os.wait4(child.pid, 0)
+    child.returncode = 0  # reaped above
+    return time.perf_counter() - started, usage.ru_utime + usage.ru_stime
 
 
 def main() -> None:
@@ -54,21 +58,20 @@ def main() -> None:
                        capture_output=True)
         env["MOBIUS_WORKSPACE"] = str(workspace)
         base_env = {**env, "PYTHONPATH": str(base_src)}
-        print(f"{'command':<10} {'this tree':>10} {'baseline':>10} {'ratio':>7}   ({args.runs} runs each, "
-              f"baseline {args.baseline}, median wall seconds)")
+        print(f"{'command':<10} {'wall':>7} {'base':>7} {'ratio':>6}   {'cpu':>7} {'base':>7} {'ratio':>6}   "
+              f"({args.runs} runs each, baseline {args.baseline}, medians in seconds; ratio = this tree / baseline)")
         for name, argv in COMMANDS.items():
             for _ in range(2):  # warm the page cache and .pyc files of both trees
                 run_once(argv, env, workspace)
                 run_once(argv, base_env, workspace)
-            ours, theirs, ratios = [], [], []
-            for _ in range(args.runs):
-                a = run_once(argv, env, workspace)
-                b = run_once(argv, base_env, workspace)
-                ours.append(a)
-                theirs.append(b)
-                ratios.append(a / b)
-            print(f"{name:<10} {statistics.median(ours):>10.3f} {statistics.median(theirs):>10.3f} "
-                  f"{statistics.median(ratios):>7.2f}")
+            pairs = [(run_once(argv, env, workspace), run_once(argv, base_env, workspace)) for _ in range(args.runs)]
+            cells = []
+            for kind in (0, 1):  # wall, cpu
+                ours = statistics.median(a[kind] for a, _ in pairs)
+                theirs = statistics.median(b[kind] for _, b in pairs)
+                ratio = statistics.median(a[kind] / b[kind] for a, b in pairs)
+                cells.append(f"{ours:>7.3f} {theirs:>7.3f} {ratio:>6.2f}")
+            print(f"{name:<10} {cells[0]}   {cells[1]}")
 
 
 if __name__ == "__main__":

@@ -198,3 +198,19 @@ def test_a_described_dry_run_shows_no_secret(mobius, sample_workspace: Path) -> 
     assert code == 0
     assert "hunter2" not in json.dumps(out) and "zz" not in json.dumps(out)
     assert out["options"]["from_url"] == "postgresql://u:****@db.example/a"
+
+
+def test_a_dry_run_leaves_the_workspace_upkeep_to_the_next_real_run(mobius, sample_workspace: Path) -> None:
+    """A planned dry run loads the workspace without its sweep, mode fixes and log file; a real run does them."""
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()  # a pid that is gone: its temp file is a leftover
+    leftover = sample_workspace / "backups" / f".mobius-tmp-{dead.pid}-x"
+    leftover.write_bytes(b"half a dump")
+    logs = sorted((sample_workspace / "logs").glob("*")) if (sample_workspace / "logs").is_dir() else []
+    proc = mobius("db", "migrate", "--dry-run", "-w", str(sample_workspace))
+    assert proc.returncode == 0, proc.stderr
+    assert leftover.exists()
+    assert (sorted((sample_workspace / "logs").glob("*")) if (sample_workspace / "logs").is_dir() else []) == logs
+    proc = mobius("db", "status", "-w", str(sample_workspace))
+    assert proc.returncode == 0, proc.stderr
+    assert not leftover.exists()

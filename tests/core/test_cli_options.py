@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import importlib
 import inspect
 import json
 import os
@@ -141,6 +142,17 @@ def test_one_line_helps_in_the_table_are_the_commands_own() -> None:
     for name, entry in COMMANDS.items():
         command = LEAVES.get(name) or typer.main.get_command(app).get_command(None, name)
         assert command.get_short_help_str(10**6) == entry.help, f"COMMANDS[{name!r}].help differs from its help"
+
+
+def test_every_command_a_module_registers_is_in_the_table() -> None:
+    """A command added to a module's register() but not to COMMANDS would be missing from `mobius --help`."""
+    for module_name in {entry.module for entry in COMMANDS.values()}:
+        holder = typer.Typer()
+        importlib.import_module(module_name).register(holder)
+        names = {info.name for info in holder.registered_commands} | {info.name for info in holder.registered_groups}
+        assert names, module_name
+        assert {(name, COMMANDS[name].module if name in COMMANDS else None) for name in names} == \
+            {(name, module_name) for name in names}, f"{module_name} registers commands COMMANDS lacks: {names}"
 
 
 def test_db_migrate_takes_short_yes(mobius, sample_workspace: Path) -> None:

@@ -113,10 +113,6 @@ class LazyGroup(typer.core.TyperGroup):
     def list_commands(self, ctx: Any) -> list[str]:
         return [*[n for n in self.commands if n not in COMMANDS], *COMMANDS]
 
-    def load_all(self) -> dict[str, Any]:
-        """Every command, each module imported (for tools and tests that walk the whole tree)."""
-        return {name: self.get_command(None, name) for name in self.list_commands(None)}
-
     def format_commands(self, ctx: Any, formatter: Any) -> None:
         """The command list from the one-line helps, without importing any command's module."""
         names = self.list_commands(ctx)

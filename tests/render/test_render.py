@@ -12,9 +12,9 @@ import yaml
 
 from mobius.golden.loudness import measure
 from mobius.golden.media import probe, read_media
-from mobius.render.samples import sample_spec
 from mobius.render.spec import parse_spec
 from mobius.workspace.sample import GAMES
+from mobius.workspace.sample_specs import sample_spec
 
 from .conftest import run_mobius
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from mobius.cli.options import EXECUTOR as _EXECUTOR
+from mobius.cli.options import changes
 
 golden_app = typer.Typer(help="Golden files: pin a preview's every frame, soundtrack, loudness and container; "
                               "check renders against them.", no_args_is_help=True)
@@ -85,6 +86,7 @@ def _finish(reports, junit: Path | None, html: Path | None, result: dict, *, kin
 
 
 @golden_app.command("generate")
+@changes
 def generate_command(
     game: str = typer.Option(..., "--game", "-g", help="Game slug."),
     video: Path = typer.Option(..., "--in", "-i", help="The approved video (MP4)."),
@@ -164,6 +166,7 @@ def check_all_command(
 
 
 @golden_app.command("approve")
+@changes
 def approve_command(
     games: list[str] = typer.Argument(None, help="Games to approve (default: every spec in games/)."),
     frames: str = _FRAMES,
@@ -187,6 +190,7 @@ def approve_command(
 
 
 @golden_app.command("update")
+@changes
 def update_command(
     game: str = typer.Argument(..., help="Game slug."),
     per_os: bool = _PER_OS,
@@ -199,6 +203,7 @@ def update_command(
 
 
 @golden_app.command("backup")
+@changes
 def backup_command() -> None:
     """Archive tests/golden into backups/golden_<UTC>.tar.zst with a .sha256 sidecar.
 
@@ -216,6 +221,7 @@ def backup_command() -> None:
 
 
 @golden_app.command("restore")
+@changes
 def restore_command(archive: str = typer.Argument(..., help="A golden_*.tar.zst archive, or `latest` (the newest "
                                                             "in the backups folder).")) -> None:
     """Verify a golden archive and put its tree back as tests/golden (the current goldens are backed up first).
@@ -237,6 +243,7 @@ def restore_command(archive: str = typer.Argument(..., help="A golden_*.tar.zst 
 
 
 @golden_app.command("upgrade")
+@changes
 def upgrade_command(
     games: list[str] = typer.Argument(None, help="Games to upgrade (default: every game with goldens)."),
 ) -> None:

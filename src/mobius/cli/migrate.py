@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from mobius.cli.context import current
-from mobius.cli.options import WORKERS, YES
+from mobius.cli.options import WORKERS, YES, changes
 from mobius.cli.output import confirm, emit, say
 
 migrate_app = typer.Typer(help="Run the migration runbook as one plan: preflight, steps, monitors, validation, "
@@ -67,6 +67,7 @@ def probe_line(name: str, cost: dict) -> str:
 
 
 @migrate_app.command("run")
+@changes
 def run_command(plan: Path = _PLAN, yes: bool = YES,
                 force: bool = typer.Option(False, "--force", help="Run outside the window / before the notice "
                                                                   "lead time."),
@@ -93,6 +94,7 @@ def run_command(plan: Path = _PLAN, yes: bool = YES,
 
 
 @migrate_app.command("resume")
+@changes
 def resume_command(migration: str = _ID, workers: int = WORKERS) -> None:
     """Continue a killed or stopped migration from its last checkpoint (finished steps are not redone).
 
@@ -109,6 +111,7 @@ def resume_command(migration: str = _ID, workers: int = WORKERS) -> None:
 
 
 @migrate_app.command("rollback")
+@changes
 def rollback_command(migration: str = _ID, yes: bool = YES) -> None:
     """Undo the migration's finished steps in reverse with their handles, verifying each.
 

@@ -5,7 +5,6 @@ Public functions (each takes a Workspace):
 - `render_game(ws, game, out=None, *, progress=None) -> RenderResult`
 - `render_games(ws, games, *, executor=None, progress=None) -> Run` (several games through mobius.executor)
 - `pipeline_test(ws, games=None, *, executor=None, progress=None) -> PipelineReport`
-- `write_sample_specs(games_dir) -> list[Path]`
 """
 
 from __future__ import annotations
@@ -15,11 +14,10 @@ from pathlib import Path
 from mobius.config import Workspace
 from mobius.progress import Progress
 from mobius.render.pipeline import PipelineReport, pipeline_test
-from mobius.render.samples import write_sample_specs
 from mobius.render.spec import GameSpec, load_spec, spec_path
 
 __all__ = ["GameSpec", "PipelineReport", "default_output", "game_key", "load_game", "pipeline_test", "render_game",
-           "render_games", "write_sample_specs"]
+           "render_games"]  # the sample specs are mobius.workspace.sample_specs
 
 
 def load_game(ws: Workspace, game: str) -> GameSpec:

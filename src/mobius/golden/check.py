@@ -20,7 +20,7 @@ from mobius.progress import NoProgress, Progress
 
 
 def _frame_checks(golden: Golden, frames: dict, limits: Thresholds, debug: Path | None) -> list[Check]:
-    from mobius.golden.ssim import ssim_and_map
+    from mobius.measure.ssim import ssim_and_map
 
     checks = []
     for t in golden.frames:
@@ -47,7 +47,7 @@ def _frame_checks(golden: Golden, frames: dict, limits: Thresholds, debug: Path 
 
 
 def _audio_checks(golden: Golden, audio, sample_rate: int, limits: Thresholds, stats=None) -> list[Check]:
-    from mobius.golden.loudness import measure
+    from mobius.measure.loudness import measure
 
     if audio is None:
         return [Check(f"audio.{n}", "audio", False, None, t, rule="<=", message="the video has no audio stream")
@@ -98,9 +98,9 @@ def check_video(ws: Workspace, slug: str, video: Path, *, overrides: dict[str, f
     """
     import time
 
-    from mobius.golden.media import read_every_frame, read_media
     from mobius.golden.signatures import read_signatures
     from mobius.golden.timeline import skipped_checks
+    from mobius.measure.decode import read_every_frame, read_media
 
     started = time.monotonic()
     progress = progress or NoProgress()
@@ -152,8 +152,8 @@ class Heard:
 
 
 def _listen(video: Path) -> Heard:
-    from mobius.golden.loudness import measure
-    from mobius.golden.media import read_audio
+    from mobius.measure.decode import read_audio
+    from mobius.measure.loudness import measure
     from mobius.measure.soundprint import band_energies
 
     samples, rate = read_audio(video)
@@ -164,8 +164,8 @@ def _listen(video: Path) -> Heard:
 
 def _timeline_checks(report: CheckReport, signatures, heard: Heard, frames, limits: Thresholds, video: Path,
                      debug_dir: Path | None) -> list[Check]:
-    from mobius.golden.media import read_media
     from mobius.golden.timeline import compare, debug_images
+    from mobius.measure.decode import read_media
 
     found = compare(signatures, frames, heard.bands, limits)
     report.timelines = found.timelines

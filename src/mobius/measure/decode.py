@@ -15,6 +15,10 @@ from pathlib import Path
 from mobius.errors import EnvironmentProblem, InputError
 
 EPSILON = 1e-6
+# The every-frame decode runs without FFmpeg's frame threads: the check decodes the soundtrack in a
+# second thread meanwhile, and on 2 cores the frame threads only added CPU (0.12-0.18 s a 30 s check,
+# measured in alternating runs) without a shorter wall clock under load (docs/golden.md, Speed).
+EVERY_FRAME_THREADS = "NONE"
 PLANAR_YUV = {"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p", "yuv420p10le", "nv12"}
 
 
@@ -217,7 +221,7 @@ def _every_frame(container, times: list[float]) -> tuple[FrameSignatures, dict[f
     from mobius.measure.thumbnails import frame_thumbnails
 
     video = container.streams.video[0]
-    video.thread_type = "AUTO"
+    video.thread_type = EVERY_FRAME_THREADS
     base = video.time_base
     start = float(video.start_time * base) if video.start_time is not None else 0.0
     pending = sorted(set(times))

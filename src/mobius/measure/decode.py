@@ -8,6 +8,8 @@ decode of the same video are byte-identical.
 
 from __future__ import annotations
 
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -15,10 +17,11 @@ from pathlib import Path
 from mobius.errors import EnvironmentProblem, InputError
 
 EPSILON = 1e-6
-# The every-frame decode runs without FFmpeg's frame threads: the check decodes the soundtrack in a
-# second thread meanwhile, and on 2 cores the frame threads only added CPU (0.12-0.18 s a 30 s check,
-# measured in alternating runs) without a shorter wall clock under load (docs/golden.md, Speed).
-EVERY_FRAME_THREADS = "NONE"
+# FFmpeg's frame threads for the every-frame decode: 0.12-0.18 s more CPU than none for a 30 s check,
+# and a shorter wall clock on a busy machine, where the scheduler shares the cores per thread
+# (docs/golden.md, Speed).
+EVERY_FRAME_THREADS = "AUTO"
+THUMBNAIL_BATCH = 30  # frames per thumbnail job (about 23 MB of pictures held at 960 x 540)
 PLANAR_YUV = {"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p", "yuv420p10le", "nv12"}
 
 
@@ -213,12 +216,24 @@ class FrameSignatures:
         return len(self.times)
 
 
-def _every_frame(container, times: list[float]) -> tuple[FrameSignatures, dict[float, object]]:
-    """One decode of every frame: its thumbnails, and the luma planes displayed at `times` (the same
-    frames `_frames_at` picks by seeking: the last one whose presentation time is <= t)."""
+def _thumbnails(frames: list) -> list[tuple[object, object, object]]:
+    """The 8-bit thumbnails (y, u, v) of each decoded frame, what a golden stores."""
     import numpy as np
 
     from mobius.measure.thumbnails import frame_thumbnails
+
+    return [tuple(np.rint(plane).astype(np.uint8) for plane in frame_thumbnails(frame)) for frame in frames]
+
+
+def _every_frame(container, times: list[float]) -> tuple[FrameSignatures, dict[float, object]]:
+    """One decode of every frame: its thumbnails, and the luma planes displayed at `times` (the same
+    frames `_frames_at` picks by seeking: the last one whose presentation time is <= t).
+
+    The thumbnails are computed in a second thread, THUMBNAIL_BATCH frames at a time, while FFmpeg
+    decodes the next frames (at most two batches wait, so memory stays bounded); the values are the
+    same as computing them in the loop.
+    """
+    import numpy as np
 
     video = container.streams.video[0]
     video.thread_type = EVERY_FRAME_THREADS
@@ -226,25 +241,38 @@ def _every_frame(container, times: list[float]) -> tuple[FrameSignatures, dict[f
     start = float(video.start_time * base) if video.start_time is not None else 0.0
     pending = sorted(set(times))
     found: dict[float, object] = {}
-    ys, us, vs, stamps = [], [], [], []
+    thumbnails: list[tuple[object, object, object]] = []
+    stamps = []
     previous = None
+    batch: list = []
+    queued: deque[Future] = deque()
     container.seek(0)
-    for frame in container.decode(video):
-        when = float(frame.pts * base) if frame.pts is not None else float(frame.time or 0.0)
-        while pending and when > start + pending[0] + EPSILON:
-            if previous is not None:
-                found[pending[0]] = luma(previous)
-            pending.pop(0)
-        for store, plane in zip((ys, us, vs), frame_thumbnails(frame), strict=True):
-            store.append(np.rint(plane).astype(np.uint8))  # what the golden stores: 8-bit block means
-        stamps.append(when - start)
-        previous = frame
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        for frame in container.decode(video):
+            when = float(frame.pts * base) if frame.pts is not None else float(frame.time or 0.0)
+            while pending and when > start + pending[0] + EPSILON:
+                if previous is not None:
+                    found[pending[0]] = luma(previous)
+                pending.pop(0)
+            batch.append(frame)
+            stamps.append(when - start)
+            previous = frame
+            if len(batch) == THUMBNAIL_BATCH:
+                queued.append(pool.submit(_thumbnails, batch))
+                batch = []
+                if len(queued) > 2:
+                    thumbnails += queued.popleft().result()
+        if batch:
+            queued.append(pool.submit(_thumbnails, batch))
+        while queued:
+            thumbnails += queued.popleft().result()
     for t in pending:
         if previous is not None:
             found[t] = luma(previous)
     missing = [t for t in times if t not in found]
     if missing:
         raise InputError(f"no frame at {missing[0]:g} s", hint="choose frame times within the video")
+    ys, us, vs = ([t[k] for t in thumbnails] for k in range(3))
     signatures = FrameSignatures(np.asarray(ys), np.asarray(us), np.asarray(vs), np.asarray(stamps))
     return signatures, found
 

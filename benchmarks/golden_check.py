@@ -202,7 +202,8 @@ def main() -> None:
              "drawbox=x=372:y=210:w=216:h=120:color=red:t=fill:enable='between(t,9,11)'", "-c:v", "libx264",
              "-qp", "0", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-c:a", "copy", "-y", str(box)], check=True)
 
-        print("load average at the start: " + ", ".join(f"{x:.1f}" for x in os.getloadavg()) + f" ({os.cpu_count()} cores)")
+        load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+        print(f"load average at the start: {load} ({os.cpu_count()} cores)")
         print(f"render sushi-go: {render_wall:.2f} s wall ({rendered['render_seconds']:.2f} s inside) for a "
               f"{rendered['seconds']:g} s video = {render_wall / rendered['seconds']:.2f}x real time")
         startup, _ = timed(lambda: run([*MOBIUS, "version"]), args.repeat)

@@ -283,7 +283,7 @@ def generate(ws: Workspace, slug: str, video: Path, *, frames: list[float] | Non
 def _generate_locked(slug: str, target: Path, video: Path, frames, per_os: bool, thresholds, progress: Progress,
                      log) -> GenerateResult:
     from mobius.golden.signatures import FILE, compute
-    from mobius.measure.decode import read_every_frame
+    from mobius.measure.decode import read_every_frame, stream_digests
     from mobius.measure.loudness import measure
 
     previous = {}
@@ -314,7 +314,8 @@ def _generate_locked(slug: str, target: Path, video: Path, frames, per_os: bool,
                 "thresholds": limits.to_dict(), "os": os_name() if per_os else None,
                 "frame_format": "luma plane (Y of the decoded video), 8-bit grayscale PNG",
                 "signatures": signature_description(),
-                "source": {"video": str(video), "bytes": video.stat().st_size}}
+                "source": {"video": str(video), "bytes": video.stat().st_size},
+                "streams": stream_digests(video)}
         compute(sample, every_frame).write(staging / FILE)
         atomic_write_text(staging / "container.json", json.dumps(sample.container.to_dict(), indent=2) + "\n")
         atomic_write_text(staging / "audio_stats.json", json.dumps(stats.to_dict(), indent=2) + "\n")

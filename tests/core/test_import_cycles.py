@@ -18,8 +18,6 @@ SRC = Path(__file__).resolve().parents[2] / "src"
 # Edges that still close a cycle, each with why it is here and what removes it. An entry that no longer
 # exists in the code fails the test, so the list only shrinks.
 ALLOWED: dict[tuple[str, str], str] = {
-    # removed when measure/ lands (golden2)
-    ("mobius.render", "mobius.golden"): "render measures its output with golden's decode and loudness",
     # the backup taken before a media migration; goes when media migrate runs as a step on the ops runner
     # (onerunner), or when media.destination moves to a storage package of its own (backup uses it)
     ("mobius.media", "mobius.backup"): "media.migrate takes the backup before it copies",

@@ -61,12 +61,14 @@ def _finish(reports, junit: Path | None, html: Path | None, result: dict, *, kin
     from mobius.cli.context import current
     from mobius.cli.output import emit
     from mobius.errors import EXIT_VERIFY, VerificationError
-    from mobius.golden import write_html, write_junit
 
-    if junit:
-        result["junit"] = write_junit(reports, _path(junit))
-    if html:
-        result["html"] = write_html(reports, _path(html))
+    if junit or html:
+        from mobius.golden.report import write_html, write_junit  # only when asked for: start-up of a plain check
+
+        if junit:
+            result["junit"] = write_junit(reports, _path(junit))
+        if html:
+            result["html"] = write_html(reports, _path(html))
     lines = [line for report in reports for line in report.lines()]
     lines += [f"JUnit: {result['junit']}"] if junit else []
     lines += [f"HTML report: {result['html']}"] if html else []
@@ -102,8 +104,7 @@ def generate_command(
     """
     from mobius.cli.context import current
     from mobius.cli.output import emit
-    from mobius.golden import generate
-    from mobius.golden.baseline import per_os_enabled
+    from mobius.golden.baseline import generate, per_os_enabled
 
     ws = current.workspace()
     result = generate(ws, game, _path(video), frames=_frames(frames), per_os=per_os_enabled(ws, per_os),
@@ -130,8 +131,8 @@ def check_command(
     Needs first: mobius golden approve sushi-go
     """
     from mobius.cli.context import current
-    from mobius.golden import check_video
     from mobius.golden.baseline import per_os_enabled
+    from mobius.golden.check import check_video
 
     ws = current.workspace()
     report = check_video(ws, game, _path(video), overrides={"ssim": ssim, "lufs_tol": lufs_tol, "tp_tol": tp_tol,
@@ -153,7 +154,7 @@ def check_all_command(
     Needs first: mobius golden approve sushi-go
     """
     from mobius.cli.context import current
-    from mobius.golden import check_all
+    from mobius.golden.workflow import check_all
 
     ws = current.workspace()
     overrides = {"ssim": ssim, "lufs_tol": lufs_tol, "tp_tol": tp_tol, "frame_diff": frame_diff,
@@ -177,9 +178,9 @@ def approve_command(
 
     Example: mobius golden approve sushi-go love-letter
     """
+    from mobius.approval import approve
     from mobius.cli.context import current
     from mobius.cli.output import emit
-    from mobius.golden import approve
 
     ws = current.workspace()
     result = approve(ws, games or None, per_os=per_os or None, frames=_frames(frames), executor=executor,
@@ -213,7 +214,7 @@ def backup_command() -> None:
     """
     from mobius.cli.context import current
     from mobius.cli.output import emit
-    from mobius.golden import backup_goldens
+    from mobius.golden.archive import backup_goldens
 
     result = backup_goldens(current.workspace(), progress=current.progress())
     emit({"archive": result.path, "sha256": result.sha256},
@@ -232,7 +233,7 @@ def restore_command(archive: str = typer.Argument(..., help="A golden_*.tar.zst 
     """
     from mobius.cli.context import current
     from mobius.cli.output import emit
-    from mobius.golden import restore_goldens
+    from mobius.golden.archive import restore_goldens
 
     ws = current.workspace()
     result = restore_goldens(ws, archive if archive == "latest" else _path(Path(archive)), progress=current.progress())
@@ -257,7 +258,7 @@ def upgrade_command(
     from mobius.cli.context import current
     from mobius.cli.output import emit
     from mobius.errors import InputError
-    from mobius.golden import upgrade
+    from mobius.golden.upgrade import upgrade
 
     results = upgrade(current.workspace(), games or None, progress=current.progress())
     refused = [r for r in results if r.status == "refused"]

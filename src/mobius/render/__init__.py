@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from mobius.config import Workspace
+from mobius.games import default_output
 from mobius.progress import Progress
 from mobius.render.pipeline import PipelineReport, pipeline_test
 from mobius.render.spec import GameSpec, load_spec, spec_path
@@ -23,10 +24,6 @@ __all__ = ["GameSpec", "PipelineReport", "default_output", "game_key", "load_gam
 def load_game(ws: Workspace, game: str) -> GameSpec:
     """The validated spec of `game` (a slug, or a path to a .yaml file)."""
     return load_spec(spec_path(ws.games, game))
-
-
-def default_output(ws: Workspace, slug: str) -> Path:
-    return ws.out / slug / "preview.mp4"
 
 
 def render_game(ws: Workspace, game: str, out: Path | None = None, *, progress: Progress | None = None):

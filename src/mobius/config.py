@@ -62,6 +62,9 @@ class Settings:
     # pack, index and snapshot is encrypted to; an age identity file that decrypts them
     backup_recipients: str | None = None
     backup_identity_file: str | None = None
+    # notifications (issue 24, docs/notify.md): destinations (webhook URLs, smtp://), the SMTP password
+    notify: str | None = None  # secret as a whole: a webhook URL carries its token in the path
+    notify_smtp_password: str | None = None
 
     @classmethod
     def names(cls) -> tuple[str, ...]:
@@ -457,7 +460,8 @@ def setting_sources(ws: Workspace) -> list[dict[str, object]]:
 
 MASK = "****"
 _SECRET_WORDS = frozenset(("PASSWORD", "PASSWD", "PASSPHRASE", "SECRET", "TOKEN", "KEY", "CREDENTIALS",
-                           "RECIPIENTS"))  # backup keys: never shown, public ones neither
+                           "RECIPIENTS",  # backup keys: never shown, public ones neither
+                           "NOTIFY"))  # notification destinations: a webhook URL is its own credential
 _SECRET_QUERY_NAMES = frozenset(("password", "passwd", "pass", "secret", "token", "sslpassword", "api_key",
                                  "access_token", "auth_token", "secret_key", "aws_secret_access_key"))
 _VARIABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")

@@ -24,7 +24,7 @@ from fastapi.responses import JSONResponse, Response
 from sqlalchemy import Engine, event
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from mobius import __version__
+from mobius import __version__, notify
 from mobius.api import games, health, metrics, readonly, status
 from mobius.api.head import HeadAsGet
 from mobius.api.write_gate import WriteGate
@@ -120,6 +120,7 @@ def create_app(ws: Workspace, *, drain_s: float = DEFAULT_DRAIN_S) -> FastAPI:
                   description="Health, readiness, metrics, the games API and read-only operations, backups and "
                               "golden results of a Mobius workspace.")
     app.state.workspace = ws
+    notify.install(ws)  # what the service records is notified like a command's
     app.state.draining = threading.Event()
     app.state.engine_cache = []
     app.state.reader_cache = []

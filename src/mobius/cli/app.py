@@ -21,6 +21,7 @@ from mobius.cli import (
     library,
     media,
     migrate,
+    notify,
     render,
     serve,
 )
@@ -99,6 +100,7 @@ COMMAND_MODULES = (
     serve,
     library,
     envs,
+    notify,
 )
 for module in COMMAND_MODULES:
     module.register(app)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass, field
 
-from mobius import log
+from mobius import log, notify
 from mobius.config import Workspace, load_workspace, require_workspace
 from mobius.progress import NoProgress, Progress, RichProgress
 from mobius.workspace.modes import make_private
@@ -37,6 +37,7 @@ class RunContext:
             if self._workspace.env_file.exists() or self._workspace.logs.is_dir():
                 log.attach_log_file(self._workspace.logs, self.command)
             make_private(self._workspace)
+            notify.install(self._workspace)  # MOBIUS_NOTIFY: people hear of what this command records
             self._repair_interrupted_swaps(self._workspace)
             self._sweep_leftovers(self._workspace)
         return self._workspace

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from notify_support import MailReceiver, WebhookReceiver, assert_no_secret, notify_env
 from tests.ops.conftest import write_plan
 

@@ -27,9 +27,9 @@ GOLDEN_TYPES = ("golden.check", "golden.check-all")
 
 
 def list_operations(ws: Workspace, *, type: str | None = None, status: str | None = None,
-                    limit: int = 50) -> list[Operation]:
+                    limit: int = 50, parent: str | None = None) -> list[Operation]:
     with RecordStore.of(ws, read_only=True) as store:
-        return store.list(type=type, status=status, limit=limit)
+        return store.list(type=type, status=status, limit=limit, parent=parent)
 
 
 def get_operation(ws: Workspace, op_id: str) -> Operation | None:

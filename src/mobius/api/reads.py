@@ -131,6 +131,19 @@ def golden_results(ws: Workspace, *, scan: int = 500) -> list[GoldenResult]:
     return [found[g] for g in sorted(found)]
 
 
+def golden_failures(ws: Workspace, *, scan: int = 500) -> dict[str, int]:
+    """{game: how many of the newest `scan` recorded golden checks failed for it}."""
+    counts: dict[str, int] = {}
+    for op in list_operations(ws, type="golden", limit=scan):
+        if op.type not in GOLDEN_TYPES or op.status not in ("completed", "failed"):
+            continue
+        for entry in _game_entries(op.result):
+            checks = [c for c in entry.get("checks", []) if isinstance(c, dict)]
+            if entry.get("failed") or (not checks and not entry.get("passed")):  # as golden_results counts
+                counts[str(entry["game"])] = counts.get(str(entry["game"]), 0) + 1
+    return counts
+
+
 def golden_report_file(ws: Workspace, game: str) -> Path | None:
     """The HTML report of the newest check of `game`, when it exists inside the workspace."""
     for result in golden_results(ws):

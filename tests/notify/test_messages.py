@@ -13,8 +13,7 @@ from mobius.config import load_workspace
 from mobius.records import RecordStore, recorded
 
 
-def test_the_notice_is_sent_with_the_notice(mobius, ops_ws: Path,
-                                                                webhook: WebhookReceiver) -> None:
+def test_the_notice_is_sent_with_the_notice(mobius, ops_ws: Path, webhook: WebhookReceiver) -> None:
     plan = write_plan(ops_ws, "  - backup: {}\n  - media.migrate: {to: media-v2}\n")
     env = notify_env(webhook.url)
     proc = mobius("-w", str(ops_ws), "migrate", "report", str(plan), "--kind", "pre", env=env)
@@ -23,7 +22,6 @@ def test_the_notice_is_sent_with_the_notice(mobius, ops_ws: Path,
     notice = webhook.bodies[0]
     assert notice["evidence"]["plan"] == "test-plan" and notice["evidence"]["oncall"] == "Ada Lovelace"
     assert "test-plan" in notice["report"] and "--kind pre" in notice["next_command"]
-
     assert_no_secret(*webhook.raw)
 
 

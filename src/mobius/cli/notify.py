@@ -14,7 +14,7 @@ notify_app = typer.Typer(help="Notifications by webhook and e-mail (MOBIUS_NOTIF
 def test_command() -> None:
     """Send one test message to each MOBIUS_NOTIFY destination and say what each answered (exit 2 if any failed).
 
-    Example: MOBIUS_NOTIFY=https://hooks.example.com/services/T0/B0/X mobius notify test
+    Example: MOBIUS_NOTIFY=http://127.0.0.1:9/hook mobius notify test   # exit 2: nothing listens there
     """
     from mobius.notify import send_test
 

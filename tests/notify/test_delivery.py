@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import pytest
@@ -63,10 +64,14 @@ def test_dead_and_failing_destinations_change_nothing_and_are_recorded(mobius, o
     broken = WebhookReceiver(always_fail=True)
     dead = WebhookReceiver()
     dead.close()  # a destination that was killed: connection refused
+    hung = socket.socket()  # one that takes the connection and never answers
+    hung.bind(("127.0.0.1", 0))
+    hung.listen(8)
+    hung_url = f"http://127.0.0.1:{hung.getsockname()[1]}/hook"
     try:
         plan = write_plan(ops_ws, "  - backup: {}\n")
         proc = mobius("-w", str(ops_ws), "migrate", "run", str(plan), "--yes",
-                      env=notify_env(dead.url, broken.url, flaky.url, webhook.url))
+                      env=notify_env(dead.url, broken.url, flaky.url, webhook.url, hung_url))
         assert proc.returncode == 0, proc.stderr
         op_id = _migration_id(mobius, ops_ws)
         code, status = mobius.json("-w", str(ops_ws), "migrate", "status", op_id)
@@ -86,10 +91,14 @@ def test_dead_and_failing_destinations_change_nothing_and_are_recorded(mobius, o
         dead_port = dead.url.split(":")[2].split("/")[0]
         dead_failed = [f for f in failed if f["destination"].endswith(dead_port)]
         assert dead_failed and "refused" in dead_failed[0]["error"].lower() and dead_failed[-1]["gave_up"]
+        hung_port = str(hung.getsockname()[1])
+        hung_given_up = {f["message"] for f in failed if f["destination"].endswith(hung_port) and f["gave_up"]}
+        assert hung_given_up == {"migration.started", "migration.completed"}, failed
         assert_no_secret(*(str(e) for e in events))
     finally:
         flaky.close()
         broken.close()
+        hung.close()
 
 
 def test_notify_test_says_what_each_destination_answered(mobius, sample_workspace: Path, webhook: WebhookReceiver,

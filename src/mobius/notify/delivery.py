@@ -68,6 +68,7 @@ class Courier(threading.Thread):
         super().__init__(name=f"mobius-notify-{destination.label.split()[0]}", daemon=True)
         self.notifier, self.destination = notifier, destination
         self.inbox: queue.Queue[Message] = queue.Queue()
+        self.current: Message | None = None  # the message of the attempt under way
 
     def run(self) -> None:
         store = self.notifier.open_store()
@@ -79,6 +80,7 @@ class Courier(threading.Thread):
                 except Exception as exc:  # noqa: BLE001 - a courier never dies of one message
                     get_logger().warning("notify.courier_failed", error=f"{type(exc).__name__}: {exc}")
                 finally:
+                    self.current = None
                     self.notifier.pending.done()
         finally:
             store.close()
@@ -90,10 +92,13 @@ class Courier(threading.Thread):
         error = ""
         for attempt in range(1, attempts + 1):
             started = time.monotonic()
+            self.current = message
             try:
                 answer = self.destination.send(message, timeout=self.notifier.attempt_timeout())
             except DeliveryError as exc:
                 error = str(exc)
+            except Exception as exc:  # noqa: BLE001 - not ours (a bad header, a library's bug): still an attempt
+                error = f"{type(exc).__name__}: {exc}"
             else:
                 self.notifier.record(store, message.operation_id, "notify.delivered",
                                      {"destination": label, "message": message.event, "attempt": attempt,
@@ -211,6 +216,11 @@ class Notifier:
             return True
         with contextlib.closing(self.open_store()) as store:
             for courier in self.couriers:
+                if courier.current is not None:
+                    self.record(store, courier.current.operation_id, "notify.failed",
+                                {"destination": courier.destination.label, "message": courier.current.event,
+                                 "attempt": None, "error": "no answer before the process exited",
+                                 "retry_in": None, "gave_up": True})
                 while True:
                     try:
                         message = courier.inbox.get_nowait()

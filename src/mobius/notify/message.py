@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mobius.config import MASK, Workspace, mask_text
+from mobius.printable import printable
 from mobius.records import EventRecord, Operation
 
 MIGRATION = "migrate.run"
@@ -35,7 +36,7 @@ class Message:
 
     @property
     def subject(self) -> str:
-        return f"[mobius] {self.severity}: {self.summary}"
+        return printable(f"[mobius] {self.severity}: {self.summary}")  # one header line, whatever a name holds
 
     def text(self) -> str:
         """The Slack / Mattermost `text`: the summary, the evidence one line each, the next command."""

@@ -5,8 +5,8 @@ A dispatcher thread turns happenings into messages (reading the record), and one
 destination sends them in order, each with bounded retries and exponential backoff, so a dead
 webhook never delays the mail. Every attempt and its result is an event of the operation
 (`notify.delivered`, `notify.failed` with `retry_in` or `gave_up`). At process exit `flush` waits at
-most `wait_s` for what is queued; anything still undelivered then is recorded as given up, so a dead
-destination costs a command a few seconds at most, and a kill -9 loses only the sending, never a record.
+most `wait_s` (3 s) and a 1 s grace for what is queued; anything still undelivered then is recorded as given
+up, so a dead destination costs a command 4 s at most, and a kill -9 loses only the sending, never a record.
 """
 
 from __future__ import annotations
@@ -30,7 +30,8 @@ from mobius.records import RecordStore, observe
 ATTEMPTS = 4  # first try plus three retries
 BACKOFF_S = (0.5, 1.0, 2.0)  # before retry 1, 2, 3
 ATTEMPT_TIMEOUT_S = 5.0
-WAIT_AT_EXIT_S = 5.0
+WAIT_AT_EXIT_S = 3.0
+GRACE_AT_EXIT_S = 1.0  # after the wait: the couriers' last quick tries, then the process goes
 
 
 @dataclass
@@ -157,7 +158,7 @@ class Notifier:
         return RecordStore(self.store_path)
 
     def attempt_timeout(self) -> float:
-        return ATTEMPT_TIMEOUT_S if not self.closing.is_set() else min(ATTEMPT_TIMEOUT_S, 2.0)
+        return ATTEMPT_TIMEOUT_S if not self.closing.is_set() else GRACE_AT_EXIT_S
 
     def record(self, store: RecordStore, op_id: str, kind: str, data: dict[str, Any]) -> None:
         try:
@@ -212,7 +213,7 @@ class Notifier:
         if done:
             return True
         self.closing.set()
-        if self.pending.wait(2.5):  # the last attempts, at a short timeout
+        if self.pending.wait(GRACE_AT_EXIT_S):  # the last attempts, at a short timeout
             return True
         with contextlib.closing(self.open_store()) as store:
             for courier in self.couriers:

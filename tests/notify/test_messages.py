@@ -51,12 +51,25 @@ def test_deploys_and_failed_backups_are_sent_without_any_secret(ops_ws: Path, we
                                                  "checks": [{"name": "media.source.verified", "verdict": "fail",
                                                              "observed": 41, "threshold": 42}]})
             store.finish(mid, "rollback-failed", error=f"rollback of {mid} could not complete")
+            later = store.start("migrate.run", {"plan": {"name": "q", "steps": []}})
+            store.event(later, "monitor.duration.escalate", {"value": 30.5, "threshold": 20.0, "step": "backup"})
+            store.event(later, "monitor.disk.stop", {"value": 0.03, "threshold": 0.05, "step": "backup"})
+            store.event(later, "stopped", {"reason": "free disk 3.0% under the minimum 5%"})
+            refused = store.start("migrate.run", {"plan": {"name": "r"}, "plan_path": "/plans/r.yaml"})
+            store.finish(refused, "refused", error="preflight failed: backup.recent")
         assert notifier.flush(30)
     finally:
         notify.uninstall(ws)
     assert webhook.events() == ["backup.failed", "env.deploy.completed", "env.deploy.failed", "migration.started",
-                                "rollback.started", "rollback.failed"]
-    backup, done, failed, _, started, stuck = webhook.bodies
+                                "rollback.started", "rollback.failed", "migration.started", "alert.duration",
+                                "alert.disk", "migration.stopped", "migration.started", "migration.refused"]
+    backup, done, failed, _, started, stuck = webhook.bodies[:6]
+    duration, disk, stopped, refused_body = webhook.bodies[7], webhook.bodies[8], webhook.bodies[9], webhook.bodies[11]
+    assert duration["evidence"] == {"value": 30.5, "threshold": 20.0, "step": "backup"}
+    assert disk["severity"] == "critical" and f"mobius migrate resume {later}" in disk["next_command"]
+    assert stopped["evidence"]["reason"].startswith("free disk 3.0%")
+    assert refused_body["evidence"]["reason"] == "preflight failed: backup.recent"
+    assert refused_body["next_command"] == "mobius migrate plan /plans/r.yaml"
     assert started["severity"] == "critical" and "automatic rollback started" in started["summary"]
     assert stuck["severity"] == "critical" and "ROLLBACK FAILED" in stuck["summary"]
     assert stuck["evidence"]["left"][0].startswith("media.migrate: still applied")

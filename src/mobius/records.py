@@ -364,12 +364,6 @@ class RecordStore:
         return self._db.execute("SELECT kind, COUNT(*) FROM events WHERE substr(kind, 1, ?) = ? GROUP BY kind"
                                 " ORDER BY kind", (len(prefix), prefix)).fetchall()
 
-    def events_of_kinds(self, prefix: str, *, limit: int = 1000) -> list[tuple[str, EventRecord]]:
-        """(operation id, event) of the newest `limit` events whose kind starts with `prefix`, oldest first."""
-        rows = self._db.execute("SELECT operation_id, seq, time, kind, data FROM events WHERE substr(kind, 1, ?) = ?"
-                                " ORDER BY seq DESC LIMIT ?", (len(prefix), prefix, limit)).fetchall()
-        return [(r[0], EventRecord(r[1], r[2], r[3], json.loads(r[4]))) for r in reversed(rows)]
-
 
 def _open_for_reading(path: Path) -> sqlite3.Connection:
     """A connection that never writes: no schema, no journal-mode change; an absent store reads as empty.

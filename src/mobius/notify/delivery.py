@@ -25,7 +25,7 @@ from mobius.config import Workspace
 from mobius.log import get_logger
 from mobius.notify.destinations import DeliveryError, Destination
 from mobius.notify.message import Message, build
-from mobius.records import RecordStore, observe
+from mobius.records import STORE_NAME, RecordStore, observe
 
 ATTEMPTS = 4  # first try plus three retries
 BACKOFF_S = (0.5, 1.0, 2.0)  # before retry 1, 2, 3
@@ -125,7 +125,7 @@ class Notifier:
                  wait_s: float = WAIT_AT_EXIT_S,
                  report: Callable[[str, str], str | None] | None = None):
         self.ws = ws
-        self.store_path = ws.state / "operations.sqlite"
+        self.store_path = ws.state / STORE_NAME
         self.destinations = destinations
         self.secrets = secrets
         self.wait_s = wait_s
@@ -190,7 +190,7 @@ class Notifier:
         if op is None:
             return None
         events = store.events(happening.op_id)
-        message = build(self.ws, op, happening.kind, happening.data, events, self.report)
+        message = build(op, happening.kind, happening.data, events, self.report)
         if message is None:
             return None
         message.time = next((e.time for e in reversed(events) if e.kind == happening.kind), op.updated)

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from mobius.config import MASK, Workspace, mask_text
+from mobius.config import MASK, mask_text
 from mobius.printable import printable
 from mobius.records import EventRecord, Operation
 
@@ -111,7 +111,7 @@ def _monitor_evidence(data: dict[str, Any]) -> dict[str, Any]:
     return {k: data[k] for k in keys if k in data}
 
 
-def build(ws: Workspace, op: Operation, kind: str, data: dict[str, Any], events: list[EventRecord],
+def build(op: Operation, kind: str, data: dict[str, Any], events: list[EventRecord],
           report: Callable[[str, str], str | None] = lambda op_id, kind: None) -> Message | None:
     """The message for `kind` (an event of `op`, or operation.started / operation.finished), or None when
     that is not something people are told about. `report(op_id, "pre"|"post")` renders a report."""

@@ -3,7 +3,9 @@ Chromium while a real migration runs."""
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -75,8 +77,8 @@ def test_running_migration_page_shows_step_change_in_chromium(mobius, ops_ws: Pa
         pytest.fail("chromium is not installed (apt-get install chromium; .ci/run installs it)")
     server = Server(ops_ws)
     plan = write_plan(ops_ws, "  - backup: {}\n  - media.migrate: {to: media-v2}\n")
-    env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("MOBIUS_")}
-    env.update({"MOBIUS_FAULT": "slow@step:media.migrate=4", "MOBIUS_TEST_SLOW_COPY_MS": "150",
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MOBIUS_")}
+    env.update({"MOBIUS_FAULT": "slow@step:media.migrate=3", "MOBIUS_TEST_SLOW_COPY_MS": "150",
                 "MOBIUS_API_TOKEN": TOKEN})
     run = subprocess.Popen([sys.executable, "-m", "mobius", "-w", str(ops_ws), "--json", "migrate", "run", str(plan),
                             "--yes"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -90,13 +92,15 @@ def test_running_migration_page_shows_step_change_in_chromium(mobius, ops_ws: Pa
                 found = store.list(type="migrate.run", limit=1)
                 return found[0].id if found else None
 
-        _wait(lambda: op_id() is not None, "the migration to be recorded")
-        mid = op_id()
-        _wait(lambda: ("backup", "done") in _steps(ops_ws, mid), "the backup step")
-        assert all(name != "media.migrate" for name, _ in _steps(ops_ws, mid))  # it sleeps before the step
         with sync_api.sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
             try:
+                _wait(lambda: op_id() is not None, "the migration to be recorded")
+                mid = op_id()
+                _wait(lambda: ("backup", "done") in _steps(ops_ws, mid), "the backup step")
+                # it sleeps before the next step; frozen here, it waits for the page (a loaded machine is slow)
+                os.kill(run.pid, signal.SIGSTOP)
+                assert all(name != "media.migrate" for name, _ in _steps(ops_ws, mid))
                 page = browser.new_page()
                 page.on("console", lambda m: console.append(f"{m.type}: {m.text}") if m.type in ("error", "warning")
                         else None)
@@ -105,6 +109,7 @@ def test_running_migration_page_shows_step_change_in_chromium(mobius, ops_ws: Pa
                 assert "running" in page.locator("#op-status").inner_text()
                 assert "media.migrate" not in page.locator("#steps").inner_text()
                 page.screenshot(path=str(shots / "op-before.png"), full_page=True)
+                os.kill(run.pid, signal.SIGCONT)
                 _wait(lambda: any(name == "media.migrate" for name, _ in _steps(ops_ws, mid)), "the step change")
                 # the page refreshes itself (meta refresh, no script): the new step shows within 2 s
                 page.locator("#steps").get_by_text("media.migrate").wait_for(timeout=2000)
@@ -126,6 +131,7 @@ def test_running_migration_page_shows_step_change_in_chromium(mobius, ops_ws: Pa
         assert_no_secret(httpx.get(f"{server.url}/operations/{mid}").text)
     finally:
         if run.poll() is None:
+            os.kill(run.pid, signal.SIGCONT)
             run.kill()
             run.wait()
         server.stop()

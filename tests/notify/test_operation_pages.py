@@ -13,13 +13,14 @@ from pathlib import Path
 
 import httpx
 import pytest
-from notify_support import DB_PASSWORD, TOKEN, assert_no_secret
+from notify_support import DB_PASSWORD, HOOK_SECRET, SMTP_PASSWORD, TOKEN, assert_no_secret
 from tests.ops.conftest import write_plan
 
 from mobius.config import load_workspace
 from mobius.records import RecordStore, recorded
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "api"))
+from api_support import TOKEN as SERVER_TOKEN  # noqa: E402
 from api_support import Server  # noqa: E402
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -50,7 +51,8 @@ def test_pages_escape_mask_filter_and_link(ops_ws: Path) -> None:
         raise RuntimeError(f"could not connect to postgresql://u:{DB_PASSWORD}@db/x {hostile}")
     with recorded(ws, "backup.create", {}) as done:
         done.result = {"files": 3}
-    server = Server(ops_ws)
+    server = Server(ops_ws, env={"MOBIUS_NOTIFY": f"http://127.0.0.1:9/services/{HOOK_SECRET}",
+                                 "MOBIUS_NOTIFY_SMTP_PASSWORD": SMTP_PASSWORD})
     try:
         listing = server.get("/operations")
         assert listing.status_code == 200 and "http-equiv='refresh'" not in listing.text  # nothing is running
@@ -64,8 +66,9 @@ def test_pages_escape_mask_filter_and_link(ops_ws: Path) -> None:
         assert "failed" in page.text and "could not connect" in page.text
         assert server.get("/operations/no-such-op").status_code == 404
         assert f"/operations/{done.id}" in server.get("/").text  # the status page links each operation
-        assert_no_secret(listing.text, only, page.text, server.get("/").text, server.get("/metrics").text,
-                         server.output())
+        shown = [listing.text, only, page.text, server.get("/").text, server.get("/metrics").text, server.output()]
+        assert_no_secret(*shown)
+        assert not any(SERVER_TOKEN in text for text in shown)
     finally:
         server.stop()
 

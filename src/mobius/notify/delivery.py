@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import os
 import queue
 import threading
 import time
@@ -137,10 +138,12 @@ class Notifier:
         self._dispatcher = threading.Thread(target=self._dispatch, name="mobius-notify", daemon=True)
         self._started = False
         self._lock = threading.Lock()
+        self.pid = os.getpid()
 
     # the observer (runs on the recording thread: only queue)
     def heard(self, store_path: Path, op_id: str, kind: str, data: dict[str, Any]) -> None:
-        if kind.startswith("notify.") or store_path != self.store_path or self.closing.is_set():
+        if (kind.startswith("notify.") or store_path != self.store_path or self.closing.is_set()
+                or os.getpid() != self.pid):  # a forked child has the observer but not the threads
             return
         self._start()
         self.pending.add()

@@ -69,6 +69,9 @@ class Settings:
     # pack, index and snapshot is encrypted to; an age identity file that decrypts them
     backup_recipients: str | None = None
     backup_identity_file: str | None = None
+    # notifications (issue 24, docs/notify.md): destinations (webhook URLs, smtp://), the SMTP password
+    notify: str | None = None  # secret as a whole: a webhook URL carries its token in the path
+    notify_smtp_password: str | None = None
 
     @classmethod
     def names(cls) -> tuple[str, ...]:

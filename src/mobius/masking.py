@@ -11,7 +11,8 @@ import urllib.parse
 
 MASK = "****"
 _SECRET_WORDS = frozenset(("PASSWORD", "PASSWD", "PASSPHRASE", "SECRET", "TOKEN", "KEY", "CREDENTIALS",
-                           "RECIPIENTS"))  # backup keys: never shown, public ones neither
+                           "RECIPIENTS",  # backup keys: never shown, public ones neither
+                           "NOTIFY"))  # notification destinations: a webhook URL is its own credential
 _SECRET_QUERY_NAMES = frozenset(("password", "passwd", "pass", "secret", "token", "sslpassword", "api_key",
                                  "access_token", "auth_token", "secret_key", "aws_secret_access_key"))
 VARIABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")

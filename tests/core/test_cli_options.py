@@ -31,6 +31,7 @@ READS = {
     "media migrations", "db status", "db verify", "db check", "db validate", "pipeline test", "golden check",
     "golden check-all", "migrate plan", "migrate status", "migrate report", "history", "serve", "library dupes",
     "library similar", "library metrics", "env list", "env show", "env diff", "env validate", "releases",
+    "notify test",  # sends one message to each destination; changes no workspace data (only records attempts)
 }
 
 

@@ -76,6 +76,7 @@ COMMANDS: dict[str, LazyCommand] = {
                             "database + settings, health gate."),
     "releases": LazyCommand("mobius.cli.envs", "Deploys and rollbacks of an environment, newest first, with the "
                             "backup each one took."),
+    "notify": LazyCommand("mobius.cli.notify", "Notifications by webhook and e-mail (MOBIUS_NOTIFY)."),
 }
 
 

@@ -77,12 +77,13 @@ class RunContext:
             self._workspace = load_workspace(require_workspace(self.workspace_option), env=self.env_name)
             if self.dry_run:
                 return self._workspace
-            from mobius import log
+            from mobius import log, notify
             from mobius.workspace.modes import make_private  # here for start-up time
 
             if self._workspace.env_file.exists() or self._workspace.logs.is_dir():
                 log.attach_log_file(self._workspace.logs, self.command)
             make_private(self._workspace)
+            notify.install(self._workspace)  # MOBIUS_NOTIFY: people hear of what this command records
             self._repair_interrupted_swaps(self._workspace)
             self._sweep_leftovers(self._workspace)
         return self._workspace

@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from mobius.safety.stamps import utc_compact
+from mobius.masking import mask_text
+from mobius.stamps import utc_compact
 
 LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40, "critical": 50}
 SYSLOG_TAG = "migration"
@@ -158,8 +159,6 @@ def _emit(level: str, event: str, fields: dict[str, Any]) -> None:
 
 
 def _masked(value: Any) -> Any:
-    from mobius.config import mask_text  # here: config imports modules that log
-
     if isinstance(value, str):
         return mask_text(value)
     if isinstance(value, list | tuple):

@@ -9,11 +9,13 @@ import os
 import signal
 import socket
 import sqlite3
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import httpx
-from api_support import TOKEN, Server, auth
+from api_support import TOKEN, Server, auth, prepare_workspace
 
 import mobius.db
 from mobius.config import load_workspace
@@ -248,3 +250,25 @@ def test_port_in_use_is_one_line_exit_3(mobius, api_workspace: Path) -> None:
         proc = mobius("--workspace", str(api_workspace), "serve", "--port", str(port), timeout=60)
     assert proc.returncode == 3
     assert "cannot listen on 127.0.0.1" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_a_snapshot_counts_as_the_newest_verified_backup(_sample_template: Path, tmp_path: Path) -> None:
+    """Can fail: with snapshots the default of `backup create`, /metrics and the status page saw no backup."""
+    from mobius.api import metrics
+
+    ws = prepare_workspace(tmp_path / "ws", _sample_template, backup=False)
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("MOBIUS_")}
+    done = subprocess.run([sys.executable, "-m", "mobius", "--workspace", str(ws), "--json", "backup", "create",
+                           "--no-database"], env=clean, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    text = metrics.render(load_workspace(ws)).decode()
+    assert _metric(text, "mobius_backups") == 1
+    assert _metric(text, "mobius_backup_last_verified") == 1
+    assert 0 <= _metric(text, "mobius_backup_last_verified_age_seconds") < 3600
+    assert "mobius_backup_last_size_bytes" not in text  # a snapshot's packs are shared: no size of its own
+    srv = Server(ws)
+    try:
+        page = srv.get("/").text
+    finally:
+        srv.stop()
+    assert "<td>snapshot</td>" in page and "verified" in page

@@ -19,6 +19,7 @@ import logging
 import os
 import re
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics, generate_latest
@@ -154,22 +155,24 @@ class WorkspaceCollector(Collector):
                                 "snapshot packs, indexes), for a capacity alert.", value=size)
 
     def _backups(self) -> Iterable[Any]:
-        from mobius.api.reads import list_backups
+        from mobius.api.reads import backup_points
 
-        backups = list_backups(self.ws)
-        yield GaugeMetricFamily("mobius_backups", "Backup archives in the backups folder.", value=len(backups))
+        backups = backup_points(self.ws)
+        yield GaugeMetricFamily("mobius_backups", "Backups: archives in the backups folder and snapshots in the "
+                                "repository.", value=len(backups))
         if not backups:
             return
         last = backups[0]
         now = dt.datetime.now(dt.UTC)
-        yield GaugeMetricFamily("mobius_backup_last_age_seconds", "Age of the newest backup.",
+        yield GaugeMetricFamily("mobius_backup_last_age_seconds", "Age of the newest backup (either kind).",
                                 value=(now - last.created).total_seconds())
-        yield GaugeMetricFamily("mobius_backup_last_size_bytes", "Size of the newest backup archive.",
-                                value=last.size)
+        size = Path(last.name).stat().st_size if last.kind == "archive" and Path(last.name).is_file() else None
+        if size is not None:  # a snapshot shares its packs with others: see the repository size instead
+            yield GaugeMetricFamily("mobius_backup_last_size_bytes", "Size of the newest backup archive.", value=size)
         yield GaugeMetricFamily("mobius_backup_last_verified", "1 when the newest backup's last verification "
-                                "passed, 0 when it failed or it was never verified.",
-                                value=1.0 if last.state == "verified" else 0.0)
-        verified = [b for b in backups if b.state == "verified"]
+                                "passed (a snapshot is checked when written), 0 when it failed or was never verified.",
+                                value=1.0 if last.verified else 0.0)
+        verified = [b for b in backups if b.verified]
         if verified:
             yield GaugeMetricFamily("mobius_backup_last_verified_age_seconds", "Age of the newest verified backup.",
                                     value=(now - verified[0].created).total_seconds())

@@ -1,7 +1,8 @@
 """What the service shows, read through the same library functions the CLI uses.
 
 - operations: `records.RecordStore.list/get` (the record store in `state/operations.sqlite`);
-- backups: `backup.catalog.list_backups` (what `mobius backup list` shows);
+- backups: `backup.catalog.list_backups` (the archives `mobius backup list` shows) and `backup.points`
+  (archives and snapshots, newest first: what the metrics and the status page count);
 - golden results: the newest `golden.check*` operation of each game in the record store. Its result is
   what `mobius golden check --json` prints (`CheckReport.to_dict()`: game, passed, failed, checks) or,
   for `check-all`, `{"games": [...]}`; an `html` key, when the command wrote one, links the HTML report.
@@ -46,6 +47,13 @@ def list_backups(ws: Workspace) -> list[Any]:
     from mobius.backup.catalog import list_backups as catalog_list
 
     return catalog_list(ws.backups)
+
+
+def backup_points(ws: Workspace) -> list[Any]:
+    """Archives and snapshots, newest first (`backup.points`: what readiness and preflight count)."""
+    from mobius.backup.points import backup_points as points
+
+    return points(ws)
 
 
 @dataclass

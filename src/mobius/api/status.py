@@ -19,7 +19,6 @@ from mobius.api.health import overall
 from mobius.api.readiness import readiness
 from mobius.config import mask_text
 from mobius.results import Check, Verdict
-from mobius.safety.diskspace import human_bytes
 
 router = APIRouter(include_in_schema=False)
 esc = html.escape
@@ -107,10 +106,11 @@ def render_page(request: Request) -> str:
                       "no operations recorded yet")
 
     def backups_part() -> str:
-        rows = [[esc(b.path.name), esc(age(b.created, now)), esc(human_bytes(b.size)),
-                 f"<span class='{_cls(b.state)}'>{esc(b.state)}</span>", esc(b.checked_at or "-")]
-                for b in reads.list_backups(ws)[:20]]
-        return _table(["archive", "age", "size", "verification", "checked"], rows, "no backups")
+        state = {True: "verified", False: "not verified"}
+        rows = [[esc(b.label), esc(b.kind), esc(age(b.created, now)), "-" if b.files is None else str(b.files),
+                 f"<span class='{'verified' if b.verified else 'unverified'}'>{state[b.verified]}</span>"]
+                for b in reads.backup_points(ws)[:20]]
+        return _table(["backup", "kind", "age", "files", "verification"], rows, "no backups")
 
     def golden_part() -> str:
         rows = []

@@ -581,10 +581,8 @@ def _write_manifests(ws: Workspace, journal: MigrationJournal, record: Migration
     folder = manifests_dir(ws, record.id)
     source_manifest, target_manifest = folder / "source.sha256", folder / "target.sha256"
     # two streamed passes over the journal (sorted by path): nothing held per file
-    write_checksum_file(source_manifest, ((r.digest, r.path) for r in journal.iter_rows(record.id)
-                                          if r.kind == FILE))
-    write_checksum_file(target_manifest, ((r.dst_digest, r.path) for r in journal.iter_rows(record.id)
-                                          if r.kind == FILE))
+    write_checksum_file(source_manifest, journal.iter_digests(record.id))
+    write_checksum_file(target_manifest, journal.iter_digests(record.id, target=True))
     record.source_manifest, record.target_manifest = str(source_manifest), str(target_manifest)
     record.source_manifest_sha256 = sha256_file(source_manifest)
     record.target_manifest_sha256 = sha256_file(target_manifest)

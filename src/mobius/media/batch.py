@@ -92,14 +92,7 @@ class LocalBatchCopier:
         self.in_place = in_place
 
     def copy(self, entries: list[Entry]) -> list[CopyOutcome]:
-        return self.finish(self.write(entries))
-
-    def write(self, entries: list[Entry]) -> list[_Copy]:
-        """Step 1: every file of the batch written (not yet durable, nothing reported complete)."""
-        return self._map(self._write_ahead, entries, whole=True)
-
-    def finish(self, copies: list[_Copy]) -> list[CopyOutcome]:
-        """Steps 2-4 for what `write` returned: sync, re-read and compare, publish."""
+        copies = self._map(self._write_ahead, entries, whole=True)
         written = [c for c in copies if c.error is None]
         if written:
             if self.fsync_each or not sync_filesystem(self.dst):

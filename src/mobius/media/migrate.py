@@ -15,7 +15,7 @@ import os
 import secrets
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -407,22 +407,15 @@ def _apply(run: MigrationRun) -> None:
                f"{BATCH_FILES} (hash while reading, sync, re-read from disk, rename, journal)")
     run.progress.start(f"copy + verify {plan.files} files", plan.bytes, unit="bytes")
     started = last_report = time.monotonic()
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="media-copy") as pool, \
-            ThreadPoolExecutor(max_workers=1, thread_name_prefix="media-finish") as finisher:
-        start = _batch_copier(run, pool, workers)
-        pending: tuple[list[JournalRow], Future] | None = None  # the batch being synced and re-read
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="media-copy") as pool:
+        copy = _batch_copier(run, pool, workers)
         for batch in batches(plan.todo):
-            rows, finish = _start_batch(run, batch, start)
-            if pending is not None:
-                _commit_batch(run, *pending)
-            pending = (rows, finisher.submit(finish))
+            _copy_batch(run, batch, copy)
             if time.monotonic() - last_report >= PROGRESS_LOG_S:
                 last_report = time.monotonic()
                 _log_progress(record.id, run.result, plan.files, plan.bytes, last_report - started)
             if run.stop is not None:
                 break
-        if pending is not None:
-            _commit_batch(run, *pending)
     run.progress.finish()
     _raise_failures(run)
 
@@ -440,11 +433,8 @@ def _prepare_target(run: MigrationRun) -> None:
     run.journal.commit_rows(record.id, [], forget=[*plan.stale, *plan.forget])
 
 
-def _batch_copier(run: MigrationRun, pool: ThreadPoolExecutor,
-                  workers: int) -> Callable[[list[Entry]], Callable[[], list[CopyOutcome]]]:
-    """`start(files)` writes a batch's files and returns `finish()`, which makes them durable, re-reads
-    them and gives their outcomes. Local folders: the batched copier (one sync per batch). Object
-    storage: `workers` uploads in flight (each upload is read back on its own; `finish` waits for them)."""
+def _batch_copier(run: MigrationRun, pool: ThreadPoolExecutor, workers: int) -> Callable[[list[Entry]], list]:
+    """Local folders: the batched copier (one sync per batch). Object storage: `workers` uploads in flight."""
     from mobius.media.batch import LocalBatchCopier
     from mobius.media.copier import copy_file
 
@@ -453,37 +443,24 @@ def _batch_copier(run: MigrationRun, pool: ThreadPoolExecutor,
     def one(entry: Entry) -> CopyOutcome:
         return copy_file(str(run.source), entry, run.dest, hooks=hooks, on_bytes=run.progress.advance)
 
-    def each_on_its_own(files: list[Entry]) -> Callable[[], list[CopyOutcome]]:
-        futures = [pool.submit(one, entry) for entry in files]
-        return lambda: [future.result() for future in futures]
-
     if not isinstance(run.dest, LocalDestination):
-        return each_on_its_own
+        return lambda files: list(pool.map(one, files))
     # never the live library (never switched to): written under the final names, the journal says what is done
     run.dest.in_place = run.record.new_value is None
     batch = LocalBatchCopier(str(run.source), str(run.dest.root), hooks=hooks, pool=pool, workers=workers,
                              on_bytes=run.progress.advance, in_place=run.dest.in_place)
 
-    def local(files: list[Entry]) -> Callable[[], list[CopyOutcome]]:
+    def local(files: list[Entry]) -> list[CopyOutcome]:
         # large files each overlap their own write, fsync and re-read on the pool; small ones share one sync
-        large = each_on_its_own([e for e in files if e.size >= LARGE_FILE])()
-        written = batch.write([e for e in files if e.size < LARGE_FILE])
-        return lambda: large + (batch.finish(written) if written else [])
+        large = [e for e in files if e.size >= LARGE_FILE]
+        small = [e for e in files if e.size < LARGE_FILE] if large else files
+        return list(pool.map(one, large)) + (batch.copy(small) if small else [])
 
     return local
 
 
-def _start_batch(run: MigrationRun, batch: list[Entry],
-                 start: Callable[[list[Entry]], Callable[[], list[CopyOutcome]]],
-                 ) -> tuple[list[JournalRow], Callable[[], list[CopyOutcome]]]:
-    """Folders and links (in walk order), then the batch's files written; returns the rows made so far and
-    the batch's `finish` (sync, re-read), which runs while the next batch is written.
-
-    Why two stages: a batch's `syncfs` and device re-read wait on the disk while the CPU idles, and the
-    next batch's writes wait on the CPU and the source's reads; one batch finishing while the next is
-    written overlaps the two (measured, issue 25: see docs/media.md). Nothing is journaled before its
-    batch was synced and re-read: the next batch's files have no row until their own commit.
-    """
+def _copy_batch(run: MigrationRun, batch: list[Entry], copy: Callable[[list[Entry]], list]) -> None:
+    """Folders and links first (in walk order), then the batch's files; one sync, one commit."""
     rows: list[JournalRow] = []
     files: list[Entry] = []
     for entry in batch:
@@ -499,12 +476,7 @@ def _start_batch(run: MigrationRun, batch: list[Entry],
             files.append(entry)
         else:
             run.failures.append(f"{entry.path}: neither a file, a folder nor a symlink (appeared during the copy)")
-    return rows, start(files) if files else list
-
-
-def _commit_batch(run: MigrationRun, rows: list[JournalRow], finished: Future) -> None:
-    """Wait for a batch's sync and re-read, then fsync its folders and commit its rows in one transaction."""
-    for outcome in finished.result():
+    for outcome in copy(files) if files else ():
         _take_outcome(run, outcome, rows)
     if rows:
         run.dest.sync({row.path for row in rows})

@@ -6,6 +6,8 @@ import os
 import subprocess
 from pathlib import Path
 
+import pytest
+
 OLD = 1_600_000_000_000_000_000
 
 
@@ -54,3 +56,28 @@ def test_trust_cache_reuses_hashes_of_unchanged_files_and_says_so(mobius, media_
 def test_manifest_of_a_missing_folder_is_an_input_error(mobius, media_ws: Path, tmp_path: Path):
     code, out = mobius.json("media", "manifest", str(tmp_path / "nope"), "-w", str(media_ws))
     assert code == 1 and "not a folder" in out["error"]
+
+
+@pytest.mark.slow
+def test_manifest_and_verify_on_the_dask_executor_equal_the_local_ones(mobius, media_ws: Path, tmp_path: Path):
+    """Issue 22 item 7: the same manifest bytes whichever executor hashed (more files than one batch)."""
+    library = media_ws / "uploads"
+    (library / "many").mkdir()
+    for n in range(1200):  # three batches of DEFAULT_BATCH on Dask
+        (library / "many" / f"card {n:04}.png").write_bytes(n.to_bytes(4, "big") * (n % 7 + 1))
+    (library / "many" / "new\nline.png").write_bytes(b"escaped name")
+    manifests = {}
+    for kind in ("local", "dask"):
+        manifests[kind] = tmp_path / f"{kind}.sha256"
+        proc = mobius("-v", "media", "manifest", "--out", str(manifests[kind]), "-w", str(media_ws),
+                      env={"MOBIUS_EXECUTOR": kind})
+        assert proc.returncode == 0, proc.stderr
+        assert ("executor.started executor=dask" in proc.stderr) == (kind == "dask")  # really hashed there
+    assert manifests["dask"].read_bytes() == manifests["local"].read_bytes()
+    assert manifests["local"].read_text().count("\n") > 1200
+    with open(library / "many" / "card 0007.png", "r+b") as handle:
+        handle.write(b"X")
+    proc = mobius("-v", "media", "verify", "--against", str(manifests["local"]), "-w", str(media_ws),
+                  env={"MOBIUS_EXECUTOR": "dask"})
+    assert "executor.started executor=dask" in proc.stderr
+    assert proc.returncode == 2 and "changed: many/card 0007.png (sha256 differs)" in proc.stderr

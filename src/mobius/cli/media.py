@@ -55,7 +55,8 @@ def manifest_command(
     folder = _folder(directory)
     stamp = utc_compact()
     out = Path(out).resolve() if out else ws.state / "media" / "manifests" / f"{folder.name}-{stamp}.sha256"
-    result = build_manifest(folder, out, workers=workers, progress=current.progress(), cache=hash_cache(ws))
+    result = build_manifest(folder, out, workers=workers, progress=current.progress(), cache=hash_cache(ws),
+                            ws=ws)
     lines = [f"manifest {result.manifest}: {result.files} files, {result.bytes} bytes from {result.folder}",
              f"check it with: cd {result.folder} && sha256sum -c {result.manifest}"]
     if result.unreadable:
@@ -84,7 +85,7 @@ def verify_command(
 
     ws = current.workspace()
     result = verify_against(_folder(directory), _folder(against), trust_cache=trust_cache, workers=workers,
-                            progress=current.progress(), cache=hash_cache(ws))
+                            progress=current.progress(), cache=hash_cache(ws), ws=ws)
     if trust_cache:
         say(f"trusted {result.trusted} cached hashes (size, mtime and inode unchanged); hashed {result.hashed} files")
     if not result.ok:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from mobius.config import Workspace
+from mobius.safety.hashing import digest_part
 
 DEFAULT_BATCH = 500
 
@@ -40,3 +41,9 @@ def hash_batch(ws: Workspace, paths: list[str]) -> list[tuple[str, str]]:
         except OSError as exc:
             digests.append((path, f"error: {exc.strerror or exc}"))
     return digests
+
+
+def stat_digest_batch(ws: Workspace, paths: list[str]) -> list[tuple[str | None, int, int, int, str | None]]:
+    """Per path (digest, size, mtime_ns, inode, error) of the file as opened and read: what media hashing
+    needs (the stat is the one a hash cache keeps); an unreadable file has digest None and its reason."""
+    return digest_part(paths)

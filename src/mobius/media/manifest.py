@@ -10,12 +10,14 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mobius.config import Workspace
 from mobius.errors import InputError
+from mobius.executor.hashing import hash_paths
 from mobius.log import get_logger
 from mobius.media.hashcache import HashCache
 from mobius.progress import NoProgress, Progress
 from mobius.safety.checksums import read_checksum_file, write_checksum_file
-from mobius.safety.hashing import hash_files, hash_many, sha256_file
+from mobius.safety.hashing import hash_files, sha256_file
 from mobius.safety.tree import Entry, file_names, files, undecodable
 
 log = get_logger()
@@ -95,13 +97,15 @@ def _hash_entries(folder: Path, entries: list[Entry], *, workers: int | None, pr
 
 
 def _hash_names(folder: Path, names: list[str], *, workers: int | None, progress: Progress,
-                cache: HashCache | None) -> tuple[dict[str, str], int, list[str]]:
-    """(name -> digest, bytes hashed, unreadable names): one process per core, the stat taken from the
-    opened file (what the hash cache keeps), no object per file beyond its result tuple."""
+                cache: HashCache | None, ws: Workspace | None = None,
+                executor: str | None = None) -> tuple[dict[str, str], int, list[str]]:
+    """(name -> digest, bytes hashed, unreadable names): on the executor (locally one process per core),
+    the stat taken from the opened file (what the hash cache keeps), no object per file beyond its result."""
     progress.start(f"hashing {folder.name}", len(names), unit="files")
     started = time.time_ns()
     base = f"{folder}/"
-    results = hash_many([base + name for name in names], parts=workers, on_part=progress.advance)
+    results = hash_paths(ws, [base + name for name in names], executor=executor, parts=workers,
+                         on_part=progress.advance)
     progress.finish()
     digests: dict[str, str] = {}
     unreadable: list[str] = []
@@ -120,8 +124,12 @@ def _hash_names(folder: Path, names: list[str], *, workers: int | None, progress
 
 
 def build_manifest(folder: Path, out: Path, *, workers: int | None = None, progress: Progress | None = None,
-                   cache: HashCache | None = None) -> ManifestResult:
-    """Hash every regular file under `folder` and write `out` atomically, sorted by name."""
+                   cache: HashCache | None = None, ws: Workspace | None = None,
+                   executor: str | None = None) -> ManifestResult:
+    """Hash every regular file under `folder` and write `out` atomically, sorted by name.
+
+    The hashing runs on `executor` ("local" or "dask"; default the workspace's MOBIUS_EXECUTOR when `ws`
+    is given, else local): the manifest is the same bytes on either."""
     folder = require_folder(folder, "folder")
     names = file_names(folder)
     bad_names = undecodable(names)
@@ -129,7 +137,7 @@ def build_manifest(folder: Path, out: Path, *, workers: int | None = None, progr
         raise InputError(f"{len(bad_names)} file names in {folder} are not valid UTF-8", details=bad_names,
                          hint="rename them (e.g. with convmv) and run again")
     digests, total, unreadable = _hash_names(folder, names, workers=workers, progress=progress or NoProgress(),
-                                             cache=cache)
+                                             cache=cache, ws=ws, executor=executor)
     write_checksum_file(out, ((digests[name], name) for name in names if name in digests))
     result = ManifestResult(folder, out.resolve(), len(digests), total, sha256_file(out), unreadable)
     log.info("media.manifest.written", folder=str(folder), manifest=str(out), files=result.files,
@@ -146,7 +154,8 @@ def read_manifest(path: Path) -> dict[str, str]:
 
 
 def verify_against(folder: Path, manifest: Path, *, trust_cache: bool = False, workers: int | None = None,
-                   progress: Progress | None = None, cache: HashCache | None = None) -> VerifyResult:
+                   progress: Progress | None = None, cache: HashCache | None = None, ws: Workspace | None = None,
+                   executor: str | None = None) -> VerifyResult:
     """Compare `folder` with `manifest`: missing, extra, changed and unreadable files.
 
     Every byte is re-read unless `trust_cache`, which reuses cached hashes of files whose size,
@@ -160,7 +169,8 @@ def verify_against(folder: Path, manifest: Path, *, trust_cache: bool = False, w
         result.extra = [name for name in names if name not in expected]
         to_read = [name for name in names if name in expected]
         actual, _, result.unreadable = _hash_names(folder, to_read, workers=workers,
-                                                   progress=progress or NoProgress(), cache=cache)
+                                                   progress=progress or NoProgress(), cache=cache, ws=ws,
+                                                   executor=executor)
         result.hashed = len(actual)
         seen = set(names)
     else:

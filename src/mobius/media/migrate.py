@@ -553,10 +553,8 @@ def _write_manifests(ws: Workspace, journal: MigrationJournal, record: Migration
     folder = manifests_dir(ws, record.id)
     source_manifest, target_manifest = folder / "source.sha256", folder / "target.sha256"
     # two streamed passes over the journal (sorted by path): nothing held per file
-    write_checksum_file(source_manifest, ((r.digest, r.path) for r in journal.iter_rows(record.id)
-                                          if r.kind == FILE))
-    write_checksum_file(target_manifest, ((r.dst_digest, r.path) for r in journal.iter_rows(record.id)
-                                          if r.kind == FILE))
+    write_checksum_file(source_manifest, journal.iter_digests(record.id))
+    write_checksum_file(target_manifest, journal.iter_digests(record.id, target=True))
     record.source_manifest, record.target_manifest = str(source_manifest), str(target_manifest)
     record.source_manifest_sha256 = sha256_file(source_manifest)
     record.target_manifest_sha256 = sha256_file(target_manifest)
@@ -622,7 +620,7 @@ def _completed_and_unchanged(run: MigrationRun) -> bool:
     started = time.monotonic()
     entries = record.files + record.folders + record.links
     if run.verify:
-        read = _reread_or_raise(Path(record.source), dest, run.journal, record)
+        read = _reread_or_raise(run.ws, Path(record.source), dest, run.journal, record)
         how = f"every byte of {read} files read again on both sides"
     elif unchanged_since_verified(Path(record.source), dest, record.source_fingerprint, record.target_fingerprint):
         how = f"size, mtime, inode and ctime of {entries} entries checked, no file read"
@@ -634,8 +632,9 @@ def _completed_and_unchanged(run: MigrationRun) -> bool:
     return True
 
 
-def _reread_or_raise(source: Path, dest: Destination, journal: MigrationJournal, record: MigrationRecord) -> int:
-    read, problems = reread_all(source, local_root(dest), dest, journal, record.id)
+def _reread_or_raise(ws: Workspace, source: Path, dest: Destination, journal: MigrationJournal,
+                     record: MigrationRecord) -> int:
+    read, problems = reread_all(source, local_root(dest), dest, journal, record.id, ws=ws)
     if problems:
         log.error("media.verify.failed", migration=record.id, problems=len(problems))
         raise VerificationError(f"--verify: {len(problems)} differences between the trees and what migration "
@@ -659,7 +658,7 @@ def _already_migrated(run: MigrationRun) -> MigrationResult:
         entries = journal.count_rows(record.id)
     elif run.verify:
         entries = record.files + record.folders + record.links
-        how = f"every byte of {_reread_or_raise(Path(record.source), dest, journal, record)} files read again"
+        how = f"every byte of {_reread_or_raise(run.ws, Path(record.source), dest, journal, record)} files read again"
         problems = []
     elif unchanged_since_verified(Path(record.source), dest, record.source_fingerprint, record.target_fingerprint):
         problems, entries = [], record.files + record.folders + record.links  # both walks match the verified trees

@@ -14,9 +14,11 @@ import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from mobius.config import Workspace
+from mobius.executor.hashing import hash_paths
 from mobius.media.destination import Destination
 from mobius.media.journal import JournalRow, MigrationJournal
-from mobius.safety.hashing import hash_many, sha256_file
+from mobius.safety.hashing import sha256_file
 from mobius.safety.tree import FILE
 
 SOURCE_CHANGED = "changed at the source since it was copied (same size and mtime, other bytes): {} (run again)"
@@ -113,19 +115,19 @@ def _read(dest: Destination, path: str) -> str | None:
 
 
 def reread_all(source: Path, target_root: str | None, dest: Destination, journal: MigrationJournal,
-               migration_id: str, *, group: int = 20_000) -> tuple[int, list[str]]:
+               migration_id: str, *, group: int = 20_000, ws: Workspace | None = None) -> tuple[int, list[str]]:
     """`--verify`: every journaled file of both trees read again and compared with its digests.
 
-    Returns (files read on each side, what differs). Local trees are hashed on one process per core,
-    `group` files at a time (memory stays flat at a million files).
+    Returns (files read on each side, what differs). Local trees are hashed on the workspace's executor
+    (locally one process per core), `group` files at a time (memory stays flat at a million files).
     """
     files = (r for r in journal.iter_rows(migration_id, ordered=False) if r.kind == FILE)
     read, problems = 0, []
     while rows := [(r.path, r.digest, r.dst_digest) for r in itertools.islice(files, group)]:
         read += len(rows)
-        at_source = [result[0] for result in hash_many([f"{source}/{path}" for path, _, _ in rows])]
+        at_source = [result[0] for result in hash_paths(ws, [f"{source}/{path}" for path, _, _ in rows])]
         if target_root is not None:
-            at_target = [result[0] for result in hash_many([f"{target_root}/{path}" for path, _, _ in rows])]
+            at_target = [result[0] for result in hash_paths(ws, [f"{target_root}/{path}" for path, _, _ in rows])]
         else:
             at_target = [_read(dest, path) for path, _, _ in rows]
         for (path, digest, dst_digest), now, there in zip(rows, at_source, at_target, strict=True):

@@ -145,7 +145,8 @@ def _digest_and_stat(path: str) -> StatDigest:
         return None, 0, 0, 0, exc.strerror or str(exc)
 
 
-def _digest_part(paths: list[str]) -> list[StatDigest]:
+def digest_part(paths: list[str]) -> list[StatDigest]:
+    """`_digest_and_stat` of each path, here (one process)."""
     return [_digest_and_stat(path) for path in paths]
 
 
@@ -159,9 +160,9 @@ def hash_many(paths: list[str], *, parts: int | None = None,
     reports each part as it finishes.
     """
     parts = max(1, min(parts or os.cpu_count() or 1, 8, len(paths) // 1000 or 1))
-    children = [in_child(_digest_part, paths[k::parts]) for k in range(1, parts)]
+    children = [in_child(digest_part, paths[k::parts]) for k in range(1, parts)]
     results: list[StatDigest | None] = [None] * len(paths)
-    results[0::parts] = _digest_part(paths[0::parts])
+    results[0::parts] = digest_part(paths[0::parts])
     if on_part:
         on_part(len(results[0::parts]))
     for k, child in enumerate(children, 1):

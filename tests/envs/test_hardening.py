@@ -89,8 +89,9 @@ def test_an_interrupt_during_the_sync_still_restores_and_verifies(mobius, two_en
     assert (root / "environments" / "production.env").read_bytes() == settings
     store = RecordStore.of(load_workspace(root, env="production"))
     op = store.list(type="env.promote")[0]
-    assert op.status == "interrupted"
-    assert [s.name for s in store.get(op.id).steps][:4] == ["snapshot", "backup", "database copy", "library sync"]
+    assert op.status == "rolled-back"  # Ctrl-C: the runner undid the step from its recorded handle, then exit 130
+    phases = store.get(op.id).steps[1].undo["phases"]
+    assert [p["step"] for p in phases][:4] == ["snapshot", "backup", "database copy", "library sync"]
     assert sorted(p.name for p in (root / "prod").iterdir()) == ["backups", "uploads"]
 
 

@@ -5,6 +5,8 @@ MOBIUS_FAULT is a comma-separated list of
   step:NAME (before it), inside:NAME (after its undo handle exists, before it finishes),
   between (after a step is recorded done), validation, rollback:NAME);
 - `crash@POINT`: raise a TypeError at POINT, as a bug in a capability would (not a MobiusError);
+- `fail@POINT`: raise a VerificationError at POINT (points also: phase:NAME before, done:NAME right after
+  a command's phase, e.g. `fail@done:database copy`);
 - `slow@POINT=SECONDS`: sleep that long at POINT (gives a test time to send SIGTERM mid-step);
 - `fail@validation:CHECK`: that validation check reports a failure;
 - `error-rate@NAME=RATIO`: the monitors see this error rate while step NAME runs;
@@ -30,6 +32,10 @@ def kill_at(point: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
     if ("crash", point) in faults:
         raise TypeError(f"injected crash at {point} (MOBIUS_FAULT)")
+    if ("fail", point) in faults:
+        from mobius.errors import VerificationError
+
+        raise VerificationError(f"fault injected at {point} (MOBIUS_FAULT)")
     for kind, arg in faults:
         name, _, seconds = arg.partition("=")
         if kind == "slow" and name == point:

@@ -129,6 +129,7 @@ class Phases:
         """A phase rehearsed, only described, not configured or skipped: said and recorded, never silent."""
         if self.recorded(name) is None:
             self._record(name, status, evidence, time.monotonic())
+            self.ctx.checkpoint(f"done:{name}")
 
     def _record(self, name: str, status: str, evidence: str, started: float, value: Any = None) -> None:
         entry = {"step": name, "status": status, "evidence": evidence,

@@ -22,9 +22,9 @@ from typing import TYPE_CHECKING
 
 from mobius.config import Workspace, is_url, settings_lock, validate_setting_value
 from mobius.errors import InputError, MobiusError, ResourceError, VerificationError
+from mobius.faults import FaultHooks
 from mobius.log import get_logger
 from mobius.media.destination import Destination, open_destination
-from mobius.media.faults import FaultHooks
 from mobius.media.journal import JournalRow, MigrationJournal, MigrationRecord
 from mobius.media.local_destination import LocalDestination
 from mobius.media.plan import (

@@ -31,10 +31,10 @@ from typing import Any, NoReturn
 
 from pydantic import ValidationError
 
+from mobius import faults
 from mobius.config import Workspace, load_workspace
 from mobius.errors import InputError, MobiusError, ResourceError, VerificationError, is_disk_full
 from mobius.log import get_logger
-from mobius.ops import faults
 from mobius.ops.digests import file_digest
 from mobius.ops.monitors import Monitor, MonitorState
 from mobius.ops.plan import Plan, load_plan

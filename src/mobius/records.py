@@ -445,12 +445,14 @@ def _bounded(value: Any, items: int = 100) -> Any:
 
 
 def records_call(type: str, *, ref: Callable[[Any], Any] | None = None,
-                 skip: Callable[[dict[str, Any]], bool] | None = None) -> Callable[[Callable], Callable]:
+                 skip: Callable[[dict[str, Any]], bool] | None = None,
+                 params: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> Callable[[Callable], Callable]:
     """Decorate a capability's public entry point (first argument the Workspace) so each call is an operation.
 
     Parameters are the call's plain arguments (numbers, strings, paths; never callables or the workspace);
     the result is the return value through the one serializer; `ref(result)` is the capability's own
-    journal id. `skip(arguments)` true (a dry run) calls through without a record.
+    journal id. `skip(arguments)` true (a dry run) calls through without a record. `params(arguments)`, when
+    given, is what is recorded instead (a value whose secrecy only its argument's meaning reveals).
     """
     def decorate(fn: Callable) -> Callable:
         signature = inspect.signature(fn)
@@ -463,8 +465,8 @@ def records_call(type: str, *, ref: Callable[[Any], Any] | None = None,
             ws = arguments.pop("ws")
             if _PARENT.get() == "" or (skip is not None and skip(arguments)):
                 return fn(*args, **kwargs)
-            params = {k: v for k, v in arguments.items() if _simple(v)}
-            with recorded(ws, type, to_jsonable(params)) as handle:
+            shown = params(arguments) if params is not None else {k: v for k, v in arguments.items() if _simple(v)}
+            with recorded(ws, type, to_jsonable(shown)) as handle:
                 out = fn(*args, **kwargs)
                 handle.result = _bounded(to_jsonable(out))
                 journal_id = ref(out) if ref is not None else None

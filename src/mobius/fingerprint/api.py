@@ -20,6 +20,7 @@ from mobius.fingerprint.algorithm import EXACT, Algorithm, dhash_image, hash_bat
 from mobius.fingerprint.search import HashIndex, as_hashes, duplicate_groups
 from mobius.log import get_logger
 from mobius.progress import NoProgress, Progress
+from mobius.records import records_call
 from mobius.safety.hashing import sha256_file
 from mobius.safety.tree import FILE, walk
 
@@ -245,6 +246,7 @@ def _group_changes(old: np.ndarray, new: np.ndarray) -> int:
     return int((~same).sum())
 
 
+@records_call("library.rehash")
 def rehash(ws: Workspace, to: str, *, workers: int | None = None, distance: int = DEFAULT_DISTANCE,
            switch: bool = True, progress: Progress | None = None) -> dict[str, Any]:
     """The "deploy dhash" migration: compute `to` beside the active version (resumable), compare, switch.
@@ -272,6 +274,7 @@ def rehash(ws: Workspace, to: str, *, workers: int | None = None, distance: int 
     return result
 
 
+@records_call("library.rehash-rollback")
 def rollback(ws: Workspace) -> dict[str, Any]:
     """Switch back to the version active before the last rehash; nothing is recomputed."""
     with store.session(ws) as conn:

@@ -1,0 +1,81 @@
+"""Every command that changes something is an operation in `mobius history`: a new command must be
+classified here (recorded with its type, or read-only), so one added without a record fails."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import typer
+
+from mobius.cli.app import app
+
+# commands that change nothing Mobius keeps (they look, or write a new file the user asked for)
+READ_ONLY = {
+    "backup export", "backup list", "backup test-restore", "backup verify", "config show", "db check", "db dump",
+    "db new", "db status", "db validate", "db verify", "demo", "env diff", "env list", "env show", "env validate",
+    "golden check", "golden check-all", "history", "init", "library dupes", "library metrics", "library similar",
+    "media manifest", "media migrations", "media verify", "migrate plan", "migrate report", "migrate status",
+    "pipeline test", "releases", "render", "serve", "version",
+}
+# commands that change something, and the type of the operation each records
+RECORDED = {
+    "backup copy": "backup.copy", "backup create": "backup", "backup prune": "backup.prune",
+    "backup restore": "backup.restore", "config set": "config.set", "db accept-checksum": "db.accept-checksum",
+    "db migrate": "db.migrate", "db restore": "db.restore", "db rollback": "db.rollback", "db sync": "db.sync",
+    "deploy": "env.deploy", "env new": "env.new", "env promote": "env.promote", "golden approve": "golden.approve",
+    "golden backup": "golden.backup", "golden generate": "golden.generate", "golden restore": "golden.restore",
+    "golden update": "golden.approve", "golden upgrade": "golden.upgrade", "library hash": "library.hash",
+    "library rehash": "library.rehash", "media finalize": "media.finalize", "media migrate": "media.migrate",
+    "media rollback": "media.rollback", "migrate resume": "migrate.run", "migrate rollback": "migrate.run",
+    "migrate run": "migrate.run", "rollback": "env.rollback",
+}
+
+
+def _commands(command: object, prefix: tuple[str, ...] = ()) -> list[str]:
+    if hasattr(command, "list_commands"):
+        return [name for sub in command.list_commands(None)  # type: ignore[attr-defined]
+                for name in _commands(command.commands[sub], (*prefix, sub))]  # type: ignore[attr-defined]
+    return [" ".join(prefix)]
+
+
+def test_every_command_is_recorded_or_read_only() -> None:
+    commands = set(_commands(typer.main.get_command(app)))
+    assert not READ_ONLY & set(RECORDED)
+    assert commands - READ_ONLY - set(RECORDED) == set(), "classify the new command: recorded (with its type) or read-only"
+    assert set(RECORDED) | READ_ONLY <= commands
+
+
+def _types(mobius, root: Path) -> list[str]:
+    proc = mobius("history", "--limit", "500", "--json", "-w", str(root))
+    assert proc.returncode == 0, proc.stderr
+    return [op["type"] for op in json.loads(proc.stdout)["operations"]]
+
+
+@pytest.mark.slow
+def test_the_commands_that_were_not_recorded_are_now(mobius, sample_workspace: Path) -> None:
+    root = sample_workspace
+    runs = [
+        (("config", "set", "MOBIUS_BACKUP_KEEP", "7"), "config.set"),
+        (("config", "set", "MOBIUS_API_TOKEN", "tok-5ecret-value"), "config.set"),
+        (("db", "dump", "--out", str(root / "copy.sqlite3")), None),
+        (("db", "restore", str(root / "copy.sqlite3"), "--yes"), "db.restore"),
+        (("db", "sync", "--from", f"sqlite:///{root / 'mobius.db'}", "--to", f"sqlite:///{root / 'other.db'}",
+          "--yes"), "db.sync"),
+        (("backup", "create"), None),
+        (("backup", "restore", "latest", "--to", str(root / "restored"), "--yes"), "backup.restore"),
+        (("library", "hash"), None),
+        (("library", "rehash", "--to", "fast"), "library.rehash"),
+        (("media", "migrate", "--to", str(root / "media-v2"), "--yes"), None),
+        (("media", "finalize", "latest", "--yes"), "media.finalize"),
+    ]
+    for args, recorded_as in runs:
+        proc = mobius(*args, "-w", str(root))
+        assert proc.returncode == 0, (args, proc.stderr)
+        if recorded_as:
+            assert _types(mobius, root)[0] == recorded_as, args
+    history = mobius("history", "--limit", "500", "--json", "-w", str(root)).stdout
+    assert "tok-5ecret-value" not in history
+    assert {RECORDED[c] for c in ("config set", "db restore", "db sync", "backup restore", "library rehash",
+                                  "media finalize")} <= set(_types(mobius, root))

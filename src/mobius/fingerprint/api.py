@@ -80,6 +80,7 @@ def _changed(ws_root: Path, conn: Any, algorithm: str, entries: list[Any], varia
     report.removed = store.forget(conn, algorithm, [p for p in known if p not in present])
 
 
+@records_call("library.hash")
 def hash_library(ws: Workspace, *, mode: str = "exact", workers: int | None = None, variants: bool = False,
                  progress: Progress | None = None, activate: bool = True) -> HashReport:
     """Hash every new or changed image in the library; failures are recorded with their reason, never raised.

@@ -225,9 +225,13 @@ class RecordStore:
             db.execute("UPDATE operations SET updated = ? WHERE id = ?", (now, op_id))
 
     def step_finished(self, op_id: str, idx: int, status: str, *, evidence: Any = None, undo: Any = None,
-                      error: str | None = None) -> None:
+                      error: str | None = None, name: str | None = None) -> None:
+        """The step's end; with `name`, a step not started before is recorded in the same transaction."""
         now = utc_iso()
         with self._tx() as db:
+            if name is not None:
+                db.execute("INSERT INTO steps (operation_id, idx, name, status, started) VALUES (?, ?, ?, 'running', ?)"
+                           " ON CONFLICT (operation_id, idx) DO NOTHING", (op_id, idx, name, now))
             row = db.execute("SELECT started FROM steps WHERE operation_id = ? AND idx = ?", (op_id, idx)).fetchone()
             duration = _seconds_between(row[0], now) if row and row[0] else None
             db.execute("UPDATE steps SET status = ?, finished = ?, duration_s = ?, evidence = ?,"

@@ -21,6 +21,7 @@ promise is held with `except Exception` around the work and `except BaseExceptio
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import time
 import traceback
@@ -205,16 +206,19 @@ class Orchestrator:
         started = time.monotonic()
         steps = self.steps_of(plan, op_id=op_id)
         previous = signal.signal(signal.SIGTERM, self._on_term)
-        self.store.set_status(op_id, "running")
-        n = len(steps)
         op = self.store.get(op_id)
+        if op.status != "running" or op.pid != os.getpid():  # a fresh run is recorded running already
+            self.store.set_status(op_id, "running")
+            op = self.store.get(op_id)
+        n = len(steps)
         done = {s.idx: s for s in op.steps}
         monitor = None
         try:
             # 0: preflight
             if done.get(0) is None or done[0].status != "done":
                 faults.kill_at("preflight")
-                self.store.step_started(op_id, 0, "preflight")
+                if not command:  # a command's preflight only reads: its row is written once, when it ends
+                    self.store.step_started(op_id, 0, "preflight")
                 try:
                     if command:
                         report, measured = Report(f"preflight of {plan.name}"), {}
@@ -227,19 +231,22 @@ class Orchestrator:
                 for line in report.lines():
                     self.say(f"  {line}")
                 if report.failures():
-                    self.store.step_finished(op_id, 0, "failed", evidence={"checks": report.checks, **measured})
+                    self.store.step_finished(op_id, 0, "failed", evidence={"checks": report.checks, **measured},
+                                             name="preflight")
                     reason = "preflight failed: " + ", ".join(c.name for c in report.failures())
                     self.store.finish(op_id, "refused", {"reason": reason}, error=reason)
                     raise VerificationError(f"migration {op_id} refused: {reason}; nothing was changed",
                                             details=[c.line() for c in report.failures()])
                 folder = self.ws.state / "ops" / op_id
-                folder.mkdir(parents=True, exist_ok=True)
+                if not command:
+                    folder.mkdir(parents=True, exist_ok=True)
                 try:
                     measured["baseline"] = {} if command else baseline(self.ws, plan, folder)
                 except Exception as exc:
                     self._refuse_crashed(op_id, "the baseline", exc)
                 measured["env_sha256"] = file_digest(self.ws.env_file)
-                self.store.step_finished(op_id, 0, "done", evidence={"checks": report.checks, **measured})
+                self.store.step_finished(op_id, 0, "done", evidence={"checks": report.checks, **measured},
+                                         name="preflight")
                 faults.kill_at("preflight:done")
             evidence = self.store.get(op_id).steps[0].evidence
             estimate = float(evidence.get("estimate_s") or 0)
@@ -288,9 +295,8 @@ class Orchestrator:
                                           + ", ".join(c.name for c in check.failures()))
                 faults.kill_at("between")
             self._safe_point(op_id, plan)
-            if command:
+            if command:  # its record's status says completed; no validation, no event
                 self.store.finish(op_id, "completed", self._result(op_id))
-                self._event(op_id, "completed", {})
                 return self._outcome(op_id, started)
             # n+1: validation
             faults.kill_at("validation")
@@ -353,7 +359,7 @@ class Orchestrator:
         """Before any step ran, nothing changed: record `refused` with the reason, never leave it `running`."""
         self._crashed(op_id, where, exc)
         reason = f"{where} could not complete: {_describe(exc)}"
-        self.store.step_finished(op_id, 0, "failed", error=reason)
+        self.store.step_finished(op_id, 0, "failed", error=reason, name="preflight")
         self.store.finish(op_id, "refused", {"reason": reason}, error=reason)
         if isinstance(exc, MobiusError):
             raise exc

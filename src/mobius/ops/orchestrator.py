@@ -487,6 +487,10 @@ def manual_hint(step: str, handle: Any) -> str:
                 else "remove the new goldens in tests/golden (there were none before)")
     if step == "backup":
         return "nothing (a backup changes nothing)"
+    if step in ("env.promote", "env.deploy") and handle.get("backup"):
+        return f"mobius --env ENV backup restore {handle['backup']} --to LIBRARY --database --yes (ENV: the target)"
+    if step == "env.rollback" and handle.get("pre_rollback_backup"):
+        return f"mobius rollback --env ENV --backup {handle['pre_rollback_backup']} --yes"
     return "see the step's documentation"
 
 

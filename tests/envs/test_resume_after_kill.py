@@ -28,10 +28,10 @@ DEPLOY = ("deploy", "--env", "staging")
 PROMOTE = ("env", "promote", "--from", "staging", "--to", "production", "--yes")
 # kill points: the runner's (preflight:done, between: the step recorded done) and each phase's (phase:NAME
 # before it runs, done:NAME right after its checkpoint is recorded)
-DEPLOY_POINTS = ["preflight:done", "phase:backup", "done:backup", "phase:migrations", "done:migrations",
-                 "done:release record", "between"]
-PROMOTE_POINTS = ["preflight:done", "done:snapshot", "done:backup", "done:database copy", "phase:library sync",
-                  "done:library sync", "done:settings", "between"]
+DEPLOY_POINTS = ["preflight:done", "done:backup", "phase:migrations", "done:migrations", "done:release record",
+                 "between"]
+PROMOTE_POINTS = ["done:snapshot", "done:backup", "done:database copy", "done:library sync", "done:settings",
+                  "between"]
 
 
 @pytest.fixture(scope="module")

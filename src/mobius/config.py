@@ -10,13 +10,20 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from mobius.errors import InputError
+from mobius.masking import (  # noqa: F401 - masking lived here; these names stay importable from config
+    MASK,
+    URL_SCHEME,
+    VARIABLE_NAME,
+    is_secret_name,
+    mask_secret,
+    mask_text,
+)
 from mobius.safety.envfile import malformed_lines, read_env_file, refuse_control_characters, set_env_values
 from mobius.safety.lock import FileLock
 
@@ -64,6 +71,9 @@ class Settings:
     # pack, index and snapshot is encrypted to; an age identity file that decrypts them
     backup_recipients: str | None = None
     backup_identity_file: str | None = None
+    # notifications (issue 24, docs/notify.md): destinations (webhook URLs, smtp://), the SMTP password
+    notify: str | None = None  # secret as a whole: a webhook URL carries its token in the path
+    notify_smtp_password: str | None = None
 
     @classmethod
     def names(cls) -> tuple[str, ...]:
@@ -206,7 +216,7 @@ FOLDER_SETTINGS: dict[str, str] = {
 
 def is_url(value: str) -> bool:
     """True for a storage URL such as s3://bucket/prefix (not a local path; file:// is a local path)."""
-    return _URL_SCHEME.match(value) is not None and not value.lower().startswith("file://")
+    return URL_SCHEME.match(value) is not None and not value.lower().startswith("file://")
 
 
 @dataclass(frozen=True)
@@ -466,109 +476,12 @@ def setting_sources(ws: Workspace) -> list[dict[str, object]]:
     return rows
 
 
-MASK = "****"
-_SECRET_WORDS = frozenset(("PASSWORD", "PASSWD", "PASSPHRASE", "SECRET", "TOKEN", "KEY", "CREDENTIALS",
-                           "RECIPIENTS"))  # backup keys: never shown, public ones neither
-_SECRET_QUERY_NAMES = frozenset(("password", "passwd", "pass", "secret", "token", "sslpassword", "api_key",
-                                 "access_token", "auth_token", "secret_key", "aws_secret_access_key"))
-_VARIABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_URL_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")  # only finds where a URL may start; parsing is below
-
-
-def is_secret_name(name: str) -> bool:
-    """True for a variable whose value is a secret, in any case: MOBIUS_API_TOKEN, AWS_SECRET_ACCESS_KEY,
-    PGPASSWORD, db_password (a word of the name is PASSWORD, SECRET, TOKEN, KEY, ...)."""
-    upper = name.upper()
-    return "PASSWORD" in upper or "PASSWD" in upper or any(word in _SECRET_WORDS for word in upper.split("_"))
-
-
 def is_secret_field(name: str) -> bool:
     """For a field of a record or a JSON document: secret only when it is named as a setting (MOBIUS_API_TOKEN,
     or its field api_token) or as an environment variable (upper case: AWS_SECRET_ACCESS_KEY). A field
     called `key` (a table's key column) or `token` (a change token) is not: its value is judged by what it
     holds (mask_text), so the field keeps its meaning."""
-    if not _VARIABLE_NAME.match(name) or not is_secret_name(name):
+    if not VARIABLE_NAME.match(name) or not is_secret_name(name):
         return False
     upper = name.upper()
     return name == upper or setting_field(upper) is not None or setting_field(ENV_PREFIX + upper) is not None
-
-
-def _masked_query(query: str) -> str:
-    """`a=1&password=x;token=y` with the secret parameters' values hidden (urllib's separators: & and ;)."""
-    parts = re.split(r"([&;])", query)
-    for i in range(0, len(parts), 2):
-        name, equals, _value = parts[i].partition("=")
-        if equals and urllib.parse.unquote_plus(name).lower() in _SECRET_QUERY_NAMES:
-            parts[i] = f"{name}={MASK}"
-    return "".join(parts)
-
-
-def _password_span(url: str) -> tuple[int, int] | None:
-    """Where the password sits in `url`, as SQLAlchemy's make_url reads it (so `Hunt/R2 pw9` counts), or None.
-
-    make_url's grammar: scheme://username:password@host..., the username without `:` or `/`, the
-    password anything up to the first `@`. urllib.parse is asked only when make_url cannot parse the URL.
-    """
-    if "@" not in url or ":" not in url[url.index("://") + 3:]:
-        return None  # no userinfo password possible: spare log lines of s3:// paths the parse
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError
-
-    start = url.index("://") + 3
-    try:
-        if make_url(url).password is None:
-            return None
-        colon = url.index(":", start)
-        return colon + 1, url.index("@", colon)
-    except (ArgumentError, ValueError):
-        pass
-    try:  # urllib's reading: the userinfo runs to the netloc's last `@`
-        split = urllib.parse.urlsplit(url)
-        if split.password is None:
-            return None
-    except ValueError:
-        return None
-    colon = url.index(":", start)
-    return colon + 1, start + len(split.netloc.rpartition("@")[0])
-
-
-def mask_text(text: str) -> str:
-    """Hide the password of every URL in `text` (userinfo and query string), for messages and logs.
-
-    A password may hold `/` and spaces (SQLAlchemy accepts both unescaped), so a URL's password is cut
-    where make_url's grammar says (up to the first `@` on its line), not at the first space; when in
-    doubt, more is hidden, never less.
-    """
-    return "".join(_mask_line(line) for line in text.splitlines(keepends=True)) if "://" in text else text
-
-
-def _mask_line(line: str) -> str:
-    match = _URL_SCHEME.search(line)
-    if match is None:
-        return line
-    head, rest = line[:match.start()], line[match.start():]
-    following = _URL_SCHEME.search(rest, match.end() - match.start())  # a second URL on the line is its own
-    span = _password_span(rest[:following.start()] if following else rest)
-    after_host = match.end() - match.start()
-    if span is not None:
-        rest = rest[:span[0]] + MASK + rest[span[1]:]
-        after_host = span[0] + len(MASK) + 1
-    stop = re.search(r"[\s'\"<>]", rest[after_host:])
-    end = after_host + stop.start() if stop else len(rest)
-    url, tail = rest[:end], rest[end:]
-    base, question, query = url.partition("?")
-    if question:
-        query, hash_, fragment = query.partition("#")
-        url = base + question + _masked_query(query) + hash_ + fragment
-    return head + url + _mask_line(tail)
-
-
-def mask_secret(name: str, value: object) -> object:
-    """Hide the value of a secret setting or variable (by its name) and passwords inside URLs."""
-    if value is None:
-        return None
-    if is_secret_name(name):
-        return MASK
-    if isinstance(value, str):
-        return mask_text(value)
-    return value

@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from mobius.safety.stamps import utc_compact, utc_iso
+from mobius.masking import mask_text
+from mobius.stamps import utc_compact, utc_iso
 
 LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40, "critical": 50}
 SYSLOG_TAG = "migration"
@@ -152,13 +153,11 @@ def _emit(level: str, event: str, fields: dict[str, Any]) -> None:
     for key, value in _bound.items():
         record.setdefault(key, value)
     record["level"] = level
-    record["timestamp"] = utc_iso()  # the one stamp format (safety.stamps)
+    record["timestamp"] = utc_iso()  # the one stamp format (mobius.stamps)
     _sinks(level, mask_event(record))
 
 
 def _masked(value: Any) -> Any:
-    from mobius.config import mask_text  # here: config imports modules that log
-
     if isinstance(value, str):
         return mask_text(value)
     if isinstance(value, list | tuple):

@@ -69,6 +69,20 @@ def _dump(value: Any) -> str:
 
 LATEST = "latest"  # in place of an operation id: the newest one
 
+# Who hears of what is recorded: `observe(fn)`; `fn(store_path, op_id, kind, data)` is called after each
+# commit with kind `operation.started` ({type, params}), `operation.finished` ({type, status, error}) or an
+# event's kind (its data), already masked. An observer must be quick (hand the work to a thread) and
+# never fails the recording: whatever it raises is dropped.
+Observer = Callable[[Path, str, str, dict[str, Any]], None]
+_OBSERVERS: list[Observer] = []
+
+
+def observe(fn: Observer) -> Callable[[], None]:
+    """Call `fn` for everything recorded from now on (by any store in this process); returns the remover."""
+    _OBSERVERS.append(fn)
+    return lambda: _OBSERVERS.remove(fn) if fn in _OBSERVERS else None
+
+
 @dataclass
 class StepRecord:
     idx: int
@@ -190,7 +204,13 @@ class RecordStore:
             db.execute("INSERT INTO operations (id, type, status, started, updated, pid, parent, ref, params)"
                        " VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?)",
                        (op_id, type, now, now, os.getpid(), parent, ref, _dump(params or {})))
+        self._tell(op_id, "operation.started", {"type": type, "parent": parent})
         return op_id
+
+    def _tell(self, op_id: str, kind: str, data: Any) -> None:
+        for fn in list(_OBSERVERS):
+            with contextlib.suppress(Exception):
+                fn(self.path, op_id, kind, _masked(to_jsonable(data)))
 
     def set_status(self, op_id: str, status: str, *, error: str | None = None) -> None:
         with self._tx() as db:
@@ -209,10 +229,12 @@ class RecordStore:
     def finish(self, op_id: str, status: str, result: Any = None, *, error: str | None = None) -> None:
         now = utc_iso()
         with self._tx() as db:
-            row = db.execute("SELECT started FROM operations WHERE id = ?", (op_id,)).fetchone()
+            row = db.execute("SELECT started, type FROM operations WHERE id = ?", (op_id,)).fetchone()
             duration = _seconds_between(row[0], now) if row else None
             db.execute("UPDATE operations SET status = ?, updated = ?, finished = ?, duration_s = ?, result = ?,"
                        " error = ? WHERE id = ?", (status, now, now, duration, _dump(result or {}), error, op_id))
+        self._tell(op_id, "operation.finished", {"type": row[1] if row else None, "status": status,
+                                                 "error": mask_text(error or "")})
 
     # steps
     def step_started(self, op_id: str, idx: int, name: str, params: dict[str, Any] | None = None) -> None:
@@ -254,6 +276,7 @@ class RecordStore:
         with self._tx() as db:
             db.execute("INSERT INTO events (operation_id, time, kind, data) VALUES (?, ?, ?, ?)",
                        (op_id, utc_iso(), kind, _dump(data or {})))
+        self._tell(op_id, kind, data or {})
 
     def events(self, op_id: str, kind: str | None = None) -> list[EventRecord]:
         sql = "SELECT seq, time, kind, data FROM events WHERE operation_id = ?"
@@ -318,6 +341,32 @@ class RecordStore:
         for op in ops:
             op.steps = steps.get(op.id, [])
         return ops
+
+    # summaries (the service's rollups and metrics read these, never the tables)
+    def counts(self) -> list[tuple[str, str, int, int, float]]:
+        """(type, status, operations, finished ones with a duration, their summed seconds), by type and status."""
+        return self._db.execute("SELECT type, status, COUNT(*), COUNT(duration_s), COALESCE(SUM(duration_s), 0)"
+                                " FROM operations GROUP BY type, status ORDER BY type, status").fetchall()
+
+    def daily_counts(self, since: str) -> list[tuple[str, str, int]]:
+        """(UTC day, status, operations started that day) from day `since` (YYYY-MM-DD) on, newest day first."""
+        return self._db.execute("SELECT substr(started, 1, 10) AS day, status, COUNT(*) FROM operations"
+                                " WHERE day >= ? GROUP BY day, status ORDER BY day DESC, status", (since,)).fetchall()
+
+    def last_finished(self, status: str = "completed") -> dict[str, str]:
+        """{type: when its newest operation with `status` finished}."""
+        return dict(self._db.execute("SELECT type, MAX(finished) FROM operations WHERE status = ? AND finished"
+                                     " IS NOT NULL GROUP BY type", (status,)).fetchall())
+
+    def step_durations(self) -> list[tuple[str, str, float]]:
+        """(operation type, step name, seconds) of every finished step."""
+        return self._db.execute("SELECT o.type, s.name, s.duration_s FROM steps s JOIN operations o ON"
+                                " o.id = s.operation_id WHERE s.duration_s IS NOT NULL").fetchall()
+
+    def event_counts(self, prefix: str) -> list[tuple[str, int]]:
+        """(event kind, how many) of the kinds that start with `prefix` (`monitor.`, `notify.`)."""
+        return self._db.execute("SELECT kind, COUNT(*) FROM events WHERE substr(kind, 1, ?) = ? GROUP BY kind"
+                                " ORDER BY kind", (len(prefix), prefix)).fetchall()
 
 
 def _open_for_reading(path: Path) -> sqlite3.Connection:

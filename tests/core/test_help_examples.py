@@ -34,9 +34,9 @@ def _leaf_commands() -> list[tuple[str, str]]:
     found: list[tuple[str, str]] = []
 
     def walk(command, path: list[str]) -> None:
-        if hasattr(command, "commands"):
-            for name, sub in sorted(command.commands.items()):
-                walk(sub, [*path, name])
+        if hasattr(command, "list_commands"):  # the group's own API: the root imports its commands lazily
+            for name in sorted(command.list_commands(None)):
+                walk(command.get_command(None, name), [*path, name])
         else:
             found.append((" ".join(path), command.help or ""))
 

@@ -150,7 +150,8 @@ def test_check_finds_a_planted_duplicate_id(db_workspace):
         query(ws, sql)
     report = db.check_database(ws)
     assert not report.ok
-    assert any(p.startswith("games: 4 rows but 3 distinct id") for p in report.problems)
+    assert [c.name for c in report.failures()] == ["games.keys"]
+    assert report.failures()[0].detail.startswith("games: 4 rows but 3 distinct id")
 
 
 def test_check_finds_a_reference_to_a_missing_game(db_workspace):
@@ -165,7 +166,7 @@ def test_check_finds_a_reference_to_a_missing_game(db_workspace):
     query(ws, "INSERT INTO media_assets (game_id, path, kind, size_bytes, sha256) "
               "VALUES (999, 'x/y.png', 'card', 1, :h)", {"h": "0" * 64})  # SQLite: foreign_keys is off here
     report = db.check_database(ws)
-    assert any("media_assets: 1 rows whose game_id has no row in games" in p for p in report.problems)
+    assert any("media_assets: 1 rows whose game_id has no row in games" in c.detail for c in report.failures())
 
 
 def test_irreversible_migration_rolls_back_by_restoring_its_dump(db_workspace):

@@ -159,3 +159,53 @@ def test_missing_media_libraries_exit_3(workspace: Path, tmp_path: Path):
                       "-w", str(workspace), env={"PYTHONPATH": str(blocker.parent)})
     assert proc.returncode == 3, proc.stderr
     assert "media libraries are missing" in proc.stderr
+
+
+def remux(source: Path, target: Path) -> Path:
+    """The same coded streams in a new container (another title, so other container bytes)."""
+    import av
+
+    with av.open(str(source)) as src, av.open(str(target), "w") as dst:
+        dst.metadata["title"] = "remuxed"
+        chosen = [src.streams.video[0], src.streams.audio[0]]
+        streams = {s.index: dst.add_stream_from_template(s) for s in chosen}
+        for packet in src.demux(*chosen):
+            if packet.dts is not None:
+                packet.stream = streams[packet.stream.index]
+                dst.mux(packet)
+    return target
+
+
+def test_streams_identical_to_the_goldens_source_are_judged_as_a_full_decode_judges_them(workspace: Path,
+                                                                                         perturbed: dict,
+                                                                                         tmp_path: Path):
+    """The approved preview (and a remux of it) carries the golden's source streams: the check takes the
+    golden's own measurements instead of decoding. Without the stored digests it decodes everything; both
+    must give the same checks, verdicts and values. The box video shares only the soundtrack."""
+    from mobius.config import load_workspace
+    from mobius.golden import check_video
+    from mobius.measure.decode import stream_digests
+
+    source = workspace / "out" / GAME / "preview.mp4"
+    remuxed = remux(source, tmp_path / "remuxed.mp4")
+    assert remuxed.read_bytes() != source.read_bytes()
+    meta_path = workspace / "tests" / "golden" / GAME / "golden.json"
+    meta = json.loads(meta_path.read_text())
+    assert meta["streams"] == stream_digests(source) == stream_digests(remuxed)
+    box = stream_digests(perturbed["box"])
+    assert box["audio"] == meta["streams"]["audio"] and box["video"] != meta["streams"]["video"]
+
+    def judged(video: Path) -> list[tuple]:
+        report = check_video(load_workspace(workspace), GAME, video, debug=False)
+        return [(c.name, c.passed, c.skipped, round(c.measured, 4) if isinstance(c.measured, float) else c.measured)
+                for c in report.checks]
+
+    quick = {name: judged(video) for name, video in (("source", source), ("remux", remuxed),
+                                                     ("box", perturbed["box"]))}
+    del meta["streams"]
+    meta_path.write_text(json.dumps(meta))
+    full = {name: judged(video) for name, video in (("source", source), ("remux", remuxed),
+                                                    ("box", perturbed["box"]))}
+    assert quick == full
+    assert all(passed for _, passed, _, _ in quick["source"])
+    assert [name for name, passed, _, _ in quick["box"] if not passed] == ["frame.10s", "frames.content"]

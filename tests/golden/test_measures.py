@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mobius.golden.loudness import integrated_loudness, loudness_range, measure, true_peak
-from mobius.golden.media import read_media
-from mobius.golden.ssim import ssim
+from mobius.measure.decode import read_media
+from mobius.measure.loudness import integrated_loudness, loudness_range, measure, true_peak
+from mobius.measure.ssim import ssim
 
 from .conftest import GAME
 
@@ -100,7 +100,7 @@ def test_gaussian_blur_matches_scipy_gaussian_filter_including_edges() -> None:
     import numpy as np
     from scipy.ndimage import gaussian_filter
 
-    from mobius.golden.ssim import gaussian_blur
+    from mobius.measure.ssim import gaussian_blur
 
     plane = np.random.default_rng(7).integers(0, 256, size=(54, 96)).astype(np.float64)
     expected = gaussian_filter(plane, sigma=1.5, truncate=3.5, mode="reflect")

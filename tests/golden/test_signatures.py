@@ -35,6 +35,13 @@ def test_identical_and_noisy_copies_align_on_the_diagonal():
     assert events(golden, golden) == [] and events(golden, noisy) == []
 
 
+def test_identical_thumbnails_align_as_the_recurrence_does():
+    golden = np.rint(moving_bar()).astype(np.uint8)
+    quick, full = alignment.align(golden, golden.copy()), alignment.cheapest_path(golden, golden.copy())
+    assert np.array_equal(quick.path, full.path) and np.array_equal(quick.path, np.arange(len(golden)))
+    assert quick.events == full.events == [] and quick.start_offset == full.start_offset == 0
+
+
 def test_two_dropped_frames_are_found_where_they_were_dropped():
     golden = moving_bar()
     current = np.delete(golden, [120, 121], axis=0)

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mobius.golden.loudness import measure
-from mobius.golden.media import probe, read_media
-from mobius.render.samples import sample_spec
+from mobius.measure.decode import probe, read_media
+from mobius.measure.loudness import measure
 from mobius.render.spec import parse_spec
 from mobius.workspace.sample import GAMES
+from mobius.workspace.sample_specs import sample_spec
 
 from .conftest import run_mobius
 

@@ -24,8 +24,8 @@ from fastapi.responses import JSONResponse, Response
 from sqlalchemy import Engine, event
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from mobius import __version__
-from mobius.api import games, health, metrics, readonly, status
+from mobius import __version__, notify
+from mobius.api import games, health, metrics, operation_pages, readonly, status
 from mobius.api.head import HeadAsGet
 from mobius.api.write_gate import WriteGate
 from mobius.config import Workspace, load_workspace, mask_text
@@ -120,6 +120,7 @@ def create_app(ws: Workspace, *, drain_s: float = DEFAULT_DRAIN_S) -> FastAPI:
                   description="Health, readiness, metrics, the games API and read-only operations, backups and "
                               "golden results of a Mobius workspace.")
     app.state.workspace = ws
+    notify.install(ws)  # what the service records is notified like a command's
     app.state.draining = threading.Event()
     app.state.engine_cache = []
     app.state.reader_cache = []
@@ -181,6 +182,7 @@ def create_app(ws: Workspace, *, drain_s: float = DEFAULT_DRAIN_S) -> FastAPI:
     app.include_router(games.router)
     app.include_router(readonly.router)
     app.include_router(status.router)
+    app.include_router(operation_pages.router)
     app.add_middleware(WriteGate, expected_token=ws.settings.api_token)  # innermost: after metrics and HEAD
     app.add_middleware(MetricsMiddleware)
     app.add_middleware(HeadAsGet)

@@ -22,12 +22,18 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, SummaryMetricFamily
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    SummaryMetricFamily,
+)
 from prometheus_client.registry import Collector
 
 from mobius.config import Workspace
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+STEP_BUCKETS = (0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0, 14400.0)  # a step: a blink to 4 h
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -79,7 +85,8 @@ class WorkspaceCollector(Collector):
         if self.only is not None:
             yield from self._capability(self.only)
             return
-        for part in (self._operations, self._backups, self._golden, self._schema):
+        for part in (self._operations, self._alerting, self._backups, self._repository, self._golden,
+                     self._schema):
             try:
                 yield from part()
             except Exception as exc:  # noqa: BLE001 - one unreadable source must not empty the scrape
@@ -103,6 +110,49 @@ class WorkspaceCollector(Collector):
         yield count
         yield duration
 
+    def _alerting(self) -> Iterable[Any]:
+        """What alert rules watch (docs/notify.md): last success per type, step durations, monitor verdicts,
+        running migrations, notification results, all read from the record store."""
+        from mobius.records import ACTIVE, RecordStore
+        from mobius.safety.stamps import parse_utc
+
+        with RecordStore.of(self.ws, read_only=True) as store:
+            last = store.last_finished("completed")
+            durations = store.step_durations()
+            verdicts = store.event_counts("monitor.")
+            notified = store.event_counts("notify.")
+            migrations = store.list(type="migrate.run", limit=20)
+        success = GaugeMetricFamily("mobius_operation_last_success_timestamp_seconds",
+                                    "When the newest completed operation of each type finished (Unix time).",
+                                    labels=["type"])
+        for type_, finished in sorted(last.items()):
+            success.add_metric([type_], parse_utc(finished).timestamp())
+        yield success
+        yield _histogram("mobius_step_duration_seconds", "Duration of finished steps, by operation type and step.",
+                         durations)
+        monitor = CounterMetricFamily("mobius_monitor_verdicts", "Monitor verdicts recorded during operations, "
+                                      "by monitor (error_rate, disk, duration) and verdict.",
+                                      labels=["monitor", "verdict"])
+        for kind, count in verdicts:
+            parts = kind.split(".")
+            if len(parts) == 3:
+                monitor.add_metric(parts[1:], count)
+        yield monitor
+        yield GaugeMetricFamily("mobius_migration_running", "Migrations running now (their process is alive).",
+                                value=sum(op.status in ACTIVE and not op.orphaned for op in migrations))
+        sent = CounterMetricFamily("mobius_notifications", "Notification attempts, by result (delivered, failed).",
+                                   labels=["result"])
+        for kind, count in notified:
+            sent.add_metric([kind.removeprefix("notify.")], count)
+        yield sent
+
+    def _repository(self) -> Iterable[Any]:
+        from mobius.safety.tree import files
+
+        size = sum(entry.size for entry in files(self.ws.backups)) if self.ws.backups.is_dir() else 0
+        yield GaugeMetricFamily("mobius_backup_repository_size_bytes", "Bytes in the backups folder (archives, "
+                                "snapshot packs, indexes), for a capacity alert.", value=size)
+
     def _backups(self) -> Iterable[Any]:
         from mobius.api.reads import list_backups
 
@@ -125,7 +175,7 @@ class WorkspaceCollector(Collector):
                                     value=(now - verified[0].created).total_seconds())
 
     def _golden(self) -> Iterable[Any]:
-        from mobius.api.reads import golden_results
+        from mobius.api.reads import golden_failures, golden_results
 
         passed = GaugeMetricFamily("mobius_golden_checks_passed", "Checks passed in the newest golden check.",
                                    labels=["game"])
@@ -137,6 +187,11 @@ class WorkspaceCollector(Collector):
                 failed.add_metric([result.game], result.failed)
         yield passed
         yield failed
+        failures = CounterMetricFamily("mobius_golden_check_failures", "Recorded golden checks that failed, by game.",
+                                       labels=["game"])
+        for game, count in sorted(golden_failures(self.ws).items()):
+            failures.add_metric([game], count)
+        yield failures
 
     def _schema(self) -> Iterable[Any]:
         from mobius.api.readiness import database_checks
@@ -162,6 +217,18 @@ class WorkspaceCollector(Collector):
             metric = f"mobius_{name}_{key}"
             if _NAME.match(metric) and isinstance(value, int | float):
                 yield GaugeMetricFamily(metric, f"{name}: {key}", value=float(value))
+
+
+def _histogram(name: str, doc: str, samples: list[tuple[str, str, float]]) -> HistogramMetricFamily:
+    """A histogram over (type, step, seconds) samples, with cumulative STEP_BUCKETS per (type, step)."""
+    family = HistogramMetricFamily(name, doc, labels=["type", "step"])
+    grouped: dict[tuple[str, str], list[float]] = {}
+    for type_, step, seconds in samples:
+        grouped.setdefault((type_, step), []).append(float(seconds))
+    for (type_, step), values in sorted(grouped.items()):
+        buckets = [(str(le), sum(v <= le for v in values)) for le in STEP_BUCKETS] + [("+Inf", len(values))]
+        family.add_metric([type_, step], buckets, sum(values))
+    return family
 
 
 def render(ws: Workspace, only: str | None = None) -> bytes:

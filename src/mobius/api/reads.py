@@ -9,62 +9,43 @@
 - rollups: counts and durations grouped in SQL over the whole store (per day and status, per type and
   status), so they describe what ran, not how often anyone looked.
 
-The record store is opened read-only here (never created by a read): a workspace that has not run
-anything yet has no operations.
+Everything goes through `RecordStore`, opened read-only (never created or written by a read; it also
+reads on a full disk or a read-only mount): a workspace that has not run anything yet has no operations.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from mobius.config import Workspace
-from mobius.records import STORE_NAME, Operation, RecordStore
+from mobius.records import EventRecord, Operation, RecordStore
 
 GOLDEN_TYPES = ("golden.check", "golden.check-all")
 
 
-def store_path(ws: Workspace) -> Path:
-    return ws.state / STORE_NAME
-
-
 def list_operations(ws: Workspace, *, type: str | None = None, status: str | None = None,
-                    limit: int = 50) -> list[Operation]:
-    if not store_path(ws).exists():
-        return []
-    with RecordStore.of(ws) as store:
-        return store.list(type=type, status=status, limit=limit)
+                    limit: int = 50, parent: str | None = None) -> list[Operation]:
+    with RecordStore.of(ws, read_only=True) as store:
+        return store.list(type=type, status=status, limit=limit, parent=parent)
 
 
 def get_operation(ws: Workspace, op_id: str) -> Operation | None:
-    if not store_path(ws).exists():
-        return None
-    with RecordStore.of(ws) as store:
+    with RecordStore.of(ws, read_only=True) as store:
         return store.get(op_id)
+
+
+def operation_events(ws: Workspace, op_id: str) -> list[EventRecord]:
+    with RecordStore.of(ws, read_only=True) as store:
+        return store.events(op_id)
 
 
 def list_backups(ws: Workspace) -> list[Any]:
     from mobius.backup.catalog import list_backups as catalog_list
 
     return catalog_list(ws.backups)
-
-
-@contextmanager
-def _reader(ws: Workspace) -> Iterator[sqlite3.Connection | None]:
-    path = store_path(ws)
-    if not path.exists():
-        yield None
-        return
-    db = sqlite3.connect(path, timeout=30)
-    try:
-        yield db
-    finally:
-        db.close()
 
 
 @dataclass
@@ -79,11 +60,8 @@ class OperationStats:
 
 
 def operation_stats(ws: Workspace) -> list[OperationStats]:
-    with _reader(ws) as db:
-        if db is None:
-            return []
-        rows = db.execute("SELECT type, status, COUNT(*), COUNT(duration_s), COALESCE(SUM(duration_s), 0)"
-                          " FROM operations GROUP BY type, status ORDER BY type, status").fetchall()
+    with RecordStore.of(ws, read_only=True) as store:
+        rows = store.counts()
     return [OperationStats(r[0], r[1], r[2], r[3], float(r[4])) for r in rows]
 
 
@@ -91,12 +69,8 @@ def daily_rollup(ws: Workspace, days: int = 14) -> dict[str, dict[str, int]]:
     """{day: {status: count}} for the last `days` UTC days that had operations, newest first."""
     since = (dt.datetime.now(dt.UTC) - dt.timedelta(days=days - 1)).strftime("%Y-%m-%d")
     out: dict[str, dict[str, int]] = {}
-    with _reader(ws) as db:
-        if db is None:
-            return out
-        for day, status, count in db.execute(
-                "SELECT substr(started, 1, 10) AS day, status, COUNT(*) FROM operations WHERE day >= ?"
-                " GROUP BY day, status ORDER BY day DESC, status", (since,)):
+    with RecordStore.of(ws, read_only=True) as store:
+        for day, status, count in store.daily_counts(since):
             out.setdefault(day, {})[status] = count
     return out
 
@@ -155,6 +129,19 @@ def golden_results(ws: Workspace, *, scan: int = 500) -> list[GoldenResult]:
     except Exception:  # noqa: BLE001, S110 - goldens folder unreadable: show what the records say
         pass
     return [found[g] for g in sorted(found)]
+
+
+def golden_failures(ws: Workspace, *, scan: int = 500) -> dict[str, int]:
+    """{game: how many of the newest `scan` recorded golden checks failed for it}."""
+    counts: dict[str, int] = {}
+    for op in list_operations(ws, type="golden", limit=scan):
+        if op.type not in GOLDEN_TYPES or op.status not in ("completed", "failed"):
+            continue
+        for entry in _game_entries(op.result):
+            checks = [c for c in entry.get("checks", []) if isinstance(c, dict)]
+            if entry.get("failed") or (not checks and not entry.get("passed")):  # as golden_results counts
+                counts[str(entry["game"])] = counts.get(str(entry["game"]), 0) + 1
+    return counts
 
 
 def golden_report_file(ws: Workspace, game: str) -> Path | None:

@@ -99,7 +99,7 @@ def render_page(request: Request) -> str:
         for op in reads.list_operations(ws, limit=20):
             status = "orphaned" if op.orphaned else op.status
             verdict = f"<span class='{_cls(status)}'>{esc(status)}</span>"
-            rows.append([f"<code>{esc(op.id)}</code>", esc(op.type), verdict,
+            rows.append([f"<a href='/operations/{esc(op.id)}'><code>{esc(op.id)}</code></a>", esc(op.type), verdict,
                          esc(op.started), esc(age(op.started, now)),
                          esc("" if op.duration_s is None else f"{op.duration_s:.1f} s"),
                          esc(mask_text(op.error or "")[:200])])
@@ -136,6 +136,7 @@ def render_page(request: Request) -> str:
             "<meta name='viewport' content='width=device-width,initial-scale=1'>"
             f"<style>{CSS}</style></head><body><h1>mobius status</h1>"
             f"<p class='muted'>workspace {esc(str(ws.root))} &middot; {esc(now.strftime('%Y-%m-%d %H:%M:%S'))} UTC"
+            " &middot; <a href='/operations'>operations</a>"
             " &middot; <a href='/ready?verbose'>ready</a> &middot; <a href='/metrics'>metrics</a>"
             " &middot; <a href='/docs'>API</a></p>" + "".join(parts) + "</body></html>")
 

@@ -2,34 +2,25 @@
 
 from __future__ import annotations
 
+import difflib
 import errno
+import importlib
 import sys
 import time
 import traceback
+from typing import Any, NamedTuple
 
 import typer
 
 from mobius import __version__, log
-from mobius.cli import (
-    backup,
-    config,
-    db,
-    demo,
-    envs,
-    golden,
-    init,
-    library,
-    media,
-    migrate,
-    render,
-    serve,
-)
-from mobius.cli.context import current, lift_global_options
+from mobius.cli.context import current, global_options_help, global_options_line, lift_global_options
 
 try:  # Typer >= 0.26 vendors Click under typer._click
     from typer._click import exceptions as click_exceptions
+    from typer._click.utils import make_default_short_help
 except ImportError:  # pragma: no cover - older Typer
     from click import exceptions as click_exceptions
+    from click.utils import make_default_short_help
 
 from mobius.errors import (
     EXIT_CODES_HELP,
@@ -41,20 +32,124 @@ from mobius.errors import (
     is_read_only,
     read_only_folder,
 )
+from mobius.masking import mask_text
 from mobius.printable import printable as _printable
+
+
+class LazyCommand(NamedTuple):
+    """A top-level command: the module whose `register(app)` adds it, and its one-line help for `mobius --help`."""
+
+    module: str
+    help: str
+
+
+# Every top-level command, in the order `mobius --help` lists them. A command's module is imported only
+# when that command runs (or its own --help is asked): the capabilities' imports stay out of every other
+# start-up. The one-line help must be the command's own (tests/core/test_cli_options.py holds them equal).
+COMMANDS: dict[str, LazyCommand] = {
+    "init": LazyCommand("mobius.cli.init", "Create a workspace: .env, library, backups/, games/, logs/, state/ ..."),
+    "config": LazyCommand("mobius.cli.config", "Show and change the workspace settings."),
+    "backup": LazyCommand("mobius.cli.backup", "Verified backups of the library: archives and an incremental snapshot "
+                          "repository (create, list, verify, restore, test-restore, prune, export, copy)."),
+    "media": LazyCommand("mobius.cli.media", "Media library: manifests, verification, verified migration to a folder "
+                         "or s3://."),
+    "db": LazyCommand("mobius.cli.db", "Database schema migrations (SQLite or PostgreSQL), dumps and checks."),
+    "render": LazyCommand("mobius.cli.render", "Render tutorial previews: H.264 960x540 30 fps, AAC stereo at -16 "
+                          "LUFS; several games in parallel."),
+    "pipeline": LazyCommand("mobius.cli.render", "The rendering pipeline's self-test (the runbook's test-pipeline)."),
+    "golden": LazyCommand("mobius.cli.golden", "Golden files: pin a preview's every frame, soundtrack, loudness and "
+                          "container; check renders against them."),
+    "demo": LazyCommand("mobius.cli.demo", "Create a sample workspace and run every Mobius step on it, then "
+                        "summarize."),
+    "migrate": LazyCommand("mobius.cli.migrate", "Run the migration runbook as one plan: preflight, steps, monitors, "
+                           "validation, automatic rollback, reports."),
+    "history": LazyCommand("mobius.cli.migrate", "Every operation Mobius recorded in this workspace "
+                           "(state/operations.sqlite), newest first."),
+    "serve": LazyCommand("mobius.cli.serve", "Serve /health, /ready, /metrics, /api/games, "
+                         "/api/operations|backups|golden and the status page at /."),
+    "library": LazyCommand("mobius.cli.library", "Image fingerprints (dHash): hash the library, find duplicates and "
+                           "similar images, migrate the hash version."),
+    "env": LazyCommand("mobius.cli.envs", "Named environments: list, show, diff, validate, promote."),
+    "deploy": LazyCommand("mobius.cli.envs", "Preflight, backup, migrations (rehearsed first), pipeline self-test, "
+                          "release record, restart, health gate."),
+    "rollback": LazyCommand("mobius.cli.envs", "Verify the backup, back up the current state, restore library + "
+                            "database + settings, health gate."),
+    "releases": LazyCommand("mobius.cli.envs", "Deploys and rollbacks of an environment, newest first, with the "
+                            "backup each one took."),
+    "notify": LazyCommand("mobius.cli.notify", "Notifications by webhook and e-mail (MOBIUS_NOTIFY)."),
+}
+
+
+class LazyGroup(typer.core.TyperGroup):
+    """The root group: lists every command from `COMMANDS`, imports a command's module when it is needed."""
+
+    def _load(self, name: str) -> None:
+        """Import the module of `name` and add every command its `register` adds."""
+        module = importlib.import_module(COMMANDS[name].module)
+        holder = typer.Typer(rich_markup_mode=None)
+        module.register(holder)
+        built: Any = typer.main.get_command(holder)
+        commands = built.commands if hasattr(built, "commands") else {built.name: built}
+        for command_name, command in commands.items():
+            self.commands.setdefault(command_name, command)
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        if cmd_name not in self.commands and cmd_name in COMMANDS:
+            self._load(cmd_name)
+        command = self.commands.get(cmd_name)
+        if command is not None:
+            _add_global_options_line(command)
+        return command
+
+    def resolve_command(self, ctx: Any, args: list[str]) -> Any:
+        """As Typer's, with "Did you mean" drawn from every command, not only the imported ones."""
+        try:
+            return self._click_resolve_command(ctx, args)
+        except click_exceptions.UsageError as exc:
+            matches = difflib.get_close_matches(args[0], self.list_commands(ctx)) if args else []
+            if matches:
+                exc.message = exc.message.rstrip(".") + f". Did you mean {', '.join(map(repr, matches))}?"
+            raise
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return [*[n for n in self.commands if n not in COMMANDS], *COMMANDS]
+
+    def format_commands(self, ctx: Any, formatter: Any) -> None:
+        """The command list from the one-line helps, without importing any command's module."""
+        names = self.list_commands(ctx)
+        limit = formatter.width - 6 - max(len(name) for name in names)
+        rows = []
+        for name in names:
+            command = self.commands.get(name)
+            text = command.get_short_help_str(limit) if command is not None else \
+                make_default_short_help(COMMANDS[name].help, limit)
+            rows.append((name, text))
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+def _add_global_options_line(command: Any) -> None:
+    """End the help of `command` (and of each sub-command) with the global options every command takes."""
+    if command.epilog is None:
+        command.epilog = global_options_line()
+    for sub in getattr(command, "commands", {}).values():
+        _add_global_options_line(sub)
+
 
 HELP = f"""Mobius: the MOBIUS Games pipeline's operations system.
 
 Every step of the migration runbook as a command that checks its own work.
 
-Global options (accepted before or after the sub-command): --workspace DIR, --env NAME, --json,
---log-format console|json, --syslog, -v.
+\b
+Global options (accepted before or after the sub-command, by every command):
+{global_options_help()}
 
 {EXIT_CODES_HELP}
 """
 
 app = typer.Typer(
     name="mobius",
+    cls=LazyGroup,
     help=HELP,
     no_args_is_help=True,
     add_completion=False,
@@ -65,14 +160,8 @@ app = typer.Typer(
 
 
 @app.callback()
-def _root(
-    workspace: str = typer.Option(None, "--workspace", "-w", help="Workspace folder (default: MOBIUS_WORKSPACE or .)"),
-    json_output: bool = typer.Option(False, "--json", help="Print exactly one JSON object with the result."),
-    log_format: str = typer.Option("console", "--log-format", help="Log lines on stderr: console or json."),
-    syslog: bool = typer.Option(False, "--syslog", help="Also send events to syslog, tag 'migration'."),
-    verbose: int = typer.Option(0, "--verbose", "-v", count=True, help="More log output; -v shows tracebacks."),
-) -> None:
-    """Options are documented here; main() lifts them out of argv wherever they stand."""
+def _root() -> None:
+    """The global options are lifted out of argv by `lift_global_options` (one parser) before Typer runs."""
 
 
 @app.command("version")
@@ -86,27 +175,7 @@ def version_command() -> None:
     emit({"version": __version__}, f"mobius {__version__}")
 
 
-COMMAND_MODULES = (
-    init,
-    config,
-    backup,
-    media,
-    db,
-    render,
-    golden,
-    demo,
-    migrate,
-    serve,
-    library,
-    envs,
-)
-for module in COMMAND_MODULES:
-    module.register(app)
-
-
 def _fail(code: int, message: str) -> int:
-    from mobius.config import mask_text
-
     message = mask_text(message)
     sys.stderr.write(f"mobius: error: {_printable(message)}\n")
     if current.json:
@@ -140,8 +209,6 @@ def run(argv: list[str]) -> int:
         result = app(args=rest, prog_name="mobius", standalone_mode=False)
         code = result if isinstance(result, int) else 0
     except MobiusError as exc:
-        from mobius.config import mask_text
-
         for detail in exc.details:
             sys.stderr.write(f"  {_printable(mask_text(str(detail)))}\n")
         code = _fail(exc.exit_code, exc.one_line())
@@ -149,6 +216,8 @@ def run(argv: list[str]) -> int:
                      details=exc.details[:50])
     except typer.Abort:
         code = _fail(EXIT_INPUT, "aborted")
+    except click_exceptions.NoArgsIsHelpError as exc:  # `mobius` or `mobius db` alone: the help, as --help shows it
+        sys.stdout.write(exc.format_message() + "\n")
     except click_exceptions.ClickException as exc:
         where = exc.ctx.command_path if getattr(exc, "ctx", None) else "mobius"
         code = _fail(EXIT_INPUT, f"{exc.format_message()} (see `{where} --help`)")

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from mobius.cli.context import current
+from mobius.cli.options import DRY_RUN, YES, changes
 from mobius.cli.output import confirm, emit, say
 from mobius.errors import InputError
 from mobius.safety.diskspace import human_bytes
@@ -44,6 +45,7 @@ def _archive(name: str) -> Path:
 
 
 @backup_app.command("create")
+@changes
 def create(keep: int = typer.Option(None, "--keep", help="Backups to keep (default MOBIUS_BACKUP_KEEP, 5)."),
            database: bool = typer.Option(True, "--database/--no-database",
                                          help="Include a checked dump of the workspace database."),
@@ -125,10 +127,11 @@ def verify(
 
 
 @backup_app.command("restore")
+@changes
 def restore(
     archive: str = typer.Argument(..., help="Archive path, its name in backups/, a snapshot id, or latest"),
     to: Path = typer.Option(..., "--to", help="Folder to restore into (an existing one is kept as DIR.rollback.*)"),
-    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+    yes: bool = YES,
     member_root: str = typer.Option(None, "--member-root",
                                     help="Folder inside the archive to restore (default: library; legacy archives: "
                                          "detected)."),
@@ -217,14 +220,14 @@ def list_command() -> None:
 
 
 @backup_app.command("prune")
+@changes
 def prune(keep_last: int = typer.Option(0, "--keep-last", help="Keep the N newest snapshots."),
           keep_hourly: int = typer.Option(0, "--keep-hourly", help="Keep the newest snapshot of each of the last N "
                                           "hours that have one."),
           keep_daily: int = typer.Option(0, "--keep-daily", help="... of each of the last N days."),
           keep_weekly: int = typer.Option(0, "--keep-weekly", help="... of each of the last N ISO weeks."),
           keep_monthly: int = typer.Option(0, "--keep-monthly", help="... of each of the last N months."),
-          dry_run: bool = typer.Option(False, "--dry-run", help="Say which snapshots would go; change nothing.")
-          ) -> None:
+          dry_run: bool = DRY_RUN) -> None:
     """Forget snapshots the policy does not keep, then remove content no remaining snapshot needs (crash-safe).
 
     Example: mobius backup prune --keep-last 5 --keep-daily 7
@@ -244,6 +247,7 @@ def prune(keep_last: int = typer.Option(0, "--keep-last", help="Keep the N newes
 
 
 @backup_app.command("export")
+@changes
 def export(snapshot: str = typer.Argument(..., help="Snapshot id (or a unique prefix, or latest)"),
            out: Path = typer.Option(..., "--out", help="The archive to write (.tar.zst); its .sha256 goes beside it")
            ) -> None:
@@ -260,6 +264,7 @@ def export(snapshot: str = typer.Argument(..., help="Snapshot id (or a unique pr
 
 
 @backup_app.command("copy")
+@changes
 def copy(snapshots: list[str] = typer.Argument(None, help="Snapshot ids (default: every snapshot)"),
          to: str = typer.Option(..., "--to", help="Another repository: a folder, or s3://bucket/prefix")) -> None:
     """Copy snapshots and the packs they need into another repository (only what it lacks), verified after.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from mobius.cli.context import current
+from mobius.cli.options import changes
 from mobius.cli.output import emit
 from mobius.config import MASK, is_secret_field, set_setting, setting_sources
 from mobius.records import records_call
@@ -32,6 +33,7 @@ def show() -> None:
 
 
 @config_app.command("set")
+@changes
 def set_value(key: str = typer.Argument(..., help="Setting name, e.g. MOBIUS_ENV or env"),
               value: str = typer.Argument(...)) -> None:
     """Set one setting in the workspace .env atomically, keeping comments and order.

@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING
 import typer
 
 from mobius.cli.context import current
-from mobius.cli.options import YES
+from mobius.cli.options import DRY_RUN, YES, changes
 from mobius.cli.output import confirm, emit, say
-from mobius.errors import InputError, VerificationError
+from mobius.errors import InputError
 
 if TYPE_CHECKING:
     from mobius.db.results import RehearsalReport
@@ -47,12 +47,13 @@ def status_command() -> None:
 
 
 @app.command("migrate")
+@changes
 def migrate_command(
     to: int = typer.Option(None, "--to", help="Stop at this version (default: all pending)."),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Print the SQL that would run; change nothing."),
+    dry_run: bool = DRY_RUN,
     rehearse: bool = typer.Option(False, "--rehearse", help="Apply to a throwaway copy first, report, then ask."),
     no_backup: bool = typer.Option(False, "--no-backup", help="Skip the dump taken before migrating."),
-    yes: bool = typer.Option(False, "--yes", help="Answer yes to the question after --rehearse."),
+    yes: bool = YES,
 ) -> None:
     """Apply pending migrations: lock, dump (checked readable), then each in one transaction with its verify.
 
@@ -94,6 +95,7 @@ def _show_rehearsal(report: RehearsalReport) -> None:
 
 
 @app.command("rollback")
+@changes
 def rollback_command(
     to: int = typer.Option(None, "--to", help="Roll back to this version (default: undo the latest migration)."),
     yes: bool = YES,
@@ -117,9 +119,10 @@ def verify_command() -> None:
 
     Example: mobius db verify
     """
-    result = _db().verify_database(current.workspace())
-    emit(result, [f"verify ok {m['version']:04d}_{m['name']} ({len(m['results'])} queries)"
-                  for m in result.migrations] or ["no applied migrations"])
+    report = _db().verify_database(current.workspace())
+    report.raise_if_failed(hint="the data no longer satisfies them; fix the data")
+    emit(report, [f"verify ok {c.name} ({len(c.observed)} queries)" for c in report.checks]
+         or ["no applied migrations"])
 
 
 @app.command("check")
@@ -129,12 +132,9 @@ def check_command() -> None:
     Example: mobius db check
     """
     report = _db().check_database(current.workspace())
-    if not report.ok:
-        raise VerificationError(f"check: {len(report.problems)} consistency problem(s) in {report.database}",
-                                details=report.problems, hint="restore a dump or repair the rows named above")
-    lines = [f"  {t['table']}: {t['rows']} rows, keys unique, references intact" for t in report.tables]
-    lines += [f"  note: {w}" for w in report.warnings]
-    emit(report.to_dict(), [f"database {report.database} is consistent", *lines])
+    report.raise_if_failed(hint="restore a dump or repair the rows named above")
+    emit(report, [f"{report.subject}: consistent ({len(report.checks)} checks passed)",
+                  *(f"  {c.line()}" for c in report.checks if not c.passed)])  # skipped ones are said
 
 
 @app.command("validate")
@@ -148,6 +148,7 @@ def validate_command() -> None:
 
 
 @app.command("accept-checksum")
+@changes
 def accept_checksum_command(
     version: int = typer.Argument(..., help="The applied migration's version."),
     reason: str = typer.Option(..., "--reason", help="Why the changed file is accepted (recorded)."),
@@ -161,6 +162,7 @@ def accept_checksum_command(
 
 
 @app.command("new")
+@changes
 def new_command(name: str = typer.Argument(..., help="What the migration does, e.g. add_publisher.")) -> None:
     """Write the next numbered migration file (up, down, verify sections) into the workspace's migrations/.
 
@@ -171,6 +173,7 @@ def new_command(name: str = typer.Argument(..., help="What the migration does, e
 
 
 @app.command("dump")
+@changes
 def dump_command(out: Path = typer.Option(None, "--out", help="Dump file (default: into the backups folder).")) -> None:
     """A dump checked readable (SQLite backup API; PostgreSQL pg_dump -Fc + pg_restore --list), with .sha256.
 
@@ -181,9 +184,10 @@ def dump_command(out: Path = typer.Option(None, "--out", help="Dump file (defaul
 
 
 @app.command("restore")
+@changes
 def restore_command(
     dump: Path = typer.Argument(..., help="A file written by `mobius db dump` (or taken before a migration)."),
-    yes: bool = typer.Option(False, "--yes", help="Replace a non-empty database without asking."),
+    yes: bool = YES,
 ) -> None:
     """Replace the database with a dump, all or nothing; what it replaces is dumped first.
 
@@ -203,10 +207,11 @@ def restore_command(
 
 
 @app.command("sync")
+@changes
 def sync_command(
     from_url: str = typer.Option(..., "--from", help="Source database URL (e.g. staging)."),
     to_url: str = typer.Option(..., "--to", help="Target database URL (e.g. production)."),
-    yes: bool = typer.Option(False, "--yes", help="Replace a non-empty target (it is dumped first)."),
+    yes: bool = YES,
 ) -> None:
     """Copy one database over another, dumping the target first; compares row counts afterwards.
 

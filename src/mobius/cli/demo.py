@@ -7,11 +7,13 @@ from pathlib import Path
 import typer
 
 from mobius.cli.context import current
+from mobius.cli.options import changes
 from mobius.cli.output import emit, say
 from mobius.config import load_workspace
 from mobius.demo import DemoStep, run_demo
 
 
+@changes
 def demo_command(
     directory: Path = typer.Argument(Path("mobius-demo"), help="Folder for the sample workspace."),
 ) -> None:

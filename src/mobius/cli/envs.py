@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from mobius.cli.context import current
+from mobius.cli.options import DRY_RUN, YES, changes
 from mobius.cli.output import confirm, emit, say
 from mobius.errors import EXIT_VERIFY
 
@@ -54,6 +55,7 @@ def list_command() -> None:
 
 
 @env_app.command("new")
+@changes
 def new_command(name: str = typer.Argument(..., help="Environment name, e.g. staging"),
                 copy: bool = typer.Option(False, "--copy", help="Start as a verified copy of the workspace's "
                                                                 "database and library.")) -> None:
@@ -113,10 +115,10 @@ def validate(name: str = typer.Argument(..., help="Environment name")) -> None:
 
 
 @env_app.command("promote")
+@changes
 def promote(source: str = typer.Option(..., "--from", help="Environment to promote, e.g. staging"),
             target: str = typer.Option(..., "--to", help="Environment to replace, e.g. production"),
-            dry_run: bool = typer.Option(False, "--dry-run", help="Plan and rehearse; change nothing."),
-            yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation.")) -> None:
+            dry_run: bool = DRY_RUN, yes: bool = YES) -> None:
     """Plan, back up the target (verified), copy the database, sync the library, carry settings, validate.
 
     Any failure restores the target from its backup.
@@ -146,7 +148,8 @@ def _env_workspace(env: str | None):  # noqa: ANN202
     return ws
 
 
-def deploy_command(dry_run: bool = typer.Option(False, "--dry-run", help="Check and rehearse; change nothing."),
+@changes
+def deploy_command(dry_run: bool = DRY_RUN,
                    no_backup: bool = typer.Option(False, "--no-backup", help="Skip the backup (recorded)."),
                    force: bool = typer.Option(False, "--force", help="Deploy despite failed preflight checks."),
                    env: str = typer.Option(None, "--env", help="Environment (same as the global --env).")) -> None:
@@ -167,9 +170,10 @@ def deploy_command(dry_run: bool = typer.Option(False, "--dry-run", help="Check 
     emit(result.__dict__, tail)
 
 
+@changes
 def rollback_command(to: str = typer.Option(None, "--to", help="Release id to return to (see mobius releases)."),
                      archive: str = typer.Option(None, "--backup", help="Backup archive to restore instead."),
-                     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+                     yes: bool = YES,
                      env: str = typer.Option(None, "--env", help="Environment (same as the global --env).")) -> None:
     """Verify the backup, back up the current state, restore library + database + settings, health gate.
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from mobius.cli.options import EXECUTOR as _EXECUTOR
+from mobius.cli.options import changes
 
 golden_app = typer.Typer(help="Golden files: pin a preview's every frame, soundtrack, loudness and container; "
                               "check renders against them.", no_args_is_help=True)
@@ -60,12 +61,14 @@ def _finish(reports, junit: Path | None, html: Path | None, result: dict, *, kin
     from mobius.cli.context import current
     from mobius.cli.output import emit
     from mobius.errors import EXIT_VERIFY, VerificationError
-    from mobius.golden import write_html, write_junit
 
-    if junit:
-        result["junit"] = write_junit(reports, _path(junit))
-    if html:
-        result["html"] = write_html(reports, _path(html))
+    if junit or html:
+        from mobius.golden.report import write_html, write_junit  # only when asked for: start-up of a plain check
+
+        if junit:
+            result["junit"] = write_junit(reports, _path(junit))
+        if html:
+            result["html"] = write_html(reports, _path(html))
     lines = [line for report in reports for line in report.lines()]
     lines += [f"JUnit: {result['junit']}"] if junit else []
     lines += [f"HTML report: {result['html']}"] if html else []
@@ -85,6 +88,7 @@ def _finish(reports, junit: Path | None, html: Path | None, result: dict, *, kin
 
 
 @golden_app.command("generate")
+@changes
 def generate_command(
     game: str = typer.Option(..., "--game", "-g", help="Game slug."),
     video: Path = typer.Option(..., "--in", "-i", help="The approved video (MP4)."),
@@ -100,8 +104,7 @@ def generate_command(
     """
     from mobius.cli.context import current
     from mobius.cli.output import emit
-    from mobius.golden import generate
-    from mobius.golden.baseline import per_os_enabled
+    from mobius.golden.baseline import generate, per_os_enabled
 
     ws = current.workspace()
     result = generate(ws, game, _path(video), frames=_frames(frames), per_os=per_os_enabled(ws, per_os),
@@ -128,8 +131,8 @@ def check_command(
     Needs first: mobius golden approve sushi-go
     """
     from mobius.cli.context import current
-    from mobius.golden import check_video
     from mobius.golden.baseline import per_os_enabled
+    from mobius.golden.check import check_video
 
     ws = current.workspace()
     report = check_video(ws, game, _path(video), overrides={"ssim": ssim, "lufs_tol": lufs_tol, "tp_tol": tp_tol,
@@ -151,7 +154,7 @@ def check_all_command(
     Needs first: mobius golden approve sushi-go
     """
     from mobius.cli.context import current
-    from mobius.golden import check_all
+    from mobius.golden.workflow import check_all
 
     ws = current.workspace()
     overrides = {"ssim": ssim, "lufs_tol": lufs_tol, "tp_tol": tp_tol, "frame_diff": frame_diff,
@@ -164,6 +167,7 @@ def check_all_command(
 
 
 @golden_app.command("approve")
+@changes
 def approve_command(
     games: list[str] = typer.Argument(None, help="Games to approve (default: every spec in games/)."),
     frames: str = _FRAMES,
@@ -174,9 +178,9 @@ def approve_command(
 
     Example: mobius golden approve sushi-go love-letter
     """
+    from mobius.approval import approve
     from mobius.cli.context import current
     from mobius.cli.output import emit
-    from mobius.golden import approve
 
     ws = current.workspace()
     result = approve(ws, games or None, per_os=per_os or None, frames=_frames(frames), executor=executor,
@@ -187,6 +191,7 @@ def approve_command(
 
 
 @golden_app.command("update")
+@changes
 def update_command(
     game: str = typer.Argument(..., help="Game slug."),
     per_os: bool = _PER_OS,
@@ -199,6 +204,7 @@ def update_command(
 
 
 @golden_app.command("backup")
+@changes
 def backup_command() -> None:
     """Archive tests/golden into backups/golden_<UTC>.tar.zst with a .sha256 sidecar.
 
@@ -208,7 +214,7 @@ def backup_command() -> None:
     """
     from mobius.cli.context import current
     from mobius.cli.output import emit
-    from mobius.golden import backup_goldens
+    from mobius.golden.archive import backup_goldens
 
     result = backup_goldens(current.workspace(), progress=current.progress())
     emit({"archive": result.path, "sha256": result.sha256},
@@ -216,6 +222,7 @@ def backup_command() -> None:
 
 
 @golden_app.command("restore")
+@changes
 def restore_command(archive: str = typer.Argument(..., help="A golden_*.tar.zst archive, or `latest` (the newest "
                                                             "in the backups folder).")) -> None:
     """Verify a golden archive and put its tree back as tests/golden (the current goldens are backed up first).
@@ -226,7 +233,7 @@ def restore_command(archive: str = typer.Argument(..., help="A golden_*.tar.zst 
     """
     from mobius.cli.context import current
     from mobius.cli.output import emit
-    from mobius.golden import restore_goldens
+    from mobius.golden.archive import restore_goldens
 
     ws = current.workspace()
     result = restore_goldens(ws, archive if archive == "latest" else _path(Path(archive)), progress=current.progress())
@@ -237,6 +244,7 @@ def restore_command(archive: str = typer.Argument(..., help="A golden_*.tar.zst 
 
 
 @golden_app.command("upgrade")
+@changes
 def upgrade_command(
     games: list[str] = typer.Argument(None, help="Games to upgrade (default: every game with goldens)."),
 ) -> None:
@@ -250,7 +258,7 @@ def upgrade_command(
     from mobius.cli.context import current
     from mobius.cli.output import emit
     from mobius.errors import InputError
-    from mobius.golden import upgrade
+    from mobius.golden.upgrade import upgrade
 
     results = upgrade(current.workspace(), games or None, progress=current.progress())
     refused = [r for r in results if r.status == "refused"]

@@ -5,11 +5,13 @@ from __future__ import annotations
 import typer
 
 from mobius.cli.context import current
+from mobius.cli.options import changes
 from mobius.cli.output import emit
 from mobius.config import find_workspace_root
 from mobius.workspace.init import initialize
 
 
+@changes
 def init_command(
     directory: str = typer.Argument(None, help="Workspace folder (default: --workspace or the current folder)"),
     sample: bool = typer.Option(False, "--sample", help="Generate the sample library, games and database rows."),

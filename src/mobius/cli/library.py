@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from mobius.cli.context import current
+from mobius.cli.options import WORKERS, changes
 from mobius.cli.output import emit, say
 
 library_app = typer.Typer(help="Image fingerprints (dHash): hash the library, find duplicates and similar images, "
@@ -14,7 +15,6 @@ library_app = typer.Typer(help="Image fingerprints (dHash): hash the library, fi
 
 DISTANCE = typer.Option(6, "--distance", "-d", help="Largest Hamming distance (bits of 64) that counts as similar.")
 VARIANTS = typer.Option(False, "--variants", help="Also match flipped and rotated copies (8 hashes per image).")
-WORKERS = typer.Option(None, "--workers", help="Hashing threads (default: cores, at most 4).")
 
 
 def _fingerprint():  # noqa: ANN202
@@ -25,6 +25,7 @@ def _fingerprint():  # noqa: ANN202
 
 
 @library_app.command("hash")
+@changes
 def hash_command(mode: str = typer.Option("exact", "--mode", help="exact (ImageHash's dhash) or fast (JPEG draft)."),
                  workers: int = WORKERS, variants: bool = VARIANTS) -> None:
     """Hash new and changed images of the library (incremental; failures are recorded with their reason).
@@ -102,6 +103,7 @@ def similar_command(image: Path = typer.Argument(..., help="The image to look fo
 
 
 @library_app.command("rehash")
+@changes
 def rehash_command(to: str = typer.Option(None, "--to", help="Version to migrate to: exact, fast or an id."),
                    rollback: bool = typer.Option(False, "--rollback", help="Switch back to the previous version."),
                    no_switch: bool = typer.Option(False, "--no-switch", help="Compute and compare only."),

@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from mobius.cli.context import current
+from mobius.cli.options import DRY_RUN, WORKERS, YES, changes
 from mobius.cli.output import confirm, emit, say
 from mobius.safety.stamps import utc_compact
 
@@ -38,10 +39,11 @@ def _ratio(value: float) -> float:
 
 
 @media_app.command("manifest")
+@changes
 def manifest_command(
     directory: Path = typer.Argument(None, help="Folder to hash (default: the workspace library)"),
     out: Path = typer.Option(None, "--out", "-o", help="Manifest file (default: state/media/manifests/...)"),
-    workers: int = typer.Option(None, "--workers", help="Hashing processes (default: one per core, up to 8)"),
+    workers: int = WORKERS,
 ) -> None:
     """Write a sha256 manifest of every file, in sha256sum format (check it with `sha256sum -c`).
 
@@ -70,7 +72,7 @@ def verify_command(
     against: Path = typer.Option(..., "--against", help="Manifest (sha256sum format) to compare with"),
     trust_cache: bool = typer.Option(False, "--trust-cache",
                                      help="Reuse cached hashes of files whose size, mtime and inode are unchanged"),
-    workers: int = typer.Option(None, "--workers", help="Hashing processes (default: one per core)"),
+    workers: int = WORKERS,
 ) -> None:
     """Report missing, extra, changed and unreadable files; exit 2 on any difference.
 
@@ -93,12 +95,13 @@ def verify_command(
 
 
 @media_app.command("migrate")
+@changes
 def migrate_command(
     to: str = typer.Option(..., "--to", help="Target: a folder (new or empty) or s3://bucket/prefix"),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan and the checks; change nothing"),
+    dry_run: bool = DRY_RUN,
     no_backup: bool = typer.Option(False, "--no-backup", help="Skip the backup (recorded, and warned in the log)"),
-    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation"),
-    workers: int = typer.Option(None, "--workers", help="Parallel copies (default: 4 x cores, 4..16)"),
+    yes: bool = YES,
+    workers: int = WORKERS,
     min_free_ratio: float = typer.Option(3.0, "--min-free-ratio", help="Free space needed at the target, "
                                          "as a multiple of the data to copy"),
     verify: bool = typer.Option(False, "--verify", help="Re-run of a completed migration: re-read every byte of "
@@ -147,9 +150,10 @@ def migrations_command() -> None:
 
 
 @media_app.command("rollback")
+@changes
 def rollback_command(
     migration_id: str = typer.Argument(None, help="Migration id or latest (default: the latest completed one)"),
-    workers: int = typer.Option(None, "--workers", help="Hashing threads"),
+    workers: int = WORKERS,
 ) -> None:
     """Verify the old library against its manifest, then switch MOBIUS_LIBRARY_DIR back to it.
 
@@ -165,11 +169,12 @@ def rollback_command(
 
 
 @media_app.command("finalize")
+@changes
 def finalize_command(
     migration_id: str = typer.Argument(..., help="Migration id (see mobius media migrations), or latest: the latest "
                                                  "completed one"),
-    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask before deleting the old library"),
-    workers: int = typer.Option(None, "--workers", help="Reading threads"),
+    yes: bool = YES,
+    workers: int = WORKERS,
 ) -> None:
     """Re-verify the target against its manifest, then (confirmed) delete the old library.
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from mobius.cli.context import current
-from mobius.cli.options import WORKERS, YES
+from mobius.cli.options import WORKERS, YES, changes
 from mobius.cli.output import confirm, emit, say
 
 migrate_app = typer.Typer(help="Run the migration runbook as one plan: preflight, steps, monitors, validation, "
@@ -15,6 +15,7 @@ migrate_app = typer.Typer(help="Run the migration runbook as one plan: preflight
 
 _PLAN = typer.Argument(..., help="The plan YAML file (see docs/migrate.md).")
 MIGRATION = "migrate.run"  # ops.orchestrator.TYPE, named here so that start-up does not import the runner
+WATCH = typer.Option(False, "--watch", help="Follow it live until it ends; exit with its exit code.")
 _ID = typer.Argument(..., help="The migration id (printed first by `migrate run`; see `mobius history`), "
                                    "or `latest`.")
 
@@ -67,6 +68,7 @@ def probe_line(name: str, cost: dict) -> str:
 
 
 @migrate_app.command("run")
+@changes
 def run_command(plan: Path = _PLAN, yes: bool = YES,
                 force: bool = typer.Option(False, "--force", help="Run outside the window / before the notice "
                                                                   "lead time."),
@@ -93,6 +95,7 @@ def run_command(plan: Path = _PLAN, yes: bool = YES,
 
 
 @migrate_app.command("resume")
+@changes
 def resume_command(migration: str = _ID, workers: int = WORKERS) -> None:
     """Continue a killed or stopped migration from its last checkpoint (finished steps are not redone).
 
@@ -109,6 +112,7 @@ def resume_command(migration: str = _ID, workers: int = WORKERS) -> None:
 
 
 @migrate_app.command("rollback")
+@changes
 def rollback_command(migration: str = _ID, yes: bool = YES) -> None:
     """Undo the migration's finished steps in reverse with their handles, verifying each.
 
@@ -128,14 +132,16 @@ def rollback_command(migration: str = _ID, yes: bool = YES) -> None:
 
 @migrate_app.command("status")
 def status_command(migration: str = typer.Argument(None, help="A migration id or `latest` (default: the recent "
-                                                              "ones).")) -> None:
-    """One migration's steps, or the recent migrations.
+                                                              "ones)."), watch: bool = WATCH) -> None:
+    """One migration's steps, or the recent migrations; `--watch` follows one live until it ends.
 
-    Example: mobius migrate status latest
+    Example: mobius migrate status latest --watch
     Needs first: mobius migrate run plans/media-to-v2.yaml --yes
     """
     from mobius.ops.orchestrator import status
 
+    if watch:
+        _watch(status(current.workspace(), migration or "latest").id)
     found = status(current.workspace(), migration)
     if isinstance(found, list):
         emit({"migrations": found}, [f"{op.id}  {op.status:<15} {op.started}  {op.params.get('plan', {}).get('name')}"
@@ -180,10 +186,21 @@ def report_command(
         emit({"migration": op_id, "kind": kind, "format": fmt, "text": text}, text.splitlines())
 
 
+def _watch(op_id: str) -> None:
+    """Follow `op_id` until it ends; print its record under --json; exit with its exit code."""
+    from mobius.cli.watch import follow
+
+    op, events, code = follow(current.workspace(), op_id, draw=not current.json)
+    if current.json:
+        emit({"operation": op, "events": events, "exit_code": code})
+    raise typer.Exit(code)
+
+
 def history_command(
     operation: str = typer.Argument(None, help="An operation id (or `latest`): its steps and events."),
     type_: str = typer.Option(None, "--type", "-t", help="Only this type (e.g. migrate, backup, media.migrate)."),
     limit: int = typer.Option(50, "--limit", help="At most this many operations."),
+    watch: bool = WATCH,
 ) -> None:
     """Every operation Mobius recorded in this workspace (state/operations.sqlite), newest first.
 
@@ -192,9 +209,15 @@ def history_command(
     from mobius.errors import InputError
     from mobius.records import RecordStore
 
+    if watch and not operation:
+        raise InputError("--watch follows one operation: give its id, or `latest`",
+                         hint="mobius history latest --watch")
     with RecordStore.of(current.workspace(), read_only=True) as store:
         if operation:
             operation = store.resolve(operation, type=type_)
+            if watch:
+                store.close()
+                _watch(operation)
             op = store.get(operation)
             if op is None:
                 raise InputError(f"no operation {operation} in this workspace", hint="see mobius history")

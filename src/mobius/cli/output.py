@@ -32,8 +32,9 @@ def say(line: str) -> None:
 
 
 def confirm(question: str, *, yes: bool) -> bool:
-    """True when --yes or the person agrees; refuses (exit 1) rather than wait on a non-terminal stdin."""
-    if yes:
+    """True when --yes (the command's, or `current.yes`) or the person agrees; refuses (exit 1) rather than
+    wait on a non-terminal stdin."""
+    if yes or current.yes:
         return True
     if not sys.stdin.isatty():
         raise InputError(f"{question} needs confirmation and stdin is not a terminal", hint="pass --yes to confirm")

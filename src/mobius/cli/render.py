@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from mobius.cli.options import EXECUTOR
+from mobius.cli.options import EXECUTOR, changes
 
 pipeline_app = typer.Typer(help="The rendering pipeline's self-test (the runbook's test-pipeline).",
                            no_args_is_help=True)
@@ -14,6 +14,7 @@ pipeline_app = typer.Typer(help="The rendering pipeline's self-test (the runbook
 
 
 
+@changes
 def render_command(
     games: list[str] = typer.Argument(None, help="Game slugs (games/<slug>.yaml) or paths to specs."),
     all_games: bool = typer.Option(False, "--all", help="Render every spec in games/."),

@@ -10,6 +10,7 @@ import socket
 import typer
 
 from mobius.cli.context import current
+from mobius.cli.options import WORKERS
 from mobius.cli.output import emit, say
 from mobius.errors import EnvironmentProblem, InputError
 
@@ -31,7 +32,7 @@ def _check_port(host: str, port: int) -> None:
 
 def serve(host: str = typer.Option("127.0.0.1", "--host", help="Address to bind (default: loopback only)."),
           port: int = typer.Option(5001, "--port", help="TCP port."),
-          workers: int = typer.Option(1, "--workers", help="Worker processes (metrics are summed across them)."),
+          workers: int = WORKERS,
           drain_seconds: float = typer.Option(2.0, "--drain-seconds",
                                               help="On SIGTERM, fail /ready this long before stopping to accept."),
           graceful_seconds: float = typer.Option(30.0, "--graceful-seconds",
@@ -49,6 +50,7 @@ def serve(host: str = typer.Option("127.0.0.1", "--host", help="Address to bind 
     from mobius.api.header_timeout import HEADER_TIMEOUT_ENV, PROTOCOL
     from mobius.api.metrics import MULTIPROC_ENV, prepare_multiprocess_dir
 
+    workers = 1 if workers is None else workers  # one worker process unless asked
     if workers < 1 or not 0 < port < 65536 or drain_seconds < 0 or graceful_seconds < 0 or not header_timeout > 0:
         raise InputError("--workers must be >= 1, --port 1-65535, the seconds >= 0 (--header-timeout > 0)")
     ws = current.workspace()

@@ -21,26 +21,26 @@ from sqlalchemy import inspect, update
 from mobius.config import Workspace
 from mobius.db import dump as dumps
 from mobius.db import history
-from mobius.db.checks import CheckReport, check
+from mobius.db.checks import check
 from mobius.db.engine import DatabaseTarget, connect, first_line, table_names, target_for
 from mobius.db.lock import migration_lock
 from mobius.db.migration import Migration, discover, write_new_migration
 from mobius.db.results import (
     ChecksumAcceptance,
+    DatabaseRestore,
+    DatabaseRollback,
     DatabaseStatus,
-    DatabaseVerification,
     MigrateResult,
     RehearsalReport,
-    RestoreResult,
-    RollbackResult,
     SyncResult,
     ValidateResult,
 )
-from mobius.db.runner import Outcome, Runner
+from mobius.db.runner import MigrationOutcome, Runner
 from mobius.errors import InputError, MobiusError, VerificationError
 from mobius.log import get_logger
 from mobius.progress import NoProgress, Progress
 from mobius.records import records_call
+from mobius.results import Report, failed, passed
 from mobius.safety.stamps import new_id
 
 Confirm = Callable[[str], bool]
@@ -251,7 +251,7 @@ def _rehearse(ws: Workspace, target: DatabaseTarget, plan: list[Migration],
     ws.state.mkdir(parents=True, exist_ok=True)
     workdir = Path(tempfile.mkdtemp(prefix=".mobius-rehearsal-", dir=ws.state))
     copy: DatabaseTarget | None = None
-    outcomes: list[Outcome] = []
+    outcomes: list[MigrationOutcome] = []
     failure: MobiusError | None = None
     started = time.monotonic()
     try:
@@ -271,7 +271,7 @@ def _rehearse(ws: Workspace, target: DatabaseTarget, plan: list[Migration],
                     outcomes.append(runner.apply(m, dump_path=None, resume=applied.get(m.version)))
                 except MobiusError as exc:
                     failure = exc
-                    outcomes.append(Outcome(m.version, m.name, "failed", error=exc.message))
+                    outcomes.append(MigrationOutcome(m.version, m.name, "failed", error=exc.message))
                     break
     finally:
         if copy is not None and not copy.is_sqlite:
@@ -299,14 +299,14 @@ def _admin_sql(target: DatabaseTarget, sql: str) -> None:
 
 @records_call("db.rollback", ref=lambda result: result.run_id)
 def rollback_database(ws: Workspace, *, to: int | None = None, confirm: Confirm | None = None,
-                      progress: Progress | None = None) -> RollbackResult:
+                      progress: Progress | None = None) -> DatabaseRollback:
     """Revert applied migrations above `to` (default: the latest one), newest first, after a dump."""
     confirm = confirm or _refuse
     progress = progress or NoProgress()
     target = target_for(ws)
     migrations = _by_version(discover(ws))
     run_id = new_run_id()
-    result = RollbackResult(database=target.display, run_id=run_id)
+    result = DatabaseRollback(database=target.display, run_id=run_id)
     with _locked_session(ws, target) as session:
         conn, applied = session.conn, session.applied
         if not applied:
@@ -347,7 +347,7 @@ def rollback_database(ws: Workspace, *, to: int | None = None, confirm: Confirm 
 
 
 def _restore_for_rollback(ws: Workspace, target: DatabaseTarget, conn: Any, m: Migration,
-                          row: history.AppliedMigration, confirm: Confirm, run_id: str) -> Outcome:
+                          row: history.AppliedMigration, confirm: Confirm, run_id: str) -> MigrationOutcome:
     if not row.dump_path or not Path(row.dump_path).is_file():
         raise VerificationError(f"migration {m.label} is irreversible and its dump {row.dump_path} is missing",
                                 hint="restore a backup taken before it with `mobius db restore FILE`")
@@ -356,7 +356,8 @@ def _restore_for_rollback(ws: Workspace, target: DatabaseTarget, conn: Any, m: M
     started = time.monotonic()
     _restore_keeping_events(target, conn, Path(row.dump_path), run_id=run_id, reason=f"rollback of {m.label}",
                             version=m.version)
-    return Outcome(m.version, m.name, "restored", int((time.monotonic() - started) * 1000), dump_path=row.dump_path)
+    return MigrationOutcome(m.version, m.name, "restored", int((time.monotonic() - started) * 1000),
+                            dump_path=row.dump_path)
 
 
 def _restore_keeping_events(target: DatabaseTarget, conn: Any, dump_file: Path, *, run_id: str, reason: str,
@@ -371,12 +372,12 @@ def _restore_keeping_events(target: DatabaseTarget, conn: Any, dump_file: Path, 
         history.record_event(conn, "restore", version=version, run_id=run_id, dump=str(dump_file), reason=reason)
 
 
-def verify_database(ws: Workspace) -> DatabaseVerification:
-    """Re-run the verify queries of every applied migration; any failure exits 2."""
+def verify_database(ws: Workspace) -> Report:
+    """Re-run the verify queries of every applied migration: one Check each (observed: the query results)."""
     target = target_for(ws)
     migrations = _by_version(discover(ws))
     run_id = new_run_id()
-    checked, failures = [], []
+    report = Report(f"db verify {target.display}")
     with connect(target, enforce_foreign_keys=False) as conn:
         with conn.begin():
             applied = history.applied(conn)
@@ -385,22 +386,17 @@ def verify_database(ws: Workspace) -> DatabaseVerification:
             m = migrations.get(version)
             if m is None or row.status != "applied":
                 continue
-            entry: dict[str, Any] = {"version": version, "name": m.name}
             try:
                 with conn.begin():
-                    entry["results"] = [r.to_dict() for r in runner.run_verify(m)]
-                    entry["ok"] = True
+                    results = [r.to_dict() for r in runner.run_verify(m)]
+                check = passed(m.label, results, unit="verify queries", source=m.path.name)
             except MobiusError as exc:
-                entry.update(ok=False, error=exc.message)
-                failures.append(f"{m.label}: {exc.message}")
+                results, check = None, failed(m.label, source=m.path.name, detail=exc.message)
             with conn.begin():
-                history.record_event(conn, "verify", version=version, run_id=run_id, ok=entry["ok"],
-                                     results=entry.get("results"), error=entry.get("error"))
-            checked.append(entry)
-    if failures:
-        raise VerificationError(f"verify: {len(failures)} of {len(checked)} migrations fail their verify queries",
-                                details=failures, hint="the data no longer satisfies them; fix the data")
-    return DatabaseVerification(database=target.display, migrations=checked)
+                history.record_event(conn, "verify", version=version, run_id=run_id, ok=check.passed,
+                                     results=results, error=check.detail or None)
+            report.add(check)
+    return report
 
 
 def validate_database(ws: Workspace) -> ValidateResult:
@@ -438,8 +434,8 @@ def new_migration(ws: Workspace, name: str) -> Path:
     return write_new_migration(ws, name)
 
 
-def check_database(ws: Workspace, url: str | None = None) -> CheckReport:
-    """The runbook's consistency checks; the CLI exits 2 when the report has problems."""
+def check_database(ws: Workspace, url: str | None = None) -> Report:
+    """The runbook's consistency checks, one Check each; the CLI exits 2 when one fails."""
     return check(target_for(ws, url))
 
 
@@ -475,7 +471,7 @@ def check_restorable(ws: Workspace, dump: Path) -> None:
 
 @records_call("db.restore")
 def restore_with_report(ws: Workspace, dump: Path, *, safety_dump: bool = True,
-                        lock_held: bool = False) -> RestoreResult:
+                        lock_held: bool = False) -> DatabaseRestore:
     target = target_for(ws)
     dump = Path(dump).expanduser().resolve()
     if not dump.is_file():
@@ -487,7 +483,7 @@ def restore_with_report(ws: Workspace, dump: Path, *, safety_dump: bool = True,
             safety = dumps.dump(target, dumps.dump_path_for(ws, target, label="prerestore"))
         with connect(target) as conn:
             _restore_keeping_events(target, conn, dump, run_id=new_run_id(), reason="mobius db restore")
-    return RestoreResult(database=target.display, restored=dump, safety_dump=safety.path if safety else None)
+    return DatabaseRestore(database=target.display, restored=dump, safety_dump=safety.path if safety else None)
 
 
 @records_call("db.sync")

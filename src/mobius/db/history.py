@@ -10,7 +10,6 @@ with each batch, so a crash resumes at the next batch.
 from __future__ import annotations
 
 import getpass
-import json
 import socket
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +30,7 @@ from sqlalchemy import (
     update,
 )
 
+from mobius.results import dumps
 from mobius.safety.stamps import utc_iso
 
 metadata = MetaData()
@@ -145,7 +145,7 @@ def record_event(conn: Connection, event: str, *, version: int | None = None, ru
                  **detail: Any) -> None:
     conn.execute(insert(schema_migration_events).values(
         at=now(), version=version, event=event, run_id=run_id, actor=actor(),
-        detail=json.dumps(detail, default=str, ensure_ascii=False) if detail else None))
+        detail=dumps(detail) if detail else None))
 
 
 def events(conn: Connection, *, version: int | None = None) -> list[dict[str, Any]]:

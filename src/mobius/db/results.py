@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from mobius.db.dump import Dump
-from mobius.db.runner import Outcome
+from mobius.db.runner import MigrationOutcome
 
 
 class _Shallow:
@@ -41,7 +41,7 @@ class RehearsalReport(_Shallow):
 
     ok: bool
     seconds: float
-    migrations: list[Outcome]
+    migrations: list[MigrationOutcome]
 
 
 @dataclass
@@ -54,7 +54,7 @@ class MigrateResult:
     dry_run: bool
     dump: Dump | None = None
     rehearsal: RehearsalReport | None = None
-    applied: list[Outcome] = field(default_factory=list)
+    applied: list[MigrationOutcome] = field(default_factory=list)
     plan: list[dict[str, Any]] | None = None  # dry run only: each migration's SQL
     planned: list[str] | None = None  # real run only: the labels about to be applied
     current_version: int | None = None
@@ -72,22 +72,14 @@ class MigrateResult:
 
 
 @dataclass
-class RollbackResult(_Shallow):
+class DatabaseRollback(_Shallow):
     """`mobius db rollback`: the dump taken first, each migration undone, the version reached."""
 
     database: str
     run_id: str
-    rolled_back: list[Outcome] = field(default_factory=list)
+    rolled_back: list[MigrationOutcome] = field(default_factory=list)
     dump: Dump | None = None
     current_version: int | None = None
-
-
-@dataclass
-class DatabaseVerification(_Shallow):
-    """`mobius db verify`: each applied migration's verify queries re-run."""
-
-    database: str
-    migrations: list[dict[str, Any]]
 
 
 @dataclass
@@ -111,7 +103,7 @@ class ChecksumAcceptance(_Shallow):
 
 
 @dataclass
-class RestoreResult(_Shallow):
+class DatabaseRestore(_Shallow):
     """`mobius db restore`: the dump restored and where the replaced database was dumped first."""
 
     database: str

@@ -30,7 +30,7 @@ TIMEOUT_SQLSTATES = {"55P03": "lock_timeout", "57014": "statement_timeout"}
 
 
 @dataclass
-class VerifyResult:
+class VerifyQuery:
     query: str
     value: Any
     ok: bool
@@ -40,14 +40,14 @@ class VerifyResult:
 
 
 @dataclass
-class Outcome:
+class MigrationOutcome:
     """What happened to one migration in this run."""
 
     version: int
     name: str
     status: str  # applied | failed | rolled_back | restored
     execution_ms: int = 0
-    verify: list[VerifyResult] = field(default_factory=list)
+    verify: list[VerifyQuery] = field(default_factory=list)
     phased: bool = False
     backfilled_rows: int = 0
     dump_path: str | None = None
@@ -114,7 +114,7 @@ class Runner:
         except SQLAlchemyError as exc:
             raise classify(exc, f"migration {m.label} failed at {m.path.name}:{statement.line} ({section})") from None
 
-    def run_verify(self, m: Migration) -> list[VerifyResult]:
+    def run_verify(self, m: Migration) -> list[VerifyQuery]:
         """Run the verify queries inside the current transaction; raises MigrationFailed on the first failure."""
         results = []
         for statement in m.statements("verify", self.dialect):
@@ -124,7 +124,7 @@ class Runner:
             except SQLAlchemyError as exc:
                 raise classify(exc, f"verify query of {m.label} failed at {m.path.name}:{statement.line}") from None
             value = rows[0][0] if len(rows) == 1 and len(rows[0]) else None
-            result = VerifyResult(_one_line(statement.sql), _plain(value), len(rows) == 1 and verify_value_ok(value))
+            result = VerifyQuery(_one_line(statement.sql), _plain(value), len(rows) == 1 and verify_value_ok(value))
             results.append(result)
             if not result.ok:
                 shape = f"returned {value!r}" if len(rows) == 1 else f"returned {len(rows)} rows, not one"
@@ -156,7 +156,8 @@ class Runner:
 
     # -- apply --------------------------------------------------------------------------------------------
 
-    def apply(self, m: Migration, *, dump_path: str | None, resume: history.AppliedMigration | None = None) -> Outcome:
+    def apply(self, m: Migration, *, dump_path: str | None,
+              resume: history.AppliedMigration | None = None) -> MigrationOutcome:
         """Apply (or resume) one migration; raises a MobiusError after recording a failure."""
         if m.is_phased(self.dialect):
             return self._apply_phased(m, dump_path=dump_path, resume=resume)
@@ -178,7 +179,7 @@ class Runner:
             self._failed(m, error, phase="up", phased_row=False)
             raise error from None
         self.log.info("db.migrate.applied", version=m.version, name=m.name, ms=elapsed)
-        return Outcome(m.version, m.name, "applied", elapsed, results, dump_path=dump_path)
+        return MigrationOutcome(m.version, m.name, "applied", elapsed, results, dump_path=dump_path)
 
     def _row(self, m: Migration, dump_path: str | None, elapsed: int, *, status: str, phase: str) -> dict[str, Any]:
         return {"version": m.version, "name": m.name, "checksum": m.checksum, "applied_at": history.now(),
@@ -186,7 +187,7 @@ class Runner:
                 "dump_path": dump_path, "status": status, "phase": phase}
 
     def _apply_phased(self, m: Migration, *, dump_path: str | None,
-                      resume: history.AppliedMigration | None) -> Outcome:
+                      resume: history.AppliedMigration | None) -> MigrationOutcome:
         started = time.monotonic()
         spent_before = resume.execution_ms if resume else 0
         phase = resume.phase if resume else "up"
@@ -235,7 +236,7 @@ class Runner:
             self._failed(m, error, phase=phase, phased_row=phase != "up")
             raise error from None
         self.log.info("db.migrate.applied", version=m.version, name=m.name, ms=elapsed, phased=True)
-        return Outcome(m.version, m.name, "applied", elapsed, results, phased=True, backfilled_rows=rows,
+        return MigrationOutcome(m.version, m.name, "applied", elapsed, results, phased=True, backfilled_rows=rows,
                        dump_path=dump_path)
 
     def _backfill(self, m: Migration) -> int:
@@ -314,7 +315,7 @@ class Runner:
 
     # -- rollback -----------------------------------------------------------------------------------------
 
-    def rollback(self, m: Migration) -> Outcome:
+    def rollback(self, m: Migration) -> MigrationOutcome:
         """Run the down section and remove the history row in one transaction."""
         if m.irreversible:
             raise InputError(f"migration {m.label} is irreversible; it is rolled back by restoring its dump")
@@ -337,7 +338,7 @@ class Runner:
                                      error=error.message)
             raise error from None
         self.log.info("db.rollback.done", version=m.version, ms=elapsed)
-        return Outcome(m.version, m.name, "rolled_back", elapsed)
+        return MigrationOutcome(m.version, m.name, "rolled_back", elapsed)
 
 
 def _one_line(sql: str) -> str:

@@ -29,6 +29,7 @@ from pathlib import Path
 from mobius import __version__
 from mobius.config import Workspace
 from mobius.errors import InputError, MobiusError
+from mobius.games import check_slug
 from mobius.log import get_logger
 from mobius.progress import NoProgress, Progress
 from mobius.records import records_call
@@ -98,8 +99,6 @@ def per_os_enabled(ws: Workspace, flag: bool | None = None) -> bool:
 
 def slug_folder(ws: Workspace, slug: str) -> Path:
     """Every golden path goes through here, so the slug rule is checked once for every command."""
-    from mobius.render.spec import check_slug
-
     return ws.golden / check_slug(slug)
 
 
@@ -285,9 +284,9 @@ def generate(ws: Workspace, slug: str, video: Path, *, frames: list[float] | Non
 
 def _generate_locked(slug: str, target: Path, video: Path, frames, per_os: bool, thresholds, progress: Progress,
                      log) -> GenerateResult:
-    from mobius.golden.loudness import measure
-    from mobius.golden.media import read_every_frame
     from mobius.golden.signatures import FILE, compute
+    from mobius.measure.decode import read_every_frame, stream_digests
+    from mobius.measure.loudness import measure
 
     previous = {}
     if (target / "golden.json").is_file():
@@ -317,7 +316,8 @@ def _generate_locked(slug: str, target: Path, video: Path, frames, per_os: bool,
                 "thresholds": limits.to_dict(), "os": os_name() if per_os else None,
                 "frame_format": "luma plane (Y of the decoded video), 8-bit grayscale PNG",
                 "signatures": signature_description(),
-                "source": {"video": str(video), "bytes": video.stat().st_size}}
+                "source": {"video": str(video), "bytes": video.stat().st_size},
+                "streams": stream_digests(video)}
         compute(sample, every_frame).write(staging / FILE)
         atomic_write_text(staging / "container.json", json.dumps(sample.container.to_dict(), indent=2) + "\n")
         atomic_write_text(staging / "audio_stats.json", json.dumps(stats.to_dict(), indent=2) + "\n")

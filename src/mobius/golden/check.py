@@ -20,7 +20,7 @@ from mobius.progress import NoProgress, Progress
 
 
 def _frame_checks(golden: Golden, frames: dict, limits: Thresholds, debug: Path | None) -> list[Check]:
-    from mobius.golden.ssim import ssim_and_map
+    from mobius.measure.ssim import ssim_and_map
 
     checks = []
     for t in golden.frames:
@@ -47,9 +47,9 @@ def _frame_checks(golden: Golden, frames: dict, limits: Thresholds, debug: Path 
 
 
 def _audio_checks(golden: Golden, audio, sample_rate: int, limits: Thresholds, stats=None) -> list[Check]:
-    from mobius.golden.loudness import measure
+    from mobius.measure.loudness import measure
 
-    if audio is None:
+    if audio is None and stats is None:
         return [Check(f"audio.{n}", "audio", False, None, t, rule="<=", message="the video has no audio stream")
                 for n, t in (("integrated_loudness", limits.lufs_tol), ("true_peak", limits.tp_tol))]
     stats = stats or measure(audio, sample_rate)
@@ -98,9 +98,9 @@ def check_video(ws: Workspace, slug: str, video: Path, *, overrides: dict[str, f
     """
     import time
 
-    from mobius.golden.media import read_every_frame, read_media
     from mobius.golden.signatures import read_signatures
     from mobius.golden.timeline import skipped_checks
+    from mobius.measure.decode import MediaSample, checked_facts, read_every_frame, read_media
 
     started = time.monotonic()
     progress = progress or NoProgress()
@@ -110,12 +110,18 @@ def check_video(ws: Workspace, slug: str, video: Path, *, overrides: dict[str, f
     progress.start(f"golden check {slug}", total=3, unit="steps")
     heard = None
     if signatures is not None:
+        same = _same_streams(golden, signatures, Path(video))
         # the soundtrack is decoded and measured in a second thread while the picture decodes: both
         # spend their time in FFmpeg and numpy, which release the GIL
         with ThreadPoolExecutor(max_workers=1) as pool:
-            listening = pool.submit(_listen, Path(video))
-            sample, frames = read_every_frame(Path(video), golden.frames, with_audio=False)
-            heard = listening.result()
+            listening = None if "audio" in same else pool.submit(_listen, Path(video))
+            if "video" in same:
+                sample = MediaSample(container=checked_facts(Path(video), golden.frames),
+                                     frames={t: golden.plane(t) for t in golden.frames})
+                frames = signatures.frames
+            else:
+                sample, frames = read_every_frame(Path(video), golden.frames, with_audio=False)
+            heard = listening.result() if listening is not None else _heard_in_golden(golden, signatures)
         sample.audio, sample.sample_rate = heard.samples, heard.sample_rate
     else:
         sample, frames = read_media(Path(video), golden.frames), None
@@ -151,9 +157,45 @@ class Heard:
     bands: object | None
 
 
+def _same_streams(golden: Golden, signatures, video: Path) -> set[str]:
+    """The streams ("video", "audio") of `video` whose coded content equals the golden's source video's.
+
+    Such a stream decodes to exactly what the golden measured when it was generated, so its signatures,
+    pinned planes and loudness are the golden's own, and are taken from it instead of decoded again.
+    Goldens generated before the stream digests were kept (no "streams" in golden.json) always decode.
+    """
+    from mobius.measure.decode import stream_digests
+
+    stored = golden.meta.get("streams")
+    if not isinstance(stored, dict) or not stored:
+        return set()
+    current = stream_digests(video)
+    same = {kind for kind in ("video", "audio") if stored.get(kind) and stored.get(kind) == current.get(kind)}
+    if "audio" in same and (_stats_in_golden(golden) is None or not len(signatures.audio)):
+        same.discard("audio")
+    return same
+
+
+def _stats_in_golden(golden: Golden):
+    from dataclasses import fields
+
+    from mobius.measure.loudness import AudioStats
+
+    try:
+        return AudioStats(**{f.name: golden.audio[f.name] for f in fields(AudioStats)})
+    except (KeyError, TypeError):
+        return None
+
+
+def _heard_in_golden(golden: Golden, signatures) -> Heard:
+    """The soundtrack as the golden measured it (a stream with the golden's own coded content)."""
+    stats = _stats_in_golden(golden)
+    return Heard(None, int(stats.sample_rate), stats, signatures.audio)
+
+
 def _listen(video: Path) -> Heard:
-    from mobius.golden.loudness import measure
-    from mobius.golden.media import read_audio
+    from mobius.measure.decode import read_audio
+    from mobius.measure.loudness import measure
     from mobius.measure.soundprint import band_energies
 
     samples, rate = read_audio(video)
@@ -164,8 +206,8 @@ def _listen(video: Path) -> Heard:
 
 def _timeline_checks(report: CheckReport, signatures, heard: Heard, frames, limits: Thresholds, video: Path,
                      debug_dir: Path | None) -> list[Check]:
-    from mobius.golden.media import read_media
     from mobius.golden.timeline import compare, debug_images
+    from mobius.measure.decode import read_media
 
     found = compare(signatures, frames, heard.bands, limits)
     report.timelines = found.timelines

@@ -22,7 +22,7 @@ def heatmap(expected, current, similarity=None):
     """An RGB uint8 picture of where the frames differ: 1 - SSIM per pixel, over a dimmed golden."""
     import numpy as np
 
-    from mobius.golden.ssim import ssim_map
+    from mobius.measure.ssim import ssim_map
 
     similarity = ssim_map(expected, current) if similarity is None else similarity
     loss = np.clip(1.0 - similarity, 0.0, 1.0)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mobius.errors import InputError
-from mobius.golden.media import FrameSignatures
+from mobius.measure.decode import FrameSignatures
 from mobius.safety.atomic import atomic_write_bytes
 
 FILE = "signatures.npz"

@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mobius.golden.baseline import Thresholds
-from mobius.golden.media import FrameSignatures
 from mobius.golden.signatures import Signatures
 from mobius.golden.verdicts import Check, Timeline
+from mobius.measure.decode import FrameSignatures
 
 CHECKS = ("frames.content", "frames.timing", "frames.frozen", "audio.content", "audio.bands", "timing.av_offset")
 GAP = 3  # failing samples this close together form one range

@@ -125,8 +125,8 @@ def _intact_signatures(where: Path) -> bool:
 
 def _signatures_from_source(ws: Workspace, game: str, where: Path, per_os: bool):
     """The signatures of the golden's own source video, or InputError saying why it cannot be trusted."""
-    from mobius.golden.loudness import measure
-    from mobius.golden.media import read_every_frame
+    from mobius.measure.decode import read_every_frame
+    from mobius.measure.loudness import measure
 
     meta = json.loads((where / "golden.json").read_text(encoding="utf-8"))
     import numpy as np

@@ -95,6 +95,19 @@ def align(golden_luma, current_luma, *, search: int = SEARCH) -> Alignment:
     n = len(current_luma)
     if n == 0 or len(golden_luma) == 0:
         return Alignment(path=np.zeros(0, dtype=np.int64))
+    if np.shape(golden_luma) == np.shape(current_luma) and np.array_equal(golden_luma, current_luma):
+        # identical thumbnails (a deterministic re-render): every diagonal pair costs 0 and every step off
+        # the diagonal costs PENALTY, so the diagonal is the cheapest path; the recurrence's own answer
+        # (tests/golden/test_signatures.py), 0.06-0.09 s sooner
+        return Alignment(path=np.arange(n, dtype=np.int64))
+    return cheapest_path(golden_luma, current_luma, search=search)
+
+
+def cheapest_path(golden_luma, current_luma, *, search: int = SEARCH) -> Alignment:
+    """`align` by the recurrence alone (for non-empty inputs)."""
+    import numpy as np
+
+    n = len(current_luma)
     costs = _costs(golden_luma, current_luma, search)
     width = costs.shape[1]
     offsets = np.arange(-search, search + 1)

@@ -43,7 +43,7 @@ from mobius.safety.diskspace import human_bytes, require_free_space
 from mobius.safety.envfile import read_env_file, set_env_values
 from mobius.safety.hashing import sha256_file
 from mobius.safety.lock import FileLock
-from mobius.safety.stamps import new_id, utc_iso
+from mobius.stamps import new_id, utc_iso
 from mobius.safety.tree import DIR, FILE, LINK, Entry, points_outside, undecodable, walk
 
 if TYPE_CHECKING:  # the copy's modules are loaded when a copy starts: a re-run with nothing to do skips them
@@ -78,7 +78,7 @@ def manifests_dir(ws: Workspace, migration_id: str) -> Path:
     return ws.state / "media" / migration_id
 
 
-now_iso = utc_iso  # the one stamp format (safety.stamps); journals keep reading the older second-precision form
+now_iso = utc_iso  # the one stamp format (mobius.stamps); journals keep reading the older second-precision form
 
 
 @dataclass
@@ -388,7 +388,7 @@ def _start_record(run: MigrationRun) -> MigrationRecord:
 
 
 def _new_id() -> str:
-    return new_id()  # the one id maker (safety.stamps)
+    return new_id()  # the one id maker (mobius.stamps)
 
 
 def _apply(run: MigrationRun) -> None:

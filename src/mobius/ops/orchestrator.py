@@ -397,7 +397,7 @@ class Orchestrator:
                   cause: BaseException | None = None) -> Outcome:
         started = time.monotonic()
         self.store.set_status(op_id, "rolling-back", error=reason)
-        self._event(op_id, "rollback.started", {"reason": reason})
+        self._event(op_id, "rollback.started", {"reason": reason, "automatic": automatic})
         self.say(f"rolling back: {reason}")
         steps = self.steps_of(plan, op_id=op_id, undoing=True)
         rows = {s.idx: s for s in self.store.get(op_id).steps}

@@ -162,7 +162,7 @@ def _validate(ws: Workspace, name: str, before: dict[str, Any]) -> list[Check]:
     if name == "db_check":
         from mobius.db import check_database
 
-        problems = check_database(ws).problems
+        problems = [c.detail or c.name for c in check_database(ws).failures()]
         return [(failed if problems else passed)("db_check", len(problems), threshold=0, unit="problems",
                                                  source="mobius db check", detail="; ".join(problems[:3]))]
     if name == "golden_check_all":

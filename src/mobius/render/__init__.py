@@ -5,7 +5,6 @@ Public functions (each takes a Workspace):
 - `render_game(ws, game, out=None, *, progress=None) -> RenderResult`
 - `render_games(ws, games, *, executor=None, progress=None) -> Run` (several games through mobius.executor)
 - `pipeline_test(ws, games=None, *, executor=None, progress=None) -> PipelineReport`
-- `write_sample_specs(games_dir) -> list[Path]`
 """
 
 from __future__ import annotations
@@ -13,22 +12,18 @@ from __future__ import annotations
 from pathlib import Path
 
 from mobius.config import Workspace
+from mobius.games import default_output
 from mobius.progress import Progress
 from mobius.render.pipeline import PipelineReport, pipeline_test
-from mobius.render.samples import write_sample_specs
 from mobius.render.spec import GameSpec, load_spec, spec_path
 
 __all__ = ["GameSpec", "PipelineReport", "default_output", "game_key", "load_game", "pipeline_test", "render_game",
-           "render_games", "write_sample_specs"]
+           "render_games"]  # the sample specs are mobius.workspace.sample_specs
 
 
 def load_game(ws: Workspace, game: str) -> GameSpec:
     """The validated spec of `game` (a slug, or a path to a .yaml file)."""
     return load_spec(spec_path(ws.games, game))
-
-
-def default_output(ws: Workspace, slug: str) -> Path:
-    return ws.out / slug / "preview.mp4"
 
 
 def render_game(ws: Workspace, game: str, out: Path | None = None, *, progress: Progress | None = None):

@@ -2,7 +2,7 @@
 
 Deterministic: the key, chords and arpeggio come from the slug (no random state from outside),
 so the same game gives the same samples on the same platform. Mastering measures with
-mobius.golden.loudness, sets the gain for the target integrated loudness, and limits peaks so
+mobius.measure.loudness, sets the gain for the target integrated loudness, and limits peaks so
 that true peak stays at or below the ceiling.
 """
 
@@ -94,7 +94,7 @@ def limit(samples, sample_rate: int, ceiling_dbtp: float):
 
 def master(samples, sample_rate: int, *, target_lufs: float = TARGET_LUFS, ceiling_dbtp: float = CEILING_DBTP):
     """Gain to `target_lufs` integrated, then limit to `ceiling_dbtp` true peak (a few passes)."""
-    from mobius.golden.loudness import SILENCE, integrated_loudness, true_peak
+    from mobius.measure.loudness import SILENCE, integrated_loudness, true_peak
 
     out = samples
     for _ in range(4):

@@ -67,8 +67,8 @@ def _probe_problems(info, seconds: float) -> list[str]:
 def delivery_problems(video: Path, *, seconds: float | None = None) -> list[str]:
     """What keeps a full preview from the delivery format (H.264 yuv420p 960x540 30 fps, AAC stereo
     48 kHz, -16 LUFS +-0.5, true peak <= -1 dBTP); empty when it meets it."""
-    from mobius.golden.loudness import measure
-    from mobius.golden.media import read_media
+    from mobius.measure.decode import read_media
+    from mobius.measure.loudness import measure
 
     sample = read_media(Path(video), [0.0])
     info = sample.container
@@ -89,7 +89,7 @@ def delivery_problems(video: Path, *, seconds: float | None = None) -> list[str]
 
 def check_game(ws: Workspace, spec_file: Path, scratch: Path) -> GameCheck:
     """All checks of one spec; problems are collected, not raised."""
-    from mobius.golden.media import probe
+    from mobius.measure.decode import probe
     from mobius.render.preview import render_preview
     from mobius.render.shots import compile_shots, damaged_assets, missing_assets
     from mobius.render.spec import load_spec

@@ -13,8 +13,8 @@ import io
 from dataclasses import dataclass
 from pathlib import Path
 
-from mobius.golden.media import require_av
 from mobius.log import get_logger
+from mobius.measure.decode import require_av
 from mobius.progress import NoProgress, Progress
 from mobius.render.music import CEILING_DBTP, SAMPLE_RATE, TARGET_LUFS, compose, master
 from mobius.render.scene import BAR_Y, CANVAS, draw_shot
@@ -90,7 +90,7 @@ def _aac_roundtrip(samples):
 
 def soundtrack(game: str, seconds: float):
     """The mastered music bed, with the AAC codec's own loudness shift corrected."""
-    from mobius.golden.loudness import integrated_loudness, true_peak
+    from mobius.measure.loudness import integrated_loudness, true_peak
 
     samples = master(compose(game, seconds), SAMPLE_RATE)
     decoded = _aac_roundtrip(samples)
@@ -123,7 +123,7 @@ def render_preview(shots: ShotList, out: Path, *, color: tuple[int, int, int], s
     av = require_av()
     import numpy as np
 
-    from mobius.golden.loudness import integrated_loudness, true_peak
+    from mobius.measure.loudness import integrated_loudness, true_peak
 
     progress = progress or NoProgress()
     log = get_logger()

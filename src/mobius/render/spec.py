@@ -8,14 +8,12 @@ refused with the field named (InputError, exit 1).
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from mobius.errors import InputError
-
-SLUG = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+from mobius.games import SLUG, check_slug
 
 
 class ComponentSpec(BaseModel):
@@ -144,16 +142,6 @@ def load_spec(path: Path) -> GameSpec:
         raise InputError(f"game spec {path}: field 'slug': {spec.slug!r} differs from the file name {path.stem!r}",
                          hint="rename the file or fix the slug")
     return spec
-
-
-def check_slug(game: str) -> str:
-    """The one game-slug rule (lower-case letters, digits, dashes): a slug names folders under
-    tests/golden and out/, so `../x` or `/abs` must never reach a path join."""
-    if not isinstance(game, str) or not SLUG.fullmatch(game) or len(game) > 100:
-        raise InputError(f"not a game slug: {game!r}",
-                         hint="use the spec's file name without .yaml: lower-case letters, digits and dashes, "
-                              "e.g. sushi-go")
-    return game
 
 
 def spec_path(games_dir: Path, game: str) -> Path:

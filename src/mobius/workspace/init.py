@@ -77,6 +77,6 @@ def _capability_steps() -> list:
     """What other capabilities add to a new workspace (database, game specs), in order."""
     from mobius.db.seed import init_step as init_database
     from mobius.ops.samples import init_sample_plan
-    from mobius.render.samples import init_game_specs
+    from mobius.workspace.sample_specs import init_game_specs
 
     return [init_database, init_game_specs, init_sample_plan]

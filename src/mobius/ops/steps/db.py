@@ -130,7 +130,7 @@ class DbMigrateStep:
         return report
 
 
-def _check_report(report: Any) -> list:
-    problems = list(getattr(report, "problems", []) or [])
+def _check_report(report: Report) -> list:
+    problems = [c.detail or c.name for c in report.failures()]
     return [(failed if problems else passed)("db.check", len(problems), threshold=0, unit="problems",
-                                             source="mobius db check", detail="; ".join(map(str, problems[:3])))]
+                                             source="mobius db check", detail="; ".join(problems[:3]))]

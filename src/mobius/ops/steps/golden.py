@@ -53,8 +53,8 @@ class GoldenUpdateStep:
         return report
 
     def apply(self, ctx: StepContext) -> Any:
+        from mobius.approval import approve
         from mobius.golden.archive import backup_goldens, has_goldens
-        from mobius.golden.workflow import approve
 
         handle = dict(ctx.undo or {})
         if not handle:

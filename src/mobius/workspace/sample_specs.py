@@ -8,7 +8,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import yaml
+
+from mobius.render.spec import parse_spec
 from mobius.safety.atomic import atomic_write_text
+from mobius.workspace.sample import GAMES, components
 
 RULES: dict[str, dict[str, object]] = {
     "sushi-go": {
@@ -88,8 +92,6 @@ def _component_id(label: str) -> str:
 
 def sample_spec(slug: str) -> dict[str, object]:
     """The spec of a sample game as a plain dict (what the YAML file holds)."""
-    from mobius.workspace.sample import GAMES, components
-
     game = GAMES[slug]
     extra = RULES[slug]
     return {
@@ -107,11 +109,6 @@ def sample_spec(slug: str) -> dict[str, object]:
 
 def write_sample_specs(games_dir: Path, *, overwrite: bool = False) -> list[Path]:
     """Write games/<slug>.yaml for the three samples (keeps existing files unless `overwrite`)."""
-    import yaml
-
-    from mobius.render.spec import parse_spec
-    from mobius.workspace.sample import GAMES
-
     written = []
     for slug in GAMES:
         target = games_dir / f"{slug}.yaml"

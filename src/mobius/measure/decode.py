@@ -8,6 +8,8 @@ decode of the same video are byte-identical.
 
 from __future__ import annotations
 
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -15,6 +17,11 @@ from pathlib import Path
 from mobius.errors import EnvironmentProblem, InputError
 
 EPSILON = 1e-6
+# FFmpeg's frame threads for the every-frame decode: 0.12-0.18 s more CPU than none for a 30 s check,
+# and a shorter wall clock on a busy machine, where the scheduler shares the cores per thread
+# (docs/golden.md, Speed).
+EVERY_FRAME_THREADS = "AUTO"
+THUMBNAIL_BATCH = 30  # frames per thumbnail job (about 23 MB of pictures held at 960 x 540)
 PLANAR_YUV = {"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p", "yuv420p10le", "nv12"}
 
 
@@ -137,12 +144,17 @@ def _frames_at(container, times: list[float]) -> dict[float, object]:
 
 
 def _audio(container):
-    """All audio as float32 (channels, samples), planes copied straight from the decoded frames."""
+    """All audio as float32 (channels, samples), planes copied straight from the decoded frames.
+
+    `container` must be freshly opened: decoding starts at the stream's first packet, the encoder's
+    priming packet included (decoded for its overlap, then discarded). A seek to 0 instead lands where
+    the container's index says, before or after that packet depending on how the file was muxed, and
+    the first 1024 samples came out differently for the same coded stream (measured).
+    """
     import numpy as np
 
     av = require_av()
     stream = container.streams.audio[0]
-    container.seek(0)
     resampler = None
     channels: list[list] = []
     for frame in container.decode(stream):
@@ -175,8 +187,18 @@ def _checked_info(container, path: Path, times: list[float]) -> ContainerInfo:  
     return info
 
 
+def checked_facts(path: Path, times: list[float]) -> ContainerInfo:
+    """`read_media`'s container facts and checks (a picture lasting past every time), without decoding."""
+    path = Path(path)
+    container = _open(path)
+    try:
+        return _checked_info(container, path, times)
+    finally:
+        container.close()
+
+
 def read_media(path: Path, times: list[float], *, with_audio: bool = True) -> MediaSample:
-    """Container facts, luma planes at `times` (seconds) and the audio, from one open of `path`.
+    """Container facts, luma planes at `times` (seconds) and the audio (`read_audio`: from its first packet).
 
     Raises InputError (exit 1) for a missing or unreadable file, a video without a picture, or a
     time at or beyond the video's duration.
@@ -187,7 +209,7 @@ def read_media(path: Path, times: list[float], *, with_audio: bool = True) -> Me
         info = _checked_info(container, path, times)
         sample = MediaSample(container=info, frames=_frames_at(container, times))
         if with_audio and container.streams.audio:
-            sample.audio, sample.sample_rate = _audio(container)
+            sample.audio, sample.sample_rate = read_audio(path)
         return sample
     finally:
         container.close()
@@ -209,40 +231,100 @@ class FrameSignatures:
         return len(self.times)
 
 
-def _every_frame(container, times: list[float]) -> tuple[FrameSignatures, dict[float, object]]:
-    """One decode of every frame: its thumbnails, and the luma planes displayed at `times` (the same
-    frames `_frames_at` picks by seeking: the last one whose presentation time is <= t)."""
+def _thumbnails(frames: list) -> list[tuple[object, object, object]]:
+    """The 8-bit thumbnails (y, u, v) of each decoded frame, what a golden stores."""
     import numpy as np
 
     from mobius.measure.thumbnails import frame_thumbnails
 
+    return [tuple(np.rint(plane).astype(np.uint8) for plane in frame_thumbnails(frame)) for frame in frames]
+
+
+def _every_frame(container, times: list[float]) -> tuple[FrameSignatures, dict[float, object]]:
+    """One decode of every frame: its thumbnails, and the luma planes displayed at `times` (the same
+    frames `_frames_at` picks by seeking: the last one whose presentation time is <= t).
+
+    The thumbnails are computed in a second thread, THUMBNAIL_BATCH frames at a time, while FFmpeg
+    decodes the next frames (at most two batches wait, so memory stays bounded); the values are the
+    same as computing them in the loop.
+    """
+    import numpy as np
+
     video = container.streams.video[0]
-    video.thread_type = "AUTO"
+    video.thread_type = EVERY_FRAME_THREADS
     base = video.time_base
     start = float(video.start_time * base) if video.start_time is not None else 0.0
     pending = sorted(set(times))
     found: dict[float, object] = {}
-    ys, us, vs, stamps = [], [], [], []
+    thumbnails: list[tuple[object, object, object]] = []
+    stamps = []
     previous = None
+    batch: list = []
+    queued: deque[Future] = deque()
     container.seek(0)
-    for frame in container.decode(video):
-        when = float(frame.pts * base) if frame.pts is not None else float(frame.time or 0.0)
-        while pending and when > start + pending[0] + EPSILON:
-            if previous is not None:
-                found[pending[0]] = luma(previous)
-            pending.pop(0)
-        for store, plane in zip((ys, us, vs), frame_thumbnails(frame), strict=True):
-            store.append(np.rint(plane).astype(np.uint8))  # what the golden stores: 8-bit block means
-        stamps.append(when - start)
-        previous = frame
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        for frame in container.decode(video):
+            when = float(frame.pts * base) if frame.pts is not None else float(frame.time or 0.0)
+            while pending and when > start + pending[0] + EPSILON:
+                if previous is not None:
+                    found[pending[0]] = luma(previous)
+                pending.pop(0)
+            batch.append(frame)
+            stamps.append(when - start)
+            previous = frame
+            if len(batch) == THUMBNAIL_BATCH:
+                queued.append(pool.submit(_thumbnails, batch))
+                batch = []
+                if len(queued) > 2:
+                    thumbnails += queued.popleft().result()
+        if batch:
+            queued.append(pool.submit(_thumbnails, batch))
+        while queued:
+            thumbnails += queued.popleft().result()
     for t in pending:
         if previous is not None:
             found[t] = luma(previous)
     missing = [t for t in times if t not in found]
     if missing:
         raise InputError(f"no frame at {missing[0]:g} s", hint="choose frame times within the video")
+    ys, us, vs = ([t[k] for t in thumbnails] for k in range(3))
     signatures = FrameSignatures(np.asarray(ys), np.asarray(us), np.asarray(vs), np.asarray(stamps))
     return signatures, found
+
+
+def stream_digests(path: Path) -> dict[str, str]:
+    """A sha256 of each stream's coded content (the first video and audio stream), read without decoding.
+
+    Covers the codec, its parameters and extradata, and every packet's bytes, timestamps, duration and
+    keyframe flag: two files with equal digests decode to the same pictures (or sound) at the same
+    times, whatever their containers' other bytes (creation times, tags) say. About 0.02 s for a 30 s
+    preview, against 0.5-1 s to decode and measure it.
+    """
+    import hashlib
+
+    path = Path(path)
+    container = _open(path)
+    try:
+        chosen = {kind: streams[0] for kind, streams in (("video", container.streams.video),
+                                                         ("audio", container.streams.audio)) if streams}
+        hashes = {}
+        for stream in chosen.values():
+            context = stream.codec_context
+            params = (context.name, stream.time_base, getattr(context, "width", None), getattr(context, "height", None),
+                      getattr(context, "pix_fmt", None), getattr(context, "sample_rate", None),
+                      getattr(context, "channels", None))
+            hashes[stream.index] = hashlib.sha256(repr(params).encode() + bytes(context.extradata or b""))
+        for packet in container.demux(*chosen.values()):
+            digest = hashes[packet.stream.index]
+            if packet.size == 0:  # the demuxer's end-of-stream marker
+                continue
+            digest.update(repr((packet.pts, packet.dts, packet.duration, packet.is_keyframe, packet.size)).encode())
+            digest.update(bytes(packet))
+        return {kind: hashes[stream.index].hexdigest() for kind, stream in chosen.items()}
+    except av_errors() as exc:
+        raise InputError(f"cannot read {path}: {exc}", hint="is it an MP4 written completely?") from None
+    finally:
+        container.close()
 
 
 def read_audio(path: Path):
@@ -269,7 +351,7 @@ def read_every_frame(path: Path, times: list[float], *, with_audio: bool = True
         signatures, frames = _every_frame(container, times)
         sample = MediaSample(container=info, frames=frames)
         if with_audio and container.streams.audio:
-            sample.audio, sample.sample_rate = _audio(container)
+            sample.audio, sample.sample_rate = read_audio(path)
         return sample, signatures
     except av_errors() as exc:
         raise InputError(f"cannot decode {path}: {exc}", hint="is it an MP4 written completely?") from None

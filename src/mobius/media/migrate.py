@@ -43,8 +43,8 @@ from mobius.safety.diskspace import human_bytes, require_free_space
 from mobius.safety.envfile import read_env_file, set_env_values
 from mobius.safety.hashing import sha256_file
 from mobius.safety.lock import FileLock
-from mobius.stamps import new_id, utc_iso
 from mobius.safety.tree import DIR, FILE, LINK, Entry, points_outside, undecodable, walk
+from mobius.stamps import new_id, utc_iso
 
 if TYPE_CHECKING:  # the copy's modules are loaded when a copy starts: a re-run with nothing to do skips them
     from mobius.media.copier import CopyOutcome

@@ -117,9 +117,9 @@ class FaultHooks:
             self.count += 1
             if self.count != self.nth:
                 return
-        from mobius.safety.atomic import atomic_write_text
-
-        atomic_write_text(self.marker, f"{point} {path}\n")
+        partial = self.marker.with_name(self.marker.name + ".partial")  # a test reads it whole or not at all
+        partial.write_text(f"{point} {path}\n")
+        os.replace(partial, self.marker)
         deadline = time.monotonic() + 120
         while self.marker.exists() and time.monotonic() < deadline:
             time.sleep(0.01)

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mobius import __version__
 from mobius.config import Workspace
@@ -23,8 +23,11 @@ from mobius.envs import health, releases, state
 from mobius.envs.places import check_layout
 from mobius.envs.validate import check_codecs, check_database, check_free_disk
 from mobius.errors import VerificationError
-from mobius.ops.step import DESCRIBED, NOT_CONFIGURED, REHEARSED, SKIPPED, Phases, StepContext
+from mobius.phases import DESCRIBED, NOT_CONFIGURED, REHEARSED, SKIPPED, Described, Phases
 from mobius.results import Report, Verdict, failed, passed, to_jsonable
+
+if TYPE_CHECKING:
+    from mobius.ops.step import StepContext
 
 LIBRARIES = ("sqlalchemy", "pydantic", "av", "typer", "numpy")
 
@@ -67,39 +70,13 @@ def settings_digest(ws: Workspace) -> str:
     return hashlib.sha256(ws.env_file.read_bytes() if ws.env_file.is_file() else b"").hexdigest()[:16]
 
 
-def deploy(ws: Workspace, *, dry_run: bool = False, backup: bool = True, force: bool = False,
-           say: Callable[[str], None] = lambda line: None, progress: Any = None) -> DeployResult:
-    """Deploy (see the module docstring): a one-step plan on the migration runner, so a deploy killed at any
-    point is finished by `mobius migrate resume ID` and undone (its backup restored) by `mobius migrate
-    rollback ID`. A failed step leaves the record `failed` with its backup, as `mobius rollback` expects."""
-    from mobius.ops.orchestrator import Orchestrator
-
-    check_layout(ws)
-    result = DeployResult(ws.environment, dry_run)
-    if dry_run:
-        return _dry_run(ws, result, backup=backup, say=say, progress=progress)
-    runner = Orchestrator(ws, say=say, progress=progress)
-    try:
-        outcome = runner.run_command(releases.DEPLOY, "env.deploy", {"force": force, "backup": backup},
-                                     {"backup": backup}, on_failure="stop", force=force)
-        preflight_row = next((s for s in runner.store.get(outcome.id).steps if s.idx == 0), None)
-    finally:
-        runner.close()
-    handle = next((s["undo"] for s in outcome.steps if s["idx"] == 1), None) or {}
-    result.release, result.backup = outcome.id, handle.get("backup")
-    result.preflight = {"checks": to_jsonable(preflight_row.evidence.get("checks", [])) if preflight_row else []}
-    result.changed = (handle.get("result") or {}).get("changed") or {}
-    result.health = handle.get("health")
-    result.steps = Phases(StepContext(ws), handle).lines()
-    releases.protect_rollback_backup(ws)
-    return result
-
-
-def _dry_run(ws: Workspace, result: DeployResult, *, backup: bool, say: Callable[[str], None],
-             progress: Any) -> DeployResult:
+def dry_run_deploy(ws: Workspace, *, backup: bool, say: Callable[[str], None], progress: Any) -> DeployResult:
+    """What a deploy would do, each phase rehearsed or described; nothing changes."""
     from mobius.render.pipeline import pipeline_test
     from mobius.render.spec import list_specs
 
+    check_layout(ws)
+    result = DeployResult(ws.environment, True)
     report, pending = preflight(ws)
     result.preflight = report.to_dict()
     for line in report.lines():
@@ -108,7 +85,7 @@ def _dry_run(ws: Workspace, result: DeployResult, *, backup: bool, say: Callable
     result.changed = {"version": [previous.version if previous else None, __version__],
                       "migrations": pending, "settings_sha256": settings_digest(ws)}
     specs = list_specs(ws.games) if ws.games.is_dir() else []
-    steps = Phases(StepContext(ws, say=say, dry_run=True))
+    steps = Phases(Described(say))
     steps.note("preflight", REHEARSED, f"{len(report.checks)} checks: {report.verdict.value}")
     steps.note("backup", DESCRIBED if backup else SKIPPED, "library, settings, database dump" if backup
                else "--no-backup")

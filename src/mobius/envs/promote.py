@@ -14,7 +14,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mobius.config import ENV_PREFIX, Settings, Workspace, change_settings, environment_file, mask_text
 from mobius.envs import state
@@ -23,7 +23,7 @@ from mobius.envs.environments import load_environment
 from mobius.envs.places import check_promote_places
 from mobius.envs.validate import validate_environment
 from mobius.errors import InputError, MobiusError
-from mobius.ops.step import DESCRIBED, REHEARSED, SKIPPED, Phases, StepContext
+from mobius.phases import DESCRIBED, REHEARSED, SKIPPED, Described, Phases
 from mobius.results import Report, skipped, to_jsonable
 from mobius.safety.atomic import TEMP_PREFIX, atomic_write_text
 from mobius.safety.diskspace import human_bytes
@@ -31,6 +31,9 @@ from mobius.safety.envfile import read_env_file
 from mobius.safety.leftovers import rmtree_parallel, sweep
 from mobius.safety.swap import recover_swap, swap_folder
 from mobius.safety.tree import FILE, walk
+
+if TYPE_CHECKING:
+    from mobius.ops.step import StepContext
 
 # The settings that follow a promote: how the product behaves (retention, timeouts, health-gate policy).
 # Everything else stays with the environment: its places (library, backups, database, service, S3
@@ -152,14 +155,11 @@ def plan_lines(plan: dict[str, Any]) -> list[str]:
             "plan: settings that follow: " + (", ".join(plan["settings_to_follow"]) or "none")]
 
 
-def promote(root: Path, source_name: str, target_name: str, *, dry_run: bool = False,
-            confirm: Callable[[str], bool] | None = None, say: Callable[[str], None] = lambda line: None,
-            progress: Any = None) -> PromoteResult:
-    """Promote A to B (see the module docstring): a one-step plan on the migration runner, so a promote
-    killed at any point is finished by `mobius migrate resume ID` and undone by `mobius migrate rollback ID`."""
-    from mobius.config import load_workspace
-    from mobius.ops.orchestrator import Orchestrator
-
+def prepare_promote(root: Path, source_name: str, target_name: str, *, dry_run: bool = False,
+                    confirm: Callable[[str], bool] | None = None,
+                    say: Callable[[str], None] = lambda line: None) -> PromoteResult:
+    """The plan of promoting A to B (printed), the dry run's phases, or the confirmation before the real run
+    (which `mobius.ops.commands.promote` runs on the migration runner)."""
     if source_name == target_name:
         raise InputError("--from and --to name the same environment")
     source, target = load_environment(root, source_name), load_environment(root, target_name)
@@ -171,7 +171,7 @@ def promote(root: Path, source_name: str, target_name: str, *, dry_run: bool = F
     for line in plan_lines(result.plan):
         say(line)
     if dry_run:
-        steps = Phases(StepContext(target, say=say))
+        steps = Phases(Described(say))
         steps.note("plan", REHEARSED, "read both environments, both databases and the sync journal")
         steps.note("backup", DESCRIBED, f"would archive {target.library}, {target.env_file.name} and the database")
         steps.note("database copy", DESCRIBED, result.plan["database_copy"])
@@ -186,16 +186,6 @@ def promote(root: Path, source_name: str, target_name: str, *, dry_run: bool = F
     if confirm is not None and not confirm(f"promote {source_name} to {target_name} (the target is backed up "
                                            "first)?"):
         raise InputError("promote not confirmed; nothing was changed")
-    runner = Orchestrator(load_workspace(root), say=say, progress=progress)
-    try:
-        outcome = runner.run_command("env.promote", "env.promote", {"from": source_name, "to": target_name},
-                                     {"from": source_name, "to": target_name, "plan": result.plan},
-                                     on_interrupt="rollback")
-    finally:
-        runner.close()
-    handle = next((s["undo"] for s in outcome.steps if s["idx"] == 1), None) or {}
-    result.operation, result.backup = outcome.id, handle.get("backup")
-    result.steps = Phases(StepContext(target), handle).lines()
     return result
 
 

@@ -11,14 +11,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mobius.config import Workspace, load_workspace
 from mobius.envs import health, releases, state
 from mobius.envs.places import check_layout
 from mobius.errors import InputError, MobiusError, VerificationError
-from mobius.ops.step import NOT_CONFIGURED, Phases, StepContext
+from mobius.phases import NOT_CONFIGURED, Phases
 from mobius.results import Report, skipped, to_jsonable
+
+if TYPE_CHECKING:
+    from mobius.ops.step import StepContext
 
 
 @dataclass
@@ -41,31 +44,15 @@ def choose_archive(ws: Workspace, *, to: str | None = None, archive: str | None 
     return path
 
 
-def rollback(ws: Workspace, *, to: str | None = None, archive: str | None = None,
-             confirm: Callable[[str], bool] | None = None, say: Callable[[str], None] = lambda line: None,
-             progress: Any = None) -> RollbackResult:
-    """Roll back (see the module docstring): a one-step plan on the migration runner, so a rollback killed at
-    any point is finished by `mobius migrate resume ID`, and `mobius migrate rollback ID` undoes it (restores
-    the backup of the state before it). A failed step leaves the record `failed` and says what state is left."""
-    from mobius.ops.orchestrator import Orchestrator
-
+def prepare_rollback(ws: Workspace, *, to: str | None = None, archive: str | None = None,
+                     confirm: Callable[[str], bool] | None = None) -> Path:
+    """The archive a rollback restores, confirmed (`mobius.ops.commands.rollback` runs it on the runner)."""
     check_layout(ws)
     path = choose_archive(ws, to=to, archive=archive)
     if confirm is not None and not confirm(f"roll {ws.environment} back to {path.name} (the current state is "
                                            "backed up first)?"):
         raise InputError("rollback not confirmed; nothing was changed")
-    result = RollbackResult(ws.environment, str(path))
-    runner = Orchestrator(ws, say=say, progress=progress)
-    try:
-        outcome = runner.run_command(releases.ROLLBACK, "env.rollback", {"archive": str(path)},
-                                     {"archive": str(path), "to": to}, on_failure="stop")
-    finally:
-        runner.close()
-    handle = next((s["undo"] for s in outcome.steps if s["idx"] == 1), None) or {}
-    result.operation, result.pre_rollback_backup = outcome.id, handle.get("pre_rollback_backup")
-    result.steps = Phases(StepContext(ws), handle).lines()
-    releases.protect_rollback_backup(ws)
-    return result
+    return path
 
 
 def run_rollback(ctx: StepContext, archive: str) -> dict[str, Any]:

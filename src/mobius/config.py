@@ -66,6 +66,8 @@ class Settings:
     health_interval_s: float = 1.0
     health_successes: int = 3
     deploy_min_free_mb: int = 1024
+    media_batch_files: int = 2000  # files per batch of a media copy (hash, sync, re-read, rename, journal)
+    media_sync: str = "batch"  # batch: one sync per batch; fsync: fsync each copied file (slower, for tests)
     # backup repository encryption (issue 20): age public keys (age1..., comma or space separated) every new
     # pack, index and snapshot is encrypted to; an age identity file that decrypts them
     backup_recipients: str | None = None
@@ -207,6 +209,15 @@ def _convert(name: str, value: Any) -> Any:
     if name in FOLDER_SETTINGS and is_url(value):
         raise SettingError(name, f"{mask_text(value)} is a URL; {FOLDER_SETTINGS[name]}")
     return value
+
+
+def setting(name: str) -> Any:
+    """One setting from the process environment (MOBIUS_<NAME>) or its default, for code that runs without a
+    workspace at hand (a module constant); a value that does not fit its type raises SettingError."""
+    raw = os.environ.get(ENV_PREFIX + name.upper())
+    if raw is None:
+        return next(f.default for f in dataclasses.fields(Settings) if f.name == name)
+    return _convert(name, raw)
 
 
 # Settings that name a local folder, and why a URL is refused there (never made a relative path such as

@@ -13,7 +13,6 @@ here: structlog's import alone was about 55 ms of every command's start-up.
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import json
 import logging
 import os
@@ -23,7 +22,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from mobius.masking import mask_text
-from mobius.stamps import utc_compact
+from mobius.stamps import utc_compact, utc_iso
 
 LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40, "critical": 50}
 SYSLOG_TAG = "migration"
@@ -154,7 +153,7 @@ def _emit(level: str, event: str, fields: dict[str, Any]) -> None:
     for key, value in _bound.items():
         record.setdefault(key, value)
     record["level"] = level
-    record["timestamp"] = dt.datetime.now(dt.UTC).isoformat().replace("+00:00", "Z")
+    record["timestamp"] = utc_iso()  # the one stamp format (mobius.stamps)
     _sinks(level, mask_event(record))
 
 

@@ -247,9 +247,13 @@ class RecordStore:
             db.execute("UPDATE operations SET updated = ? WHERE id = ?", (now, op_id))
 
     def step_finished(self, op_id: str, idx: int, status: str, *, evidence: Any = None, undo: Any = None,
-                      error: str | None = None) -> None:
+                      error: str | None = None, name: str | None = None) -> None:
+        """The step's end; with `name`, a step not started before is recorded in the same transaction."""
         now = utc_iso()
         with self._tx() as db:
+            if name is not None:
+                db.execute("INSERT INTO steps (operation_id, idx, name, status, started) VALUES (?, ?, ?, 'running', ?)"
+                           " ON CONFLICT (operation_id, idx) DO NOTHING", (op_id, idx, name, now))
             row = db.execute("SELECT started FROM steps WHERE operation_id = ? AND idx = ?", (op_id, idx)).fetchone()
             duration = _seconds_between(row[0], now) if row and row[0] else None
             db.execute("UPDATE steps SET status = ?, finished = ?, duration_s = ?, evidence = ?,"
@@ -494,12 +498,14 @@ def _bounded(value: Any, items: int = 100) -> Any:
 
 
 def records_call(type: str, *, ref: Callable[[Any], Any] | None = None,
-                 skip: Callable[[dict[str, Any]], bool] | None = None) -> Callable[[Callable], Callable]:
+                 skip: Callable[[dict[str, Any]], bool] | None = None,
+                 params: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> Callable[[Callable], Callable]:
     """Decorate a capability's public entry point (first argument the Workspace) so each call is an operation.
 
     Parameters are the call's plain arguments (numbers, strings, paths; never callables or the workspace);
     the result is the return value through the one serializer; `ref(result)` is the capability's own
-    journal id. `skip(arguments)` true (a dry run) calls through without a record.
+    journal id. `skip(arguments)` true (a dry run) calls through without a record. `params(arguments)`, when
+    given, is what is recorded instead (a value whose secrecy only its argument's meaning reveals).
     """
     def decorate(fn: Callable) -> Callable:
         signature = inspect.signature(fn)
@@ -512,8 +518,8 @@ def records_call(type: str, *, ref: Callable[[Any], Any] | None = None,
             ws = arguments.pop("ws")
             if _PARENT.get() == "" or (skip is not None and skip(arguments)):
                 return fn(*args, **kwargs)
-            params = {k: v for k, v in arguments.items() if _simple(v)}
-            with recorded(ws, type, to_jsonable(params)) as handle:
+            shown = params(arguments) if params is not None else {k: v for k, v in arguments.items() if _simple(v)}
+            with recorded(ws, type, to_jsonable(shown)) as handle:
                 out = fn(*args, **kwargs)
                 handle.result = _bounded(to_jsonable(out))
                 journal_id = ref(out) if ref is not None else None

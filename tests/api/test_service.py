@@ -73,11 +73,11 @@ def test_readiness_fails_for_an_old_backup_and_no_disk(api_workspace: Path, tmp_
 
     ws = load_workspace(api_workspace)
     assert readiness(ws).ok
-    os.environ["MOBIUS_FAKE_FREE_BYTES"] = "0"
+    os.environ["MOBIUS_FAULT"] = "free-bytes@disk=0"
     try:
         disk = readiness(ws, "disk").checks[0]
     finally:
-        del os.environ["MOBIUS_FAKE_FREE_BYTES"]
+        del os.environ["MOBIUS_FAULT"]
     assert disk.failed and disk.observed == 0
     later = dt.datetime.now(dt.UTC) + dt.timedelta(hours=ws.settings.backup_max_age_hours + 1)
     age = backup_age_check(ws, now=later)

@@ -66,7 +66,7 @@ def test_restore_without_room_exits_5_and_changes_nothing(sample_workspace: Path
     code, created = mobius.json("backup", "create", "--archive", "-w", ws)
     target = tmp_path / "target"
     proc = mobius("backup", "restore", created["path"], "--to", str(target), "--yes", "-w", ws,
-                  env={"MOBIUS_FAKE_FREE_BYTES": "1000"})
+                  env={"MOBIUS_FAULT": "free-bytes@disk=1000"})
     assert proc.returncode == 5, proc.stderr
     assert not target.exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".mobius-restore-")]

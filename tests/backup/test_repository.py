@@ -43,7 +43,7 @@ def test_round_trip_of_every_kind_of_entry(tree: Path, tmp_path: Path) -> None:
 
 def test_not_enough_space_exits_before_writing_anything(tree: Path, tmp_path: Path,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("MOBIUS_FAKE_FREE_BYTES", "1000")
+    monkeypatch.setenv("MOBIUS_FAULT", "free-bytes@disk=1000")
     repo = Repository(tmp_path / "backups")
     with pytest.raises(ResourceError):
         write_snapshot_of(repo, tree)

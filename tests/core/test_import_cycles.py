@@ -21,8 +21,6 @@ ALLOWED: dict[tuple[str, str], str] = {
     # the backup taken before a media migration; goes when media migrate runs as a step on the ops runner
     # (onerunner), or when media.destination moves to a storage package of its own (backup uses it)
     ("mobius.media", "mobius.backup"): "media.migrate takes the backup before it copies",
-    # fault injection for tests lives in ops/faults.py; goes with one fault-injection module (issue 22 item 8)
-    ("mobius.backup", "mobius.ops"): "backup.copy, backup.prune and backup.repository call ops.faults",
 }
 
 

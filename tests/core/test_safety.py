@@ -81,7 +81,7 @@ def test_hash_files_matches_hashlib_and_reports_unreadable(tmp_path: Path) -> No
 
 
 def test_require_free_space_refuses_with_exit_5(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("MOBIUS_FAKE_FREE_BYTES", "1000")
+    monkeypatch.setenv("MOBIUS_FAULT", "free-bytes@disk=1000")
     with pytest.raises(ResourceError) as info:
         require_free_space(tmp_path / "not-yet" / "there", 5000, what="the backup")
     assert info.value.exit_code == 5

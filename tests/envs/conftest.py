@@ -78,7 +78,11 @@ def tree(folder: Path) -> dict[str, str]:
 @pytest.fixture
 def two_envs(sample_workspace: Path) -> Path:
     """staging: staging.db + staging/uploads (sample library); production: prod.db + prod/uploads (+ an old file)."""
-    root = sample_workspace
+    return make_two_envs(sample_workspace)
+
+
+def make_two_envs(root: Path) -> Path:
+    """Turn an initialized sample workspace into the two environments of `two_envs`."""
     shutil.copytree(root / "uploads", root / "staging" / "uploads", symlinks=True)
     shutil.copytree(root / "uploads", root / "prod" / "uploads", symlinks=True)
     (root / "prod" / "uploads" / "old").mkdir(parents=True)

@@ -121,7 +121,7 @@ def test_promote_failure_after_db_copy_restores_target_exactly(mobius, two_envs:
     rows, library = table_rows(root, "production"), tree(root / "prod" / "uploads")
     settings = (root / "environments" / "production.env").read_bytes()
     proc = mobius("env", "promote", "--from", "staging", "--to", "production", "--yes", "-w", str(root),
-                  env={"MOBIUS_TEST_FAIL_AFTER": "database copy"})
+                  env={"MOBIUS_FAULT": "fail@done:database copy"})
     assert proc.returncode == 2
     assert "restored" in proc.stderr and "promoted" not in proc.stdout
     assert sqlite3.connect(prod_db).execute("SELECT type, name, sql FROM sqlite_master ORDER BY name").fetchall() \
@@ -135,8 +135,9 @@ def test_promote_failure_after_db_copy_restores_target_exactly(mobius, two_envs:
 
     store = RecordStore.of(load_workspace(root, env="production"))
     op = store.list(type="env.promote")[0]
-    assert op.status == "failed"
-    assert [s.name for s in store.get(op.id).steps][:3] == ["snapshot", "backup", "database copy"]
+    assert op.status == "rolled-back"  # the runner undid the step from its recorded handle
+    phases = store.get(op.id).steps[1].undo["phases"]
+    assert [p["step"] for p in phases][:3] == ["snapshot", "backup", "database copy"]
 
 
 @pytest.mark.slow

@@ -76,7 +76,7 @@ def test_an_interrupt_during_the_sync_still_restores_and_verifies(mobius, two_en
     root = two_envs
     rows, library = table_rows(root, "production"), tree(root / "prod" / "uploads")
     settings = (root / "environments" / "production.env").read_bytes()
-    proc = _promote_process(root, MOBIUS_TEST_PAUSE="copy")
+    proc = _promote_process(root, MOBIUS_FAULT="pause@copy")
     _wait_for(_pause_file(root), proc)
     proc.send_signal(signal.SIGINT)  # KeyboardInterrupt: not one of our exceptions
     time.sleep(0.5)
@@ -89,8 +89,9 @@ def test_an_interrupt_during_the_sync_still_restores_and_verifies(mobius, two_en
     assert (root / "environments" / "production.env").read_bytes() == settings
     store = RecordStore.of(load_workspace(root, env="production"))
     op = store.list(type="env.promote")[0]
-    assert op.status == "interrupted"
-    assert [s.name for s in store.get(op.id).steps][:4] == ["snapshot", "backup", "database copy", "library sync"]
+    assert op.status == "rolled-back"  # Ctrl-C: the runner undid the step from its recorded handle, then exit 130
+    phases = store.get(op.id).steps[1].undo["phases"]
+    assert [p["step"] for p in phases][:4] == ["snapshot", "backup", "database copy", "library sync"]
     assert sorted(p.name for p in (root / "prod").iterdir()) == ["backups", "uploads"]
 
 
@@ -160,7 +161,7 @@ def test_a_touched_target_file_means_a_verified_full_copy_not_a_stuck_promote(mo
 def test_kill_during_the_library_sync_leaves_no_copy_of_the_old_library(mobius, two_envs: Path) -> None:
     root = two_envs
     for _ in range(2):
-        proc = _promote_process(root, MOBIUS_TEST_PAUSE="copy")
+        proc = _promote_process(root, MOBIUS_FAULT="pause@copy")
         _wait_for(_pause_file(root), proc)
         proc.kill()
         proc.communicate()

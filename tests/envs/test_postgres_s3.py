@@ -26,7 +26,7 @@ def test_promote_between_two_postgres_databases(mobius, two_envs: Path, postgres
     rows, library = table_rows(root, "production"), tree(root / "prod" / "uploads")
     settings = (root / "environments" / "production.env").read_bytes()
     proc = mobius("env", "promote", "--from", "staging", "--to", "production", "--yes", "-w", str(root),
-                  env={"MOBIUS_TEST_FAIL_AFTER": "library sync"})
+                  env={"MOBIUS_FAULT": "fail@done:library sync"})
     assert proc.returncode == 2, proc.stderr
     assert table_rows(root, "production") == rows and tree(root / "prod" / "uploads") == library
     assert (root / "environments" / "production.env").read_bytes() == settings

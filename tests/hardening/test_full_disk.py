@@ -51,7 +51,7 @@ def test_a_full_disk_is_exit_5_with_one_line_never_a_traceback(mobius, full_ws, 
 
 
 def test_backup_create_checks_space_before_the_database_dump(mobius, ws):
-    proc = mobius("backup", "create", "-w", str(ws), env={"MOBIUS_FAKE_FREE_BYTES": "1000"})
+    proc = mobius("backup", "create", "-w", str(ws), env={"MOBIUS_FAULT": "free-bytes@disk=1000"})
     assert proc.returncode == 5, proc.stderr
     assert "not enough disk space" in proc.stderr and "internal error" not in proc.stderr
     assert not [p for p in (ws / "backups").iterdir() if p.name.startswith(".mobius-tmp-")]
@@ -61,7 +61,7 @@ def test_backup_create_checks_space_before_the_database_dump(mobius, ws):
 
 @pytest.mark.parametrize("command", [["db", "dump"], ["db", "rollback", "--yes"]])
 def test_db_dump_and_rollback_check_space_first(mobius, ws, command):
-    proc = mobius(*command, "-w", str(ws), env={"MOBIUS_FAKE_FREE_BYTES": "1000"})
+    proc = mobius(*command, "-w", str(ws), env={"MOBIUS_FAULT": "free-bytes@disk=1000"})
     assert proc.returncode == 5, proc.stderr
     assert "not enough disk space" in proc.stderr
     assert not list((ws / "backups").glob("mobius_db_*"))

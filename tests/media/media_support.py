@@ -58,13 +58,15 @@ def mobius_env(extra: dict[str, str] | None = None) -> dict[str, str]:
 
 
 class Paused:
-    """A `mobius` run stopped at a MOBIUS_TEST_PAUSE point; kill it or let it continue."""
+    """A `mobius` run stopped at a pause point (MOBIUS_FAULT=pause@POINT); kill it or let it continue."""
 
     def __init__(self, ws: Path, args: list[str], point: str, env: dict[str, str] | None = None):
         self.marker = ws / "state" / "media-test-pause"
         self.marker.unlink(missing_ok=True)
-        self.proc = subprocess.Popen([*MOBIUS, *args, "-w", str(ws)], env=mobius_env({"MOBIUS_TEST_PAUSE": point,
-                                     **(env or {})}), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        extra = dict(env or {})
+        fault = ",".join(f for f in (f"pause@{point}", extra.pop("MOBIUS_FAULT", "")) if f)
+        self.proc = subprocess.Popen([*MOBIUS, *args, "-w", str(ws)], env=mobius_env({"MOBIUS_FAULT": fault,
+                                     **extra}), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                      stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + 60
         while not self.marker.exists():

@@ -53,7 +53,7 @@ def test_killed_repeatedly_while_copying_slowly_still_converges(mobius, media_ws
     before = snapshot(source)
     target = tmp_path / "new"
     for nth in (3, 10, 25):
-        run = Paused(media_ws, [*ARGS, "--to", str(target)], f"copy:{nth}", env={"MOBIUS_TEST_SLOW_COPY_MS": "5"})
+        run = Paused(media_ws, [*ARGS, "--to", str(target)], f"copy:{nth}", env={"MOBIUS_FAULT": "slow-copy@chunk=5"})
         run.kill()
     _finish(mobius, media_ws, target)
     assert snapshot(target) == before == snapshot(source)

@@ -110,14 +110,14 @@ def test_refuses_bad_sources_and_targets(mobius, media_ws: Path, tmp_path: Path)
 
 
 def test_not_enough_space_stops_before_writing(mobius, media_ws: Path, tmp_path: Path):
-    code, out = migrate(mobius, media_ws, tmp_path / "new", env={"MOBIUS_FAKE_FREE_BYTES": "1000"})
+    code, out = migrate(mobius, media_ws, tmp_path / "new", env={"MOBIUS_FAULT": "free-bytes@disk=1000"})
     assert code == 5 and "disk space" in out["error"]
     assert not (tmp_path / "new").exists()
 
 
 def test_free_space_under_10_percent_stops_cleanly_and_resumes(mobius, media_ws: Path, tmp_path: Path):
     target = tmp_path / "new"
-    code, out = migrate(mobius, media_ws, target, "--workers", "1", env={"MOBIUS_FAKE_FREE_BYTES": str(1 << 30)})
+    code, out = migrate(mobius, media_ws, target, "--workers", "1", env={"MOBIUS_FAULT": f"free-bytes@disk={1 << 30}"})
     assert code == 5 and "under 10%" in out["error"]
     assert target.is_dir() and not temps(target)
     assert read_env_file(media_ws / ".env")["MOBIUS_LIBRARY_DIR"] == "uploads"

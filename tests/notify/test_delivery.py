@@ -29,7 +29,7 @@ def test_error_rate_rollback_notifies_in_order_with_evidence(mobius, ops_ws: Pat
     plan.write_text(plan.read_text().replace("monitors: {sample_every: 0.1s}", ERROR_RATE_PLAN))
     proc = mobius("-w", str(ops_ws), "migrate", "run", str(plan), "--yes",
                   env=notify_env(webhook.url, mailbox.url, cert=tls_cert[0],
-                                 MOBIUS_FAULT="error-rate@media.migrate=0.5", MOBIUS_TEST_SLOW_COPY_MS="60"))
+                                 MOBIUS_FAULT="error-rate@media.migrate=0.5,slow-copy@chunk=60"))
     assert proc.returncode == 2, proc.stderr  # rolled back, as without notifications
     op_id = _migration_id(mobius, ops_ws)
     wanted = ["migration.started", "alert.error_rate", "rollback.started", "rollback.finished"]

@@ -81,7 +81,7 @@ def test_running_migration_page_shows_step_change_in_chromium(mobius, ops_ws: Pa
     server = Server(ops_ws)
     plan = write_plan(ops_ws, "  - backup: {}\n  - media.migrate: {to: media-v2}\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith("MOBIUS_")}
-    env.update({"MOBIUS_FAULT": "slow@step:media.migrate=3", "MOBIUS_TEST_SLOW_COPY_MS": "150",
+    env.update({"MOBIUS_FAULT": "slow@step:media.migrate=3,slow-copy@chunk=150",
                 "MOBIUS_API_TOKEN": TOKEN})
     run = subprocess.Popen([sys.executable, "-m", "mobius", "-w", str(ops_ws), "--json", "migrate", "run", str(plan),
                             "--yes"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -59,7 +59,7 @@ class Terminal:
 
 def _start_migration(root: Path, plan: Path, fault: str) -> tuple[subprocess.Popen, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MOBIUS_")}
-    env.update({"MOBIUS_FAULT": fault, "MOBIUS_TEST_SLOW_COPY_MS": "100"})
+    env.update({"MOBIUS_FAULT": f"{fault},slow-copy@chunk=100"})
     proc = subprocess.Popen([sys.executable, "-m", "mobius", "-w", str(root), "migrate", "run", str(plan), "--yes"],
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     ws = load_workspace(root)

@@ -49,7 +49,7 @@ def test_kill_then_resume_equals_uninterrupted(mobius, ops_ws: Path, reference: 
 def test_kill_mid_copy_resumes_through_the_media_journal(mobius, ops_ws: Path, reference: dict) -> None:
     plan = write_plan(ops_ws, CHEAP_STEPS)
     env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("MOBIUS_")}
-    env["MOBIUS_TEST_PAUSE"] = "copy:10"
+    env["MOBIUS_FAULT"] = "pause@copy:10"
     proc = subprocess.Popen([sys.executable, "-m", "mobius", "-w", str(ops_ws), "migrate", "run", str(plan), "--yes"],
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     marker = ops_ws / "state" / "media-test-pause"
@@ -119,7 +119,7 @@ def test_sustained_error_rate_rolls_back(mobius, ops_ws: Path) -> None:
                                              "monitors: {sample_every: 0.05s, error_rate_rollback: "
                                              "{above: 10%, for: 0.3s}}"))
     proc = mobius("-w", str(ops_ws), "migrate", "run", str(plan), "--yes",
-                  env={"MOBIUS_FAULT": "error-rate@media.migrate=0.5", "MOBIUS_TEST_SLOW_COPY_MS": "60"})
+                  env={"MOBIUS_FAULT": "error-rate@media.migrate=0.5,slow-copy@chunk=60"})
     assert proc.returncode == 2, proc.stderr
     migration = _assert_rolled_back(mobius, ops_ws, before, "error rate 50% above 10%")
     code, history = mobius.json("-w", str(ops_ws), "history", migration["id"])

@@ -69,6 +69,7 @@ def _database_dump(ws: Workspace, scratch: Path) -> Path | None:
     return dump_database(ws, scratch / "mobius.dump")
 
 
+@records_call("backup.restore")
 def restore_backup(ws: Workspace, archive: Path, to: Path, *, member_root: str = LIBRARY_ROOT, database: bool = False,
                    progress: Progress | None = None) -> RestoreResult:
     """Restore the library tree into `to` and, with `database`, the database from the archive's dump.
@@ -246,6 +247,7 @@ def verify_snapshot(ws: Workspace, snapshot: str | None = None, *, read_data: bo
         return verify_snapshots(repo, snapshot, read_data=read_data, progress=progress)
 
 
+@records_call("backup.restore")
 def restore_snapshot(ws: Workspace, snapshot: str, to: Path, *, database: bool = False,
                      progress: Progress | None = None) -> RestoreResult:
     """Restore a snapshot's library into `to` (and the database with `database`), as `restore_backup` does:

@@ -26,6 +26,7 @@ from mobius.errors import InputError
 from mobius.log import get_logger
 from mobius.safety.atomic import TEMP_PREFIX, atomic_write_text, fsync_dir
 from mobius.safety.checksums import read_checksum_file, write_checksum_file
+from mobius.stamps import utc_iso
 
 SIDECAR_SUFFIX = ".sha256"
 LOG_SUFFIX = ".log.jsonl"
@@ -63,8 +64,7 @@ def read_sidecar(archive: Path) -> str | None:
     raise InputError(f"{sidecar} has no line for {archive.name}", hint="regenerate it with sha256sum")
 
 
-def _stamp_now() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+_stamp_now = utc_iso  # the one stamp format (mobius.stamps)
 
 
 def start_log(archive: Path, event: dict[str, Any]) -> None:

@@ -23,8 +23,8 @@ from mobius.backup.repository import Repository
 from mobius.backup.snapshot import SNAPSHOT_SUFFIX, SnapshotDamaged, read_entries
 from mobius.backup.store import RepositoryStore
 from mobius.errors import InputError, VerificationError
+from mobius.faults import kill_at
 from mobius.log import get_logger
-from mobius.ops.faults import kill_at
 from mobius.progress import NoProgress, Progress
 
 

@@ -30,8 +30,8 @@ from mobius.backup.pack import BlobReader, PackDamaged, pack_path
 from mobius.backup.repository import PackStore, Repository
 from mobius.backup.snapshot import SnapshotDamaged, SnapshotHeader, read_entries
 from mobius.errors import InputError, VerificationError
+from mobius.faults import kill_at
 from mobius.log import get_logger
-from mobius.ops.faults import kill_at
 from mobius.progress import NoProgress, Progress
 from mobius.safety.atomic import fsync_dir
 

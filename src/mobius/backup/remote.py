@@ -44,8 +44,8 @@ from mobius.backup.repository import Repository
 from mobius.backup.snapshot import SNAPSHOT_SUFFIX, SnapshotDamaged, read_entries
 from mobius.backup.store import ObjectStore
 from mobius.errors import InputError, VerificationError
+from mobius.faults import kill_at
 from mobius.log import get_logger
-from mobius.ops.faults import kill_at
 from mobius.progress import NoProgress, Progress
 from mobius.safety.atomic import TEMP_PREFIX
 from mobius.safety.stamps import new_id, utc_iso

@@ -55,8 +55,8 @@ from mobius.backup.snapshot import (
 )
 from mobius.backup.tree import Listing, changed_while_read, open_as_listed, walk_tree
 from mobius.errors import InputError, VerificationError
+from mobius.faults import kill_at
 from mobius.log import get_logger
-from mobius.ops.faults import kill_at
 from mobius.progress import NoProgress, Progress
 from mobius.safety.atomic import TEMP_PREFIX, fsync_dir
 from mobius.safety.diskspace import require_free_space

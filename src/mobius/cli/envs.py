@@ -126,7 +126,7 @@ def promote(source: str = typer.Option(..., "--from", help="Environment to promo
     Example: mobius env promote --from staging --to production --yes
     Needs first: mobius env new staging --copy && mobius env new production
     """
-    from mobius.envs.promote import promote as run_promote
+    from mobius.ops.commands import promote as run_promote
 
     result = run_promote(_root(), source, target, dry_run=dry_run, say=say, progress=current.progress(),
                          confirm=lambda question: confirm(question, yes=yes))
@@ -160,7 +160,7 @@ def deploy_command(dry_run: bool = DRY_RUN,
     Example: mobius deploy --env production
     Needs first: mobius env new production --copy
     """
-    from mobius.envs.deploy import deploy
+    from mobius.ops.commands import deploy
 
     ws = _env_workspace(env)
     result = deploy(ws, dry_run=dry_run, backup=not no_backup, force=force, say=say, progress=current.progress())
@@ -182,7 +182,7 @@ def rollback_command(to: str = typer.Option(None, "--to", help="Release id to re
     Example: mobius rollback --env production --yes
     Needs first: mobius env new production --copy && mobius deploy --env production
     """
-    from mobius.envs.rollback import rollback
+    from mobius.ops.commands import rollback
 
     ws = _env_workspace(env)
     result = rollback(ws, to=to, archive=archive, say=say, progress=current.progress(),

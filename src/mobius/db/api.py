@@ -408,6 +408,7 @@ def validate_database(ws: Workspace) -> ValidateResult:
     return ValidateResult(database=target.display, checked=len(applied))
 
 
+@records_call("db.accept-checksum")
 def accept_checksum(ws: Workspace, version: int, *, reason: str) -> ChecksumAcceptance:
     """Record the current file's checksum for an applied migration, with the reason, as an event."""
     if not reason.strip():
@@ -468,6 +469,7 @@ def check_restorable(ws: Workspace, dump: Path) -> None:
     dumps.check_dump(dump, engine)
 
 
+@records_call("db.restore")
 def restore_with_report(ws: Workspace, dump: Path, *, safety_dump: bool = True,
                         lock_held: bool = False) -> DatabaseRestore:
     target = target_for(ws)
@@ -484,6 +486,7 @@ def restore_with_report(ws: Workspace, dump: Path, *, safety_dump: bool = True,
     return DatabaseRestore(database=target.display, restored=dump, safety_dump=safety.path if safety else None)
 
 
+@records_call("db.sync")
 def sync_databases(ws: Workspace, from_url: str, to_url: str, *, overwrite: bool = False) -> SyncResult:
     """Copy one database over another (the runbook's `pg_dump staging_db | psql production_db`), safely.
 

@@ -6,9 +6,8 @@ Public API (the CLI `mobius env ...`, `mobius deploy`, `mobius rollback`, `mobiu
     show_environment(root, name) -> dict
     diff_environments(root, a, b) -> EnvDiff
     validate_environment(ws) -> Report
-    promote(root, source, target, *, dry_run, say) -> PromoteResult
-    deploy(ws, *, dry_run, backup, force, say) -> DeployResult
-    rollback(ws, *, release, archive, say) -> RollbackResult
+    prepare_promote / run_promote, dry_run_deploy / run_deploy, prepare_rollback / run_rollback: the phases;
+    mobius.ops.commands.promote / deploy / rollback run them on the migration runner (resumable, undoable)
     list_releases(ws) -> list[Release]
 """
 

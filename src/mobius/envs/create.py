@@ -19,7 +19,7 @@ from typing import Any
 
 from mobius.config import ENVIRONMENTS_DIR, Settings, Workspace, environment_file, is_url, load_workspace
 from mobius.errors import InputError
-from mobius.records import recorded
+from mobius.records import records_call
 from mobius.safety.atomic import atomic_write_text, fsync_dir
 from mobius.safety.lock import FileLock
 
@@ -85,15 +85,16 @@ def _create_locked(root: Path, name: str, file: Path, *, copy: bool, progress: A
     if copy and is_url(source.library):
         raise InputError(f"--copy copies a local library, and the workspace's library is {source.library}",
                          hint=f"create {name} without --copy, then set MOBIUS_LIBRARY_DIR in {file.name}")
-    with recorded(source, "env.new", {"name": name, "copy": copy}) as handle:
-        handle.result = _build(root, name, source, copy=copy, progress=progress)
-    return handle.result
+    return _build(source, name, copy=copy, progress=progress)
 
 
-def _build(root: Path, name: str, source: Workspace, *, copy: bool, progress: Any) -> NewEnvironment:
+@records_call("env.new")
+def _build(ws: Workspace, name: str, *, copy: bool, progress: Any) -> NewEnvironment:
+    """Build the environment's places and settings (recorded: `env.new`, with its name and --copy)."""
     from mobius.db import migrate_database, sync_databases
     from mobius.media import migrate
 
+    source, root = ws, ws.root
     file = environment_file(root, name)
     final = root / ENVIRONMENTS_DIR / name
     building = root / ENVIRONMENTS_DIR / f".new-{name}"

@@ -3,7 +3,8 @@
 plan (config diff, schema versions, copy direction, library files/bytes to copy, settings that
 follow) -> verified backup of B -> database copy (db sync) -> library sync (media migration
 machinery: journaled, re-read, only changed files) -> settings that follow -> validate B.
-Any failure after the backup restores B from it and proves the restore against a snapshot.
+Any failure after the backup (any exception, or Ctrl-C, which then exits 130) restores B from it and proves
+the restore against a snapshot: the runner (ops.orchestrator) undoes the step with its recorded handle.
 """
 
 from __future__ import annotations
@@ -13,23 +14,26 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mobius.config import ENV_PREFIX, Settings, Workspace, change_settings, environment_file, mask_text
 from mobius.envs import state
 from mobius.envs.diff import diff_environments
 from mobius.envs.environments import load_environment
 from mobius.envs.places import check_promote_places
-from mobius.envs.steps import DESCRIBED, REHEARSED, SKIPPED, Steps
 from mobius.envs.validate import validate_environment
-from mobius.errors import InputError, MobiusError, VerificationError
-from mobius.records import recorded
+from mobius.errors import InputError, MobiusError
+from mobius.phases import DESCRIBED, REHEARSED, SKIPPED, Described, Phases
+from mobius.results import Report, skipped, to_jsonable
 from mobius.safety.atomic import TEMP_PREFIX, atomic_write_text
 from mobius.safety.diskspace import human_bytes
 from mobius.safety.envfile import read_env_file
 from mobius.safety.leftovers import rmtree_parallel, sweep
 from mobius.safety.swap import recover_swap, swap_folder
 from mobius.safety.tree import FILE, walk
+
+if TYPE_CHECKING:
+    from mobius.ops.step import StepContext
 
 # The settings that follow a promote: how the product behaves (retention, timeouts, health-gate policy).
 # Everything else stays with the environment: its places (library, backups, database, service, S3
@@ -151,11 +155,11 @@ def plan_lines(plan: dict[str, Any]) -> list[str]:
             "plan: settings that follow: " + (", ".join(plan["settings_to_follow"]) or "none")]
 
 
-def promote(root: Path, source_name: str, target_name: str, *, dry_run: bool = False,
-            confirm: Callable[[str], bool] | None = None, say: Callable[[str], None] = lambda line: None,
-            progress: Any = None, on_backup: Callable[[Path, dict[str, Any]], None] | None = None) -> PromoteResult:
-    """Promote A to B (see the module docstring). `on_backup(archive, snapshot)` is called once B's verified
-    backup exists and before anything changes: a caller's undo handle (the env.promote plan step) starts there."""
+def prepare_promote(root: Path, source_name: str, target_name: str, *, dry_run: bool = False,
+                    confirm: Callable[[str], bool] | None = None,
+                    say: Callable[[str], None] = lambda line: None) -> PromoteResult:
+    """The plan of promoting A to B (printed), the dry run's phases, or the confirmation before the real run
+    (which `mobius.ops.commands.promote` runs on the migration runner)."""
     if source_name == target_name:
         raise InputError("--from and --to name the same environment")
     source, target = load_environment(root, source_name), load_environment(root, target_name)
@@ -167,7 +171,7 @@ def promote(root: Path, source_name: str, target_name: str, *, dry_run: bool = F
     for line in plan_lines(result.plan):
         say(line)
     if dry_run:
-        steps = Steps(None, say, dry_run=True)
+        steps = Phases(Described(say))
         steps.note("plan", REHEARSED, "read both environments, both databases and the sync journal")
         steps.note("backup", DESCRIBED, f"would archive {target.library}, {target.env_file.name} and the database")
         steps.note("database copy", DESCRIBED, result.plan["database_copy"])
@@ -177,69 +181,70 @@ def promote(root: Path, source_name: str, target_name: str, *, dry_run: bool = F
         steps.note("settings", DESCRIBED, ", ".join(result.plan["settings_to_follow"]) or "none")
         report = validate_environment(target, codecs=True)
         steps.note("validate", REHEARSED, f"target today: {report.verdict.value}")
-        result.steps = steps.to_list()
+        result.steps = steps.lines()
         return result
     if confirm is not None and not confirm(f"promote {source_name} to {target_name} (the target is backed up "
                                            "first)?"):
         raise InputError("promote not confirmed; nothing was changed")
-    if result.plan["nothing_to_do"]:
-        return _nothing_to_do(target, result, say)
-    params = {"from": source_name, "to": target_name, "plan": result.plan}
-    with recorded(target, "env.promote", params) as handle:
-        result.operation = handle.id
-        steps = Steps(handle, say)
-        before = steps.run("snapshot", lambda: ("library, database rows, settings digest", state.snapshot(target)))
-        backup = steps.run("backup", lambda: _backup(target, progress))
-        result.backup = str(backup.path)
-        if on_backup is not None:
-            on_backup(backup.path, before)
-        has_db = "database/mobius.dump" in backup.extras
-        try:
-            _apply(steps, source, target, sync_ws, result, progress)
-        except BaseException as exc:  # the promise holds for every failure: an interrupt, a bug, an OSError
-            reason = exc.message if isinstance(exc, MobiusError) else f"{type(exc).__name__}: {exc}".rstrip(": ")
-            _marker(sync_ws).unlink(missing_ok=True)
-            say(f"promote failed: {reason}; restoring {target_name} from {backup.path.name}")
-            report = state.restore(target, backup.path, expected=before, has_database=has_db)
-            result.restored = report.to_dict()
-            for line in report.lines():
-                say(f"restore: {line}")
-            handle.result = {**result.__dict__, "steps": steps.to_list()}
-            if not report.ok:
-                raise VerificationError(f"promote failed ({reason}) and the restore of {target_name} failed "
-                                        f"too", hint=f"restore by hand: mobius --env {target_name} backup restore "
-                                        f"{backup.path.name} --database", details=report.lines()) from None
-            say(f"{target_name} restored from {backup.path.name} and verified")
-            _remove_own_asides(Path(target.library))
-            if not isinstance(exc, Exception):
-                raise  # KeyboardInterrupt, SystemExit: stop as asked, now that the target is whole again
-            raise VerificationError(f"promote failed at a step: {reason}; {target_name} was restored from "
-                                    f"{backup.path.name} and verified",
-                                    hint=exc.hint if isinstance(exc, MobiusError) else None) from None
-        result.steps = steps.to_list()
-        handle.result = {"backup": result.backup, "steps": result.steps, "plan": result.plan}
     return result
 
 
-def _nothing_to_do(target: Workspace, result: PromoteResult, say: Callable[[str], None]) -> PromoteResult:
-    """Library unchanged since the last promote, databases identical, no setting to carry: only validate."""
-    with recorded(target, "env.promote", {"from": result.source, "to": target.environment,
-                                          "plan": result.plan}) as handle:
-        result.operation = handle.id
-        steps = Steps(handle, say)
+def run_promote(ctx: StepContext, source_name: str, target_name: str) -> dict[str, Any]:
+    """The promote's phases, each checkpointed in the step's undo handle (a resume continues at the first
+    unfinished one). The handle holds B's verified backup and the snapshot taken before it from the moment
+    the backup exists, before anything changes: the rollback (`rollback_promote`) needs nothing else."""
+    source, target = load_environment(ctx.ws.root, source_name), load_environment(ctx.ws.root, target_name)
+    check_promote_places(source, target)
+    _clear_interrupted_sync(Path(target.library), ctx.say)
+    sync_ws = sync_workspace(source, target)
+    handle: dict[str, Any] = dict(ctx.undo or {})
+    steps = Phases(ctx, handle)
+    if "plan" not in handle:
+        handle["plan"] = make_plan(ctx.ws.root, source, target, sync_ws)
+        ctx.record_undo(handle)
+    plan = handle["plan"]
+    if plan["nothing_to_do"]:
         reason = "nothing to promote: library unchanged since the last promote, databases identical"
         for name in ("backup", "database copy", "library sync", "settings"):
             steps.note(name, SKIPPED, reason)
+        steps.run("validate", lambda: _validate(target))
+        return handle
+    before = steps.run("snapshot", lambda: ("library, database rows, settings digest", state.snapshot(target)))
 
-        def validate() -> tuple[str, Any]:
-            report = validate_environment(target)
-            report.raise_if_failed(hint=f"see `mobius env validate {target.environment}`")
-            return f"{len(report.checks)} checks: {report.verdict.value}", report
+    def backup() -> tuple[str, Any]:
+        archive = state.take_backup(target, ctx.progress)
+        handle.update(backup=str(archive.path), snapshot=before, has_database="database/mobius.dump" in archive.extras)
+        return f"{archive.path.name} verified (sha256 {archive.sha256[:16]}...)", str(archive.path)
 
-        steps.run("validate", validate)
-        result.steps = steps.to_list()
-        handle.result = {"nothing_to_do": True, "steps": result.steps}
-    return result
+    steps.run("backup", backup)
+    ctx.checkpoint("inside:env.promote")
+    _apply(steps, source, target, sync_ws, plan, ctx.progress)
+    return handle
+
+
+def rollback_promote(ctx: StepContext, source_name: str, target_name: str, handle: dict[str, Any]) -> Report:
+    """Put B back from the backup the promote took, proven against the snapshot taken before it."""
+    if not handle.get("backup"):
+        return Report("env.promote rollback", [skipped("env.promote.undo", "the promote changed nothing "
+                                                       "(it stopped before its backup, or had nothing to do)")])
+    source, target = load_environment(ctx.ws.root, source_name), load_environment(ctx.ws.root, target_name)
+    _marker(sync_workspace(source, target)).unlink(missing_ok=True)  # the journal no longer describes the target
+    archive = Path(handle["backup"])
+    ctx.say(f"restoring {target_name} from {archive.name}")
+    report = state.restore(target, archive, expected=handle.get("snapshot"),
+                           has_database=bool(handle.get("has_database", True)))
+    report.subject = f"env.promote rollback: {report.subject}"
+    if report.ok:
+        ctx.say(f"{target_name} restored from {archive.name} and verified")
+        _remove_own_asides(Path(target.library))
+        _clear_interrupted_sync(Path(target.library), ctx.say)
+    return report
+
+
+def _validate(target: Workspace) -> tuple[str, Any]:
+    report = validate_environment(target.reload())
+    report.raise_if_failed(hint=f"see `mobius env validate {target.environment}`")
+    return f"{len(report.checks)} checks: {report.verdict.value}", report.verdict.value
 
 
 def _aside_names(library: Path) -> tuple[Path, Path]:
@@ -275,44 +280,33 @@ def _clear_interrupted_sync(library: Path, say: Callable[[str], None]) -> None:
             "backup)")
 
 
-def _backup(target: Workspace, progress: Any) -> tuple[str, Any]:
-    backup = state.take_backup(target, progress)
-    return f"{backup.path.name} verified (sha256 {backup.sha256[:16]}...)", backup
-
-
-def _apply(steps: Steps, source: Workspace, target: Workspace, sync_ws: Workspace, result: PromoteResult,
+def _apply(steps: Phases, source: Workspace, target: Workspace, sync_ws: Workspace, plan: dict[str, Any],
            progress: Any) -> None:
     from mobius.db import sync_databases
     from mobius.media import migrate
 
     def copy_database() -> tuple[str, Any]:  # the target's workspace: its pre-sync dump goes to its backups
         out = sync_databases(target, source.database_url, target.database_url, overwrite=True)
-        return f"{len(out.tables)} tables, row counts equal on both sides", out
+        return f"{len(out.tables)} tables, row counts equal on both sides", len(out.tables)
 
     steps.run("database copy", copy_database)
 
     def sync_library() -> tuple[str, Any]:
         target_lib = Path(target.library)
         aside = None
-        trusted = result.plan["library_sync"].get("journaled") and _journaled(sync_ws, str(target_lib))
+        trusted = plan["library_sync"].get("journaled") and _journaled(sync_ws, str(target_lib))
         if not trusted and target_lib.exists() and any(target_lib.iterdir()):
             aside = _empty_the_library(target_lib)
         out = migrate(sync_ws, str(target_lib), backup=False, progress=progress)
         if aside is not None:
             rmtree_parallel(aside)
         return (f"{out.planned_files} files copied ({human_bytes(out.planned_bytes)}), {out.skipped} unchanged, "
-                f"every byte re-read at the target"), out
+                f"every byte re-read at the target"), out.planned_files
 
     steps.run("library sync", sync_library)
     follow = settings_to_follow(read_env_file(source.env_file), read_env_file(target.env_file))
     steps.run("settings", lambda: (", ".join(follow) or "none to follow",
-                                   change_settings(environment_file(target.root, target.environment or ""),
-                                                   follow) if follow else []))
-
-    def validate() -> tuple[str, Any]:
-        report = validate_environment(target.reload())
-        report.raise_if_failed(hint=f"see `mobius env validate {target.environment}`")
-        return f"{len(report.checks)} checks: {report.verdict.value}", report
-
-    steps.run("validate", validate)
+                                   to_jsonable(change_settings(environment_file(target.root, target.environment or ""),
+                                                               follow)) if follow else []))
+    steps.run("validate", lambda: _validate(target))
     _mark_in_sync(sync_ws, source.library, target.library)

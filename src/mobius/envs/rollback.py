@@ -2,7 +2,8 @@
 
 verify the archive (sidecar, then every member) -> back up the current state -> restore library +
 database + settings -> the deploy's health gate -> record. A failure says what state is left and
-exits 2; success is printed only after every step passed.
+exits 2; success is printed only after every step passed. The phases run as one step on the migration
+runner (ops.orchestrator): resumable after kill -9, and undone from the record.
 """
 
 from __future__ import annotations
@@ -10,14 +11,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mobius.config import Workspace, load_workspace
 from mobius.envs import health, releases, state
 from mobius.envs.places import check_layout
-from mobius.envs.steps import NOT_CONFIGURED, Steps
 from mobius.errors import InputError, MobiusError, VerificationError
-from mobius.records import recorded
+from mobius.phases import NOT_CONFIGURED, Phases
+from mobius.results import Report, skipped, to_jsonable
+
+if TYPE_CHECKING:
+    from mobius.ops.step import StepContext
 
 
 @dataclass
@@ -40,72 +44,87 @@ def choose_archive(ws: Workspace, *, to: str | None = None, archive: str | None 
     return path
 
 
-def rollback(ws: Workspace, *, to: str | None = None, archive: str | None = None,
-             confirm: Callable[[str], bool] | None = None, say: Callable[[str], None] = lambda line: None,
-             progress: Any = None) -> RollbackResult:
-    from mobius.backup import DATABASE_MEMBER, verify_archive
-
+def prepare_rollback(ws: Workspace, *, to: str | None = None, archive: str | None = None,
+                     confirm: Callable[[str], bool] | None = None) -> Path:
+    """The archive a rollback restores, confirmed (`mobius.ops.commands.rollback` runs it on the runner)."""
     check_layout(ws)
     path = choose_archive(ws, to=to, archive=archive)
-    result = RollbackResult(ws.environment, str(path))
-    with recorded(ws, releases.ROLLBACK, {"env": ws.environment, "archive": str(path), "to": to}) as handle:
-        result.operation = handle.id
-        steps = Steps(handle, say)
-        done: list[str] = []
-        try:
-            checked = steps.run("verify archive", lambda: _verify(path, verify_archive, progress))
-            if confirm is not None and not confirm(f"roll {ws.environment} back to {path.name} (the current state is "
-                                                   "backed up first)?"):
-                raise InputError("rollback not confirmed; nothing was changed")
-            current = steps.run("backup current", lambda: _backup(ws, progress))
-            result.pre_rollback_backup = str(current.path)
-            handle.result = {"env": ws.environment, "archive": str(path), "pre_rollback_backup": str(current.path)}
+    if confirm is not None and not confirm(f"roll {ws.environment} back to {path.name} (the current state is "
+                                           "backed up first)?"):
+        raise InputError("rollback not confirmed; nothing was changed")
+    return path
 
-            def restore() -> tuple[str, Any]:
-                report = state.restore(ws, path, has_database=DATABASE_MEMBER in checked.extras)
-                if not report.ok:
-                    done[-1] = "partly restored: " + (", ".join(c.name for c in report.checks if c.passed) or
-                                                      "nothing")
-                report.raise_if_failed(hint=f"the state before the rollback is in {current.path.name}")
-                return "; ".join(c.name for c in report.checks), report
 
-            done.append("nothing restored yet")
-            steps.run("restore", restore)
-            done[-1] = f"library, database and settings restored from {path.name}"
-            fresh = load_workspace(ws.root, env=ws.environment)
-            if health.ready_url(fresh) is None:
-                steps.note("health gate", NOT_CONFIGURED, "set MOBIUS_SERVICE_URL")
+def run_rollback(ctx: StepContext, archive: str) -> dict[str, Any]:
+    """The rollback's phases, each checkpointed in the step's undo handle. The backup of the current state is
+    in the handle before the restore begins; a failure names the state it leaves."""
+    from mobius.backup import DATABASE_MEMBER, verify_archive
+
+    ws, path = ctx.ws, Path(archive)
+    handle: dict[str, Any] = dict(ctx.undo or {})
+    steps = Phases(ctx, handle)
+    handle.setdefault("result", {"env": ws.environment, "archive": archive})
+    left = "nothing was changed"
+    try:
+        def verify() -> tuple[str, Any]:
+            report = verify_archive(path, ctx.progress)
+            return (f"sha256 {report.sha256[:16]}... matches the sidecar; {report.files} files match the manifest",
+                    DATABASE_MEMBER in report.extras)
+
+        has_database = steps.run("verify archive", verify)
+
+        def backup_current() -> tuple[str, Any]:
+            snapshot = state.snapshot(ws)
+            current = state.take_backup(ws, ctx.progress)
+            handle.update(pre_rollback_backup=str(current.path), snapshot=snapshot,
+                          has_database="database/mobius.dump" in current.extras)
+            handle["result"]["pre_rollback_backup"] = str(current.path)
+            return f"{current.path.name} verified", str(current.path)
+
+        steps.run("backup current", backup_current)
+        left = "nothing restored yet"
+
+        def restore() -> tuple[str, Any]:
+            nonlocal left
+            report = state.restore(ws, path, has_database=has_database)
+            if not report.ok:
+                left = "partly restored: " + (", ".join(c.name for c in report.checks if c.passed) or "nothing")
+            report.raise_if_failed(hint="the state before the rollback is in "
+                                        f"{Path(handle['pre_rollback_backup']).name}")
+            return "; ".join(c.name for c in report.checks), None
+
+        steps.run("restore", restore)
+        left = f"library, database and settings restored from {path.name}"
+        fresh = load_workspace(ws.root, env=ws.environment)
+        if health.ready_url(fresh) is None:
+            steps.note("health gate", NOT_CONFIGURED, "set MOBIUS_SERVICE_URL")
+        else:
+            if fresh.settings.service_restart_command:
+                steps.run("restart", lambda: (health.restart_service(fresh) or "", None))
             else:
-                if fresh.settings.service_restart_command:
-                    steps.run("restart", lambda: (health.restart_service(fresh) or "", None))
-                else:
-                    steps.note("restart", NOT_CONFIGURED, "set MOBIUS_SERVICE_RESTART_COMMAND")
-                steps.run("health gate", lambda: _wait(fresh, say))
-        except MobiusError as exc:
-            handle.result = {**(handle.result or {}), "steps": steps.to_list()}
-            left = done[-1] if done else "nothing was changed"
-            backup_note = (f"; the state before the rollback is in {Path(result.pre_rollback_backup).name}"
-                           if result.pre_rollback_backup else "")
-            if isinstance(exc, InputError) and not result.pre_rollback_backup:
-                raise
-            raise VerificationError(f"rollback of {ws.environment} failed: {exc.message}; state left: {left}"
-                                    f"{backup_note}", hint=exc.hint) from None
-        result.steps = steps.to_list()
-        handle.result = {**(handle.result or {}), "steps": result.steps}
-    releases.protect_rollback_backup(ws)
-    return result
+                steps.note("restart", NOT_CONFIGURED, "set MOBIUS_SERVICE_RESTART_COMMAND")
+            steps.run("health gate", lambda: _wait(fresh, ctx.say))
+    except MobiusError as exc:
+        backup_note = (f"; the state before the rollback is in {Path(handle['pre_rollback_backup']).name}"
+                       if handle.get("pre_rollback_backup") else "")
+        if isinstance(exc, InputError) and not handle.get("pre_rollback_backup"):
+            raise
+        raise VerificationError(f"rollback of {ws.environment} failed: {exc.message}; state left: {left}"
+                                f"{backup_note}", hint=exc.hint) from None
+    return handle
 
 
-def _verify(path: Path, verify_archive: Callable[..., Any], progress: Any) -> tuple[str, Any]:
-    report = verify_archive(path, progress)
-    return f"sha256 {report.sha256[:16]}... matches the sidecar; {report.files} files match the manifest", report
-
-
-def _backup(ws: Workspace, progress: Any) -> tuple[str, Any]:
-    archive = state.take_backup(ws, progress)
-    return f"{archive.path.name} verified", archive
+def undo_rollback(ctx: StepContext, handle: dict[str, Any]) -> Report:
+    """Undo a rollback: the backup of the state before it, restored and proven against its snapshot."""
+    if not handle.get("pre_rollback_backup"):
+        return Report("env.rollback undo", [skipped("env.rollback.undo", "the rollback changed nothing "
+                                                    "(it stopped before its backup of the current state)")])
+    report = state.restore(ctx.ws, Path(handle["pre_rollback_backup"]), expected=handle.get("snapshot"),
+                           has_database=bool(handle.get("has_database", True)))
+    report.subject = f"env.rollback undo: {report.subject}"
+    return report
 
 
 def _wait(ws: Workspace, say: Callable[[str], None]) -> tuple[str, Any]:
     check = health.wait_ready(ws, say=say)
-    return f"{check.observed} ({check.detail})", check
+    return f"{check.observed} ({check.detail})", to_jsonable(check)

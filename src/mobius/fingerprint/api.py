@@ -20,6 +20,7 @@ from mobius.fingerprint.algorithm import EXACT, Algorithm, dhash_image, hash_bat
 from mobius.fingerprint.search import HashIndex, as_hashes, duplicate_groups
 from mobius.log import get_logger
 from mobius.progress import NoProgress, Progress
+from mobius.records import records_call
 from mobius.safety.hashing import sha256_file
 from mobius.safety.tree import FILE, walk
 
@@ -79,6 +80,7 @@ def _changed(ws_root: Path, conn: Any, algorithm: str, entries: list[Any], varia
     report.removed = store.forget(conn, algorithm, [p for p in known if p not in present])
 
 
+@records_call("library.hash")
 def hash_library(ws: Workspace, *, mode: str = "exact", workers: int | None = None, variants: bool = False,
                  progress: Progress | None = None, activate: bool = True) -> HashReport:
     """Hash every new or changed image in the library; failures are recorded with their reason, never raised.
@@ -245,6 +247,7 @@ def _group_changes(old: np.ndarray, new: np.ndarray) -> int:
     return int((~same).sum())
 
 
+@records_call("library.rehash")
 def rehash(ws: Workspace, to: str, *, workers: int | None = None, distance: int = DEFAULT_DISTANCE,
            switch: bool = True, progress: Progress | None = None) -> dict[str, Any]:
     """The "deploy dhash" migration: compute `to` beside the active version (resumable), compare, switch.
@@ -272,6 +275,7 @@ def rehash(ws: Workspace, to: str, *, workers: int | None = None, distance: int 
     return result
 
 
+@records_call("library.rehash-rollback")
 def rollback(ws: Workspace) -> dict[str, Any]:
     """Switch back to the version active before the last rehash; nothing is recomputed."""
     with store.session(ws) as conn:

@@ -19,6 +19,7 @@ from mobius.errors import InputError
 from mobius.golden.baseline import golden_lock, recover, swap_in
 from mobius.log import get_logger
 from mobius.progress import Progress
+from mobius.records import records_call
 from mobius.safety.atomic import TEMP_PREFIX
 from mobius.safety.places import refuse_backups_in_library
 
@@ -31,6 +32,7 @@ def has_goldens(ws: Workspace) -> bool:
     return ws.golden.is_dir() and any(p for p in ws.golden.iterdir() if not p.name.startswith("."))
 
 
+@records_call("golden.backup", ref=lambda result: getattr(result, "path", None))
 def backup_goldens(ws: Workspace, *, progress: Progress | None = None):
     """Archive tests/golden into backups/golden_<stamp>.tar.zst (+ .sha256); returns the backup result."""
     if not has_goldens(ws):
@@ -57,6 +59,7 @@ def latest_golden_backup(ws: Workspace) -> Path:
     return found[-1]
 
 
+@records_call("golden.restore")
 def restore_goldens(ws: Workspace, archive: Path | str, *, progress: Progress | None = None) -> dict[str, object]:
     """Replace tests/golden with the archive's tree (or the newest golden backup for "latest"), after
     verifying it and backing up the current one."""

@@ -32,6 +32,7 @@ from mobius.errors import InputError, MobiusError
 from mobius.games import check_slug
 from mobius.log import get_logger
 from mobius.progress import NoProgress, Progress
+from mobius.records import records_call
 from mobius.safety.atomic import TEMP_PREFIX, atomic_write_text, fsync_dir
 from mobius.safety.leftovers import sweep
 from mobius.safety.lock import FileLock
@@ -263,6 +264,7 @@ class GenerateResult:
                 "per_os": self.per_os}
 
 
+@records_call("golden.generate")
 def generate(ws: Workspace, slug: str, video: Path, *, frames: list[float] | None = None, per_os: bool = False,
              thresholds: dict[str, float | None] | None = None, progress: Progress | None = None) -> GenerateResult:
     """Write a new baseline for `slug` from `video`, replacing the old one atomically.

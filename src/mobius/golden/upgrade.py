@@ -36,6 +36,7 @@ from mobius.golden.baseline import (
 from mobius.golden.signatures import FILE, compute, read_signatures
 from mobius.log import get_logger
 from mobius.progress import NoProgress, Progress
+from mobius.records import records_call
 from mobius.safety.atomic import TEMP_PREFIX, atomic_write_text, fsync_dir
 from mobius.safety.stamps import utc_iso
 
@@ -55,6 +56,7 @@ class UpgradeResult:
                 "source": self.source}
 
 
+@records_call("golden.upgrade")
 def upgrade(ws: Workspace, games: list[str] | None = None, *, progress: Progress | None = None
             ) -> list[UpgradeResult]:
     """Upgrade each game's shared baseline (and the per-OS baselines inside it); never raises for a golden

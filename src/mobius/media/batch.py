@@ -28,15 +28,16 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
+from mobius.config import setting
+from mobius.faults import FaultHooks
 from mobius.media.copier import CHANGED, CopyOutcome, open_source, unchanged
 from mobius.media.destination import Stored
-from mobius.media.faults import FaultHooks
 from mobius.media.local_destination import create_over
 from mobius.safety.atomic import TEMP_PREFIX, sync_filesystem, write_all
 from mobius.safety.hashing import CHUNK, sha256_fd
 from mobius.safety.tree import FILE, Entry
 
-BATCH_FILES = int(os.environ.get("MOBIUS_MEDIA_BATCH_FILES") or 2000)
+BATCH_FILES = setting("media_batch_files")
 BATCH_BYTES = 128 << 20
 VERIFY_WINDOW = 256  # files whose re-read is in flight at once
 READ_WINDOW = 64  # source files whose read is asked for ahead, per thread
@@ -87,7 +88,7 @@ class LocalBatchCopier:
         self.on_bytes = on_bytes
         self.tag = f"{os.getpid()}-{secrets.token_hex(3)}"
         self.counter = itertools.count()
-        self.fsync_each = os.environ.get("MOBIUS_MEDIA_SYNC") == "fsync"
+        self.fsync_each = setting("media_sync") == "fsync"
         self.umask = _current_umask()
         self.in_place = in_place
 

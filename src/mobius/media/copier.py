@@ -15,8 +15,8 @@ import stat
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from mobius.faults import FaultHooks
 from mobius.media.destination import Destination, Stored
-from mobius.media.faults import FaultHooks
 from mobius.safety.hashing import CHUNK
 from mobius.safety.tree import FILE, Entry
 

@@ -19,6 +19,7 @@ from mobius.media.manifest import read_manifest
 from mobius.media.migrate import migration_lock, now_iso
 from mobius.media.rollback import find_record, open_journal
 from mobius.progress import NoProgress, Progress
+from mobius.records import records_call
 from mobius.safety.atomic import fsync_dir
 from mobius.safety.hashing import default_workers
 from mobius.safety.tree import FILE
@@ -86,6 +87,7 @@ class FinalizeResult:
         return {"migration": self.record.to_dict(), "target_check": self.check.to_dict(), "removed": self.removed}
 
 
+@records_call("media.finalize", ref=lambda result: result.record.id)
 def finalize(ws: Workspace, migration_id: str, *, confirm: Callable[[str], bool], workers: int | None = None,
              progress: Progress | None = None, report: Callable[[str], None] | None = None) -> FinalizeResult:
     """Re-verify the target of a completed migration, then (confirmed) delete its old source."""

@@ -10,9 +10,7 @@ not journaled (or changed since) is copied again.
 
 from __future__ import annotations
 
-import datetime as dt
 import os
-import secrets
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -22,9 +20,9 @@ from typing import TYPE_CHECKING
 
 from mobius.config import Workspace, is_url, settings_lock, validate_setting_value
 from mobius.errors import InputError, MobiusError, ResourceError, VerificationError
+from mobius.faults import FaultHooks
 from mobius.log import get_logger
 from mobius.media.destination import Destination, open_destination
-from mobius.media.faults import FaultHooks
 from mobius.media.journal import JournalRow, MigrationJournal, MigrationRecord
 from mobius.media.local_destination import LocalDestination
 from mobius.media.plan import (
@@ -45,8 +43,8 @@ from mobius.safety.diskspace import human_bytes, require_free_space
 from mobius.safety.envfile import read_env_file, set_env_values
 from mobius.safety.hashing import sha256_file
 from mobius.safety.lock import FileLock
-from mobius.safety.stamps import utc_compact
 from mobius.safety.tree import DIR, FILE, LINK, Entry, points_outside, undecodable, walk
+from mobius.stamps import new_id, utc_iso
 
 if TYPE_CHECKING:  # the copy's modules are loaded when a copy starts: a re-run with nothing to do skips them
     from mobius.media.copier import CopyOutcome
@@ -80,8 +78,7 @@ def manifests_dir(ws: Workspace, migration_id: str) -> Path:
     return ws.state / "media" / migration_id
 
 
-def now_iso() -> str:
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+now_iso = utc_iso  # the one stamp format (mobius.stamps); journals keep reading the older second-precision form
 
 
 @dataclass
@@ -391,7 +388,7 @@ def _start_record(run: MigrationRun) -> MigrationRecord:
 
 
 def _new_id() -> str:
-    return f"{utc_compact()}-{secrets.token_hex(2)}"
+    return new_id()  # the one id maker (mobius.stamps)
 
 
 def _apply(run: MigrationRun) -> None:

@@ -13,8 +13,8 @@ from pathlib import Path
 
 from mobius.config import Workspace, is_url, set_setting
 from mobius.errors import InputError, VerificationError
+from mobius.faults import FaultHooks
 from mobius.log import get_logger
-from mobius.media.faults import FaultHooks
 from mobius.media.journal import MigrationJournal, MigrationRecord
 from mobius.media.manifest import VerifyResult, verify_against
 from mobius.media.migrate import SETTING, journal_path, migration_lock, now_iso

@@ -12,8 +12,8 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from mobius import faults
 from mobius.config import Workspace
-from mobius.ops import faults
 from mobius.ops.plan import Monitors
 from mobius.records import RecordStore
 from mobius.safety.diskspace import disk_space

@@ -6,6 +6,12 @@ row n+1 the validation. `resume` skips every row marked done and re-enters a hal
 which continues through the capability's own journal. Rollback walks the steps in reverse with
 their handles and verifies each; what it cannot finish it names, with the commands to finish by hand.
 
+A mutating command (deploy, env promote, env rollback) is a one-step plan run here too (`run_command`):
+its record has the command's type, its preflight is the step's own, it has no plan validation, and
+its policy says what a failure does (`rollback`, or `stop`: record it `failed`, resumable and undoable
+from the record) and what Ctrl-C does (`stop`, or `rollback` then exit 130). `mobius migrate resume ID`
+and `mobius migrate rollback ID` take any such record.
+
 The record's status: running -> completed | stopped (SIGTERM, low disk, Ctrl-C, a closed output;
 resumable) | rolling-back -> rolled-back | rollback-failed; refused (preflight failed or crashed,
 nothing changed). Any exception inside a step or the validation, ours or not, rolls back: the
@@ -15,6 +21,7 @@ promise is held with `except Exception` around the work and `except BaseExceptio
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import time
 import traceback
@@ -25,10 +32,10 @@ from typing import Any, NoReturn
 
 from pydantic import ValidationError
 
+from mobius import faults
 from mobius.config import Workspace, load_workspace
 from mobius.errors import InputError, MobiusError, ResourceError, VerificationError, is_disk_full
 from mobius.log import get_logger
-from mobius.ops import faults
 from mobius.ops.digests import file_digest
 from mobius.ops.monitors import Monitor, MonitorState
 from mobius.ops.plan import Plan, load_plan
@@ -72,7 +79,8 @@ class Orchestrator:
     def _ctx(self, op_id: str, idx: int, undo: Any = None) -> StepContext:
         from mobius.progress import NoProgress
 
-        self.ws = load_workspace(self.ws.root)  # a step may have changed .env (media switches the library)
+        # a step may have changed the settings (media switches the library): read them again
+        self.ws = load_workspace(self.ws.root, env=self.ws.environment)
         return StepContext(self.ws, operation_id=op_id, workers=self.workers, progress=self.progress or NoProgress(),
                            say=self.say, error_rate=self.state.feed,
                            record_undo=lambda handle: self.store.step_undo(op_id, idx, handle),
@@ -129,12 +137,26 @@ class Orchestrator:
         with parent_scope(op_id):  # the capabilities' own records carry parent=<migration id>
             return self._drive(op_id, plan, force=force)
 
+    def run_command(self, type: str, step: str, step_params: dict[str, Any], params: dict[str, Any], *,
+                    on_failure: str = "rollback", on_interrupt: str = "stop", force: bool = False) -> Outcome:
+        """Run one mutating command as a one-step plan: recorded as `type`, resumable, undoable from the record."""
+        plan = Plan.model_validate({"name": type, "type": "environment", "risk": "low",
+                                    "steps": [{step: step_params}]})
+        self.steps_of(plan)  # bad parameters are refused before anything is recorded
+        command = {"on_failure": on_failure, "on_interrupt": on_interrupt}
+        with self._exclusive():
+            op_id = self.store.start(type, {**params, "env": self.ws.environment, "force": force, "command": command,
+                                            "plan": plan.model_dump(mode="json", by_alias=True)})
+            with parent_scope(op_id):
+                return self._drive(op_id, plan, force=force, command=command)
+
     def resume(self, op_id: str) -> Outcome:
         with self._exclusive():
             return self._resume(op_id)
 
     def _resume(self, op_id: str) -> Outcome:
         op = self._load(op_id)
+        self._adopt_workspace(op)
         if op.status in ("completed", "rolled-back", "refused"):
             raise InputError(f"migration {op_id} is {op.status}; nothing to resume")
         if op.status in ("running", "stopping", "rolling-back") and not op.orphaned:
@@ -148,7 +170,7 @@ class Orchestrator:
         with parent_scope(op_id):
             if undoing:
                 return self._rollback(op_id, plan, reason=op.error or "resumed rollback")
-            return self._drive(op_id, plan, force=bool(op.params.get("force")))
+            return self._drive(op_id, plan, force=bool(op.params.get("force")), command=op.params.get("command"))
 
     def rollback(self, op_id: str, reason: str = "requested (mobius migrate rollback)") -> Outcome:
         with self._exclusive():
@@ -156,6 +178,7 @@ class Orchestrator:
 
     def _rollback_requested(self, op_id: str, reason: str) -> Outcome:
         op = self._load(op_id)
+        self._adopt_workspace(op)
         if op.status in ("running", "stopping", "rolling-back") and not op.orphaned:
             raise InputError(f"migration {op_id} is {op.status} in process {op.pid}",
                              hint=f"stop it first: kill -TERM {op.pid}")
@@ -168,49 +191,67 @@ class Orchestrator:
 
     def _load(self, op_id: str) -> Operation:
         op = self.store.get(op_id)
-        if op is None or op.type != TYPE:
+        if op is None or not (op.type == TYPE or op.params.get("command")):
             raise InputError(f"no migration {op_id} in this workspace", hint="see mobius history --type migrate")
         return op
 
+    def _adopt_workspace(self, op: Operation) -> None:
+        """A command ran in a named environment (deploy --env NAME): resume and rollback work there too."""
+        env = op.params.get("env") if op.params.get("command") else None
+        if env and env != self.ws.environment:
+            self.ws = load_workspace(self.ws.root, env=env)
+
     # the run
-    def _drive(self, op_id: str, plan: Plan, *, force: bool) -> Outcome:
+    def _drive(self, op_id: str, plan: Plan, *, force: bool, command: dict[str, str] | None = None) -> Outcome:
         started = time.monotonic()
         steps = self.steps_of(plan, op_id=op_id)
         previous = signal.signal(signal.SIGTERM, self._on_term)
-        self.store.set_status(op_id, "running")
-        n = len(steps)
         op = self.store.get(op_id)
+        if op.status != "running" or op.pid != os.getpid():  # a fresh run is recorded running already
+            self.store.set_status(op_id, "running")
+            op = self.store.get(op_id)
+        n = len(steps)
         done = {s.idx: s for s in op.steps}
         monitor = None
         try:
             # 0: preflight
             if done.get(0) is None or done[0].status != "done":
                 faults.kill_at("preflight")
-                self.store.step_started(op_id, 0, "preflight")
+                if not command:  # a command's preflight only reads: its row is written once, when it ends
+                    self.store.step_started(op_id, 0, "preflight")
                 try:
-                    report, measured = run_preflight(self.ws, plan, steps, force=force, ctx=self._ctx(op_id, 0))
+                    if command:
+                        report, measured = Report(f"preflight of {plan.name}"), {}
+                        for step in steps:
+                            report.extend(step.preflight(self._ctx(op_id, 0)).checks)
+                    else:
+                        report, measured = run_preflight(self.ws, plan, steps, force=force, ctx=self._ctx(op_id, 0))
                 except Exception as exc:
                     self._refuse_crashed(op_id, "preflight", exc)
                 for line in report.lines():
                     self.say(f"  {line}")
                 if report.failures():
-                    self.store.step_finished(op_id, 0, "failed", evidence={"checks": report.checks, **measured})
+                    self.store.step_finished(op_id, 0, "failed", evidence={"checks": report.checks, **measured},
+                                             name="preflight")
                     reason = "preflight failed: " + ", ".join(c.name for c in report.failures())
                     self.store.finish(op_id, "refused", {"reason": reason}, error=reason)
                     raise VerificationError(f"migration {op_id} refused: {reason}; nothing was changed",
                                             details=[c.line() for c in report.failures()])
                 folder = self.ws.state / "ops" / op_id
-                folder.mkdir(parents=True, exist_ok=True)
+                if not command:
+                    folder.mkdir(parents=True, exist_ok=True)
                 try:
-                    measured["baseline"] = baseline(self.ws, plan, folder)
+                    measured["baseline"] = {} if command else baseline(self.ws, plan, folder)
                 except Exception as exc:
                     self._refuse_crashed(op_id, "the baseline", exc)
                 measured["env_sha256"] = file_digest(self.ws.env_file)
-                self.store.step_finished(op_id, 0, "done", evidence={"checks": report.checks, **measured})
+                self.store.step_finished(op_id, 0, "done", evidence={"checks": report.checks, **measured},
+                                         name="preflight")
                 faults.kill_at("preflight:done")
             evidence = self.store.get(op_id).steps[0].evidence
             estimate = float(evidence.get("estimate_s") or 0)
-            self.say(f"estimate {estimate:.1f} s ({evidence.get('estimate_source')})")
+            if not command:
+                self.say(f"estimate {estimate:.1f} s ({evidence.get('estimate_source')})")
             self.state = MonitorState()
             monitor = Monitor(self.ws, self.store.path, op_id, plan.monitors, estimate_s=estimate,
                               started_monotonic=started, state=self.state)
@@ -242,7 +283,9 @@ class Orchestrator:
                                                  f"(or undo it: mobius migrate rollback {op_id})") from exc
                     self._crashed(op_id, step.name, exc)
                     self.store.step_finished(op_id, i, "failed", error=_describe(exc))
-                    return self._rollback(op_id, plan, reason=f"step {step.name} failed: {_describe(exc)}")
+                    if command and command.get("on_failure") == "stop":
+                        return self._failed(op_id, i, exc)
+                    return self._rollback(op_id, plan, reason=f"step {step.name} failed: {_describe(exc)}", cause=exc)
                 self.store.step_finished(op_id, i, "done" if not check.failures() else "failed",
                                          evidence={"checks": check.checks}, undo=handle)
                 for line in check.lines():
@@ -252,6 +295,9 @@ class Orchestrator:
                                           + ", ".join(c.name for c in check.failures()))
                 faults.kill_at("between")
             self._safe_point(op_id, plan)
+            if command:  # its record's status says completed; no validation, no event
+                self.store.finish(op_id, "completed", self._result(op_id))
+                return self._outcome(op_id, started)
             # n+1: validation
             faults.kill_at("validation")
             self.state.step = "validation"
@@ -276,12 +322,32 @@ class Orchestrator:
         except _RollbackNow as now:
             return self._rollback(op_id, plan, reason=now.reason)
         except BaseException as exc:
+            if command and command.get("on_interrupt") == "rollback" and isinstance(exc, KeyboardInterrupt):
+                self._rollback(op_id, plan, reason="interrupted (Ctrl-C)", automatic=False)
+                raise
             self._stopped_by(op_id, exc)
             raise
         finally:
             if monitor is not None:
                 monitor.stop()
             signal.signal(signal.SIGTERM, previous)
+
+    def _result(self, op_id: str) -> dict[str, Any]:
+        """A command's result for its record: what its step's handle put under `result` (releases read it)."""
+        row = next((s for s in self.store.get(op_id).steps if s.idx == 1), None)
+        undo = row.undo if row is not None else None
+        return dict((undo or {}).get("result") or {}) if isinstance(undo, dict) else {}
+
+    def _failed(self, op_id: str, idx: int, exc: Exception) -> NoReturn:
+        """A command whose policy is `stop`: recorded `failed` with what it did (resumable, undoable), then the
+        command's own error, with its exit code."""
+        message = _describe(exc)
+        self.store.finish(op_id, "failed", self._result(op_id), error=message)
+        self._event(op_id, "failed", {"reason": message})
+        if isinstance(exc, MobiusError):
+            raise exc
+        raise VerificationError(f"{message} (operation {op_id})",
+                                hint="run with -v, or see the log in logs/, for where it failed") from exc
 
     def _crashed(self, op_id: str, where: str, exc: Exception) -> None:
         """An exception that is not one of ours: its traceback goes to the log file, its line to the record."""
@@ -293,7 +359,7 @@ class Orchestrator:
         """Before any step ran, nothing changed: record `refused` with the reason, never leave it `running`."""
         self._crashed(op_id, where, exc)
         reason = f"{where} could not complete: {_describe(exc)}"
-        self.store.step_finished(op_id, 0, "failed", error=reason)
+        self.store.step_finished(op_id, 0, "failed", error=reason, name="preflight")
         self.store.finish(op_id, "refused", {"reason": reason}, error=reason)
         if isinstance(exc, MobiusError):
             raise exc
@@ -327,7 +393,8 @@ class Orchestrator:
                           hint=f"continue: mobius migrate resume {op_id}; undo: mobius migrate rollback {op_id}")
 
     # rollback
-    def _rollback(self, op_id: str, plan: Plan, *, reason: str, automatic: bool = True) -> Outcome:
+    def _rollback(self, op_id: str, plan: Plan, *, reason: str, automatic: bool = True,
+                  cause: BaseException | None = None) -> Outcome:
         started = time.monotonic()
         self.store.set_status(op_id, "rolling-back", error=reason)
         self._event(op_id, "rollback.started", {"reason": reason, "automatic": automatic})
@@ -364,8 +431,12 @@ class Orchestrator:
         self.store.finish(op_id, "rolled-back", {"reason": reason}, error=reason)
         if not automatic:
             return self._outcome(op_id, started)
-        raise VerificationError(f"migration {op_id} rolled back: {reason}; every step's undo verified, .env "
-                                "byte-identical", hint=f"see mobius migrate report {op_id}")
+        error = VerificationError(f"{plan.name if plan.name != TYPE else 'migration'} {op_id} rolled back: {reason}; "
+                                  "every step's undo verified (the state before it restored), .env byte-identical",
+                                  hint=f"see mobius migrate report {op_id}")
+        if isinstance(cause, MobiusError):
+            error.exit_code = cause.exit_code  # a timeout stays a timeout (exit 4), after the undo as before it
+        raise error
 
     def _rollback_failed(self, op_id: str, steps: list[Step], rows: dict, at: int, reason: str,
                          report: Report) -> Outcome:
@@ -416,6 +487,10 @@ def manual_hint(step: str, handle: Any) -> str:
                 else "remove the new goldens in tests/golden (there were none before)")
     if step == "backup":
         return "nothing (a backup changes nothing)"
+    if step in ("env.promote", "env.deploy") and handle.get("backup"):
+        return f"mobius --env ENV backup restore {handle['backup']} --to LIBRARY --database --yes (ENV: the target)"
+    if step == "env.rollback" and handle.get("pre_rollback_backup"):
+        return f"mobius rollback --env ENV --backup {handle['pre_rollback_backup']} --yes"
     return "see the step's documentation"
 
 

@@ -18,6 +18,7 @@ from typing import Any, ClassVar, Protocol
 from pydantic import BaseModel, ConfigDict
 
 from mobius.config import Workspace
+from mobius.phases import DESCRIBED, DONE, FAILED, NOT_CONFIGURED, REHEARSED, SKIPPED, Phases  # noqa: F401
 from mobius.progress import NoProgress, Progress
 from mobius.results import Report
 

@@ -12,8 +12,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from mobius import faults
 from mobius.config import Workspace, is_url
-from mobius.ops import faults
 from mobius.ops.plan import Plan
 from mobius.results import Check, Report, failed, passed, skipped
 from mobius.safety.tree import FILE, walk

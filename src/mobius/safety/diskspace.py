@@ -6,6 +6,7 @@ import os
 import shutil
 from pathlib import Path
 
+from mobius import faults
 from mobius.errors import ResourceError
 
 
@@ -19,11 +20,11 @@ def existing_ancestor(path: Path) -> Path:
 def disk_space(path: Path) -> tuple[int, int]:
     """(free, total) bytes of the filesystem that holds (or would hold) `path`.
 
-    MOBIUS_FAKE_FREE_BYTES (tests only) pretends the disk has that many bytes free.
+    MOBIUS_FAULT=free-bytes@disk=N (tests only, mobius.faults) pretends the disk has N bytes free.
     """
     usage = shutil.disk_usage(existing_ancestor(path))
-    fake = os.environ.get("MOBIUS_FAKE_FREE_BYTES")
-    return (int(fake) if fake else usage.free), usage.total
+    fake = faults.free_bytes()
+    return (usage.free if fake is None else fake), usage.total
 
 
 def require_free_space(path: Path, needed: int, *, what: str) -> int:

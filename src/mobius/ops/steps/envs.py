@@ -1,9 +1,11 @@
-"""`env.promote {from, to}`: one environment promoted to another (mobius.envs.promote) as a plan step.
+"""The environment steps: `env.promote {from, to}`, `env.deploy {force, backup}`, `env.rollback {archive}`.
 
-The promote takes its own verified backup of the target and restores it on any failure of its own;
-the step's undo handle (that archive and the target's snapshot) is recorded the moment the backup
-exists, before anything changes, so the plan's rollback (a later step or validation failed, or a
-kill) restores the target from it and proves the restore against the snapshot.
+`mobius env promote`, `mobius deploy` and `mobius rollback` each run one of them as a one-step plan on
+the runner; a plan may use `env.promote` as one of its steps. Each step runs its command's phases
+(ops.step.Phases) with a checkpoint per phase in its undo handle, so a resume after kill -9 continues
+at the first unfinished phase. The handle holds the verified backup and the snapshot taken before it
+from the moment the backup exists, before anything changes: the rollback restores from it and proves
+the restore against the snapshot, with nothing but the record.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from pydantic import Field
 
 from mobius.errors import InputError
 from mobius.ops.step import StepContext, StepParams, StepPlan, register_step
-from mobius.results import Report, failed, passed, skipped
+from mobius.results import Report, failed, passed
 
 
 class EnvPromoteParams(StepParams):
@@ -73,21 +75,9 @@ class EnvPromoteStep:
         return report
 
     def apply(self, ctx: StepContext) -> Any:
-        from mobius.envs.promote import promote
+        from mobius.envs.promote import run_promote
 
-        handle = dict(ctx.undo or {})  # a killed run's handle keeps the first backup: the state before the step
-
-        def on_backup(archive: Path, snapshot: dict[str, Any]) -> None:
-            if "backup" not in handle:
-                handle.update(backup=str(archive), snapshot=snapshot)
-                ctx.record_undo(handle)
-            ctx.checkpoint("inside:env.promote")
-
-        result = promote(ctx.ws.root, self.source, self.target, say=ctx.say, progress=ctx.progress,
-                         on_backup=on_backup)
-        handle.update(operation=result.operation, nothing_to_do=bool(result.plan.get("nothing_to_do")))
-        ctx.record_undo(handle)
-        return handle
+        return run_promote(ctx, self.source, self.target)
 
     def verify(self, ctx: StepContext, handle: Any) -> Report:
         from mobius.envs import state
@@ -103,20 +93,97 @@ class EnvPromoteStep:
         return report
 
     def rollback(self, ctx: StepContext, handle: Any) -> Report:
-        from mobius.backup import DATABASE_MEMBER, verify_archive
-        from mobius.envs import state
-        from mobius.envs.environments import load_environment
+        from mobius.envs.promote import rollback_promote
 
-        handle = handle or {}
-        if not handle.get("backup"):
-            return Report("env.promote rollback", [skipped("env.promote.undo", "the promote changed nothing "
-                                                           "(it stopped before its backup, or had nothing to do)")])
-        target = load_environment(ctx.ws.root, self.target)
-        archive = Path(handle["backup"])
-        has_database = DATABASE_MEMBER in verify_archive(archive).extras
-        report = state.restore(target, archive, expected=handle.get("snapshot"), has_database=has_database)
-        report.subject = f"env.promote rollback: {report.subject}"
+        return rollback_promote(ctx, self.source, self.target, handle or {})
+
+
+class EnvDeployParams(StepParams):
+    force: bool = False
+    backup: bool = True
+
+
+@register_step("env.deploy")
+class EnvDeployStep:
+    """`mobius deploy`: preflight, backup, migrations, pipeline self-test, release, restart, health gate."""
+
+    name: ClassVar[str] = "env.deploy"
+    Params: ClassVar[type[StepParams]] = EnvDeployParams
+    probes: ClassVar[tuple[str, ...]] = ("pipeline_test", "service_ready")
+
+    def __init__(self, params: dict[str, Any]):
+        checked = EnvDeployParams.model_validate(params)
+        self.force, self.backup = checked.force, checked.backup
+
+    def plan(self, ctx: StepContext) -> StepPlan:
+        return StepPlan(f"deploy {ctx.ws.environment or 'the workspace'}: back up, migrate the database, self-test, "
+                        "record the release, restart, wait for the health gate")
+
+    def preflight(self, ctx: StepContext) -> Report:
+        from mobius.envs.deploy import forced_preflight
+
+        return forced_preflight(ctx.ws, force=self.force)
+
+    def apply(self, ctx: StepContext) -> Any:
+        from mobius.envs.deploy import run_deploy
+
+        return run_deploy(ctx, force=self.force, backup=self.backup)
+
+    def verify(self, ctx: StepContext, handle: Any) -> Report:
+        return _phases_report(self.name, handle)
+
+    def rollback(self, ctx: StepContext, handle: Any) -> Report:
+        from mobius.envs.deploy import rollback_deploy
+
+        return rollback_deploy(ctx, handle or {})
+
+
+class EnvRollbackParams(StepParams):
+    archive: str = Field(min_length=1)
+
+
+@register_step("env.rollback")
+class EnvRollbackStep:
+    """`mobius rollback`: verify the archive, back up the current state, restore, restart, health gate."""
+
+    name: ClassVar[str] = "env.rollback"
+    Params: ClassVar[type[StepParams]] = EnvRollbackParams
+    probes: ClassVar[tuple[str, ...]] = ("service_ready",)
+
+    def __init__(self, params: dict[str, Any]):
+        self.archive = EnvRollbackParams.model_validate(params).archive
+
+    def plan(self, ctx: StepContext) -> StepPlan:
+        return StepPlan(f"roll {ctx.ws.environment or 'the workspace'} back to {Path(self.archive).name} (the "
+                        "current state is backed up first)")
+
+    def preflight(self, ctx: StepContext) -> Report:
+        report = Report("env.rollback preflight")
+        found = Path(self.archive).is_file()
+        report.add((passed if found else failed)("env.rollback.archive", self.archive, source="backups"))
         return report
+
+    def apply(self, ctx: StepContext) -> Any:
+        from mobius.envs.rollback import run_rollback
+
+        return run_rollback(ctx, self.archive)
+
+    def verify(self, ctx: StepContext, handle: Any) -> Report:
+        return _phases_report(self.name, handle)
+
+    def rollback(self, ctx: StepContext, handle: Any) -> Report:
+        from mobius.envs.rollback import undo_rollback
+
+        return undo_rollback(ctx, handle or {})
+
+
+def _phases_report(name: str, handle: Any) -> Report:
+    """Every phase of the command ended done, or said why it did not run (skipped, not configured)."""
+    phases = (handle or {}).get("phases", [])
+    bad = [p["step"] for p in phases if p["status"] == "failed"]
+    return Report(f"{name} verify", [(failed if bad else passed)(f"{name}.phases", len(phases) - len(bad),
+                                                                 threshold=len(phases), unit="phases",
+                                                                 detail=", ".join(bad))])
 
 
 def _files(folder: Path) -> list[Any]:

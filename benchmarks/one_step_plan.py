@@ -1,0 +1,102 @@
+"""Benchmark: the cost of running a plain command as a one-step plan on the runner, against the direct call.
+
+The same work (set one setting in the workspace .env, atomically) three ways, in one process, in the
+same run: the direct call; through `records_call` (a record: running -> completed); as a one-step plan
+on the runner (`Orchestrator.run_command`: record, step rows 0 and 1, undo handle, monitor thread,
+migration lock), which is what deploy, env promote and env rollback do. Prints the median of each and
+the overheads in ms (target for the one-step plan: under 30 ms).
+
+    python benchmarks/one_step_plan.py            # 40 rounds
+    python benchmarks/one_step_plan.py --rounds 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, ClassVar
+
+from mobius.config import load_workspace, set_setting
+from mobius.ops.orchestrator import Orchestrator
+from mobius.ops.step import StepContext, StepParams, StepPlan, register_step
+from mobius.records import records_call
+from mobius.results import Report, passed
+from mobius.workspace.init import initialize
+
+
+class _Params(StepParams):
+    value: str
+
+
+@register_step("bench.config-set")
+class ConfigSetStep:
+    """`config set MOBIUS_BACKUP_KEEP VALUE` as a step."""
+
+    name: ClassVar[str] = "bench.config-set"
+    Params: ClassVar[type[StepParams]] = _Params
+    probes: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, params: dict[str, Any]):
+        self.value = _Params.model_validate(params).value
+
+    def plan(self, ctx: StepContext) -> StepPlan:
+        return StepPlan("set MOBIUS_BACKUP_KEEP")
+
+    def preflight(self, ctx: StepContext) -> Report:
+        return Report("preflight", [passed("writable", str(ctx.ws.env_file))])
+
+    def apply(self, ctx: StepContext) -> Any:
+        previous = ctx.ws.settings.backup_keep
+        ctx.record_undo({"previous": previous})
+        set_setting(ctx.ws, "MOBIUS_BACKUP_KEEP", self.value)
+        return {"previous": previous}
+
+    def verify(self, ctx: StepContext, handle: Any) -> Report:
+        return Report("verify", [passed("set", self.value)])
+
+    def rollback(self, ctx: StepContext, handle: Any) -> Report:
+        set_setting(ctx.ws, "MOBIUS_BACKUP_KEEP", str(handle["previous"]))
+        return Report("rollback", [passed("restored", handle["previous"])])
+
+
+def _time(fn: Any, rounds: int) -> float:
+    seconds = []
+    for i in range(rounds):
+        started = time.perf_counter()
+        fn(i)
+        seconds.append(time.perf_counter() - started)
+    return statistics.median(seconds) * 1000
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=40)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "ws"
+        initialize(root)
+        ws = load_workspace(root)
+        recorded_set = records_call("config.set")(set_setting)
+
+        def plan(i: int) -> None:
+            runner = Orchestrator(ws)
+            try:
+                runner.run_command("config.set", "bench.config-set", {"value": str(i + 1)}, {})
+            finally:
+                runner.close()
+
+        direct_ms = _time(lambda i: set_setting(ws, "MOBIUS_BACKUP_KEEP", str(i + 1)), args.rounds)
+        recorded_ms = _time(lambda i: recorded_set(ws, "MOBIUS_BACKUP_KEEP", str(i + 1)), args.rounds)
+        plan_ms = _time(plan, args.rounds)
+    print(json.dumps({"rounds": args.rounds, "direct_ms": round(direct_ms, 2), "records_call_ms": round(recorded_ms, 2),
+                      "one_step_plan_ms": round(plan_ms, 2),
+                      "records_call_overhead_ms": round(recorded_ms - direct_ms, 2),
+                      "one_step_plan_overhead_ms": round(plan_ms - direct_ms, 2), "target_ms": 30}))
+
+
+if __name__ == "__main__":
+    main()

@@ -68,7 +68,8 @@ def test_restore_without_a_terminal_refuses_with_exit_1_and_changes_nothing(samp
 
 
 def test_not_enough_space_exits_5_before_writing_anything(sample_workspace: Path, mobius) -> None:
-    proc = mobius("backup", "create", "--archive", "-w", str(sample_workspace), env={"MOBIUS_FAULT": "free-bytes@disk=1000"})
+    proc = mobius("backup", "create", "--archive", "-w", str(sample_workspace),
+                  env={"MOBIUS_FAULT": "free-bytes@disk=1000"})
     assert proc.returncode == 5, proc.stderr
     assert "not enough disk space" in proc.stderr
     assert list((sample_workspace / "backups").iterdir()) == []

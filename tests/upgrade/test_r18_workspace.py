@@ -78,6 +78,10 @@ def test_new_release_reads_verifies_and_restores_an_r18_workspace(mobius, old_wo
 
     code, releases = mobius.json("releases", "--env", "production", "-w", ws)
     assert code == 0 and releases["releases"][0]["kind"] == "deploy"
+    deploy = releases["releases"][0]["id"]  # recorded before deploys ran on the migration runner: no undo handle
+    code, refused = mobius.json("migrate", "rollback", deploy, "--yes", "-w", ws)
+    assert code == 1 and "earlier release" in refused["error"]
+    assert "mobius rollback --env production" in refused["error"]
     code, rolled = mobius.json("rollback", "--env", "production", "--yes", "-w", ws)
     assert code == 0, rolled
     code, snapshot = mobius.json("backup", "create", "--snapshot", "-w", ws)

@@ -191,8 +191,11 @@ class Orchestrator:
 
     def _load(self, op_id: str) -> Operation:
         op = self.store.get(op_id)
-        if op is None or not (op.type == TYPE or op.params.get("command")):
+        if op is None:
             raise InputError(f"no migration {op_id} in this workspace", hint="see mobius history --type migrate")
+        if not (op.type == TYPE or op.params.get("command")):
+            message, hint = _not_a_runner_operation(op)
+            raise InputError(message, hint=hint)
         return op
 
     def _adopt_workspace(self, op: Operation) -> None:
@@ -492,6 +495,15 @@ def manual_hint(step: str, handle: Any) -> str:
     if step == "env.rollback" and handle.get("pre_rollback_backup"):
         return f"mobius rollback --env ENV --backup {handle['pre_rollback_backup']} --yes"
     return "see the step's documentation"
+
+
+def _not_a_runner_operation(op: Operation) -> tuple[str, str]:
+    """Why `migrate resume/rollback` cannot take this record, and what undoes it instead."""
+    env = op.params.get("env") or "NAME"
+    if op.type in ("env.deploy", "env.promote", "env.rollback"):  # recorded before they ran on the runner
+        return (f"{op.id} is an {op.type} recorded by an earlier release of mobius, without the undo handle "
+                "`migrate rollback` needs", f"restore its backup with: mobius rollback --env {env} --yes")
+    return f"{op.id} is a {op.type}, not a run of the migration runner", "see mobius history " + op.id
 
 
 def status(ws: Workspace, op_id: str | None = None) -> Operation | list[Operation]:

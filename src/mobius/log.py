@@ -41,6 +41,9 @@ class LogSinks:
     def __call__(self, method: str, event: dict[str, Any]) -> None:
         level = LEVELS.get(method, 20)
         to_console = event.pop("console", True)
+        # Plain json.dumps, not mobius.results.to_jsonable: importing results (dataclasses, stamps,
+        # secrets, errors) costs ~15 ms of start-up and log.py loads on every command; events are
+        # built from plain values and str() is the fallback for the rest.
         line = json.dumps(event, default=str, ensure_ascii=False)
         if self.file is not None and level >= logging.INFO:
             try:

@@ -4,7 +4,7 @@
 - backups: `backup.catalog.list_backups` (the archives `mobius backup list` shows) and `backup.points`
   (archives and snapshots, newest first: what the metrics and the status page count);
 - golden results: the newest `golden.check*` operation of each game in the record store. Its result is
-  what `mobius golden check --json` prints (`CheckReport.to_dict()`: game, passed, failed, checks) or,
+  what `mobius golden check --json` prints (`GoldenVerdict.to_dict()`: game, passed, failed, checks) or,
   for `check-all`, `{"games": [...]}`; an `html` key, when the command wrote one, links the HTML report.
   Games that have goldens but no recorded check are listed as never checked.
 - rollups: counts and durations grouped in SQL over the whole store (per day and status, per type and

@@ -2,10 +2,10 @@
 
 Public API (other capabilities call these, never the modules' internals):
     create_backup(ws, *, keep=None, database=True, progress=None) -> BackupResult
-    restore_backup(ws, archive, to, *, member_root, database=False, progress=None) -> RestoreResult
+    restore_backup(ws, archive, to, *, member_root, database=False, progress=None) -> ArchiveRestore
     write_archive(source, dest_dir, prefix, *, extra_files=None, progress=None) -> BackupResult
     verify_archive(path, progress=None) -> VerifyReport
-    restore_archive(path, to, *, member_root="library", progress=None) -> RestoreResult
+    restore_archive(path, to, *, member_root="library", progress=None) -> ArchiveRestore
     extract_member(path, member, dest_file, progress=None) -> str
     test_restore(path, *, scratch=None, progress=None) -> TestRestoreReport
     list_backups(folder, prefix=None) -> list[BackupInfo]
@@ -15,7 +15,7 @@ The snapshot repository (in the same backups folder; see repository.py):
     create_snapshot(ws, *, database=True, force_read=False, progress=None) -> SnapshotResult
     find_snapshot(ws, name) -> str | None
     verify_snapshot(ws, snapshot=None, *, read_data=False, progress=None) -> SnapshotCheck
-    restore_snapshot(ws, snapshot, to, *, database=False, progress=None) -> RestoreResult
+    restore_snapshot(ws, snapshot, to, *, database=False, progress=None) -> ArchiveRestore
     extract_snapshot_file(ws, snapshot, member, dest_file) -> str
     test_restore_snapshot(ws, snapshot, *, scratch=None, progress=None) -> TestRestoreReport
     export_backup(ws, snapshot, out, *, progress=None) -> ExportResult
@@ -51,7 +51,7 @@ from mobius.backup.catalog import BackupInfo, apply_retention, list_backups, log
 from mobius.backup.manifest import LIBRARY_ROOT, MANIFEST_NAME, SUMS_NAME
 from mobius.backup.prune import RetentionPolicy
 from mobius.backup.repository import list_snapshots
-from mobius.backup.restore import RestoreResult, extract_member, restore_archive
+from mobius.backup.restore import ArchiveRestore, extract_member, restore_archive
 from mobius.backup.trial_restore import TestRestoreReport, test_restore
 from mobius.backup.verify import VerifyReport, verify_archive
 
@@ -63,7 +63,7 @@ __all__ = [
     "LIBRARY_PREFIX",
     "LIBRARY_ROOT",
     "MANIFEST_NAME",
-    "RestoreResult",
+    "ArchiveRestore",
     "RetentionPolicy",
     "SUMS_NAME",
     "TestRestoreReport",

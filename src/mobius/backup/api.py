@@ -20,7 +20,7 @@ from mobius.backup.prune import PruneResult, RetentionPolicy, prune_repository
 from mobius.backup.remote import CACHE_FOLDER, RemoteRepository
 from mobius.backup.repository import Repository, SnapshotResult, write_snapshot_of
 from mobius.backup.repository_check import SnapshotCheck, verify_snapshots
-from mobius.backup.restore import RestoreResult, extract_member, restore_archive
+from mobius.backup.restore import ArchiveRestore, extract_member, restore_archive
 from mobius.backup.snapshot_restore import extract_snapshot_member, restore_snapshot_tree, test_restore_snapshot_tree
 from mobius.backup.store import ObjectStore, open_store
 from mobius.backup.trial_restore import TestRestoreReport
@@ -71,7 +71,7 @@ def _database_dump(ws: Workspace, scratch: Path) -> Path | None:
 
 @records_call("backup.restore")
 def restore_backup(ws: Workspace, archive: Path, to: Path, *, member_root: str = LIBRARY_ROOT, database: bool = False,
-                   progress: Progress | None = None) -> RestoreResult:
+                   progress: Progress | None = None) -> ArchiveRestore:
     """Restore the library tree into `to` and, with `database`, the database from the archive's dump.
 
     The dump is extracted (and checked) before anything is replaced, so an archive without one
@@ -249,7 +249,7 @@ def verify_snapshot(ws: Workspace, snapshot: str | None = None, *, read_data: bo
 
 @records_call("backup.restore")
 def restore_snapshot(ws: Workspace, snapshot: str, to: Path, *, database: bool = False,
-                     progress: Progress | None = None) -> RestoreResult:
+                     progress: Progress | None = None) -> ArchiveRestore:
     """Restore a snapshot's library into `to` (and the database with `database`), as `restore_backup` does:
     the dump is extracted and checked before anything is replaced; the current database is dumped first."""
     with _working_repository(ws, [snapshot], packs=True, progress=progress) as repo:
@@ -257,7 +257,7 @@ def restore_snapshot(ws: Workspace, snapshot: str, to: Path, *, database: bool =
 
 
 def _restore_snapshot(ws: Workspace, repo: Repository, snapshot_id: str, to: Path, *, database: bool,
-                      progress: Progress | None) -> RestoreResult:
+                      progress: Progress | None) -> ArchiveRestore:
     from mobius.db.api import check_restorable, database_restore_lock, restore_database
 
     check_restore_target(ws, repo.snapshot_file(snapshot_id), Path(to))

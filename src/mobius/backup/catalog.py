@@ -24,6 +24,7 @@ from typing import Any
 from mobius.backup.compression import ARCHIVE_EXTENSIONS
 from mobius.errors import InputError
 from mobius.log import get_logger
+from mobius.results import to_jsonable
 from mobius.safety.atomic import TEMP_PREFIX, atomic_write_text, fsync_dir
 from mobius.safety.checksums import read_checksum_file, write_checksum_file
 from mobius.stamps import utc_iso
@@ -69,12 +70,12 @@ _stamp_now = utc_iso  # the one stamp format (mobius.stamps)
 
 def start_log(archive: Path, event: dict[str, Any]) -> None:
     """The backup's log, created whole (before the archive takes its final name)."""
-    atomic_write_text(log_path(archive), json.dumps({"at": _stamp_now(), **event}, default=str) + "\n")
+    atomic_write_text(log_path(archive), json.dumps(to_jsonable({"at": _stamp_now(), **event})) + "\n")
 
 
 def append_event(archive: Path, event: dict[str, Any]) -> None:
     """One more line in the backup's log; a read-only folder only costs the record, not the command."""
-    line = (json.dumps({"at": _stamp_now(), **event}, default=str) + "\n").encode()
+    line = (json.dumps(to_jsonable({"at": _stamp_now(), **event})) + "\n").encode()
     try:
         fd = os.open(log_path(archive), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:

@@ -39,7 +39,7 @@ from mobius.safety.swap import swap_folder
 
 
 @dataclass
-class RestoreResult:
+class ArchiveRestore:
     """A restored folder; `rollback` is where the previous content went (None when there was none)."""
 
     archive: Path
@@ -75,7 +75,7 @@ def _root_for(report: VerifyReport, index: MemberIndex, member_root: str) -> str
 
 
 def restore_tree(path: Path, to: Path, member_root: str, progress: Progress | None
-                 ) -> tuple[RestoreResult, VerifyReport, MemberIndex]:
+                 ) -> tuple[ArchiveRestore, VerifyReport, MemberIndex]:
     """Verify, extract into staging beside `to`, swap in; the caller closes the returned index."""
     progress = progress or NoProgress()
     started = time.monotonic()
@@ -92,7 +92,7 @@ def restore_tree(path: Path, to: Path, member_root: str, progress: Progress | No
         to.parent.mkdir(parents=True, exist_ok=True)
         remove_stale_staging(to.parent)
         require_free_space(to.parent, report.bytes, what=f"restoring {path.name} into {to}")
-        result = RestoreResult(archive=path, to=to, rollback=None, has_manifest=report.has_manifest,
+        result = ArchiveRestore(archive=path, to=to, rollback=None, has_manifest=report.has_manifest,
                                member_root=root, notes=list(report.notes))
         staging = Staging(to.parent, to.name)
         try:
@@ -120,7 +120,7 @@ def _swap(staging: Staging, to: Path) -> Path | None:
 
 
 def restore_archive(path: Path, to: Path, *, member_root: str = LIBRARY_ROOT,
-                    progress: Progress | None = None) -> RestoreResult:
+                    progress: Progress | None = None) -> ArchiveRestore:
     """Verify `path`, then restore its `member_root/` tree as folder `to` (previous content kept as a rollback)."""
     result, _report, index = restore_tree(path, to, member_root, progress)
     index.close()
@@ -131,5 +131,5 @@ def restore_archive(path: Path, to: Path, *, member_root: str = LIBRARY_ROOT,
 
 
 # extract_member, safe_mode, STAGING_PREFIX and remove_stale_staging live in extract.py; still importable from here
-__all__ = ["STAGING_PREFIX", "RestoreResult", "extract_member", "remove_stale_staging", "restore_archive",
+__all__ = ["STAGING_PREFIX", "ArchiveRestore", "extract_member", "remove_stale_staging", "restore_archive",
            "restore_tree", "safe_mode"]

@@ -37,7 +37,7 @@ from mobius.backup.manifest import DIR, FILE, LIBRARY_ROOT, SYMLINK
 from mobius.backup.member_rules import link_target_problem, name_problem, normalize
 from mobius.backup.pack import BlobReader, PackDamaged
 from mobius.backup.repository import Repository
-from mobius.backup.restore import RestoreResult
+from mobius.backup.restore import ArchiveRestore
 from mobius.backup.snapshot import SnapshotDamaged, SnapshotEntry, read_entries, read_header
 from mobius.backup.trial_restore import TestRestoreReport, compare_tree
 from mobius.errors import InputError, VerificationError
@@ -50,7 +50,7 @@ from mobius.safety.swap import swap_folder
 
 
 def restore_snapshot_tree(repo: Repository, snapshot: str, to: Path, *, progress: Progress | None = None
-                          ) -> RestoreResult:
+                          ) -> ArchiveRestore:
     """The snapshot's library as folder `to` (previous content kept as a rollback folder)."""
     progress = progress or NoProgress()
     started = time.monotonic()
@@ -66,7 +66,7 @@ def restore_snapshot_tree(repo: Repository, snapshot: str, to: Path, *, progress
         to.parent.mkdir(parents=True, exist_ok=True)
         remove_stale_staging(to.parent)
         require_free_space(to.parent, header.bytes, what=f"restoring snapshot {snapshot_id} into {to}")
-        result = RestoreResult(archive=path, to=to, rollback=None, member_root=LIBRARY_ROOT)
+        result = ArchiveRestore(archive=path, to=to, rollback=None, member_root=LIBRARY_ROOT)
         staging = Staging(to.parent, to.name)
         try:
             with tempfile.TemporaryDirectory(prefix=scratch_name("restore")) as scratch:

@@ -25,12 +25,19 @@ if TYPE_CHECKING:
 
 
 @dataclass
-class RollbackResult:
+class EnvironmentRollback:
+    """An environment rolled back to a backup: which archive, the run's record id, the safety backup taken first."""
+
     env: str | None
     archive: str
     operation: str | None = None
     pre_rollback_backup: str | None = None
     steps: list[dict[str, Any]] = field(default_factory=list)
+
+
+# The old name, for ops/commands.py only until the branch working there switches to EnvironmentRollback
+# (it is out of this change's files); remove it then. An alias, not a second class.
+RollbackResult = EnvironmentRollback
 
 
 def choose_archive(ws: Workspace, *, to: str | None = None, archive: str | None = None) -> Path:

@@ -21,14 +21,14 @@ from types import SimpleNamespace
 from typing import Any
 
 from mobius.config import Workspace, mask_text
-from mobius.executor.base import DEFAULT_RETRIES, Executor, Item, Outcome, Run, TaskFunction, portable_workspace
+from mobius.executor.base import DEFAULT_RETRIES, Executor, Item, ItemOutcome, Run, TaskFunction, portable_workspace
 from mobius.executor.batching import DEFAULT_BATCH, batches, hash_batch
 from mobius.log import get_logger
 from mobius.progress import NoProgress, Progress
 
 KINDS = ("local", "dask")
 
-__all__ = ["DEFAULT_BATCH", "KINDS", "Executor", "Item", "Outcome", "Run", "batches", "hash_batch",
+__all__ = ["DEFAULT_BATCH", "KINDS", "Executor", "Item", "ItemOutcome", "Run", "batches", "hash_batch",
            "open_executor", "portable_workspace", "run_items", "using"]
 
 

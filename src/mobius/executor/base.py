@@ -35,8 +35,8 @@ class Item:
 
 
 @dataclass
-class Outcome:
-    """What became of one item: its value, or the one-line error that stopped it on every try."""
+class ItemOutcome:
+    """What became of one item of an executor run: its value, or the one-line error that stopped it on every try."""
 
     key: str
     ok: bool
@@ -55,8 +55,8 @@ class Executor(Protocol):
     workers: int
 
     def results(self, fn: TaskFunction, ws: Workspace, items: Sequence[Item], *,
-                retries: int = DEFAULT_RETRIES) -> Iterator[Outcome]:
-        """One Outcome per item, in the order they finish."""
+                retries: int = DEFAULT_RETRIES) -> Iterator[ItemOutcome]:
+        """One ItemOutcome per item, in the order they finish."""
         ...
 
     def ensure_reachable(self, folders: Sequence[Hashable]) -> None:
@@ -82,8 +82,8 @@ def portable_workspace(ws: Workspace) -> Workspace:
     return Workspace(root=ws.root, settings=dataclasses.replace(ws.settings, **clean))
 
 
-def call_item(fn: TaskFunction, ws: Workspace, key: str, value: Any) -> Outcome:
-    """Run one item where it lands (any process, any machine); a MobiusError becomes a failed Outcome.
+def call_item(fn: TaskFunction, ws: Workspace, key: str, value: Any) -> ItemOutcome:
+    """Run one item where it lands (any process, any machine); a MobiusError becomes a failed ItemOutcome.
 
     Other exceptions propagate so the executor retries the item.
     """
@@ -95,9 +95,9 @@ def call_item(fn: TaskFunction, ws: Workspace, key: str, value: Any) -> Outcome:
     try:
         result = fn(ws, value)
     except MobiusError as exc:
-        return Outcome(key, False, error=exc.one_line(), seconds=time.monotonic() - started, worker=where,
+        return ItemOutcome(key, False, error=exc.one_line(), seconds=time.monotonic() - started, worker=where,
                        exit_code=exc.exit_code)
-    return Outcome(key, True, value=result, seconds=time.monotonic() - started, worker=where)
+    return ItemOutcome(key, True, value=result, seconds=time.monotonic() - started, worker=where)
 
 
 @dataclass
@@ -106,15 +106,15 @@ class Run:
 
     what: str
     executor: str
-    outcomes: list[Outcome] = field(default_factory=list)
+    outcomes: list[ItemOutcome] = field(default_factory=list)
     seconds: float = 0.0
 
     @property
-    def done(self) -> list[Outcome]:
+    def done(self) -> list[ItemOutcome]:
         return [o for o in self.outcomes if o.ok]
 
     @property
-    def failed(self) -> list[Outcome]:
+    def failed(self) -> list[ItemOutcome]:
         return [o for o in self.outcomes if not o.ok]
 
     def values(self) -> list[Any]:

@@ -25,7 +25,7 @@ from typing import Any
 
 from mobius.config import Workspace, mask_text
 from mobius.errors import EnvironmentProblem, InputError
-from mobius.executor.base import DEFAULT_RETRIES, Item, Outcome, TaskFunction, call_item
+from mobius.executor.base import DEFAULT_RETRIES, Item, ItemOutcome, TaskFunction, call_item
 from mobius.log import get_logger
 
 CONNECT_TIMEOUT_S = 15
@@ -140,7 +140,7 @@ class DaskExecutor:
                          "or use --executor local")
 
     def results(self, fn: TaskFunction, ws: Workspace, items: Sequence[Item], *,
-                retries: int = DEFAULT_RETRIES) -> Iterator[Outcome]:
+                retries: int = DEFAULT_RETRIES) -> Iterator[ItemOutcome]:
         distributed = _require_distributed()
         run = secrets.token_hex(4)
         keys: dict[str, str] = {}
@@ -154,14 +154,14 @@ class DaskExecutor:
         for future, result in distributed.as_completed(futures, loop=self._client.loop, with_results=True,
                                                              raise_errors=False):
             key = keys[future.key]
-            if isinstance(result, Outcome):
+            if isinstance(result, ItemOutcome):
                 yield result
             elif isinstance(result, BaseException):
                 reason = ("its worker died on every try" if type(result).__name__ == "KilledWorker"
                           else f"{type(result).__name__}: {result}")
-                yield Outcome(key, False, error=reason, attempts=retries + 1)
+                yield ItemOutcome(key, False, error=reason, attempts=retries + 1)
             else:
-                yield Outcome(key, False, error=f"unexpected task result {type(result).__name__}")
+                yield ItemOutcome(key, False, error=f"unexpected task result {type(result).__name__}")
 
     def cancel(self) -> None:
         if self._futures:

@@ -16,7 +16,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, Thr
 from concurrent.futures.process import BrokenProcessPool
 
 from mobius.config import Workspace
-from mobius.executor.base import DEFAULT_RETRIES, Item, Outcome, TaskFunction, call_item
+from mobius.executor.base import DEFAULT_RETRIES, Item, ItemOutcome, TaskFunction, call_item
 
 
 def _error_line(exc: BaseException) -> str:
@@ -44,7 +44,7 @@ class LocalExecutor:
         """Every worker is on this machine: nothing to probe."""
 
     def results(self, fn: TaskFunction, ws: Workspace, items: Sequence[Item], *,
-                retries: int = DEFAULT_RETRIES) -> Iterator[Outcome]:
+                retries: int = DEFAULT_RETRIES) -> Iterator[ItemOutcome]:
         if len(items) <= 1 or self.workers == 1:
             yield from self._inline(fn, ws, items, retries)
             return
@@ -70,7 +70,7 @@ class LocalExecutor:
                         if attempts[item.key] <= retries:
                             queue.append(item)
                         else:
-                            yield Outcome(item.key, False, error=_error_line(exc), attempts=attempts[item.key])
+                            yield ItemOutcome(item.key, False, error=_error_line(exc), attempts=attempts[item.key])
                         continue
                     outcome.attempts = attempts[item.key]
                     yield outcome
@@ -79,11 +79,11 @@ class LocalExecutor:
                 self._pool = None
             exhausted = [item for item in queue if attempts[item.key] > retries]
             for item in exhausted:
-                yield Outcome(item.key, False, error=f"its worker died on each of {attempts[item.key]} tries",
+                yield ItemOutcome(item.key, False, error=f"its worker died on each of {attempts[item.key]} tries",
                               attempts=attempts[item.key])
             queue = [item for item in queue if attempts[item.key] <= retries]
 
-    def _inline(self, fn: TaskFunction, ws: Workspace, items: Sequence[Item], retries: int) -> Iterator[Outcome]:
+    def _inline(self, fn: TaskFunction, ws: Workspace, items: Sequence[Item], retries: int) -> Iterator[ItemOutcome]:
         for item in items:
             if self._cancelled:
                 return
@@ -93,7 +93,7 @@ class LocalExecutor:
                 except Exception as exc:  # noqa: BLE001 - retried, then reported
                     if attempt <= retries:
                         continue
-                    outcome = Outcome(item.key, False, error=_error_line(exc))
+                    outcome = ItemOutcome(item.key, False, error=_error_line(exc))
                 outcome.attempts = attempt
                 yield outcome
                 break

@@ -2,8 +2,8 @@
 
 Public functions (each takes a Workspace; heavy libraries load only when called):
 - `generate(ws, slug, video, *, frames=None, per_os=False, thresholds=None, progress=None) -> GenerateResult`
-- `check_video(ws, slug, video, *, overrides=None, per_os=False, debug=True, progress=None) -> CheckReport`
-- `check_all(ws, *, overrides=None, per_os=None, videos=None, progress=None) -> list[CheckReport]`
+- `check_video(ws, slug, video, *, overrides=None, per_os=False, debug=True, progress=None) -> GoldenVerdict`
+- `check_all(ws, *, overrides=None, per_os=None, videos=None, progress=None) -> list[GoldenVerdict]`
 - `upgrade(ws, games=None, *, progress=None) -> list[UpgradeResult]` (format 1 -> 2, from the source video)
 - `backup_goldens(ws)`, `restore_goldens(ws, archive)`
 - `write_junit(reports, path)`, `write_html(reports, path)`
@@ -22,7 +22,7 @@ _HOMES = {
     "backup_goldens": "archive", "restore_goldens": "archive",
     "DEFAULT_FRAMES": "baseline", "Thresholds": "baseline", "games_with_goldens": "baseline", "generate": "baseline",
     "load_golden": "baseline", "os_name": "baseline",
-    "Check": "check", "CheckReport": "check", "check_video": "check",
+    "GoldenCheck": "check", "GoldenVerdict": "check", "check_video": "check",
     "write_html": "report", "write_junit": "report",
     "UpgradeResult": "upgrade", "upgrade": "upgrade",
     "check_all": "workflow",

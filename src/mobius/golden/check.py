@@ -14,12 +14,12 @@ from pathlib import Path
 
 from mobius.config import Workspace
 from mobius.golden.baseline import Golden, Thresholds, debug_folder, frame_file, load_golden
-from mobius.golden.verdicts import Check, CheckReport
+from mobius.golden.verdicts import GoldenCheck, GoldenVerdict
 from mobius.log import get_logger
 from mobius.progress import NoProgress, Progress
 
 
-def _frame_checks(golden: Golden, frames: dict, limits: Thresholds, debug: Path | None) -> list[Check]:
+def _frame_checks(golden: Golden, frames: dict, limits: Thresholds, debug: Path | None) -> list[GoldenCheck]:
     from mobius.measure.ssim import ssim_and_map
 
     checks = []
@@ -30,12 +30,12 @@ def _frame_checks(golden: Golden, frames: dict, limits: Thresholds, debug: Path 
         files = {"golden": golden.frame_path(t)}
         similarity = None
         if expected.shape != current.shape:
-            check = Check(name, "frame", False, 0.0, limits.ssim, rule=">=", message=(
+            check = GoldenCheck(name, "frame", False, 0.0, limits.ssim, rule=">=", message=(
                 f"frame is {current.shape[1]}x{current.shape[0]}, golden {expected.shape[1]}x{expected.shape[0]}"))
         else:
             score, similarity = ssim_and_map(expected, current)
             passed = score >= limits.ssim
-            check = Check(name, "frame", passed, score, limits.ssim, rule=">=",
+            check = GoldenCheck(name, "frame", passed, score, limits.ssim, rule=">=",
                           message="" if passed else f"SSIM {score:.4f} < {limits.ssim}")
         if not check.passed and debug is not None:
             from mobius.golden.report import write_debug_images
@@ -46,11 +46,11 @@ def _frame_checks(golden: Golden, frames: dict, limits: Thresholds, debug: Path 
     return checks
 
 
-def _audio_checks(golden: Golden, audio, sample_rate: int, limits: Thresholds, stats=None) -> list[Check]:
+def _audio_checks(golden: Golden, audio, sample_rate: int, limits: Thresholds, stats=None) -> list[GoldenCheck]:
     from mobius.measure.loudness import measure
 
     if audio is None and stats is None:
-        return [Check(f"audio.{n}", "audio", False, None, t, rule="<=", message="the video has no audio stream")
+        return [GoldenCheck(f"audio.{n}", "audio", False, None, t, rule="<=", message="the video has no audio stream")
                 for n, t in (("integrated_loudness", limits.lufs_tol), ("true_peak", limits.tp_tol))]
     stats = stats or measure(audio, sample_rate)
     checks = []
@@ -61,14 +61,14 @@ def _audio_checks(golden: Golden, audio, sample_rate: int, limits: Thresholds, s
         expected = float(golden.audio.get(key, float("nan")))
         deviation = round(abs(measured - expected), 6)
         passed = deviation <= tol
-        checks.append(Check(name, "audio", passed, measured, tol, expected, deviation, "<=",
+        checks.append(GoldenCheck(name, "audio", passed, measured, tol, expected, deviation, "<=",
                             message="" if passed else f"off by {deviation:.2f} {unit}, more than {tol} {unit}"))
-    checks.append(Check("audio.loudness_range", "audio", True, stats.loudness_range_lu, None,
+    checks.append(GoldenCheck("audio.loudness_range", "audio", True, stats.loudness_range_lu, None,
                         golden.audio.get("loudness_range_lu"), message="informational, not a verdict"))
     return checks
 
 
-def _container_checks(golden: Golden, info, limits: Thresholds) -> list[Check]:
+def _container_checks(golden: Golden, info, limits: Thresholds) -> list[GoldenCheck]:
     current = info.to_dict()
     checks = []
     for name, expected in golden.container.items():
@@ -76,10 +76,10 @@ def _container_checks(golden: Golden, info, limits: Thresholds) -> list[Check]:
         tolerance = {"duration": limits.duration_tol, "frame_rate": limits.fps_tol}.get(name)
         if tolerance is not None and isinstance(measured, int | float) and isinstance(expected, int | float):
             deviation = round(abs(float(measured) - float(expected)), 6)
-            check = Check(f"container.{name}", "container", deviation <= tolerance, measured, tolerance, expected,
+            check = GoldenCheck(f"container.{name}", "container", deviation <= tolerance, measured, tolerance, expected,
                           deviation, "<=")
         else:
-            check = Check(f"container.{name}", "container", measured == expected, measured, expected, expected,
+            check = GoldenCheck(f"container.{name}", "container", measured == expected, measured, expected, expected,
                           rule="==")
         if not check.passed:
             check.message = f"{measured} differs from golden {expected}"
@@ -88,7 +88,7 @@ def _container_checks(golden: Golden, info, limits: Thresholds) -> list[Check]:
 
 
 def check_video(ws: Workspace, slug: str, video: Path, *, overrides: dict[str, float | None] | None = None,
-                per_os: bool = False, debug: bool = True, progress: Progress | None = None) -> CheckReport:
+                per_os: bool = False, debug: bool = True, progress: Progress | None = None) -> GoldenVerdict:
     """Compare `video` with the baseline of `slug`; never raises for a failed check (see .passed).
 
     A format-2 golden (with signatures.npz) is held to every frame and the soundtrack's content in one
@@ -129,7 +129,7 @@ def check_video(ws: Workspace, slug: str, video: Path, *, overrides: dict[str, f
     debug_dir = debug_folder(ws, slug) if debug else None
     if debug_dir is not None and debug_dir.exists():
         shutil.rmtree(debug_dir)
-    report = CheckReport(slug, Path(video).resolve(), golden.folder, limits, planes=sample.frames)
+    report = GoldenVerdict(slug, Path(video).resolve(), golden.folder, limits, planes=sample.frames)
     report.checks += _frame_checks(golden, sample.frames, limits, debug_dir)
     progress.advance()
     report.checks += _audio_checks(golden, sample.audio, sample.sample_rate, limits,
@@ -204,8 +204,8 @@ def _listen(video: Path) -> Heard:
     return Heard(samples, rate, measure(samples, rate), band_energies(samples, rate))
 
 
-def _timeline_checks(report: CheckReport, signatures, heard: Heard, frames, limits: Thresholds, video: Path,
-                     debug_dir: Path | None) -> list[Check]:
+def _timeline_checks(report: GoldenVerdict, signatures, heard: Heard, frames, limits: Thresholds, video: Path,
+                     debug_dir: Path | None) -> list[GoldenCheck]:
     from mobius.golden.timeline import compare, debug_images
     from mobius.measure.decode import read_media
 

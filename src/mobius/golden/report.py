@@ -78,7 +78,7 @@ def block_debug_images(debug: Path, stem: str, current, golden_blocks: dict, cur
 
 
 def junit_xml(reports) -> str:
-    """JUnit XML for one or more CheckReports."""
+    """JUnit XML for one or more GoldenVerdicts."""
     root = ET.Element("testsuites", name="mobius golden", tests=str(sum(len(r.checks) for r in reports)),
                       failures=str(sum(len(r.failures) for r in reports)), errors="0",
                       time=f"{sum(r.seconds for r in reports):.3f}")
@@ -174,7 +174,7 @@ table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px;text-
 
 
 def html_report(reports) -> str:
-    """A self-contained HTML page for one or more CheckReports."""
+    """A self-contained HTML page for one or more GoldenVerdicts."""
     esc = html.escape
     out = ["<!doctype html><html><head><meta charset='utf-8'><title>mobius golden check</title>",
            f"<style>{STYLE}</style></head><body><h1>Golden check</h1>"]

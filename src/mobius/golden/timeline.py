@@ -19,7 +19,7 @@ from pathlib import Path
 
 from mobius.golden.baseline import Thresholds
 from mobius.golden.signatures import Signatures
-from mobius.golden.verdicts import Check, Timeline
+from mobius.golden.verdicts import GoldenCheck, Timeline
 from mobius.measure.decode import FrameSignatures
 
 CHECKS = ("frames.content", "frames.timing", "frames.frozen", "audio.content", "audio.bands", "timing.av_offset")
@@ -31,13 +31,13 @@ MIN_MATCH = 0.5  # correlation of the best audio offset: a shifted copy scores >
 class Comparison:
     """What the timeline checks found, kept for the report's debug images."""
 
-    checks: list[Check]
+    checks: list[GoldenCheck]
     timelines: list[Timeline]
     worst_frames: list[tuple[int, int]]  # (current frame, golden frame) at the worst of each failing range
 
 
-def skipped_checks(slug: str, why: str) -> list[Check]:
-    return [Check(name, name.split(".")[0], True, None, None, skipped=True,
+def skipped_checks(slug: str, why: str) -> list[GoldenCheck]:
+    return [GoldenCheck(name, name.split(".")[0], True, None, None, skipped=True,
                   message=f"not run: {why}; add it with `mobius golden upgrade {slug}`") for name in CHECKS]
 
 
@@ -71,7 +71,7 @@ def compare(golden: Signatures, frames: FrameSignatures, audio_db, limits: Thres
 
     from mobius.measure import alignment, thumbnails
 
-    checks: list[Check] = []
+    checks: list[GoldenCheck] = []
     timelines: list[Timeline] = []
     worst: list[tuple[int, int]] = []
     times = np.asarray(frames.times, dtype=np.float64)
@@ -95,7 +95,7 @@ def compare(golden: Signatures, frames: FrameSignatures, audio_db, limits: Thres
     frame_ranges = ranges_over(difference, limits.frame_diff, times, step)
     worst += [(r["index"], int(path[r["index"]])) for r in frame_ranges]
     measured = round(float(difference.max()), 3) if difference.size else None
-    checks.append(Check("frames.content", "frames", not frame_ranges and measured is not None, measured,
+    checks.append(GoldenCheck("frames.content", "frames", not frame_ranges and measured is not None, measured,
                         limits.frame_diff, rule="<=", ranges=frame_ranges,
                         message=_range_text("frames", frame_ranges, "", limits.frame_diff) if frame_ranges else
                         ("" if measured is not None else "the video has no frames")))
@@ -111,11 +111,11 @@ def compare(golden: Signatures, frames: FrameSignatures, audio_db, limits: Thres
     timing_ranges = [event_range(e) for e in timing]
     text = "; ".join(f"{r['frames']} frame(s) {r['kind']} at {r['start']:.2f}-{r['end']:.2f} s"
                      for r in timing_ranges[:5])
-    checks.append(Check("frames.timing", "timing", count <= limits.timing_frames, count, limits.timing_frames,
+    checks.append(GoldenCheck("frames.timing", "timing", count <= limits.timing_frames, count, limits.timing_frames,
                         rule="<=", ranges=timing_ranges, message=text))
     frozen_ranges = [event_range(e) for e in matched.by_kind("frozen")]
     still = sum(r["frames"] for r in frozen_ranges)
-    checks.append(Check("frames.frozen", "timing", still <= limits.timing_frames, still, limits.timing_frames,
+    checks.append(GoldenCheck("frames.frozen", "timing", still <= limits.timing_frames, still, limits.timing_frames,
                         rule="<=", ranges=frozen_ranges, message="; ".join(
                             f"frozen {r['start']:.2f}-{r['end']:.2f} s ({r['frames']} frames show one picture "
                             "where the golden moves)"
@@ -130,17 +130,17 @@ def _rounded(values, digits: int = 3) -> list[float]:
 
 
 def _audio_checks(golden_db, current_db, limits: Thresholds, video_offset: float,
-                  timelines: list[Timeline]) -> list[Check]:
+                  timelines: list[Timeline]) -> list[GoldenCheck]:
     import numpy as np
 
     from mobius.measure import soundprint
 
     names = ("audio.content", "audio.bands", "timing.av_offset")
     if golden_db is None or len(golden_db) == 0:
-        return [Check(n, "audio", True, None, None, skipped=True, message="not run: the golden has no audio")
+        return [GoldenCheck(n, "audio", True, None, None, skipped=True, message="not run: the golden has no audio")
                 for n in names]
     if current_db is None or len(current_db) == 0:
-        return [Check(n, "audio", False, None, None, message="the video has no audio stream") for n in names]
+        return [GoldenCheck(n, "audio", False, None, None, message="the video has no audio stream") for n in names]
     checks = []
     window = soundprint.WINDOW_HOPS * soundprint.HOP_S
     diff = soundprint.window_difference(golden_db, current_db)
@@ -149,7 +149,8 @@ def _audio_checks(golden_db, current_db, limits: Thresholds, video_offset: float
     for r in ranges:
         r.pop("index")
     measured = round(float(diff.max()), 3) if diff.size else None
-    checks.append(Check("audio.content", "audio", not ranges and measured is not None, measured, limits.audio_diff,
+    checks.append(GoldenCheck("audio.content", "audio", not ranges and measured is not None, measured,
+                              limits.audio_diff,
                         rule="<=", ranges=ranges,
                         message=_range_text("audio", ranges, " dB", limits.audio_diff) if ranges else ""))
     timelines.append(Timeline("audio.content", "mean band level difference per 100 ms (dB)", "dB",
@@ -157,7 +158,7 @@ def _audio_checks(golden_db, current_db, limits: Thresholds, video_offset: float
 
     change = soundprint.band_difference(golden_db, current_db, limits.band_tol)
     if change is None:
-        checks.append(Check("audio.bands", "audio", True, None, limits.band_tol, skipped=True,
+        checks.append(GoldenCheck("audio.bands", "audio", True, None, limits.band_tol, skipped=True,
                             message="not run: no band is audible for 3 s in the golden"))
     else:
         segment = soundprint.SEGMENT_HOPS * soundprint.HOP_S
@@ -165,7 +166,7 @@ def _audio_checks(golden_db, current_db, limits: Thresholds, video_offset: float
         band_ranges = [{"start": round(off[0] * segment, 3), "end": round((off[-1] + 1) * segment, 3),
                         "low_hz": round(change.low_hz), "high_hz": round(change.high_hz)}] if off else []
         passed = abs(change.change_db) <= limits.band_tol
-        checks.append(Check("audio.bands", "audio", passed, round(change.change_db, 3), limits.band_tol,
+        checks.append(GoldenCheck("audio.bands", "audio", passed, round(change.change_db, 3), limits.band_tol,
                             deviation=round(abs(change.change_db), 3), expected=0.0, rule="<=",
                             ranges=[] if passed else band_ranges,
                             message="" if passed else (
@@ -177,7 +178,8 @@ def _audio_checks(golden_db, current_db, limits: Thresholds, video_offset: float
     seconds, correlation = soundprint.offset(golden_db, current_db)
     span = round(len(current_db) * soundprint.HOP_S, 3)
     if correlation < MIN_MATCH:  # no offset explains the difference: it is another soundtrack, not a shift
-        checks.append(Check("timing.av_offset", "timing", False, None, limits.av_offset_ms, expected=0.0, rule="<=",
+        checks.append(GoldenCheck("timing.av_offset", "timing", False, None, limits.av_offset_ms, expected=0.0,
+                                  rule="<=",
                             ranges=[{"start": 0.0, "end": span}],
                             message=f"the soundtrack matches the golden's at no offset within "
                                     f"+-{soundprint.SEARCH_S * 1000:.0f} ms (best match {correlation:.2f}, "
@@ -186,7 +188,7 @@ def _audio_checks(golden_db, current_db, limits: Thresholds, video_offset: float
     av_ms = round((seconds - video_offset) * 1000.0, 1) + 0.0  # + 0.0: never "-0"
     passed = abs(av_ms) <= limits.av_offset_ms
     where = "late" if av_ms > 0 else "early"
-    checks.append(Check("timing.av_offset", "timing", passed, av_ms, limits.av_offset_ms,
+    checks.append(GoldenCheck("timing.av_offset", "timing", passed, av_ms, limits.av_offset_ms,
                         deviation=abs(av_ms), expected=0.0, rule="<=",
                         ranges=[] if passed else [{"start": 0.0, "end": span, "offset_ms": av_ms}],
                         message="" if passed else (

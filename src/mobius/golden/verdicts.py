@@ -1,5 +1,15 @@
 """What a golden check yields: one verdict per check, with the measured value and the limit, and the
-timelines (a value per frame or per audio window) the HTML report plots."""
+timelines (a value per frame or per audio window) the HTML report plots.
+
+Why golden keeps its own classes (`GoldenCheck`, `GoldenVerdict`) instead of `mobius.results.Check`
+and `Report`: `mobius golden check --json`, the JUnit/HTML reports and the HTTP API (`api/reads.py`:
+game, passed, failed, checks, failed_checks) rely on keys `results.Check` does not have (kind,
+expected, deviation, rule, failing time ranges, debug files, the thresholds, seconds) and on
+`passed` booleans rather than a verdict string. Changing them would break those readers, so the
+JSON stays as it is; the names differ from the contract's so no module has a second `Check` or
+`Report`, and `GoldenCheck.to_check()` / `GoldenVerdict.to_report()` give the contract's form to
+the runner and the record store.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +17,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mobius.golden.baseline import Thresholds
+from mobius.results import Check, Report, Verdict
 
 
 @dataclass
-class Check:
+class GoldenCheck:
     """One verdict: what was measured, the golden value, the deviation and the limit it is held to."""
 
     name: str
@@ -38,6 +49,13 @@ class Check:
         line = "; ".join(parts)
         return f"{line}  ({self.message})" if self.message and not self.passed else line
 
+    def to_check(self) -> Check:
+        """This verdict as the contract's Check (skipped stays skipped, never counted as a pass)."""
+        verdict = Verdict.SKIPPED if self.skipped else Verdict.PASS if self.passed else Verdict.FAIL
+        threshold = f"{self.rule} {self.threshold}" if self.rule and self.threshold is not None else self.threshold
+        return Check(self.name, verdict, self.measured, threshold, source=f"golden {self.kind}",
+                     detail=self.message)
+
     def to_dict(self) -> dict[str, object]:
         return {"name": self.name, "kind": self.kind, "passed": self.passed, "measured": self.measured,
                 "threshold": self.threshold, "rule": self.rule, "expected": self.expected,
@@ -50,12 +68,14 @@ def _fmt(value: object) -> str:
 
 
 @dataclass
-class CheckReport:
+class GoldenVerdict:
+    """Every check of one video against its goldens; `passed` when none failed (skipped ones do not)."""
+
     game: str
     video: Path
     golden: Path
     thresholds: Thresholds
-    checks: list[Check] = field(default_factory=list)
+    checks: list[GoldenCheck] = field(default_factory=list)
     seconds: float = 0.0
     planes: dict[float, object] = field(default_factory=dict, repr=False)  # current luma planes, for reports
     timelines: list[Timeline] = field(default_factory=list, repr=False)
@@ -65,11 +85,11 @@ class CheckReport:
         return all(c.passed for c in self.checks)
 
     @property
-    def failures(self) -> list[Check]:
+    def failures(self) -> list[GoldenCheck]:
         return [c for c in self.checks if not c.passed]
 
     @property
-    def skipped(self) -> list[Check]:
+    def skipped(self) -> list[GoldenCheck]:
         return [c for c in self.checks if c.skipped]
 
     def lines(self) -> list[str]:
@@ -81,6 +101,10 @@ class CheckReport:
         if self.skipped:
             tail += f" ({len(self.skipped)} not run: {', '.join(c.name for c in self.skipped)})"
         return [head, *("  " + c.line() for c in self.checks), tail]
+
+    def to_report(self) -> Report:
+        """The contract's Report of these checks, subject `golden check <game>`."""
+        return Report(f"golden check {self.game}", [c.to_check() for c in self.checks])
 
     def to_dict(self) -> dict[str, object]:
         return {"game": self.game, "video": self.video, "golden": self.golden, "passed": self.passed,

@@ -11,11 +11,11 @@ from mobius.config import Workspace
 from mobius.errors import InputError
 from mobius.games import default_output
 from mobius.golden.baseline import debug_folder, games_with_goldens, per_os_enabled
-from mobius.golden.check import CheckReport, check_video
+from mobius.golden.check import GoldenVerdict, check_video
 from mobius.progress import Progress
 
 
-def check_task(ws: Workspace, job: tuple[str, str, dict[str, float | None] | None, bool]) -> CheckReport:
+def check_task(ws: Workspace, job: tuple[str, str, dict[str, float | None] | None, bool]) -> GoldenVerdict:
     """One executor item: hold one game's preview to its goldens (wherever the item lands)."""
     game, video, overrides, per_os = job
     return check_video(ws, game, Path(video), overrides=overrides, per_os=per_os)
@@ -23,7 +23,7 @@ def check_task(ws: Workspace, job: tuple[str, str, dict[str, float | None] | Non
 
 def check_all(ws: Workspace, *, overrides: dict[str, float | None] | None = None, per_os: bool | None = None,
               videos: dict[str, Path] | None = None, executor=None, progress: Progress | None = None
-              ) -> list[CheckReport]:
+              ) -> list[GoldenVerdict]:
     """Check every game that has goldens against its rendered preview (out/<slug>/preview.mp4), one
     executor item per game. A failed check is in its report; a game that could not be checked at all
     (no video) raises, naming it."""

@@ -38,7 +38,9 @@ class ManifestResult:
 
 
 @dataclass
-class VerifyResult:
+class ManifestVerification:
+    """A folder checked against a manifest: counts, and the paths missing, extra or changed."""
+
     folder: Path
     manifest: Path
     checked: int = 0
@@ -155,7 +157,7 @@ def read_manifest(path: Path) -> dict[str, str]:
 
 def verify_against(folder: Path, manifest: Path, *, trust_cache: bool = False, workers: int | None = None,
                    progress: Progress | None = None, cache: HashCache | None = None, ws: Workspace | None = None,
-                   executor: str | None = None) -> VerifyResult:
+                   executor: str | None = None) -> ManifestVerification:
     """Compare `folder` with `manifest`: missing, extra, changed and unreadable files.
 
     Every byte is re-read unless `trust_cache`, which reuses cached hashes of files whose size,
@@ -163,7 +165,7 @@ def verify_against(folder: Path, manifest: Path, *, trust_cache: bool = False, w
     """
     folder = require_folder(folder, "folder")
     expected = read_manifest(manifest)
-    result = VerifyResult(folder, manifest.resolve())
+    result = ManifestVerification(folder, manifest.resolve())
     if not (trust_cache and cache is not None):  # every byte re-read: no stat walk, one process per core
         names = file_names(folder)
         result.extra = [name for name in names if name not in expected]

@@ -58,7 +58,7 @@ PROGRESS_LOG_S = 5.0
 LARGE_FILE = 1 << 20  # from this size a file is copied on its own (fsync + re-read overlap other files)
 OBJECT_STORE_IN_FLIGHT = 32  # uploads in flight to object storage by default (latency-bound, not CPU); --workers
 
-Report = Callable[[str], None]
+Say = Callable[[str], None]  # where progress lines for a person go (not a results.Report)
 
 
 def journal_path(ws: Workspace) -> Path:
@@ -140,7 +140,7 @@ class MigrationRun:
     dest: Destination
     journal: MigrationJournal | None
     result: MigrationResult
-    report: Report
+    report: Say
     progress: Progress
     workers: int | None
     dry_run: bool
@@ -167,7 +167,7 @@ class MigrationRun:
 @records_call("media.migrate", ref=lambda result: result.record and result.record.id,
               skip=lambda args: args["dry_run"])
 def migrate(ws: Workspace, target: str, *, dry_run: bool = False, backup: bool = True, workers: int | None = None,
-            min_free_ratio: float = 3.0, confirm: Callable[[str], bool] | None = None, report: Report | None = None,
+            min_free_ratio: float = 3.0, confirm: Callable[[str], bool] | None = None, report: Say | None = None,
             progress: Progress | None = None, verify: bool = False) -> MigrationResult:
     """Copy the library to `target`, verify every byte there, switch MOBIUS_LIBRARY_DIR; resumable.
 
@@ -558,7 +558,7 @@ def _write_manifests(ws: Workspace, journal: MigrationJournal, record: Migration
 
 
 def _compare_and_record(ws: Workspace, source: Path, dest: Destination, journal: MigrationJournal,
-                        record: MigrationRecord, report: Report) -> None:
+                        record: MigrationRecord, report: Say) -> None:
     """Step 5: counts and full manifests of source and target must match before any switch."""
     problems, counts = compare_trees(source, dest, journal, record.id)
     if problems:
@@ -580,7 +580,7 @@ def _compare_and_record(ws: Workspace, source: Path, dest: Destination, journal:
              manifest_sha256=record.source_manifest_sha256)
 
 
-def _switch(ws: Workspace, journal: MigrationJournal, record: MigrationRecord, target: str, report: Report) -> None:
+def _switch(ws: Workspace, journal: MigrationJournal, record: MigrationRecord, target: str, report: Say) -> None:
     """Step 6: MOBIUS_LIBRARY_DIR -> target in the workspace .env (atomic); old value kept in the record."""
     hooks = FaultHooks(ws.state)
     with settings_lock(ws.env_file):  # no other writer may change .env between the read and the write

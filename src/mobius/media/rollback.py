@@ -16,7 +16,7 @@ from mobius.errors import InputError, VerificationError
 from mobius.faults import FaultHooks
 from mobius.log import get_logger
 from mobius.media.journal import MigrationJournal, MigrationRecord
-from mobius.media.manifest import VerifyResult, verify_against
+from mobius.media.manifest import ManifestVerification, verify_against
 from mobius.media.migrate import SETTING, journal_path, migration_lock, now_iso
 from mobius.progress import Progress
 from mobius.records import records_call
@@ -25,9 +25,11 @@ log = get_logger()
 
 
 @dataclass
-class RollbackResult:
+class MediaRollback:
+    """A media migration undone: its record, the old library verified again, the setting restored."""
+
     record: MigrationRecord
-    verify: VerifyResult
+    verify: ManifestVerification
     setting: str
     value: str | None
 
@@ -59,7 +61,7 @@ def open_journal(ws: Workspace) -> MigrationJournal:
 
 @records_call("media.rollback", ref=lambda result: result.record.id)
 def rollback(ws: Workspace, migration_id: str | None = None, *, workers: int | None = None,
-             progress: Progress | None = None, report: Callable[[str], None] | None = None) -> RollbackResult:
+             progress: Progress | None = None, report: Callable[[str], None] | None = None) -> MediaRollback:
     """Verify the migration's source against its manifest, then switch MOBIUS_LIBRARY_DIR back to it."""
     report = report or (lambda line: None)
     with migration_lock(ws):
@@ -92,6 +94,6 @@ def rollback(ws: Workspace, migration_id: str | None = None, *, workers: int | N
             shown = record.previous_value if record.previous_value is not None else "unset (default)"
             report(f"rollback: {SETTING} is {shown} again in {ws.env_file}")
             log.info("media.rollback.done", migration=record.id, value=record.previous_value)
-            return RollbackResult(record, result, SETTING, record.previous_value)
+            return MediaRollback(record, result, SETTING, record.previous_value)
         finally:
             journal.close()

@@ -55,13 +55,20 @@ class Stopped(MobiusError):
 
 
 @dataclass
-class Outcome:
+class RunOutcome:
+    """How one run of a plan ended (its record id, status, steps and checks); not a per-item result."""
+
     id: str
     status: str
     reason: str | None = None
     steps: list[dict[str, Any]] = field(default_factory=list)
     checks: list[Any] = field(default_factory=list)
     seconds: float = 0.0
+
+
+# The old name, for ops/commands.py only until the branch working there switches to RunOutcome
+# (it is out of this change's files); remove it then. It is an alias, not a second class.
+Outcome = RunOutcome
 
 
 class Orchestrator:
@@ -124,12 +131,12 @@ class Orchestrator:
         return FileLock(self.ws.state / "migrate.lock", what="a migration (migrate run, resume or rollback)")
 
     # entry points
-    def run(self, plan_path: Path, *, force: bool = False) -> Outcome:
+    def run(self, plan_path: Path, *, force: bool = False) -> RunOutcome:
         plan, text = load_plan(plan_path)
         with self._exclusive():
             return self._run(plan_path, plan, text, force=force)
 
-    def _run(self, plan_path: Path, plan: Plan, text: str, *, force: bool) -> Outcome:
+    def _run(self, plan_path: Path, plan: Plan, text: str, *, force: bool) -> RunOutcome:
         op_id = self.store.start(TYPE, {"plan": plan.model_dump(mode="json", by_alias=True),
                                         "plan_path": str(Path(plan_path).resolve()), "plan_text": text,
                                         "force": force})
@@ -138,7 +145,7 @@ class Orchestrator:
             return self._drive(op_id, plan, force=force)
 
     def run_command(self, type: str, step: str, step_params: dict[str, Any], params: dict[str, Any], *,
-                    on_failure: str = "rollback", on_interrupt: str = "stop", force: bool = False) -> Outcome:
+                    on_failure: str = "rollback", on_interrupt: str = "stop", force: bool = False) -> RunOutcome:
         """Run one mutating command as a one-step plan: recorded as `type`, resumable, undoable from the record."""
         plan = Plan.model_validate({"name": type, "type": "environment", "risk": "low",
                                     "steps": [{step: step_params}]})
@@ -150,11 +157,11 @@ class Orchestrator:
             with parent_scope(op_id):
                 return self._drive(op_id, plan, force=force, command=command)
 
-    def resume(self, op_id: str) -> Outcome:
+    def resume(self, op_id: str) -> RunOutcome:
         with self._exclusive():
             return self._resume(op_id)
 
-    def _resume(self, op_id: str) -> Outcome:
+    def _resume(self, op_id: str) -> RunOutcome:
         op = self._load(op_id)
         self._adopt_workspace(op)
         if op.status in ("completed", "rolled-back", "refused"):
@@ -172,11 +179,11 @@ class Orchestrator:
                 return self._rollback(op_id, plan, reason=op.error or "resumed rollback")
             return self._drive(op_id, plan, force=bool(op.params.get("force")), command=op.params.get("command"))
 
-    def rollback(self, op_id: str, reason: str = "requested (mobius migrate rollback)") -> Outcome:
+    def rollback(self, op_id: str, reason: str = "requested (mobius migrate rollback)") -> RunOutcome:
         with self._exclusive():
             return self._rollback_requested(op_id, reason)
 
-    def _rollback_requested(self, op_id: str, reason: str) -> Outcome:
+    def _rollback_requested(self, op_id: str, reason: str) -> RunOutcome:
         op = self._load(op_id)
         self._adopt_workspace(op)
         if op.status in ("running", "stopping", "rolling-back") and not op.orphaned:
@@ -205,7 +212,7 @@ class Orchestrator:
             self.ws = load_workspace(self.ws.root, env=env)
 
     # the run
-    def _drive(self, op_id: str, plan: Plan, *, force: bool, command: dict[str, str] | None = None) -> Outcome:
+    def _drive(self, op_id: str, plan: Plan, *, force: bool, command: dict[str, str] | None = None) -> RunOutcome:
         started = time.monotonic()
         steps = self.steps_of(plan, op_id=op_id)
         previous = signal.signal(signal.SIGTERM, self._on_term)
@@ -397,7 +404,7 @@ class Orchestrator:
 
     # rollback
     def _rollback(self, op_id: str, plan: Plan, *, reason: str, automatic: bool = True,
-                  cause: BaseException | None = None) -> Outcome:
+                  cause: BaseException | None = None) -> RunOutcome:
         started = time.monotonic()
         self.store.set_status(op_id, "rolling-back", error=reason)
         self._event(op_id, "rollback.started", {"reason": reason, "automatic": automatic})
@@ -442,7 +449,7 @@ class Orchestrator:
         raise error
 
     def _rollback_failed(self, op_id: str, steps: list[Step], rows: dict, at: int, reason: str,
-                         report: Report) -> Outcome:
+                         report: Report) -> RunOutcome:
         left = [f"{steps[j - 1].name}: still applied; finish by hand: {manual_hint(steps[j - 1].name, rows[j].undo)}"
                 for j in range(at, 0, -1) if j in rows and rows[j].status not in ("rolled-back", "pending")]
         message = f"rollback of {op_id} could not complete at {steps[at - 1].name if at else '.env'}"
@@ -451,9 +458,9 @@ class Orchestrator:
         raise VerificationError(message, details=[c.line() for c in report.failures()] + left,
                                 hint=f"after fixing, run mobius migrate rollback {op_id} again")
 
-    def _outcome(self, op_id: str, started: float) -> Outcome:
+    def _outcome(self, op_id: str, started: float) -> RunOutcome:
         op = self.store.get(op_id)
-        return Outcome(op_id, op.status, op.error, [to_jsonable(s) for s in op.steps],
+        return RunOutcome(op_id, op.status, op.error, [to_jsonable(s) for s in op.steps],
                        seconds=round(time.monotonic() - started, 3))
 
     def close(self) -> None:

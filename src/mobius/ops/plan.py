@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from mobius.errors import InputError
 from mobius.ops.step import REGISTRY
+from mobius.results import to_jsonable
 
 VALIDATIONS = ("file_counts", "checksums", "db_check", "golden_check_all", "pipeline_test")
 PROBES = ("library_listing", "pipeline_test", "golden_check", "service_ready")
@@ -298,7 +299,7 @@ def _step_problem(name: str, exc: ValidationError) -> tuple[tuple[Any, ...], str
         return loc, f"{name} `{key}` is required"
     if error["type"] == "value_error":  # our own validator: its message names the value
         return loc, f"{name} `{key}`: {message}"
-    return loc, f"{name} `{key}`: {message} (got {json.dumps(error['input'], default=str)})"
+    return loc, f"{name} `{key}`: {message} (got {json.dumps(to_jsonable(error['input']))})"
 
 
 def _known_params(name: str) -> str:

@@ -9,7 +9,6 @@ itself once the operation has ended. Everything is read through `api.reads` (the
 from __future__ import annotations
 
 import datetime as dt
-import json
 import urllib.parse
 from typing import Any
 
@@ -21,6 +20,7 @@ from mobius.api.status import CSS, _cls, _table, age, esc
 from mobius.config import mask_text
 from mobius.printable import printable
 from mobius.records import ACTIVE, EventRecord, Operation, StepRecord
+from mobius.results import dumps
 
 router = APIRouter(include_in_schema=False)
 NAME = r"^[A-Za-z0-9._-]{1,64}$"
@@ -39,7 +39,7 @@ NOTIFY_PREFIX = "notify."
 def _text(value: Any, limit: int = 400) -> str:
     """A value as one escaped, masked, printable line (dicts and lists as compact JSON)."""
     if not isinstance(value, str):
-        value = json.dumps(value, ensure_ascii=False, default=str)
+        value = dumps(value)
     value = mask_text(value)
     return esc(printable(value if len(value) <= limit else value[:limit] + " ..."))
 

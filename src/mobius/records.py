@@ -470,6 +470,7 @@ class OperationHandle:
     id: str
     result: Any = None
     status: str = "completed"
+    bound: int | None = 100  # records_call's: how many items of each list its result keeps
 
     @property
     def ref(self) -> str | None:
@@ -487,8 +488,11 @@ def _simple(value: Any) -> bool:
     return isinstance(value, list | tuple) and all(_simple(v) for v in value)
 
 
-def _bounded(value: Any, items: int = 100) -> Any:
-    """A result small enough for a record: lists beyond `items` keep their head and say how many there were."""
+def _bounded(value: Any, items: int | None = 100) -> Any:
+    """A result small enough for a record: lists beyond `items` keep their head and say how many there were
+    (`items` None: the value whole)."""
+    if items is None:
+        return value
     if isinstance(value, dict):
         return {k: _bounded(v, items) for k, v in value.items()}
     if isinstance(value, list):
@@ -497,31 +501,57 @@ def _bounded(value: Any, items: int = 100) -> Any:
     return value
 
 
-def records_call(type: str, *, ref: Callable[[Any], Any] | None = None,
+# The handle of the operation a records_call is recording in this thread (for `keep_partial_result`).
+_CALL: ContextVar[OperationHandle | None] = ContextVar("mobius_record_call", default=None)
+
+
+def keep_partial_result(value: Any) -> None:
+    """Inside a records_call: the result so far, kept in the record if the call ends by an exception (an
+    interrupted run still says which items finished). Does nothing where no call is being recorded."""
+    handle = _CALL.get()
+    if handle is not None and handle.id == _PARENT.get():
+        handle.result = _bounded(to_jsonable(value), handle.bound)
+
+
+def records_call(type: str | Callable[[dict[str, Any]], str], *, ref: Callable[[Any], Any] | None = None,
                  skip: Callable[[dict[str, Any]], bool] | None = None,
-                 params: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> Callable[[Callable], Callable]:
+                 params: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+                 result: Callable[[Any], Any] | None = None, status: Callable[[Any], str] | None = None,
+                 nested: bool = True, bound: int | None = 100) -> Callable[[Callable], Callable]:
     """Decorate a capability's public entry point (first argument the Workspace) so each call is an operation.
 
     Parameters are the call's plain arguments (numbers, strings, paths; never callables or the workspace);
     the result is the return value through the one serializer; `ref(result)` is the capability's own
     journal id. `skip(arguments)` true (a dry run) calls through without a record. `params(arguments)`, when
     given, is what is recorded instead (a value whose secrecy only its argument's meaning reveals).
+    `type` may be a function of the arguments (the executor's `what`); `result(value)` is what is recorded
+    of the return value; `status(value)` the status of a call that returns a failure instead of raising it
+    (a run with failed items, a failed check). `nested=False`: inside an operation already being recorded,
+    no record of its own (the outer operation owns the evidence). `bound`: lists in the recorded result keep
+    their first `bound` items (None: whole, for a result something reads back, as the status page does).
     """
     def decorate(fn: Callable) -> Callable:
         signature = inspect.signature(fn)
 
         @functools.wraps(fn)
         def call(*args: Any, **kwargs: Any) -> Any:
-            bound = signature.bind(*args, **kwargs)
-            bound.apply_defaults()
-            arguments = dict(bound.arguments)
+            call_args = signature.bind(*args, **kwargs)
+            call_args.apply_defaults()
+            arguments = dict(call_args.arguments)
             ws = arguments.pop("ws")
-            if _PARENT.get() == "" or (skip is not None and skip(arguments)):
+            if _PARENT.get() == "" or (skip is not None and skip(arguments)) or (not nested and _PARENT.get()):
                 return fn(*args, **kwargs)
             shown = params(arguments) if params is not None else {k: v for k, v in arguments.items() if _simple(v)}
-            with recorded(ws, type, to_jsonable(shown)) as handle:
-                out = fn(*args, **kwargs)
-                handle.result = _bounded(to_jsonable(out))
+            with recorded(ws, type(arguments) if callable(type) else type, to_jsonable(shown)) as handle:
+                handle.bound = bound
+                token = _CALL.set(handle)
+                try:
+                    out = fn(*args, **kwargs)
+                finally:
+                    _CALL.reset(token)
+                handle.result = _bounded(to_jsonable(result(out) if result is not None else out), bound)
+                if status is not None:
+                    handle.status = status(out)
                 journal_id = ref(out) if ref is not None else None
                 if journal_id:
                     handle.ref = str(journal_id)

@@ -154,3 +154,27 @@ def test_promote_killed_then_rolled_back_from_the_record(mobius, template: Path,
     assert proc.returncode == 0, proc.stderr
     assert _differences(end_state(root, "production"), before) == []
     assert {p.name for p in (root / "prod").iterdir()} <= {"backups", "uploads"}  # no copy left aside
+
+
+def test_deploy_resume_continues_a_killed_deploy_by_its_own_command(mobius, template: Path, tmp_path: Path,
+                                                                   uninterrupted: dict) -> None:
+    """`mobius deploy --resume ID` is `mobius migrate resume ID` for a deploy: same record, same end state;
+    it refuses an id that is not a deploy, a deploy of another environment, and options of a new deploy."""
+    root = _copy(template, tmp_path)
+    op_id = _killed(mobius, root, DEPLOY, "done:backup", "env.deploy")
+    for argv, said in ((("--resume", op_id, "--env", "production"), "ran in 'staging', not 'production'"),
+                       (("--resume", op_id, "--force"), "with the options it was started with"),
+                       (("--resume", "20200101T000000Z-nope"), "is not a deploy")):
+        proc = mobius("deploy", *argv, "-w", str(root))
+        assert proc.returncode == 1 and said in proc.stderr, (argv, proc.stderr)
+    code, out = mobius.json("deploy", "--resume", op_id, "-w", str(root))  # its environment is in the record
+    assert code == 0, out
+    assert out["release"] == op_id and out["env"] == "staging" and Path(out["backup"]).is_file()
+    done = {s["step"] for s in out["steps"] if s["status"] == "done"}
+    assert {"backup", "migrations", "release record"} <= done and "failed" not in str(out["steps"]), out["steps"]
+    assert _differences(end_state(root, "staging"), uninterrupted["deploy"]) == []
+    with RecordStore.of(load_workspace(root)) as store:
+        assert store.get(op_id).status == "completed"
+        assert len(store.list(type="env.deploy")) == 1  # resumed, not a second deploy
+    proc = mobius("deploy", "--resume", op_id, "-w", str(root))
+    assert proc.returncode == 1 and "nothing to resume" in proc.stderr, proc.stderr

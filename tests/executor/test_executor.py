@@ -16,6 +16,7 @@ from mobius.config import load_workspace
 from mobius.errors import InputError, VerificationError
 from mobius.executor import Item, batches, hash_batch, open_executor, portable_workspace, run_items
 from mobius.executor.local import LocalExecutor
+from mobius.progress import NoProgress
 from mobius.records import RecordStore
 
 from .conftest import clean_env
@@ -56,6 +57,38 @@ def test_items_finish_retry_and_fail_by_name(ws):
     record = RecordStore.of(ws).list(type="demo")[0]
     assert record.status == "failed" and record.result["done"] == ["a", "flaky", "b"]
     assert list(record.result["failed"]) == ["broken"]
+
+
+class _CtrlCAfter(NoProgress):
+    """A progress that is interrupted (Ctrl-C) after `n` items have finished."""
+
+    def __init__(self, n: int):
+        self.n = n
+
+    def advance(self, amount: float = 1) -> None:
+        self.n -= int(amount)
+        if self.n == 0:
+            raise KeyboardInterrupt
+
+
+def test_an_interrupted_run_is_recorded_with_the_items_that_finished(ws):
+    items = [Item(v, v) for v in ("a", "b", "c", "d")]
+    with pytest.raises(KeyboardInterrupt):
+        run_items(ws, "demo", flaky, items, executor=LocalExecutor(workers=1, processes=False),
+                  progress=_CtrlCAfter(2))
+    record = RecordStore.of(ws).list(type="demo")[0]
+    assert record.status == "interrupted"
+    assert record.params == {"items": ["a", "b", "c", "d"], "executor": "local (1 threads)"}
+    assert len(record.result["done"]) == 2 and record.result["failed"] == {}
+
+
+def test_a_run_inside_an_operation_adds_no_record_of_its_own(ws):
+    from mobius.records import recorded
+
+    with recorded(ws, "outer") as outer:
+        run_items(ws, "demo", flaky, [Item("a", "a")], executor=LocalExecutor(workers=1, processes=False))
+        outer.result = "done"
+    assert [op.type for op in RecordStore.of(ws).list()] == ["outer"]
 
 
 def test_an_input_error_is_not_retried_and_keeps_exit_1(ws):

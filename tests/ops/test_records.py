@@ -67,3 +67,29 @@ def test_steps_of_a_plan_carry_the_migration_as_parent(mobius, ops_ws: Path) -> 
     assert all(op["status"] == "completed" and op["ref"] for op in children)
     db_step = next(s for s in migration["steps"] if s["name"] == "db.migrate")
     assert next(op for op in children if op["type"] == "db.migrate")["ref"] == db_step["undo"]["run_id"]
+
+
+def test_records_call_takes_its_type_status_and_bound_from_the_call(tmp_path: Path) -> None:
+    """A type named by an argument, a failure returned (not raised) recorded `failed`, lists kept whole."""
+    from mobius.config import load_workspace
+    from mobius.records import RecordStore, records_call
+
+    @records_call(lambda args: args["kind"], status=lambda out: "completed" if out["ok"] else "failed", bound=None)
+    def check(ws, kind: str, n: int) -> dict:  # noqa: ANN001
+        return {"ok": n < 150, "items": list(range(n))}
+
+    @records_call("short")
+    def short(ws, n: int) -> list[int]:  # noqa: ANN001
+        return list(range(n))
+
+    ws = load_workspace(tmp_path)
+    check(ws, "demo.check", 10)
+    check(ws, "demo.check", 200)
+    short(ws, 200)
+    with RecordStore.of(ws) as store:
+        failed, passed = store.list(type="demo.check")
+        kept = store.list(type="short")[0]
+    assert (failed.status, passed.status) == ("failed", "completed") and failed.params == {"kind": "demo.check",
+                                                                                           "n": 200}
+    assert failed.result["items"] == list(range(200))
+    assert kept.result[:100] == list(range(100)) and kept.result[100:] == ["... 100 more"]

@@ -293,7 +293,7 @@ def export_backup(ws: Workspace, snapshot: str, out: Path, *, progress: Progress
         return export_snapshot(repo, snapshot, out, progress=progress)
 
 
-@records_call("backup.prune")
+@records_call("backup.prune", skip=lambda args: args["dry_run"])  # a dry run is no operation
 def prune_backups(ws: Workspace, policy: RetentionPolicy, *, dry_run: bool = False,
                   progress: Progress | None = None) -> PruneResult:
     """Forget the snapshots `policy` does not keep and remove the content no remaining snapshot needs."""

@@ -110,7 +110,8 @@ def prune_repository(repo: Repository, policy: RetentionPolicy, *, dry_run: bool
     progress = progress or NoProgress()
     started = time.monotonic()
     result = PruneResult(repository=repo.root, policy=policy.to_dict(), dry_run=dry_run)
-    with repo.lock(exclusive=True, what=f"a backup into {repo.root}"):
+    # a dry run only reads: the shared lock (no pid written) keeps a prune or backup from changing what it reads
+    with repo.lock(exclusive=not dry_run, what=f"a backup into {repo.root}"):
         headers = list(reversed(repo.headers()))
         protected = catalog.protected_names(repo.root) if repo.root.is_dir() else set()
         keep = policy.kept(headers) | {h.id for h in headers if h.id in protected}

@@ -219,7 +219,7 @@ class RemoteRepository:
         the next prune removes). Under the exclusive lock: no create, verify or restore runs meanwhile."""
         policy.check()
         started = time.monotonic()
-        with self.lock(exclusive=True, what="prune"):
+        with self.lock(exclusive=not dry_run, what="prune"):  # a dry run only reads
             cache = self.sync()
             headers = list(reversed(cache.headers()))
             keep = policy.kept(headers) | {h.id for h in headers if h.id in protected}

@@ -152,21 +152,30 @@ def _env_workspace(env: str | None):  # noqa: ANN202
 def deploy_command(dry_run: bool = DRY_RUN,
                    no_backup: bool = typer.Option(False, "--no-backup", help="Skip the backup (recorded)."),
                    force: bool = typer.Option(False, "--force", help="Deploy despite failed preflight checks."),
-                   env: str = typer.Option(None, "--env", help="Environment (same as the global --env).")) -> None:
+                   env: str = typer.Option(None, "--env", help="Environment (same as the global --env)."),
+                   resume: str = typer.Option(None, "--resume", help="Continue a killed deploy (its id, or latest) "
+                                              "from its record, as `mobius migrate resume ID`.")) -> None:
     """Preflight, backup, migrations (rehearsed first), pipeline self-test, release record, restart, health gate.
 
-    Exit 4 when the service does not become ready in time.
+    Exit 4 when the service does not become ready in time. A killed deploy continues with `--resume ID`
+    (finished phases are not redone) or is undone with `mobius migrate rollback ID`.
 
     Example: mobius deploy --env production
     Needs first: mobius env new production --copy
     """
     from mobius.ops.commands import deploy
 
-    ws = _env_workspace(env)
-    result = deploy(ws, dry_run=dry_run, backup=not no_backup, force=force, say=say, progress=current.progress())
+    if resume is not None and (dry_run or no_backup or force):
+        from mobius.errors import InputError
+
+        raise InputError("--resume continues a deploy with the options it was started with",
+                         hint=f"drop --dry-run, --no-backup and --force: mobius deploy --resume {resume}")
+    ws = _env_workspace(env) if resume is None or env is not None or current.env_name else current.workspace()
+    result = deploy(ws, dry_run=dry_run, backup=not no_backup, force=force, resume=resume, say=say,
+                    progress=current.progress())
     gate = "passed" if result.health is not None else "not configured (MOBIUS_SERVICE_URL)"
     tail = ("dry run: nothing was changed" if dry_run else
-            f"deployed release {result.release} to {ws.environment}; health gate {gate}")
+            f"deployed release {result.release} to {result.env}; health gate {gate}")
     emit(result.__dict__, tail)
 
 

@@ -24,6 +24,7 @@ from mobius.envs.places import check_layout
 from mobius.envs.validate import check_codecs, check_database, check_free_disk
 from mobius.errors import VerificationError
 from mobius.phases import DESCRIBED, NOT_CONFIGURED, REHEARSED, SKIPPED, Described, Phases
+from mobius.records import parent_scope
 from mobius.results import Report, Verdict, failed, passed, to_jsonable
 
 if TYPE_CHECKING:
@@ -71,7 +72,8 @@ def settings_digest(ws: Workspace) -> str:
 
 
 def dry_run_deploy(ws: Workspace, *, backup: bool, say: Callable[[str], None], progress: Any) -> DeployResult:
-    """What a deploy would do, each phase rehearsed or described; nothing changes."""
+    """What a deploy would do, each phase rehearsed or described; nothing changes, not even the record store
+    (a dry run is not an operation: `mobius history` lists what changed something)."""
     from mobius.render.pipeline import pipeline_test
     from mobius.render.spec import list_specs
 
@@ -91,7 +93,8 @@ def dry_run_deploy(ws: Workspace, *, backup: bool, say: Callable[[str], None], p
                else "--no-backup")
     steps.note("migrations", DESCRIBED, ", ".join(pending) or "none pending")
     if specs:
-        test = pipeline_test(ws, progress=progress)
+        with parent_scope(""):  # a rehearsal, not an operation: a dry run writes no record
+            test = pipeline_test(ws, progress=progress)
         steps.note("pipeline test", REHEARSED, f"{len(test.games)} game(s): "
                    + ("passed" if test.passed else "; ".join(test.failures()[:3])))
     else:

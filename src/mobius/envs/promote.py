@@ -24,6 +24,7 @@ from mobius.envs.places import check_promote_places
 from mobius.envs.validate import validate_environment
 from mobius.errors import InputError, MobiusError
 from mobius.phases import DESCRIBED, REHEARSED, SKIPPED, Described, Phases
+from mobius.records import parent_scope
 from mobius.results import Report, skipped, to_jsonable
 from mobius.safety.atomic import TEMP_PREFIX, atomic_write_text
 from mobius.safety.diskspace import human_bytes
@@ -61,14 +62,16 @@ class PromoteResult:
     restored: dict[str, Any] | None = None
 
 
-def sync_workspace(source: Workspace, target: Workspace) -> Workspace:
+def sync_workspace(source: Workspace, target: Workspace, *, create: bool = True) -> Workspace:
     """A private workspace whose library is the source's: the media migration journals the sync in it.
 
     Its root is state/envs/sync-A-to-B, so the journal (and the setting the migration switches at the
-    end) belong to this promote path and never touch a real environment's settings.
+    end) belong to this promote path and never touch a real environment's settings. `create=False` (a dry
+    run) only names it: a first promote's dry run leaves no folder behind.
     """
     root = target.state / "envs" / f"sync-{source.environment}-to-{target.environment}"
-    root.mkdir(parents=True, exist_ok=True)
+    if create:
+        root.mkdir(parents=True, exist_ok=True)
     settings = Settings.read({"library_dir": source.library, "backup_dir": str(target.backups),
                               "s3_endpoint_url": source.settings.s3_endpoint_url})
     return Workspace(root=root, settings=settings)
@@ -164,10 +167,12 @@ def prepare_promote(root: Path, source_name: str, target_name: str, *, dry_run: 
         raise InputError("--from and --to name the same environment")
     source, target = load_environment(root, source_name), load_environment(root, target_name)
     check_promote_places(source, target)
-    _clear_interrupted_sync(Path(target.library), say)
-    sync_ws = sync_workspace(source, target)
+    if not dry_run:  # a dry run changes nothing: the real run finishes an interrupted swap first
+        _clear_interrupted_sync(Path(target.library), say)
+    sync_ws = sync_workspace(source, target, create=not dry_run)
     result = PromoteResult(source_name, target_name, dry_run)
-    result.plan = make_plan(root, source, target, sync_ws)
+    with parent_scope(""):  # a dry run's rehearsals (the sync's media migrate) are not operations
+        result.plan = make_plan(root, source, target, sync_ws)
     for line in plan_lines(result.plan):
         say(line)
     if dry_run:

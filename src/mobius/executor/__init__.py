@@ -17,14 +17,13 @@ import contextlib
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from types import SimpleNamespace
-from typing import Any
 
 from mobius.config import Workspace, mask_text
 from mobius.executor.base import DEFAULT_RETRIES, Executor, Item, ItemOutcome, Run, TaskFunction, portable_workspace
 from mobius.executor.batching import DEFAULT_BATCH, batches, hash_batch
 from mobius.log import get_logger
 from mobius.progress import NoProgress, Progress
+from mobius.records import keep_partial_result, records_call
 
 KINDS = ("local", "dask")
 
@@ -75,44 +74,38 @@ def run_items(ws: Workspace, what: str, fn: TaskFunction, items: Sequence[Item],
     `sweep`. A top-level run is recorded as an operation (`what`, which items finished, which failed);
     inside an outer operation (a migration step) the outer one owns the evidence and nothing is added.
     """
+    executor.ensure_reachable([Path(f) for f in dict.fromkeys(reach) if Path(f).is_dir()])
+    return _recorded_run(ws, what, fn, items, executor=executor, sweep=sweep, retries=retries,
+                         progress=progress or NoProgress())
+
+
+@records_call(lambda args: args["what"], nested=False, bound=None,
+              params=lambda args: {"items": [i.key for i in args["items"]], "executor": args["executor"].name},
+              result=lambda run: run.summary(), status=lambda run: "failed" if run.failed else "completed")
+def _recorded_run(ws: Workspace, what: str, fn: TaskFunction, items: Sequence[Item], *, executor: Executor,
+                  sweep: Iterable[Path], retries: int, progress: Progress) -> Run:
+    """The run itself, as one operation: interrupted, its record still names the items that finished."""
     from mobius.safety.leftovers import sweep as sweep_leftovers
 
-    progress = progress or NoProgress()
     log = get_logger()
-    executor.ensure_reachable([Path(f) for f in dict.fromkeys(reach) if Path(f).is_dir()])
     run = Run(what, executor.name)
     order = {item.key: n for n, item in enumerate(items)}
     started = time.monotonic()
-    with _record(ws, what, {"items": [i.key for i in items], "executor": executor.name}) as record:
-        progress.start(what, total=len(items), unit="items")
-        try:
-            for outcome in executor.results(fn, portable_workspace(ws), items, retries=retries):
-                outcome.error = mask_text(outcome.error) if outcome.error else None
-                run.outcomes.append(outcome)
-                log.info("executor.item", what=what, item=outcome.key, ok=outcome.ok, error=outcome.error,
-                         attempts=outcome.attempts, seconds=round(outcome.seconds, 3), worker=outcome.worker)
-                progress.advance()
-        except BaseException:
-            executor.cancel()
-            record.result = run.summary()
-            raise
-        finally:
-            progress.finish()
-            sweep_leftovers([Path(f) for f in sweep])
-        run.outcomes.sort(key=lambda o: order[o.key])
-        run.seconds = time.monotonic() - started
-        record.result = run.summary()
-        record.status = "completed" if not run.failed else "failed"
+    progress.start(what, total=len(items), unit="items")
+    try:
+        for outcome in executor.results(fn, portable_workspace(ws), items, retries=retries):
+            outcome.error = mask_text(outcome.error) if outcome.error else None
+            run.outcomes.append(outcome)
+            log.info("executor.item", what=what, item=outcome.key, ok=outcome.ok, error=outcome.error,
+                     attempts=outcome.attempts, seconds=round(outcome.seconds, 3), worker=outcome.worker)
+            progress.advance()
+    except BaseException:
+        executor.cancel()
+        keep_partial_result(run.summary())
+        raise
+    finally:
+        progress.finish()
+        sweep_leftovers([Path(f) for f in sweep])
+    run.outcomes.sort(key=lambda o: order[o.key])
+    run.seconds = time.monotonic() - started
     return run
-
-
-@contextlib.contextmanager
-def _record(ws: Workspace, what: str, params: dict[str, object]) -> Iterator[Any]:
-    """`records.recorded` at top level; a throwaway handle inside an operation already being recorded."""
-    from mobius.records import enclosing_operation, recorded
-
-    if enclosing_operation() is None:
-        with recorded(ws, what, params) as handle:
-            yield handle
-    else:
-        yield SimpleNamespace(result=None, status="completed")

@@ -17,19 +17,38 @@ from mobius.envs.deploy import DeployResult, dry_run_deploy
 from mobius.envs.places import check_layout
 from mobius.envs.promote import PromoteResult, prepare_promote
 from mobius.envs.rollback import RollbackResult, prepare_rollback
+from mobius.errors import InputError
 from mobius.ops.orchestrator import Orchestrator, Outcome
 from mobius.phases import Described, Phases
 from mobius.results import to_jsonable
 
 
-def _run(ws: Workspace, say: Callable[[str], None], progress: Any, *args: Any, **kwargs: Any) -> tuple[Outcome, Any]:
+def _run(ws: Workspace, say: Callable[[str], None], progress: Any,
+         drive: Callable[[Orchestrator], Outcome]) -> tuple[Outcome, Any, Workspace]:
+    """Drive the runner (a new command, or a resume); the outcome, its preflight step and the workspace it ran
+    in (a resume runs in the environment its record names)."""
     runner = Orchestrator(ws, say=say, progress=progress)
     try:
-        outcome = runner.run_command(*args, **kwargs)
+        outcome = drive(runner)
         preflight = next((s for s in runner.store.get(outcome.id).steps if s.idx == 0), None)
+        ran_in = runner.ws
     finally:
         runner.close()
-    return outcome, preflight
+    return outcome, preflight, ran_in
+
+
+def _recorded_deploy(runner: Orchestrator, op_id: str, env: str | None) -> str:
+    """The id of the deploy `op_id` names (`latest`: the newest deploy); any other operation is refused."""
+    op_id = runner.store.resolve(op_id, type=releases.DEPLOY)
+    op = runner.store.get(op_id)
+    if op is None or op.type != releases.DEPLOY:
+        raise InputError(f"{op_id} is not a deploy" + (f" (it is {op.type})" if op else " in this workspace"),
+                         hint="see mobius history --type env.deploy; other operations resume with "
+                              "`mobius migrate resume ID`")
+    if env is not None and op.params.get("env") != env:
+        raise InputError(f"deploy {op_id} ran in {op.params.get('env')!r}, not {env!r}",
+                         hint=f"mobius deploy --resume {op_id} (it resumes in its own environment)")
+    return op_id
 
 
 def _handle(outcome: Outcome) -> dict[str, Any]:
@@ -37,13 +56,23 @@ def _handle(outcome: Outcome) -> dict[str, Any]:
 
 
 def deploy(ws: Workspace, *, dry_run: bool = False, backup: bool = True, force: bool = False,
-           say: Callable[[str], None] = lambda line: None, progress: Any = None) -> DeployResult:
-    """`mobius deploy`. A failed phase leaves the record `failed` with its backup, as `mobius rollback` expects."""
+           resume: str | None = None, say: Callable[[str], None] = lambda line: None,
+           progress: Any = None) -> DeployResult:
+    """`mobius deploy`. A failed phase leaves the record `failed` with its backup, as `mobius rollback` expects.
+
+    `resume=ID` continues a killed deploy from its record (its own options, its own environment), exactly as
+    `mobius migrate resume ID` does."""
     if dry_run:
         return dry_run_deploy(ws, backup=backup, say=say, progress=progress)
-    check_layout(ws)
-    outcome, preflight = _run(ws, say, progress, releases.DEPLOY, "env.deploy", {"force": force, "backup": backup},
-                              {"backup": backup}, on_failure="stop", force=force)
+    if resume is not None:
+        named = ws.environment
+        outcome, preflight, ws = _run(ws, say, progress, lambda runner: runner.resume(
+            _recorded_deploy(runner, resume, named)))
+    else:
+        check_layout(ws)
+        outcome, preflight, ws = _run(ws, say, progress, lambda runner: runner.run_command(
+            releases.DEPLOY, "env.deploy", {"force": force, "backup": backup}, {"backup": backup},
+            on_failure="stop", force=force))
     handle = _handle(outcome)
     result = DeployResult(ws.environment, False, release=outcome.id, backup=handle.get("backup"))
     result.preflight = {"checks": to_jsonable(preflight.evidence.get("checks", [])) if preflight else []}
@@ -61,8 +90,9 @@ def promote(root: Path, source: str, target: str, *, dry_run: bool = False,
     result = prepare_promote(root, source, target, dry_run=dry_run, confirm=confirm, say=say)
     if dry_run:
         return result
-    outcome, _ = _run(load_workspace(root), say, progress, "env.promote", "env.promote", {"from": source, "to": target},
-                      {"from": source, "to": target, "plan": result.plan}, on_interrupt="rollback")
+    outcome, _, _ = _run(load_workspace(root), say, progress, lambda runner: runner.run_command(
+        "env.promote", "env.promote", {"from": source, "to": target}, {"from": source, "to": target,
+                                                                       "plan": result.plan}, on_interrupt="rollback"))
     handle = _handle(outcome)
     result.operation, result.backup = outcome.id, handle.get("backup")
     result.steps = Phases(Described(), handle).lines()
@@ -74,8 +104,9 @@ def rollback(ws: Workspace, *, to: str | None = None, archive: str | None = None
              progress: Any = None) -> RollbackResult:
     """`mobius rollback`. A failure leaves the record `failed` and says what state is left (exit 2)."""
     path = prepare_rollback(ws, to=to, archive=archive, confirm=confirm)
-    outcome, _ = _run(ws, say, progress, releases.ROLLBACK, "env.rollback", {"archive": str(path)},
-                      {"archive": str(path), "to": to}, on_failure="stop")
+    outcome, _, _ = _run(ws, say, progress, lambda runner: runner.run_command(
+        releases.ROLLBACK, "env.rollback", {"archive": str(path)}, {"archive": str(path), "to": to},
+        on_failure="stop"))
     handle = _handle(outcome)
     result = RollbackResult(ws.environment, str(path), operation=outcome.id,
                             pre_rollback_backup=handle.get("pre_rollback_backup"))

@@ -35,11 +35,6 @@ class EnvironmentRollback:
     steps: list[dict[str, Any]] = field(default_factory=list)
 
 
-# The old name, for ops/commands.py only until the branch working there switches to EnvironmentRollback
-# (it is out of this change's files); remove it then. An alias, not a second class.
-RollbackResult = EnvironmentRollback
-
-
 def choose_archive(ws: Workspace, *, to: str | None = None, archive: str | None = None) -> Path:
     from mobius.backup import resolve_archive
 

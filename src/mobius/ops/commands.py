@@ -16,15 +16,15 @@ from mobius.envs import releases
 from mobius.envs.deploy import DeployResult, dry_run_deploy
 from mobius.envs.places import check_layout
 from mobius.envs.promote import PromoteResult, prepare_promote
-from mobius.envs.rollback import RollbackResult, prepare_rollback
+from mobius.envs.rollback import EnvironmentRollback, prepare_rollback
 from mobius.errors import InputError
-from mobius.ops.orchestrator import Orchestrator, Outcome
+from mobius.ops.orchestrator import Orchestrator, RunOutcome
 from mobius.phases import Described, Phases
 from mobius.results import to_jsonable
 
 
 def _run(ws: Workspace, say: Callable[[str], None], progress: Any,
-         drive: Callable[[Orchestrator], Outcome]) -> tuple[Outcome, Any, Workspace]:
+         drive: Callable[[Orchestrator], RunOutcome]) -> tuple[RunOutcome, Any, Workspace]:
     """Drive the runner (a new command, or a resume); the outcome, its preflight step and the workspace it ran
     in (a resume runs in the environment its record names)."""
     runner = Orchestrator(ws, say=say, progress=progress)
@@ -51,7 +51,7 @@ def _recorded_deploy(runner: Orchestrator, op_id: str, env: str | None) -> str:
     return op_id
 
 
-def _handle(outcome: Outcome) -> dict[str, Any]:
+def _handle(outcome: RunOutcome) -> dict[str, Any]:
     return next((s["undo"] for s in outcome.steps if s["idx"] == 1), None) or {}
 
 
@@ -101,14 +101,14 @@ def promote(root: Path, source: str, target: str, *, dry_run: bool = False,
 
 def rollback(ws: Workspace, *, to: str | None = None, archive: str | None = None,
              confirm: Callable[[str], bool] | None = None, say: Callable[[str], None] = lambda line: None,
-             progress: Any = None) -> RollbackResult:
+             progress: Any = None) -> EnvironmentRollback:
     """`mobius rollback`. A failure leaves the record `failed` and says what state is left (exit 2)."""
     path = prepare_rollback(ws, to=to, archive=archive, confirm=confirm)
     outcome, _, _ = _run(ws, say, progress, lambda runner: runner.run_command(
         releases.ROLLBACK, "env.rollback", {"archive": str(path)}, {"archive": str(path), "to": to},
         on_failure="stop"))
     handle = _handle(outcome)
-    result = RollbackResult(ws.environment, str(path), operation=outcome.id,
+    result = EnvironmentRollback(ws.environment, str(path), operation=outcome.id,
                             pre_rollback_backup=handle.get("pre_rollback_backup"))
     result.steps = Phases(Described(), handle).lines()
     releases.protect_rollback_backup(ws)

@@ -66,11 +66,6 @@ class RunOutcome:
     seconds: float = 0.0
 
 
-# The old name, for ops/commands.py only until the branch working there switches to RunOutcome
-# (it is out of this change's files); remove it then. It is an alias, not a second class.
-Outcome = RunOutcome
-
-
 class Orchestrator:
     def __init__(self, ws: Workspace, *, say: Callable[[str], None] = lambda line: None, yes: bool = True,
                  workers: int | None = None, progress: Any = None):

@@ -144,11 +144,7 @@ def run_deploy(ctx: StepContext, *, force: bool, backup: bool) -> dict[str, Any]
         steps.note("preflight", "passed", "every check passed")
     if backup:
         def take() -> tuple[str, Any]:
-            snapshot = state.snapshot(ws)
-            archive = state.take_backup(ws, ctx.progress)
-            handle.update(backup=str(archive.path), snapshot=snapshot,
-                          has_database="database/mobius.dump" in archive.extras)
-            handle["result"]["backup"] = str(archive.path)
+            archive = state.back_up_into(ws, handle, "backup", ctx.progress)
             return f"{archive.path.name} verified (sha256 {archive.sha256[:16]}...)", str(archive.path)
 
         steps.run("backup", take)

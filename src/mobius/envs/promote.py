@@ -217,8 +217,10 @@ def run_promote(ctx: StepContext, source_name: str, target_name: str) -> dict[st
     before = steps.run("snapshot", lambda: ("library, database rows, settings digest", state.snapshot(target)))
 
     def backup() -> tuple[str, Any]:
+        from mobius.backup import DATABASE_MEMBER
+
         archive = state.take_backup(target, ctx.progress)
-        handle.update(backup=str(archive.path), snapshot=before, has_database="database/mobius.dump" in archive.extras)
+        handle.update(backup=str(archive.path), snapshot=before, has_database=DATABASE_MEMBER in archive.extras)
         return f"{archive.path.name} verified (sha256 {archive.sha256[:16]}...)", str(archive.path)
 
     steps.run("backup", backup)

@@ -76,11 +76,7 @@ def run_rollback(ctx: StepContext, archive: str) -> dict[str, Any]:
         has_database = steps.run("verify archive", verify)
 
         def backup_current() -> tuple[str, Any]:
-            snapshot = state.snapshot(ws)
-            current = state.take_backup(ws, ctx.progress)
-            handle.update(pre_rollback_backup=str(current.path), snapshot=snapshot,
-                          has_database="database/mobius.dump" in current.extras)
-            handle["result"]["pre_rollback_backup"] = str(current.path)
+            current = state.back_up_into(ws, handle, "pre_rollback_backup", ctx.progress)
             return f"{current.path.name} verified", str(current.path)
 
         steps.run("backup current", backup_current)

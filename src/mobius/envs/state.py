@@ -101,6 +101,18 @@ def take_backup(ws: Workspace, progress: Any = None) -> Any:
     return create_backup(ws, progress=progress)
 
 
+def back_up_into(ws: Workspace, handle: dict[str, Any], key: str, progress: Any = None) -> Any:
+    """A verified backup and the state it must restore to, kept in a step's undo handle under `key`
+    (and its result) before anything changes: a rollback after kill -9 needs nothing else."""
+    from mobius.backup import DATABASE_MEMBER
+
+    before = snapshot(ws)
+    archive = take_backup(ws, progress)
+    handle.update({key: str(archive.path), "snapshot": before, "has_database": DATABASE_MEMBER in archive.extras})
+    handle["result"][key] = str(archive.path)
+    return archive
+
+
 def restore_settings(ws: Workspace, archive: Path) -> None:
     """Put the environment file back byte for byte from the archive's settings member."""
     from mobius.backup import extract_member

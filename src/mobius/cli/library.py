@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from mobius.cli.context import current
-from mobius.cli.options import WORKERS, changes
+from mobius.cli.options import EXECUTOR, WORKERS, changes
 from mobius.cli.output import emit, say
 from mobius.results import to_jsonable
 
@@ -28,7 +28,7 @@ def _fingerprint():  # noqa: ANN202
 @library_app.command("hash")
 @changes
 def hash_command(mode: str = typer.Option("exact", "--mode", help="exact (ImageHash's dhash) or fast (JPEG draft)."),
-                 workers: int = WORKERS, variants: bool = VARIANTS) -> None:
+                 workers: int = WORKERS, variants: bool = VARIANTS, executor: str = EXECUTOR) -> None:
     """Hash new and changed images of the library (incremental; failures are recorded with their reason).
 
     Example: mobius library hash --mode exact --workers 2
@@ -38,7 +38,7 @@ def hash_command(mode: str = typer.Option("exact", "--mode", help="exact (ImageH
 
         raise InputError(f"--mode {mode!r} is not exact or fast", hint="for other versions use library rehash --to")
     report = _fingerprint().hash_library(current.workspace(), mode=mode, workers=workers, variants=variants,
-                                         progress=current.progress())
+                                         progress=current.progress(), executor=executor)
     lines = [f"hashed   {report.hashed} of {report.images} images with {report.algorithm} "
              f"({report.unchanged} unchanged, {report.removed} removed) in {report.seconds:.2f} s",
              f"failed   {report.failed}", f"active   {report.active}"]
@@ -108,7 +108,7 @@ def similar_command(image: Path = typer.Argument(..., help="The image to look fo
 def rehash_command(to: str = typer.Option(None, "--to", help="Version to migrate to: exact, fast or an id."),
                    rollback: bool = typer.Option(False, "--rollback", help="Switch back to the previous version."),
                    no_switch: bool = typer.Option(False, "--no-switch", help="Compute and compare only."),
-                   distance: int = DISTANCE, workers: int = WORKERS) -> None:
+                   distance: int = DISTANCE, workers: int = WORKERS, executor: str = EXECUTOR) -> None:
     """Migrate the hash version: compute beside the old one, compare, switch atomically; --rollback undoes it.
 
     Example: mobius library rehash --to fast
@@ -125,7 +125,7 @@ def rehash_command(to: str = typer.Option(None, "--to", help="Version to migrate
         emit(switch, f"active   {switch.new} (was {switch.old}); nothing recomputed")
         return
     result = _fingerprint().rehash(ws, to, workers=workers, distance=distance, switch=not no_switch,
-                                   progress=current.progress())
+                                   progress=current.progress(), executor=executor)
     c = result.comparison
     say(f"computed {result.hash.hashed} new hashes ({result.hash.unchanged} already there)")
     lines = [f"compared {c.images} images {c.old} -> {c.new}: {c.identical} identical, "

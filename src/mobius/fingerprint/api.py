@@ -6,7 +6,6 @@ import os
 import time
 from collections import Counter
 from collections.abc import Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +13,10 @@ import numpy as np
 
 from mobius.config import Workspace
 from mobius.errors import InputError, VerificationError
+from mobius.executor import Item, Outcome, open_executor, run_items
+from mobius.executor.batching import batches
 from mobius.fingerprint import store
-from mobius.fingerprint.algorithm import EXACT, Algorithm, dhash_image, hash_batch, require_computable, to_hex
+from mobius.fingerprint.algorithm import EXACT, Algorithm, dhash_image, hash_task, require_computable, to_hex
 from mobius.fingerprint.results import (
     DuplicateGroup,
     DuplicateGroups,
@@ -75,11 +76,14 @@ def _changed(ws_root: Path, conn: Any, algorithm: str, entries: list[Any], varia
 
 @records_call("library.hash")
 def hash_library(ws: Workspace, *, mode: str = "exact", workers: int | None = None, variants: bool = False,
-                 progress: Progress | None = None, activate: bool = True) -> HashReport:
+                 progress: Progress | None = None, activate: bool = True, executor: str | None = None) -> HashReport:
     """Hash every new or changed image in the library; failures are recorded with their reason, never raised.
 
-    Each batch commits, so a killed run resumes where it stopped. The first version hashed becomes
-    the active one (later runs of another version leave the active one alone: see `rehash`).
+    The batches run on `executor` ("local" or "dask"; default MOBIUS_EXECUTOR), which gives the same
+    hashes either way. Each batch commits as it arrives, so a killed run resumes where it stopped. The
+    first version hashed becomes the active one (later runs of another version leave the active one
+    alone: see `rehash`). A batch that crashed on every try raises (exit 2, naming it) after the others
+    are saved, and nothing is activated.
     """
     algorithm = Algorithm.parse(mode)
     require_computable(algorithm)
@@ -97,16 +101,21 @@ def hash_library(ws: Workspace, *, mode: str = "exact", workers: int | None = No
         log.info("fingerprint.hash.start", algorithm=algorithm.id, images=len(entries), todo=len(todo),
                  workers=workers)
         progress.start(f"hash {algorithm.mode}", total=len(todo), unit="images")
-        batches = [todo[i:i + BATCH] for i in range(0, len(todo), BATCH)]
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            pending: set[Future] = set()
-            for batch in batches:
-                pending.add(pool.submit(hash_batch, batch, algorithm.id, variants))
-                if len(pending) >= workers * 2:
-                    done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                    _record(conn, algorithm.id, done, report, progress)
-            _record(conn, algorithm.id, pending, report, progress)
+        items = [Item(f"hash-{n}", (batch, algorithm.id, variants)) for n, batch in enumerate(batches(todo, BATCH))]
+
+        def save(outcome: Outcome) -> None:
+            if outcome.ok:
+                store.save(conn, algorithm.id, outcome.value)
+                report.hashed += sum(1 for r in outcome.value if r.hash is not None)
+                progress.advance(len(outcome.value))
+
+        kind = executor or ws.settings.executor
+        # Threads on this machine (Pillow releases the GIL while it decodes and resizes, so they match
+        # processes without their start-up and pickling); worker processes on a Dask cluster.
+        with open_executor(ws, kind, cpu_bound=kind != "local", workers=workers) as chosen:
+            run = run_items(ws, "library.hash", hash_task, items, executor=chosen, on_outcome=save)
         progress.finish()
+        run.raise_if_failed()
         if activate and active is None and report.hashed:
             store.activate(conn, algorithm.id, expected=None)
             report.active = algorithm.id
@@ -115,14 +124,6 @@ def hash_library(ws: Workspace, *, mode: str = "exact", workers: int | None = No
     report.seconds = round(time.perf_counter() - started, 3)
     log.info("fingerprint.hash.done", **{k: v for k, v in to_jsonable(report).items() if k != "failures"})
     return report
-
-
-def _record(conn: Any, algorithm: str, done: set[Future], report: HashReport, progress: Progress) -> None:
-    for future in done:
-        results = future.result()
-        store.save(conn, algorithm, results)
-        report.hashed += sum(1 for r in results if r.hash is not None)
-        progress.advance(len(results))
 
 
 def _active(conn: Any) -> str:
@@ -241,7 +242,7 @@ def _group_changes(old: np.ndarray, new: np.ndarray) -> int:
 
 @records_call("library.rehash")
 def rehash(ws: Workspace, to: str, *, workers: int | None = None, distance: int = DEFAULT_DISTANCE,
-           switch: bool = True, progress: Progress | None = None) -> Rehash:
+           switch: bool = True, progress: Progress | None = None, executor: str | None = None) -> Rehash:
     """The "deploy dhash" migration: compute `to` beside the active version (resumable), compare, switch.
 
     The switch is one transaction and happens only when the new version covers every image the
@@ -253,7 +254,7 @@ def rehash(ws: Workspace, to: str, *, workers: int | None = None, distance: int 
         old = _active(conn)
     if target.id == old:
         raise InputError(f"{old} is already the active hash version", hint="name another version with --to")
-    report = hash_library(ws, mode=target.id, workers=workers, progress=progress, activate=False)
+    report = hash_library(ws, mode=target.id, workers=workers, progress=progress, activate=False, executor=executor)
     comparison = compare_versions(ws, old, target.id, distance=distance)
     result = Rehash(old, target.id, report, comparison)
     if comparison.only_old:

@@ -152,7 +152,10 @@ class Report:
 
 
 def to_jsonable(value: Any) -> Any:
-    """Plain JSON types from dataclasses, pydantic models, enums, paths, datetimes, sets and `to_dict` objects."""
+    """Plain JSON types from dataclasses, pydantic models, enums, paths, datetimes, sets and `to_dict` objects.
+
+    A dataclass field is keyed by its name, or by `metadata={"json": KEY}` where the key is not a valid
+    Python name (a field `old` serialized as "from")."""
     if value is None or isinstance(value, bool | int | str):
         return value
     if isinstance(value, float):
@@ -178,8 +181,8 @@ def to_jsonable(value: Any) -> Any:
     if hasattr(value, "model_dump"):
         return to_jsonable(value.model_dump(mode="json"))
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)
-                if not f.name.startswith("_")}
+        return {f.metadata.get("json", f.name): to_jsonable(getattr(value, f.name))
+                for f in dataclasses.fields(value) if not f.name.startswith("_")}
     return str(value)
 
 

@@ -91,6 +91,25 @@ def test_a_run_inside_an_operation_adds_no_record_of_its_own(ws):
     assert [op.type for op in RecordStore.of(ws).list()] == ["outer"]
 
 
+def test_on_outcome_sees_each_outcome_as_it_arrives_and_its_error_stops_the_run(ws):
+    CALLS.clear()
+    seen: list[tuple[str, bool]] = []
+    run = run_items(ws, "demo", flaky, [Item(v, v) for v in ("a", "broken", "b")],
+                    executor=LocalExecutor(workers=1, processes=False), retries=0,
+                    on_outcome=lambda o: seen.append((o.key, o.ok)))
+    assert seen == [("a", True), ("broken", False), ("b", True)] and len(run.outcomes) == 3
+
+    def refuse(outcome):  # a caller whose commit fails: the run stops there, the error is the caller's
+        raise RuntimeError(f"cannot save {outcome.key}")
+
+    CALLS.clear()
+    with pytest.raises(RuntimeError, match="cannot save a"):
+        run_items(ws, "demo", flaky, [Item(v, v) for v in ("a", "b")],
+                  executor=LocalExecutor(workers=1, processes=False), on_outcome=refuse)
+    assert CALLS.get("b") is None  # nothing after the failed commit ran
+    assert RecordStore.of(ws).list(type="demo")[0].status == "failed"
+
+
 def test_an_input_error_is_not_retried_and_keeps_exit_1(ws):
     CALLS.clear()
     run = run_items(ws, "demo", flaky, [Item("bad-input", "bad-input"), Item("a", "a")],

@@ -76,3 +76,32 @@ def test_dupes_html_report_renders_thumbnails_in_chromium(sqlite_library, mobius
     reddish = (pixels[..., 0] > 180) & (pixels[..., 1] < 80) & (pixels[..., 2] < 80)
     bluish = (pixels[..., 2] > 180) & (pixels[..., 0] < 80) & (pixels[..., 1] < 80)
     assert reddish.sum() > 2 * 60 * 60 and bluish.sum() > 2 * 60 * 60  # both thumbnails drawn, side by side
+
+
+@pytest.mark.slow
+def test_hash_on_the_dask_executor_stores_the_local_hashes(sqlite_library, mobius):
+    """Issue 22 item 7: the same stored rows whichever executor hashed (several batches, variants, a failure)."""
+    from images import encode, picture
+    from sqlalchemy import text
+
+    from mobius.config import load_workspace
+    from mobius.fingerprint import store
+
+    lib = sqlite_library.library_path
+    for n in range(70):  # three batches of 32 besides the fixture's images
+        (lib / "many" / f"card {n:02}.png").parent.mkdir(exist_ok=True)
+        (lib / "many" / f"card {n:02}.png").write_bytes(encode(picture(100 + n, (64, 48)), "PNG"))
+    (lib / "many" / "broken.jpg").write_bytes(b"\xff\xd8\xff not a jpeg")
+    ws = str(sqlite_library.root)
+    stored = {}
+    for kind in ("local", "dask"):
+        proc = mobius("-v", "library", "hash", "--variants", "--workers", "2", "--executor", kind, "--json", "-w", ws)
+        assert proc.returncode == 0, proc.stderr
+        assert ("executor.started executor=dask" in proc.stderr) == (kind == "dask")  # really hashed there
+        with store.session(load_workspace(sqlite_library.root)) as conn, conn.begin():
+            stored[kind] = conn.execute(text("SELECT path, algorithm, size_bytes, mtime_ns, sha256, hash, variants, "
+                                             "error FROM image_fingerprints ORDER BY path")).all()
+            conn.execute(text("DELETE FROM image_fingerprints"))
+            conn.execute(text("DELETE FROM fingerprint_active"))
+    assert len(stored["local"]) == 78 and sum(row.error is not None for row in stored["local"]) == 1
+    assert stored["dask"] == stored["local"]

@@ -10,6 +10,7 @@ from images import encode, golden_images, picture
 from mobius import fingerprint
 from mobius.fingerprint import store
 from mobius.fingerprint.algorithm import EXACT, FAST, dhash
+from mobius.results import to_jsonable
 
 
 def test_hash_is_incremental_and_records_failures(library_workspace):
@@ -29,7 +30,7 @@ def test_hash_is_incremental_and_records_failures(library_workspace):
     third = fingerprint.hash_library(ws)
     assert (third.hashed, third.unchanged, third.removed) == (1, 6, 1)
     table = fingerprint.find_duplicates(ws, distance=0)
-    assert table["images"] == 6
+    assert table.images == 6
     with store.session(ws) as conn:
         table = store.load(conn, EXACT.id)
     stored = dict(zip(table.paths, (fingerprint.to_hex(int(h)) for h in table.hashes), strict=True))
@@ -42,43 +43,48 @@ def test_near_duplicates_and_similar(library_workspace):
     fingerprint.hash_library(ws, variants=True)
     shutil.copy(ws.library_path / "cards/card-1.png", ws.library_path / "copy.png")
     fingerprint.hash_library(ws, variants=True)
-    groups = fingerprint.find_duplicates(ws, distance=6)["groups"]
-    paths = sorted(sorted(m["path"] for m in g["members"]) for g in groups)
+    groups = fingerprint.find_duplicates(ws, distance=6).groups
+    paths = sorted(sorted(m.path for m in g.members) for g in groups)
     assert paths == [["boards/board-0.jpg", "scans/board-0 (rescan).jpg"], ["cards/card-1.png", "copy.png"]]
-    copy_group = next(g for g in groups if g["members"][0]["path"] == "cards/card-1.png")
-    assert copy_group["kind"] == "identical" and copy_group["members"][1]["copy_of"] == "cards/card-1.png"
+    copy_group = next(g for g in groups if g.members[0].path == "cards/card-1.png")
+    assert copy_group.kind == "identical" and copy_group.members[1].copy_of == "cards/card-1.png"
     mirrored = ws.root / "mirrored.png"
     mirrored.write_bytes(encode(picture(205).transpose(0), "PNG"))
     plain = fingerprint.find_similar(ws, mirrored, distance=6)
-    assert plain["matches"] == []
+    assert plain.matches == []
     flipped = fingerprint.find_similar(ws, mirrored, distance=6, variants=True)
-    assert [m["path"] for m in flipped["matches"]] == ["cards/card-5.png"] and flipped["matches"][0]["distance"] == 0
+    assert [m.path for m in flipped.matches] == ["cards/card-5.png"] and flipped.matches[0].distance == 0
 
 
 def test_rehash_switches_atomically_and_rollback_recomputes_nothing(library_workspace):
     ws = library_workspace
     fingerprint.hash_library(ws)
     result = fingerprint.rehash(ws, "fast")
-    assert result["switched"] and fingerprint.status(ws)["active"] == FAST.id
-    comparison = result["comparison"]
-    assert comparison["images"] == 7 and sum(comparison["histogram"].values()) == 7
-    assert comparison["group_changes"] >= 0 and comparison["only_old"] == 0
+    assert result.switched and fingerprint.status(ws).active == FAST.id
+    comparison = result.comparison
+    assert comparison.images == 7 and sum(comparison.histogram.values()) == 7
+    assert comparison.group_changes >= 0 and comparison.only_old == 0
     back = fingerprint.rollback(ws)
-    assert back == {"from": FAST.id, "to": EXACT.id, "recomputed": 0}
-    assert fingerprint.status(ws)["active"] == EXACT.id
+    assert to_jsonable(back) == {"from": FAST.id, "to": EXACT.id, "recomputed": 0}  # the JSON keys of old
+    assert fingerprint.status(ws).active == EXACT.id
     again = fingerprint.rehash(ws, "fast", switch=False)  # resumable: everything is already computed
-    assert again["hash"]["hashed"] == 0 and not again["switched"]
-    assert fingerprint.status(ws)["active"] == EXACT.id
+    assert again.hash.hashed == 0 and not again.switched
+    assert fingerprint.status(ws).active == EXACT.id
+    assert set(to_jsonable(again)) == {"from", "to", "hash", "comparison", "switched"}
 
 
 def test_metrics_give_hash_p95_and_failure_rate(library_workspace):
     ws = library_workspace
-    assert fingerprint.metrics(ws)["algorithm"] is None
+    assert fingerprint.metrics(ws).algorithm is None
     (ws.library_path / "broken.jpg").write_bytes(b"\xff\xd8\xff garbage")
     fingerprint.hash_library(ws)
     m = fingerprint.metrics(ws)
-    assert (m["images"], m["hashed"], m["failed"]) == (8, 7, 1)
-    assert m["failure_rate"] == round(1 / 8, 6) and 0 < m["hash_p50_ms"] <= m["hash_p95_ms"]
+    assert (m.images, m.hashed, m.failed) == (8, 7, 1)
+    assert m.failure_rate == round(1 / 8, 6) and 0 < m.hash_p50_ms <= m.hash_p95_ms
+    from mobius.api import metrics  # /metrics/dhash serves the same numbers under the same keys
+
+    served = metrics.render(ws, only="dhash").decode()
+    assert "mobius_dhash_failure_rate 0.125" in served and "mobius_dhash_images 8.0" in served
 
 
 def test_a_library_of_only_failures_has_no_groups_and_full_failure_rate(library_workspace):
@@ -87,5 +93,5 @@ def test_a_library_of_only_failures_has_no_groups_and_full_failure_rate(library_
         path.write_bytes(b"GIF89a broken")
     report = fingerprint.hash_library(ws)
     assert (report.hashed, report.failed, report.active) == (0, 7, None)
-    assert fingerprint.metrics(ws)["algorithm"] is None  # nothing active yet
-    assert fingerprint.metrics(ws, EXACT.id)["failure_rate"] == 1.0
+    assert fingerprint.metrics(ws).algorithm is None  # nothing active yet
+    assert fingerprint.metrics(ws, EXACT.id).failure_rate == 1.0

@@ -77,7 +77,7 @@ def test_manifest_and_verify_on_the_dask_executor_equal_the_local_ones(mobius, m
     assert manifests["local"].read_text().count("\n") > 1200
     with open(library / "many" / "card 0007.png", "r+b") as handle:
         handle.write(b"X")
-    proc = mobius("-v", "media", "verify", "--against", str(manifests["local"]), "-w", str(media_ws),
-                  env={"MOBIUS_EXECUTOR": "dask"})
+    proc = mobius("-v", "media", "verify", "--against", str(manifests["local"]), "--executor", "dask",
+                  "-w", str(media_ws))  # the option, where manifest above took the setting
     assert "executor.started executor=dask" in proc.stderr
     assert proc.returncode == 2 and "changed: many/card 0007.png (sha256 differs)" in proc.stderr

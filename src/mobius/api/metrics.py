@@ -32,6 +32,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from mobius.config import Workspace
+from mobius.results import to_jsonable
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 STEP_BUCKETS = (0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0, 14400.0)  # a step: a blink to 4 h
@@ -46,7 +47,7 @@ HTTP_REQUESTS = Counter("mobius_http_requests", "HTTP requests answered, by rout
 HTTP_LATENCY = Histogram("mobius_http_request_duration_seconds", "Time to answer an HTTP request.",
                          ["route"], buckets=LATENCY_BUCKETS)
 
-MetricsFunction = Callable[[Workspace], dict[str, float]]
+MetricsFunction = Callable[[Workspace], Any]  # a dict or a result dataclass of numbers, read through to_jsonable
 COLLECTORS: dict[str, MetricsFunction] = {}
 
 
@@ -216,7 +217,7 @@ class WorkspaceCollector(Collector):
         except Exception as exc:  # noqa: BLE001
             _log.warning("metrics collector %s failed: %s", name, type(exc).__name__)
             return
-        for key, value in sorted(values.items()):
+        for key, value in sorted(to_jsonable(values).items()):
             metric = f"mobius_{name}_{key}"
             if _NAME.match(metric) and isinstance(value, int | float):
                 yield GaugeMetricFamily(metric, f"{name}: {key}", value=float(value))

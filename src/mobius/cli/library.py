@@ -7,8 +7,9 @@ from pathlib import Path
 import typer
 
 from mobius.cli.context import current
-from mobius.cli.options import WORKERS, changes
+from mobius.cli.options import EXECUTOR, WORKERS, changes
 from mobius.cli.output import emit, say
+from mobius.results import to_jsonable
 
 library_app = typer.Typer(help="Image fingerprints (dHash): hash the library, find duplicates and similar images, "
                                "migrate the hash version.", no_args_is_help=True)
@@ -27,7 +28,7 @@ def _fingerprint():  # noqa: ANN202
 @library_app.command("hash")
 @changes
 def hash_command(mode: str = typer.Option("exact", "--mode", help="exact (ImageHash's dhash) or fast (JPEG draft)."),
-                 workers: int = WORKERS, variants: bool = VARIANTS) -> None:
+                 workers: int = WORKERS, variants: bool = VARIANTS, executor: str = EXECUTOR) -> None:
     """Hash new and changed images of the library (incremental; failures are recorded with their reason).
 
     Example: mobius library hash --mode exact --workers 2
@@ -37,12 +38,12 @@ def hash_command(mode: str = typer.Option("exact", "--mode", help="exact (ImageH
 
         raise InputError(f"--mode {mode!r} is not exact or fast", hint="for other versions use library rehash --to")
     report = _fingerprint().hash_library(current.workspace(), mode=mode, workers=workers, variants=variants,
-                                         progress=current.progress())
+                                         progress=current.progress(), executor=executor)
     lines = [f"hashed   {report.hashed} of {report.images} images with {report.algorithm} "
              f"({report.unchanged} unchanged, {report.removed} removed) in {report.seconds:.2f} s",
              f"failed   {report.failed}", f"active   {report.active}"]
     lines += [f"  {f['path']}: {f['error']}" for f in report.failures]
-    emit(report.to_dict(), lines)
+    emit(report, lines)
 
 
 @library_app.command("dupes")
@@ -60,22 +61,22 @@ def dupes_command(distance: int = DISTANCE, variants: bool = VARIANTS,
         raise InputError(f"--format {fmt!r} is not table, json or html", hint="e.g. --format html")
     ws = current.workspace()
     result = _fingerprint().find_duplicates(ws, distance=distance, variants=variants)
-    payload = dict(result)
+    payload = to_jsonable(result)
     if fmt == "html":
         from mobius.fingerprint.report import write_report
 
-        payload["report"] = str(write_report(payload, ws.library_path, (out or ws.out / "dupes.html").absolute()))
+        payload["report"] = str(write_report(result, ws.library_path, (out or ws.out / "dupes.html").absolute()))
     if fmt == "json":
         import json
 
         emit(payload, json.dumps(payload, ensure_ascii=False, indent=1).splitlines())
         return
-    lines = [f"{len(payload['groups'])} group(s), {payload['duplicates']} extra copies among {payload['images']} "
-             f"images ({payload['algorithm']}, distance <= {distance})"]
-    for number, group in enumerate(payload["groups"], 1):
-        lines.append(f"group {number} ({group['kind']}):")
-        lines += [f"  {m['hash']}  d={m['distance']:<2} {m['path']}"
-                  + (f"  (same bytes as {m['copy_of']})" if m["copy_of"] else "") for m in group["members"]]
+    lines = [f"{len(result.groups)} group(s), {result.duplicates} extra copies among {result.images} "
+             f"images ({result.algorithm}, distance <= {distance})"]
+    for number, group in enumerate(result.groups, 1):
+        lines.append(f"group {number} ({group.kind}):")
+        lines += [f"  {m.hash}  d={m.distance:<2} {m.path}"
+                  + (f"  (same bytes as {m.copy_of})" if m.copy_of else "") for m in group.members]
     if fmt == "html":
         lines.append(f"report   {payload['report']}")
     emit(payload, lines)
@@ -94,11 +95,11 @@ def similar_command(image: Path = typer.Argument(..., help="The image to look fo
     if fmt == "json":
         import json
 
-        emit(result, json.dumps(result, ensure_ascii=False, indent=1).splitlines())
+        emit(result, json.dumps(to_jsonable(result), ensure_ascii=False, indent=1).splitlines())
         return
-    lines = [f"{result['hash']}  {image}  ({result['algorithm']})"]
-    lines += [f"  d={m['distance']:<2} {m['hash']}  {m['path']}" for m in result["matches"]]
-    lines.append(f"{len(result['matches'])} match(es) within {distance}")
+    lines = [f"{result.hash}  {image}  ({result.algorithm})"]
+    lines += [f"  d={m.distance:<2} {m.hash}  {m.path}" for m in result.matches]
+    lines.append(f"{len(result.matches)} match(es) within {distance}")
     emit(result, lines)
 
 
@@ -107,7 +108,7 @@ def similar_command(image: Path = typer.Argument(..., help="The image to look fo
 def rehash_command(to: str = typer.Option(None, "--to", help="Version to migrate to: exact, fast or an id."),
                    rollback: bool = typer.Option(False, "--rollback", help="Switch back to the previous version."),
                    no_switch: bool = typer.Option(False, "--no-switch", help="Compute and compare only."),
-                   distance: int = DISTANCE, workers: int = WORKERS) -> None:
+                   distance: int = DISTANCE, workers: int = WORKERS, executor: str = EXECUTOR) -> None:
     """Migrate the hash version: compute beside the old one, compare, switch atomically; --rollback undoes it.
 
     Example: mobius library rehash --to fast
@@ -120,20 +121,20 @@ def rehash_command(to: str = typer.Option(None, "--to", help="Version to migrate
     if rollback == bool(to):
         raise InputError("give exactly one of --to VERSION or --rollback", hint="e.g. mobius library rehash --to fast")
     if rollback:
-        result = _fingerprint().rollback(ws)
-        emit(result, f"active   {result['to']} (was {result['from']}); nothing recomputed")
+        switch = _fingerprint().rollback(ws)
+        emit(switch, f"active   {switch.new} (was {switch.old}); nothing recomputed")
         return
     result = _fingerprint().rehash(ws, to, workers=workers, distance=distance, switch=not no_switch,
-                                   progress=current.progress())
-    c = result["comparison"]
-    say(f"computed {result['hash']['hashed']} new hashes ({result['hash']['unchanged']} already there)")
-    lines = [f"compared {c['images']} images {c['old']} -> {c['new']}: {c['identical']} identical, "
-             f"{c['bits_changed_mean']} bits changed on average",
-             "histogram " + " ".join(f"{k}:{v}" for k, v in c["histogram"].items()),
-             f"groups   {c['group_changes']} image(s) change duplicate group at distance {c['distance']} "
-             f"(pairs {c['grouped_pairs_old']} -> {c['grouped_pairs_new']})",
-             f"active   {result['to'] if result['switched'] else result['from']}"
-             + ("" if result["switched"] else " (not switched)")]
+                                   progress=current.progress(), executor=executor)
+    c = result.comparison
+    say(f"computed {result.hash.hashed} new hashes ({result.hash.unchanged} already there)")
+    lines = [f"compared {c.images} images {c.old} -> {c.new}: {c.identical} identical, "
+             f"{c.bits_changed_mean} bits changed on average",
+             "histogram " + " ".join(f"{k}:{v}" for k, v in c.histogram.items()),
+             f"groups   {c.group_changes} image(s) change duplicate group at distance {c.distance} "
+             f"(pairs {c.grouped_pairs_old} -> {c.grouped_pairs_new})",
+             f"active   {result.new if result.switched else result.old}"
+             + ("" if result.switched else " (not switched)")]
     emit(result, lines)
 
 
@@ -144,7 +145,7 @@ def metrics_command() -> None:
     Example: mobius library metrics --json
     """
     m = _fingerprint().metrics(current.workspace())
-    emit(m, [f"{k:<13}{v}" for k, v in m.items()])
+    emit(m, [f"{k:<13}{v}" for k, v in to_jsonable(m).items()])
 
 
 def register(app: typer.Typer) -> None:

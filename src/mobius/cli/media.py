@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from mobius.cli.context import current
-from mobius.cli.options import DRY_RUN, WORKERS, YES, changes
+from mobius.cli.options import DRY_RUN, EXECUTOR, WORKERS, YES, changes
 from mobius.cli.output import confirm, emit, say
 from mobius.safety.stamps import utc_compact
 
@@ -44,6 +44,7 @@ def manifest_command(
     directory: Path = typer.Argument(None, help="Folder to hash (default: the workspace library)"),
     out: Path = typer.Option(None, "--out", "-o", help="Manifest file (default: state/media/manifests/...)"),
     workers: int = WORKERS,
+    executor: str = EXECUTOR,
 ) -> None:
     """Write a sha256 manifest of every file, in sha256sum format (check it with `sha256sum -c`).
 
@@ -56,7 +57,7 @@ def manifest_command(
     stamp = utc_compact()
     out = Path(out).resolve() if out else ws.state / "media" / "manifests" / f"{folder.name}-{stamp}.sha256"
     result = build_manifest(folder, out, workers=workers, progress=current.progress(), cache=hash_cache(ws),
-                            ws=ws)
+                            ws=ws, executor=executor)
     lines = [f"manifest {result.manifest}: {result.files} files, {result.bytes} bytes from {result.folder}",
              f"check it with: cd {result.folder} && sha256sum -c {result.manifest}"]
     if result.unreadable:
@@ -74,6 +75,7 @@ def verify_command(
     trust_cache: bool = typer.Option(False, "--trust-cache",
                                      help="Reuse cached hashes of files whose size, mtime and inode are unchanged"),
     workers: int = WORKERS,
+    executor: str = EXECUTOR,
 ) -> None:
     """Report missing, extra, changed and unreadable files; exit 2 on any difference.
 
@@ -85,7 +87,8 @@ def verify_command(
 
     ws = current.workspace()
     result = verify_against(_folder(directory), _folder(against), trust_cache=trust_cache, workers=workers,
-                            progress=current.progress(), cache=hash_cache(ws), ws=ws)
+                            progress=current.progress(), cache=hash_cache(ws), ws=ws,
+                            executor=executor)
     if trust_cache:
         say(f"trusted {result.trusted} cached hashes (size, mtime and inode unchanged); hashed {result.hashed} files")
     if not result.ok:

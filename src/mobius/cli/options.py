@@ -25,9 +25,9 @@ YES = typer.Option(False, "--yes", "-y", help="Answer yes to every confirmation 
 DRY_RUN = typer.Option(False, "--dry-run", help="Show what would happen; change nothing.")
 WORKERS = typer.Option(None, "--workers", help="Parallel workers (processes or threads, as the work needs); "
                                                 "default: chosen from the CPU count (serve: 1).")
-EXECUTOR = typer.Option(None, "--executor", help="Where per-game work runs: local (a pool on this machine) or "
-                                                   "dask (MOBIUS_DASK_SCHEDULER, else a local cluster). "
-                                                   "Default: MOBIUS_EXECUTOR, else local.")
+EXECUTOR = typer.Option(None, "--executor", help="Where per-item work (games, files to hash) runs: local (a pool "
+                                                   "on this machine) or dask (MOBIUS_DASK_SCHEDULER, else a local "
+                                                   "cluster). Default: MOBIUS_EXECUTOR, else local.")
 
 CHANGES = "__mobius_changes__"
 """Attribute `@changes` sets on a command function (tests find the commands that change something by it)."""

@@ -17,6 +17,18 @@ from mobius.fingerprint.api import (
     rollback,
     status,
 )
+from mobius.fingerprint.results import (
+    DuplicateGroups,
+    FingerprintMetrics,
+    FingerprintStatus,
+    HashReport,
+    HashVersionSwitch,
+    Rehash,
+    SimilarImages,
+    VersionComparison,
+)
 
-__all__ = ["EXACT", "FAST", "Algorithm", "compare_versions", "dhash", "find_duplicates", "find_similar",
-           "hash_batch", "hash_library", "metrics", "rehash", "rollback", "status", "to_hex"]
+__all__ = ["EXACT", "FAST", "Algorithm", "DuplicateGroups", "FingerprintMetrics", "FingerprintStatus", "HashReport",
+           "HashVersionSwitch", "Rehash", "SimilarImages", "VersionComparison", "compare_versions", "dhash",
+           "find_duplicates", "find_similar", "hash_batch", "hash_library", "metrics", "rehash", "rollback", "status",
+           "to_hex"]

@@ -207,3 +207,9 @@ def hash_batch(paths: Iterable[str | Path | tuple[str, str]], mode: str,
         absolute, label = item if isinstance(item, tuple) else (item, str(item))
         out.append(hash_file(absolute, algorithm, variants=variants, label=label))
     return out
+
+
+def hash_task(ws: object, task: tuple[list[tuple[str, str]], str, bool]) -> list[Fingerprint]:
+    """`hash_batch` as an executor task (`run_items` calls fn(ws, value)): value is (items, mode, variants)."""
+    items, mode, variants = task
+    return hash_batch(items, mode, variants)

@@ -6,8 +6,6 @@ import os
 import time
 from collections import Counter
 from collections.abc import Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -15,12 +13,28 @@ import numpy as np
 
 from mobius.config import Workspace
 from mobius.errors import InputError, VerificationError
+from mobius.executor import Item, ItemOutcome, open_executor, run_items
+from mobius.executor.batching import batches
 from mobius.fingerprint import store
-from mobius.fingerprint.algorithm import EXACT, Algorithm, dhash_image, hash_batch, require_computable, to_hex
+from mobius.fingerprint.algorithm import EXACT, Algorithm, dhash_image, hash_task, require_computable, to_hex
+from mobius.fingerprint.results import (
+    DuplicateGroup,
+    DuplicateGroups,
+    FingerprintMetrics,
+    FingerprintStatus,
+    GroupMember,
+    HashReport,
+    HashVersionSwitch,
+    Rehash,
+    SimilarImage,
+    SimilarImages,
+    VersionComparison,
+)
 from mobius.fingerprint.search import HashIndex, as_hashes, duplicate_groups
 from mobius.log import get_logger
 from mobius.progress import NoProgress, Progress
 from mobius.records import records_call
+from mobius.results import to_jsonable
 from mobius.safety.hashing import sha256_file
 from mobius.safety.tree import FILE, walk
 
@@ -38,26 +52,6 @@ def default_workers() -> int:
 def is_image_name(path: str) -> bool:
     """Files hashed: image suffixes only (clips, documents and specs are not images to hash)."""
     return os.path.splitext(path)[1].lower() in IMAGE_SUFFIXES
-
-
-@dataclass
-class HashReport:
-    """One `library hash` run over the library for one algorithm version."""
-
-    algorithm: str
-    active: str | None
-    library: str
-    images: int = 0
-    hashed: int = 0
-    unchanged: int = 0
-    failed: int = 0
-    removed: int = 0
-    workers: int = 1
-    seconds: float = 0.0
-    failures: list[dict[str, str]] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
 
 
 def _changed(ws_root: Path, conn: Any, algorithm: str, entries: list[Any], variants: bool,
@@ -82,11 +76,14 @@ def _changed(ws_root: Path, conn: Any, algorithm: str, entries: list[Any], varia
 
 @records_call("library.hash")
 def hash_library(ws: Workspace, *, mode: str = "exact", workers: int | None = None, variants: bool = False,
-                 progress: Progress | None = None, activate: bool = True) -> HashReport:
+                 progress: Progress | None = None, activate: bool = True, executor: str | None = None) -> HashReport:
     """Hash every new or changed image in the library; failures are recorded with their reason, never raised.
 
-    Each batch commits, so a killed run resumes where it stopped. The first version hashed becomes
-    the active one (later runs of another version leave the active one alone: see `rehash`).
+    The batches run on `executor` ("local" or "dask"; default MOBIUS_EXECUTOR), which gives the same
+    hashes either way. Each batch commits as it arrives, so a killed run resumes where it stopped. The
+    first version hashed becomes the active one (later runs of another version leave the active one
+    alone: see `rehash`). A batch that crashed on every try raises (exit 2, naming it) after the others
+    are saved, and nothing is activated.
     """
     algorithm = Algorithm.parse(mode)
     require_computable(algorithm)
@@ -104,32 +101,29 @@ def hash_library(ws: Workspace, *, mode: str = "exact", workers: int | None = No
         log.info("fingerprint.hash.start", algorithm=algorithm.id, images=len(entries), todo=len(todo),
                  workers=workers)
         progress.start(f"hash {algorithm.mode}", total=len(todo), unit="images")
-        batches = [todo[i:i + BATCH] for i in range(0, len(todo), BATCH)]
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            pending: set[Future] = set()
-            for batch in batches:
-                pending.add(pool.submit(hash_batch, batch, algorithm.id, variants))
-                if len(pending) >= workers * 2:
-                    done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                    _record(conn, algorithm.id, done, report, progress)
-            _record(conn, algorithm.id, pending, report, progress)
+        items = [Item(f"hash-{n}", (batch, algorithm.id, variants)) for n, batch in enumerate(batches(todo, BATCH))]
+
+        def save(outcome: ItemOutcome) -> None:
+            if outcome.ok:
+                store.save(conn, algorithm.id, outcome.value)
+                report.hashed += sum(1 for r in outcome.value if r.hash is not None)
+                progress.advance(len(outcome.value))
+
+        kind = executor or ws.settings.executor
+        # Threads on this machine (Pillow releases the GIL while it decodes and resizes, so they match
+        # processes without their start-up and pickling); worker processes on a Dask cluster.
+        with open_executor(ws, kind, cpu_bound=kind != "local", workers=workers) as chosen:
+            run = run_items(ws, "library.hash", hash_task, items, executor=chosen, on_outcome=save)
         progress.finish()
+        run.raise_if_failed()
         if activate and active is None and report.hashed:
             store.activate(conn, algorithm.id, expected=None)
             report.active = algorithm.id
         report.failures = store.failures(conn, algorithm.id)
         report.failed = store.versions(conn).get(algorithm.id, {}).get("failed", 0)
     report.seconds = round(time.perf_counter() - started, 3)
-    log.info("fingerprint.hash.done", **{k: v for k, v in report.to_dict().items() if k != "failures"})
+    log.info("fingerprint.hash.done", **{k: v for k, v in to_jsonable(report).items() if k != "failures"})
     return report
-
-
-def _record(conn: Any, algorithm: str, done: set[Future], report: HashReport, progress: Progress) -> None:
-    for future in done:
-        results = future.result()
-        store.save(conn, algorithm, results)
-        report.hashed += sum(1 for r in results if r.hash is not None)
-        progress.advance(len(results))
 
 
 def _active(conn: Any) -> str:
@@ -140,7 +134,7 @@ def _active(conn: Any) -> str:
 
 
 def find_duplicates(ws: Workspace, *, distance: int = DEFAULT_DISTANCE, variants: bool = False,
-                    algorithm: str | None = None) -> dict[str, Any]:
+                    algorithm: str | None = None) -> DuplicateGroups:
     """Exact and near-duplicate groups among the active version's hashes, largest group first."""
     _check_distance(distance)
     with store.session(ws) as conn:
@@ -149,12 +143,12 @@ def find_duplicates(ws: Workspace, *, distance: int = DEFAULT_DISTANCE, variants
     started = time.perf_counter()
     labels = duplicate_groups(table.hashes, distance, variants=table.variants)
     groups = _groups(table, labels)
-    return {"algorithm": version, "distance": distance, "variants": variants, "images": len(table),
-            "groups": groups, "duplicates": sum(len(g["members"]) - 1 for g in groups),
-            "search_seconds": round(time.perf_counter() - started, 4)}
+    return DuplicateGroups(version, distance, variants, len(table), groups,
+                           duplicates=sum(len(g.members) - 1 for g in groups),
+                           search_seconds=round(time.perf_counter() - started, 4))
 
 
-def _groups(table: store.HashTable, labels: np.ndarray) -> list[dict[str, Any]]:
+def _groups(table: store.HashTable, labels: np.ndarray) -> list[DuplicateGroup]:
     """Groups of 2+ images (transitively within the distance); kind: identical (same bytes), same-hash or near."""
     if not len(labels):
         return []
@@ -169,16 +163,16 @@ def _groups(table: store.HashTable, labels: np.ndarray) -> list[dict[str, Any]]:
         rows = []
         for m in members:
             digest = table.sha256[m]
-            rows.append({"path": table.paths[m], "hash": to_hex(int(table.hashes[m])),
-                         "distance": int(np.bitwise_count(np.uint64(first) ^ table.hashes[m])),
-                         "copy_of": seen.get(digest) if digest else None})
+            rows.append(GroupMember(table.paths[m], to_hex(int(table.hashes[m])),
+                                    int(np.bitwise_count(np.uint64(first) ^ table.hashes[m])),
+                                    seen.get(digest) if digest else None))
             if digest:
                 seen.setdefault(digest, table.paths[m])
         digests = {table.sha256[m] for m in members}
         kind = ("identical" if len(digests) == 1 and None not in digests
-                else "same-hash" if len({r["hash"] for r in rows}) == 1 else "near")
-        out.append({"kind": kind, "members": rows})
-    out.sort(key=lambda g: (-len(g["members"]), g["members"][0]["path"]))
+                else "same-hash" if len({r.hash for r in rows}) == 1 else "near")
+        out.append(DuplicateGroup(kind, rows))
+    out.sort(key=lambda g: (-len(g.members), g.members[0].path))
     return out
 
 
@@ -188,7 +182,7 @@ def _check_distance(distance: int) -> None:
 
 
 def find_similar(ws: Workspace, image: Path, *, distance: int = DEFAULT_DISTANCE,
-                 variants: bool = False) -> dict[str, Any]:
+                 variants: bool = False) -> SimilarImages:
     """The query image's hash (hex, as ImageHash prints it) and every stored image within the distance."""
     from PIL import Image
 
@@ -209,13 +203,12 @@ def find_similar(ws: Workspace, image: Path, *, distance: int = DEFAULT_DISTANCE
     for q, i, d in zip(found.query.tolist(), found.index.tolist(), found.distance.tolist(), strict=True):
         if i not in best or d < best[i][0]:
             best[i] = (d, q)
-    matches = [{"path": table.paths[i], "hash": to_hex(int(table.hashes[i])), "distance": d,
-                "variant": q} for i, (d, q) in sorted(best.items(), key=lambda kv: (kv[1][0], table.paths[kv[0]]))]
-    return {"image": str(image), "hash": to_hex(hashes[0]), "algorithm": version, "distance": distance,
-            "matches": matches}
+    matches = [SimilarImage(table.paths[i], to_hex(int(table.hashes[i])), d, q)
+               for i, (d, q) in sorted(best.items(), key=lambda kv: (kv[1][0], table.paths[kv[0]]))]
+    return SimilarImages(str(image), to_hex(hashes[0]), version, distance, matches)
 
 
-def compare_versions(ws: Workspace, old: str, new: str, *, distance: int = DEFAULT_DISTANCE) -> dict[str, Any]:
+def compare_versions(ws: Workspace, old: str, new: str, *, distance: int = DEFAULT_DISTANCE) -> VersionComparison:
     """How a change of version moves images: old->new distance histogram and duplicate-group changes."""
     with store.session(ws) as conn:
         a, b = store.load(conn, old), store.load(conn, new)
@@ -229,12 +222,12 @@ def compare_versions(ws: Workspace, old: str, new: str, *, distance: int = DEFAU
     changed = _group_changes(la, lb)
     pairs_old = int(sum(n * (n - 1) // 2 for n in np.bincount(la))) if len(la) else 0
     pairs_new = int(sum(n * (n - 1) // 2 for n in np.bincount(lb))) if len(lb) else 0
-    return {"old": old, "new": new, "images": len(common), "distance": distance,
-            "identical": int((moved == 0).sum()),
-            "bits_changed_mean": round(float(moved.mean()), 4) if len(moved) else 0.0,
-            "histogram": {int(k): int(v) for k, v in sorted(Counter(moved.tolist()).items())},
-            "group_changes": changed, "grouped_pairs_old": pairs_old, "grouped_pairs_new": pairs_new,
-            "only_old": len(set(a.paths) - set(b.paths)), "only_new": len(set(b.paths) - set(a.paths))}
+    return VersionComparison(
+        old, new, images=len(common), distance=distance, identical=int((moved == 0).sum()),
+        bits_changed_mean=round(float(moved.mean()), 4) if len(moved) else 0.0,
+        histogram={int(k): int(v) for k, v in sorted(Counter(moved.tolist()).items())},
+        group_changes=changed, grouped_pairs_old=pairs_old, grouped_pairs_new=pairs_new,
+        only_old=len(set(a.paths) - set(b.paths)), only_new=len(set(b.paths) - set(a.paths)))
 
 
 def _group_changes(old: np.ndarray, new: np.ndarray) -> int:
@@ -249,7 +242,7 @@ def _group_changes(old: np.ndarray, new: np.ndarray) -> int:
 
 @records_call("library.rehash")
 def rehash(ws: Workspace, to: str, *, workers: int | None = None, distance: int = DEFAULT_DISTANCE,
-           switch: bool = True, progress: Progress | None = None) -> dict[str, Any]:
+           switch: bool = True, progress: Progress | None = None, executor: str | None = None) -> Rehash:
     """The "deploy dhash" migration: compute `to` beside the active version (resumable), compare, switch.
 
     The switch is one transaction and happens only when the new version covers every image the
@@ -261,22 +254,22 @@ def rehash(ws: Workspace, to: str, *, workers: int | None = None, distance: int 
         old = _active(conn)
     if target.id == old:
         raise InputError(f"{old} is already the active hash version", hint="name another version with --to")
-    report = hash_library(ws, mode=target.id, workers=workers, progress=progress, activate=False)
+    report = hash_library(ws, mode=target.id, workers=workers, progress=progress, activate=False, executor=executor)
     comparison = compare_versions(ws, old, target.id, distance=distance)
-    result = {"from": old, "to": target.id, "hash": report.to_dict(), "comparison": comparison, "switched": False}
-    if comparison["only_old"]:
-        raise VerificationError(f"{target.id} lacks {comparison['only_old']} image(s) that {old} hashed; "
+    result = Rehash(old, target.id, report, comparison)
+    if comparison.only_old:
+        raise VerificationError(f"{target.id} lacks {comparison.only_old} image(s) that {old} hashed; "
                                 "not switching", hint="see the failures with mobius library hash --mode " + target.id)
     if switch:
         with store.session(ws) as conn:
             store.activate(conn, target.id, expected=old)
-        result["switched"] = True
+        result.switched = True
         log.info("fingerprint.rehash.switched", old=old, new=target.id)
     return result
 
 
 @records_call("library.rehash-rollback")
-def rollback(ws: Workspace) -> dict[str, Any]:
+def rollback(ws: Workspace) -> HashVersionSwitch:
     """Switch back to the version active before the last rehash; nothing is recomputed."""
     with store.session(ws) as conn:
         current, previous = store.active(conn)
@@ -288,31 +281,29 @@ def rollback(ws: Workspace) -> dict[str, Any]:
                                     hint=f"run: mobius library rehash --to {previous}")
         store.activate(conn, previous, expected=current)
     log.info("fingerprint.rehash.rolled_back", old=current, new=previous)
-    return {"from": current, "to": previous, "recomputed": 0}
+    return HashVersionSwitch(current, previous)
 
 
-def metrics(ws: Workspace, algorithm: str | None = None) -> dict[str, Any]:
+def metrics(ws: Workspace, algorithm: str | None = None) -> FingerprintMetrics:
     """The service's /metrics/dhash: hash time percentiles and the extraction failure rate (active version)."""
     with store.session(ws) as conn:
         active, previous = store.active(conn)
         version = algorithm or active
         if version is None:
-            return {"algorithm": None, "active": None, "previous": None, "images": 0, "hashed": 0, "failed": 0,
-                    "failure_rate": 0.0, "hash_p50_ms": None, "hash_p95_ms": None}
+            return FingerprintMetrics(None, None, None)
         counts = store.versions(conn).get(version, {"hashed": 0, "failed": 0})
         times = store.seconds(conn, version)
     total = counts["hashed"] + counts["failed"]
     p50, p95 = (np.percentile(times, [50, 95]) * 1000).tolist() if len(times) else (None, None)
-    return {"algorithm": version, "active": active, "previous": previous, "images": total,
-            "hashed": counts["hashed"], "failed": counts["failed"],
-            "failure_rate": round(counts["failed"] / total, 6) if total else 0.0,
-            "hash_p50_ms": None if p50 is None else round(p50, 3),
-            "hash_p95_ms": None if p95 is None else round(p95, 3)}
+    return FingerprintMetrics(version, active, previous, images=total, hashed=counts["hashed"],
+                              failed=counts["failed"],
+                              failure_rate=round(counts["failed"] / total, 6) if total else 0.0,
+                              hash_p50_ms=None if p50 is None else round(p50, 3),
+                              hash_p95_ms=None if p95 is None else round(p95, 3))
 
 
-def status(ws: Workspace) -> dict[str, Any]:
+def status(ws: Workspace) -> FingerprintStatus:
     """Stored versions with their counts, and which one is active."""
     with store.session(ws) as conn:
         active, previous = store.active(conn)
-        return {"active": active, "previous": previous, "versions": store.versions(conn),
-                "current_exact": EXACT.id}
+        return FingerprintStatus(active, previous, store.versions(conn), EXACT.id)

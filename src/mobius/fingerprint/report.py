@@ -10,12 +10,15 @@ import base64
 import html
 import io
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from PIL import Image
 
 from mobius.fingerprint.algorithm import flatten
 from mobius.safety.atomic import atomic_write
+
+if TYPE_CHECKING:
+    from mobius.fingerprint.results import DuplicateGroups
 
 THUMB = 160
 MAX_GROUPS = 500
@@ -42,32 +45,32 @@ def thumbnail(path: Path) -> str | None:
     return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def render(result: dict[str, Any], library: Path) -> str:
-    groups = result["groups"][:MAX_GROUPS]
+def render(result: DuplicateGroups, library: Path) -> str:
+    groups = result.groups[:MAX_GROUPS]
     esc = html.escape
     parts = ["<!doctype html><html><head><meta charset='utf-8'><title>Mobius duplicates</title>",
              f"<style>{STYLE}</style></head><body>",
-             f"<h1>Duplicates: {len(result['groups'])} groups, {result['duplicates']} extra copies</h1>",
-             f"<p>{result['images']} images, hash {esc(result['algorithm'])}, distance &le; {result['distance']}"
-             f"{' with flips/rotations' if result.get('variants') else ''}.</p>"]
-    if len(result["groups"]) > MAX_GROUPS:
+             f"<h1>Duplicates: {len(result.groups)} groups, {result.duplicates} extra copies</h1>",
+             f"<p>{result.images} images, hash {esc(result.algorithm)}, distance &le; {result.distance}"
+             f"{' with flips/rotations' if result.variants else ''}.</p>"]
+    if len(result.groups) > MAX_GROUPS:
         parts.append(f"<p>Showing the {MAX_GROUPS} largest groups; --format json lists all.</p>")
     for number, group in enumerate(groups, 1):
-        parts.append(f"<section class='group'><h2>Group {number} <span class='kind {group['kind']}'>"
-                     f"{group['kind']}</span> {len(group['members'])} images</h2><div class='members'>")
-        for member in group["members"]:
-            uri = thumbnail(library / member["path"])
-            image = (f"<img class='thumb' alt='{esc(member['path'])}' src='{uri}'>" if uri
+        parts.append(f"<section class='group'><h2>Group {number} <span class='kind {group.kind}'>"
+                     f"{group.kind}</span> {len(group.members)} images</h2><div class='members'>")
+        for member in group.members:
+            uri = thumbnail(library / member.path)
+            image = (f"<img class='thumb' alt='{esc(member.path)}' src='{uri}'>" if uri
                      else "<div class='missing'>unreadable now</div>")
-            copy = f"<br>same bytes as {esc(member['copy_of'])}" if member.get("copy_of") else ""
-            parts.append(f"<figure>{image}<figcaption>{esc(member['path'])}<br>{member['hash']} "
-                         f"(d={member['distance']}){copy}</figcaption></figure>")
+            copy = f"<br>same bytes as {esc(member.copy_of)}" if member.copy_of else ""
+            parts.append(f"<figure>{image}<figcaption>{esc(member.path)}<br>{member.hash} "
+                         f"(d={member.distance}){copy}</figcaption></figure>")
         parts.append("</div></section>")
     parts.append("</body></html>")
     return "\n".join(parts)
 
 
-def write_report(result: dict[str, Any], library: Path, target: Path) -> Path:
+def write_report(result: DuplicateGroups, library: Path, target: Path) -> Path:
     """Write the report atomically (a reader never sees half a file)."""
     target.parent.mkdir(parents=True, exist_ok=True)
     with atomic_write(target, "w", encoding="utf-8", file_mode=0o644) as handle:

@@ -101,7 +101,9 @@ class DaskExecutor:
                     protocol="tls://", security=distributed.Security.temporary(),
                     dashboard_address=LOOPBACK_ANY_PORT, scheduler_kwargs={"dashboard": False},
                     worker_dashboard_address=LOOPBACK_ANY_PORT,
-                    silence_logs=logging.ERROR)
+                    # CRITICAL: a worker's heartbeat racing the cluster's own shutdown logs an ERROR with a
+                    # traceback on our stderr; a real item failure comes back as its ItemOutcome instead
+                    silence_logs=logging.CRITICAL)
             self._client = distributed.Client(self._cluster, set_as_default=False)
             self.name = f"dask (local cluster, {count} workers, TLS)"
         try:

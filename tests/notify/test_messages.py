@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -79,4 +80,25 @@ def test_deploys_and_failed_backups_are_sent_without_any_secret(ops_ws: Path, we
     assert backup["severity"] == "critical" and "pg_dump: password **** rejected" in backup["evidence"]["error"]
     assert done["evidence"]["environment"] == "staging" and done["evidence"]["release"] == "r1"
     assert failed["next_command"] == "mobius rollback --env production --yes" and "503" in failed["text"]
+    assert_no_secret(*webhook.raw)
+
+
+def test_a_failed_backup_verification_is_recorded_and_sent(mobius, ops_ws: Path, webhook: WebhookReceiver) -> None:
+    """Can fail: `backup verify` was not an operation, so a damaged backup found at 02:00 told nobody."""
+    env = notify_env(webhook.url)
+    made = mobius("-w", str(ops_ws), "--json", "backup", "create", "--archive", "--no-database", env=env)
+    assert made.returncode == 0, made.stderr
+    archive = Path(json.loads(made.stdout)["path"])
+    damaged = bytearray(archive.read_bytes())
+    damaged[len(damaged) // 2] ^= 0xFF
+    archive.write_bytes(bytes(damaged))
+    webhook.bodies.clear()
+    webhook.raw.clear()
+    proc = mobius("-w", str(ops_ws), "--json", "backup", "verify", str(archive), env=env)
+    assert proc.returncode == 2, proc.stderr
+    with RecordStore.of(load_workspace(ops_ws), read_only=True) as store:
+        op = store.list(type="backup.verify")[0]
+    assert op.status == "failed"
+    sent = [b for b in webhook.bodies if b["event"] == "backup.failed"]
+    assert len(sent) == 1 and sent[0]["operation"] == op.id and "verification failed" in sent[0]["text"]
     assert_no_secret(*webhook.raw)

@@ -8,6 +8,8 @@ Public API (other capabilities call these, never the modules' internals):
     restore_archive(path, to, *, member_root="library", progress=None) -> ArchiveRestore
     extract_member(path, member, dest_file, progress=None) -> str
     test_restore(path, *, scratch=None, progress=None) -> TestRestoreReport
+    verify_backup(ws, archive, *, deep=False, progress=None) -> VerifyReport       (recorded as backup.verify)
+    test_restore_backup(ws, archive, *, scratch=None, progress=None) -> TestRestoreReport  (recorded)
     list_backups(folder, prefix=None) -> list[BackupInfo]
     apply_retention(folder, prefix, keep) -> list[Path]
 
@@ -43,7 +45,9 @@ from mobius.backup.api import (
     restore_backup,
     restore_snapshot,
     snapshot_repository,
+    test_restore_backup,
     test_restore_snapshot,
+    verify_backup,
     verify_snapshot,
 )
 from mobius.backup.archive import BackupResult, write_archive
@@ -90,6 +94,8 @@ __all__ = [
     "restore_backup",
     "sidecar_path",
     "test_restore",
+    "test_restore_backup",
     "verify_archive",
+    "verify_backup",
     "write_archive",
 ]

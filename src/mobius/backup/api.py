@@ -23,7 +23,8 @@ from mobius.backup.repository_check import SnapshotCheck, verify_snapshots
 from mobius.backup.restore import ArchiveRestore, extract_member, restore_archive
 from mobius.backup.snapshot_restore import extract_snapshot_member, restore_snapshot_tree, test_restore_snapshot_tree
 from mobius.backup.store import ObjectStore, open_store
-from mobius.backup.trial_restore import TestRestoreReport
+from mobius.backup.trial_restore import TestRestoreReport, test_restore
+from mobius.backup.verify import VerifyReport, verify_archive
 from mobius.config import Workspace, is_url
 from mobius.errors import EnvironmentProblem, InputError
 from mobius.log import get_logger
@@ -240,6 +241,21 @@ def find_snapshot(ws: Workspace | None, name: str | Path) -> str | None:
     return snapshot_repository(ws).resolve(str(name))
 
 
+@records_call("backup.verify")
+def verify_backup(ws: Workspace, archive: Path, *, deep: bool = False,
+                  progress: Progress | None = None) -> VerifyReport:
+    """`backup verify` of an archive as an operation: a failed verification is in `history`, and notified."""
+    return verify_archive(archive, progress, deep=deep)
+
+
+@records_call("backup.test-restore")
+def test_restore_backup(ws: Workspace, archive: Path, *, scratch: Path | None = None,
+                        progress: Progress | None = None) -> TestRestoreReport:
+    """`backup test-restore` of an archive as an operation (recorded, and notified when it fails)."""
+    return test_restore(archive, scratch=scratch, progress=progress)
+
+
+@records_call("backup.verify")
 def verify_snapshot(ws: Workspace, snapshot: str | None = None, *, read_data: bool = False,
                     progress: Progress | None = None) -> SnapshotCheck:
     """Structure and references of one snapshot (or all), or with `read_data` every byte they need."""
@@ -280,6 +296,7 @@ def extract_snapshot_file(ws: Workspace, snapshot: str, member: str, dest_file: 
         return extract_snapshot_member(repo, snapshot, member, dest_file)
 
 
+@records_call("backup.test-restore")
 def test_restore_snapshot(ws: Workspace, snapshot: str, *, scratch: Path | None = None,
                           progress: Progress | None = None) -> TestRestoreReport:
     """Restore a snapshot from its packs into a scratch folder, compare every entry with it, clean up."""

@@ -132,7 +132,7 @@ def verify(
                                                f"({human_bytes(check.bytes_read)}), every blob matches"
                                                if read_data else "not read (--read-data reads every byte)")])
         return
-    report = _backup().verify_archive(_archive(archive), current.progress(), deep=deep)
+    report = _backup().verify_backup(current.workspace(), _archive(archive), deep=deep, progress=current.progress())
     lines = [f"verified {report.path}",
              f"sha256   {report.sha256} matches the sidecar",
              f"members  {report.files} files, {report.dirs} folders, {report.symlinks} symlinks "
@@ -201,7 +201,8 @@ def test_restore(
         report = _backup().test_restore_snapshot(current.workspace(), snapshot, scratch=scratch,
                                                  progress=current.progress())
     else:
-        report = _backup().test_restore(_archive(archive), scratch=scratch, progress=current.progress())
+        report = _backup().test_restore_backup(current.workspace(), _archive(archive), scratch=scratch,
+                                               progress=current.progress())
     lines = [f"test-restore of {f'snapshot {snapshot}' if snapshot else report.archive.name}: OK",
              f"compared {report.compared} entries ({report.files} files, {human_bytes(report.bytes)}) with "
              + ("the manifest" if report.has_manifest else "the archive's own listing"),

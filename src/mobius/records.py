@@ -517,7 +517,7 @@ def records_call(type: str | Callable[[dict[str, Any]], str], *, ref: Callable[[
                  skip: Callable[[dict[str, Any]], bool] | None = None,
                  params: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
                  result: Callable[[Any], Any] | None = None, status: Callable[[Any], str] | None = None,
-                 nested: bool = True, bound: int | None = 100) -> Callable[[Callable], Callable]:
+                 nested: bool = True, bound: int | None = 100, reads: bool = False) -> Callable[[Callable], Callable]:
     """Decorate a capability's public entry point (first argument the Workspace) so each call is an operation.
 
     Parameters are the call's plain arguments (numbers, strings, paths; never callables or the workspace);
@@ -529,6 +529,8 @@ def records_call(type: str | Callable[[dict[str, Any]], str], *, ref: Callable[[
     (a run with failed items, a failed check). `nested=False`: inside an operation already being recorded,
     no record of its own (the outer operation owns the evidence). `bound`: lists in the recorded result keep
     their first `bound` items (None: whole, for a result something reads back, as the status page does).
+    `reads`: a check that changes nothing (backup verify) still runs when the record store cannot be written
+    (a read-only folder, a full disk): it warns that it is not recorded instead of refusing to check.
     """
     def decorate(fn: Callable) -> Callable:
         signature = inspect.signature(fn)
@@ -542,7 +544,17 @@ def records_call(type: str | Callable[[dict[str, Any]], str], *, ref: Callable[[
             if _PARENT.get() == "" or (skip is not None and skip(arguments)) or (not nested and _PARENT.get()):
                 return fn(*args, **kwargs)
             shown = params(arguments) if params is not None else {k: v for k, v in arguments.items() if _simple(v)}
-            with recorded(ws, type(arguments) if callable(type) else type, to_jsonable(shown)) as handle:
+            name = type(arguments) if callable(type) else type
+            with contextlib.ExitStack() as stack:
+                try:
+                    handle = stack.enter_context(recorded(ws, name, to_jsonable(shown)))
+                except ResourceError as exc:
+                    if not reads:
+                        raise
+                    from mobius.log import get_logger
+
+                    get_logger().warning("operation.not_recorded", type=name, reason=exc.message)
+                    return fn(*args, **kwargs)
                 handle.bound = bound
                 token = _CALL.set(handle)
                 try:

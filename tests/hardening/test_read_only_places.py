@@ -96,3 +96,20 @@ def test_a_plan_that_is_not_utf8_is_one_line(mobius, ws: Path) -> None:
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "internal error" not in proc.stderr and "Traceback" not in proc.stderr
     assert "UTF-8" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+
+
+
+@pytest.fixture
+def archive_in_ws(mobius, ws: Path) -> str:
+    """A full archive in the sample workspace (made before `read_only_ws` copies it: ask for this one first)."""
+    code, made = mobius.json("backup", "create", "--archive", "--no-database", "-w", str(ws))
+    assert code == 0, made
+    return Path(made["path"]).name
+
+
+def test_verifying_an_archive_needs_no_write(mobius, archive_in_ws: str, read_only_ws: Path) -> None:
+    """Can fail: `backup verify` is recorded; on a read-only workspace it still checks, and says it is not recorded
+    (a snapshot's check needs the repository lock, so on a read-only folder it refuses in one line)."""
+    proc = mobius("backup", "verify", archive_in_ws, "--json", "-w", str(read_only_ws))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert json.loads(proc.stdout)["ok"] and "operation.not_recorded" in proc.stderr

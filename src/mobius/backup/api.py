@@ -241,21 +241,21 @@ def find_snapshot(ws: Workspace | None, name: str | Path) -> str | None:
     return snapshot_repository(ws).resolve(str(name))
 
 
-@records_call("backup.verify")
+@records_call("backup.verify", reads=True)
 def verify_backup(ws: Workspace, archive: Path, *, deep: bool = False,
                   progress: Progress | None = None) -> VerifyReport:
     """`backup verify` of an archive as an operation: a failed verification is in `history`, and notified."""
     return verify_archive(archive, progress, deep=deep)
 
 
-@records_call("backup.test-restore")
+@records_call("backup.test-restore", reads=True)
 def test_restore_backup(ws: Workspace, archive: Path, *, scratch: Path | None = None,
                         progress: Progress | None = None) -> TestRestoreReport:
     """`backup test-restore` of an archive as an operation (recorded, and notified when it fails)."""
     return test_restore(archive, scratch=scratch, progress=progress)
 
 
-@records_call("backup.verify")
+@records_call("backup.verify", reads=True)
 def verify_snapshot(ws: Workspace, snapshot: str | None = None, *, read_data: bool = False,
                     progress: Progress | None = None) -> SnapshotCheck:
     """Structure and references of one snapshot (or all), or with `read_data` every byte they need."""
@@ -296,7 +296,7 @@ def extract_snapshot_file(ws: Workspace, snapshot: str, member: str, dest_file: 
         return extract_snapshot_member(repo, snapshot, member, dest_file)
 
 
-@records_call("backup.test-restore")
+@records_call("backup.test-restore", reads=True)
 def test_restore_snapshot(ws: Workspace, snapshot: str, *, scratch: Path | None = None,
                           progress: Progress | None = None) -> TestRestoreReport:
     """Restore a snapshot from its packs into a scratch folder, compare every entry with it, clean up."""

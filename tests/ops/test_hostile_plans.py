@@ -76,6 +76,31 @@ def test_a_crash_inside_a_step_that_is_not_ours_rolls_back(mobius, ops_ws: Path)
     assert state(ops_ws) == before
 
 
+
+def test_a_crash_outside_a_steps_own_undo_is_a_recorded_rollback_failure(mobius, ops_ws: Path) -> None:
+    """Can fail: a bug between two undos (here the fault point before media.migrate's undo) escaped the
+    rollback and left the migration `rolling-back` with no `rollback.failed` event (so nobody was told).
+    Now it is `rollback-failed`, says what is still applied, and `migrate rollback` finishes the job."""
+    before = state(ops_ws)
+    plan = write_plan(ops_ws, "  - backup: {}\n  - media.migrate: {to: media-v2}\n  - db.migrate: {to: 4}\n")
+    proc = mobius("-w", str(ops_ws), "migrate", "run", str(plan), "--yes",
+                  env={"MOBIUS_FAULT": "crash@inside:db.migrate,crash@rollback:media.migrate"})
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    migration = last_migration(mobius, ops_ws)
+    assert migration["status"] == "rollback-failed", migration
+    assert ("media.migrate", "done") in step_statuses(migration) and ("db.migrate", "rolled-back") in \
+        step_statuses(migration)
+    code, history = mobius.json("-w", str(ops_ws), "history", migration["id"])
+    failed = [e for e in history["events"] if e["kind"] == "rollback.failed"]
+    assert len(failed) == 1 and "TypeError" in failed[0]["data"]["error"]
+    assert any(line.startswith("media.migrate: still applied") for line in failed[0]["data"]["left"])
+    proc = mobius("-w", str(ops_ws), "migrate", "rollback", migration["id"], "--yes")
+    assert proc.returncode == 0, proc.stderr
+    assert last_migration(mobius, ops_ws)["status"] == "rolled-back"
+    assert state(ops_ws) == before
+
+
 EVIL_NAME = r'"evil\e[2J\e]0;PWNED\x07\nFAKE: migration completed OK"'
 
 

@@ -404,33 +404,49 @@ class Orchestrator:
         self.store.set_status(op_id, "rolling-back", error=reason)
         self._event(op_id, "rollback.started", {"reason": reason, "automatic": automatic})
         self.say(f"rolling back: {reason}")
-        steps = self.steps_of(plan, op_id=op_id, undoing=True)
-        rows = {s.idx: s for s in self.store.get(op_id).steps}
-        for i in range(len(steps), 0, -1):
-            row = rows.get(i)
-            if row is None or row.status in ("rolled-back", "pending"):
-                continue
-            step = steps[i - 1]
-            faults.kill_at(f"rollback:{step.name}")
-            try:
-                report = step.rollback(self._ctx(op_id, i), row.undo)
-            except Exception as exc:  # whatever its type, the rollback stops here and says what is left
-                self._crashed(op_id, f"rollback:{step.name}", exc)
-                report = Report(f"{step.name} rollback")
-                report.add(_failed_check(step.name, _describe(exc)))
-            self._event(op_id, "rollback.step", {"step": step.name, "idx": i, "ok": not report.failures(),
-                                                 "checks": report.checks})
-            for line in report.lines():
-                self.say(f"  {line}")
-            if report.failures():
-                return self._rollback_failed(op_id, steps, rows, i, reason, report)
-            self.store.step_status(op_id, i, "rolled-back")
-        env_before = (rows.get(0).evidence if rows.get(0) else {}).get("env_sha256")
-        env_now = file_digest(self.ws.env_file)
-        if env_before and env_now != env_before:
-            report = Report(".env rollback")
-            report.add(_failed_check(".env", f"sha256 {env_now} differs from {env_before} before the migration"))
-            return self._rollback_failed(op_id, steps, rows, 0, reason, report)
+        steps: list[Step] = []
+        rows: dict = {}
+        failure: tuple[int, Report] | None = None
+        try:
+            steps = self.steps_of(plan, op_id=op_id, undoing=True)
+            rows = {s.idx: s for s in self.store.get(op_id).steps}
+            for i in range(len(steps), 0, -1):
+                row = rows.get(i)
+                if row is None or row.status in ("rolled-back", "pending"):
+                    continue
+                step = steps[i - 1]
+                faults.kill_at(f"rollback:{step.name}")
+                try:
+                    report = step.rollback(self._ctx(op_id, i), row.undo)
+                except Exception as exc:  # whatever its type, the rollback stops here and says what is left
+                    self._crashed(op_id, f"rollback:{step.name}", exc)
+                    report = Report(f"{step.name} rollback")
+                    report.add(_failed_check(step.name, _describe(exc)))
+                self._event(op_id, "rollback.step", {"step": step.name, "idx": i, "ok": not report.failures(),
+                                                     "checks": report.checks})
+                for line in report.lines():
+                    self.say(f"  {line}")
+                if report.failures():
+                    failure = (i, report)
+                    break
+                self.store.step_status(op_id, i, "rolled-back")
+            env_before = (rows.get(0).evidence if rows.get(0) else {}).get("env_sha256")
+            env_now = file_digest(self.ws.env_file)
+            if failure is None and env_before and env_now != env_before:
+                report = Report(".env rollback")
+                report.add(_failed_check(".env", f"sha256 {env_now} differs from {env_before} before the migration"))
+                failure = (0, report)
+        except BaseException as exc:  # Ctrl-C, or a bug outside a step's own undo: never left `rolling-back` silently
+            what = "interrupted (Ctrl-C)" if isinstance(exc, KeyboardInterrupt) else _describe(exc)
+            if isinstance(exc, Exception):
+                self._crashed(op_id, "rollback", exc)
+            left = _still_applied(steps, rows, len(steps))
+            self._event(op_id, "rollback.failed", {"reason": reason, "error": what, "left": left})
+            self.store.finish(op_id, "rollback-failed", {"reason": reason, "left": left},
+                              error=f"rollback of {op_id} stopped: {what}")
+            raise
+        if failure is not None:
+            return self._rollback_failed(op_id, steps, rows, failure[0], reason, failure[1])
         self._event(op_id, "rollback.done", {"reason": reason, "env_sha256": env_now,
                                              "seconds": round(time.monotonic() - started, 3)})
         self.store.finish(op_id, "rolled-back", {"reason": reason}, error=reason)
@@ -445,8 +461,7 @@ class Orchestrator:
 
     def _rollback_failed(self, op_id: str, steps: list[Step], rows: dict, at: int, reason: str,
                          report: Report) -> RunOutcome:
-        left = [f"{steps[j - 1].name}: still applied; finish by hand: {manual_hint(steps[j - 1].name, rows[j].undo)}"
-                for j in range(at, 0, -1) if j in rows and rows[j].status not in ("rolled-back", "pending")]
+        left = _still_applied(steps, rows, at)
         message = f"rollback of {op_id} could not complete at {steps[at - 1].name if at else '.env'}"
         self._event(op_id, "rollback.failed", {"reason": reason, "left": left, "checks": report.checks})
         self.store.finish(op_id, "rollback-failed", {"reason": reason, "left": left}, error=message)
@@ -466,6 +481,12 @@ class _RollbackNow(Exception):
     def __init__(self, reason: str):
         super().__init__(reason)
         self.reason = reason
+
+
+def _still_applied(steps: list[Step], rows: dict, at: int) -> list[str]:
+    """The steps from `at` down that are not undone, each with how to finish its undo by hand."""
+    return [f"{steps[j - 1].name}: still applied; finish by hand: {manual_hint(steps[j - 1].name, rows[j].undo)}"
+            for j in range(at, 0, -1) if j in rows and rows[j].status not in ("rolled-back", "pending")]
 
 
 def _describe(exc: BaseException) -> str:

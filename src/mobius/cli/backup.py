@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
@@ -11,6 +12,9 @@ from mobius.cli.options import DRY_RUN, YES, changes
 from mobius.cli.output import confirm, emit, say
 from mobius.errors import InputError
 from mobius.safety.diskspace import human_bytes
+
+if TYPE_CHECKING:
+    from mobius.config import Workspace
 
 backup_app = typer.Typer(help="Verified backups of the library: archives and an incremental snapshot repository "
                               "(create, list, verify, restore, test-restore, prune, export, copy).",
@@ -42,6 +46,13 @@ def _archive(name: str) -> Path:
     if name == _backup().LATEST:
         return Path(_backup().latest_backup(current.workspace()))
     return _backup().resolve_archive(current.workspace(), name)
+
+
+def _workspace_if_any() -> Workspace | None:
+    """The workspace a check of an archive is recorded in, or None: outside one, an archive verifies unrecorded."""
+    from mobius.config import find_workspace_root, is_workspace  # here for start-up time
+
+    return current.workspace() if is_workspace(find_workspace_root(current.workspace_option)) else None
 
 
 @backup_app.command("create")
@@ -132,7 +143,9 @@ def verify(
                                                f"({human_bytes(check.bytes_read)}), every blob matches"
                                                if read_data else "not read (--read-data reads every byte)")])
         return
-    report = _backup().verify_backup(current.workspace(), _archive(archive), deep=deep, progress=current.progress())
+    path, ws = _archive(archive), _workspace_if_any()
+    report = (_backup().verify_backup(ws, path, deep=deep, progress=current.progress()) if ws else
+              _backup().verify_archive(path, current.progress(), deep=deep))
     lines = [f"verified {report.path}",
              f"sha256   {report.sha256} matches the sidecar",
              f"members  {report.files} files, {report.dirs} folders, {report.symlinks} symlinks "
@@ -201,8 +214,9 @@ def test_restore(
         report = _backup().test_restore_snapshot(current.workspace(), snapshot, scratch=scratch,
                                                  progress=current.progress())
     else:
-        report = _backup().test_restore_backup(current.workspace(), _archive(archive), scratch=scratch,
-                                               progress=current.progress())
+        path, ws = _archive(archive), _workspace_if_any()
+        report = (_backup().test_restore_backup(ws, path, scratch=scratch, progress=current.progress()) if ws else
+                  _backup().test_restore(path, scratch=scratch, progress=current.progress()))
     lines = [f"test-restore of {f'snapshot {snapshot}' if snapshot else report.archive.name}: OK",
              f"compared {report.compared} entries ({report.files} files, {human_bytes(report.bytes)}) with "
              + ("the manifest" if report.has_manifest else "the archive's own listing"),

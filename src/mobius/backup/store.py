@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Protocol
 
 from mobius.errors import EnvironmentProblem, InputError
-from mobius.safety.atomic import TEMP_PREFIX, fsync_dir, temp_name_for
+from mobius.safety.atomic import TEMP_PREFIX, atomic_write
 
 READ_CHUNK = 4 << 20
 
@@ -58,18 +58,8 @@ class FolderStore:
     def put_file(self, key: str, local: Path) -> None:
         final = self.root / key
         final.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        tmp = temp_name_for(final)
-        try:
-            with open(local, "rb") as src, open(tmp, "xb") as out:
-                os.fchmod(out.fileno(), 0o600)
-                shutil.copyfileobj(src, out, READ_CHUNK)
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(tmp, final)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        fsync_dir(final.parent)
+        with open(local, "rb") as src, atomic_write(final, file_mode=0o600) as out:
+            shutil.copyfileobj(src, out, READ_CHUNK)
 
     def read(self, key: str) -> Iterator[bytes]:
         with open(self.root / key, "rb") as handle:
@@ -149,18 +139,9 @@ class ObjectStore:
     def get_file(self, key: str, local: Path) -> None:
         """The object into `local` atomically (temp name in the same folder, fsync, rename)."""
         local.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        tmp = temp_name_for(local)
-        try:
-            with open(tmp, "xb") as out:
-                os.fchmod(out.fileno(), 0o600)
-                for chunk in self.read(key):
-                    out.write(chunk)
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(tmp, local)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+        with atomic_write(local, file_mode=0o600) as out:
+            for chunk in self.read(key):
+                out.write(chunk)
 
     def delete(self, key: str) -> None:
         """Remove the object; an absent one is not an error (a second prune may have removed it)."""

@@ -41,7 +41,10 @@ def fsync_dir(folder: Path) -> None:
 @contextlib.contextmanager
 def atomic_write(path: str | Path, mode: str = "wb", *, file_mode: int | None = None,
                  encoding: str | None = None) -> Iterator[IO]:
-    """Open a temp file for writing; on clean exit it replaces `path` durably, on error it vanishes."""
+    """Open a temp file for writing; on clean exit it replaces `path` durably, on error it vanishes.
+
+    `file_mode` is set on the temp file before the first byte is written, so the data is never readable
+    under a wider mode, not even under its temp name."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_name_for(path)
@@ -49,12 +52,12 @@ def atomic_write(path: str | Path, mode: str = "wb", *, file_mode: int | None = 
         encoding = "utf-8"
     handle = open(tmp, mode, encoding=encoding)  # noqa: SIM115 - closed below in every path
     try:
+        if file_mode is not None:
+            os.fchmod(handle.fileno(), file_mode)
         yield handle
         handle.flush()
         os.fsync(handle.fileno())
         handle.close()
-        if file_mode is not None:
-            os.chmod(tmp, file_mode)
         os.replace(tmp, path)
         fsync_dir(path.parent)
     except BaseException:

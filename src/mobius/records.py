@@ -32,6 +32,7 @@ from mobius.errors import ResourceError, is_read_only, read_only_folder
 from mobius.results import to_jsonable
 from mobius.safety.process import process_alive
 from mobius.safety.stamps import new_id, utc_iso
+from mobius.safety.wal import open_wal
 
 STORE_NAME = "operations.sqlite"
 ACTIVE = ("running", "stopping", "rolling-back")
@@ -140,10 +141,7 @@ class RecordStore:
             if read_only_folder(path.parent):
                 raise sqlite3.OperationalError("attempt to write a readonly database")
             path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)  # state/ holds plans and evidence
-            self._db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.executescript(SCHEMA)
+            self._db = open_wal(path, schema=SCHEMA)
         except sqlite3.OperationalError as exc:
             raise self._explain(exc) from exc
 

@@ -7,12 +7,12 @@ mtime, so such "racily clean" entries are never trusted (git's index has the sam
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from collections.abc import Iterable
 from pathlib import Path
 
 from mobius.safety.tree import Entry
+from mobius.safety.wal import open_wal
 
 RACY_MARGIN_NS = 2_000_000_000
 
@@ -23,13 +23,10 @@ class HashCache:
     def __init__(self, path: Path):
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")  # a lost cache row only costs a re-read
-        self._db.execute(
+        # synchronous=NORMAL: a lost cache row only costs a re-read
+        self._db = open_wal(path, synchronous="NORMAL", schema=(
             "CREATE TABLE IF NOT EXISTS hashes (path TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER,"
-            " inode INTEGER, digest TEXT, hashed_ns INTEGER) WITHOUT ROWID"
-        )
+            " inode INTEGER, digest TEXT, hashed_ns INTEGER) WITHOUT ROWID;"))
 
     def lookup(self, absolute: str, entry: Entry) -> str | None:
         """The cached digest when the file still has the size, mtime and inode it was hashed with."""

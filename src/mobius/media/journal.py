@@ -19,6 +19,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from mobius.safety.wal import open_wal
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS migrations (
     id TEXT PRIMARY KEY, source TEXT NOT NULL, target TEXT NOT NULL, status TEXT NOT NULL,
@@ -96,14 +98,10 @@ class MigrationJournal:
         self.path = path
         if create:
             path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            self._db = open_wal(path, schema=SCHEMA)
         else:
             self._db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None,
                                        check_same_thread=False)
-        self._db.execute("PRAGMA synchronous=FULL")
-        if create:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.executescript(SCHEMA)
         self._columns = COLUMNS
         have = {row[1] for row in self._db.execute("PRAGMA table_info(entries)")}
         if have and "ctime_ns" not in have:  # a journal from before ctimes were kept

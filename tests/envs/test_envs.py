@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from mobius.backup.repository import Repository
 from mobius.config import load_workspace
 
 from .conftest import table_rows, tree, write_env
@@ -96,7 +97,10 @@ def test_promote_end_to_end_then_only_changes(mobius, two_envs: Path) -> None:
     assert tree(root / "prod" / "uploads") == tree(root / "staging" / "uploads")
     prod_env = (root / "environments" / "production.env").read_text()
     assert "MOBIUS_BACKUP_KEEP=4" in prod_env and "MOBIUS_DATABASE_URL=sqlite:///prod.db" in prod_env
-    assert Path(out["backup"]).is_file() and Path(out["backup"]).parent == root / "prod" / "backups"
+    # the restore point is a snapshot in production's repository, named where its prune reads protected ones
+    assert out["backup"] in Repository(root / "prod" / "backups").snapshot_ids()
+    protected = (root / "prod" / "backups" / "retention-protected.promote.production.txt").read_text()
+    assert protected == out["backup"] + "\n"
     assert [s["status"] for s in out["steps"]] == ["done"] * 6
 
     code, again = mobius.json("env", "promote", "--from", "staging", "--to", "production", "--yes", "-w", str(root))
@@ -209,12 +213,15 @@ def test_retention_keeps_the_backup_the_newest_rollback_needs(mobius, two_envs: 
     (root / "games" / "sushi-go.yaml").unlink()
     code, out = mobius.json("deploy", "--env", "production", "-w", str(root))
     assert code == 0
-    needed = Path(out["backup"])
+    needed = out["backup"]
     for _ in range(2):
-        code, made = mobius.json("--env", "production", "backup", "create", "--archive", "--keep", "1", "-w", str(root))
-        assert code == 0
-    assert needed.is_file()
-    assert (root / "prod" / "backups" / "retention-protected.production.txt").read_text().strip() == needed.name
+        code, made = mobius.json("--env", "production", "backup", "create", "--keep", "1", "-w", str(root))
+        assert code == 0, made
+    repository = Repository(root / "prod" / "backups")
+    assert needed in repository.snapshot_ids() and len(repository.snapshot_ids()) == 2  # the newest and the needed
+    assert (root / "prod" / "backups" / "retention-protected.production.txt").read_text().strip() == needed
+    code, restored = mobius.json("rollback", "--env", "production", "--yes", "-w", str(root))
+    assert code == 0 and restored["archive"] == needed, restored
 
 
 def test_bad_input_one_line_and_exit_code(mobius, two_envs: Path, tmp_path: Path) -> None:

@@ -126,8 +126,12 @@ def test_a_release_whose_backup_retention_removed_is_marked_not_restorable(mobiu
         code, out = mobius.json("deploy", "--env", "staging", "-w", str(root))
         assert code == 0, out
         ids.append(out["release"])
-    code, out = mobius.json("--env", "staging", "backup", "create", "--archive", "--keep", "1", "-w", str(root))
+    # a newer snapshot, then a prune keeping only it: the newest release's restore point stays (protected)
+    code, out = mobius.json("--env", "staging", "backup", "create", "-w", str(root))
     assert code == 0, out
+    code, out = mobius.json("--env", "staging", "backup", "prune", "--keep-last", "1", "-w", str(root))
+    assert code == 0, out
+    assert len(out["removed"]) == 2 and len(out["kept"]) == 2, out
     code, listed = mobius.json("releases", "--env", "staging", "-w", str(root))
     restorable = {r["id"]: r["restorable"] for r in listed["releases"]}
     # `--to` the first needs the second deploy's backup (retention removed it); `--to` the second needs the

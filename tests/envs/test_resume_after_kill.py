@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from tests.envs.conftest import make_two_envs, table_rows, tree
 
+from mobius.backup.repository import Repository
 from mobius.config import load_workspace
 from mobius.envs.releases import deploys, list_releases
 from mobius.records import RecordStore
@@ -117,7 +118,7 @@ def test_deploy_killed_then_resumed_equals_an_uninterrupted_run(mobius, template
     assert _differences(end_state(root, "staging"), uninterrupted["deploy"]) == []
     with RecordStore.of(load_workspace(root)) as store:
         op = store.get(op_id)
-    assert op.status == "completed" and op.result["backup"] and Path(op.result["backup"]).is_file()
+    assert op.status == "completed" and op.result["backup"] in _snapshots(root, "staging")
 
 
 @pytest.mark.parametrize("point", DEPLOY_POINTS)
@@ -169,7 +170,7 @@ def test_deploy_resume_continues_a_killed_deploy_by_its_own_command(mobius, temp
         assert proc.returncode == 1 and said in proc.stderr, (argv, proc.stderr)
     code, out = mobius.json("deploy", "--resume", op_id, "-w", str(root))  # its environment is in the record
     assert code == 0, out
-    assert out["release"] == op_id and out["env"] == "staging" and Path(out["backup"]).is_file()
+    assert out["release"] == op_id and out["env"] == "staging" and out["backup"] in _snapshots(root, "staging")
     done = {s["step"] for s in out["steps"] if s["status"] == "done"}
     assert {"backup", "migrations", "release record"} <= done and "failed" not in str(out["steps"]), out["steps"]
     assert _differences(end_state(root, "staging"), uninterrupted["deploy"]) == []
@@ -178,3 +179,8 @@ def test_deploy_resume_continues_a_killed_deploy_by_its_own_command(mobius, temp
         assert len(store.list(type="env.deploy")) == 1  # resumed, not a second deploy
     proc = mobius("deploy", "--resume", op_id, "-w", str(root))
     assert proc.returncode == 1 and "nothing to resume" in proc.stderr, proc.stderr
+
+
+def _snapshots(root: Path, env: str) -> list[str]:
+    """The snapshot ids in the environment's backup repository (its restore points live there)."""
+    return Repository(load_workspace(root, env=env).backups).snapshot_ids()

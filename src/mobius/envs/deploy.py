@@ -14,7 +14,6 @@ import platform
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from importlib import metadata
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mobius import __version__
@@ -144,8 +143,8 @@ def run_deploy(ctx: StepContext, *, force: bool, backup: bool) -> dict[str, Any]
         steps.note("preflight", "passed", "every check passed")
     if backup:
         def take() -> tuple[str, Any]:
-            archive = state.back_up_into(ws, handle, "backup", ctx.progress)
-            return f"{archive.path.name} verified (sha256 {archive.sha256[:16]}...)", str(archive.path)
+            taken = state.back_up_into(ws, handle, "backup", ctx.progress)
+            return taken.evidence, taken.point.name
 
         steps.run("backup", take)
     else:
@@ -194,8 +193,7 @@ def rollback_deploy(ctx: StepContext, handle: dict[str, Any]) -> Report:
 
     ws = ctx.ws
     if handle.get("backup"):
-        archive = Path(handle["backup"])
-        report = state.restore(ws, archive, expected=handle.get("snapshot"),
+        report = state.restore(ws, handle["backup"], expected=handle.get("snapshot"),
                                has_database=bool(handle.get("has_database", True)))
         report.subject = f"deploy rollback: {report.subject}"
         return report

@@ -17,10 +17,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mobius.config import ENV_PREFIX, Settings, Workspace, change_settings, environment_file, mask_text
-from mobius.envs import state
+from mobius.envs import restore_point, state
 from mobius.envs.diff import diff_environments
 from mobius.envs.environments import load_environment
 from mobius.envs.places import check_promote_places
+from mobius.envs.restore_point import RestorePoint
 from mobius.envs.validate import validate_environment
 from mobius.errors import InputError, MobiusError
 from mobius.phases import DESCRIBED, REHEARSED, SKIPPED, Described, Phases
@@ -178,7 +179,8 @@ def prepare_promote(root: Path, source_name: str, target_name: str, *, dry_run: 
     if dry_run:
         steps = Phases(Described(say))
         steps.note("plan", REHEARSED, "read both environments, both databases and the sync journal")
-        steps.note("backup", DESCRIBED, f"would archive {target.library}, {target.env_file.name} and the database")
+        steps.note("backup", DESCRIBED, f"would snapshot {target.library}, {target.env_file.name} and the database "
+                   "into its backup repository (only what changed since its last snapshot is stored)")
         steps.note("database copy", DESCRIBED, result.plan["database_copy"])
         lib = result.plan["library_sync"]
         steps.note("library sync", REHEARSED if lib["rehearsed"] else DESCRIBED,
@@ -217,11 +219,10 @@ def run_promote(ctx: StepContext, source_name: str, target_name: str) -> dict[st
     before = steps.run("snapshot", lambda: ("library, database rows, settings digest", state.snapshot(target)))
 
     def backup() -> tuple[str, Any]:
-        from mobius.backup import DATABASE_MEMBER
-
-        archive = state.take_backup(target, ctx.progress)
-        handle.update(backup=str(archive.path), snapshot=before, has_database=DATABASE_MEMBER in archive.extras)
-        return f"{archive.path.name} verified (sha256 {archive.sha256[:16]}...)", str(archive.path)
+        taken = restore_point.take(target, ctx.progress)
+        handle.update(backup=taken.point.name, snapshot=before, has_database=taken.has_database)
+        restore_point.protect(target, taken.point, "promote")
+        return taken.evidence, taken.point.name
 
     steps.run("backup", backup)
     ctx.checkpoint("inside:env.promote")
@@ -236,13 +237,13 @@ def rollback_promote(ctx: StepContext, source_name: str, target_name: str, handl
                                                        "(it stopped before its backup, or had nothing to do)")])
     source, target = load_environment(ctx.ws.root, source_name), load_environment(ctx.ws.root, target_name)
     _marker(sync_workspace(source, target)).unlink(missing_ok=True)  # the journal no longer describes the target
-    archive = Path(handle["backup"])
-    ctx.say(f"restoring {target_name} from {archive.name}")
-    report = state.restore(target, archive, expected=handle.get("snapshot"),
+    point = RestorePoint.parse(handle["backup"])
+    ctx.say(f"restoring {target_name} from {point.label}")
+    report = state.restore(target, point, expected=handle.get("snapshot"),
                            has_database=bool(handle.get("has_database", True)))
     report.subject = f"env.promote rollback: {report.subject}"
     if report.ok:
-        ctx.say(f"{target_name} restored from {archive.name} and verified")
+        ctx.say(f"{target_name} restored from {point.label} and verified")
         _remove_own_asides(Path(target.library))
         _clear_interrupted_sync(Path(target.library), ctx.say)
     return report

@@ -9,17 +9,16 @@ says whether it is still restorable, and a rollback to one that is not is refuse
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from mobius.config import Workspace
+from mobius.envs import restore_point
+from mobius.envs.restore_point import RestorePoint
 from mobius.errors import InputError
 from mobius.records import RecordStore
-from mobius.safety.atomic import atomic_write_text
 
 DEPLOY = "env.deploy"
 ROLLBACK = "env.rollback"
-PROTECTED_PREFIX = "retention-protected"  # <backups>/retention-protected.<env>.txt, read by backup retention
 
 
 @dataclass(frozen=True)
@@ -34,13 +33,11 @@ class Release:
     changed: Any
     backed_up: bool = True  # False: deployed with --no-backup
     restorable: bool | None = None  # can `rollback --to` this release still work? None: not a question for it
-
-    @property
-    def backup_exists(self) -> bool:
-        return bool(self.backup) and Path(self.backup or "").is_file()
+    backup_exists: bool = False  # its restore point is still in the repository (retention or prune may remove it)
 
     def line(self) -> str:
-        backup = "-" if not self.backup else Path(self.backup).name + ("" if self.backup_exists else " (removed)")
+        backup = "-" if not self.backup else (RestorePoint.parse(self.backup).label
+                                              + ("" if self.backup_exists else " (removed)"))
         tail = "  not restorable (the next release's backup was removed)" if self.restorable is False else ""
         return (f"{self.id}  {self.kind:<8} {self.status:<10} {self.started}  version {self.version}  "
                 f"schema {self.schema_version}  backup {backup}{tail}")
@@ -55,9 +52,13 @@ def list_releases(ws: Workspace, *, limit: int = 200) -> list[Release]:
     finally:
         store.close()
     ops.sort(key=lambda op: (op.started, op.id), reverse=True)
-    found = [Release(op.id, op.type.split(".")[-1], op.status, op.started, (op.result or {}).get("backup"),
-                     (op.result or {}).get("version"), (op.result or {}).get("schema_version"),
-                     (op.result or {}).get("changed"), bool(op.params.get("backup", True))) for op in ops]
+    found = []
+    for op in ops:
+        result = op.result or {}
+        backup = result.get("backup")
+        found.append(Release(op.id, op.type.split(".")[-1], op.status, op.started, backup, result.get("version"),
+                             result.get("schema_version"), result.get("changed"), bool(op.params.get("backup", True)),
+                             backup_exists=bool(backup) and restore_point.exists(ws, RestorePoint.parse(backup))))
     return _with_restorable(found)
 
 
@@ -93,8 +94,8 @@ def _refuse_stopped_before_backup(ws: Workspace) -> None:
                      hint="to return to an older state pass --to RELEASE or --backup ARCHIVE (see `mobius releases`)")
 
 
-def backup_for_rollback(ws: Workspace, to: str | None = None) -> Path:
-    """The archive a rollback restores: before the newest deploy, or the state right after release `to`."""
+def backup_for_rollback(ws: Workspace, to: str | None = None) -> RestorePoint:
+    """The restore point a rollback returns to: before the newest deploy, or the state right after release `to`."""
     if to is None:
         _refuse_stopped_before_backup(ws)
     done = deploys(ws)
@@ -115,20 +116,19 @@ def backup_for_rollback(ws: Workspace, to: str | None = None) -> Path:
         raise InputError(f"release {chosen.id} was deployed with --no-backup; it has no backup to return to",
                          hint="pass --backup ARCHIVE")
     if to is not None and not chosen.backup_exists:
-        raise InputError(f"release {to} is no longer restorable: the backup {Path(chosen.backup).name} that the "
+        raise InputError(f"release {to} is no longer restorable: the backup {RestorePoint.parse(chosen.backup).label} "
+                         "that the "
                          f"next release {chosen.id} took was removed (backup retention, MOBIUS_BACKUP_KEEP)",
                          hint="nothing was changed; see `mobius releases` for the restorable ones, or pass "
                               "--backup ARCHIVE")
-    return Path(chosen.backup)
+    return RestorePoint.parse(chosen.backup)
 
 
-def protect_rollback_backup(ws: Workspace) -> Path | None:
-    """Write the name of the backup the newest rollback needs where backup retention reads it."""
+def protect_rollback_backup(ws: Workspace) -> RestorePoint | None:
+    """Name the restore point the newest rollback needs where backup retention and prune read it."""
     done = [r for r in deploys(ws) if r.backup]
     if not done:
         return None
-    archive = Path(done[0].backup or "")
-    folder = archive.parent
-    folder.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(folder / f"{PROTECTED_PREFIX}.{ws.environment or 'workspace'}.txt", archive.name + "\n")
-    return archive
+    point = RestorePoint.parse(done[0].backup or "")
+    restore_point.protect(ws, point)
+    return point

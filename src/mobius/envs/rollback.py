@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mobius.config import Workspace, load_workspace
-from mobius.envs import health, releases, state
+from mobius.envs import health, releases, restore_point, state
 from mobius.envs.places import check_layout
+from mobius.envs.restore_point import RestorePoint
 from mobius.errors import InputError, MobiusError, VerificationError
 from mobius.phases import NOT_CONFIGURED, Phases
 from mobius.results import Report, skipped, to_jsonable
@@ -35,64 +35,58 @@ class EnvironmentRollback:
     steps: list[dict[str, Any]] = field(default_factory=list)
 
 
-def choose_archive(ws: Workspace, *, to: str | None = None, archive: str | None = None) -> Path:
-    from mobius.backup import resolve_archive
-
+def choose_archive(ws: Workspace, *, to: str | None = None, archive: str | None = None) -> RestorePoint:
+    """The restore point a rollback returns to: `--backup` (a snapshot id, `latest` or an archive), or the one
+    the release after `--to` (default: the newest release) took."""
     if to and archive:
         raise InputError("pass --to RELEASE or --backup ARCHIVE, not both")
-    path = resolve_archive(ws, archive) if archive else releases.backup_for_rollback(ws, to)
-    if not path.is_file():
-        raise InputError(f"backup {path} does not exist", hint="see `mobius backup list` and `mobius releases`")
-    return path
+    point = restore_point.resolve(ws, archive) if archive else releases.backup_for_rollback(ws, to)
+    if not restore_point.exists(ws, point):
+        raise InputError(f"backup {point.label} does not exist",
+                         hint="see `mobius backup list` and `mobius releases`")
+    return point
 
 
 def prepare_rollback(ws: Workspace, *, to: str | None = None, archive: str | None = None,
-                     confirm: Callable[[str], bool] | None = None) -> Path:
-    """The archive a rollback restores, confirmed (`mobius.ops.commands.rollback` runs it on the runner)."""
+                     confirm: Callable[[str], bool] | None = None) -> RestorePoint:
+    """The restore point a rollback returns to, confirmed (`mobius.ops.commands.rollback` runs it on the runner)."""
     check_layout(ws)
-    path = choose_archive(ws, to=to, archive=archive)
-    if confirm is not None and not confirm(f"roll {ws.environment} back to {path.name} (the current state is "
+    point = choose_archive(ws, to=to, archive=archive)
+    if confirm is not None and not confirm(f"roll {ws.environment} back to {point.label} (the current state is "
                                            "backed up first)?"):
         raise InputError("rollback not confirmed; nothing was changed")
-    return path
+    return point
 
 
 def run_rollback(ctx: StepContext, archive: str) -> dict[str, Any]:
     """The rollback's phases, each checkpointed in the step's undo handle. The backup of the current state is
     in the handle before the restore begins; a failure names the state it leaves."""
-    from mobius.backup import DATABASE_MEMBER, verify_archive
-
-    ws, path = ctx.ws, Path(archive)
+    ws, point = ctx.ws, RestorePoint.parse(archive)
     handle: dict[str, Any] = dict(ctx.undo or {})
     steps = Phases(ctx, handle)
     handle.setdefault("result", {"env": ws.environment, "archive": archive})
     left = "nothing was changed"
     try:
-        def verify() -> tuple[str, Any]:
-            report = verify_archive(path, ctx.progress)
-            return (f"sha256 {report.sha256[:16]}... matches the sidecar; {report.files} files match the manifest",
-                    DATABASE_MEMBER in report.extras)
-
-        has_database = steps.run("verify archive", verify)
+        has_database = steps.run("verify archive", lambda: restore_point.verify(ws, point, ctx.progress))
 
         def backup_current() -> tuple[str, Any]:
             current = state.back_up_into(ws, handle, "pre_rollback_backup", ctx.progress)
-            return f"{current.path.name} verified", str(current.path)
+            return current.evidence, current.point.name
 
         steps.run("backup current", backup_current)
         left = "nothing restored yet"
 
         def restore() -> tuple[str, Any]:
             nonlocal left
-            report = state.restore(ws, path, has_database=has_database)
+            report = state.restore(ws, point, has_database=has_database)
             if not report.ok:
                 left = "partly restored: " + (", ".join(c.name for c in report.checks if c.passed) or "nothing")
             report.raise_if_failed(hint="the state before the rollback is in "
-                                        f"{Path(handle['pre_rollback_backup']).name}")
+                                        f"{RestorePoint.parse(handle['pre_rollback_backup']).label}")
             return "; ".join(c.name for c in report.checks), None
 
         steps.run("restore", restore)
-        left = f"library, database and settings restored from {path.name}"
+        left = f"library, database and settings restored from {point.label}"
         fresh = load_workspace(ws.root, env=ws.environment)
         if health.ready_url(fresh) is None:
             steps.note("health gate", NOT_CONFIGURED, "set MOBIUS_SERVICE_URL")
@@ -103,8 +97,8 @@ def run_rollback(ctx: StepContext, archive: str) -> dict[str, Any]:
                 steps.note("restart", NOT_CONFIGURED, "set MOBIUS_SERVICE_RESTART_COMMAND")
             steps.run("health gate", lambda: _wait(fresh, ctx.say))
     except MobiusError as exc:
-        backup_note = (f"; the state before the rollback is in {Path(handle['pre_rollback_backup']).name}"
-                       if handle.get("pre_rollback_backup") else "")
+        before = handle.get("pre_rollback_backup")
+        backup_note = f"; the state before the rollback is in {RestorePoint.parse(before).label}" if before else ""
         if isinstance(exc, InputError) and not handle.get("pre_rollback_backup"):
             raise
         raise VerificationError(f"rollback of {ws.environment} failed: {exc.message}; state left: {left}"
@@ -117,7 +111,7 @@ def undo_rollback(ctx: StepContext, handle: dict[str, Any]) -> Report:
     if not handle.get("pre_rollback_backup"):
         return Report("env.rollback undo", [skipped("env.rollback.undo", "the rollback changed nothing "
                                                     "(it stopped before its backup of the current state)")])
-    report = state.restore(ctx.ws, Path(handle["pre_rollback_backup"]), expected=handle.get("snapshot"),
+    report = state.restore(ctx.ws, handle["pre_rollback_backup"], expected=handle.get("snapshot"),
                            has_database=bool(handle.get("has_database", True)))
     report.subject = f"env.rollback undo: {report.subject}"
     return report

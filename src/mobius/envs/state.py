@@ -1,18 +1,20 @@
-"""An environment's state (library, database, settings file), its verified backup, and putting it back.
+"""An environment's state (library, database, settings file), its verified restore point, and putting it back.
 
 Promote and rollback both end the same way when something fails: restore library + database +
-settings from the archive taken before, then prove it with a snapshot taken before and after.
+settings from the restore point taken before (envs.restore_point: a snapshot, or an archive in records
+of earlier releases), then prove it with a snapshot of the state taken before and after.
 """
 
 from __future__ import annotations
 
 import hashlib
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from mobius.config import Workspace, mask_text, settings_lock
+from mobius.envs import restore_point
+from mobius.envs.restore_point import RestorePoint, TakenPoint
 from mobius.errors import MobiusError
 from mobius.results import Report, failed, passed
 from mobius.safety.atomic import atomic_write_bytes
@@ -93,51 +95,40 @@ def snapshot(ws: Workspace) -> dict[str, Any]:
             "tables": database_rows(ws), "schema_version": schema_version(ws)}
 
 
-def take_backup(ws: Workspace, progress: Any = None) -> Any:
-    """A verified backup of the environment: library, settings file and database dump (backup capability)."""
-    from mobius.backup import create_backup
-
-    Path(ws.library).mkdir(parents=True, exist_ok=True)
-    return create_backup(ws, progress=progress)
-
-
-def back_up_into(ws: Workspace, handle: dict[str, Any], key: str, progress: Any = None) -> Any:
-    """A verified backup and the state it must restore to, kept in a step's undo handle under `key`
+def back_up_into(ws: Workspace, handle: dict[str, Any], key: str, progress: Any = None) -> TakenPoint:
+    """A verified restore point and the state it must restore to, kept in a step's undo handle under `key`
     (and its result) before anything changes: a rollback after kill -9 needs nothing else."""
-    from mobius.backup import DATABASE_MEMBER
-
     before = snapshot(ws)
-    archive = take_backup(ws, progress)
-    handle.update({key: str(archive.path), "snapshot": before, "has_database": DATABASE_MEMBER in archive.extras})
-    handle["result"][key] = str(archive.path)
-    return archive
+    taken = restore_point.take(ws, progress)
+    handle.update({key: taken.point.name, "snapshot": before, "has_database": taken.has_database})
+    handle["result"][key] = taken.point.name
+    return taken
 
 
-def restore_settings(ws: Workspace, archive: Path) -> None:
-    """Put the environment file back byte for byte from the archive's settings member."""
-    from mobius.backup import extract_member
-    from mobius.backup.api import ENV_MEMBER
-
-    with tempfile.TemporaryDirectory(prefix=".mobius-tmp-env-", dir=ws.backups) as scratch:
+def restore_settings(ws: Workspace, point: RestorePoint) -> None:
+    """Put the environment file back byte for byte from the point's settings member."""
+    with restore_point.scratch(ws) as scratch:
         copy = Path(scratch) / "settings.env"
-        extract_member(archive, ENV_MEMBER, copy)
+        restore_point.restore_settings_file(ws, point, copy)
         mode = ws.env_file.stat().st_mode & 0o777 if ws.env_file.exists() else 0o600
         with settings_lock(ws.env_file):
             atomic_write_bytes(ws.env_file, copy.read_bytes(), file_mode=mode)
 
 
-def restore(ws: Workspace, archive: Path, *, expected: dict[str, Any] | None = None,
+def restore(ws: Workspace, point: RestorePoint | str | Path, *, expected: dict[str, Any] | None = None,
             has_database: bool = True) -> Report:
-    """Restore library, database and settings from `archive`, then compare with the snapshot taken before."""
-    from mobius.backup import restore_backup
+    """Restore library, database and settings from `point` (a snapshot id or an archive, as a record names
+    it), then compare with the snapshot of the state taken before."""
     from mobius.config import load_workspace
 
-    report = Report(f"restore of {ws.environment or 'the workspace'} from {archive.name}")
+    if not isinstance(point, RestorePoint):
+        point = RestorePoint.parse(point)
+    report = Report(f"restore of {ws.environment or 'the workspace'} from {point.label}")
     try:
-        restore_settings(ws, archive)
+        restore_settings(ws, point)
         report.add(passed("settings restored", str(ws.env_file)))
         ws = load_workspace(ws.root, env=ws.environment)
-        result = restore_backup(ws, archive, Path(ws.library), database=has_database)
+        result = restore_point.restore_library(ws, point, database=has_database)
         report.add(passed("library restored", f"{result.files} files", detail=str(result.to)))
         aside = result.rollback
         report.add(passed("database restored", mask_text(ws.database_url)) if has_database else

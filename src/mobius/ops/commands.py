@@ -103,12 +103,12 @@ def rollback(ws: Workspace, *, to: str | None = None, archive: str | None = None
              confirm: Callable[[str], bool] | None = None, say: Callable[[str], None] = lambda line: None,
              progress: Any = None) -> EnvironmentRollback:
     """`mobius rollback`. A failure leaves the record `failed` and says what state is left (exit 2)."""
-    path = prepare_rollback(ws, to=to, archive=archive, confirm=confirm)
+    point = prepare_rollback(ws, to=to, archive=archive, confirm=confirm)
     outcome, _, _ = _run(ws, say, progress, lambda runner: runner.run_command(
-        releases.ROLLBACK, "env.rollback", {"archive": str(path)}, {"archive": str(path), "to": to},
+        releases.ROLLBACK, "env.rollback", {"archive": point.name}, {"archive": point.name, "to": to},
         on_failure="stop"))
     handle = _handle(outcome)
-    result = EnvironmentRollback(ws.environment, str(path), operation=outcome.id,
+    result = EnvironmentRollback(ws.environment, point.name, operation=outcome.id,
                             pre_rollback_backup=handle.get("pre_rollback_backup"))
     result.steps = Phases(Described(), handle).lines()
     releases.protect_rollback_backup(ws)

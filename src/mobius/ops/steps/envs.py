@@ -139,7 +139,7 @@ class EnvDeployStep:
 
 
 class EnvRollbackParams(StepParams):
-    archive: str = Field(min_length=1)
+    archive: str = Field(min_length=1)  # a snapshot id, or an archive's path (envs.restore_point)
 
 
 @register_step("env.rollback")
@@ -154,12 +154,16 @@ class EnvRollbackStep:
         self.archive = EnvRollbackParams.model_validate(params).archive
 
     def plan(self, ctx: StepContext) -> StepPlan:
-        return StepPlan(f"roll {ctx.ws.environment or 'the workspace'} back to {Path(self.archive).name} (the "
-                        "current state is backed up first)")
+        from mobius.envs.restore_point import RestorePoint
+
+        return StepPlan(f"roll {ctx.ws.environment or 'the workspace'} back to "
+                        f"{RestorePoint.parse(self.archive).label} (the current state is backed up first)")
 
     def preflight(self, ctx: StepContext) -> Report:
+        from mobius.envs import restore_point
+
         report = Report("env.rollback preflight")
-        found = Path(self.archive).is_file()
+        found = restore_point.exists(ctx.ws, restore_point.RestorePoint.parse(self.archive))
         report.add((passed if found else failed)("env.rollback.archive", self.archive, source="backups"))
         return report
 

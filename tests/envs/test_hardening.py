@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from mobius.backup.repository import Repository
+from mobius.backup.snapshot import read_header
 from mobius.config import load_workspace
 from mobius.records import RecordStore
 
@@ -194,13 +196,18 @@ def test_kill_during_the_library_sync_leaves_no_copy_of_the_old_library(mobius, 
 
 
 # item 14
-def test_the_targets_pre_sync_dump_goes_to_the_targets_backups(mobius, two_envs: Path) -> None:
+def test_the_targets_database_before_the_sync_is_in_the_targets_backups(mobius, two_envs: Path) -> None:
     root = two_envs
     code, out = mobius.json(*PROMOTE, "--yes", "-w", str(root))
     assert code == 0, out
     staging_backups = root / "staging" / "backups"
     assert not [p.name for p in staging_backups.glob("*")] if staging_backups.is_dir() else True
-    assert list((root / "prod" / "backups").glob("mobius_db_prod_*presync*"))
+    # the restore point (a snapshot in production's repository) holds production's checked dump, so the
+    # database copy makes no second one
+    repository = Repository(root / "prod" / "backups")
+    header = read_header(repository.snapshot_file(out["backup"]))
+    assert "database/mobius.dump" in header.extras
+    assert not list((root / "prod" / "backups").glob("mobius_db_prod_*presync*"))
 
 
 # item 15

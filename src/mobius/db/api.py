@@ -487,11 +487,13 @@ def restore_with_report(ws: Workspace, dump: Path, *, safety_dump: bool = True,
 
 
 @records_call("db.sync")
-def sync_databases(ws: Workspace, from_url: str, to_url: str, *, overwrite: bool = False) -> SyncResult:
+def sync_databases(ws: Workspace, from_url: str, to_url: str, *, overwrite: bool = False,
+                   dump_target: bool = True) -> SyncResult:
     """Copy one database over another (the runbook's `pg_dump staging_db | psql production_db`), safely.
 
-    The target is dumped first; a non-empty target is only replaced with `overwrite=True`; row counts
-    of every table are compared afterwards.
+    The target is dumped first (`dump_target=False`: the caller already holds a checked dump of it, as env
+    promote's snapshot does); a non-empty target is only replaced with `overwrite=True`; row counts of
+    every table are compared afterwards.
     """
     source, target = target_for(ws, from_url), target_for(ws, to_url)
     if source.dialect != target.dialect:
@@ -505,7 +507,7 @@ def sync_databases(ws: Workspace, from_url: str, to_url: str, *, overwrite: bool
         if existing and not overwrite:
             raise InputError(f"target {target.display} is not empty ({len(existing)} tables)",
                              hint="pass --yes to replace it (it is dumped first)")
-        target_dump = dumps.dump(target, dumps.dump_path_for(ws, target, label="presync"))
+        target_dump = dumps.dump(target, dumps.dump_path_for(ws, target, label="presync")) if dump_target else None
         source_dump = dumps.dump(source, dumps.dump_path_for(ws, source, label="sync"))
         dumps.restore(target, source_dump.path)
         expected, actual = _tables_and_rows(source), _tables_and_rows(target)
@@ -513,8 +515,10 @@ def sync_databases(ws: Workspace, from_url: str, to_url: str, *, overwrite: bool
             differ = [f"{t}: source {expected.get(t)} rows, target {actual.get(t)}"
                       for t in sorted(set(expected) | set(actual)) if expected.get(t) != actual.get(t)]
             raise VerificationError("sync: the target differs from the source after the copy", details=differ,
-                                    hint=f"restore the target's previous state: mobius db restore {target_dump.path}")
-    return SyncResult(source=source.display, target=target.display, target_dump=target_dump.path,
+                                    hint=f"restore the target's previous state: mobius db restore {target_dump.path}"
+                                    if target_dump else "the target's previous state is in the caller's backup")
+    return SyncResult(source=source.display, target=target.display,
+                      target_dump=target_dump.path if target_dump else None,
                       source_dump=source_dump.path, tables=actual)
 
 

@@ -117,7 +117,7 @@ class SyncResult:
 
     source: str
     target: str
-    target_dump: Path
+    target_dump: Path | None  # None: the caller holds its own checked dump of the target (env promote's snapshot)
     source_dump: Path
     tables: dict[str, int]
 

@@ -293,8 +293,8 @@ def _apply(steps: Phases, source: Workspace, target: Workspace, sync_ws: Workspa
     from mobius.db import sync_databases
     from mobius.media import migrate
 
-    def copy_database() -> tuple[str, Any]:  # the target's workspace: its pre-sync dump goes to its backups
-        out = sync_databases(target, source.database_url, target.database_url, overwrite=True)
+    def copy_database() -> tuple[str, Any]:  # B's checked dump is in the restore point: no second dump
+        out = sync_databases(target, source.database_url, target.database_url, overwrite=True, dump_target=False)
         return f"{len(out.tables)} tables, row counts equal on both sides", len(out.tables)
 
     steps.run("database copy", copy_database)

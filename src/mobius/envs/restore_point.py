@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mobius.config import Workspace
+from mobius.config import Workspace, is_url
 from mobius.errors import InputError
 from mobius.safety.atomic import atomic_write_text
 
@@ -68,7 +68,7 @@ def take(ws: Workspace, progress: Any = None) -> TakenPoint:
     from the device before the snapshot is written (backup.create_snapshot)."""
     from mobius.backup import DATABASE_MEMBER, create_snapshot
 
-    if not str(ws.library).startswith("s3://"):
+    if not is_url(ws.library):
         Path(ws.library).mkdir(parents=True, exist_ok=True)
     result = create_snapshot(ws, progress=progress)
     evidence = (f"snapshot {result.id} verified: {result.files} files, {result.new_files} new "
@@ -142,6 +142,10 @@ def restore_library(ws: Workspace, point: RestorePoint, *, database: bool) -> An
     from mobius.backup import restore_backup
     from mobius.backup.api import restore_snapshot
 
+    if is_url(ws.library):
+        raise InputError(f"cannot restore {point.label} into the library {ws.library}: a restore writes a local "
+                         "folder", hint=f"restore it with `mobius backup restore {Path(point.name).name} --to DIR`, "
+                                        f"then copy DIR to the bucket with `mobius media migrate --to {ws.library}`")
     if point.kind == ARCHIVE:
         return restore_backup(ws, Path(point.name), Path(ws.library), database=database)
     return restore_snapshot(ws, point.name, Path(ws.library), database=database)

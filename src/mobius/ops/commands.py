@@ -91,8 +91,8 @@ def promote(root: Path, source: str, target: str, *, dry_run: bool = False,
     if dry_run:
         return result
     outcome, _, _ = _run(load_workspace(root), say, progress, lambda runner: runner.run_command(
-        "env.promote", "env.promote", {"from": source, "to": target}, {"from": source, "to": target,
-                                                                       "plan": result.plan}, on_interrupt="rollback"))
+        "env.promote", "env.promote", {"from": source, "to": target, "prepared": result.plan},
+        {"from": source, "to": target}, on_interrupt="rollback"))
     handle = _handle(outcome)
     result.operation, result.backup = outcome.id, handle.get("backup")
     result.steps = Phases(Described(), handle).lines()

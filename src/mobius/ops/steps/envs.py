@@ -10,6 +10,7 @@ the restore against the snapshot, with nothing but the record.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -23,6 +24,9 @@ from mobius.results import Report, failed, passed
 class EnvPromoteParams(StepParams):
     source: str = Field(alias="from", min_length=1)
     target: str = Field(alias="to", min_length=1)
+    # what `mobius env promote` computed and printed before it started the runner: the step's estimate uses it
+    # instead of planning again (the phases still plan under the lock, from the environments as they are then)
+    prepared: dict[str, Any] | None = None
 
 
 @register_step("env.promote")
@@ -35,7 +39,7 @@ class EnvPromoteStep:
         checked = EnvPromoteParams.model_validate(params)
         if checked.source == checked.target:
             raise InputError("env.promote: `from` and `to` name the same environment")
-        self.source, self.target = checked.source, checked.target
+        self.source, self.target, self.prepared = checked.source, checked.target, checked.prepared
 
     def _both(self, ctx: StepContext) -> tuple[Any, Any]:
         from mobius.envs.environments import load_environment
@@ -49,7 +53,7 @@ class EnvPromoteStep:
         from mobius.envs.promote import make_plan, plan_lines, sync_workspace
 
         source, target = self._both(ctx)
-        plan = make_plan(ctx.ws.root, source, target, sync_workspace(source, target))
+        plan = self.prepared or make_plan(ctx.ws.root, source, target, sync_workspace(source, target))
         library = Path(target.library)
         size = sum(e.size for e in _files(library))  # the target's backup
         return StepPlan(f"promote {self.source} to {self.target}: back up {self.target}, copy the database, sync "
@@ -84,7 +88,9 @@ class EnvPromoteStep:
 
         source, target = self._both(ctx)
         report = Report("env.promote verify")
-        same_rows = state.database_digest(source) == state.database_digest(target)
+        with ThreadPoolExecutor(2) as pool:  # two databases, mostly waiting on their servers
+            digests = list(pool.map(state.database_digest, (source, target)))
+        same_rows = digests[0] == digests[1]
         report.add((passed if same_rows else failed)("env.promote.database", "identical" if same_rows else
                                                      "differs", threshold="identical", source="sha256 of every row"))
         a, b = state.tree_digest(Path(source.library)), state.tree_digest(Path(target.library))

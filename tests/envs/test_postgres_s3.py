@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import time
 from pathlib import Path
 
 import pytest
@@ -37,16 +39,18 @@ def test_promote_between_two_postgres_databases(mobius, two_envs: Path, postgres
 
 
 def test_s3_library_validates_and_unreachable_bucket_is_one_line(mobius, two_envs: Path, s3_server: str) -> None:
+    import boto3
+
     root = two_envs
-    write_env(root, "media", library_dir="s3://media/library", s3_endpoint_url=s3_server, deploy_min_free_mb=1)
+    client = boto3.client("s3", endpoint_url=s3_server, region_name="us-east-1")
+    bucket = f"envs-validate-{os.getpid()}-{time.monotonic_ns()}"  # its own: other tests share the server
+    client.create_bucket(Bucket=bucket)
+    write_env(root, "media", library_dir=f"s3://{bucket}/library", s3_endpoint_url=s3_server, deploy_min_free_mb=1)
     code, out = mobius.json("env", "validate", "media", "-w", str(root))
     assert code == 0, out
     s3 = next(c for c in out["checks"] if c["name"] == "library (s3)")
     assert s3["verdict"] == "pass" and "probe" in s3["detail"]
-    import boto3
-
-    listed = boto3.client("s3", endpoint_url=s3_server, region_name="us-east-1").list_objects_v2(Bucket="media")
-    assert listed.get("KeyCount", 0) == 0  # the probe object was deleted
+    assert client.list_objects_v2(Bucket=bucket).get("KeyCount", 0) == 0  # the probe object was deleted
     write_env(root, "nobucket", library_dir="s3://no-such-bucket/library", s3_endpoint_url=s3_server,
               deploy_min_free_mb=1)
     proc = mobius("env", "validate", "nobucket", "-w", str(root))

@@ -8,6 +8,7 @@ decode of the same video are byte-identical.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -228,14 +229,16 @@ class FrameSignatures:
         return len(self.times)
 
 
-def _every_frame(container, times: list[float]) -> tuple[FrameSignatures, dict[float, object]]:
+def _every_frame(container, times: list[float], on_pinned: Callable[[float, object], None] | None = None
+                 ) -> tuple[FrameSignatures, dict[float, object]]:
     """One decode of every frame: its thumbnails, and the luma planes displayed at `times` (the same
     frames `_frames_at` picks by seeking: the last one whose presentation time is <= t).
 
     Each frame's thumbnails are taken as soon as FFmpeg hands it over, while its frame threads decode
     the next ones, and the frame is let go at once, so FFmpeg's buffer pool reuses its pictures
     (holding batches of frames for a second Python thread cost about 0.1 s more CPU in page faults
-    for fresh buffers; docs/golden.md, Speed).
+    for fresh buffers; docs/golden.md, Speed). `on_pinned(t, plane)` is called with each plane of
+    `times` as soon as it is known, while the rest of the video decodes.
     """
     import numpy as np
 
@@ -261,6 +264,8 @@ def _every_frame(container, times: list[float]) -> tuple[FrameSignatures, dict[f
         while pending and when > start + pending[0] + EPSILON:
             if previous is not None:
                 found[pending[0]] = luma(previous)
+                if on_pinned is not None:
+                    on_pinned(pending[0], found[pending[0]])
             pending.pop(0)
         index = len(stamps)
         if index == len(stores[0]):  # more frames than the container announced
@@ -272,6 +277,8 @@ def _every_frame(container, times: list[float]) -> tuple[FrameSignatures, dict[f
     for t in pending:
         if previous is not None:
             found[t] = luma(previous)
+            if on_pinned is not None:
+                on_pinned(t, found[t])
     missing = [t for t in times if t not in found]
     if missing:
         raise InputError(f"no frame at {missing[0]:g} s", hint="choose frame times within the video")
@@ -328,15 +335,16 @@ def read_audio(path: Path):
         container.close()
 
 
-def read_every_frame(path: Path, times: list[float], *, with_audio: bool = True
-                     ) -> tuple[MediaSample, FrameSignatures]:
+def read_every_frame(path: Path, times: list[float], *, with_audio: bool = True,
+                     on_pinned: Callable[[float, object], None] | None = None) -> tuple[MediaSample, FrameSignatures]:
     """`read_media` that decodes every frame once: the sample (pinned planes, audio, container facts)
-    and the signature of every frame. Same errors as `read_media`."""
+    and the signature of every frame. `on_pinned(t, plane)` gets each plane of `times` as soon as it is
+    decoded (to measure it while the rest decodes). Same errors as `read_media`."""
     path = Path(path)
     container = _open(path)
     try:
         info = _checked_info(container, path, times)
-        signatures, frames = _every_frame(container, times)
+        signatures, frames = _every_frame(container, times, on_pinned)
         sample = MediaSample(container=info, frames=frames)
         if with_audio and container.streams.audio:
             sample.audio, sample.sample_rate = read_audio(path)

@@ -17,9 +17,11 @@ from mobius.errors import EnvironmentProblem, InputError
 
 EPSILON = 1e-6
 # FFmpeg's frame threads for the every-frame decode: 0.12-0.18 s more CPU than none for a 30 s check,
-# and a shorter wall clock on a busy machine, where the scheduler shares the cores per thread
-# (docs/golden.md, Speed).
+# and a shorter wall clock on a busy machine, where the scheduler shares the cores per thread. Six
+# rather than FFmpeg's automatic three (cores + 1): the same CPU, and 2.2 against 2.7-2.9 s of wall
+# clock in-process at load 13-14 (alternating runs, medians of 6 and 8; docs/golden.md, Speed).
 EVERY_FRAME_THREADS = "AUTO"
+EVERY_FRAME_THREAD_COUNT = 6
 PLANAR_YUV = {"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p", "yuv420p10le", "nv12"}
 
 
@@ -246,6 +248,7 @@ def _every_frame(container, times: list[float], on_pinned: Callable[[float, obje
 
     video = container.streams.video[0]
     video.thread_type = EVERY_FRAME_THREADS
+    video.codec_context.thread_count = EVERY_FRAME_THREAD_COUNT
     base = video.time_base
     # float(pts * base) without a Fraction per frame (0.06 s for 900 frames): int * int / int is
     # rounded once, as Fraction.__float__ rounds, so the times are the same floats

@@ -1,11 +1,11 @@
 """The soundtrack's signature: band energies every 10 ms, and the comparisons a golden check makes.
 
 Definition (docs/golden.md repeats it): the channels are averaged to mono; every 10 ms a Hann-windowed
-frame of ~43 ms (2048 samples at 48 kHz) is transformed and its power summed into 24 bands with
-log-spaced edges from 50 Hz to 11 kHz (above 11 kHz AAC at 96 kb/s already cuts); each band's power is
-kept in dB, as float16 (0.06 dB steps at the levels that matter). Loudness cannot tell two tracks apart
-(the renderer masters every track to -16 LUFS); the spectrum over time can, as Chromaprint's design
-does with chroma. The comparisons:
+frame of `frame_size` samples (the power of two at or above 42.7 ms: 4096 samples, 85 ms, at 48 kHz) is
+transformed and its power summed into 24 bands with log-spaced edges from 50 Hz to 11 kHz (above 11 kHz
+AAC at 96 kb/s already cuts); each band's power is kept in dB, as float16 (0.06 dB steps at the levels
+that matter). Loudness cannot tell two tracks apart (the renderer masters every track to -16 LUFS); the
+spectrum over time can, as Chromaprint's design does with chroma. The comparisons:
 
 - `window_difference`: per 100 ms window, the mean over bands of |golden dB - current dB|, both floored
   80 dB below the golden's loudest window (silence compares as the floor, not as -inf).

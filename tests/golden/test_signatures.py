@@ -138,3 +138,43 @@ def test_alignment_costs_of_8_bit_thumbnails_equal_the_float_definition():
     fast = alignment._costs(golden, current, alignment.SEARCH)
     slow = alignment._costs(golden.astype(np.float32), current.astype(np.float32), alignment.SEARCH)
     assert np.isinf(fast).sum() > 0 and np.array_equal(fast, slow)
+
+
+def _recurrence_step_by_step(costs):
+    """The alignment recurrence as first written, one step at a time (the reference for the vectorised one)."""
+    width = costs.shape[1]
+    offsets = np.arange(width) - (width - 1) // 2
+    acc = costs[0] + alignment.PENALTY * np.abs(offsets)
+    back = np.zeros(costs.shape, dtype=np.int8)
+    for i in range(1, len(costs)):
+        best = np.full(width, np.inf)
+        choice = np.ones(width, dtype=np.int8)
+        for step in range(alignment.MAX_STEP + 1):
+            shift = step - 1
+            moved = np.full(width, np.inf)
+            if shift >= 0:
+                moved[shift:] = acc[: width - shift] if shift else acc
+            else:
+                moved[:shift] = acc[-shift:]
+            moved = moved + alignment.PENALTY * abs(step - 1)
+            better = moved < best
+            best[better] = moved[better]
+            choice[better] = step
+        acc = best + costs[i]
+        back[i] = choice
+    return acc, back
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_vectorised_recurrence_equals_the_step_by_step_one(seed):
+    """Same accumulated costs and the same step into every state, ties (integer costs) and unreachable
+    states (inf at the edges, as near the video's ends) included."""
+    rng = np.random.default_rng(seed)
+    costs = rng.integers(0, 4, size=(200, 2 * alignment.SEARCH + 1)).astype(np.float64)
+    costs[:20, :12] = np.inf
+    costs[-20:, -9:] = np.inf
+    costs[50:60] = np.inf
+    expected_acc, expected_back = _recurrence_step_by_step(costs)
+    back = np.zeros(costs.shape, dtype=np.int8)
+    acc = alignment._recurrence(costs, back)
+    assert np.array_equal(acc, expected_acc) and np.array_equal(back, expected_back)

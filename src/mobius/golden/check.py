@@ -19,21 +19,30 @@ from mobius.log import get_logger
 from mobius.progress import NoProgress, Progress
 
 
-def _frame_checks(golden: Golden, frames: dict, limits: Thresholds, debug: Path | None) -> list[GoldenCheck]:
+def _similarity(golden: Golden, t: float, current) -> tuple[object, float | None, object]:
+    """(golden plane, mean SSIM, SSIM map) of the pinned frame at t; SSIM None when the sizes differ, the
+    map None when the planes are identical."""
     from mobius.measure.ssim import ssim_and_map
 
+    expected = golden.plane(t)
+    if expected.shape != current.shape:
+        return expected, None, None
+    return (expected, *ssim_and_map(expected, current))
+
+
+def _frame_checks(golden: Golden, frames: dict, limits: Thresholds, debug: Path | None,
+                  measured: dict[float, tuple] | None = None) -> list[GoldenCheck]:
+    """The pinned frames' checks; `measured` holds `_similarity` of the frames already measured."""
     checks = []
     for t in golden.frames:
         name = f"frame.{t:g}s"
-        expected = golden.plane(t)
         current = frames[t]
+        expected, score, similarity = (measured or {}).get(t) or _similarity(golden, t, current)
         files = {"golden": golden.frame_path(t)}
-        similarity = None
-        if expected.shape != current.shape:
+        if score is None:
             check = GoldenCheck(name, "frame", False, 0.0, limits.ssim, rule=">=", message=(
                 f"frame is {current.shape[1]}x{current.shape[0]}, golden {expected.shape[1]}x{expected.shape[0]}"))
         else:
-            score, similarity = ssim_and_map(expected, current)
             passed = score >= limits.ssim
             check = GoldenCheck(name, "frame", passed, score, limits.ssim, rule=">=",
                           message="" if passed else f"SSIM {score:.4f} < {limits.ssim}")
@@ -109,19 +118,25 @@ def check_video(ws: Workspace, slug: str, video: Path, *, overrides: dict[str, f
     limits = golden.thresholds.merged(overrides)
     progress.start(f"golden check {slug}", total=3, unit="steps")
     heard = None
+    similarities: dict[float, tuple] = {}
     if signatures is not None:
         same = _same_streams(golden, signatures, Path(video))
-        # the soundtrack is decoded and measured in a second thread while the picture decodes: both
-        # spend their time in FFmpeg and numpy, which release the GIL
-        with ThreadPoolExecutor(max_workers=1) as pool:
+        # while the main thread decodes the picture, two more measure the soundtrack (decode, loudness,
+        # band levels) and each pinned frame's SSIM as soon as the decode passes it: all spend their
+        # time in FFmpeg and numpy, which release the GIL
+        with ThreadPoolExecutor(max_workers=2) as pool:
             listening = None if "audio" in same else pool.submit(_listen, Path(video))
+            pinned = {}
             if "video" in same:
                 sample = MediaSample(container=checked_facts(Path(video), golden.frames),
                                      frames={t: golden.plane(t) for t in golden.frames})
                 frames = signatures.frames
             else:
-                sample, frames = read_every_frame(Path(video), golden.frames, with_audio=False)
+                sample, frames = read_every_frame(
+                    Path(video), golden.frames, with_audio=False,
+                    on_pinned=lambda t, plane: pinned.setdefault(t, pool.submit(_similarity, golden, t, plane)))
             heard = listening.result() if listening is not None else _heard_in_golden(golden, signatures)
+            similarities = {t: future.result() for t, future in pinned.items()}
         sample.audio, sample.sample_rate = heard.samples, heard.sample_rate
     else:
         sample, frames = read_media(Path(video), golden.frames), None
@@ -130,7 +145,7 @@ def check_video(ws: Workspace, slug: str, video: Path, *, overrides: dict[str, f
     if debug_dir is not None and debug_dir.exists():
         shutil.rmtree(debug_dir)
     report = GoldenVerdict(slug, Path(video).resolve(), golden.folder, limits, planes=sample.frames)
-    report.checks += _frame_checks(golden, sample.frames, limits, debug_dir)
+    report.checks += _frame_checks(golden, sample.frames, limits, debug_dir, similarities)
     progress.advance()
     report.checks += _audio_checks(golden, sample.audio, sample.sample_rate, limits,
                                    stats=heard.stats if heard is not None else None)

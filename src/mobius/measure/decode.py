@@ -8,8 +8,7 @@ decode of the same video are byte-identical.
 
 from __future__ import annotations
 
-from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -18,10 +17,11 @@ from mobius.errors import EnvironmentProblem, InputError
 
 EPSILON = 1e-6
 # FFmpeg's frame threads for the every-frame decode: 0.12-0.18 s more CPU than none for a 30 s check,
-# and a shorter wall clock on a busy machine, where the scheduler shares the cores per thread
-# (docs/golden.md, Speed).
+# and a shorter wall clock on a busy machine, where the scheduler shares the cores per thread. Six
+# rather than FFmpeg's automatic three (cores + 1): the same CPU, and 2.2 against 2.7-2.9 s of wall
+# clock in-process at load 13-14 (alternating runs, medians of 6 and 8; docs/golden.md, Speed).
 EVERY_FRAME_THREADS = "AUTO"
-THUMBNAIL_BATCH = 30  # frames per thumbnail job (about 23 MB of pictures held at 960 x 540)
+EVERY_FRAME_THREAD_COUNT = 6
 PLANAR_YUV = {"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p", "yuv420p10le", "nv12"}
 
 
@@ -231,65 +231,63 @@ class FrameSignatures:
         return len(self.times)
 
 
-def _thumbnails(frames: list) -> list[tuple[object, object, object]]:
-    """The 8-bit thumbnails (y, u, v) of each decoded frame, what a golden stores."""
-    import numpy as np
-
-    from mobius.measure.thumbnails import frame_thumbnails
-
-    return [tuple(np.rint(plane).astype(np.uint8) for plane in frame_thumbnails(frame)) for frame in frames]
-
-
-def _every_frame(container, times: list[float]) -> tuple[FrameSignatures, dict[float, object]]:
+def _every_frame(container, times: list[float], on_pinned: Callable[[float, object], None] | None = None
+                 ) -> tuple[FrameSignatures, dict[float, object]]:
     """One decode of every frame: its thumbnails, and the luma planes displayed at `times` (the same
     frames `_frames_at` picks by seeking: the last one whose presentation time is <= t).
 
-    The thumbnails are computed in a second thread, THUMBNAIL_BATCH frames at a time, while FFmpeg
-    decodes the next frames (at most two batches wait, so memory stays bounded); the values are the
-    same as computing them in the loop.
+    Each frame's thumbnails are taken as soon as FFmpeg hands it over, while its frame threads decode
+    the next ones, and the frame is let go at once, so FFmpeg's buffer pool reuses its pictures
+    (holding batches of frames for a second Python thread cost about 0.1 s more CPU in page faults
+    for fresh buffers; docs/golden.md, Speed). `on_pinned(t, plane)` is called with each plane of
+    `times` as soon as it is known, while the rest of the video decodes.
     """
     import numpy as np
 
+    from mobius.measure.thumbnails import CHROMA_GRID, LUMA_GRID, frame_thumbnails
+
     video = container.streams.video[0]
     video.thread_type = EVERY_FRAME_THREADS
+    video.codec_context.thread_count = EVERY_FRAME_THREAD_COUNT
     base = video.time_base
+    # float(pts * base) without a Fraction per frame (0.06 s for 900 frames): int * int / int is
+    # rounded once, as Fraction.__float__ rounds, so the times are the same floats
+    numerator, denominator = base.numerator, base.denominator
     start = float(video.start_time * base) if video.start_time is not None else 0.0
     pending = sorted(set(times))
     found: dict[float, object] = {}
-    thumbnails: list[tuple[object, object, object]] = []
-    stamps = []
+    count = max(1, video.frames or 0)
+    stores = [np.empty((count, *grid), dtype=np.uint8) for grid in (LUMA_GRID, CHROMA_GRID, CHROMA_GRID)]
+    stamps: list[float] = []
     previous = None
-    batch: list = []
-    queued: deque[Future] = deque()
     container.seek(0)
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        for frame in container.decode(video):
-            when = float(frame.pts * base) if frame.pts is not None else float(frame.time or 0.0)
-            while pending and when > start + pending[0] + EPSILON:
-                if previous is not None:
-                    found[pending[0]] = luma(previous)
-                pending.pop(0)
-            batch.append(frame)
-            stamps.append(when - start)
-            previous = frame
-            if len(batch) == THUMBNAIL_BATCH:
-                queued.append(pool.submit(_thumbnails, batch))
-                batch = []
-                if len(queued) > 2:
-                    thumbnails += queued.popleft().result()
-        if batch:
-            queued.append(pool.submit(_thumbnails, batch))
-        while queued:
-            thumbnails += queued.popleft().result()
+    for frame in container.decode(video):
+        pts = frame.pts
+        when = pts * numerator / denominator if pts is not None else float(frame.time or 0.0)
+        while pending and when > start + pending[0] + EPSILON:
+            if previous is not None:
+                found[pending[0]] = luma(previous)
+                if on_pinned is not None:
+                    on_pinned(pending[0], found[pending[0]])
+            pending.pop(0)
+        index = len(stamps)
+        if index == len(stores[0]):  # more frames than the container announced
+            stores = [np.concatenate([store, np.empty_like(store)]) for store in stores]
+        for store, plane in zip(stores, frame_thumbnails(frame), strict=True):
+            store[index] = np.rint(plane, out=plane)  # rounded to 8 bits, as a golden stores them
+        stamps.append(when - start)
+        previous = frame if pending else None
     for t in pending:
         if previous is not None:
             found[t] = luma(previous)
+            if on_pinned is not None:
+                on_pinned(t, found[t])
     missing = [t for t in times if t not in found]
     if missing:
         raise InputError(f"no frame at {missing[0]:g} s", hint="choose frame times within the video")
-    ys, us, vs = ([t[k] for t in thumbnails] for k in range(3))
-    signatures = FrameSignatures(np.asarray(ys), np.asarray(us), np.asarray(vs), np.asarray(stamps))
-    return signatures, found
+    n = len(stamps)
+    ys, us, vs = (store[:n] for store in stores)
+    return FrameSignatures(ys, us, vs, np.asarray(stamps)), found
 
 
 def stream_digests(path: Path) -> dict[str, str]:
@@ -340,15 +338,16 @@ def read_audio(path: Path):
         container.close()
 
 
-def read_every_frame(path: Path, times: list[float], *, with_audio: bool = True
-                     ) -> tuple[MediaSample, FrameSignatures]:
+def read_every_frame(path: Path, times: list[float], *, with_audio: bool = True,
+                     on_pinned: Callable[[float, object], None] | None = None) -> tuple[MediaSample, FrameSignatures]:
     """`read_media` that decodes every frame once: the sample (pinned planes, audio, container facts)
-    and the signature of every frame. Same errors as `read_media`."""
+    and the signature of every frame. `on_pinned(t, plane)` gets each plane of `times` as soon as it is
+    decoded (to measure it while the rest decodes). Same errors as `read_media`."""
     path = Path(path)
     container = _open(path)
     try:
         info = _checked_info(container, path, times)
-        signatures, frames = _every_frame(container, times)
+        signatures, frames = _every_frame(container, times, on_pinned)
         sample = MediaSample(container=info, frames=frames)
         if with_audio and container.streams.audio:
             sample.audio, sample.sample_rate = read_audio(path)

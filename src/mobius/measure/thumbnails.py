@@ -36,8 +36,11 @@ def block_means(plane, grid: tuple[int, int]):
     # two contiguous integer sums: 5x faster than .mean(axis=(1, 3)) over the strided 4-D view (measured);
     # in 16 bits when a block's sum cannot overflow them (bh * bw <= 257, 15 x 15 for 960 x 540): the
     # same exact sums in half the memory, 0.17 -> 0.11 ms for a 960 x 540 luma plane (measured)
+    # the columns' sums after a transposing copy: numpy then adds whole rows of 2304 values, not 2304 runs
+    # of 15 (0.10 -> 0.075 ms for a 960 x 540 luma plane, measured; the same integers)
     wide = np.uint16 if plane.dtype == np.uint8 and bh * bw * 255 <= 0xFFFF else np.uint32
-    sums = cropped.reshape(rows, bh, cols * bw).sum(axis=1, dtype=wide).reshape(rows, cols, bw).sum(axis=2, dtype=wide)
+    columns = cropped.reshape(rows, bh, cols * bw).sum(axis=1, dtype=wide)
+    sums = columns.reshape(rows * cols, bw).T.copy().sum(axis=0, dtype=wide).reshape(rows, cols)
     return (sums / float(bh * bw)).astype(np.float32)
 
 

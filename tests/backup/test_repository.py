@@ -65,6 +65,28 @@ def test_an_unchanged_library_is_not_read_again_and_stores_nothing(tree: Path, t
     assert forced.read_files == forced.files and forced.new_files == 0
 
 
+def test_a_file_rewritten_with_its_size_and_mtime_put_back_is_read_again(tree: Path, tmp_path: Path) -> None:
+    """The walk's own lstat decides "unchanged" (no second stat): its ctime and inode must count, not only size
+    and mtime."""
+    age(tree)
+    repo = Repository(tmp_path / "backups")
+    write_snapshot_of(repo, tree)
+    target = tree / "a b" / "notes.txt"
+    before = target.stat()
+    target.write_bytes(bytes(b ^ 0xFF for b in target.read_bytes()))  # same size, other bytes
+    os.utime(target, ns=(before.st_atime_ns, before.st_mtime_ns))  # mtime put back; ctime moved on
+    again = write_snapshot_of(repo, tree)
+    assert again.read_files == 1 and again.new_files == 1
+    entry = next(e for e in read_entries(repo.snapshot_file(again.id)) if e.path == "library/a b/notes.txt")
+    assert entry.sha256 == hashlib.sha256(target.read_bytes()).hexdigest()
+    assert (entry.ino, entry.ctime_ns) == (target.stat().st_ino, target.stat().st_ctime_ns)
+    replaced = tree / "a b" / "replaced.txt"
+    shutil.copy2(target, replaced)
+    os.replace(replaced, target)  # a new inode, same bytes, size and mtime
+    third = write_snapshot_of(repo, tree)
+    assert third.read_files == 1 and third.new_files == 0
+
+
 def test_a_file_touched_in_the_parents_last_second_is_read_again(tmp_path: Path) -> None:
     library = tmp_path / "library"
     library.mkdir()

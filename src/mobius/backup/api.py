@@ -23,6 +23,7 @@ from mobius.backup.repository_check import SnapshotCheck, verify_snapshots
 from mobius.backup.restore import ArchiveRestore, extract_member, restore_archive
 from mobius.backup.snapshot_restore import extract_snapshot_member, restore_snapshot_tree, test_restore_snapshot_tree
 from mobius.backup.store import ObjectStore, open_store
+from mobius.backup.transfer import Transfers
 from mobius.backup.trial_restore import TestRestoreReport, test_restore
 from mobius.backup.verify import VerifyReport, verify_archive
 from mobius.config import Workspace, is_url
@@ -152,7 +153,8 @@ def _remote(ws: Workspace) -> RemoteRepository | None:
         return None
     from mobius.media.destination import s3_storage_options  # the one reading of the S3 endpoint settings
 
-    return RemoteRepository(ObjectStore(url, s3_storage_options(ws)), ws.state / CACHE_FOLDER, _keys(ws))
+    return RemoteRepository(ObjectStore(url, s3_storage_options(ws)), ws.state / CACHE_FOLDER, _keys(ws),
+                            transfers=Transfers(ws))
 
 
 @contextlib.contextmanager
@@ -334,4 +336,4 @@ def copy_backups(ws: Workspace, to: str, snapshots: list[str] | None = None, *,
     target_lock = (RemoteRepository(target, ws.state / CACHE_FOLDER).lock(exclusive=False, what="copy")
                    if isinstance(target, ObjectStore) else contextlib.nullcontext())
     with _working_repository(ws, snapshots, packs=True, progress=progress) as repo, target_lock:
-        return copy_snapshots(repo, target, snapshots, progress=progress)
+        return copy_snapshots(repo, target, snapshots, progress=progress, transfers=Transfers(ws))

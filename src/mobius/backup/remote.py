@@ -10,6 +10,7 @@ brought up to date from the bucket at its start (`sync`), in the workspace's `st
   removed from the cache.
 - `verify --read-data`, `restore`, `test-restore`, `export` download the packs they need into the
   cache (each checked: sha256 = its name), run the folder code, and remove them again.
+- Packs go up and down several at once, through the project's executor (transfer.py).
 - `prune` forgets snapshots and removes packs none of the remaining snapshots need (index object
   first, then the pack); it does not repack a pack that is only partly needed.
 
@@ -43,6 +44,7 @@ from mobius.backup.prune import PruneResult, RetentionPolicy
 from mobius.backup.repository import Repository
 from mobius.backup.snapshot import SNAPSHOT_SUFFIX, SnapshotDamaged, read_entries
 from mobius.backup.store import ObjectStore
+from mobius.backup.transfer import GET, PackTransfer, Transfers, store_of
 from mobius.errors import InputError, VerificationError
 from mobius.faults import kill_at
 from mobius.log import get_logger
@@ -80,8 +82,10 @@ def _pack_key(name: str) -> str:
 class RemoteRepository:
     """The repository at an s3:// URL, worked on through a local cache folder."""
 
-    def __init__(self, store: ObjectStore, cache_root: Path, keys: RepositoryKeys = PLAIN):
+    def __init__(self, store: ObjectStore, cache_root: Path, keys: RepositoryKeys = PLAIN,
+                 transfers: Transfers | None = None):
         self.store = store
+        self.transfers = transfers or Transfers()  # packs up and down several at once (the executor)
         self.url = store.url
         self.cache_root = cache_root / hashlib.sha256(self.url.encode()).hexdigest()[:16]
         self.keys = keys
@@ -108,7 +112,7 @@ class RemoteRepository:
     def publish(self, cache: CachedRepository, snapshot_id: str, progress: Progress | None = None) -> None:
         """Upload a snapshot the cache holds, with the packs the bucket lacks (copy's order and checks)."""
         try:
-            copy_snapshots(cache, self.store, [snapshot_id], progress=progress)
+            copy_snapshots(cache, self.store, [snapshot_id], progress=progress, transfers=self.transfers)
         except BaseException:
             cache.snapshot_file(snapshot_id).unlink(missing_ok=True)  # never listed as if the bucket held it
             raise
@@ -132,13 +136,21 @@ class RemoteRepository:
             # held shared while the packs are in use: another command's cleanup (alone only) leaves them
             with cache.lock(exclusive=False, what="a cleanup of the cache"):
                 progress.start("download", total=sum(index.packs[n].size for n in needed), unit="bytes")
+                url, options = store_of(self.store)
+                todo = []
                 for name in sorted(needed):
                     path = pack_path(cache.packs, name)
                     if cache.pack_size(name) is None:
                         continue  # missing in the bucket: verify and restore say so
-                    if not path.is_file():
-                        self.store.get_file(_pack_key(name), path)
-                    fetched += path.stat().st_size
+                    if path.is_file():
+                        fetched += path.stat().st_size
+                        progress.advance(index.packs[name].size)
+                    else:
+                        todo.append(PackTransfer(GET, url, options, _pack_key(name), str(path), name,
+                                                 cache.remote_sizes.get(name, index.packs[name].size)))
+                cache.packs.mkdir(mode=0o700, parents=True, exist_ok=True)
+                for name in self.transfers.run(self.store, todo, reach=[cache.packs]):  # each checked: sha256 = name
+                    fetched += pack_path(cache.packs, name).stat().st_size
                     progress.advance(index.packs[name].size)
                 progress.finish()
                 yield fetched

@@ -99,8 +99,11 @@ class Repository:
         return FileLock(self.root / LOCK_NAME, timeout=timeout, what=what, shared=not exclusive)
 
     def clean_leftovers(self) -> list[Path]:
-        """Temp packs, index and snapshot files of killed processes (never a live process's)."""
-        return sweep([self.root, self.packs, self.index, self.snapshots])
+        """Temp packs, index and snapshot files of killed processes (never a live process's); also in the packs'
+        subfolders, where a copy killed mid-upload leaves its temp file."""
+        subfolders = ([Path(e.path) for e in os.scandir(self.packs) if e.is_dir() and not e.name.startswith(".")]
+                      if self.packs.is_dir() else [])
+        return sweep([self.root, self.packs, *subfolders, self.index, self.snapshots])
 
     def snapshot_ids(self) -> list[str]:
         """Every snapshot id, oldest first (ids sort by their UTC stamp)."""

@@ -33,6 +33,10 @@ class RepositoryStore(Protocol):
 
     def read(self, key: str) -> Iterator[bytes]: ...
 
+    def sizes(self, folder: str) -> dict[str, int]:
+        """Every file under `folder`, at any depth: its name and size, in one listing."""
+        ...
+
     def local_root(self) -> Path | None:
         """The folder, when the store is one (then the copy is a repository every command opens)."""
         ...
@@ -70,6 +74,15 @@ class FolderStore:
     def local_root(self) -> Path | None:
         return self.root
 
+    def sizes(self, folder: str) -> dict[str, int]:
+        found: dict[str, int] = {}
+        for parent, _, names in os.walk(self.root / folder):
+            for name in names:
+                if not name.startswith(TEMP_PREFIX):
+                    with contextlib.suppress(FileNotFoundError):
+                        found[name] = os.stat(os.path.join(parent, name)).st_size
+        return found
+
 
 class ObjectStore:
     """s3://bucket/prefix through fsspec (s3fs); endpoint and credentials as the media capability reads them."""
@@ -82,6 +95,7 @@ class ObjectStore:
             raise EnvironmentProblem("an s3:// repository needs the s3fs package",
                                      hint="pip install s3fs") from None
         self.url = url.rstrip("/")
+        self.options = dict(storage_options)  # no secret in them (credentials come from the AWS chain)
         self.fs = fsspec.filesystem("s3", **storage_options)
         self.base = self.url[len("s3://"):]
         bucket = self.base.split("/", 1)[0]

@@ -16,10 +16,11 @@ from repository_support import age, packs, restore_to, restore_via_export
 from mobius.backup.index import RepositoryIndex
 from mobius.backup.prune import RetentionPolicy, prune_repository
 from mobius.backup.repository import Repository, write_snapshot_of
-from mobius.backup.repository_check import verify_snapshots
+from mobius.backup.repository_check import check_snapshots, verify_snapshots
 from mobius.backup.snapshot import SnapshotEntry, SnapshotHeader, read_entries
 from mobius.backup.snapshot_restore import extract_snapshot_member
 from mobius.errors import InputError, ResourceError, VerificationError
+from mobius.results import Verdict
 
 
 def test_round_trip_of_every_kind_of_entry(tree: Path, tmp_path: Path) -> None:
@@ -172,7 +173,7 @@ def test_a_damaged_pack_byte_is_found_by_read_data_naming_the_files_it_affects(t
         (library / f"card{i:02d}.png").write_bytes(os.urandom(40_000))  # 1.6 MB: two frames of small files
     repo = Repository(tmp_path / "backups")
     made = write_snapshot_of(repo, library)
-    verify_snapshots(repo, read_data=True)
+    assert verify_snapshots(repo, read_data=True).report().verdict == Verdict.PASS
     (pack,) = packs(repo)
     index = RepositoryIndex.load(repo.index)
     target = index.get(hashlib.sha256((library / "card33.png").read_bytes()).hexdigest())
@@ -185,6 +186,13 @@ def test_a_damaged_pack_byte_is_found_by_read_data_naming_the_files_it_affects(t
     damaged = " ".join(caught.value.details)
     assert "library/card33.png" in damaged and f"snapshot {made.id}" in damaged
     assert "library/card00.png" not in damaged  # the first frame is intact: the damage is named per frame
+    found = check_snapshots(repo, read_data=True)  # the same findings, returned instead of raised
+    assert not found.ok and found.problems == caught.value.details
+    report = found.report()
+    assert report.verdict == Verdict.FAIL and any("library/card33.png" in c.detail for c in report.failures())
+    with pytest.raises(VerificationError) as again:
+        found.raise_if_failed()
+    assert (again.value.message, again.value.exit_code) == (caught.value.message, 2)
     with pytest.raises(VerificationError):
         restore_to(repo, made.id, tmp_path / "restored")
     assert not (tmp_path / "restored").exists()

@@ -19,7 +19,7 @@ from mobius.backup.points import backup_points
 from mobius.backup.prune import PruneResult, RetentionPolicy, prune_repository
 from mobius.backup.remote import CACHE_FOLDER, RemoteRepository
 from mobius.backup.repository import Repository, SnapshotResult, write_snapshot_of
-from mobius.backup.repository_check import SnapshotCheck, verify_snapshots
+from mobius.backup.repository_check import SnapshotCheck, check_snapshots, verify_snapshots
 from mobius.backup.restore import ArchiveRestore, extract_member, restore_archive
 from mobius.backup.snapshot_restore import extract_snapshot_member, restore_snapshot_tree, test_restore_snapshot_tree
 from mobius.backup.store import ObjectStore, open_store
@@ -263,6 +263,15 @@ def verify_snapshot(ws: Workspace, snapshot: str | None = None, *, read_data: bo
     """Structure and references of one snapshot (or all), or with `read_data` every byte they need."""
     with _working_repository(ws, [snapshot] if snapshot else None, packs=read_data, progress=progress) as repo:
         return verify_snapshots(repo, snapshot, read_data=read_data, progress=progress)
+
+
+@records_call("backup.verify", reads=True, status=lambda check: "completed" if check.ok else "failed")
+def check_snapshot(ws: Workspace, snapshot: str | None = None, *, read_data: bool = False,
+                   progress: Progress | None = None) -> SnapshotCheck:
+    """`verify_snapshot` that returns its findings instead of raising them (`.ok`, `.report()` a results.Report,
+    `.raise_if_failed()` exit 2 as `backup verify`); a damaged snapshot is recorded as a failed operation."""
+    with _working_repository(ws, [snapshot] if snapshot else None, packs=read_data, progress=progress) as repo:
+        return check_snapshots(repo, snapshot, read_data=read_data, progress=progress)
 
 
 @records_call("backup.restore")

@@ -97,9 +97,9 @@ def test_a_damaged_pack_in_the_bucket_fails_the_upload_check_and_nothing_names_i
         real_put(self, key, local)
         if key.startswith("packs/") and not damaged:
             damaged.append(key.rsplit("/", 1)[-1].removesuffix(".tar.zst"))
-            data = bytearray(self.fs.cat_file(self._path(key)))
+            data = bytearray(self.read_bytes(key))
             data[len(data) // 2] ^= 0xFF
-            self.fs.pipe_file(self._path(key), bytes(data))
+            self.put_bytes(key, bytes(data))
 
     monkeypatch.setattr(ObjectStore, "put_file", put_file)
     with pytest.raises(VerificationError):

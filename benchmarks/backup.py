@@ -262,20 +262,22 @@ def _drop_caches() -> bool:
         return False
 
 
-def _measured(cmd: list[str], *, env: dict[str, str] | None = None, cwd: Path | None = None) -> tuple[float, float]:
-    """(seconds, peak RSS in MB) of one process, caches dropped first; exits on failure. The peak comes from
-    GNU time (a small parent: a child forked from this Python process would report our own RSS)."""
+def _measured(cmd: list[str], *, env: dict[str, str] | None = None, cwd: Path | None = None
+              ) -> tuple[float, float, float]:
+    """(seconds, peak RSS in MB, CPU seconds user + system) of one process, caches dropped first; exits on
+    failure. Peak and CPU come from GNU time (a small parent: a child forked from this Python process would
+    report our own RSS). On a shared, loaded machine the CPU seconds move far less than the wall time."""
     _drop_caches()
     with tempfile.NamedTemporaryFile("r", suffix=".rss") as rss:
         started = time.perf_counter()
-        proc = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", rss.name, *map(str, cmd)], env=env, cwd=cwd,
+        proc = subprocess.run(["/usr/bin/time", "-f", "%M %U %S", "-o", rss.name, *map(str, cmd)], env=env, cwd=cwd,
                               capture_output=True)
         seconds = time.perf_counter() - started
         if proc.returncode != 0:
             sys.exit(f"failed ({proc.returncode}): {' '.join(map(str, cmd))}\n"
                      f"{(proc.stdout + proc.stderr).decode(errors='replace')[-2000:]}")
-        peak_kb = int(rss.read().split()[-1])
-    return seconds, peak_kb / 1024
+        peak_kb, user, system = rss.read().split()[-3:]
+    return seconds, int(peak_kb) / 1024, float(user) + float(system)
 
 
 def _ensure_tools() -> None:
@@ -401,6 +403,7 @@ def bench_repository(kind: str, library: Path, work: Path, *, runs: int = 3, s3:
           flush=True)
     seconds: dict[str, dict[str, list[float]]] = {name: {} for name in names}
     peaks: dict[str, dict[str, list[float]]] = {name: {} for name in names}
+    cpus: dict[str, dict[str, list[float]]] = {name: {} for name in names}
     disk: dict[str, list[float]] = {name: [] for name in names}
     for number in range(runs):
         run_dir = work / f"run{number}{'-s3' if s3 else ''}"
@@ -410,10 +413,12 @@ def bench_repository(kind: str, library: Path, work: Path, *, runs: int = 3, s3:
 
         def step(label: str, action, tools=tools, number=number) -> None:  # noqa: ANN001
             for tool in tools:
-                took, peak = action(tool)
+                took, peak, cpu = action(tool)
+                cpus[tool.name].setdefault(label, []).append(cpu)
                 seconds[tool.name].setdefault(label, []).append(took)
                 peaks[tool.name].setdefault(label, []).append(peak)
-                print(f"  run {number + 1} {label:<30} {tool.name:<7} {took:7.2f} s  peak {peak:6.0f} MB", flush=True)
+                print(f"  run {number + 1} {label:<30} {tool.name:<7} {took:7.2f} s  cpu {cpu:6.2f} s  "
+                      f"peak {peak:6.0f} MB", flush=True)
 
         step("first backup", lambda t: t.backup())
         step("full read-back check", lambda t: t.check())
@@ -428,9 +433,11 @@ def bench_repository(kind: str, library: Path, work: Path, *, runs: int = 3, s3:
     print(f"\n| {kind} ({where}, median of {runs}) | " + " | ".join(names)
           + " | restic / mobius (> 1: mobius faster) |\n| --- |" + " --- |" * (len(names) + 1))
     for label in seconds["mobius"]:
-        cells = [f"{_median(seconds[n][label]):.2f} s, {_median(peaks[n][label]):.0f} MB" for n in names]
+        cells = [f"{_median(seconds[n][label]):.2f} s (cpu {_median(cpus[n][label]):.2f} s), "
+                 f"{_median(peaks[n][label]):.0f} MB" for n in names]
         ratio = _median(seconds["restic"][label]) / _median(seconds["mobius"][label])
-        print(f"| {label} | " + " | ".join(cells) + f" | {ratio:.2f}x |")
+        cpu_ratio = _median(cpus["restic"][label]) / max(0.01, _median(cpus["mobius"][label]))
+        print(f"| {label} | " + " | ".join(cells) + f" | {ratio:.2f}x (cpu {cpu_ratio:.2f}x) |")
     print("| disk used after 3 backups | " + " | ".join(f"{_median(disk[n]):.1f} MiB" for n in names)
           + f" | {_median(disk['restic']) / _median(disk['mobius']):.2f}x |")
     print(f"(load average after: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")

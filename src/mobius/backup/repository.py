@@ -48,8 +48,8 @@ from mobius.backup.snapshot import (
     SnapshotDamaged,
     SnapshotEntry,
     SnapshotHeader,
-    read_entries,
     read_header,
+    read_records,
     snapshot_path,
     write_snapshot,
 )
@@ -59,7 +59,7 @@ from mobius.faults import kill_at
 from mobius.log import get_logger
 from mobius.progress import NoProgress, Progress
 from mobius.safety.atomic import TEMP_PREFIX, fsync_dir
-from mobius.safety.diskspace import require_free_space
+from mobius.safety.diskspace import disk_space, require_free_space
 from mobius.safety.leftovers import sweep
 from mobius.safety.lock import FileLock
 from mobius.safety.stamps import new_id, utc_iso
@@ -290,10 +290,11 @@ class _Parent:
             path = repo.snapshot_file(snapshot_id)
             if header.source != source:
                 continue
-            try:
-                files = {e.path: (e.size, e.mtime_ns, e.ino, e.ctime_ns, e.sha256, e.etag)
-                         for e in read_entries(path, repo.keys) if e.type == FILE and e.sha256}
-            except (OSError, SnapshotDamaged):
+            try:  # the records as parsed, not SnapshotEntry objects: a tuple per file is all this needs
+                files = {r["path"]: (r.get("size", 0), r.get("mtime_ns", 0), r.get("ino", 0), r.get("ctime_ns", 0),
+                                     r["sha256"], r.get("etag"))
+                         for r in read_records(path, repo.keys) if r.get("type") == FILE and r.get("sha256")}
+            except (OSError, SnapshotDamaged, KeyError, TypeError, AttributeError):
                 continue
             return cls(snapshot_id, header.started_ns, files)
         return cls()
@@ -512,8 +513,10 @@ def write_snapshot_of(repo: Repository, source: Path | ObjectLibrary, *, extra_f
         with repo.lock(exclusive=False, what=f"a prune of {repo.root}"):
             index = RepositoryIndex.load(repo.index, repo.keys)
             parent = _Parent.load(repo, str(source))
-            require_free_space(repo.root, _bytes_to_read(listing, parent) + listing.entries * TAR_OVERHEAD,
-                               what=f"a snapshot of {source}")
+            overhead = listing.entries * TAR_OVERHEAD
+            if disk_space(repo.root)[0] < listing.bytes + overhead:  # else every byte fits: no second pass
+                require_free_space(repo.root, _bytes_to_read(listing, parent) + overhead,
+                                   what=f"a snapshot of {source}")
             run = _Run(repo, index, parent, force_read, progress, objects)
             spool = EntrySpool(Path(scratch) / "entries.jsonl")
             referenced: dict[str, str] = {}  # blob -> a path naming it (checked before the snapshot is written)

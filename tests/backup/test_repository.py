@@ -16,10 +16,11 @@ from repository_support import age, packs, restore_to, restore_via_export
 from mobius.backup.index import RepositoryIndex
 from mobius.backup.prune import RetentionPolicy, prune_repository
 from mobius.backup.repository import Repository, write_snapshot_of
-from mobius.backup.repository_check import verify_snapshots
+from mobius.backup.repository_check import check_snapshots, verify_snapshots
 from mobius.backup.snapshot import SnapshotEntry, SnapshotHeader, read_entries
 from mobius.backup.snapshot_restore import extract_snapshot_member
 from mobius.errors import InputError, ResourceError, VerificationError
+from mobius.results import Verdict
 
 
 def test_round_trip_of_every_kind_of_entry(tree: Path, tmp_path: Path) -> None:
@@ -63,6 +64,28 @@ def test_an_unchanged_library_is_not_read_again_and_stores_nothing(tree: Path, t
     assert (third.read_files, third.new_files, third.new_bytes) == (1, 1, len("changed\n"))
     forced = write_snapshot_of(repo, tree, force_read=True)
     assert forced.read_files == forced.files and forced.new_files == 0
+
+
+def test_a_file_rewritten_with_its_size_and_mtime_put_back_is_read_again(tree: Path, tmp_path: Path) -> None:
+    """The walk's own lstat decides "unchanged" (no second stat): its ctime and inode must count, not only size
+    and mtime."""
+    age(tree)
+    repo = Repository(tmp_path / "backups")
+    write_snapshot_of(repo, tree)
+    target = tree / "a b" / "notes.txt"
+    before = target.stat()
+    target.write_bytes(bytes(b ^ 0xFF for b in target.read_bytes()))  # same size, other bytes
+    os.utime(target, ns=(before.st_atime_ns, before.st_mtime_ns))  # mtime put back; ctime moved on
+    again = write_snapshot_of(repo, tree)
+    assert again.read_files == 1 and again.new_files == 1
+    entry = next(e for e in read_entries(repo.snapshot_file(again.id)) if e.path == "library/a b/notes.txt")
+    assert entry.sha256 == hashlib.sha256(target.read_bytes()).hexdigest()
+    assert (entry.ino, entry.ctime_ns) == (target.stat().st_ino, target.stat().st_ctime_ns)
+    replaced = tree / "a b" / "replaced.txt"
+    shutil.copy2(target, replaced)
+    os.replace(replaced, target)  # a new inode, same bytes, size and mtime
+    third = write_snapshot_of(repo, tree)
+    assert third.read_files == 1 and third.new_files == 0
 
 
 def test_a_file_touched_in_the_parents_last_second_is_read_again(tmp_path: Path) -> None:
@@ -150,7 +173,7 @@ def test_a_damaged_pack_byte_is_found_by_read_data_naming_the_files_it_affects(t
         (library / f"card{i:02d}.png").write_bytes(os.urandom(40_000))  # 1.6 MB: two frames of small files
     repo = Repository(tmp_path / "backups")
     made = write_snapshot_of(repo, library)
-    verify_snapshots(repo, read_data=True)
+    assert verify_snapshots(repo, read_data=True).report().verdict == Verdict.PASS
     (pack,) = packs(repo)
     index = RepositoryIndex.load(repo.index)
     target = index.get(hashlib.sha256((library / "card33.png").read_bytes()).hexdigest())
@@ -163,6 +186,13 @@ def test_a_damaged_pack_byte_is_found_by_read_data_naming_the_files_it_affects(t
     damaged = " ".join(caught.value.details)
     assert "library/card33.png" in damaged and f"snapshot {made.id}" in damaged
     assert "library/card00.png" not in damaged  # the first frame is intact: the damage is named per frame
+    found = check_snapshots(repo, read_data=True)  # the same findings, returned instead of raised
+    assert not found.ok and found.problems == caught.value.details
+    report = found.report()
+    assert report.verdict == Verdict.FAIL and any("library/card33.png" in c.detail for c in report.failures())
+    with pytest.raises(VerificationError) as again:
+        found.raise_if_failed()
+    assert (again.value.message, again.value.exit_code) == (caught.value.message, 2)
     with pytest.raises(VerificationError):
         restore_to(repo, made.id, tmp_path / "restored")
     assert not (tmp_path / "restored").exists()

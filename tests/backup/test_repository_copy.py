@@ -65,11 +65,11 @@ def test_copy_to_s3_then_read_back_verifies(tmp_path: Path, s3_server: str) -> N
     assert target.names("snapshots") == {f"{i}.jsonl" for i in states}
     again = copy_snapshots(repo, target)
     assert (again.packs_copied, again.snapshots_copied) == (0, 0)
-    key = f"media/offsite/snapshots/{next(iter(states))}.jsonl"
-    original = target.fs.cat_file(key)
-    target.fs.pipe_file(key, b"torn")  # a damaged object at the target is sent again
-    assert copy_snapshots(repo, target).snapshots_copied == 1 and target.fs.cat_file(key) == original
-    target.fs.pipe_file(key, original.replace(b'"type":"file"', b'"type":"fil_"', 1))  # same size, other bytes
+    key = f"snapshots/{next(iter(states))}.jsonl"
+    original = target.read_bytes(key)
+    target.put_bytes(key, b"torn")  # a damaged object at the target is sent again
+    assert copy_snapshots(repo, target).snapshots_copied == 1 and target.read_bytes(key) == original
+    target.put_bytes(key, original.replace(b'"type":"file"', b'"type":"fil_"', 1))  # same size, other bytes
     with pytest.raises(VerificationError) as caught:
         copy_snapshots(repo, target)
     assert f"snapshot {next(iter(states))} differs at the target" in caught.value.details

@@ -209,3 +209,65 @@ def test_an_encrypted_s3_repository_and_a_prune_killed_between_index_and_pack(
     assert code == 0 and tested["ok"], tested
     listed = mobius("backup", "list", "-w", ws, env=env)
     assert listed.returncode == 0 and secret not in listed.stdout + listed.stderr
+
+
+def _partly_used_pack(sample_workspace: Path, mobius, env: dict[str, str]) -> tuple[dict, dict]:  # noqa: ANN001
+    """Two snapshots; the first one's pack is two thirds unneeded once the first is forgotten."""
+    library = sample_workspace / "uploads" / "cards"
+    library.mkdir(parents=True, exist_ok=True)
+    for n in range(30):
+        (library / f"card-{n:02d}.webp").write_bytes(os.urandom(20_000))
+    age(sample_workspace / "uploads")
+    code, first = mobius.json("backup", "create", "--no-database", "-w", str(sample_workspace), env=env)
+    assert code == 0, first
+    for n in range(20):
+        (library / f"card-{n:02d}.webp").unlink()
+    code, second = mobius.json("backup", "create", "--no-database", "-w", str(sample_workspace), env=env)
+    assert code == 0, second
+    return first, second
+
+
+def test_prune_repacks_a_partly_used_pack_in_the_bucket(sample_workspace: Path, s3_server: str,  # noqa: F811
+                                                        mobius, url: str) -> None:
+    ws, env, fs = str(sample_workspace), _env(s3_server, url), _fs(s3_server)
+    first, second = _partly_used_pack(sample_workspace, mobius, env)
+    expected = snapshot(sample_workspace / "uploads")
+    before = sum(fs.size(k) for k in _keys(fs, url, "packs"))
+    code, pruned = mobius.json("backup", "prune", "--keep-last", "1", "-w", ws, env=env)
+    assert code == 0 and pruned["removed"] == [first["id"]] and pruned["packs_repacked"] >= 1, pruned
+    assert pruned["packs_written"] >= 1 and pruned["bytes_freed"] > 0
+    assert sum(fs.size(k) for k in _keys(fs, url, "packs")) < before * 0.6  # the unneeded two thirds are gone
+    index = {Path(k).name.removesuffix(".json") for k in _keys(fs, url, "index")}
+    assert index == {Path(k).name.removesuffix(".tar.zst") for k in _keys(fs, url, "packs")}
+    code, checked = mobius.json("backup", "verify", "--read-data", "-w", ws, env=env)
+    assert code == 0 and checked["snapshots"] == [second["id"]], checked
+    proc = mobius("backup", "restore", second["id"], "--to", str(sample_workspace / "uploads"), "--yes", "-w", ws,
+                  env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert snapshot(sample_workspace / "uploads") == expected
+    assert not list((sample_workspace / "state").rglob("*.tar.zst")), "the cache keeps no pack"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("point", ["copy:pack-put", "prune:repack-written", "copy:pack-checked", "prune:repacked",
+                                   "prune:index-removed", "prune:pack-removed"])
+def test_a_repacking_prune_killed_leaves_every_kept_snapshot_restorable(sample_workspace: Path,
+                                                                        s3_server: str,  # noqa: F811
+                                                                        mobius, url: str, point: str) -> None:
+    ws, env, fs = str(sample_workspace), _env(s3_server, url), _fs(s3_server)
+    _, second = _partly_used_pack(sample_workspace, mobius, env)
+    proc = mobius("backup", "prune", "--keep-last", "1", "-w", ws, env={**env, "MOBIUS_FAULT": f"kill@{point}"})
+    assert proc.returncode == -9, proc.stderr
+    index = {Path(k).name.removesuffix(".json") for k in _keys(fs, url, "index")}
+    packs = {Path(k).name.removesuffix(".tar.zst") for k in _keys(fs, url, "packs")}
+    assert index <= packs, "an index object never names a pack the bucket lacks"
+    code, tested = mobius.json("backup", "test-restore", second["id"], "-w", ws, env=env)
+    assert code == 0 and tested["ok"], tested
+    code, pruned = mobius.json("backup", "prune", "--keep-last", "1", "-w", ws, env=env)
+    assert code == 0, pruned
+    index = {Path(k).name.removesuffix(".json") for k in _keys(fs, url, "index")}
+    assert index == {Path(k).name.removesuffix(".tar.zst") for k in _keys(fs, url, "packs")}
+    code, checked = mobius.json("backup", "verify", "--read-data", "-w", ws, env=env)
+    assert code == 0 and checked["snapshots"] == [second["id"]], checked
+    code, tested = mobius.json("backup", "test-restore", second["id"], "-w", ws, env=env)
+    assert code == 0 and tested["ok"], tested

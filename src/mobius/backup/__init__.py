@@ -16,7 +16,9 @@ Public API (other capabilities call these, never the modules' internals):
 The snapshot repository (in the same backups folder; see repository.py):
     create_snapshot(ws, *, database=True, force_read=False, progress=None) -> SnapshotResult
     find_snapshot(ws, name) -> str | None
-    verify_snapshot(ws, snapshot=None, *, read_data=False, progress=None) -> SnapshotCheck
+    verify_snapshot(ws, snapshot=None, *, read_data=False, progress=None) -> SnapshotCheck  (raises on damage)
+    check_snapshot(ws, snapshot=None, *, read_data=False, progress=None) -> SnapshotCheck   (returns it: .ok,
+        .report() a results.Report, .raise_if_failed(); recorded as backup.verify, failed when damaged)
     restore_snapshot(ws, snapshot, to, *, database=False, progress=None) -> ArchiveRestore
     extract_snapshot_file(ws, snapshot, member, dest_file) -> str
     test_restore_snapshot(ws, snapshot, *, scratch=None, progress=None) -> TestRestoreReport
@@ -33,6 +35,7 @@ from mobius.backup.api import (
     DATABASE_MEMBER,
     LATEST,
     LIBRARY_PREFIX,
+    check_snapshot,
     copy_backups,
     create_backup,
     create_snapshot,
@@ -86,6 +89,7 @@ __all__ = [
     "restore_snapshot",
     "test_restore_snapshot",
     "verify_snapshot",
+    "check_snapshot",
     "extract_member",
     "list_backups",
     "log_path",

@@ -19,10 +19,11 @@ from mobius.backup.points import backup_points
 from mobius.backup.prune import PruneResult, RetentionPolicy, prune_repository
 from mobius.backup.remote import CACHE_FOLDER, RemoteRepository
 from mobius.backup.repository import Repository, SnapshotResult, write_snapshot_of
-from mobius.backup.repository_check import SnapshotCheck, verify_snapshots
+from mobius.backup.repository_check import SnapshotCheck, check_snapshots, verify_snapshots
 from mobius.backup.restore import ArchiveRestore, extract_member, restore_archive
 from mobius.backup.snapshot_restore import extract_snapshot_member, restore_snapshot_tree, test_restore_snapshot_tree
 from mobius.backup.store import ObjectStore, open_store
+from mobius.backup.transfer import Transfers
 from mobius.backup.trial_restore import TestRestoreReport, test_restore
 from mobius.backup.verify import VerifyReport, verify_archive
 from mobius.config import Workspace, is_url
@@ -152,7 +153,8 @@ def _remote(ws: Workspace) -> RemoteRepository | None:
         return None
     from mobius.media.destination import s3_storage_options  # the one reading of the S3 endpoint settings
 
-    return RemoteRepository(ObjectStore(url, s3_storage_options(ws)), ws.state / CACHE_FOLDER, _keys(ws))
+    return RemoteRepository(ObjectStore(url, s3_storage_options(ws)), ws.state / CACHE_FOLDER, _keys(ws),
+                            transfers=Transfers(ws))
 
 
 @contextlib.contextmanager
@@ -263,6 +265,15 @@ def verify_snapshot(ws: Workspace, snapshot: str | None = None, *, read_data: bo
         return verify_snapshots(repo, snapshot, read_data=read_data, progress=progress)
 
 
+@records_call("backup.verify", reads=True, status=lambda check: "completed" if check.ok else "failed")
+def check_snapshot(ws: Workspace, snapshot: str | None = None, *, read_data: bool = False,
+                   progress: Progress | None = None) -> SnapshotCheck:
+    """`verify_snapshot` that returns its findings instead of raising them (`.ok`, `.report()` a results.Report,
+    `.raise_if_failed()` exit 2 as `backup verify`); a damaged snapshot is recorded as a failed operation."""
+    with _working_repository(ws, [snapshot] if snapshot else None, packs=read_data, progress=progress) as repo:
+        return check_snapshots(repo, snapshot, read_data=read_data, progress=progress)
+
+
 @records_call("backup.restore")
 def restore_snapshot(ws: Workspace, snapshot: str, to: Path, *, database: bool = False,
                      progress: Progress | None = None) -> ArchiveRestore:
@@ -334,4 +345,4 @@ def copy_backups(ws: Workspace, to: str, snapshots: list[str] | None = None, *,
     target_lock = (RemoteRepository(target, ws.state / CACHE_FOLDER).lock(exclusive=False, what="copy")
                    if isinstance(target, ObjectStore) else contextlib.nullcontext())
     with _working_repository(ws, snapshots, packs=True, progress=progress) as repo, target_lock:
-        return copy_snapshots(repo, target, snapshots, progress=progress)
+        return copy_snapshots(repo, target, snapshots, progress=progress, transfers=Transfers(ws))

@@ -87,7 +87,8 @@ class ObjectLibrary:
                 st = os.stat(local)
                 if not stat.S_ISREG(st.st_mode):
                     raise InputError(f"{local} is not a regular file", hint=f"only files can be added as {name}")
-                listing.add(ManifestEntry(name, FILE, st.st_size, stat.S_IMODE(st.st_mode), st.st_mtime_ns), out)
+                listing.add(ManifestEntry(name, FILE, st.st_size, stat.S_IMODE(st.st_mode), st.st_mtime_ns), out,
+                            st.st_ino, st.st_ctime_ns)
                 listing.extras.append(name)
         return listing
 

@@ -161,33 +161,9 @@ def _free_content(repo: Repository, result: PruneResult, progress: Progress) -> 
             index_path(repo.index, name).unlink()  # its blobs are gone: let the next backup store them again
             del index.packs[name]
             result.leftovers_removed += 1
-    home = _homes(index, needed)
-    drop, repack = [], []
-    for name, pack in index.packs.items():
-        used = {sha for sha in pack.blobs if home.get(sha) == name}  # a blob held twice is kept in one place
-        unused_bytes = sum(w.size for sha, w in pack.blobs.items() if sha not in used)
-        total = sum(w.size for w in pack.blobs.values()) or 1
-        if not used:
-            drop.append(name)
-        elif unused_bytes / total >= REPACK_UNUSED:
-            repack.append(name)
+    home, drop, repack = plan_packs(index, needed)
     if repack:
-        store = PackStore(repo, RepositoryIndex())
-        reader = BlobReader(repo.packs, repo.keys)
-        progress.start("repack", total=len(repack), unit="packs")
-        try:
-            for name in repack:
-                for sha, where in sorted(index.packs[name].blobs.items(), key=lambda kv: (kv[1].offset, kv[1].skip)):
-                    if home.get(sha) == name and sha not in store:
-                        _copy_blob(store, reader, sha, where)
-                progress.advance(1)
-            store.finish()
-        except BaseException:
-            store.abort()
-            raise
-        finally:
-            reader.close()
-            progress.finish()
+        store = repack_packs(repo, index, home, repack, progress)
         result.packs_written = len(store.written)
         result.packs_repacked = len(repack)
         kill_at("prune:repacked")
@@ -208,6 +184,45 @@ def _free_content(repo: Repository, result: PruneResult, progress: Progress) -> 
     result.packs_removed = len(drop) + len(repack)
     if repack:
         result.bytes_freed -= sum(p.size for p in store.written)
+
+
+def plan_packs(index: RepositoryIndex, needed: set[str]) -> tuple[dict[str, str], list[str], list[str]]:
+    """(each needed blob's home pack, packs to drop: nothing needed in them, packs to repack: at least
+    REPACK_UNUSED of their bytes unneeded)."""
+    home = _homes(index, needed)
+    drop, repack = [], []
+    for name, pack in index.packs.items():
+        used = {sha for sha in pack.blobs if home.get(sha) == name}  # a blob held twice is kept in one place
+        unused_bytes = sum(w.size for sha, w in pack.blobs.items() if sha not in used)
+        total = sum(w.size for w in pack.blobs.values()) or 1
+        if not used:
+            drop.append(name)
+        elif unused_bytes / total >= REPACK_UNUSED:
+            repack.append(name)
+    return home, drop, repack
+
+
+def repack_packs(repo: Repository, index: RepositoryIndex, home: dict[str, str], repack: list[str],
+                 progress: Progress) -> PackStore:
+    """The blobs of `repack` still at home there, copied (each checked against its sha256) into new packs,
+    each sealed as a backup seals one: fsynced, checked from the device, indexed in `repo`."""
+    store = PackStore(repo, RepositoryIndex())
+    reader = BlobReader(repo.packs, repo.keys)
+    progress.start("repack", total=len(repack), unit="packs")
+    try:
+        for name in repack:
+            for sha, where in sorted(index.packs[name].blobs.items(), key=lambda kv: (kv[1].offset, kv[1].skip)):
+                if home.get(sha) == name and sha not in store:
+                    _copy_blob(store, reader, sha, where)
+            progress.advance(1)
+        store.finish()
+    except BaseException:
+        store.abort()
+        raise
+    finally:
+        reader.close()
+        progress.finish()
+    return store
 
 
 def _homes(index: RepositoryIndex, needed: set[str]) -> dict[str, str]:

@@ -10,8 +10,11 @@ brought up to date from the bucket at its start (`sync`), in the workspace's `st
   removed from the cache.
 - `verify --read-data`, `restore`, `test-restore`, `export` download the packs they need into the
   cache (each checked: sha256 = its name), run the folder code, and remove them again.
+- Packs go up and down several at once, through the project's executor (transfer.py).
 - `prune` forgets snapshots and removes packs none of the remaining snapshots need (index object
-  first, then the pack); it does not repack a pack that is only partly needed.
+  first, then the pack); a pack mostly unneeded is repacked as a folder's prune does: downloaded,
+  its needed blobs copied (each checked) into new packs in the cache, each new pack uploaded, read
+  back and indexed before the old one's index object, then the old pack, are deleted.
 
 Locks: a folder's flock cannot reach other machines, so the bucket holds lock objects
 (`locks/<id>-shared.json`, `-exclusive.json`). A command writes its own, then lists the others: a
@@ -39,10 +42,11 @@ from mobius.backup.copy import copy_snapshots
 from mobius.backup.crypto import PLAIN, RepositoryKeys
 from mobius.backup.index import INDEX_SUFFIX, RepositoryIndex
 from mobius.backup.pack import PACK_SUFFIX, pack_path
-from mobius.backup.prune import PruneResult, RetentionPolicy
+from mobius.backup.prune import PruneResult, RetentionPolicy, plan_packs, repack_packs
 from mobius.backup.repository import Repository
 from mobius.backup.snapshot import SNAPSHOT_SUFFIX, SnapshotDamaged, read_entries
 from mobius.backup.store import ObjectStore
+from mobius.backup.transfer import GET, PUT, PackTransfer, Transfers, store_of
 from mobius.errors import InputError, VerificationError
 from mobius.faults import kill_at
 from mobius.log import get_logger
@@ -80,8 +84,10 @@ def _pack_key(name: str) -> str:
 class RemoteRepository:
     """The repository at an s3:// URL, worked on through a local cache folder."""
 
-    def __init__(self, store: ObjectStore, cache_root: Path, keys: RepositoryKeys = PLAIN):
+    def __init__(self, store: ObjectStore, cache_root: Path, keys: RepositoryKeys = PLAIN,
+                 transfers: Transfers | None = None):
         self.store = store
+        self.transfers = transfers or Transfers()  # packs up and down several at once (the executor)
         self.url = store.url
         self.cache_root = cache_root / hashlib.sha256(self.url.encode()).hexdigest()[:16]
         self.keys = keys
@@ -108,7 +114,7 @@ class RemoteRepository:
     def publish(self, cache: CachedRepository, snapshot_id: str, progress: Progress | None = None) -> None:
         """Upload a snapshot the cache holds, with the packs the bucket lacks (copy's order and checks)."""
         try:
-            copy_snapshots(cache, self.store, [snapshot_id], progress=progress)
+            copy_snapshots(cache, self.store, [snapshot_id], progress=progress, transfers=self.transfers)
         except BaseException:
             cache.snapshot_file(snapshot_id).unlink(missing_ok=True)  # never listed as if the bucket held it
             raise
@@ -132,18 +138,54 @@ class RemoteRepository:
             # held shared while the packs are in use: another command's cleanup (alone only) leaves them
             with cache.lock(exclusive=False, what="a cleanup of the cache"):
                 progress.start("download", total=sum(index.packs[n].size for n in needed), unit="bytes")
+                url, options = store_of(self.store)
+                todo = []
                 for name in sorted(needed):
                     path = pack_path(cache.packs, name)
                     if cache.pack_size(name) is None:
                         continue  # missing in the bucket: verify and restore say so
-                    if not path.is_file():
-                        self.store.get_file(_pack_key(name), path)
-                    fetched += path.stat().st_size
+                    if path.is_file():
+                        fetched += path.stat().st_size
+                        progress.advance(index.packs[name].size)
+                    else:
+                        todo.append(PackTransfer(GET, url, options, _pack_key(name), str(path), name,
+                                                 cache.remote_sizes.get(name, index.packs[name].size)))
+                cache.packs.mkdir(mode=0o700, parents=True, exist_ok=True)
+                for name in self.transfers.run(self.store, todo, reach=[cache.packs]):  # each checked: sha256 = name
+                    fetched += pack_path(cache.packs, name).stat().st_size
                     progress.advance(index.packs[name].size)
                 progress.finish()
                 yield fetched
         finally:
             self.drop_packs(cache)
+
+    def _repack(self, cache: CachedRepository, index: RepositoryIndex, home: dict[str, str],
+                repack: list[str]) -> list[str]:
+        """The packs `repack` downloaded, their blobs still at home there copied into new packs in the cache (each
+        sealed as a backup seals one: checked from the device, indexed), then each new pack uploaded and read back
+        (sha256 = its name) before its index object is put. Only after all that does prune remove the old packs:
+        a kill at any point leaves every blob indexed in a whole pack (at worst twice, or an unindexed new pack,
+        which the next prune removes). Returns the new packs' names."""
+        url, options = store_of(self.store)
+        try:
+            with cache.lock(exclusive=False, what="a cleanup of the cache"):
+                fetch = [PackTransfer(GET, url, options, _pack_key(name), str(pack_path(cache.packs, name)), name,
+                                      cache.remote_sizes[name]) for name in repack]
+                cache.packs.mkdir(mode=0o700, parents=True, exist_ok=True)
+                for _ in self.transfers.run(self.store, fetch, reach=[cache.packs]):
+                    pass
+                written = repack_packs(cache, index, home, repack, NoProgress()).written
+                kill_at("prune:repack-written")
+                upload = [PackTransfer(PUT, url, options, _pack_key(p.name), str(pack_path(cache.packs, p.name)),
+                                       p.name, p.size) for p in written]
+                sizes = {p.name: p.size for p in written}
+                for name in self.transfers.run(self.store, upload, reach=[cache.packs]):
+                    self.store.put_file(f"index/{name}{INDEX_SUFFIX}", cache.index / f"{name}{INDEX_SUFFIX}")
+                    cache.remote_sizes[name] = sizes[name]
+                kill_at("prune:repacked")
+        finally:
+            self.drop_packs(cache)
+        return [p.name for p in written]
 
     def drop_packs(self, cache: CachedRepository) -> None:
         """The cache keeps no pack (they live in the bucket): removed when no other command uses the cache (its
@@ -244,16 +286,22 @@ class RemoteRepository:
             if index.unreadable:
                 raise VerificationError("prune: unreadable index files; no pack was removed",
                                         hint="run `mobius backup verify`", details=index.unreadable[:20])
-            for name, pack in sorted(index.packs.items()):
-                if referenced.isdisjoint(pack.blobs):
-                    self.store.delete(f"index/{name}{INDEX_SUFFIX}")
-                    (cache.index / f"{name}{INDEX_SUFFIX}").unlink(missing_ok=True)
-                    kill_at("prune:index-removed")
-                    self.store.delete(_pack_key(name))
-                    kill_at("prune:pack-removed")
-                    result.packs_removed += 1
-                    result.bytes_freed += pack.size
-            for name in sorted(set(cache.remote_sizes) - set(index.packs)):  # a killed create's unindexed pack
+            home, drop, repack = plan_packs(index, referenced)
+            repack = [name for name in repack if name in cache.remote_sizes]  # a missing pack: verify says so
+            written = self._repack(cache, index, home, repack) if repack else []
+            result.packs_repacked, result.packs_written = len(repack), len(written)
+            for name in sorted(drop + repack):
+                if name in written:  # repacking gave the same bytes as a pack a killed prune wrote: its new home
+                    continue
+                self.store.delete(f"index/{name}{INDEX_SUFFIX}")
+                (cache.index / f"{name}{INDEX_SUFFIX}").unlink(missing_ok=True)
+                kill_at("prune:index-removed")
+                self.store.delete(_pack_key(name))
+                kill_at("prune:pack-removed")
+                result.packs_removed += 1
+                result.bytes_freed += index.packs[name].size
+            result.bytes_freed -= sum(cache.pack_size(name) or 0 for name in written)
+            for name in sorted(set(cache.remote_sizes) - set(index.packs) - set(written)):  # a killed run's unindexed
                 self.store.delete(_pack_key(name))
                 result.leftovers_removed += 1
         result.seconds = time.monotonic() - started

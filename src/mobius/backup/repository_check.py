@@ -21,6 +21,7 @@ from mobius.backup.snapshot import SnapshotDamaged, read_entries
 from mobius.errors import InputError, VerificationError
 from mobius.log import get_logger
 from mobius.progress import NoProgress, Progress
+from mobius.results import Report, failed, passed
 
 MAX_PROBLEMS = 100
 READ_THREADS = 2
@@ -52,6 +53,28 @@ class SnapshotCheck:
         if len(self.problems) < MAX_PROBLEMS:
             self.problems.append(line)
 
+    def report(self) -> Report:
+        """The same findings as a results.Report: one failed check per problem, or one passed check."""
+        where = f"{len(self.snapshots)} snapshot(s) of {self.repository}"
+        checks = [failed("backup.snapshot", detail=line, source=where) for line in self.problems]
+        if self.problem_count > len(self.problems):
+            checks.append(failed("backup.snapshot", detail=f"and {self.problem_count - len(self.problems)} more "
+                                 "problem(s)", source=where))
+        if not checks:
+            detail = (f"every byte of {self.packs_read} pack(s) re-read, every blob matches" if self.read_data
+                      else "structure and references")
+            checks.append(passed("backup.snapshot", self.files, unit="files", source=where, detail=detail))
+        return Report(f"backup verify of {where}", checks)
+
+    def raise_if_failed(self) -> SnapshotCheck:
+        """VerificationError (exit 2) naming every problem found, as `backup verify` exits; else self."""
+        if not self.ok:
+            raise VerificationError(f"backup verify: {self.problem_count} problem(s) in {len(self.snapshots)} "
+                                    f"snapshot(s) of {self.repository}",
+                                    hint="restore from a snapshot that verifies; make a new backup",
+                                    details=self.problems)
+        return self
+
     def to_dict(self) -> dict[str, Any]:
         return {"kind": "snapshot", "repository": self.repository, "snapshots": self.snapshots,
                 "read_data": self.read_data, "files": self.files, "blobs": self.blobs, "packs": self.packs,
@@ -63,6 +86,13 @@ class SnapshotCheck:
 def verify_snapshots(repo: Repository, snapshot: str | None = None, *, read_data: bool = False,
                      progress: Progress | None = None) -> SnapshotCheck:
     """Check one snapshot (or all); raise VerificationError (exit 2) naming every problem found."""
+    return check_snapshots(repo, snapshot, read_data=read_data, progress=progress).raise_if_failed()
+
+
+def check_snapshots(repo: Repository, snapshot: str | None = None, *, read_data: bool = False,
+                    progress: Progress | None = None) -> SnapshotCheck:
+    """Check one snapshot (or all) and return what was found, damage included (`.ok`, `.report()`,
+    `.raise_if_failed()`); raises only for bad input (no such snapshot, none at all)."""
     progress = progress or NoProgress()
     started = time.monotonic()
     with repo.lock(exclusive=False, what=f"a prune of {repo.root}"):
@@ -129,8 +159,4 @@ def verify_snapshots(repo: Repository, snapshot: str | None = None, *, read_data
     report.seconds = time.monotonic() - started
     get_logger().info("backup.snapshot.verified" if report.ok else "backup.snapshot.verify_failed",
                       snapshots=len(ids), read_data=read_data, problems=report.problem_count)
-    if not report.ok:
-        raise VerificationError(f"backup verify: {report.problem_count} problem(s) in {len(ids)} snapshot(s) of "
-                                f"{repo.location}", hint="restore from a snapshot that verifies; make a new backup",
-                                details=report.problems)
     return report

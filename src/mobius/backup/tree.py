@@ -2,11 +2,14 @@
 
 The listing (manifest lines without hashes) goes to a temporary file, so 100,000 files never
 sit in memory at once; its totals size the disk-space check before anything is written.
+A snapshot's listing (`identities`) also carries each file's inode and ctime from the walk's lstat,
+so a file unchanged since the parent snapshot is recognised without a second stat.
 Order is depth-first with names sorted, a folder before its contents.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import posixpath
 import stat
@@ -46,9 +49,13 @@ class Listing:
     extras: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     sample: SpreadSample = field(default_factory=SpreadSample)  # files whose bytes choose the compression
+    identities: bool = False  # file lines carry "ino" and "ctime_ns" (an archive's listing is its manifest: never)
 
-    def add(self, entry: ManifestEntry, out) -> None:
-        out.write(entry.to_line())
+    def add(self, entry: ManifestEntry, out, ino: int = 0, ctime_ns: int = 0) -> None:  # noqa: ANN001 - a text file
+        line = entry.to_line()
+        if self.identities and entry.type == FILE:
+            line = f'{line[:-2]},"ino":{int(ino)},"ctime_ns":{int(ctime_ns)}}}\n'
+        out.write(line)
         self.sample.offer(entry)
         self.entries += 1
         if entry.type == FILE:
@@ -66,6 +73,19 @@ class Listing:
                     if entry is None:
                         raise RuntimeError(f"{self.path}: a line this walk wrote does not parse")
                     yield entry
+
+    def read_identified(self) -> Iterator[tuple[ManifestEntry, int, int]]:
+        """Each entry with the inode and ctime the walk saw (0, 0 when the listing has none)."""
+        with open(self.path, "rb") as handle:
+            while lines := handle.readlines(READ_BYTES):
+                try:
+                    records = json.loads(b"[" + b",".join(lines) + b"]")
+                    if len(records) != len(lines):
+                        raise ValueError("a line holds more than one value")
+                    parsed = [(ManifestEntry.from_record(r), r.get("ino", 0), r.get("ctime_ns", 0)) for r in records]
+                except (ValueError, TypeError, KeyError, AttributeError) as exc:
+                    raise RuntimeError(f"{self.path}: a line this walk wrote does not parse ({exc})") from None
+                yield from parsed
 
 
 def _manifest_entry(name: str, item: Entry) -> ManifestEntry:
@@ -111,7 +131,7 @@ def walk_tree(source: Path, listing: Listing, *, exclude: Path | None = None,
                     listing.skipped.append(str(source / item.path))
                 log.warning("backup.skipped", path=str(source / item.path), reason="not a file, folder or symlink")
                 continue
-            listing.add(_manifest_entry(name, item), out)
+            listing.add(_manifest_entry(name, item), out, item.inode, item.ctime_ns)
         for name, local in (extra_files or {}).items():
             check_extra_name(name)
             try:
@@ -121,7 +141,8 @@ def walk_tree(source: Path, listing: Listing, *, exclude: Path | None = None,
                                  hint="check the path") from None
             if not stat.S_ISREG(st.st_mode):
                 raise InputError(f"{local} is not a regular file", hint=f"only files can be added as {name}")
-            listing.add(ManifestEntry(name, FILE, st.st_size, stat.S_IMODE(st.st_mode), st.st_mtime_ns), out)
+            listing.add(ManifestEntry(name, FILE, st.st_size, stat.S_IMODE(st.st_mode), st.st_mtime_ns), out,
+                        st.st_ino, st.st_ctime_ns)
             listing.extras.append(name)
     if escaping:
         raise InputError(

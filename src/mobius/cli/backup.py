@@ -135,8 +135,8 @@ def verify(
     """
     snapshot = None if archive is None else _snapshot(archive)
     if archive is None or snapshot is not None:
-        check = _backup().verify_snapshot(current.workspace(), snapshot, read_data=read_data,
-                                          progress=current.progress())
+        check = _backup().check_snapshot(current.workspace(), snapshot, read_data=read_data,
+                                         progress=current.progress()).raise_if_failed()
         emit(check.to_dict(), [f"verified {len(check.snapshots)} snapshot(s) in {check.repository}",
                                f"files    {check.files} ({check.blobs} distinct contents) in {check.packs} pack(s)",
                                "data     " + (f"every byte of {check.packs_read} pack(s) re-read "

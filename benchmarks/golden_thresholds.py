@@ -29,6 +29,42 @@ def _perturb():
     return module
 
 
+def _motion(frames):
+    """Each frame's largest block difference from the frame before (0 for the first)."""
+    import numpy as np
+
+    from mobius.measure import thumbnails
+
+    if len(frames) < 2:
+        return np.zeros(len(frames))
+    return np.concatenate([[0.0], thumbnails.largest_block_difference(
+        thumbnails.take(frames.planes(), np.arange(len(frames) - 1)),
+        thumbnails.take(frames.planes(), np.arange(1, len(frames))))])
+
+
+def still_scores(golden_folder: Path, video: Path, frozen: tuple[float, float] | None) -> float:
+    """The freeze detector's inputs (mobius.measure.alignment.STILL): for a frozen file, the most a frame
+    inside the frozen range moves (it must stay <= STILL); otherwise the least a frame moves where the
+    golden frame it shows moves (> MOVING: it must stay > STILL)."""
+    import numpy as np
+
+    from mobius.golden.signatures import read_signatures
+    from mobius.measure import alignment
+    from mobius.measure.decode import read_every_frame
+
+    golden = read_signatures(golden_folder)
+    _, frames = read_every_frame(video, [], with_audio=False)
+    current = _motion(frames)
+    times = np.asarray(frames.times, dtype=np.float64)
+    if frozen is not None:
+        inside = (times > frozen[0] + 1e-6) & (times < frozen[1] - 1e-6)  # the frames after the frozen picture
+        return float(current[inside].max())
+    path = alignment.align(golden.frames.y, frames.y).path
+    moving = _motion(golden.frames)[path] > alignment.MOVING
+    moving[0] = False
+    return float(current[moving].min())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--games", default="sushi-go,love-letter,hanamikoji")
@@ -37,7 +73,7 @@ def main() -> None:
     perturb = _perturb()
     from mobius.config import load_workspace
     from mobius.golden import check_video, generate
-    from mobius.golden.baseline import Thresholds
+    from mobius.golden.baseline import Thresholds, baseline_folder
     from mobius.render import render_game
     from mobius.workspace.init import initialize
 
@@ -72,6 +108,10 @@ def main() -> None:
                     else:
                         target = informative if "informative" in p.name else same
                         target.setdefault(name, []).append((f"{game}: {p.name}", value))
+                frozen = p.expect.get("frames.frozen")
+                if frozen or (not p.expect and "informative" not in p.name):
+                    value = still_scores(baseline_folder(ws, game, per_os=False), p.path, frozen[0] if frozen else None)
+                    (changed if frozen else same).setdefault("still", []).append((f"{game}: {p.name}", value))
                 print(f"{game}: {p.name}: " + ", ".join(
                     f"{n} {scores[n].measured}" for n in ("frames.content", "frames.timing", "frames.frozen",
                                                           "audio.content", "audio.bands", "timing.av_offset")),
@@ -89,6 +129,13 @@ def main() -> None:
             extra = informative.get(name)
             if extra:
                 print(f"|   informative | {max(v for _, v in extra):.3g} (CRF 28 + AAC 64) | | | |")
+        from mobius.measure import alignment
+
+        calm = min(same.get("still", [("none", float("inf"))]), key=lambda x: x[1])
+        frozen = max(changed.get("still", [("none", 0.0)]), key=lambda x: x[1])
+        print(f"| frozen-frame motion (levels; `alignment.STILL`) | least where the golden moves: {calm[1]:.3g} "
+              f"({calm[0]}) | most inside a frozen second: {frozen[1]:.3g} ({frozen[0]}) | {alignment.STILL:g} | "
+              f"{calm[1] / alignment.STILL:.2g}x / {alignment.STILL / frozen[1] if frozen[1] else float('inf'):.2g}x |")
     finally:
         shutil.rmtree(temp, ignore_errors=True)
 

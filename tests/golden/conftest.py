@@ -156,3 +156,19 @@ def suite_reports(approved: Path, suite: list) -> dict:
 
     ws = load_workspace(approved)
     return {p.name: check_video(ws, GAME, p.path, debug=False) for p in suite}
+
+
+@pytest.fixture(scope="session")
+def every_game_frozen(approved: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Path]]:
+    """For each sample game's approved render: a frozen second at 12-13 s and a CRF 23 re-encode (the
+    re-encode whose noise comes closest to the freeze detector's limits), both with the audio copied."""
+    from .perturb import decode, frozen_second, write
+
+    folder = tmp_path_factory.mktemp("frozen")
+    made = {}
+    for game in sorted(spec.stem for spec in (approved / "games").glob("*.yaml")):
+        source = approved / "out" / game / "preview.mp4"
+        frames = decode(source).frames
+        made[game] = {"frozen": write(source, folder / f"{game}-frozen.mp4", frames=frozen_second(frames)),
+                      "crf23": write(source, folder / f"{game}-crf23.mp4", frames=frames, crf=23)}
+    return made

@@ -130,6 +130,14 @@ def delayed(audio: np.ndarray, ms: int) -> np.ndarray:
     return np.concatenate([np.zeros((audio.shape[0], n), np.float32), audio[:, :-n]], axis=1)
 
 
+FREEZE = (12 * FPS, 13 * FPS)  # frames: the frozen second, 12-13 s
+
+
+def frozen_second(frames: list[np.ndarray]) -> list[np.ndarray]:
+    """Every frame of 12-13 s replaced by the first of them: one second standing still, the length kept."""
+    return [frames[FREEZE[0]] if FREEZE[0] <= i < FREEZE[1] else f for i, f in enumerate(frames)]
+
+
 def _video_changes(frames: list[np.ndarray], seed: int) -> dict[str, tuple[list[np.ndarray], str, list]]:
     """Boxes for 0.5 s at a random time in every third, a tinted scene, a frozen second, two dropped frames."""
     n = len(frames)
@@ -142,8 +150,8 @@ def _video_changes(frames: list[np.ndarray], seed: int) -> dict[str, tuple[list[
             boxed[i] = with_box(frames[i])
     tint = (14 * FPS, 16 * FPS)
     shifted = [tinted(f) if tint[0] <= i < tint[1] else f for i, f in enumerate(frames)]
-    freeze = (12 * FPS, 13 * FPS)
-    frozen = [frames[freeze[0]] if freeze[0] <= i < freeze[1] else f for i, f in enumerate(frames)]
+    freeze = FREEZE
+    frozen = frozen_second(frames)
     return {
         "box in every third": (boxed, "frames.content", [(s / FPS, (s + FPS // 2) / FPS) for s in starts]),
         "colour shift 14-16 s": (shifted, "frames.content", [(tint[0] / FPS, tint[1] / FPS)]),

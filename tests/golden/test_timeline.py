@@ -225,3 +225,27 @@ def test_upgrade_killed_at_each_rename_leaves_the_old_or_the_new_golden_and_the_
         assert not [p.name for p in folder.parent.iterdir() if re.match(r"\.", p.name)], n
         rerun = run_mobius("golden", "upgrade", GAME, "-w", str(workspace), "--json")
         assert rerun.returncode == 0 and (folder / "signatures.npz").is_file(), (n, rerun.stderr)
+
+
+SAMPLE_GAMES = ["hanamikoji", "love-letter", "sushi-go"]
+
+
+@pytest.mark.parametrize("game", SAMPLE_GAMES)
+def test_a_frozen_second_fails_in_every_sample_game_and_a_re_encode_passes(approved: Path,
+                                                                         every_game_frozen: dict, game: str):
+    """The suite above freezes sushi-go only; hanamikoji's re-encoded still picture breathes by 3 levels
+    from frame to frame (x264's alternating frame qualities), which once split the freeze into runs too
+    short to count (`frames.frozen` 0, the second passed)."""
+    from mobius.config import load_workspace
+    from mobius.golden import check_video
+
+    assert sorted(every_game_frozen) == SAMPLE_GAMES
+    ws = load_workspace(approved)
+    frozen = check_video(ws, game, every_game_frozen[game]["frozen"], debug=False)
+    checks = {c.name: c for c in frozen.checks}
+    assert not checks["frames.frozen"].passed, checks["frames.frozen"].line()
+    assert checks["frames.frozen"].measured == 30 and "frozen 12.00-13.00 s" in checks["frames.frozen"].message
+    assert _says(checks["frames.frozen"].ranges, 12.0, 13.0), checks["frames.frozen"].ranges
+    assert [c.name for c in frozen.failures] == ["frames.frozen"], [c.line() for c in frozen.failures]
+    reencoded = check_video(ws, game, every_game_frozen[game]["crf23"], debug=False)
+    assert reencoded.passed, [c.line() for c in reencoded.failures]

@@ -20,8 +20,15 @@ from dataclasses import dataclass, field
 SEARCH = 15  # frames each way (0.5 s at 30 fps)
 MAX_STEP = 4
 PENALTY = 1.0  # in units of the cost (mean squared 8-bit difference per luma block)
-STILL = 2.0  # levels: a current frame this close to the one before has not moved
+# levels: a current frame this close to the one before has not moved. A re-encoded still picture is not
+# still to the level: x264 alternates frame qualities, and hanamikoji's frozen second (CRF 18) moves some
+# block by 3 levels every other frame, which split the freeze at 2.0 into runs of 2 (not caught). Measured
+# (benchmarks/golden_thresholds.py, docs/golden.md): a frozen second moves <= 3 levels a frame in the three
+# sample games at CRF 18 and 23; re-encodes (CRF 18-28) move >= 7 wherever the golden moves (> MOVING).
+# Thumbnail differences are whole levels: 4 is still, 5 moves.
+STILL = 4.5
 MOVING = 6.0  # levels: a golden frame this far from the one before has moved
+TRACKING = 1.0  # levels: a frame that moved within this of its golden frame's motion moved as the golden did
 MIN_FROZEN = 3  # frames
 CAP = 16.0  # levels: a block differing by more counts as differing by this much
 
@@ -177,7 +184,8 @@ def frozen_runs(alignment: Alignment, current_motion, golden_motion) -> list[Tim
     """Runs of current frames that stand still while the golden frames at the same times move.
 
     `current_motion[i]` / `golden_motion[j]`: the largest block difference of frame i (j) from the frame
-    before. The golden times follow the path's offset from before the run, so a freeze is judged
+    before. A run starts after the last frame that moved as its golden frame did (within TRACKING). The
+    golden times follow the path's offset from before the run, so a freeze is judged
     against what should have played, not against the duplicates the path may have chosen inside it.
     """
     n = len(alignment.path)
@@ -189,12 +197,15 @@ def frozen_runs(alignment: Alignment, current_motion, golden_motion) -> list[Tim
             continue
         start = i
         base = int(alignment.path[start - 1]) - (start - 1)
-        moving = 0
         while i < n and current_motion[i] <= STILL:
-            j = i + base
-            if 0 < j < len(golden_motion) and golden_motion[j] > MOVING:
-                moving += 1
             i += 1
+        # the run's first frames that moved as their golden frames did (a small step of the progress bar,
+        # under STILL) are still playing: the frozen picture is the last of them
+        while start < i and current_motion[start] > 0 and 0 < start + base < len(golden_motion) \
+                and abs(current_motion[start] - golden_motion[start + base]) <= TRACKING:
+            start += 1
+        moving = sum(1 for k in range(start, i)
+                     if 0 < k + base < len(golden_motion) and golden_motion[k + base] > MOVING)
         if moving >= MIN_FROZEN:
             runs.append(TimingEvent("frozen", start - 1, i - 1, i - start + 1))
     return runs

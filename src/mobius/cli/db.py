@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import typer
 
@@ -12,9 +11,6 @@ from mobius.cli.context import current
 from mobius.cli.options import DRY_RUN, YES, changes
 from mobius.cli.output import confirm, emit, say
 from mobius.errors import InputError
-
-if TYPE_CHECKING:
-    from mobius.db.results import RehearsalReport
 
 app = typer.Typer(name="db", help="Database schema migrations (SQLite or PostgreSQL), dumps and checks.",
                   no_args_is_help=True, rich_markup_mode=None)
@@ -60,9 +56,13 @@ def migrate_command(
     Example: mobius db migrate --rehearse
     """
     ws = current.workspace()
-    result = _db().migrate_database(ws, to=to, backup=not no_backup, progress=current.progress(), dry_run=dry_run,
-                                 rehearse=rehearse, confirm=partial(confirm, yes=yes),
-                                 on_rehearsal=_show_rehearsal)
+    if dry_run:  # changes nothing: no operation
+        result = _db().migrate_database(ws, to=to, progress=current.progress(), dry_run=True)
+    else:
+        from mobius.ops.commands import run_step
+
+        result = run_step(ws, "db.migrate", "db.migrate", {"to": to, "backup": not no_backup, "rehearse": rehearse},
+                          say=say, confirm=partial(confirm, yes=yes), progress=current.progress())
     if dry_run:
         plan = result.plan or []
         lines = [f"dry run on {result.database} (version {result.current_version}): "
@@ -86,12 +86,6 @@ def migrate_command(
     else:
         lines.append(f"database {result.database} is at version {result.current_version}")
     emit(result, lines)
-
-
-def _show_rehearsal(report: RehearsalReport) -> None:
-    for item in report.migrations:
-        verify = ", ".join(f"{v.query} -> {v.value}" for v in item.verify)
-        say(f"rehearsed {item.version:04d}_{item.name} on a copy: {item.execution_ms} ms; verify {verify}")
 
 
 @app.command("rollback")

@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 
 class DbMigrateParams(StepParams):
     to: int | None = Field(None, ge=0)  # a schema version; default: the latest
+    backup: bool = True  # the checked dump before migrating (`mobius db migrate --no-backup`: False)
+    rehearse: bool = False  # first on a throwaway copy, then ask (`mobius db migrate --rehearse`)
 
 
 @register_step("db.migrate")
@@ -31,7 +33,8 @@ class DbMigrateStep:
     probes: ClassVar[tuple[str, ...]] = ("service_ready",)  # the schema changes: what the service answers
 
     def __init__(self, params: dict[str, Any]):
-        self.to: int | None = DbMigrateParams.model_validate(params).to
+        checked = DbMigrateParams.model_validate(params)
+        self.to, self.backup, self.rehearse = checked.to, checked.backup, checked.rehearse
 
     def plan(self, ctx: StepContext) -> StepPlan:
         from mobius.db import database_status
@@ -90,7 +93,9 @@ class DbMigrateStep:
                       "digest": database_digest(ctx.ws)}
             ctx.record_undo(handle)
         ctx.checkpoint("inside:db.migrate")
-        result = migrate_database(ctx.ws, to=self.to, backup=True, progress=ctx.progress)
+        result = migrate_database(ctx.ws, to=self.to, backup=self.backup, progress=ctx.progress,
+                                  rehearse=self.rehearse, confirm=ctx.confirm,
+                                  on_rehearsal=lambda report: _say_rehearsal(ctx, report))
         handle["version"] = result.current_version
         handle["applied"] = [o.version for o in result.applied]
         handle["run_id"] = result.run_id
@@ -128,6 +133,12 @@ class DbMigrateStep:
             "db.schema_rows.restored", (digest or "")[:16], threshold=(handle.get("digest") or "")[:16],
             source="sha256 of schema and rows (history excluded)"))
         return report
+
+
+def _say_rehearsal(ctx: StepContext, report: RehearsalReport) -> None:
+    for item in report.migrations:
+        verify = ", ".join(f"{v.query} -> {v.value}" for v in item.verify)
+        ctx.say(f"rehearsed {item.version:04d}_{item.name} on a copy: {item.execution_ms} ms; verify {verify}")
 
 
 def _check_report(report: Report) -> list:

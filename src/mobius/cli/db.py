@@ -59,7 +59,7 @@ def migrate_command(
     if dry_run:  # changes nothing: no operation
         result = _db().migrate_database(ws, to=to, progress=current.progress(), dry_run=True)
     else:
-        from mobius.ops.commands import run_step
+        from mobius.ops.plain import run_step
 
         result = run_step(ws, "db.migrate", "db.migrate", {"to": to, "backup": not no_backup, "rehearse": rehearse},
                           say=say, confirm=partial(confirm, yes=yes), progress=current.progress())

@@ -119,13 +119,19 @@ def migrate_command(
     Example: mobius media migrate --to media-v2 --yes
     """
     from mobius.media import migrate
+    from mobius.ops.plain import run_step
     from mobius.safety.diskspace import human_bytes
 
     target, ratio = _target(to), _ratio(min_free_ratio)
     ws = current.workspace()
-    result = migrate(ws, target, dry_run=dry_run, backup=not no_backup, workers=workers,
-                     min_free_ratio=ratio, confirm=lambda question: confirm(question, yes=yes),
-                     report=say, progress=current.progress(), verify=verify)
+    if dry_run:  # changes nothing: no operation
+        result = migrate(ws, target, dry_run=True, backup=not no_backup, workers=workers, min_free_ratio=ratio,
+                         report=say, progress=current.progress())
+    else:
+        result = run_step(ws, "media.migrate", "media.migrate", {"to": target, "backup": not no_backup,
+                                                                 "min_free_ratio": ratio, "verify": verify},
+                          say=say, confirm=lambda question: confirm(question, yes=yes), progress=current.progress(),
+                          workers=workers)
     if not result.dry_run and not result.nothing_to_do:
         current.set_workspace(ws.reload())
     record = result.record

@@ -30,6 +30,8 @@ PER_FILE_S = 0.001  # measured: 2,000 small files copied, verified and switched 
 class MediaMigrateParams(StepParams):
     to: str = Field(min_length=1)  # a folder or s3:// URL
     backup: bool = False  # the plan's `backup` step is the restore point
+    min_free_ratio: float = Field(3.0, gt=0)  # free space needed at the target, as a multiple of the data
+    verify: bool = False  # a re-run of a completed migration re-reads every byte of both trees
 
     @field_validator("to")
     @classmethod
@@ -52,6 +54,7 @@ class MediaMigrateStep:
     def __init__(self, params: dict[str, Any]):
         checked = MediaMigrateParams.model_validate(params)
         self.to, self.backup = checked.to, checked.backup
+        self.min_free_ratio, self.verify_bytes = checked.min_free_ratio, checked.verify
 
     def _target(self, ctx: StepContext) -> Path | None:
         return None if is_url(self.to) else Path(os.path.abspath(ctx.ws.resolve(self.to)))
@@ -102,8 +105,11 @@ class MediaMigrateStep:
             ctx.record_undo(handle)
         ctx.checkpoint("inside:media.migrate")
         result = migrate(ctx.ws, self.to, backup=self.backup, workers=ctx.workers, progress=ctx.progress,
-                         report=ctx.say)
-        if result.record is not None:
+                         report=ctx.say, min_free_ratio=self.min_free_ratio, verify=self.verify_bytes,
+                         confirm=ctx.confirm)
+        if result.nothing_to_do and not handle.get("migration"):
+            handle["unchanged"] = True  # the library already was the target: nothing to verify or undo here
+        elif result.record is not None:
             handle["migration"] = result.record.id
             handle["files"], handle["bytes"] = result.record.files, result.record.bytes
         handle["copied_files"], handle["copied_bytes"] = result.copied_files, result.copied_bytes
@@ -120,8 +126,11 @@ class MediaMigrateStep:
         return mine[-1] if mine else None
 
     def verify(self, ctx: StepContext, handle: Any) -> Report:
-        record = self._record(ctx, handle)
         report = Report("media.migrate verify")
+        if handle.get("unchanged"):
+            report.add(passed("media.migration.completed", "unchanged", detail=f"the library already is {self.to}"))
+            return report
+        record = self._record(ctx, handle)
         value = read_env_file(ctx.ws.env_file).get(SETTING)
         report.add((passed if record and record.status == "completed" else failed)(
             "media.migration.completed", record.status if record else None, threshold="completed",
@@ -141,7 +150,7 @@ class MediaMigrateStep:
 
         report = Report("media.migrate rollback")
         handle = handle or {}
-        record = self._record(ctx, handle)
+        record = None if handle.get("unchanged") else self._record(ctx, handle)
         if record is not None and record.status == "completed":
             result = rollback(ctx.ws, record.id, workers=ctx.workers, progress=ctx.progress, report=ctx.say)
             report.add((passed if result.verify.ok else failed)(

@@ -255,11 +255,13 @@ class RecordStore:
         capability call reports both as it runs: they are written here, with its end, in one commit)."""
         now = utc_iso()
         with self._tx() as db:
-            row = db.execute("SELECT started, type FROM operations WHERE id = ?", (op_id,)).fetchone()
+            row = db.execute("SELECT started, type, params FROM operations WHERE id = ?", (op_id,)).fetchone()
             duration = _seconds_between(row[0], now) if row else None
+            merged = json.dumps({**json.loads(row[2]), **json.loads(_dump(params))}, ensure_ascii=False) \
+                if row and params else None
             db.execute("UPDATE operations SET status = ?, updated = ?, finished = ?, duration_s = ?, result = ?,"
-                       " error = ?, params = json_patch(params, ?), ref = COALESCE(?, ref) WHERE id = ?",
-                       (status, now, now, duration, _dump(result or {}), error, _dump(params or {}), ref, op_id))
+                       " error = ?, params = COALESCE(?, params), ref = COALESCE(?, ref) WHERE id = ?",
+                       (status, now, now, duration, _dump(result or {}), error, merged, ref, op_id))
         self._tell(op_id, "operation.finished", {"type": row[1] if row else None, "status": status,
                                                  "error": mask_text(error or "")})
 

@@ -98,8 +98,10 @@ def rollback_command(
 
     Example: mobius db rollback --to 1 --yes
     """
-    result = _db().rollback_database(current.workspace(), to=to, confirm=partial(confirm, yes=yes),
-                                  progress=current.progress())
+    from mobius.ops.plain import run_step
+
+    result = run_step(current.workspace(), "db.rollback", "db.rollback", {"to": to}, say=say,
+                      confirm=partial(confirm, yes=yes), progress=current.progress())
     lines = [f"dump {result.dump.path if result.dump else None} (taken before the rollback)"]
     lines += [f"{o.status.replace('_', ' ')} {o.version:04d}_{o.name} in {o.execution_ms} ms"
               for o in result.rolled_back]
@@ -188,12 +190,13 @@ def restore_command(
     Example: mobius db restore mobius-copy.sqlite3 --yes
     Needs first: mobius db dump --out mobius-copy.sqlite3
     """
-    from mobius.db.api import restore_with_report
+    from mobius.ops.plain import run_step
 
     ws = current.workspace()
     if not _db().database_is_empty(ws) and not confirm(f"replace the database with {dump}?", yes=yes):
         raise InputError("restore not confirmed; nothing was changed")
-    result = restore_with_report(ws, dump)
+    result = run_step(ws, "db.restore", "db.restore", {"dump": str(dump.expanduser().resolve())},
+                      say=say)
     lines = [f"restored {result.restored} into {result.database}"]
     if result.safety_dump:
         lines.append(f"the previous database is in {result.safety_dump}")

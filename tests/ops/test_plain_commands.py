@@ -118,3 +118,51 @@ def test_a_failing_command_keeps_its_own_error_and_exit_code(mobius, ops_ws: Pat
     assert "Traceback" not in proc.stderr
     op = next(op for op in _operations(mobius, ops_ws) if not op["parent"])
     assert (op["type"], op["status"], op["params"]["to"]) == ("db.migrate", "failed", 99)
+
+
+def _newest(mobius, root: Path) -> dict:
+    return next(op for op in _operations(mobius, root) if not op["parent"])
+
+
+def test_db_rollback_and_db_restore_are_undone_from_their_records(mobius, ops_ws: Path) -> None:
+    assert mobius("-w", str(ops_ws), *DB_MIGRATE).returncode == 0
+    migrated = state(ops_ws)
+    code, dumped = mobius.json("-w", str(ops_ws), "db", "dump", "--out", str(ops_ws / "at-4.sqlite3"))
+    assert code == 0, dumped
+    proc = mobius("-w", str(ops_ws), "db", "rollback", "--yes")
+    assert proc.returncode == 0 and "is at version 3" in proc.stdout, proc.stdout + proc.stderr
+    rolled = _newest(mobius, ops_ws)
+    assert (rolled["type"], rolled["status"]) == ("db.rollback", "completed") and rolled["ref"], rolled
+    assert state(ops_ws) != migrated
+    assert mobius("-w", str(ops_ws), "migrate", "rollback", rolled["id"], "--yes").returncode == 0
+    assert state(ops_ws) == migrated
+
+    assert mobius("-w", str(ops_ws), "db", "rollback", "--yes").returncode == 0
+    at_3 = state(ops_ws)
+    code, out = mobius.json("-w", str(ops_ws), "db", "restore", dumped["path"], "--yes")
+    assert code == 0 and out["safety_dump"], out
+    assert state(ops_ws) == migrated
+    restored = _newest(mobius, ops_ws)
+    assert (restored["type"], restored["params"]["dump"]) == ("db.restore", dumped["path"])
+    assert mobius("-w", str(ops_ws), "migrate", "rollback", restored["id"], "--yes").returncode == 0
+    assert state(ops_ws) == at_3
+
+
+def test_config_set_is_undone_from_its_record_and_a_secret_never_enters_it(mobius, ops_ws: Path) -> None:
+    before = (ops_ws / ".env").read_bytes()
+    proc = mobius("-w", str(ops_ws), "config", "set", "MOBIUS_BACKUP_KEEP", "9")
+    assert proc.returncode == 0 and "MOBIUS_BACKUP_KEEP=9" in proc.stdout, proc.stdout + proc.stderr
+    op = _newest(mobius, ops_ws)
+    assert (op["type"], op["params"]["name"], op["params"]["value"]) == ("config.set", "MOBIUS_BACKUP_KEEP", "9")
+    assert mobius("-w", str(ops_ws), "migrate", "rollback", op["id"], "--yes").returncode == 0
+    assert (ops_ws / ".env").read_bytes() == before
+
+    assert mobius("-w", str(ops_ws), "config", "set", "MOBIUS_API_TOKEN", "tok-5ecret-1").returncode == 0
+    assert mobius("-w", str(ops_ws), "config", "set", "MOBIUS_API_TOKEN", "tok-5ecret-2").returncode == 0
+    second = _newest(mobius, ops_ws)
+    proc = mobius("-w", str(ops_ws), "migrate", "rollback", second["id"], "--yes")
+    assert proc.returncode == 2 and "tok-5ecret-1" not in (ops_ws / ".env").read_text().replace("tok-5ecret-2", "")
+    assert "tok-5ecret-2" in (ops_ws / ".env").read_text()  # the mask was never written in its place
+    history = mobius("-w", str(ops_ws), "history", "--limit", "100", "--json").stdout
+    assert "tok-5ecret" not in history
+    assert all(b"tok-5ecret" not in p.read_bytes() for p in (ops_ws / "state").glob("operations.sqlite*"))

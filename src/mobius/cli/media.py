@@ -170,10 +170,11 @@ def rollback_command(
     Example: mobius media rollback latest
     Needs first: mobius media migrate --to media-v2 --yes
     """
-    from mobius.media import rollback
+    from mobius.ops.plain import run_step
 
     ws = current.workspace()
-    result = rollback(ws, migration_id, workers=workers, progress=current.progress(), report=say)
+    result = run_step(ws, "media.rollback", "media.rollback", {"migration": migration_id}, say=say,
+                      progress=current.progress(), workers=workers)
     current.set_workspace(ws.reload())
     emit(result.to_dict(), f"rolled back migration {result.record.id}: the library is {result.record.source} again")
 
@@ -191,10 +192,11 @@ def finalize_command(
     Example: mobius media finalize latest --yes
     Needs first: mobius media migrate --to media-v2 --yes
     """
-    from mobius.media import finalize
+    from mobius.ops.plain import run_step
 
-    result = finalize(current.workspace(), migration_id, confirm=lambda question: confirm(question, yes=yes),
-                      workers=workers, progress=current.progress(), report=say)
+    result = run_step(current.workspace(), "media.finalize", "media.finalize", {"migration": migration_id}, say=say,
+                      confirm=lambda question: confirm(question, yes=yes), progress=current.progress(),
+                      workers=workers)
     emit(result.to_dict(), f"finalized migration {result.record.id}: removed {result.removed}")
 
 

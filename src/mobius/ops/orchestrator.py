@@ -80,13 +80,16 @@ class Orchestrator:
         self.state = MonitorState()
         self.stop_requested = False
         self.log = get_logger()
+        self._settings_stale = False  # self.ws is as loaded by the caller until a step context is handed out
 
     # helpers
     def _ctx(self, op_id: str, idx: int, undo: Any = None) -> StepContext:
         from mobius.progress import NoProgress
 
-        # a step may have changed the settings (media switches the library): read them again
-        self.ws = load_workspace(self.ws.root, env=self.ws.environment)
+        # a step may have changed the settings (media switches the library): read them again once one has run
+        if self._settings_stale:
+            self.ws = load_workspace(self.ws.root, env=self.ws.environment)
+        self._settings_stale = True
         return StepContext(self.ws, operation_id=op_id, workers=self.workers, progress=self.progress or NoProgress(),
                            say=self.say, error_rate=self.state.feed,
                            record_undo=lambda handle: self.store.step_undo(op_id, idx, handle),

@@ -166,3 +166,15 @@ def test_config_set_is_undone_from_its_record_and_a_secret_never_enters_it(mobiu
     history = mobius("-w", str(ops_ws), "history", "--limit", "100", "--json").stdout
     assert "tok-5ecret" not in history
     assert all(b"tok-5ecret" not in p.read_bytes() for p in (ops_ws / "state").glob("operations.sqlite*"))
+
+
+def test_a_plain_command_runs_beside_another_but_never_beside_a_plan(mobius, ops_ws: Path) -> None:
+    from mobius.safety.lock import FileLock
+
+    before = (ops_ws / ".env").read_bytes()
+    with FileLock(ops_ws / "state" / "migrate.lock", what="a migration"):  # as migrate run/resume/rollback hold it
+        proc = mobius("-w", str(ops_ws), "config", "set", "MOBIUS_BACKUP_KEEP", "9")
+    assert proc.returncode == 1 and "another mobius process is running a migration" in proc.stderr, proc.stderr
+    assert (ops_ws / ".env").read_bytes() == before
+    with FileLock(ops_ws / "state" / "migrate.lock", what="a plain command", shared=True):  # another plain command
+        assert mobius("-w", str(ops_ws), "config", "set", "MOBIUS_BACKUP_KEEP", "9").returncode == 0

@@ -199,6 +199,7 @@ class DbRollbackStep:
         result = rollback_database(ctx.ws, to=to, confirm=ctx.confirm, progress=ctx.progress)
         handle.update(version=result.current_version, run_id=result.run_id,
                       dump=str(result.dump.path) if result.dump else None)
+        ctx.record_undo(handle)  # the dump, for the undo, from now on
         return handle
 
     def verify(self, ctx: StepContext, handle: Any) -> Report:
@@ -269,6 +270,7 @@ class DbRestoreStep:
         ctx.checkpoint("inside:db.restore")
         result = restore_with_report(ctx.ws, self.dump)
         handle["safety_dump"] = str(result.safety_dump) if result.safety_dump else None
+        ctx.record_undo(handle)  # the dump of the replaced database, for the undo, from now on
         return handle
 
     def verify(self, ctx: StepContext, handle: Any) -> Report:

@@ -178,3 +178,24 @@ def test_a_plain_command_runs_beside_another_but_never_beside_a_plan(mobius, ops
     assert (ops_ws / ".env").read_bytes() == before
     with FileLock(ops_ws / "state" / "migrate.lock", what="a plain command", shared=True):  # another plain command
         assert mobius("-w", str(ops_ws), "config", "set", "MOBIUS_BACKUP_KEEP", "9").returncode == 0
+
+
+def test_backup_restore_with_its_database_is_undone_from_its_record(mobius, ops_ws: Path) -> None:
+    import sqlite3
+
+    code, made = mobius.json("-w", str(ops_ws), "backup", "create", "--archive")
+    assert code == 0, made
+    (ops_ws / "uploads" / "added-after-the-backup.txt").write_text("new")
+    with sqlite3.connect(ops_ws / "mobius.db") as db:
+        db.execute("DELETE FROM games WHERE rowid = (SELECT MIN(rowid) FROM games)")
+    changed = state(ops_ws)
+    proc = mobius("-w", str(ops_ws), "backup", "restore", made["path"], "--to", str(ops_ws / "uploads"),
+                  "--database", "--yes")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert state(ops_ws) != changed
+    op = _newest(mobius, ops_ws)
+    assert (op["type"], op["status"]) == ("backup.restore", "completed"), op
+    proc = mobius("-w", str(ops_ws), "migrate", "rollback", op["id"], "--yes")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert state(ops_ws) == changed
+    assert not list(ops_ws.glob("uploads.rollback.*"))

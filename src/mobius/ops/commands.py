@@ -1,9 +1,8 @@
-"""Mutating commands as one-step plans on the migration runner.
+"""deploy, env promote and env rollback as one-step plans on the migration runner.
 
-Each command is run as its step (ops.steps) by the Orchestrator, so it has a record of its own type,
-resumes after kill -9 (`mobius migrate resume ID`) and is undone from the record (`mobius migrate
-rollback ID`). `run_step` does it for any plain command whose step calls one capability function;
-deploy, env promote and env rollback (mobius.envs says what each phase does) have their own below.
+The capability (mobius.envs) says what each phase does; here each command is run as its step
+(ops.steps.envs) by the Orchestrator, so it has a record of its own type, resumes after kill -9
+(`mobius migrate resume ID`) and is undone from the record (`mobius migrate rollback ID`).
 """
 
 from __future__ import annotations
@@ -36,26 +35,6 @@ def _run(ws: Workspace, say: Callable[[str], None], progress: Any,
     finally:
         runner.close()
     return outcome, preflight, ran_in
-
-
-def run_step(ws: Workspace, type: str, step: str, step_params: dict[str, Any], *,
-             say: Callable[[str], None] = lambda line: None, confirm: Callable[[str], bool] = lambda question: True,
-             progress: Any = None, workers: int | None = None) -> Any:
-    """Run a plain command as a one-step plan recorded as `type`; returns its capability call's value.
-
-    The step's capability call (the `records_call` function of the same type) checks its own input and
-    raises its own errors, which reach the caller unchanged (the record says `failed`: resumable and
-    undoable from it); it records no operation of its own: its parameters, result and journal id go to
-    the plan's record. The runner itself says nothing: `say` and `confirm` are the command's.
-    """
-    runner = Orchestrator(ws, say=say, progress=progress, workers=workers, confirm=confirm)
-    try:
-        runner.run_command(type, step, step_params, {}, on_failure="stop", quiet=True, checks="call",
-                           exclusive=False)
-        call = runner.calls.get(1)
-    finally:
-        runner.close()
-    return call.value if call is not None and call.called else None
 
 
 def _recorded_deploy(runner: Orchestrator, op_id: str, env: str | None) -> str:

@@ -1,10 +1,12 @@
 """Benchmark: the cost of running a plain command as a one-step plan on the runner, against the direct call.
 
-The same work (set one setting in the workspace .env, atomically) three ways, in one process, in the
+The same work (set one setting in the workspace .env, atomically) four ways, in one process, in the
 same run: the direct call; through `records_call` (a record: running -> completed); as a one-step plan
 on the runner (`Orchestrator.run_command`: record, step rows 0 and 1, undo handle, monitor thread,
-migration lock), which is what deploy, env promote and env rollback do. Prints the median of each and
-the overheads in ms (target for the one-step plan: under 30 ms).
+migration lock), which is what deploy, env promote and env rollback do; and as `mobius config set` runs
+it (`ops.plain.run_step` with the `config.set` step: its undo handle holds the value before and the
+.env digest). Prints the median of each and the overheads in ms (target for the one-step plan: under
+30 ms), and the load average: on a shared machine the numbers move with it.
 
     python benchmarks/one_step_plan.py            # 40 rounds
     python benchmarks/one_step_plan.py --rounds 10
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import tempfile
 import time
@@ -89,13 +92,37 @@ def main() -> None:
             finally:
                 runner.close()
 
+        def plain(i: int) -> None:
+            from mobius.ops.plain import run_step
+
+            run_step(ws, "config.set", "config.set", {"setting": {"MOBIUS_BACKUP_KEEP": str(i + 1)}})
+
+        load = os.getloadavg()[0]
         direct_ms = _time(lambda i: set_setting(ws, "MOBIUS_BACKUP_KEEP", str(i + 1)), args.rounds)
         recorded_ms = _time(lambda i: recorded_set(ws, "MOBIUS_BACKUP_KEEP", str(i + 1)), args.rounds)
         plan_ms = _time(plan, args.rounds)
-    print(json.dumps({"rounds": args.rounds, "direct_ms": round(direct_ms, 2), "records_call_ms": round(recorded_ms, 2),
-                      "one_step_plan_ms": round(plan_ms, 2),
+        try:
+            plain_ms = _time(plain, args.rounds)
+        except ImportError:  # a tree before ops.plain
+            plain_ms = float("nan")
+    print(json.dumps({"rounds": args.rounds, "filesystem": _filesystem(Path(tmp).parent),
+                      "load_average_1m": [round(load, 2), round(os.getloadavg()[0], 2)],
+                      "direct_ms": round(direct_ms, 2), "records_call_ms": round(recorded_ms, 2),
+                      "one_step_plan_ms": round(plan_ms, 2), "config_set_plan_ms": round(plain_ms, 2),
                       "records_call_overhead_ms": round(recorded_ms - direct_ms, 2),
-                      "one_step_plan_overhead_ms": round(plan_ms - direct_ms, 2), "target_ms": 30}))
+                      "one_step_plan_overhead_ms": round(plan_ms - direct_ms, 2),
+                      "config_set_plan_overhead_ms": round(plain_ms - direct_ms, 2), "target_ms": 30}))
+
+
+def _filesystem(folder: Path) -> str:
+    """The type of the filesystem the workspace is on (tmpfs hides the cost of fsync)."""
+    best = ("", "?")
+    with open("/proc/mounts") as mounts:
+        for line in mounts:
+            _, point, kind = line.split()[:3]
+            if str(folder.resolve()).startswith(point) and len(point) >= len(best[0]):
+                best = (point, kind)
+    return best[1]
 
 
 if __name__ == "__main__":

@@ -1,7 +1,11 @@
 """The record store: every operation Mobius runs, in one crash-safe SQLite file in `state/`.
 
 WAL with synchronous=FULL, like the media journal: a committed row survives kill -9 and power
-loss. An operation has a type (`backup.create`, `media.migrate`, `migrate.run`, ...), its
+loss. Each commit is an fsync, so a write whose loss a resume repairs (a row that says a step started,
+a read-only preflight's verdict) may be `defer`red: it is committed with the next transaction, never
+alone (an undo handle is never deferred: it is durable before the work it undoes starts).
+
+An operation has a type (`backup.create`, `media.migrate`, `migrate.run`, ...), its
 parameters, a status, its steps (each with status, evidence, undo handle and timings) and
 events (monitor verdicts, alerts). A capability keeps its own journal for its own resumability
 and puts that journal's id in `ref`, so `mobius history` reaches everything from here.
@@ -144,6 +148,7 @@ class RecordStore:
             self._db = open_wal(path, schema=SCHEMA)
         except sqlite3.OperationalError as exc:
             raise self._explain(exc) from exc
+        self._pending: list[tuple[str, tuple[Any, ...]]] = []  # deferred writes: run first in the next transaction
 
     @classmethod
     def of(cls, ws: Workspace, *, read_only: bool = False) -> RecordStore:
@@ -152,7 +157,24 @@ class RecordStore:
         return cls(ws.state / STORE_NAME, read_only=read_only)
 
     def close(self) -> None:
+        with contextlib.suppress(sqlite3.Error, ResourceError):
+            self.flush()
         self._db.close()
+
+    def flush(self) -> None:
+        """Commit the deferred writes now (nothing to do when there are none)."""
+        if getattr(self, "_pending", None):
+            with self._tx():
+                pass
+
+    def _write(self, defer: bool, *statements: tuple[str, tuple[Any, ...]]) -> None:
+        """Run `statements` in one transaction, or (`defer`) keep them for the next one."""
+        if defer:
+            self._pending.extend(statements)
+            return
+        with self._tx() as db:
+            for sql, args in statements:
+                db.execute(sql, args)
 
     def __enter__(self) -> RecordStore:
         return self
@@ -167,6 +189,8 @@ class RecordStore:
         except sqlite3.OperationalError as exc:
             raise self._explain(exc) from exc
         try:
+            for sql, args in self._pending:
+                self._db.execute(sql, args)
             yield self._db
         except BaseException as exc:
             with contextlib.suppress(sqlite3.Error):
@@ -178,6 +202,7 @@ class RecordStore:
             self._db.execute("COMMIT")
         except sqlite3.OperationalError as exc:
             raise self._explain(exc) from exc
+        self._pending.clear()
 
     def _explain(self, exc: sqlite3.OperationalError) -> Exception:
         """A full disk surfaces from SQLite as 'disk is full' or, in WAL mode, as 'disk I/O error', a read-only
@@ -224,41 +249,52 @@ class RecordStore:
         with self._tx() as db:
             db.execute("UPDATE operations SET ref = ? WHERE id = ?", (ref, op_id))
 
-    def finish(self, op_id: str, status: str, result: Any = None, *, error: str | None = None) -> None:
+    def finish(self, op_id: str, status: str, result: Any = None, *, error: str | None = None,
+               params: dict[str, Any] | None = None, ref: str | None = None) -> None:
+        """The operation's end; `params` are added to those recorded at its start, `ref` set (a command's
+        capability call reports both as it runs: they are written here, with its end, in one commit)."""
         now = utc_iso()
         with self._tx() as db:
-            row = db.execute("SELECT started, type FROM operations WHERE id = ?", (op_id,)).fetchone()
+            row = db.execute("SELECT started, type, params FROM operations WHERE id = ?", (op_id,)).fetchone()
             duration = _seconds_between(row[0], now) if row else None
+            merged = json.dumps({**json.loads(row[2]), **json.loads(_dump(params))}, ensure_ascii=False) \
+                if row and params else None
             db.execute("UPDATE operations SET status = ?, updated = ?, finished = ?, duration_s = ?, result = ?,"
-                       " error = ? WHERE id = ?", (status, now, now, duration, _dump(result or {}), error, op_id))
+                       " error = ?, params = COALESCE(?, params), ref = COALESCE(?, ref) WHERE id = ?",
+                       (status, now, now, duration, _dump(result or {}), error, merged, ref, op_id))
         self._tell(op_id, "operation.finished", {"type": row[1] if row else None, "status": status,
                                                  "error": mask_text(error or "")})
 
     # steps
-    def step_started(self, op_id: str, idx: int, name: str, params: dict[str, Any] | None = None) -> None:
+    def step_started(self, op_id: str, idx: int, name: str, params: dict[str, Any] | None = None, *,
+                     defer: bool = False) -> None:
+        """`defer`: committed with the step's first undo handle or its end (a kill before either leaves the
+        step as never started, which a resume runs from the beginning, as it would a `running` row without a
+        handle)."""
         now = utc_iso()
-        with self._tx() as db:
-            db.execute("INSERT INTO steps (operation_id, idx, name, status, started, params)"
-                       " VALUES (?, ?, ?, 'running', ?, ?)"
-                       " ON CONFLICT (operation_id, idx) DO UPDATE SET status = 'running', error = NULL",
-                       (op_id, idx, name, now, _dump(params or {})))
-            db.execute("UPDATE operations SET updated = ? WHERE id = ?", (now, op_id))
+        self._write(defer, ("INSERT INTO steps (operation_id, idx, name, status, started, params)"
+                            " VALUES (?, ?, ?, 'running', ?, ?)"
+                            " ON CONFLICT (operation_id, idx) DO UPDATE SET status = 'running', error = NULL",
+                            (op_id, idx, name, now, _dump(params or {}))),
+                    ("UPDATE operations SET updated = ? WHERE id = ?", (now, op_id)))
 
     def step_finished(self, op_id: str, idx: int, status: str, *, evidence: Any = None, undo: Any = None,
-                      error: str | None = None, name: str | None = None) -> None:
-        """The step's end; with `name`, a step not started before is recorded in the same transaction."""
+                      error: str | None = None, name: str | None = None, defer: bool = False) -> None:
+        """The step's end; with `name`, a step not started before is recorded in the same transaction.
+        `defer`: committed with the next write (the operation's end, or the next step's undo handle)."""
         now = utc_iso()
-        with self._tx() as db:
-            if name is not None:
-                db.execute("INSERT INTO steps (operation_id, idx, name, status, started) VALUES (?, ?, ?, 'running', ?)"
-                           " ON CONFLICT (operation_id, idx) DO NOTHING", (op_id, idx, name, now))
-            row = db.execute("SELECT started FROM steps WHERE operation_id = ? AND idx = ?", (op_id, idx)).fetchone()
-            duration = _seconds_between(row[0], now) if row and row[0] else None
-            db.execute("UPDATE steps SET status = ?, finished = ?, duration_s = ?, evidence = ?,"
-                       " undo = COALESCE(?, undo), error = ? WHERE operation_id = ? AND idx = ?",
-                       (status, now, duration, _dump(evidence or {}), None if undo is None else _dump(undo),
-                        error, op_id, idx))
-            db.execute("UPDATE operations SET updated = ? WHERE id = ?", (now, op_id))
+        statements = []
+        if name is not None:
+            statements.append(("INSERT INTO steps (operation_id, idx, name, status, started)"
+                               " VALUES (?, ?, ?, 'running', ?) ON CONFLICT (operation_id, idx) DO NOTHING",
+                               (op_id, idx, name, now)))
+        statements.append(("UPDATE steps SET status = ?, finished = ?, duration_s = round((julianday(?) -"
+                           " julianday(started)) * 86400, 3), evidence = ?, undo = COALESCE(?, undo), error = ?"
+                           " WHERE operation_id = ? AND idx = ?",
+                           (status, now, now, _dump(evidence or {}), None if undo is None else _dump(undo),
+                            error, op_id, idx)))
+        statements.append(("UPDATE operations SET updated = ? WHERE id = ?", (now, op_id)))
+        self._write(defer, *statements)
 
     def step_undo(self, op_id: str, idx: int, undo: Any) -> None:
         """Record an undo handle as soon as it exists (before the step is finished), so a kill keeps it."""
@@ -499,6 +535,39 @@ def _bounded(value: Any, items: int | None = 100) -> Any:
     return value
 
 
+@dataclass
+class CommandCall:
+    """A command's own capability call, run as the step of the one-step plan recorded for the command.
+
+    Such a call records no operation of its own (the plan's record is the command's): what `records_call`
+    would have recorded (parameters, result, journal id) is kept here for the runner to write with the
+    plan's end, and `value` is the call's return, for the command to print.
+    """
+
+    type: str
+    called: bool = False
+    params: dict[str, Any] = field(default_factory=dict)
+    result: Any = None
+    ref: str | None = None
+    status: str = "completed"  # records_call's `status(value)`: a failure returned instead of raised
+    value: Any = None
+
+
+_COMMAND: ContextVar[CommandCall | None] = ContextVar("mobius_record_command", default=None)
+
+
+@contextmanager
+def command_call(type: str) -> Iterator[CommandCall]:
+    """Inside this block the first `records_call` of `type` reports to the returned CommandCall instead of
+    recording an operation (the calls nested in it record theirs, with the enclosing operation as parent)."""
+    call = CommandCall(type)
+    token = _COMMAND.set(call)
+    try:
+        yield call
+    finally:
+        _COMMAND.reset(token)
+
+
 # The handle of the operation a records_call is recording in this thread (for `keep_partial_result`).
 _CALL: ContextVar[OperationHandle | None] = ContextVar("mobius_record_call", default=None)
 
@@ -543,6 +612,10 @@ def records_call(type: str | Callable[[dict[str, Any]], str], *, ref: Callable[[
                 return fn(*args, **kwargs)
             shown = params(arguments) if params is not None else {k: v for k, v in arguments.items() if _simple(v)}
             name = type(arguments) if callable(type) else type
+            command = _COMMAND.get()
+            if command is not None and command.type == name and not command.called:
+                return _report_to(command, fn, args, kwargs, shown, result=result, ref=ref, status=status,
+                                  bound=bound)
             with contextlib.ExitStack() as stack:
                 try:
                     handle = stack.enter_context(recorded(ws, name, to_jsonable(shown)))
@@ -570,3 +643,21 @@ def records_call(type: str | Callable[[dict[str, Any]], str], *, ref: Callable[[
         return call
 
     return decorate
+
+
+def _report_to(command: CommandCall, fn: Callable, args: tuple, kwargs: dict[str, Any], shown: dict[str, Any], *,
+               result: Callable[[Any], Any] | None, ref: Callable[[Any], Any] | None,
+               status: Callable[[Any], str] | None, bound: int | None) -> Any:
+    """records_call's work for a command's own call: what it would record goes to `command`, not to a record."""
+    command.called, command.params = True, to_jsonable(shown)
+    token = _COMMAND.set(None)
+    try:
+        out = fn(*args, **kwargs)
+    finally:
+        _COMMAND.reset(token)
+    command.value = out
+    command.result = _bounded(to_jsonable(result(out) if result is not None else out), bound)
+    journal_id = ref(out) if ref is not None else None
+    command.ref = str(journal_id) if journal_id else None
+    command.status = status(out) if status is not None else "completed"
+    return out

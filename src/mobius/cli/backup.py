@@ -179,16 +179,14 @@ def restore(
     what = f"snapshot {snapshot}" if snapshot else path.name
     if not confirm(f"restore {what} into {target}{replacing}{also}?", yes=yes):
         raise typer.Abort()
-    backup = _backup()
-    if snapshot:
-        if member_root:
-            raise typer.BadParameter("--member-root applies to archives; a snapshot restores its library")
-        result = backup.restore_snapshot(current.workspace(), snapshot, target, database=database,
-                                         progress=current.progress())
-    else:
-        result = backup.restore_backup(current.workspace(), path, target,
-                                       member_root=member_root or backup.LIBRARY_ROOT, database=database,
-                                       progress=current.progress())
+    from mobius.ops.plain import run_step
+
+    if snapshot and member_root:
+        raise typer.BadParameter("--member-root applies to archives; a snapshot restores its library")
+    result = run_step(current.workspace(), "backup.restore", "backup.restore",
+                      {"archive": None if snapshot else str(Path(path).absolute()), "snapshot": snapshot,
+                       "to": str(target), "member_root": member_root, "database": database},
+                      progress=current.progress())
     lines = [f"restored {result.files} files, {result.dirs} folders, {result.symlinks} symlinks "
              f"({human_bytes(result.bytes)}) into {result.to}"]
     if result.rollback:

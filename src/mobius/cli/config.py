@@ -7,12 +7,7 @@ import typer
 from mobius.cli.context import current
 from mobius.cli.options import changes
 from mobius.cli.output import emit
-from mobius.config import MASK, is_secret_field, set_setting, setting_sources
-from mobius.records import records_call
-
-# the one recording path (records_call) around the core's set_setting; a secret setting's value is never recorded
-recorded_set_setting = records_call("config.set", params=lambda a: {
-    "name": a["name"], "value": MASK if is_secret_field(str(a["name"])) else a["value"]})(set_setting)
+from mobius.config import setting_sources
 
 config_app = typer.Typer(help="Show and change the workspace settings.", no_args_is_help=True)
 
@@ -40,8 +35,10 @@ def set_value(key: str = typer.Argument(..., help="Setting name, e.g. MOBIUS_ENV
 
     Example: mobius config set MOBIUS_ENV staging
     """
+    from mobius.ops.plain import run_step
+
     ws = current.workspace()
-    change = recorded_set_setting(ws, key, value)
+    change = run_step(ws, "config.set", "config.set", {"setting": {key: value}})
     current.set_workspace(ws.reload())
     shown = change.to_dict()
     emit(shown, f"{change.name}={shown['value']} (was {shown['previous']}) in {ws.env_file}")

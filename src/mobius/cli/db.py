@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import typer
 
@@ -12,9 +11,6 @@ from mobius.cli.context import current
 from mobius.cli.options import DRY_RUN, YES, changes
 from mobius.cli.output import confirm, emit, say
 from mobius.errors import InputError
-
-if TYPE_CHECKING:
-    from mobius.db.results import RehearsalReport
 
 app = typer.Typer(name="db", help="Database schema migrations (SQLite or PostgreSQL), dumps and checks.",
                   no_args_is_help=True, rich_markup_mode=None)
@@ -60,9 +56,13 @@ def migrate_command(
     Example: mobius db migrate --rehearse
     """
     ws = current.workspace()
-    result = _db().migrate_database(ws, to=to, backup=not no_backup, progress=current.progress(), dry_run=dry_run,
-                                 rehearse=rehearse, confirm=partial(confirm, yes=yes),
-                                 on_rehearsal=_show_rehearsal)
+    if dry_run:  # changes nothing: no operation
+        result = _db().migrate_database(ws, to=to, progress=current.progress(), dry_run=True)
+    else:
+        from mobius.ops.plain import run_step
+
+        result = run_step(ws, "db.migrate", "db.migrate", {"to": to, "backup": not no_backup, "rehearse": rehearse},
+                          say=say, confirm=partial(confirm, yes=yes), progress=current.progress())
     if dry_run:
         plan = result.plan or []
         lines = [f"dry run on {result.database} (version {result.current_version}): "
@@ -88,12 +88,6 @@ def migrate_command(
     emit(result, lines)
 
 
-def _show_rehearsal(report: RehearsalReport) -> None:
-    for item in report.migrations:
-        verify = ", ".join(f"{v.query} -> {v.value}" for v in item.verify)
-        say(f"rehearsed {item.version:04d}_{item.name} on a copy: {item.execution_ms} ms; verify {verify}")
-
-
 @app.command("rollback")
 @changes
 def rollback_command(
@@ -104,8 +98,10 @@ def rollback_command(
 
     Example: mobius db rollback --to 1 --yes
     """
-    result = _db().rollback_database(current.workspace(), to=to, confirm=partial(confirm, yes=yes),
-                                  progress=current.progress())
+    from mobius.ops.plain import run_step
+
+    result = run_step(current.workspace(), "db.rollback", "db.rollback", {"to": to}, say=say,
+                      confirm=partial(confirm, yes=yes), progress=current.progress())
     lines = [f"dump {result.dump.path if result.dump else None} (taken before the rollback)"]
     lines += [f"{o.status.replace('_', ' ')} {o.version:04d}_{o.name} in {o.execution_ms} ms"
               for o in result.rolled_back]
@@ -194,12 +190,13 @@ def restore_command(
     Example: mobius db restore mobius-copy.sqlite3 --yes
     Needs first: mobius db dump --out mobius-copy.sqlite3
     """
-    from mobius.db.api import restore_with_report
+    from mobius.ops.plain import run_step
 
     ws = current.workspace()
     if not _db().database_is_empty(ws) and not confirm(f"replace the database with {dump}?", yes=yes):
         raise InputError("restore not confirmed; nothing was changed")
-    result = restore_with_report(ws, dump)
+    result = run_step(ws, "db.restore", "db.restore", {"dump": str(dump.expanduser().resolve())},
+                      say=say)
     lines = [f"restored {result.restored} into {result.database}"]
     if result.safety_dump:
         lines.append(f"the previous database is in {result.safety_dump}")

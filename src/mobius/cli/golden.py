@@ -185,13 +185,14 @@ def approve_command(
 
     Example: mobius golden approve sushi-go love-letter
     """
-    from mobius.approval import approve
     from mobius.cli.context import current
-    from mobius.cli.output import emit
+    from mobius.cli.output import emit, say
+    from mobius.ops.plain import run_step
 
     ws = current.workspace()
-    result = approve(ws, games or None, per_os=per_os or None, frames=_frames(frames), executor=executor,
-                     progress=current.progress())
+    result = run_step(ws, "golden.approve", "golden.approve", {"games": games or None, "per_os": per_os or None,
+                                                                "frames": _frames(frames), "executor": executor},
+                      say=say, progress=current.progress())
     lines = [f"backed up the previous goldens to {result.backup}"] if result.backup else []
     lines += [f"approved {g.game}: {g.video} -> {g.folder}" for g in result.games]
     emit(result.to_dict(), lines)
@@ -239,11 +240,13 @@ def restore_command(archive: str = typer.Argument(..., help="A golden_*.tar.zst 
     Needs first: mobius golden approve sushi-go && mobius golden backup
     """
     from mobius.cli.context import current
-    from mobius.cli.output import emit
-    from mobius.golden.archive import restore_goldens
+    from mobius.cli.output import emit, say
+    from mobius.ops.plain import run_step
 
     ws = current.workspace()
-    result = restore_goldens(ws, archive if archive == "latest" else _path(Path(archive)), progress=current.progress())
+    result = run_step(ws, "golden.restore", "golden.restore",
+                      {"archive": archive if archive == "latest" else str(_path(Path(archive)))}, say=say,
+                      progress=current.progress())
     lines = [f"restored {result['archive']} into {result['restored_to']} ({', '.join(result['games']) or 'empty'})"]
     if result["previous_goldens_backup"]:
         lines.append(f"  the goldens it replaced are in {result['previous_goldens_backup']}")

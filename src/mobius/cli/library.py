@@ -37,8 +37,11 @@ def hash_command(mode: str = typer.Option("exact", "--mode", help="exact (ImageH
         from mobius.errors import InputError
 
         raise InputError(f"--mode {mode!r} is not exact or fast", hint="for other versions use library rehash --to")
-    report = _fingerprint().hash_library(current.workspace(), mode=mode, workers=workers, variants=variants,
-                                         progress=current.progress(), executor=executor)
+    from mobius.ops.plain import run_step
+
+    report = run_step(current.workspace(), "library.hash", "library.hash",
+                      {"mode": mode, "variants": variants, "executor": executor}, say=say,
+                      progress=current.progress(), workers=workers)
     lines = [f"hashed   {report.hashed} of {report.images} images with {report.algorithm} "
              f"({report.unchanged} unchanged, {report.removed} removed) in {report.seconds:.2f} s",
              f"failed   {report.failed}", f"active   {report.active}"]
@@ -124,8 +127,11 @@ def rehash_command(to: str = typer.Option(None, "--to", help="Version to migrate
         switch = _fingerprint().rollback(ws)
         emit(switch, f"active   {switch.new} (was {switch.old}); nothing recomputed")
         return
-    result = _fingerprint().rehash(ws, to, workers=workers, distance=distance, switch=not no_switch,
-                                   progress=current.progress(), executor=executor)
+    from mobius.ops.plain import run_step
+
+    result = run_step(ws, "library.rehash", "library.rehash", {"to": to, "distance": distance,
+                                                                "switch": not no_switch, "executor": executor},
+                      say=say, progress=current.progress(), workers=workers)
     c = result.comparison
     say(f"computed {result.hash.hashed} new hashes ({result.hash.unchanged} already there)")
     lines = [f"compared {c.images} images {c.old} -> {c.new}: {c.identical} identical, "

@@ -119,13 +119,19 @@ def migrate_command(
     Example: mobius media migrate --to media-v2 --yes
     """
     from mobius.media import migrate
+    from mobius.ops.plain import run_step
     from mobius.safety.diskspace import human_bytes
 
     target, ratio = _target(to), _ratio(min_free_ratio)
     ws = current.workspace()
-    result = migrate(ws, target, dry_run=dry_run, backup=not no_backup, workers=workers,
-                     min_free_ratio=ratio, confirm=lambda question: confirm(question, yes=yes),
-                     report=say, progress=current.progress(), verify=verify)
+    if dry_run:  # changes nothing: no operation
+        result = migrate(ws, target, dry_run=True, backup=not no_backup, workers=workers, min_free_ratio=ratio,
+                         report=say, progress=current.progress())
+    else:
+        result = run_step(ws, "media.migrate", "media.migrate", {"to": target, "backup": not no_backup,
+                                                                 "min_free_ratio": ratio, "verify": verify},
+                          say=say, confirm=lambda question: confirm(question, yes=yes), progress=current.progress(),
+                          workers=workers)
     if not result.dry_run and not result.nothing_to_do:
         current.set_workspace(ws.reload())
     record = result.record
@@ -164,10 +170,11 @@ def rollback_command(
     Example: mobius media rollback latest
     Needs first: mobius media migrate --to media-v2 --yes
     """
-    from mobius.media import rollback
+    from mobius.ops.plain import run_step
 
     ws = current.workspace()
-    result = rollback(ws, migration_id, workers=workers, progress=current.progress(), report=say)
+    result = run_step(ws, "media.rollback", "media.rollback", {"migration": migration_id}, say=say,
+                      progress=current.progress(), workers=workers)
     current.set_workspace(ws.reload())
     emit(result.to_dict(), f"rolled back migration {result.record.id}: the library is {result.record.source} again")
 
@@ -185,10 +192,11 @@ def finalize_command(
     Example: mobius media finalize latest --yes
     Needs first: mobius media migrate --to media-v2 --yes
     """
-    from mobius.media import finalize
+    from mobius.ops.plain import run_step
 
-    result = finalize(current.workspace(), migration_id, confirm=lambda question: confirm(question, yes=yes),
-                      workers=workers, progress=current.progress(), report=say)
+    result = run_step(current.workspace(), "media.finalize", "media.finalize", {"migration": migration_id}, say=say,
+                      confirm=lambda question: confirm(question, yes=yes), progress=current.progress(),
+                      workers=workers)
     emit(result.to_dict(), f"finalized migration {result.record.id}: removed {result.removed}")
 
 

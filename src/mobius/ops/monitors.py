@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from mobius import faults
 from mobius.config import Workspace
@@ -64,10 +65,10 @@ class Monitor(threading.Thread):
         self.state.pending_since = since
 
     def run(self) -> None:
-        store = RecordStore(self.store_path)
+        store = _LazyStore(self.store_path)  # a command that ends before the first sample opens nothing
         try:
             while not self._halt.wait(self.t.sample_every):
-                self.sample(store)
+                self.sample(store)  # type: ignore[arg-type]
         finally:
             store.close()
 
@@ -118,3 +119,19 @@ class Monitor(threading.Thread):
                                                                    "threshold": round(self.t.duration_escalate
                                                                                       * self.estimate_s, 2),
                                                                    "estimate_s": self.estimate_s, "step": s.step})
+
+
+class _LazyStore:
+    """The monitor's own connection to the record store, opened by its first event."""
+
+    def __init__(self, path: Any):
+        self.path, self._store = path, None
+
+    def event(self, op_id: str, kind: str, data: Any = None) -> None:
+        if self._store is None:
+            self._store = RecordStore(self.path)
+        self._store.event(op_id, kind, data)
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()

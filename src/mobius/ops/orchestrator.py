@@ -42,8 +42,8 @@ from mobius.ops.plan import Plan, load_plan
 from mobius.ops.preflight import run_preflight
 from mobius.ops.step import REGISTRY, Step, StepContext
 from mobius.ops.validation import baseline, run_validation
-from mobius.records import Operation, RecordStore, parent_scope
-from mobius.results import Report, to_jsonable
+from mobius.records import CommandCall, Operation, RecordStore, command_call, parent_scope
+from mobius.results import Report, skipped, to_jsonable
 from mobius.safety.lock import FileLock
 
 TYPE = "migrate.run"
@@ -68,25 +68,32 @@ class RunOutcome:
 
 class Orchestrator:
     def __init__(self, ws: Workspace, *, say: Callable[[str], None] = lambda line: None, yes: bool = True,
-                 workers: int | None = None, progress: Any = None):
+                 workers: int | None = None, progress: Any = None,
+                 confirm: Callable[[str], bool] = lambda question: True):
         self.ws = ws
         self.say = say
+        self.narrate = say  # the runner's own lines (steps, checks); a plain command keeps to its own output
+        self.confirm = confirm
+        self.calls: dict[int, CommandCall] = {}  # a command's capability call per step, as it reported itself
         self.yes, self.workers, self.progress = yes, workers, progress
         self.store = RecordStore.of(ws)
         self.state = MonitorState()
         self.stop_requested = False
         self.log = get_logger()
+        self._settings_stale = False  # self.ws is as loaded by the caller until a step context is handed out
 
     # helpers
     def _ctx(self, op_id: str, idx: int, undo: Any = None) -> StepContext:
         from mobius.progress import NoProgress
 
-        # a step may have changed the settings (media switches the library): read them again
-        self.ws = load_workspace(self.ws.root, env=self.ws.environment)
+        # a step may have changed the settings (media switches the library): read them again once one has run
+        if self._settings_stale:
+            self.ws = load_workspace(self.ws.root, env=self.ws.environment)
+        self._settings_stale = True
         return StepContext(self.ws, operation_id=op_id, workers=self.workers, progress=self.progress or NoProgress(),
                            say=self.say, error_rate=self.state.feed,
                            record_undo=lambda handle: self.store.step_undo(op_id, idx, handle),
-                           undo=undo, checkpoint=faults.kill_at)
+                           undo=undo, checkpoint=faults.kill_at, confirm=self.confirm)
 
     def _event(self, op_id: str, kind: str, data: dict[str, Any]) -> None:
         self.store.event(op_id, kind, data)
@@ -120,10 +127,12 @@ class Orchestrator:
                                       "run it again" if op_id else "fix the plan") from None
         return steps
 
-    def _exclusive(self) -> FileLock:
+    def _exclusive(self, *, shared: bool = False) -> FileLock:
         """One migration at a time per workspace: run, resume and rollback each hold it throughout, so no
-        rollback ever undoes (or deletes) the work of another migration running beside it."""
-        return FileLock(self.ws.state / "migrate.lock", what="a migration (migrate run, resume or rollback)")
+        rollback ever undoes (or deletes) the work of another migration running beside it. Plain commands
+        (`shared`) run beside each other, each under its capability's own lock, but never beside those."""
+        return FileLock(self.ws.state / "migrate.lock", shared=shared,
+                        what="a migration (migrate run, resume or rollback)")
 
     # entry points
     def run(self, plan_path: Path, *, force: bool = False) -> RunOutcome:
@@ -140,13 +149,21 @@ class Orchestrator:
             return self._drive(op_id, plan, force=force)
 
     def run_command(self, type: str, step: str, step_params: dict[str, Any], params: dict[str, Any], *,
-                    on_failure: str = "rollback", on_interrupt: str = "stop", force: bool = False) -> RunOutcome:
-        """Run one mutating command as a one-step plan: recorded as `type`, resumable, undoable from the record."""
+                    on_failure: str = "rollback", on_interrupt: str = "stop", force: bool = False,
+                    quiet: bool = False, checks: str = "step", exclusive: bool = True) -> RunOutcome:
+        """Run one mutating command as a one-step plan: recorded as `type`, resumable, undoable from the record.
+
+        `quiet`: the runner says nothing of its own (steps, checks), so the command's output stays its own.
+        `checks="call"`: the step's preflight is not run; the capability call checks its own input and refuses
+        with its own message and exit code (a plain command's documented errors), before it changes anything.
+        `exclusive=False`: it may run beside other plain commands (not beside a plan, a resume or a rollback)."""
         plan = Plan.model_validate({"name": type, "type": "environment", "risk": "low",
                                     "steps": [{step: step_params}]})
         self.steps_of(plan)  # bad parameters are refused before anything is recorded
-        command = {"on_failure": on_failure, "on_interrupt": on_interrupt}
-        with self._exclusive():
+        command = {"on_failure": on_failure, "on_interrupt": on_interrupt, "checks": checks}
+        if quiet:
+            self.narrate = lambda line: None
+        with self._exclusive(shared=not exclusive):
             op_id = self.store.start(type, {**params, "env": self.ws.environment, "force": force, "command": command,
                                             "plan": plan.model_dump(mode="json", by_alias=True)})
             with parent_scope(op_id):
@@ -225,7 +242,10 @@ class Orchestrator:
                 if not command:  # a command's preflight only reads: its row is written once, when it ends
                     self.store.step_started(op_id, 0, "preflight")
                 try:
-                    if command:
+                    if command and command.get("checks") == "call":
+                        report, measured = Report(f"preflight of {plan.name}", [skipped(
+                            "preflight", "checked by the command's own call, before it changes anything")]), {}
+                    elif command:
                         report, measured = Report(f"preflight of {plan.name}"), {}
                         for step in steps:
                             report.extend(step.preflight(self._ctx(op_id, 0)).checks)
@@ -234,7 +254,7 @@ class Orchestrator:
                 except Exception as exc:
                     self._refuse_crashed(op_id, "preflight", exc)
                 for line in report.lines():
-                    self.say(f"  {line}")
+                    self.narrate(f"  {line}")
                 if report.failures():
                     self.store.step_finished(op_id, 0, "failed", evidence={"checks": report.checks, **measured},
                                              name="preflight")
@@ -250,10 +270,15 @@ class Orchestrator:
                 except Exception as exc:
                     self._refuse_crashed(op_id, "the baseline", exc)
                 measured["env_sha256"] = file_digest(self.ws.env_file)
-                self.store.step_finished(op_id, 0, "done", evidence={"checks": report.checks, **measured},
-                                         name="preflight")
+                evidence = {"checks": report.checks, **measured}
+                # a command's preflight only read: its row goes with the step's first write (a kill before that
+                # leaves nothing changed, and a resume runs the preflight again)
+                self.store.step_finished(op_id, 0, "done", evidence=evidence, name="preflight", defer=bool(command))
                 faults.kill_at("preflight:done")
-            evidence = self.store.get(op_id).steps[0].evidence
+                if not command:
+                    evidence = self.store.get(op_id).steps[0].evidence
+            else:
+                evidence = done[0].evidence
             estimate = float(evidence.get("estimate_s") or 0)
             if not command:
                 self.say(f"estimate {estimate:.1f} s ({evidence.get('estimate_source')})")
@@ -263,19 +288,26 @@ class Orchestrator:
             monitor.resume_timer(self.store)
             monitor.start()
             # 1..n: steps
+            handle: Any = None
             for i, step in enumerate(steps, start=1):
-                row = next((s for s in self.store.get(op_id).steps if s.idx == i), None)
+                row = done.get(i)  # as recorded when this run began: the steps before it ran in this loop
                 if row is not None and row.status == "done":
+                    handle = row.undo
                     continue
                 self._safe_point(op_id, plan)
                 faults.kill_at(f"step:{step.name}")
                 faults.disk_full_from(step.name)
                 self.state.step = step.name
-                self.store.step_started(op_id, i, step.name, {"params": plan.step_list()[i - 1][1]})
-                self.say(f"step {i}/{n}: {step.name}")
+                self.store.step_started(op_id, i, step.name, {"params": plan.step_list()[i - 1][1]},
+                                        defer=bool(command))
+                self.narrate(f"step {i}/{n}: {step.name}")
                 ctx = self._ctx(op_id, i, undo=row.undo if row else None)
                 try:
-                    handle = step.apply(ctx)
+                    if command:  # the command's own capability call reports to its record, not to one of its own
+                        with command_call(op.type) as self.calls[i]:
+                            handle = step.apply(ctx)
+                    else:
+                        handle = step.apply(ctx)
                     check = step.verify(self._ctx(op_id, i), handle)
                 except Exception as exc:
                     if isinstance(exc, ResourceError) or is_disk_full(exc):
@@ -291,17 +323,22 @@ class Orchestrator:
                     if command and command.get("on_failure") == "stop":
                         return self._failed(op_id, i, exc)
                     return self._rollback(op_id, plan, reason=f"step {step.name} failed: {_describe(exc)}", cause=exc)
+                # a command's last step ends in the same commit as the command (a kill before it: the resume
+                # runs the step again from its recorded handle, as after a kill inside it)
                 self.store.step_finished(op_id, i, "done" if not check.failures() else "failed",
-                                         evidence={"checks": check.checks}, undo=handle)
+                                         evidence={"checks": check.checks}, undo=handle,
+                                         defer=bool(command) and not check.failures())
                 for line in check.lines():
-                    self.say(f"  {line}")
+                    self.narrate(f"  {line}")
                 if check.failures():
                     return self._rollback(op_id, plan, reason=f"step {step.name} did not verify: "
                                           + ", ".join(c.name for c in check.failures()))
                 faults.kill_at("between")
             self._safe_point(op_id, plan)
             if command:  # its record's status says completed; no validation, no event
-                self.store.finish(op_id, "completed", self._result(op_id))
+                call = self.calls.get(n)
+                self.store.finish(op_id, call.status if call and call.called else "completed",
+                                  self._result(op_id, handle), **self._reported(n))
                 return self._outcome(op_id, started)
             # n+1: validation
             faults.kill_at("validation")
@@ -337,17 +374,29 @@ class Orchestrator:
                 monitor.stop()
             signal.signal(signal.SIGTERM, previous)
 
-    def _result(self, op_id: str) -> dict[str, Any]:
-        """A command's result for its record: what its step's handle put under `result` (releases read it)."""
-        row = next((s for s in self.store.get(op_id).steps if s.idx == 1), None)
-        undo = row.undo if row is not None else None
+    _UNREAD = object()
+
+    def _result(self, op_id: str, undo: Any = _UNREAD) -> Any:
+        """A command's result for its record: what its capability call returned, else what its step's handle put
+        under `result` (releases read it). `undo`: the handle, when this run has it (no read of the record)."""
+        call = self.calls.get(1)
+        if call is not None and call.called:
+            return call.result
+        if undo is self._UNREAD:
+            row = next((s for s in self.store.get(op_id).steps if s.idx == 1), None)
+            undo = row.undo if row is not None else None
         return dict((undo or {}).get("result") or {}) if isinstance(undo, dict) else {}
+
+    def _reported(self, idx: int) -> dict[str, Any]:
+        """The parameters and journal id a command's capability call reported, for its record's end."""
+        call = self.calls.get(idx)
+        return {"params": call.params, "ref": call.ref} if call is not None and call.called else {}
 
     def _failed(self, op_id: str, idx: int, exc: Exception) -> NoReturn:
         """A command whose policy is `stop`: recorded `failed` with what it did (resumable, undoable), then the
         command's own error, with its exit code."""
         message = _describe(exc)
-        self.store.finish(op_id, "failed", self._result(op_id), error=message)
+        self.store.finish(op_id, "failed", self._result(op_id), error=message, **self._reported(idx))
         self._event(op_id, "failed", {"reason": message})
         if isinstance(exc, MobiusError):
             raise exc

@@ -38,6 +38,7 @@ class StepContext:
     record_undo: Callable[[Any], None] = lambda handle: None  # persist a handle as soon as it exists
     undo: Any = None  # the handle an earlier, killed run of this step recorded (a resume continues from it)
     checkpoint: Callable[[str], None] = lambda point: None  # a named point inside the step (crash tests)
+    confirm: Callable[[str], bool] = lambda question: True  # a command's own question (--yes, or the person)
 
 
 @dataclass

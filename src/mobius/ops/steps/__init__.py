@@ -1,3 +1,3 @@
 """The capabilities' steps; importing this package registers them in mobius.ops.step.REGISTRY."""
 
-from mobius.ops.steps import backup, db, envs, golden, media  # noqa: F401
+from mobius.ops.steps import backup, config, db, envs, golden, library, media  # noqa: F401

@@ -7,6 +7,7 @@ applied; the db runner's history resumes a half-applied phased migration on the 
 from __future__ import annotations
 
 import contextlib
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import Field
@@ -22,6 +23,8 @@ if TYPE_CHECKING:
 
 class DbMigrateParams(StepParams):
     to: int | None = Field(None, ge=0)  # a schema version; default: the latest
+    backup: bool = True  # the checked dump before migrating (`mobius db migrate --no-backup`: False)
+    rehearse: bool = False  # first on a throwaway copy, then ask (`mobius db migrate --rehearse`)
 
 
 @register_step("db.migrate")
@@ -31,7 +34,8 @@ class DbMigrateStep:
     probes: ClassVar[tuple[str, ...]] = ("service_ready",)  # the schema changes: what the service answers
 
     def __init__(self, params: dict[str, Any]):
-        self.to: int | None = DbMigrateParams.model_validate(params).to
+        checked = DbMigrateParams.model_validate(params)
+        self.to, self.backup, self.rehearse = checked.to, checked.backup, checked.rehearse
 
     def plan(self, ctx: StepContext) -> StepPlan:
         from mobius.db import database_status
@@ -90,7 +94,9 @@ class DbMigrateStep:
                       "digest": database_digest(ctx.ws)}
             ctx.record_undo(handle)
         ctx.checkpoint("inside:db.migrate")
-        result = migrate_database(ctx.ws, to=self.to, backup=True, progress=ctx.progress)
+        result = migrate_database(ctx.ws, to=self.to, backup=self.backup, progress=ctx.progress,
+                                  rehearse=self.rehearse, confirm=ctx.confirm,
+                                  on_rehearsal=lambda report: _say_rehearsal(ctx, report))
         handle["version"] = result.current_version
         handle["applied"] = [o.version for o in result.applied]
         handle["run_id"] = result.run_id
@@ -130,7 +136,165 @@ class DbMigrateStep:
         return report
 
 
+def _say_rehearsal(ctx: StepContext, report: RehearsalReport) -> None:
+    for item in report.migrations:
+        verify = ", ".join(f"{v.query} -> {v.value}" for v in item.verify)
+        ctx.say(f"rehearsed {item.version:04d}_{item.name} on a copy: {item.execution_ms} ms; verify {verify}")
+
+
 def _check_report(report: Report) -> list:
     problems = [c.detail or c.name for c in report.failures()]
     return [(failed if problems else passed)("db.check", len(problems), threshold=0, unit="problems",
                                              source="mobius db check", detail="; ".join(problems[:3]))]
+
+
+class DbRollbackParams(StepParams):
+    to: int | None = Field(None, ge=0)  # the version to go back to; default: undo the latest migration
+
+
+@register_step("db.rollback")
+class DbRollbackStep:
+    """`mobius db rollback`: down sections newest first (mobius.db); undo = the dump it took first, restored.
+
+    The handle (the version before and a digest of schema and rows) is recorded before anything runs; the
+    dump's path joins it when the call returns. Killed before that, the undo migrates forward again to the
+    version before and proves the digest (a down section that dropped data cannot be proved back: it says so).
+    """
+
+    name: ClassVar[str] = "db.rollback"
+    Params: ClassVar[type[StepParams]] = DbRollbackParams
+    probes: ClassVar[tuple[str, ...]] = ("service_ready",)
+
+    def __init__(self, params: dict[str, Any]):
+        self.to: int | None = DbRollbackParams.model_validate(params).to
+
+    def plan(self, ctx: StepContext) -> StepPlan:
+        from mobius.db import database_status
+
+        status = database_status(ctx.ws)
+        return StepPlan(f"roll {status.database} back from version {status.current_version} to "
+                        f"{self.to if self.to is not None else 'the one before'}", estimate_s=1.0)
+
+    def preflight(self, ctx: StepContext) -> Report:
+        return Report("db.rollback preflight", [skipped("db.rollback.checks", "checked by mobius db rollback "
+                                                        "itself, before it changes anything")])
+
+    def apply(self, ctx: StepContext) -> Any:
+        from mobius.db import database_status, rollback_database
+
+        handle = dict(ctx.undo or {})
+        if not handle:
+            status = database_status(ctx.ws)
+            versions = sorted((r["version"] for r in status.applied), reverse=True)
+            handle = {"previous_version": status.current_version, "digest": database_digest(ctx.ws),
+                      "target": self.to if self.to is not None else versions[1] if len(versions) > 1 else 0}
+            ctx.record_undo(handle)
+            to = self.to  # the call's own default: its own message when there is nothing to roll back
+        else:  # a resume: to the version the killed run meant, which it may have reached already
+            to = handle["target"]
+            if database_status(ctx.ws).current_version == to:
+                handle.setdefault("version", to)
+                return handle
+        ctx.checkpoint("inside:db.rollback")
+        result = rollback_database(ctx.ws, to=to, confirm=ctx.confirm, progress=ctx.progress)
+        handle.update(version=result.current_version, run_id=result.run_id,
+                      dump=str(result.dump.path) if result.dump else None)
+        ctx.record_undo(handle)  # the dump, for the undo, from now on
+        return handle
+
+    def verify(self, ctx: StepContext, handle: Any) -> Report:
+        from mobius.db import database_status
+
+        version = database_status(ctx.ws).current_version
+        return Report("db.rollback verify", [(passed if version == handle.get("version") else failed)(
+            "db.version", version, threshold=handle.get("version"), source="schema_migrations")])
+
+    def rollback(self, ctx: StepContext, handle: Any) -> Report:
+        from mobius.db import database_status, migrate_database
+        from mobius.db.api import restore_with_report
+
+        report = Report("db.rollback rollback")
+        handle = handle or {}
+        previous = handle.get("previous_version")
+        if previous is None:
+            report.add(skipped("db.undo", "the step never started"))
+            return report
+        if database_digest(ctx.ws) != handle.get("digest"):
+            if handle.get("dump"):
+                restore_with_report(ctx.ws, Path(handle["dump"]))
+            elif database_status(ctx.ws).current_version < previous:
+                migrate_database(ctx.ws, to=previous, backup=True, progress=ctx.progress)
+        version = database_status(ctx.ws).current_version
+        report.add((passed if version == previous else failed)("db.version.restored", version, threshold=previous,
+                                                               source="schema_migrations"))
+        digest = database_digest(ctx.ws)
+        report.add((passed if digest == handle.get("digest") else failed)(
+            "db.schema_rows.restored", (digest or "")[:16], threshold=(handle.get("digest") or "")[:16],
+            source="sha256 of schema and rows (history excluded)",
+            detail=handle.get("dump") or "no dump recorded: migrated forward again"))
+        return report
+
+
+class DbRestoreParams(StepParams):
+    dump: str = Field(min_length=1)  # a file written by `mobius db dump` (an absolute path)
+
+
+@register_step("db.restore")
+class DbRestoreStep:
+    """`mobius db restore DUMP`: the database replaced, all or nothing (mobius.db); undo = the dump of the database
+    it replaced (taken by the call before it changes anything), restored, and the digest of before proved."""
+
+    name: ClassVar[str] = "db.restore"
+    Params: ClassVar[type[StepParams]] = DbRestoreParams
+    probes: ClassVar[tuple[str, ...]] = ("service_ready",)
+
+    def __init__(self, params: dict[str, Any]):
+        self.dump = Path(DbRestoreParams.model_validate(params).dump)
+
+    def plan(self, ctx: StepContext) -> StepPlan:
+        size = self.dump.stat().st_size if self.dump.is_file() else 0
+        return StepPlan(f"replace the database with {self.dump}", writes_bytes=2 * size, estimate_s=1.0)
+
+    def preflight(self, ctx: StepContext) -> Report:
+        return Report("db.restore preflight", [(passed if self.dump.is_file() else failed)(
+            "db.restore.dump", str(self.dump), source="file")])
+
+    def apply(self, ctx: StepContext) -> Any:
+        from mobius.db import database_is_empty
+        from mobius.db.api import restore_with_report
+
+        handle = dict(ctx.undo or {})
+        if not handle:
+            handle = {"digest": database_digest(ctx.ws), "empty": database_is_empty(ctx.ws)}
+            ctx.record_undo(handle)
+        ctx.checkpoint("inside:db.restore")
+        result = restore_with_report(ctx.ws, self.dump)
+        handle["safety_dump"] = str(result.safety_dump) if result.safety_dump else None
+        ctx.record_undo(handle)  # the dump of the replaced database, for the undo, from now on
+        return handle
+
+    def verify(self, ctx: StepContext, handle: Any) -> Report:
+        from mobius.db import check_database
+
+        return Report("db.restore verify", _check_report(check_database(ctx.ws)))
+
+    def rollback(self, ctx: StepContext, handle: Any) -> Report:
+        from mobius.db.api import restore_with_report
+
+        report = Report("db.restore rollback")
+        handle = handle or {}
+        if "digest" not in handle:
+            report.add(skipped("db.undo", "the step never started"))
+            return report
+        if database_digest(ctx.ws) != handle["digest"]:
+            if not handle.get("safety_dump"):
+                report.add(failed("db.restore.undo", None, detail="the database was empty before the restore (no "
+                                  "dump of it was taken)" if handle.get("empty") else "killed before the dump of "
+                                  "the replaced database was recorded"))
+                return report
+            restore_with_report(ctx.ws, Path(handle["safety_dump"]), safety_dump=False)
+        digest = database_digest(ctx.ws)
+        report.add((passed if digest == handle["digest"] else failed)(
+            "db.schema_rows.restored", (digest or "")[:16], threshold=(handle["digest"] or "")[:16],
+            source="sha256 of schema and rows (history excluded)", detail=handle.get("safety_dump")))
+        return report

@@ -13,6 +13,9 @@ import tempfile
 from pathlib import Path
 from typing import Any, ClassVar
 
+from pydantic import Field
+
+from mobius.errors import VerificationError
 from mobius.ops.digests import tree_digest
 from mobius.ops.step import StepContext, StepParams, StepPlan, register_step
 from mobius.results import Report, failed, passed, skipped
@@ -88,22 +91,146 @@ class GoldenUpdateStep:
         return report
 
     def rollback(self, ctx: StepContext, handle: Any) -> Report:
-        from mobius.golden.archive import restore_goldens
+        return _put_back(ctx, handle, "golden.update rollback")
 
-        report = Report("golden.update rollback")
-        if not handle:
-            report.add(skipped("golden.undo", "the step never started"))
-            return report
-        if tree_digest(ctx.ws.golden) != handle["digest"]:
-            if handle.get("archive"):
-                restore_goldens(ctx.ws, Path(handle["archive"]), progress=ctx.progress)
-            else:
-                empty = Path(tempfile.mkdtemp(prefix=".mobius-tmp-golden-", dir=ctx.ws.golden.parent))
-                aside = swap_folder(empty, ctx.ws.golden)
-                if aside is not None:
-                    shutil.rmtree(aside, ignore_errors=True)
-        digest = tree_digest(ctx.ws.golden)
-        report.add((passed if digest == handle["digest"] else failed)(
-            "golden.tree.restored", (digest or "")[:16], threshold=(handle["digest"] or "")[:16],
-            source="sha256 of tests/golden", detail=handle.get("archive") or "there were no goldens"))
+
+def _put_back(ctx: StepContext, handle: Any, title: str) -> Report:
+    """tests/golden as the handle found it: its golden backup restored (or, when there were no goldens, none
+    left), proved by the tree digest taken before."""
+    from mobius.golden.archive import restore_goldens
+
+    report = Report(title)
+    if not handle:
+        report.add(skipped("golden.undo", "the step never started"))
         return report
+    if tree_digest(ctx.ws.golden) != handle["digest"]:
+        if handle.get("archive"):
+            restore_goldens(ctx.ws, Path(handle["archive"]), progress=ctx.progress)
+        elif not handle.get("had"):
+            empty = Path(tempfile.mkdtemp(prefix=".mobius-tmp-golden-", dir=ctx.ws.golden.parent))
+            aside = swap_folder(empty, ctx.ws.golden)
+            if aside is not None:
+                shutil.rmtree(aside, ignore_errors=True)
+    digest = tree_digest(ctx.ws.golden)
+    report.add((passed if digest == handle["digest"] else failed)(
+        "golden.tree.restored", (digest or "")[:16], threshold=(handle["digest"] or "")[:16],
+        source="sha256 of tests/golden", detail=handle.get("archive") or (
+            "killed before its golden backup was recorded: restore the newest golden backup by hand "
+            "(mobius golden restore latest)" if handle.get("had") else "there were no goldens")))
+    return report
+
+
+class GoldenApproveParams(StepParams):
+    games: list[str] | None = None  # game slugs; default: every game in games/
+    per_os: bool | None = None
+    frames: list[float] | None = None  # frame times in seconds
+    executor: str | None = None  # local or dask; default: the settings' choice
+
+
+@register_step("golden.approve")
+class GoldenApproveStep:
+    """`mobius golden approve` / `golden update`: the call backs up the goldens, renders, regenerates
+    (mobius.approval); undo = its golden backup restored (none before: none left), proved by the tree digest."""
+
+    name: ClassVar[str] = "golden.approve"
+    Params: ClassVar[type[StepParams]] = GoldenApproveParams
+    probes: ClassVar[tuple[str, ...]] = ("golden_check",)
+
+    def __init__(self, params: dict[str, Any]):
+        checked = GoldenApproveParams.model_validate(params)
+        self.games, self.per_os, self.frames, self.executor = (checked.games, checked.per_os, checked.frames,
+                                                               checked.executor)
+
+    def plan(self, ctx: StepContext) -> StepPlan:
+        return StepPlan(f"render and regenerate the goldens of {', '.join(self.games or ['every game'])}")
+
+    def preflight(self, ctx: StepContext) -> Report:
+        return Report("golden.approve preflight", [skipped("golden.approve.checks", "checked by mobius golden "
+                                                           "approve itself (the pipeline test first)")])
+
+    def apply(self, ctx: StepContext) -> Any:
+        from mobius.approval import approve
+        from mobius.golden.archive import has_goldens
+
+        handle = dict(ctx.undo or {})
+        if not handle:
+            handle = {"digest": tree_digest(ctx.ws.golden), "had": has_goldens(ctx.ws), "archive": None}
+            ctx.record_undo(handle)
+        elif tree_digest(ctx.ws.golden) != handle["digest"] and not handle.get("archive"):
+            raise VerificationError("golden approve was killed after it changed tests/golden but before its golden "
+                                    "backup was recorded: it cannot be resumed safely",
+                                    hint="restore the newest golden backup (mobius golden restore latest), then "
+                                         "approve again")
+        result = approve(ctx.ws, self.games, per_os=self.per_os, frames=self.frames, executor=self.executor,
+                         progress=ctx.progress)
+        handle["archive"] = str(result.backup) if result.backup else handle.get("archive")
+        handle["games"] = [g.game for g in result.games]
+        ctx.record_undo(handle)  # its backup, for the undo, from now on
+        return handle
+
+    def verify(self, ctx: StepContext, handle: Any) -> Report:
+        from mobius.golden.baseline import baseline_folder, per_os_enabled
+
+        report = Report("golden.approve verify")
+        for game in handle.get("games", []):
+            folder = baseline_folder(ctx.ws, game, per_os=per_os_enabled(ctx.ws, self.per_os))
+            report.add((passed if folder.is_dir() else failed)(f"golden.{game}", str(folder), source="tests/golden"))
+        return report
+
+    def rollback(self, ctx: StepContext, handle: Any) -> Report:
+        return _put_back(ctx, handle, "golden.approve rollback")
+
+
+class GoldenRestoreParams(StepParams):
+    archive: str = Field(min_length=1)  # a golden_*.tar.zst archive (absolute path), or `latest`
+
+
+@register_step("golden.restore")
+class GoldenRestoreStep:
+    """`mobius golden restore ARCHIVE`: the archive verified and its tree put back as tests/golden, the goldens it
+    replaces backed up first (mobius.golden); undo = that backup restored, proved by the tree digest."""
+
+    name: ClassVar[str] = "golden.restore"
+    Params: ClassVar[type[StepParams]] = GoldenRestoreParams
+    probes: ClassVar[tuple[str, ...]] = ("golden_check",)
+
+    def __init__(self, params: dict[str, Any]):
+        self.archive = GoldenRestoreParams.model_validate(params).archive
+
+    def plan(self, ctx: StepContext) -> StepPlan:
+        return StepPlan(f"put {self.archive} back as {ctx.ws.golden}")
+
+    def preflight(self, ctx: StepContext) -> Report:
+        return Report("golden.restore preflight", [skipped("golden.restore.checks", "checked by mobius golden "
+                                                           "restore itself (the archive verified first)")])
+
+    def apply(self, ctx: StepContext) -> Any:
+        from mobius.golden.archive import LATEST, has_goldens, latest_golden_backup, restore_goldens
+
+        handle = dict(ctx.undo or {})
+        if not handle:
+            # `latest` now: a resume must not take the backup the killed run made of the goldens it replaced
+            source = str(latest_golden_backup(ctx.ws)) if self.archive == LATEST else self.archive
+            handle = {"digest": tree_digest(ctx.ws.golden), "had": has_goldens(ctx.ws), "archive": None,
+                      "source": source}
+            ctx.record_undo(handle)
+        elif tree_digest(ctx.ws.golden) != handle["digest"] and not handle.get("archive"):
+            raise VerificationError("golden restore was killed after it changed tests/golden but before the backup "
+                                    "of the goldens it replaced was recorded: it cannot be resumed safely",
+                                    hint="restore the newest golden backup by hand (mobius golden restore latest)")
+        result = restore_goldens(ctx.ws, handle["source"], progress=ctx.progress)
+        previous = result.get("previous_goldens_backup")
+        handle["archive"] = str(previous) if previous else handle.get("archive")
+        handle["restored"] = str(result.get("archive"))
+        handle["after"] = tree_digest(ctx.ws.golden)
+        ctx.record_undo(handle)  # the backup of the goldens it replaced, for the undo, from now on
+        return handle
+
+    def verify(self, ctx: StepContext, handle: Any) -> Report:
+        digest = tree_digest(ctx.ws.golden)
+        return Report("golden.restore verify", [(passed if digest == handle.get("after") else failed)(
+            "golden.tree.restored", (digest or "")[:16], threshold=(handle.get("after") or "")[:16],
+            source="sha256 of tests/golden", detail=handle.get("restored"))])
+
+    def rollback(self, ctx: StepContext, handle: Any) -> Report:
+        return _put_back(ctx, handle, "golden.restore rollback")

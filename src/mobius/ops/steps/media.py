@@ -30,6 +30,8 @@ PER_FILE_S = 0.001  # measured: 2,000 small files copied, verified and switched 
 class MediaMigrateParams(StepParams):
     to: str = Field(min_length=1)  # a folder or s3:// URL
     backup: bool = False  # the plan's `backup` step is the restore point
+    min_free_ratio: float = Field(3.0, gt=0)  # free space needed at the target, as a multiple of the data
+    verify: bool = False  # a re-run of a completed migration re-reads every byte of both trees
 
     @field_validator("to")
     @classmethod
@@ -52,6 +54,7 @@ class MediaMigrateStep:
     def __init__(self, params: dict[str, Any]):
         checked = MediaMigrateParams.model_validate(params)
         self.to, self.backup = checked.to, checked.backup
+        self.min_free_ratio, self.verify_bytes = checked.min_free_ratio, checked.verify
 
     def _target(self, ctx: StepContext) -> Path | None:
         return None if is_url(self.to) else Path(os.path.abspath(ctx.ws.resolve(self.to)))
@@ -102,8 +105,11 @@ class MediaMigrateStep:
             ctx.record_undo(handle)
         ctx.checkpoint("inside:media.migrate")
         result = migrate(ctx.ws, self.to, backup=self.backup, workers=ctx.workers, progress=ctx.progress,
-                         report=ctx.say)
-        if result.record is not None:
+                         report=ctx.say, min_free_ratio=self.min_free_ratio, verify=self.verify_bytes,
+                         confirm=ctx.confirm)
+        if result.nothing_to_do and not handle.get("migration"):
+            handle["unchanged"] = True  # the library already was the target: nothing to verify or undo here
+        elif result.record is not None:
             handle["migration"] = result.record.id
             handle["files"], handle["bytes"] = result.record.files, result.record.bytes
         handle["copied_files"], handle["copied_bytes"] = result.copied_files, result.copied_bytes
@@ -120,8 +126,11 @@ class MediaMigrateStep:
         return mine[-1] if mine else None
 
     def verify(self, ctx: StepContext, handle: Any) -> Report:
-        record = self._record(ctx, handle)
         report = Report("media.migrate verify")
+        if handle.get("unchanged"):
+            report.add(passed("media.migration.completed", "unchanged", detail=f"the library already is {self.to}"))
+            return report
+        record = self._record(ctx, handle)
         value = read_env_file(ctx.ws.env_file).get(SETTING)
         report.add((passed if record and record.status == "completed" else failed)(
             "media.migration.completed", record.status if record else None, threshold="completed",
@@ -141,7 +150,7 @@ class MediaMigrateStep:
 
         report = Report("media.migrate rollback")
         handle = handle or {}
-        record = self._record(ctx, handle)
+        record = None if handle.get("unchanged") else self._record(ctx, handle)
         if record is not None and record.status == "completed":
             result = rollback(ctx.ws, record.id, workers=ctx.workers, progress=ctx.progress, report=ctx.say)
             report.add((passed if result.verify.ok else failed)(
@@ -162,3 +171,128 @@ class MediaMigrateStep:
         report.add((passed if value == handle.get("previous") else failed)(
             "media.setting.restored", value, threshold=handle.get("previous"), source=".env"))
         return report
+
+
+class MediaUndoParams(StepParams):
+    migration: str | None = None  # a media migration id; None or `latest`: the latest completed one
+
+
+def _named_migration(ctx: StepContext, migration: str | None) -> str | None:
+    """The id `latest` (or no id) means now, so that a resume acts on the same migration and not on the one
+    before it; None when there is none (the capability's call then says so in its own words)."""
+    from mobius.media.migrate import list_migrations
+
+    if migration and migration != "latest":
+        return migration
+    completed = [r for r in list_migrations(ctx.ws) if r.status == "completed"]
+    return completed[-1].id if completed else None
+
+
+def _journal_status(ctx: StepContext, migration: str | None) -> str | None:
+    from mobius.media.migrate import list_migrations
+
+    return next((r.status for r in list_migrations(ctx.ws) if r.id == migration), None)
+
+
+@register_step("media.rollback")
+class MediaRollbackStep:
+    """`mobius media rollback [ID]`: the old library verified against its manifest, the setting switched back
+    (mobius.media). Its undo is not automatic: the migration is marked rolled back in the media journal, and
+    moving to its target again is a new `mobius media migrate`, which the rollback report names."""
+
+    name: ClassVar[str] = "media.rollback"
+    Params: ClassVar[type[StepParams]] = MediaUndoParams
+    probes: ClassVar[tuple[str, ...]] = ("library_listing", "service_ready")
+
+    def __init__(self, params: dict[str, Any]):
+        self.migration = MediaUndoParams.model_validate(params).migration
+
+    def plan(self, ctx: StepContext) -> StepPlan:
+        return StepPlan(f"verify the old library of media migration {self.migration or 'latest'}, switch {SETTING} "
+                        "back to it")
+
+    def preflight(self, ctx: StepContext) -> Report:
+        return Report("media.rollback preflight", [skipped("media.rollback.checks",
+                                                           "checked by mobius media rollback itself")])
+
+    def apply(self, ctx: StepContext) -> Any:
+        from mobius.media.rollback import rollback
+
+        handle = dict(ctx.undo or {})
+        if not handle:
+            handle = {"migration": _named_migration(ctx, self.migration),
+                      "previous": read_env_file(ctx.ws.env_file).get(SETTING)}
+            ctx.record_undo(handle)
+        elif _journal_status(ctx, handle.get("migration")) == "rolled-back":
+            return handle  # the killed run finished it
+        result = rollback(ctx.ws, handle["migration"] or self.migration, workers=ctx.workers, progress=ctx.progress,
+                          report=ctx.say)
+        handle["migration"], handle["target"] = result.record.id, result.record.target
+        return handle
+
+    def verify(self, ctx: StepContext, handle: Any) -> Report:
+        status = _journal_status(ctx, handle.get("migration"))
+        return Report("media.rollback verify", [(passed if status == "rolled-back" else failed)(
+            "media.migration.rolled_back", status, threshold="rolled-back", source="media journal",
+            detail=handle.get("migration"))])
+
+    def rollback(self, ctx: StepContext, handle: Any) -> Report:
+        handle = handle or {}
+        value = read_env_file(ctx.ws.env_file).get(SETTING)
+        if value == handle.get("previous"):
+            return Report("media.rollback rollback", [passed("media.setting.restored", value, source=".env",
+                                                             detail="the rollback never switched the library")])
+        return Report("media.rollback rollback", [failed(
+            "media.rollback.undo", value, threshold=handle.get("previous"), source=".env",
+            detail=f"a media rollback is undone by migrating again: mobius media migrate --to "
+                   f"{handle.get('target') or handle.get('previous')} --yes")])
+
+
+@register_step("media.finalize")
+class MediaFinalizeStep:
+    """`mobius media finalize ID`: the target verified again, then the old library deleted (mobius.media). It
+    cannot be undone: its rollback report says so, and names the backup to restore the old library from."""
+
+    name: ClassVar[str] = "media.finalize"
+    Params: ClassVar[type[StepParams]] = MediaUndoParams
+    probes: ClassVar[tuple[str, ...]] = ("library_listing",)
+
+    def __init__(self, params: dict[str, Any]):
+        self.migration = MediaUndoParams.model_validate(params).migration
+
+    def plan(self, ctx: StepContext) -> StepPlan:
+        return StepPlan(f"verify the target of media migration {self.migration or 'latest'}, delete its old library")
+
+    def preflight(self, ctx: StepContext) -> Report:
+        return Report("media.finalize preflight", [skipped("media.finalize.checks",
+                                                           "checked by mobius media finalize itself")])
+
+    def apply(self, ctx: StepContext) -> Any:
+        from mobius.media.finalize import finalize
+
+        handle = dict(ctx.undo or {})
+        if not handle:
+            handle = {"migration": _named_migration(ctx, self.migration)}
+            ctx.record_undo(handle)
+        elif _journal_status(ctx, handle.get("migration")) == "finalized":
+            return handle
+        result = finalize(ctx.ws, handle["migration"] or self.migration or "latest", confirm=ctx.confirm,
+                          workers=ctx.workers, progress=ctx.progress, report=ctx.say)
+        handle.update(migration=result.record.id, removed=str(result.removed), backup=result.record.backup)
+        return handle
+
+    def verify(self, ctx: StepContext, handle: Any) -> Report:
+        status = _journal_status(ctx, handle.get("migration"))
+        return Report("media.finalize verify", [(passed if status == "finalized" else failed)(
+            "media.migration.finalized", status, threshold="finalized", source="media journal",
+            detail=handle.get("migration"))])
+
+    def rollback(self, ctx: StepContext, handle: Any) -> Report:
+        handle = handle or {}
+        if _journal_status(ctx, handle.get("migration")) in ("completed", None):
+            return Report("media.finalize rollback", [skipped("media.undo", "the old library was not deleted")])
+        backup = handle.get("backup")
+        return Report("media.finalize rollback", [failed(
+            "media.finalize.undo", handle.get("removed"), source="media journal",
+            detail="finalize deleted the old library: it cannot be undone" + (
+                f"; restore it from {backup}: mobius backup restore {backup} --to FOLDER" if backup else ""))])

@@ -46,6 +46,27 @@ def test_migrate_copies_everything_verifies_and_switches_the_library(mobius, med
     assert [m["id"] for m in listed] == [record["id"]]
 
 
+def test_reading_the_journal_leaves_no_wal_or_shm_files_in_the_workspace(mobius, media_ws: Path, tmp_path: Path):
+    """Listings, dry runs and every command's leftover sweep open the journal only to read it: afterwards the
+    workspace holds the journal alone (a read-only SQLite connection cannot remove its -wal and -shm files)."""
+    assert migrate(mobius, media_ws, tmp_path / "new")[0] == 0
+    state = media_ws / "state"
+    journal = sorted(p.name for p in state.iterdir() if p.name.startswith("media.sqlite"))
+    assert journal == ["media.sqlite"]
+    assert mobius.json("media", "migrations", "-w", str(media_ws))[0] == 0
+    assert mobius("media", "migrate", "--to", str(tmp_path / "other"), "--dry-run", "-w", str(media_ws)).returncode == 0
+    assert sorted(p.name for p in state.iterdir() if p.name.startswith("media.sqlite")) == journal
+    from mobius.media.journal import MigrationJournal, MigrationRecord
+
+    reader = MigrationJournal.read_only(state / "media.sqlite")
+    try:
+        with pytest.raises(sqlite3.OperationalError):  # still never writes
+            reader.save(MigrationRecord("x", "s", "t", "running", "now"))
+    finally:
+        reader.close()
+    assert sorted(p.name for p in state.iterdir() if p.name.startswith("media.sqlite")) == journal
+
+
 def test_rerun_after_completion_has_nothing_to_do(mobius, media_ws: Path, tmp_path: Path):
     target = tmp_path / "new"
     assert migrate(mobius, media_ws, target)[0] == 0

@@ -100,8 +100,11 @@ class MigrationJournal:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._db = open_wal(path, schema=SCHEMA)
         else:
-            self._db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None,
+            # read-write but query-only, not mode=ro: the last connection to close removes the -wal and -shm
+            # files (a read-only one cannot, and left them in the workspace after every listing or dry run)
+            self._db = sqlite3.connect(f"file:{path}?mode=rw", uri=True, isolation_level=None,
                                        check_same_thread=False)
+            self._db.execute("PRAGMA query_only = ON")
         self._columns = COLUMNS
         have = {row[1] for row in self._db.execute("PRAGMA table_info(entries)")}
         if have and "ctime_ns" not in have:  # a journal from before ctimes were kept

@@ -10,8 +10,6 @@ For a batch (up to BATCH_FILES files or BATCH_BYTES):
              files in flight at once), compare the sha256, and stat the source again (a file
              changed meanwhile is removed, not journaled);
   4. publish rename each verified temp file to its final name (not in place; steps 3 and 4 on the pool).
-Step 1 is `write` (on the copy pool), steps 2-4 `finish` (on the verify pool): the migration finishes
-one batch while it writes the next, each batch's sync starting after its own last file was closed.
 The caller then fsyncs the folders and commits the batch's journal rows in one transaction. A
 kill anywhere leaves files without a journal row (rewritten by the next run) or temp files
 (removed by the next command): nothing is recorded before it is durable and verified.
@@ -81,13 +79,11 @@ class LocalBatchCopier:
     """Runs the four steps above on a thread pool, each step over `workers` slices of the batch."""
 
     def __init__(self, source_root: str, target_root: str, *, hooks: FaultHooks, pool: ThreadPoolExecutor,
-                 workers: int, on_bytes: Callable[[int], None] | None = None, in_place: bool = False,
-                 verify_pool: ThreadPoolExecutor | None = None):
+                 workers: int, on_bytes: Callable[[int], None] | None = None, in_place: bool = False):
         self.src = source_root
         self.dst = target_root
         self.hooks = hooks
         self.pool = pool
-        self.verify_pool = verify_pool or pool  # its own, so one batch's re-read never queues behind the next's writes
         self.workers = workers
         self.on_bytes = on_bytes
         self.tag = f"{os.getpid()}-{secrets.token_hex(3)}"
@@ -97,32 +93,22 @@ class LocalBatchCopier:
         self.in_place = in_place
 
     def copy(self, entries: list[Entry]) -> list[CopyOutcome]:
-        """Steps 1-4 for one batch."""
-        return self.finish(self.write(entries))
-
-    def write(self, entries: list[Entry]) -> list[_Copy]:
-        """Step 1 on the pool: every file written (or failed); nothing is durable or verified yet."""
-        return self._map(self._write_ahead, entries, whole=True)
-
-    def finish(self, copies: list[_Copy]) -> list[CopyOutcome]:
-        """Steps 2-4 for what `write` returned, on the verify pool: it may run while the next batch is
-        written, since the sync starts after every file of this batch was written and closed."""
+        copies = self._map(self._write_ahead, entries, whole=True)
         written = [c for c in copies if c.error is None]
         if written:
             if self.fsync_each or not sync_filesystem(self.dst):
-                self._map(self._fsync, written, pool=self.verify_pool)
-            self._map(self._verify_and_publish, written, whole=True, pool=self.verify_pool)
+                self._map(self._fsync, written)
+            self._map(self._verify_and_publish, written, whole=True)
         return [c.outcome() for c in copies]
 
-    def _map(self, function: Callable, items: list, *, whole: bool = False,
-             pool: ThreadPoolExecutor | None = None) -> list:
+    def _map(self, function: Callable, items: list, *, whole: bool = False) -> list:
         """function over items, in `workers` contiguous slices; `whole`: function takes a slice."""
         each = function if whole else (lambda part: [function(item) for item in part])
         if self.workers <= 1 or len(items) < 8:
             return each(items)
         step = -(-len(items) // self.workers)
         slices = [items[i:i + step] for i in range(0, len(items), step)]
-        return list(itertools.chain.from_iterable((pool or self.pool).map(each, slices)))
+        return list(itertools.chain.from_iterable(self.pool.map(each, slices)))
 
     def _temp_for(self, final: str) -> str:
         slash = final.rfind("/")

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -392,13 +392,7 @@ def _new_id() -> str:
 
 
 def _apply(run: MigrationRun) -> None:
-    """Prepare the target, then copy and verify in batches, each journaled durably in one transaction.
-
-    Two batches are in flight at most: while one is synced, re-read and journaled (on the `finisher`
-    thread and the verify pool), the next one is written (on the copy pool). The CPU-bound writes keep
-    both cores busy through the waits on the device (the sync, the cold re-read, the journal's fsync);
-    the guarantees are each batch's own, since its sync starts only after its last file was written.
-    """
+    """Prepare the target, then copy and verify in batches, each journaled durably in one transaction."""
     from mobius.media.batch import BATCH_FILES, batches
 
     run.hooks = FaultHooks(run.ws.state)
@@ -410,28 +404,15 @@ def _apply(run: MigrationRun) -> None:
                f"{BATCH_FILES} (hash while reading, sync, re-read from disk, rename, journal)")
     run.progress.start(f"copy + verify {plan.files} files", plan.bytes, unit="bytes")
     started = last_report = time.monotonic()
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="media-copy") as pool, \
-            ThreadPoolExecutor(max_workers=workers, thread_name_prefix="media-verify") as verify_pool, \
-            ThreadPoolExecutor(max_workers=1, thread_name_prefix="media-finish") as finisher:
-        start = _batch_copier(run, pool, verify_pool, workers)
-        finishing: Future | None = None
-        try:
-            for batch in batches(plan.todo):
-                rows, finish = _start_batch(run, batch, start)
-                if finishing is not None:
-                    finishing.result()  # the previous batch is journaled (or raised) before the next one starts
-                finishing = finisher.submit(_finish_batch, run, rows, finish)
-                if time.monotonic() - last_report >= PROGRESS_LOG_S:
-                    last_report = time.monotonic()
-                    _log_progress(record.id, run.result, plan.files, plan.bytes, last_report - started)
-                if run.stop is not None:
-                    break
-            if finishing is not None:
-                finishing.result()
-        except BaseException:
-            if finishing is not None:
-                finishing.cancel()
-            raise
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="media-copy") as pool:
+        copy = _batch_copier(run, pool, workers)
+        for batch in batches(plan.todo):
+            _copy_batch(run, batch, copy)
+            if time.monotonic() - last_report >= PROGRESS_LOG_S:
+                last_report = time.monotonic()
+                _log_progress(record.id, run.result, plan.files, plan.bytes, last_report - started)
+            if run.stop is not None:
+                break
     run.progress.finish()
     _raise_failures(run)
 
@@ -449,15 +430,8 @@ def _prepare_target(run: MigrationRun) -> None:
     run.journal.commit_rows(record.id, [], forget=[*plan.stale, *plan.forget])
 
 
-Finish = Callable[[], "list[CopyOutcome]"]  # a batch's sync, re-read and verification (its files are written)
-
-
-def _batch_copier(run: MigrationRun, pool: ThreadPoolExecutor, verify_pool: ThreadPoolExecutor,
-                  workers: int) -> Callable[[list[Entry]], Finish]:
-    """Local folders: the batched copier (one sync per batch). Object storage: `workers` uploads in flight.
-
-    What it returns writes a batch's files and returns what finishes them (for object storage and large
-    files, the whole copy is done by then and finishing only hands the outcomes over)."""
+def _batch_copier(run: MigrationRun, pool: ThreadPoolExecutor, workers: int) -> Callable[[list[Entry]], list]:
+    """Local folders: the batched copier (one sync per batch). Object storage: `workers` uploads in flight."""
     from mobius.media.batch import LocalBatchCopier
     from mobius.media.copier import copy_file
 
@@ -467,30 +441,23 @@ def _batch_copier(run: MigrationRun, pool: ThreadPoolExecutor, verify_pool: Thre
         return copy_file(str(run.source), entry, run.dest, hooks=hooks, on_bytes=run.progress.advance)
 
     if not isinstance(run.dest, LocalDestination):
-        def uploaded(files: list[Entry]) -> Finish:
-            outcomes = list(pool.map(one, files))
-            return lambda: outcomes
-        return uploaded
+        return lambda files: list(pool.map(one, files))
     # never the live library (never switched to): written under the final names, the journal says what is done
     run.dest.in_place = run.record.new_value is None
     batch = LocalBatchCopier(str(run.source), str(run.dest.root), hooks=hooks, pool=pool, workers=workers,
-                             on_bytes=run.progress.advance, in_place=run.dest.in_place, verify_pool=verify_pool)
+                             on_bytes=run.progress.advance, in_place=run.dest.in_place)
 
-    def local(files: list[Entry]) -> Finish:
+    def local(files: list[Entry]) -> list[CopyOutcome]:
         # large files each overlap their own write, fsync and re-read on the pool; small ones share one sync
         large = [e for e in files if e.size >= LARGE_FILE]
         small = [e for e in files if e.size < LARGE_FILE] if large else files
-        done = list(pool.map(one, large))
-        written = batch.write(small) if small else []
-        return lambda: done + (batch.finish(written) if written else [])
+        return list(pool.map(one, large)) + (batch.copy(small) if small else [])
 
     return local
 
 
-def _start_batch(run: MigrationRun, batch: list[Entry],
-                 start: Callable[[list[Entry]], Finish]) -> tuple[list[JournalRow], Finish | None]:
-    """Folders and links first (in walk order, journal rows kept for the batch's commit), then the files
-    written; returns the rows and what finishes the files."""
+def _copy_batch(run: MigrationRun, batch: list[Entry], copy: Callable[[list[Entry]], list]) -> None:
+    """Folders and links first (in walk order), then the batch's files; one sync, one commit."""
     rows: list[JournalRow] = []
     files: list[Entry] = []
     for entry in batch:
@@ -506,12 +473,7 @@ def _start_batch(run: MigrationRun, batch: list[Entry],
             files.append(entry)
         else:
             run.failures.append(f"{entry.path}: neither a file, a folder nor a symlink (appeared during the copy)")
-    return rows, start(files) if files else None
-
-
-def _finish_batch(run: MigrationRun, rows: list[JournalRow], finish: Finish | None) -> None:
-    """Sync, re-read and verify the batch's files, fsync its folders, commit its rows in one transaction."""
-    for outcome in finish() if finish is not None else ():
+    for outcome in copy(files) if files else ():
         _take_outcome(run, outcome, rows)
     if rows:
         run.dest.sync({row.path for row in rows})

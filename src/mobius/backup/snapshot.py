@@ -177,9 +177,9 @@ def read_header(path: Path, keys: RepositoryKeys = PLAIN) -> SnapshotHeader:
         raise SnapshotDamaged(f"{path.name}: header unreadable ({exc})") from None
 
 
-def read_entries(path: Path, keys: RepositoryKeys = PLAIN) -> Iterator[SnapshotEntry]:
-    """Every entry, in order; raises SnapshotDamaged (at the end at the latest) when the file is not whole.
-    Lines are parsed in bulk (one json call per READ_BYTES of lines: a call per line cost 3x)."""
+def _entry_lines(path: Path, keys: RepositoryKeys) -> Iterator[list[bytes]]:
+    """The entry lines in runs of about READ_BYTES (the header line skipped, the end line held back and
+    checked last, every byte in the file's digest); raises SnapshotDamaged when the file is not whole."""
     digest = hashlib.sha256()
     with _open(path, keys) as handle:
         digest.update(handle.readline())
@@ -190,32 +190,29 @@ def read_entries(path: Path, keys: RepositoryKeys = PLAIN) -> Iterator[SnapshotE
             last = lines.pop()
             for line in lines:
                 digest.update(line)
-            yield from _entries(path, lines)
+            yield lines
         _check_end(path, last, digest)
+
+
+def read_entries(path: Path, keys: RepositoryKeys = PLAIN) -> Iterator[SnapshotEntry]:
+    """Every entry, in order; raises SnapshotDamaged (at the end at the latest) when the file is not whole.
+    Lines are parsed in bulk (one json call per READ_BYTES of lines: a call per line cost 3x)."""
+    for lines in _entry_lines(path, keys):
+        yield from _entries(path, lines)
 
 
 def read_records(path: Path, keys: RepositoryKeys = PLAIN) -> Iterator[dict[str, Any]]:
     """Every entry line as the dict json parsed (no SnapshotEntry built: a repeat backup reads its parent's
     20,000 lines only for five fields each); raises SnapshotDamaged as `read_entries` does."""
-    digest = hashlib.sha256()
-    with _open(path, keys) as handle:
-        digest.update(handle.readline())
-        last: bytes | None = None
-        while lines := handle.readlines(READ_BYTES):
-            if last is not None:
-                lines.insert(0, last)
-            last = lines.pop()
-            for line in lines:
-                digest.update(line)
-            if lines:
-                try:
-                    records = json.loads(b"[" + b",".join(lines) + b"]")
-                    if len(records) != len(lines):
-                        raise ValueError("a line holds more than one value")
-                except ValueError:
-                    records = [_record(path, line) for line in lines]
-                yield from records
-        _check_end(path, last, digest)
+    for lines in _entry_lines(path, keys):
+        if lines:
+            try:
+                records = json.loads(b"[" + b",".join(lines) + b"]")
+                if len(records) != len(lines):
+                    raise ValueError("a line holds more than one value")
+            except ValueError:
+                records = [_record(path, line) for line in lines]
+            yield from records
 
 
 def _record(path: Path, line: bytes) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from mobius.config import Workspace, is_url
-from mobius.errors import InputError
+from mobius.errors import InputError, MobiusError
 from mobius.safety.atomic import atomic_write_text
 
 SNAPSHOT = "snapshot"
@@ -100,7 +100,7 @@ def exists(ws: Workspace, point: RestorePoint) -> bool:
 
     try:
         return find_snapshot(ws, point.name) == point.name
-    except Exception:  # noqa: BLE001 - an unreadable or unreachable repository: the point cannot be used
+    except (OSError, MobiusError):  # an unreadable repository: the point cannot be used (a bug still raises)
         return False
 
 

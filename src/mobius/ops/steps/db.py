@@ -15,7 +15,7 @@ from pydantic import Field
 from mobius.errors import InputError
 from mobius.ops.digests import database_digest
 from mobius.ops.step import StepContext, StepParams, StepPlan, register_step
-from mobius.results import Report, failed, passed, skipped, to_jsonable
+from mobius.results import Check, Report, failed, passed, skipped, to_jsonable
 
 if TYPE_CHECKING:
     from mobius.db.results import RehearsalReport
@@ -126,14 +126,26 @@ class DbMigrateStep:
         current = database_status(ctx.ws).current_version
         if current > previous:
             rollback_database(ctx.ws, to=previous, confirm=lambda question: True, progress=ctx.progress)
-        version = database_status(ctx.ws).current_version
-        report.add((passed if version == previous else failed)("db.version.restored", version, threshold=previous,
-                                                               source="schema_migrations"))
-        digest = database_digest(ctx.ws)
-        report.add((passed if digest == handle.get("digest") else failed)(
-            "db.schema_rows.restored", (digest or "")[:16], threshold=(handle.get("digest") or "")[:16],
-            source="sha256 of schema and rows (history excluded)"))
+        report.add(_version_restored(ctx, previous))
+        report.add(_rows_restored(ctx, handle.get("digest")))
         return report
+
+
+def _version_restored(ctx: StepContext, previous: int) -> Check:
+    """The undo's first proof: the schema is back at the version before the step."""
+    from mobius.db import database_status
+
+    version = database_status(ctx.ws).current_version
+    return (passed if version == previous else failed)("db.version.restored", version, threshold=previous,
+                                                       source="schema_migrations")
+
+
+def _rows_restored(ctx: StepContext, before: str | None, *, detail: str | None = "") -> Check:
+    """The undo's second proof: schema and rows hash to what they did before the step."""
+    digest = database_digest(ctx.ws)
+    return (passed if digest == before else failed)(
+        "db.schema_rows.restored", (digest or "")[:16], threshold=(before or "")[:16],
+        source="sha256 of schema and rows (history excluded)", detail=detail)
 
 
 def _say_rehearsal(ctx: StepContext, report: RehearsalReport) -> None:
@@ -224,14 +236,9 @@ class DbRollbackStep:
                 restore_with_report(ctx.ws, Path(handle["dump"]))
             elif database_status(ctx.ws).current_version < previous:
                 migrate_database(ctx.ws, to=previous, backup=True, progress=ctx.progress)
-        version = database_status(ctx.ws).current_version
-        report.add((passed if version == previous else failed)("db.version.restored", version, threshold=previous,
-                                                               source="schema_migrations"))
-        digest = database_digest(ctx.ws)
-        report.add((passed if digest == handle.get("digest") else failed)(
-            "db.schema_rows.restored", (digest or "")[:16], threshold=(handle.get("digest") or "")[:16],
-            source="sha256 of schema and rows (history excluded)",
-            detail=handle.get("dump") or "no dump recorded: migrated forward again"))
+        report.add(_version_restored(ctx, previous))
+        report.add(_rows_restored(ctx, handle.get("digest"),
+                                  detail=handle.get("dump") or "no dump recorded: migrated forward again"))
         return report
 
 
@@ -293,8 +300,5 @@ class DbRestoreStep:
                                   "the replaced database was recorded"))
                 return report
             restore_with_report(ctx.ws, Path(handle["safety_dump"]), safety_dump=False)
-        digest = database_digest(ctx.ws)
-        report.add((passed if digest == handle["digest"] else failed)(
-            "db.schema_rows.restored", (digest or "")[:16], threshold=(handle["digest"] or "")[:16],
-            source="sha256 of schema and rows (history excluded)", detail=handle.get("safety_dump")))
+        report.add(_rows_restored(ctx, handle["digest"], detail=handle.get("safety_dump")))
         return report

@@ -52,13 +52,14 @@ def list_releases(ws: Workspace, *, limit: int = 200) -> list[Release]:
     finally:
         store.close()
     ops.sort(key=lambda op: (op.started, op.id), reverse=True)
+    backups = {op.id: (op.result or {}).get("backup") for op in ops}
+    present = restore_point.existing(ws, [RestorePoint.parse(b) for b in backups.values() if b])
     found = []
     for op in ops:
-        result = op.result or {}
-        backup = result.get("backup")
+        result, backup = op.result or {}, backups[op.id]
         found.append(Release(op.id, op.type.split(".")[-1], op.status, op.started, backup, result.get("version"),
                              result.get("schema_version"), result.get("changed"), bool(op.params.get("backup", True)),
-                             backup_exists=bool(backup) and restore_point.exists(ws, RestorePoint.parse(backup))))
+                             backup_exists=bool(backup) and RestorePoint.parse(backup) in present))
     return _with_restorable(found)
 
 

@@ -94,14 +94,22 @@ def resolve(ws: Workspace, name: str) -> RestorePoint:
 
 def exists(ws: Workspace, point: RestorePoint) -> bool:
     """Is the point still there (retention or prune may have removed an old one)?"""
-    if point.kind == ARCHIVE:
-        return Path(point.name).is_file()
-    from mobius.backup import find_snapshot
+    return point in existing(ws, [point])
 
-    try:
-        return find_snapshot(ws, point.name) == point.name
-    except (OSError, MobiusError):  # an unreadable repository: the point cannot be used (a bug still raises)
-        return False
+
+def existing(ws: Workspace, points: list[RestorePoint]) -> set[RestorePoint]:
+    """Those of `points` still there; the repository is read once for all of them (`mobius releases` asks
+    about every release, and an s3:// repository costs a round trip per read)."""
+    found = {p for p in points if p.kind == ARCHIVE and Path(p.name).is_file()}
+    if any(p.kind == SNAPSHOT for p in points):
+        from mobius.backup.api import snapshot_repository
+
+        try:
+            ids = set(snapshot_repository(ws).snapshot_ids())
+        except (OSError, MobiusError):  # an unreadable repository: its points cannot be used (a bug still raises)
+            ids = set()
+        found |= {p for p in points if p.kind == SNAPSHOT and p.name in ids}
+    return found
 
 
 def verify(ws: Workspace, point: RestorePoint, progress: Any = None) -> tuple[str, bool]:

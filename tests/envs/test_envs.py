@@ -118,16 +118,18 @@ def test_promote_end_to_end_then_only_changes(mobius, two_envs: Path) -> None:
     assert code == 1
 
 
-def test_promote_failure_after_db_copy_restores_target_exactly(mobius, two_envs: Path) -> None:
+# fail: a failed check (one of ours); crash: a TypeError, as a bug would raise (not one of ours)
+@pytest.mark.parametrize("kind", ["fail", "crash"])
+def test_promote_failure_after_db_copy_restores_target_exactly(mobius, two_envs: Path, kind: str) -> None:
     root = two_envs
     prod_db = root / "prod.db"
     schema = sqlite3.connect(prod_db).execute("SELECT type, name, sql FROM sqlite_master ORDER BY name").fetchall()
     rows, library = table_rows(root, "production"), tree(root / "prod" / "uploads")
     settings = (root / "environments" / "production.env").read_bytes()
     proc = mobius("env", "promote", "--from", "staging", "--to", "production", "--yes", "-w", str(root),
-                  env={"MOBIUS_FAULT": "fail@done:database copy"})
-    assert proc.returncode == 2
-    assert "restored" in proc.stderr and "promoted" not in proc.stdout
+                  env={"MOBIUS_FAULT": f"{kind}@done:database copy"})
+    assert proc.returncode == 2, proc.stderr
+    assert "restored" in proc.stderr and "promoted" not in proc.stdout and "Traceback" not in proc.stderr
     assert sqlite3.connect(prod_db).execute("SELECT type, name, sql FROM sqlite_master ORDER BY name").fetchall() \
         == schema
     assert table_rows(root, "production") == rows

@@ -68,6 +68,11 @@ def _masked(value: Any, key: str = "") -> Any:
     return MASK if is_secret_field(key) else mask_text(value)
 
 
+def _masked_error(error: str | None) -> str | None:
+    """An error's text as stored: a database URL's password in an exception message never reaches the file."""
+    return None if error is None else mask_text(error)
+
+
 def _dump(value: Any) -> str:
     return json.dumps(_masked(to_jsonable(value)), ensure_ascii=False)
 
@@ -238,7 +243,7 @@ class RecordStore:
     def set_status(self, op_id: str, status: str, *, error: str | None = None) -> None:
         with self._tx() as db:
             db.execute("UPDATE operations SET status = ?, updated = ?, error = COALESCE(?, error), pid = ?"
-                       " WHERE id = ?", (status, utc_iso(), error, os.getpid(), op_id))
+                       " WHERE id = ?", (status, utc_iso(), _masked_error(error), os.getpid(), op_id))
 
     def adopt(self, op_id: str) -> None:
         """This process continues the operation (after a resume)."""
@@ -261,7 +266,7 @@ class RecordStore:
                 if row and params else None
             db.execute("UPDATE operations SET status = ?, updated = ?, finished = ?, duration_s = ?, result = ?,"
                        " error = ?, params = COALESCE(?, params), ref = COALESCE(?, ref) WHERE id = ?",
-                       (status, now, now, duration, _dump(result or {}), error, merged, ref, op_id))
+                       (status, now, now, duration, _dump(result or {}), _masked_error(error), merged, ref, op_id))
         self._tell(op_id, "operation.finished", {"type": row[1] if row else None, "status": status,
                                                  "error": mask_text(error or "")})
 
@@ -292,7 +297,7 @@ class RecordStore:
                            " julianday(started)) * 86400, 3), evidence = ?, undo = COALESCE(?, undo), error = ?"
                            " WHERE operation_id = ? AND idx = ?",
                            (status, now, now, _dump(evidence or {}), None if undo is None else _dump(undo),
-                            error, op_id, idx)))
+                            _masked_error(error), op_id, idx)))
         statements.append(("UPDATE operations SET updated = ? WHERE id = ?", (now, op_id)))
         self._write(defer, *statements)
 

@@ -117,7 +117,8 @@ def attach_log_file(log_dir: Path, command: str = "mobius") -> Path | None:
         stamp = utc_compact()
         safe = command.replace(" ", "-").replace("/", "_")[:60]
         log_file = log_dir / f"{stamp}-{os.getpid()}-{safe}.jsonl"
-        _sinks.file = open(log_file, "a", encoding="utf-8")  # noqa: SIM115 - lives for the run
+        _sinks.file = open(log_file, "a", encoding="utf-8",  # noqa: SIM115 - lives for the run
+                           opener=lambda name, flags: os.open(name, flags, 0o600))  # owner only, as its folder
     except OSError:
         return None
     return log_file

@@ -94,3 +94,16 @@ def test_pg_tools_never_get_the_password_on_their_command_line(ws, pg_url, tmp_p
     calls = trace.read_text() + (tmp_path / "r.trace").read_text()
     assert "pg_dump" in calls and "psql" in calls
     assert SECRET not in calls
+
+
+def test_record_stores_and_logs_are_owner_only(mobius, ws):
+    """Records hold plans, evidence and paths; logs name secrets' places: 0600, -wal and -shm included."""
+    for store in (ws / "state").glob("*.sqlite*"):
+        store.unlink()
+    shutil.rmtree(ws / "logs", ignore_errors=True)
+    assert mobius("config", "set", "MOBIUS_ENV", "staging", "--yes", "-w", str(ws)).returncode == 0
+    assert mobius("backup", "create", "-w", str(ws)).returncode == 0
+    created = [p for p in (ws / "state").rglob("*") if p.is_file() and ".sqlite" in p.name]
+    logs = [p for p in (ws / "logs").rglob("*") if p.is_file()]
+    assert created and logs
+    assert {p.name: oct(_mode(p)) for p in created + logs if _mode(p) != 0o600} == {}

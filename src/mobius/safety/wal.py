@@ -9,13 +9,20 @@ later statement gets from the busy timeout.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sqlite3
 import time
 from pathlib import Path
 
 
 def open_wal(path: Path, *, schema: str, synchronous: str = "FULL", wait_s: float = 30.0) -> sqlite3.Connection:
-    """A connection in autocommit mode, WAL, with `schema` (idempotent statements) applied."""
+    """A connection in autocommit mode, WAL, with `schema` (idempotent statements) applied.
+
+    A new file is created owner-only (0600) before SQLite opens it: SQLite gives its `-wal` and `-shm` the
+    main file's mode, and these stores hold plans, evidence and paths that only their owner should read.
+    """
+    _create_owner_only(path)
     db = sqlite3.connect(path, timeout=wait_s, isolation_level=None, check_same_thread=False)
     deadline = time.monotonic() + wait_s
     while True:
@@ -33,3 +40,9 @@ def open_wal(path: Path, *, schema: str, synchronous: str = "FULL", wait_s: floa
         except BaseException:
             db.close()
             raise
+
+
+def _create_owner_only(path: Path) -> None:
+    # Any failure (it exists, a read-only folder) is left for sqlite3.connect to meet and report as before.
+    with contextlib.suppress(OSError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))

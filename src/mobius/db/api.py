@@ -37,6 +37,7 @@ from mobius.db.results import (
 )
 from mobius.db.runner import MigrationOutcome, Runner
 from mobius.errors import InputError, MobiusError, VerificationError
+from mobius.faults import kill_at
 from mobius.log import get_logger
 from mobius.progress import NoProgress, Progress
 from mobius.records import records_call
@@ -510,6 +511,7 @@ def sync_databases(ws: Workspace, from_url: str, to_url: str, *, overwrite: bool
         target_dump = dumps.dump(target, dumps.dump_path_for(ws, target, label="presync")) if dump_target else None
         source_dump = dumps.dump(source, dumps.dump_path_for(ws, source, label="sync"))
         dumps.restore(target, source_dump.path)
+        kill_at("db.sync:restored")
         expected, actual = _tables_and_rows(source), _tables_and_rows(target)
         if expected != actual:
             differ = [f"{t}: source {expected.get(t)} rows, target {actual.get(t)}"

@@ -364,11 +364,13 @@ class DbSyncStep:
 
     def apply(self, ctx: StepContext) -> Any:
         from mobius.db import sync_databases
+        from mobius.db.api import check_sync
 
         source, target = _unmasked(ctx.ws, self.from_url), _unmasked(ctx.ws, self.to_url)
         if source is None or target is None:
             raise InputError("a database URL's password is not in the record, so this db sync cannot be resumed",
                              hint="run mobius db sync --from ... --to ... again")
+        check_sync(ctx.ws, source, target)  # its own refusals first, before the target is read for the handle
         handle = dict(ctx.undo or {})
         overwrite = self.overwrite
         if not handle:

@@ -10,6 +10,11 @@ it (`ops.plain.run_step` with the `config.set` step: its undo handle holds the v
 
     python benchmarks/one_step_plan.py            # 40 rounds
     python benchmarks/one_step_plan.py --rounds 10
+    python benchmarks/one_step_plan.py --commands --rounds 10   # db sync, backup create, rehash --rollback
+
+`--commands`: on the sample workspace, each of `db sync`, `backup create` (a snapshot) and `library rehash
+--rollback` as its capability's recorded call (what the command ran before it was a one-step plan) and as
+the command runs it now (`run_step`): medians and the overhead of the plan in ms.
 """
 
 from __future__ import annotations
@@ -78,7 +83,11 @@ def _time(fn: Any, rounds: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=40)
+    parser.add_argument("--commands", action="store_true", help="db sync, backup create, library rehash --rollback")
     args = parser.parse_args()
+    if args.commands:
+        commands(args.rounds)
+        return
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "ws"
         initialize(root)
@@ -112,6 +121,40 @@ def main() -> None:
                       "records_call_overhead_ms": round(recorded_ms - direct_ms, 2),
                       "one_step_plan_overhead_ms": round(plan_ms - direct_ms, 2),
                       "config_set_plan_overhead_ms": round(plain_ms - direct_ms, 2), "target_ms": 30}))
+
+
+def commands(rounds: int) -> None:
+    """The recorded call against the one-step plan, for each command made a plan in issue 22's last round."""
+    from mobius.backup import create_snapshot
+    from mobius.db import sync_databases
+    from mobius.fingerprint import hash_library, rehash, rollback
+    from mobius.ops.plain import run_step
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "ws"
+        initialize(root, sample=True)
+        ws = load_workspace(root)
+        source, target = f"sqlite:///{root / 'mobius.db'}", f"sqlite:///{root / 'target.db'}"
+        hash_library(ws)
+        rehash(ws, "fast")
+        load = os.getloadavg()[0]
+        pairs = {
+            "db_sync": (lambda i: sync_databases(ws, source, target, overwrite=True),
+                        lambda i: run_step(ws, "db.sync", "db.sync",
+                                           {"from_url": source, "to_url": target, "overwrite": True})),
+            "backup_snapshot": (lambda i: create_snapshot(ws, database=False),
+                                lambda i: run_step(ws, "backup.snapshot", "backup.snapshot", {"database": False})),
+            "rehash_rollback": (lambda i: rollback(ws),
+                                lambda i: run_step(ws, "library.rehash-rollback", "library.rehash-rollback", {})),
+        }
+        out: dict[str, Any] = {"rounds": rounds, "filesystem": _filesystem(Path(tmp).parent)}
+        for name, (recorded, plan) in pairs.items():
+            recorded_ms, plan_ms = _time(recorded, rounds), _time(plan, rounds)
+            out[name] = {"recorded_call_ms": round(recorded_ms, 2), "one_step_plan_ms": round(plan_ms, 2),
+                         "overhead_ms": round(plan_ms - recorded_ms, 2)}
+        out["load_average_1m"] = [round(load, 2), round(os.getloadavg()[0], 2)]
+        out["target_ms"] = 30
+    print(json.dumps(out))
 
 
 def _filesystem(folder: Path) -> str:

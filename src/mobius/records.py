@@ -250,6 +250,14 @@ class RecordStore:
         with self._tx() as db:
             db.execute("UPDATE operations SET pid = ?, updated = ? WHERE id = ?", (os.getpid(), utc_iso(), op_id))
 
+    def claim(self, op_id: str, pid: int | None) -> bool:
+        """This process continues an operation whose process `pid` is gone, unless another process claimed it
+        first (one UPDATE that checks the pid: of two claimants, exactly one wins)."""
+        with self._tx() as db:
+            claimed = db.execute("UPDATE operations SET pid = ?, updated = ? WHERE id = ? AND pid IS ?",
+                                 (os.getpid(), utc_iso(), op_id, pid)).rowcount
+        return claimed == 1
+
     def set_ref(self, op_id: str, ref: str) -> None:
         with self._tx() as db:
             db.execute("UPDATE operations SET ref = ? WHERE id = ?", (ref, op_id))

@@ -121,9 +121,7 @@ def test_retention_never_deletes_the_newest_verified_backup(tree: Path, tmp_path
     assert remaining == [newer[1], newer[0], good]
     assert not old_verified.with_name(old_verified.name + ".sha256").exists()
     assert not old_verified.with_name(old_verified.name + ".log.jsonl").exists()
-    verify_archive(good)
-
-
+    verify_archive(good).raise_if_failed()
 def test_legacy_runbook_archive_verifies_with_a_note_and_restores(sample_workspace: Path, mobius,
                                                                     tmp_path: Path) -> None:
     ws = str(sample_workspace)

@@ -44,4 +44,4 @@ def test_sigkill_during_create_leaves_only_a_temp_file_which_the_next_create_rem
     assert not list(backups.glob(f"{TEMP_PREFIX}*"))
     (backup,) = list_backups(backups)
     assert backup.state == "verified"
-    verify_archive(backup.path)
+    verify_archive(backup.path).raise_if_failed()

@@ -18,7 +18,7 @@ def _archive(tree: Path, tmp_path: Path, codec=None) -> Path:
 
 def _problems(path: Path) -> list[str]:
     with pytest.raises(VerificationError) as caught:
-        verify_archive(path)
+        verify_archive(path).raise_if_failed()
     assert caught.value.exit_code == 2
     return caught.value.details
 
@@ -92,3 +92,21 @@ def test_restore_of_damaged_archive_writes_nothing(tree: Path, tmp_path: Path) -
         restore_archive(archive, target)
     assert not target.exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".mobius-restore-")]
+
+
+def test_verify_archive_returns_its_findings_as_a_report_and_raises_only_when_asked(tree: Path,
+                                                                                    tmp_path: Path) -> None:
+    """Can fail: verify_archive raised on a damaged archive, so a caller could not read its findings as a Report."""
+    archive = _archive(tree, tmp_path)
+    good = verify_archive(archive)
+    assert good.ok and good.report().ok and good.raise_if_failed() is good
+    data = bytearray(archive.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    archive.write_bytes(bytes(data))
+    found = verify_archive(archive, deep=True)  # returns: the damage is a finding
+    report = found.report()
+    assert not found.ok and not report.ok
+    assert [c.detail for c in report.failures()] == found.problems and found.problems
+    with pytest.raises(VerificationError) as caught:
+        found.raise_if_failed()
+    assert caught.value.exit_code == 2 and caught.value.details == found.problems

@@ -42,9 +42,7 @@ def test_fifo_in_the_library_is_skipped_and_reported(tmp_path: Path) -> None:
     os.mkfifo(root / "pipe")
     result = write_archive(root, tmp_path / "backups", "mobius_library")
     assert result.files == 1 and result.skipped == [str(root / "pipe")]
-    verify_archive(result.path)
-
-
+    verify_archive(result.path).raise_if_failed()
 def test_create_removes_leftovers_of_a_killed_run(sample_workspace: Path, mobius) -> None:
     backups = sample_workspace / "backups"
     dead = subprocess.Popen(["true"])

@@ -69,7 +69,7 @@ def test_restore_refuses_hostile_archive_and_writes_nothing_outside(tmp_path: Pa
 def test_verify_names_each_unsafe_member(tmp_path: Path, case: str) -> None:
     archive, _ = _craft(tmp_path, case)
     with pytest.raises(VerificationError) as caught:
-        verify_archive(archive)
+        verify_archive(archive).raise_if_failed()
     unsafe = [d for d in caught.value.details if d.startswith("unsafe: ")]
     assert unsafe, caught.value.details
     bad = HOSTILE[case][-1]

@@ -271,3 +271,26 @@ def test_a_repacking_prune_killed_leaves_every_kept_snapshot_restorable(sample_w
     assert code == 0 and checked["snapshots"] == [second["id"]], checked
     code, tested = mobius.json("backup", "test-restore", second["id"], "-w", ws, env=env)
     assert code == 0 and tested["ok"], tested
+
+
+def test_a_create_on_s3_undone_from_its_record_forgets_only_its_snapshot(sample_workspace: Path,
+                                                                         s3_server: str,  # noqa: F811
+                                                                         mobius, url: str) -> None:
+    """Can fail: `backup create` was not a plan, so `migrate rollback` refused its record; the bucket's snapshot
+    object must go (and the cache's copy), the other snapshot and every pack stay."""
+    ws, env, fs = str(sample_workspace), _env(s3_server, url), _fs(s3_server)
+    code, first = mobius.json("backup", "create", "--no-database", "-w", ws, env=env)
+    assert code == 0, first
+    (sample_workspace / "uploads" / "more.bin").write_bytes(os.urandom(5000))
+    code, second = mobius.json("backup", "create", "--no-database", "-w", ws, env=env)
+    assert code == 0, second
+    packs = _keys(fs, url, "packs")
+    code, listed = mobius.json("history", "--limit", "10", "-w", ws, env=env)
+    op = next(o for o in listed["operations"] if not o["parent"])
+    assert (op["type"], op["ref"]) == ("backup.snapshot", second["id"]), op
+    proc = mobius("migrate", "rollback", op["id"], "--yes", "-w", ws, env=env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert [Path(k).name.split(".")[0] for k in _keys(fs, url, "snapshots")] == [first["id"]]
+    assert _keys(fs, url, "packs") == packs  # content stays until a prune
+    code, checked = mobius.json("backup", "verify", "--read-data", "-w", ws, env=env)
+    assert code == 0 and checked["snapshots"] == [first["id"]], checked

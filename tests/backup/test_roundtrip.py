@@ -94,9 +94,7 @@ def test_compression_is_chosen_by_measuring_a_sample(tmp_path: Path) -> None:
     assert plain.path.name.endswith(".tar") and plain.compression == "none"
     assert packed.path.name.endswith(".tar.zst") and packed.archive_bytes < packed.bytes / 10
     for result in (plain, packed):
-        verify_archive(result.path)
-
-
+        verify_archive(result.path).raise_if_failed()
 def test_the_compression_sample_is_spread_evenly_over_the_bytes_in_one_pass() -> None:
     """Files are picked while walking: the sample stays small and covers the whole library by bytes,
     so a library whose second half is compressible text is not judged by its media half alone."""

@@ -55,7 +55,7 @@ def test_changed_bytes_with_a_matching_sidecar_are_checked_member_by_member(tree
     sidecar = archive.with_name(archive.name + ".sha256")
     sidecar.write_text(f"{hashlib.sha256(bytes(data)).hexdigest()}  {archive.name}\n")
     with pytest.raises(VerificationError) as caught:
-        verify_archive(archive)
+        verify_archive(archive).raise_if_failed()
     assert "damaged: library/big.bin (sha256 differs)" in caught.value.details
     assert _events(archive)[-1]["event"] == "backup.verify_failed"
 
@@ -65,7 +65,7 @@ def test_after_a_failed_verify_members_are_checked_again(tree: Path, tmp_path: P
     original = archive.read_bytes()
     archive.write_bytes(original[:-1024])  # truncated: fails
     with pytest.raises(VerificationError):
-        verify_archive(archive)
+        verify_archive(archive).raise_if_failed()
     archive.write_bytes(original)  # put back: the last record is a failure, so every member is checked
     report = verify_archive(archive)
     assert not any(UNCHANGED in note for note in report.notes)

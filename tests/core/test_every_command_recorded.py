@@ -22,7 +22,7 @@ NOT_AN_OPERATION = {
 }
 # every other command marked @changes, and the type of the operation it records
 RECORDED = {
-    "backup copy": "backup.copy", "backup create": "backup", "backup prune": "backup.prune",
+    "backup copy": "backup.copy", "backup create": "backup.snapshot", "backup prune": "backup.prune",
     "backup restore": "backup.restore", "config set": "config.set", "db accept-checksum": "db.accept-checksum",
     "db migrate": "db.migrate", "db restore": "db.restore", "db rollback": "db.rollback", "db sync": "db.sync",
     "deploy": "env.deploy", "env new": "env.new", "env promote": "env.promote", "golden approve": "golden.approve",
@@ -57,10 +57,11 @@ def test_the_commands_that_were_not_recorded_are_now(mobius, sample_workspace: P
         (("db", "restore", str(root / "copy.sqlite3"), "--yes"), "db.restore"),
         (("db", "sync", "--from", f"sqlite:///{root / 'mobius.db'}", "--to", f"sqlite:///{root / 'other.db'}",
           "--yes"), "db.sync"),
-        (("backup", "create"), None),
+        (("backup", "create"), "backup.snapshot"),
         (("backup", "restore", "latest", "--to", str(root / "restored"), "--yes"), "backup.restore"),
         (("library", "hash"), "library.hash"),
         (("library", "rehash", "--to", "fast"), "library.rehash"),
+        (("library", "rehash", "--rollback"), "library.rehash-rollback"),
         (("media", "migrate", "--to", str(root / "media-v2"), "--yes"), None),
         (("media", "finalize", "latest", "--yes"), "media.finalize"),
     ]

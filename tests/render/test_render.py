@@ -108,6 +108,23 @@ def test_pipeline_test_names_a_missing_asset_and_a_changed_one(workspace: Path):
     assert "asset changed" in proc.stderr and "1-guard.png" in proc.stderr
 
 
+def test_pipeline_test_returns_its_findings_as_a_report_and_raises_only_when_asked(workspace: Path):
+    """Can fail: PipelineReport had no results.Report form and left raising to each caller, written out there."""
+    from mobius.config import load_workspace
+    from mobius.errors import VerificationError
+    from mobius.render import pipeline_test
+
+    (workspace / "uploads" / "hanamikoji" / "plateau" / "board.jpg").unlink()
+    found = pipeline_test(load_workspace(workspace), ["hanamikoji", "love-letter"])
+    report = found.report()
+    assert not report.ok and [c.name for c in report.failures()] == ["pipeline.hanamikoji"]
+    assert "board.jpg" in report.failures()[0].detail
+    assert [c.name for c in report.checks if not c.failed] == ["pipeline.love-letter"]
+    with pytest.raises(VerificationError) as caught:
+        found.raise_if_failed()
+    assert caught.value.exit_code == 2 and caught.value.details == found.failures()
+
+
 def test_pipeline_test_accepts_a_correct_recorded_checksum(workspace: Path):
     spec_file = workspace / "games" / "love-letter.yaml"
     data = yaml.safe_load(spec_file.read_text())

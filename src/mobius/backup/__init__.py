@@ -14,7 +14,9 @@ Public API (other capabilities call these, never the modules' internals):
     apply_retention(folder, prefix, keep) -> list[Path]
 
 The snapshot repository (in the same backups folder; see repository.py):
-    create_snapshot(ws, *, database=True, force_read=False, progress=None) -> SnapshotResult
+    create_snapshot(ws, *, database=True, force_read=False, progress=None, snapshot_id=None) -> SnapshotResult
+    new_snapshot_id() -> str, has_snapshot(ws, snapshot_id) -> bool
+    forget_snapshot(ws, snapshot_id) -> bool   (the snapshot file only; prune frees its content later)
     find_snapshot(ws, name) -> str | None
     verify_snapshot(ws, snapshot=None, *, read_data=False, progress=None) -> SnapshotCheck  (raises on damage)
     check_snapshot(ws, snapshot=None, *, read_data=False, progress=None) -> SnapshotCheck   (returns it: .ok,
@@ -42,7 +44,10 @@ from mobius.backup.api import (
     export_backup,
     extract_snapshot_file,
     find_snapshot,
+    forget_snapshot,
+    has_snapshot,
     latest_backup,
+    new_snapshot_id,
     prune_backups,
     resolve_archive,
     restore_backup,
@@ -82,7 +87,10 @@ __all__ = [
     "export_backup",
     "extract_snapshot_file",
     "find_snapshot",
+    "forget_snapshot",
+    "has_snapshot",
     "latest_backup",
+    "new_snapshot_id",
     "list_snapshots",
     "prune_backups",
     "snapshot_repository",

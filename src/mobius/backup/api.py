@@ -21,6 +21,7 @@ from mobius.backup.remote import CACHE_FOLDER, RemoteRepository
 from mobius.backup.repository import Repository, SnapshotResult, write_snapshot_of
 from mobius.backup.repository_check import SnapshotCheck, check_snapshots, verify_snapshots
 from mobius.backup.restore import ArchiveRestore, extract_member, restore_archive
+from mobius.backup.snapshot import SNAPSHOT_ID, SNAPSHOT_SUFFIX
 from mobius.backup.snapshot_restore import extract_snapshot_member, restore_snapshot_tree, test_restore_snapshot_tree
 from mobius.backup.store import ObjectStore, open_store
 from mobius.backup.transfer import Transfers
@@ -31,9 +32,10 @@ from mobius.errors import EnvironmentProblem, InputError
 from mobius.log import get_logger
 from mobius.progress import Progress
 from mobius.records import records_call
-from mobius.safety.atomic import TEMP_PREFIX
+from mobius.safety.atomic import TEMP_PREFIX, fsync_dir
 from mobius.safety.lock import FileLock
 from mobius.safety.places import refuse_backups_in_library
+from mobius.safety.stamps import new_id
 
 LIBRARY_PREFIX = "mobius_library"
 ENV_MEMBER = "workspace/.env"
@@ -178,20 +180,23 @@ def _working_repository(ws: Workspace, snapshots: list[str] | None = None, *, pa
 
 @records_call("backup.snapshot", ref=lambda result: result.id)
 def create_snapshot(ws: Workspace, *, database: bool = True, force_read: bool = False,
-                    progress: Progress | None = None) -> SnapshotResult:
+                    progress: Progress | None = None, snapshot_id: str | None = None) -> SnapshotResult:
     """A snapshot of the library, the workspace `.env` and a checked database dump into the repository.
 
     Only content the repository lacks is stored; files unchanged since the parent snapshot (size,
     mtime, inode, ctime) are not read unless `force_read`. Every pack written is checked from the
-    device before the snapshot, written last, references it.
+    device before the snapshot, written last, references it. `snapshot_id`: the id to write it under,
+    chosen (and recorded) by the caller before the work (`new_snapshot_id`); default a new one.
     """
+    if snapshot_id is not None and not SNAPSHOT_ID.match(snapshot_id):
+        raise InputError(f"{snapshot_id!r} is not a snapshot id", hint="make one with new_snapshot_id()")
     refuse_backups_in_library(ws.library, ws.backups)
     remote = _remote(ws)
     with _backup_extras(ws, database=database) as extras:
         source = _object_library(ws) if is_url(ws.library) else ws.library_path
         if remote is None:
             return write_snapshot_of(snapshot_repository(ws), source, extra_files=extras, force_read=force_read,
-                                     progress=progress)
+                                     progress=progress, snapshot_id=snapshot_id)
         with remote.lock(exclusive=False, what="waiting for a prune to finish"):
             cache = remote.sync()
             try:
@@ -199,13 +204,52 @@ def create_snapshot(ws: Workspace, *, database: bool = True, force_read: bool = 
                 # (alone only) leaves this run's new packs, index and snapshot files where they are
                 with cache.lock(exclusive=False, what="a cleanup of the cache"):
                     result = write_snapshot_of(cache, source, extra_files=extras, force_read=force_read,
-                                               progress=progress)
+                                               progress=progress, snapshot_id=snapshot_id)
                     remote.publish(cache, result.id, progress)  # packs, their index, the snapshot last
             finally:
                 remote.drop_packs(cache)
     result.repository, result.path = remote.url, f"{remote.url}/snapshots/{result.path.name}"
     get_logger().info("backup.snapshot.published", id=result.id, repository=remote.url)
     return result
+
+
+def new_snapshot_id() -> str:
+    """An id for a snapshot not written yet (the form every snapshot id has: it sorts by its UTC stamp)."""
+    return new_id()
+
+
+def has_snapshot(ws: Workspace, snapshot_id: str) -> bool:
+    """Whether the repository (a folder, or the bucket through its synced cache) holds snapshot `snapshot_id`."""
+    return snapshot_id in snapshot_repository(ws).snapshot_ids()
+
+
+def forget_snapshot(ws: Workspace, snapshot_id: str) -> bool:
+    """Forget one snapshot, as prune's first step does: its snapshot file only, under the repository's exclusive
+    lock. The content it alone needed stays until the next prune (a snapshot written beside it may share
+    it); nothing else is touched. A snapshot named in retention-protected*.txt (a release's restore point) is
+    refused. Returns False when the repository does not hold it."""
+    protected = catalog.protected_names(ws.backups) if ws.backups.is_dir() else set()
+    if snapshot_id in protected:
+        raise InputError(f"snapshot {snapshot_id} is a protected restore point; it is not forgotten",
+                         hint="see retention-protected*.txt in the backups folder")
+    remote = _remote(ws)
+    if remote is not None:
+        with remote.lock(exclusive=True, what=f"forgetting snapshot {snapshot_id}"):
+            cache = remote.sync()
+            if snapshot_id not in cache.snapshot_ids():
+                return False
+            remote.store.delete(f"snapshots/{snapshot_id}{SNAPSHOT_SUFFIX}")
+            cache.snapshot_file(snapshot_id).unlink(missing_ok=True)
+        return True
+    repo = snapshot_repository(ws)
+    with repo.lock(exclusive=True, what=f"forgetting snapshot {snapshot_id}"):
+        path = repo.snapshot_file(snapshot_id)
+        if not path.exists():
+            return False
+        path.unlink()
+        fsync_dir(path.parent)
+    get_logger().info("backup.snapshot.forgotten", id=snapshot_id, repository=repo.location)
+    return True
 
 
 def _object_library(ws: Workspace) -> ObjectLibrary:
@@ -246,8 +290,9 @@ def find_snapshot(ws: Workspace | None, name: str | Path) -> str | None:
 @records_call("backup.verify", reads=True)
 def verify_backup(ws: Workspace, archive: Path, *, deep: bool = False,
                   progress: Progress | None = None) -> VerifyReport:
-    """`backup verify` of an archive as an operation: a failed verification is in `history`, and notified."""
-    return verify_archive(archive, progress, deep=deep)
+    """`backup verify` of an archive as an operation: a failed verification is in `history` with its error, and
+    notified, so this operation (unlike verify_archive, which returns its findings) raises VerificationError."""
+    return verify_archive(archive, progress, deep=deep).raise_if_failed()
 
 
 @records_call("backup.test-restore", reads=True)

@@ -484,9 +484,11 @@ def _local(source: Path | ObjectLibrary, extra_files: dict[str, Path], member: s
 
 
 def write_snapshot_of(repo: Repository, source: Path | ObjectLibrary, *, extra_files: dict[str, Path] | None = None,
-                      force_read: bool = False, progress: Progress | None = None) -> SnapshotResult:
+                      force_read: bool = False, progress: Progress | None = None,
+                      snapshot_id: str | None = None) -> SnapshotResult:
     """Snapshot the folder `source` (or a library in object storage) as `library/...`, plus `extra_files`,
-    into the repository.
+    into the repository, under `snapshot_id` when the caller chose it first (a one-step plan records it
+    before the work, so its undo knows which snapshot to forget even after a kill), else a new id.
 
     Every pack it wrote was checked from the device and every blob it references is indexed before
     the snapshot file is written; a failure at any point leaves no snapshot and no index entry for an
@@ -544,7 +546,7 @@ def write_snapshot_of(repo: Repository, source: Path | ObjectLibrary, *, extra_f
             spool.close()
             progress.finish()
             _check_references(repo, index, referenced)
-            snapshot_id = new_id()
+            snapshot_id = snapshot_id or new_id()
             header = SnapshotHeader(
                 id=snapshot_id, created=utc_iso(), source=str(source), parent=parent.id, started_ns=started_ns,
                 extras=listing.extras, entries=listing.entries, files=listing.files, dirs=listing.dirs,

@@ -29,6 +29,7 @@ from mobius.errors import InputError, VerificationError
 from mobius.executor.batching import batches
 from mobius.log import get_logger
 from mobius.progress import NoProgress, Progress
+from mobius.results import Report, failed, passed
 from mobius.safety.checksums import parse_line
 from mobius.safety.hashing import sha256_file
 from mobius.safety.stamps import utc_iso
@@ -84,6 +85,25 @@ class VerifyReport:
                 "extras": self.extras, "notes": self.notes, "problems": self.problems,
                 "problem_count": self.problem_count, "counts": self.counts}
 
+    def report(self) -> Report:
+        """The same findings as a results.Report: one failed check per problem named, or one passed check."""
+        where = str(self.path)
+        checks = [failed("backup.archive", detail=line, source=where) for line in self.problems]
+        if self.problem_count > len(self.problems):
+            checks.append(failed("backup.archive", detail=f"and {self.problem_count - len(self.problems)} more "
+                                 "problem(s)", source=where))
+        if not checks:
+            checks.append(passed("backup.archive", self.files, unit="files", source=where,
+                                 detail=f"sha256 {self.sha256[:16]}... matches the sidecar"
+                                        + ("; every member matches the manifest" if self.has_manifest else "")))
+        return Report(f"backup verify of {self.path.name}", checks)
+
+    def raise_if_failed(self) -> VerifyReport:
+        """VerificationError (exit 2) naming every problem found, as `backup verify` exits; else self."""
+        if not self.ok:
+            raise self.error()
+        return self
+
     def error(self) -> VerificationError:
         parts = [f"{n} {c}" for c, n in self.counts.items() if c != "archive"]
         if "archive" in self.counts:
@@ -97,7 +117,9 @@ class VerifyReport:
 
 
 def verify_archive(path: Path, progress: Progress | None = None, *, deep: bool = False) -> VerifyReport:
-    """Check `path` against its sidecar and manifest; raise VerificationError (exit 2) naming each problem.
+    """Check `path` against its sidecar and manifest; the findings, each problem named (`.ok`, `.report()` a
+    results.Report). A damaged archive is a finding, not an exception: a caller that must stop calls
+    `.raise_if_failed()` (VerificationError, exit 2). A missing file still raises InputError (exit 1).
 
     Every byte of the archive is read either way; unless `deep`, members already checked at this
     sha256 are not parsed again (see the module's docstring).
@@ -108,8 +130,6 @@ def verify_archive(path: Path, progress: Progress | None = None, *, deep: bool =
             return report
     report, index = scan(path, progress)
     index.close()
-    if not report.ok:
-        raise report.error()
     return report
 
 

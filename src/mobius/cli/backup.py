@@ -75,6 +75,8 @@ def create(keep: int = typer.Option(None, "--keep", help="Backups to keep (defau
     Example: mobius backup create
     Example: mobius backup create --archive --keep 5
     """
+    from mobius.ops.plain import run_step
+
     ws = current.workspace()
     if snapshot and archive:
         raise typer.BadParameter("--snapshot and --archive exclude each other (a snapshot is the default)")
@@ -82,7 +84,8 @@ def create(keep: int = typer.Option(None, "--keep", help="Backups to keep (defau
         if keep is not None and keep < 1:
             raise InputError(f"--keep must be at least 1, not {keep}", hint="the new snapshot always stays")
         say(f"snapshot of {ws.library} into the repository in {ws.backups}")
-        made = _backup().create_snapshot(ws, database=database, force_read=force_read, progress=current.progress())
+        made = run_step(ws, "backup.snapshot", "backup.snapshot", {"database": database, "force_read": force_read},
+                        progress=current.progress())
         lines = [f"snapshot {made.id}" + (f" (parent {made.parent})" if made.parent else ""),
                  f"files    {made.files} ({human_bytes(made.bytes)}): {made.new_files} new "
                  f"({human_bytes(made.new_bytes)}), {made.reused_files} reused "
@@ -103,7 +106,8 @@ def create(keep: int = typer.Option(None, "--keep", help="Backups to keep (defau
         raise InputError(f"the library is at {ws.library}: a full archive needs a local folder",
                          hint="`mobius backup create` (a snapshot) backs up a library in s3://")
     say(f"backing up {ws.library} into {ws.backups}")
-    result = _backup().create_backup(ws, keep=keep, database=database, progress=current.progress())
+    result = run_step(ws, "backup.create", "backup.create", {"keep": keep, "database": database},
+                      progress=current.progress())
     lines = [f"archive  {result.path}",
              f"files    {result.files} ({human_bytes(result.bytes)}; archive {human_bytes(result.archive_bytes)}, "
              f"{result.compression})",
@@ -145,7 +149,7 @@ def verify(
         return
     path, ws = _archive(archive), _workspace_if_any()
     report = (_backup().verify_backup(ws, path, deep=deep, progress=current.progress()) if ws else
-              _backup().verify_archive(path, current.progress(), deep=deep))
+              _backup().verify_archive(path, current.progress(), deep=deep).raise_if_failed())
     lines = [f"verified {report.path}",
              f"sha256   {report.sha256} matches the sidecar",
              f"members  {report.files} files, {report.dirs} folders, {report.symlinks} symlinks "

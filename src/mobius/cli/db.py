@@ -216,7 +216,10 @@ def sync_command(
 
     Example: mobius db sync --from sqlite:///mobius.db --to sqlite:///mobius-copy.db --yes
     """
-    result = _db().sync_databases(current.workspace(), from_url, to_url, overwrite=yes)
+    from mobius.ops.plain import run_step
+
+    result = run_step(current.workspace(), "db.sync", "db.sync", {"from_url": from_url, "to_url": to_url,
+                                                                  "overwrite": yes}, say=say)
     emit(result, [f"target dumped to {result.target_dump}", f"copied {result.source} -> {result.target}",
                   *[f"  {t}: {n} rows" for t, n in sorted(result.tables.items())]])
 

@@ -123,11 +123,12 @@ def rehash_command(to: str = typer.Option(None, "--to", help="Version to migrate
     ws = current.workspace()
     if rollback == bool(to):
         raise InputError("give exactly one of --to VERSION or --rollback", hint="e.g. mobius library rehash --to fast")
+    from mobius.ops.plain import run_step
+
     if rollback:
-        switch = _fingerprint().rollback(ws)
+        switch = run_step(ws, "library.rehash-rollback", "library.rehash-rollback", {}, say=say)
         emit(switch, f"active   {switch.new} (was {switch.old}); nothing recomputed")
         return
-    from mobius.ops.plain import run_step
 
     result = run_step(ws, "library.rehash", "library.rehash", {"to": to, "distance": distance,
                                                                 "switch": not no_switch, "executor": executor},

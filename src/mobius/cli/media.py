@@ -131,7 +131,7 @@ def migrate_command(
         result = run_step(ws, "media.migrate", "media.migrate", {"to": target, "backup": not no_backup,
                                                                  "min_free_ratio": ratio, "verify": verify},
                           say=say, confirm=lambda question: confirm(question, yes=yes), progress=current.progress(),
-                          workers=workers)
+                          workers=workers, continue_killed=True)
     if not result.dry_run and not result.nothing_to_do:
         current.set_workspace(ws.reload())
     record = result.record

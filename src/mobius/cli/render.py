@@ -74,7 +74,7 @@ def pipeline_test_command(
     """
     from mobius.cli.context import current
     from mobius.cli.output import emit, say
-    from mobius.errors import InputError, VerificationError
+    from mobius.errors import InputError
     from mobius.render import pipeline_test
 
     ws = current.workspace()
@@ -84,11 +84,7 @@ def pipeline_test_command(
     for game in report.games:
         say(f"{'ok  ' if game.passed else 'FAIL'} {game.game}: {game.shots} shots, {game.assets} assets"
             + ("" if game.passed else f", {len(game.problems)} problem(s)"))
-    if not report.passed:
-        failures = report.failures()
-        raise VerificationError(f"pipeline test: {len(failures)} problem(s): {failures[0]}",
-                                hint="fix the specs or the library, then run `mobius pipeline test` again",
-                                details=failures)
+    report.raise_if_failed()
     emit(report.to_dict(), f"pipeline test passed for {len(report.games)} game(s)")
 
 

@@ -37,6 +37,7 @@ from mobius.db.results import (
 )
 from mobius.db.runner import MigrationOutcome, Runner
 from mobius.errors import InputError, MobiusError, VerificationError
+from mobius.faults import kill_at
 from mobius.log import get_logger
 from mobius.progress import NoProgress, Progress
 from mobius.records import records_call
@@ -486,6 +487,19 @@ def restore_with_report(ws: Workspace, dump: Path, *, safety_dump: bool = True,
     return DatabaseRestore(database=target.display, restored=dump, safety_dump=safety.path if safety else None)
 
 
+def check_sync(ws: Workspace, from_url: str, to_url: str) -> tuple[DatabaseTarget, DatabaseTarget]:
+    """`db sync`'s refusals that need no connection (one engine, two databases, a source that exists), each with
+    its message (exit 1); the source and target."""
+    source, target = target_for(ws, from_url), target_for(ws, to_url)
+    if source.dialect != target.dialect:
+        raise InputError(f"cannot sync {source.dialect} into {target.dialect}", hint="both URLs must be one engine")
+    if source.url == target.url:
+        raise InputError("--from and --to are the same database")
+    if source.is_sqlite and not source.sqlite_path.is_file():
+        raise InputError(f"source database {source.sqlite_path} does not exist")
+    return source, target
+
+
 @records_call("db.sync")
 def sync_databases(ws: Workspace, from_url: str, to_url: str, *, overwrite: bool = False,
                    dump_target: bool = True) -> SyncResult:
@@ -495,13 +509,7 @@ def sync_databases(ws: Workspace, from_url: str, to_url: str, *, overwrite: bool
     promote's snapshot does); a non-empty target is only replaced with `overwrite=True`; row counts of
     every table are compared afterwards.
     """
-    source, target = target_for(ws, from_url), target_for(ws, to_url)
-    if source.dialect != target.dialect:
-        raise InputError(f"cannot sync {source.dialect} into {target.dialect}", hint="both URLs must be one engine")
-    if source.url == target.url:
-        raise InputError("--from and --to are the same database")
-    if source.is_sqlite and not source.sqlite_path.is_file():
-        raise InputError(f"source database {source.sqlite_path} does not exist")
+    source, target = check_sync(ws, from_url, to_url)
     with migration_lock(target, wait_s=ws.settings.db_advisory_lock_wait_s):
         existing = _tables_and_rows(target)
         if existing and not overwrite:
@@ -510,6 +518,7 @@ def sync_databases(ws: Workspace, from_url: str, to_url: str, *, overwrite: bool
         target_dump = dumps.dump(target, dumps.dump_path_for(ws, target, label="presync")) if dump_target else None
         source_dump = dumps.dump(source, dumps.dump_path_for(ws, source, label="sync"))
         dumps.restore(target, source_dump.path)
+        kill_at("db.sync:restored")
         expected, actual = _tables_and_rows(source), _tables_and_rows(target)
         if expected != actual:
             differ = [f"{t}: source {expected.get(t)} rows, target {actual.get(t)}"

@@ -117,7 +117,7 @@ def verify(ws: Workspace, point: RestorePoint, progress: Any = None) -> tuple[st
     from mobius.backup import DATABASE_MEMBER, verify_archive, verify_snapshot
 
     if point.kind == ARCHIVE:
-        report = verify_archive(Path(point.name), progress)
+        report = verify_archive(Path(point.name), progress).raise_if_failed()
         return (f"sha256 {report.sha256[:16]}... matches the sidecar; {report.files} files match the manifest",
                 DATABASE_MEMBER in report.extras)
     from mobius.backup.api import snapshot_repository

@@ -71,7 +71,7 @@ def restore_goldens(ws: Workspace, archive: Path | str, *, progress: Progress | 
                          hint="`mobius golden backup` makes them; `mobius backup restore` restores the library")
     from mobius.backup import restore_archive, verify_archive
 
-    verify_archive(archive)
+    verify_archive(archive).raise_if_failed()
     previous = backup_goldens(ws, progress=progress).path if has_goldens(ws) else None
     ws.golden.parent.mkdir(parents=True, exist_ok=True)
     staging = ws.golden.parent / f"{TEMP_PREFIX}{os.getpid()}-golden-restore-{secrets.token_hex(4)}"

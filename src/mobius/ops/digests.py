@@ -33,13 +33,14 @@ def file_digest(path: Path) -> str | None:
     return sha256_file(path) if path.is_file() else None
 
 
-def database_digest(ws: Workspace) -> str | None:
-    """Schema (tables, columns, indexes) and every row of every table but the migration history."""
+def database_digest(ws: Workspace, url: str | None = None) -> str | None:
+    """Schema (tables, columns, indexes) and every row of every table but the migration history; of the
+    workspace database, or of the one at `url`."""
     from sqlalchemy import inspect, text
 
     from mobius.db.engine import connect, target_for
 
-    target = target_for(ws)
+    target = target_for(ws, url) if url is not None else target_for(ws)
     if target.is_sqlite and not target.sqlite_path.exists():
         return None
     h = hashlib.sha256()

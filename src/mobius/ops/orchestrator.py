@@ -169,6 +169,30 @@ class Orchestrator:
             with parent_scope(op_id):
                 return self._drive(op_id, plan, force=force, command=command)
 
+    def killed_command(self, type: str, step: str, step_params: dict[str, Any]) -> Operation | None:
+        """The newest record of this same command (type, step and parameters, in this environment) whose process
+        was killed (or stopped for lack of space) before it ended: the command run again continues it."""
+        plan = Plan.model_validate({"name": type, "type": "environment", "risk": "low", "steps": [{step: step_params}]})
+        wanted = to_jsonable(plan.model_dump(mode="json", by_alias=True))
+        for op in self.store.list(type=type, limit=20):
+            if (op.type == type and not op.parent and op.params.get("command")
+                    and op.params.get("env") == self.ws.environment and op.params.get("plan") == wanted
+                    and (op.status == "stopped" or (op.status in ("running", "stopping") and op.orphaned))):
+                return op
+        return None
+
+    def continue_command(self, op: Operation) -> RunOutcome | None:
+        """Continue a killed command's record (`killed_command`) in this process, as `migrate resume ID` would, but
+        beside other plain commands (the command's own lock mode); None when another process claimed it first."""
+        with self._exclusive(shared=True):
+            if not self.store.claim(op.id, op.pid):
+                return None
+            self.narrate = lambda line: None
+            plan = Plan.model_validate(op.params["plan"])
+            self._event(op.id, "resumed", {"from_status": op.status, "by": "the same command run again"})
+            with parent_scope(op.id):
+                return self._drive(op.id, plan, force=bool(op.params.get("force")), command=op.params.get("command"))
+
     def resume(self, op_id: str) -> RunOutcome:
         with self._exclusive():
             return self._resume(op_id)

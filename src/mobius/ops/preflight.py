@@ -56,7 +56,7 @@ def backup_check(ws: Workspace, plan: Plan) -> list[Check]:
     try:
         # a snapshot: every byte of every pack it needs, as verify_archive reads every byte of an archive
         report = (verify_snapshot(ws, newest.name, read_data=True) if snapshot
-                  else verify_archive(Path(newest.name)))
+                  else verify_archive(Path(newest.name)).raise_if_failed())
         checks.append(passed("backup.verified", getattr(report, "files", None), unit="files" if snapshot else "members",
                              source=newest.name))
     except Exception as exc:  # noqa: BLE001 - a damaged backup is a failed check

@@ -12,9 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mobius.config import Workspace
-from mobius.errors import MobiusError
+from mobius.errors import MobiusError, VerificationError
 from mobius.log import get_logger
 from mobius.progress import NoProgress, Progress
+from mobius.results import Report, failed, passed
 
 PROXY_SIZE = (320, 180)
 PROXY_FPS = 10
@@ -49,6 +50,22 @@ class PipelineReport:
 
     def failures(self) -> list[str]:
         return [f"{g.game}: {p}" for g in self.games for p in g.problems]
+
+    def report(self) -> Report:
+        """The same findings as a results.Report: one check per game (failed with each problem named)."""
+        checks = [failed(f"pipeline.{g.game}", g.shots, unit="shots", source=str(g.spec), detail="; ".join(g.problems))
+                  if g.problems else passed(f"pipeline.{g.game}", g.shots, unit="shots", source=str(g.spec),
+                                            detail=f"{g.assets} assets") for g in self.games]
+        return Report("pipeline test", checks)
+
+    def raise_if_failed(self) -> PipelineReport:
+        """VerificationError (exit 2) naming every problem, as `mobius pipeline test` exits; else self."""
+        if not self.passed:
+            failures = self.failures()
+            raise VerificationError(f"pipeline test: {len(failures)} problem(s): {failures[0]}",
+                                    hint="fix the specs or the library, then run `mobius pipeline test` again",
+                                    details=failures)
+        return self
 
     def to_dict(self) -> dict[str, object]:
         return {"passed": self.passed, "games": [g.to_dict() for g in self.games]}

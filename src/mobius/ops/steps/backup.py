@@ -1,5 +1,8 @@
 """`backup`: a verified backup (library, .env, database dump). Its undo is nothing: it is the restore point.
 
+`backup.create` and `backup.snapshot`: the command `mobius backup create` (--archive, or a snapshot) as a
+one-step plan; as the command itself, its undo removes the archive or forgets the snapshot it made.
+
 `backup.restore`: an archive's (or a snapshot's) library put into a folder by swap, with `database` the
 workspace database replaced by its dump; undo = the swap reversed (the folder the restore moved aside
 put back) and the database dump the restore took of what it replaced restored (that dump is in the
@@ -57,7 +60,7 @@ class BackupStep:
         from mobius.backup import create_backup, verify_archive
 
         if ctx.undo and Path(ctx.undo["archive"]).is_file():
-            verify_archive(Path(ctx.undo["archive"]))  # the killed run finished it: keep it, do not take another
+            verify_archive(Path(ctx.undo["archive"])).raise_if_failed()  # the killed run finished it: keep it
             return ctx.undo
         result = create_backup(ctx.ws, keep=self.keep, database=self.database, progress=ctx.progress)
         handle = {"archive": str(result.path), "sha256": result.sha256, "files": result.files, "bytes": result.bytes}
@@ -68,14 +71,153 @@ class BackupStep:
     def verify(self, ctx: StepContext, handle: Any) -> Report:
         from mobius.backup import verify_archive
 
-        report = verify_archive(Path(handle["archive"]))
+        found = verify_archive(Path(handle["archive"]))
+        if not found.ok:  # a failed check: the runner rolls the plan back
+            return Report("backup verify", found.report().checks)
         return Report("backup verify", [passed("backup.verified", handle["archive"], source="mobius backup verify",
-                                               detail=f"{getattr(report, 'files', '?')} members match")])
+                                               detail=f"{found.files} members match")])
 
     def rollback(self, ctx: StepContext, handle: Any) -> Report:
         archive = (handle or {}).get("archive")
         return Report("backup rollback", [skipped("backup.undo", f"nothing to undo; {archive} stays as the restore "
                                                   "point" if archive else "nothing to undo")])
+
+
+class BackupCreateParams(StepParams):
+    keep: int | None = None  # default MOBIUS_BACKUP_KEEP; the call refuses one below 1 with its own message
+    database: bool = True
+
+
+@register_step("backup.create")
+class BackupCreateStep(BackupStep):
+    """`mobius backup create --archive`: one full verified archive, then retention; undo = the archive it wrote
+    (with its sidecar and log) removed, and nothing else.
+
+    Unlike the plan's `backup` step (a restore point, kept on rollback), this is the command itself, so
+    undoing it removes what it made. The archive's name is chosen inside the write: a run killed after the
+    rename but before its name was recorded leaves that archive (retention removes it in time), and its
+    resume writes a new one. Archives retention deleted are not brought back (the record lists them).
+    """
+
+    name: ClassVar[str] = "backup.create"
+    Params: ClassVar[type[StepParams]] = BackupCreateParams
+
+    def __init__(self, params: dict[str, Any]):
+        checked = BackupCreateParams.model_validate(params)
+        self.keep, self.database = checked.keep, checked.database
+
+    def apply(self, ctx: StepContext) -> Any:
+        from mobius.backup import create_backup, verify_archive
+
+        handle = dict(ctx.undo or {})
+        if handle.get("archive") and Path(handle["archive"]).is_file():
+            verify_archive(Path(handle["archive"])).raise_if_failed()  # the killed run finished it: keep it
+            return handle
+        handle = {"archive": None}
+        ctx.record_undo(handle)
+        ctx.checkpoint("inside:backup.create")
+        result = create_backup(ctx.ws, keep=self.keep, database=self.database, progress=ctx.progress)
+        handle = {"archive": str(result.path), "sha256": result.sha256, "files": result.files, "bytes": result.bytes,
+                  "deleted": [str(p) for p in result.deleted]}
+        ctx.record_undo(handle)  # what to remove, for the undo, from now on
+        return handle
+
+    def verify(self, ctx: StepContext, handle: Any) -> Report:
+        from mobius.backup.catalog import read_sidecar
+
+        sidecar = read_sidecar(Path(handle["archive"]))
+        return Report("backup.create verify", [(passed if sidecar == handle["sha256"] else failed)(
+            "backup.archive.sealed", handle["archive"], threshold=handle["sha256"], source="its .sha256 sidecar",
+            detail=f"{handle['files']} files, every member verified as it was written")])
+
+    def rollback(self, ctx: StepContext, handle: Any) -> Report:
+        from mobius.backup.catalog import remove_backup_files, sidecar_path
+
+        report = Report("backup.create rollback")
+        if not handle:
+            report.add(skipped("backup.undo", "the step never started"))
+            return report
+        if not handle.get("archive"):
+            report.add(skipped("backup.archive.removed", "killed before the archive was named: an archive it may "
+                               "have written stays, as any other, until retention removes it"))
+            return report
+        archive = Path(handle["archive"])
+        remove_backup_files(archive)
+        gone = not archive.exists() and not sidecar_path(archive).exists()
+        report.add((passed if gone else failed)("backup.archive.removed", str(archive), source="backups folder",
+                                                detail="the archive, its sidecar and its log"))
+        return report
+
+
+class BackupSnapshotParams(StepParams):
+    database: bool = True
+    force_read: bool = False
+
+
+@register_step("backup.snapshot")
+class BackupSnapshotStep:
+    """`mobius backup create`: an incremental snapshot into the repository; undo = that snapshot forgotten.
+
+    The snapshot's id is chosen and recorded before the work, so a resume writes it under the same id (or
+    finds it written) and an undo, even after a kill, forgets exactly that snapshot and nothing else: its
+    file only, as prune's first step. Content it alone referenced stays until the next prune (another
+    backup running beside it may share that content). Runs beside other plain commands, so two at once
+    on one repository both succeed, as they always did.
+    """
+
+    name: ClassVar[str] = "backup.snapshot"
+    Params: ClassVar[type[StepParams]] = BackupSnapshotParams
+    probes: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, params: dict[str, Any]):
+        checked = BackupSnapshotParams.model_validate(params)
+        self.database, self.force_read = checked.database, checked.force_read
+
+    def plan(self, ctx: StepContext) -> StepPlan:
+        return StepPlan(f"snapshot {ctx.ws.library} (+ .env, database dump) into the repository in {ctx.ws.backups}")
+
+    def preflight(self, ctx: StepContext) -> Report:
+        return Report("backup.snapshot preflight", [skipped("backup.snapshot.checks", "checked by mobius backup "
+                                                            "create itself, before it writes anything")])
+
+    def apply(self, ctx: StepContext) -> Any:
+        from mobius import backup
+
+        handle = dict(ctx.undo or {})
+        if handle.get("snapshot") and backup.has_snapshot(ctx.ws, handle["snapshot"]):
+            return handle  # the killed run wrote it (a snapshot file is written last, whole): done
+        if not handle.get("snapshot"):
+            handle = {"snapshot": backup.new_snapshot_id()}
+            ctx.record_undo(handle)
+        ctx.checkpoint("inside:backup.snapshot")
+        made = backup.create_snapshot(ctx.ws, database=self.database, force_read=self.force_read,
+                                      progress=ctx.progress, snapshot_id=handle["snapshot"])
+        handle.update(files=made.files, bytes=made.bytes)
+        return handle
+
+    def verify(self, ctx: StepContext, handle: Any) -> Report:
+        from mobius.backup import has_snapshot
+
+        there = has_snapshot(ctx.ws, handle["snapshot"])
+        return Report("backup.snapshot verify", [(passed if there else failed)(
+            "backup.snapshot.written", handle["snapshot"], source="repository",
+            detail=f"{handle.get('files', '?')} files; every pack checked from the device before it was written")])
+
+    def rollback(self, ctx: StepContext, handle: Any) -> Report:
+        from mobius.backup import forget_snapshot, has_snapshot
+
+        report = Report("backup.snapshot rollback")
+        snapshot = (handle or {}).get("snapshot")
+        if not snapshot:
+            report.add(skipped("backup.undo", "the step never started"))
+            return report
+        forgotten = forget_snapshot(ctx.ws, snapshot)
+        gone = not has_snapshot(ctx.ws, snapshot)
+        report.add((passed if gone else failed)(
+            "backup.snapshot.forgotten", snapshot, source="repository",
+            detail=("forgotten; its content stays until the next prune" if forgotten else
+                    "never written (killed before the snapshot file)")))
+        return report
 
 
 class BackupRestoreParams(StepParams):

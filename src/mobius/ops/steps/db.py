@@ -7,6 +7,7 @@ applied; the db runner's history resumes a half-applied phased migration on the 
 from __future__ import annotations
 
 import contextlib
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -302,3 +303,134 @@ class DbRestoreStep:
             restore_with_report(ctx.ws, Path(handle["safety_dump"]), safety_dump=False)
         report.add(_rows_restored(ctx, handle["digest"], detail=handle.get("safety_dump")))
         return report
+
+
+class DbSyncParams(StepParams):
+    from_url: str = Field(min_length=1)  # the source database URL (the record masks its password)
+    to_url: str = Field(min_length=1)  # the target, replaced
+    overwrite: bool = False  # `mobius db sync --yes`: a target that is not empty may be replaced
+
+
+def _presync_dumps(ws: Any, url: str) -> list[str]:
+    """The dumps `db sync` took of the target at `url` before replacing it (backups/..._presync_...), by name."""
+    from mobius.db import dump as dumps
+    from mobius.db.engine import target_for
+
+    name = dumps.dump_path_for(ws, target_for(ws, url), label="presync").name
+    stem = name[:name.index("_presync_")].rsplit("_", 1)[0]  # mobius_db_<name> without the stamp
+    form = re.compile(rf"{re.escape(stem)}_\d{{8}}T\d{{6}}Z_presync_[0-9a-f]+\.[a-z0-9]+")
+    return sorted(p.name for p in ws.backups.glob(f"{stem}_*_presync_*") if form.fullmatch(p.name))
+
+
+def _unmasked(ws: Any, url: str) -> str | None:
+    """`url` as the record holds it, usable again: as given, or the workspace's own database URL when the record
+    masked its password; None when the password is not known here."""
+    from mobius.masking import MASK, mask_text
+
+    if MASK not in url:
+        return url
+    return ws.database_url if mask_text(ws.database_url) == url else None
+
+
+@register_step("db.sync")
+class DbSyncStep:
+    """`mobius db sync --from A --to B`: database B replaced by a copy of A (mobius.db); undo = B as it was: the
+    dump the sync took of it first, restored, and the digest of B taken before the work proved.
+
+    The handle (B's digest and the presync dumps already there) is recorded before anything changes, so a
+    kill between the sync's dump of B and the record of its name still finds that dump (the one not there
+    before: two syncs into one target never run at once, the target's migration lock sees to that). A URL
+    whose password the record masked cannot be resumed (run the command again); its undo works when it is
+    the workspace's own database, else it names the dump to restore by hand.
+    """
+
+    name: ClassVar[str] = "db.sync"
+    Params: ClassVar[type[StepParams]] = DbSyncParams
+    probes: ClassVar[tuple[str, ...]] = ("service_ready",)
+
+    def __init__(self, params: dict[str, Any]):
+        checked = DbSyncParams.model_validate(params)
+        self.from_url, self.to_url, self.overwrite = checked.from_url, checked.to_url, checked.overwrite
+
+    def plan(self, ctx: StepContext) -> StepPlan:
+        from mobius.masking import mask_text
+
+        return StepPlan(f"replace {mask_text(self.to_url)} with a copy of {mask_text(self.from_url)} (dumped first)",
+                        estimate_s=2.0)
+
+    def preflight(self, ctx: StepContext) -> Report:
+        return Report("db.sync preflight", [skipped("db.sync.checks", "checked by mobius db sync itself, before it "
+                                                    "changes anything")])
+
+    def apply(self, ctx: StepContext) -> Any:
+        from mobius.db import sync_databases
+        from mobius.db.api import check_sync
+
+        source, target = _unmasked(ctx.ws, self.from_url), _unmasked(ctx.ws, self.to_url)
+        if source is None or target is None:
+            raise InputError("a database URL's password is not in the record, so this db sync cannot be resumed",
+                             hint="run mobius db sync --from ... --to ... again")
+        check_sync(ctx.ws, source, target)  # its own refusals first, before the target is read for the handle
+        handle = dict(ctx.undo or {})
+        overwrite = self.overwrite
+        if not handle:
+            handle = {"digest": database_digest(ctx.ws, target), "dumps_before": _presync_dumps(ctx.ws, target)}
+            ctx.record_undo(handle)
+        elif database_digest(ctx.ws, target) != handle["digest"]:
+            overwrite = True  # the killed run replaced the target already: what is there now is this sync's own
+        if not handle.get("target_dump"):
+            handle["target_dump"] = _new_dump(ctx.ws, target, handle)  # a killed run's dump of the target
+        ctx.checkpoint("inside:db.sync")
+        result = sync_databases(ctx.ws, source, target, overwrite=overwrite)
+        if not handle.get("target_dump"):
+            handle["target_dump"] = str(result.target_dump) if result.target_dump else None
+        ctx.record_undo(handle)  # the dump of the target as it was, for the undo, from now on
+        return handle
+
+    def verify(self, ctx: StepContext, handle: Any) -> Report:
+        source, target = _unmasked(ctx.ws, self.from_url), _unmasked(ctx.ws, self.to_url)
+        if source is None or target is None:
+            return Report("db.sync verify", [skipped("db.sync.copied", "a URL's password is not in the record")])
+        copied, original = database_digest(ctx.ws, target), database_digest(ctx.ws, source)
+        return Report("db.sync verify", [(passed if copied == original else failed)(
+            "db.sync.copied", (copied or "")[:16], threshold=(original or "")[:16],
+            source="sha256 of schema and rows of target and source (history excluded)")])
+
+    def rollback(self, ctx: StepContext, handle: Any) -> Report:
+        from mobius.db import dump as dumps
+        from mobius.db.engine import target_for
+
+        report = Report("db.sync rollback")
+        handle = handle or {}
+        if "digest" not in handle:
+            report.add(skipped("db.undo", "the step never started"))
+            return report
+        target = _unmasked(ctx.ws, self.to_url)
+        dump = handle.get("target_dump") or (_new_dump(ctx.ws, target, handle) if target else None)
+        if target is None:
+            report.add(failed("db.sync.undo", None, detail="the target URL's password is not in the record; restore "
+                              f"{dump or 'its presync dump'} into it by hand"))
+            return report
+        if database_digest(ctx.ws, target) != handle["digest"]:
+            if handle["digest"] is None and target_for(ctx.ws, target).is_sqlite:
+                _remove_sqlite(target_for(ctx.ws, target).sqlite_path)  # there was no database file before
+            elif dump:
+                dumps.restore(target_for(ctx.ws, target), Path(dump))
+        digest = database_digest(ctx.ws, target)
+        report.add((passed if digest == handle["digest"] else failed)(
+            "db.schema_rows.restored", (digest or "")[:16], threshold=(handle["digest"] or "")[:16],
+            source="sha256 of the target's schema and rows (history excluded)", detail=dump or ""))
+        return report
+
+
+def _new_dump(ws: Any, url: str, handle: dict[str, Any]) -> str | None:
+    """The presync dump of the target that was not there when the step began (a killed run's), if any."""
+    new = [name for name in _presync_dumps(ws, url) if name not in set(handle.get("dumps_before") or [])]
+    return str(ws.backups / new[-1]) if new else None
+
+
+def _remove_sqlite(path: Path) -> None:
+    """A SQLite database the sync created where there was none: the file and its journal files, gone."""
+    for leftover in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm"),
+                     path.with_name(path.name + "-journal")):
+        leftover.unlink(missing_ok=True)

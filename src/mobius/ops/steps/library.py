@@ -138,3 +138,50 @@ class LibraryRehashStep:
 
     def rollback(self, ctx: StepContext, handle: Any) -> Report:
         return _switched_back(ctx, handle, "library.rehash rollback")
+
+
+class LibraryRehashRollbackParams(StepParams):
+    pass
+
+
+@register_step("library.rehash-rollback")
+class LibraryRehashRollbackStep:
+    """`mobius library rehash --rollback`: the hash version active before the last rehash made active again, in one
+    transaction, nothing recomputed; undo = the version it switched away from (recorded before the switch)
+    active again."""
+
+    name: ClassVar[str] = "library.rehash-rollback"
+    Params: ClassVar[type[StepParams]] = LibraryRehashRollbackParams
+    probes: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, params: dict[str, Any]):
+        LibraryRehashRollbackParams.model_validate(params)
+
+    def plan(self, ctx: StepContext) -> StepPlan:
+        return StepPlan("switch the library's fingerprints back to the hash version active before the last rehash")
+
+    def preflight(self, ctx: StepContext) -> Report:
+        return Report("library.rehash-rollback preflight", [skipped("library.rehash-rollback.checks",
+                                                                    "checked by mobius library rehash --rollback")])
+
+    def apply(self, ctx: StepContext) -> Any:
+        from mobius.fingerprint import rollback
+
+        handle = dict(ctx.undo or {})
+        if not handle:
+            handle = {"active": _active(ctx)}
+            ctx.record_undo(handle)
+        elif _active(ctx) != handle["active"]:
+            return {**handle, "new": _active(ctx)}  # the killed run switched (one transaction): done
+        ctx.checkpoint("inside:library.rehash-rollback")
+        switch = rollback(ctx.ws)
+        handle["new"] = switch.new
+        return handle
+
+    def verify(self, ctx: StepContext, handle: Any) -> Report:
+        now = _active(ctx)
+        return Report("library.rehash-rollback verify", [(passed if now == handle.get("new") else failed)(
+            "library.active", now, threshold=handle.get("new"), source="fingerprint store")])
+
+    def rollback(self, ctx: StepContext, handle: Any) -> Report:
+        return _switched_back(ctx, handle, "library.rehash-rollback rollback")

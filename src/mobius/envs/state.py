@@ -59,7 +59,13 @@ def database_rows(ws: Workspace) -> dict[str, int]:
 
 
 def database_digest(ws: Workspace) -> str:
-    """sha256 over every row of every table but the event log, in a stable order: equal databases, equal digest."""
+    """sha256 over every row of every table but the event log, in a stable order: equal databases, equal digest.
+
+    On PostgreSQL each table is hashed by the server (md5 of each row's text, sorted, then md5 of them
+    all), so no row crosses the wire: a promote's verify digests both databases, and fetching every row
+    into Python was most of its time (issue #20). Both sides of a comparison are one engine (a promote
+    refuses two), so the digests of one database are comparable with each other only within an engine.
+    """
     from sqlalchemy import inspect
 
     from mobius.db.engine import connect, target_for
@@ -76,6 +82,12 @@ def database_digest(ws: Workspace) -> str:
                 continue
             columns = [c["name"] for c in inspector.get_columns(name)]
             digest.update(f"{name}\0{columns}\n".encode())
+            if not target.is_sqlite:
+                rows = conn.exec_driver_sql(
+                    f"SELECT count(*), md5(coalesce(string_agg(h, '' ORDER BY h), '')) "
+                    f"FROM (SELECT md5(t::text) AS h FROM {quote(name)} AS t) AS hashed").one()
+                digest.update(f"{rows[0]}\0{rows[1]}\n".encode())
+                continue
             order = ", ".join(str(i + 1) for i in range(len(columns)))
             for row in conn.exec_driver_sql(f"SELECT * FROM {quote(name)} ORDER BY {order}"):
                 digest.update(repr(tuple(row)).encode("utf-8", "surrogateescape"))

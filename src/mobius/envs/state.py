@@ -12,7 +12,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from mobius.config import Workspace, mask_text, settings_lock
+from mobius.config import Workspace, is_url, mask_text, settings_lock
 from mobius.envs import restore_point
 from mobius.envs.restore_point import RestorePoint, TakenPoint
 from mobius.errors import MobiusError
@@ -100,10 +100,20 @@ def schema_version(ws: Workspace) -> int:
     return int(database_status(ws).current_version)
 
 
+def library_digest(ws: Workspace) -> dict[str, Any]:
+    """tree_digest of a library folder; of an s3:// library, its keys and sizes (backup.object_tree_digest)."""
+    if not is_url(ws.library):
+        return tree_digest(Path(ws.library))
+    from mobius.backup.api import object_library
+    from mobius.backup.object_restore import object_tree_digest
+
+    return object_tree_digest(object_library(ws))
+
+
 def snapshot(ws: Workspace) -> dict[str, Any]:
     """What `restore` must give back: settings bytes digest, library tree, tables and rows, schema version."""
     settings = ws.env_file.read_bytes() if ws.env_file.is_file() else b""
-    return {"settings_sha256": hashlib.sha256(settings).hexdigest(), "library": tree_digest(Path(ws.library)),
+    return {"settings_sha256": hashlib.sha256(settings).hexdigest(), "library": library_digest(ws),
             "tables": database_rows(ws), "schema_version": schema_version(ws)}
 
 

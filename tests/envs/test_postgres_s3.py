@@ -55,5 +55,6 @@ def test_s3_library_validates_and_unreachable_bucket_is_one_line(mobius, two_env
               deploy_min_free_mb=1)
     proc = mobius("env", "validate", "nobucket", "-w", str(root))
     assert proc.returncode == 2 and "library (s3)" in proc.stderr.splitlines()[-1]
-    proc = mobius("env", "promote", "--from", "media", "--to", "production", "--yes", "-w", str(root))
-    assert proc.returncode == 1 and "local library" in proc.stderr
+    proc = mobius("env", "promote", "--from", "nobucket", "--to", "production", "--yes", "-w", str(root))
+    assert proc.returncode == 1 and "cannot list s3://no-such-bucket/library" in proc.stderr
+    assert "Traceback" not in proc.stderr

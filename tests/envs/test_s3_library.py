@@ -63,3 +63,51 @@ def test_rollback_and_failed_deploy_restore_an_s3_library_exactly(mobius, two_en
     assert "Traceback" not in proc.stderr
     assert _bucket_tree(client, bucket) == with_extra and table_rows(root, "cloud") == rows
 
+
+
+def _files(folder: Path, prefix: str = "lib/") -> dict[str, str]:
+    """A folder's files as _bucket_tree names them (`lib/<path>` -> sha256)."""
+    return {prefix + str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file() and not p.is_symlink()}
+
+
+def test_promote_into_and_out_of_an_s3_library(mobius, two_envs: Path, s3_server: str) -> None:
+    root, client = two_envs, _client(s3_server)
+    staging = root / "staging" / "uploads"
+    for link in [p for p in staging.rglob("*") if p.is_symlink()]:  # a bucket holds no links
+        link.unlink()
+    bucket = _s3_env(root, "cloud", s3_server, client)
+    seed(root, "cloud", [("catan", "Catan")])
+    client.put_object(Bucket=bucket, Key="lib/only-in-cloud.txt", Body=b"old")
+    before, rows = _bucket_tree(client, bucket), table_rows(root, "cloud")
+
+    proc = mobius("env", "promote", "--from", "staging", "--to", "cloud", "--yes", "-w", str(root),
+                  env={"MOBIUS_FAULT": "fail@done:library sync"})
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert _bucket_tree(client, bucket) == before and table_rows(root, "cloud") == rows  # restored exactly
+
+    code, out = mobius.json("env", "promote", "--from", "staging", "--to", "cloud", "--yes", "-w", str(root))
+    assert code == 0, out
+    assert _bucket_tree(client, bucket) == _files(staging)
+    assert table_rows(root, "cloud") == table_rows(root, "staging")
+
+    first = sorted(p for p in staging.rglob("*") if p.is_file())[0]
+    first.write_bytes(b"changed in staging")
+    (staging / "added.txt").write_text("added")
+    code, out = mobius.json("env", "promote", "--from", "staging", "--to", "cloud", "--yes", "-w", str(root))
+    assert code == 0, out
+    assert _bucket_tree(client, bucket) == _files(staging)
+
+    code, out = mobius.json("env", "promote", "--from", "cloud", "--to", "production", "--yes", "-w", str(root))
+    assert code == 0, out
+    assert _files(root / "prod" / "uploads") == _files(staging)
+    assert table_rows(root, "production") == table_rows(root, "staging")
+
+
+def test_promote_refuses_two_environments_on_one_prefix(mobius, two_envs: Path, s3_server: str) -> None:
+    root, client = two_envs, _client(s3_server)
+    bucket = _s3_env(root, "cloud", s3_server, client)
+    write_env(root, "inner", library_dir=f"s3://{bucket}/lib/inner", s3_endpoint_url=s3_server,
+              database_url="sqlite:///inner.db", backup_dir="inner/backups", deploy_min_free_mb=1)
+    proc = mobius("env", "promote", "--from", "cloud", "--to", "inner", "--yes", "-w", str(root))
+    assert proc.returncode == 1 and "nested libraries" in proc.stderr and "Traceback" not in proc.stderr

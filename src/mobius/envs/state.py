@@ -110,6 +110,22 @@ def library_digest(ws: Workspace) -> dict[str, Any]:
     return object_tree_digest(object_library(ws))
 
 
+def library_files_digest(ws: Workspace) -> dict[str, Any]:
+    """Files, bytes and a digest of every file's path and size, in the one form a folder and a bucket share:
+    what a promote with a library in object storage compares (a bucket has no folders, modes or links)."""
+    if is_url(ws.library):
+        from mobius.backup.api import object_library
+        from mobius.backup.object_restore import object_tree_digest
+
+        return object_tree_digest(object_library(ws))
+    digest = hashlib.sha256()
+    files = sorted((e.path, e.size) for e in walk(Path(ws.library)) if e.kind == "file") \
+        if Path(ws.library).is_dir() else []
+    for path, size in files:
+        digest.update(f"{path}\0{size}\n".encode("utf-8", "surrogateescape"))
+    return {"files": len(files), "bytes": sum(size for _, size in files), "digest": digest.hexdigest()}
+
+
 def snapshot(ws: Workspace) -> dict[str, Any]:
     """What `restore` must give back: settings bytes digest, library tree, tables and rows, schema version."""
     settings = ws.env_file.read_bytes() if ws.env_file.is_file() else b""

@@ -138,3 +138,19 @@ def test_damaged_pack_writes_no_partial_object(tmp_path: Path, s3_server: str) -
     with pytest.raises(VerificationError):
         restore_snapshot_objects(repo, taken.id, ObjectLibrary(f"s3://{prefix}", fs))
     assert _objects(fs, prefix) == {}
+
+
+def test_missing_bucket_is_refused_and_an_empty_prefix_is_an_empty_library(tmp_path: Path, s3_server: str  # noqa: F811
+                                                                           ) -> None:
+    fs = _fs(s3_server)
+    source = tmp_path / "uploads"
+    source.mkdir()
+    (source / "a.txt").write_text("a")
+    repo = Repository(tmp_path / "backups")
+    taken = write_snapshot_of(repo, source)
+    with pytest.raises(InputError) as caught:
+        restore_snapshot_objects(repo, taken.id, ObjectLibrary("s3://no-such-bucket-objrestore/lib", fs))
+    assert "does not exist" in caught.value.message
+    prefix = f"{_bucket(fs)}/empty"
+    result = restore_snapshot_objects(repo, taken.id, ObjectLibrary(f"s3://{prefix}", fs))
+    assert result.written == 1 and _objects(fs, prefix) == {"a.txt": hashlib.sha256(b"a").hexdigest()}

@@ -138,10 +138,17 @@ def _wanted(repo: Repository, snapshot_id: str) -> dict[str, SnapshotEntry]:
 def _listing(library: ObjectLibrary) -> dict[str, tuple[int, str]]:
     """Every object below the prefix: path below it -> (size, ETag), listed now (not from fsspec's cache)."""
     library.fs.invalidate_cache(library.base)
+    bucket = library.base.split("/", 1)[0]
     try:
-        found = library.fs.find(library.base, detail=True, withdirs=False)
-    except FileNotFoundError:
-        return {}
+        try:
+            found = library.fs.find(library.base, detail=True, withdirs=False)
+        except FileNotFoundError:
+            found = {}
+        if not found and not library.fs.exists(bucket):  # an empty prefix is a library; a missing bucket is not
+            raise InputError(f"cannot list {library.url}: the bucket {bucket} does not exist",
+                             hint="check MOBIUS_LIBRARY_DIR and MOBIUS_S3_ENDPOINT_URL")
+    except InputError:
+        raise
     except Exception as exc:  # noqa: BLE001 - botocore/aiohttp: no endpoint, no credentials, no bucket
         raise InputError(f"cannot list {library.url}: {exc}",
                          hint="check MOBIUS_LIBRARY_DIR, MOBIUS_S3_ENDPOINT_URL and the AWS credentials") from None

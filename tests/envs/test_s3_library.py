@@ -111,3 +111,33 @@ def test_promote_refuses_two_environments_on_one_prefix(mobius, two_envs: Path, 
               database_url="sqlite:///inner.db", backup_dir="inner/backups", deploy_min_free_mb=1)
     proc = mobius("env", "promote", "--from", "cloud", "--to", "inner", "--yes", "-w", str(root))
     assert proc.returncode == 1 and "nested libraries" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("then", ["resume", "rollback"])
+def test_promote_into_s3_killed_after_the_library_sync_is_finished_or_undone_from_the_record(
+        mobius, two_envs: Path, s3_server: str, then: str) -> None:
+    from mobius.config import load_workspace
+    from mobius.records import RecordStore
+
+    root, client = two_envs, _client(s3_server)
+    staging = root / "staging" / "uploads"
+    for link in [p for p in staging.rglob("*") if p.is_symlink()]:
+        link.unlink()
+    bucket = _s3_env(root, "cloud", s3_server, client)
+    seed(root, "cloud", [("catan", "Catan")])
+    before, rows = _bucket_tree(client, bucket), table_rows(root, "cloud")
+    proc = mobius("env", "promote", "--from", "staging", "--to", "cloud", "--yes", "-w", str(root),
+                  env={"MOBIUS_FAULT": "kill@done:library sync"})
+    assert proc.returncode == -9, proc.stderr
+    assert _bucket_tree(client, bucket) == _files(staging)  # the kill came after the objects were written
+    with RecordStore.of(load_workspace(root)) as store:
+        op_id = store.list(type="env.promote", limit=1)[0].id
+    if then == "resume":
+        proc = mobius("migrate", "resume", op_id, "-w", str(root))
+        assert proc.returncode == 0, proc.stderr
+        assert _bucket_tree(client, bucket) == _files(staging)
+        assert table_rows(root, "cloud") == table_rows(root, "staging")
+    else:
+        proc = mobius("migrate", "rollback", op_id, "--yes", "-w", str(root))
+        assert proc.returncode == 0, proc.stderr
+        assert _bucket_tree(client, bucket) == before and table_rows(root, "cloud") == rows

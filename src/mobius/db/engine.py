@@ -209,11 +209,8 @@ def dispose_shared_engines(*, close: bool = True) -> None:
 
 def _after_fork_in_child() -> None:
     global _shared_lock
-    _shared_lock = threading.Lock()  # the parent may have held it at the fork
-    engines = list(_shared.values())
-    _shared.clear()
-    for engine in engines:
-        engine.dispose(close=False)
+    _shared_lock = threading.Lock()  # another thread of the parent may have held it at the fork
+    dispose_shared_engines(close=False)
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
@@ -225,6 +222,8 @@ def connect(target: DatabaseTarget, *, enforce_foreign_keys: bool = True) -> Ite
     """A connection from this process's engine for `target` (shared_engine), returned to its pool on exit
     (PostgreSQL: cleaned first) or closed (SQLite); connection failures exit 3."""
     engine = shared_engine(target, enforce_foreign_keys=enforce_foreign_keys)
+    if target.is_sqlite:  # the engine may be older than a removal of the folder (make_engine created it once)
+        target.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
     try:
         conn = engine.connect()
     except Exception as exc:  # noqa: BLE001 - any driver error here means "cannot reach the database"
@@ -234,8 +233,6 @@ def connect(target: DatabaseTarget, *, enforce_foreign_keys: bool = True) -> Ite
         yield conn
     finally:
         conn.close()
-
-
 
 
 def table_names(conn: Connection) -> list[str]:

@@ -8,6 +8,7 @@ PostgreSQL binaries) + `rsync -av`; then both again with nothing changed.
 
     python benchmarks/env_promote.py                # 1 GB library
     python benchmarks/env_promote.py --size-mb 256  # quick
+    python benchmarks/env_promote.py --compare-with /tmp/main/src   # each round also promoted by that mobius
 
 Production is backed up once after the first promote (as its schedule would), so each promote's
 restore point (a snapshot) stores only what changed; `--rounds` rounds of 10% changed are timed, each
@@ -102,11 +103,14 @@ def main() -> None:
     parser.add_argument("--size-mb", type=int, default=1024)
     parser.add_argument("--rows", type=int, default=20000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--compare-with", metavar="SRC", help="another checkout's src/ (e.g. main's): each round "
+                        "then promotes a second 10%% change with that mobius, so both are measured in one run")
     args = parser.parse_args()
     package = importlib.util.find_spec("mobius")
-    if package is not None and package.submodule_search_locations:
-        subprocess.run([sys.executable, "-m", "compileall", "-q", *package.submodule_search_locations], check=True,
-                       stdout=subprocess.DEVNULL)
+    sources = [*(package.submodule_search_locations or [])] if package is not None else []
+    if args.compare_with:
+        sources.append(str(Path(args.compare_with) / "mobius"))
+    subprocess.run([sys.executable, "-m", "compileall", "-q", *sources], check=True, stdout=subprocess.DEVNULL)
     media = _load("bench_media", HERE / "media_migrate.py")
     shutil.rmtree(DATA, ignore_errors=True)
     root = DATA / "ws"
@@ -141,24 +145,30 @@ def main() -> None:
         # production as it lives: backed up on a schedule, so its repository holds a recent snapshot
         regular, _ = run("--env", "production", "backup", "create", "-w", str(root))
         print(f"production's regular backup (first snapshot of its 1 GB): {regular:.1f} s")
-        ratios, cpu_ratios = [], []
+        variants = {"this": None, **({"compared": args.compare_with} if args.compare_with else {})}
+        ratios: dict[str, list[float]] = {name: [] for name in variants}
+        cpu_ratios: dict[str, list[float]] = {name: [] for name in variants}
         for round_ in range(args.rounds):
-            changed, changed_bytes = change_files(staging_lib, 0.10, seed=7 + round_)
-            print(f"changed: {changed} files, {changed_bytes / 2**20:.0f} MiB")
-            seconds, out = run("env", "promote", "--from", "staging", "--to", "production", "--yes", "-w", str(root))
-            mobius_cpu = CPU["mobius"]
-            steps = _steps(seconds, out)
-            runbook = shell(dump)
-            runbook_cpu = CPU["shell"]
-            runbook += shell(f"rsync -av {staging_lib}/ {runbook_lib}/")
-            runbook_cpu += CPU["shell"]
-            ratios.append(seconds / runbook)
-            cpu_ratios.append(mobius_cpu / runbook_cpu)
-            print(f"promote, 10% changed: mobius {seconds:.1f} s ({steps}) | runbook {runbook:.1f} s | "
-                  f"mobius / runbook {ratios[-1]:.2f}x wall, {cpu_ratios[-1]:.2f}x CPU "
-                  f"({mobius_cpu:.1f} / {runbook_cpu:.1f} s) (target <= 2x); load {os.getloadavg()[0]:.1f}")
-        print(f"median of {args.rounds}: mobius / runbook {statistics.median(ratios):.2f}x wall, "
-              f"{statistics.median(cpu_ratios):.2f}x CPU")
+            for n, (name, src) in enumerate(variants.items()):
+                changed, changed_bytes = change_files(staging_lib, 0.10, seed=7 + 2 * round_ + n)
+                env = {"PYTHONPATH": src} if src else None
+                seconds, out = run("env", "promote", "--from", "staging", "--to", "production", "--yes", "-w",
+                                   str(root), env=env)
+                mobius_cpu = CPU["mobius"]
+                steps = _steps(seconds, out)
+                runbook = shell(dump)
+                runbook_cpu = CPU["shell"]
+                runbook += shell(f"rsync -av {staging_lib}/ {runbook_lib}/")
+                runbook_cpu += CPU["shell"]
+                ratios[name].append(seconds / runbook)
+                cpu_ratios[name].append(mobius_cpu / runbook_cpu)
+                print(f"[{name}] changed {changed} files, {changed_bytes / 2**20:.0f} MiB: mobius {seconds:.1f} s "
+                      f"({steps}) | runbook {runbook:.1f} s | mobius / runbook {ratios[name][-1]:.2f}x wall, "
+                      f"{cpu_ratios[name][-1]:.2f}x CPU ({mobius_cpu:.1f} / {runbook_cpu:.1f} s) (target <= 2x); "
+                      f"load {os.getloadavg()[0]:.1f}")
+        for name in variants:
+            print(f"[{name}] median of {args.rounds}: mobius / runbook {statistics.median(ratios[name]):.2f}x wall, "
+                  f"{statistics.median(cpu_ratios[name]):.2f}x CPU")
         again, out = run("env", "promote", "--from", "staging", "--to", "production", "--yes", "-w", str(root))
         steps = _steps(again, out)
         runbook_again = shell(dump) + shell(f"rsync -av {staging_lib}/ {runbook_lib}/")

@@ -8,9 +8,16 @@ PostgreSQL binaries) + `rsync -av`; then both again with nothing changed.
 
     python benchmarks/env_promote.py                # 1 GB library
     python benchmarks/env_promote.py --size-mb 256  # quick
+    python benchmarks/env_promote.py --compare-with /tmp/main/src   # each round also promoted by that mobius
 
 Production is backed up once after the first promote (as its schedule would), so each promote's
-restore point (a snapshot) stores only what changed; two rounds of 10% changed are timed.
+restore point (a snapshot) stores only what changed; `--rounds` rounds of 10% changed are timed, each
+promote followed by the runbook on the same change. Wall seconds and CPU seconds (user + system of the
+child processes: what the machine's other load changes least) are both reported, as ratios.
+
+Mobius's modules are byte-compiled first, as `pip install` leaves an installed package: with
+PYTHONDONTWRITEBYTECODE=1 (set on the shared machine) an editable checkout would otherwise compile
+every module from source in every run, about 0.4 s of start-up an installed mobius never pays.
 """
 
 from __future__ import annotations
@@ -19,7 +26,9 @@ import argparse
 import importlib.util
 import json
 import os
+import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -51,19 +60,29 @@ def postgres_server():  # noqa: ANN201
     return server
 
 
+def _cpu() -> float:
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return used.ru_utime + used.ru_stime
+
+
+CPU: dict[str, float] = {}  # CPU seconds of the last run() / shell(), by kind
+
+
 def run(*args: str, env: dict[str, str] | None = None) -> tuple[float, dict]:
-    started = time.monotonic()
+    started, cpu = time.monotonic(), _cpu()
     proc = subprocess.run([*MOBIUS, *args, "--json"], capture_output=True, text=True,
                           env={**os.environ, **(env or {})})
     seconds = time.monotonic() - started
+    CPU["mobius"] = _cpu() - cpu
     if proc.returncode:
         raise SystemExit(f"mobius {' '.join(args)} failed: {proc.stderr.strip()}")
     return seconds, json.loads(proc.stdout)
 
 
 def shell(command: str) -> float:
-    started = time.monotonic()
+    started, cpu = time.monotonic(), _cpu()
     subprocess.run(command, shell=True, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    CPU["shell"] = _cpu() - cpu
     return time.monotonic() - started
 
 
@@ -83,7 +102,15 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--size-mb", type=int, default=1024)
     parser.add_argument("--rows", type=int, default=20000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--compare-with", metavar="SRC", help="another checkout's src/ (e.g. main's): each round "
+                        "then promotes a second 10%% change with that mobius, so both are measured in one run")
     args = parser.parse_args()
+    package = importlib.util.find_spec("mobius")
+    sources = [*(package.submodule_search_locations or [])] if package is not None else []
+    if args.compare_with:
+        sources.append(str(Path(args.compare_with) / "mobius"))
+    subprocess.run([sys.executable, "-m", "compileall", "-q", *sources], check=True, stdout=subprocess.DEVNULL)
     media = _load("bench_media", HERE / "media_migrate.py")
     shutil.rmtree(DATA, ignore_errors=True)
     root = DATA / "ws"
@@ -118,14 +145,30 @@ def main() -> None:
         # production as it lives: backed up on a schedule, so its repository holds a recent snapshot
         regular, _ = run("--env", "production", "backup", "create", "-w", str(root))
         print(f"production's regular backup (first snapshot of its 1 GB): {regular:.1f} s")
-        for round_ in range(2):
-            changed, changed_bytes = change_files(staging_lib, 0.10, seed=7 + round_)
-            print(f"changed: {changed} files, {changed_bytes / 2**20:.0f} MiB")
-            seconds, out = run("env", "promote", "--from", "staging", "--to", "production", "--yes", "-w", str(root))
-            steps = _steps(seconds, out)
-            runbook = shell(dump) + shell(f"rsync -av {staging_lib}/ {runbook_lib}/")
-            print(f"promote, 10% changed: mobius {seconds:.1f} s ({steps}) | runbook {runbook:.1f} s | "
-                  f"mobius / runbook {seconds / runbook:.2f}x (target <= 2x)")
+        variants = {"this": None, **({"compared": args.compare_with} if args.compare_with else {})}
+        ratios: dict[str, list[float]] = {name: [] for name in variants}
+        cpu_ratios: dict[str, list[float]] = {name: [] for name in variants}
+        for round_ in range(args.rounds):
+            for n, (name, src) in enumerate(variants.items()):
+                changed, changed_bytes = change_files(staging_lib, 0.10, seed=7 + 2 * round_ + n)
+                env = {"PYTHONPATH": src} if src else None
+                seconds, out = run("env", "promote", "--from", "staging", "--to", "production", "--yes", "-w",
+                                   str(root), env=env)
+                mobius_cpu = CPU["mobius"]
+                steps = _steps(seconds, out)
+                runbook = shell(dump)
+                runbook_cpu = CPU["shell"]
+                runbook += shell(f"rsync -av {staging_lib}/ {runbook_lib}/")
+                runbook_cpu += CPU["shell"]
+                ratios[name].append(seconds / runbook)
+                cpu_ratios[name].append(mobius_cpu / runbook_cpu)
+                print(f"[{name}] changed {changed} files, {changed_bytes / 2**20:.0f} MiB: mobius {seconds:.1f} s "
+                      f"({steps}) | runbook {runbook:.1f} s | mobius / runbook {ratios[name][-1]:.2f}x wall, "
+                      f"{cpu_ratios[name][-1]:.2f}x CPU ({mobius_cpu:.1f} / {runbook_cpu:.1f} s) (target <= 2x); "
+                      f"load {os.getloadavg()[0]:.1f}")
+        for name in variants:
+            print(f"[{name}] median of {args.rounds}: mobius / runbook {statistics.median(ratios[name]):.2f}x wall, "
+                  f"{statistics.median(cpu_ratios[name]):.2f}x CPU")
         again, out = run("env", "promote", "--from", "staging", "--to", "production", "--yes", "-w", str(root))
         steps = _steps(again, out)
         runbook_again = shell(dump) + shell(f"rsync -av {staging_lib}/ {runbook_lib}/")

@@ -55,5 +55,30 @@ def test_s3_library_validates_and_unreachable_bucket_is_one_line(mobius, two_env
               deploy_min_free_mb=1)
     proc = mobius("env", "validate", "nobucket", "-w", str(root))
     assert proc.returncode == 2 and "library (s3)" in proc.stderr.splitlines()[-1]
-    proc = mobius("env", "promote", "--from", "media", "--to", "production", "--yes", "-w", str(root))
-    assert proc.returncode == 1 and "local library" in proc.stderr
+    proc = mobius("env", "promote", "--from", "nobucket", "--to", "production", "--yes", "-w", str(root))
+    assert proc.returncode == 1 and "cannot list s3://no-such-bucket/library" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_row_digest_on_the_server_tells_equal_databases_from_one_changed_row(two_envs: Path, postgres) -> None:
+    from sqlalchemy import text
+
+    from mobius.config import load_workspace
+    from mobius.db import sync_databases
+    from mobius.db.engine import connect, target_for
+    from mobius.envs.state import database_digest
+
+    root = two_envs
+    for env in ("staging", "production"):
+        write_env(root, env, library_dir=f"{env}/uploads", database_url=postgres.url(postgres.create_database()),
+                  backup_dir=f"{env}/backups", deploy_min_free_mb=1)
+    seed(root, "staging", [("azul", "Azul"), ("catan", "Catan")])
+    staging, production = (load_workspace(root, env=env) for env in ("staging", "production"))
+    sync_databases(staging, staging.database_url, production.database_url, dump_target=False)  # a promote's copy
+    assert database_digest(staging) == database_digest(production)
+    for statement in ("UPDATE games SET name = 'Azul!' WHERE slug = 'azul'",  # one value
+                      "UPDATE games SET name = 'Azul' WHERE slug = 'azul'"):  # and back
+        with connect(target_for(production)) as conn, conn.begin():
+            conn.execute(text(statement))
+        assert (database_digest(staging) == database_digest(production)) == statement.endswith("'Azul' WHERE "
+                                                                                               "slug = 'azul'")

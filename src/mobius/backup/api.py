@@ -15,6 +15,7 @@ from mobius.backup.crypto import RepositoryKeys
 from mobius.backup.export import ExportResult, export_snapshot
 from mobius.backup.manifest import LIBRARY_ROOT
 from mobius.backup.object_library import ObjectLibrary
+from mobius.backup.object_restore import ObjectRestore, restore_snapshot_objects
 from mobius.backup.points import backup_points
 from mobius.backup.prune import PruneResult, RetentionPolicy, prune_repository
 from mobius.backup.remote import CACHE_FOLDER, RemoteRepository
@@ -193,7 +194,7 @@ def create_snapshot(ws: Workspace, *, database: bool = True, force_read: bool = 
     refuse_backups_in_library(ws.library, ws.backups)
     remote = _remote(ws)
     with _backup_extras(ws, database=database) as extras:
-        source = _object_library(ws) if is_url(ws.library) else ws.library_path
+        source = object_library(ws) if is_url(ws.library) else ws.library_path
         if remote is None:
             return write_snapshot_of(snapshot_repository(ws), source, extra_files=extras, force_read=force_read,
                                      progress=progress, snapshot_id=snapshot_id)
@@ -252,7 +253,7 @@ def forget_snapshot(ws: Workspace, snapshot_id: str) -> bool:
     return True
 
 
-def _object_library(ws: Workspace) -> ObjectLibrary:
+def object_library(ws: Workspace) -> ObjectLibrary:
     """The library in object storage (s3://), read through fsspec with the media capability's S3 settings."""
     from mobius.media.destination import s3_storage_options  # the one reading of the S3 endpoint settings
 
@@ -339,6 +340,30 @@ def _restore_snapshot(ws: Workspace, repo: Repository, snapshot_id: str, to: Pat
             extract_snapshot_member(repo, snapshot_id, DATABASE_MEMBER, dump)
             check_restorable(ws, dump)
         result = restore_snapshot_tree(repo, snapshot_id, to, progress=progress)
+        if database:
+            restore_database(ws, dump, lock_held=True)
+            get_logger().info("backup.database.restored", snapshot=snapshot_id, database=ws.database_url)
+    return result
+
+
+@records_call("backup.restore")
+def restore_snapshot_to_library(ws: Workspace, snapshot: str, *, database: bool = False,
+                                progress: Progress | None = None) -> ObjectRestore:
+    """Restore a snapshot's library into the workspace's s3:// library (backup.object_restore: new objects
+    written first, extra ones deleted after, the listing checked) and, with `database`, the database, whose
+    dump is extracted and checked before anything is changed."""
+    from mobius.db.api import check_restorable, database_restore_lock, restore_database
+
+    library = object_library(ws)
+    ws.backups.mkdir(parents=True, exist_ok=True)
+    with _working_repository(ws, [snapshot], packs=True, progress=progress) as repo, \
+            database_restore_lock(ws) if database else contextlib.nullcontext(), _scratch(ws) as scratch:
+        snapshot_id = repo.require(snapshot)
+        dump = Path(scratch) / "mobius.dump"
+        if database:
+            extract_snapshot_member(repo, snapshot_id, DATABASE_MEMBER, dump)
+            check_restorable(ws, dump)
+        result = restore_snapshot_objects(repo, snapshot_id, library, progress=progress)
         if database:
             restore_database(ws, dump, lock_held=True)
             get_logger().info("backup.database.restored", snapshot=snapshot_id, database=ws.database_url)

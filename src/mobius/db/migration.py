@@ -217,13 +217,29 @@ def discover(ws: Workspace | None, *, extra_dir: Path | None = None) -> list[Mig
         if not folder.is_dir():
             continue
         for path in sorted(folder.glob("*.sql")):
-            migration = parse_migration(path, builtin=builtin)
+            migration = _parse_once(path, builtin=builtin)
             if migration.version in found:
                 other = found[migration.version].path
                 raise InputError(f"migration version {migration.version:04d} is defined twice: {other} and {path}",
                                  hint="renumber the workspace migration (mobius db new picks the next free number)")
             found[migration.version] = migration
     return [found[v] for v in sorted(found)]
+
+
+_parsed: dict[tuple[str, bool, bytes], Migration] = {}
+
+
+def _parse_once(path: Path, *, builtin: bool) -> Migration:
+    """parse_migration, once per file content in a process: a promote asks for the database status about ten
+    times, and tokenizing every file each time cost more than the queries (issue #20). Keyed by the bytes
+    read now, so an edited file is parsed again."""
+    if not path.is_file():
+        return parse_migration(path, builtin=builtin)  # the error it names
+    data = path.read_bytes()
+    key = (str(path), builtin, data)
+    if key not in _parsed:
+        _parsed[key] = parse_migration(path, data, builtin=builtin)
+    return _parsed[key]
 
 
 def slugify(name: str) -> str:

@@ -40,10 +40,10 @@ def check_promote_places(source: Workspace, target: Workspace) -> None:
     library (promote replaces that folder: the link would be replaced, not what it points at)."""
     a, b = source.environment, target.environment
     for ws in (source, target):
-        if is_url(ws.library):
-            raise InputError(f"environment {ws.environment}: promote needs a local library, not {ws.library}",
-                             hint="object-storage libraries are validated and backed up elsewhere; see docs/envs.md")
         check_layout(ws)
+    if is_url(source.library) or is_url(target.library):
+        _check_object_libraries(source, target)
+        return
     link = Path(target.library)
     if link.is_symlink():
         raise InputError(f"the library of {b}, {target.library}, is a symbolic link (to {resolved(link)}): promote "
@@ -63,5 +63,25 @@ def check_promote_places(source: Workspace, target: Workspace) -> None:
             raise InputError(f"the backups folder of {ws.environment} ({ws.backups}) is inside the library of "
                              f"{other.environment} ({other.library})",
                              hint="keep backups folders outside every environment's library")
+    _check_databases(source, target)
+
+
+def _check_databases(source: Workspace, target: Workspace) -> None:
     if database_identity(source) == database_identity(target):
-        raise InputError(f"{a} and {b} share one database", hint="give each environment its own MOBIUS_DATABASE_URL")
+        raise InputError(f"{source.environment} and {target.environment} share one database",
+                         hint="give each environment its own MOBIUS_DATABASE_URL")
+
+
+def _check_object_libraries(source: Workspace, target: Workspace) -> None:
+    """Two libraries of which at least one is s3://bucket/prefix: never one prefix, nor one inside the other."""
+    a, b = (ws.library.rstrip("/") + "/" for ws in (source, target))
+    if is_url(source.library) and is_url(target.library) and (a.startswith(b) or b.startswith(a)):
+        how = "share the library" if a == b else "have nested libraries"
+        raise InputError(f"{source.environment} and {target.environment} {how} ({source.library}, {target.library})",
+                         hint="give each environment its own prefix, side by side")
+    for ws, other in ((source, target), (target, source)):
+        if not is_url(other.library) and overlap(ws.backups, other.library) in ("the same folder", "inside"):
+            raise InputError(f"the backups folder of {ws.environment} ({ws.backups}) is inside the library of "
+                             f"{other.environment} ({other.library})",
+                             hint="keep backups folders outside every environment's library")
+    _check_databases(source, target)

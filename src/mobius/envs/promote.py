@@ -5,6 +5,11 @@ follow) -> verified backup of B -> database copy (db sync) -> library sync (medi
 machinery: journaled, re-read, only changed files) -> settings that follow -> validate B.
 Any failure after the backup (any exception, or Ctrl-C, which then exits 130) restores B from it and proves
 the restore against a snapshot: the runner (ops.orchestrator) undoes the step with its recorded handle.
+
+When either library is in object storage (s3://), the library sync goes through the target's backup
+repository instead of the media migration: a snapshot of A's library (only what changed is read and
+stored), restored into B (a folder: swapped in; s3://: changed objects written, extra ones deleted,
+the listing checked; backup.object_restore).
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mobius.config import ENV_PREFIX, Settings, Workspace, change_settings, environment_file, mask_text
+from mobius.config import ENV_PREFIX, Settings, Workspace, change_settings, environment_file, is_url, mask_text
 from mobius.envs import restore_point, state
 from mobius.envs.diff import diff_environments
 from mobius.envs.environments import load_environment
@@ -73,8 +78,12 @@ def sync_workspace(source: Workspace, target: Workspace, *, create: bool = True)
     root = target.state / "envs" / f"sync-{source.environment}-to-{target.environment}"
     if create:
         root.mkdir(parents=True, exist_ok=True)
-    settings = Settings.read({"library_dir": source.library, "backup_dir": str(target.backups),
-                              "s3_endpoint_url": source.settings.s3_endpoint_url})
+    identity = target.settings.backup_identity_file  # the target repository's keys: its snapshots are encrypted
+    values = {"library_dir": source.library, "backup_dir": target.backup_repository_url or str(target.backups),
+              "backup_recipients": target.settings.backup_recipients,
+              "backup_identity_file": str(target.resolve(identity)) if identity else None,
+              "s3_endpoint_url": source.settings.s3_endpoint_url}
+    settings = Settings.read({k: v for k, v in values.items() if v is not None})
     return Workspace(root=root, settings=settings)
 
 
@@ -106,6 +115,22 @@ def _mark_in_sync(sync_ws: Workspace, source_library: str, target_library: str) 
         "source_digest": state.tree_digest(Path(source_library))["digest"]}))
 
 
+def through_snapshot(source: Workspace, target: Workspace) -> bool:
+    """Is either library in object storage (the sync then goes through a snapshot, not the media migration)?"""
+    return is_url(source.library) or is_url(target.library)
+
+
+def object_library_plan(source: Workspace) -> dict[str, Any]:
+    """What a sync through a snapshot reads: the source library's files; never "in sync" on a listing alone
+    (equal keys and sizes say nothing of content), and an unchanged object or file is neither read nor
+    written again."""
+    listed = state.library_files_digest(source)
+    return {"files": listed["files"], "bytes": listed["bytes"], "unchanged": 0, "in_sync": False,
+            "journaled": False, "rehearsed": False,
+            "mode": "through a snapshot of the source in the target's backup repository, restored into the target "
+                    "(only changed content read, written or deleted; the result checked by listing)"}
+
+
 def library_plan(sync_ws: Workspace, source: Path, target: Path) -> dict[str, Any]:
     """Files and bytes the sync will copy: a dry run of the media migration when a journal exists."""
     from mobius.media import migrate
@@ -132,7 +157,8 @@ def make_plan(root: Path, source: Workspace, target: Workspace, sync_ws: Workspa
     check_promote_places(source, target)
     diff = diff_environments(root, source.environment or "", target.environment or "")
     follow = settings_to_follow(read_env_file(source.env_file), read_env_file(target.env_file))
-    library = library_plan(sync_ws, Path(source.library), Path(target.library))
+    library = (object_library_plan(source) if through_snapshot(source, target)
+               else library_plan(sync_ws, Path(source.library), Path(target.library)))
     same_database = library["in_sync"] and state.database_digest(source) == state.database_digest(target)
     return {
         "nothing_to_do": bool(library["in_sync"] and same_database and not follow),
@@ -169,7 +195,7 @@ def prepare_promote(root: Path, source_name: str, target_name: str, *, dry_run: 
     source, target = load_environment(root, source_name), load_environment(root, target_name)
     check_promote_places(source, target)
     if not dry_run:  # a dry run changes nothing: the real run finishes an interrupted swap first
-        _clear_interrupted_sync(Path(target.library), say)
+        _clear_interrupted_sync(target, say)
     sync_ws = sync_workspace(source, target, create=not dry_run)
     result = PromoteResult(source_name, target_name, dry_run)
     with parent_scope(""):  # a dry run's rehearsals (the sync's media migrate) are not operations
@@ -202,7 +228,7 @@ def run_promote(ctx: StepContext, source_name: str, target_name: str) -> dict[st
     the backup exists, before anything changes: the rollback (`rollback_promote`) needs nothing else."""
     source, target = load_environment(ctx.ws.root, source_name), load_environment(ctx.ws.root, target_name)
     check_promote_places(source, target)
-    _clear_interrupted_sync(Path(target.library), ctx.say)
+    _clear_interrupted_sync(target, ctx.say)
     sync_ws = sync_workspace(source, target)
     handle: dict[str, Any] = dict(ctx.undo or {})
     steps = Phases(ctx, handle)
@@ -244,8 +270,9 @@ def rollback_promote(ctx: StepContext, source_name: str, target_name: str, handl
     report.subject = f"env.promote rollback: {report.subject}"
     if report.ok:
         ctx.say(f"{target_name} restored from {point.label} and verified")
-        _remove_own_asides(Path(target.library))
-        _clear_interrupted_sync(Path(target.library), ctx.say)
+        if not is_url(target.library):
+            _remove_own_asides(Path(target.library))
+        _clear_interrupted_sync(target, ctx.say)
     return report
 
 
@@ -278,8 +305,12 @@ def _remove_own_asides(library: Path) -> None:
             rmtree_parallel(path)
 
 
-def _clear_interrupted_sync(library: Path, say: Callable[[str], None]) -> None:
-    """Finish a library swap a killed promote left, and remove its old library (dead owner only)."""
+def _clear_interrupted_sync(target: Workspace, say: Callable[[str], None]) -> None:
+    """Finish a library swap a killed promote left, and remove its old library (dead owner only); a library in
+    object storage is never swapped (a re-run of its restore finishes it)."""
+    if is_url(target.library):
+        return
+    library = Path(target.library)
     recovery = recover_swap(library)
     if recovery is not None:
         say(f"promote: {recovery.message()}")
@@ -300,6 +331,8 @@ def _apply(steps: Phases, source: Workspace, target: Workspace, sync_ws: Workspa
     steps.run("database copy", copy_database)
 
     def sync_library() -> tuple[str, Any]:
+        if through_snapshot(source, target):
+            return _sync_through_snapshot(sync_ws, target, progress)
         target_lib = Path(target.library)
         aside = None
         trusted = plan["library_sync"].get("journaled") and _journaled(sync_ws, str(target_lib))
@@ -317,4 +350,24 @@ def _apply(steps: Phases, source: Workspace, target: Workspace, sync_ws: Workspa
                                    to_jsonable(change_settings(environment_file(target.root, target.environment or ""),
                                                                follow)) if follow else []))
     steps.run("validate", lambda: _validate(target))
-    _mark_in_sync(sync_ws, source.library, target.library)
+    if not through_snapshot(source, target):
+        _mark_in_sync(sync_ws, source.library, target.library)
+
+
+def _sync_through_snapshot(sync_ws: Workspace, target: Workspace, progress: Any) -> tuple[str, Any]:
+    """The source library (sync_ws's) as a snapshot in the target's repository, restored into the target
+    library: the way a library in object storage, on either side, is synced (the media migration copies from
+    a folder only, and a bucket cannot be swapped)."""
+    from mobius.backup.api import create_snapshot, restore_snapshot, restore_snapshot_to_library
+
+    taken = create_snapshot(sync_ws, database=False, progress=progress)
+    if is_url(target.library):
+        out = restore_snapshot_to_library(target, taken.id, progress=progress)
+        return (f"snapshot {taken.id} of the source ({taken.new_files} files new to the repository) restored: "
+                f"{out.written} objects written, {out.unchanged} unchanged, {out.deleted} deleted, listing checked",
+                out.written)
+    restored = restore_snapshot(target, taken.id, Path(target.library), progress=progress)
+    if restored.rollback is not None:
+        rmtree_parallel(restored.rollback)  # the old library: its content is in the promote's restore point
+    return (f"snapshot {taken.id} of the source restored: {restored.files} files, each checked against its sha256",
+            restored.files)

@@ -146,14 +146,17 @@ def restore_settings_file(ws: Workspace, point: RestorePoint, dest: Path) -> Non
 
 
 def restore_library(ws: Workspace, point: RestorePoint, *, database: bool) -> Any:
-    """The library (swapped in, the old content kept aside) and, with `database`, the database, from the point."""
+    """The library (a folder: swapped in, the old content kept aside; s3://: the snapshot's objects written,
+    the extra ones deleted, backup.object_restore) and, with `database`, the database, from the point."""
     from mobius.backup import restore_backup
-    from mobius.backup.api import restore_snapshot
+    from mobius.backup.api import restore_snapshot, restore_snapshot_to_library
 
     if is_url(ws.library):
-        raise InputError(f"cannot restore {point.label} into the library {ws.library}: a restore writes a local "
-                         "folder", hint=f"restore it with `mobius backup restore {Path(point.name).name} --to DIR`, "
-                                        f"then copy DIR to the bucket with `mobius media migrate --to {ws.library}`")
+        if point.kind == ARCHIVE:
+            raise InputError(f"cannot restore {point.label} into the library {ws.library}: a full archive restores "
+                             "into a folder", hint=f"restore it with `mobius backup restore {Path(point.name).name} "
+                             f"--to DIR`, then copy DIR to the bucket with `mobius media migrate --to {ws.library}`")
+        return restore_snapshot_to_library(ws, point.name, database=database)
     if point.kind == ARCHIVE:
         return restore_backup(ws, Path(point.name), Path(ws.library), database=database)
     return restore_snapshot(ws, point.name, Path(ws.library), database=database)

@@ -12,7 +12,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from mobius.config import Workspace, mask_text, settings_lock
+from mobius.config import Workspace, is_url, mask_text, settings_lock
 from mobius.envs import restore_point
 from mobius.envs.restore_point import RestorePoint, TakenPoint
 from mobius.errors import MobiusError
@@ -59,7 +59,13 @@ def database_rows(ws: Workspace) -> dict[str, int]:
 
 
 def database_digest(ws: Workspace) -> str:
-    """sha256 over every row of every table but the event log, in a stable order: equal databases, equal digest."""
+    """sha256 over every row of every table but the event log, in a stable order: equal databases, equal digest.
+
+    On PostgreSQL each table is hashed by the server (md5 of each row's text, sorted, then md5 of them
+    all), so no row crosses the wire: a promote's verify digests both databases, and fetching every row
+    into Python was most of its time (issue #20). Both sides of a comparison are one engine (a promote
+    refuses two), so the digests of one database are comparable with each other only within an engine.
+    """
     from sqlalchemy import inspect
 
     from mobius.db.engine import connect, target_for
@@ -76,6 +82,12 @@ def database_digest(ws: Workspace) -> str:
                 continue
             columns = [c["name"] for c in inspector.get_columns(name)]
             digest.update(f"{name}\0{columns}\n".encode())
+            if not target.is_sqlite:
+                rows = conn.exec_driver_sql(
+                    f"SELECT count(*), md5(coalesce(string_agg(h, '' ORDER BY h), '')) "
+                    f"FROM (SELECT md5(t::text) AS h FROM {quote(name)} AS t) AS hashed").one()
+                digest.update(f"{rows[0]}\0{rows[1]}\n".encode())
+                continue
             order = ", ".join(str(i + 1) for i in range(len(columns)))
             for row in conn.exec_driver_sql(f"SELECT * FROM {quote(name)} ORDER BY {order}"):
                 digest.update(repr(tuple(row)).encode("utf-8", "surrogateescape"))
@@ -88,10 +100,36 @@ def schema_version(ws: Workspace) -> int:
     return int(database_status(ws).current_version)
 
 
+def library_digest(ws: Workspace) -> dict[str, Any]:
+    """tree_digest of a library folder; of an s3:// library, its keys and sizes (backup.object_tree_digest)."""
+    if not is_url(ws.library):
+        return tree_digest(Path(ws.library))
+    from mobius.backup.api import object_library
+    from mobius.backup.object_restore import object_tree_digest
+
+    return object_tree_digest(object_library(ws))
+
+
+def library_files_digest(ws: Workspace) -> dict[str, Any]:
+    """Files, bytes and a digest of every file's path and size, in the one form a folder and a bucket share:
+    what a promote with a library in object storage compares (a bucket has no folders, modes or links)."""
+    if is_url(ws.library):
+        from mobius.backup.api import object_library
+        from mobius.backup.object_restore import object_tree_digest
+
+        return object_tree_digest(object_library(ws))
+    digest = hashlib.sha256()
+    files = sorted((e.path, e.size) for e in walk(Path(ws.library)) if e.kind == "file") \
+        if Path(ws.library).is_dir() else []
+    for path, size in files:
+        digest.update(f"{path}\0{size}\n".encode("utf-8", "surrogateescape"))
+    return {"files": len(files), "bytes": sum(size for _, size in files), "digest": digest.hexdigest()}
+
+
 def snapshot(ws: Workspace) -> dict[str, Any]:
     """What `restore` must give back: settings bytes digest, library tree, tables and rows, schema version."""
     settings = ws.env_file.read_bytes() if ws.env_file.is_file() else b""
-    return {"settings_sha256": hashlib.sha256(settings).hexdigest(), "library": tree_digest(Path(ws.library)),
+    return {"settings_sha256": hashlib.sha256(settings).hexdigest(), "library": library_digest(ws),
             "tables": database_rows(ws), "schema_version": schema_version(ws)}
 
 

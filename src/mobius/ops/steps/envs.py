@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 
 from pydantic import Field
 
+from mobius.config import is_url
 from mobius.errors import InputError
 from mobius.ops.step import StepContext, StepParams, StepPlan, register_step
 from mobius.results import Report, failed, passed
@@ -93,9 +94,14 @@ class EnvPromoteStep:
         same_rows = digests[0] == digests[1]
         report.add((passed if same_rows else failed)("env.promote.database", "identical" if same_rows else
                                                      "differs", threshold="identical", source="sha256 of every row"))
-        a, b = state.tree_digest(Path(source.library)), state.tree_digest(Path(target.library))
+        if is_url(source.library) or is_url(target.library):
+            a, b = state.library_files_digest(source), state.library_files_digest(target)
+            how = "every file's path and size (object storage keeps no folders or modes)"
+        else:
+            a, b = state.tree_digest(Path(source.library)), state.tree_digest(Path(target.library))
+            how = "tree digest (paths, sizes, modes)"
         report.add((passed if a == b else failed)("env.promote.library", b["files"], threshold=a["files"],
-                                                  unit="files", source="tree digest (paths, sizes, modes)"))
+                                                  unit="files", source=how))
         return report
 
     def rollback(self, ctx: StepContext, handle: Any) -> Report:

@@ -58,7 +58,8 @@ Results (issue 20, compact index / threaded walk / pipelined restore round, 2026
 average 9-19 on 2 cores and sha256 at 180-210 MiB/s instead of 1,600 quiet: wall times mostly measure the
 load, the CPU ratios are the steadier figure; restic / mobius, wall (cpu)):
   100,000 files of 1-4 KB, local: first backup 0.64x (1.23x), full check 1.76x (1.35x), repeat unchanged
-    0.45x (1.04x), 1% changed 1.30x (1.28x), restore 1.49x (1.39x); peak MB mobius / restic: first 87 / 110,
+    0.45x (1.04x), 1% changed 1.30x (1.28x), restore 1.49x (1.39x), disk 256.7 / 267.4 MiB;
+    peak MB mobius / restic: first 87 / 110,
     check 104 / 78, repeat 97 / 79, 1% 92 / 97, restore 87 / 131. The same run with the earlier commit of
     this round (index + walk, restore not yet pipelined), load 10-13: first 0.76x (1.21x), check 1.76x
     (1.31x, 131 MB before the check's per-blob name table went), repeat 0.46x (1.13x), 1% 1.39x (1.20x),

@@ -8,13 +8,14 @@ the finished staging folder in; `trial_restore` compares it with the manifest.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import hashlib
 import json
 import os
 import secrets
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -131,6 +132,11 @@ class _OpenFolder:
             self.rel, self.fd = rel, fd
         return self.fd
 
+    def take_retired(self) -> list[int]:
+        """The folders left behind so far, handed to the caller to close once the writes using them are done."""
+        retired, self.retired = self.retired, []
+        return retired
+
     def release(self) -> None:
         """Close the folders left behind (once no queued write uses them)."""
         for fd in self.retired:
@@ -145,35 +151,67 @@ class _OpenFolder:
 
 
 class _SmallFiles:
-    """Small files, already read and hashed, written a group at a time on two threads.
+    """Small files, already read and hashed, written a group at a time on the pool's threads.
 
     Creating a file costs the file system far more than copying a few KB, and two threads create
-    about 1.6x as many per second as one; the archive is still read once, in order, on the caller's thread.
+    about 1.6x as many per second as one; the archive is still read once, in order, on the caller's
+    thread, and it reads the next group while up to IN_FLIGHT groups are being written (at 100,000
+    files the reader waited 14 s of a 34 s restore for each group's writes before reading on).
+    A folder fd retired while a group was gathered is closed only once that group (and every group
+    before it) is written. `flush` waits for everything queued; `close` (after the pool is shut down)
+    closes what a failed restore left open.
     """
 
     MAX_FILES = 512
     MAX_BYTES = 32 << 20
     LIMIT = 1 << 20  # a member this big or bigger is streamed by the caller instead
+    IN_FLIGHT = 2
 
-    def __init__(self, parents: _OpenFolder, pool: ThreadPoolExecutor):
+    def __init__(self, parents: _OpenFolder, pool: ThreadPoolExecutor, writers: int = 2):
         self.parents = parents
         self.pool = pool
+        self.writers = writers
         self.pending: list[tuple[int, str, bytes, int, int, str]] = []
         self.bytes = 0
+        self.written = 0  # bytes handed to the writers so far
+        self.in_flight: collections.deque[tuple[list[Future], list[int]]] = collections.deque()
 
     def add(self, parent: int, leaf: str, data: bytes, mode: int, mtime_ns: int, name: str) -> None:
         self.pending.append((parent, leaf, data, mode, mtime_ns, name))
         self.bytes += len(data)
         if len(self.pending) >= self.MAX_FILES or self.bytes >= self.MAX_BYTES:
-            self.flush()
+            self._hand_over()
+            while len(self.in_flight) > self.IN_FLIGHT:
+                self._wait_oldest()
+
+    def _hand_over(self) -> None:
+        pending, self.pending, self.written, self.bytes = self.pending, [], self.written + self.bytes, 0
+        if pending:
+            size = -(-len(pending) // self.writers)
+            futures = [self.pool.submit(_write_group, pending[at:at + size]) for at in range(0, len(pending), size)]
+            self.in_flight.append((futures, self.parents.take_retired()))
+
+    def _wait_oldest(self) -> None:
+        futures, retired = self.in_flight.popleft()
+        wait(futures)  # every part done before its folders close, even when one part failed
+        for fd in retired:
+            os.close(fd)
+        for future in futures:
+            future.result()  # errors raise here
 
     def flush(self) -> None:
-        """Write every queued file (errors raise here), then close the folders they no longer need."""
-        pending, self.pending, self.bytes = self.pending, [], 0
-        if pending:
-            half = (len(pending) + 1) // 2
-            list(self.pool.map(_write_group, (pending[:half], pending[half:])))
+        """Write every queued file and wait for all of them (errors raise here), then close the folders they no
+        longer need."""
+        self._hand_over()
+        while self.in_flight:
+            self._wait_oldest()
         self.parents.release()
+
+    def close(self) -> None:
+        """After the pool is shut down (no write running): close the folders queued groups still held."""
+        while self.in_flight:
+            for fd in self.in_flight.popleft()[1]:
+                os.close(fd)
 
 
 def _write_group(group: list[tuple[int, str, bytes, int, int, str]]) -> None:
@@ -249,7 +287,8 @@ def extract_tree(path: Path, report: VerifyReport, index: MemberIndex, root: str
         folders.seek(0)
         _apply_folder_metadata(folders, staging)
     finally:
-        pool.shutdown()
+        pool.shutdown(cancel_futures=True)
+        small.close()
         parents.close()
         links.close()
         folders.close()

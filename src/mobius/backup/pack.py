@@ -19,7 +19,7 @@ import hashlib
 import os
 import secrets
 import tarfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,7 +65,7 @@ class PackInfo:
 
     name: str
     size: int
-    blobs: dict[str, BlobLocation]
+    blobs: Mapping[str, BlobLocation]  # a dict when written; compact (index.PackBlobs) once indexed
     raw_bytes: int = 0
 
 
@@ -324,7 +324,7 @@ class PackCheck:
     damaged: dict[str, str]
 
 
-def check_pack(path: Path, blobs: dict[str, BlobLocation], *, drop_cache: bool = True,
+def check_pack(path: Path, blobs: Mapping[str, BlobLocation], *, drop_cache: bool = True,
                keys: RepositoryKeys = PLAIN) -> PackCheck:
     """Re-read a pack from the device once: the sha256 of its bytes, and for each blob its tar header
     (name and size, as GNU tar reads them) and its content's sha256. Damage is reported per blob,

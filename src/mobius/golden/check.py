@@ -149,16 +149,21 @@ def check_video(ws: Workspace, slug: str, video: Path, *, overrides: dict[str, f
     if debug_dir is not None and debug_dir.exists():
         shutil.rmtree(debug_dir)
     report = GoldenVerdict(slug, Path(video).resolve(), golden.folder, limits, planes=sample.frames)
-    report.checks += _frame_checks(golden, sample.frames, limits, debug_dir, similarities)
+    # the pinned frames' verdicts and heat maps (PNG encoding and fsync, which release the GIL) in a
+    # thread of their own, beside the timeline checks and their heat maps
+    with ThreadPoolExecutor(max_workers=1) as writer:
+        pinned_checks = writer.submit(_frame_checks, golden, dict(sample.frames), limits, debug_dir, similarities)
+        later = _audio_checks(golden, sample.audio, sample.sample_rate, limits,
+                              stats=heard.stats if heard is not None else None)
+        later += _container_checks(golden, sample.container, limits)
+        if signatures is None:
+            later += skipped_checks(slug, f"the golden is format {golden.meta.get('format', 1)}, "
+                                          "without signatures of every frame and of the soundtrack")
+        else:
+            later += _timeline_checks(report, signatures, heard, frames, limits, Path(video), debug_dir)
+        report.checks += pinned_checks.result()
     progress.advance()
-    report.checks += _audio_checks(golden, sample.audio, sample.sample_rate, limits,
-                                   stats=heard.stats if heard is not None else None)
-    report.checks += _container_checks(golden, sample.container, limits)
-    if signatures is None:
-        report.checks += skipped_checks(slug, f"the golden is format {golden.meta.get('format', 1)}, "
-                                              "without signatures of every frame and of the soundtrack")
-    else:
-        report.checks += _timeline_checks(report, signatures, heard, frames, limits, Path(video), debug_dir)
+    report.checks += later
     progress.advance()
     progress.finish()
     report.seconds = time.monotonic() - started

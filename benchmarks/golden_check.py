@@ -19,7 +19,10 @@ after the signatures (signatures.npz). Beside each wall time it prints the CPU s
 processes used (median): on the shared 2-core machine the wall clock follows everyone's load. For the
 two files that must be decoded it ends with issue 21's target (2x the runbook procedure, 1x -lavfi ssim).
 
-Usage: python benchmarks/golden_check.py [--repeat 3] [--workspace DIR]
+The contenders of each video are run in turns (`interleaved`), so the shared machine's load drifts over
+all of them alike; `--before ../main/src` adds another checkout's `golden check` to those turns.
+
+Usage: python benchmarks/golden_check.py [--repeat 3] [--workspace DIR] [--before SRC]
 """
 
 from __future__ import annotations
@@ -89,6 +92,20 @@ def timed_cpu(fn, repeat: int):
 def timed(fn, repeat: int):
     wall, _, result = timed_cpu(fn, repeat)
     return wall, result
+
+
+def interleaved(contenders: dict, repeat: int) -> dict:
+    """`timed_cpu` of each contender, run in turns (each round in another order), so the load of the shared
+    machine drifts over all of them alike rather than over whichever ran last: {name: (wall, CPU, result)}."""
+    samples = {name: ([], [], None) for name in contenders}
+    names = list(contenders)
+    for round_ in range(repeat):
+        for name in names[round_ % len(names):] + names[: round_ % len(names)]:
+            started, cpu = time.perf_counter(), children_cpu()
+            result = contenders[name]()
+            walls, cpus, _ = samples[name]
+            samples[name] = (walls + [time.perf_counter() - started], cpus + [children_cpu() - cpu], result)
+    return {name: (statistics.median(w), statistics.median(c), r) for name, (w, c, r) in samples.items()}
 
 
 # ---------------------------------------------------------------- the original approach
@@ -176,7 +193,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeat", type=int, default=3, help="runs per measurement (median)")
     parser.add_argument("--workspace", type=Path, help="reuse a workspace (default: a new temp one)")
+    parser.add_argument("--before", type=Path, help="also time `golden check` from another checkout's src/ "
+                        "(e.g. main's), in the same rounds")
     args = parser.parse_args()
+    before = [sys.executable, "-c", f"import sys; sys.path.insert(0, {str(args.before)!r}); "
+              "from mobius.cli.app import main; main()"] if args.before else None
     ff = ffmpeg_binary()
     temp = Path(tempfile.mkdtemp(prefix="mobius-bench-golden-"))
     ws = args.workspace or temp / "ws"
@@ -224,14 +245,22 @@ def main() -> None:
         targets = []  # (label, wall and CPU ratios against the runbook procedure and -lavfi ssim)
         for label, video in (("sushi-go preview", ws / "out" / "sushi-go" / "preview.mp4"), ("box 9-11 s", box),
                              ("re-encoded, CRF 18 + AAC 160k", reencoded)):
-            t_ours, c_ours, v_ours = timed_cpu(lambda v=video: ours_check(ws, "sushi-go", v), args.repeat)
-            t_lean, c_lean, v_lean = timed_cpu(lambda v=video: ours_check(ws, "sushi-go", v, LEAN), args.repeat)
+            contenders = {"ours": lambda v=video: ours_check(ws, "sushi-go", v),
+                          "lean": lambda v=video: ours_check(ws, "sushi-go", v, LEAN),
+                          "ssim": lambda v=video: ffmpeg_every_frame(ff, ws / "out" / "sushi-go" / "preview.mp4", v)}
+            contenders.update({variant: (lambda v=video, var=variant: baseline_check(ff, v, golden, scratch,
+                                                                                     variant=var))
+                               for variant in ("original", "tuned")})
+            if args.before:
+                contenders["before"] = lambda v=video: ours_check(ws, "sushi-go", v, before)
+            measured = interleaved(contenders, args.repeat)
+            t_ours, c_ours, v_ours = measured["ours"]
+            t_lean, c_lean, v_lean = measured["lean"]
             agree &= v_lean == v_ours
             line = [f"one game, {label}: mobius golden check {t_ours:.2f} s, CPU {c_ours:.2f} s "
                     f"(lean entry {t_lean:.2f} s, CPU {c_lean:.2f} s)"]
             for variant in ("original", "tuned"):
-                t_base, c_base, v_base = timed_cpu(lambda v=video, var=variant: baseline_check(
-                    ff, v, golden, scratch, variant=var), args.repeat)
+                t_base, c_base, v_base = measured[variant]
                 same = v_base == {k: v_ours[k] for k in v_base}  # the checks both make
                 agree &= same
                 if variant == "original":
@@ -243,11 +272,15 @@ def main() -> None:
                     diff = {k: (v_ours.get(k), v_base.get(k)) for k in set(v_ours) | set(v_base)
                             if v_ours.get(k) != v_base.get(k)}
                     line.append(f"differences (ours, ffmpeg): {diff}")
-            t_ff, c_ff, ssim_all = timed_cpu(lambda v=video: ffmpeg_every_frame(
-                ff, ws / "out" / "sushi-go" / "preview.mp4", v), args.repeat)
+            t_ff, c_ff, ssim_all = measured["ssim"]
             line.append(f"ffmpeg -lavfi ssim (every frame, no audio) {t_ff:.2f} s, CPU {c_ff:.2f} s "
                         f"({t_ff / t_ours:.2f}x, lean {t_ff / t_lean:.2f}x; CPU {c_ff / c_ours:.2f}x, "
                         f"lean {c_ff / c_lean:.2f}x; mean SSIM {ssim_all:.4f})")
+            if args.before:
+                t_before, c_before, v_before = measured["before"]
+                agree &= v_before == v_ours
+                line.append(f"before ({args.before}) {t_before:.2f} s, CPU {c_before:.2f} s ({t_before / t_ours:.2f}x, "
+                            f"CPU {c_before / c_ours:.2f}x; verdicts {'same' if v_before == v_ours else 'DIFFER'})")
             print("; ".join(line))
             if video != ws / "out" / "sushi-go" / "preview.mp4":
                 targets.append((label, *runbook, t_ff / t_ours, c_ff / c_ours))

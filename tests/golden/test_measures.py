@@ -105,3 +105,48 @@ def test_gaussian_blur_matches_scipy_gaussian_filter_including_edges() -> None:
     plane = np.random.default_rng(7).integers(0, 256, size=(54, 96)).astype(np.float64)
     expected = gaussian_filter(plane, sigma=1.5, truncate=3.5, mode="reflect")
     assert np.abs(gaussian_blur(plane) - expected).max() < 1e-9
+
+
+def test_frames_decoded_ahead_are_the_decoders_frames_in_order(approved: Path):
+    """The decode's own thread hands over every frame, in order, with the pictures a plain decode gives."""
+    import av
+
+    from mobius.measure.decode import _decoded_ahead, luma
+
+    video = approved / "out" / GAME / "preview.mp4"
+    with av.open(str(video)) as plain, av.open(str(video)) as ahead:
+        expected = [(f.pts, luma(f).tobytes()) for f in plain.decode(plain.streams.video[0])]
+        got = [(f.pts, luma(f).tobytes()) for f in _decoded_ahead(ahead, ahead.streams.video[0])]
+    assert len(got) == len(expected) > 100
+    assert got == expected
+
+
+def test_leaving_the_frames_decoded_ahead_early_stops_their_thread(approved: Path):
+    import threading
+
+    import av
+
+    from mobius.measure.decode import _decoded_ahead
+
+    video = approved / "out" / GAME / "preview.mp4"
+    with av.open(str(video)) as container:
+        frames = _decoded_ahead(container, container.streams.video[0], depth=2)
+        for index, _ in enumerate(frames):
+            if index == 5:
+                break
+        frames.close()
+        assert not [t for t in threading.enumerate() if t.name == "mobius-decode"]
+
+
+def test_an_error_in_the_decode_thread_is_raised_in_the_caller(approved: Path):
+    """Any exception, not only FFmpeg's: here PyAV's TypeError for something that is not a stream."""
+    import threading
+
+    import av
+
+    from mobius.measure.decode import _decoded_ahead
+
+    with av.open(str(approved / "out" / GAME / "preview.mp4")) as container, \
+            pytest.raises(TypeError, match="Stream"):
+        list(_decoded_ahead(container, object()))
+    assert not [t for t in threading.enumerate() if t.name == "mobius-decode"]

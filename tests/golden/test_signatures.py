@@ -128,16 +128,21 @@ def test_block_means_are_the_exact_means_of_the_blocks(shape):
         assert got.dtype == np.float32 and got.shape == thumbnails.LUMA_GRID
 
 
-def test_alignment_costs_of_8_bit_thumbnails_equal_the_float_definition():
+@pytest.mark.parametrize("rows", [alignment.COST_ROWS, 7, 1000])
+@pytest.mark.parametrize("dropped", [[40, 41], []])
+def test_alignment_costs_of_8_bit_thumbnails_equal_the_float_definition(rows: int, dropped: list[int]):
     """The integer path taken for uint8 thumbnails gives the very costs of the float path, including
-    differences beyond the cap and frame counts that differ (dropped frames)."""
+    differences beyond the cap, frame counts that differ (dropped frames) and blocks of frames that
+    end anywhere."""
     rng = np.random.default_rng(5)
     golden = rng.integers(0, 256, (120, *thumbnails.LUMA_GRID), dtype=np.uint8)
-    current = np.clip(np.delete(golden, [40, 41], axis=0).astype(np.int16)
-                      + rng.integers(-30, 30, (118, *thumbnails.LUMA_GRID)), 0, 255).astype(np.uint8)
-    fast = alignment._costs(golden, current, alignment.SEARCH)
+    current = np.clip(np.delete(golden, dropped, axis=0).astype(np.int16)
+                      + rng.integers(-30, 30, (120 - len(dropped), *thumbnails.LUMA_GRID)), 0, 255).astype(np.uint8)
+    fast = alignment._costs_u8(golden, current, alignment.SEARCH, rows=rows)
     slow = alignment._costs(golden.astype(np.float32), current.astype(np.float32), alignment.SEARCH)
     assert np.isinf(fast).sum() > 0 and np.array_equal(fast, slow)
+    assert np.array_equal(alignment._costs(current, golden, alignment.SEARCH),
+                          alignment._costs(current.astype(np.float32), golden.astype(np.float32), alignment.SEARCH))
 
 
 def _recurrence_step_by_step(costs):

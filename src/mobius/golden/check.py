@@ -8,7 +8,7 @@ Checks: `frame.<t>s` (mean luma SSIM >= ssim), `audio.integrated_loudness` (|del
 from __future__ import annotations
 
 import shutil
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,12 +19,13 @@ from mobius.log import get_logger
 from mobius.progress import NoProgress, Progress
 
 
-def _similarity(golden: Golden, t: float, current) -> tuple[object, float | None, object]:
+def _similarity(golden: Golden, t: float, current,
+                reading: Future | None = None) -> tuple[object, float | None, object]:
     """(golden plane, mean SSIM, SSIM map) of the pinned frame at t; SSIM None when the sizes differ, the
-    map None when the planes are identical."""
+    map None when the planes are identical. `reading`: the golden plane at t being read already."""
     from mobius.measure.ssim import ssim_and_map
 
-    expected = golden.plane(t)
+    expected = golden.plane(t) if reading is None else reading.result()
     if expected.shape != current.shape:
         return expected, None, None
     return (expected, *ssim_and_map(expected, current))
@@ -122,8 +123,9 @@ def check_video(ws: Workspace, slug: str, video: Path, *, overrides: dict[str, f
     if signatures is not None:
         same = _same_streams(golden, signatures, Path(video))
         # while the main thread decodes the picture, two more measure the soundtrack (decode, loudness,
-        # band levels) and each pinned frame's SSIM as soon as the decode passes it: all spend their
-        # time in FFmpeg and numpy, which release the GIL
+        # band levels), read the golden's pinned planes from the start and take each pinned frame's SSIM
+        # as soon as the decode passes it: all spend their time in FFmpeg, numpy and zlib, which
+        # release the GIL
         with ThreadPoolExecutor(max_workers=2) as pool:
             listening = None if "audio" in same else pool.submit(_listen, Path(video))
             pinned = {}
@@ -132,9 +134,11 @@ def check_video(ws: Workspace, slug: str, video: Path, *, overrides: dict[str, f
                                      frames={t: golden.plane(t) for t in golden.frames})
                 frames = signatures.frames
             else:
+                expected = {t: pool.submit(golden.plane, t) for t in golden.frames}
                 sample, frames = read_every_frame(
                     Path(video), golden.frames, with_audio=False,
-                    on_pinned=lambda t, plane: pinned.setdefault(t, pool.submit(_similarity, golden, t, plane)))
+                    on_pinned=lambda t, plane: pinned.setdefault(
+                        t, pool.submit(_similarity, golden, t, plane, expected.get(t))))
             heard = listening.result() if listening is not None else _heard_in_golden(golden, signatures)
             similarities = {t: future.result() for t, future in pinned.items()}
         sample.audio, sample.sample_rate = heard.samples, heard.sample_rate
@@ -145,16 +149,21 @@ def check_video(ws: Workspace, slug: str, video: Path, *, overrides: dict[str, f
     if debug_dir is not None and debug_dir.exists():
         shutil.rmtree(debug_dir)
     report = GoldenVerdict(slug, Path(video).resolve(), golden.folder, limits, planes=sample.frames)
-    report.checks += _frame_checks(golden, sample.frames, limits, debug_dir, similarities)
+    # the pinned frames' verdicts and heat maps (PNG encoding and fsync, which release the GIL) in a
+    # thread of their own, beside the timeline checks and their heat maps
+    with ThreadPoolExecutor(max_workers=1) as writer:
+        pinned_checks = writer.submit(_frame_checks, golden, dict(sample.frames), limits, debug_dir, similarities)
+        later = _audio_checks(golden, sample.audio, sample.sample_rate, limits,
+                              stats=heard.stats if heard is not None else None)
+        later += _container_checks(golden, sample.container, limits)
+        if signatures is None:
+            later += skipped_checks(slug, f"the golden is format {golden.meta.get('format', 1)}, "
+                                          "without signatures of every frame and of the soundtrack")
+        else:
+            later += _timeline_checks(report, signatures, heard, frames, limits, Path(video), debug_dir)
+        report.checks += pinned_checks.result()
     progress.advance()
-    report.checks += _audio_checks(golden, sample.audio, sample.sample_rate, limits,
-                                   stats=heard.stats if heard is not None else None)
-    report.checks += _container_checks(golden, sample.container, limits)
-    if signatures is None:
-        report.checks += skipped_checks(slug, f"the golden is format {golden.meta.get('format', 1)}, "
-                                              "without signatures of every frame and of the soundtrack")
-    else:
-        report.checks += _timeline_checks(report, signatures, heard, frames, limits, Path(video), debug_dir)
+    report.checks += later
     progress.advance()
     progress.finish()
     report.seconds = time.monotonic() - started
@@ -216,6 +225,9 @@ def _listen(video: Path) -> Heard:
     samples, rate = read_audio(video)
     if samples is None:
         return Heard(None, 0, None, None)
+    # the band levels stay after the loudness, in this one thread: in a third thread beside it they
+    # lengthened the check of a re-encode (in-process 1.64 -> 1.78 s, 12 alternating runs at load 10-11;
+    # the two compete with the picture's decode for the GIL and the 2 cores)
     return Heard(samples, rate, measure(samples, rate), band_energies(samples, rate))
 
 

@@ -31,6 +31,7 @@ MOVING = 6.0  # levels: a golden frame this far from the one before has moved
 TRACKING = 1.0  # levels: a frame that moved within this of its golden frame's motion moved as the golden did
 MIN_FROZEN = 3  # frames
 CAP = 16.0  # levels: a block differing by more counts as differing by this much
+COST_ROWS = 64  # current frames whose costs are computed together (cache-sized: 64 x 2304 bytes a plane)
 
 
 @dataclass(frozen=True)
@@ -71,27 +72,33 @@ def _costs(golden, current, search: int):
     return costs
 
 
-def _costs_u8(golden, current, search: int):
+def _costs_u8(golden, current, search: int, *, rows: int = COST_ROWS):
     """`_costs` of 8-bit thumbnails (what goldens store and checks decode) in 8/16-bit integers: |d| as
     max - min, capped, squared into 16 bits (CAP**2 = 256 fits), summed exactly; the float32 division
-    is the float path's, so the costs are identical. 0.136 -> 0.069 s for 900 frames (measured)."""
+    is the float path's, so the costs are identical. 0.136 -> 0.069 s for 900 frames (measured).
+    `rows` current frames at a time, every offset of one block before the next, so the block and
+    its golden neighbours stay in the CPU's cache (0.072-0.083 -> 0.055 s CPU, the same costs)."""
     import numpy as np
 
     g = golden.reshape(len(golden), -1)
     c = current.reshape(len(current), -1)
-    costs = np.full((len(c), 2 * search + 1), np.inf, dtype=np.float64)
-    high, low = np.empty_like(c), np.empty_like(c)
-    squares = np.empty(c.shape, dtype=np.uint16)
-    for k, off in enumerate(range(-search, search + 1)):
-        lo, hi = max(0, -off), min(len(c), len(g) - off)
-        if hi > lo:
-            a, b, d = high[: hi - lo], low[: hi - lo], squares[: hi - lo]
-            np.maximum(c[lo:hi], g[lo + off : hi + off], out=a)
-            np.minimum(c[lo:hi], g[lo + off : hi + off], out=b)
-            np.subtract(a, b, out=a)
-            np.minimum(a, int(CAP), out=a)
-            np.multiply(a, a, out=d, dtype=np.uint16)
-            costs[lo:hi, k] = d.sum(axis=1, dtype=np.uint32).astype(np.float32) / g.shape[1]
+    n = len(c)
+    costs = np.full((n, 2 * search + 1), np.inf, dtype=np.float64)
+    high = np.empty((min(rows, n), c.shape[1]), dtype=c.dtype)
+    low = np.empty_like(high)
+    squares = np.empty(high.shape, dtype=np.uint16)
+    for first in range(0, n, rows):
+        end = min(n, first + rows)
+        for k, off in enumerate(range(-search, search + 1)):
+            lo, hi = max(first, -off), min(end, len(g) - off)
+            if hi > lo:
+                a, b, d = high[: hi - lo], low[: hi - lo], squares[: hi - lo]
+                np.maximum(c[lo:hi], g[lo + off : hi + off], out=a)
+                np.minimum(c[lo:hi], g[lo + off : hi + off], out=b)
+                np.subtract(a, b, out=a)
+                np.minimum(a, int(CAP), out=a)
+                np.multiply(a, a, out=d, dtype=np.uint16)
+                costs[lo:hi, k] = d.sum(axis=1, dtype=np.uint32).astype(np.float32) / g.shape[1]
     return costs
 
 

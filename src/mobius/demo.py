@@ -123,7 +123,7 @@ def _migrate_run(ws: Workspace, state: dict[str, Any], progress: Progress) -> st
 def _backup_test_restore(ws: Workspace, state: dict[str, Any], progress: Progress) -> str:
     from mobius.backup import test_restore
 
-    report = test_restore(state["backup"], progress=progress)
+    report = test_restore(state["backup"], progress=progress).raise_if_failed()
     return f"restored {report.files} files into a temporary folder, all match, cleaned up"
 
 

@@ -188,3 +188,34 @@ def test_copy_of_tree_is_untouched_by_backup(tree: Path, tmp_path: Path) -> None
     before = snapshot(tree)
     write_archive(tree, tmp_path / "backups", "mobius_library")
     assert snapshot(tree) == before
+
+
+def test_test_restore_report_names_each_damaged_entry(tmp_path: Path) -> None:
+    from mobius.backup.manifest import DIR, FILE
+    from mobius.backup.trial_restore import compare_tree
+    from mobius.errors import VerificationError
+
+    tree = tmp_path / "restored"
+    tree.mkdir()
+    (tree / "a.bin").write_bytes(b"a" * 100)
+
+    def reference() -> list[tuple]:
+        rows = []
+        for rel, kind in (("", DIR), ("a.bin", FILE)):
+            st = os.lstat(tree / rel)
+            sha = hashlib.sha256((tree / rel).read_bytes()).hexdigest() if kind == FILE else None
+            rows.append((rel, kind, st.st_size if kind == FILE else 0, st.st_mode, st.st_mtime_ns, None, sha, True))
+        return rows
+
+    rows = reference()
+    assert compare_tree(tree, iter(rows), tmp_path / "x.tar").report().ok
+    st = os.lstat(tree / "a.bin")
+    with open(tree / "a.bin", "r+b") as handle:
+        handle.write(b"X")
+    os.utime(tree / "a.bin", ns=(st.st_atime_ns, st.st_mtime_ns))
+    outcome = compare_tree(tree, iter(rows), tmp_path / "x.tar")
+    failures = outcome.report().failures()
+    assert [(c.name, c.detail) for c in failures] == [("backup.test_restore", "a.bin: sha256 differs")]
+    with pytest.raises(VerificationError) as caught:
+        outcome.raise_if_failed()
+    assert caught.value.exit_code == 2 and "1 restored entries differ from the manifest (x.tar)" in caught.value.message

@@ -81,3 +81,23 @@ def test_manifest_and_verify_on_the_dask_executor_equal_the_local_ones(mobius, m
                   "-w", str(media_ws))  # the option, where manifest above took the setting
     assert "executor.started executor=dask" in proc.stderr
     assert proc.returncode == 2 and "changed: many/card 0007.png (sha256 differs)" in proc.stderr
+
+
+def test_verification_report_names_each_damaged_file(tmp_path: Path):
+    from mobius.errors import VerificationError
+    from mobius.media import build_manifest, verify_against
+
+    folder = tmp_path / "lib"
+    folder.mkdir()
+    (folder / "a.raw").write_bytes(b"a" * 100)
+    (folder / "b.raw").write_bytes(b"b" * 100)
+    build_manifest(folder, tmp_path / "lib.sha256")
+    assert verify_against(folder, tmp_path / "lib.sha256").report().ok
+    with open(folder / "b.raw", "r+b") as handle:
+        handle.write(b"X")
+    result = verify_against(folder, tmp_path / "lib.sha256")
+    failures = result.report().failures()
+    assert [(c.name, c.detail) for c in failures] == [("media.verify", "changed: b.raw (sha256 differs)")]
+    with pytest.raises(VerificationError) as caught:
+        result.raise_if_failed()
+    assert caught.value.exit_code == 2 and "1 changed" in caught.value.message

@@ -112,3 +112,25 @@ def test_finalize_of_an_edited_target_does_not_send_the_user_to_rollback(mobius,
     code, out = mobius.json("media", "finalize", migration, "--yes", "-w", str(media_ws))
     assert code == 2 and "nothing was deleted" in out["error"]
     assert "mobius media rollback" not in out["error"]
+
+
+def test_target_check_report_names_each_damaged_file(tmp_path: Path):
+    import pytest
+
+    from mobius.errors import VerificationError
+    from mobius.media import build_manifest, verify_destination
+    from mobius.media.local_destination import LocalDestination
+
+    target = tmp_path / "target"
+    target.mkdir()
+    (target / "a.raw").write_bytes(b"a" * 100)
+    (target / "b.raw").write_bytes(b"b" * 100)
+    build_manifest(target, tmp_path / "target.sha256")
+    assert verify_destination(LocalDestination(target), tmp_path / "target.sha256").report().ok
+    _flip_a_byte(target / "a.raw")
+    check = verify_destination(LocalDestination(target), tmp_path / "target.sha256")
+    failures = check.report().failures()
+    assert [(c.name, c.detail) for c in failures] == [("media.target", "changed: a.raw (sha256 differs)")]
+    with pytest.raises(VerificationError) as caught:
+        check.raise_if_failed()
+    assert caught.value.exit_code == 2 and "does not match its manifest" in caught.value.message

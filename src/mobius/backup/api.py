@@ -299,8 +299,9 @@ def verify_backup(ws: Workspace, archive: Path, *, deep: bool = False,
 @records_call("backup.test-restore", reads=True)
 def test_restore_backup(ws: Workspace, archive: Path, *, scratch: Path | None = None,
                         progress: Progress | None = None) -> TestRestoreReport:
-    """`backup test-restore` of an archive as an operation (recorded, and notified when it fails)."""
-    return test_restore(archive, scratch=scratch, progress=progress)
+    """`backup test-restore` of an archive as an operation (recorded, and notified when it fails), so it raises
+    VerificationError (exit 2) for entries that differ, unlike test_restore, which returns them."""
+    return test_restore(archive, scratch=scratch, progress=progress).raise_if_failed()
 
 
 @records_call("backup.verify", reads=True)
@@ -380,9 +381,10 @@ def extract_snapshot_file(ws: Workspace, snapshot: str, member: str, dest_file: 
 @records_call("backup.test-restore", reads=True)
 def test_restore_snapshot(ws: Workspace, snapshot: str, *, scratch: Path | None = None,
                           progress: Progress | None = None) -> TestRestoreReport:
-    """Restore a snapshot from its packs into a scratch folder, compare every entry with it, clean up."""
+    """Restore a snapshot from its packs into a scratch folder, compare every entry with it, clean up; recorded,
+    so it raises VerificationError (exit 2) for entries that differ."""
     with _working_repository(ws, [snapshot], packs=True, progress=progress) as repo:
-        return test_restore_snapshot_tree(repo, snapshot, scratch=scratch, progress=progress)
+        return test_restore_snapshot_tree(repo, snapshot, scratch=scratch, progress=progress).raise_if_failed()
 
 
 def export_backup(ws: Workspace, snapshot: str, out: Path, *, progress: Progress | None = None) -> ExportResult:

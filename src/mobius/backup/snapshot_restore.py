@@ -111,12 +111,9 @@ def test_restore_snapshot_tree(repo: Repository, snapshot: str, *, scratch: Path
     finally:
         rmtree(holder)
     outcome.seconds = time.monotonic() - started
+    outcome.snapshot = snapshot_id
     outcome.notes.append(f"from snapshot {snapshot_id}")
     get_logger().info("backup.snapshot.test_restore", snapshot=snapshot_id, ok=outcome.ok, compared=outcome.compared)
-    if not outcome.ok:
-        raise VerificationError(f"test-restore: {len(outcome.mismatches)} restored entries differ from snapshot "
-                                f"{snapshot_id}", hint="do not rely on this snapshot; make a new backup",
-                                details=outcome.mismatches)
     return outcome
 
 

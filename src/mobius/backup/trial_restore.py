@@ -23,6 +23,7 @@ from mobius.backup.verify import MAX_DETAILS, VerifyReport
 from mobius.errors import VerificationError
 from mobius.log import get_logger
 from mobius.progress import Progress
+from mobius.results import Report, failed, passed
 from mobius.safety.hashing import hash_files
 
 
@@ -39,8 +40,34 @@ class TestRestoreReport:
     has_manifest: bool = True
     mismatches: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    snapshot: str | None = None  # the snapshot restored, when it was one (else the archive)
 
     __test__ = False  # not a pytest class
+
+    def report(self) -> Report:
+        """The same findings as a results.Report: one failed check per entry that differs, or one passed check."""
+        where = str(self.archive)
+        checks = [failed("backup.test_restore", detail=line, source=where) for line in self.mismatches]
+        if not self.ok and not checks:
+            checks.append(failed("backup.test_restore", detail="restored entries differ", source=where))
+        if not checks:
+            against = "the manifest" if self.has_manifest else "the archive's own listing"
+            checks.append(passed("backup.test_restore", self.compared, unit="entries", source=where,
+                                 detail=f"{self.files} files, {self.bytes} bytes restored and compared with {against}"))
+        return Report(f"test-restore of {f'snapshot {self.snapshot}' if self.snapshot else self.archive.name}",
+                      checks)
+
+    def raise_if_failed(self) -> TestRestoreReport:
+        """VerificationError (exit 2) naming every entry that differs, as `backup test-restore` exits; else self."""
+        if self.ok:
+            return self
+        if self.snapshot:
+            raise VerificationError(f"test-restore: {len(self.mismatches)} restored entries differ from snapshot "
+                                    f"{self.snapshot}", hint="do not rely on this snapshot; make a new backup",
+                                    details=self.mismatches)
+        raise VerificationError(f"test-restore: {len(self.mismatches)} restored entries differ from "
+                                f"{'the manifest' if self.has_manifest else 'the archive'} ({self.archive.name})",
+                                hint="do not rely on this backup; make a new one", details=self.mismatches)
 
     def to_dict(self) -> dict[str, Any]:
         return {"archive": self.archive, "ok": self.ok, "compared": self.compared, "files": self.files,
@@ -64,7 +91,10 @@ def _reference(report: VerifyReport, index: MemberIndex, root: str) -> Iterator[
 
 
 def test_restore(path: Path, *, scratch: Path | None = None, progress: Progress | None = None) -> TestRestoreReport:
-    """Restore into a scratch folder (beside the archive by default), compare every entry, clean up."""
+    """Restore into a scratch folder (beside the archive by default), compare every entry, clean up.
+
+    Entries that differ are findings, not an exception (`.ok`, `.report()`): a caller that must stop calls
+    `.raise_if_failed()` (VerificationError, exit 2). An archive that cannot be restored at all still raises."""
     path = Path(path).expanduser().resolve()
     started = time.monotonic()
     base = Path(scratch) if scratch else path.parent
@@ -85,10 +115,6 @@ def test_restore(path: Path, *, scratch: Path | None = None, progress: Progress 
     outcome.seconds = time.monotonic() - started
     catalog.append_event(path, {"event": "backup.test_restore", **outcome.to_dict()})
     get_logger().info("backup.test_restore.done", archive=str(path), ok=outcome.ok, compared=outcome.compared)
-    if not outcome.ok:
-        raise VerificationError(f"test-restore: {len(outcome.mismatches)} restored entries differ from "
-                                f"{'the manifest' if report.has_manifest else 'the archive'} ({path.name})",
-                                hint="do not rely on this backup; make a new one", details=outcome.mismatches)
     return outcome
 
 

@@ -219,6 +219,7 @@ def test_restore(
         path, ws = _archive(archive), _workspace_if_any()
         report = (_backup().test_restore_backup(ws, path, scratch=scratch, progress=current.progress()) if ws else
                   _backup().test_restore(path, scratch=scratch, progress=current.progress()))
+    report.raise_if_failed()
     lines = [f"test-restore of {f'snapshot {snapshot}' if snapshot else report.archive.name}: OK",
              f"compared {report.compared} entries ({report.files} files, {human_bytes(report.bytes)}) with "
              + ("the manifest" if report.has_manifest else "the archive's own listing"),

@@ -82,7 +82,6 @@ def verify_command(
     Example: mobius media verify uploads --against uploads.sha256 --trust-cache
     Needs first: mobius media manifest uploads --out uploads.sha256
     """
-    from mobius.errors import VerificationError
     from mobius.media import hash_cache, verify_against
 
     ws = current.workspace()
@@ -91,10 +90,7 @@ def verify_command(
                             executor=executor)
     if trust_cache:
         say(f"trusted {result.trusted} cached hashes (size, mtime and inode unchanged); hashed {result.hashed} files")
-    if not result.ok:
-        raise VerificationError(f"{result.folder} differs from {result.manifest}: {len(result.missing)} missing, "
-                                f"{len(result.extra)} extra, {len(result.changed)} changed, "
-                                f"{len(result.unreadable)} unreadable", details=result.problems())
+    result.raise_if_failed()
     emit(result.to_dict(), f"verified {result.checked} files in {result.folder} against {result.manifest}: all match")
 
 

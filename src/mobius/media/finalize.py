@@ -20,6 +20,7 @@ from mobius.media.migrate import migration_lock, now_iso
 from mobius.media.rollback import find_record, open_journal
 from mobius.progress import NoProgress, Progress
 from mobius.records import records_call
+from mobius.results import Report, failed, passed
 from mobius.safety.atomic import fsync_dir
 from mobius.safety.hashing import default_workers
 from mobius.safety.tree import FILE
@@ -29,16 +30,41 @@ log = get_logger()
 
 @dataclass
 class TargetCheck:
+    """A migration's target re-read against its manifest; `source` is the old library a failure keeps."""
+
     checked: int = 0
     missing: list[str] = field(default_factory=list)
     extra: list[str] = field(default_factory=list)
     changed: list[str] = field(default_factory=list)
     unreadable: list[str] = field(default_factory=list)
+    target: str = ""
+    manifest: str = ""
+    source: str = ""
 
     def problems(self) -> list[str]:
         return ([f"missing: {p}" for p in self.missing] + [f"extra: {p}" for p in self.extra]
                 + [f"changed: {p} (sha256 differs)" for p in self.changed]
                 + [f"unreadable: {p}" for p in self.unreadable])
+
+    def report(self) -> Report:
+        """The same findings as a results.Report: one failed check per file named, or one passed check."""
+        checks = [failed("media.target", detail=line, source=self.manifest) for line in self.problems()]
+        if not checks:
+            checks.append(passed("media.target", self.checked, unit="files", source=self.manifest,
+                                 detail=f"every file at {self.target} re-read and matches the manifest"))
+        return Report(f"media finalize check of {self.target}", checks)
+
+    def raise_if_failed(self) -> TargetCheck:
+        """VerificationError (exit 2) naming every difference, as `media finalize` exits before deleting; else self."""
+        problems = self.problems()
+        if problems:
+            raise VerificationError(
+                f"the target {self.target} does not match its manifest; the old source {self.source} was kept",
+                hint=f"nothing was deleted. If these are edits made to the library in use, they exist only in "
+                     f"{self.target}: keep them there (a rollback would leave them behind, and migrating "
+                     f"to it again refuses to overwrite them); if the target was damaged, restore those files "
+                     f"from {self.source}", details=problems)
+        return self
 
     def to_dict(self) -> dict[str, object]:
         return {"checked": self.checked, "missing": self.missing, "extra": self.extra, "changed": self.changed,
@@ -51,7 +77,7 @@ def verify_destination(dest: Destination, manifest: Path, *, workers: int | None
     progress = progress or NoProgress()
     expected = read_manifest(manifest)
     listing = dest.listing()
-    check = TargetCheck()
+    check = TargetCheck(target=dest.url, manifest=str(manifest))
     stored_files = {p for p, s in listing.items() if s.kind == FILE}
     check.missing = sorted(p for p in expected if p not in stored_files)
     check.extra = sorted(p for p in stored_files if p not in expected)
@@ -106,15 +132,10 @@ def finalize(ws: Workspace, migration_id: str, *, confirm: Callable[[str], bool]
             dest = open_destination(record.target, ws)
             report(f"finalize: re-reading every file at {record.target} against {record.target_manifest} ...")
             check = verify_destination(dest, Path(record.target_manifest or ""), workers=workers, progress=progress)
-            problems = check.problems()
-            if problems:
+            check.target, check.source = record.target, str(source)
+            if problems := check.problems():
                 log.error("media.finalize.target_damaged", migration=record.id, problems=len(problems))
-                raise VerificationError(
-                    f"the target {record.target} does not match its manifest; the old source {source} was kept",
-                    hint=f"nothing was deleted. If these are edits made to the library in use, they exist only in "
-                         f"{record.target}: keep them there (a rollback would leave them behind, and migrating "
-                         f"to it again refuses to overwrite them); if the target was damaged, restore those files "
-                         f"from {source}", details=problems)
+            check.raise_if_failed()
             report(f"finalize: target verified: {check.checked} files match the manifest")
             if record.status == "completed" and not confirm(f"Delete the old library {source} "
                                                             f"({record.files} files)?"):

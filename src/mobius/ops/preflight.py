@@ -63,7 +63,8 @@ def backup_check(ws: Workspace, plan: Plan) -> list[Check]:
         checks.append(failed("backup.verified", None, source=newest.name, detail=str(exc)[:300]))
     if plan.risk == "high":
         try:
-            restored = test_restore_snapshot(ws, newest.name) if snapshot else test_restore(Path(newest.name))
+            restored = (test_restore_snapshot(ws, newest.name) if snapshot
+                        else test_restore(Path(newest.name)).raise_if_failed())
             checks.append(passed("backup.test_restore", getattr(restored, "files", None), unit="files",
                                  source="mobius backup test-restore"))
         except Exception as exc:  # noqa: BLE001

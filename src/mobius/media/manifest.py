@@ -11,11 +11,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mobius.config import Workspace
-from mobius.errors import InputError
+from mobius.errors import InputError, VerificationError
 from mobius.executor.hashing import hash_paths
 from mobius.log import get_logger
 from mobius.media.hashcache import HashCache
 from mobius.progress import NoProgress, Progress
+from mobius.results import Report, failed, passed
 from mobius.safety.checksums import read_checksum_file, write_checksum_file
 from mobius.safety.hashing import hash_files, sha256_file
 from mobius.safety.tree import Entry, file_names, files, undecodable
@@ -60,12 +61,8 @@ class ManifestVerification:
                 + [f"changed: {p} (sha256 differs)" for p in self.changed]
                 + [f"unreadable: {p}" for p in self.unreadable])
 
-    # results and VerificationError are imported in the two methods below, not at the top, only while another
-    # branch edits this module's imports (issue 22); move them up when both are merged.
-    def report(self) -> Report:  # noqa: F821 - imported inside, see above
+    def report(self) -> Report:
         """The same findings as a results.Report: one failed check per file named, or one passed check."""
-        from mobius.results import Report, failed, passed
-
         where = str(self.manifest)
         checks = [failed("media.verify", detail=line, source=where) for line in self.problems()]
         if not checks:
@@ -75,8 +72,6 @@ class ManifestVerification:
 
     def raise_if_failed(self) -> ManifestVerification:
         """VerificationError (exit 2) counting and naming every difference, as `media verify` exits; else self."""
-        from mobius.errors import VerificationError
-
         if not self.ok:
             raise VerificationError(f"{self.folder} differs from {self.manifest}: {len(self.missing)} missing, "
                                     f"{len(self.extra)} extra, {len(self.changed)} changed, "

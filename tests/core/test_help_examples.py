@@ -27,6 +27,8 @@ NEEDS = "Needs first:"
 
 # Commands that serve until stopped: the example passes when the service answers /health.
 SERVES = {"serve"}
+# Examples that a test of their own runs as written (and checks further): not run here a second time.
+RUN_ELSEWHERE = {"demo": "tests/core/test_demo.py"}
 
 
 def _leaf_commands() -> list[tuple[str, str]]:
@@ -102,8 +104,11 @@ def test_every_command_has_an_example() -> None:
     assert not missing, f"commands without an `Example:` line in their help: {missing}"
 
 
+RUN_HERE = [(name, text) for name, text in COMMANDS if name not in RUN_ELSEWHERE]
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("name,help_text", COMMANDS, ids=[name for name, _ in COMMANDS])
+@pytest.mark.parametrize("name,help_text", RUN_HERE, ids=[name for name, _ in RUN_HERE])
 def test_help_example_runs_as_written(name: str, help_text: str, sample_workspace: Path,
                                       shell_path: str) -> None:
     examples = _lines_after(EXAMPLE, help_text)

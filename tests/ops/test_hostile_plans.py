@@ -169,7 +169,8 @@ def test_ctrl_c_inside_a_step_records_stopped_and_resume_finishes(mobius, ops_ws
     `running` record, and `resume` ends where an uninterrupted run ends."""
     plan = write_plan(ops_ws, CHEAP_STEPS)
     env = {k: v for k, v in os.environ.items() if not k.startswith("MOBIUS_")}
-    env["MOBIUS_FAULT"] = "slow@inside:media.migrate=3"
+    # the Ctrl-C cuts the sleep short: 30 s only so that on a loaded machine it still lands inside the step
+    env["MOBIUS_FAULT"] = "slow@inside:media.migrate=30"
     proc = subprocess.Popen([sys.executable, "-m", "mobius", "-w", str(ops_ws), "migrate", "run", str(plan), "--yes"],
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60

@@ -5,8 +5,9 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 from mobius.backup import catalog
 from mobius.backup.archive import LOCK_NAME, BackupResult, write_archive
@@ -41,6 +42,7 @@ from mobius.safety.stamps import new_id
 LIBRARY_PREFIX = "mobius_library"
 ENV_MEMBER = "workspace/.env"
 DATABASE_MEMBER = "database/mobius.dump"
+R = TypeVar("R")
 
 
 @records_call("backup.create", ref=lambda result: result.path)
@@ -332,18 +334,29 @@ def restore_snapshot(ws: Workspace, snapshot: str, to: Path, *, database: bool =
 
 def _restore_snapshot(ws: Workspace, repo: Repository, snapshot_id: str, to: Path, *, database: bool,
                       progress: Progress | None) -> ArchiveRestore:
-    from mobius.db.api import check_restorable, database_restore_lock, restore_database
+    from mobius.db.api import database_restore_lock
 
     check_restore_target(ws, repo.snapshot_file(snapshot_id), Path(to))
     with database_restore_lock(ws) if database else contextlib.nullcontext(), _scratch(ws) as scratch:
-        dump = Path(scratch) / "mobius.dump"
-        if database:
-            extract_snapshot_member(repo, snapshot_id, DATABASE_MEMBER, dump)
-            check_restorable(ws, dump)
-        result = restore_snapshot_tree(repo, snapshot_id, to, progress=progress)
-        if database:
-            restore_database(ws, dump, lock_held=True)
-            get_logger().info("backup.database.restored", snapshot=snapshot_id, database=ws.database_url)
+        return _library_then_database(ws, repo, snapshot_id, Path(scratch), database,
+                                      lambda: restore_snapshot_tree(repo, snapshot_id, to, progress=progress))
+
+
+def _library_then_database(ws: Workspace, repo: Repository, snapshot_id: str, scratch: Path, database: bool,
+                           restore_library: Callable[[], R]) -> R:
+    """Restore the library, and with `database` the database too, whose dump is extracted and checked before
+    the library is touched (a dump that cannot be restored changes nothing). The caller holds the database's
+    restore lock."""
+    from mobius.db.api import check_restorable, restore_database
+
+    dump = scratch / "mobius.dump"
+    if database:
+        extract_snapshot_member(repo, snapshot_id, DATABASE_MEMBER, dump)
+        check_restorable(ws, dump)
+    result = restore_library()
+    if database:
+        restore_database(ws, dump, lock_held=True)
+        get_logger().info("backup.database.restored", snapshot=snapshot_id, database=ws.database_url)
     return result
 
 
@@ -353,22 +366,15 @@ def restore_snapshot_to_library(ws: Workspace, snapshot: str, *, database: bool 
     """Restore a snapshot's library into the workspace's s3:// library (backup.object_restore: new objects
     written first, extra ones deleted after, the listing checked) and, with `database`, the database, whose
     dump is extracted and checked before anything is changed."""
-    from mobius.db.api import check_restorable, database_restore_lock, restore_database
+    from mobius.db.api import database_restore_lock
 
     library = object_library(ws)
     ws.backups.mkdir(parents=True, exist_ok=True)
     with _working_repository(ws, [snapshot], packs=True, progress=progress) as repo, \
             database_restore_lock(ws) if database else contextlib.nullcontext(), _scratch(ws) as scratch:
         snapshot_id = repo.require(snapshot)
-        dump = Path(scratch) / "mobius.dump"
-        if database:
-            extract_snapshot_member(repo, snapshot_id, DATABASE_MEMBER, dump)
-            check_restorable(ws, dump)
-        result = restore_snapshot_objects(repo, snapshot_id, library, progress=progress)
-        if database:
-            restore_database(ws, dump, lock_held=True)
-            get_logger().info("backup.database.restored", snapshot=snapshot_id, database=ws.database_url)
-    return result
+        return _library_then_database(ws, repo, snapshot_id, Path(scratch), database,
+                                      lambda: restore_snapshot_objects(repo, snapshot_id, library, progress=progress))
 
 
 def extract_snapshot_file(ws: Workspace, snapshot: str, member: str, dest_file: Path) -> str:

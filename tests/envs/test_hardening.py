@@ -38,9 +38,12 @@ def _wait_for(path: Path, proc: subprocess.Popen, seconds: float = 60) -> None:
 
 
 def _promote_process(root: Path, **env: str) -> subprocess.Popen:
+    """A promote that a Ctrl-C reaches as in a terminal, even when the suite itself was started in the
+    background (a shell starts background jobs with SIGINT ignored, and a child inherits that)."""
     environ = {**os.environ, "PYTHONUNBUFFERED": "1", **env}
     return subprocess.Popen([sys.executable, "-m", "mobius", *PROMOTE, "--yes", "-w", str(root)], env=environ,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def _pause_file(root: Path) -> Path:

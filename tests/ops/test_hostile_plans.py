@@ -171,8 +171,10 @@ def test_ctrl_c_inside_a_step_records_stopped_and_resume_finishes(mobius, ops_ws
     env = {k: v for k, v in os.environ.items() if not k.startswith("MOBIUS_")}
     # the Ctrl-C cuts the sleep short: 30 s only so that on a loaded machine it still lands inside the step
     env["MOBIUS_FAULT"] = "slow@inside:media.migrate=30"
+    # SIGINT as in a terminal, even when the suite runs as a background job (which starts with SIGINT ignored)
     proc = subprocess.Popen([sys.executable, "-m", "mobius", "-w", str(ops_ws), "migrate", "run", str(plan), "--yes"],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 60
     inside = False
     while not inside and proc.poll() is None and time.monotonic() < deadline:

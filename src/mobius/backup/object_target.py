@@ -14,8 +14,6 @@ from __future__ import annotations
 import urllib.parse
 from dataclasses import dataclass
 
-from botocore.handlers import VALID_BUCKET  # the bucket names botocore itself accepts
-
 from mobius.backup.member_rules import name_problem
 from mobius.config import Workspace, is_url, mask_text
 from mobius.errors import InputError
@@ -60,6 +58,8 @@ def parse_object_url(text: str) -> tuple[str, str]:
                          hint="give the endpoint in MOBIUS_S3_ENDPOINT_URL and credentials through the AWS chain")
     if parts.query or parts.fragment or "?" in text or "#" in text:
         raise InputError(f"--to {shown}: a query or fragment is not part of an S3 location", hint=HINT)
+    from botocore.handlers import VALID_BUCKET  # the bucket names botocore accepts; here: 0.18 s to import
+
     bucket = parts.netloc
     if not bucket:
         raise InputError(f"--to {shown}: no bucket", hint=HINT)

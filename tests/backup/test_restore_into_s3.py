@@ -118,6 +118,10 @@ def test_prefixes_overlapping_the_repository_or_nested_with_the_library_are_refu
         assert proc.returncode == 1 and "Traceback" not in proc.stderr, (to, proc.stderr)
         assert "refusing" in proc.stderr, proc.stderr
     assert _objects(fs, base) == before
+    code, done = mobius.json("backup", "restore", snapshot, "--to", f"s3://{base}/apart", "--yes",
+                             "-w", str(sample_workspace), env=env)  # from the repository in the bucket
+    assert code == 0 and done["files"] == 1, done
+    assert _objects(fs, f"{base}/apart") == {"a.png": hashlib.sha256(b"a").hexdigest()}
 
 
 def test_live_library_needs_confirmation_keeps_its_content_and_is_undone(sample_workspace: Path,

@@ -10,7 +10,6 @@ import time
 from pathlib import Path
 
 import pytest
-from tests.media.conftest import s3_server  # noqa: F401 - the suite's moto S3 server fixture
 
 from .conftest import seed, write_env
 

@@ -149,3 +149,25 @@ def test_live_library_needs_confirmation_keeps_its_content_and_is_undone(sample_
     proc = mobius("migrate", "rollback", operation["id"], "--yes", "-w", ws, env=env)
     assert proc.returncode == 0, proc.stderr
     assert _objects(fs, library) == later
+
+
+@pytest.mark.parametrize(("to", "verdict"), [
+    ("s3://media/x/lib", "apart"), ("s3://media/x/libs", "apart"), ("s3://media/x/li", "apart"),
+    ("s3://media/x/library", "library"), ("s3://media/x/library/", "library"),
+    ("s3://media/x/library/sub", "refused"), ("s3://media/x", "refused"), ("s3://media/x/repo", "refused"),
+    ("s3://media/x/repo/a/b", "refused"), ("s3://media/x/repository", "apart"), ("s3://other/x/library", "apart")])
+def test_overlap_is_decided_by_whole_key_parts(sample_workspace: Path, monkeypatch: pytest.MonkeyPatch, to: str,
+                                               verdict: str) -> None:
+    from mobius.backup.object_target import check_object_target
+    from mobius.config import load_workspace
+    from mobius.errors import InputError
+
+    monkeypatch.setenv("MOBIUS_LIBRARY_DIR", "s3://media/x/library")
+    monkeypatch.setenv("MOBIUS_BACKUP_DIR", "s3://media/x/repo")
+    ws = load_workspace(sample_workspace)
+    if verdict == "refused":
+        with pytest.raises(InputError, match="refusing"):
+            check_object_target(ws, to)
+    else:
+        target = check_object_target(ws, to)
+        assert target.is_library == (verdict == "library") and not target.url.endswith("/")

@@ -171,3 +171,28 @@ def test_overlap_is_decided_by_whole_key_parts(sample_workspace: Path, monkeypat
     else:
         target = check_object_target(ws, to)
         assert target.is_library == (verdict == "library") and not target.url.endswith("/")
+
+
+def test_live_library_restore_killed_mid_upload_is_undone_from_its_record(sample_workspace: Path,
+                                                                          s3_server: str, mobius,  # noqa: F811
+                                                                          base: str) -> None:
+    fs = _fs(s3_server)
+    library = f"{base}/library"
+    env = {"MOBIUS_S3_ENDPOINT_URL": s3_server, "MOBIUS_LIBRARY_DIR": f"s3://{library}"}
+    ws = str(sample_workspace)
+    for i in range(4):
+        fs.pipe_file(f"{library}/f{i}.bin", f"first {i}".encode())
+    snapshot = _snapshot(mobius, sample_workspace, env)
+    for i in range(4):
+        fs.pipe_file(f"{library}/f{i}.bin", f"second {i}".encode())
+    fs.pipe_file(f"{library}/added.bin", b"added later")
+    later = _objects(fs, library)
+    proc = mobius("backup", "restore", snapshot, "--to", f"s3://{library}", "--yes", "-w", ws,
+                  env={**env, "MOBIUS_FAULT": "kill@object-restore:written"})
+    assert proc.returncode == -9, proc.stderr
+    assert _objects(fs, library) != later  # one object already rewritten
+    code, history = mobius.json("history", "-w", ws, env=env)
+    killed = next(op for op in history["operations"] if op["type"] == "backup.restore")
+    proc = mobius("migrate", "rollback", killed["id"], "--yes", "-w", ws, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert _objects(fs, library) == later

@@ -23,6 +23,9 @@ The snapshot repository (in the same backups folder; see repository.py):
         .report() a results.Report, .raise_if_failed(); recorded as backup.verify, failed when damaged)
     restore_snapshot(ws, snapshot, to, *, database=False, progress=None) -> ArchiveRestore
     extract_snapshot_file(ws, snapshot, member, dest_file) -> str
+    restore_snapshot_to_objects(ws, snapshot, to, *, database=False, previous=None, progress=None) -> ObjectRestore
+        (to: s3://bucket/prefix); plan_restore_to_objects(ws, snapshot, to) -> ObjectRestorePlan (its dry run);
+        object_restore_target(ws, to) -> ObjectTarget; objects_below(ws, to) -> int; remove_objects_below(ws, to)
     test_restore_snapshot(ws, snapshot, *, scratch=None, progress=None) -> TestRestoreReport
     export_backup(ws, snapshot, out, *, progress=None) -> ExportResult
     prune_backups(ws, policy, *, dry_run=False, progress=None) -> PruneResult
@@ -48,10 +51,15 @@ from mobius.backup.api import (
     has_snapshot,
     latest_backup,
     new_snapshot_id,
+    object_restore_target,
+    objects_below,
+    plan_restore_to_objects,
     prune_backups,
+    remove_objects_below,
     resolve_archive,
     restore_backup,
     restore_snapshot,
+    restore_snapshot_to_objects,
     snapshot_repository,
     test_restore_backup,
     test_restore_snapshot,
@@ -91,6 +99,11 @@ __all__ = [
     "has_snapshot",
     "latest_backup",
     "new_snapshot_id",
+    "object_restore_target",
+    "objects_below",
+    "plan_restore_to_objects",
+    "remove_objects_below",
+    "restore_snapshot_to_objects",
     "list_snapshots",
     "prune_backups",
     "snapshot_repository",

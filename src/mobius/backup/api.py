@@ -16,7 +16,15 @@ from mobius.backup.crypto import RepositoryKeys
 from mobius.backup.export import ExportResult, export_snapshot
 from mobius.backup.manifest import LIBRARY_ROOT
 from mobius.backup.object_library import ObjectLibrary
-from mobius.backup.object_restore import ObjectRestore, restore_snapshot_objects
+from mobius.backup.object_restore import (
+    ObjectRestore,
+    ObjectRestorePlan,
+    delete_objects,
+    object_count,
+    plan_snapshot_objects,
+    restore_snapshot_objects,
+)
+from mobius.backup.object_target import ObjectTarget, check_object_target
 from mobius.backup.points import backup_points
 from mobius.backup.prune import PruneResult, RetentionPolicy, prune_repository
 from mobius.backup.remote import CACHE_FOLDER, RemoteRepository
@@ -255,12 +263,14 @@ def forget_snapshot(ws: Workspace, snapshot_id: str) -> bool:
     return True
 
 
-def object_library(ws: Workspace) -> ObjectLibrary:
-    """The library in object storage (s3://), read through fsspec with the media capability's S3 settings."""
+def object_library(ws: Workspace, url: str | None = None) -> ObjectLibrary:
+    """The library in object storage (s3://), or the s3:// location `url`, read through fsspec with the media
+    capability's S3 settings."""
     from mobius.media.destination import s3_storage_options  # the one reading of the S3 endpoint settings
 
-    if not ws.library.startswith("s3://"):
-        raise InputError(f"the library is at {ws.library}: only local folders and s3:// can be backed up",
+    url = ws.library if url is None else url
+    if not url.startswith("s3://"):
+        raise InputError(f"the library is at {url}: only local folders and s3:// can be backed up",
                          hint="point MOBIUS_LIBRARY_DIR at a folder or an s3://bucket/prefix")
     try:
         import fsspec
@@ -268,7 +278,7 @@ def object_library(ws: Workspace) -> ObjectLibrary:
     except ImportError:
         raise EnvironmentProblem("backing up an s3:// library needs the s3fs package",
                                  hint="pip install s3fs") from None
-    return ObjectLibrary(ws.library, fsspec.filesystem("s3", **s3_storage_options(ws)))
+    return ObjectLibrary(url, fsspec.filesystem("s3", **s3_storage_options(ws)))
 
 
 LATEST = "latest"  # in place of an archive or snapshot name: the newest library backup of either kind
@@ -366,9 +376,62 @@ def restore_snapshot_to_library(ws: Workspace, snapshot: str, *, database: bool 
     """Restore a snapshot's library into the workspace's s3:// library (backup.object_restore: new objects
     written first, extra ones deleted after, the listing checked) and, with `database`, the database, whose
     dump is extracted and checked before anything is changed."""
+    return _restore_into_objects(ws, snapshot, object_library(ws), database=database, progress=progress)
+
+
+def object_restore_target(ws: Workspace, to: str) -> ObjectTarget:
+    """`to` as a checked s3:// restore target (refused, exit 1, when it overlaps the repository or nests with the
+    library; see backup.object_target)."""
+    return check_object_target(ws, to)
+
+
+def objects_below(ws: Workspace, to: str) -> int:
+    """How many objects the s3:// restore target `to` holds now."""
+    return object_count(object_library(ws, check_object_target(ws, to).url))
+
+
+def remove_objects_below(ws: Workspace, to: str) -> int:
+    """Delete every object below the s3:// restore target `to` (a restore's undo into a prefix that was empty)."""
+    return delete_objects(object_library(ws, check_object_target(ws, to).url))
+
+
+def plan_restore_to_objects(ws: Workspace, snapshot: str, to: str, *,
+                            progress: Progress | None = None) -> ObjectRestorePlan:
+    """What a restore of `snapshot` into s3:// `to` would upload, leave alone and delete; changes nothing."""
+    library = object_library(ws, check_object_target(ws, to).url)
+    with _working_repository(ws, [snapshot], packs=True, progress=progress) as repo:
+        return plan_snapshot_objects(repo, snapshot, library)
+
+
+@records_call("backup.restore")
+def restore_snapshot_to_objects(ws: Workspace, snapshot: str, to: str, *, database: bool = False,
+                                previous: str | None = None, progress: Progress | None = None) -> ObjectRestore:
+    """Restore a snapshot's library into `to` (s3://bucket/prefix, checked by backup.object_target): new and
+    changed objects written first, extra ones deleted after, the listing checked; with `database` the database
+    too, its dump checked before anything changes.
+
+    Into the live library holding objects, its current content is first kept as snapshot `previous` (an id
+    chosen by the caller and recorded before, as `new_snapshot_id` gives), the way a folder restore keeps
+    `DIR.rollback.*`; a run again after a kill finds that snapshot made and does not take it twice.
+    """
+    target = check_object_target(ws, to)
+    library = object_library(ws, target.url)
+    kept = None
+    if previous is not None and target.is_library and object_count(library):
+        if not has_snapshot(ws, previous):
+            create_snapshot(ws, database=False, progress=progress, snapshot_id=previous)
+        kept = previous
+    result = _restore_into_objects(ws, snapshot, library, database=database, progress=progress)
+    result.previous = kept
+    if kept:
+        result.notes.append(f"the library's previous content is snapshot {kept}")
+    return result
+
+
+def _restore_into_objects(ws: Workspace, snapshot: str, library: ObjectLibrary, *, database: bool,
+                          progress: Progress | None) -> ObjectRestore:
     from mobius.db.api import database_restore_lock
 
-    library = object_library(ws)
     ws.backups.mkdir(parents=True, exist_ok=True)
     with _working_repository(ws, [snapshot], packs=True, progress=progress) as repo, \
             database_restore_lock(ws) if database else contextlib.nullcontext(), _scratch(ws) as scratch:

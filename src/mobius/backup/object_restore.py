@@ -35,6 +35,7 @@ from mobius.backup.repository import Repository
 from mobius.backup.snapshot import SnapshotDamaged, SnapshotEntry, read_entries
 from mobius.backup.tree import MAX_REPORTED
 from mobius.errors import InputError, VerificationError
+from mobius.faults import kill_at
 from mobius.log import get_logger
 from mobius.progress import NoProgress, Progress
 
@@ -55,6 +56,7 @@ class ObjectRestore:
     deleted: int = 0
     seconds: float = 0.0
     rollback: None = None  # a bucket keeps no copy aside: the restore point the restore came from is the copy
+    previous: str | None = None  # the snapshot of the target's content taken before the restore, if one was
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -64,11 +66,57 @@ class ObjectRestore:
     def to_dict(self) -> dict[str, object]:
         return {"to": self.url, "snapshot": self.snapshot, "files": self.files, "bytes": self.bytes,
                 "written": self.written, "unchanged": self.unchanged, "deleted": self.deleted,
-                "seconds": round(self.seconds, 3), "notes": self.notes}
+                "previous": self.previous, "seconds": round(self.seconds, 3), "notes": self.notes}
 
 
 def _etag(info: dict) -> str:
     return str(info.get("ETag", "")).strip('"')
+
+
+@dataclass
+class ObjectRestorePlan:
+    """What a restore would do below `url`: files to write (new or different), left alone, objects to delete."""
+
+    url: str
+    snapshot: str
+    wanted: dict[str, SnapshotEntry]
+    present: dict[str, tuple[int, str]]
+    write: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    delete: list[str] = field(default_factory=list)
+
+    @property
+    def changes(self) -> bool:
+        return bool(self.write or self.delete)
+
+    def to_dict(self) -> dict[str, object]:
+        return {"to": self.url, "snapshot": self.snapshot, "files": len(self.wanted),
+                "bytes": sum(e.size for e in self.wanted.values()), "objects_before": len(self.present),
+                "write": self.write, "unchanged": len(self.unchanged), "delete": self.delete,
+                "overwrite": [rel for rel in self.write if rel in self.present]}
+
+
+def plan_snapshot_objects(repo: Repository, snapshot: str, library: ObjectLibrary) -> ObjectRestorePlan:
+    """What `restore_snapshot_objects` would write and delete below `library.url` now; nothing is changed."""
+    with repo.lock(exclusive=False, what=f"a prune of {repo.root}"):
+        snapshot_id = repo.require(snapshot)
+        reader = BlobReader(repo.packs, repo.keys)
+        try:
+            return _plan(snapshot_id, _wanted(repo, snapshot_id), library, reader,
+                         RepositoryIndex.load(repo.index, repo.keys))
+        finally:
+            reader.close()
+
+
+def _plan(snapshot_id: str, wanted: dict[str, SnapshotEntry], library: ObjectLibrary, reader: BlobReader,
+          index: RepositoryIndex) -> ObjectRestorePlan:
+    plan = ObjectRestorePlan(library.url, snapshot_id, wanted, _listing(library))
+    for rel, entry in wanted.items():
+        have = plan.present.get(rel)
+        same = have is not None and have[0] == entry.size and _same_content(reader, index, entry, have[1])
+        (plan.unchanged if same else plan.write).append(rel)
+    plan.delete = sorted(rel for rel in plan.present if rel not in wanted)
+    return plan
 
 
 def restore_snapshot_objects(repo: Repository, snapshot: str, library: ObjectLibrary, *,
@@ -82,27 +130,22 @@ def restore_snapshot_objects(repo: Repository, snapshot: str, library: ObjectLib
         snapshot_id = repo.require(snapshot)
         wanted = _wanted(repo, snapshot_id)
         result = ObjectRestore(library.url, snapshot_id, files=len(wanted), bytes=sum(e.size for e in wanted.values()))
-        present = _listing(library)
         index = RepositoryIndex.load(repo.index, repo.keys)
         reader = BlobReader(repo.packs, repo.keys)
-        expected: dict[str, str] = {}
         try:
-            for rel, entry in wanted.items():
-                key = f"{base}/{rel}"
-                have = present.get(rel)
-                if have is not None and have[0] == entry.size and _same_content(reader, index, entry, have[1]):
-                    expected[rel] = have[1]
-                    result.unchanged += 1
-                else:
-                    expected[rel] = _upload(fs, key, reader, index, entry)
-                    result.written += 1
-                progress.advance(entry.size)
+            plan = _plan(snapshot_id, wanted, library, reader, index)
+            expected = {rel: plan.present[rel][1] for rel in plan.unchanged}
+            progress.advance(sum(wanted[rel].size for rel in plan.unchanged))
+            for rel in plan.write:
+                expected[rel] = _upload(fs, f"{base}/{rel}", reader, index, wanted[rel])
+                kill_at("object-restore:written")
+                progress.advance(wanted[rel].size)
         finally:
             reader.close()
-        extra = sorted(f"{base}/{rel}" for rel in present if rel not in wanted)
-        if extra:
-            fs.rm(extra)
-            result.deleted = len(extra)
+        result.written, result.unchanged = len(plan.write), len(plan.unchanged)
+        if plan.delete:
+            fs.rm([f"{base}/{rel}" for rel in plan.delete])
+            result.deleted = len(plan.delete)
         _check_listing(library, wanted, expected)
     result.seconds = time.monotonic() - started
     result.notes.append(f"from snapshot {snapshot_id}")
@@ -231,6 +274,19 @@ def _check_listing(library: ObjectLibrary, wanted: dict[str, SnapshotEntry], exp
                                 "the restore again", details=sorted(problems)[:MAX_REPORTED])
 
 
+def object_count(library: ObjectLibrary) -> int:
+    """How many objects are below the prefix now (0: an empty prefix, or none yet)."""
+    return len(_listing(library))
+
+
+def delete_objects(library: ObjectLibrary) -> int:
+    """Delete every object below the prefix (the undo of a restore into an empty one); returns how many."""
+    keys = [f"{library.base}/{rel}" for rel in _listing(library)]
+    if keys:
+        library.fs.rm(keys)
+    return len(keys)
+
+
 def object_tree_digest(library: ObjectLibrary) -> dict[str, object]:
     """Objects, bytes and a digest of every key and size below the prefix (no content read): what
     envs.state.tree_digest is for a folder."""
@@ -243,4 +299,5 @@ def object_tree_digest(library: ObjectLibrary) -> dict[str, object]:
     return {"files": len(listing), "bytes": size, "digest": digest.hexdigest()}
 
 
-__all__ = ["ObjectRestore", "object_tree_digest", "restore_snapshot_objects"]
+__all__ = ["ObjectRestore", "ObjectRestorePlan", "delete_objects", "object_count", "object_tree_digest",
+           "plan_snapshot_objects", "restore_snapshot_objects"]

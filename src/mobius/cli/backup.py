@@ -8,10 +8,12 @@ from typing import TYPE_CHECKING
 import typer
 
 from mobius.cli.context import current
-from mobius.cli.options import DRY_RUN, YES, changes
+from mobius.cli.options import DRY_RUN, YES, changes, describe_dry_run
 from mobius.cli.output import confirm, emit, say
 from mobius.errors import InputError
 from mobius.safety.diskspace import human_bytes
+
+MAX_LISTED = 20  # objects a dry run names on the terminal (--json: all)
 
 if TYPE_CHECKING:
     from mobius.config import Workspace
@@ -162,22 +164,35 @@ def verify(
 @changes
 def restore(
     archive: str = typer.Argument(..., help="Archive path, its name in backups/, a snapshot id, or latest"),
-    to: Path = typer.Option(..., "--to", help="Folder to restore into (an existing one is kept as DIR.rollback.*)"),
+    to: str = typer.Option(..., "--to", help="Folder to restore into (an existing one is kept as DIR.rollback.*), "
+                                           "or s3://bucket/prefix (a snapshot only)"),
     yes: bool = YES,
     member_root: str = typer.Option(None, "--member-root",
                                     help="Folder inside the archive to restore (default: library; legacy archives: "
                                          "detected)."),
     database: bool = typer.Option(False, "--database",
                                   help="Also replace the workspace database with the dump the archive holds."),
+    dry_run: bool = DRY_RUN,
 ) -> None:
-    """Verify the archive, extract it safely beside DIR, and swap it in by rename.
+    """Verify the archive, extract it safely beside DIR, and swap it in by rename; or write a snapshot's files
+    into s3://bucket/prefix (changed and missing objects uploaded, extra ones deleted, the listing checked).
 
     Example: mobius backup restore latest --to ./uploads --yes
+    Example: mobius backup restore latest --to s3://media/uploads --dry-run
     Needs first: mobius backup create
     """
+    from mobius.backup.object_target import names_object_storage
+
+    if names_object_storage(to):
+        _restore_to_objects(archive, to, yes=yes, member_root=member_root, database=database, dry_run=dry_run)
+        return
+    if dry_run:
+        describe_dry_run(restore, (), {"archive": archive, "to": to, "member_root": member_root,
+                                       "database": database})
+        return
     snapshot = _snapshot(archive)
     path = None if snapshot else _archive(archive)
-    target = to.expanduser().absolute()
+    target = Path(to).expanduser().absolute()
     replacing = " (the current folder is moved to a .rollback folder)" if target.exists() else ""
     also = " and replace the database (dumped first)" if database else ""
     what = f"snapshot {snapshot}" if snapshot else path.name
@@ -198,6 +213,52 @@ def restore(
     if database:
         lines.append(f"database {current.workspace().database_url} restored from the archive's dump")
     lines += [f"note     {note}" for note in result.notes]
+    emit(result.to_dict(), lines)
+
+
+def _restore_to_objects(archive: str, to: str, *, yes: bool, member_root: str | None, database: bool,
+                        dry_run: bool) -> None:
+    """`backup restore SNAPSHOT --to s3://bucket/prefix`: the target checked first (backup.object_target), then a
+    plan printed (--dry-run) or the restore run as a one-step plan (recorded, undoable)."""
+    ws = current.workspace()
+    backup = _backup()
+    target = backup.object_restore_target(ws, to)
+    if member_root:
+        raise InputError("--member-root applies to archives restored into a folder",
+                         hint="a snapshot restores its library into s3://")
+    snapshot = _snapshot(archive)
+    if snapshot is None:
+        raise InputError(f"{archive} is an archive: only a snapshot can be restored into {target.url}",
+                         hint="restore the archive into a folder (--to DIR), or name a snapshot id")
+    if dry_run:
+        plan = backup.plan_restore_to_objects(ws, snapshot, target.url, progress=current.progress())
+        overwrite = [rel for rel in plan.write if rel in plan.present]
+        lines = [f"dry run: restore of snapshot {plan.snapshot} into {target.url}",
+                 f"would upload {len(plan.write)} of {len(plan.wanted)} objects ({len(overwrite)} replacing "
+                 f"different ones), leave {len(plan.unchanged)} as they are, delete {len(plan.delete)}"]
+        lines += [f"  upload {rel}" for rel in plan.write[:MAX_LISTED]]
+        lines += [f"  delete {rel}" for rel in plan.delete[:MAX_LISTED]]
+        if len(plan.write) > MAX_LISTED or len(plan.delete) > MAX_LISTED:
+            lines.append(f"  (the first {MAX_LISTED} of each; --json lists them all)")
+        lines.append("nothing was changed")
+        emit({"dry_run": True, "changed": False, **plan.to_dict()}, lines)
+        return
+    kept = ("the library's current content is kept as a snapshot first" if target.is_library else
+            "objects there that the snapshot lacks are deleted and different ones replaced; no copy is kept")
+    also = " and replace the database (dumped first)" if database else ""
+    if not confirm(f"restore snapshot {snapshot} into {target.url}{' (the live library)' if target.is_library else ''}"
+                   f" ({kept}){also}?", yes=yes):
+        raise typer.Abort()
+    from mobius.ops.plain import run_step
+
+    result = run_step(ws, "backup.restore", "backup.restore-objects",
+                      {"snapshot": snapshot, "to": target.url, "database": database}, progress=current.progress())
+    lines = [f"restored {result.files} objects ({human_bytes(result.bytes)}) into {result.url}: {result.written} "
+             f"written, {result.unchanged} already equal, {result.deleted} deleted; the listing checked after"]
+    if result.previous:
+        lines.append(f"previous content kept as snapshot {result.previous}")
+    if database:
+        lines.append(f"database {ws.database_url} restored from the snapshot's dump")
     emit(result.to_dict(), lines)
 
 

@@ -57,7 +57,7 @@ def changes(func: F) -> F:
         current.yes = current.yes or bool(yes)
         current.dry_run = current.dry_run or bool(dry_run)
         if dry_run and not takes_dry_run:
-            return _describe_dry_run(func, args, kwargs)
+            return describe_dry_run(func, args, kwargs)
         return func(*args, **kwargs)
 
     command.__signature__ = signature.replace(parameters=[*signature.parameters.values(), *extra])  # type: ignore[attr-defined]
@@ -66,7 +66,7 @@ def changes(func: F) -> F:
     return command  # type: ignore[return-value]
 
 
-def _describe_dry_run(func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+def describe_dry_run(func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
     """The dry run of a command that has no plan to show: what would run, with which values; nothing runs."""
     values = _shown(dict(zip(inspect.signature(func).parameters, args, strict=False)) | kwargs)
     command = f"mobius {current.command}"

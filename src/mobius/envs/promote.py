@@ -277,7 +277,10 @@ def rollback_promote(ctx: StepContext, source_name: str, target_name: str, handl
 
 
 def _validate(target: Workspace) -> tuple[str, Any]:
-    report = validate_environment(target.reload())
+    """B's checks after the promote, as its preflight runs them: without the codec check, which a promote cannot
+    change (it is this machine's FFmpeg build; `env validate` and deploy's preflight check it) and which cost
+    every promote 0.1-0.25 s of importing PyAV."""
+    report = validate_environment(target.reload(), codecs=False)
     report.raise_if_failed(hint=f"see `mobius env validate {target.environment}`")
     return f"{len(report.checks)} checks: {report.verdict.value}", report.verdict.value
 

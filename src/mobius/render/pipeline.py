@@ -15,6 +15,7 @@ from mobius.config import Workspace
 from mobius.errors import MobiusError, VerificationError
 from mobius.log import get_logger
 from mobius.progress import NoProgress, Progress
+from mobius.render.spec_library import SpecLibrary, spec_library
 from mobius.results import Report, failed, passed
 
 PROXY_SIZE = (320, 180)
@@ -104,8 +105,9 @@ def delivery_problems(video: Path, *, seconds: float | None = None) -> list[str]
     return problems
 
 
-def check_game(ws: Workspace, spec_file: Path, scratch: Path) -> GameCheck:
-    """All checks of one spec; problems are collected, not raised."""
+def check_game(ws: Workspace, spec_file: Path, scratch: Path, library: SpecLibrary | None = None) -> GameCheck:
+    """All checks of one spec against `library` (default: the workspace's local library); problems are
+    collected, not raised."""
     from mobius.measure.decode import probe
     from mobius.render.preview import render_preview
     from mobius.render.shots import compile_shots, damaged_assets, missing_assets
@@ -114,20 +116,24 @@ def check_game(ws: Workspace, spec_file: Path, scratch: Path) -> GameCheck:
     check = GameCheck(game=spec_file.stem, spec=spec_file)
     try:
         spec = load_spec(spec_file)
-        shots = compile_shots(spec, ws.library_path)
+        if library is None or library.folder is None:
+            library = SpecLibrary(ws.library_path, str(ws.library_path))
+        folder = library.folder
+        shots = compile_shots(spec, folder)
     except MobiusError as exc:
         check.problems.append(exc.message)
         return check
     check.shots = len(shots.shots)
     check.assets = len(shots.assets())
-    check.problems += [f"asset missing: {a.path} (component {a.component_id!r})" for a in missing_assets(shots)]
-    check.problems += [f"asset changed: {a.path} (sha256 {actual[:12]}..., spec records {a.sha256[:12]}...)"
-                       for a, actual in damaged_assets(shots)]
+    check.problems += [f"asset missing: {library.shown(a.path)} (component {a.component_id!r})"
+                       for a in missing_assets(shots)]
+    check.problems += [f"asset changed: {library.shown(a.path)} (sha256 {actual[:12]}..., spec records "
+                       f"{a.sha256[:12]}...)" for a, actual in damaged_assets(shots)]
     if check.problems:
         return check
     proxy_file = scratch / f"{spec.slug}-proxy.mp4"
     try:
-        proxy_shots = compile_shots(spec, ws.library_path, duration=PROXY_SECONDS)
+        proxy_shots = compile_shots(spec, folder, duration=PROXY_SECONDS)
         render_preview(proxy_shots, proxy_file, color=spec.color, size=PROXY_SIZE, fps=PROXY_FPS)
         info = probe(proxy_file)
     except (MobiusError, OSError, ValueError) as exc:
@@ -138,10 +144,10 @@ def check_game(ws: Workspace, spec_file: Path, scratch: Path) -> GameCheck:
     return check
 
 
-def pipeline_task(ws: Workspace, job: tuple[str, str]) -> GameCheck:
+def pipeline_task(ws: Workspace, job: tuple[str, str, SpecLibrary]) -> GameCheck:
     """One executor item: every check of one spec, its proxy rendered into the run's scratch folder."""
-    spec_file, scratch = job
-    return check_game(ws, Path(spec_file), Path(scratch))
+    spec_file, scratch, library = job
+    return check_game(ws, Path(spec_file), Path(scratch), library)
 
 
 def pipeline_test(ws: Workspace, games: list[str] | None = None, *, executor=None,
@@ -163,10 +169,12 @@ def pipeline_test(ws: Workspace, games: list[str] | None = None, *, executor=Non
     # in out/ (workers reach it) under a temp name the leftover sweep recognises if this run is killed
     with tempfile.TemporaryDirectory(prefix=f"{TEMP_PREFIX}{os.getpid()}-pipeline-", dir=ws.out) as tmp:
         if present:
-            items = [Item(str(s), (str(s), tmp)) for s in present]
+            library = spec_library(ws, present, Path(tmp) / "library")  # s3://: only the assets the specs name
+            items = [Item(str(s), (str(s), tmp, library)) for s in present]
             with using(ws, executor) as chosen:
                 run = run_items(ws, "pipeline test", pipeline_task, items, executor=chosen,
-                                reach=[ws.out, ws.games, *_local_library(ws)], sweep=[Path(tmp)], progress=progress)
+                                reach=[ws.out, ws.games, *([library.folder] if library.folder else [])],
+                                sweep=[Path(tmp)], progress=progress)
             for outcome in run.outcomes:
                 spec_file = Path(outcome.key)
                 checks[spec_file] = outcome.value if outcome.ok else GameCheck(
@@ -175,10 +183,3 @@ def pipeline_test(ws: Workspace, games: list[str] | None = None, *, executor=Non
     for result in report.games:
         log.info("pipeline.game", game=result.game, passed=result.passed, problems=result.problems[:20])
     return report
-
-
-def _local_library(ws: Workspace) -> list[Path]:
-    try:
-        return [ws.library_path]
-    except MobiusError:
-        return []

@@ -312,3 +312,86 @@ def _database_back(ctx: StepContext, before: str) -> Report:
         "db.schema_rows.restored", (digest or "")[:16], threshold=before[:16],
         source="sha256 of schema and rows (history excluded)"))
     return report
+
+
+class BackupObjectRestoreParams(StepParams):
+    snapshot: str = Field(min_length=1)
+    to: str = Field(min_length=1)  # s3://bucket/prefix
+    database: bool = False
+
+
+@register_step("backup.restore-objects")
+class BackupObjectRestoreStep:
+    """A snapshot's library restored into s3://bucket/prefix (backup.object_restore); undo = the prefix as it
+    was: the snapshot of its previous content restored (the live library's, taken before the first write), or,
+    for a prefix that was empty, every object below it deleted. A prefix apart from the library that held
+    objects keeps no copy (the command said so before it ran): its undo reports that and changes nothing."""
+
+    name: ClassVar[str] = "backup.restore-objects"
+    Params: ClassVar[type[StepParams]] = BackupObjectRestoreParams
+    probes: ClassVar[tuple[str, ...]] = ("service_ready",)
+
+    def __init__(self, params: dict[str, Any]):
+        checked = BackupObjectRestoreParams.model_validate(params)
+        self.snapshot, self.to, self.database = checked.snapshot, checked.to, checked.database
+
+    def plan(self, ctx: StepContext) -> StepPlan:
+        return StepPlan(f"restore snapshot {self.snapshot} into {self.to}" + (" and the database" if self.database
+                                                                              else ""))
+
+    def preflight(self, ctx: StepContext) -> Report:
+        from mobius import backup
+
+        target = backup.object_restore_target(ctx.ws, self.to)
+        return Report("backup.restore-objects preflight", [passed(
+            "backup.restore.target", target.url, source="s3",
+            detail="the live library" if target.is_library else "apart from the library and the repository")])
+
+    def apply(self, ctx: StepContext) -> Any:
+        from mobius import backup
+
+        handle = dict(ctx.undo or {})
+        if not handle:
+            target = backup.object_restore_target(ctx.ws, self.to)
+            before = backup.objects_below(ctx.ws, target.url)
+            handle = {"to": target.url, "objects_before": before,
+                      "previous": backup.new_snapshot_id() if target.is_library and before else None,
+                      "database_digest": database_digest(ctx.ws) if self.database else None}
+            ctx.record_undo(handle)  # the previous snapshot's id and the count before, before the first write
+        result = backup.restore_snapshot_to_objects(ctx.ws, self.snapshot, handle["to"], database=self.database,
+                                                    previous=handle["previous"], progress=ctx.progress)
+        handle.update(files=result.files, written=result.written, deleted=result.deleted)
+        ctx.record_undo(handle)
+        return handle
+
+    def verify(self, ctx: StepContext, handle: Any) -> Report:
+        return Report("backup.restore-objects verify", [passed(
+            "backup.restore.objects", handle["to"], source="s3", detail=f"{handle.get('files')} objects; the "
+            "prefix listed again after the restore: every key, size and ETag as the snapshot")])
+
+    def rollback(self, ctx: StepContext, handle: Any) -> Report:
+        from mobius import backup
+
+        report = Report("backup.restore-objects rollback")
+        if not handle:
+            report.add(skipped("backup.undo", "the step never started"))
+            return report
+        to, previous = handle["to"], handle.get("previous")
+        if previous and backup.has_snapshot(ctx.ws, previous):
+            backup.restore_snapshot_to_objects(ctx.ws, previous, to, progress=ctx.progress)
+            report.add(passed("backup.restore.objects.restored", to, source="s3",
+                              detail=f"the previous content is back from snapshot {previous}"))
+        elif handle.get("objects_before") == 0:
+            removed = backup.remove_objects_below(ctx.ws, to)
+            left = backup.objects_below(ctx.ws, to)
+            report.add((passed if left == 0 else failed)("backup.restore.objects.restored", to, source="s3",
+                                                         detail=f"empty before: {removed} objects deleted"))
+        elif previous:
+            report.add(passed("backup.restore.objects.restored", to, source="s3", detail="stopped before the "
+                              "library's previous content was kept as a snapshot, so before anything was written"))
+        else:
+            report.add(failed("backup.restore.objects.restored", to, source="s3",
+                              detail="the prefix held objects and is not the library: no copy was kept"))
+        if handle.get("database_digest") is not None:
+            report.extend(_database_back(ctx, handle["database_digest"]).checks)
+        return report

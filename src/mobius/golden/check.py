@@ -110,6 +110,7 @@ def check_video(ws: Workspace, slug: str, video: Path, *, overrides: dict[str, f
 
     from mobius.golden.signatures import read_signatures
     from mobius.golden.timeline import skipped_checks
+    from mobius.measure.alignment import CostRows
     from mobius.measure.decode import MediaSample, checked_facts, read_every_frame, read_media
 
     started = time.monotonic()
@@ -119,6 +120,7 @@ def check_video(ws: Workspace, slug: str, video: Path, *, overrides: dict[str, f
     limits = golden.thresholds.merged(overrides)
     progress.start(f"golden check {slug}", total=3, unit="steps")
     heard = None
+    costs = None
     similarities: dict[float, tuple] = {}
     if signatures is not None:
         same = _same_streams(golden, signatures, Path(video))
@@ -135,10 +137,13 @@ def check_video(ws: Workspace, slug: str, video: Path, *, overrides: dict[str, f
                 frames = signatures.frames
             else:
                 expected = {t: pool.submit(golden.plane, t) for t in golden.frames}
+                # the alignment's costs between frames, while FFmpeg's threads decode the next ones
+                costs = CostRows(signatures.frames.y) if signatures.frames.y.dtype == "uint8" else None
                 sample, frames = read_every_frame(
                     Path(video), golden.frames, with_audio=False,
                     on_pinned=lambda t, plane: pinned.setdefault(
-                        t, pool.submit(_similarity, golden, t, plane, expected.get(t))))
+                        t, pool.submit(_similarity, golden, t, plane, expected.get(t))),
+                    on_luma=costs.add if costs is not None else None)
             heard = listening.result() if listening is not None else _heard_in_golden(golden, signatures)
             similarities = {t: future.result() for t, future in pinned.items()}
         sample.audio, sample.sample_rate = heard.samples, heard.sample_rate
@@ -160,7 +165,7 @@ def check_video(ws: Workspace, slug: str, video: Path, *, overrides: dict[str, f
             later += skipped_checks(slug, f"the golden is format {golden.meta.get('format', 1)}, "
                                           "without signatures of every frame and of the soundtrack")
         else:
-            later += _timeline_checks(report, signatures, heard, frames, limits, Path(video), debug_dir)
+            later += _timeline_checks(report, signatures, heard, frames, limits, Path(video), debug_dir, costs)
         report.checks += pinned_checks.result()
     progress.advance()
     report.checks += later
@@ -232,11 +237,11 @@ def _listen(video: Path) -> Heard:
 
 
 def _timeline_checks(report: GoldenVerdict, signatures, heard: Heard, frames, limits: Thresholds, video: Path,
-                     debug_dir: Path | None) -> list[GoldenCheck]:
+                     debug_dir: Path | None, costs=None) -> list[GoldenCheck]:
     from mobius.golden.timeline import compare, debug_images
     from mobius.measure.decode import read_media
 
-    found = compare(signatures, frames, heard.bands, limits)
+    found = compare(signatures, frames, heard.bands, limits, costs=costs)
     report.timelines = found.timelines
     content = next(c for c in found.checks if c.name == "frames.content")
     if found.worst_frames:

@@ -20,6 +20,7 @@ from pathlib import Path
 from mobius.golden.baseline import Thresholds
 from mobius.golden.signatures import Signatures
 from mobius.golden.verdicts import GoldenCheck, Timeline
+from mobius.measure import alignment
 from mobius.measure.decode import FrameSignatures
 
 CHECKS = ("frames.content", "frames.timing", "frames.frozen", "audio.content", "audio.bands", "timing.av_offset")
@@ -65,11 +66,13 @@ def _range_text(what: str, ranges: list[dict[str, float]], unit: str, limit: flo
     return "; ".join(parts) + more + f" (limit {limit:g}{unit})"
 
 
-def compare(golden: Signatures, frames: FrameSignatures, audio_db, limits: Thresholds) -> Comparison:
-    """Every timeline check of a decoded video (`frames`, `audio_db`) against the golden's signatures."""
+def compare(golden: Signatures, frames: FrameSignatures, audio_db, limits: Thresholds, *,
+            costs: alignment.CostRows | None = None) -> Comparison:
+    """Every timeline check of a decoded video (`frames`, `audio_db`) against the golden's signatures;
+    `costs`: the alignment's costs computed during the decode (`alignment.CostRows`), if any."""
     import numpy as np
 
-    from mobius.measure import alignment, thumbnails
+    from mobius.measure import thumbnails
 
     checks: list[GoldenCheck] = []
     timelines: list[Timeline] = []
@@ -77,7 +80,7 @@ def compare(golden: Signatures, frames: FrameSignatures, audio_db, limits: Thres
     times = np.asarray(frames.times, dtype=np.float64)
     step = float(np.median(np.diff(golden.frames.times))) if len(golden.frames) > 1 else 1 / 30
 
-    matched = alignment.align(golden.frames.y, frames.y)
+    matched = alignment.align(golden.frames.y, frames.y, costs=costs)
     path = matched.path
     current_motion = np.concatenate([[0.0], thumbnails.largest_block_difference(
         thumbnails.take(frames.planes(), np.arange(len(frames) - 1)),

@@ -251,8 +251,8 @@ class FrameSignatures:
         return len(self.times)
 
 
-def _every_frame(container, times: list[float], on_pinned: Callable[[float, object], None] | None = None
-                 ) -> tuple[FrameSignatures, dict[float, object]]:
+def _every_frame(container, times: list[float], on_pinned: Callable[[float, object], None] | None = None,
+                 on_luma: Callable[[object, int], None] | None = None) -> tuple[FrameSignatures, dict[float, object]]:
     """One decode of every frame: its thumbnails, and the luma planes displayed at `times` (the same
     frames `_frames_at` picks by seeking: the last one whose presentation time is <= t).
 
@@ -260,7 +260,8 @@ def _every_frame(container, times: list[float], on_pinned: Callable[[float, obje
     while that thread and FFmpeg's frame threads decode the next ones, and the frame is let go at once,
     so FFmpeg's buffer pool reuses its pictures (holding batches of 30 frames for a second Python thread
     cost about 0.1 s more CPU in page faults for fresh buffers; docs/golden.md, Speed). `on_pinned(t, plane)`
-    is called with each plane of `times` as soon as it is known, while the rest of the video decodes.
+    is called with each plane of `times` as soon as it is known, while the rest of the video decodes;
+    `on_luma(thumbnails, count)` after each frame, with the luma thumbnails so far (the first `count` rows).
     """
     import numpy as np
 
@@ -297,6 +298,8 @@ def _every_frame(container, times: list[float], on_pinned: Callable[[float, obje
             for store, plane in zip(stores, frame_thumbnails(frame), strict=True):
                 store[index] = np.rint(plane, out=plane)  # rounded to 8 bits, as a golden stores them
             stamps.append(when - start)
+            if on_luma is not None:
+                on_luma(stores[0], index + 1)
             previous = frame if pending else None
     for t in pending:
         if previous is not None:
@@ -400,15 +403,17 @@ def read_audio(path: Path):
 
 
 def read_every_frame(path: Path, times: list[float], *, with_audio: bool = True,
-                     on_pinned: Callable[[float, object], None] | None = None) -> tuple[MediaSample, FrameSignatures]:
+                     on_pinned: Callable[[float, object], None] | None = None,
+                     on_luma: Callable[[object, int], None] | None = None) -> tuple[MediaSample, FrameSignatures]:
     """`read_media` that decodes every frame once: the sample (pinned planes, audio, container facts)
     and the signature of every frame. `on_pinned(t, plane)` gets each plane of `times` as soon as it is
-    decoded (to measure it while the rest decodes). Same errors as `read_media`."""
+    decoded, `on_luma(thumbnails, count)` the luma thumbnails as they grow (to measure them while the
+    rest decodes). Same errors as `read_media`."""
     path = Path(path)
     container = _open(path)
     try:
         info = _checked_info(container, path, times)
-        signatures, frames = _every_frame(container, times, on_pinned)
+        signatures, frames = _every_frame(container, times, on_pinned, on_luma)
         sample = MediaSample(container=info, frames=frames)
         if with_audio and container.streams.audio:
             sample.audio, sample.sample_rate = read_audio(path)

@@ -109,7 +109,7 @@ def check_video(ws: Workspace, slug: str, video: Path, *, overrides: dict[str, f
     import time
 
     from mobius.golden.signatures import read_signatures
-    from mobius.golden.timeline import skipped_checks
+    from mobius.golden.timeline import measure_sound, skipped_checks
     from mobius.measure.alignment import CostRows
     from mobius.measure.decode import MediaSample, checked_facts, read_every_frame, read_media
 
@@ -120,7 +120,7 @@ def check_video(ws: Workspace, slug: str, video: Path, *, overrides: dict[str, f
     limits = golden.thresholds.merged(overrides)
     progress.start(f"golden check {slug}", total=3, unit="steps")
     heard = None
-    costs = None
+    costs = sound = None
     similarities: dict[float, tuple] = {}
     if signatures is not None:
         same = _same_streams(golden, signatures, Path(video))
@@ -129,7 +129,7 @@ def check_video(ws: Workspace, slug: str, video: Path, *, overrides: dict[str, f
         # as soon as the decode passes it: all spend their time in FFmpeg, numpy and zlib, which
         # release the GIL
         with ThreadPoolExecutor(max_workers=2) as pool:
-            listening = None if "audio" in same else pool.submit(_listen, Path(video))
+            listening = None if "audio" in same else pool.submit(_listen, Path(video), signatures.audio, limits)
             pinned = {}
             if "video" in same:
                 sample = MediaSample(container=checked_facts(Path(video), golden.frames),
@@ -137,6 +137,8 @@ def check_video(ws: Workspace, slug: str, video: Path, *, overrides: dict[str, f
                 frames = signatures.frames
             else:
                 expected = {t: pool.submit(golden.plane, t) for t in golden.frames}
+                if listening is None:  # the golden's own soundtrack, measured against itself beside the decode
+                    sound = pool.submit(measure_sound, signatures.audio, signatures.audio, limits)
                 # the alignment's costs between frames, while FFmpeg's threads decode the next ones
                 costs = CostRows(signatures.frames.y) if signatures.frames.y.dtype == "uint8" else None
                 sample, frames = read_every_frame(
@@ -145,6 +147,8 @@ def check_video(ws: Workspace, slug: str, video: Path, *, overrides: dict[str, f
                         t, pool.submit(_similarity, golden, t, plane, expected.get(t))),
                     on_luma=costs.add if costs is not None else None)
             heard = listening.result() if listening is not None else _heard_in_golden(golden, signatures)
+            if sound is not None:
+                heard.measures = sound.result()
             similarities = {t: future.result() for t, future in pinned.items()}
         sample.audio, sample.sample_rate = heard.samples, heard.sample_rate
     else:
@@ -178,12 +182,14 @@ def check_video(ws: Workspace, slug: str, video: Path, *, overrides: dict[str, f
 
 @dataclass
 class Heard:
-    """The soundtrack of the checked video: its samples, loudness and band signature (None: no audio)."""
+    """The soundtrack of the checked video: its samples, loudness and band signature (None: no audio), and
+    its comparison with the golden's when it was measured ahead (`timeline.measure_sound`)."""
 
     samples: object | None
     sample_rate: int
     stats: object | None
     bands: object | None
+    measures: object | None = None
 
 
 def _same_streams(golden: Golden, signatures, video: Path) -> set[str]:
@@ -222,7 +228,9 @@ def _heard_in_golden(golden: Golden, signatures) -> Heard:
     return Heard(None, int(stats.sample_rate), stats, signatures.audio)
 
 
-def _listen(video: Path) -> Heard:
+def _listen(video: Path, golden_db, limits: Thresholds) -> Heard:
+    """The soundtrack decoded and measured, and compared with the golden's (`golden_db`), beside the picture."""
+    from mobius.golden.timeline import measure_sound
     from mobius.measure.decode import read_audio
     from mobius.measure.loudness import measure
     from mobius.measure.soundprint import band_energies
@@ -233,7 +241,8 @@ def _listen(video: Path) -> Heard:
     # the band levels stay after the loudness, in this one thread: in a third thread beside it they
     # lengthened the check of a re-encode (in-process 1.64 -> 1.78 s, 12 alternating runs at load 10-11;
     # the two compete with the picture's decode for the GIL and the 2 cores)
-    return Heard(samples, rate, measure(samples, rate), band_energies(samples, rate))
+    bands = band_energies(samples, rate)
+    return Heard(samples, rate, measure(samples, rate), bands, measure_sound(golden_db, bands, limits))
 
 
 def _timeline_checks(report: GoldenVerdict, signatures, heard: Heard, frames, limits: Thresholds, video: Path,
@@ -241,7 +250,7 @@ def _timeline_checks(report: GoldenVerdict, signatures, heard: Heard, frames, li
     from mobius.golden.timeline import compare, debug_images
     from mobius.measure.decode import read_media
 
-    found = compare(signatures, frames, heard.bands, limits, costs=costs)
+    found = compare(signatures, frames, heard.bands, limits, costs=costs, heard=heard.measures)
     report.timelines = found.timelines
     content = next(c for c in found.checks if c.name == "frames.content")
     if found.worst_frames:

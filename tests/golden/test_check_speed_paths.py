@@ -93,3 +93,21 @@ def test_the_soundtrack_decoded_into_one_array_equals_its_frames_joined(clip: Pa
     joined = np.concatenate(planes, axis=1)
     assert rate == 48000 and samples.dtype == np.float32 and samples.flags["C_CONTIGUOUS"]
     assert samples.shape == joined.shape and np.array_equal(samples, joined)
+
+
+@pytest.mark.parametrize("frames", [900, 2, 1])
+def test_differences_of_8_bit_thumbnails_equal_the_float_definition(frames: int):
+    """Content difference and motion of 8-bit thumbnails, taken in 8-bit integers, are the float path's
+    values and types, from identical blocks to blocks 255 levels apart."""
+    rng = np.random.default_rng(frames)
+    grids = {p: thumbnails.LUMA_GRID if p == "y" else thumbnails.CHROMA_GRID for p in thumbnails.PLANES}
+    golden = {p: rng.integers(0, 256, (frames, *grid), dtype=np.uint8) for p, grid in grids.items()}
+    current = {p: np.clip(golden[p].astype(np.int16) + rng.integers(-40, 40, golden[p].shape), 0, 255).astype(np.uint8)
+               for p in thumbnails.PLANES}
+    current["y"][0, :2, :2] = 255 - golden["y"][0, :2, :2]
+    as_float = {name: {p: side[p].astype(np.float32) for p in thumbnails.PLANES}
+                for name, side in (("golden", golden), ("current", current))}
+    for measure in (thumbnails.content_difference, thumbnails.largest_block_difference):
+        fast, slow = measure(golden, current), measure(as_float["golden"], as_float["current"])
+        assert fast.dtype == slow.dtype and np.array_equal(fast, slow)
+        assert np.array_equal(measure(golden, golden), measure(as_float["golden"], as_float["golden"]))

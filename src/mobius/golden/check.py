@@ -11,12 +11,17 @@ import shutil
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mobius.config import Workspace
 from mobius.golden.baseline import Golden, Thresholds, debug_folder, frame_file, load_golden
 from mobius.golden.verdicts import GoldenCheck, GoldenVerdict
 from mobius.log import get_logger
 from mobius.progress import NoProgress, Progress
+
+if TYPE_CHECKING:
+    from mobius.golden.timeline import SoundMeasures
+    from mobius.measure.alignment import CostRows
 
 
 def _similarity(golden: Golden, t: float, current,
@@ -189,7 +194,7 @@ class Heard:
     sample_rate: int
     stats: object | None
     bands: object | None
-    measures: object | None = None
+    measures: SoundMeasures | None = None
 
 
 def _same_streams(golden: Golden, signatures, video: Path) -> set[str]:
@@ -238,7 +243,7 @@ def _listen(video: Path, golden_db, limits: Thresholds) -> Heard:
     samples, rate = read_audio(video)
     if samples is None:
         return Heard(None, 0, None, None)
-    # the band levels stay after the loudness, in this one thread: in a third thread beside it they
+    # the band levels stay in this one thread with the loudness: in a third thread beside it they
     # lengthened the check of a re-encode (in-process 1.64 -> 1.78 s, 12 alternating runs at load 10-11;
     # the two compete with the picture's decode for the GIL and the 2 cores)
     bands = band_energies(samples, rate)
@@ -246,7 +251,7 @@ def _listen(video: Path, golden_db, limits: Thresholds) -> Heard:
 
 
 def _timeline_checks(report: GoldenVerdict, signatures, heard: Heard, frames, limits: Thresholds, video: Path,
-                     debug_dir: Path | None, costs=None) -> list[GoldenCheck]:
+                     debug_dir: Path | None, costs: CostRows | None = None) -> list[GoldenCheck]:
     from mobius.golden.timeline import compare, debug_images
     from mobius.measure.decode import read_media
 

@@ -22,7 +22,10 @@ two files that must be decoded it ends with issue 21's target (2x the runbook pr
 The contenders of each video are run in turns (`interleaved`), so the shared machine's load drifts over
 all of them alike; `--before ../main/src` adds another checkout's `golden check` to those turns.
 
-Usage: python benchmarks/golden_check.py [--repeat 3] [--workspace DIR] [--before SRC]
+`--realtime` runs the timed commands under `chrt -r 10` (real-time round robin, each followed by a pause):
+on the shared machine that comes close to a quiet one (docs/golden.md, Speed).
+
+Usage: python benchmarks/golden_check.py [--repeat 3] [--workspace DIR] [--before SRC] [--realtime]
 """
 
 from __future__ import annotations
@@ -67,9 +70,15 @@ def ffmpeg_binary() -> str:
         return found
 
 
+# `--realtime`: the timed commands run under this prefix, and each is followed by a pause
+TIMED_PREFIX: list[str] = []
+PAUSE = 0.0
+
+
 def run(cmd: list[str], **kwargs) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MOBIUS_")}
-    return subprocess.run(cmd, capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL, **kwargs)
+    return subprocess.run([*TIMED_PREFIX, *cmd], capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL,
+                          **kwargs)
 
 
 def children_cpu() -> float:
@@ -105,6 +114,7 @@ def interleaved(contenders: dict, repeat: int) -> dict:
             result = contenders[name]()
             walls, cpus, _ = samples[name]
             samples[name] = (walls + [time.perf_counter() - started], cpus + [children_cpu() - cpu], result)
+            time.sleep(PAUSE)
     return {name: (statistics.median(w), statistics.median(c), r) for name, (w, c, r) in samples.items()}
 
 
@@ -190,9 +200,14 @@ def ours_check_all(ws: Path, entry: list[str] = MOBIUS) -> dict[str, dict[str, b
 
 
 def main() -> None:
+    global PAUSE
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeat", type=int, default=3, help="runs per measurement (median)")
     parser.add_argument("--workspace", type=Path, help="reuse a workspace (default: a new temp one)")
+    parser.add_argument("--realtime", action="store_true", help="run each timed command under `chrt -r 10` (Linux; "
+                        "root or CAP_SYS_NICE) with a 0.7 s pause after each: the other sessions' load on a shared "
+                        "machine then barely reaches the timed processes, close to a quiet machine (the pause "
+                        "leaves the cores to them)")
     parser.add_argument("--before", type=Path, help="also time `golden check` from another checkout's src/ "
                         "(e.g. main's), in the same rounds")
     args = parser.parse_args()
@@ -233,6 +248,9 @@ def main() -> None:
              "-preset", "veryfast", "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "160k", "-y", str(reencoded)],
             check=True)
 
+        if args.realtime:
+            TIMED_PREFIX[:] = ["chrt", "-r", "10"]
+            PAUSE = 0.7
         load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
         print(f"load average at the start: {load} ({os.cpu_count()} cores)")
         print(f"render sushi-go: {render_wall:.2f} s wall ({rendered['render_seconds']:.2f} s inside) for a "

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import typer
 
 from mobius.cli.options import EXECUTOR as _EXECUTOR
 from mobius.cli.options import changes
+
+# No golden command multiplies matrices, so OpenBLAS needs no threads of its own; started, they spin while
+# numpy loads: 0.05-0.08 s of CPU a `golden check` (numpy's import 0.10 -> 0.05 s CPU on 2 cores, measured;
+# docs/golden.md, Speed). Read once, when numpy first loads, which is after this module in every golden
+# command; a value the user set stays.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 golden_app = typer.Typer(help="Golden files: pin a preview's every frame, soundtrack, loudness and container; "
                               "check renders against them.", no_args_is_help=True)

@@ -11,12 +11,17 @@ import shutil
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mobius.config import Workspace
 from mobius.golden.baseline import Golden, Thresholds, debug_folder, frame_file, load_golden
 from mobius.golden.verdicts import GoldenCheck, GoldenVerdict
 from mobius.log import get_logger
 from mobius.progress import NoProgress, Progress
+
+if TYPE_CHECKING:
+    from mobius.golden.timeline import SoundMeasures
+    from mobius.measure.alignment import CostRows
 
 
 def _similarity(golden: Golden, t: float, current,
@@ -109,7 +114,8 @@ def check_video(ws: Workspace, slug: str, video: Path, *, overrides: dict[str, f
     import time
 
     from mobius.golden.signatures import read_signatures
-    from mobius.golden.timeline import skipped_checks
+    from mobius.golden.timeline import measure_sound, skipped_checks
+    from mobius.measure.alignment import CostRows
     from mobius.measure.decode import MediaSample, checked_facts, read_every_frame, read_media
 
     started = time.monotonic()
@@ -119,6 +125,7 @@ def check_video(ws: Workspace, slug: str, video: Path, *, overrides: dict[str, f
     limits = golden.thresholds.merged(overrides)
     progress.start(f"golden check {slug}", total=3, unit="steps")
     heard = None
+    costs = sound = None
     similarities: dict[float, tuple] = {}
     if signatures is not None:
         same = _same_streams(golden, signatures, Path(video))
@@ -127,7 +134,7 @@ def check_video(ws: Workspace, slug: str, video: Path, *, overrides: dict[str, f
         # as soon as the decode passes it: all spend their time in FFmpeg, numpy and zlib, which
         # release the GIL
         with ThreadPoolExecutor(max_workers=2) as pool:
-            listening = None if "audio" in same else pool.submit(_listen, Path(video))
+            listening = None if "audio" in same else pool.submit(_listen, Path(video), signatures.audio, limits)
             pinned = {}
             if "video" in same:
                 sample = MediaSample(container=checked_facts(Path(video), golden.frames),
@@ -135,11 +142,18 @@ def check_video(ws: Workspace, slug: str, video: Path, *, overrides: dict[str, f
                 frames = signatures.frames
             else:
                 expected = {t: pool.submit(golden.plane, t) for t in golden.frames}
+                if listening is None:  # the golden's own soundtrack, measured against itself beside the decode
+                    sound = pool.submit(measure_sound, signatures.audio, signatures.audio, limits)
+                # the alignment's costs between frames, while FFmpeg's threads decode the next ones
+                costs = CostRows(signatures.frames.y) if signatures.frames.y.dtype == "uint8" else None
                 sample, frames = read_every_frame(
                     Path(video), golden.frames, with_audio=False,
                     on_pinned=lambda t, plane: pinned.setdefault(
-                        t, pool.submit(_similarity, golden, t, plane, expected.get(t))))
+                        t, pool.submit(_similarity, golden, t, plane, expected.get(t))),
+                    on_luma=costs.add if costs is not None else None)
             heard = listening.result() if listening is not None else _heard_in_golden(golden, signatures)
+            if sound is not None:
+                heard.measures = sound.result()
             similarities = {t: future.result() for t, future in pinned.items()}
         sample.audio, sample.sample_rate = heard.samples, heard.sample_rate
     else:
@@ -160,7 +174,7 @@ def check_video(ws: Workspace, slug: str, video: Path, *, overrides: dict[str, f
             later += skipped_checks(slug, f"the golden is format {golden.meta.get('format', 1)}, "
                                           "without signatures of every frame and of the soundtrack")
         else:
-            later += _timeline_checks(report, signatures, heard, frames, limits, Path(video), debug_dir)
+            later += _timeline_checks(report, signatures, heard, frames, limits, Path(video), debug_dir, costs)
         report.checks += pinned_checks.result()
     progress.advance()
     report.checks += later
@@ -173,12 +187,14 @@ def check_video(ws: Workspace, slug: str, video: Path, *, overrides: dict[str, f
 
 @dataclass
 class Heard:
-    """The soundtrack of the checked video: its samples, loudness and band signature (None: no audio)."""
+    """The soundtrack of the checked video: its samples, loudness and band signature (None: no audio), and
+    its comparison with the golden's when it was measured ahead (`timeline.measure_sound`)."""
 
     samples: object | None
     sample_rate: int
     stats: object | None
     bands: object | None
+    measures: SoundMeasures | None = None
 
 
 def _same_streams(golden: Golden, signatures, video: Path) -> set[str]:
@@ -217,7 +233,9 @@ def _heard_in_golden(golden: Golden, signatures) -> Heard:
     return Heard(None, int(stats.sample_rate), stats, signatures.audio)
 
 
-def _listen(video: Path) -> Heard:
+def _listen(video: Path, golden_db, limits: Thresholds) -> Heard:
+    """The soundtrack decoded and measured, and compared with the golden's (`golden_db`), beside the picture."""
+    from mobius.golden.timeline import measure_sound
     from mobius.measure.decode import read_audio
     from mobius.measure.loudness import measure
     from mobius.measure.soundprint import band_energies
@@ -225,18 +243,19 @@ def _listen(video: Path) -> Heard:
     samples, rate = read_audio(video)
     if samples is None:
         return Heard(None, 0, None, None)
-    # the band levels stay after the loudness, in this one thread: in a third thread beside it they
+    # the band levels stay in this one thread with the loudness: in a third thread beside it they
     # lengthened the check of a re-encode (in-process 1.64 -> 1.78 s, 12 alternating runs at load 10-11;
     # the two compete with the picture's decode for the GIL and the 2 cores)
-    return Heard(samples, rate, measure(samples, rate), band_energies(samples, rate))
+    bands = band_energies(samples, rate)
+    return Heard(samples, rate, measure(samples, rate), bands, measure_sound(golden_db, bands, limits))
 
 
 def _timeline_checks(report: GoldenVerdict, signatures, heard: Heard, frames, limits: Thresholds, video: Path,
-                     debug_dir: Path | None) -> list[GoldenCheck]:
+                     debug_dir: Path | None, costs: CostRows | None = None) -> list[GoldenCheck]:
     from mobius.golden.timeline import compare, debug_images
     from mobius.measure.decode import read_media
 
-    found = compare(signatures, frames, heard.bands, limits)
+    found = compare(signatures, frames, heard.bands, limits, costs=costs, heard=heard.measures)
     report.timelines = found.timelines
     content = next(c for c in found.checks if c.name == "frames.content")
     if found.worst_frames:

@@ -20,6 +20,7 @@ from pathlib import Path
 from mobius.golden.baseline import Thresholds
 from mobius.golden.signatures import Signatures
 from mobius.golden.verdicts import GoldenCheck, Timeline
+from mobius.measure import alignment
 from mobius.measure.decode import FrameSignatures
 
 CHECKS = ("frames.content", "frames.timing", "frames.frozen", "audio.content", "audio.bands", "timing.av_offset")
@@ -65,11 +66,16 @@ def _range_text(what: str, ranges: list[dict[str, float]], unit: str, limit: flo
     return "; ".join(parts) + more + f" (limit {limit:g}{unit})"
 
 
-def compare(golden: Signatures, frames: FrameSignatures, audio_db, limits: Thresholds) -> Comparison:
-    """Every timeline check of a decoded video (`frames`, `audio_db`) against the golden's signatures."""
+def compare(golden: Signatures, frames: FrameSignatures, audio_db, limits: Thresholds, *,
+            costs: alignment.CostRows | None = None, heard: SoundMeasures | None = None) -> Comparison:
+    """Every timeline check of a decoded video (`frames`, `audio_db`) against the golden's signatures.
+
+    Parts measured ahead, while the picture decodes, may be passed in: `costs`, the alignment's costs
+    (`alignment.CostRows`); `heard`, `measure_sound(golden.audio, audio_db, limits)`.
+    """
     import numpy as np
 
-    from mobius.measure import alignment, thumbnails
+    from mobius.measure import thumbnails
 
     checks: list[GoldenCheck] = []
     timelines: list[Timeline] = []
@@ -77,7 +83,7 @@ def compare(golden: Signatures, frames: FrameSignatures, audio_db, limits: Thres
     times = np.asarray(frames.times, dtype=np.float64)
     step = float(np.median(np.diff(golden.frames.times))) if len(golden.frames) > 1 else 1 / 30
 
-    matched = alignment.align(golden.frames.y, frames.y)
+    matched = alignment.align(golden.frames.y, frames.y, costs=costs)
     path = matched.path
     current_motion = np.concatenate([[0.0], thumbnails.largest_block_difference(
         thumbnails.take(frames.planes(), np.arange(len(frames) - 1)),
@@ -121,7 +127,7 @@ def compare(golden: Signatures, frames: FrameSignatures, audio_db, limits: Thres
                             "where the golden moves)"
                             for r in frozen_ranges[:5])))
     video_offset = float(matched.start_offset) * step
-    checks += _audio_checks(golden.audio, audio_db, limits, video_offset, timelines)
+    checks += _audio_checks(heard or measure_sound(golden.audio, audio_db, limits), limits, video_offset, timelines)
     return Comparison(checks, timelines, worst)
 
 
@@ -129,21 +135,49 @@ def _rounded(values, digits: int = 3) -> list[float]:
     return [round(float(v), digits) for v in values]
 
 
-def _audio_checks(golden_db, current_db, limits: Thresholds, video_offset: float,
+@dataclass
+class SoundMeasures:
+    """The soundtrack measured against the golden's: what `audio.content`, `audio.bands` and
+    `timing.av_offset` judge (the offset less the picture's own). `missing` names the side without audio
+    ("golden" or "current"); then nothing else is measured."""
+
+    missing: str | None = None
+    diff: object = None  # per 100 ms window: mean band level difference (dB)
+    change: object = None  # soundprint.BandChange, None when no band is audible for 3 s
+    seconds: float = 0.0  # how late the soundtrack runs against the golden's (soundprint.offset)
+    correlation: float = 0.0
+    span: float = 0.0  # seconds of current audio
+
+
+def measure_sound(golden_db, current_db, limits: Thresholds) -> SoundMeasures:
+    """What the soundtrack checks judge: numpy only, no picture needed, so it can run beside the decode."""
+    from mobius.measure import soundprint
+
+    if golden_db is None or len(golden_db) == 0:
+        return SoundMeasures(missing="golden")
+    if current_db is None or len(current_db) == 0:
+        return SoundMeasures(missing="current")
+    seconds, correlation = soundprint.offset(golden_db, current_db)
+    return SoundMeasures(None, soundprint.window_difference(golden_db, current_db),
+                         soundprint.band_difference(golden_db, current_db, limits.band_tol), seconds, correlation,
+                         round(len(current_db) * soundprint.HOP_S, 3))
+
+
+def _audio_checks(heard: SoundMeasures, limits: Thresholds, video_offset: float,
                   timelines: list[Timeline]) -> list[GoldenCheck]:
     import numpy as np
 
     from mobius.measure import soundprint
 
     names = ("audio.content", "audio.bands", "timing.av_offset")
-    if golden_db is None or len(golden_db) == 0:
+    if heard.missing == "golden":
         return [GoldenCheck(n, "audio", True, None, None, skipped=True, message="not run: the golden has no audio")
                 for n in names]
-    if current_db is None or len(current_db) == 0:
+    if heard.missing == "current":
         return [GoldenCheck(n, "audio", False, None, None, message="the video has no audio stream") for n in names]
     checks = []
     window = soundprint.WINDOW_HOPS * soundprint.HOP_S
-    diff = soundprint.window_difference(golden_db, current_db)
+    diff = heard.diff
     times = np.arange(len(diff)) * window
     ranges = ranges_over(diff, limits.audio_diff, times, window)
     for r in ranges:
@@ -156,7 +190,7 @@ def _audio_checks(golden_db, current_db, limits: Thresholds, video_offset: float
     timelines.append(Timeline("audio.content", "mean band level difference per 100 ms (dB)", "dB",
                               _rounded(times), _rounded(diff), limits.audio_diff, ranges))
 
-    change = soundprint.band_difference(golden_db, current_db, limits.band_tol)
+    change = heard.change
     if change is None:
         checks.append(GoldenCheck("audio.bands", "audio", True, None, limits.band_tol, skipped=True,
                             message="not run: no band is audible for 3 s in the golden"))
@@ -175,8 +209,7 @@ def _audio_checks(golden_db, current_db, limits: Thresholds, video_offset: float
                                 + (f" over {band_ranges[0]['start']:.2f}-{band_ranges[0]['end']:.2f} s"
                                    if band_ranges else "") + f" (limit {limits.band_tol:g} dB)")))
 
-    seconds, correlation = soundprint.offset(golden_db, current_db)
-    span = round(len(current_db) * soundprint.HOP_S, 3)
+    seconds, correlation, span = heard.seconds, heard.correlation, heard.span
     if correlation < MIN_MATCH:  # no offset explains the difference: it is another soundtrack, not a shift
         checks.append(GoldenCheck("timing.av_offset", "timing", False, None, limits.av_offset_ms, expected=0.0,
                                   rule="<=",

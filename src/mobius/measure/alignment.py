@@ -78,32 +78,69 @@ def _costs_u8(golden, current, search: int, *, rows: int = COST_ROWS):
     is the float path's, so the costs are identical. 0.136 -> 0.069 s for 900 frames (measured).
     `rows` current frames at a time, every offset of one block before the next, so the block and
     its golden neighbours stay in the CPU's cache (0.072-0.083 -> 0.055 s CPU, the same costs)."""
-    import numpy as np
+    costs = CostRows(golden, search, rows=rows)
+    costs.add(current, len(current))
+    return costs.finish(current)
 
-    g = golden.reshape(len(golden), -1)
-    c = current.reshape(len(current), -1)
-    n = len(c)
-    costs = np.full((n, 2 * search + 1), np.inf, dtype=np.float64)
-    high = np.empty((min(rows, n), c.shape[1]), dtype=c.dtype)
-    low = np.empty_like(high)
-    squares = np.empty(high.shape, dtype=np.uint16)
-    for first in range(0, n, rows):
-        end = min(n, first + rows)
-        for k, off in enumerate(range(-search, search + 1)):
+
+class CostRows:
+    """`_costs_u8`'s matrix built while a decode delivers the current frames, `rows` at a time.
+
+    A row's costs need only that frame and the golden's (all stored), so the check computes them
+    between frames, while FFmpeg decodes the next ones, instead of after the last (0.06 s of a 30 s
+    preview). Every row is computed exactly as `_costs_u8` computes it, so the matrix is the same.
+    """
+
+    def __init__(self, golden, search: int = SEARCH, *, rows: int = COST_ROWS):
+        import numpy as np
+
+        self.golden = np.asarray(golden).reshape(len(golden), -1)
+        self.search, self.rows = search, rows
+        self.done = 0
+        self.blocks: list = []
+        width = self.golden.shape[1]
+        self._high = np.empty((rows, width), dtype=self.golden.dtype)
+        self._low = np.empty_like(self._high)
+        self._squares = np.empty((rows, width), dtype=np.uint16)
+
+    def add(self, current, available: int) -> None:
+        """The rows of every whole block among the first `available` frames of `current` not done yet."""
+        while available - self.done >= self.rows:
+            self._block(current, self.done + self.rows)
+
+    def finish(self, current):
+        """The (frames, 2 * search + 1) costs of all of `current`."""
+        import numpy as np
+
+        while self.done < len(current):
+            self._block(current, min(len(current), self.done + self.rows))
+        width = 2 * self.search + 1
+        return np.concatenate(self.blocks) if self.blocks else np.full((0, width), np.inf)
+
+    def _block(self, current, end: int) -> None:
+        import numpy as np
+
+        g = self.golden
+        c = np.asarray(current[self.done : end]).reshape(end - self.done, -1)
+        first = self.done
+        costs = np.full((end - first, 2 * self.search + 1), np.inf, dtype=np.float64)
+        for k, off in enumerate(range(-self.search, self.search + 1)):
             lo, hi = max(first, -off), min(end, len(g) - off)
             if hi > lo:
-                a, b, d = high[: hi - lo], low[: hi - lo], squares[: hi - lo]
-                np.maximum(c[lo:hi], g[lo + off : hi + off], out=a)
-                np.minimum(c[lo:hi], g[lo + off : hi + off], out=b)
+                a, b, d = self._high[: hi - lo], self._low[: hi - lo], self._squares[: hi - lo]
+                np.maximum(c[lo - first : hi - first], g[lo + off : hi + off], out=a)
+                np.minimum(c[lo - first : hi - first], g[lo + off : hi + off], out=b)
                 np.subtract(a, b, out=a)
                 np.minimum(a, int(CAP), out=a)
                 np.multiply(a, a, out=d, dtype=np.uint16)
-                costs[lo:hi, k] = d.sum(axis=1, dtype=np.uint32).astype(np.float32) / g.shape[1]
-    return costs
+                costs[lo - first : hi - first, k] = d.sum(axis=1, dtype=np.uint32).astype(np.float32) / g.shape[1]
+        self.blocks.append(costs)
+        self.done = end
 
 
-def align(golden_luma, current_luma, *, search: int = SEARCH) -> Alignment:
-    """The cheapest path (see the module docstring) and the timing events it implies."""
+def align(golden_luma, current_luma, *, search: int = SEARCH, costs: CostRows | None = None) -> Alignment:
+    """The cheapest path (see the module docstring) and the timing events it implies; `costs`: the
+    rows of the cost matrix computed so far (`CostRows` of these golden thumbnails), finished here."""
     import numpy as np
 
     n = len(current_luma)
@@ -114,15 +151,15 @@ def align(golden_luma, current_luma, *, search: int = SEARCH) -> Alignment:
         # the diagonal costs PENALTY, so the diagonal is the cheapest path; the recurrence's own answer
         # (tests/golden/test_signatures.py), 0.06-0.09 s sooner
         return Alignment(path=np.arange(n, dtype=np.int64))
-    return cheapest_path(golden_luma, current_luma, search=search)
+    return cheapest_path(golden_luma, current_luma, search=search, costs=costs)
 
 
-def cheapest_path(golden_luma, current_luma, *, search: int = SEARCH) -> Alignment:
+def cheapest_path(golden_luma, current_luma, *, search: int = SEARCH, costs: CostRows | None = None) -> Alignment:
     """`align` by the recurrence alone (for non-empty inputs)."""
     import numpy as np
 
     n = len(current_luma)
-    costs = _costs(golden_luma, current_luma, search)
+    costs = _costs(golden_luma, current_luma, search) if costs is None else costs.finish(current_luma)
     width = costs.shape[1]
     offsets = np.arange(-search, search + 1)
     back = np.zeros((n, width), dtype=np.int8)  # the step taken into each state

@@ -64,17 +64,28 @@ def _per_frame(golden, current, reduce):
     import numpy as np
 
     n = min(len(golden), len(current))
-    diff = np.abs(np.asarray(golden[:n], dtype=np.float32) - np.asarray(current[:n], dtype=np.float32))
+    g, c = np.asarray(golden[:n]), np.asarray(current[:n])
+    if g.dtype == np.uint8 and c.dtype == np.uint8:
+        # 8-bit thumbnails (what goldens store and checks decode): |g - c| as max - min in 8 bits, the very
+        # whole levels the float32 path computes, without its float copies (measured: the content difference
+        # and one motion pass of 900 frames, 17 -> 13 ms CPU)
+        diff = np.maximum(g, c)
+        diff -= np.minimum(g, c)
+    else:
+        diff = np.abs(np.asarray(g, dtype=np.float32) - np.asarray(c, dtype=np.float32))
     return reduce(diff.reshape(n, -1))
 
 
 def _top_mean(flat):
     """Mean of each row's largest 1 %, from differences held to 1/16 level: numpy sorts 16-bit integers by
-    radix, 6x faster than a float partition here (measured)."""
+    radix, 6x faster than a float partition here (measured). Whole levels (8-bit) are exact sixteenths."""
     import numpy as np
 
     k = max(1, int(round(flat.shape[1] * TOP_FRACTION)))
-    sixteenths = np.minimum(np.rint(flat * 16.0), 65535).astype(np.uint16)
+    if flat.dtype == np.uint8:
+        sixteenths = flat.astype(np.uint16) << 4
+    else:
+        sixteenths = np.minimum(np.rint(flat * 16.0), 65535).astype(np.uint16)
     return np.sort(sixteenths, axis=1, kind="stable")[:, -k:].mean(axis=1) / 16.0
 
 
@@ -89,7 +100,8 @@ def largest_block_difference(golden: dict, current: dict):
     """Per frame pair, the largest difference of any one block in any plane."""
     import numpy as np
 
-    return np.max([_per_frame(golden[p], current[p], lambda flat: flat.max(axis=1)) for p in PLANES], axis=0)
+    return np.max([_per_frame(golden[p], current[p], lambda flat: flat.max(axis=1)) for p in PLANES],
+                  axis=0).astype(np.float32)
 
 
 def take(signature: dict, index) -> dict:

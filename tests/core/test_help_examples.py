@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -76,6 +78,62 @@ def _run(line: str, workspace: Path, path: str) -> subprocess.CompletedProcess[s
                           timeout=600, stdin=subprocess.DEVNULL)
 
 
+def _steps(line: str) -> tuple[str, ...]:
+    """The commands of a `cmd1 && cmd2` line, each quoted back for the shell; the line whole if it holds any
+    other shell operator (a pipe, a redirection), where running its parts apart would mean something else."""
+    lexer = shlex.shlex(line, posix=True, punctuation_chars=True)
+    lexer.whitespace_split = True
+    parts: list[list[str]] = [[]]
+    for token in lexer:
+        if token == "&&":
+            parts.append([])
+        elif token and set(token) <= set(lexer.punctuation_chars):
+            return (line,)
+        else:
+            parts[-1].append(token)
+    return tuple(shlex.join(part) for part in parts)
+
+
+class NeedsCache:
+    """The workspace state after each `Needs first:` command, built once per worker and restored per test.
+
+    Every state is built and restored at one fixed path (a folder holding `ws` and whatever a command writes
+    beside it, such as `../offsite-backups`; a worker runs one test at a time), so the absolute paths a workspace
+    stores (operation records, journals, undo handles) name the same place in every copy. Each prefix of a
+    `cmd1 && cmd2` line is a state too: `golden approve sushi-go && golden backup` starts from the state that
+    `golden approve sushi-go` left.
+    """
+
+    def __init__(self, root: Path, template: Path, path: str):
+        self.root, self.template, self.path = root, template, path
+        self.home = root / "home"
+        self.saved: dict[tuple[str, ...], Path] = {}
+
+    def workspace(self, steps: tuple[str, ...]) -> Path:
+        """A fresh workspace (always at the same path) after each of `steps` ran in turn and exited 0."""
+        ws = self.home / "ws"
+        if steps in self.saved:
+            shutil.rmtree(self.home, ignore_errors=True)
+            shutil.copytree(self.saved[steps], self.home, symlinks=True)
+            return ws
+        if steps:
+            self.workspace(steps[:-1])
+            done = _run(steps[-1], ws, self.path)
+            assert done.returncode == 0, f"needed first: `{steps[-1]}` exited {done.returncode}: {done.stderr[-2000:]}"
+        else:
+            shutil.rmtree(self.home, ignore_errors=True)
+            shutil.copytree(self.template, ws, symlinks=True)
+        saved = self.root / f"state-{len(self.saved)}"
+        shutil.copytree(self.home, saved, symlinks=True)
+        self.saved[steps] = saved
+        return ws
+
+
+@pytest.fixture(scope="module")
+def needs_cache(_sample_template: Path, shell_path: str, tmp_path_factory: pytest.TempPathFactory) -> NeedsCache:
+    return NeedsCache(tmp_path_factory.mktemp("needs"), _sample_template, shell_path)
+
+
 def _serve_answers_health(line: str, workspace: Path, path: str) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MOBIUS_")}
     env["PATH"] = path
@@ -109,21 +167,19 @@ RUN_HERE = [(name, text) for name, text in COMMANDS if name not in RUN_ELSEWHERE
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name,help_text", RUN_HERE, ids=[name for name, _ in RUN_HERE])
-def test_help_example_runs_as_written(name: str, help_text: str, sample_workspace: Path,
-                                      shell_path: str) -> None:
+def test_help_example_runs_as_written(name: str, help_text: str, needs_cache: NeedsCache, shell_path: str) -> None:
     examples = _lines_after(EXAMPLE, help_text)
     if not examples:
         pytest.fail(f"`mobius {name} --help` has no example")
     needs = _lines_after(NEEDS, help_text)
     assert len(needs) <= 1, f"`mobius {name} --help`: one `{NEEDS}` line at most"
-    for line in needs:
-        done = _run(line, sample_workspace, shell_path)
-        assert done.returncode == 0, f"needed first: `{line}` exited {done.returncode}: {done.stderr[-2000:]}"
+    # a fresh `init --sample` workspace after the needed commands (each `&&` part exits 0), cached per worker
+    workspace = needs_cache.workspace(tuple(step for line in needs for step in _steps(line)))
     for line in examples:
         if name in SERVES:
-            _serve_answers_health(line, sample_workspace, shell_path)
+            _serve_answers_health(line, workspace, shell_path)
             continue
-        done = _run(line, sample_workspace, shell_path)
+        done = _run(line, workspace, shell_path)
         expected = _expected_exit(line)
         assert done.returncode == expected, f"`{line}` exited {done.returncode}: {done.stderr[-2000:]}"
         assert "Traceback" not in done.stderr

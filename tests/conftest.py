@@ -6,8 +6,10 @@ import compileall
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -75,3 +77,20 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     for key in list(os.environ):
         if key.startswith("MOBIUS_"):
             monkeypatch.delenv(key)
+
+
+@pytest.fixture(scope="session")
+def _moto_endpoint() -> Iterator[str]:
+    """One moto S3 server per worker for the whole run (tests/media's `s3_server` sets the credentials and the
+    bucket per test). moto keeps one in-memory S3 per process whichever server answers, so a server per test
+    isolated nothing and cost a start and a 0.5 s stop each: tests work under prefixes of their own."""
+    pytest.importorskip("s3fs")
+    from moto.server import ThreadedMotoServer
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()

@@ -10,17 +10,15 @@ from __future__ import annotations
 
 import os
 import re
-import shlex
-import shutil
 import signal
 import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
 
 import pytest
 import typer
+from tests.core.conftest import NeedsCache, run_shell
 
 from mobius.cli.app import app
 
@@ -61,79 +59,6 @@ def _expected_exit(line: str) -> int:
 COMMANDS = _leaf_commands()
 
 
-@pytest.fixture(scope="module")
-def shell_path(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """A PATH whose `mobius` is this interpreter's Mobius, as a user's shell would find it."""
-    bin_dir = tmp_path_factory.mktemp("bin")
-    shim = bin_dir / "mobius"
-    shim.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m mobius "$@"\n')
-    shim.chmod(0o755)
-    return f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"
-
-
-def _run(line: str, workspace: Path, path: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MOBIUS_")}
-    env["PATH"] = path
-    return subprocess.run(["bash", "-c", line], cwd=workspace, env=env, capture_output=True, text=True,
-                          timeout=600, stdin=subprocess.DEVNULL)
-
-
-def _steps(line: str) -> tuple[str, ...]:
-    """The commands of a `cmd1 && cmd2` line, each quoted back for the shell; the line whole if it holds any
-    other shell operator (a pipe, a redirection), where running its parts apart would mean something else."""
-    lexer = shlex.shlex(line, posix=True, punctuation_chars=True)
-    lexer.whitespace_split = True
-    parts: list[list[str]] = [[]]
-    for token in lexer:
-        if token == "&&":
-            parts.append([])
-        elif token and set(token) <= set(lexer.punctuation_chars):
-            return (line,)
-        else:
-            parts[-1].append(token)
-    return tuple(shlex.join(part) for part in parts)
-
-
-class NeedsCache:
-    """The workspace state after each `Needs first:` command, built once per worker and restored per test.
-
-    Every state is built and restored at one fixed path (a folder holding `ws` and whatever a command writes
-    beside it, such as `../offsite-backups`; a worker runs one test at a time), so the absolute paths a workspace
-    stores (operation records, journals, undo handles) name the same place in every copy. Each prefix of a
-    `cmd1 && cmd2` line is a state too: `golden approve sushi-go && golden backup` starts from the state that
-    `golden approve sushi-go` left.
-    """
-
-    def __init__(self, root: Path, template: Path, path: str):
-        self.root, self.template, self.path = root, template, path
-        self.home = root / "home"
-        self.saved: dict[tuple[str, ...], Path] = {}
-
-    def workspace(self, steps: tuple[str, ...]) -> Path:
-        """A fresh workspace (always at the same path) after each of `steps` ran in turn and exited 0."""
-        ws = self.home / "ws"
-        if steps in self.saved:
-            shutil.rmtree(self.home, ignore_errors=True)
-            shutil.copytree(self.saved[steps], self.home, symlinks=True)
-            return ws
-        if steps:
-            self.workspace(steps[:-1])
-            done = _run(steps[-1], ws, self.path)
-            assert done.returncode == 0, f"needed first: `{steps[-1]}` exited {done.returncode}: {done.stderr[-2000:]}"
-        else:
-            shutil.rmtree(self.home, ignore_errors=True)
-            shutil.copytree(self.template, ws, symlinks=True)
-        saved = self.root / f"state-{len(self.saved)}"
-        shutil.copytree(self.home, saved, symlinks=True)
-        self.saved[steps] = saved
-        return ws
-
-
-@pytest.fixture(scope="module")
-def needs_cache(_sample_template: Path, shell_path: str, tmp_path_factory: pytest.TempPathFactory) -> NeedsCache:
-    return NeedsCache(tmp_path_factory.mktemp("needs"), _sample_template, shell_path)
-
-
 def _serve_answers_health(line: str, workspace: Path, path: str) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MOBIUS_")}
     env["PATH"] = path
@@ -171,15 +96,13 @@ def test_help_example_runs_as_written(name: str, help_text: str, needs_cache: Ne
     examples = _lines_after(EXAMPLE, help_text)
     if not examples:
         pytest.fail(f"`mobius {name} --help` has no example")
-    needs = _lines_after(NEEDS, help_text)
-    assert len(needs) <= 1, f"`mobius {name} --help`: one `{NEEDS}` line at most"
-    # a fresh `init --sample` workspace after the needed commands (each `&&` part exits 0), cached per worker
-    workspace = needs_cache.workspace(tuple(step for line in needs for step in _steps(line)))
+    # a fresh `init --sample` workspace after the needed commands (each exited 0), restored from a per-worker cache
+    workspace = needs_cache.after(help_text)
     for line in examples:
         if name in SERVES:
             _serve_answers_health(line, workspace, shell_path)
             continue
-        done = _run(line, workspace, shell_path)
+        done = run_shell(line, workspace, shell_path)
         expected = _expected_exit(line)
         assert done.returncode == expected, f"`{line}` exited {done.returncode}: {done.stderr[-2000:]}"
         assert "Traceback" not in done.stderr

@@ -12,10 +12,13 @@ from pathlib import Path
 import pytest
 
 
-def run_shell(line: str, workspace: Path, path: str) -> subprocess.CompletedProcess[str]:
-    """Run a shell command line in `workspace` with PATH `path`, no MOBIUS_* variable from the test's shell."""
+def run_shell(line: str, workspace: Path, path: str,
+              extra: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run a shell command line in `workspace` with PATH `path`, no MOBIUS_* variable from the test's shell
+    (but those of `extra`)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("MOBIUS_")}
     env["PATH"] = path
+    env.update(extra or {})
     return subprocess.run(["bash", "-c", line], cwd=workspace, env=env, capture_output=True, text=True,
                           timeout=600, stdin=subprocess.DEVNULL)
 

@@ -90,9 +90,22 @@ def test_every_command_has_an_example() -> None:
 RUN_HERE = [(name, text) for name, text in COMMANDS if name not in RUN_ELSEWHERE]
 
 
+def _s3(request: pytest.FixtureRequest) -> dict[str, str]:
+    """For an example that names an s3:// URL: the suite's moto server as its endpoint, with a bucket `media`."""
+    import boto3
+
+    endpoint = request.getfixturevalue("_moto_endpoint")
+    env = {"MOBIUS_S3_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+           "AWS_DEFAULT_REGION": "us-east-1"}
+    boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="testing",
+                 aws_secret_access_key="testing").create_bucket(Bucket="media")
+    return env
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name,help_text", RUN_HERE, ids=[name for name, _ in RUN_HERE])
-def test_help_example_runs_as_written(name: str, help_text: str, needs_cache: NeedsCache, shell_path: str) -> None:
+def test_help_example_runs_as_written(name: str, help_text: str, needs_cache: NeedsCache, shell_path: str,
+                                      request: pytest.FixtureRequest) -> None:
     examples = _lines_after(EXAMPLE, help_text)
     if not examples:
         pytest.fail(f"`mobius {name} --help` has no example")
@@ -102,7 +115,7 @@ def test_help_example_runs_as_written(name: str, help_text: str, needs_cache: Ne
         if name in SERVES:
             _serve_answers_health(line, workspace, shell_path)
             continue
-        done = run_shell(line, workspace, shell_path)
+        done = run_shell(line, workspace, shell_path, _s3(request) if "s3://" in line.split("#", 1)[0] else None)
         expected = _expected_exit(line)
         assert done.returncode == expected, f"`{line}` exited {done.returncode}: {done.stderr[-2000:]}"
         assert "Traceback" not in done.stderr

@@ -38,6 +38,46 @@ def _env(endpoint: str, url: str) -> dict[str, str]:
     return {"MOBIUS_BACKUP_DIR": url, "MOBIUS_S3_ENDPOINT_URL": endpoint}
 
 
+class BucketStates:
+    """Repository states (a workspace and its bucket prefix) built once per worker and restored for each test.
+
+    Each state is built and restored at one workspace path and one bucket prefix (the worker's moto server
+    keeps its buckets for the whole run), so what the workspace records (operation rows, the repository cache)
+    names the same places in every copy. A restore empties the prefix first: nothing a test wrote survives.
+    """
+
+    def __init__(self, root: Path, template: Path):
+        self.root, self.template = root, template
+        self.home = root / "home"
+        self.url = f"s3://media/states-{secrets.token_hex(6)}"
+        self.built: dict[str, object] = {}
+
+    def restore(self, name: str, endpoint: str, build) -> tuple[Path, str, object]:  # noqa: ANN001
+        """(workspace, repository URL, what `build(workspace, env)` returned) with state `name` in place."""
+        fs, prefix = _fs(endpoint), self.url.removeprefix("s3://")
+        shutil.rmtree(self.home, ignore_errors=True)
+        for key in fs.find(prefix):
+            fs.rm_file(key)
+        if name in self.built:
+            shutil.copytree(self.root / f"saved-{name}", self.home, symlinks=True)
+            saved = f"{prefix}-saved-{name}"
+            for key in fs.find(saved):
+                fs.copy(key, prefix + key.removeprefix(saved))
+            return self.home / "ws", self.url, self.built[name]
+        shutil.copytree(self.template, self.home / "ws", symlinks=True)
+        value = build(self.home / "ws", _env(endpoint, self.url))
+        shutil.copytree(self.home, self.root / f"saved-{name}", symlinks=True)
+        for key in fs.find(prefix):
+            fs.copy(key, f"{prefix}-saved-{name}" + key.removeprefix(prefix))
+        self.built[name] = value
+        return self.home / "ws", self.url, value
+
+
+@pytest.fixture(scope="module")
+def bucket_states(_sample_template: Path, tmp_path_factory: pytest.TempPathFactory) -> BucketStates:
+    return BucketStates(tmp_path_factory.mktemp("s3-states"), _sample_template)
+
+
 def _keys(fs, url: str, folder: str) -> list[str]:  # noqa: ANN001
     try:
         return sorted(fs.find(f"{url.removeprefix('s3://')}/{folder}"))
@@ -93,11 +133,14 @@ def test_every_command_on_an_s3_repository(sample_workspace: Path, s3_server: st
 
 @pytest.mark.parametrize("point", [pytest.param("copy:pack-put", marks=pytest.mark.slow), "copy:pack-checked",
                                    "copy:index-put", pytest.param("copy:snapshot-put", marks=pytest.mark.slow)])
-def test_a_create_killed_while_publishing_leaves_the_bucket_valid(sample_workspace: Path, s3_server: str,  # noqa: F811
-                                                                 mobius, point: str, url: str) -> None:
+def test_a_create_killed_while_publishing_leaves_the_bucket_valid(bucket_states: BucketStates, s3_server: str,  # noqa: F811
+                                                                 mobius, point: str) -> None:
+    def first_create(workspace: Path, env: dict[str, str]) -> None:
+        code, first = mobius.json("backup", "create", "--no-database", "-w", str(workspace), env=env)
+        assert code == 0, first
+
+    sample_workspace, url, _ = bucket_states.restore("one-snapshot", s3_server, first_create)
     ws, env, fs = str(sample_workspace), _env(s3_server, url), _fs(s3_server)
-    code, first = mobius.json("backup", "create", "--no-database", "-w", ws, env=env)
-    assert code == 0
     (sample_workspace / "uploads" / "more.bin").write_bytes(os.urandom(5000))
     proc = mobius("backup", "create", "--no-database", "-w", ws, env={**env, "MOBIUS_FAULT": f"kill@{point}"})
     assert proc.returncode == -9
@@ -211,7 +254,7 @@ def test_an_encrypted_s3_repository_and_a_prune_killed_between_index_and_pack(
     assert listed.returncode == 0 and secret not in listed.stdout + listed.stderr
 
 
-def _partly_used_pack(sample_workspace: Path, mobius, env: dict[str, str]) -> tuple[dict, dict]:  # noqa: ANN001
+def _build_partly_used_pack(sample_workspace: Path, mobius, env: dict[str, str]) -> tuple[dict, dict]:  # noqa: ANN001
     """Two snapshots; the first one's pack is two thirds unneeded once the first is forgotten."""
     library = sample_workspace / "uploads" / "cards"
     library.mkdir(parents=True, exist_ok=True)
@@ -227,10 +270,17 @@ def _partly_used_pack(sample_workspace: Path, mobius, env: dict[str, str]) -> tu
     return first, second
 
 
-def test_prune_repacks_a_partly_used_pack_in_the_bucket(sample_workspace: Path, s3_server: str,  # noqa: F811
-                                                        mobius, url: str) -> None:
+def _partly_used_pack(bucket_states: BucketStates, endpoint: str, mobius) -> tuple[Path, str, dict, dict]:  # noqa: ANN001
+    """(workspace, URL, first, second) of `_build_partly_used_pack`, built once per worker."""
+    ws, url, (first, second) = bucket_states.restore(
+        "partly-used-pack", endpoint, lambda workspace, env: _build_partly_used_pack(workspace, mobius, env))
+    return ws, url, first, second
+
+
+def test_prune_repacks_a_partly_used_pack_in_the_bucket(bucket_states: BucketStates, s3_server: str,  # noqa: F811
+                                                        mobius) -> None:
+    sample_workspace, url, first, second = _partly_used_pack(bucket_states, s3_server, mobius)
     ws, env, fs = str(sample_workspace), _env(s3_server, url), _fs(s3_server)
-    first, second = _partly_used_pack(sample_workspace, mobius, env)
     expected = snapshot(sample_workspace / "uploads")
     before = sum(fs.size(k) for k in _keys(fs, url, "packs"))
     code, pruned = mobius.json("backup", "prune", "--keep-last", "1", "-w", ws, env=env)
@@ -251,11 +301,11 @@ def test_prune_repacks_a_partly_used_pack_in_the_bucket(sample_workspace: Path, 
 @pytest.mark.slow
 @pytest.mark.parametrize("point", ["copy:pack-put", "prune:repack-written", "copy:pack-checked", "prune:repacked",
                                    "prune:index-removed", "prune:pack-removed"])
-def test_a_repacking_prune_killed_leaves_every_kept_snapshot_restorable(sample_workspace: Path,
+def test_a_repacking_prune_killed_leaves_every_kept_snapshot_restorable(bucket_states: BucketStates,
                                                                         s3_server: str,  # noqa: F811
-                                                                        mobius, url: str, point: str) -> None:
+                                                                        mobius, point: str) -> None:
+    sample_workspace, url, _, second = _partly_used_pack(bucket_states, s3_server, mobius)
     ws, env, fs = str(sample_workspace), _env(s3_server, url), _fs(s3_server)
-    _, second = _partly_used_pack(sample_workspace, mobius, env)
     proc = mobius("backup", "prune", "--keep-last", "1", "-w", ws, env={**env, "MOBIUS_FAULT": f"kill@{point}"})
     assert proc.returncode == -9, proc.stderr
     index = {Path(k).name.removesuffix(".json") for k in _keys(fs, url, "index")}

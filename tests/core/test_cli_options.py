@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import typer
+from tests.core.conftest import NeedsCache
 
 from mobius.cli.app import COMMANDS, app
 from mobius.cli.context import lift_global_options
@@ -57,22 +58,6 @@ CHANGING = sorted(name for name, command in LEAVES.items() if getattr(command.ca
 def _plans_its_dry_run(command) -> bool:  # noqa: ANN001
     """The command's body takes `dry_run` (it plans and checks); else `@changes` describes the run itself."""
     return "dry_run" in inspect.signature(inspect.unwrap(command.callback)).parameters
-
-
-def _needs_first(command, workspace: Path, tmp_path: Path) -> None:  # noqa: ANN001
-    """Run the help's `Needs first:` line in the workspace, with this interpreter's Mobius as `mobius`."""
-    lines = [line.split("Needs first:", 1)[1] for line in (command.help or "").splitlines() if "Needs first:" in line]
-    if not lines:
-        return
-    shim = tmp_path / "bin" / "mobius"
-    shim.parent.mkdir()
-    shim.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m mobius "$@"\n')
-    shim.chmod(0o755)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MOBIUS_")}
-    env["PATH"] = f"{shim.parent}{os.pathsep}{env.get('PATH', '')}"
-    done = subprocess.run(["bash", "-c", lines[0]], cwd=workspace, env=env, capture_output=True, text=True,
-                          timeout=600, stdin=subprocess.DEVNULL)
-    assert done.returncode == 0, f"needed first: `{lines[0]}`: {done.stderr[-2000:]}"
 
 
 def _example(command) -> list[str]:  # noqa: ANN001
@@ -169,12 +154,12 @@ DRY_RUN_CHANGES: dict[str, str] = {}
 @pytest.mark.slow
 @pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.xfail(reason=DRY_RUN_CHANGES[n], strict=True))
                                   if n in DRY_RUN_CHANGES else n for n in CHANGING])
-def test_dry_run_with_yes_is_accepted_and_changes_no_file(name: str, mobius, sample_workspace: Path,
-                                                          tmp_path: Path) -> None:
+def test_dry_run_with_yes_is_accepted_and_changes_no_file(name: str, mobius, needs_cache: NeedsCache) -> None:
     """A command that plans its dry run gets what its example needs first; one that does not never runs its body."""
     command = LEAVES[name]
-    if _plans_its_dry_run(command):
-        _needs_first(command, sample_workspace, tmp_path)
+    # a fresh sample workspace, after the help's `Needs first:` commands (each exited 0) for a planned dry run
+    planned = _plans_its_dry_run(command)
+    sample_workspace = needs_cache.after(command.help or "") if planned else needs_cache.workspace(())
     argv = _example(command)
     before = _tree_digest(sample_workspace)
     proc = mobius(*argv, "-y", "--dry-run", "--json", "-w", str(sample_workspace), cwd=sample_workspace)

@@ -12,13 +12,13 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
 
 import pytest
 import typer
+from tests.core.conftest import NeedsCache, run_shell
 
 from mobius.cli.app import app
 
@@ -59,23 +59,6 @@ def _expected_exit(line: str) -> int:
 COMMANDS = _leaf_commands()
 
 
-@pytest.fixture(scope="module")
-def shell_path(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """A PATH whose `mobius` is this interpreter's Mobius, as a user's shell would find it."""
-    bin_dir = tmp_path_factory.mktemp("bin")
-    shim = bin_dir / "mobius"
-    shim.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m mobius "$@"\n')
-    shim.chmod(0o755)
-    return f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"
-
-
-def _run(line: str, workspace: Path, path: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MOBIUS_")}
-    env["PATH"] = path
-    return subprocess.run(["bash", "-c", line], cwd=workspace, env=env, capture_output=True, text=True,
-                          timeout=600, stdin=subprocess.DEVNULL)
-
-
 def _serve_answers_health(line: str, workspace: Path, path: str) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MOBIUS_")}
     env["PATH"] = path
@@ -107,23 +90,32 @@ def test_every_command_has_an_example() -> None:
 RUN_HERE = [(name, text) for name, text in COMMANDS if name not in RUN_ELSEWHERE]
 
 
+def _s3(request: pytest.FixtureRequest) -> dict[str, str]:
+    """For an example that names an s3:// URL: the suite's moto server as its endpoint, with a bucket `media`."""
+    import boto3
+
+    endpoint = request.getfixturevalue("_moto_endpoint")
+    env = {"MOBIUS_S3_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+           "AWS_DEFAULT_REGION": "us-east-1"}
+    boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="testing",
+                 aws_secret_access_key="testing").create_bucket(Bucket="media")
+    return env
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name,help_text", RUN_HERE, ids=[name for name, _ in RUN_HERE])
-def test_help_example_runs_as_written(name: str, help_text: str, sample_workspace: Path,
-                                      shell_path: str) -> None:
+def test_help_example_runs_as_written(name: str, help_text: str, needs_cache: NeedsCache, shell_path: str,
+                                      request: pytest.FixtureRequest) -> None:
     examples = _lines_after(EXAMPLE, help_text)
     if not examples:
         pytest.fail(f"`mobius {name} --help` has no example")
-    needs = _lines_after(NEEDS, help_text)
-    assert len(needs) <= 1, f"`mobius {name} --help`: one `{NEEDS}` line at most"
-    for line in needs:
-        done = _run(line, sample_workspace, shell_path)
-        assert done.returncode == 0, f"needed first: `{line}` exited {done.returncode}: {done.stderr[-2000:]}"
+    # a fresh `init --sample` workspace after the needed commands (each exited 0), restored from a per-worker cache
+    workspace = needs_cache.after(help_text)
     for line in examples:
         if name in SERVES:
-            _serve_answers_health(line, sample_workspace, shell_path)
+            _serve_answers_health(line, workspace, shell_path)
             continue
-        done = _run(line, sample_workspace, shell_path)
+        done = run_shell(line, workspace, shell_path, _s3(request) if "s3://" in line.split("#", 1)[0] else None)
         expected = _expected_exit(line)
         assert done.returncode == expected, f"`{line}` exited {done.returncode}: {done.stderr[-2000:]}"
         assert "Traceback" not in done.stderr

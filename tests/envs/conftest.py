@@ -75,10 +75,21 @@ def tree(folder: Path) -> dict[str, str]:
     return out
 
 
+@pytest.fixture(scope="session")
+def _two_envs_template(_sample_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`make_two_envs` once per worker (it migrates and seeds two databases, with fsyncs): tests get copies."""
+    root = tmp_path_factory.mktemp("two-envs") / "ws"
+    shutil.copytree(_sample_template, root, symlinks=True)
+    return make_two_envs(root)
+
+
 @pytest.fixture
-def two_envs(sample_workspace: Path) -> Path:
-    """staging: staging.db + staging/uploads (sample library); production: prod.db + prod/uploads (+ an old file)."""
-    return make_two_envs(sample_workspace)
+def two_envs(sample_workspace: Path, _two_envs_template: Path) -> Path:
+    """staging: staging.db + staging/uploads (sample library); production: prod.db + prod/uploads (+ an old file).
+    The sample workspace itself becomes them (a copy of `make_two_envs` run once per worker)."""
+    shutil.rmtree(sample_workspace)
+    shutil.copytree(_two_envs_template, sample_workspace, symlinks=True)
+    return sample_workspace
 
 
 def make_two_envs(root: Path) -> Path:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import sys
 from pathlib import Path
 
@@ -20,22 +19,12 @@ def media_ws(sample_workspace: Path) -> Path:
 
 
 @pytest.fixture
-def s3_server(monkeypatch: pytest.MonkeyPatch):
+def s3_server(_moto_endpoint: str, monkeypatch: pytest.MonkeyPatch):
     """moto's S3 server on a free localhost port, dummy credentials, a bucket named `media`."""
-    pytest.importorskip("s3fs")
-    from moto.server import ThreadedMotoServer
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    endpoint = f"http://127.0.0.1:{port}"
     for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
                        "AWS_DEFAULT_REGION": "us-east-1"}.items():
         monkeypatch.setenv(key, value)
     import boto3
 
-    boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").create_bucket(Bucket="media")
-    yield endpoint
-    server.stop()
+    boto3.client("s3", endpoint_url=_moto_endpoint, region_name="us-east-1").create_bucket(Bucket="media")
+    return _moto_endpoint

@@ -27,13 +27,13 @@ import zstandard
 
 from mobius.backup.archive import _ustar_header
 from mobius.backup.crypto import PLAIN, RepositoryKeys, file_is_encrypted
+from mobius.backup.frames import FrameChooser, FrameEncoder
 from mobius.errors import InputError
 from mobius.safety.atomic import TEMP_PREFIX, fsync_dir, write_all
 
 BLOCK = tarfile.BLOCKSIZE
 GROUP_TARGET = 1 << 20  # uncompressed bytes of small members per zstd frame
 PACK_TARGET = 64 << 20  # uncompressed bytes per pack
-ZSTD_LEVEL = 3
 READ_CHUNK = 1 << 20
 CACHED_GROUP = 8 << 20  # frames up to this (compressed) are decompressed whole and kept for the next blob
 PACK_SUFFIX = ".tar.zst"
@@ -84,16 +84,38 @@ def _padding(size: int) -> bytes:
     return bytes(-size % BLOCK)
 
 
-class PackWriter:
-    """Blobs in, one pack out. Nothing is under a final name until `finish` renamed the fsynced file."""
+@dataclass
+class SealedPack:
+    """A pack whose bytes are complete and durable under a temp name: what is checked before it is published."""
 
-    def __init__(self, packs: Path, level: int = ZSTD_LEVEL, keys: RepositoryKeys = PLAIN):
+    stored: Path  # the temp file (its .age twin when the repository encrypts)
+    name: str  # the sha256 of the stored bytes: the name it is published under
+    size: int
+    blobs: dict[str, tuple[int, int, int, int]]  # sha256 -> (offset, length, skip, size)
+    raw_bytes: int
+
+    def locations(self) -> dict[str, BlobLocation]:
+        return {sha: BlobLocation(self.name, *where) for sha, where in self.blobs.items()}
+
+    def discard(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.stored)
+
+
+class PackWriter:
+    """Blobs in, one pack out. Nothing is under a final name until `publish` renamed the sealed file.
+
+    `finish` is `end` (the last bytes written, on the caller's thread), `seal` (fsync and, for an
+    encrypted repository, encryption: any thread) and `publish` (the rename: the caller's thread,
+    after the sealed pack was checked)."""
+
+    def __init__(self, packs: Path, keys: RepositoryKeys = PLAIN):
         self.packs = packs
         self.keys = keys
         packs.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.tmp = packs / f"{TEMP_PREFIX}{os.getpid()}-{secrets.token_hex(4)}{PACK_SUFFIX}"
         self._fd = os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, PRIVATE)
-        self._compressor = zstandard.ZstdCompressor(level=level, write_checksum=True)
+        self._frames = FrameChooser()
         self._digest = hashlib.sha256()
         self.offset = 0
         self.raw_bytes = 0
@@ -115,9 +137,12 @@ class PackWriter:
         self.offset += len(data)
 
     def add(self, sha256: str, data: bytes) -> None:
-        """A whole blob in memory (a small file, a settings file)."""
+        """A whole blob in memory whose sha256 the caller computed from these very bytes (a small file,
+        a settings file, a blob read back checked)."""
         if len(data) >= GROUP_TARGET:
-            self.add_stream(sha256, len(data), [data])
+            self._flush_group()
+            frame = self._frames.encoder(data, BLOCK + len(data) + len(_padding(len(data))))
+            self._frame_blob(sha256, len(data), frame, [data])
             return
         self._members.append((sha256, len(self._group) + BLOCK, len(data)))
         self._open_group.add(sha256)
@@ -132,19 +157,32 @@ class PackWriter:
         """A large blob as its own frame, streamed; the chunks must add up to `size` bytes whose sha256
         is `sha256` (checked here: a file that changed between hashing and copying fails the pack)."""
         self._flush_group()
+        chunks = iter(chunks)
+        first = next(chunks, b"")
+        frame = self._frames.encoder(first, BLOCK + size + len(_padding(size)))
+        digest = hashlib.sha256(first)
+        copied = len(first)
+
+        def checked() -> Iterator[bytes | memoryview]:
+            nonlocal copied
+            yield first
+            for chunk in chunks:
+                digest.update(chunk)
+                copied += len(chunk)
+                yield chunk
+            if copied != size or digest.hexdigest() != sha256:
+                raise PackDamaged(f"blob {sha256}: {copied} bytes with sha256 {digest.hexdigest()} were copied")
+
+        self._frame_blob(sha256, size, frame, checked())
+
+    def _frame_blob(self, sha256: str, size: int, frame: FrameEncoder, chunks: Iterable[bytes | memoryview]) -> None:
+        """One blob as one frame: tar header, bytes, padding."""
         start = self.offset
-        frame = self._compressor.compressobj()
         self._write(frame.compress(_tar_header(sha256, size)))
-        digest = hashlib.sha256()
-        copied = 0
         for chunk in chunks:
-            digest.update(chunk)
-            copied += len(chunk)
             out = frame.compress(chunk)
             if out:
                 self._write(out)
-        if copied != size or digest.hexdigest() != sha256:
-            raise PackDamaged(f"blob {sha256}: {copied} bytes with sha256 {digest.hexdigest()} were copied")
         self._write(frame.compress(_padding(size)) + frame.flush())
         self.blobs[sha256] = (start, self.offset - start, BLOCK, size)
         self.raw_bytes += BLOCK + size
@@ -153,17 +191,20 @@ class PackWriter:
         if not self._group:
             return
         start = self.offset
-        self._write(self._compressor.compress(bytes(self._group)))
+        self._write(self._frames.whole(self._group))
         for sha256, skip, size in self._members:
             self.blobs[sha256] = (start, self.offset - start, skip, size)
         self._group.clear()
         self._members.clear()
         self._open_group.clear()
 
-    def finish(self) -> PackInfo:
-        """End the tar, fsync, rename to the pack's sha256; the caller checks it before indexing it."""
+    def end(self) -> None:
+        """The last frame and the end of the tar (nothing may be added after)."""
         self._flush_group()
-        self._write(self._compressor.compress(END_OF_TAR))
+        self._write(self._frames.whole(END_OF_TAR))
+
+    def seal(self) -> SealedPack:
+        """fsync (and encrypt); any thread. The caller checks the result, then `publish`es it."""
         os.fsync(self._fd)
         os.close(self._fd)
         self._fd = -1
@@ -178,13 +219,21 @@ class PackWriter:
                 raise
             finally:
                 self.tmp.unlink(missing_ok=True)
-        final = pack_path(self.packs, name)
+        return SealedPack(stored, name, size, self.blobs, self.raw_bytes)
+
+    def publish(self, sealed: SealedPack) -> PackInfo:
+        """Rename the sealed pack to its name, durably."""
+        final = pack_path(self.packs, sealed.name)
         final.parent.mkdir(mode=0o700, exist_ok=True)
-        os.replace(stored, final)
+        os.replace(sealed.stored, final)
         fsync_dir(final.parent)
         fsync_dir(self.packs)
-        blobs = {sha: BlobLocation(name, *where) for sha, where in self.blobs.items()}
-        return PackInfo(name=name, size=size, blobs=blobs, raw_bytes=self.raw_bytes)
+        return PackInfo(name=sealed.name, size=sealed.size, blobs=sealed.locations(), raw_bytes=sealed.raw_bytes)
+
+    def finish(self) -> PackInfo:
+        """End the tar, fsync, rename to the pack's sha256; the caller checks it before indexing it."""
+        self.end()
+        return self.publish(self.seal())
 
     def abort(self) -> None:
         if self._fd >= 0:
@@ -385,13 +434,15 @@ def _drop_cache(path: Path) -> None:
 
 def _check_frame(fd: int, offset: int, length: int, members: list[tuple[str, BlobLocation]], on_raw,
                  damaged: dict[str, str]) -> None:  # noqa: ANN001
-    """Walk one frame's decompressed bytes: each member's header names it with its size, its bytes hash to it."""
+    """Walk one frame's decompressed bytes: each member's header names it with its size, its bytes hash to it,
+    its padding is zeros."""
     queue = list(members)
     position = 0
     pending = bytearray()  # bytes of the current header
     current: tuple[str, BlobLocation] | None = None
     digest = None
     consumed = 0
+    padded, padding = "", 0  # the member whose padding comes next, and how many bytes of it
     raw_seen = [0]
 
     def count(raw: bytes) -> None:
@@ -402,6 +453,14 @@ def _check_frame(fd: int, offset: int, length: int, members: list[tuple[str, Blo
         for chunk in _frame_chunks(fd, offset, length, count):
             view = memoryview(chunk)
             while view:
+                if padding:  # the zeros after the last member (a stored frame has no checksum to catch them)
+                    step = min(len(view), padding)
+                    if view[:step] != bytes(step):
+                        damaged.setdefault(padded, "the tar padding after it is not zeros")
+                    view = view[step:]
+                    position += step
+                    padding -= step
+                    continue
                 if current is None:
                     if not queue:
                         position += len(view)
@@ -435,6 +494,7 @@ def _check_frame(fd: int, offset: int, length: int, members: list[tuple[str, Blo
                 if current is not None and consumed == current[1].size:
                     if digest.hexdigest() != current[0]:
                         damaged.setdefault(current[0], f"content reads back with sha256 {digest.hexdigest()}")
+                    padded, padding = current[0], -current[1].size % BLOCK
                     current = None
     except PackDamaged:
         if raw_seen[0] < length:  # keep the pack's sha256 whole: hash what the decoder did not read

@@ -32,7 +32,7 @@ import struct
 import tempfile
 import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,7 +41,7 @@ from mobius.backup.crypto import PLAIN, RepositoryKeys
 from mobius.backup.index import RepositoryIndex, indexed_pack_names, write_index
 from mobius.backup.manifest import FILE, LIBRARY_ROOT, ManifestEntry
 from mobius.backup.object_library import ObjectLibrary, ObjectRef
-from mobius.backup.pack import PackDamaged, PackInfo, PackWriter, check_pack, pack_path
+from mobius.backup.pack import PackDamaged, PackInfo, PackWriter, SealedPack, check_pack, pack_path
 from mobius.backup.snapshot import (
     SNAPSHOT_ID,
     SNAPSHOT_SUFFIX,
@@ -210,16 +210,28 @@ class SnapshotResult:
 
 
 class PackStore:
-    """New blobs into packs; each full pack is sealed (fsync, rename, check from the device, index)."""
+    """New blobs into packs, each sealed before anything names it: fsynced, re-read from the device and
+    checked, renamed to its sha256, indexed.
+
+    A full pack's last bytes are written on the caller's thread; its fsync (and encryption) and its check
+    from the device then run on one worker thread while the next pack fills (on media a pack's check cost
+    as much as writing it, and the two waited on each other). The caller publishes it (the rename, then the
+    index file) when the next pack is full or at `finish`: every rename happens on the caller's thread, in
+    pack order, so the n-th rename of a run is the same in every run (the kill tests aim at each one).
+    Whatever the worker raises, of any type, is raised by the next `add`/`finish`; the pack is removed and
+    nothing indexed it."""
 
     def __init__(self, repo: Repository, index: RepositoryIndex):
         self.repo = repo
         self.index = index
         self.writer: PackWriter | None = None
         self.written: list[PackInfo] = []
+        self._worker: ThreadPoolExecutor | None = None
+        self._sealing: tuple[PackWriter, Future[SealedPack]] | None = None
 
     def __contains__(self, sha256: str) -> bool:
-        return sha256 in self.index or (self.writer is not None and sha256 in self.writer)
+        return (sha256 in self.index or (self.writer is not None and sha256 in self.writer)
+                or (self._sealing is not None and sha256 in self._sealing[0]))
 
     def _open(self) -> PackWriter:
         if self.writer is None:
@@ -227,6 +239,7 @@ class PackStore:
         return self.writer
 
     def add(self, sha256: str, data: bytes) -> None:
+        """`data` whose sha256 the caller computed from these bytes."""
         self._open().add(sha256, data)
         kill_at("backup:pack-open")
         self._rotate()
@@ -241,41 +254,94 @@ class PackStore:
             self._seal()
 
     def _seal(self) -> None:
+        """End the open pack and hand it to the worker, once the pack before it is published."""
         writer, self.writer = self.writer, None
-        info = writer.finish()
-        kill_at("backup:pack-renamed")
-        path = pack_path(self.repo.packs, info.name)
         try:
-            check = check_pack(path, info.blobs, keys=self.repo.keys)
-            if check.damaged or check.sha256 != info.name or check.size != info.size:
-                problems = [f"{sha}: {why}" for sha, why in list(check.damaged.items())[:20]]
-                if check.sha256 != info.name:
-                    problems.append(f"the pack reads back with sha256 {check.sha256}")
-                raise VerificationError(f"backup: pack {info.name} does not read back as written",
-                                        hint="check the disk under the backups folder; nothing was recorded",
-                                        details=problems)
-            kill_at("backup:pack-checked")
+            writer.end()
+        except BaseException:
+            writer.abort()
+            raise
+        self._publish_sealed()
+        if self._worker is None:
+            self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="backup-seal")
+        self._sealing = (writer, self._worker.submit(_sealed_and_checked, writer, self.repo.keys))
+
+    def _publish_sealed(self) -> None:
+        """Wait for the pack on the worker; rename it and write its index file (or remove it and raise)."""
+        if self._sealing is None:
+            return
+        writer, future = self._sealing
+        self._sealing = None
+        try:
+            sealed = future.result()
+        except BaseException:
+            writer.abort()
+            raise
+        kill_at("backup:pack-checked")
+        final = pack_path(self.repo.packs, sealed.name)
+        try:
+            info = writer.publish(sealed)
+            kill_at("backup:pack-renamed")
             write_index(self.repo.index, info, self.repo.keys)
         except BaseException:
+            sealed.discard()
             with contextlib.suppress(OSError):
-                path.unlink()
+                final.unlink()
             raise
         kill_at("backup:pack-indexed")
         self.index.add(info)
         self.written.append(info)
 
     def finish(self) -> None:
-        if self.writer is not None:
-            if self.writer.empty:
-                self.writer.abort()
-                self.writer = None
-            else:
-                self._seal()
+        """Seal the open pack and publish every pack: after it, everything added is indexed."""
+        try:
+            if self.writer is not None:
+                if self.writer.empty:
+                    self.writer.abort()
+                    self.writer = None
+                else:
+                    self._seal()
+            self._publish_sealed()
+        finally:
+            self._stop_worker()
 
     def abort(self) -> None:
+        """Remove the open pack and the one being sealed (waiting for the worker to let go of it)."""
         if self.writer is not None:
             self.writer.abort()
             self.writer = None
+        if self._sealing is not None:
+            writer, future = self._sealing
+            self._sealing = None
+            with contextlib.suppress(BaseException):
+                future.result().discard()
+            writer.abort()
+        self._stop_worker()
+
+    def _stop_worker(self) -> None:
+        if self._worker is not None:
+            self._worker.shutdown(wait=True)
+            self._worker = None
+
+
+def _sealed_and_checked(writer: PackWriter, keys: RepositoryKeys) -> SealedPack:
+    """On the worker: fsync (and encrypt) the pack, then re-read it from the device and check every blob's
+    header and sha256 and the pack's own sha256; raises VerificationError (the pack removed) when it differs."""
+    sealed = writer.seal()
+    try:
+        kill_at("backup:pack-sealed")
+        check = check_pack(sealed.stored, sealed.locations(), keys=keys)
+        if check.damaged or check.sha256 != sealed.name or check.size != sealed.size:
+            problems = [f"{sha}: {why}" for sha, why in list(check.damaged.items())[:20]]
+            if check.sha256 != sealed.name:
+                problems.append(f"the pack reads back with sha256 {check.sha256}")
+            raise VerificationError(f"backup: pack {sealed.name} does not read back as written",
+                                    hint="check the disk under the backups folder; nothing was recorded",
+                                    details=problems)
+    except BaseException:
+        sealed.discard()
+        raise
+    return sealed
 
 
 _IDENTITY = struct.Struct("<QqQq")  # size, mtime_ns, ino, ctime_ns
@@ -711,10 +777,12 @@ class _References:
         pending, self.pending = self.pending, {}
         for sha, path in pending.items():
             where = self.index.get(sha)
-            if where is None:
-                self.missing.append(f"{path}: blob {sha} is not in the index")
-            else:
+            if where is not None:
                 self.packs.add(where.pack)
+            elif sha in self.store:  # in a pack still being sealed
+                self.pending[sha] = path
+            else:
+                self.missing.append(f"{path}: blob {sha} is not in the index")
 
     def check(self) -> None:
         self._resolve()

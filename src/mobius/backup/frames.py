@@ -29,7 +29,7 @@ FAST_LEVEL = 1
 LEVEL = 3
 # Frame header descriptor: 8-byte content size, not single-segment, no checksum, no dictionary;
 # window descriptor: 2^(10+7) = 128 KiB.
-_STORED_HEADER = ZSTD_MAGIC + bytes([0xC0, 0x38])
+STORED_SIGNATURE = ZSTD_MAGIC + bytes([0xC0, 0x38])
 _FULL_BLOCK = (RAW_BLOCK << 3).to_bytes(3, "little")  # raw, not last
 
 
@@ -47,7 +47,7 @@ class StoredFrame:
         self.content_size = content_size
         self._seen = 0
         self._pending = bytearray()
-        self._header = _STORED_HEADER + content_size.to_bytes(8, "little")
+        self._header = STORED_SIGNATURE + content_size.to_bytes(8, "little")
 
     def compress(self, data: bytes | bytearray | memoryview) -> bytes:
         self._seen += len(data)

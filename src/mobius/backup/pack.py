@@ -27,7 +27,7 @@ import zstandard
 
 from mobius.backup.archive import _ustar_header
 from mobius.backup.crypto import PLAIN, RepositoryKeys, file_is_encrypted
-from mobius.backup.frames import FrameChooser, FrameEncoder
+from mobius.backup.frames import STORED_SIGNATURE, FrameChooser, FrameEncoder
 from mobius.errors import InputError
 from mobius.safety.atomic import TEMP_PREFIX, fsync_dir, write_all
 
@@ -270,7 +270,78 @@ def _decrypted(path: Path, keys: RepositoryKeys) -> int:
 
 
 def _frame_chunks(fd: int, offset: int, length: int, on_raw=None) -> Iterator[bytes]:  # noqa: ANN001
-    """The decompressed bytes of the frame at [offset, offset + length), in pieces."""
+    """The decompressed bytes of the frame at [offset, offset + length), in pieces (`on_raw` sees every raw byte
+    once, in order)."""
+    head = os.pread(fd, len(STORED_SIGNATURE) + 8, offset)
+    if head.startswith(STORED_SIGNATURE) and len(head) == len(STORED_SIGNATURE) + 8 and length > len(head):
+        yield from _stored_chunks(fd, offset, length, int.from_bytes(head[-8:], "little"), on_raw)
+    else:
+        yield from _zstd_chunks(fd, offset, length, on_raw)
+
+
+def _stored_chunks(fd: int, offset: int, length: int, content_size: int, on_raw) -> Iterator[bytes]:  # noqa: ANN001
+    """A stored frame's bytes straight from its raw blocks: one read and one copy instead of a read, a
+    decompression into fresh memory and a copy (on 1 GiB of media a restore spent as long in decompress()
+    as in hashing). Should a block not be raw (another writer's frame with the same header), zstd decodes
+    the frame and the bytes not yet given are taken from it."""
+    position = offset + len(STORED_SIGNATURE) + 8
+    if on_raw is not None:
+        on_raw(os.pread(fd, position - offset, offset))
+    end = offset + length
+    produced = left = 0
+    header = bytearray()
+    last = False
+    while position < end:
+        raw = os.pread(fd, min(READ_CHUNK, end - position), position)
+        if not raw:
+            raise PackDamaged(f"the pack ends at byte {position}, inside a frame that should end at {end}")
+        view = memoryview(raw)
+        out = []
+        while view:
+            if left:
+                step = min(left, len(view))
+                out.append(view[:step])
+                view, left, produced = view[step:], left - step, produced + step
+                continue
+            if last:
+                raise PackDamaged(f"frame at byte {offset}: bytes after its last block")
+            step = 3 - len(header)
+            header += view[:step]
+            view = view[step:]
+            if len(header) < 3:
+                break
+            value = int.from_bytes(header, "little")
+            header.clear()
+            if (value >> 1) & 3:  # not a raw block: zstd decodes the frame from here on
+                if out:
+                    yield b"".join(out)
+                yield from _slice(_zstd_chunks(fd, offset, length, _skipping(on_raw, position - offset)), produced,
+                                  content_size - produced)
+                return
+            last, left = bool(value & 1), value >> 3
+        if on_raw is not None:
+            on_raw(raw)
+        position += len(raw)
+        if out:
+            yield b"".join(out)
+    if not last or left or produced != content_size:
+        raise PackDamaged(f"frame at byte {offset} is incomplete")
+
+
+def _skipping(on_raw, already: int):  # noqa: ANN001, ANN202 - a callback, or None
+    """`on_raw` for a re-read of the same bytes: the first `already` were given to it before."""
+    if on_raw is None:
+        return None
+
+    def feed(raw: bytes) -> None:
+        nonlocal already
+        if already < len(raw):
+            on_raw(raw[already:])
+        already = max(0, already - len(raw))
+    return feed
+
+
+def _zstd_chunks(fd: int, offset: int, length: int, on_raw=None) -> Iterator[bytes]:  # noqa: ANN001
     frame = zstandard.ZstdDecompressor().decompressobj()
     position = offset
     end = offset + length
@@ -336,7 +407,7 @@ class BlobReader:
     def chunks(self, where: BlobLocation) -> Iterator[bytes]:
         """The blob's bytes, unchecked (callers hash them against the name they asked for)."""
         fd = self._fd(where.pack)
-        if where.length <= CACHED_GROUP:
+        if where.length <= CACHED_GROUP and where.size < GROUP_TARGET:  # a larger blob has its frame to itself
             key = (where.pack, where.offset)
             if key != self._frame_key:
                 self._frame_key = None

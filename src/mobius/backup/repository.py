@@ -258,10 +258,10 @@ class PackStore:
         writer, self.writer = self.writer, None
         try:
             writer.end()
+            self._publish_sealed()
         except BaseException:
             writer.abort()
             raise
-        self._publish_sealed()
         if self._worker is None:
             self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="backup-seal")
         self._sealing = (writer, self._worker.submit(_sealed_and_checked, writer, self.repo.keys))
@@ -277,17 +277,14 @@ class PackStore:
         except BaseException:
             writer.abort()
             raise
-        kill_at("backup:pack-checked")
-        final = pack_path(self.repo.packs, sealed.name)
         try:
+            kill_at("backup:pack-checked")
             info = writer.publish(sealed)
             kill_at("backup:pack-renamed")
             write_index(self.repo.index, info, self.repo.keys)
         except BaseException:
-            sealed.discard()
-            with contextlib.suppress(OSError):
-                final.unlink()
-            raise
+            sealed.discard()  # once renamed, an unindexed pack is left to the next run's orphan sweep: the same
+            raise  # bytes may be a pack another backup indexed under this name
         kill_at("backup:pack-indexed")
         self.index.add(info)
         self.written.append(info)

@@ -1,0 +1,180 @@
+"""The pipelined seal of a backup (a pack fsynced and checked on a worker thread while the next one fills) and the
+threaded writes of a restore: a failure on a worker, of any type, fails the command, leaves no snapshot and no
+temp file, and the repository verifies; many packs and large files round-trip exactly."""
+
+from __future__ import annotations
+
+import errno
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from backup_support import snapshot
+from repository_support import age, packs, restore_to, temp_files
+
+from mobius.backup import pack as pack_module
+from mobius.backup import snapshot_restore
+from mobius.backup.extract import STAGING_PREFIX
+from mobius.backup.index import RepositoryIndex
+from mobius.backup.pack import PackWriter
+from mobius.backup.repository import Repository, write_snapshot_of
+from mobius.backup.repository_check import verify_snapshots
+from mobius.errors import VerificationError
+
+SMALL_PACKS = 256 << 10
+
+
+def _library(root: Path) -> Path:
+    """About 2.5 MiB: small files (grouped frames), files of 1-2 MiB (a frame each, stored), compressible text."""
+    root.mkdir(parents=True)
+    for i in range(40):
+        (root / f"card{i:02d}.png").write_bytes(os.urandom(30_000))
+    for i in range(3):
+        (root / "clips").mkdir(exist_ok=True)
+        (root / "clips" / f"clip{i}.mp4").write_bytes(os.urandom((1 << 20) + 1000 * i))
+    (root / "notes.txt").write_bytes(b"sushi go nigiri maki " * 20_000)
+    age(root)
+    return root
+
+
+def _assert_repository_valid(repo: Repository, states: dict[str, dict], tmp_path: Path) -> None:
+    verify_snapshots(repo, read_data=True)
+    assert temp_files(repo) == []
+    assert repo.orphan_packs(RepositoryIndex.load(repo.index)) == []
+    for snapshot_id, expected in states.items():
+        assert snapshot(restore_to(repo, snapshot_id, tmp_path / f"restored-{snapshot_id}")) == expected
+
+
+def test_many_packs_sealed_on_the_worker_round_trip(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(pack_module, "PACK_TARGET", SMALL_PACKS)
+    library = _library(tmp_path / "library")
+    repo = Repository(tmp_path / "backups")
+    made = write_snapshot_of(repo, library)
+    assert len(made.packs) >= 8 and len(packs(repo)) == len(made.packs)
+    _assert_repository_valid(repo, {made.id: snapshot(library)}, tmp_path)
+
+
+def test_a_pack_that_reads_back_wrong_on_the_worker_fails_the_create(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """The device hands back other bytes for the third pack: found by its check on the worker thread."""
+    monkeypatch.setattr(pack_module, "PACK_TARGET", SMALL_PACKS)
+    library = _library(tmp_path / "library")
+    repo = Repository(tmp_path / "backups")
+    first = write_snapshot_of(repo, library)
+    first_state = snapshot(library)
+    for i in range(40):
+        (library / f"new{i:02d}.png").write_bytes(os.urandom(30_000))
+    (library / "clips" / "new.mp4").write_bytes(os.urandom(3 << 20))
+    age(library)
+    sealed_count = 0
+    seal = PackWriter.seal
+
+    def flipping_seal(self: PackWriter):  # noqa: ANN202 - a SealedPack
+        nonlocal sealed_count
+        sealed = seal(self)
+        sealed_count += 1
+        if sealed_count == 3:
+            with open(sealed.stored, "r+b") as handle:
+                handle.seek(sealed.size // 2)
+                byte = handle.read(1)
+                handle.seek(sealed.size // 2)
+                handle.write(bytes([byte[0] ^ 0x01]))
+        return sealed
+
+    monkeypatch.setattr(PackWriter, "seal", flipping_seal)
+    with pytest.raises(VerificationError, match="does not read back as written"):
+        write_snapshot_of(repo, library)
+    assert sealed_count >= 3
+    assert repo.snapshot_ids() == [first.id]
+    monkeypatch.setattr(PackWriter, "seal", seal)
+    _assert_repository_valid(repo, {first.id: first_state}, tmp_path)
+    again = write_snapshot_of(repo, library)
+    _assert_repository_valid(repo, {first.id: first_state, again.id: snapshot(library)}, tmp_path)
+
+
+@pytest.mark.parametrize("fault", ["crash@backup:pack-sealed", "crash@backup:pack-checked"])
+def test_an_exception_of_any_type_while_sealing_leaves_no_snapshot(fault: str, tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(pack_module, "PACK_TARGET", SMALL_PACKS)
+    library = _library(tmp_path / "library")
+    repo = Repository(tmp_path / "backups")
+    monkeypatch.setenv("MOBIUS_FAULT", fault)
+    with pytest.raises(TypeError, match="injected crash"):
+        write_snapshot_of(repo, library)
+    monkeypatch.delenv("MOBIUS_FAULT")
+    assert repo.snapshot_ids() == []
+    assert temp_files(repo) == []
+    assert repo.orphan_packs(RepositoryIndex.load(repo.index)) == []  # what was published is indexed
+    made = write_snapshot_of(repo, library)
+    _assert_repository_valid(repo, {made.id: snapshot(library)}, tmp_path)
+
+
+def test_a_failed_check_on_the_worker_is_exit_2_and_one_line(tmp_path: Path) -> None:
+    ws = tmp_path / "ws"
+    _library(ws / "uploads")
+    (ws / ".env").write_text("MOBIUS_LIBRARY_DIR=uploads\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MOBIUS_")}
+    env["MOBIUS_FAULT"] = "fail@backup:pack-sealed"
+    done = subprocess.run([sys.executable, "-m", "mobius", "backup", "create", "--no-database", "-w", str(ws)],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr and "fault injected at backup:pack-sealed" in done.stderr
+    repo = Repository(ws / "backups")
+    assert repo.snapshot_ids() == [] and temp_files(repo) == [] and packs(repo) == []
+
+
+def _no_leftovers(tmp_path: Path, descriptors: int) -> None:
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(STAGING_PREFIX)]
+    assert len(os.listdir("/proc/self/fd")) == descriptors
+
+
+def test_a_damaged_large_blob_fails_the_restore_with_writes_in_flight(tmp_path: Path) -> None:
+    library = _library(tmp_path / "library")
+    repo = Repository(tmp_path / "backups")
+    made = write_snapshot_of(repo, library)
+    content = (library / "clips" / "clip2.mp4").read_bytes()
+    (pack,) = packs(repo)
+    data = bytearray(pack.read_bytes())
+    inside = data.find(content[-5000:-4968])  # stored as is, near its end: earlier chunks are already handed over
+    assert inside > 0
+    data[inside] ^= 0x40
+    pack.write_bytes(bytes(data))
+    target = tmp_path / "restored"
+    target.mkdir()
+    (target / "kept.txt").write_bytes(b"the target before")
+    descriptors = len(os.listdir("/proc/self/fd"))
+    with pytest.raises(VerificationError, match="clip2.mp4"):
+        restore_to(repo, made.id, target)
+    assert sorted(os.listdir(target)) == ["kept.txt"]
+    assert (target / "kept.txt").read_bytes() == b"the target before"
+    _no_leftovers(tmp_path, descriptors)
+
+
+@pytest.mark.parametrize("error", [OSError(errno.ENOSPC, "No space left on device"), TypeError("not ours")])
+def test_a_failing_write_on_a_restore_thread_leaves_the_target_untouched(error: Exception, tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    library = _library(tmp_path / "library")
+    repo = Repository(tmp_path / "backups")
+    made = write_snapshot_of(repo, library)
+    target = tmp_path / "restored"
+    target.mkdir()
+    (target / "kept.txt").write_bytes(b"the target before")
+    calls = 0
+    pwrite_all = snapshot_restore._pwrite_all
+
+    def failing(fd: int, data: bytes, offset: int) -> None:  # the device fails the fourth large write
+        nonlocal calls
+        calls += 1
+        if calls == 4:
+            raise error
+        pwrite_all(fd, data, offset)
+
+    monkeypatch.setattr(snapshot_restore, "_pwrite_all", failing)
+    descriptors = len(os.listdir("/proc/self/fd"))
+    with pytest.raises(type(error)):
+        restore_to(repo, made.id, target)
+    assert sorted(os.listdir(target)) == ["kept.txt"]
+    assert (target / "kept.txt").read_bytes() == b"the target before"
+    _no_leftovers(tmp_path, descriptors)

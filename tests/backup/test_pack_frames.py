@@ -13,7 +13,7 @@ import pytest
 import zstandard
 
 from mobius.backup.frames import RAW_BLOCK, STORED_SIGNATURE, FrameChooser, StoredFrame
-from mobius.backup.pack import PackDamaged, _frame_chunks
+from mobius.backup.pack import DeviceFile, PackDamaged, _frame_chunks
 
 
 def _stored(data: bytes, rng: random.Random) -> bytes:
@@ -28,16 +28,18 @@ def _stored(data: bytes, rng: random.Random) -> bytes:
 
 
 def _read(path: Path, offset: int, length: int) -> tuple[bytes, bytes]:
-    """(decoded bytes, every raw byte the reader reported) of the frame at [offset, offset + length)."""
-    seen = bytearray()
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        return b"".join(_frame_chunks(fd, offset, length, seen.extend)), bytes(seen)
-    finally:
-        os.close(fd)
+    """(decoded bytes, every raw byte the reader reported) of the frame at [offset, offset + length), read from
+    the device (O_DIRECT, through one reused buffer) and read plainly: both the same."""
+    results = []
+    for from_device in (True, False):
+        seen = bytearray()
+        with DeviceFile(path, from_device=from_device) as pack:
+            results.append((b"".join(_frame_chunks(pack.read, offset, length, seen.extend)), bytes(seen)))
+    assert results[0] == results[1]
+    return results[0]
 
 
-@pytest.mark.parametrize("size", [1, 5, RAW_BLOCK - 1, RAW_BLOCK, RAW_BLOCK + 1, 2 * RAW_BLOCK, 3_000_001])
+@pytest.mark.parametrize("size", [1, 5, RAW_BLOCK - 1, RAW_BLOCK, RAW_BLOCK + 1, 2 * RAW_BLOCK, 9_000_001])
 def test_a_stored_frame_decodes_with_the_zstd_cli_and_from_its_raw_blocks(size: int, tmp_path: Path) -> None:
     data = os.urandom(size)
     frame = _stored(data, random.Random(size))

@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import mmap
 import os
 import secrets
 import tarfile
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import zstandard
@@ -269,30 +271,30 @@ def _decrypted(path: Path, keys: RepositoryKeys) -> int:
     return fd
 
 
-def _frame_chunks(fd: int, offset: int, length: int, on_raw=None) -> Iterator[bytes]:  # noqa: ANN001
+def _frame_chunks(read: Read, offset: int, length: int, on_raw=None) -> Iterator[bytes]:  # noqa: ANN001
     """The decompressed bytes of the frame at [offset, offset + length), in pieces (`on_raw` sees every raw byte
     once, in order)."""
-    head = os.pread(fd, len(STORED_SIGNATURE) + 8, offset)
+    head = bytes(read(len(STORED_SIGNATURE) + 8, offset))
     if head.startswith(STORED_SIGNATURE) and len(head) == len(STORED_SIGNATURE) + 8 and length > len(head):
-        yield from _stored_chunks(fd, offset, length, int.from_bytes(head[-8:], "little"), on_raw)
+        yield from _stored_chunks(read, offset, length, int.from_bytes(head[-8:], "little"), on_raw)
     else:
-        yield from _zstd_chunks(fd, offset, length, on_raw)
+        yield from _zstd_chunks(read, offset, length, on_raw)
 
 
-def _stored_chunks(fd: int, offset: int, length: int, content_size: int, on_raw) -> Iterator[bytes]:  # noqa: ANN001
+def _stored_chunks(read: Read, offset: int, length: int, content_size: int, on_raw) -> Iterator[bytes]:  # noqa: ANN001
     """A stored frame's bytes straight from its raw blocks: one read and one copy instead of a read, a
     decompression into fresh memory and a copy (on 1 GiB of media a restore spent as long in decompress()
     as in hashing). Should a block not be raw (another writer's frame with the same header), zstd decodes
     the frame and the bytes not yet given are taken from it."""
     position = offset + len(STORED_SIGNATURE) + 8
     if on_raw is not None:
-        on_raw(os.pread(fd, position - offset, offset))
+        on_raw(read(position - offset, offset))
     end = offset + length
     produced = left = 0
     header = bytearray()
     last = False
     while position < end:
-        raw = os.pread(fd, min(READ_CHUNK, end - position), position)
+        raw = read(min(READ_CHUNK, end - position), position)
         if not raw:
             raise PackDamaged(f"the pack ends at byte {position}, inside a frame that should end at {end}")
         view = memoryview(raw)
@@ -315,7 +317,7 @@ def _stored_chunks(fd: int, offset: int, length: int, content_size: int, on_raw)
             if (value >> 1) & 3:  # not a raw block: zstd decodes the frame from here on
                 if out:
                     yield b"".join(out)
-                yield from _slice(_zstd_chunks(fd, offset, length, _skipping(on_raw, position - offset)), produced,
+                yield from _slice(_zstd_chunks(read, offset, length, _skipping(on_raw, position - offset)), produced,
                                   content_size - produced)
                 return
             last, left = bool(value & 1), value >> 3
@@ -341,12 +343,12 @@ def _skipping(on_raw, already: int):  # noqa: ANN001, ANN202 - a callback, or No
     return feed
 
 
-def _zstd_chunks(fd: int, offset: int, length: int, on_raw=None) -> Iterator[bytes]:  # noqa: ANN001
+def _zstd_chunks(read: Read, offset: int, length: int, on_raw=None) -> Iterator[bytes]:  # noqa: ANN001
     frame = zstandard.ZstdDecompressor().decompressobj()
     position = offset
     end = offset + length
     while position < end:
-        raw = os.pread(fd, min(READ_CHUNK, end - position), position)
+        raw = read(min(READ_CHUNK, end - position), position)
         if not raw:
             raise PackDamaged(f"the pack ends at byte {position}, inside a frame that should end at {end}")
         if on_raw is not None:
@@ -411,14 +413,14 @@ class BlobReader:
             key = (where.pack, where.offset)
             if key != self._frame_key:
                 self._frame_key = None
-                self._frame = b"".join(_frame_chunks(fd, where.offset, where.length))
+                self._frame = b"".join(_frame_chunks(partial(os.pread, fd), where.offset, where.length))
                 self._frame_key = key
             if where.skip + where.size > len(self._frame):
                 raise PackDamaged(f"the frame at byte {where.offset} of pack {where.pack} is shorter than "
                                   "the index says")
             yield self._frame[where.skip:where.skip + where.size]
             return
-        yield from _slice(_frame_chunks(fd, where.offset, where.length), where.skip, where.size)
+        yield from _slice(_frame_chunks(partial(os.pread, fd), where.offset, where.length), where.skip, where.size)
 
     def read_checked(self, sha256: str, where: BlobLocation) -> Iterator[bytes]:
         """The blob's bytes; raises PackDamaged at the end when they do not hash to `sha256`."""
@@ -466,33 +468,90 @@ def check_pack(path: Path, blobs: Mapping[str, BlobLocation], *, drop_cache: boo
         return PackCheck(sha256=sha256, size=size, damaged=plain.damaged)
     damaged: dict[str, str] = {}
     digest = hashlib.sha256()
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        if drop_cache:
-            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_WILLNEED)  # read ahead from the device while we decode
-        size = os.fstat(fd).st_size
+    with DeviceFile(path, from_device=drop_cache) as pack:
         groups: dict[tuple[int, int], list[tuple[str, BlobLocation]]] = {}
         for sha, where in blobs.items():
             groups.setdefault((where.offset, where.length), []).append((sha, where))
         position = 0
         for (offset, length), members in sorted(groups.items()):
             if offset > position:  # bytes between frames (there should be none): hashed all the same
-                digest.update(os.pread(fd, offset - position, position))
+                _hash_range(pack.read, position, offset, digest.update)
             members.sort(key=lambda item: item[1].skip)
             try:
-                _check_frame(fd, offset, length, members, digest.update, damaged)
+                _check_frame(pack.read, offset, length, members, digest.update, damaged)
             except PackDamaged as exc:
                 for sha, _ in members:
                     damaged.setdefault(sha, str(exc))
             position = offset + length
-        while position < size:
-            raw = os.pread(fd, min(READ_CHUNK, size - position), position)
-            digest.update(raw)
-            position += len(raw)
-    finally:
-        os.close(fd)
+        _hash_range(pack.read, position, pack.size, digest.update)
+        size = pack.size
     return PackCheck(sha256=digest.hexdigest(), size=size, damaged=damaged)
+
+
+Read = Callable[[int, int], "bytes | memoryview"]  # (length, offset) -> up to length bytes; empty at the end
+
+
+def _hash_range(read: Read, start: int, end: int, on_raw) -> None:  # noqa: ANN001
+    while start < end:
+        raw = read(min(READ_CHUNK, end - start), start)
+        if not raw:
+            return
+        on_raw(raw)
+        start += len(raw)
+
+
+class DeviceFile:
+    """A file read back from the device itself (O_DIRECT): nothing the page cache holds is trusted, and the
+    bytes are not copied out of it (on 1 GiB of media a backup spent 14% of its CPU copying reads out of the
+    page cache). Reads go through one aligned buffer of SLAB bytes; what `read` returns is valid until the
+    next call. Where the file system refuses O_DIRECT (tmpfs), or `from_device` is false, plain reads, with
+    the cached pages dropped first when `from_device`."""
+
+    SLAB = 4 << 20
+    ALIGN = 4096
+
+    def __init__(self, path: Path, *, from_device: bool = True):
+        self.fd = -1
+        self._buffer: mmap.mmap | None = None
+        if from_device:
+            with contextlib.suppress(OSError):
+                self.fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_DIRECT)
+                self._buffer = mmap.mmap(-1, self.SLAB)  # page-aligned, as O_DIRECT needs
+        if self.fd < 0:
+            self.fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            if from_device:
+                os.posix_fadvise(self.fd, 0, 0, os.POSIX_FADV_DONTNEED)
+            os.posix_fadvise(self.fd, 0, 0, os.POSIX_FADV_WILLNEED)
+        self.size = os.fstat(self.fd).st_size
+        self._start = 0
+        self._filled = 0
+
+    def read(self, length: int, offset: int) -> bytes | memoryview:
+        if self._buffer is None:
+            return os.pread(self.fd, length, offset)
+        if not self._start <= offset < self._start + self._filled:
+            self._start = offset - offset % self.ALIGN
+            try:
+                self._filled = os.preadv(self.fd, [self._buffer], self._start)
+            except OSError:  # O_DIRECT refused after all (an odd file system): plain reads from here on
+                self._plain()
+                return self.read(length, offset)
+            if offset >= self._start + self._filled:
+                return b""
+        at = offset - self._start
+        return memoryview(self._buffer)[at:min(at + length, self._filled)]
+
+    def _plain(self) -> None:
+        fd = os.open(f"/proc/self/fd/{self.fd}", os.O_RDONLY | os.O_CLOEXEC)
+        os.close(self.fd)
+        self.fd, self._buffer = fd, None
+
+    def __enter__(self) -> DeviceFile:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        os.close(self.fd)
+        self._buffer = None  # unmapped once the last view of it is gone
 
 
 def _drop_cache(path: Path) -> None:
@@ -503,7 +562,7 @@ def _drop_cache(path: Path) -> None:
         os.close(fd)
 
 
-def _check_frame(fd: int, offset: int, length: int, members: list[tuple[str, BlobLocation]], on_raw,
+def _check_frame(read: Read, offset: int, length: int, members: list[tuple[str, BlobLocation]], on_raw,
                  damaged: dict[str, str]) -> None:  # noqa: ANN001
     """Walk one frame's decompressed bytes: each member's header names it with its size, its bytes hash to it,
     its padding is zeros."""
@@ -521,7 +580,7 @@ def _check_frame(fd: int, offset: int, length: int, members: list[tuple[str, Blo
         on_raw(raw)
 
     try:
-        for chunk in _frame_chunks(fd, offset, length, count):
+        for chunk in _frame_chunks(read, offset, length, count):
             view = memoryview(chunk)
             while view:
                 if padding:  # the zeros after the last member (a stored frame has no checksum to catch them)
@@ -569,13 +628,7 @@ def _check_frame(fd: int, offset: int, length: int, members: list[tuple[str, Blo
                     current = None
     except PackDamaged:
         if raw_seen[0] < length:  # keep the pack's sha256 whole: hash what the decoder did not read
-            rest = offset + raw_seen[0]
-            while rest < offset + length:
-                raw = os.pread(fd, min(READ_CHUNK, offset + length - rest), rest)
-                if not raw:
-                    break
-                on_raw(raw)
-                rest += len(raw)
+            _hash_range(read, offset + raw_seen[0], offset + length, on_raw)
         raise
     leftover = ([current[0]] if current else []) + [sha for sha, _ in queue]
     for sha in leftover:

@@ -5,6 +5,7 @@ temp file, and the repository verifies; many packs and large files round-trip ex
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
 import subprocess
 import sys
@@ -178,3 +179,33 @@ def test_a_failing_write_on_a_restore_thread_leaves_the_target_untouched(error: 
     assert sorted(os.listdir(target)) == ["kept.txt"]
     assert (target / "kept.txt").read_bytes() == b"the target before"
     _no_leftovers(tmp_path, descriptors)
+
+
+def test_large_new_media_goes_into_a_stored_frame_as_it_is_hashed(tmp_path: Path) -> None:
+    """A new 5 MiB clip is written into a stored frame while it is hashed, its tar header written once its sha256
+    is known (the pack opens with zstd and tar); a second new copy of it is taken back out of the pack, and a
+    new path holding bytes the repository has is recognised: neither takes space."""
+    library = tmp_path / "library"
+    library.mkdir()
+    clip = os.urandom((5 << 20) + 123)
+    (library / "a.mp4").write_bytes(clip)
+    (library / "b.mp4").write_bytes(clip)
+    (library / "c.mp4").write_bytes(os.urandom(5 << 20))
+    (library / "small.png").write_bytes(os.urandom(5000))  # after the clips: a frame written after a take-back
+    age(library)
+    repo = Repository(tmp_path / "backups")
+    made = write_snapshot_of(repo, library)
+    first_state = snapshot(library)
+    assert made.new_files == 3 and made.reused_files == 1
+    assert made.stored_bytes < 2 * (5 << 20) + (1 << 20)
+    (pack,) = packs(repo)
+    sha = hashlib.sha256(clip).hexdigest()
+    out = subprocess.run(f"zstd -dc '{pack}' | tar -xO {sha}", shell=True, capture_output=True, check=True)
+    assert out.stdout == clip
+    listed = subprocess.run(f"zstd -dc '{pack}' | tar -t", shell=True, capture_output=True, text=True, check=True)
+    assert len(listed.stdout.split()) == 3
+    (library / "d.mp4").write_bytes(clip)
+    age(library)
+    again = write_snapshot_of(repo, library)
+    assert again.new_files == 0 and again.new_bytes == 0 and again.packs == []
+    _assert_repository_valid(repo, {made.id: first_state, again.id: snapshot(library)}, tmp_path)

@@ -30,7 +30,9 @@ LEVEL = 3
 # Frame header descriptor: 8-byte content size, not single-segment, no checksum, no dictionary;
 # window descriptor: 2^(10+7) = 128 KiB.
 STORED_SIGNATURE = ZSTD_MAGIC + bytes([0xC0, 0x38])
-_FULL_BLOCK = (RAW_BLOCK << 3).to_bytes(3, "little")  # raw, not last
+STORED_HEADER_BYTES = len(STORED_SIGNATURE) + 8  # and the content size
+RAW_BLOCK_HEADER = 3
+_FULL_BLOCK = (RAW_BLOCK << 3).to_bytes(RAW_BLOCK_HEADER, "little")  # raw, not last
 
 
 class FrameEncoder(Protocol):
@@ -71,7 +73,7 @@ class StoredFrame:
     def flush(self) -> bytes:
         if self._seen != self.content_size:
             raise ValueError(f"a stored frame of {self.content_size} bytes was given {self._seen}")
-        last = (len(self._pending) << 3 | 1).to_bytes(3, "little")
+        last = (len(self._pending) << 3 | 1).to_bytes(RAW_BLOCK_HEADER, "little")
         out = self._header + last + bytes(self._pending)
         self._header = b""
         self._pending.clear()

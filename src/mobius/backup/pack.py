@@ -29,7 +29,14 @@ import zstandard
 
 from mobius.backup.archive import _ustar_header
 from mobius.backup.crypto import PLAIN, RepositoryKeys, file_is_encrypted
-from mobius.backup.frames import STORED_SIGNATURE, FrameChooser, FrameEncoder
+from mobius.backup.frames import (
+    RAW_BLOCK_HEADER,
+    STORED_HEADER_BYTES,
+    STORED_SIGNATURE,
+    FrameChooser,
+    FrameEncoder,
+    StoredFrame,
+)
 from mobius.errors import InputError
 from mobius.safety.atomic import TEMP_PREFIX, fsync_dir, write_all
 
@@ -116,7 +123,7 @@ class PackWriter:
         self.keys = keys
         packs.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.tmp = packs / f"{TEMP_PREFIX}{os.getpid()}-{secrets.token_hex(4)}{PACK_SUFFIX}"
-        self._fd = os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, PRIVATE)
+        self._fd = os.open(self.tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, PRIVATE)  # read: add_unhashed
         self._frames = FrameChooser()
         self._digest = hashlib.sha256()
         self.offset = 0
@@ -176,6 +183,59 @@ class PackWriter:
                 raise PackDamaged(f"blob {sha256}: {copied} bytes with sha256 {digest.hexdigest()} were copied")
 
         self._frame_blob(sha256, size, frame, checked())
+
+    def stores(self, head: bytes | memoryview) -> bool:
+        """Whether a blob starting with `head` would go into a stored frame (what `add_unhashed` takes)."""
+        return self._frames.kind(head) == "stored"
+
+    def add_unhashed(self, size: int, chunks: Iterable[bytes | memoryview], known: Callable[[str], bool]
+                     ) -> tuple[str, bool]:
+        """A large blob of bytes zstd cannot shrink, not hashed before: written as a stored frame while it is
+        hashed (one read of the file instead of two), its tar header patched in once its sha256 is known (a
+        stored frame holds it verbatim). When `known(sha256)` says the repository already holds it, the
+        frame is taken back. The pack's digest covers the frame as patched: it is read back from the page
+        cache. Returns (sha256, whether it was added); on any error the frame is taken back."""
+        self._flush_group()
+        start = self.offset
+        frame = StoredFrame(BLOCK + size + len(_padding(size)))
+        digest = hashlib.sha256()
+        copied = 0
+        try:
+            self._write_undigested(frame.compress(bytes(BLOCK)))  # the header's place
+            for chunk in chunks:
+                digest.update(chunk)
+                copied += len(chunk)
+                self._write_undigested(frame.compress(chunk))
+            self._write_undigested(frame.compress(_padding(size)) + frame.flush())
+            sha256 = digest.hexdigest()
+            if copied != size:
+                raise PackDamaged(f"{copied} bytes were read where {size} were listed")
+            if known(sha256) or sha256 in self:
+                self._take_back(start)
+                return sha256, False
+            os.pwrite(self._fd, _tar_header(sha256, size), start + STORED_HEADER_BYTES + RAW_BLOCK_HEADER)
+        except BaseException:
+            self._take_back(start)
+            raise
+        position = start
+        while position < self.offset:
+            raw = os.pread(self._fd, min(READ_CHUNK, self.offset - position), position)
+            if not raw:
+                raise PackDamaged(f"the pack being written ends at byte {position}")
+            self._digest.update(raw)
+            position += len(raw)
+        self.blobs[sha256] = (start, self.offset - start, BLOCK, size)
+        self.raw_bytes += BLOCK + size
+        return sha256, True
+
+    def _write_undigested(self, data: bytes) -> None:
+        write_all(self._fd, data)
+        self.offset += len(data)
+
+    def _take_back(self, start: int) -> None:
+        os.ftruncate(self._fd, start)
+        os.lseek(self._fd, start, os.SEEK_SET)
+        self.offset = start
 
     def _frame_blob(self, sha256: str, size: int, frame: FrameEncoder, chunks: Iterable[bytes | memoryview]) -> None:
         """One blob as one frame: tar header, bytes, padding."""
@@ -274,8 +334,8 @@ def _decrypted(path: Path, keys: RepositoryKeys) -> int:
 def _frame_chunks(read: Read, offset: int, length: int, on_raw=None) -> Iterator[bytes]:  # noqa: ANN001
     """The decompressed bytes of the frame at [offset, offset + length), in pieces (`on_raw` sees every raw byte
     once, in order)."""
-    head = bytes(read(len(STORED_SIGNATURE) + 8, offset))
-    if head.startswith(STORED_SIGNATURE) and len(head) == len(STORED_SIGNATURE) + 8 and length > len(head):
+    head = bytes(read(STORED_HEADER_BYTES, offset))
+    if head.startswith(STORED_SIGNATURE) and len(head) == STORED_HEADER_BYTES and length > len(head):
         yield from _stored_chunks(read, offset, length, int.from_bytes(head[-8:], "little"), on_raw)
     else:
         yield from _zstd_chunks(read, offset, length, on_raw)
@@ -286,7 +346,7 @@ def _stored_chunks(read: Read, offset: int, length: int, content_size: int, on_r
     decompression into fresh memory and a copy (on 1 GiB of media a restore spent as long in decompress()
     as in hashing). Should a block not be raw (another writer's frame with the same header), zstd decodes
     the frame and the bytes not yet given are taken from it."""
-    position = offset + len(STORED_SIGNATURE) + 8
+    position = offset + STORED_HEADER_BYTES
     if on_raw is not None:
         on_raw(read(position - offset, offset))
     end = offset + length

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from mobius.backup.crypto import PLAIN, RepositoryKeys
+from mobius.backup.frames import FrameChooser
 from mobius.backup.index import RepositoryIndex, indexed_pack_names, write_index
 from mobius.backup.manifest import FILE, LIBRARY_ROOT, ManifestEntry
 from mobius.backup.object_library import ObjectLibrary, ObjectRef
@@ -228,6 +229,7 @@ class PackStore:
         self.written: list[PackInfo] = []
         self._worker: ThreadPoolExecutor | None = None
         self._sealing: tuple[PackWriter, Future[SealedPack]] | None = None
+        self._frames = FrameChooser()
 
     def __contains__(self, sha256: str) -> bool:
         return (sha256 in self.index or (self.writer is not None and sha256 in self.writer)
@@ -248,6 +250,17 @@ class PackStore:
         self._open().add_stream(sha256, size, chunks)
         kill_at("backup:pack-open")
         self._rotate()
+
+    def stores(self, head: bytes) -> bool:
+        """Whether a blob that starts with `head` is stored as is (`add_unhashed` takes it)."""
+        return self._frames.kind(head) == "stored"
+
+    def add_unhashed(self, size: int, chunks: Iterator[bytes]) -> tuple[str, bool]:
+        """A blob zstd cannot shrink, hashed as it is written: (sha256, whether it was new)."""
+        sha256, added = self._open().add_unhashed(size, chunks, self.__contains__)
+        kill_at("backup:pack-open")
+        self._rotate()
+        return sha256, added
 
     def _rotate(self) -> None:
         if self.writer is not None and self.writer.full:
@@ -419,8 +432,11 @@ class _Parent:
         return None
 
 
-def _pread_chunks(fd: int, size: int, local: str | Path) -> Iterator[bytes]:
-    position = 0
+def _pread_chunks(fd: int, size: int, local: str | Path, first: bytes = b"") -> Iterator[bytes]:
+    """The file's bytes in 1 MiB reads (starting with `first`, read before); a short file raises."""
+    if first:
+        yield first
+    position = len(first)
     while position < size:
         data = os.pread(fd, min(1 << 20, size - position), position)
         if not data:
@@ -518,7 +534,7 @@ class _Run:
         elif isinstance(local, ObjectRef):
             sha = self._store_large_object(local, size)
         else:
-            sha = self._store_large(local, size, mtime_ns, seen.st)
+            sha = self._store_large(local, size, mtime_ns, seen.st, new_path=path not in self.parent.files)
         self.progress.advance(size)
         return sha, seen
 
@@ -537,8 +553,11 @@ class _Run:
         self.objects.check_unchanged(ref)  # read in ranges: the same object all along (a GET of a small one is)
         return sha
 
-    def _store_large(self, local: str | Path, size: int, mtime_ns: int, before: os.stat_result) -> str:
-        """Hashed in one pass; streamed into a pack in a second only when new (the copy is hashed again)."""
+    def _store_large(self, local: str | Path, size: int, mtime_ns: int, before: os.stat_result, *,
+                     new_path: bool) -> str:
+        """A file the parent did not have (`new_path`) whose bytes zstd cannot shrink (media) is read once:
+        hashed as it is written into a pack, taken back if the repository turns out to hold it. Any other is
+        hashed in one pass and streamed into a pack in a second only when new (the copy is hashed again)."""
         fd = os.open(local, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
         try:
             identity = (before.st_ino, size, mtime_ns, before.st_ctime_ns)
@@ -546,18 +565,23 @@ class _Run:
             st = os.fstat(fd)
             if (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns) != identity:
                 raise changed_while_read(local)
-            digest = hashlib.sha256()
-            for chunk in _pread_chunks(fd, size, local):
-                digest.update(chunk)
-            sha = digest.hexdigest()
-            if sha in self.packs:
-                self._count("reused", size)
+            first = next(_pread_chunks(fd, size, local))
+            if new_path and not self.force_read and self.packs.stores(first):
+                sha, added = self.packs.add_unhashed(size, _pread_chunks(fd, size, local, first))
+                self._count("new" if added else "reused", size)
             else:
-                try:
-                    self.packs.add_stream(sha, size, _pread_chunks(fd, size, local))
-                except PackDamaged:  # its bytes differ from what was hashed a moment ago
-                    raise changed_while_read(local) from None
-                self._count("new", size)
+                digest = hashlib.sha256()
+                for chunk in _pread_chunks(fd, size, local, first):
+                    digest.update(chunk)
+                sha = digest.hexdigest()
+                if sha in self.packs:
+                    self._count("reused", size)
+                else:
+                    try:
+                        self.packs.add_stream(sha, size, _pread_chunks(fd, size, local))
+                    except PackDamaged:  # its bytes differ from what was hashed a moment ago
+                        raise changed_while_read(local) from None
+                    self._count("new", size)
             st = os.fstat(fd)
             if (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns) != identity:
                 raise changed_while_read(local)

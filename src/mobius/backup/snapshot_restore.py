@@ -53,7 +53,7 @@ from mobius.safety.swap import swap_folder
 
 WRITERS = 4  # threads creating small files (file creation, not bytes, is what a restore of many files waits on)
 WRITEBACK_BYTES = 64 << 20
-SMALL_BYTES = 8 << 20  # per group of small files (3 groups in flight) beside _LargeFiles.IN_FLIGHT: under restic's peak
+SMALL_BYTES = 8 << 20  # per group of small files (3 in flight), beside _LargeFiles.IN_FLIGHT: at most restic's peak
 
 
 def restore_snapshot_tree(repo: Repository, snapshot: str, to: Path, *, progress: Progress | None = None
@@ -211,7 +211,7 @@ class _LargeFiles:
     by a later `add`/`flush`; `close` (after the pool is shut down) closes what a failed restore left open.
     """
 
-    IN_FLIGHT = 16 << 20
+    IN_FLIGHT = 8 << 20
 
     def __init__(self, pool: ThreadPoolExecutor):
         self.pool = pool

@@ -579,8 +579,9 @@ class DeviceFile:
                 self._buffer = mmap.mmap(-1, self.SLAB)  # page-aligned, as O_DIRECT needs
         if self.fd < 0:
             self.fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-            if from_device:
-                os.posix_fadvise(self.fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        if from_device:  # with O_DIRECT too: a pack just written would stay cached, crowding out what others use
+            os.posix_fadvise(self.fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        if self._buffer is None:
             os.posix_fadvise(self.fd, 0, 0, os.POSIX_FADV_WILLNEED)
         self.size = os.fstat(self.fd).st_size
         self._start = 0

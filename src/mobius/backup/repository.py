@@ -787,9 +787,9 @@ class _References:
     def add(self, sha: str, path: str) -> None:
         if len(self.store.written) != self._sealed:
             self._resolve()
-        where = self.index.get(sha)
-        if where is not None:
-            self.packs.add(where.pack)
+        pack = self.index.pack_of(sha)
+        if pack is not None:
+            self.packs.add(pack)
         else:
             self.pending.setdefault(sha, path)
 
@@ -797,9 +797,9 @@ class _References:
         self._sealed = len(self.store.written)
         pending, self.pending = self.pending, {}
         for sha, path in pending.items():
-            where = self.index.get(sha)
-            if where is not None:
-                self.packs.add(where.pack)
+            pack = self.index.pack_of(sha)
+            if pack is not None:
+                self.packs.add(pack)
             elif sha in self.store:  # in a pack still being sealed
                 self.pending[sha] = path
             else:

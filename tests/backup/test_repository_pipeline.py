@@ -181,10 +181,36 @@ def test_a_failing_write_on_a_restore_thread_leaves_the_target_untouched(error: 
     _no_leftovers(tmp_path, descriptors)
 
 
-def test_large_new_media_goes_into_a_stored_frame_as_it_is_hashed(tmp_path: Path) -> None:
-    """A new 5 MiB clip is written into a stored frame while it is hashed, its tar header written once its sha256
-    is known (the pack opens with zstd and tar); a second new copy of it is taken back out of the pack, and a
-    new path holding bytes the repository has is recognised: neither takes space."""
+def test_direct_and_page_cache_writes_make_the_same_pack(tmp_path: Path) -> None:
+    blobs = [os.urandom(n) for n in (5000, (4 << 20) - 7, 1, 300_000, (9 << 20) + 4095)] + [b"maki " * 50_000]
+    names = []
+    for direct in (True, False):
+        writer = PackWriter(tmp_path / f"packs-{direct}", direct=direct)
+        assert writer.direct == direct  # tmp_path is on a file system with O_DIRECT
+        for data in blobs:
+            sha = hashlib.sha256(data).hexdigest()
+            if len(data) > 1 << 20:
+                writer.add_stream(sha, len(data), [data[i:i + 1_000_000] for i in range(0, len(data), 1_000_000)])
+            else:
+                writer.add(sha, data)
+        info = writer.finish()
+        path = pack_module.pack_path(tmp_path / f"packs-{direct}", info.name)
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == info.name
+        assert pack_module.check_pack(path, info.blobs).damaged == {}
+        names.append(info.name)
+    assert names[0] == names[1]
+
+
+def test_large_new_media_goes_into_a_stored_frame_as_it_is_hashed(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where the file system has no O_DIRECT (packs then go through the page cache): a new 5 MiB clip is written
+    into a stored frame while it is hashed, its tar header written once its sha256 is known (the pack opens with
+    zstd and tar); a second new copy of it is taken back out of the pack, and a new path holding bytes the
+    repository has is recognised: neither takes space."""
+    monkeypatch.setattr(pack_module.DirectAppender, "open", classmethod(lambda cls, path: None))
+    unhashed = []
+    add_unhashed = PackWriter.add_unhashed
+    monkeypatch.setattr(PackWriter, "add_unhashed", lambda self, *a: unhashed.append(1) or add_unhashed(self, *a))
     library = tmp_path / "library"
     library.mkdir()
     clip = os.urandom((5 << 20) + 123)
@@ -196,7 +222,7 @@ def test_large_new_media_goes_into_a_stored_frame_as_it_is_hashed(tmp_path: Path
     repo = Repository(tmp_path / "backups")
     made = write_snapshot_of(repo, library)
     first_state = snapshot(library)
-    assert made.new_files == 3 and made.reused_files == 1
+    assert made.new_files == 3 and made.reused_files == 1 and len(unhashed) == 3
     assert made.stored_bytes < 2 * (5 << 20) + (1 << 20)
     (pack,) = packs(repo)
     sha = hashlib.sha256(clip).hexdigest()
@@ -209,3 +235,36 @@ def test_large_new_media_goes_into_a_stored_frame_as_it_is_hashed(tmp_path: Path
     again = write_snapshot_of(repo, library)
     assert again.new_files == 0 and again.new_bytes == 0 and again.packs == []
     _assert_repository_valid(repo, {made.id: first_state, again.id: snapshot(library)}, tmp_path)
+
+
+@pytest.mark.parametrize("error", [OSError(errno.ENOSPC, "No space left on device"), TypeError("not ours")])
+def test_a_failing_direct_write_on_the_pack_thread_fails_the_create(error: Exception, tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """The device fails the third 4 MiB write of a pack (written by its own thread): the create fails with that
+    error, leaves no snapshot and no temp file, and the next one succeeds."""
+    monkeypatch.setattr(pack_module, "PACK_TARGET", 8 << 20)
+    library = tmp_path / "library"
+    library.mkdir()
+    for i in range(6):
+        (library / f"clip{i}.mp4").write_bytes(os.urandom(3 << 20))
+    age(library)
+    calls = 0
+    pwrite_all = pack_module._pwrite_all
+
+    def failing(fd: int, view: memoryview, at: int) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 3:
+            raise error
+        pwrite_all(fd, view, at)
+
+    monkeypatch.setattr(pack_module, "_pwrite_all", failing)
+    repo = Repository(tmp_path / "backups")
+    with pytest.raises(type(error)):
+        write_snapshot_of(repo, library)
+    assert calls >= 3
+    monkeypatch.setattr(pack_module, "_pwrite_all", pwrite_all)
+    assert repo.snapshot_ids() == [] and temp_files(repo) == []
+    assert repo.orphan_packs(RepositoryIndex.load(repo.index)) == []
+    made = write_snapshot_of(repo, library)
+    _assert_repository_valid(repo, {made.id: snapshot(library)}, tmp_path)

@@ -14,13 +14,17 @@ every blob's sha256 and tar header before an index file may name it.
 
 from __future__ import annotations
 
+import collections
 import contextlib
+import fcntl
 import hashlib
 import mmap
 import os
+import queue
 import secrets
 import tarfile
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -93,6 +97,90 @@ def _padding(size: int) -> bytes:
     return bytes(-size % BLOCK)
 
 
+class DirectAppender:
+    """Appends to a new file with O_DIRECT, through a writer thread: the bytes go from our buffer to the device,
+    not copied into the page cache first (measured here, 1 GiB in 4 MiB writes: 0.7-2.0 s of CPU through the
+    page cache, 0.1-0.3 s direct; a backup of 1 GiB of media spent half its CPU in that copy). Bytes are
+    gathered in one of two aligned SLAB buffers; a full one is written by the thread while the other fills.
+    `close` writes the unaligned tail without O_DIRECT. `open` returns None where the file system refuses
+    O_DIRECT (tmpfs): the caller writes plainly. An error of the thread is raised by the next `write`/`close`."""
+
+    SLAB = 4 << 20
+    ALIGN = 4096
+
+    def __init__(self, fd: int):
+        self.fd = fd
+        self._free: queue.Queue[mmap.mmap] = queue.Queue()
+        for _ in range(2):
+            self._free.put(mmap.mmap(-1, self.SLAB))
+        self._buffer = self._free.get()
+        self._fill = 0
+        self._at = 0  # the file offset of the buffer's first byte
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="backup-pack-write")
+        self._writes: collections.deque[Future] = collections.deque()
+
+    @classmethod
+    def open(cls, path: Path) -> DirectAppender | None:
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_DIRECT | os.O_CLOEXEC)
+        except OSError:
+            return None
+        return cls(fd)
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        view = memoryview(data)
+        while view:
+            step = min(len(view), self.SLAB - self._fill)
+            self._buffer[self._fill:self._fill + step] = view[:step]
+            self._fill += step
+            view = view[step:]
+            if self._fill == self.SLAB:
+                self._hand_over()
+
+    def _hand_over(self) -> None:
+        buffer, at = self._buffer, self._at
+        self._writes.append(self._thread.submit(self._write_out, buffer, self.SLAB, at))
+        self._at += self.SLAB
+        self._fill = 0
+        while self._writes and self._writes[0].done():
+            self._writes.popleft().result()
+        self._buffer = self._free.get()  # the writer returns each buffer, even when its write failed
+
+    def _write_out(self, buffer: mmap.mmap, length: int, at: int) -> None:
+        try:
+            with memoryview(buffer) as view:
+                _pwrite_all(self.fd, view[:length], at)
+        finally:
+            self._free.put(buffer)
+
+    def close(self) -> None:
+        """Write what is gathered (the unaligned tail plainly) and wait for every write; raises the first error."""
+        try:
+            while self._writes:
+                self._writes.popleft().result()
+            aligned = self._fill - self._fill % self.ALIGN
+            with memoryview(self._buffer) as view:
+                if aligned:
+                    _pwrite_all(self.fd, view[:aligned], self._at)
+                if self._fill > aligned:
+                    fcntl.fcntl(self.fd, fcntl.F_SETFL, fcntl.fcntl(self.fd, fcntl.F_GETFL) & ~os.O_DIRECT)
+                    _pwrite_all(self.fd, view[aligned:self._fill], self._at + aligned)
+        finally:
+            self.abort()
+
+    def abort(self) -> None:
+        self._thread.shutdown(wait=True)
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+def _pwrite_all(fd: int, view: memoryview, at: int) -> None:
+    while view:
+        written = os.pwrite(fd, view, at)
+        view, at = view[written:], at + written
+
+
 @dataclass
 class SealedPack:
     """A pack whose bytes are complete and durable under a temp name: what is checked before it is published."""
@@ -118,12 +206,13 @@ class PackWriter:
     encrypted repository, encryption: any thread) and `publish` (the rename: the caller's thread,
     after the sealed pack was checked)."""
 
-    def __init__(self, packs: Path, keys: RepositoryKeys = PLAIN):
+    def __init__(self, packs: Path, keys: RepositoryKeys = PLAIN, *, direct: bool = True):
         self.packs = packs
         self.keys = keys
         packs.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.tmp = packs / f"{TEMP_PREFIX}{os.getpid()}-{secrets.token_hex(4)}{PACK_SUFFIX}"
         self._fd = os.open(self.tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, PRIVATE)  # read: add_unhashed
+        self._direct = DirectAppender.open(self.tmp) if direct else None
         self._frames = FrameChooser()
         self._digest = hashlib.sha256()
         self.offset = 0
@@ -140,9 +229,17 @@ class PackWriter:
     def full(self) -> bool:
         return self.raw_bytes >= PACK_TARGET
 
+    @property
+    def direct(self) -> bool:
+        """Written with O_DIRECT (then `add_unhashed`, which rewrites and re-reads what it wrote, is not offered)."""
+        return self._direct is not None
+
     def _write(self, data: bytes) -> None:
         self._digest.update(data)
-        write_all(self._fd, data)
+        if self._direct is not None:
+            self._direct.write(data)
+        else:
+            write_all(self._fd, data)
         self.offset += len(data)
 
     def add(self, sha256: str, data: bytes) -> None:
@@ -195,6 +292,8 @@ class PackWriter:
         stored frame holds it verbatim). When `known(sha256)` says the repository already holds it, the
         frame is taken back. The pack's digest covers the frame as patched: it is read back from the page
         cache. Returns (sha256, whether it was added); on any error the frame is taken back."""
+        if self._direct is not None:
+            raise RuntimeError("add_unhashed needs a pack written through the page cache (direct=False)")
         self._flush_group()
         start = self.offset
         frame = StoredFrame(BLOCK + size + len(_padding(size)))
@@ -267,6 +366,9 @@ class PackWriter:
 
     def seal(self) -> SealedPack:
         """fsync (and encrypt); any thread. The caller checks the result, then `publish`es it."""
+        if self._direct is not None:
+            direct, self._direct = self._direct, None
+            direct.close()
         os.fsync(self._fd)
         os.close(self._fd)
         self._fd = -1
@@ -298,6 +400,9 @@ class PackWriter:
         return self.publish(self.seal())
 
     def abort(self) -> None:
+        if self._direct is not None:
+            direct, self._direct = self._direct, None
+            direct.abort()
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1

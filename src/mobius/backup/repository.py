@@ -253,7 +253,7 @@ class PackStore:
 
     def stores(self, head: bytes) -> bool:
         """Whether a blob that starts with `head` is stored as is (`add_unhashed` takes it)."""
-        return self._frames.kind(head) == "stored"
+        return self._frames.kind(head) == "stored" and not self._open().direct
 
     def add_unhashed(self, size: int, chunks: Iterator[bytes]) -> tuple[str, bool]:
         """A blob zstd cannot shrink, hashed as it is written: (sha256, whether it was new)."""

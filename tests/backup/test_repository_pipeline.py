@@ -9,6 +9,7 @@ import hashlib
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -153,9 +154,12 @@ def test_a_damaged_large_blob_fails_the_restore_with_writes_in_flight(tmp_path: 
     _no_leftovers(tmp_path, descriptors)
 
 
+@pytest.mark.parametrize("direct", [True, False])
 @pytest.mark.parametrize("error", [OSError(errno.ENOSPC, "No space left on device"), TypeError("not ours")])
-def test_a_failing_write_on_a_restore_thread_leaves_the_target_untouched(error: Exception, tmp_path: Path,
+def test_a_failing_write_on_a_restore_thread_leaves_the_target_untouched(error: Exception, direct: bool,
+                                                                         tmp_path: Path,
                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Large files are written by threads: with O_DIRECT (a DirectAppender's thread) or without (pool threads)."""
     library = _library(tmp_path / "library")
     repo = Repository(tmp_path / "backups")
     made = write_snapshot_of(repo, library)
@@ -163,7 +167,8 @@ def test_a_failing_write_on_a_restore_thread_leaves_the_target_untouched(error: 
     target.mkdir()
     (target / "kept.txt").write_bytes(b"the target before")
     calls = 0
-    pwrite_all = snapshot_restore._pwrite_all
+    module = pack_module if direct else snapshot_restore
+    pwrite_all = module._pwrite_all
 
     def failing(fd: int, data: bytes, offset: int) -> None:  # the device fails the fourth large write
         nonlocal calls
@@ -172,13 +177,18 @@ def test_a_failing_write_on_a_restore_thread_leaves_the_target_untouched(error: 
             raise error
         pwrite_all(fd, data, offset)
 
-    monkeypatch.setattr(snapshot_restore, "_pwrite_all", failing)
+    monkeypatch.setattr(module, "_pwrite_all", failing)
+    if not direct:
+        monkeypatch.setattr(pack_module.DirectAppender, "open", classmethod(lambda cls, path: None))
     descriptors = len(os.listdir("/proc/self/fd"))
+    threads = threading.active_count()
     with pytest.raises(type(error)):
         restore_to(repo, made.id, target)
+    assert calls >= 4
     assert sorted(os.listdir(target)) == ["kept.txt"]
     assert (target / "kept.txt").read_bytes() == b"the target before"
     _no_leftovers(tmp_path, descriptors)
+    assert threading.active_count() <= threads
 
 
 def test_direct_and_page_cache_writes_make_the_same_pack(tmp_path: Path) -> None:

@@ -7,9 +7,11 @@ A pack is a tar archive whose members are named by the sha256 of their content
 per blob, the frame's offset and length in the pack and where the blob's bytes start inside the
 decompressed frame, so one blob is read without decompressing the pack from its start.
 
-A pack is written under a temp name, fsynced, and renamed to the sha256 of its own bytes
-(`packs/<first two>/<sha256>.tar.zst`); `check_pack` then re-reads it from the device and checks
-every blob's sha256 and tar header before an index file may name it.
+A pack is written under a temp name (O_DIRECT where the file system has it), fsynced, re-read from
+the device by `check_pack` (every blob's sha256, tar header and padding, and the pack's own sha256),
+and only then renamed to the sha256 of its bytes (`packs/<first two>/<sha256>.tar.zst`) and indexed.
+Frames are encoded as frames.py chooses: a stored frame (raw zstd blocks) is read back straight from
+its blocks.
 """
 
 from __future__ import annotations

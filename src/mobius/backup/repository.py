@@ -14,7 +14,8 @@ second of when the parent started (it may have changed again in the same clock t
 "racily clean" rule) or `force_read`.
 
 Order of writes, so that a crash at any point leaves every snapshot restorable: a pack is
-fsynced, renamed, re-read from the device and checked, then indexed; the snapshot is written
+fsynced, re-read from the device and checked (on a worker thread, while the next pack fills), renamed,
+then indexed (both on the main thread, in pack order); the snapshot is written
 (atomically) only after every pack it references is indexed. Backups hold the lock shared (two
 run at once), prune holds it exclusive: a prune never removes what a running backup is about
 to reference.

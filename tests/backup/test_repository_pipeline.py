@@ -5,6 +5,7 @@ temp file, and the repository verifies; many packs and large files round-trip ex
 from __future__ import annotations
 
 import errno
+import fcntl
 import hashlib
 import os
 import subprocess
@@ -277,4 +278,26 @@ def test_a_failing_direct_write_on_the_pack_thread_fails_the_create(error: Excep
     assert repo.snapshot_ids() == [] and temp_files(repo) == []
     assert repo.orphan_packs(RepositoryIndex.load(repo.index)) == []
     made = write_snapshot_of(repo, library)
+    _assert_repository_valid(repo, {made.id: snapshot(library)}, tmp_path)
+
+
+def test_a_device_that_refuses_an_o_direct_write_gets_it_through_the_page_cache(tmp_path: Path,
+                                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    refused = []
+    pwrite_all = pack_module._pwrite_all
+
+    def picky(fd: int, view: memoryview, at: int) -> None:  # EINVAL for every O_DIRECT write, as a device might
+        if fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_DIRECT:
+            refused.append(at)
+            raise OSError(errno.EINVAL, "Invalid argument")
+        pwrite_all(fd, view, at)
+
+    monkeypatch.setattr(pack_module, "_pwrite_all", picky)
+    library = _library(tmp_path / "library")
+    (library / "clips" / "long.mp4").write_bytes(os.urandom(9 << 20))
+    age(library)
+    repo = Repository(tmp_path / "backups")
+    made = write_snapshot_of(repo, library)
+    assert refused
+    monkeypatch.setattr(pack_module, "_pwrite_all", pwrite_all)
     _assert_repository_valid(repo, {made.id: snapshot(library)}, tmp_path)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import errno
 import fcntl
 import hashlib
 import mmap
@@ -151,9 +152,25 @@ class DirectAppender:
     def _write_out(self, buffer: mmap.mmap, length: int, at: int) -> None:
         try:
             with memoryview(buffer) as view:
-                _pwrite_all(self.fd, view[:length], at)
+                self._pwrite(view[:length], at)
         finally:
             self._free.put(buffer)
+
+    def _pwrite(self, view: memoryview, at: int) -> None:
+        try:
+            _pwrite_all(self.fd, view, at)
+        except OSError as exc:  # O_DIRECT refused after all (an alignment this device does not take)
+            if exc.errno != errno.EINVAL or not self._plain():
+                raise
+            _pwrite_all(self.fd, view, at)
+
+    def _plain(self) -> bool:
+        """Drop O_DIRECT (False when it was not set)."""
+        flags = fcntl.fcntl(self.fd, fcntl.F_GETFL)
+        if not flags & os.O_DIRECT:
+            return False
+        fcntl.fcntl(self.fd, fcntl.F_SETFL, flags & ~os.O_DIRECT)
+        return True
 
     def close(self) -> None:
         """Write what is gathered (the unaligned tail plainly) and wait for every write; raises the first error."""
@@ -163,9 +180,9 @@ class DirectAppender:
             aligned = self._fill - self._fill % self.ALIGN
             with memoryview(self._buffer) as view:
                 if aligned:
-                    _pwrite_all(self.fd, view[:aligned], self._at)
+                    self._pwrite(view[:aligned], self._at)
                 if self._fill > aligned:
-                    fcntl.fcntl(self.fd, fcntl.F_SETFL, fcntl.fcntl(self.fd, fcntl.F_GETFL) & ~os.O_DIRECT)
+                    self._plain()
                     _pwrite_all(self.fd, view[aligned:self._fill], self._at + aligned)
         finally:
             self.abort()

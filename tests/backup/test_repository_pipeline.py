@@ -197,7 +197,9 @@ def test_direct_and_page_cache_writes_make_the_same_pack(tmp_path: Path) -> None
     names = []
     for direct in (True, False):
         writer = PackWriter(tmp_path / f"packs-{direct}", direct=direct)
-        assert writer.direct == direct  # tmp_path is on a file system with O_DIRECT
+        if writer.direct != direct:
+            writer.abort()
+            pytest.skip("the file system under tmp_path has no O_DIRECT")
         for data in blobs:
             sha = hashlib.sha256(data).hexdigest()
             if len(data) > 1 << 20:

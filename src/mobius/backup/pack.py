@@ -108,7 +108,7 @@ class DirectAppender:
     `close` writes the unaligned tail without O_DIRECT. `open` returns None where the file system refuses
     O_DIRECT (tmpfs): the caller writes plainly. An error of the thread is raised by the next `write`/`close`."""
 
-    SLAB = 4 << 20
+    SLAB = 2 << 20
     ALIGN = 4096
 
     def __init__(self, fd: int):
@@ -691,7 +691,7 @@ class DeviceFile:
     next call. Where the file system refuses O_DIRECT (tmpfs), or `from_device` is false, plain reads, with
     the cached pages dropped first when `from_device`."""
 
-    SLAB = 4 << 20
+    SLAB = 2 << 20
     ALIGN = 4096
 
     def __init__(self, path: Path, *, from_device: bool = True):

@@ -80,17 +80,18 @@ Results (issue 20, repository speed round "bkfirst", 2026-12-05, one run each, l
 (sha256 ran at 220-1,100 MiB/s against ~1,700 quiet): wall times mostly measure the load; restic / mobius,
 wall (cpu)). Changes: stored zstd frames for bytes zstd cannot shrink (level 3 cost 1.6 s of CPU per GiB
 of media for a ratio of 1.000); a pack's fsync and device check on a worker thread while the next pack
-fills (renames stay on the main thread, in order); new large media read once (hashed while written);
-packs read back with O_DIRECT; stored frames read from their raw blocks; restore writes on 4 threads.
+fills (renames stay on the main thread, in order); packs written with O_DIRECT through a writer thread
+and read back with O_DIRECT (perf: copying write() into the page cache was 26-43% of a media backup's
+CPU, copying reads out of it 7-14%); stored frames read from their raw blocks; restore writes on other
+threads, large files with O_DIRECT; listing and entry spool written through 1 MiB buffers.
   1 GiB of media (594 files), main before (load 4-8): first 1.12x (1.14x), check 0.97x (1.11x), repeat
     0.41x (0.31x), 1% 0.44x (0.35x), restore 0.54x (0.99x); first + check 26.8 s against restic's 28.7.
-  after (load 9-10): first 1.11x (1.26x), check 1.56x (2.20x), repeat 1.09x (0.84x), 1% 0.73x (0.86x),
-    restore 1.00x (1.08x); first + check 17.7 s against restic's 21.5 (1.21x); CPU seconds first 7.47 ->
-    6.94, check 3.53 -> 1.86, restore 5.86 -> 5.74; peak MB (mobius / restic) first 123 / 138, check
-    52 / 89, restore 81 / 93 (132 with 32 MiB of large-file writes in flight: now 8 MiB).
-  In-process profile of the first backup (perf, 1 GiB media): 43-53% of its CPU is the kernel copying
-    write() into the page cache and 7-14% copying reads out of it (sha256 is the rest: ~29-37%); the
-    copy into the page cache is what is left to cut (O_DIRECT writes through a writer thread).
+  after (load 8-10): first 1.10x (2.18x), check 1.46x (1.98x), repeat 0.55x (0.27x), 1% 0.52x (0.36x),
+    restore 1.50x (1.76x); first + check 18.2 s against restic's 21.1 (1.16x); CPU seconds first 7.47 ->
+    4.94 (restic 10.79), check 3.53 -> 1.96, restore 5.86 -> 3.93; peak MB (mobius / restic) first 130 /
+    124 (with 4 MiB O_DIRECT buffers; now 2 MiB), check 53 / 79, restore 79 / 85. The first backup's wall
+    (15.4 s for 4.9 s of CPU) waits on the device: 1 GiB read, 1 GiB written, 1 GiB read back. The
+    repeats are ~0.5 s of CPU, ~0.35 s of it the interpreter starting and importing the CLI.
 """
 
 from __future__ import annotations

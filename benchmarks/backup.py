@@ -92,6 +92,17 @@ threads, large files with O_DIRECT; listing and entry spool written through 1 Mi
     124 (with 4 MiB O_DIRECT buffers; now 2 MiB), check 53 / 79, restore 79 / 85. The first backup's wall
     (15.4 s for 4.9 s of CPU) waits on the device: 1 GiB read, 1 GiB written, 1 GiB read back. The
     repeats are ~0.5 s of CPU, ~0.35 s of it the interpreter starting and importing the CLI.
+  100,000 files of 1-4 KB, before (same round, load 11, before O_DIRECT and the 1 MiB spool buffers):
+    first 0.92x (1.18x), check 0.66x (1.31x), repeat 1.01x (1.21x), 1% 0.98x (1.19x), restore 1.09x
+    (1.44x); after (load 8-9): first 1.38x (1.25x), check 1.52x (1.56x), repeat 0.99x (1.22x), 1% 1.01x
+    (1.26x), restore 1.38x (1.38x); first + check 19.2 s against restic's 27.2 (1.42x); peak MB (mobius /
+    restic) first 107 / 113, check 105 / 84, repeat 102 / 81, 1% 96 / 95, restore 87 / 127 (check and
+    repeat were over restic's before this round too: the index and the parent's files in memory).
+    Disk after 3 backups in that run 281.5 / 267.4 MiB (0.95x): groups of small files were then written
+    at zstd level 1, which found fewer repeats than level 3 (these files are slices of one random MiB);
+    back at level 3 the first backup stores 180.3 MiB instead of 205.3 (in-process, same library).
+  In-process repeat of 100,000 unchanged files: 3.0 s -> 0.5 s inside write() on the listing and entry
+    spool (a write per 8 KiB let the walk's 8 threads take the GIL each time; now one per MiB).
 """
 
 from __future__ import annotations

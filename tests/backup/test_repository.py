@@ -176,9 +176,12 @@ def test_a_damaged_pack_byte_is_found_by_read_data_naming_the_files_it_affects(t
     assert verify_snapshots(repo, read_data=True).report().verdict == Verdict.PASS
     (pack,) = packs(repo)
     index = RepositoryIndex.load(repo.index)
-    target = index.get(hashlib.sha256((library / "card33.png").read_bytes()).hexdigest())
+    content = (library / "card33.png").read_bytes()
+    target = index.get(hashlib.sha256(content).hexdigest())
     data = bytearray(pack.read_bytes())
-    data[target.offset + target.length // 2] ^= 0x40
+    inside = data.find(content[20_000:20_032], target.offset, target.offset + target.length)  # stored as is
+    assert inside > 0
+    data[inside] ^= 0x40
     pack.write_bytes(bytes(data))
     verify_snapshots(repo)  # structure and references are intact: same size, same names
     with pytest.raises(VerificationError) as caught:

@@ -46,12 +46,14 @@ def test_compact_index_answers_as_the_old_per_blob_table(tmp_path: Path) -> None
     for sha in expected:
         found = index.get(sha)  # a blob in two packs: either serves, as before
         assert sha in index and found is not None and found == old[found.pack][sha]
+        assert index.pack_of(sha) == found.pack
     table = index.packs[first.name].blobs
     assert isinstance(table, PackBlobs) and dict(table.items()) == old_dict
     assert sorted(table) == sorted(old_dict) and all(sha in table for sha in old_dict)
     assert table[next(iter(old_dict))] == old_dict[next(iter(old_dict))]
     for hostile in ("", "zz" * 32, "ab", "a" * 63, hashlib.sha256(b"absent").hexdigest(), "é" * 64):
         assert hostile not in index and index.get(hostile) is None and hostile not in table
+        assert index.pack_of(hostile) is None
 
 
 def test_an_index_file_is_written_byte_for_byte_as_before(tmp_path: Path) -> None:

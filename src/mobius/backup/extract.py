@@ -150,6 +150,9 @@ class _OpenFolder:
         self.rel, self.fd = None, -1
 
 
+MAX_BYTES = 32 << 20
+
+
 class _SmallFiles:
     """Small files, already read and hashed, written a group at a time on the pool's threads.
 
@@ -163,11 +166,11 @@ class _SmallFiles:
     """
 
     MAX_FILES = 512
-    MAX_BYTES = 32 << 20
     LIMIT = 1 << 20  # a member this big or bigger is streamed by the caller instead
     IN_FLIGHT = 2
 
-    def __init__(self, parents: _OpenFolder, pool: ThreadPoolExecutor, writers: int = 2):
+    def __init__(self, parents: _OpenFolder, pool: ThreadPoolExecutor, writers: int = 2, max_bytes: int = MAX_BYTES):
+        self.max_bytes = max_bytes
         self.parents = parents
         self.pool = pool
         self.writers = writers
@@ -179,7 +182,7 @@ class _SmallFiles:
     def add(self, parent: int, leaf: str, data: bytes, mode: int, mtime_ns: int, name: str) -> None:
         self.pending.append((parent, leaf, data, mode, mtime_ns, name))
         self.bytes += len(data)
-        if len(self.pending) >= self.MAX_FILES or self.bytes >= self.MAX_BYTES:
+        if len(self.pending) >= self.MAX_FILES or self.bytes >= self.max_bytes:
             self._hand_over()
             while len(self.in_flight) > self.IN_FLIGHT:
                 self._wait_oldest()

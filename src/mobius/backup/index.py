@@ -192,6 +192,14 @@ class RepositoryIndex:
         except (ValueError, TypeError):
             return False
 
+    def pack_of(self, sha256: str) -> str | None:
+        """The pack holding the blob (what `get(sha256).pack` is, without building its location)."""
+        try:
+            code = self._where.get(bytes.fromhex(sha256))
+        except (ValueError, TypeError):
+            return None
+        return None if code is None else self._tables[code >> ROW_BITS].pack
+
     def get(self, sha256: str) -> BlobLocation | None:
         try:
             code = self._where.get(bytes.fromhex(sha256))

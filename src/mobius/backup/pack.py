@@ -7,33 +7,49 @@ A pack is a tar archive whose members are named by the sha256 of their content
 per blob, the frame's offset and length in the pack and where the blob's bytes start inside the
 decompressed frame, so one blob is read without decompressing the pack from its start.
 
-A pack is written under a temp name, fsynced, and renamed to the sha256 of its own bytes
-(`packs/<first two>/<sha256>.tar.zst`); `check_pack` then re-reads it from the device and checks
-every blob's sha256 and tar header before an index file may name it.
+A pack is written under a temp name (O_DIRECT where the file system has it), fsynced, re-read from
+the device by `check_pack` (every blob's sha256, tar header and padding, and the pack's own sha256),
+and only then renamed to the sha256 of its bytes (`packs/<first two>/<sha256>.tar.zst`) and indexed.
+Frames are encoded as frames.py chooses: a stored frame (raw zstd blocks) is read back straight from
+its blocks.
 """
 
 from __future__ import annotations
 
+import collections
 import contextlib
+import errno
+import fcntl
 import hashlib
+import mmap
 import os
+import queue
 import secrets
 import tarfile
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import zstandard
 
 from mobius.backup.archive import _ustar_header
 from mobius.backup.crypto import PLAIN, RepositoryKeys, file_is_encrypted
+from mobius.backup.frames import (
+    RAW_BLOCK_HEADER,
+    STORED_HEADER_BYTES,
+    STORED_SIGNATURE,
+    FrameChooser,
+    FrameEncoder,
+    StoredFrame,
+)
 from mobius.errors import InputError
 from mobius.safety.atomic import TEMP_PREFIX, fsync_dir, write_all
 
 BLOCK = tarfile.BLOCKSIZE
 GROUP_TARGET = 1 << 20  # uncompressed bytes of small members per zstd frame
 PACK_TARGET = 64 << 20  # uncompressed bytes per pack
-ZSTD_LEVEL = 3
 READ_CHUNK = 1 << 20
 CACHED_GROUP = 8 << 20  # frames up to this (compressed) are decompressed whole and kept for the next blob
 PACK_SUFFIX = ".tar.zst"
@@ -84,16 +100,139 @@ def _padding(size: int) -> bytes:
     return bytes(-size % BLOCK)
 
 
-class PackWriter:
-    """Blobs in, one pack out. Nothing is under a final name until `finish` renamed the fsynced file."""
+class DirectAppender:
+    """Appends to a new file with O_DIRECT, through a writer thread: the bytes go from our buffer to the device,
+    not copied into the page cache first (measured here, 1 GiB in 4 MiB writes: 0.7-2.0 s of CPU through the
+    page cache, 0.1-0.3 s direct; a backup of 1 GiB of media spent half its CPU in that copy). Bytes are
+    gathered in one of two aligned SLAB buffers; a full one is written by the thread while the other fills.
+    `close` writes the unaligned tail without O_DIRECT. `open` returns None where the file system refuses
+    O_DIRECT (tmpfs): the caller writes plainly. An error of the thread is raised by the next `write`/`close`."""
 
-    def __init__(self, packs: Path, level: int = ZSTD_LEVEL, keys: RepositoryKeys = PLAIN):
+    SLAB = 2 << 20
+    ALIGN = 4096
+
+    def __init__(self, fd: int):
+        self.fd = fd
+        self._free: queue.Queue[mmap.mmap] = queue.Queue()
+        for _ in range(2):
+            self._free.put(mmap.mmap(-1, self.SLAB))
+        self._buffer = self._free.get()
+        self._fill = 0
+        self._at = 0  # the file offset of the buffer's first byte
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="backup-pack-write")
+        self._writes: collections.deque[Future] = collections.deque()
+
+    @classmethod
+    def open(cls, path: Path) -> DirectAppender | None:
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_DIRECT | os.O_CLOEXEC)
+        except OSError:
+            return None
+        return cls(fd)
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        view = memoryview(data)
+        while view:
+            step = min(len(view), self.SLAB - self._fill)
+            self._buffer[self._fill:self._fill + step] = view[:step]
+            self._fill += step
+            view = view[step:]
+            if self._fill == self.SLAB:
+                self._hand_over()
+
+    def _hand_over(self) -> None:
+        buffer, at = self._buffer, self._at
+        self._writes.append(self._thread.submit(self._write_out, buffer, self.SLAB, at))
+        self._at += self.SLAB
+        self._fill = 0
+        while self._writes and self._writes[0].done():
+            self._writes.popleft().result()
+        self._buffer = self._free.get()  # the writer returns each buffer, even when its write failed
+
+    def _write_out(self, buffer: mmap.mmap, length: int, at: int) -> None:
+        try:
+            with memoryview(buffer) as view:
+                self._pwrite(view[:length], at)
+        finally:
+            self._free.put(buffer)
+
+    def _pwrite(self, view: memoryview, at: int) -> None:
+        try:
+            _pwrite_all(self.fd, view, at)
+        except OSError as exc:  # O_DIRECT refused after all (an alignment this device does not take)
+            if exc.errno != errno.EINVAL or not self._plain():
+                raise
+            _pwrite_all(self.fd, view, at)
+
+    def _plain(self) -> bool:
+        """Drop O_DIRECT (False when it was not set)."""
+        flags = fcntl.fcntl(self.fd, fcntl.F_GETFL)
+        if not flags & os.O_DIRECT:
+            return False
+        fcntl.fcntl(self.fd, fcntl.F_SETFL, flags & ~os.O_DIRECT)
+        return True
+
+    def close(self) -> None:
+        """Write what is gathered (the unaligned tail plainly) and wait for every write; raises the first error."""
+        try:
+            while self._writes:
+                self._writes.popleft().result()
+            aligned = self._fill - self._fill % self.ALIGN
+            with memoryview(self._buffer) as view:
+                if aligned:
+                    self._pwrite(view[:aligned], self._at)
+                if self._fill > aligned:
+                    self._plain()
+                    _pwrite_all(self.fd, view[aligned:self._fill], self._at + aligned)
+        finally:
+            self.abort()
+
+    def abort(self) -> None:
+        self._thread.shutdown(wait=True)
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+def _pwrite_all(fd: int, view: memoryview, at: int) -> None:
+    while view:
+        written = os.pwrite(fd, view, at)
+        view, at = view[written:], at + written
+
+
+@dataclass
+class SealedPack:
+    """A pack whose bytes are complete and durable under a temp name: what is checked before it is published."""
+
+    stored: Path  # the temp file (its .age twin when the repository encrypts)
+    name: str  # the sha256 of the stored bytes: the name it is published under
+    size: int
+    blobs: dict[str, tuple[int, int, int, int]]  # sha256 -> (offset, length, skip, size)
+    raw_bytes: int
+
+    def locations(self) -> dict[str, BlobLocation]:
+        return {sha: BlobLocation(self.name, *where) for sha, where in self.blobs.items()}
+
+    def discard(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.stored)
+
+
+class PackWriter:
+    """Blobs in, one pack out. Nothing is under a final name until `publish` renamed the sealed file.
+
+    `finish` is `end` (the last bytes written, on the caller's thread), `seal` (fsync and, for an
+    encrypted repository, encryption: any thread) and `publish` (the rename: the caller's thread,
+    after the sealed pack was checked)."""
+
+    def __init__(self, packs: Path, keys: RepositoryKeys = PLAIN, *, direct: bool = True):
         self.packs = packs
         self.keys = keys
         packs.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.tmp = packs / f"{TEMP_PREFIX}{os.getpid()}-{secrets.token_hex(4)}{PACK_SUFFIX}"
-        self._fd = os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, PRIVATE)
-        self._compressor = zstandard.ZstdCompressor(level=level, write_checksum=True)
+        self._fd = os.open(self.tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, PRIVATE)  # read: add_unhashed
+        self._direct = DirectAppender.open(self.tmp) if direct else None
+        self._frames = FrameChooser()
         self._digest = hashlib.sha256()
         self.offset = 0
         self.raw_bytes = 0
@@ -109,15 +248,26 @@ class PackWriter:
     def full(self) -> bool:
         return self.raw_bytes >= PACK_TARGET
 
+    @property
+    def direct(self) -> bool:
+        """Written with O_DIRECT (then `add_unhashed`, which rewrites and re-reads what it wrote, is not offered)."""
+        return self._direct is not None
+
     def _write(self, data: bytes) -> None:
         self._digest.update(data)
-        write_all(self._fd, data)
+        if self._direct is not None:
+            self._direct.write(data)
+        else:
+            write_all(self._fd, data)
         self.offset += len(data)
 
     def add(self, sha256: str, data: bytes) -> None:
-        """A whole blob in memory (a small file, a settings file)."""
+        """A whole blob in memory whose sha256 the caller computed from these very bytes (a small file,
+        a settings file, a blob read back checked)."""
         if len(data) >= GROUP_TARGET:
-            self.add_stream(sha256, len(data), [data])
+            self._flush_group()
+            frame = self._frames.encoder(data, BLOCK + len(data) + len(_padding(len(data))))
+            self._frame_blob(sha256, len(data), frame, [data])
             return
         self._members.append((sha256, len(self._group) + BLOCK, len(data)))
         self._open_group.add(sha256)
@@ -132,19 +282,87 @@ class PackWriter:
         """A large blob as its own frame, streamed; the chunks must add up to `size` bytes whose sha256
         is `sha256` (checked here: a file that changed between hashing and copying fails the pack)."""
         self._flush_group()
+        chunks = iter(chunks)
+        first = next(chunks, b"")
+        frame = self._frames.encoder(first, BLOCK + size + len(_padding(size)))
+        digest = hashlib.sha256(first)
+        copied = len(first)
+
+        def checked() -> Iterator[bytes | memoryview]:
+            nonlocal copied
+            yield first
+            for chunk in chunks:
+                digest.update(chunk)
+                copied += len(chunk)
+                yield chunk
+            if copied != size or digest.hexdigest() != sha256:
+                raise PackDamaged(f"blob {sha256}: {copied} bytes with sha256 {digest.hexdigest()} were copied")
+
+        self._frame_blob(sha256, size, frame, checked())
+
+    def stores(self, head: bytes | memoryview) -> bool:
+        """Whether a blob starting with `head` would go into a stored frame (what `add_unhashed` takes)."""
+        return self._frames.kind(head) == "stored"
+
+    def add_unhashed(self, size: int, chunks: Iterable[bytes | memoryview], known: Callable[[str], bool]
+                     ) -> tuple[str, bool]:
+        """A large blob of bytes zstd cannot shrink, not hashed before: written as a stored frame while it is
+        hashed (one read of the file instead of two), its tar header patched in once its sha256 is known (a
+        stored frame holds it verbatim). When `known(sha256)` says the repository already holds it, the
+        frame is taken back. The pack's digest covers the frame as patched: it is read back from the page
+        cache. Returns (sha256, whether it was added); on any error the frame is taken back."""
+        if self._direct is not None:
+            raise RuntimeError("add_unhashed needs a pack written through the page cache (direct=False)")
+        self._flush_group()
         start = self.offset
-        frame = self._compressor.compressobj()
-        self._write(frame.compress(_tar_header(sha256, size)))
+        frame = StoredFrame(BLOCK + size + len(_padding(size)))
         digest = hashlib.sha256()
         copied = 0
+        try:
+            self._write_undigested(frame.compress(bytes(BLOCK)))  # the header's place
+            for chunk in chunks:
+                digest.update(chunk)
+                copied += len(chunk)
+                self._write_undigested(frame.compress(chunk))
+            self._write_undigested(frame.compress(_padding(size)) + frame.flush())
+            sha256 = digest.hexdigest()
+            if copied != size:
+                raise PackDamaged(f"{copied} bytes were read where {size} were listed")
+            if known(sha256) or sha256 in self:
+                self._take_back(start)
+                return sha256, False
+            os.pwrite(self._fd, _tar_header(sha256, size), start + STORED_HEADER_BYTES + RAW_BLOCK_HEADER)
+        except BaseException:
+            self._take_back(start)
+            raise
+        position = start
+        while position < self.offset:
+            raw = os.pread(self._fd, min(READ_CHUNK, self.offset - position), position)
+            if not raw:
+                raise PackDamaged(f"the pack being written ends at byte {position}")
+            self._digest.update(raw)
+            position += len(raw)
+        self.blobs[sha256] = (start, self.offset - start, BLOCK, size)
+        self.raw_bytes += BLOCK + size
+        return sha256, True
+
+    def _write_undigested(self, data: bytes) -> None:
+        write_all(self._fd, data)
+        self.offset += len(data)
+
+    def _take_back(self, start: int) -> None:
+        os.ftruncate(self._fd, start)
+        os.lseek(self._fd, start, os.SEEK_SET)
+        self.offset = start
+
+    def _frame_blob(self, sha256: str, size: int, frame: FrameEncoder, chunks: Iterable[bytes | memoryview]) -> None:
+        """One blob as one frame: tar header, bytes, padding."""
+        start = self.offset
+        self._write(frame.compress(_tar_header(sha256, size)))
         for chunk in chunks:
-            digest.update(chunk)
-            copied += len(chunk)
             out = frame.compress(chunk)
             if out:
                 self._write(out)
-        if copied != size or digest.hexdigest() != sha256:
-            raise PackDamaged(f"blob {sha256}: {copied} bytes with sha256 {digest.hexdigest()} were copied")
         self._write(frame.compress(_padding(size)) + frame.flush())
         self.blobs[sha256] = (start, self.offset - start, BLOCK, size)
         self.raw_bytes += BLOCK + size
@@ -153,17 +371,23 @@ class PackWriter:
         if not self._group:
             return
         start = self.offset
-        self._write(self._compressor.compress(bytes(self._group)))
+        self._write(self._frames.whole(self._group))
         for sha256, skip, size in self._members:
             self.blobs[sha256] = (start, self.offset - start, skip, size)
         self._group.clear()
         self._members.clear()
         self._open_group.clear()
 
-    def finish(self) -> PackInfo:
-        """End the tar, fsync, rename to the pack's sha256; the caller checks it before indexing it."""
+    def end(self) -> None:
+        """The last frame and the end of the tar (nothing may be added after)."""
         self._flush_group()
-        self._write(self._compressor.compress(END_OF_TAR))
+        self._write(self._frames.whole(END_OF_TAR))
+
+    def seal(self) -> SealedPack:
+        """fsync (and encrypt); any thread. The caller checks the result, then `publish`es it."""
+        if self._direct is not None:
+            direct, self._direct = self._direct, None
+            direct.close()
         os.fsync(self._fd)
         os.close(self._fd)
         self._fd = -1
@@ -178,15 +402,26 @@ class PackWriter:
                 raise
             finally:
                 self.tmp.unlink(missing_ok=True)
-        final = pack_path(self.packs, name)
+        return SealedPack(stored, name, size, self.blobs, self.raw_bytes)
+
+    def publish(self, sealed: SealedPack) -> PackInfo:
+        """Rename the sealed pack to its name, durably."""
+        final = pack_path(self.packs, sealed.name)
         final.parent.mkdir(mode=0o700, exist_ok=True)
-        os.replace(stored, final)
+        os.replace(sealed.stored, final)
         fsync_dir(final.parent)
         fsync_dir(self.packs)
-        blobs = {sha: BlobLocation(name, *where) for sha, where in self.blobs.items()}
-        return PackInfo(name=name, size=size, blobs=blobs, raw_bytes=self.raw_bytes)
+        return PackInfo(name=sealed.name, size=sealed.size, blobs=sealed.locations(), raw_bytes=sealed.raw_bytes)
+
+    def finish(self) -> PackInfo:
+        """End the tar, fsync, rename to the pack's sha256; the caller checks it before indexing it."""
+        self.end()
+        return self.publish(self.seal())
 
     def abort(self) -> None:
+        if self._direct is not None:
+            direct, self._direct = self._direct, None
+            direct.abort()
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
@@ -220,13 +455,84 @@ def _decrypted(path: Path, keys: RepositoryKeys) -> int:
     return fd
 
 
-def _frame_chunks(fd: int, offset: int, length: int, on_raw=None) -> Iterator[bytes]:  # noqa: ANN001
-    """The decompressed bytes of the frame at [offset, offset + length), in pieces."""
+def _frame_chunks(read: Read, offset: int, length: int, on_raw=None) -> Iterator[bytes]:  # noqa: ANN001
+    """The decompressed bytes of the frame at [offset, offset + length), in pieces (`on_raw` sees every raw byte
+    once, in order)."""
+    head = bytes(read(STORED_HEADER_BYTES, offset))
+    if head.startswith(STORED_SIGNATURE) and len(head) == STORED_HEADER_BYTES and length > len(head):
+        yield from _stored_chunks(read, offset, length, int.from_bytes(head[-8:], "little"), on_raw)
+    else:
+        yield from _zstd_chunks(read, offset, length, on_raw)
+
+
+def _stored_chunks(read: Read, offset: int, length: int, content_size: int, on_raw) -> Iterator[bytes]:  # noqa: ANN001
+    """A stored frame's bytes straight from its raw blocks: one read and one copy instead of a read, a
+    decompression into fresh memory and a copy (on 1 GiB of media a restore spent as long in decompress()
+    as in hashing). Should a block not be raw (another writer's frame with the same header), zstd decodes
+    the frame and the bytes not yet given are taken from it."""
+    position = offset + STORED_HEADER_BYTES
+    if on_raw is not None:
+        on_raw(read(position - offset, offset))
+    end = offset + length
+    produced = left = 0
+    header = bytearray()
+    last = False
+    while position < end:
+        raw = read(min(READ_CHUNK, end - position), position)
+        if not raw:
+            raise PackDamaged(f"the pack ends at byte {position}, inside a frame that should end at {end}")
+        view = memoryview(raw)
+        out = []
+        while view:
+            if left:
+                step = min(left, len(view))
+                out.append(view[:step])
+                view, left, produced = view[step:], left - step, produced + step
+                continue
+            if last:
+                raise PackDamaged(f"frame at byte {offset}: bytes after its last block")
+            step = 3 - len(header)
+            header += view[:step]
+            view = view[step:]
+            if len(header) < 3:
+                break
+            value = int.from_bytes(header, "little")
+            header.clear()
+            if (value >> 1) & 3:  # not a raw block: zstd decodes the frame from here on
+                if out:
+                    yield b"".join(out)
+                yield from _slice(_zstd_chunks(read, offset, length, _skipping(on_raw, position - offset)), produced,
+                                  content_size - produced)
+                return
+            last, left = bool(value & 1), value >> 3
+        if on_raw is not None:
+            on_raw(raw)
+        position += len(raw)
+        if out:
+            yield b"".join(out)
+    if not last or left or produced != content_size:
+        raise PackDamaged(f"frame at byte {offset} is incomplete")
+
+
+def _skipping(on_raw, already: int):  # noqa: ANN001, ANN202 - a callback, or None
+    """`on_raw` for a re-read of the same bytes: the first `already` were given to it before."""
+    if on_raw is None:
+        return None
+
+    def feed(raw: bytes) -> None:
+        nonlocal already
+        if already < len(raw):
+            on_raw(raw[already:])
+        already = max(0, already - len(raw))
+    return feed
+
+
+def _zstd_chunks(read: Read, offset: int, length: int, on_raw=None) -> Iterator[bytes]:  # noqa: ANN001
     frame = zstandard.ZstdDecompressor().decompressobj()
     position = offset
     end = offset + length
     while position < end:
-        raw = os.pread(fd, min(READ_CHUNK, end - position), position)
+        raw = read(min(READ_CHUNK, end - position), position)
         if not raw:
             raise PackDamaged(f"the pack ends at byte {position}, inside a frame that should end at {end}")
         if on_raw is not None:
@@ -287,18 +593,18 @@ class BlobReader:
     def chunks(self, where: BlobLocation) -> Iterator[bytes]:
         """The blob's bytes, unchecked (callers hash them against the name they asked for)."""
         fd = self._fd(where.pack)
-        if where.length <= CACHED_GROUP:
+        if where.length <= CACHED_GROUP and where.size < GROUP_TARGET:  # a larger blob has its frame to itself
             key = (where.pack, where.offset)
             if key != self._frame_key:
                 self._frame_key = None
-                self._frame = b"".join(_frame_chunks(fd, where.offset, where.length))
+                self._frame = b"".join(_frame_chunks(partial(os.pread, fd), where.offset, where.length))
                 self._frame_key = key
             if where.skip + where.size > len(self._frame):
                 raise PackDamaged(f"the frame at byte {where.offset} of pack {where.pack} is shorter than "
                                   "the index says")
             yield self._frame[where.skip:where.skip + where.size]
             return
-        yield from _slice(_frame_chunks(fd, where.offset, where.length), where.skip, where.size)
+        yield from _slice(_frame_chunks(partial(os.pread, fd), where.offset, where.length), where.skip, where.size)
 
     def read_checked(self, sha256: str, where: BlobLocation) -> Iterator[bytes]:
         """The blob's bytes; raises PackDamaged at the end when they do not hash to `sha256`."""
@@ -346,33 +652,91 @@ def check_pack(path: Path, blobs: Mapping[str, BlobLocation], *, drop_cache: boo
         return PackCheck(sha256=sha256, size=size, damaged=plain.damaged)
     damaged: dict[str, str] = {}
     digest = hashlib.sha256()
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        if drop_cache:
-            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_WILLNEED)  # read ahead from the device while we decode
-        size = os.fstat(fd).st_size
+    with DeviceFile(path, from_device=drop_cache) as pack:
         groups: dict[tuple[int, int], list[tuple[str, BlobLocation]]] = {}
         for sha, where in blobs.items():
             groups.setdefault((where.offset, where.length), []).append((sha, where))
         position = 0
         for (offset, length), members in sorted(groups.items()):
             if offset > position:  # bytes between frames (there should be none): hashed all the same
-                digest.update(os.pread(fd, offset - position, position))
+                _hash_range(pack.read, position, offset, digest.update)
             members.sort(key=lambda item: item[1].skip)
             try:
-                _check_frame(fd, offset, length, members, digest.update, damaged)
+                _check_frame(pack.read, offset, length, members, digest.update, damaged)
             except PackDamaged as exc:
                 for sha, _ in members:
                     damaged.setdefault(sha, str(exc))
             position = offset + length
-        while position < size:
-            raw = os.pread(fd, min(READ_CHUNK, size - position), position)
-            digest.update(raw)
-            position += len(raw)
-    finally:
-        os.close(fd)
+        _hash_range(pack.read, position, pack.size, digest.update)
+        size = pack.size
     return PackCheck(sha256=digest.hexdigest(), size=size, damaged=damaged)
+
+
+Read = Callable[[int, int], "bytes | memoryview"]  # (length, offset) -> up to length bytes; empty at the end
+
+
+def _hash_range(read: Read, start: int, end: int, on_raw) -> None:  # noqa: ANN001
+    while start < end:
+        raw = read(min(READ_CHUNK, end - start), start)
+        if not raw:
+            return
+        on_raw(raw)
+        start += len(raw)
+
+
+class DeviceFile:
+    """A file read back from the device itself (O_DIRECT): nothing the page cache holds is trusted, and the
+    bytes are not copied out of it (on 1 GiB of media a backup spent 14% of its CPU copying reads out of the
+    page cache). Reads go through one aligned buffer of SLAB bytes; what `read` returns is valid until the
+    next call. Where the file system refuses O_DIRECT (tmpfs), or `from_device` is false, plain reads, with
+    the cached pages dropped first when `from_device`."""
+
+    SLAB = 2 << 20
+    ALIGN = 4096
+
+    def __init__(self, path: Path, *, from_device: bool = True):
+        self.fd = -1
+        self._buffer: mmap.mmap | None = None
+        if from_device:
+            with contextlib.suppress(OSError):
+                self.fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_DIRECT)
+                self._buffer = mmap.mmap(-1, self.SLAB)  # page-aligned, as O_DIRECT needs
+        if self.fd < 0:
+            self.fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        if from_device:  # with O_DIRECT too: a pack just written would stay cached, crowding out what others use
+            os.posix_fadvise(self.fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        if self._buffer is None:
+            os.posix_fadvise(self.fd, 0, 0, os.POSIX_FADV_WILLNEED)
+        self.size = os.fstat(self.fd).st_size
+        self._start = 0
+        self._filled = 0
+
+    def read(self, length: int, offset: int) -> bytes | memoryview:
+        if self._buffer is None:
+            return os.pread(self.fd, length, offset)
+        if not self._start <= offset < self._start + self._filled:
+            self._start = offset - offset % self.ALIGN
+            try:
+                self._filled = os.preadv(self.fd, [self._buffer], self._start)
+            except OSError:  # O_DIRECT refused after all (an odd file system): plain reads from here on
+                self._plain()
+                return self.read(length, offset)
+            if offset >= self._start + self._filled:
+                return b""
+        at = offset - self._start
+        return memoryview(self._buffer)[at:min(at + length, self._filled)]
+
+    def _plain(self) -> None:
+        fd = os.open(f"/proc/self/fd/{self.fd}", os.O_RDONLY | os.O_CLOEXEC)
+        os.close(self.fd)
+        self.fd, self._buffer = fd, None
+
+    def __enter__(self) -> DeviceFile:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        os.close(self.fd)
+        self._buffer = None  # unmapped once the last view of it is gone
 
 
 def _drop_cache(path: Path) -> None:
@@ -383,15 +747,17 @@ def _drop_cache(path: Path) -> None:
         os.close(fd)
 
 
-def _check_frame(fd: int, offset: int, length: int, members: list[tuple[str, BlobLocation]], on_raw,
+def _check_frame(read: Read, offset: int, length: int, members: list[tuple[str, BlobLocation]], on_raw,
                  damaged: dict[str, str]) -> None:  # noqa: ANN001
-    """Walk one frame's decompressed bytes: each member's header names it with its size, its bytes hash to it."""
+    """Walk one frame's decompressed bytes: each member's header names it with its size, its bytes hash to it,
+    its padding is zeros."""
     queue = list(members)
     position = 0
     pending = bytearray()  # bytes of the current header
     current: tuple[str, BlobLocation] | None = None
     digest = None
     consumed = 0
+    padded, padding = "", 0  # the member whose padding comes next, and how many bytes of it
     raw_seen = [0]
 
     def count(raw: bytes) -> None:
@@ -399,9 +765,17 @@ def _check_frame(fd: int, offset: int, length: int, members: list[tuple[str, Blo
         on_raw(raw)
 
     try:
-        for chunk in _frame_chunks(fd, offset, length, count):
+        for chunk in _frame_chunks(read, offset, length, count):
             view = memoryview(chunk)
             while view:
+                if padding:  # the zeros after the last member (a stored frame has no checksum to catch them)
+                    step = min(len(view), padding)
+                    if view[:step] != bytes(step):
+                        damaged.setdefault(padded, "the tar padding after it is not zeros")
+                    view = view[step:]
+                    position += step
+                    padding -= step
+                    continue
                 if current is None:
                     if not queue:
                         position += len(view)
@@ -435,16 +809,11 @@ def _check_frame(fd: int, offset: int, length: int, members: list[tuple[str, Blo
                 if current is not None and consumed == current[1].size:
                     if digest.hexdigest() != current[0]:
                         damaged.setdefault(current[0], f"content reads back with sha256 {digest.hexdigest()}")
+                    padded, padding = current[0], -current[1].size % BLOCK
                     current = None
     except PackDamaged:
         if raw_seen[0] < length:  # keep the pack's sha256 whole: hash what the decoder did not read
-            rest = offset + raw_seen[0]
-            while rest < offset + length:
-                raw = os.pread(fd, min(READ_CHUNK, offset + length - rest), rest)
-                if not raw:
-                    break
-                on_raw(raw)
-                rest += len(raw)
+            _hash_range(read, offset + raw_seen[0], offset + length, on_raw)
         raise
     leftover = ([current[0]] if current else []) + [sha for sha, _ in queue]
     for sha in leftover:

@@ -14,7 +14,8 @@ second of when the parent started (it may have changed again in the same clock t
 "racily clean" rule) or `force_read`.
 
 Order of writes, so that a crash at any point leaves every snapshot restorable: a pack is
-fsynced, renamed, re-read from the device and checked, then indexed; the snapshot is written
+fsynced, re-read from the device and checked (on a worker thread, while the next pack fills), renamed,
+then indexed (both on the main thread, in pack order); the snapshot is written
 (atomically) only after every pack it references is indexed. Backups hold the lock shared (two
 run at once), prune holds it exclusive: a prune never removes what a running backup is about
 to reference.
@@ -32,16 +33,17 @@ import struct
 import tempfile
 import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from mobius.backup.crypto import PLAIN, RepositoryKeys
+from mobius.backup.frames import FrameChooser
 from mobius.backup.index import RepositoryIndex, indexed_pack_names, write_index
 from mobius.backup.manifest import FILE, LIBRARY_ROOT, ManifestEntry
 from mobius.backup.object_library import ObjectLibrary, ObjectRef
-from mobius.backup.pack import PackDamaged, PackInfo, PackWriter, check_pack, pack_path
+from mobius.backup.pack import PackDamaged, PackInfo, PackWriter, SealedPack, check_pack, pack_path
 from mobius.backup.snapshot import (
     SNAPSHOT_ID,
     SNAPSHOT_SUFFIX,
@@ -210,16 +212,29 @@ class SnapshotResult:
 
 
 class PackStore:
-    """New blobs into packs; each full pack is sealed (fsync, rename, check from the device, index)."""
+    """New blobs into packs, each sealed before anything names it: fsynced, re-read from the device and
+    checked, renamed to its sha256, indexed.
+
+    A full pack's last bytes are written on the caller's thread; its fsync (and encryption) and its check
+    from the device then run on one worker thread while the next pack fills (on media a pack's check cost
+    as much as writing it, and the two waited on each other). The caller publishes it (the rename, then the
+    index file) when the next pack is full or at `finish`: every rename happens on the caller's thread, in
+    pack order, so the n-th rename of a run is the same in every run (the kill tests aim at each one).
+    Whatever the worker raises, of any type, is raised by the next `add`/`finish`; the pack is removed and
+    nothing indexed it."""
 
     def __init__(self, repo: Repository, index: RepositoryIndex):
         self.repo = repo
         self.index = index
         self.writer: PackWriter | None = None
         self.written: list[PackInfo] = []
+        self._worker: ThreadPoolExecutor | None = None
+        self._sealing: tuple[PackWriter, Future[SealedPack]] | None = None
+        self._frames = FrameChooser()
 
     def __contains__(self, sha256: str) -> bool:
-        return sha256 in self.index or (self.writer is not None and sha256 in self.writer)
+        return (sha256 in self.index or (self.writer is not None and sha256 in self.writer)
+                or (self._sealing is not None and sha256 in self._sealing[0]))
 
     def _open(self) -> PackWriter:
         if self.writer is None:
@@ -227,6 +242,7 @@ class PackStore:
         return self.writer
 
     def add(self, sha256: str, data: bytes) -> None:
+        """`data` whose sha256 the caller computed from these bytes."""
         self._open().add(sha256, data)
         kill_at("backup:pack-open")
         self._rotate()
@@ -236,46 +252,107 @@ class PackStore:
         kill_at("backup:pack-open")
         self._rotate()
 
+    def stores(self, head: bytes) -> bool:
+        """Whether a blob that starts with `head` is stored as is (`add_unhashed` takes it)."""
+        return self._frames.kind(head) == "stored" and not self._open().direct
+
+    def add_unhashed(self, size: int, chunks: Iterator[bytes]) -> tuple[str, bool]:
+        """A blob zstd cannot shrink, hashed as it is written: (sha256, whether it was new)."""
+        sha256, added = self._open().add_unhashed(size, chunks, self.__contains__)
+        kill_at("backup:pack-open")
+        self._rotate()
+        return sha256, added
+
     def _rotate(self) -> None:
         if self.writer is not None and self.writer.full:
             self._seal()
 
     def _seal(self) -> None:
+        """End the open pack and hand it to the worker, once the pack before it is published."""
         writer, self.writer = self.writer, None
-        info = writer.finish()
-        kill_at("backup:pack-renamed")
-        path = pack_path(self.repo.packs, info.name)
         try:
-            check = check_pack(path, info.blobs, keys=self.repo.keys)
-            if check.damaged or check.sha256 != info.name or check.size != info.size:
-                problems = [f"{sha}: {why}" for sha, why in list(check.damaged.items())[:20]]
-                if check.sha256 != info.name:
-                    problems.append(f"the pack reads back with sha256 {check.sha256}")
-                raise VerificationError(f"backup: pack {info.name} does not read back as written",
-                                        hint="check the disk under the backups folder; nothing was recorded",
-                                        details=problems)
+            writer.end()
+            self._publish_sealed()
+        except BaseException:
+            writer.abort()
+            raise
+        if self._worker is None:
+            self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="backup-seal")
+        self._sealing = (writer, self._worker.submit(_sealed_and_checked, writer, self.repo.keys))
+
+    def _publish_sealed(self) -> None:
+        """Wait for the pack on the worker; rename it and write its index file (or remove it and raise)."""
+        if self._sealing is None:
+            return
+        writer, future = self._sealing
+        self._sealing = None
+        try:
+            sealed = future.result()
+        except BaseException:
+            writer.abort()
+            raise
+        try:
             kill_at("backup:pack-checked")
+            info = writer.publish(sealed)
+            kill_at("backup:pack-renamed")
             write_index(self.repo.index, info, self.repo.keys)
         except BaseException:
-            with contextlib.suppress(OSError):
-                path.unlink()
-            raise
+            sealed.discard()  # once renamed, an unindexed pack is left to the next run's orphan sweep: the same
+            raise  # bytes may be a pack another backup indexed under this name
         kill_at("backup:pack-indexed")
         self.index.add(info)
         self.written.append(info)
 
     def finish(self) -> None:
-        if self.writer is not None:
-            if self.writer.empty:
-                self.writer.abort()
-                self.writer = None
-            else:
-                self._seal()
+        """Seal the open pack and publish every pack: after it, everything added is indexed."""
+        try:
+            if self.writer is not None:
+                if self.writer.empty:
+                    self.writer.abort()
+                    self.writer = None
+                else:
+                    self._seal()
+            self._publish_sealed()
+        finally:
+            self._stop_worker()
 
     def abort(self) -> None:
+        """Remove the open pack and the one being sealed (waiting for the worker to let go of it)."""
         if self.writer is not None:
             self.writer.abort()
             self.writer = None
+        if self._sealing is not None:
+            writer, future = self._sealing
+            self._sealing = None
+            with contextlib.suppress(BaseException):
+                future.result().discard()
+            writer.abort()
+        self._stop_worker()
+
+    def _stop_worker(self) -> None:
+        if self._worker is not None:
+            self._worker.shutdown(wait=True)
+            self._worker = None
+
+
+def _sealed_and_checked(writer: PackWriter, keys: RepositoryKeys) -> SealedPack:
+    """On the worker: fsync (and encrypt) the pack, then re-read it from the device and check every blob's
+    header and sha256 and the pack's own sha256; raises VerificationError (the pack removed) when it differs."""
+    sealed = writer.seal()
+    try:
+        kill_at("backup:pack-sealed")
+        check = check_pack(sealed.stored, sealed.locations(), keys=keys)
+        if check.damaged or check.sha256 != sealed.name or check.size != sealed.size:
+            problems = [f"{sha}: {why}" for sha, why in list(check.damaged.items())[:20]]
+            if check.sha256 != sealed.name:
+                problems.append(f"the pack reads back with sha256 {check.sha256}")
+            raise VerificationError(f"backup: pack {sealed.name} does not read back as written",
+                                    hint="check the disk under the backups folder; nothing was recorded",
+                                    details=problems)
+    except BaseException:
+        sealed.discard()
+        raise
+    return sealed
 
 
 _IDENTITY = struct.Struct("<QqQq")  # size, mtime_ns, ino, ctime_ns
@@ -356,8 +433,11 @@ class _Parent:
         return None
 
 
-def _pread_chunks(fd: int, size: int, local: str | Path) -> Iterator[bytes]:
-    position = 0
+def _pread_chunks(fd: int, size: int, local: str | Path, first: bytes = b"") -> Iterator[bytes]:
+    """The file's bytes in 1 MiB reads (starting with `first`, read before); a short file raises."""
+    if first:
+        yield first
+    position = len(first)
     while position < size:
         data = os.pread(fd, min(1 << 20, size - position), position)
         if not data:
@@ -455,7 +535,7 @@ class _Run:
         elif isinstance(local, ObjectRef):
             sha = self._store_large_object(local, size)
         else:
-            sha = self._store_large(local, size, mtime_ns, seen.st)
+            sha = self._store_large(local, size, mtime_ns, seen.st, new_path=path not in self.parent.files)
         self.progress.advance(size)
         return sha, seen
 
@@ -474,8 +554,11 @@ class _Run:
         self.objects.check_unchanged(ref)  # read in ranges: the same object all along (a GET of a small one is)
         return sha
 
-    def _store_large(self, local: str | Path, size: int, mtime_ns: int, before: os.stat_result) -> str:
-        """Hashed in one pass; streamed into a pack in a second only when new (the copy is hashed again)."""
+    def _store_large(self, local: str | Path, size: int, mtime_ns: int, before: os.stat_result, *,
+                     new_path: bool) -> str:
+        """A file the parent did not have (`new_path`) whose bytes zstd cannot shrink (media) is read once:
+        hashed as it is written into a pack, taken back if the repository turns out to hold it. Any other is
+        hashed in one pass and streamed into a pack in a second only when new (the copy is hashed again)."""
         fd = os.open(local, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
         try:
             identity = (before.st_ino, size, mtime_ns, before.st_ctime_ns)
@@ -483,18 +566,23 @@ class _Run:
             st = os.fstat(fd)
             if (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns) != identity:
                 raise changed_while_read(local)
-            digest = hashlib.sha256()
-            for chunk in _pread_chunks(fd, size, local):
-                digest.update(chunk)
-            sha = digest.hexdigest()
-            if sha in self.packs:
-                self._count("reused", size)
+            first = next(_pread_chunks(fd, size, local))
+            if new_path and not self.force_read and self.packs.stores(first):
+                sha, added = self.packs.add_unhashed(size, _pread_chunks(fd, size, local, first))
+                self._count("new" if added else "reused", size)
             else:
-                try:
-                    self.packs.add_stream(sha, size, _pread_chunks(fd, size, local))
-                except PackDamaged:  # its bytes differ from what was hashed a moment ago
-                    raise changed_while_read(local) from None
-                self._count("new", size)
+                digest = hashlib.sha256()
+                for chunk in _pread_chunks(fd, size, local, first):
+                    digest.update(chunk)
+                sha = digest.hexdigest()
+                if sha in self.packs:
+                    self._count("reused", size)
+                else:
+                    try:
+                        self.packs.add_stream(sha, size, _pread_chunks(fd, size, local))
+                    except PackDamaged:  # its bytes differ from what was hashed a moment ago
+                        raise changed_while_read(local) from None
+                    self._count("new", size)
             st = os.fstat(fd)
             if (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns) != identity:
                 raise changed_while_read(local)
@@ -700,9 +788,9 @@ class _References:
     def add(self, sha: str, path: str) -> None:
         if len(self.store.written) != self._sealed:
             self._resolve()
-        where = self.index.get(sha)
-        if where is not None:
-            self.packs.add(where.pack)
+        pack = self.index.pack_of(sha)
+        if pack is not None:
+            self.packs.add(pack)
         else:
             self.pending.setdefault(sha, path)
 
@@ -710,11 +798,13 @@ class _References:
         self._sealed = len(self.store.written)
         pending, self.pending = self.pending, {}
         for sha, path in pending.items():
-            where = self.index.get(sha)
-            if where is None:
-                self.missing.append(f"{path}: blob {sha} is not in the index")
+            pack = self.index.pack_of(sha)
+            if pack is not None:
+                self.packs.add(pack)
+            elif sha in self.store:  # in a pack still being sealed
+                self.pending[sha] = path
             else:
-                self.packs.add(where.pack)
+                self.missing.append(f"{path}: blob {sha} is not in the index")
 
     def check(self) -> None:
         self._resolve()

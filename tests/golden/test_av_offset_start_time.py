@@ -126,3 +126,13 @@ def test_copied_packets_delayed_by_start_time_decode_to_the_same_sound_later(app
         content = round((first.pts + first.samples) * stream.time_base * rate)  # after the uncovered priming
     assert abs(content - 0.3 * rate) <= 0.002 * rate
     assert np.array_equal(moved[:, content:content + rate], original[:, :rate])
+
+
+def test_a_soundtrack_stamped_an_hour_late_is_not_read_as_an_hour_of_silence(approved: Path, tmp_path: Path):
+    from mobius.measure.decode import read_audio
+
+    source = approved / "out" / GAME / "preview.mp4"
+    original, rate = read_audio(source)
+    late, _ = read_audio(itsoffset(source, tmp_path / "hour.mp4", audio_s=3600.0))
+    assert original.shape[1] < late.shape[1] <= 2 * original.shape[1] + rate
+    assert not late[:, : original.shape[1] - rate].any()  # the silence lasts as long as the picture

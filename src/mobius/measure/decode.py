@@ -202,10 +202,14 @@ def _samples_before(picture, first) -> int:  # noqa: ANN001 - an av video stream
     soundtrack (`ffmpeg -itsoffset`, an edit list) as timestamps, not as silence in the samples. The
     encoder's priming is already gone: the demuxer turns the edit list that hides it into samples the
     decoder skips, so an AAC render or re-encode starts at 0 like its picture (measured; docs/golden.md,
-    Timing). 0 when either time is unknown."""
+    Signatures). 0 when either time is unknown; the silence never outlasts the picture (a soundtrack
+    stamped to start hours later is not hours of zeros in memory)."""
     if picture is None or picture.start_time is None or first.pts is None or first.time_base is None:
         return 0
-    return round((first.pts * first.time_base - picture.start_time * picture.time_base) * first.sample_rate)
+    lead = round((first.pts * first.time_base - picture.start_time * picture.time_base) * first.sample_rate)
+    if picture.duration is not None and picture.time_base is not None:
+        lead = min(lead, round(picture.duration * picture.time_base * first.sample_rate))
+    return lead
 
 
 def _expected_samples(stream) -> int:
@@ -241,7 +245,7 @@ def checked_facts(path: Path, times: list[float]) -> ContainerInfo:
 
 
 def read_media(path: Path, times: list[float], *, with_audio: bool = True) -> MediaSample:
-    """Container facts, luma planes at `times` (seconds) and the audio (`read_audio`: from its first packet).
+    """Container facts, luma planes at `times` (seconds) and the audio (`read_audio`: on the picture's timeline).
 
     Raises InputError (exit 1) for a missing or unreadable file, a video without a picture, or a
     time at or beyond the video's duration.
@@ -427,7 +431,8 @@ def _start_against(stream, picture) -> Fraction:  # noqa: ANN001 - av streams
 
 
 def read_audio(path: Path):
-    """(audio float32 (channels, samples), sample rate) of `path`, or (None, 0) without an audio stream."""
+    """(audio float32 (channels, samples), sample rate) of `path`, sample 0 heard with the first frame (`_audio`),
+    or (None, 0) without an audio stream."""
     container = _open(Path(path))
     try:
         if not container.streams.audio:

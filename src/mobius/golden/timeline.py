@@ -218,7 +218,7 @@ def _audio_checks(heard: SoundMeasures, limits: Thresholds, video_offset: float,
                                     f"+-{soundprint.SEARCH_S * 1000:.0f} ms (best match {correlation:.2f}, "
                                     f"a shift scores above {MIN_MATCH})"))
         return checks
-    av_ms = round((seconds - video_offset) * 1000.0, 1) + 0.0  # + 0.0: never "-0"
+    av_ms = round(float(seconds - video_offset) * 1000.0, 1) + 0.0  # a float, so JSON gets a boolean; + 0.0: never "-0"
     passed = abs(av_ms) <= limits.av_offset_ms
     where = "late" if av_ms > 0 else "early"
     checks.append(GoldenCheck("timing.av_offset", "timing", passed, av_ms, limits.av_offset_ms,

@@ -158,31 +158,58 @@ def _audio(container):
     FFmpeg's buffer pool reuses its buffers: keeping every frame's planes until the end (1,400 frames
     for 30 s) grew the heap a page at a time and copied the sound twice more (concatenate, stack):
     0.09 against 0.03 s of CPU for 30 s of stereo in a fresh process (measured; the same samples).
+
+    Sample 0 is the sound heard with the picture's first frame (`_samples_before`): a soundtrack that
+    starts later than the picture is preceded by silence, one that starts earlier loses its lead.
     """
     import numpy as np
 
     av = require_av()
     stream = container.streams.audio[0]
+    picture = container.streams.video[0] if container.streams.video else None
     resampler = None
     out = None
-    filled = 0
+    filled = skip = 0
     for frame in container.decode(stream):
         frames = [frame]
         if frame.format.name != "fltp":
             resampler = resampler or av.AudioResampler(format="fltp", layout=frame.layout.name, rate=frame.sample_rate)
             frames = resampler.resample(frame)
         for planar in frames:
-            count = planar.samples
             if out is None:
-                out = np.empty((len(planar.planes), max(count, _expected_samples(stream))), dtype=np.float32)
+                lead = _samples_before(picture, frame)
+                filled, skip = max(lead, 0), max(-lead, 0)
+                size = filled + max(planar.samples, _expected_samples(stream))
+                out = np.empty((len(planar.planes), size), dtype=np.float32)
+                out[:, :filled] = 0.0
+            dropped = min(skip, planar.samples)
+            skip -= dropped
+            count = planar.samples - dropped
             if filled + count > out.shape[1]:  # longer than the container announced
                 out = np.concatenate([out, np.empty_like(out)], axis=1)
             for row, plane in zip(out, planar.planes, strict=True):
-                row[filled : filled + count] = np.frombuffer(plane, dtype=np.float32, count=count)
+                row[filled : filled + count] = np.frombuffer(plane, dtype=np.float32, count=planar.samples)[dropped:]
             filled += count
     if out is None:
         return np.zeros((stream.codec_context.channels or 1, 0), dtype=np.float32), stream.rate
     return (out if filled == out.shape[1] else np.ascontiguousarray(out[:, :filled])), stream.rate
+
+
+def _samples_before(picture, first) -> int:  # noqa: ANN001 - an av video stream (or None), an av audio frame
+    """Samples of silence to put before the first decoded audio frame `first` (negative: samples of it to
+    drop) so that the sound lines up with the picture as a player presents them: by presentation time, the
+    audio frame's against the video stream's start (its first frame's). A muxer writes a delayed or early
+    soundtrack (`ffmpeg -itsoffset`, an edit list) as timestamps, not as silence in the samples. The
+    encoder's priming is already gone: the demuxer turns the edit list that hides it into samples the
+    decoder skips, so an AAC render or re-encode starts at 0 like its picture (measured; docs/golden.md,
+    Signatures). 0 when either time is unknown; the silence never outlasts the picture (a soundtrack
+    stamped to start hours later is not hours of zeros in memory)."""
+    if picture is None or picture.start_time is None or first.pts is None or first.time_base is None:
+        return 0
+    lead = round((first.pts * first.time_base - picture.start_time * picture.time_base) * first.sample_rate)
+    if picture.duration is not None and picture.time_base is not None:
+        lead = min(lead, round(picture.duration * picture.time_base * first.sample_rate))
+    return lead
 
 
 def _expected_samples(stream) -> int:
@@ -218,7 +245,7 @@ def checked_facts(path: Path, times: list[float]) -> ContainerInfo:
 
 
 def read_media(path: Path, times: list[float], *, with_audio: bool = True) -> MediaSample:
-    """Container facts, luma planes at `times` (seconds) and the audio (`read_audio`: from its first packet).
+    """Container facts, luma planes at `times` (seconds) and the audio (`read_audio`: on the picture's timeline).
 
     Raises InputError (exit 1) for a missing or unreadable file, a video without a picture, or a
     time at or beyond the video's duration.
@@ -359,8 +386,11 @@ def stream_digests(path: Path) -> dict[str, str]:
 
     Covers the codec, its parameters and extradata, and every packet's bytes, timestamps, duration and
     keyframe flag: two files with equal digests decode to the same pictures (or sound) at the same
-    times, whatever their containers' other bytes (creation times, tags) say. About 0.02 s for a 30 s
-    preview, against 0.5-1 s to decode and measure it.
+    times, whatever their containers' other bytes (creation times, tags) say. The sound is read on the
+    picture's timeline (`_audio`), so the audio's digest also covers where it starts against the
+    picture, when that is not together with it (a soundtrack that starts with its picture, as every
+    render's does, keeps the digest it had before the reading took start times into account). About
+    0.02 s for a 30 s preview, against 0.5-1 s to decode and measure it.
     """
     import hashlib
 
@@ -382,6 +412,10 @@ def stream_digests(path: Path) -> dict[str, str]:
                 continue
             digest.update(repr((packet.pts, packet.dts, packet.duration, packet.is_keyframe, packet.size)).encode())
             digest.update(bytes(packet))
+        if "audio" in chosen and "video" in chosen:
+            lead = _start_against(chosen["audio"], chosen["video"])
+            if lead:
+                hashes[chosen["audio"].index].update(repr(("start against the picture", lead)).encode())
         return {kind: hashes[stream.index].hexdigest() for kind, stream in chosen.items()}
     except av_errors() as exc:
         raise InputError(f"cannot read {path}: {exc}", hint="is it an MP4 written completely?") from None
@@ -389,8 +423,16 @@ def stream_digests(path: Path) -> dict[str, str]:
         container.close()
 
 
+def _start_against(stream, picture) -> Fraction:  # noqa: ANN001 - av streams
+    """How much later (seconds) `stream` starts than `picture`, by their start times; 0 when either is unknown."""
+    if stream.start_time is None or picture.start_time is None:
+        return Fraction(0)
+    return stream.start_time * stream.time_base - picture.start_time * picture.time_base
+
+
 def read_audio(path: Path):
-    """(audio float32 (channels, samples), sample rate) of `path`, or (None, 0) without an audio stream."""
+    """(audio float32 (channels, samples), sample rate) of `path`, sample 0 heard with the first frame (`_audio`),
+    or (None, 0) without an audio stream."""
     container = _open(Path(path))
     try:
         if not container.streams.audio:

@@ -39,7 +39,8 @@ def _s3_env(root: Path, name: str, endpoint: str, client) -> str:  # noqa: ANN00
 
 def test_rollback_and_failed_deploy_restore_an_s3_library_exactly(mobius, two_envs: Path, s3_server: str) -> None:
     root, client = two_envs, _client(s3_server)
-    (root / "games" / "sushi-go.yaml").unlink()  # the pipeline self-test renders from a local library only
+    # no self-test render here (test_s3_pipeline_test has it): this test is about the library's restore
+    (root / "games" / "sushi-go.yaml").unlink()
     bucket = _s3_env(root, "cloud", s3_server, client)
     seed(root, "cloud", [("azul", "Azul")])
     code, deployed = mobius.json("deploy", "--env", "cloud", "-w", str(root))

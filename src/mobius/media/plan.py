@@ -79,9 +79,13 @@ def _edited(row: JournalRow, stored: Stored | None, dest: Destination) -> bool:
     return stored is not None and not same_target(row, stored, dest)
 
 
+WALK_AHEAD_THREADS = 4  # folders of the source listed ahead of the copy (walk's order, a few folders held)
+
+
 def first_run_plan(source: Path, files: int, size: int) -> Plan:
-    """Nothing journaled, target empty: every entry, streamed from a fresh walk of the source."""
-    return Plan(walk(source), files=files, bytes=size)
+    """Nothing journaled, target empty: every entry, streamed from a fresh walk of the source. Its next
+    folders are listed by a few threads while a batch is copied, not between batches on the copy's path."""
+    return Plan(walk(source, threads=WALK_AHEAD_THREADS), files=files, bytes=size)
 
 
 def make_plan(entries: list[Entry], rows: dict[str, JournalRow], listing: dict[str, Stored],

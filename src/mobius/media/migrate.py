@@ -27,6 +27,7 @@ from mobius.media.journal import JournalRow, MigrationJournal, MigrationRecord
 from mobius.media.local_destination import LocalDestination
 from mobius.media.plan import (
     LIVE_STATUSES,
+    WALK_AHEAD_THREADS,
     Plan,
     compare_trees,
     first_run_plan,
@@ -263,7 +264,7 @@ def _scan_source(run: MigrationRun) -> None:
     scan = run.scan = SourceScan(kept=[] if run.record else None)
     bad: list[Entry] = []
     try:
-        for entry in walk(run.source):
+        for entry in walk(run.source, threads=WALK_AHEAD_THREADS):  # a cold cache's inode reads overlap
             scan.entries += 1
             if scan.kept is not None:
                 scan.kept.append(entry)

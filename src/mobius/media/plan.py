@@ -17,8 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from operator import attrgetter
 from pathlib import Path
@@ -28,7 +27,7 @@ from mobius.media.destination import Destination, Stored
 from mobius.media.journal import JournalRow, MigrationJournal
 from mobius.media.recheck import recheck_ctimes
 from mobius.media.treeprint import PREFIX as FIND_PREFIX
-from mobius.media.treeprint import fingerprints, start_fingerprint
+from mobius.media.treeprint import Records, start_fingerprint
 from mobius.safety.atomic import TEMP_PREFIX
 from mobius.safety.child import in_child
 from mobius.safety.tree import DIR, FILE, LINK, Entry, walk
@@ -80,9 +79,13 @@ def _edited(row: JournalRow, stored: Stored | None, dest: Destination) -> bool:
     return stored is not None and not same_target(row, stored, dest)
 
 
+WALK_AHEAD_THREADS = 4  # folders of the source listed ahead of the copy (walk's order, a few folders held)
+
+
 def first_run_plan(source: Path, files: int, size: int) -> Plan:
-    """Nothing journaled, target empty: every entry, streamed from a fresh walk of the source."""
-    return Plan(walk(source), files=files, bytes=size)
+    """Nothing journaled, target empty: every entry, streamed from a fresh walk of the source. Its next
+    folders are listed by a few threads while a batch is copied, not between batches on the copy's path."""
+    return Plan(walk(source, threads=WALK_AHEAD_THREADS), files=files, bytes=size)
 
 
 def make_plan(entries: list[Entry], rows: dict[str, JournalRow], listing: dict[str, Stored],
@@ -213,6 +216,54 @@ def _scan_sum(root: str, *, target: bool, sums: bool = True, ctimes: bool = True
     return TreeScan(total, files, f"{files}:{fingerprint % FINGERPRINT_MOD:032x}")
 
 
+def _ns(stamp: str) -> int:
+    """GNU find's `%T@`/`%C@` ("seconds.nanoseconds0", seconds maybe negative) as integer nanoseconds."""
+    if len(stamp) < 12 or stamp[-11] != "." or stamp[-1] != "0":
+        raise ValueError(f"not a GNU find time stamp: {stamp!r}")
+    return int(stamp[:-11]) * 1_000_000_000 + int(stamp[-10:-1])
+
+
+def _record_sums(records: Records, target: bool, ctimes: bool) -> tuple[int, int]:
+    """(sum of the entry keys' hashes, files) of entries as find printed them: the keys `_scan_sum`
+    makes from a stat, field for field (find's %m is S_IMODE, its %P the path under the root)."""
+    keys: list[str] = []
+    files = 0
+    for line, link in records:
+        kind, mode, size, mtime, ctime, inode, path = line.split(" ", 6)
+        if kind == "f":
+            files += 1
+            key = (f"{path}\0f\0{size}\0{_ns(mtime)}:{inode}" if target else
+                   f"{path}\0f\0{size}\0{_ns(mtime)}\0{inode}\0{int(mode, 8)}")
+            keys.append(f"{key}\0{_ns(ctime)}" if ctimes else key)
+        elif kind == "d":
+            keys.append(f"{path}\0{DIR}" if target else f"{path}\0{DIR}\0{int(mode, 8)}")
+        elif kind == "l":
+            keys.append(f"{path}\0l\0{link}")
+        else:
+            keys.append(f"{path}\0other")
+    return sum(map(hash, keys)), files
+
+
+def start_tree_sum(root: str, *, target: bool, ctimes: bool) -> Callable[[], TreeScan]:
+    """Start the one walk of a local tree that gives both its entry sum and its fingerprint: GNU find's,
+    whose output is hashed (the fingerprint) and summed (the keys) as it arrives, while the caller
+    sums the journal. Without GNU find, or if it fails, the waiter walks the tree in Python instead."""
+    scan = TreeScan()
+
+    def add(records: Records) -> None:
+        total, files = _record_sums(records, target, ctimes)
+        scan.total += total
+        scan.files += files
+
+    found = start_fingerprint(root, add)
+
+    def result() -> TreeScan:
+        scan.fingerprint = found()
+        return scan if scan.fingerprint is not None else _scan_sum(root, target=target, ctimes=ctimes)
+
+    return result
+
+
 @dataclass
 class TreeCounts:
     source_files: int = 0
@@ -230,16 +281,19 @@ def local_root(dest: Destination) -> str | None:
     return str(root) if isinstance(root, Path) else None
 
 
-def _target_sum(dest: Destination, ctimes: bool) -> TreeScan:
-    """Object storage has no fingerprint (its listing is not a walk): every re-run compares with the journal."""
+def _target_sum(dest: Destination, ctimes: bool) -> Callable[[], TreeScan]:
+    """Started now, waited for by calling the result. Object storage has no fingerprint (its listing is
+    not a walk): every re-run compares with the journal."""
     root = local_root(dest)
     if root is not None:
-        return _scan_sum(root, target=True, ctimes=ctimes) if dest.exists() else TreeScan(fingerprint="0:" + "0" * 32)
+        if dest.exists():
+            return start_tree_sum(root, target=True, ctimes=ctimes)
+        return lambda: TreeScan(fingerprint="0:" + "0" * 32)
     scan = TreeScan()
     for path, stored in dest.listing().items():
         scan.files += stored.kind == FILE
         scan.total += hash(_target_key(path, stored.kind, stored.size, stored.token, stored.link))
-    return scan
+    return lambda: scan
 
 
 def _journal_sums(journal: MigrationJournal, migration_id: str, dirs_at_target: bool, counts: TreeCounts,
@@ -286,15 +340,12 @@ def compare_trees(source: Path, dest: Destination, journal: MigrationJournal, mi
     counts = TreeCounts()
     src_ctimes, dst_ctimes = journal.keeps_ctimes(migration_id)
     dst_ctimes = dst_ctimes and local_root(dest) is not None
-    # the fingerprints are taken before the trees are compared with the journal, never after: the state they
-    # record is the verified one, or one that changed since (ctimes only grow: then it is never seen again)
-    root = local_root(dest)
-    source_prints, target_prints = fingerprints(str(source), root) if root else (fingerprints(str(source))[0], None)
-    with ThreadPoolExecutor(max_workers=2) as pool:  # stat() releases the GIL: the two walks overlap
-        source_scan = pool.submit(_scan_sum, str(source), target=False, ctimes=src_ctimes)
-        target_scan = pool.submit(_target_sum, dest, dst_ctimes)
-        row_src, row_dst = _journal_sums(journal, migration_id, dest.supports_links, counts, (src_ctimes, dst_ctimes))
-        src, dst = source_scan.result(), target_scan.result()
+    # each tree is walked once: its fingerprint and its sum come from the same walk, so the fingerprint kept
+    # in the record is of the state the journal was compared with
+    source_scan = start_tree_sum(str(source), target=False, ctimes=src_ctimes)
+    target_scan = _target_sum(dest, dst_ctimes)
+    row_src, row_dst = _journal_sums(journal, migration_id, dest.supports_links, counts, (src_ctimes, dst_ctimes))
+    src, dst = source_scan(), target_scan()
     counts.source_files, counts.target_files = src.files, dst.files
     if not (src.total == row_src and dst.total == row_dst and counts.source_files == counts.target_files
             == counts.files):
@@ -303,8 +354,7 @@ def compare_trees(source: Path, dest: Destination, journal: MigrationJournal, mi
         problems = recheck.problems + explain_differences(source, dest, rows)
         if problems or not recheck.refreshed:
             return problems or ["the trees differ from the journal (entry sums differ)"], counts
-    counts.source_fingerprint = source_prints or src.fingerprint
-    counts.target_fingerprint = target_prints or dst.fingerprint
+    counts.source_fingerprint, counts.target_fingerprint = src.fingerprint, dst.fingerprint
     return [], counts
 
 

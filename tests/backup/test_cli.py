@@ -67,6 +67,20 @@ def test_restore_without_a_terminal_refuses_with_exit_1_and_changes_nothing(samp
         {e for e in entries if not e.startswith("logs/")}
 
 
+def test_restore_of_a_name_that_is_nothing_is_refused_even_in_a_dry_run(sample_workspace: Path, mobius,
+                                                                         tmp_path: Path) -> None:
+    ws = str(sample_workspace)
+    entries = listing(sample_workspace)
+    for to in (str(tmp_path / "out"), "s3://media/restored"):
+        for extra in ((), ("--dry-run",)):
+            proc = mobius("backup", "restore", "nosuch", "--to", to, *extra, "-w", ws)
+            assert proc.returncode == 1, (to, extra, proc.stderr)
+            assert "no snapshot or archive named nosuch" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "out").exists()
+    assert {e for e in listing(sample_workspace) if not e.startswith("logs/")} == \
+        {e for e in entries if not e.startswith("logs/")}
+
+
 def test_not_enough_space_exits_5_before_writing_anything(sample_workspace: Path, mobius) -> None:
     proc = mobius("backup", "create", "--archive", "-w", str(sample_workspace),
                   env={"MOBIUS_FAULT": "free-bytes@disk=1000"})

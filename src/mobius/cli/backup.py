@@ -50,6 +50,15 @@ def _archive(name: str) -> Path:
     return _backup().resolve_archive(current.workspace(), name)
 
 
+def _existing_archive(name: str) -> Path:
+    """`_archive`, refused (exit 1) when no file is there: a dry run names what it would restore."""
+    path = _archive(name)
+    if not path.is_file():
+        raise InputError(f"no snapshot or archive named {name} (looked for {path})",
+                         hint="`mobius backup list` shows the backups")
+    return path
+
+
 def _workspace_if_any() -> Workspace | None:
     """The workspace a check of an archive is recorded in, or None: outside one, an archive verifies unrecorded."""
     from mobius.config import find_workspace_root, is_workspace  # here for start-up time
@@ -186,12 +195,12 @@ def restore(
     if names_object_storage(to):
         _restore_to_objects(archive, to, yes=yes, member_root=member_root, database=database, dry_run=dry_run)
         return
+    snapshot = _snapshot(archive)
+    path = None if snapshot else _existing_archive(archive)  # one line, exit 1, dry run or not
     if dry_run:
-        describe_dry_run(restore, (), {"archive": archive, "to": to, "member_root": member_root,
+        describe_dry_run(restore, (), {"archive": snapshot or str(path), "to": to, "member_root": member_root,
                                        "database": database})
         return
-    snapshot = _snapshot(archive)
-    path = None if snapshot else _archive(archive)
     target = Path(to).expanduser().absolute()
     replacing = " (the current folder is moved to a .rollback folder)" if target.exists() else ""
     also = " and replace the database (dumped first)" if database else ""
@@ -228,6 +237,7 @@ def _restore_to_objects(archive: str, to: str, *, yes: bool, member_root: str | 
                          hint="a snapshot restores its library into s3://")
     snapshot = _snapshot(archive)
     if snapshot is None:
+        _existing_archive(archive)  # names neither a snapshot nor an archive: that error, not "is an archive"
         raise InputError(f"{archive} is an archive: only a snapshot can be restored into {target.url}",
                          hint="restore the archive into a folder (--to DIR), or name a snapshot id")
     if dry_run:

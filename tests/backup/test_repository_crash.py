@@ -202,3 +202,47 @@ def test_kill_at_every_rename_of_a_snapshot_create(tmp_path: Path) -> None:
     assert again.returncode == 0, again.stderr
     assert temp_files(repo) == [] and repo.orphan_packs(RepositoryIndex.load(repo.index)) == []
     verify_snapshots(repo, read_data=True)
+
+
+SMALL_PACKS = ("import sys, mobius.backup.pack as pack; pack.PACK_TARGET = 1 << 20; "
+               "sys.argv[0] = 'mobius'; from mobius.cli.app import main; main()")
+
+
+def test_kill_at_every_rename_of_a_create_that_seals_packs_while_filling_the_next(tmp_path: Path) -> None:
+    """The pipelined seal (a full pack fsynced and checked on a worker while the next fills; its rename and
+    index file on the main thread) killed at each rename of a many-pack create: the real command, with only
+    the pack size made 1 MiB (64 MiB packs would need 200 MiB of data for the same number of seals)."""
+    ws, library, repo = _workspace(tmp_path)
+    for i in range(10):
+        (library / f"old-{i}.bin").write_bytes(os.urandom(200_000))
+    age(library)
+    first = write_snapshot_of(repo, library)
+    states = {first.id: snapshot(library)}
+    for i in range(12):
+        (library / f"new-{i}.bin").write_bytes(os.urandom(300_000))
+    age(library)
+    command = [sys.executable, "-c", SMALL_PACKS, "backup", "create", "--snapshot", "--no-database", "-w"]
+    trace = tmp_path / "renames.txt"
+    shutil.copytree(ws, tmp_path / "counting", symlinks=True)
+    counted = subprocess.run(["strace", "-f", "-qq", "-o", str(trace), "-e", "trace=rename", *command,
+                              str(tmp_path / "counting")], env=_env(), capture_output=True, text=True, timeout=300)
+    assert counted.returncode == 0, counted.stderr
+    renames = [line for line in trace.read_text().splitlines() if "rename(" in line and "resumed" not in line]
+    assert sum(".tar.zst" in line for line in renames) >= 3, renames  # several packs sealed: the pipeline ran
+    command.append(str(ws))
+    start = tmp_path / "start"
+    shutil.copytree(ws, start, symlinks=True)
+    for n in range(1, len(renames) + 1):  # each kill from the same start, so the n-th rename is the same one
+        shutil.rmtree(ws)
+        shutil.copytree(start, ws, symlinks=True)
+        killed = subprocess.run(["strace", "-f", "-qq", "-o", os.devnull, "-e", "trace=rename",
+                                 "-e", f"inject=rename:signal=KILL:when={n}", *command], env=_env(),
+                                capture_output=True, text=True, timeout=300)
+        assert killed.returncode != 0, (n, renames[n - 1])
+        _assert_valid(repo, states, tmp_path, f"rename-{n}")
+    again = subprocess.run([*command], env=_env(), capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert temp_files(repo) == [] and repo.orphan_packs(RepositoryIndex.load(repo.index)) == []
+    verify_snapshots(repo, read_data=True)
+    newest = repo.snapshot_ids()[-1]
+    assert snapshot(restore_to(repo, newest, tmp_path / "final")) == snapshot(library)

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from mobius.config import MASK, Workspace, is_secret_field, mask_text
-from mobius.errors import ResourceError, is_read_only, read_only_folder
+from mobius.errors import MobiusError, ResourceError, is_read_only, read_only_folder
 from mobius.results import to_jsonable
 from mobius.safety.process import process_alive
 from mobius.safety.stamps import new_id, utc_iso
@@ -221,6 +221,9 @@ class RecordStore:
             if disk_space(self.path.parent)[0] < 1 << 20 or "disk is full" in str(exc):
                 return ResourceError(f"not enough disk space to record the operation in {self.path}",
                                      hint="free space on that filesystem and run the command again")
+        if "disk I/O error" in str(exc):  # EIO, or a write refused with room left: the device, not our input
+            return MobiusError(f"cannot write the record store {self.path}: disk I/O error",
+                               hint="check the device (dmesg, SMART), then run the command again")
         return exc
 
     # operations

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -65,3 +66,21 @@ def test_db_dump_and_rollback_check_space_first(mobius, ws, command):
     assert proc.returncode == 5, proc.stderr
     assert "not enough disk space" in proc.stderr
     assert not list((ws / "backups").glob("mobius_db_*"))
+
+
+def test_a_device_error_writing_the_record_store_is_one_line_not_an_internal_error(ws):
+    """strace makes every pwrite64 fail with EIO (SQLite writes its pages and WAL with pwrite64), as a dying
+    device does with room left: one line naming the record store, exit 2, the library untouched."""
+    def library() -> dict[str, bytes]:
+        return {str(p.relative_to(ws)): p.read_bytes() for p in sorted((ws / "uploads").rglob("*")) if p.is_file()}
+
+    before = library()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MOBIUS_")}
+    command = ["strace", "-f", "-qq", "-o", os.devnull, "-e", "trace=pwrite64",
+               "-e", "inject=pwrite64:error=EIO:when=1+", sys.executable, "-m", "mobius", "backup", "create",
+               "-w", str(ws)]
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=120, env=env)
+    assert proc.returncode == 2, proc.stderr
+    assert "record store" in proc.stderr and "disk I/O error" in proc.stderr, proc.stderr
+    assert "internal error" not in proc.stderr and "Traceback" not in proc.stderr
+    assert library() == before

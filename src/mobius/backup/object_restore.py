@@ -41,6 +41,8 @@ from mobius.progress import NoProgress, Progress
 
 SMALL_OBJECT = 8 << 20  # read whole (checked) and put in one request; larger ones stream as a multipart upload
 PLAIN_ETAG = re.compile(r"^[0-9a-f]{32}$")  # a single-part upload's ETag: the md5 of the object
+WHERE_HINT = ("check that location (MOBIUS_LIBRARY_DIR, or the restore's --to), MOBIUS_S3_ENDPOINT_URL and "
+              "the AWS credentials")  # a listing fails for the live library and for a restore's target alike
 
 
 @dataclass
@@ -189,12 +191,12 @@ def _listing(library: ObjectLibrary) -> dict[str, tuple[int, str]]:
             found = {}
         if not found and not library.fs.exists(bucket):  # an empty prefix is a library; a missing bucket is not
             raise InputError(f"cannot list {library.url}: the bucket {bucket} does not exist",
-                             hint="check MOBIUS_LIBRARY_DIR and MOBIUS_S3_ENDPOINT_URL")
+                             hint=WHERE_HINT)
     except InputError:
         raise
     except Exception as exc:  # noqa: BLE001 - botocore/aiohttp: no endpoint, no credentials, no bucket
         raise InputError(f"cannot list {library.url}: {exc}",
-                         hint="check MOBIUS_LIBRARY_DIR, MOBIUS_S3_ENDPOINT_URL and the AWS credentials") from None
+                         hint=WHERE_HINT) from None
     out = {}
     for key, info in found.items():
         rel = key[len(library.base):].lstrip("/")

@@ -169,7 +169,7 @@ def test_a_failing_write_on_a_restore_thread_leaves_the_target_untouched(error: 
     (target / "kept.txt").write_bytes(b"the target before")
     calls = 0
     module = pack_module if direct else snapshot_restore
-    pwrite_all = module._pwrite_all
+    pwrite_all = module.pwrite_all
 
     def failing(fd: int, data: bytes, offset: int) -> None:  # the device fails the fourth large write
         nonlocal calls
@@ -178,7 +178,7 @@ def test_a_failing_write_on_a_restore_thread_leaves_the_target_untouched(error: 
             raise error
         pwrite_all(fd, data, offset)
 
-    monkeypatch.setattr(module, "_pwrite_all", failing)
+    monkeypatch.setattr(module, "pwrite_all", failing)
     if not direct:
         monkeypatch.setattr(pack_module.DirectAppender, "open", classmethod(lambda cls, path: None))
     descriptors = len(os.listdir("/proc/self/fd"))
@@ -262,7 +262,7 @@ def test_a_failing_direct_write_on_the_pack_thread_fails_the_create(error: Excep
         (library / f"clip{i}.mp4").write_bytes(os.urandom(3 << 20))
     age(library)
     calls = 0
-    pwrite_all = pack_module._pwrite_all
+    pwrite_all = pack_module.pwrite_all
 
     def failing(fd: int, view: memoryview, at: int) -> None:
         nonlocal calls
@@ -271,12 +271,12 @@ def test_a_failing_direct_write_on_the_pack_thread_fails_the_create(error: Excep
             raise error
         pwrite_all(fd, view, at)
 
-    monkeypatch.setattr(pack_module, "_pwrite_all", failing)
+    monkeypatch.setattr(pack_module, "pwrite_all", failing)
     repo = Repository(tmp_path / "backups")
     with pytest.raises(type(error)):
         write_snapshot_of(repo, library)
     assert calls >= 3
-    monkeypatch.setattr(pack_module, "_pwrite_all", pwrite_all)
+    monkeypatch.setattr(pack_module, "pwrite_all", pwrite_all)
     assert repo.snapshot_ids() == [] and temp_files(repo) == []
     assert repo.orphan_packs(RepositoryIndex.load(repo.index)) == []
     made = write_snapshot_of(repo, library)
@@ -286,7 +286,7 @@ def test_a_failing_direct_write_on_the_pack_thread_fails_the_create(error: Excep
 def test_a_device_that_refuses_an_o_direct_write_gets_it_through_the_page_cache(tmp_path: Path,
                                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     refused = []
-    pwrite_all = pack_module._pwrite_all
+    pwrite_all = pack_module.pwrite_all
 
     def picky(fd: int, view: memoryview, at: int) -> None:  # EINVAL for every O_DIRECT write, as a device might
         if fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_DIRECT:
@@ -294,12 +294,12 @@ def test_a_device_that_refuses_an_o_direct_write_gets_it_through_the_page_cache(
             raise OSError(errno.EINVAL, "Invalid argument")
         pwrite_all(fd, view, at)
 
-    monkeypatch.setattr(pack_module, "_pwrite_all", picky)
+    monkeypatch.setattr(pack_module, "pwrite_all", picky)
     library = _library(tmp_path / "library")
     (library / "clips" / "long.mp4").write_bytes(os.urandom(9 << 20))
     age(library)
     repo = Repository(tmp_path / "backups")
     made = write_snapshot_of(repo, library)
     assert refused
-    monkeypatch.setattr(pack_module, "_pwrite_all", pwrite_all)
+    monkeypatch.setattr(pack_module, "pwrite_all", pwrite_all)
     _assert_repository_valid(repo, {made.id: snapshot(library)}, tmp_path)

@@ -45,7 +45,7 @@ from mobius.backup.frames import (
     StoredFrame,
 )
 from mobius.errors import InputError
-from mobius.safety.atomic import TEMP_PREFIX, fsync_dir, write_all
+from mobius.safety.atomic import TEMP_PREFIX, fsync_dir, pwrite_all, write_all
 
 BLOCK = tarfile.BLOCKSIZE
 GROUP_TARGET = 1 << 20  # uncompressed bytes of small members per zstd frame
@@ -158,11 +158,11 @@ class DirectAppender:
 
     def _pwrite(self, view: memoryview, at: int) -> None:
         try:
-            _pwrite_all(self.fd, view, at)
+            pwrite_all(self.fd, view, at)
         except OSError as exc:  # O_DIRECT refused after all (an alignment this device does not take)
             if exc.errno != errno.EINVAL or not self._plain():
                 raise
-            _pwrite_all(self.fd, view, at)
+            pwrite_all(self.fd, view, at)
 
     def _plain(self) -> bool:
         """Drop O_DIRECT (False when it was not set)."""
@@ -183,7 +183,7 @@ class DirectAppender:
                     self._pwrite(view[:aligned], self._at)
                 if self._fill > aligned:
                     self._plain()
-                    _pwrite_all(self.fd, view[aligned:self._fill], self._at + aligned)
+                    pwrite_all(self.fd, view[aligned:self._fill], self._at + aligned)
         finally:
             self.abort()
 
@@ -192,12 +192,6 @@ class DirectAppender:
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1
-
-
-def _pwrite_all(fd: int, view: memoryview, at: int) -> None:
-    while view:
-        written = os.pwrite(fd, view, at)
-        view, at = view[written:], at + written
 
 
 @dataclass

@@ -46,7 +46,7 @@ from mobius.backup.trial_restore import TestRestoreReport, compare_tree
 from mobius.errors import InputError, VerificationError
 from mobius.log import get_logger
 from mobius.progress import NoProgress, Progress
-from mobius.safety.atomic import atomic_write, sync_filesystem
+from mobius.safety.atomic import atomic_write, pwrite_all, sync_filesystem
 from mobius.safety.diskspace import require_free_space
 from mobius.safety.leftovers import scratch_name
 from mobius.safety.swap import swap_folder
@@ -233,7 +233,7 @@ class _LargeFiles:
         writes: list[Future] = []
         offset = 0
         for chunk in chunks:
-            writes.append(self._queue(self.pool.submit(_pwrite_all, fd, chunk, offset), len(chunk)))
+            writes.append(self._queue(self.pool.submit(pwrite_all, fd, chunk, offset), len(chunk)))
             offset += len(chunk)
         self._queue(self.pool.submit(self._finish, fd, writes, mode, mtime_ns), 0)
 
@@ -306,13 +306,6 @@ class _LargeFiles:
             for fd in self.open:
                 os.close(fd)
             self.open.clear()
-
-
-def _pwrite_all(fd: int, data: bytes, offset: int) -> None:
-    view = memoryview(data)
-    while view:
-        written = os.pwrite(fd, view, offset)
-        view, offset = view[written:], offset + written
 
 
 def _extract(repo: Repository, index: RepositoryIndex, path: Path, staging: Staging, scratch: Path,

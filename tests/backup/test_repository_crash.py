@@ -58,6 +58,23 @@ def _assert_valid(repo: Repository, states: dict[str, dict], tmp_path: Path, lab
             assert snapshot(restored) == states[snapshot_id], (label, snapshot_id)
 
 
+def _renames(command: list[str], ws: Path, tmp_path: Path) -> list[str]:
+    """The renames `command` + a copy of `ws` makes (strace), so a kill can aim at each one."""
+    trace = tmp_path / "renames.txt"
+    shutil.copytree(ws, tmp_path / "counting", symlinks=True)  # the same run on a copy: how many renames it makes
+    counted = subprocess.run(["strace", "-f", "-qq", "-o", str(trace), "-e", "trace=rename", *command,
+                              str(tmp_path / "counting")], env=_env(), capture_output=True, text=True, timeout=300)
+    assert counted.returncode == 0, counted.stderr
+    return [line for line in trace.read_text().splitlines() if "rename(" in line and "resumed" not in line]
+
+
+def _killed_at_rename(command: list[str], n: int) -> subprocess.CompletedProcess[str]:
+    """`command` killed by SIGKILL on entering its n-th rename (strace's fault injection)."""
+    return subprocess.run(["strace", "-f", "-qq", "-o", os.devnull, "-e", "trace=rename",
+                           "-e", f"inject=rename:signal=KILL:when={n}", *command], env=_env(),
+                          capture_output=True, text=True, timeout=300)
+
+
 @pytest.mark.parametrize("point", CREATE_POINTS)
 def test_kill_during_create_leaves_the_repository_valid_and_the_next_create_cleans_up(point: str,
                                                                                      tmp_path: Path) -> None:
@@ -184,18 +201,11 @@ def test_kill_at_every_rename_of_a_snapshot_create(tmp_path: Path) -> None:
     (library / "big.bin").write_bytes(os.urandom(5 << 20))
     age(library)
     command = [sys.executable, "-m", "mobius", "backup", "create", "--snapshot", "--no-database", "-w"]
-    trace = tmp_path / "renames.txt"
-    shutil.copytree(ws, tmp_path / "counting", symlinks=True)  # the same run on a copy: how many renames it makes
-    counted = subprocess.run(["strace", "-f", "-qq", "-o", str(trace), "-e", "trace=rename", *command,
-                              str(tmp_path / "counting")], env=_env(), capture_output=True, text=True, timeout=300)
-    assert counted.returncode == 0, counted.stderr
-    renames = [line for line in trace.read_text().splitlines() if "rename(" in line and "resumed" not in line]
+    renames = _renames(command, ws, tmp_path)
     assert len(renames) >= 3  # at least the pack, its index file and the snapshot
     command.append(str(ws))
     for n in range(1, len(renames) + 1):
-        killed = subprocess.run(["strace", "-f", "-qq", "-o", os.devnull, "-e", "trace=rename",
-                                 "-e", f"inject=rename:signal=KILL:when={n}", *command], env=_env(),
-                                capture_output=True, text=True, timeout=300)
+        killed = _killed_at_rename(command, n)
         assert killed.returncode != 0, n
         _assert_valid(repo, states, tmp_path, f"rename-{n}")
     again = _mobius(ws, "backup", "create", "--snapshot", "--no-database")
@@ -222,12 +232,7 @@ def test_kill_at_every_rename_of_a_create_that_seals_packs_while_filling_the_nex
         (library / f"new-{i}.bin").write_bytes(os.urandom(300_000))
     age(library)
     command = [sys.executable, "-c", SMALL_PACKS, "backup", "create", "--snapshot", "--no-database", "-w"]
-    trace = tmp_path / "renames.txt"
-    shutil.copytree(ws, tmp_path / "counting", symlinks=True)
-    counted = subprocess.run(["strace", "-f", "-qq", "-o", str(trace), "-e", "trace=rename", *command,
-                              str(tmp_path / "counting")], env=_env(), capture_output=True, text=True, timeout=300)
-    assert counted.returncode == 0, counted.stderr
-    renames = [line for line in trace.read_text().splitlines() if "rename(" in line and "resumed" not in line]
+    renames = _renames(command, ws, tmp_path)
     assert sum(".tar.zst" in line for line in renames) >= 3, renames  # several packs sealed: the pipeline ran
     command.append(str(ws))
     start = tmp_path / "start"
@@ -235,9 +240,7 @@ def test_kill_at_every_rename_of_a_create_that_seals_packs_while_filling_the_nex
     for n in range(1, len(renames) + 1):  # each kill from the same start, so the n-th rename is the same one
         shutil.rmtree(ws)
         shutil.copytree(start, ws, symlinks=True)
-        killed = subprocess.run(["strace", "-f", "-qq", "-o", os.devnull, "-e", "trace=rename",
-                                 "-e", f"inject=rename:signal=KILL:when={n}", *command], env=_env(),
-                                capture_output=True, text=True, timeout=300)
+        killed = _killed_at_rename(command, n)
         assert killed.returncode != 0, (n, renames[n - 1])
         _assert_valid(repo, states, tmp_path, f"rename-{n}")
     again = subprocess.run([*command], env=_env(), capture_output=True, text=True, timeout=300)

@@ -48,6 +48,7 @@ def _start_worker(parent: int) -> None:
     with_errno.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.getppid() != parent:  # the migration died before the prctl took effect
         os._exit(1)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the migration's to handle; its end ends us
     assert _copier is not None
     # named for the migration's process, whose end (not a worker's) lets the next command sweep them
     _copier.tag = f"{parent}-{secrets.token_hex(3)}"

@@ -15,6 +15,8 @@ from typing import Any
 
 import pytest
 import typer
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from typer._click.exceptions import BadParameter
 from typer._coercion import build_runtime_param
 from typer.core import _TyperParameter
@@ -71,6 +73,27 @@ def test_plain_coercion_gives_what_typers_adapter_gives(name: str) -> None:
     theirs = build_runtime_param(param.type_descriptor)
     for value in VALUES[name]:
         assert _outcome(ours, value, param, ctx) == _outcome(theirs, value, param, ctx), (name, value)
+
+
+def _text_params() -> tuple[Any, Any, list[tuple[Any, Any, Any]]]:
+    """The command, a context, and (parameter, ours, Typer's) for each parameter that takes one text value."""
+    command = _command()
+    return command, command.make_context("command", []), [
+        (p, p.get_runtime_param(), build_runtime_param(p.type_descriptor)) for p in command.params
+        if p.name in ("text", "count", "ratio", "where")]
+
+
+_TEXT_PARAMS = _text_params()
+NUMERIC_TEXT = st.one_of(st.text(), st.from_regex(r"\A[ +-]?[0-9_]{0,20}(\.[0-9_]{0,20})?([eE][+-]?[0-9]{1,3})?\Z"),
+                         st.floats(allow_nan=False).map(repr), st.integers().map(str))
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=NUMERIC_TEXT)
+def test_any_text_gets_typers_result_or_typers_message(text: str) -> None:
+    command, ctx, pairs = _TEXT_PARAMS
+    for param, ours, theirs in pairs:
+        assert _outcome(ours, text, param, ctx) == _outcome(theirs, text, param, ctx), (param.name, text)
 
 
 def test_other_types_keep_typers_adapter() -> None:

@@ -13,7 +13,7 @@ it does not know (enums, ranges, files, parsers). So every result and every erro
 only the common, valid case skips pydantic.
 
 This leans on private Typer API (`_TyperParameter.get_runtime_param`, `RuntimeParam`, `TypeDescriptor`,
-`coerce_cli_path`): pyproject.toml pins typer to 0.29.x, and tests/cli/test_typer_coercion.py fails
+`coerce_cli_path`): pyproject.toml pins typer to 0.29.x, and tests/core/test_cli_startup.py fails
 loudly if that API moves or if a converted value differs from the one Typer's adapter gives. If the
 imports below ever fail, `install` does nothing and the CLI works as before, only slower to start.
 """

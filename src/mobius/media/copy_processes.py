@@ -6,13 +6,13 @@ profile of the threaded copy showed 23% of all CPU in futex wait and wake: the t
 interpreter lock to each other around each of a file's ~15 system calls. A process has its own lock,
 so its system calls wait on nobody.
 
-The workers are forked when the pool starts, before the copy starts its threads (a fork copies only
-the forking thread: a lock another thread held would stay held in the child; the one other thread
-then is the operation's monitor, which samples disk space and writes events, and a worker touches
-neither), and they inherit the copier they run (`LocalBatchCopier`, set up for one process). Each asks the kernel to SIGKILL it
-when the migration's process dies (PR_SET_PDEATHSIG), so a killed migration leaves no worker writing
-into the target behind it. A worker that dies fails its batch (nothing of the batch is journaled, the
-next run rewrites it); the migration stops with one line.
+The workers are forked when the pool starts, before the copy starts its threads (a fork copies only the
+forking thread: a lock another thread held would stay held in the child; the one other thread then is
+the operation's monitor, which samples disk space and writes events, and a worker touches neither), and
+they inherit the copier they run (`LocalBatchCopier`, set up for one process). Each asks the kernel to
+SIGKILL it when the migration's process dies (PR_SET_PDEATHSIG), so a killed migration leaves no worker
+writing into the target behind it. A worker that dies fails its batch (nothing of the batch is
+journaled, the next run rewrites it); the migration stops with one line.
 """
 
 from __future__ import annotations

@@ -114,7 +114,7 @@ def test_a_zombie_counts_as_gone_and_a_running_process_as_alive():
     ended = subprocess.Popen(["true"])
     try:
         deadline = time.monotonic() + 10
-        while b") Z" not in open(f"/proc/{ended.pid}/stat", "rb").read() and time.monotonic() < deadline:
+        while b") Z" not in Path(f"/proc/{ended.pid}/stat").read_bytes() and time.monotonic() < deadline:
             time.sleep(0.01)  # not waited for: a zombie until ended.wait()
         assert process_alive(running.pid)
         assert not process_alive(ended.pid)

@@ -107,6 +107,42 @@ def test_gaussian_blur_matches_scipy_gaussian_filter_including_edges() -> None:
     assert np.abs(gaussian_blur(plane) - expected).max() < 1e-9
 
 
+def _ssim_map_filtering_everything(x, y):
+    """The SSIM map by the definition: the five statistics blurred over the whole plane, then the formula."""
+    from mobius.measure.ssim import DATA_RANGE, K1, K2, gaussian_blur
+
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    mu_x, mu_y, xx, yy, xy = (gaussian_blur(m) for m in (x, y, x * x, y * y, x * y))
+    c1, c2 = (K1 * DATA_RANGE) ** 2, (K2 * DATA_RANGE) ** 2
+    return ((2 * mu_x * mu_y + c1) * (2 * (xy - mu_x * mu_y) + c2)) / (
+        (mu_x * mu_x + mu_y * mu_y + c1) * ((xx - mu_x * mu_x) + (yy - mu_y * mu_y) + c2))
+
+
+@pytest.mark.parametrize("rows", [(0,), (36,), (37,), (31, 32), (100, 101, 102), (539,), (270, 5)])
+def test_ssim_map_of_a_local_change_is_the_whole_plane_filtering_to_the_bit(rows: tuple[int, ...]) -> None:
+    """Rows whose window holds equal pixels are set to 1.0 without filtering: the map must still be, bit for
+    bit, the one filtering every row gives (a change just inside or outside a chunk's window included)."""
+    from mobius.measure.ssim import ssim_map
+
+    rng = np.random.default_rng(sum(rows))
+    golden = rng.integers(0, 256, size=(540, 64), dtype=np.uint8)
+    current = golden.copy()
+    for row in rows:
+        current[row, int(rng.integers(0, 64))] ^= 0x5A
+    expected = _ssim_map_filtering_everything(golden, current)
+    got = ssim_map(golden, current)
+    assert got.tobytes() == expected.tobytes()
+    assert (expected != 1.0).any()
+
+
+def test_ssim_map_of_a_boxed_frame_is_the_whole_plane_filtering_to_the_bit(frames: dict) -> None:
+    from mobius.measure.ssim import ssim_map
+
+    for other in (frames["boxed"], frames["jpeg"]):
+        assert ssim_map(frames["golden"], other).tobytes() == \
+            _ssim_map_filtering_everything(frames["golden"], other).tobytes()
+
+
 def test_frames_decoded_ahead_are_the_decoders_frames_in_order(approved: Path):
     """The decode's own thread hands over every frame, in order, with the pictures a plain decode gives."""
     import av

@@ -141,3 +141,47 @@ def test_ssim_map_of_a_boxed_frame_is_the_whole_plane_filtering_to_the_bit(frame
     for other in (frames["boxed"], frames["jpeg"]):
         assert ssim_map(frames["golden"], other).tobytes() == \
             _ssim_map_filtering_everything(frames["golden"], other).tobytes()
+
+
+def _blended(backdrop, level, threshold: float):
+    """The heat-map definition: HEAT's colour where level > threshold, else the backdrop at 35 %, both as
+    full-size float pictures, + 0.5, clipped and truncated to 8 bits."""
+    from mobius.golden.report import HEAT
+
+    xs = [p for p, _ in HEAT]
+    rgb = np.stack([np.interp(level, xs, [c[k] for _, c in HEAT]) for k in range(3)], axis=-1)
+    backdrop = np.asarray(backdrop, dtype=np.float64)[..., None] * 0.35
+    return np.clip(np.where(level[..., None] > threshold, rgb, backdrop) + 0.5, 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_heat_maps_are_the_blend_of_two_full_size_pictures_to_the_bit(seed: int, tmp_path: Path) -> None:
+    """The heat maps colour only the pixels they show and dim the rest by a table: the bytes must still be
+    those of blending a full-size colour picture with a full-size dimmed one."""
+    from mobius.golden.report import block_debug_images, heatmap
+    from mobius.measure.ssim import ssim_map
+
+    rng = np.random.default_rng(seed)
+    golden = rng.integers(0, 256, size=(540, 960), dtype=np.uint8)
+    current = golden.copy()
+    current[200:330, 370:590] = rng.integers(0, 256, size=(130, 220))
+    if seed == 3:
+        current = rng.integers(0, 256, size=golden.shape, dtype=np.uint8)
+    similarity = ssim_map(golden, current)
+    level = np.clip(np.clip(1.0 - similarity, 0.0, 1.0) / 0.5, 0.0, 1.0)
+    assert heatmap(golden, current, similarity).tobytes() == _blended(golden, level, 0.02).tobytes()
+
+    blocks = {p: rng.integers(0, 256, size=s, dtype=np.uint8) for p, s in (("y", (36, 64)), ("u", (18, 32)),
+                                                                           ("v", (18, 32)))}
+    mine = {p: b.copy() for p, b in blocks.items()}
+    mine["y"][5:9, 10:20] = np.clip(mine["y"][5:9, 10:20].astype(int) + 9 * (seed + 1), 0, 255)
+    mine["u"][3:5, 20:25] = 255 - mine["u"][3:5, 20:25]
+    loss = np.abs(blocks["y"].astype(np.float32) - mine["y"].astype(np.float32))
+    for plane in ("u", "v"):
+        chroma = np.abs(blocks[plane].astype(np.float32) - mine[plane].astype(np.float32))
+        loss = np.maximum(loss, np.kron(chroma, np.ones((2, 2), dtype=np.float32)))
+    rows = np.arange(540) * 36 // 540
+    cols = np.arange(960) * 64 // 960
+    expected = _blended(current, np.clip(loss[rows][:, cols] / 64.0, 0.0, 1.0), 0.05)
+    written = block_debug_images(tmp_path, "range", current, blocks, mine)
+    assert np.asarray(Image.open(written["diff"])).tobytes() == expected.tobytes()

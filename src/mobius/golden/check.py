@@ -164,8 +164,9 @@ def check_video(ws: Workspace, slug: str, video: Path, *, overrides: dict[str, f
         shutil.rmtree(debug_dir)
     report = GoldenVerdict(slug, Path(video).resolve(), golden.folder, limits, planes=sample.frames)
     # the pinned frames' verdicts and heat maps (PNG encoding and fsync, which release the GIL) in a
-    # thread of their own, beside the timeline checks and their heat maps
-    with ThreadPoolExecutor(max_workers=1) as writer:
+    # thread of their own, beside the timeline checks; the worst frames of failing ranges decoded again
+    # and drawn in a second one, beside the timing and sound checks
+    with ThreadPoolExecutor(max_workers=2) as writer:
         pinned_checks = writer.submit(_frame_checks, golden, dict(sample.frames), limits, debug_dir, similarities)
         later = _audio_checks(golden, sample.audio, sample.sample_rate, limits,
                               stats=heard.stats if heard is not None else None)
@@ -174,7 +175,8 @@ def check_video(ws: Workspace, slug: str, video: Path, *, overrides: dict[str, f
             later += skipped_checks(slug, f"the golden is format {golden.meta.get('format', 1)}, "
                                           "without signatures of every frame and of the soundtrack")
         else:
-            later += _timeline_checks(report, signatures, heard, frames, limits, Path(video), debug_dir, costs)
+            later += _timeline_checks(report, signatures, heard, frames, limits, Path(video), debug_dir, costs,
+                                      writer)
         report.checks += pinned_checks.result()
     progress.advance()
     report.checks += later
@@ -251,22 +253,37 @@ def _listen(video: Path, golden_db, limits: Thresholds) -> Heard:
 
 
 def _timeline_checks(report: GoldenVerdict, signatures, heard: Heard, frames, limits: Thresholds, video: Path,
-                     debug_dir: Path | None, costs: CostRows | None = None) -> list[GoldenCheck]:
-    from mobius.golden.timeline import compare, debug_images
-    from mobius.measure.decode import read_media
+                     debug_dir: Path | None, costs: CostRows | None, writer: ThreadPoolExecutor) -> list[GoldenCheck]:
+    from mobius.golden.timeline import compare
 
-    found = compare(signatures, frames, heard.bands, limits, costs=costs, heard=heard.measures)
+    drawn: list[Future] = []
+
+    def draw(worst: list[tuple[int, int]]) -> None:
+        drawn.append(writer.submit(_worst_frames, signatures, frames, worst, video, debug_dir))
+
+    found = compare(signatures, frames, heard.bands, limits, costs=costs, heard=heard.measures, on_worst=draw)
     report.timelines = found.timelines
     content = next(c for c in found.checks if c.name == "frames.content")
-    if found.worst_frames:
-        times = [float(frames.times[i]) for i, _ in found.worst_frames]
-        planes = read_media(video, times, with_audio=False).frames
+    if drawn:
+        planes, written = drawn[0].result()
         report.planes.update(planes)
-        if debug_dir is not None:
-            written = debug_images(debug_dir, signatures, frames, found.worst_frames, planes)
-            for r in content.ranges:
-                for kind, path in written.get(f"{r['worst_at']:.3f}", {}).items():
-                    content.files[f"{r['worst_at']:.2f}s {kind}"] = path
+        for r in content.ranges:
+            for kind, path in written.get(f"{r['worst_at']:.3f}", {}).items():
+                content.files[f"{r['worst_at']:.2f}s {kind}"] = path
     for r in content.ranges:
         r.pop("index", None)
     return found.checks
+
+
+def _worst_frames(signatures, frames, worst: list[tuple[int, int]], video: Path,
+                  debug_dir: Path | None) -> tuple[dict[float, object], dict[str, dict[str, Path]]]:
+    """The full frames at the worst of each failing range, decoded again (the decode keeps only thumbnails),
+    and their debug pictures: (planes by time, files by time)."""
+    from mobius.golden.timeline import debug_images
+    from mobius.measure.decode import read_media
+
+    times = [float(frames.times[i]) for i, _ in worst]
+    planes = read_media(video, times, with_audio=False).frames
+    written = debug_images(debug_dir, signatures, frames, worst, planes) if debug_dir is not None else {}
+    return planes, written
+

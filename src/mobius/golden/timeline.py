@@ -14,6 +14,7 @@ A golden without signatures (format 1) yields these checks as skipped, saying ho
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,11 +68,14 @@ def _range_text(what: str, ranges: list[dict[str, float]], unit: str, limit: flo
 
 
 def compare(golden: Signatures, frames: FrameSignatures, audio_db, limits: Thresholds, *,
-            costs: alignment.CostRows | None = None, heard: SoundMeasures | None = None) -> Comparison:
+            costs: alignment.CostRows | None = None, heard: SoundMeasures | None = None,
+            on_worst: Callable[[list[tuple[int, int]]], None] | None = None) -> Comparison:
     """Every timeline check of a decoded video (`frames`, `audio_db`) against the golden's signatures.
 
     Parts measured ahead, while the picture decodes, may be passed in: `costs`, the alignment's costs
-    (`alignment.CostRows`); `heard`, `measure_sound(golden.audio, audio_db, limits)`.
+    (`alignment.CostRows`); `heard`, `measure_sound(golden.audio, audio_db, limits)`. `on_worst` gets the
+    worst frame of each failing `frames.content` range (`Comparison.worst_frames`) as soon as they are
+    known, before the timing and sound checks, so their debug pictures can be made beside those.
     """
     import numpy as np
 
@@ -85,6 +89,15 @@ def compare(golden: Signatures, frames: FrameSignatures, audio_db, limits: Thres
 
     matched = alignment.align(golden.frames.y, frames.y, costs=costs)
     path = matched.path
+    if len(frames):
+        difference = thumbnails.content_difference(thumbnails.take(golden.frames.planes(), path), frames.planes())
+    else:
+        difference = np.zeros(0)
+    frame_ranges = ranges_over(difference, limits.frame_diff, times, step)
+    worst += [(r["index"], int(path[r["index"]])) for r in frame_ranges]
+    if on_worst is not None and worst:
+        on_worst(list(worst))
+
     current_motion = np.concatenate([[0.0], thumbnails.largest_block_difference(
         thumbnails.take(frames.planes(), np.arange(len(frames) - 1)),
         thumbnails.take(frames.planes(), np.arange(1, len(frames))))]) if len(frames) else np.zeros(0)
@@ -94,12 +107,6 @@ def compare(golden: Signatures, frames: FrameSignatures, audio_db, limits: Thres
     frozen = alignment.frozen_runs(matched, current_motion, golden_motion)
     matched = alignment.with_frozen(matched, frozen)
 
-    if len(frames):
-        difference = thumbnails.content_difference(thumbnails.take(golden.frames.planes(), path), frames.planes())
-    else:
-        difference = np.zeros(0)
-    frame_ranges = ranges_over(difference, limits.frame_diff, times, step)
-    worst += [(r["index"], int(path[r["index"]])) for r in frame_ranges]
     measured = round(float(difference.max()), 3) if difference.size else None
     checks.append(GoldenCheck("frames.content", "frames", not frame_ranges and measured is not None, measured,
                         limits.frame_diff, rule="<=", ranges=frame_ranges,

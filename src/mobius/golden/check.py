@@ -114,7 +114,7 @@ def check_video(ws: Workspace, slug: str, video: Path, *, overrides: dict[str, f
     import time
 
     from mobius.golden.signatures import read_signatures
-    from mobius.golden.timeline import measure_sound, skipped_checks
+    from mobius.golden.timeline import WorstFrames, measure_sound, skipped_checks
     from mobius.measure.alignment import CostRows
     from mobius.measure.decode import MediaSample, checked_facts, read_every_frame, read_media
 
@@ -125,7 +125,7 @@ def check_video(ws: Workspace, slug: str, video: Path, *, overrides: dict[str, f
     limits = golden.thresholds.merged(overrides)
     progress.start(f"golden check {slug}", total=3, unit="steps")
     heard = None
-    costs = sound = None
+    costs = sound = worst = None
     similarities: dict[float, tuple] = {}
     if signatures is not None:
         same = _same_streams(golden, signatures, Path(video))
@@ -144,13 +144,17 @@ def check_video(ws: Workspace, slug: str, video: Path, *, overrides: dict[str, f
                 expected = {t: pool.submit(golden.plane, t) for t in golden.frames}
                 if listening is None:  # the golden's own soundtrack, measured against itself beside the decode
                     sound = pool.submit(measure_sound, signatures.audio, signatures.audio, limits)
-                # the alignment's costs between frames, while FFmpeg's threads decode the next ones
-                costs = CostRows(signatures.frames.y) if signatures.frames.y.dtype == "uint8" else None
+                # the alignment's costs between frames, while FFmpeg's threads decode the next ones, and
+                # the worst frame of each failing run as it passes
+                eight_bit = signatures.frames.y.dtype == "uint8"
+                costs = CostRows(signatures.frames.y) if eight_bit else None
+                worst = WorstFrames(signatures.frames, limits.frame_diff) if eight_bit else None
                 sample, frames = read_every_frame(
                     Path(video), golden.frames, with_audio=False,
                     on_pinned=lambda t, plane: pinned.setdefault(
                         t, pool.submit(_similarity, golden, t, plane, expected.get(t))),
-                    on_luma=costs.add if costs is not None else None)
+                    on_luma=costs.add if costs is not None else None,
+                    on_frame=worst.see if worst is not None else None)
             heard = listening.result() if listening is not None else _heard_in_golden(golden, signatures)
             if sound is not None:
                 heard.measures = sound.result()
@@ -176,7 +180,7 @@ def check_video(ws: Workspace, slug: str, video: Path, *, overrides: dict[str, f
                                           "without signatures of every frame and of the soundtrack")
         else:
             later += _timeline_checks(report, signatures, heard, frames, limits, Path(video), debug_dir, costs,
-                                      writer)
+                                      writer, worst.planes() if worst is not None else {})
         report.checks += pinned_checks.result()
     progress.advance()
     report.checks += later
@@ -253,13 +257,14 @@ def _listen(video: Path, golden_db, limits: Thresholds) -> Heard:
 
 
 def _timeline_checks(report: GoldenVerdict, signatures, heard: Heard, frames, limits: Thresholds, video: Path,
-                     debug_dir: Path | None, costs: CostRows | None, writer: ThreadPoolExecutor) -> list[GoldenCheck]:
+                     debug_dir: Path | None, costs: CostRows | None, writer: ThreadPoolExecutor,
+                     kept: dict[int, object]) -> list[GoldenCheck]:
     from mobius.golden.timeline import compare
 
     drawn: list[Future] = []
 
     def draw(worst: list[tuple[int, int]]) -> None:
-        drawn.append(writer.submit(_worst_frames, signatures, frames, worst, video, debug_dir))
+        drawn.append(writer.submit(_worst_frames, signatures, frames, worst, video, debug_dir, kept))
 
     found = compare(signatures, frames, heard.bands, limits, costs=costs, heard=heard.measures, on_worst=draw)
     report.timelines = found.timelines
@@ -275,15 +280,22 @@ def _timeline_checks(report: GoldenVerdict, signatures, heard: Heard, frames, li
     return found.checks
 
 
-def _worst_frames(signatures, frames, worst: list[tuple[int, int]], video: Path,
-                  debug_dir: Path | None) -> tuple[dict[float, object], dict[str, dict[str, Path]]]:
-    """The full frames at the worst of each failing range, decoded again (the decode keeps only thumbnails),
-    and their debug pictures: (planes by time, files by time)."""
+def _worst_frames(signatures, frames, worst: list[tuple[int, int]], video: Path, debug_dir: Path | None,
+                  kept: dict[int, object]) -> tuple[dict[float, object], dict[str, dict[str, Path]]]:
+    """The full frames at the worst of each failing range, and their debug pictures: (planes by time, files
+    by time). Planes `kept` during the decode (`timeline.WorstFrames`, by frame index) are used; the others
+    are decoded again (the decode keeps only thumbnails)."""
     from mobius.golden.timeline import debug_images
     from mobius.measure.decode import read_media
 
-    times = [float(frames.times[i]) for i, _ in worst]
-    planes = read_media(video, times, with_audio=False).frames
+    index_at = {float(frames.times[i]): i for i, _ in worst}
+    again = [t for t, i in index_at.items() if not _kept_frame(kept, i, frames.times)]
+    decoded = read_media(video, again, with_audio=False).frames if again else {}
+    planes = {t: decoded[t] if t in decoded else kept[index_at[t]] for t in sorted(index_at)}
     written = debug_images(debug_dir, signatures, frames, worst, planes) if debug_dir is not None else {}
     return planes, written
 
+
+def _kept_frame(kept: dict[int, object], index: int, times) -> bool:
+    """Whether frame `index`'s kept plane is the one a decode at its time shows (the last frame at that time)."""
+    return index in kept and (index + 1 == len(times) or times[index + 1] > times[index])

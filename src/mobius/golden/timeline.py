@@ -138,6 +138,68 @@ def compare(golden: Signatures, frames: FrameSignatures, audio_db, limits: Thres
     return Comparison(checks, timelines, worst)
 
 
+class WorstFrames:
+    """The full luma plane of the worst frame of each run of frames that fail `frames.content` against the
+    golden frame of the same index, kept while the picture decodes (the decode keeps only thumbnails).
+
+    Runs and worst frames are `ranges_over`'s (gaps of < GAP frames bridged, the first of equal worsts).
+    Without a timing fault the alignment is that diagonal, and these are the frames the failing ranges'
+    debug pictures show, which then need no second decode: that decode starts at the keyframe before each
+    one (up to 250 frames of an ffmpeg-made file, 20-120 ms). Any other worst frame is decoded again, so
+    the pictures never depend on this guess. A frame's check costs about 10 us (its largest block
+    difference; the content difference only above the limit); at most `most` planes are kept.
+    """
+
+    def __init__(self, golden: FrameSignatures, limit: float, *, most: int = 16):
+        self.golden = golden.planes()
+        self.limit = limit
+        self.most = most
+        self.kept: dict[int, object] = {}
+        self._run: list | None = None  # [last failing frame, worst value, worst frame, its plane]
+
+    def see(self, index: int, stores: list, frame) -> None:  # noqa: ANN001 - a decoded av frame
+        """`read_every_frame`'s `on_frame`: frame `index` and the thumbnails so far ([y, u, v])."""
+        import numpy as np
+
+        from mobius.measure import thumbnails
+        from mobius.measure.decode import luma
+
+        if index >= len(self.golden["y"]):
+            return
+        mine = dict(zip(thumbnails.PLANES, stores, strict=True))
+        for plane in thumbnails.PLANES:
+            d = np.subtract(mine[plane][index], self.golden[plane][index], dtype=np.int16)
+            if d.max() > self.limit or -int(d.min()) > self.limit:
+                break
+        else:
+            return
+        row = slice(index, index + 1)
+        value = float(thumbnails.content_difference({p: self.golden[p][row] for p in thumbnails.PLANES},
+                                                    {p: mine[p][row] for p in thumbnails.PLANES})[0])
+        if value <= self.limit:
+            return
+        run = self._run
+        if run is not None and index - run[0] > GAP:
+            self._close()
+            run = None
+        if run is None:
+            self._run = [index, value, index, luma(frame)]
+            return
+        run[0] = index
+        if value > run[1]:
+            run[1:] = [value, index, luma(frame)]
+
+    def planes(self) -> dict[int, object]:
+        """The kept planes by frame index."""
+        self._close()
+        return self.kept
+
+    def _close(self) -> None:
+        if self._run is not None and len(self.kept) < self.most:
+            self.kept[self._run[2]] = self._run[3]
+        self._run = None
+
+
 def _rounded(values, digits: int = 3) -> list[float]:
     return [round(float(v), digits) for v in values]
 

@@ -276,7 +276,9 @@ class FrameSignatures:
 
 
 def _every_frame(container, times: list[float], on_pinned: Callable[[float, object], None] | None = None,
-                 on_luma: Callable[[object, int], None] | None = None) -> tuple[FrameSignatures, dict[float, object]]:
+                 on_luma: Callable[[object, int], None] | None = None,
+                 on_frame: Callable[[int, list, object], None] | None = None,
+                 ) -> tuple[FrameSignatures, dict[float, object]]:
     """One decode of every frame: its thumbnails, and the luma planes displayed at `times` (the same
     frames `_frames_at` picks by seeking: the last one whose presentation time is <= t).
 
@@ -287,7 +289,9 @@ def _every_frame(container, times: list[float], on_pinned: Callable[[float, obje
     in hand-offs and was slower by the wall clock too, at quiet-machine scheduling and at load 5
     (docs/golden.md, Speed). `on_pinned(t, plane)`
     is called with each plane of `times` as soon as it is known, while the rest of the video decodes;
-    `on_luma(thumbnails, count)` after each frame, with the luma thumbnails so far (the first `count` rows).
+    `on_luma(thumbnails, count)` after each frame, with the luma thumbnails so far (the first `count` rows);
+    `on_frame(index, [y, u, v], frame)` after each frame, with the thumbnails so far and the decoded frame
+    (valid only during the call).
     """
     import numpy as np
 
@@ -325,6 +329,8 @@ def _every_frame(container, times: list[float], on_pinned: Callable[[float, obje
         stamps.append(when - start)
         if on_luma is not None:
             on_luma(stores[0], index + 1)
+        if on_frame is not None:
+            on_frame(index, stores, frame)
         previous = frame if pending else None
     for t in pending:
         if previous is not None:
@@ -404,16 +410,19 @@ def read_audio(path: Path):
 
 def read_every_frame(path: Path, times: list[float], *, with_audio: bool = True,
                      on_pinned: Callable[[float, object], None] | None = None,
-                     on_luma: Callable[[object, int], None] | None = None) -> tuple[MediaSample, FrameSignatures]:
+                     on_luma: Callable[[object, int], None] | None = None,
+                     on_frame: Callable[[int, list, object], None] | None = None,
+                     ) -> tuple[MediaSample, FrameSignatures]:
     """`read_media` that decodes every frame once: the sample (pinned planes, audio, container facts)
     and the signature of every frame. `on_pinned(t, plane)` gets each plane of `times` as soon as it is
     decoded, `on_luma(thumbnails, count)` the luma thumbnails as they grow (to measure them while the
-    rest decodes). Same errors as `read_media`."""
+    rest decodes); `on_frame(index, [y, u, v], frame)` each frame as it is decoded (`_every_frame`). Same
+    errors as `read_media`."""
     path = Path(path)
     container = _open(path)
     try:
         info = _checked_info(container, path, times)
-        signatures, frames = _every_frame(container, times, on_pinned, on_luma)
+        signatures, frames = _every_frame(container, times, on_pinned, on_luma, on_frame)
         sample = MediaSample(container=info, frames=frames)
         if with_audio and container.streams.audio:
             sample.audio, sample.sample_rate = read_audio(path)

@@ -114,7 +114,7 @@ def check_video(ws: Workspace, slug: str, video: Path, *, overrides: dict[str, f
     import time
 
     from mobius.golden.signatures import read_signatures
-    from mobius.golden.timeline import WorstFrames, measure_sound, skipped_checks
+    from mobius.golden.timeline import WorstFrames, measure_sound, motion, skipped_checks
     from mobius.measure.alignment import CostRows
     from mobius.measure.decode import MediaSample, checked_facts, read_every_frame, read_media
 
@@ -125,7 +125,7 @@ def check_video(ws: Workspace, slug: str, video: Path, *, overrides: dict[str, f
     limits = golden.thresholds.merged(overrides)
     progress.start(f"golden check {slug}", total=3, unit="steps")
     heard = None
-    costs = sound = worst = None
+    costs = sound = worst = golden_motion = None
     similarities: dict[float, tuple] = {}
     if signatures is not None:
         same = _same_streams(golden, signatures, Path(video))
@@ -144,6 +144,7 @@ def check_video(ws: Workspace, slug: str, video: Path, *, overrides: dict[str, f
                 expected = {t: pool.submit(golden.plane, t) for t in golden.frames}
                 if listening is None:  # the golden's own soundtrack, measured against itself beside the decode
                     sound = pool.submit(measure_sound, signatures.audio, signatures.audio, limits)
+                golden_motion = pool.submit(motion, signatures.frames)  # the golden's alone: beside the decode
                 # the alignment's costs between frames, while FFmpeg's threads decode the next ones, and
                 # the worst frame of each failing run as it passes
                 eight_bit = signatures.frames.y.dtype == "uint8"
@@ -180,7 +181,8 @@ def check_video(ws: Workspace, slug: str, video: Path, *, overrides: dict[str, f
                                           "without signatures of every frame and of the soundtrack")
         else:
             later += _timeline_checks(report, signatures, heard, frames, limits, Path(video), debug_dir, costs,
-                                      writer, worst.planes() if worst is not None else {})
+                                      writer, worst.planes() if worst is not None else {},
+                                      golden_motion.result() if golden_motion is not None else None)
         report.checks += pinned_checks.result()
     progress.advance()
     report.checks += later
@@ -258,7 +260,7 @@ def _listen(video: Path, golden_db, limits: Thresholds) -> Heard:
 
 def _timeline_checks(report: GoldenVerdict, signatures, heard: Heard, frames, limits: Thresholds, video: Path,
                      debug_dir: Path | None, costs: CostRows | None, writer: ThreadPoolExecutor,
-                     kept: dict[int, object]) -> list[GoldenCheck]:
+                     kept: dict[int, object], golden_motion) -> list[GoldenCheck]:
     from mobius.golden.timeline import compare
 
     drawn: list[Future] = []
@@ -266,7 +268,8 @@ def _timeline_checks(report: GoldenVerdict, signatures, heard: Heard, frames, li
     def draw(worst: list[tuple[int, int]]) -> None:
         drawn.append(writer.submit(_worst_frames, signatures, frames, worst, video, debug_dir, kept))
 
-    found = compare(signatures, frames, heard.bands, limits, costs=costs, heard=heard.measures, on_worst=draw)
+    found = compare(signatures, frames, heard.bands, limits, costs=costs, heard=heard.measures,
+                    golden_motion=golden_motion, on_worst=draw)
     report.timelines = found.timelines
     content = next(c for c in found.checks if c.name == "frames.content")
     if drawn:

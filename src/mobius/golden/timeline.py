@@ -69,11 +69,12 @@ def _range_text(what: str, ranges: list[dict[str, float]], unit: str, limit: flo
 
 def compare(golden: Signatures, frames: FrameSignatures, audio_db, limits: Thresholds, *,
             costs: alignment.CostRows | None = None, heard: SoundMeasures | None = None,
-            on_worst: Callable[[list[tuple[int, int]]], None] | None = None) -> Comparison:
+            golden_motion=None, on_worst: Callable[[list[tuple[int, int]]], None] | None = None) -> Comparison:
     """Every timeline check of a decoded video (`frames`, `audio_db`) against the golden's signatures.
 
     Parts measured ahead, while the picture decodes, may be passed in: `costs`, the alignment's costs
-    (`alignment.CostRows`); `heard`, `measure_sound(golden.audio, audio_db, limits)`. `on_worst` gets the
+    (`alignment.CostRows`); `heard`, `measure_sound(golden.audio, audio_db, limits)`; `golden_motion`,
+    `motion(golden.frames)`. `on_worst` gets the
     worst frame of each failing `frames.content` range (`Comparison.worst_frames`) as soon as they are
     known, before the timing and sound checks, so their debug pictures can be made beside those.
     """
@@ -98,12 +99,8 @@ def compare(golden: Signatures, frames: FrameSignatures, audio_db, limits: Thres
     if on_worst is not None and worst:
         on_worst(list(worst))
 
-    current_motion = np.concatenate([[0.0], thumbnails.largest_block_difference(
-        thumbnails.take(frames.planes(), np.arange(len(frames) - 1)),
-        thumbnails.take(frames.planes(), np.arange(1, len(frames))))]) if len(frames) else np.zeros(0)
-    golden_motion = np.concatenate([[0.0], thumbnails.largest_block_difference(
-        thumbnails.take(golden.frames.planes(), np.arange(len(golden.frames) - 1)),
-        thumbnails.take(golden.frames.planes(), np.arange(1, len(golden.frames))))])
+    current_motion = motion(frames) if len(frames) else np.zeros(0)
+    golden_motion = motion(golden.frames) if golden_motion is None else golden_motion
     frozen = alignment.frozen_runs(matched, current_motion, golden_motion)
     matched = alignment.with_frozen(matched, frozen)
 
@@ -202,6 +199,17 @@ class WorstFrames:
         if self._run is not None and len(self.kept) < self.most:
             self.kept[self._run[2]] = self._run[3]
         self._run = None
+
+
+def motion(frames: FrameSignatures):
+    """How far each frame moved from the one before (its largest block difference in any plane; 0 for the first)."""
+    import numpy as np
+
+    from mobius.measure import thumbnails
+
+    return np.concatenate([[0.0], thumbnails.largest_block_difference(
+        thumbnails.take(frames.planes(), np.arange(len(frames) - 1)),
+        thumbnails.take(frames.planes(), np.arange(1, len(frames))))])
 
 
 def _rounded(values, digits: int = 3) -> list[float]:

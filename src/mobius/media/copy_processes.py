@@ -55,9 +55,11 @@ def _start_worker(parent: int) -> None:
     _copier.counter = itertools.count()
 
 
-def _run_step(step: str, part: list) -> list:
+def _run_step(step: str, wire: list[tuple]) -> list[tuple]:
+    from mobius.media.batch import from_wire, to_wire
+
     assert _copier is not None
-    return getattr(_copier, step)(part)
+    return to_wire(getattr(_copier, step)(from_wire(wire)))
 
 
 class CopyProcesses:
@@ -80,8 +82,11 @@ class CopyProcesses:
 
     def map(self, step: Callable[[list], list], parts: list[list]) -> list[list]:
         """step (a method of the copier) over parts, one part per worker call; results in order."""
+        from mobius.media.batch import from_wire, to_wire
+
         try:
-            return list(self.pool.map(_run_step, itertools.repeat(step.__name__), parts))
+            return [from_wire(done) for done in self.pool.map(_run_step, itertools.repeat(step.__name__),
+                                                              [to_wire(part) for part in parts])]
         except BrokenProcessPool:
             raise VerificationError(
                 "a copy worker process died (killed?); nothing of the current batch was recorded",

@@ -86,10 +86,14 @@ def shell(command: str) -> float:
     return time.monotonic() - started
 
 
-def change_files(library: Path, fraction: float, *, seed: int) -> tuple[int, int]:
+def change_files(library: Path, fraction: float, *, seed: int, pick: int | None = None) -> tuple[int, int]:
+    """Rewrite `fraction` of the files with new bytes (`seed`); which files: `pick` (default `seed`), so the
+    variants of one round change the same files, as many bytes (the next promote's restore point stores
+    what the previous one wrote: with random picks, one variant's cost depended on the other's luck)."""
     rng = np.random.default_rng(seed)
     files = sorted(p for p in library.rglob("*") if p.is_file())
-    chosen = rng.choice(len(files), size=max(1, int(len(files) * fraction)), replace=False)
+    chosen = np.random.default_rng(seed if pick is None else pick).choice(
+        len(files), size=max(1, int(len(files) * fraction)), replace=False)
     size = 0
     for i in chosen:
         n = files[i].stat().st_size
@@ -150,7 +154,7 @@ def main() -> None:
         cpu_ratios: dict[str, list[float]] = {name: [] for name in variants}
         for round_ in range(args.rounds):
             for n, (name, src) in enumerate(variants.items()):
-                changed, changed_bytes = change_files(staging_lib, 0.10, seed=7 + 2 * round_ + n)
+                changed, changed_bytes = change_files(staging_lib, 0.10, seed=7 + 2 * round_ + n, pick=7 + round_)
                 env = {"PYTHONPATH": src} if src else None
                 seconds, out = run("env", "promote", "--from", "staging", "--to", "production", "--yes", "-w",
                                    str(root), env=env)

@@ -9,7 +9,7 @@ import sqlite3
 from pathlib import Path
 
 from mobius.config import load_workspace
-from mobius.envs.database_proof import BY_DIGEST, BY_TOKENS
+from mobius.envs.database_proof import BY_TOKENS
 from mobius.records import RecordStore
 
 from .conftest import table_rows
@@ -28,7 +28,9 @@ def test_unchanged_databases_are_proven_by_tokens_and_a_change_in_the_same_secon
     root = two_envs
     code, first = mobius.json(*PROMOTE, "-w", str(root))
     assert code == 0, first
-    assert _database_check(root, first["operation"])["source"] == BY_DIGEST  # just copied: digested
+    copy = next(s for s in first["steps"] if s["step"] == "database copy")
+    assert "row digests equal" in copy["evidence"]  # digested right after the copy, beside the library sync
+    assert _database_check(root, first["operation"])["source"] == BY_TOKENS  # so the verify reads no row
     assert (root / "state" / "envs" / "sync-staging-to-production" / "databases.json").is_file()
 
     code, again = mobius.json(*PROMOTE, "-w", str(root))
@@ -49,4 +51,4 @@ def test_unchanged_databases_are_proven_by_tokens_and_a_change_in_the_same_secon
     assert third["plan"]["database_identical"] is False and third["plan"]["nothing_to_do"] is False
     assert {s["step"]: s["status"] for s in third["steps"]}["database copy"] == "done"
     assert table_rows(root, "production") == table_rows(root, "staging")
-    assert _database_check(root, third["operation"])["source"] == BY_DIGEST
+    assert "row digests equal" in next(s for s in third["steps"] if s["step"] == "database copy")["evidence"]

@@ -31,7 +31,7 @@ from mobius.envs.environments import load_environment
 from mobius.envs.places import check_promote_places
 from mobius.envs.restore_point import RestorePoint
 from mobius.envs.validate import validate_environment
-from mobius.errors import InputError, MobiusError
+from mobius.errors import InputError, MobiusError, VerificationError
 from mobius.phases import DESCRIBED, REHEARSED, SKIPPED, Described, Phases
 from mobius.records import parent_scope
 from mobius.results import Report, skipped, to_jsonable
@@ -344,7 +344,13 @@ def _apply(steps: Phases, source: Workspace, target: Workspace, sync_ws: Workspa
 
     def copy_database() -> tuple[str, Any]:  # B's checked dump is in the restore point: no second dump
         out = sync_databases(target, source.database_url, target.database_url, overwrite=True, dump_target=False)
-        return f"{len(out.tables)} tables, row counts equal on both sides", len(out.tables)
+        # the verify's row digests, taken here while the library sync runs beside: the verify then finds both
+        # databases unchanged since (change tokens) instead of digesting them again after the sync
+        same, _how = databases_identical(source, target, sync_ws.root)
+        if not same:
+            raise VerificationError(f"database copy: {target.environment}'s rows differ from {source.environment}'s "
+                                    "after the copy (sha256 of every row)", hint="see the promote's record")
+        return f"{len(out.tables)} tables, row counts and row digests equal on both sides", len(out.tables)
 
     def sync_library() -> tuple[str, Any]:
         if through_snapshot(source, target):

@@ -234,6 +234,8 @@ def run_promote(ctx: StepContext, source_name: str, target_name: str) -> dict[st
     """The promote's phases, each checkpointed in the step's undo handle (a resume continues at the first
     unfinished one). The handle holds B's verified backup and the snapshot taken before it from the moment
     the backup exists, before anything changes: the rollback (`rollback_promote`) needs nothing else."""
+    from mobius.db.api import dump_for_sync
+
     source, target = load_environment(ctx.ws.root, source_name), load_environment(ctx.ws.root, target_name)
     check_promote_places(source, target)
     _clear_interrupted_sync(target, ctx.say)
@@ -250,8 +252,6 @@ def run_promote(ctx: StepContext, source_name: str, target_name: str) -> dict[st
             steps.note(name, SKIPPED, reason)
         steps.run("validate", lambda: _validate(target), redo_safe=True)
         return handle
-    before = steps.run("snapshot", lambda: ("library, database rows, settings digest", state.snapshot(target)),
-                       redo_safe=True)
 
     def backup() -> tuple[str, Any]:
         taken = restore_point.take(target, ctx.progress)
@@ -259,9 +259,20 @@ def run_promote(ctx: StepContext, source_name: str, target_name: str) -> dict[st
         restore_point.protect(target, taken.point, "promote")
         return taken.evidence, taken.point.name
 
-    steps.run("backup", backup)
-    ctx.checkpoint("inside:env.promote")
-    _apply(steps, source, target, sync_ws, plan, ctx.progress)
+    with ThreadPoolExecutor(1, thread_name_prefix="promote-source-dump") as pool:
+        # A's dump only reads A (and adds a new file to B's backups folder, where db sync keeps it): taken while
+        # B is snapshotted and backed up, so the database copy, after the backup, only restores it
+        source_dump = None if steps.recorded("database copy") is not None else pool.submit(
+            contextvars.copy_context().run, dump_for_sync, target, source.database_url)
+        try:
+            before = steps.run("snapshot", lambda: ("library, database rows, settings digest",
+                                                    state.snapshot(target)), redo_safe=True)
+            steps.run("backup", backup)
+            ctx.checkpoint("inside:env.promote")
+            _apply(steps, source, target, sync_ws, plan, ctx.progress, source_dump)
+        finally:
+            if source_dump is not None:
+                _wait_out(source_dump)
     return handle
 
 
@@ -333,17 +344,19 @@ def _clear_interrupted_sync(target: Workspace, say: Callable[[str], None]) -> No
 
 
 def _apply(steps: Phases, source: Workspace, target: Workspace, sync_ws: Workspace, plan: dict[str, Any],
-           progress: Any) -> None:
+           progress: Any, source_dump: Future | None = None) -> None:
     """Database copy and library sync (at once, for a folder library: they touch different places, and each
     mostly waits, on the database's tools or on the disk), settings, validate. Every phase here may run
     again after a kill and give the same end (the copy overwrites, the sync is journaled, the settings are
     set to values, validate reads), so each checkpoint goes with the next write (`redo_safe`): the one
-    that must be durable before anything changes, the backup's, was written before."""
+    that must be durable before anything changes, the backup's, was written before. `source_dump`: A's
+    checked dump, being taken since before the backup (db.dump_for_sync)."""
     from mobius.db import sync_databases
     from mobius.media import migrate
 
     def copy_database() -> tuple[str, Any]:  # B's checked dump is in the restore point: no second dump
-        out = sync_databases(target, source.database_url, target.database_url, overwrite=True, dump_target=False)
+        out = sync_databases(target, source.database_url, target.database_url, overwrite=True, dump_target=False,
+                             source_dump=source_dump.result() if source_dump is not None else None)
         # the verify's row digests, taken here while the library sync runs beside: the verify then finds both
         # databases unchanged since (change tokens) instead of digesting them again after the sync
         same, _how = databases_identical(source, target, sync_ws.root)

@@ -1,7 +1,9 @@
 """Benchmark: start-up of the `mobius` command, this tree against a baseline commit, in one run (issue 22).
 
-Times whole processes: `mobius --help`, `mobius version --json` and `mobius history --json` (a command that
-loads a workspace and reads its records). The baseline is the same commands on the source of another commit
+Times whole processes: `mobius --help`, `mobius version --json`, `mobius history --json` (a command that
+loads a workspace and reads its records), and the help of two sub-commands, `mobius golden check --help` and
+`mobius env promote --help` (a sub-command's module imported and its options parsed: the start-up every
+command of that group pays before its own work). The baseline is the same commands on the source of another commit
 (default: main), extracted with `git archive` and put first on PYTHONPATH; the two run in turn (A B A B ...)
 so that a drift of the shared machine's speed moves both. Prints the median wall time of each and the
 ratio this tree / baseline per command (below 1: faster), for wall time and for the CPU time of
@@ -23,7 +25,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-COMMANDS = {"--help": ["--help"], "version": ["version", "--json"], "history": ["history", "--json"]}
+COMMANDS = {"--help": ["--help"], "version": ["version", "--json"], "history": ["history", "--json"],
+            "golden -h": ["golden", "check", "--help"], "promote -h": ["env", "promote", "--help"]}
 
 
 def extract(ref: str, into: Path) -> Path:

@@ -124,7 +124,8 @@ def run_small(args: argparse.Namespace) -> None:
                                        "-w", str(ws), "--json"])
         print(f"  mobius media migrate, first run {seconds:.2f} s, peak {peak:.0f} MiB (target < 300 MiB)")
         return
-    samples: dict[str, list[float]] = {"ours": [], "limit": [], "again": [], "rsync_again": [], "peak": []}
+    samples: dict[str, list[float]] = {"ours": [], "limit": [], "again": [], "rsync_again": [], "peak": [],
+                                       "ours_cpu": [], "limit_cpu": []}
     for trial in range(args.repeat):
         for folder in (target, limit_dst, DATA / "ws-small"):
             shutil.rmtree(folder, ignore_errors=True)
@@ -133,17 +134,23 @@ def run_small(args: argparse.Namespace) -> None:
 
         def ours(cmd: list[str] = cmd) -> None:
             drop_caches()
+            before = children_cpu()
             seconds, _, peak = peak_timed(cmd)
+            samples["ours_cpu"].append(children_cpu() - before)
             samples["ours"].append(seconds)
             samples["peak"].append(peak)
 
         def limit() -> None:
             drop_caches()
+            before = children_cpu()
             samples["limit"].append(durable_limit(src, limit_dst, args.small))
+            samples["limit_cpu"].append(children_cpu() - before)
 
         for side in ((ours, limit) if trial % 2 == 0 else (limit, ours)):
             side()
-        print(f"  trial {trial + 1}: mobius {samples['ours'][-1]:.2f} s, durable limit {samples['limit'][-1]:.2f} s")
+        print(f"  trial {trial + 1}: mobius {samples['ours'][-1]:.2f} s (CPU {samples['ours_cpu'][-1]:.2f} s), "
+              f"durable limit {samples['limit'][-1]:.2f} s (CPU {samples['limit_cpu'][-1]:.2f} s), "
+              f"load {os.getloadavg()[0]:.1f}")
     # re-runs, nothing changed: the source stays the library (issue 25's re-run); page cache warm on both sides
     # (one untimed run each first), interleaved
     again_cmd = ["env", f"MOBIUS_LIBRARY_DIR={src}", *MOBIUS, "media", "migrate", "--to", str(target), "--no-backup",
@@ -252,6 +259,12 @@ def run_timed(cmd: list[str]) -> tuple[float, str]:
 
 def timed(cmd: list[str]) -> float:
     return run_timed(cmd)[0]
+
+
+def children_cpu() -> float:
+    """User + sys seconds of every child waited for so far (the copy's worker processes included)."""
+    times = os.times()
+    return times.children_user + times.children_system
 
 
 def cpu_timed(cmd: list[str]) -> tuple[float, float]:

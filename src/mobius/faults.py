@@ -93,6 +93,17 @@ def free_bytes() -> int | None:
     return int(fake) if fake else None
 
 
+class _LocalCount:
+    """multiprocessing.Value's interface, for when no pause point is set (nothing counts then)."""
+
+    def __init__(self) -> None:
+        self.value = 0
+        self._lock = threading.Lock()
+
+    def get_lock(self) -> threading.Lock:
+        return self._lock
+
+
 class FaultHooks:
     """The media copier's hooks: a slow copy and a pause at a named point (see the module docstring)."""
 
@@ -102,9 +113,12 @@ class FaultHooks:
         point, _, nth = pause.partition(":")
         self.point = point or None
         self.nth = int(nth or 1)
-        self.count = 0
+        self.count = _LocalCount()
+        if self.point and hasattr(os, "fork"):  # counted across the copy's worker processes (forked later) too
+            import multiprocessing
+
+            self.count = multiprocessing.get_context("fork").Value("i", 0)
         self.marker = state / PAUSE_FILE
-        self._lock = threading.Lock()
 
     def chunk(self) -> None:
         if self.slow:
@@ -113,9 +127,9 @@ class FaultHooks:
     def reached(self, point: str, path: str = "") -> None:
         if point != self.point:
             return
-        with self._lock:
-            self.count += 1
-            if self.count != self.nth:
+        with self.count.get_lock():
+            self.count.value += 1
+            if self.count.value != self.nth:
                 return
         partial = self.marker.with_name(self.marker.name + ".partial")  # a test reads it whole or not at all
         partial.write_text(f"{point} {path}\n")

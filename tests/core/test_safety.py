@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ from mobius.safety.diskspace import require_free_space
 from mobius.safety.hashing import hash_files, sha256_file
 from mobius.safety.leftovers import sweep
 from mobius.safety.lock import FileLock
+from mobius.safety.process import process_alive
 
 ODD_NAMES = ["plain.png", "with space.jpg", "芸者 Mai.png", "back\\slash.png", "new\nline.png"]
 
@@ -104,3 +106,20 @@ def test_lock_refuses_second_process_and_dies_with_its_holder(tmp_path: Path) ->
         holder.wait()
     with FileLock(lock_path, timeout=1):  # the kernel released the dead holder's lock
         pass
+
+
+def test_a_zombie_counts_as_gone_and_a_running_process_as_alive():
+    """A killed copy worker whose parent died may stay a zombie (nobody reaps it); its temp files are sweepable."""
+    running = subprocess.Popen(["sleep", "30"])
+    ended = subprocess.Popen(["true"])
+    try:
+        deadline = time.monotonic() + 10
+        while b") Z" not in Path(f"/proc/{ended.pid}/stat").read_bytes() and time.monotonic() < deadline:
+            time.sleep(0.01)  # not waited for: a zombie until ended.wait()
+        assert process_alive(running.pid)
+        assert not process_alive(ended.pid)
+    finally:
+        running.kill()
+        running.wait()
+        ended.wait()
+    assert not process_alive(ended.pid)

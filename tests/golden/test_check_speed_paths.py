@@ -111,3 +111,28 @@ def test_differences_of_8_bit_thumbnails_equal_the_float_definition(frames: int)
         fast, slow = measure(golden, current), measure(as_float["golden"], as_float["current"])
         assert fast.dtype == slow.dtype and np.array_equal(fast, slow)
         assert np.array_equal(measure(golden, golden), measure(as_float["golden"], as_float["golden"]))
+
+
+def test_the_worst_frames_kept_during_the_decode_are_those_of_the_failing_ranges(clip: Path):
+    """`WorstFrames` keeps, for each run `ranges_over` finds (gaps bridged, the first of equal worsts), the
+    plane of its worst frame, as a decode at that frame's time gives it."""
+    from mobius.golden.timeline import WorstFrames, ranges_over
+    from mobius.measure.decode import FrameSignatures, read_media
+
+    _, plain = read_every_frame(clip, [1.0], with_audio=False)
+    golden = {p: plain.planes()[p].copy() for p in thumbnails.PLANES}
+    changes = {10: 30, 11: 40, 12: 90, 13: 40, 16: 95, 40: 60, 42: 60, 70: 20, 99: 50}  # frame: levels
+    for index, levels in changes.items():
+        golden["y" if index % 2 else "u"][index, :4] = np.clip(golden["y" if index % 2 else "u"][index, :4]
+                                                               .astype(int) + levels, 0, 255)
+    golden_signatures = FrameSignatures(golden["y"], golden["u"], golden["v"], plain.times)
+    keeper = WorstFrames(golden_signatures, 12.0)
+    _, frames = read_every_frame(clip, [1.0], with_audio=False, on_frame=keeper.see)
+    kept = keeper.planes()
+
+    ranges = ranges_over(thumbnails.content_difference(golden, frames.planes()), 12.0, frames.times, 1 / 30)
+    assert len(ranges) >= 3
+    assert sorted(kept) == [r["index"] for r in ranges]
+    for index, plane in kept.items():
+        t = float(frames.times[index])
+        assert np.array_equal(plane, read_media(clip, [t], with_audio=False).frames[t])

@@ -107,46 +107,81 @@ def test_gaussian_blur_matches_scipy_gaussian_filter_including_edges() -> None:
     assert np.abs(gaussian_blur(plane) - expected).max() < 1e-9
 
 
-def test_frames_decoded_ahead_are_the_decoders_frames_in_order(approved: Path):
-    """The decode's own thread hands over every frame, in order, with the pictures a plain decode gives."""
-    import av
+def _ssim_map_filtering_everything(x, y):
+    """The SSIM map by the definition: the five statistics blurred over the whole plane, then the formula."""
+    from mobius.measure.ssim import DATA_RANGE, K1, K2, gaussian_blur
 
-    from mobius.measure.decode import _decoded_ahead, luma
-
-    video = approved / "out" / GAME / "preview.mp4"
-    with av.open(str(video)) as plain, av.open(str(video)) as ahead:
-        expected = [(f.pts, luma(f).tobytes()) for f in plain.decode(plain.streams.video[0])]
-        got = [(f.pts, luma(f).tobytes()) for f in _decoded_ahead(ahead, ahead.streams.video[0])]
-    assert len(got) == len(expected) > 100
-    assert got == expected
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    mu_x, mu_y, xx, yy, xy = (gaussian_blur(m) for m in (x, y, x * x, y * y, x * y))
+    c1, c2 = (K1 * DATA_RANGE) ** 2, (K2 * DATA_RANGE) ** 2
+    return ((2 * mu_x * mu_y + c1) * (2 * (xy - mu_x * mu_y) + c2)) / (
+        (mu_x * mu_x + mu_y * mu_y + c1) * ((xx - mu_x * mu_x) + (yy - mu_y * mu_y) + c2))
 
 
-def test_leaving_the_frames_decoded_ahead_early_stops_their_thread(approved: Path):
-    import threading
+@pytest.mark.parametrize("rows", [(0,), (36,), (37,), (31, 32), (100, 101, 102), (539,), (270, 5)])
+def test_ssim_map_of_a_local_change_is_the_whole_plane_filtering_to_the_bit(rows: tuple[int, ...]) -> None:
+    """Rows whose window holds equal pixels are set to 1.0 without filtering: the map must still be, bit for
+    bit, the one filtering every row gives (a change just inside or outside a chunk's window included)."""
+    from mobius.measure.ssim import ssim_map
 
-    import av
-
-    from mobius.measure.decode import _decoded_ahead
-
-    video = approved / "out" / GAME / "preview.mp4"
-    with av.open(str(video)) as container:
-        frames = _decoded_ahead(container, container.streams.video[0], depth=2)
-        for index, _ in enumerate(frames):
-            if index == 5:
-                break
-        frames.close()
-        assert not [t for t in threading.enumerate() if t.name == "mobius-decode"]
+    rng = np.random.default_rng(sum(rows))
+    golden = rng.integers(0, 256, size=(540, 64), dtype=np.uint8)
+    current = golden.copy()
+    for row in rows:
+        current[row, int(rng.integers(0, 64))] ^= 0x5A
+    expected = _ssim_map_filtering_everything(golden, current)
+    got = ssim_map(golden, current)
+    assert got.tobytes() == expected.tobytes()
+    assert (expected != 1.0).any()
 
 
-def test_an_error_in_the_decode_thread_is_raised_in_the_caller(approved: Path):
-    """Any exception, not only FFmpeg's: here PyAV's TypeError for something that is not a stream."""
-    import threading
+def test_ssim_map_of_a_boxed_frame_is_the_whole_plane_filtering_to_the_bit(frames: dict) -> None:
+    from mobius.measure.ssim import ssim_map
 
-    import av
+    for other in (frames["boxed"], frames["jpeg"]):
+        assert ssim_map(frames["golden"], other).tobytes() == \
+            _ssim_map_filtering_everything(frames["golden"], other).tobytes()
 
-    from mobius.measure.decode import _decoded_ahead
 
-    with av.open(str(approved / "out" / GAME / "preview.mp4")) as container, \
-            pytest.raises(TypeError, match="Stream"):
-        list(_decoded_ahead(container, object()))
-    assert not [t for t in threading.enumerate() if t.name == "mobius-decode"]
+def _blended(backdrop, level, threshold: float):
+    """The heat-map definition: HEAT's colour where level > threshold, else the backdrop at 35 %, both as
+    full-size float pictures, + 0.5, clipped and truncated to 8 bits."""
+    from mobius.golden.report import HEAT
+
+    xs = [p for p, _ in HEAT]
+    rgb = np.stack([np.interp(level, xs, [c[k] for _, c in HEAT]) for k in range(3)], axis=-1)
+    backdrop = np.asarray(backdrop, dtype=np.float64)[..., None] * 0.35
+    return np.clip(np.where(level[..., None] > threshold, rgb, backdrop) + 0.5, 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_heat_maps_are_the_blend_of_two_full_size_pictures_to_the_bit(seed: int, tmp_path: Path) -> None:
+    """The heat maps colour only the pixels they show and dim the rest by a table: the bytes must still be
+    those of blending a full-size colour picture with a full-size dimmed one."""
+    from mobius.golden.report import block_debug_images, heatmap
+    from mobius.measure.ssim import ssim_map
+
+    rng = np.random.default_rng(seed)
+    golden = rng.integers(0, 256, size=(540, 960), dtype=np.uint8)
+    current = golden.copy()
+    current[200:330, 370:590] = rng.integers(0, 256, size=(130, 220))
+    if seed == 3:
+        current = rng.integers(0, 256, size=golden.shape, dtype=np.uint8)
+    similarity = ssim_map(golden, current)
+    level = np.clip(np.clip(1.0 - similarity, 0.0, 1.0) / 0.5, 0.0, 1.0)
+    assert heatmap(golden, current, similarity).tobytes() == _blended(golden, level, 0.02).tobytes()
+
+    blocks = {p: rng.integers(0, 256, size=s, dtype=np.uint8) for p, s in (("y", (36, 64)), ("u", (18, 32)),
+                                                                           ("v", (18, 32)))}
+    mine = {p: b.copy() for p, b in blocks.items()}
+    mine["y"][5:9, 10:20] = np.clip(mine["y"][5:9, 10:20].astype(int) + 9 * (seed + 1), 0, 255)
+    mine["u"][3:5, 20:25] = 255 - mine["u"][3:5, 20:25]
+    loss = np.abs(blocks["y"].astype(np.float32) - mine["y"].astype(np.float32))
+    for plane in ("u", "v"):
+        chroma = np.abs(blocks[plane].astype(np.float32) - mine[plane].astype(np.float32))
+        loss = np.maximum(loss, np.kron(chroma, np.ones((2, 2), dtype=np.float32)))
+    rows = np.arange(540) * 36 // 540
+    cols = np.arange(960) * 64 // 960
+    expected = _blended(current, np.clip(loss[rows][:, cols] / 64.0, 0.0, 1.0), 0.05)
+    written = block_debug_images(tmp_path, "range", current, blocks, mine)
+    assert np.asarray(Image.open(written["diff"])).tobytes() == expected.tobytes()

@@ -18,7 +18,6 @@ import typer
 
 from mobius.cli.context import current
 from mobius.cli.output import emit
-from mobius.config import is_secret_field
 from mobius.masking import MASK, VARIABLE_NAME, is_secret_name, mask_text
 
 YES = typer.Option(False, "--yes", "-y", help="Answer yes to every confirmation (needed without a terminal).")
@@ -79,6 +78,7 @@ def describe_dry_run(func: Callable[..., Any], args: tuple[Any, ...], kwargs: di
 def _shown(values: dict[str, Any]) -> dict[str, Any]:
     """The values as a dry run may print them: URL passwords masked; a secret's value (`config set
     MOBIUS_API_TOKEN VALUE`, or an option named like a secret) replaced by the mask."""
+    from mobius.config import is_secret_field  # here for start-up time: a command's --help needs no settings
 
     def names_secret(value: object) -> bool:
         return isinstance(value, str) and bool(VARIABLE_NAME.match(value)) and is_secret_name(value)

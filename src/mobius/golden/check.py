@@ -114,7 +114,7 @@ def check_video(ws: Workspace, slug: str, video: Path, *, overrides: dict[str, f
     import time
 
     from mobius.golden.signatures import read_signatures
-    from mobius.golden.timeline import measure_sound, skipped_checks
+    from mobius.golden.timeline import WorstFrames, measure_sound, motion, skipped_checks
     from mobius.measure.alignment import CostRows
     from mobius.measure.decode import MediaSample, checked_facts, read_every_frame, read_media
 
@@ -125,7 +125,7 @@ def check_video(ws: Workspace, slug: str, video: Path, *, overrides: dict[str, f
     limits = golden.thresholds.merged(overrides)
     progress.start(f"golden check {slug}", total=3, unit="steps")
     heard = None
-    costs = sound = None
+    costs = sound = worst = golden_motion = None
     similarities: dict[float, tuple] = {}
     if signatures is not None:
         same = _same_streams(golden, signatures, Path(video))
@@ -144,13 +144,18 @@ def check_video(ws: Workspace, slug: str, video: Path, *, overrides: dict[str, f
                 expected = {t: pool.submit(golden.plane, t) for t in golden.frames}
                 if listening is None:  # the golden's own soundtrack, measured against itself beside the decode
                     sound = pool.submit(measure_sound, signatures.audio, signatures.audio, limits)
-                # the alignment's costs between frames, while FFmpeg's threads decode the next ones
-                costs = CostRows(signatures.frames.y) if signatures.frames.y.dtype == "uint8" else None
+                golden_motion = pool.submit(motion, signatures.frames)  # the golden's alone: beside the decode
+                # the alignment's costs between frames, while FFmpeg's threads decode the next ones, and
+                # the worst frame of each failing run as it passes
+                eight_bit = signatures.frames.y.dtype == "uint8"
+                costs = CostRows(signatures.frames.y) if eight_bit else None
+                worst = WorstFrames(signatures.frames, limits.frame_diff) if eight_bit else None
                 sample, frames = read_every_frame(
                     Path(video), golden.frames, with_audio=False,
                     on_pinned=lambda t, plane: pinned.setdefault(
                         t, pool.submit(_similarity, golden, t, plane, expected.get(t))),
-                    on_luma=costs.add if costs is not None else None)
+                    on_luma=costs.add if costs is not None else None,
+                    on_frame=worst.see if worst is not None else None)
             heard = listening.result() if listening is not None else _heard_in_golden(golden, signatures)
             if sound is not None:
                 heard.measures = sound.result()
@@ -164,8 +169,9 @@ def check_video(ws: Workspace, slug: str, video: Path, *, overrides: dict[str, f
         shutil.rmtree(debug_dir)
     report = GoldenVerdict(slug, Path(video).resolve(), golden.folder, limits, planes=sample.frames)
     # the pinned frames' verdicts and heat maps (PNG encoding and fsync, which release the GIL) in a
-    # thread of their own, beside the timeline checks and their heat maps
-    with ThreadPoolExecutor(max_workers=1) as writer:
+    # thread of their own, beside the timeline checks; the worst frames of failing ranges decoded again
+    # and drawn in a second one, beside the timing and sound checks
+    with ThreadPoolExecutor(max_workers=2) as writer:
         pinned_checks = writer.submit(_frame_checks, golden, dict(sample.frames), limits, debug_dir, similarities)
         later = _audio_checks(golden, sample.audio, sample.sample_rate, limits,
                               stats=heard.stats if heard is not None else None)
@@ -174,7 +180,9 @@ def check_video(ws: Workspace, slug: str, video: Path, *, overrides: dict[str, f
             later += skipped_checks(slug, f"the golden is format {golden.meta.get('format', 1)}, "
                                           "without signatures of every frame and of the soundtrack")
         else:
-            later += _timeline_checks(report, signatures, heard, frames, limits, Path(video), debug_dir, costs)
+            later += _timeline_checks(report, signatures, heard, frames, limits, Path(video), debug_dir, costs,
+                                      writer, worst.planes() if worst is not None else {},
+                                      golden_motion.result() if golden_motion is not None else None)
         report.checks += pinned_checks.result()
     progress.advance()
     report.checks += later
@@ -251,22 +259,46 @@ def _listen(video: Path, golden_db, limits: Thresholds) -> Heard:
 
 
 def _timeline_checks(report: GoldenVerdict, signatures, heard: Heard, frames, limits: Thresholds, video: Path,
-                     debug_dir: Path | None, costs: CostRows | None = None) -> list[GoldenCheck]:
-    from mobius.golden.timeline import compare, debug_images
-    from mobius.measure.decode import read_media
+                     debug_dir: Path | None, costs: CostRows | None, writer: ThreadPoolExecutor,
+                     kept: dict[int, object], golden_motion) -> list[GoldenCheck]:
+    from mobius.golden.timeline import compare
 
-    found = compare(signatures, frames, heard.bands, limits, costs=costs, heard=heard.measures)
+    drawn: list[Future] = []
+
+    def draw(worst: list[tuple[int, int]]) -> None:
+        drawn.append(writer.submit(_worst_frames, signatures, frames, worst, video, debug_dir, kept))
+
+    found = compare(signatures, frames, heard.bands, limits, costs=costs, heard=heard.measures,
+                    golden_motion=golden_motion, on_worst=draw)
     report.timelines = found.timelines
     content = next(c for c in found.checks if c.name == "frames.content")
-    if found.worst_frames:
-        times = [float(frames.times[i]) for i, _ in found.worst_frames]
-        planes = read_media(video, times, with_audio=False).frames
+    if drawn:
+        planes, written = drawn[0].result()
         report.planes.update(planes)
-        if debug_dir is not None:
-            written = debug_images(debug_dir, signatures, frames, found.worst_frames, planes)
-            for r in content.ranges:
-                for kind, path in written.get(f"{r['worst_at']:.3f}", {}).items():
-                    content.files[f"{r['worst_at']:.2f}s {kind}"] = path
+        for r in content.ranges:
+            for kind, path in written.get(f"{r['worst_at']:.3f}", {}).items():
+                content.files[f"{r['worst_at']:.2f}s {kind}"] = path
     for r in content.ranges:
         r.pop("index", None)
     return found.checks
+
+
+def _worst_frames(signatures, frames, worst: list[tuple[int, int]], video: Path, debug_dir: Path | None,
+                  kept: dict[int, object]) -> tuple[dict[float, object], dict[str, dict[str, Path]]]:
+    """The full frames at the worst of each failing range, and their debug pictures: (planes by time, files
+    by time). Planes `kept` during the decode (`timeline.WorstFrames`, by frame index) are used; the others
+    are decoded again (the decode keeps only thumbnails)."""
+    from mobius.golden.timeline import debug_images
+    from mobius.measure.decode import read_media
+
+    index_at = {float(frames.times[i]): i for i, _ in worst}
+    again = [t for t, i in index_at.items() if not _kept_frame(kept, i, frames.times)]
+    decoded = read_media(video, again, with_audio=False).frames if again else {}
+    planes = {t: decoded[t] if t in decoded else kept[index_at[t]] for t in sorted(index_at)}
+    written = debug_images(debug_dir, signatures, frames, worst, planes) if debug_dir is not None else {}
+    return planes, written
+
+
+def _kept_frame(kept: dict[int, object], index: int, times) -> bool:
+    """Whether frame `index`'s kept plane is the one a decode at its time shows (the last frame at that time)."""
+    return index in kept and (index + 1 == len(times) or times[index + 1] > times[index])

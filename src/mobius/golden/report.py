@@ -25,13 +25,40 @@ def heatmap(expected, current, similarity=None):
     from mobius.measure.ssim import ssim_map
 
     similarity = ssim_map(expected, current) if similarity is None else similarity
-    loss = np.clip(1.0 - similarity, 0.0, 1.0)
-    level = np.clip(loss / 0.5, 0.0, 1.0)
+    level = np.clip(np.clip(1.0 - similarity, 0.0, 1.0) / 0.5, 0.0, 1.0)
+    return _heat_over(expected, level, 0.02)
+
+
+def _heat_over(backdrop, level, threshold: float):
+    """RGB uint8: HEAT's colour of `level` (0-1) where it exceeds `threshold`, elsewhere the 8-bit `backdrop`
+    dimmed to 35 %.
+
+    Each pixel is computed by the same float operations as blending two full-size float pictures would
+    (colour + 0.5, or backdrop * 0.35 + 0.5, clipped and truncated), but the dimmed backdrop comes from a
+    256-entry table and the colours only where they are shown: the same bytes in a fraction of the time
+    (the box's heat maps: 36-57 -> about 10 ms, measured)."""
+    picture = _dimmed(backdrop)
+    hot = level > threshold
+    if hot.any():
+        picture[hot] = _heat_colours(level[hot])
+    return picture
+
+
+def _dimmed(backdrop):
+    """(h, w, 3) uint8: an 8-bit plane at 35 % (v * 0.35 + 0.5, clipped, truncated), by a 256-entry table."""
+    import numpy as np
+
+    table = np.clip(np.arange(256, dtype=np.float64) * 0.35 + 0.5, 0, 255).astype(np.uint8)
+    return np.repeat(table[np.asarray(backdrop, dtype=np.uint8)][..., None], 3, axis=-1)
+
+
+def _heat_colours(level):
+    """(n, 3) uint8 HEAT colours of a 1-D array of levels (0-1)."""
+    import numpy as np
+
     xs = [p for p, _ in HEAT]
     rgb = np.stack([np.interp(level, xs, [c[k] for _, c in HEAT]) for k in range(3)], axis=-1)
-    backdrop = np.asarray(expected, dtype=np.float64)[..., None] * 0.35
-    mix = np.where(level[..., None] > 0.02, rgb, backdrop)
-    return np.clip(mix + 0.5, 0, 255).astype(np.uint8)
+    return np.clip(rgb + 0.5, 0, 255).astype(np.uint8)
 
 
 def _png(array, path: Path) -> Path:
@@ -68,11 +95,13 @@ def block_debug_images(debug: Path, stem: str, current, golden_blocks: dict, cur
         loss = np.maximum(loss, np.kron(chroma, np.ones(scale, dtype=np.float32))[:luma_rows, :luma_cols])
     rows = np.minimum(np.arange(height) * luma_rows // height, luma_rows - 1)
     cols = np.minimum(np.arange(width) * luma_cols // width, luma_cols - 1)
-    level = np.clip(loss[rows][:, cols] / 64.0, 0.0, 1.0)
-    xs = [p for p, _ in HEAT]
-    rgb = np.stack([np.interp(level, xs, [c[k] for _, c in HEAT]) for k in range(3)], axis=-1)
-    backdrop = np.asarray(current, dtype=np.float64)[..., None] * 0.35
-    mix = np.clip(np.where(level[..., None] > 0.05, rgb, backdrop) + 0.5, 0, 255).astype(np.uint8)
+    # each block's level and colour once, then enlarged (indexing copies values: the same pixels as
+    # computing them on the enlarged picture)
+    level = np.clip(loss / 64.0, 0.0, 1.0)
+    mix = _dimmed(current)
+    hot = (level > 0.05)[rows][:, cols]
+    if hot.any():
+        mix[hot] = _heat_colours(level.ravel()).reshape(*level.shape, 3)[rows][:, cols][hot]
     enlarged = np.asarray(golden_blocks["y"], dtype=np.uint8)[rows][:, cols]
     return {"current": _png(np.ascontiguousarray(current), debug / f"{stem}_current.png"),
             "golden": _png(enlarged, debug / f"{stem}_golden.png"),

@@ -14,6 +14,7 @@ A golden without signatures (format 1) yields these checks as skipped, saying ho
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,11 +68,15 @@ def _range_text(what: str, ranges: list[dict[str, float]], unit: str, limit: flo
 
 
 def compare(golden: Signatures, frames: FrameSignatures, audio_db, limits: Thresholds, *,
-            costs: alignment.CostRows | None = None, heard: SoundMeasures | None = None) -> Comparison:
+            costs: alignment.CostRows | None = None, heard: SoundMeasures | None = None,
+            golden_motion=None, on_worst: Callable[[list[tuple[int, int]]], None] | None = None) -> Comparison:
     """Every timeline check of a decoded video (`frames`, `audio_db`) against the golden's signatures.
 
     Parts measured ahead, while the picture decodes, may be passed in: `costs`, the alignment's costs
-    (`alignment.CostRows`); `heard`, `measure_sound(golden.audio, audio_db, limits)`.
+    (`alignment.CostRows`); `heard`, `measure_sound(golden.audio, audio_db, limits)`; `golden_motion`,
+    `motion(golden.frames)`. `on_worst` gets the worst frame of each failing `frames.content` range
+    (`Comparison.worst_frames`) as soon as they are known, before the timing and sound checks, so their
+    debug pictures can be made beside those.
     """
     import numpy as np
 
@@ -85,21 +90,20 @@ def compare(golden: Signatures, frames: FrameSignatures, audio_db, limits: Thres
 
     matched = alignment.align(golden.frames.y, frames.y, costs=costs)
     path = matched.path
-    current_motion = np.concatenate([[0.0], thumbnails.largest_block_difference(
-        thumbnails.take(frames.planes(), np.arange(len(frames) - 1)),
-        thumbnails.take(frames.planes(), np.arange(1, len(frames))))]) if len(frames) else np.zeros(0)
-    golden_motion = np.concatenate([[0.0], thumbnails.largest_block_difference(
-        thumbnails.take(golden.frames.planes(), np.arange(len(golden.frames) - 1)),
-        thumbnails.take(golden.frames.planes(), np.arange(1, len(golden.frames))))])
-    frozen = alignment.frozen_runs(matched, current_motion, golden_motion)
-    matched = alignment.with_frozen(matched, frozen)
-
     if len(frames):
         difference = thumbnails.content_difference(thumbnails.take(golden.frames.planes(), path), frames.planes())
     else:
         difference = np.zeros(0)
     frame_ranges = ranges_over(difference, limits.frame_diff, times, step)
     worst += [(r["index"], int(path[r["index"]])) for r in frame_ranges]
+    if on_worst is not None and worst:
+        on_worst(list(worst))
+
+    current_motion = motion(frames) if len(frames) else np.zeros(0)
+    golden_motion = motion(golden.frames) if golden_motion is None else golden_motion
+    frozen = alignment.frozen_runs(matched, current_motion, golden_motion)
+    matched = alignment.with_frozen(matched, frozen)
+
     measured = round(float(difference.max()), 3) if difference.size else None
     checks.append(GoldenCheck("frames.content", "frames", not frame_ranges and measured is not None, measured,
                         limits.frame_diff, rule="<=", ranges=frame_ranges,
@@ -129,6 +133,83 @@ def compare(golden: Signatures, frames: FrameSignatures, audio_db, limits: Thres
     video_offset = float(matched.start_offset) * step
     checks += _audio_checks(heard or measure_sound(golden.audio, audio_db, limits), limits, video_offset, timelines)
     return Comparison(checks, timelines, worst)
+
+
+class WorstFrames:
+    """The full luma plane of the worst frame of each run of frames that fail `frames.content` against the
+    golden frame of the same index, kept while the picture decodes (the decode keeps only thumbnails).
+
+    Runs and worst frames are `ranges_over`'s (gaps of < GAP frames bridged, the first of equal worsts).
+    Without a timing fault the alignment is that diagonal, and these are the frames the failing ranges'
+    debug pictures show, which then need no second decode: that decode starts at the keyframe before each
+    one (up to 250 frames of an ffmpeg-made file, 20-120 ms). Any other worst frame is decoded again, so
+    the pictures never depend on this guess. A frame's check costs about 20 us (its largest block
+    difference, all three planes in one subtraction; the content difference only above it); at most
+    `most` planes are kept.
+    """
+
+    def __init__(self, golden: FrameSignatures, limit: float, *, most: int = 16):
+        import numpy as np
+
+        from mobius.measure import thumbnails
+        from mobius.measure.decode import luma
+
+        self.golden = golden.planes()
+        # each golden frame's three planes in one row, widened, so a frame's largest block difference is
+        # one subtraction (16-18 against 26-30 ms for 900 frames plane by plane, measured)
+        self._rows = np.concatenate([self.golden[p].reshape(len(self.golden[p]), -1) for p in thumbnails.PLANES],
+                                    axis=1).astype(np.int16)
+        self._content, self._luma, self._planes = thumbnails.content_difference, luma, thumbnails.PLANES
+        self.limit = limit
+        self.most = most
+        self.kept: dict[int, object] = {}
+        self._run: list | None = None  # [last failing frame, worst value, worst frame, its plane]
+
+    def see(self, index: int, stores: list, frame) -> None:  # noqa: ANN001 - a decoded av frame
+        """`read_every_frame`'s `on_frame`: frame `index` and the thumbnails so far ([y, u, v])."""
+        import numpy as np
+
+        if index >= len(self._rows):
+            return
+        d = np.concatenate([store[index].ravel() for store in stores]) - self._rows[index]
+        if d.max() <= self.limit and -int(d.min()) <= self.limit:
+            return
+        row = slice(index, index + 1)
+        value = float(self._content({p: self.golden[p][row] for p in self._planes},
+                                    dict(zip(self._planes, (store[row] for store in stores), strict=True)))[0])
+        if value <= self.limit:
+            return
+        run = self._run
+        if run is not None and index - run[0] > GAP:
+            self._close()
+            run = None
+        if run is None:
+            self._run = [index, value, index, self._luma(frame)]
+            return
+        run[0] = index
+        if value > run[1]:
+            run[1:] = [value, index, self._luma(frame)]
+
+    def planes(self) -> dict[int, object]:
+        """The kept planes by frame index."""
+        self._close()
+        return self.kept
+
+    def _close(self) -> None:
+        if self._run is not None and len(self.kept) < self.most:
+            self.kept[self._run[2]] = self._run[3]
+        self._run = None
+
+
+def motion(frames: FrameSignatures):
+    """How far each frame moved from the one before (its largest block difference in any plane; 0 for the first)."""
+    import numpy as np
+
+    from mobius.measure import thumbnails
+
+    return np.concatenate([[0.0], thumbnails.largest_block_difference(
+        thumbnails.take(frames.planes(), np.arange(len(frames) - 1)),
+        thumbnails.take(frames.planes(), np.arange(1, len(frames))))])
 
 
 def _rounded(values, digits: int = 3) -> list[float]:

@@ -8,8 +8,7 @@ decode of the same video are byte-identical.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import closing, suppress
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -23,8 +22,6 @@ EPSILON = 1e-6
 # clock in-process at load 13-14 (alternating runs, medians of 6 and 8; docs/golden.md, Speed).
 EVERY_FRAME_THREADS = "AUTO"
 EVERY_FRAME_THREAD_COUNT = 6
-# frames decoded ahead of the thumbnails by the decode's own thread (`_decoded_ahead`)
-DECODED_AHEAD = 4
 PLANAR_YUV = {"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p", "yuv420p10le", "nv12"}
 
 
@@ -279,16 +276,22 @@ class FrameSignatures:
 
 
 def _every_frame(container, times: list[float], on_pinned: Callable[[float, object], None] | None = None,
-                 on_luma: Callable[[object, int], None] | None = None) -> tuple[FrameSignatures, dict[float, object]]:
+                 on_luma: Callable[[object, int], None] | None = None,
+                 on_frame: Callable[[int, list, object], None] | None = None,
+                 ) -> tuple[FrameSignatures, dict[float, object]]:
     """One decode of every frame: its thumbnails, and the luma planes displayed at `times` (the same
     frames `_frames_at` picks by seeking: the last one whose presentation time is <= t).
 
-    Each frame's thumbnails are taken as soon as the decode's thread hands it over (`_decoded_ahead`),
-    while that thread and FFmpeg's frame threads decode the next ones, and the frame is let go at once,
-    so FFmpeg's buffer pool reuses its pictures (holding batches of 30 frames for a second Python thread
-    cost about 0.1 s more CPU in page faults for fresh buffers; docs/golden.md, Speed). `on_pinned(t, plane)`
+    Each frame's thumbnails are taken as soon as PyAV hands it over, while FFmpeg's frame threads decode
+    the next ones, and the frame is let go at once, so FFmpeg's buffer pool reuses its pictures (holding
+    batches of 30 frames for a second Python thread cost about 0.1 s more CPU in page faults for fresh
+    buffers). A Python thread of its own feeding the decoder (4 frames ahead) cost 0.05-0.07 s more CPU
+    in hand-offs and was slower by the wall clock too, at quiet-machine scheduling and at load 5
+    (docs/golden.md, Speed). `on_pinned(t, plane)`
     is called with each plane of `times` as soon as it is known, while the rest of the video decodes;
-    `on_luma(thumbnails, count)` after each frame, with the luma thumbnails so far (the first `count` rows).
+    `on_luma(thumbnails, count)` after each frame, with the luma thumbnails so far (the first `count` rows);
+    `on_frame(index, [y, u, v], frame)` after each frame, with the thumbnails so far and the decoded frame
+    (valid only during the call).
     """
     import numpy as np
 
@@ -309,25 +312,26 @@ def _every_frame(container, times: list[float], on_pinned: Callable[[float, obje
     stamps: list[float] = []
     previous = None
     container.seek(0)
-    with closing(_decoded_ahead(container, video)) as decoded:
-        for frame in decoded:
-            pts = frame.pts
-            when = pts * numerator / denominator if pts is not None else float(frame.time or 0.0)
-            while pending and when > start + pending[0] + EPSILON:
-                if previous is not None:
-                    found[pending[0]] = luma(previous)
-                    if on_pinned is not None:
-                        on_pinned(pending[0], found[pending[0]])
-                pending.pop(0)
-            index = len(stamps)
-            if index == len(stores[0]):  # more frames than the container announced
-                stores = [np.concatenate([store, np.empty_like(store)]) for store in stores]
-            for store, plane in zip(stores, frame_thumbnails(frame), strict=True):
-                store[index] = np.rint(plane, out=plane)  # rounded to 8 bits, as a golden stores them
-            stamps.append(when - start)
-            if on_luma is not None:
-                on_luma(stores[0], index + 1)
-            previous = frame if pending else None
+    for frame in container.decode(video):
+        pts = frame.pts
+        when = pts * numerator / denominator if pts is not None else float(frame.time or 0.0)
+        while pending and when > start + pending[0] + EPSILON:
+            if previous is not None:
+                found[pending[0]] = luma(previous)
+                if on_pinned is not None:
+                    on_pinned(pending[0], found[pending[0]])
+            pending.pop(0)
+        index = len(stamps)
+        if index == len(stores[0]):  # more frames than the container announced
+            stores = [np.concatenate([store, np.empty_like(store)]) for store in stores]
+        for store, plane in zip(stores, frame_thumbnails(frame), strict=True):
+            store[index] = np.rint(plane, out=plane)  # rounded to 8 bits, as a golden stores them
+        stamps.append(when - start)
+        if on_luma is not None:
+            on_luma(stores[0], index + 1)
+        if on_frame is not None:
+            on_frame(index, stores, frame)
+        previous = frame if pending else None
     for t in pending:
         if previous is not None:
             found[t] = luma(previous)
@@ -339,46 +343,6 @@ def _every_frame(container, times: list[float], on_pinned: Callable[[float, obje
     n = len(stamps)
     ys, us, vs = (store[:n] for store in stores)
     return FrameSignatures(ys, us, vs, np.asarray(stamps)), found
-
-
-def _decoded_ahead(container, stream, depth: int = DECODED_AHEAD) -> Iterator:
-    """The decoded frames of `stream`, decoded by a thread of their own while the caller works on the
-    frames before: FFmpeg's frame threads are fed and drained (demuxing, `avcodec_send_packet`, waiting
-    for the oldest frame) beside the caller's thumbnails instead of between them. At most `depth`
-    frames wait, so FFmpeg's buffer pool keeps reusing its pictures. A decode error is raised in the
-    caller; closing the iterator (or leaving its loop) stops the thread and waits for it, so the
-    container can be closed right after.
-    """
-    import queue
-    import threading
-
-    handed: queue.Queue = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-    end = object()
-
-    def decode() -> None:
-        try:
-            for frame in container.decode(stream):
-                handed.put(frame)
-                if stop.is_set():
-                    return
-            handed.put(end)
-        except BaseException as exc:  # noqa: BLE001 - handed over and raised in the caller
-            handed.put(exc)
-
-    worker = threading.Thread(target=decode, name="mobius-decode", daemon=True)
-    worker.start()
-    try:
-        while (item := handed.get()) is not end:
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
-        while worker.is_alive():  # unblock a put on a full queue until the thread has seen `stop`
-            with suppress(queue.Empty):
-                handed.get(timeout=0.05)
-        worker.join()
 
 
 def stream_digests(path: Path) -> dict[str, str]:
@@ -446,16 +410,19 @@ def read_audio(path: Path):
 
 def read_every_frame(path: Path, times: list[float], *, with_audio: bool = True,
                      on_pinned: Callable[[float, object], None] | None = None,
-                     on_luma: Callable[[object, int], None] | None = None) -> tuple[MediaSample, FrameSignatures]:
+                     on_luma: Callable[[object, int], None] | None = None,
+                     on_frame: Callable[[int, list, object], None] | None = None,
+                     ) -> tuple[MediaSample, FrameSignatures]:
     """`read_media` that decodes every frame once: the sample (pinned planes, audio, container facts)
     and the signature of every frame. `on_pinned(t, plane)` gets each plane of `times` as soon as it is
     decoded, `on_luma(thumbnails, count)` the luma thumbnails as they grow (to measure them while the
-    rest decodes). Same errors as `read_media`."""
+    rest decodes); `on_frame(index, [y, u, v], frame)` each frame as it is decoded (`_every_frame`). Same
+    errors as `read_media`."""
     path = Path(path)
     container = _open(path)
     try:
         info = _checked_info(container, path, times)
-        signatures, frames = _every_frame(container, times, on_pinned, on_luma)
+        signatures, frames = _every_frame(container, times, on_pinned, on_luma, on_frame)
         sample = MediaSample(container=info, frames=frames)
         if with_audio and container.streams.audio:
             sample.audio, sample.sample_rate = read_audio(path)

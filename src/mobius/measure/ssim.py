@@ -70,21 +70,39 @@ def ssim_map(golden, current):
     The five local statistics are blurred together, CHUNK_ROWS rows at a time, and the map of those rows
     computed while they are in the cache: 3x faster than whole-plane passes (about 20 against 60 ms for a
     960 x 540 plane, measured), with the same operations on each pixel in the same order, so the same values.
+
+    Rows whose window (the chunk and the blur's radius around it) holds the same pixels in both planes are
+    1.0 without being filtered: there the two planes' statistics are computed from equal inputs in equal
+    order, so mu_x = mu_y and sigma_x^2 = sigma_y^2 = sigma_xy to the bit, and the formula's numerator and
+    denominator are the same number (doubling is exact in floating point). A change confined to part of the
+    picture (a box, a wrong card) then costs only its rows (the box of the tests: 53 -> 14 ms), and the
+    chunks' statistics are built from the chunk's rows alone, not five padded full-size maps (a re-encode,
+    every row filtered: 53 -> 40 ms); the map is, bit for bit, the one filtering every row gives (tested).
     """
     import numpy as np
 
-    x = np.asarray(golden, dtype=np.float64)
-    y = np.asarray(current, dtype=np.float64)
+    x = np.asarray(golden)
+    y = np.asarray(current)
     if x.shape != y.shape:
         raise ValueError(f"planes differ in size: {x.shape} vs {y.shape}")
     height, width = x.shape
-    padded = _padded(np.stack([x, y, x * x, y * y, x * y]))
+    radius = (WINDOW - 1) // 2
+    differs = np.cumsum(np.concatenate([[0], np.any(x != y, axis=1)]))  # differing rows before each row
     weights = _weights()
     c1, c2 = (K1 * DATA_RANGE) ** 2, (K2 * DATA_RANGE) ** 2
     full = np.empty((height, width), dtype=np.float64)
+    padded_x = padded_y = None
     for first in range(0, height, CHUNK_ROWS):
         stop = min(height, first + CHUNK_ROWS)
-        mu_x, mu_y, xx, yy, xy = _blur_rows(padded, weights, first, stop, width)
+        if differs[min(height, stop + radius)] == differs[max(0, first - radius)]:
+            full[first:stop] = 1.0
+            continue
+        if padded_x is None:
+            padded_x, padded_y = _padded(np.stack([x, y]).astype(np.float64))
+        # the chunk's rows of the five padded maps (padding copies values: these are the padded products' rows)
+        rows_x, rows_y = padded_x[first : stop + 2 * radius], padded_y[first : stop + 2 * radius]
+        chunk = np.stack([rows_x, rows_y, rows_x * rows_x, rows_y * rows_y, rows_x * rows_y])
+        mu_x, mu_y, xx, yy, xy = _blur_rows(chunk, weights, 0, stop - first, width)
         var_x = xx - mu_x * mu_x
         var_y = yy - mu_y * mu_y
         cov = xy - mu_x * mu_y

@@ -27,6 +27,7 @@ import shutil
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from mobius.config import setting
 from mobius.faults import FaultHooks
@@ -36,6 +37,9 @@ from mobius.media.local_destination import create_over
 from mobius.safety.atomic import TEMP_PREFIX, sync_filesystem, write_all
 from mobius.safety.hashing import CHUNK, sha256_fd
 from mobius.safety.tree import FILE, Entry
+
+if TYPE_CHECKING:
+    from mobius.media.copy_processes import CopyProcesses
 
 BATCH_FILES = setting("media_batch_files")
 BATCH_BYTES = 128 << 20
@@ -78,7 +82,7 @@ def _unlink(path: str) -> None:
 class LocalBatchCopier:
     """Runs the four steps above on a thread pool, each step over `workers` slices of the batch."""
 
-    def __init__(self, source_root: str, target_root: str, *, hooks: FaultHooks, pool: ThreadPoolExecutor,
+    def __init__(self, source_root: str, target_root: str, *, hooks: FaultHooks, pool: ThreadPoolExecutor | None,
                  workers: int, on_bytes: Callable[[int], None] | None = None, in_place: bool = False):
         self.src = source_root
         self.dst = target_root
@@ -91,24 +95,38 @@ class LocalBatchCopier:
         self.fsync_each = setting("media_sync") == "fsync"
         self.umask = _current_umask()
         self.in_place = in_place
+        self.processes: CopyProcesses | None = None  # write and re-read on these, when set (copy_processes.py)
 
     def copy(self, entries: list[Entry]) -> list[CopyOutcome]:
-        copies = self._map(self._write_ahead, entries, whole=True)
+        copies = self._steps(self._write_ahead, entries)
+        if self.processes is not None and self.on_bytes:  # the workers' progress, reported here
+            self.on_bytes(sum(c.source.size for c in copies if c.error is None))
         written = [c for c in copies if c.error is None]
         if written:
             if self.fsync_each or not sync_filesystem(self.dst):
                 self._map(self._fsync, written)
-            self._map(self._verify_and_publish, written, whole=True)
+            verified = iter(self._steps(self._verify_and_publish, written))
+            copies = [next(verified) if c.error is None else c for c in copies]
         return [c.outcome() for c in copies]
+
+    def _steps(self, step: Callable[[list], list], items: list) -> list:
+        """A step that takes a slice: on the worker processes when there are some, else on the threads."""
+        if self.processes is None or len(items) < 8:
+            return self._map(step, items, whole=True)
+        parts = self._slices(items, self.processes.processes)
+        return list(itertools.chain.from_iterable(self.processes.map(step, parts)))
 
     def _map(self, function: Callable, items: list, *, whole: bool = False) -> list:
         """function over items, in `workers` contiguous slices; `whole`: function takes a slice."""
         each = function if whole else (lambda part: [function(item) for item in part])
         if self.workers <= 1 or len(items) < 8:
             return each(items)
-        step = -(-len(items) // self.workers)
-        slices = [items[i:i + step] for i in range(0, len(items), step)]
-        return list(itertools.chain.from_iterable(self.pool.map(each, slices)))
+        return list(itertools.chain.from_iterable(self.pool.map(each, self._slices(items, self.workers))))
+
+    @staticmethod
+    def _slices(items: list, count: int) -> list[list]:
+        step = -(-len(items) // count)
+        return [items[i:i + step] for i in range(0, len(items), step)]
 
     def _temp_for(self, final: str) -> str:
         slash = final.rfind("/")
@@ -216,7 +234,7 @@ class LocalBatchCopier:
         finally:
             os.close(fd)
 
-    def _verify_and_publish(self, copies: list[_Copy]) -> list[None]:
+    def _verify_and_publish(self, copies: list[_Copy]) -> list[_Copy]:
         """Verify durable copies a window at a time, renaming each verified one to its final name.
 
         Re-reading small files one by one waits on the device once per file; asking for a window's
@@ -231,7 +249,7 @@ class LocalBatchCopier:
                     self._verify(copy, fd)
                 if copy.error is None:
                     self._publish(copy)
-        return []
+        return copies
 
     def _open_uncached(self, copy: _Copy) -> int | None:
         """Open a durable temp file, drop its cached pages and start reading them back from the device."""

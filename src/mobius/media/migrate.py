@@ -10,6 +10,7 @@ not journaled (or changed since) is copied again.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Callable, Iterable
@@ -49,6 +50,7 @@ from mobius.stamps import new_id, utc_iso
 
 if TYPE_CHECKING:  # the copy's modules are loaded when a copy starts: a re-run with nothing to do skips them
     from mobius.media.copier import CopyOutcome
+    from mobius.media.copy_processes import CopyProcesses
 
 log = get_logger()
 
@@ -57,6 +59,8 @@ MIN_FREE_RATIO_DURING = 0.10
 MAX_FAILED_RATIO = 0.05
 PROGRESS_LOG_S = 5.0
 LARGE_FILE = 1 << 20  # from this size a file is copied on its own (fsync + re-read overlap other files)
+COPY_PROCESSES = 4  # worker processes for many small files (copy_processes.py), at most --workers
+PROCESSES_FROM = 256  # files; below, the forks cost more than the threads' hand-offs
 OBJECT_STORE_IN_FLIGHT = 32  # uploads in flight to object storage by default (latency-bound, not CPU); --workers
 
 Say = Callable[[str], None]  # where progress lines for a person go (not a results.Report)
@@ -394,7 +398,7 @@ def _new_id() -> str:
 
 def _apply(run: MigrationRun) -> None:
     """Prepare the target, then copy and verify in batches, each journaled durably in one transaction."""
-    from mobius.media.batch import BATCH_FILES, batches
+    from mobius.media.batch import BATCH_FILES
 
     run.hooks = FaultHooks(run.ws.state)
     _prepare_target(run)
@@ -403,19 +407,29 @@ def _apply(run: MigrationRun) -> None:
     log.info("media.copy.started", migration=record.id, files=plan.files, bytes=plan.bytes, workers=workers)
     run.report(f"copy: {plan.files} files, {human_bytes(plan.bytes)}, {workers} workers, in batches of up to "
                f"{BATCH_FILES} (hash while reading, sync, re-read from disk, rename, journal)")
-    run.progress.start(f"copy + verify {plan.files} files", plan.bytes, unit="bytes")
-    started = last_report = time.monotonic()
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="media-copy") as pool:
-        copy = _batch_copier(run, pool, workers)
-        for batch in batches(plan.todo):
-            _copy_batch(run, batch, copy)
-            if time.monotonic() - last_report >= PROGRESS_LOG_S:
-                last_report = time.monotonic()
-                _log_progress(record.id, run.result, plan.files, plan.bytes, last_report - started)
-            if run.stop is not None:
-                break
+    with contextlib.ExitStack() as stack:
+        processes = _copy_processes(run, workers)  # forked first: this process has no other thread yet
+        if processes is not None:
+            stack.enter_context(processes)
+        run.progress.start(f"copy + verify {plan.files} files", plan.bytes, unit="bytes")
+        pool = stack.enter_context(ThreadPoolExecutor(max_workers=workers, thread_name_prefix="media-copy"))
+        _copy_batches(run, _batch_copier(run, pool, workers, processes))
     run.progress.finish()
     _raise_failures(run)
+
+
+def _copy_batches(run: MigrationRun, copy: Callable[[list[Entry]], list]) -> None:
+    from mobius.media.batch import batches
+
+    plan, record = run.plan, run.record
+    started = last_report = time.monotonic()
+    for batch in batches(plan.todo):
+        _copy_batch(run, batch, copy)
+        if time.monotonic() - last_report >= PROGRESS_LOG_S:
+            last_report = time.monotonic()
+            _log_progress(record.id, run.result, plan.files, plan.bytes, last_report - started)
+        if run.stop is not None:
+            break
 
 
 def _prepare_target(run: MigrationRun) -> None:
@@ -431,7 +445,23 @@ def _prepare_target(run: MigrationRun) -> None:
     run.journal.commit_rows(record.id, [], forget=[*plan.stale, *plan.forget])
 
 
-def _batch_copier(run: MigrationRun, pool: ThreadPoolExecutor, workers: int) -> Callable[[list[Entry]], list]:
+def _copy_processes(run: MigrationRun, workers: int) -> CopyProcesses | None:
+    """Worker processes for the small files' write and re-read steps, where there are enough of them to pay
+    for the forks (see copy_processes.py); None: the copy threads do all of it."""
+    from mobius.media.batch import LocalBatchCopier
+    from mobius.media.copy_processes import CopyProcesses, can_fork
+
+    if not isinstance(run.dest, LocalDestination) or workers < 2 or run.plan.files < PROCESSES_FROM or not can_fork():
+        return None
+    run.dest.in_place = run.record.new_value is None
+    # the copier each worker runs: the steps of one slice, on one thread, progress reported by the parent
+    copier = LocalBatchCopier(str(run.source), str(run.dest.root), hooks=run.hooks, pool=None, workers=1,
+                              in_place=run.dest.in_place)
+    return CopyProcesses(copier, min(workers, COPY_PROCESSES))
+
+
+def _batch_copier(run: MigrationRun, pool: ThreadPoolExecutor, workers: int,
+                  processes: CopyProcesses | None) -> Callable[[list[Entry]], list]:
     """Local folders: the batched copier (one sync per batch). Object storage: `workers` uploads in flight."""
     from mobius.media.batch import LocalBatchCopier
     from mobius.media.copier import copy_file
@@ -447,6 +477,7 @@ def _batch_copier(run: MigrationRun, pool: ThreadPoolExecutor, workers: int) -> 
     run.dest.in_place = run.record.new_value is None
     batch = LocalBatchCopier(str(run.source), str(run.dest.root), hooks=hooks, pool=pool, workers=workers,
                              on_bytes=run.progress.advance, in_place=run.dest.in_place)
+    batch.processes = processes
 
     def local(files: list[Entry]) -> list[CopyOutcome]:
         # large files each overlap their own write, fsync and re-read on the pool; small ones share one sync

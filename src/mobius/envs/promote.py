@@ -353,6 +353,7 @@ def _apply(steps: Phases, source: Workspace, target: Workspace, sync_ws: Workspa
     checked dump, being taken since before the backup (db.dump_for_sync)."""
     from mobius.db import sync_databases
     from mobius.media import migrate
+    from mobius.media.migrate import PROCESSES_FROM
 
     def copy_database() -> tuple[str, Any]:  # B's checked dump is in the restore point: no second dump
         out = sync_databases(target, source.database_url, target.database_url, overwrite=True, dump_target=False,
@@ -379,7 +380,11 @@ def _apply(steps: Phases, source: Workspace, target: Workspace, sync_ws: Workspa
         return (f"{out.planned_files} files copied ({human_bytes(out.planned_bytes)}), {out.skipped} unchanged, "
                 f"every byte re-read at the target"), out.planned_files
 
-    together = not through_snapshot(source, target) and steps.recorded("library sync") is None
+    # not beside the copy when the media migration forks copy processes for many files (PROCESSES_FROM): it
+    # forks while this process has no other thread (a fork keeps only the forking thread, and any lock another
+    # one held stays held in the child); the plan under the lock counted the files to copy
+    together = (not through_snapshot(source, target) and steps.recorded("library sync") is None
+                and plan["library_sync"]["files"] < PROCESSES_FROM // 2)
     with ThreadPoolExecutor(1, thread_name_prefix="promote-library-sync") as pool:
         # the sync sees this operation's record scope (contextvars); a failure of either phase, Ctrl-C
         # included, propagates only after the sync ended, so the restore never runs beside a copy still writing

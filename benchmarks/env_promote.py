@@ -190,6 +190,7 @@ def main() -> None:
     finally:
         if server is not None:
             server.stop()
+            shutil.rmtree(server.root, ignore_errors=True)  # its data folder: one per run, left behind before
         shutil.rmtree(DATA, ignore_errors=True)
 
 

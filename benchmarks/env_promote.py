@@ -9,6 +9,7 @@ PostgreSQL binaries) + `rsync -av`; then both again with nothing changed.
     python benchmarks/env_promote.py                # 1 GB library
     python benchmarks/env_promote.py --size-mb 256  # quick
     python benchmarks/env_promote.py --compare-with /tmp/main/src   # each round also promoted by that mobius
+    python benchmarks/env_promote.py --sqlite       # two SQLite databases (default: PostgreSQL when installed)
 
 Production is backed up once after the first promote (as its schedule would), so each promote's
 restore point (a snapshot) stores only what changed; `--rounds` rounds of 10% changed are timed, each
@@ -86,10 +87,14 @@ def shell(command: str) -> float:
     return time.monotonic() - started
 
 
-def change_files(library: Path, fraction: float, *, seed: int) -> tuple[int, int]:
+def change_files(library: Path, fraction: float, *, seed: int, pick: int | None = None) -> tuple[int, int]:
+    """Rewrite `fraction` of the files with new bytes (`seed`); which files: `pick` (default `seed`), so the
+    variants of one round change the same files, as many bytes (the next promote's restore point stores
+    what the previous one wrote: with random picks, one variant's cost depended on the other's luck)."""
     rng = np.random.default_rng(seed)
     files = sorted(p for p in library.rglob("*") if p.is_file())
-    chosen = rng.choice(len(files), size=max(1, int(len(files) * fraction)), replace=False)
+    chosen = np.random.default_rng(seed if pick is None else pick).choice(
+        len(files), size=max(1, int(len(files) * fraction)), replace=False)
     size = 0
     for i in chosen:
         n = files[i].stat().st_size
@@ -103,6 +108,7 @@ def main() -> None:
     parser.add_argument("--size-mb", type=int, default=1024)
     parser.add_argument("--rows", type=int, default=20000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--sqlite", action="store_true", help="two SQLite databases even when PostgreSQL is there")
     parser.add_argument("--compare-with", metavar="SRC", help="another checkout's src/ (e.g. main's): each round "
                         "then promotes a second 10%% change with that mobius, so both are measured in one run")
     args = parser.parse_args()
@@ -118,7 +124,7 @@ def main() -> None:
     (root / ".env").write_text("")  # a workspace: its environments are in environments/
     staging_lib, prod_lib, runbook_lib = root / "staging" / "uploads", root / "prod" / "uploads", DATA / "runbook"
     count, size = media.build_library(staging_lib, args.size_mb * 1024 * 1024)
-    server = postgres_server()
+    server = None if args.sqlite else postgres_server()
     try:
         if server is not None:
             names = [server.create_database() for _ in range(3)]
@@ -150,7 +156,7 @@ def main() -> None:
         cpu_ratios: dict[str, list[float]] = {name: [] for name in variants}
         for round_ in range(args.rounds):
             for n, (name, src) in enumerate(variants.items()):
-                changed, changed_bytes = change_files(staging_lib, 0.10, seed=7 + 2 * round_ + n)
+                changed, changed_bytes = change_files(staging_lib, 0.10, seed=7 + 2 * round_ + n, pick=7 + round_)
                 env = {"PYTHONPATH": src} if src else None
                 seconds, out = run("env", "promote", "--from", "staging", "--to", "production", "--yes", "-w",
                                    str(root), env=env)
@@ -169,15 +175,22 @@ def main() -> None:
         for name in variants:
             print(f"[{name}] median of {args.rounds}: mobius / runbook {statistics.median(ratios[name]):.2f}x wall, "
                   f"{statistics.median(cpu_ratios[name]):.2f}x CPU")
-        again, out = run("env", "promote", "--from", "staging", "--to", "production", "--yes", "-w", str(root))
-        steps = _steps(again, out)
-        runbook_again = shell(dump) + shell(f"rsync -av {staging_lib}/ {runbook_lib}/")
-        print(f"promote, nothing changed: mobius {again:.1f} s ({steps}) | runbook {runbook_again:.1f} s")
+        for name, src in variants.items():  # nothing changed since the last promote
+            again, out = run("env", "promote", "--from", "staging", "--to", "production", "--yes", "-w", str(root),
+                             env={"PYTHONPATH": src} if src else None)
+            mobius_cpu = CPU["mobius"]
+            runbook_again = shell(dump)
+            runbook_cpu = CPU["shell"]
+            runbook_again += shell(f"rsync -av {staging_lib}/ {runbook_lib}/")
+            runbook_cpu += CPU["shell"]
+            print(f"[{name}] promote, nothing changed: mobius {again:.1f} s, {mobius_cpu:.2f} s CPU "
+                  f"({_steps(again, out)}) | runbook {runbook_again:.1f} s, {runbook_cpu:.2f} s CPU")
         print("note: mobius also takes and verifies a backup of the target and re-reads every copied byte; "
               "the runbook does neither")
     finally:
         if server is not None:
             server.stop()
+            shutil.rmtree(server.root, ignore_errors=True)  # its data folder: one per run, left behind before
         shutil.rmtree(DATA, ignore_errors=True)
 
 

@@ -35,9 +35,13 @@ class Phases:
     def recorded(self, name: str) -> dict[str, Any] | None:
         return next((p for p in self.handle["phases"] if p["step"] == name and p["status"] != FAILED), None)
 
-    def run(self, name: str, action: Callable[[], tuple[str, Any]]) -> Any:
+    def run(self, name: str, action: Callable[[], tuple[str, Any]], *, redo_safe: bool = False) -> Any:
         """Run `action` (returns (evidence line, JSON value)) unless a killed run recorded it done; a failure,
-        of any kind, is recorded before it propagates."""
+        of any kind, is recorded before it propagates.
+
+        `redo_safe`: the phase changed nothing, or running it again gives the same end (and its value holds
+        nothing an undo needs), so its checkpoint is committed with the step's next write instead of its own
+        fsync; a kill before that commit only makes a resume run it again."""
         done = self.recorded(name)
         if done is not None:
             return done.get("value")
@@ -49,7 +53,7 @@ class Phases:
             message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
             self._record(name, FAILED, message, started)
             raise
-        self._record(name, DONE, evidence, started, value)
+        self._record(name, DONE, evidence, started, value, defer=redo_safe)
         self.ctx.checkpoint(f"done:{name}")
         return value
 
@@ -59,12 +63,16 @@ class Phases:
             self._record(name, status, evidence, time.monotonic())
             self.ctx.checkpoint(f"done:{name}")
 
-    def _record(self, name: str, status: str, evidence: str, started: float, value: Any = None) -> None:
+    def _record(self, name: str, status: str, evidence: str, started: float, value: Any = None, *,
+                defer: bool = False) -> None:
         entry = {"step": name, "status": status, "evidence": evidence,
                  "seconds": round(time.monotonic() - started, 3), "value": value}
         self.handle["phases"] = [p for p in self.handle["phases"] if p["step"] != name] + [entry]
         self.ctx.say(f"{name:<18} {status:<15} {evidence}".rstrip())
-        self.ctx.record_undo(self.handle)
+        if defer:
+            self.ctx.record_undo(self.handle, defer=True)
+        else:
+            self.ctx.record_undo(self.handle)
 
     def lines(self) -> list[dict[str, Any]]:
         """The phases as the commands print them (without their values)."""
@@ -77,7 +85,7 @@ class Described:
 
     say: Callable[[str], None] = lambda line: None
 
-    def record_undo(self, handle: Any) -> None:
+    def record_undo(self, handle: Any, defer: bool = False) -> None:
         pass
 
     def checkpoint(self, point: str) -> None:

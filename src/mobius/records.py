@@ -312,10 +312,11 @@ class RecordStore:
         statements.append(("UPDATE operations SET updated = ? WHERE id = ?", (now, op_id)))
         self._write(defer, *statements)
 
-    def step_undo(self, op_id: str, idx: int, undo: Any) -> None:
-        """Record an undo handle as soon as it exists (before the step is finished), so a kill keeps it."""
-        with self._tx() as db:
-            db.execute("UPDATE steps SET undo = ? WHERE operation_id = ? AND idx = ?", (_dump(undo), op_id, idx))
+    def step_undo(self, op_id: str, idx: int, undo: Any, *, defer: bool = False) -> None:
+        """Record an undo handle as soon as it exists (before the step is finished), so a kill keeps it.
+        `defer`: a checkpoint whose loss a resume repairs by doing that part again (it changed nothing, or
+        doing it again gives the same end), never a handle that holds what undoes a change."""
+        self._write(defer, ("UPDATE steps SET undo = ? WHERE operation_id = ? AND idx = ?", (_dump(undo), op_id, idx)))
 
     def step_status(self, op_id: str, idx: int, status: str) -> None:
         with self._tx() as db:
@@ -506,7 +507,7 @@ def recorded(ws: Workspace, type: str, params: dict[str, Any] | None = None, *,
     finally:
         _PARENT.reset(token)
         _OUTER.reset(outer_token)
-    store.finish(handle.id, handle.status, handle.result)
+    store.finish(handle.id, handle.status, handle.result, ref=handle.ref_at_end)
     from mobius.log import get_logger
 
     get_logger().info("operation.recorded", operation=handle.id, type=type, status=handle.status,
@@ -521,6 +522,7 @@ class OperationHandle:
     result: Any = None
     status: str = "completed"
     bound: int | None = 100  # records_call's: how many items of each list its result keeps
+    ref_at_end: str | None = None  # a journal id known only at the end: written with the end, in one commit
 
     @property
     def ref(self) -> str | None:
@@ -653,7 +655,7 @@ def records_call(type: str | Callable[[dict[str, Any]], str], *, ref: Callable[[
                     handle.status = status(out)
                 journal_id = ref(out) if ref is not None else None
                 if journal_id:
-                    handle.ref = str(journal_id)
+                    handle.ref_at_end = str(journal_id)
             return out
 
         return call

@@ -500,14 +500,22 @@ def check_sync(ws: Workspace, from_url: str, to_url: str) -> tuple[DatabaseTarge
     return source, target
 
 
+def dump_for_sync(ws: Workspace, from_url: str) -> Path:
+    """The checked dump of the source that `sync_databases` restores, taken ahead by a caller with time to spare
+    (env promote takes it while the target's backup runs, and passes it as `source_dump`)."""
+    source = target_for(ws, from_url)
+    return dumps.dump(source, dumps.dump_path_for(ws, source, label="sync")).path
+
+
 @records_call("db.sync")
 def sync_databases(ws: Workspace, from_url: str, to_url: str, *, overwrite: bool = False,
-                   dump_target: bool = True) -> SyncResult:
+                   dump_target: bool = True, source_dump: Path | None = None) -> SyncResult:
     """Copy one database over another (the runbook's `pg_dump staging_db | psql production_db`), safely.
 
     The target is dumped first (`dump_target=False`: the caller already holds a checked dump of it, as env
     promote's snapshot does); a non-empty target is only replaced with `overwrite=True`; row counts of
-    every table are compared afterwards.
+    every table are compared afterwards. `source_dump`: the source's dump taken by `dump_for_sync` (checked
+    again against its sidecar and by the restore); the row counts are still compared with the source as it is.
     """
     source, target = check_sync(ws, from_url, to_url)
     with migration_lock(target, wait_s=ws.settings.db_advisory_lock_wait_s):
@@ -516,8 +524,9 @@ def sync_databases(ws: Workspace, from_url: str, to_url: str, *, overwrite: bool
             raise InputError(f"target {target.display} is not empty ({len(existing)} tables)",
                              hint="pass --yes to replace it (it is dumped first)")
         target_dump = dumps.dump(target, dumps.dump_path_for(ws, target, label="presync")) if dump_target else None
-        source_dump = dumps.dump(source, dumps.dump_path_for(ws, source, label="sync"))
-        dumps.restore(target, source_dump.path)
+        source_dump = Path(source_dump) if source_dump is not None else \
+            dumps.dump(source, dumps.dump_path_for(ws, source, label="sync")).path
+        dumps.restore(target, source_dump)
         kill_at("db.sync:restored")
         expected, actual = _tables_and_rows(source), _tables_and_rows(target)
         if expected != actual:
@@ -528,7 +537,7 @@ def sync_databases(ws: Workspace, from_url: str, to_url: str, *, overwrite: bool
                                     if target_dump else "the target's previous state is in the caller's backup")
     return SyncResult(source=source.display, target=target.display,
                       target_dump=target_dump.path if target_dump else None,
-                      source_dump=source_dump.path, tables=actual)
+                      source_dump=source_dump, tables=actual)
 
 
 def _tables_and_rows(target: DatabaseTarget) -> dict[str, int]:

@@ -9,8 +9,6 @@ from __future__ import annotations
 import shlex
 import subprocess
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 
 from mobius.config import Workspace, mask_text
@@ -25,6 +23,9 @@ def ready_url(ws: Workspace) -> str | None:
 
 def probe(url: str, timeout: float) -> str:
     """'200' or what went wrong, in a few words."""
+    import urllib.error  # with its HTTP client and ssl, 0.02 s: loaded when a probe runs, not by every command
+    import urllib.request  # that imports this module (a promote, through envs.rollback)
+
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - the configured service URL
             return str(response.status)

@@ -14,21 +14,24 @@ the listing checked; backup.object_restore).
 
 from __future__ import annotations
 
+import contextvars
 import json
 import os
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mobius.config import ENV_PREFIX, Settings, Workspace, change_settings, environment_file, is_url, mask_text
 from mobius.envs import restore_point, state
+from mobius.envs.database_proof import databases_identical, forget_proof
 from mobius.envs.diff import diff_environments
 from mobius.envs.environments import load_environment
 from mobius.envs.places import check_promote_places
 from mobius.envs.restore_point import RestorePoint
 from mobius.envs.validate import validate_environment
-from mobius.errors import InputError, MobiusError
+from mobius.errors import InputError, MobiusError, VerificationError
 from mobius.phases import DESCRIBED, REHEARSED, SKIPPED, Described, Phases
 from mobius.records import parent_scope
 from mobius.results import Report, skipped, to_jsonable
@@ -68,6 +71,11 @@ class PromoteResult:
     restored: dict[str, Any] | None = None
 
 
+def sync_folder(source: Workspace, target: Workspace) -> Path:
+    """state/envs/sync-A-to-B: the promote path's own folder (its sync journal, its marker, its database proof)."""
+    return target.state / "envs" / f"sync-{source.environment}-to-{target.environment}"
+
+
 def sync_workspace(source: Workspace, target: Workspace, *, create: bool = True) -> Workspace:
     """A private workspace whose library is the source's: the media migration journals the sync in it.
 
@@ -75,7 +83,7 @@ def sync_workspace(source: Workspace, target: Workspace, *, create: bool = True)
     end) belong to this promote path and never touch a real environment's settings. `create=False` (a dry
     run) only names it: a first promote's dry run leaves no folder behind.
     """
-    root = target.state / "envs" / f"sync-{source.environment}-to-{target.environment}"
+    root = sync_folder(source, target)
     if create:
         root.mkdir(parents=True, exist_ok=True)
     identity = target.settings.backup_identity_file  # the target repository's keys: its snapshots are encrypted
@@ -159,7 +167,7 @@ def make_plan(root: Path, source: Workspace, target: Workspace, sync_ws: Workspa
     follow = settings_to_follow(read_env_file(source.env_file), read_env_file(target.env_file))
     library = (object_library_plan(source) if through_snapshot(source, target)
                else library_plan(sync_ws, Path(source.library), Path(target.library)))
-    same_database = library["in_sync"] and state.database_digest(source) == state.database_digest(target)
+    same_database = library["in_sync"] and databases_identical(source, target, sync_ws.root)[0]
     return {
         "nothing_to_do": bool(library["in_sync"] and same_database and not follow),
         "database_identical": same_database,
@@ -226,6 +234,8 @@ def run_promote(ctx: StepContext, source_name: str, target_name: str) -> dict[st
     """The promote's phases, each checkpointed in the step's undo handle (a resume continues at the first
     unfinished one). The handle holds B's verified backup and the snapshot taken before it from the moment
     the backup exists, before anything changes: the rollback (`rollback_promote`) needs nothing else."""
+    from mobius.db.api import dump_for_sync
+
     source, target = load_environment(ctx.ws.root, source_name), load_environment(ctx.ws.root, target_name)
     check_promote_places(source, target)
     _clear_interrupted_sync(target, ctx.say)
@@ -234,15 +244,14 @@ def run_promote(ctx: StepContext, source_name: str, target_name: str) -> dict[st
     steps = Phases(ctx, handle)
     if "plan" not in handle:
         handle["plan"] = make_plan(ctx.ws.root, source, target, sync_ws)
-        ctx.record_undo(handle)
+        ctx.record_undo(handle, defer=True)  # a read: committed with the backup's checkpoint (a resume plans again)
     plan = handle["plan"]
     if plan["nothing_to_do"]:
         reason = "nothing to promote: library unchanged since the last promote, databases identical"
         for name in ("backup", "database copy", "library sync", "settings"):
             steps.note(name, SKIPPED, reason)
-        steps.run("validate", lambda: _validate(target))
+        steps.run("validate", lambda: _validate(target), redo_safe=True)
         return handle
-    before = steps.run("snapshot", lambda: ("library, database rows, settings digest", state.snapshot(target)))
 
     def backup() -> tuple[str, Any]:
         taken = restore_point.take(target, ctx.progress)
@@ -250,9 +259,20 @@ def run_promote(ctx: StepContext, source_name: str, target_name: str) -> dict[st
         restore_point.protect(target, taken.point, "promote")
         return taken.evidence, taken.point.name
 
-    steps.run("backup", backup)
-    ctx.checkpoint("inside:env.promote")
-    _apply(steps, source, target, sync_ws, plan, ctx.progress)
+    with ThreadPoolExecutor(1, thread_name_prefix="promote-source-dump") as pool:
+        # A's dump only reads A (and adds a new file to B's backups folder, where db sync keeps it): taken while
+        # B is snapshotted and backed up, so the database copy, after the backup, only restores it
+        source_dump = None if steps.recorded("database copy") is not None else pool.submit(
+            contextvars.copy_context().run, dump_for_sync, target, source.database_url)
+        try:
+            before = steps.run("snapshot", lambda: ("library, database rows, settings digest",
+                                                    state.snapshot(target)), redo_safe=True)
+            steps.run("backup", backup)
+            ctx.checkpoint("inside:env.promote")
+            _apply(steps, source, target, sync_ws, plan, ctx.progress, source_dump)
+        finally:
+            if source_dump is not None:
+                _wait_out(source_dump)
     return handle
 
 
@@ -263,6 +283,7 @@ def rollback_promote(ctx: StepContext, source_name: str, target_name: str, handl
                                                        "(it stopped before its backup, or had nothing to do)")])
     source, target = load_environment(ctx.ws.root, source_name), load_environment(ctx.ws.root, target_name)
     _marker(sync_workspace(source, target)).unlink(missing_ok=True)  # the journal no longer describes the target
+    forget_proof(sync_folder(source, target))
     point = RestorePoint.parse(handle["backup"])
     ctx.say(f"restoring {target_name} from {point.label}")
     report = state.restore(target, point, expected=handle.get("snapshot"),
@@ -323,15 +344,27 @@ def _clear_interrupted_sync(target: Workspace, say: Callable[[str], None]) -> No
 
 
 def _apply(steps: Phases, source: Workspace, target: Workspace, sync_ws: Workspace, plan: dict[str, Any],
-           progress: Any) -> None:
+           progress: Any, source_dump: Future | None = None) -> None:
+    """Database copy and library sync (at once, for a folder library: they touch different places, and each
+    mostly waits, on the database's tools or on the disk), settings, validate. Every phase here may run
+    again after a kill and give the same end (the copy overwrites, the sync is journaled, the settings are
+    set to values, validate reads), so each checkpoint goes with the next write (`redo_safe`): the one
+    that must be durable before anything changes, the backup's, was written before. `source_dump`: A's
+    checked dump, being taken since before the backup (db.dump_for_sync)."""
     from mobius.db import sync_databases
     from mobius.media import migrate
+    from mobius.media.migrate import PROCESSES_FROM
 
     def copy_database() -> tuple[str, Any]:  # B's checked dump is in the restore point: no second dump
-        out = sync_databases(target, source.database_url, target.database_url, overwrite=True, dump_target=False)
-        return f"{len(out.tables)} tables, row counts equal on both sides", len(out.tables)
-
-    steps.run("database copy", copy_database)
+        out = sync_databases(target, source.database_url, target.database_url, overwrite=True, dump_target=False,
+                             source_dump=source_dump.result() if source_dump is not None else None)
+        # the verify's row digests, taken here while the library sync runs beside: the verify then finds both
+        # databases unchanged since (change tokens) instead of digesting them again after the sync
+        same, _how = databases_identical(source, target, sync_ws.root)
+        if not same:
+            raise VerificationError(f"database copy: {target.environment}'s rows differ from {source.environment}'s "
+                                    "after the copy (sha256 of every row)", hint="see the promote's record")
+        return f"{len(out.tables)} tables, row counts and row digests equal on both sides", len(out.tables)
 
     def sync_library() -> tuple[str, Any]:
         if through_snapshot(source, target):
@@ -347,14 +380,40 @@ def _apply(steps: Phases, source: Workspace, target: Workspace, sync_ws: Workspa
         return (f"{out.planned_files} files copied ({human_bytes(out.planned_bytes)}), {out.skipped} unchanged, "
                 f"every byte re-read at the target"), out.planned_files
 
-    steps.run("library sync", sync_library)
+    # not beside the copy when the media migration forks copy processes for many files (PROCESSES_FROM): it
+    # forks while this process has no other thread (a fork keeps only the forking thread, and any lock another
+    # one held stays held in the child); the plan under the lock counted the files to copy
+    together = (not through_snapshot(source, target) and steps.recorded("library sync") is None
+                and plan["library_sync"]["files"] < PROCESSES_FROM // 2)
+    with ThreadPoolExecutor(1, thread_name_prefix="promote-library-sync") as pool:
+        # the sync sees this operation's record scope (contextvars); a failure of either phase, Ctrl-C
+        # included, propagates only after the sync ended, so the restore never runs beside a copy still writing
+        library = pool.submit(contextvars.copy_context().run, sync_library) if together else None
+        try:
+            steps.run("database copy", copy_database, redo_safe=True)
+            steps.run("library sync", library.result if library is not None else sync_library, redo_safe=True)
+        finally:
+            if library is not None:
+                _wait_out(library)
     follow = settings_to_follow(read_env_file(source.env_file), read_env_file(target.env_file))
     steps.run("settings", lambda: (", ".join(follow) or "none to follow",
                                    to_jsonable(change_settings(environment_file(target.root, target.environment or ""),
-                                                               follow)) if follow else []))
-    steps.run("validate", lambda: _validate(target))
+                                                               follow)) if follow else []), redo_safe=True)
+    steps.run("validate", lambda: _validate(target), redo_safe=True)
     if not through_snapshot(source, target):
         _mark_in_sync(sync_ws, source.library, target.library)
+
+
+def _wait_out(future: Future) -> None:
+    """Wait until `future` ended, through Ctrl-C (re-raised once it ended)."""
+    interrupted: BaseException | None = None
+    while not future.done():
+        try:
+            wait([future])
+        except KeyboardInterrupt as exc:
+            interrupted = exc
+    if interrupted is not None:
+        raise interrupted
 
 
 def _sync_through_snapshot(sync_ws: Workspace, target: Workspace, progress: Any) -> tuple[str, Any]:

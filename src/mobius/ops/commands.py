@@ -9,11 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mobius.config import Workspace, load_workspace
-from mobius.envs import releases
-from mobius.envs.deploy import DeployResult, dry_run_deploy
 from mobius.envs.places import check_layout
 from mobius.envs.promote import PromoteResult, prepare_promote
 from mobius.envs.rollback import EnvironmentRollback, prepare_rollback
@@ -21,6 +19,9 @@ from mobius.errors import InputError
 from mobius.ops.orchestrator import Orchestrator, RunOutcome
 from mobius.phases import Described, Phases
 from mobius.results import to_jsonable
+
+if TYPE_CHECKING:  # deploy's and the releases' modules load with their commands: a promote never needs them
+    from mobius.envs.deploy import DeployResult
 
 
 def _run(ws: Workspace, say: Callable[[str], None], progress: Any,
@@ -39,6 +40,8 @@ def _run(ws: Workspace, say: Callable[[str], None], progress: Any,
 
 def _recorded_deploy(runner: Orchestrator, op_id: str, env: str | None) -> str:
     """The id of the deploy `op_id` names (`latest`: the newest deploy); any other operation is refused."""
+    from mobius.envs import releases
+
     op_id = runner.store.resolve(op_id, type=releases.DEPLOY)
     op = runner.store.get(op_id)
     if op is None or op.type != releases.DEPLOY:
@@ -62,6 +65,9 @@ def deploy(ws: Workspace, *, dry_run: bool = False, backup: bool = True, force: 
 
     `resume=ID` continues a killed deploy from its record (its own options, its own environment), exactly as
     `mobius migrate resume ID` does."""
+    from mobius.envs import releases
+    from mobius.envs.deploy import DeployResult, dry_run_deploy
+
     if dry_run:
         return dry_run_deploy(ws, backup=backup, say=say, progress=progress)
     if resume is not None:
@@ -103,6 +109,8 @@ def rollback(ws: Workspace, *, to: str | None = None, archive: str | None = None
              confirm: Callable[[str], bool] | None = None, say: Callable[[str], None] = lambda line: None,
              progress: Any = None) -> EnvironmentRollback:
     """`mobius rollback`. A failure leaves the record `failed` and says what state is left (exit 2)."""
+    from mobius.envs import releases
+
     point = prepare_rollback(ws, to=to, archive=archive, confirm=confirm)
     outcome, _, _ = _run(ws, say, progress, lambda runner: runner.run_command(
         releases.ROLLBACK, "env.rollback", {"archive": point.name}, {"archive": point.name, "to": to},

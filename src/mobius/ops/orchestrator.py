@@ -92,7 +92,8 @@ class Orchestrator:
         self._settings_stale = True
         return StepContext(self.ws, operation_id=op_id, workers=self.workers, progress=self.progress or NoProgress(),
                            say=self.say, error_rate=self.state.feed,
-                           record_undo=lambda handle: self.store.step_undo(op_id, idx, handle),
+                           record_undo=lambda handle, defer=False: self.store.step_undo(op_id, idx, handle,
+                                                                                        defer=defer),
                            undo=undo, checkpoint=faults.kill_at, confirm=self.confirm)
 
     def _event(self, op_id: str, kind: str, data: dict[str, Any]) -> None:

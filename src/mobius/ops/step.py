@@ -35,7 +35,8 @@ class StepContext:
     progress: Progress = field(default_factory=NoProgress)
     say: Callable[[str], None] = lambda line: None
     error_rate: Callable[[int, int], None] = lambda failed, total: None  # feeds the monitors
-    record_undo: Callable[[Any], None] = lambda handle: None  # persist a handle as soon as it exists
+    # persist a handle as soon as it exists; `defer=True`: with the next write (records.RecordStore.step_undo)
+    record_undo: Callable[..., None] = lambda handle, defer=False: None
     undo: Any = None  # the handle an earlier, killed run of this step recorded (a resume continues from it)
     checkpoint: Callable[[str], None] = lambda point: None  # a named point inside the step (crash tests)
     confirm: Callable[[str], bool] = lambda question: True  # a command's own question (--yes, or the person)

@@ -10,7 +10,6 @@ the restore against the snapshot, with nothing but the record.
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -86,14 +85,14 @@ class EnvPromoteStep:
 
     def verify(self, ctx: StepContext, handle: Any) -> Report:
         from mobius.envs import state
+        from mobius.envs.database_proof import databases_identical
+        from mobius.envs.promote import sync_folder
 
         source, target = self._both(ctx)
         report = Report("env.promote verify")
-        with ThreadPoolExecutor(2) as pool:  # two databases, mostly waiting on their servers
-            digests = list(pool.map(state.database_digest, (source, target)))
-        same_rows = digests[0] == digests[1]
+        same_rows, how = databases_identical(source, target, sync_folder(source, target))
         report.add((passed if same_rows else failed)("env.promote.database", "identical" if same_rows else
-                                                     "differs", threshold="identical", source="sha256 of every row"))
+                                                     "differs", threshold="identical", source=how))
         if is_url(source.library) or is_url(target.library):
             a, b = state.library_files_digest(source), state.library_files_digest(target)
             how = "every file's path and size (object storage keeps no folders or modes)"

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -453,6 +454,9 @@ def _copy_processes(run: MigrationRun, workers: int) -> CopyProcesses | None:
 
     if not isinstance(run.dest, LocalDestination) or workers < 2 or run.plan.files < PROCESSES_FROM or not can_fork():
         return None
+    if threading.current_thread() is not threading.main_thread():
+        return None  # another thread runs beside this one (promote's database copy): no fork; and a worker dies
+        # with the thread that forked it (PR_SET_PDEATHSIG), which must be the one that lives as long as the process
     run.dest.in_place = run.record.new_value is None
     # the copier each worker runs: the steps of one slice, on one thread, progress reported by the parent
     copier = LocalBatchCopier(str(run.source), str(run.dest.root), hooks=run.hooks, pool=None, workers=1,

@@ -647,14 +647,10 @@ def check_pack(path: Path, blobs: Mapping[str, BlobLocation], *, drop_cache: boo
     damaged: dict[str, str] = {}
     digest = hashlib.sha256()
     with DeviceFile(path, from_device=drop_cache) as pack:
-        groups: dict[tuple[int, int], list[tuple[str, BlobLocation]]] = {}
-        for sha, where in blobs.items():
-            groups.setdefault((where.offset, where.length), []).append((sha, where))
         position = 0
-        for (offset, length), members in sorted(groups.items()):
+        for offset, length, members in _frames(blobs):
             if offset > position:  # bytes between frames (there should be none): hashed all the same
                 _hash_range(pack.read, position, offset, digest.update)
-            members.sort(key=lambda item: item[1].skip)
             try:
                 _check_frame(pack.read, offset, length, members, digest.update, damaged)
             except PackDamaged as exc:
@@ -664,6 +660,21 @@ def check_pack(path: Path, blobs: Mapping[str, BlobLocation], *, drop_cache: boo
         _hash_range(pack.read, position, pack.size, digest.update)
         size = pack.size
     return PackCheck(sha256=digest.hexdigest(), size=size, damaged=damaged)
+
+
+def _frames(blobs: Mapping[str, BlobLocation]) -> Iterator[tuple[int, int, list[tuple[str, BlobLocation]]]]:
+    """(offset, length, its blobs in order) per frame, in the pack's order; an index's compact table
+    (`index.PackBlobs.frames`) gives them one frame at a time."""
+    frames = getattr(blobs, "frames", None)
+    if frames is not None:
+        yield from frames()
+        return
+    groups: dict[tuple[int, int], list[tuple[str, BlobLocation]]] = {}
+    for sha, where in blobs.items():
+        groups.setdefault((where.offset, where.length), []).append((sha, where))
+    for (offset, length), members in sorted(groups.items()):
+        members.sort(key=lambda item: item[1].skip)
+        yield offset, length, members
 
 
 Read = Callable[[int, int], "bytes | memoryview"]  # (length, offset) -> up to length bytes; empty at the end

@@ -405,7 +405,7 @@ class _Run:
         Refuses a file that changes under us."""
         if isinstance(local, ObjectRef):
             return self._look_object(path, local, size, mtime_ns, force)
-        if not (self.force_read or force):
+        if not (self.force_read or force) and path in self.parent.files:  # else nothing to compare it with
             try:
                 st = os.lstat(local)
             except OSError as exc:

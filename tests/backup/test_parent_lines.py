@@ -7,14 +7,17 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 from pathlib import Path
 
 from repository_support import age
 
 from mobius.backup.index import index_files
+from mobius.backup.manifest import ManifestEntry
 from mobius.backup.parent import walk_key
 from mobius.backup.repository import Repository, write_snapshot_of
 from mobius.backup.snapshot import read_entries
+from mobius.backup.tree import Listing, _manifest_entry, walk_tree
 from mobius.safety.tree import walk
 
 ODD_NAMES = ["a", "a b", "a.b", "a-b", "a\\b", 'q"uote', "é-accent", "日本", "line\nbreak", "z", "A", "0"]
@@ -142,3 +145,19 @@ def test_a_blob_the_index_lacks_is_read_again(tmp_path: Path) -> None:
     again = write_snapshot_of(repo, library)
     assert again.parent == first.id and again.read_files == again.files and again.new_files == again.files
     assert _lines(repo, again.id) == _lines(repo, first.id)
+
+
+def test_a_snapshot_listing_writes_each_file_as_its_manifest_line_with_the_identity(tmp_path: Path) -> None:
+    """`Listing.add_file` formats a file's line in one step: the same bytes as `add` (which the parent's lines,
+    compared byte for byte, were written from)."""
+    library = _library(tmp_path / "library")
+    fast = walk_tree(library, Listing(tmp_path / "fast.jsonl", identities=True))
+    slow = Listing(tmp_path / "slow.jsonl", identities=True)
+    with open(slow.path, "w", encoding="utf-8") as out:
+        slow.add(ManifestEntry("library", "dir", 0, stat.S_IMODE(library.stat().st_mode), library.stat().st_mtime_ns),
+                 out)
+        for item in walk(library):
+            slow.add(_manifest_entry(f"library/{item.path}", item), out, item.inode, item.ctime_ns)
+    assert fast.path.read_bytes() == slow.path.read_bytes()
+    assert (fast.entries, fast.files, fast.bytes) == (slow.entries, slow.files, slow.bytes)
+    assert b'"type":"file"' in fast.path.read_bytes() and b'\\"' in fast.path.read_bytes()

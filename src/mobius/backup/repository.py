@@ -562,9 +562,10 @@ def write_snapshot_of(repo: Repository, source: Path | ObjectLibrary, *, extra_f
         else:
             walk_tree(source, listing, exclude=repo.root, extra_files=extra_files)
         kill_at("backup:walked")
-        with repo.lock(exclusive=False, what=f"a prune of {repo.root}"):
+        with repo.lock(exclusive=False, what=f"a prune of {repo.root}"), contextlib.ExitStack() as stack:
             index = RepositoryIndex.load(repo.index, repo.keys)
             parent = ParentSnapshot.load(repo, str(source)) if objects else ParentSnapshot.open(repo, str(source))
+            stack.callback(parent.close)
             overhead = listing.entries * TAR_OVERHEAD
             if disk_space(repo.root)[0] < listing.bytes + overhead:  # else every byte fits: no second pass
                 require_free_space(repo.root, _bytes_to_read(listing, repo, str(source)) + overhead,
@@ -591,11 +592,9 @@ def write_snapshot_of(repo: Repository, source: Path | ObjectLibrary, *, extra_f
             except BaseException:
                 run.packs.abort()
                 spool.close()
-                parent.close()
                 progress.finish()
                 raise
             spool.close()
-            parent.close()
             progress.finish()
             referenced.check()
             snapshot_id = snapshot_id or new_id()

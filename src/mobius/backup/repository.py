@@ -374,16 +374,14 @@ class _Look:
     """What a reader thread found: identity, and sha256 + bytes of a small file it read (`unchanged`: the
     parent's sha256, nothing read; a large file: neither, it is read on the main thread)."""
 
-    st: os.stat_result | None  # None for an object, and for a file the walk already found unchanged
+    st: os.stat_result | None  # None for an object (its ETag is its identity)
     sha: str | None
     data: bytes | None
     unchanged: bool
-    ino: int = 0  # the walk's identity, when `st` is None for a file
-    ctime_ns: int = 0
 
     @property
     def identity(self) -> tuple[int, int]:
-        return (self.st.st_ino, self.st.st_ctime_ns) if self.st is not None else (self.ino, self.ctime_ns)
+        return (self.st.st_ino, self.st.st_ctime_ns) if self.st is not None else (0, 0)
 
 
 class _Run:
@@ -694,10 +692,10 @@ class _Listed:
         parent = self.lines
         for line in lines:
             end = line.find(TYPE_AFTER_PATH, PATH_START)
-            if not line.startswith(b'file"', end + 10):
+            if end > 0 and not line.startswith(b'file"', end + 10):
                 done.append(line)
                 continue
-            if parent is not None:
+            if parent is not None and end > 0:
                 if line.startswith(LIBRARY_PREFIX):
                     found = parent.line_for(line[PATH_START:end + 1])
                     if found is not None:

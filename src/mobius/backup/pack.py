@@ -50,6 +50,7 @@ from mobius.safety.atomic import TEMP_PREFIX, fsync_dir, pwrite_all, write_all
 BLOCK = tarfile.BLOCKSIZE
 GROUP_TARGET = 1 << 20  # uncompressed bytes of small members per zstd frame
 PACK_TARGET = 64 << 20  # uncompressed bytes per pack
+GROUPS_IN_FLIGHT = 2  # groups of small members being compressed on their own thread, at most
 READ_CHUNK = 1 << 20
 CACHED_GROUP = 8 << 20  # frames up to this (compressed) are decompressed whole and kept for the next blob
 PACK_SUFFIX = ".tar.zst"
@@ -234,9 +235,14 @@ class PackWriter:
         self._members: list[tuple[str, int, int]] = []  # (sha256, skip, size) in the open group
         self._open_group: set[str] = set()
         self.blobs: dict[str, tuple[int, int, int, int]] = {}
+        self._compressing: collections.deque[tuple[Future[bytes], list[tuple[str, int, int]], set[str]]] = \
+            collections.deque()
+        self._compressor: ThreadPoolExecutor | None = None
+        self._group_frames = FrameChooser()  # the compressing thread's own (a zstd context serves one thread)
 
     def __contains__(self, sha256: str) -> bool:
-        return sha256 in self.blobs or sha256 in self._open_group
+        return (sha256 in self.blobs or sha256 in self._open_group
+                or any(sha256 in shas for _, _, shas in self._compressing))
 
     @property
     def full(self) -> bool:
@@ -270,7 +276,7 @@ class PackWriter:
         self._group += _padding(len(data))
         self.raw_bytes += BLOCK + len(data)
         if len(self._group) >= GROUP_TARGET:
-            self._flush_group()
+            self._hand_off_group()
 
     def add_stream(self, sha256: str, size: int, chunks: Iterable[bytes | memoryview]) -> None:
         """A large blob as its own frame, streamed; the chunks must add up to `size` bytes whose sha256
@@ -361,16 +367,48 @@ class PackWriter:
         self.blobs[sha256] = (start, self.offset - start, BLOCK, size)
         self.raw_bytes += BLOCK + size
 
-    def _flush_group(self) -> None:
+    def _hand_off_group(self) -> None:
+        """The open group of small blobs to the compressing thread, while the caller fills the next (zstd
+        releases the GIL: on 100,000 small files it was 2.3 s of the caller's thread); the frames are written
+        in order as they come back, at most GROUPS_IN_FLIGHT waiting (about 1 MiB each)."""
         if not self._group:
             return
-        start = self.offset
-        self._write(self._frames.whole(self._group))
-        for sha256, skip, size in self._members:
-            self.blobs[sha256] = (start, self.offset - start, skip, size)
-        self._group.clear()
-        self._members.clear()
-        self._open_group.clear()
+        if self._compressor is None:
+            self._compressor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pack-zstd")
+        group, self._group = self._group, bytearray()
+        members, self._members = self._members, []
+        shas, self._open_group = self._open_group, set()
+        self._compressing.append((self._compressor.submit(self._group_frames.whole, group), members, shas))
+        self._write_compressed(keep=GROUPS_IN_FLIGHT)
+
+    def _write_compressed(self, keep: int = 0) -> None:
+        """Write the groups that came back compressed, in order, waiting for the oldest while more than `keep`
+        are out; their blobs' places are known from here on."""
+        while self._compressing and (len(self._compressing) > keep or self._compressing[0][0].done()):
+            future, members, _ = self._compressing[0]
+            frame = future.result()
+            start = self.offset
+            self._write(frame)
+            for sha256, skip, size in members:
+                self.blobs[sha256] = (start, self.offset - start, skip, size)
+            self._compressing.popleft()
+
+    def _flush_group(self) -> None:
+        """Every small blob added so far written (what a blob of a frame of its own, and the end, come after)."""
+        self._hand_off_group()
+        self._write_compressed()
+        if self._compressor is not None:
+            self._compressor.shutdown(wait=True)
+            self._compressor = None
+
+    def _stop_compressing(self) -> None:
+        """Let the compressing thread finish what it holds, its results dropped (the pack is being removed)."""
+        for future, _, _ in self._compressing:
+            future.cancel()
+        self._compressing.clear()
+        if self._compressor is not None:
+            self._compressor.shutdown(wait=True)
+            self._compressor = None
 
     def end(self) -> None:
         """The last frame and the end of the tar (nothing may be added after)."""
@@ -413,6 +451,7 @@ class PackWriter:
         return self.publish(self.seal())
 
     def abort(self) -> None:
+        self._stop_compressing()
         if self._direct is not None:
             direct, self._direct = self._direct, None
             direct.abort()
@@ -424,7 +463,7 @@ class PackWriter:
 
     @property
     def empty(self) -> bool:
-        return not self.blobs and not self._members
+        return not self.blobs and not self._members and not self._compressing
 
 
 def _sha256_of(path: Path) -> tuple[str, int]:

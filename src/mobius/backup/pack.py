@@ -34,7 +34,7 @@ from pathlib import Path
 
 import zstandard
 
-from mobius.backup.archive import _ustar_header
+from mobius.backup.archive import _byte_sum, _ustar_header
 from mobius.backup.crypto import PLAIN, RepositoryKeys, file_is_encrypted
 from mobius.backup.frames import (
     RAW_BLOCK_HEADER,
@@ -91,10 +91,24 @@ def pack_path(packs: Path, name: str) -> Path:
 
 
 def _tar_header(sha256: str, size: int) -> bytes:
+    """A blob's member header (what `_ustar_header` writes for it), from a template: only the name and the size
+    differ between blobs, so the checksum is the template's plus theirs. Built for every blob written and
+    again for every blob checked."""
+    if len(sha256) == DIGEST_HEX and sha256.isascii() and 0 <= size < 0o77777777777:
+        name = sha256.encode("ascii")
+        size_field = b"%011o\0" % size
+        checksum = _BLOB_FIXED_SUM + _byte_sum(name + size_field)
+        return b"".join((name, _BLOB_AFTER_NAME, size_field, _BLOB_MTIME, b"%06o\0 " % checksum, _BLOB_TAIL))
     header = _ustar_header(sha256, tarfile.REGTYPE, size, 0o644, 0, "")
     if header is None:
         raise ValueError(f"a blob of {size} bytes does not fit a ustar header")
     return header
+
+
+DIGEST_HEX = 64
+_BLOB_TEMPLATE = _ustar_header("0" * DIGEST_HEX, tarfile.REGTYPE, 0, 0o644, 0, "") or b""
+_BLOB_AFTER_NAME, _BLOB_MTIME, _BLOB_TAIL = _BLOB_TEMPLATE[64:124], _BLOB_TEMPLATE[136:148], _BLOB_TEMPLATE[156:]
+_BLOB_FIXED_SUM = sum(_BLOB_AFTER_NAME) + sum(_BLOB_MTIME) + 8 * ord(" ") + sum(_BLOB_TAIL)
 
 
 def _padding(size: int) -> bytes:

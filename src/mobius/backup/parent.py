@@ -123,11 +123,13 @@ class ParentLines:
                 return line
             if key is None:
                 key = _decoded_key(quoted)
+                if key is None:
+                    return None  # a name that cannot be ordered: read it
             if self._key is None:
                 self._key = _decoded_key(self._quoted)
-            if key is None or self._key is None or self._key > key:
-                return None  # the listing's entry is new (or a name we cannot order: read it)
-            self._next()
+            if self._key is not None and self._key > key:
+                return None  # the listing's entry is new
+            self._next()  # a file the walk no longer found (or a parent line that cannot be ordered)
         return None
 
     def drain(self) -> None:

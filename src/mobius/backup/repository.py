@@ -11,7 +11,8 @@ Content is addressed by sha256 at file level: a file whose bytes the repository 
 costs one entry line. A file whose size, mtime, inode and ctime equal the parent snapshot's is
 trusted unchanged without being read (restic's and borg's rule), unless its mtime is within a
 second of when the parent started (it may have changed again in the same clock tick: git's
-"racily clean" rule) or `force_read`.
+"racily clean" rule) or `force_read`; the parent's lines are read alongside the new listing
+(parent.py), and such a file's line is the parent's, copied.
 
 Order of writes, so that a crash at any point leaves every snapshot restorable: a pack is
 fsynced, re-read from the device and checked (on a worker thread, while the next pack fills), renamed,
@@ -74,7 +75,6 @@ SMALL_FILE = 4 << 20  # read whole into memory; larger files are hashed, then st
 READ_BYTES = 256 << 10  # listing lines read at once
 READERS = 4  # threads looking at files ahead of the pack writer
 BATCH_FILES = 64
-UNCHANGED_BATCH = 1024  # entries per batch while none needs a thread
 BATCH_BYTES = 4 << 20
 WINDOW = 8  # batches in flight: about 32 MiB of small files read ahead (16: above restic's peak on media)
 TAR_OVERHEAD = 1024

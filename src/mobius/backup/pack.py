@@ -218,9 +218,16 @@ class SealedPack:
     size: int
     blobs: dict[str, tuple[int, int, int, int]]  # sha256 -> (offset, length, skip, size)
     raw_bytes: int
+    compact: Mapping[str, BlobLocation] | None = None  # the same blobs as an index table, once one was made
 
-    def locations(self) -> dict[str, BlobLocation]:
+    def locations(self) -> Mapping[str, BlobLocation]:
+        if self.compact is not None:
+            return self.compact
         return {sha: BlobLocation(self.name, *where) for sha, where in self.blobs.items()}
+
+    def rows(self) -> list[tuple[str, int, int, int, int]]:
+        """(sha256, offset, length, skip, size) in the pack's order (what an index table is made of)."""
+        return sorted(((sha, *where) for sha, where in self.blobs.items()), key=lambda row: (row[1], row[3]))
 
     def discard(self) -> None:
         with contextlib.suppress(FileNotFoundError):
@@ -427,7 +434,7 @@ class PackWriter:
     def end(self) -> None:
         """The last frame and the end of the tar (nothing may be added after)."""
         self._flush_group()
-        self._write(self._frames.whole(END_OF_TAR))
+        self._write(self._group_frames.whole(END_OF_TAR))  # its thread is done: no second zstd context made
 
     def seal(self) -> SealedPack:
         """fsync (and encrypt); any thread. The caller checks the result, then `publish`es it."""

@@ -313,8 +313,8 @@ def test_a_failure_compressing_a_group_on_its_thread_fails_the_create(error: Bas
     next one succeeds and round-trips."""
     library = tmp_path / "library"
     library.mkdir()
-    for i in range(400):
-        (library / f"card{i:03d}.png").write_bytes(os.urandom(12_000))
+    for i in range(400):  # compressible: groups zstd shrinks go to the thread (stored ones are written inline)
+        (library / f"card{i:03d}.txt").write_bytes(f"card {i} nigiri maki tempura ".encode() * 400)
     age(library)
     whole = pack_module.FrameChooser.whole
     calls = []

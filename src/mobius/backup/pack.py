@@ -241,14 +241,18 @@ class PackWriter:
     encrypted repository, encryption: any thread) and `publish` (the rename: the caller's thread,
     after the sealed pack was checked)."""
 
-    def __init__(self, packs: Path, keys: RepositoryKeys = PLAIN, *, direct: bool = True):
+    def __init__(self, packs: Path, keys: RepositoryKeys = PLAIN, *, direct: bool = True,
+                 frames: FrameChooser | None = None, group_frames: FrameChooser | None = None):
+        """`frames` (used on the caller's thread) and `group_frames` (on the compressing thread) may be shared
+        by the packs one writer fills after another: a zstd context at level 3 holds ~3.5 MB, and one pack
+        fills while the one before it is sealed. A pack is done with them once `end` returned."""
         self.packs = packs
         self.keys = keys
         packs.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.tmp = packs / f"{TEMP_PREFIX}{os.getpid()}-{secrets.token_hex(4)}{PACK_SUFFIX}"
         self._fd = os.open(self.tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, PRIVATE)  # read: add_unhashed
         self._direct = DirectAppender.open(self.tmp) if direct else None
-        self._frames = FrameChooser()
+        self._frames = frames or FrameChooser()
         self._digest = hashlib.sha256()
         self.offset = 0
         self.raw_bytes = 0
@@ -259,7 +263,7 @@ class PackWriter:
         self._compressing: collections.deque[tuple[Future[bytes], list[tuple[str, int, int]], set[str]]] = \
             collections.deque()
         self._compressor: ThreadPoolExecutor | None = None
-        self._group_frames = FrameChooser()  # the compressing thread's own (a zstd context serves one thread)
+        self._group_frames = group_frames or FrameChooser()  # the compressing thread's (a zstd context: one thread)
 
     def __contains__(self, sha256: str) -> bool:
         return (sha256 in self.blobs or sha256 in self._open_group
@@ -389,29 +393,37 @@ class PackWriter:
         self.raw_bytes += BLOCK + size
 
     def _hand_off_group(self) -> None:
-        """The open group of small blobs to the compressing thread, while the caller fills the next (zstd
-        releases the GIL: on 100,000 small files it was 2.3 s of the caller's thread); the frames are written
-        in order as they come back, at most GROUPS_IN_FLIGHT waiting (about 1 MiB each)."""
+        """The open group of small blobs, when zstd shrinks it, to the compressing thread while the caller fills
+        the next (zstd releases the GIL: on 100,000 small files it was 2.3 s of the caller's thread); the
+        frames are written in order as they come back, at most GROUPS_IN_FLIGHT waiting (about 1 MiB each).
+        A group zstd cannot shrink (media) is a stored frame, a copy: written here, as it costs less than a
+        hand-off (and holds no more memory)."""
         if not self._group:
             return
-        if self._compressor is None:
-            self._compressor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pack-zstd")
         group, self._group = self._group, bytearray()
         members, self._members = self._members, []
         shas, self._open_group = self._open_group, set()
+        if self._frames.kind(group) == "stored":
+            self._write_compressed()
+            self._write_group(self._frames.whole(group), members)
+            return
+        if self._compressor is None:
+            self._compressor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pack-zstd")
         self._compressing.append((self._compressor.submit(self._group_frames.whole, group), members, shas))
         self._write_compressed(keep=GROUPS_IN_FLIGHT)
+
+    def _write_group(self, frame: bytes, members: list[tuple[str, int, int]]) -> None:
+        start = self.offset
+        self._write(frame)
+        for sha256, skip, size in members:
+            self.blobs[sha256] = (start, self.offset - start, skip, size)
 
     def _write_compressed(self, keep: int = 0) -> None:
         """Write the groups that came back compressed, in order, waiting for the oldest while more than `keep`
         are out; their blobs' places are known from here on."""
         while self._compressing and (len(self._compressing) > keep or self._compressing[0][0].done()):
             future, members, _ = self._compressing[0]
-            frame = future.result()
-            start = self.offset
-            self._write(frame)
-            for sha256, skip, size in members:
-                self.blobs[sha256] = (start, self.offset - start, skip, size)
+            self._write_group(future.result(), members)
             self._compressing.popleft()
 
     def _flush_group(self) -> None:

@@ -231,7 +231,8 @@ class PackStore:
         self.written: list[PackInfo] = []
         self._worker: ThreadPoolExecutor | None = None
         self._sealing: tuple[PackWriter, Future[SealedPack]] | None = None
-        self._frames = FrameChooser()
+        self._frames = FrameChooser()  # shared by the packs in turn (PackWriter says why)
+        self._group_frames = FrameChooser()
 
     def __contains__(self, sha256: str) -> bool:
         return (sha256 in self.index or (self.writer is not None and sha256 in self.writer)
@@ -239,7 +240,8 @@ class PackStore:
 
     def _open(self) -> PackWriter:
         if self.writer is None:
-            self.writer = PackWriter(self.repo.packs, keys=self.repo.keys)
+            self.writer = PackWriter(self.repo.packs, keys=self.repo.keys, frames=self._frames,
+                                     group_frames=self._group_frames)
         return self.writer
 
     def add(self, sha256: str, data: bytes) -> None:

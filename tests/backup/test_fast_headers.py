@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import random
 import tarfile
 from pathlib import Path
 
 from mobius.backup.archive import _ustar_header
+from mobius.backup.pack import _tar_header
 from mobius.backup.reader import _plain_ustar
 
 CASES = [("library/set-000/card 0000001.webp", tarfile.REGTYPE, 3000, 0o644, 1_764_570_000, ""),
@@ -32,6 +34,16 @@ def test_written_headers_are_tarfiles_bytes_or_left_to_tarfile():
     assert _ustar_header("a" * 100, tarfile.DIRTYPE, 0, 0o700, 3, "") is None  # 101 with the slash: PAX
     assert _ustar_header("library/é.png", tarfile.REGTYPE, 1, 0o644, 3, "") is None
     assert _ustar_header("library/big", tarfile.REGTYPE, 8 ** 11, 0o644, 3, "") is None
+
+
+def test_a_blobs_header_from_its_template_is_tarfiles_bytes():
+    """Pack members' headers are built from a template (name and size filled in, the checksum added up from
+    theirs): byte for byte what tarfile writes, for sizes up to the largest plain ustar holds."""
+    sizes = [0, 1, 511, 512, 4095, 1 << 20, 123_456_789, 8 ** 11 - 2]
+    for size in sizes + [random.randrange(8 ** 11 - 1) for _ in range(200)]:
+        sha = os.urandom(32).hex()
+        assert _tar_header(sha, size) == _reference(sha, tarfile.REGTYPE, size, 0o644, 0, "")
+    assert _tar_header("f" * 64, 8 ** 11 - 2) == _reference("f" * 64, tarfile.REGTYPE, 8 ** 11 - 2, 0o644, 0, "")
 
 
 def test_read_headers_equal_tarfiles_parse(tmp_path: Path):

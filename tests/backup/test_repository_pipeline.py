@@ -303,3 +303,36 @@ def test_a_device_that_refuses_an_o_direct_write_gets_it_through_the_page_cache(
     assert refused
     monkeypatch.setattr(pack_module, "pwrite_all", pwrite_all)
     _assert_repository_valid(repo, {made.id: snapshot(library)}, tmp_path)
+
+
+@pytest.mark.parametrize("error", [MemoryError(), KeyError("not ours")])
+def test_a_failure_compressing_a_group_on_its_thread_fails_the_create(error: BaseException, tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Groups of small files are compressed on a thread of their own: the third group fails there, with an
+    error of any type; the create fails with it, leaves no snapshot, no temp file and no thread behind, and the
+    next one succeeds and round-trips."""
+    library = tmp_path / "library"
+    library.mkdir()
+    for i in range(400):  # compressible: groups zstd shrinks go to the thread (stored ones are written inline)
+        (library / f"card{i:03d}.txt").write_bytes(f"card {i} nigiri maki tempura ".encode() * 400)
+    age(library)
+    whole = pack_module.FrameChooser.whole
+    calls = []
+
+    def failing(self, data) -> bytes:  # noqa: ANN001
+        calls.append(threading.current_thread().name)
+        if len(calls) == 3:
+            raise error
+        return whole(self, data)
+
+    monkeypatch.setattr(pack_module.FrameChooser, "whole", failing)
+    repo = Repository(tmp_path / "backups")
+    with pytest.raises(type(error)):
+        write_snapshot_of(repo, library)
+    assert len(calls) >= 3 and calls[2].startswith("pack-zstd")
+    assert not [t for t in threading.enumerate() if t.name.startswith("pack-zstd")]
+    monkeypatch.setattr(pack_module.FrameChooser, "whole", whole)
+    assert repo.snapshot_ids() == [] and temp_files(repo) == []
+    assert repo.orphan_packs(RepositoryIndex.load(repo.index)) == []
+    made = write_snapshot_of(repo, library)
+    _assert_repository_valid(repo, {made.id: snapshot(library)}, tmp_path)

@@ -19,6 +19,7 @@ import tarfile
 import tempfile
 import threading
 import time
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -224,7 +225,14 @@ def _ustar_header(name: str, kind: bytes, size: int, mode: int, mtime: int, link
         name.encode("ascii").ljust(100, b"\0"), b"%07o\0" % mode, _ZERO_ID, _ZERO_ID, b"%011o\0" % size,
         b"%011o\0" % mtime, b"        ", kind, linkname.encode("ascii").ljust(100, b"\0"), b"ustar\x0000",
         bytes(247)))
-    return head[:148] + b"%06o\0" % sum(head) + head[155:]
+    return head[:148] + b"%06o\0" % _byte_sum(head) + head[155:]
+
+
+def _byte_sum(head: bytes) -> int:
+    """The sum of a plain ustar header's bytes (its checksum, spaces in the checksum field), from zlib's Adler-32:
+    its low half is 1 + that sum modulo 65521, and an ASCII header (at most 200 name bytes of 127) sums to less
+    than 29,000. `sum(head)` cost 2 us a header, 400,000 headers for 100,000 files (written, then checked)."""
+    return (zlib.adler32(head) & 0xFFFF) - 1
 
 
 class _TarStream:

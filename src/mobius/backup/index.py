@@ -29,6 +29,7 @@ INDEX_SUFFIX = ".json"
 DIGEST = 32  # bytes of a sha256
 FIELDS = 4  # offset, length, skip, size per blob
 ROW_BITS = 32  # a lookup value is pack number << ROW_BITS | row
+ROW_MASK = (1 << ROW_BITS) - 1
 
 
 def index_path(folder: Path, pack: str) -> Path:
@@ -116,6 +117,28 @@ class PackBlobs(Mapping[str, BlobLocation]):
     def sizes(self) -> Iterator[int]:
         return iter(self.rows[FIELDS - 1::FIELDS])
 
+    def frames(self) -> Iterator[tuple[int, int, list[tuple[str, BlobLocation]]]]:
+        """(offset, length, [(sha256, location)...] in blob order) per frame, in the pack's order: what
+        `check_pack` walks, built one frame at a time (all of a pack's at once cost 12 MB at 100,000 blobs)."""
+        rows = self.rows
+        keys = [rows[at:at + 3] for at in range(0, len(rows), FIELDS)]  # offset, length, skip
+        order: range | list[int] = range(len(keys))
+        if any(keys[row] > keys[row + 1] for row in range(len(keys) - 1)):
+            order = sorted(order, key=keys.__getitem__)
+        del keys
+        group: list[tuple[str, BlobLocation]] = []
+        frame = None
+        for row in order:
+            at = row * FIELDS
+            where = (rows[at], rows[at + 1])
+            if where != frame:
+                if group:
+                    yield frame[0], frame[1], group  # type: ignore[index]
+                group, frame = [], where
+            group.append((self.digest(row).hex(), self.location(row)))
+        if group:
+            yield frame[0], frame[1], group  # type: ignore[index]
+
 
 def write_index(folder: Path, pack: PackInfo, keys: RepositoryKeys = PLAIN) -> Path:
     """The pack's index file, durably (temp, fsync, rename, fsync the folder)."""
@@ -200,6 +223,11 @@ class RepositoryIndex:
             return None
         return None if code is None else self._tables[code >> ROW_BITS].pack
 
+    def pack_of_digest(self, digest: bytes) -> str | None:
+        """`pack_of` for the blob's 32-byte digest."""
+        code = self._where.get(digest)
+        return None if code is None else self._tables[code >> ROW_BITS].pack
+
     def get(self, sha256: str) -> BlobLocation | None:
         try:
             code = self._where.get(bytes.fromhex(sha256))
@@ -208,3 +236,46 @@ class RepositoryIndex:
         if code is None:
             return None
         return self._tables[code >> ROW_BITS].location(code & ((1 << ROW_BITS) - 1))
+
+
+class ReferencedBlobs:
+    """Which blobs some snapshots reference: one byte per indexed blob (its row in the index marked), and the
+    sha256 of each blob no index names. A set of 100,000 hex strings cost 11 MB; these marks take 0.1."""
+
+    def __init__(self, index: RepositoryIndex):
+        self.index = index
+        self.marks = [bytearray(len(table)) for table in index._tables]
+        self.unindexed: set[str] = set()
+
+    def add(self, sha256: str) -> None:
+        try:
+            code = self.index._where.get(bytes.fromhex(sha256))
+        except (ValueError, TypeError):
+            code = None
+        if code is None:
+            self.unindexed.add(sha256)
+        else:
+            self.marks[code >> ROW_BITS][code & ROW_MASK] = 1
+
+    def __contains__(self, sha256: str) -> bool:
+        try:
+            code = self.index._where.get(bytes.fromhex(sha256))
+        except (ValueError, TypeError):
+            return False
+        return self.marks[code >> ROW_BITS][code & ROW_MASK] == 1 if code is not None else sha256 in self.unindexed
+
+    def __len__(self) -> int:
+        return sum(marks.count(1) for marks in self.marks) + len(self.unindexed)
+
+    def packs(self) -> dict[str, int]:
+        """Each pack holding a referenced blob, with how many it holds."""
+        counts: dict[str, int] = {}
+        for table, marks in zip(self.index._tables, self.marks, strict=True):
+            if any(marks):
+                counts[table.pack] = counts.get(table.pack, 0) + marks.count(1)
+        return counts
+
+    def in_pack(self, pack: str) -> set[str]:
+        """The referenced blobs the index finds in `pack`."""
+        return {table.digest(row).hex() for table, marks in zip(self.index._tables, self.marks, strict=True)
+                if table.pack == pack for row, mark in enumerate(marks) if mark}

@@ -11,7 +11,8 @@ Content is addressed by sha256 at file level: a file whose bytes the repository 
 costs one entry line. A file whose size, mtime, inode and ctime equal the parent snapshot's is
 trusted unchanged without being read (restic's and borg's rule), unless its mtime is within a
 second of when the parent started (it may have changed again in the same clock tick: git's
-"racily clean" rule) or `force_read`.
+"racily clean" rule) or `force_read`; the parent's lines are read alongside the new listing
+(parent.py), and such a file's line is the parent's, copied.
 
 Order of writes, so that a crash at any point leaves every snapshot restorable: a pack is
 fsynced, re-read from the device and checked (on a worker thread, while the next pack fills), renamed,
@@ -23,13 +24,14 @@ to reference.
 
 from __future__ import annotations
 
+import binascii
 import collections
 import contextlib
 import datetime as dt
 import hashlib
+import json
 import os
 import stat
-import struct
 import tempfile
 import time
 from collections.abc import Iterator
@@ -40,10 +42,11 @@ from typing import Any
 
 from mobius.backup.crypto import PLAIN, RepositoryKeys
 from mobius.backup.frames import FrameChooser
-from mobius.backup.index import RepositoryIndex, indexed_pack_names, write_index
+from mobius.backup.index import PackBlobs, RepositoryIndex, indexed_pack_names, write_index
 from mobius.backup.manifest import FILE, LIBRARY_ROOT, ManifestEntry
 from mobius.backup.object_library import ObjectLibrary, ObjectRef
 from mobius.backup.pack import PackDamaged, PackInfo, PackWriter, SealedPack, check_pack, pack_path
+from mobius.backup.parent import LIBRARY_PREFIX, PATH_START, TYPE_AFTER_PATH, ParentSnapshot
 from mobius.backup.snapshot import (
     SNAPSHOT_ID,
     SNAPSHOT_SUFFIX,
@@ -52,7 +55,6 @@ from mobius.backup.snapshot import (
     SnapshotEntry,
     SnapshotHeader,
     read_header,
-    read_records,
     snapshot_path,
     write_snapshot,
 )
@@ -70,10 +72,9 @@ from mobius.safety.stamps import new_id, utc_iso
 LOCK_NAME = ".mobius-repository.lock"
 LOCK_WAIT = 600
 SMALL_FILE = 4 << 20  # read whole into memory; larger files are hashed, then streamed into the pack if new
-RACY_NS = 1_000_000_000
+READ_BYTES = 256 << 10  # listing lines read at once
 READERS = 4  # threads looking at files ahead of the pack writer
 BATCH_FILES = 64
-UNCHANGED_BATCH = 1024  # entries per batch while none needs a thread
 BATCH_BYTES = 4 << 20
 WINDOW = 8  # batches in flight: about 32 MiB of small files read ahead (16: above restic's peak on media)
 TAR_OVERHEAD = 1024
@@ -230,7 +231,8 @@ class PackStore:
         self.written: list[PackInfo] = []
         self._worker: ThreadPoolExecutor | None = None
         self._sealing: tuple[PackWriter, Future[SealedPack]] | None = None
-        self._frames = FrameChooser()
+        self._frames = FrameChooser()  # shared by the packs in turn (PackWriter says why)
+        self._group_frames = FrameChooser()
 
     def __contains__(self, sha256: str) -> bool:
         return (sha256 in self.index or (self.writer is not None and sha256 in self.writer)
@@ -238,7 +240,8 @@ class PackStore:
 
     def _open(self) -> PackWriter:
         if self.writer is None:
-            self.writer = PackWriter(self.repo.packs, keys=self.repo.keys)
+            self.writer = PackWriter(self.repo.packs, keys=self.repo.keys, frames=self._frames,
+                                     group_frames=self._group_frames)
         return self.writer
 
     def add(self, sha256: str, data: bytes) -> None:
@@ -341,7 +344,8 @@ def _sealed_and_checked(writer: PackWriter, keys: RepositoryKeys) -> SealedPack:
     sealed = writer.seal()
     try:
         kill_at("backup:pack-sealed")
-        check = check_pack(sealed.stored, sealed.locations(), keys=keys)
+        sealed.compact = PackBlobs.from_rows(sealed.name, sealed.rows())  # a dict of 25,000 locations: 8 MB
+        check = check_pack(sealed.stored, sealed.compact, keys=keys)
         if check.damaged or check.sha256 != sealed.name or check.size != sealed.size:
             problems = [f"{sha}: {why}" for sha, why in list(check.damaged.items())[:20]]
             if check.sha256 != sealed.name:
@@ -353,84 +357,6 @@ def _sealed_and_checked(writer: PackWriter, keys: RepositoryKeys) -> SealedPack:
         sealed.discard()
         raise
     return sealed
-
-
-_IDENTITY = struct.Struct("<QqQq")  # size, mtime_ns, ino, ctime_ns
-
-
-def _known(size: object, mtime_ns: object, ino: object, ctime_ns: object, sha256: object) -> bytes | None:
-    """A parent file's identity and blob packed in 64 bytes; None for values no file has (a damaged line:
-    the file is then read again, never trusted)."""
-    try:
-        digest = bytes.fromhex(sha256)  # type: ignore[arg-type]
-        if len(digest) != 32:
-            return None
-        return _IDENTITY.pack(size, mtime_ns, ino, ctime_ns) + digest  # type: ignore[arg-type]
-    except (struct.error, TypeError, ValueError):
-        return None
-
-
-@dataclass
-class _Parent:
-    """The parent snapshot's files: path -> its size, mtime_ns, ino, ctime_ns and blob packed in one 64-byte
-    value (a tuple of six objects per file cost 51 MB at 100,000 files, this 23 MB); objects' ETags aside."""
-
-    id: str | None = None
-    started_ns: int = 0
-    files: dict[str, bytes] = field(default_factory=dict)
-    etags: dict[str, str] = field(default_factory=dict)
-
-    @classmethod
-    def load(cls, repo: Repository, source: str) -> _Parent:
-        for header in reversed(repo.headers()):
-            snapshot_id = header.id
-            path = repo.snapshot_file(snapshot_id)
-            if header.source != source:
-                continue
-            parent = cls(snapshot_id, header.started_ns)
-            try:  # the records as parsed, not SnapshotEntry objects: 64 bytes per file is all this needs
-                for r in read_records(path, repo.keys):
-                    if r.get("type") == FILE and r.get("sha256"):
-                        known = _known(r.get("size", 0), r.get("mtime_ns", 0), r.get("ino", 0),
-                                       r.get("ctime_ns", 0), r["sha256"])
-                        if known is not None:
-                            parent.files[r["path"]] = known
-                            if r.get("etag") is not None:
-                                parent.etags[r["path"]] = str(r["etag"])
-            except (OSError, SnapshotDamaged, KeyError, TypeError, AttributeError):
-                continue
-            return parent
-        return cls()
-
-    def _same(self, path: str, size: int, mtime_ns: int, ino: int, ctime_ns: int) -> str | None:
-        known = self.files.get(path)
-        if known is None or mtime_ns > self.started_ns - RACY_NS:
-            return None
-        try:
-            identity = _IDENTITY.pack(size, mtime_ns, ino, ctime_ns)
-        except struct.error:
-            return None
-        return known[32:].hex() if known.startswith(identity) else None
-
-    def unchanged(self, path: str, st: os.stat_result) -> str | None:
-        """The parent's sha256 for a file whose identity is the same and not racily recent; else None."""
-        return self._same(path, st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
-
-    def unchanged_as_walked(self, path: str, size: int, mtime_ns: int, ino: int, ctime_ns: int) -> str | None:
-        """`unchanged` with the identity the walk's lstat saw (no second stat of a file the parent already has)."""
-        return self._same(path, size, mtime_ns, ino, ctime_ns) if ino else None
-
-    def same_size_and_mtime(self, path: str, size: int, mtime_ns: int) -> bool:
-        known = self.files.get(path)
-        return known is not None and known[:16] == _IDENTITY.pack(size, mtime_ns, 0, 0)[:16]
-
-    def unchanged_object(self, path: str, size: int, mtime_ns: int, etag: str) -> str | None:
-        """The parent's sha256 for an object with the same size, LastModified and ETag; else None."""
-        known = self.files.get(path)
-        if known is not None and etag and self.etags.get(path) == etag and self.same_size_and_mtime(path, size,
-                                                                                                    mtime_ns):
-            return known[32:].hex()
-        return None
 
 
 def _pread_chunks(fd: int, size: int, local: str | Path, first: bytes = b"") -> Iterator[bytes]:
@@ -451,22 +377,20 @@ class _Look:
     """What a reader thread found: identity, and sha256 + bytes of a small file it read (`unchanged`: the
     parent's sha256, nothing read; a large file: neither, it is read on the main thread)."""
 
-    st: os.stat_result | None  # None for an object, and for a file the walk already found unchanged
+    st: os.stat_result | None  # None for an object (its ETag is its identity)
     sha: str | None
     data: bytes | None
     unchanged: bool
-    ino: int = 0  # the walk's identity, when `st` is None for a file
-    ctime_ns: int = 0
 
     @property
     def identity(self) -> tuple[int, int]:
-        return (self.st.st_ino, self.st.st_ctime_ns) if self.st is not None else (self.ino, self.ctime_ns)
+        return (self.st.st_ino, self.st.st_ctime_ns) if self.st is not None else (0, 0)
 
 
 class _Run:
     """One create: the repository, its index, the parent, the counts; `store` handles one file."""
 
-    def __init__(self, repo: Repository, index: RepositoryIndex, parent: _Parent, force_read: bool,
+    def __init__(self, repo: Repository, index: RepositoryIndex, parent: ParentSnapshot, force_read: bool,
                  progress: Progress, objects: ObjectLibrary | None = None):
         self.objects = objects
         self.repo = repo
@@ -482,7 +406,7 @@ class _Run:
         Refuses a file that changes under us."""
         if isinstance(local, ObjectRef):
             return self._look_object(path, local, size, mtime_ns, force)
-        if not (self.force_read or force):
+        if not (self.force_read or force) and path in self.parent.files:  # else nothing to compare it with
             try:
                 st = os.lstat(local)
             except OSError as exc:
@@ -590,6 +514,12 @@ class _Run:
         finally:
             os.close(fd)
 
+    def trusted(self, files: int, size: int) -> None:
+        """Files the parent's lines show unchanged, their blobs indexed: reused, not read."""
+        self.counts["reused_files"] += files
+        self.counts["reused_bytes"] += size
+        self.progress.advance(size)
+
     def _count(self, kind: str, size: int) -> None:
         self.counts[f"{kind}_files"] += 1
         self.counts[f"{kind}_bytes"] += size
@@ -633,31 +563,32 @@ def write_snapshot_of(repo: Repository, source: Path | ObjectLibrary, *, extra_f
         else:
             walk_tree(source, listing, exclude=repo.root, extra_files=extra_files)
         kill_at("backup:walked")
-        with repo.lock(exclusive=False, what=f"a prune of {repo.root}"):
+        with repo.lock(exclusive=False, what=f"a prune of {repo.root}"), contextlib.ExitStack() as stack:
             index = RepositoryIndex.load(repo.index, repo.keys)
-            parent = _Parent.load(repo, str(source))
+            parent = ParentSnapshot.load(repo, str(source)) if objects else ParentSnapshot.open(repo, str(source))
+            stack.callback(parent.close)
             overhead = listing.entries * TAR_OVERHEAD
             if disk_space(repo.root)[0] < listing.bytes + overhead:  # else every byte fits: no second pass
-                require_free_space(repo.root, _bytes_to_read(listing, parent) + overhead,
+                require_free_space(repo.root, _bytes_to_read(listing, repo, str(source)) + overhead,
                                    what=f"a snapshot of {source}")
             run = _Run(repo, index, parent, force_read, progress, objects)
             spool = EntrySpool(Path(scratch) / "entries.jsonl")
             referenced = _References(repo, index, run.packs)
             progress.start("backup", total=listing.bytes, unit="bytes")
             try:
-                for entry, local, seen in _looked(run, listing, objects or source, extra_files):
-                    if entry.type == FILE:
-                        sha, seen = run.store(entry.path, local, entry.size, entry.mtime_ns, seen)
-                        referenced.add(sha, entry.path)
-                        if isinstance(local, ObjectRef):
-                            spool.add(SnapshotEntry(entry.path, FILE, entry.size, entry.mode, entry.mtime_ns, None,
-                                                    sha, etag=local.etag))
-                        else:
-                            spool.add(SnapshotEntry(entry.path, FILE, entry.size, entry.mode, entry.mtime_ns, None,
-                                                    sha, *seen.identity))
+                for item in _looked(run, listing, objects or source, extra_files, referenced):
+                    if item.__class__ is bytes:  # finished lines: folders, links, files trusted unchanged
+                        spool.add_lines(item)
+                        continue
+                    entry, local, seen = item
+                    sha, seen = run.store(entry.path, local, entry.size, entry.mtime_ns, seen)
+                    referenced.add(sha, entry.path)
+                    if isinstance(local, ObjectRef):
+                        spool.add(SnapshotEntry(entry.path, FILE, entry.size, entry.mode, entry.mtime_ns, None,
+                                                sha, etag=local.etag))
                     else:
-                        spool.add(SnapshotEntry(entry.path, entry.type, entry.size, entry.mode, entry.mtime_ns,
-                                                entry.target))
+                        spool.add(SnapshotEntry(entry.path, FILE, entry.size, entry.mode, entry.mtime_ns, None,
+                                                sha, *seen.identity))
                 run.packs.finish()
             except BaseException:
                 run.packs.abort()
@@ -688,36 +619,34 @@ def write_snapshot_of(repo: Repository, source: Path | ObjectLibrary, *, extra_f
     return result
 
 
-def _looked(run: _Run, listing: Listing, source: Path | ObjectLibrary, extra_files: dict[str, Path]
-            ) -> Iterator[tuple[ManifestEntry, str | Path, _Look | None]]:
-    """The listing in order, each file already looked at by one of READERS threads: on a cold cache the
-    reads overlap (one at a time, a file system answers 20,000 small reads at its latency, not its
-    throughput); hashlib releases the GIL. Files go to the threads in batches (a task per file costs
-    more than looking at an unchanged one); at most WINDOW batches are in flight. A file the walk's
-    lstat already shows unchanged since the parent (size, mtime, inode, ctime) goes to no thread: a
-    repeat backup of 20,000 unchanged files spent a third of its time handing them over and lstat-ing
-    them again."""
+def _looked(run: _Run, listing: Listing, source: Path | ObjectLibrary, extra_files: dict[str, Path],
+            referenced: _References) -> Iterator[bytes | tuple[ManifestEntry, str | Path, _Look]]:
+    """The listing in order: finished snapshot lines (bytes: folders, links, and files the parent's line shows
+    unchanged, see `_Listed`), and each other file already looked at by one of READERS threads: on a cold
+    cache the reads overlap (one at a time, a file system answers 20,000 small reads at its latency, not its
+    throughput); hashlib releases the GIL. Files go to the threads in batches (a task per file costs more
+    than looking at an unchanged one); at most WINDOW batches are in flight."""
     pending: collections.deque = collections.deque()
-    batch: list[tuple[ManifestEntry, str | Path | None, _Look | None]] = []
+    batch: list = []
     batch_bytes = 0
     to_look = 0
-    trust_walk = not run.force_read and _walk_has_identities(source)
+    listed = _Listed(run, source, extra_files, referenced)
     with ThreadPoolExecutor(max_workers=READERS, thread_name_prefix="backup-read") as pool:
         try:
-            for entry, ino, ctime_ns in listing.read_identified():
-                local = _local(source, extra_files, entry.path) if entry.type == FILE else None
-                known = None
-                if local is not None and trust_walk and entry.path not in extra_files:
-                    sha = run.parent.unchanged_as_walked(entry.path, entry.size, entry.mtime_ns, ino, ctime_ns)
-                    if sha is not None:
-                        known = _Look(None, sha, None, True, ino, ctime_ns)
-                batch.append((entry, local, known))
-                if local is not None and known is None:
-                    to_look += 1
-                    batch_bytes += min(entry.size, SMALL_FILE)
-                if len(batch) >= (BATCH_FILES if to_look else UNCHANGED_BATCH) or batch_bytes >= BATCH_BYTES:
-                    pending.append((batch, pool.submit(_look_batch, run, batch) if to_look else None))
-                    batch, batch_bytes, to_look = [], 0, 0
+            for items in listed.read(listing):
+                for item in items:
+                    batch.append(item)
+                    if item.__class__ is not bytes:
+                        to_look += 1
+                        batch_bytes += min(item[0].size, SMALL_FILE)
+                        if to_look >= BATCH_FILES or batch_bytes >= BATCH_BYTES:
+                            pending.append((batch, pool.submit(_look_batch, run, batch)))
+                            batch, batch_bytes, to_look = [], 0, 0
+                            while len(pending) > WINDOW:
+                                yield from _resolved(*pending.popleft())
+                if batch and not to_look:  # only finished lines so far: nothing to wait for
+                    pending.append((batch, None))
+                    batch = []
                     while len(pending) > WINDOW:
                         yield from _resolved(*pending.popleft())
             if batch:
@@ -730,21 +659,117 @@ def _looked(run: _Run, listing: Listing, source: Path | ObjectLibrary, extra_fil
                     future.cancel()
 
 
-def _walk_has_identities(source: Path | ObjectLibrary) -> bool:
-    """A folder's walk saw each file's inode and ctime; an object library's listing has ETags instead."""
-    return not isinstance(source, ObjectLibrary)
+class _Listed:
+    """The listing's lines as the new snapshot's lines, or as files to look at.
+
+    A folder's or a link's listing line is its snapshot line. A file's listing line (path, type, size, mode,
+    mtime_ns, then ino and ctime_ns) equals, byte for byte, its line in the parent with `"sha256":...` taken
+    out when nothing about the file changed: then the parent's line is the new line, as long as the file is
+    not racily recent (`ParentSnapshot.racy_after`) and its blob is indexed. Nothing of such a file is parsed,
+    formatted, or handed to a thread (a repeat backup of 100,000 unchanged files spent most of its time
+    doing that). Every other file is parsed (one json call per block of lines) and looked at."""
+
+    SHA_FIELD = b',"sha256":"'
+    IDENTITY_FIELD = b',"ino":'
+    SIZE_FIELD = len(b'","type":"file","size":')
+
+    def __init__(self, run: _Run, source: Path | ObjectLibrary, extra_files: dict[str, Path],
+                 referenced: _References):
+        self.run = run
+        self.source = source
+        self.extra_files = extra_files
+        self.referenced = referenced
+        self.lines = None if run.force_read else run.parent.lines
+        self.racy_after = run.parent.racy_after
+
+    def read(self, listing: Listing) -> Iterator[list]:
+        with open(listing.path, "rb") as handle:
+            while lines := handle.readlines(READ_BYTES):
+                yield self._items(lines)
+
+    def _items(self, lines: list[bytes]) -> list:
+        items: list = []
+        done: list[bytes] = []  # finished lines not yet in `items`
+        todo: list[int] = []  # where in `items` a line waits to be parsed
+        trusted = reused = 0
+        parent = self.lines
+        for line in lines:
+            end = line.find(TYPE_AFTER_PATH, PATH_START)
+            if end > 0 and not line.startswith(b'file"', end + 10):
+                done.append(line)
+                continue
+            if parent is not None and end > 0:
+                if line.startswith(LIBRARY_PREFIX):
+                    found = parent.line_for(line[PATH_START:end + 1])
+                    if found is not None:
+                        size = self._unchanged(line, found, end)
+                        if size is not None:
+                            done.append(found)
+                            trusted += 1
+                            reused += size
+                            continue
+                        self.run.parent.remember_line(found)
+                else:  # the extras, after the library: the parent's are looked up by path
+                    parent.drain()
+            if done:
+                items.append(b"".join(done))
+                done = []
+            todo.append(len(items))
+            items.append(line)
+        if done:
+            items.append(b"".join(done))
+        if trusted:
+            self.run.trusted(trusted, reused)
+        if todo:
+            try:
+                records = json.loads(b"[" + b",".join(items[at] for at in todo) + b"]")
+                if len(records) != len(todo):
+                    raise ValueError("a line holds more than one value")
+                for at, record in zip(todo, records, strict=True):
+                    entry = ManifestEntry.from_record(record)
+                    items[at] = (entry, _local(self.source, self.extra_files, entry.path), None)
+            except (ValueError, TypeError, KeyError, AttributeError) as exc:
+                raise RuntimeError(f"a line of the listing does not parse ({exc})") from None
+        return items
+
+    def _unchanged(self, line: bytes, found: bytes, end: int) -> int | None:
+        """The file's size when `found` (the parent's line for its path) shows it unchanged and its blob is
+        indexed; else None."""
+        cut = line.rfind(self.IDENTITY_FIELD)
+        if cut < 0 or line.startswith(b',"ino":0,', cut):
+            return None
+        if (len(found) != len(line) + 76 or not found.startswith(line[:cut]) or not found.endswith(line[cut:])
+                or not found.startswith(self.SHA_FIELD, cut) or found[cut + 75] != 0x22):  # 0x22: '"'
+            return None
+        sha = found[cut + 11:cut + 75]
+        try:
+            mtime_ns = int(line[line.rfind(b":", 0, cut) + 1:cut])
+            digest = binascii.unhexlify(sha)
+        except ValueError:
+            return None
+        if sha != sha.lower():  # a line this code writes has lowercase hex, as every reader compares it
+            return None
+        if mtime_ns > self.racy_after:
+            return None
+        pack = self.run.index.pack_of_digest(digest)
+        if pack is None:
+            return None
+        self.referenced.packs.add(pack)
+        start = end + self.SIZE_FIELD
+        return int(line[start:line.index(b",", start)])
 
 
-def _look_batch(run: _Run, batch: list[tuple[ManifestEntry, str | Path | None, _Look | None]]
-                ) -> list[_Look | None]:
-    return [known or (run.look(entry.path, local, entry.size, entry.mtime_ns) if local is not None else None)
-            for entry, local, known in batch]
+def _look_batch(run: _Run, batch: list) -> list[_Look | None]:
+    return [None if item.__class__ is bytes else run.look(item[0].path, item[1], item[0].size, item[0].mtime_ns)
+            for item in batch]
 
 
-def _resolved(batch: list, future) -> Iterator[tuple]:  # noqa: ANN001 - a Future, or None: nothing to look at
-    looks = future.result() if future is not None else [known for _, _, known in batch]
-    for (entry, local, _), seen in zip(batch, looks, strict=True):
-        yield entry, local, seen
+def _resolved(batch: list, future) -> Iterator:  # noqa: ANN001 - a Future, or None: nothing to look at
+    if future is None:
+        yield from batch
+        return
+    for item, seen in zip(batch, future.result(), strict=True):
+        yield item if seen is None else (item[0], item[1], seen)
 
 
 def _clean_if_alone(repo: Repository) -> list[Path]:
@@ -762,8 +787,10 @@ def _clean_if_alone(repo: Repository) -> list[Path]:
         return repo.clean_leftovers()
 
 
-def _bytes_to_read(listing: Listing, parent: _Parent) -> int:
-    """An upper bound on the new bytes: every file not listed in the parent with the same size and mtime."""
+def _bytes_to_read(listing: Listing, repo: Repository, source: str) -> int:
+    """An upper bound on the new bytes: every file not listed in the parent with the same size and mtime (the
+    parent loaded whole for this: it runs only when the free space is short of every byte)."""
+    parent = ParentSnapshot.load(repo, source)
     total = 0
     for entry in listing.read():
         if entry.type == FILE and not parent.same_size_and_mtime(entry.path, entry.size, entry.mtime_ns):

@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from mobius.backup.index import RepositoryIndex
+from mobius.backup.index import ReferencedBlobs, RepositoryIndex
 from mobius.backup.pack import check_pack, pack_path
 from mobius.backup.repository import Repository
 from mobius.backup.snapshot import SnapshotDamaged, read_entries, read_records
@@ -104,26 +104,20 @@ def check_snapshots(repo: Repository, snapshot: str | None = None, *, read_data:
         index = RepositoryIndex.load(repo.index, repo.keys)
         for line in index.unreadable:
             report.problem(f"index: {line}")
-        referenced = _referenced(repo, ids, report)
+        referenced = _referenced(repo, ids, report, index)
         report.blobs = len(referenced)
-        needed: dict[str, list[str]] = {}
-        unindexed: set[str] = set()  # blobs in no pack; with `lost` (in a missing pack): files named at the end
+        needed = referenced.packs()
+        unindexed = referenced.unindexed  # blobs in no pack; with `lost` (in a missing pack): files named at the end
         lost: set[str] = set()
-        for sha in referenced:
-            where = index.get(sha)
-            if where is None:
-                unindexed.add(sha)
-            else:
-                needed.setdefault(where.pack, []).append(sha)
         report.packs = len(needed)
         progress.start("verify", total=sum(index.packs[p].size for p in needed) if read_data else len(needed),
                        unit="bytes" if read_data else "packs")
         present = []
-        for pack, shas in sorted(needed.items()):
+        for pack, count in sorted(needed.items()):
             size = repo.pack_size(pack)
             if size is None:
-                report.problem(f"missing: pack {pack}, needed by {len(shas)} blobs")
-                lost.update(shas)
+                report.problem(f"missing: pack {pack}, needed by {count} blobs")
+                lost.update(referenced.in_pack(pack))
                 continue
             if size != index.packs[pack].size:
                 report.problem(f"damaged: pack {pack} holds {size} bytes, the index says {index.packs[pack].size}")
@@ -153,10 +147,10 @@ def check_snapshots(repo: Repository, snapshot: str | None = None, *, read_data:
     return report
 
 
-def _referenced(repo: Repository, ids: list[str], report: SnapshotCheck) -> set[str]:
-    """Every blob the snapshots name (one string per distinct blob: the files that use one are looked up only
-    when it turns out missing or damaged; a table of names per blob cost 50 MB at 100,000 files)."""
-    referenced: set[str] = set()
+def _referenced(repo: Repository, ids: list[str], report: SnapshotCheck, index: RepositoryIndex) -> ReferencedBlobs:
+    """Every blob the snapshots name, marked in the index (the files that use one are looked up only when it
+    turns out missing or damaged; a table of names per blob cost 50 MB at 100,000 files)."""
+    referenced = ReferencedBlobs(index)
     for snapshot_id in ids:
         try:  # the parsed records, not SnapshotEntry objects (building 100,000 of them cost 1.4 s for one field)
             for record in read_records(repo.snapshot_file(snapshot_id), repo.keys):

@@ -261,10 +261,14 @@ class EntrySpool:
 
     def __init__(self, path: Path):
         self.path = path
-        self._out: IO[str] = open(path, "w", encoding="utf-8", buffering=SPOOL_BUFFER)  # noqa: SIM115 - closed in close()
+        self._out: IO[bytes] = open(path, "wb", buffering=SPOOL_BUFFER)  # noqa: SIM115 - closed in close()
 
     def add(self, entry: SnapshotEntry) -> None:
-        self._out.write(entry.to_line())
+        self._out.write(entry.to_line().encode())
+
+    def add_lines(self, lines: bytes) -> None:
+        """Entry lines already in their final form (a parent snapshot's, unchanged)."""
+        self._out.write(lines)
 
     def close(self) -> None:
         self._out.close()

@@ -111,7 +111,8 @@ def _unlink(path: str) -> None:
 
 
 class LocalBatchCopier:
-    """Runs the four steps above on a thread pool, each step over `workers` slices of the batch."""
+    """Runs the four steps above over slices of the batch: write and verify on the worker processes when
+    it has some (`processes`, copy_processes.py), else on `workers` threads of `pool`."""
 
     def __init__(self, source_root: str, target_root: str, *, hooks: FaultHooks, pool: ThreadPoolExecutor | None,
                  workers: int, on_bytes: Callable[[int], None] | None = None, in_place: bool = False):
@@ -130,7 +131,7 @@ class LocalBatchCopier:
 
     def copy(self, entries: list[Entry]) -> list[CopyOutcome]:
         copies = self._steps(self._write_ahead, entries)
-        if self.processes is not None and self.on_bytes:  # the workers' progress, reported here
+        if self._on_workers(entries) and self.on_bytes:  # the workers' progress, reported here
             self.on_bytes(sum(c.source.size for c in copies if c.error is None))
         written = [c for c in copies if c.error is None]
         if written:
@@ -140,9 +141,12 @@ class LocalBatchCopier:
             copies = [next(verified) if c.error is None else c for c in copies]
         return [c.outcome() for c in copies]
 
+    def _on_workers(self, items: list) -> bool:
+        return self.processes is not None and len(items) >= 8
+
     def _steps(self, step: Callable[[list], list], items: list) -> list:
         """A step that takes a slice: on the worker processes when there are some, else on the threads."""
-        if self.processes is None or len(items) < 8:
+        if not self._on_workers(items):
             return self._map(step, items, whole=True)
         parts = self._slices(items, self.processes.processes)
         return list(itertools.chain.from_iterable(self.processes.map(step, parts)))

@@ -454,9 +454,10 @@ def _copy_processes(run: MigrationRun, workers: int) -> CopyProcesses | None:
 
     if not isinstance(run.dest, LocalDestination) or workers < 2 or run.plan.files < PROCESSES_FROM or not can_fork():
         return None
+    # not from another thread: one runs beside it then (promote's database copy), and a worker dies with the
+    # thread that forked it (PR_SET_PDEATHSIG), which must be the one that lives as long as the process
     if threading.current_thread() is not threading.main_thread():
-        return None  # another thread runs beside this one (promote's database copy): no fork; and a worker dies
-        # with the thread that forked it (PR_SET_PDEATHSIG), which must be the one that lives as long as the process
+        return None
     run.dest.in_place = run.record.new_value is None
     # the copier each worker runs: the steps of one slice, on one thread, progress reported by the parent
     copier = LocalBatchCopier(str(run.source), str(run.dest.root), hooks=run.hooks, pool=None, workers=1,

@@ -191,9 +191,7 @@ class ParentSnapshot:
     @classmethod
     def load(cls, repo: Repository, source: str) -> ParentSnapshot:
         """The newest readable snapshot of `source`, every file in the dict (an object library's backup)."""
-        for header in reversed(repo.headers()):
-            if header.source != source:
-                continue
+        for header in _newest_first(repo, source):
             parent = cls(header.id, header.started_ns)
             try:  # the records as parsed, not SnapshotEntry objects: 64 bytes per file is all this needs
                 for r in read_records(repo.snapshot_file(header.id), repo.keys):
@@ -206,9 +204,7 @@ class ParentSnapshot:
     @classmethod
     def open(cls, repo: Repository, source: str) -> ParentSnapshot:
         """The newest readable snapshot of `source`, its lines to be read alongside the new listing."""
-        for header in reversed(repo.headers()):
-            if header.source != source:
-                continue
+        for header in _newest_first(repo, source):
             parent = cls(header.id, header.started_ns)
             try:
                 parent.lines = ParentLines.open(repo.snapshot_file(header.id), repo.keys, parent.remember_line)
@@ -269,3 +265,8 @@ class ParentSnapshot:
                                                                                                     mtime_ns):
             return known[32:].hex()
         return None
+
+
+def _newest_first(repo: Repository, source: str) -> Iterator:
+    """The snapshots of `source`, newest first (a damaged one is passed over by the caller)."""
+    return (header for header in reversed(repo.headers()) if header.source == source)

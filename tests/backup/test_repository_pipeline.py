@@ -155,6 +155,25 @@ def test_a_damaged_large_blob_fails_the_restore_with_writes_in_flight(tmp_path: 
     _no_leftovers(tmp_path, descriptors)
 
 
+class _FailingWrite:
+    """`module.pwrite_all` failing with `error` at its nth call, as a device failing one write; else writing."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, module: object, nth: int, error: Exception):
+        self.monkeypatch, self.module, self.nth, self.error = monkeypatch, module, nth, error
+        self.real = module.pwrite_all
+        self.calls = 0
+        monkeypatch.setattr(module, "pwrite_all", self)
+
+    def __call__(self, fd: int, data: bytes | memoryview, offset: int) -> None:
+        self.calls += 1
+        if self.calls == self.nth:
+            raise self.error
+        self.real(fd, data, offset)
+
+    def undo(self) -> None:
+        self.monkeypatch.setattr(self.module, "pwrite_all", self.real)
+
+
 @pytest.mark.parametrize("direct", [True, False])
 @pytest.mark.parametrize("error", [OSError(errno.ENOSPC, "No space left on device"), TypeError("not ours")])
 def test_a_failing_write_on_a_restore_thread_leaves_the_target_untouched(error: Exception, direct: bool,
@@ -167,25 +186,14 @@ def test_a_failing_write_on_a_restore_thread_leaves_the_target_untouched(error: 
     target = tmp_path / "restored"
     target.mkdir()
     (target / "kept.txt").write_bytes(b"the target before")
-    calls = 0
-    module = pack_module if direct else snapshot_restore
-    pwrite_all = module.pwrite_all
-
-    def failing(fd: int, data: bytes, offset: int) -> None:  # the device fails the fourth large write
-        nonlocal calls
-        calls += 1
-        if calls == 4:
-            raise error
-        pwrite_all(fd, data, offset)
-
-    monkeypatch.setattr(module, "pwrite_all", failing)
+    failing = _FailingWrite(monkeypatch, pack_module if direct else snapshot_restore, 4, error)
     if not direct:
         monkeypatch.setattr(pack_module.DirectAppender, "open", classmethod(lambda cls, path: None))
     descriptors = len(os.listdir("/proc/self/fd"))
     threads = threading.active_count()
     with pytest.raises(type(error)):
         restore_to(repo, made.id, target)
-    assert calls >= 4
+    assert failing.calls >= 4
     assert sorted(os.listdir(target)) == ["kept.txt"]
     assert (target / "kept.txt").read_bytes() == b"the target before"
     _no_leftovers(tmp_path, descriptors)
@@ -261,22 +269,12 @@ def test_a_failing_direct_write_on_the_pack_thread_fails_the_create(error: Excep
     for i in range(6):
         (library / f"clip{i}.mp4").write_bytes(os.urandom(3 << 20))
     age(library)
-    calls = 0
-    pwrite_all = pack_module.pwrite_all
-
-    def failing(fd: int, view: memoryview, at: int) -> None:
-        nonlocal calls
-        calls += 1
-        if calls == 3:
-            raise error
-        pwrite_all(fd, view, at)
-
-    monkeypatch.setattr(pack_module, "pwrite_all", failing)
+    failing = _FailingWrite(monkeypatch, pack_module, 3, error)
     repo = Repository(tmp_path / "backups")
     with pytest.raises(type(error)):
         write_snapshot_of(repo, library)
-    assert calls >= 3
-    monkeypatch.setattr(pack_module, "pwrite_all", pwrite_all)
+    assert failing.calls >= 3
+    failing.undo()
     assert repo.snapshot_ids() == [] and temp_files(repo) == []
     assert repo.orphan_packs(RepositoryIndex.load(repo.index)) == []
     made = write_snapshot_of(repo, library)

@@ -18,7 +18,7 @@ from repository_support import age, packs, restore_to, temp_files
 
 from mobius.backup.index import RepositoryIndex
 from mobius.backup.prune import RetentionPolicy, prune_repository
-from mobius.backup.repository import Repository, write_snapshot_of
+from mobius.backup.repository import Repository, SnapshotResult, write_snapshot_of
 from mobius.backup.repository_check import verify_snapshots
 
 pytestmark = pytest.mark.slow
@@ -47,6 +47,22 @@ def _workspace(tmp_path: Path) -> tuple[Path, Path, Repository]:
     library.mkdir(parents=True)
     (ws / ".env").write_text("MOBIUS_LIBRARY_DIR=uploads\n")
     return ws, library, Repository(ws / "backups")
+
+
+def _snapshotted(tmp_path: Path, old: tuple[int, int], new: tuple[int, int]
+                 ) -> tuple[Path, Path, Repository, SnapshotResult, dict[str, dict]]:
+    """A workspace whose library has `old` (count, size) files in a first snapshot, then `new` files added
+    (not backed up yet); the states a restore of each snapshot must give, by id."""
+    ws, library, repo = _workspace(tmp_path)
+    for i in range(old[0]):
+        (library / f"old-{i}.bin").write_bytes(os.urandom(old[1]))
+    age(library)
+    first = write_snapshot_of(repo, library)
+    states = {first.id: snapshot(library)}
+    for i in range(new[0]):
+        (library / f"new-{i}.bin").write_bytes(os.urandom(new[1]))
+    age(library)
+    return ws, library, repo, first, states
 
 
 def _assert_valid(repo: Repository, states: dict[str, dict], tmp_path: Path, label: str) -> None:
@@ -78,15 +94,7 @@ def _killed_at_rename(command: list[str], n: int) -> subprocess.CompletedProcess
 @pytest.mark.parametrize("point", CREATE_POINTS)
 def test_kill_during_create_leaves_the_repository_valid_and_the_next_create_cleans_up(point: str,
                                                                                      tmp_path: Path) -> None:
-    ws, library, repo = _workspace(tmp_path)
-    for i in range(20):
-        (library / f"old-{i}.bin").write_bytes(os.urandom(3000))
-    age(library)
-    first = write_snapshot_of(repo, library)
-    states = {first.id: snapshot(library)}
-    for i in range(20):
-        (library / f"new-{i}.bin").write_bytes(os.urandom(3000))
-    age(library)
+    ws, library, repo, first, states = _snapshotted(tmp_path, (20, 3000), (20, 3000))
     killed = _mobius(ws, "backup", "create", "--snapshot", "--no-database", fault=f"kill@{point}")
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     ids = repo.snapshot_ids()
@@ -192,12 +200,7 @@ def test_prune_during_a_create_waits_and_removes_nothing_the_create_references(t
 @pytest.mark.skipif(shutil.which("strace") is None, reason="strace is not installed")
 def test_kill_at_every_rename_of_a_snapshot_create(tmp_path: Path) -> None:
     """strace's fault injection: SIGKILL on entering the n-th rename (pack, index file, snapshot, ...)."""
-    ws, library, repo = _workspace(tmp_path)
-    for i in range(30):
-        (library / f"old-{i}.bin").write_bytes(os.urandom(3000))
-    age(library)
-    first = write_snapshot_of(repo, library)
-    states = {first.id: snapshot(library)}
+    ws, library, repo, first, states = _snapshotted(tmp_path, (30, 3000), (0, 0))
     (library / "big.bin").write_bytes(os.urandom(5 << 20))
     age(library)
     command = [sys.executable, "-m", "mobius", "backup", "create", "--snapshot", "--no-database", "-w"]
@@ -222,15 +225,7 @@ def test_kill_at_every_rename_of_a_create_that_seals_packs_while_filling_the_nex
     """The pipelined seal (a full pack fsynced and checked on a worker while the next fills; its rename and
     index file on the main thread) killed at each rename of a many-pack create: the real command, with only
     the pack size made 1 MiB (64 MiB packs would need 200 MiB of data for the same number of seals)."""
-    ws, library, repo = _workspace(tmp_path)
-    for i in range(10):
-        (library / f"old-{i}.bin").write_bytes(os.urandom(200_000))
-    age(library)
-    first = write_snapshot_of(repo, library)
-    states = {first.id: snapshot(library)}
-    for i in range(12):
-        (library / f"new-{i}.bin").write_bytes(os.urandom(300_000))
-    age(library)
+    ws, library, repo, first, states = _snapshotted(tmp_path, (10, 200_000), (12, 300_000))
     command = [sys.executable, "-c", SMALL_PACKS, "backup", "create", "--snapshot", "--no-database", "-w"]
     renames = _renames(command, ws, tmp_path)
     assert sum(".tar.zst" in line for line in renames) >= 3, renames  # several packs sealed: the pipeline ran

@@ -69,10 +69,7 @@ class Phases:
                  "seconds": round(time.monotonic() - started, 3), "value": value}
         self.handle["phases"] = [p for p in self.handle["phases"] if p["step"] != name] + [entry]
         self.ctx.say(f"{name:<18} {status:<15} {evidence}".rstrip())
-        if defer:
-            self.ctx.record_undo(self.handle, defer=True)
-        else:
-            self.ctx.record_undo(self.handle)
+        self.ctx.record_undo(self.handle, defer=defer)
 
     def lines(self) -> list[dict[str, Any]]:
         """The phases as the commands print them (without their values)."""

@@ -119,12 +119,15 @@ class FaultHooks:
 
             self.count = multiprocessing.get_context("fork").Value("i", 0)
         self.marker = state / PAUSE_FILE
+        self.crash = {p.removeprefix("media:") for k, p, _ in active() if k == "crash" and p.startswith("media:")}
 
     def chunk(self) -> None:
         if self.slow:
             time.sleep(self.slow)
 
     def reached(self, point: str, path: str = "") -> None:
+        if point in self.crash:  # `crash@media:POINT`: a bug at POINT (a TypeError), in whichever process runs it
+            raise TypeError(f"injected crash at media:{point} ({VARIABLE})")
         if point != self.point:
             return
         with self.count.get_lock():

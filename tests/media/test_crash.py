@@ -140,6 +140,24 @@ def test_a_copy_worker_killed_stops_the_migration_in_one_line_and_the_next_run_r
     assert snapshot(target) == before == snapshot(source)
 
 
+@pytest.mark.parametrize("point", ["copy", "verify"])
+def test_a_bug_in_a_copy_worker_stops_the_migration_in_one_line_and_the_next_run_resumes(mobius, media_ws: Path,
+                                                                                         tmp_path: Path, point: str):
+    """Not one of ours: a TypeError raised inside the worker processes' write or re-read step."""
+    source, target = media_ws / "uploads", tmp_path / "new"
+    _many_small_files(source, 320)
+    before = snapshot(source)
+    failed = mobius(*ARGS, "--to", str(target), "--workers", "2", "-w", str(media_ws),
+                    env={"MOBIUS_FAULT": f"crash@media:{point}"})
+    assert failed.returncode == 2, failed.stdout + failed.stderr
+    assert "Traceback" not in failed.stderr and "injected crash" in failed.stderr, failed.stderr
+    assert _journaled(media_ws, "cards%") == 0, "nothing of the batch the workers were in is journaled"
+    assert read_env_file(media_ws / ".env")["MOBIUS_LIBRARY_DIR"] == "uploads"
+    out = _finish(mobius, media_ws, target)
+    assert out["resumed"] and not temps(target)
+    assert snapshot(target) == before == snapshot(source)
+
+
 def _journaled(ws: Path, like: str) -> int:
     with sqlite3.connect(ws / "state" / "media.sqlite") as db:
         return db.execute("SELECT count(*) FROM entries WHERE path LIKE ?", (like,)).fetchone()[0]

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import threading
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -452,11 +451,9 @@ def _copy_processes(run: MigrationRun, workers: int) -> CopyProcesses | None:
     from mobius.media.batch import LocalBatchCopier
     from mobius.media.copy_processes import CopyProcesses, can_fork
 
+    # not from another thread (can_fork): one runs beside it then (promote's database copy), and a worker dies
+    # with the thread that forked it (PR_SET_PDEATHSIG), which must be the one that lives as long as the process
     if not isinstance(run.dest, LocalDestination) or workers < 2 or run.plan.files < PROCESSES_FROM or not can_fork():
-        return None
-    # not from another thread: one runs beside it then (promote's database copy), and a worker dies with the
-    # thread that forked it (PR_SET_PDEATHSIG), which must be the one that lives as long as the process
-    if threading.current_thread() is not threading.main_thread():
         return None
     run.dest.in_place = run.record.new_value is None
     # the copier each worker runs: the steps of one slice, on one thread, progress reported by the parent

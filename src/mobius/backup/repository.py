@@ -68,12 +68,16 @@ from mobius.safety.diskspace import disk_space, require_free_space
 from mobius.safety.leftovers import sweep
 from mobius.safety.lock import FileLock
 from mobius.safety.stamps import new_id, utc_iso
+from mobius.safety.workers import ForkedWorkers, can_fork_workers
 
 LOCK_NAME = ".mobius-repository.lock"
 LOCK_WAIT = 600
 SMALL_FILE = 4 << 20  # read whole into memory; larger files are hashed, then streamed into the pack if new
 READ_BYTES = 256 << 10  # listing lines read at once
 READERS = 4  # threads looking at files ahead of the pack writer
+READ_AHEAD = 16  # files a reader has asked the kernel for before it reads the first (_read_files)
+READER_PROCESSES = 4  # or worker processes reading them, for a first snapshot of many files (_reader_processes)
+PROCESSES_FROM = 256  # files
 BATCH_FILES = 64
 BATCH_BYTES = 4 << 20
 WINDOW = 8  # batches in flight: about 32 MiB of small files read ahead (16: above restic's peak on media)
@@ -374,17 +378,73 @@ def _pread_chunks(fd: int, size: int, local: str | Path, first: bytes = b"") -> 
 
 @dataclass(slots=True)
 class _Look:
-    """What a reader thread found: identity, and sha256 + bytes of a small file it read (`unchanged`: the
-    parent's sha256, nothing read; a large file: neither, it is read on the main thread)."""
+    """What a reader found: identity, and sha256 + bytes of a small file it read (`unchanged`: the parent's
+    sha256, nothing read; a large file: neither, it is read on the main thread)."""
 
-    st: os.stat_result | None  # None for an object (its ETag is its identity)
+    ino: int  # 0 and 0 for an object (its ETag is its identity)
+    ctime_ns: int
     sha: str | None
     data: bytes | None
     unchanged: bool
 
     @property
     def identity(self) -> tuple[int, int]:
-        return (self.st.st_ino, self.st.st_ctime_ns) if self.st is not None else (0, 0)
+        return self.ino, self.ctime_ns
+
+
+_Read = tuple[str | None, bytes | None, int, int]  # sha256 and bytes (None for a large file), inode, ctime
+
+
+def _read_files(files: list[tuple[str | Path, int, int]]) -> list[_Read]:
+    """Files (path, size, mtime_ns) as the walk listed them: (sha256, bytes) when small, (None, None) when large
+    (read later, on the main thread), then inode and ctime. Refuses a file that changes under us.
+
+    Each small file's read is asked of the kernel (POSIX_FADV_WILLNEED) READ_AHEAD files before it is read:
+    the disk then serves those reads together instead of one request at a time. Measured on 100,000 files of
+    1-4 KB, caches dropped: 4 threads reading them 7.0 s -> 4.5 s; one thread 19.7 s -> 4.2 s."""
+    kill_at("backup:read")  # per batch: in a reader process, kills (or crashes) that process alone
+    done: list[_Read] = []
+    opened: collections.deque[tuple[int, os.stat_result, tuple[str | Path, int, int]]] = collections.deque()
+    try:
+        for item in files:
+            fd, before = open_as_listed(*item)
+            opened.append((fd, before, item))
+            if item[1] < SMALL_FILE:
+                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_WILLNEED)
+            if len(opened) > READ_AHEAD:
+                done.append(_read_opened(*opened.popleft()))
+        while opened:
+            done.append(_read_opened(*opened.popleft()))
+    finally:
+        for fd, _, _ in opened:
+            os.close(fd)
+    return done
+
+
+def _read_opened(fd: int, before: os.stat_result, item: tuple[str | Path, int, int]) -> _Read:
+    """`_read_files` for one file it opened (closed here)."""
+    local, size, mtime_ns = item
+    try:
+        if size >= SMALL_FILE:
+            return None, None, before.st_ino, before.st_ctime_ns
+        data = os.read(fd, size + 1)
+        if len(data) != size:
+            raise changed_while_read(local)
+        digest = hashlib.sha256(data).hexdigest()
+        after = os.fstat(fd)
+        if (after.st_size, after.st_mtime_ns, after.st_ctime_ns) != (size, mtime_ns, before.st_ctime_ns):
+            raise changed_while_read(local)
+        return digest, data, before.st_ino, before.st_ctime_ns
+    finally:
+        os.close(fd)
+
+
+class _FileReaders:
+    """In a worker process (safety/workers.py): `_read_files` of a batch."""
+
+    @staticmethod
+    def read(batch: list[tuple[str, int, int]]) -> list[_Read]:
+        return _read_files(batch)
 
 
 class _Run:
@@ -402,8 +462,15 @@ class _Run:
         self.counts = {"new_files": 0, "new_bytes": 0, "reused_files": 0, "reused_bytes": 0, "read_files": 0}
 
     def look(self, path: str, local: str | Path, size: int, mtime_ns: int, *, force: bool = False) -> _Look:
-        """Runs on a reader thread: the file's identity, and for a small file that changed its bytes and sha256.
-        Refuses a file that changes under us."""
+        """The file's identity, and for a small file that changed its bytes and sha256. Refuses a file that
+        changes under us."""
+        known = self.look_unread(path, local, size, mtime_ns, force=force)
+        return known if known is not None else _read_look(_read_files([(local, size, mtime_ns)])[0])
+
+    def look_unread(self, path: str, local: str | Path, size: int, mtime_ns: int, *, force: bool = False,
+                    ) -> _Look | None:
+        """Runs on a reader thread: the look at an object, or at a file the parent shows unchanged (not opened);
+        None: the local file must be read (`_read_files`)."""
         if isinstance(local, ObjectRef):
             return self._look_object(path, local, size, mtime_ns, force)
         if not (self.force_read or force) and path in self.parent.files:  # else nothing to compare it with
@@ -413,30 +480,18 @@ class _Run:
                 raise VerificationError(f"cannot read {local}: {exc.strerror}", hint="check its permissions") from None
             sha = self.parent.unchanged(path, st) if st.st_size == size and st.st_mtime_ns == mtime_ns else None
             if sha is not None and stat.S_ISREG(st.st_mode):
-                return _Look(st, sha, None, True)  # not opened: size, mtime, inode and ctime as the parent saw them
-        fd, before = open_as_listed(local, size, mtime_ns)
-        try:
-            if size >= SMALL_FILE:
-                return _Look(before, None, None, False)
-            data = os.read(fd, size + 1)
-            if len(data) != size:
-                raise changed_while_read(local)
-            digest = hashlib.sha256(data).hexdigest()
-            after = os.fstat(fd)
-            if (after.st_size, after.st_mtime_ns, after.st_ctime_ns) != (size, mtime_ns, before.st_ctime_ns):
-                raise changed_while_read(local)
-            return _Look(before, digest, data, False)
-        finally:
-            os.close(fd)
+                # not opened: size, mtime, inode and ctime as the parent saw them
+                return _Look(st.st_ino, st.st_ctime_ns, sha, None, True)
+        return None
 
     def _look_object(self, path: str, ref: ObjectRef, size: int, mtime_ns: int, force: bool) -> _Look:
         sha = None if self.force_read or force else self.parent.unchanged_object(path, size, mtime_ns, ref.etag)
         if sha is not None:
-            return _Look(None, sha, None, True)
+            return _Look(0, 0, sha, None, True)
         if size >= SMALL_FILE:
-            return _Look(None, None, None, False)
+            return _Look(0, 0, None, None, False)
         data = self.objects.read(ref, size)
-        return _Look(None, hashlib.sha256(data).hexdigest(), data, False)
+        return _Look(0, 0, hashlib.sha256(data).hexdigest(), data, False)
 
     def store(self, path: str, local: str | Path | ObjectRef, size: int, mtime_ns: int,
               seen: _Look) -> tuple[str, _Look]:
@@ -459,7 +514,7 @@ class _Run:
         elif isinstance(local, ObjectRef):
             sha = self._store_large_object(local, size)
         else:
-            sha = self._store_large(local, size, mtime_ns, seen.st, new_path=path not in self.parent.files)
+            sha = self._store_large(local, size, mtime_ns, seen.identity, new_path=path not in self.parent.files)
         self.progress.advance(size)
         return sha, seen
 
@@ -478,14 +533,14 @@ class _Run:
         self.objects.check_unchanged(ref)  # read in ranges: the same object all along (a GET of a small one is)
         return sha
 
-    def _store_large(self, local: str | Path, size: int, mtime_ns: int, before: os.stat_result, *,
+    def _store_large(self, local: str | Path, size: int, mtime_ns: int, seen: tuple[int, int], *,
                      new_path: bool) -> str:
         """A file the parent did not have (`new_path`) whose bytes zstd cannot shrink (media) is read once:
         hashed as it is written into a pack, taken back if the repository turns out to hold it. Any other is
         hashed in one pass and streamed into a pack in a second only when new (the copy is hashed again)."""
         fd = os.open(local, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
         try:
-            identity = (before.st_ino, size, mtime_ns, before.st_ctime_ns)
+            identity = (seen[0], size, mtime_ns, seen[1])
             os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_WILLNEED)
             st = os.fstat(fd)
             if (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns) != identity:
@@ -572,11 +627,14 @@ def write_snapshot_of(repo: Repository, source: Path | ObjectLibrary, *, extra_f
                 require_free_space(repo.root, _bytes_to_read(listing, repo, str(source)) + overhead,
                                    what=f"a snapshot of {source}")
             run = _Run(repo, index, parent, force_read, progress, objects)
+            processes = _reader_processes(run, listing)
+            if processes is not None:
+                stack.enter_context(processes)
             spool = EntrySpool(Path(scratch) / "entries.jsonl")
             referenced = _References(repo, index, run.packs)
             progress.start("backup", total=listing.bytes, unit="bytes")
             try:
-                for item in _looked(run, listing, objects or source, extra_files, referenced):
+                for item in _looked(run, listing, objects or source, extra_files, referenced, processes):
                     if item.__class__ is bytes:  # finished lines: folders, links, files trusted unchanged
                         spool.add_lines(item)
                         continue
@@ -620,18 +678,22 @@ def write_snapshot_of(repo: Repository, source: Path | ObjectLibrary, *, extra_f
 
 
 def _looked(run: _Run, listing: Listing, source: Path | ObjectLibrary, extra_files: dict[str, Path],
-            referenced: _References) -> Iterator[bytes | tuple[ManifestEntry, str | Path, _Look]]:
+            referenced: _References, processes: ForkedWorkers | None = None,
+            ) -> Iterator[bytes | tuple[ManifestEntry, str | Path, _Look]]:
     """The listing in order: finished snapshot lines (bytes: folders, links, and files the parent's line shows
-    unchanged, see `_Listed`), and each other file already looked at by one of READERS threads: on a cold
-    cache the reads overlap (one at a time, a file system answers 20,000 small reads at its latency, not its
-    throughput); hashlib releases the GIL. Files go to the threads in batches (a task per file costs more
-    than looking at an unchanged one); at most WINDOW batches are in flight."""
+    unchanged, see `_Listed`), and each other file already looked at by one of READERS threads, or read by
+    the worker `processes` when given: on a cold cache the reads overlap (one at a time, a file system
+    answers 20,000 small reads at its latency, not its throughput). Files go to the readers in batches (a
+    task per file costs more than looking at an unchanged one); at most WINDOW batches are in flight."""
     pending: collections.deque = collections.deque()
     batch: list = []
     batch_bytes = 0
     to_look = 0
     listed = _Listed(run, source, extra_files, referenced)
     with ThreadPoolExecutor(max_workers=READERS, thread_name_prefix="backup-read") as pool:
+        def submit(batch: list) -> Future | _ReadInProcesses:
+            return _ReadInProcesses(processes, batch) if processes else pool.submit(_look_batch, run, batch)
+
         try:
             for items in listed.read(listing):
                 for item in items:
@@ -640,7 +702,7 @@ def _looked(run: _Run, listing: Listing, source: Path | ObjectLibrary, extra_fil
                         to_look += 1
                         batch_bytes += min(item[0].size, SMALL_FILE)
                         if to_look >= BATCH_FILES or batch_bytes >= BATCH_BYTES:
-                            pending.append((batch, pool.submit(_look_batch, run, batch)))
+                            pending.append((batch, submit(batch)))
                             batch, batch_bytes, to_look = [], 0, 0
                             while len(pending) > WINDOW:
                                 yield from _resolved(*pending.popleft())
@@ -650,7 +712,7 @@ def _looked(run: _Run, listing: Listing, source: Path | ObjectLibrary, extra_fil
                     while len(pending) > WINDOW:
                         yield from _resolved(*pending.popleft())
             if batch:
-                pending.append((batch, pool.submit(_look_batch, run, batch) if to_look else None))
+                pending.append((batch, submit(batch) if to_look else None))
             while pending:
                 yield from _resolved(*pending.popleft())
         finally:
@@ -759,9 +821,55 @@ class _Listed:
         return int(line[start:line.index(b",", start)])
 
 
+def _reader_processes(run: _Run, listing: Listing) -> ForkedWorkers | None:
+    """Worker processes that read the small files, where there are enough of them to pay for the forks and
+    nothing needs the parent snapshot's lines (which the main thread fills as it reads the listing): a
+    first snapshot of a folder, or --force-read. Else (and for a bucket) the reader threads look."""
+    if (run.objects is not None or listing.files < PROCESSES_FROM or not can_fork_workers()
+            or (run.parent.id is not None and not run.force_read)):
+        return None
+    return ForkedWorkers(_FileReaders(), READER_PROCESSES,
+                         died="backup: a file reader process died (killed?); no snapshot was written",
+                         hint="run the backup again: it starts over, reusing the packs already checked")
+
+
+class _ReadInProcesses:
+    """A batch's files read by the worker processes (`_FileReaders`), resolved as a reader thread's future is."""
+
+    def __init__(self, processes: ForkedWorkers, batch: list):
+        self.processes = processes
+        self.batch = batch
+        self.future = processes.submit("read", [(str(item[1]), item[0].size, item[0].mtime_ns) for item in batch
+                                                if item.__class__ is not bytes])
+
+    def result(self) -> list[_Look | None]:
+        read = iter(self.processes.result(self.future))
+        looks: list[_Look | None] = []
+        for item in self.batch:
+            if item.__class__ is bytes:
+                looks.append(None)
+            else:
+                looks.append(_read_look(next(read)))
+        return looks
+
+    def cancel(self) -> None:
+        self.future.cancel()
+
+
 def _look_batch(run: _Run, batch: list) -> list[_Look | None]:
-    return [None if item.__class__ is bytes else run.look(item[0].path, item[1], item[0].size, item[0].mtime_ns)
-            for item in batch]
+    """On a reader thread: what `_resolved` pairs with the batch's items (None for a finished line)."""
+    looks = [None if item.__class__ is bytes else run.look_unread(item[0].path, item[1], item[0].size,
+                                                                  item[0].mtime_ns) for item in batch]
+    unread = [at for at, item in enumerate(batch) if item.__class__ is not bytes and looks[at] is None]
+    read = _read_files([(batch[at][1], batch[at][0].size, batch[at][0].mtime_ns) for at in unread])
+    for at, done in zip(unread, read, strict=True):
+        looks[at] = _read_look(done)
+    return looks
+
+
+def _read_look(read: _Read) -> _Look:
+    sha, data, ino, ctime_ns = read
+    return _Look(ino, ctime_ns, sha, data, False)
 
 
 def _resolved(batch: list, future) -> Iterator:  # noqa: ANN001 - a Future, or None: nothing to look at

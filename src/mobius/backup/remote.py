@@ -38,7 +38,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mobius.backup.copy import copy_snapshots
+from mobius.backup.copy import TargetListing, copy_snapshots
 from mobius.backup.crypto import PLAIN, RepositoryKeys
 from mobius.backup.index import INDEX_SUFFIX, RepositoryIndex
 from mobius.backup.pack import PACK_SUFFIX, pack_path
@@ -62,10 +62,12 @@ CACHE_FOLDER = "backup-cache"
 
 @dataclass(frozen=True)
 class CachedRepository(Repository):
-    """The local cache of a remote repository: pack sizes come from the bucket's listing, not the disk."""
+    """The local cache of a remote repository: pack sizes come from the bucket's listing, not the disk.
+    `listed`: the bucket's listing at the sync (under the caller's lock in the bucket)."""
 
     url: str = ""
     remote_sizes: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
+    listed: TargetListing | None = field(default=None, compare=False, repr=False)
 
     @property
     def location(self) -> str:
@@ -94,11 +96,18 @@ class RemoteRepository:
 
     # -- the cache -------------------------------------------------------------------------------------
     def sync(self) -> CachedRepository:
-        """The cache with every index and snapshot file the bucket holds (and none it lacks)."""
+        """The cache with every index and snapshot file the bucket holds (and none it lacks).
+
+        Listed in the order a backup writes them, newest kind first: snapshots, then index, then packs; a
+        backup publishing beside this one puts a pack before its index and an index before its snapshot, so
+        each snapshot listed has its index listed and each index its pack."""
         cache = CachedRepository(self.cache_root, self.keys, url=self.url)
         self.cache_root.mkdir(mode=0o700, parents=True, exist_ok=True)
-        for folder, suffix in (("index", INDEX_SUFFIX), ("snapshots", SNAPSHOT_SUFFIX)):
-            remote = {n for n in self.store.names(folder) if n.endswith(suffix) and not n.startswith(TEMP_PREFIX)}
+        listed: dict[str, set[str]] = {}
+        for folder, suffix in (("snapshots", SNAPSHOT_SUFFIX), ("index", INDEX_SUFFIX)):
+            names = self.store.names(folder)
+            listed[folder] = names
+            remote = {n for n in names if n.endswith(suffix) and not n.startswith(TEMP_PREFIX)}
             local_dir = self.cache_root / folder
             local_dir.mkdir(mode=0o700, exist_ok=True)
             local = {n for n in os.listdir(local_dir) if n.endswith(suffix) and not n.startswith(".")}
@@ -107,14 +116,19 @@ class RemoteRepository:
             with contextlib.suppress(InputError), cache.lock(exclusive=True, what="cache sync", timeout=0):
                 for name in local - remote:  # pruned in the bucket (or a run killed before it published)
                     (local_dir / name).unlink(missing_ok=True)
-        sizes = {n.removesuffix(PACK_SUFFIX): s for n, s in self.store.sizes("packs").items()
-                 if n.endswith(PACK_SUFFIX)}
-        return CachedRepository(self.cache_root, self.keys, url=self.url, remote_sizes=sizes)
+        packs = self.store.sizes("packs")
+        sizes = {n.removesuffix(PACK_SUFFIX): s for n, s in packs.items() if n.endswith(PACK_SUFFIX)}
+        return CachedRepository(self.cache_root, self.keys, url=self.url, remote_sizes=sizes,
+                                listed=TargetListing(frozenset(listed["snapshots"]), frozenset(listed["index"]),
+                                                     packs))
 
     def publish(self, cache: CachedRepository, snapshot_id: str, progress: Progress | None = None) -> None:
-        """Upload a snapshot the cache holds, with the packs the bucket lacks (copy's order and checks)."""
+        """Upload a snapshot the cache holds, with the packs the bucket lacks (copy's order and checks). `cache`
+        comes from a `sync` under a lock in the bucket still held: the bucket is not listed again (no prune ran
+        since; a pack this run needs is in that listing or put and read back now), the snapshot read back."""
         try:
-            copy_snapshots(cache, self.store, [snapshot_id], progress=progress, transfers=self.transfers)
+            copy_snapshots(cache, self.store, [snapshot_id], progress=progress, transfers=self.transfers,
+                           listed=cache.listed)
         except BaseException:
             cache.snapshot_file(snapshot_id).unlink(missing_ok=True)  # never listed as if the bucket held it
             raise

@@ -229,13 +229,29 @@ def _shared_client(url: str, bucket: str, storage_options: dict[str, object]) ->
                                          hint="pip install s3fs") from None
             config = dict(storage_options.get("config_kwargs") or {})  # type: ignore[call-overload]
             config.setdefault("max_pool_connections", 16)  # the executor's threads share the client
-            client = botocore.session.get_session().create_client(
-                "s3", endpoint_url=storage_options.get("endpoint_url"), config=Config(**config))
+            session = botocore.session.get_session()
+            session.register_component("data_loader", _s3_model_loader(session.get_config_variable("data_path")))
+            client = session.create_client("s3", endpoint_url=storage_options.get("endpoint_url"),
+                                           config=Config(**config))
             made = _clients[key] = (client, ClientError)
         if (key, bucket) not in _reached:
             _reach(made[0], url, bucket, made[1])
             _reached.add((key, bucket))
     return made
+
+
+def _s3_model_loader(data_path: str | None) -> object:
+    """botocore's model loader (AWS_DATA_PATH honoured, as botocore.loaders.create_loader reads it) that does not
+    look through every service's folder to learn that S3 is one: botocore lists ~440 folders and stats their
+    files, twice per client (1,300 listdir calls: 15-80 ms warm, ~0.1 s more with the page cache dropped)."""
+    from botocore.loaders import Loader
+
+    class S3ModelLoader(Loader):
+        def list_available_services(self, type_name: str) -> list[str]:
+            return ["s3"]  # the only service this client loads; its models are then read as botocore reads them
+
+    paths = [os.path.expanduser(os.path.expandvars(p)) for p in data_path.split(os.pathsep)] if data_path else None
+    return S3ModelLoader(extra_search_paths=paths)
 
 
 def _reach(client, url: str, bucket: str, client_error: type[Exception]) -> None:  # noqa: ANN001 - a botocore S3 client

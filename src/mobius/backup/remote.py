@@ -27,6 +27,7 @@ host, or older than STALE_LOCK seconds, is ignored and removed.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -35,6 +36,7 @@ import shutil
 import socket
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -58,23 +60,43 @@ LOCKS = "locks"
 LOCK_WAIT = 600.0
 STALE_LOCK = 24 * 3600.0
 CACHE_FOLDER = "backup-cache"
+SYNC_FETCHES = 8  # index and snapshot files fetched at once into a cache (I/O bound: threads wait on the network)
 
 
 @dataclass(frozen=True)
 class CachedRepository(Repository):
     """The local cache of a remote repository: pack sizes come from the bucket's listing, not the disk.
-    `listed`: the bucket's listing at the sync (under the caller's lock in the bucket)."""
+
+    The sync lists the bucket's snapshots and index; its packs are listed on first need (`remote_sizes`), later
+    still, so a command that only reads snapshots (`has_snapshot`, `backup list`, `latest`) sends no such request.
+    """
 
     url: str = ""
-    remote_sizes: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
-    listed: TargetListing | None = field(default=None, compare=False, repr=False)
+    store: ObjectStore | None = field(default=None, compare=False, repr=False)
+    remote_snapshots: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
+    remote_index: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
 
     @property
     def location(self) -> str:
         return self.url
 
+    @functools.cached_property
+    def remote_packs(self) -> dict[str, int]:
+        """Every pack file in the bucket and its size: one listing, on first use."""
+        return self.store.sizes("packs") if self.store is not None else {}
+
+    @functools.cached_property
+    def remote_sizes(self) -> dict[str, int]:
+        """Pack name -> size in the bucket (from `remote_packs`; a prune's repack adds the packs it uploads)."""
+        return {n.removesuffix(PACK_SUFFIX): s for n, s in self.remote_packs.items() if n.endswith(PACK_SUFFIX)}
+
+    @property
+    def listed(self) -> TargetListing:
+        """The bucket as listed by this sync, for a publish under the same lock (copy.TargetListing)."""
+        return TargetListing(self.remote_snapshots, self.remote_index, self.remote_packs)
+
     def pack_size(self, name: str) -> int | None:
-        """A pack this run wrote or downloaded (in the cache), else the bucket's listing at the sync."""
+        """A pack this run wrote or downloaded (in the cache), else the bucket's listing."""
         local = super().pack_size(name)
         return local if local is not None else self.remote_sizes.get(name)
 
@@ -98,9 +120,9 @@ class RemoteRepository:
     def sync(self) -> CachedRepository:
         """The cache with every index and snapshot file the bucket holds (and none it lacks).
 
-        Listed in the order a backup writes them, newest kind first: snapshots, then index, then packs; a
-        backup publishing beside this one puts a pack before its index and an index before its snapshot, so
-        each snapshot listed has its index listed and each index its pack."""
+        Listed in the order a backup writes them, newest kind first: snapshots, then index, then (on first need,
+        CachedRepository.remote_packs) packs; a backup publishing beside this one puts a pack before its index
+        and an index before its snapshot, so each snapshot listed has its index listed and each index its pack."""
         cache = CachedRepository(self.cache_root, self.keys, url=self.url)
         self.cache_root.mkdir(mode=0o700, parents=True, exist_ok=True)
         listed: dict[str, set[str]] = {}
@@ -111,16 +133,30 @@ class RemoteRepository:
             local_dir = self.cache_root / folder
             local_dir.mkdir(mode=0o700, exist_ok=True)
             local = {n for n in os.listdir(local_dir) if n.endswith(suffix) and not n.startswith(".")}
-            for name in sorted(remote - local):
-                self.store.get_file(f"{folder}/{name}", local_dir / name)
+            self._fetch_files(folder, sorted(remote - local), local_dir)
             with contextlib.suppress(InputError), cache.lock(exclusive=True, what="cache sync", timeout=0):
                 for name in local - remote:  # pruned in the bucket (or a run killed before it published)
                     (local_dir / name).unlink(missing_ok=True)
-        packs = self.store.sizes("packs")
-        sizes = {n.removesuffix(PACK_SUFFIX): s for n, s in packs.items() if n.endswith(PACK_SUFFIX)}
-        return CachedRepository(self.cache_root, self.keys, url=self.url, remote_sizes=sizes,
-                                listed=TargetListing(frozenset(listed["snapshots"]), frozenset(listed["index"]),
-                                                     packs))
+        return CachedRepository(self.cache_root, self.keys, url=self.url, store=self.store,
+                                remote_snapshots=frozenset(listed["snapshots"]),
+                                remote_index=frozenset(listed["index"]))
+
+    def _fetch_files(self, folder: str, names: list[str], local_dir: Path) -> None:
+        """Small files (index, snapshots) into the cache, each atomically; several at once (a new cache of a
+        repository with a thousand packs fetches a thousand index files: one request each)."""
+        if len(names) <= 1:
+            for name in names:
+                self.store.get_file(f"{folder}/{name}", local_dir / name)
+            return
+        with ThreadPoolExecutor(min(SYNC_FETCHES, len(names)), thread_name_prefix="backup-sync") as pool:
+            fetches = [pool.submit(self.store.get_file, f"{folder}/{name}", local_dir / name) for name in names]
+            try:
+                for fetch in fetches:
+                    fetch.result()
+            except BaseException:
+                for fetch in fetches:  # the first failure stops the rest (each file is whole or absent)
+                    fetch.cancel()
+                raise
 
     def publish(self, cache: CachedRepository, snapshot_id: str, progress: Progress | None = None) -> None:
         """Upload a snapshot the cache holds, with the packs the bucket lacks (copy's order and checks). `cache`

@@ -1,7 +1,12 @@
 """The S3 repository store's client: one per process for the stores of a command, a new one when the AWS
-environment it was made from changes, and a missing bucket still one clear line (the suite's moto server)."""
+environment it was made from changes, and a missing bucket still one clear line; a new cache's sync, its files
+fetched several at once (the suite's moto server)."""
 
 from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
 
 import pytest
 from tests.media.conftest import s3_server  # noqa: F401 - the suite's moto S3 server fixture
@@ -31,3 +36,36 @@ def test_a_missing_bucket_is_one_line_for_each_store_that_names_it(s3_server: st
         with pytest.raises(InputError) as caught:
             ObjectStore("s3://no-such-bucket/repo", options)
         assert caught.value.message == "bucket no-such-bucket does not exist"
+
+
+def test_a_new_cache_fetches_every_index_and_snapshot_file_whole_and_a_failed_fetch_leaves_none_torn(
+        tmp_path: Path, s3_server: str, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+    from mobius.backup.remote import RemoteRepository
+
+    store = ObjectStore(f"s3://media/cache-{secrets.token_hex(6)}", {"endpoint_url": s3_server})
+    held = {f"snapshots/20261205T1200{i:02d}Z-abcdef.jsonl": os.urandom(3000 + i) for i in range(5)}
+    held |= {f"index/{secrets.token_hex(32)}.json": os.urandom(500 + i) for i in range(12)}
+    for key, data in held.items():
+        store.put_bytes(key, data)
+    cache = RemoteRepository(store, tmp_path / "cache").sync()
+    assert {str(p.relative_to(cache.root)): p.read_bytes() for p in cache.root.rglob("*") if p.is_file()
+            and not p.name.startswith(".")} == held
+    assert cache.snapshot_ids() == sorted(k[len("snapshots/"):-len(".jsonl")] for k in held if "snapshots/" in k)
+
+    real_get = ObjectStore.get_file
+    failing = sorted(k for k in held if k.startswith("index/"))[5]
+
+    def get_file(self: ObjectStore, key: str, local: Path) -> None:
+        if key == failing:
+            raise ConnectionError("connection reset")
+        real_get(self, key, local)
+
+    monkeypatch.setattr(ObjectStore, "get_file", get_file)
+    with pytest.raises(ConnectionError):
+        RemoteRepository(store, tmp_path / "fresh").sync()
+    fetched = {str(p.relative_to(p.parents[1])): p.read_bytes() for p in (tmp_path / "fresh").rglob("*")
+               if p.is_file() and p.parent.name in ("index", "snapshots")}
+    assert failing not in fetched and all(held[key] == data for key, data in fetched.items())  # none torn
+    monkeypatch.setattr(ObjectStore, "get_file", real_get)
+    again = RemoteRepository(store, tmp_path / "fresh").sync()
+    assert len(list(again.index.iterdir())) == 12 and len(again.snapshot_ids()) == 5

@@ -29,6 +29,24 @@ def test_stores_of_one_process_share_a_client_until_the_aws_environment_changes(
     assert third.read_bytes("x.json") == b"{}"
 
 
+def test_a_forked_child_makes_its_own_client(s3_server: str) -> None:  # noqa: F811
+    options = {"endpoint_url": s3_server}
+    parent = ObjectStore("s3://media/fork", options)
+    parent.put_bytes("x.json", b"from the parent")
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: a client of its own (not the parent's pooled sockets), working
+        try:
+            child = ObjectStore("s3://media/fork", options)
+            fine = child._client is not parent._client and child.read_bytes("x.json") == b"from the parent"
+            os.write(write, b"1" if fine else b"0")
+        finally:
+            os._exit(0)
+    os.waitpid(pid, 0)
+    assert os.read(read, 1) == b"1"
+    assert ObjectStore("s3://media/fork", options)._client is parent._client
+
+
 def test_a_missing_bucket_is_one_line_for_each_store_that_names_it(s3_server: str) -> None:  # noqa: F811
     options = {"endpoint_url": s3_server}
     ObjectStore("s3://media/a", options)  # the client made, its bucket reached

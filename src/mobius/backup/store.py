@@ -204,17 +204,29 @@ _reached: set[tuple[str, str]] = set()
 _clients_lock = threading.Lock()
 
 
+def _forget_clients() -> None:
+    """In a forked child: no client of the parent's (its pooled sockets are the parent's), and a lock no thread
+    of the parent can be holding."""
+    global _clients_lock
+    _clients.clear()
+    _reached.clear()
+    _clients_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_clients)
+
+
 def _shared_client(url: str, bucket: str, storage_options: dict[str, object]) -> tuple[object, type[Exception]]:
     """The process's botocore client for these options (and its ClientError class), made on first use, with
     `bucket` checked reachable once (HEAD) the first time a store names it.
 
     One client per process, not per store: a command opens its repository's store several times (the
     command, its step's check, the transfer tasks), and each new session paid 0.1-0.2 s of CPU to load
-    botocore's models again, plus a HEAD. A botocore client is thread-safe. The key holds the endpoint and
-    client settings, the process id (a forked child makes its own: sockets are not shared across a fork)
-    and a digest of the AWS_* environment (the credential chain reads it when the client is made)."""
+    botocore's models again, plus a HEAD. A botocore client is thread-safe; a forked child makes its own
+    (`_forget_clients`). The key holds the endpoint and client settings and a digest of the AWS_*
+    environment (the credential chain reads it when the client is made)."""
     environment = sorted((k, v) for k, v in os.environ.items() if k.startswith("AWS_"))
-    key = hashlib.sha256(json.dumps([os.getpid(), storage_options.get("endpoint_url"),
+    key = hashlib.sha256(json.dumps([storage_options.get("endpoint_url"),
                                      storage_options.get("config_kwargs"), environment],
                                     sort_keys=True, default=str).encode()).hexdigest()
     with _clients_lock:

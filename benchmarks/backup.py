@@ -125,6 +125,14 @@ blob headers from a template; groups of small files compressed on their own thre
     first + check 17.0 s against restic's 22.0 (1.29x) and borg's 32.1; repeat 1.06x (1.64x), 1% 1.59x
     (1.89x), restore 1.67x (1.81x); peak MB first 117 / 131, check 74 / 85, repeat 72 / 85, 1% 79 / 93,
     restore 88 / 133.
+
+Results (issue 20, S3 round "s3bk", 2026-12-05, `--repository --kind small --small-files 2000 --s3-only`, load
+7-9 on 2 cores; docs/backup.md has the A/B figures). HTTP requests per step, main -> now (restic): first
+backup 21 -> 14 (16), check 8 -> 8 (17), repeat 18 -> 11 (13), 1% changed 21 -> 14 (16), restore 17 -> 13
+(14). Wall ratios restic / mobius in one run of 5 with main beside (caches dropped, every step's wall
+spread 2-3x): first 0.45x -> 0.48x, check 0.60x -> 0.51x, repeat 0.49x -> 0.39x, 1% 0.28x -> 0.30x, restore
+0.62x -> 0.41x: at this load the benchmark does not separate them; interleaved whole-process A/B does
+(warm CPU: repeat 0.68 -> 0.57 s, first + check 1.40 -> 1.19 s; cold: restore 1.63 -> 1.34 s).
 """
 
 from __future__ import annotations

@@ -21,6 +21,7 @@ data, >= 3x on compressible data, and verify within 1.3x of the raw bound.
     python benchmarks/backup.py --repository --kind small --small-files 100000   # snapshots vs restic and borg
     python benchmarks/backup.py --repository --kind media --size-mb 1024
     python benchmarks/backup.py --repository --kind small --small-files 2000 --s3   # also on S3 (moto)
+    python benchmarks/backup.py --repository --kind small --small-files 2000 --s3-only   # S3 alone
 
 --repository (issue 20): the snapshot repository side by side with Debian's restic and borgbackup
 (installed with apt-get when missing), steps interleaved (each step runs for every tool before the
@@ -124,6 +125,14 @@ blob headers from a template; groups of small files compressed on their own thre
     first + check 17.0 s against restic's 22.0 (1.29x) and borg's 32.1; repeat 1.06x (1.64x), 1% 1.59x
     (1.89x), restore 1.67x (1.81x); peak MB first 117 / 131, check 74 / 85, repeat 72 / 85, 1% 79 / 93,
     restore 88 / 133.
+
+Results (issue 20, S3 round "s3bk", 2026-12-05, `--repository --kind small --small-files 2000 --s3-only`, load
+7-9 on 2 cores; docs/backup.md has the A/B figures). HTTP requests per step, main -> now (restic): first
+backup 21 -> 14 (16), check 8 -> 8 (17), repeat 18 -> 11 (13), 1% changed 21 -> 14 (16), restore 17 -> 13
+(14). Wall ratios restic / mobius in one run of 5 with main beside (caches dropped, every step's wall
+spread 2-3x): first 0.45x -> 0.48x, check 0.60x -> 0.51x, repeat 0.49x -> 0.39x, 1% 0.28x -> 0.30x, restore
+0.62x -> 0.41x: at this load the benchmark does not separate them; interleaved whole-process A/B does
+(warm CPU: repeat 0.68 -> 0.57 s, first + check 1.40 -> 1.19 s; cold: restore 1.63 -> 1.34 s).
 """
 
 from __future__ import annotations
@@ -455,14 +464,35 @@ class _Tool:
 S3_BUCKET = "bench"
 
 
+class _RequestCounter(logging.Handler):
+    """Counts the HTTP requests moto's server answers (werkzeug logs one line per request), per step."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.count = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.count += 1
+
+    def take(self) -> int:
+        count, self.count = self.count, 0
+        return count
+
+
+REQUESTS = _RequestCounter()
+
+
 def _moto_server() -> tuple[str, object]:
-    """moto's S3 server on a free local port with the bench bucket (the test suite's S3 stand-in)."""
+    """moto's S3 server on a free local port with the bench bucket (the test suite's S3 stand-in); its requests
+    counted by REQUESTS instead of printed."""
     import socket
 
     import boto3
     from moto.server import ThreadedMotoServer
 
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
+    werkzeug = logging.getLogger("werkzeug")
+    werkzeug.setLevel(logging.INFO)
+    werkzeug.handlers, werkzeug.propagate = [REQUESTS], False
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
@@ -494,6 +524,7 @@ def bench_repository(kind: str, library: Path, work: Path, *, runs: int = 3, s3:
     seconds: dict[str, dict[str, list[float]]] = {name: {} for name in names}
     peaks: dict[str, dict[str, list[float]]] = {name: {} for name in names}
     cpus: dict[str, dict[str, list[float]]] = {name: {} for name in names}
+    requests: dict[str, dict[str, list[float]]] = {name: {} for name in names}
     disk: dict[str, list[float]] = {name: [] for name in names}
     for number in range(runs):
         run_dir = work / f"run{number}{'-s3' if s3 else ''}"
@@ -503,12 +534,15 @@ def bench_repository(kind: str, library: Path, work: Path, *, runs: int = 3, s3:
 
         def step(label: str, action, tools=tools, number=number) -> None:  # noqa: ANN001
             for tool in tools:
+                REQUESTS.take()
                 took, peak, cpu = action(tool)
+                sent = REQUESTS.take()
                 cpus[tool.name].setdefault(label, []).append(cpu)
                 seconds[tool.name].setdefault(label, []).append(took)
                 peaks[tool.name].setdefault(label, []).append(peak)
+                requests[tool.name].setdefault(label, []).append(sent)
                 print(f"  run {number + 1} {label:<30} {tool.name:<7} {took:7.2f} s  cpu {cpu:6.2f} s  "
-                      f"peak {peak:6.0f} MB", flush=True)
+                      f"peak {peak:6.0f} MB" + (f"  {sent:4d} requests" if s3 else ""), flush=True)
 
         step("first backup", lambda t: t.backup())
         step("full read-back check", lambda t: t.check())
@@ -524,7 +558,8 @@ def bench_repository(kind: str, library: Path, work: Path, *, runs: int = 3, s3:
           + " | restic / mobius (> 1: mobius faster) |\n| --- |" + " --- |" * (len(names) + 1))
     for label in seconds["mobius"]:
         cells = [f"{_median(seconds[n][label]):.2f} s (cpu {_median(cpus[n][label]):.2f} s), "
-                 f"{_median(peaks[n][label]):.0f} MB" for n in names]
+                 f"{_median(peaks[n][label]):.0f} MB" + (f", {_median(requests[n][label]):.0f} requests" if s3 else "")
+                 for n in names]
         ratio = _median(seconds["restic"][label]) / _median(seconds["mobius"][label])
         cpu_ratio = _median(cpus["restic"][label]) / max(0.01, _median(cpus["mobius"][label]))
         print(f"| {label} | " + " | ".join(cells) + f" | {ratio:.2f}x (cpu {cpu_ratio:.2f}x) |")
@@ -548,7 +583,8 @@ def main() -> None:
                         help="the snapshot repository against restic and borg (issue 20)")
     parser.add_argument("--runs", type=int, default=3, help="--repository: runs per step, medians reported")
     parser.add_argument("--s3", action="store_true", help="--repository: also run mobius and restic with their "
-                        "repositories on S3 (a moto server the benchmark starts)")
+                        "repositories on S3 (a moto server the benchmark starts; requests counted per step)")
+    parser.add_argument("--s3-only", action="store_true", help="--repository --s3 without the local folders")
     args = parser.parse_args()
     args.data.mkdir(parents=True, exist_ok=True)
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} cores, hashlib sha256 "
@@ -571,8 +607,9 @@ def main() -> None:
                     print(f"built {kind} library in {time.perf_counter() - started:.1f} s")
             if args.repository:
                 name = kind if not args.library else "library"
-                bench_repository(name, library, args.data, runs=args.runs)
-                if args.s3:
+                if not args.s3_only:
+                    bench_repository(name, library, args.data, runs=args.runs)
+                if args.s3 or args.s3_only:
                     endpoint, server = _moto_server()
                     try:
                         bench_repository(name, library, args.data, runs=args.runs, s3=endpoint)

@@ -46,6 +46,18 @@ class CopyResult:
                 "bytes_copied": self.bytes_copied, "seconds": round(self.seconds, 3), "verified": self.verified}
 
 
+@dataclass(frozen=True)
+class TargetListing:
+    """What the target held when it was listed (snapshot, index and pack file names; pack sizes), taken under a
+    lock no prune runs beside and still held: a backup's publish reuses its sync's listing (remote.py) instead
+    of listing the bucket again before and after. Its snapshots were listed first, then its index, then its
+    packs (each written before the next: so every snapshot listed has its index listed, every index its pack)."""
+
+    snapshots: frozenset[str]
+    index: frozenset[str]
+    packs: dict[str, int]
+
+
 def _pack_key(name: str) -> str:
     return f"packs/{name[:2]}/{name}{PACK_SUFFIX}"
 
@@ -60,9 +72,13 @@ def _digest(target: RepositoryStore, key: str) -> tuple[str, int]:
 
 
 def copy_snapshots(repo: Repository, target: RepositoryStore, snapshots: list[str] | None = None, *,
-                   progress: Progress | None = None, transfers: Transfers | None = None) -> CopyResult:
+                   progress: Progress | None = None, transfers: Transfers | None = None,
+                   listed: TargetListing | None = None) -> CopyResult:
     """Copy `snapshots` (default: all) and every pack they need into `target`; raise VerificationError when a
-    read-back differs. Packs go up several at once through `transfers` (the executor; one by one without)."""
+    read-back differs. Packs go up several at once through `transfers` (the executor; one by one without).
+    `listed`: the target's listing under a lock the caller still holds (no prune since): then the target is
+    not listed again; after the copy, a pack counts as there when that listing held it or this copy put it
+    and read it back whole (sha256 = its name). Each snapshot copied is read back byte for byte either way."""
     progress = progress or NoProgress()
     started = time.monotonic()
     local = target.local_root()
@@ -81,8 +97,8 @@ def copy_snapshots(repo: Repository, target: RepositoryStore, snapshots: list[st
         index = RepositoryIndex.load(repo.index, repo.keys)
         needed = _packs_needed(repo, index, ids)
         result.packs_needed = len(needed)
-        have = target.names("index")
-        have_sizes = target.sizes("packs")  # one listing, not a request per pack
+        have = listed.index if listed else target.names("index")
+        have_sizes = listed.packs if listed else target.sizes("packs")  # one listing, not a request per pack
         progress.start("copy", total=sum(index.packs[p].size for p in needed), unit="bytes")
         url, options = store_of(target)
         todo = []
@@ -93,21 +109,27 @@ def copy_snapshots(repo: Repository, target: RepositoryStore, snapshots: list[st
                 continue
             todo.append(PackTransfer(PUT, url, options, _pack_key(name), str(pack_path(repo.packs, name)), name, size))
         # each pack put and read back whole (sha256 = its name) by a transfer task; its index only after that
+        copied: set[str] = set()
         for name in (transfers or Transfers()).run(target, todo, reach=[repo.packs]):
             size = index.packs[name].size
             target.put_file(f"index/{name}{INDEX_SUFFIX}", index_path(repo.index, name))
             kill_at("copy:index-put")
+            copied.add(name)
             result.packs_copied += 1
             result.bytes_copied += size
             progress.advance(size)
         progress.finish()
         for snapshot_id in ids:
             key = f"snapshots/{snapshot_id}{SNAPSHOT_SUFFIX}"
-            if target.size(key) != repo.snapshot_file(snapshot_id).stat().st_size:  # absent, torn or replaced
+            if listed is not None and f"{snapshot_id}{SNAPSHOT_SUFFIX}" not in listed.snapshots:
+                there = None  # not there at the listing, and only this run writes a snapshot of this id
+            else:
+                there = target.size(key)
+            if there != repo.snapshot_file(snapshot_id).stat().st_size:  # absent, torn or replaced
                 target.put_file(key, repo.snapshot_file(snapshot_id))
                 result.snapshots_copied += 1
                 kill_at("copy:snapshot-put")
-        _verify(repo, target, index, ids, needed)
+        _verify(repo, target, index, ids, needed, listed, copied)
         result.verified = True
         kill_at("copy:done")
     result.seconds = time.monotonic() - started
@@ -133,16 +155,20 @@ def _packs_needed(repo: Repository, index: RepositoryIndex, ids: list[str]) -> s
 
 
 def _verify(repo: Repository, target: RepositoryStore, index: RepositoryIndex, ids: list[str],
-            needed: set[str]) -> None:
-    """Every snapshot reads back from the target byte for byte; every pack it needs is there, indexed, whole-sized."""
+            needed: set[str], listed: TargetListing | None = None, copied: set[str] = frozenset()) -> None:
+    """Every snapshot reads back from the target byte for byte; every pack it needs is there, indexed, whole-sized
+    (listed again; or with `listed`, in that listing or `copied`: put and read back by this copy)."""
     problems = []
     for snapshot_id in ids:
         key = f"snapshots/{snapshot_id}{SNAPSHOT_SUFFIX}"
         local = hashlib.sha256(Path(repo.snapshot_file(snapshot_id)).read_bytes()).hexdigest()
         if _digest(target, key)[0] != local:
             problems.append(f"snapshot {snapshot_id} differs at the target")
-    indexed = target.names("index")
-    sizes = target.sizes("packs")
+    if listed is None:
+        indexed, sizes = target.names("index"), target.sizes("packs")
+    else:
+        indexed = listed.index | {f"{name}{INDEX_SUFFIX}" for name in copied}
+        sizes = {**listed.packs, **{f"{name}{PACK_SUFFIX}": index.packs[name].size for name in copied}}
     for name in needed:
         if sizes.get(f"{name}{PACK_SUFFIX}") != index.packs[name].size or f"{name}{INDEX_SUFFIX}" not in indexed:
             problems.append(f"pack {name} is missing, incomplete or unindexed at the target")

@@ -27,6 +27,7 @@ host, or older than STALE_LOCK seconds, is ignored and removed.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -35,10 +36,11 @@ import shutil
 import socket
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mobius.backup.copy import copy_snapshots
+from mobius.backup.copy import TargetListing, copy_snapshots
 from mobius.backup.crypto import PLAIN, RepositoryKeys
 from mobius.backup.index import INDEX_SUFFIX, RepositoryIndex
 from mobius.backup.pack import PACK_SUFFIX, pack_path
@@ -58,21 +60,43 @@ LOCKS = "locks"
 LOCK_WAIT = 600.0
 STALE_LOCK = 24 * 3600.0
 CACHE_FOLDER = "backup-cache"
+SYNC_FETCHES = 8  # index and snapshot files fetched at once into a cache (I/O bound: threads wait on the network)
 
 
 @dataclass(frozen=True)
 class CachedRepository(Repository):
-    """The local cache of a remote repository: pack sizes come from the bucket's listing, not the disk."""
+    """The local cache of a remote repository: pack sizes come from the bucket's listing, not the disk.
+
+    The sync lists the bucket's snapshots and index; its packs are listed on first need (`remote_sizes`), later
+    still, so a command that only reads snapshots (`has_snapshot`, `backup list`, `latest`) sends no such request.
+    """
 
     url: str = ""
-    remote_sizes: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
+    store: ObjectStore | None = field(default=None, compare=False, repr=False)
+    remote_snapshots: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
+    remote_index: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
 
     @property
     def location(self) -> str:
         return self.url
 
+    @functools.cached_property
+    def remote_packs(self) -> dict[str, int]:
+        """Every pack file in the bucket and its size: one listing, on first use."""
+        return self.store.sizes("packs") if self.store is not None else {}
+
+    @functools.cached_property
+    def remote_sizes(self) -> dict[str, int]:
+        """Pack name -> size in the bucket (from `remote_packs`; a prune's repack adds the packs it uploads)."""
+        return {n.removesuffix(PACK_SUFFIX): s for n, s in self.remote_packs.items() if n.endswith(PACK_SUFFIX)}
+
+    @property
+    def listed(self) -> TargetListing:
+        """The bucket as listed by this sync, for a publish under the same lock (copy.TargetListing)."""
+        return TargetListing(self.remote_snapshots, self.remote_index, self.remote_packs)
+
     def pack_size(self, name: str) -> int | None:
-        """A pack this run wrote or downloaded (in the cache), else the bucket's listing at the sync."""
+        """A pack this run wrote or downloaded (in the cache), else the bucket's listing."""
         local = super().pack_size(name)
         return local if local is not None else self.remote_sizes.get(name)
 
@@ -94,27 +118,53 @@ class RemoteRepository:
 
     # -- the cache -------------------------------------------------------------------------------------
     def sync(self) -> CachedRepository:
-        """The cache with every index and snapshot file the bucket holds (and none it lacks)."""
+        """The cache with every index and snapshot file the bucket holds (and none it lacks).
+
+        Listed in the order a backup writes them, newest kind first: snapshots, then index, then (on first need,
+        CachedRepository.remote_packs) packs; a backup publishing beside this one puts a pack before its index
+        and an index before its snapshot, so each snapshot listed has its index listed and each index its pack."""
         cache = CachedRepository(self.cache_root, self.keys, url=self.url)
         self.cache_root.mkdir(mode=0o700, parents=True, exist_ok=True)
-        for folder, suffix in (("index", INDEX_SUFFIX), ("snapshots", SNAPSHOT_SUFFIX)):
-            remote = {n for n in self.store.names(folder) if n.endswith(suffix) and not n.startswith(TEMP_PREFIX)}
+        listed: dict[str, set[str]] = {}
+        for folder, suffix in (("snapshots", SNAPSHOT_SUFFIX), ("index", INDEX_SUFFIX)):
+            names = self.store.names(folder)
+            listed[folder] = names
+            remote = {n for n in names if n.endswith(suffix) and not n.startswith(TEMP_PREFIX)}
             local_dir = self.cache_root / folder
             local_dir.mkdir(mode=0o700, exist_ok=True)
             local = {n for n in os.listdir(local_dir) if n.endswith(suffix) and not n.startswith(".")}
-            for name in sorted(remote - local):
-                self.store.get_file(f"{folder}/{name}", local_dir / name)
+            self._fetch_files(folder, sorted(remote - local), local_dir)
             with contextlib.suppress(InputError), cache.lock(exclusive=True, what="cache sync", timeout=0):
                 for name in local - remote:  # pruned in the bucket (or a run killed before it published)
                     (local_dir / name).unlink(missing_ok=True)
-        sizes = {n.removesuffix(PACK_SUFFIX): s for n, s in self.store.sizes("packs").items()
-                 if n.endswith(PACK_SUFFIX)}
-        return CachedRepository(self.cache_root, self.keys, url=self.url, remote_sizes=sizes)
+        return CachedRepository(self.cache_root, self.keys, url=self.url, store=self.store,
+                                remote_snapshots=frozenset(listed["snapshots"]),
+                                remote_index=frozenset(listed["index"]))
+
+    def _fetch_files(self, folder: str, names: list[str], local_dir: Path) -> None:
+        """Small files (index, snapshots) into the cache, each atomically; several at once (a new cache of a
+        repository with a thousand packs fetches a thousand index files: one request each)."""
+        if len(names) <= 1:
+            for name in names:
+                self.store.get_file(f"{folder}/{name}", local_dir / name)
+            return
+        with ThreadPoolExecutor(min(SYNC_FETCHES, len(names)), thread_name_prefix="backup-sync") as pool:
+            fetches = [pool.submit(self.store.get_file, f"{folder}/{name}", local_dir / name) for name in names]
+            try:
+                for fetch in fetches:
+                    fetch.result()
+            except BaseException:
+                for fetch in fetches:  # the first failure stops the rest (each file is whole or absent)
+                    fetch.cancel()
+                raise
 
     def publish(self, cache: CachedRepository, snapshot_id: str, progress: Progress | None = None) -> None:
-        """Upload a snapshot the cache holds, with the packs the bucket lacks (copy's order and checks)."""
+        """Upload a snapshot the cache holds, with the packs the bucket lacks (copy's order and checks). `cache`
+        comes from a `sync` under a lock in the bucket still held: the bucket is not listed again (no prune ran
+        since; a pack this run needs is in that listing or put and read back now), the snapshot read back."""
         try:
-            copy_snapshots(cache, self.store, [snapshot_id], progress=progress, transfers=self.transfers)
+            copy_snapshots(cache, self.store, [snapshot_id], progress=progress, transfers=self.transfers,
+                           listed=cache.listed)
         except BaseException:
             cache.snapshot_file(snapshot_id).unlink(missing_ok=True)  # never listed as if the bucket held it
             raise

@@ -230,8 +230,13 @@ def new_snapshot_id() -> str:
 
 
 def has_snapshot(ws: Workspace, snapshot_id: str) -> bool:
-    """Whether the repository (a folder, or the bucket through its synced cache) holds snapshot `snapshot_id`."""
-    return snapshot_id in snapshot_repository(ws).snapshot_ids()
+    """Whether the repository (a folder, or the bucket: one HEAD of the snapshot's object, not a sync of the
+    cache) holds snapshot `snapshot_id`."""
+    remote = _remote(ws)
+    if remote is None:
+        return snapshot_id in snapshot_repository(ws).snapshot_ids()
+    key = f"snapshots/{snapshot_id}{SNAPSHOT_SUFFIX}"
+    return bool(SNAPSHOT_ID.match(snapshot_id)) and remote.store.size(key) is not None
 
 
 def forget_snapshot(ws: Workspace, snapshot_id: str) -> bool:

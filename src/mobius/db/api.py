@@ -519,8 +519,8 @@ def sync_databases(ws: Workspace, from_url: str, to_url: str, *, overwrite: bool
     """
     source, target = check_sync(ws, from_url, to_url)
     with migration_lock(target, wait_s=ws.settings.db_advisory_lock_wait_s):
-        existing = _tables_and_rows(target)
-        if existing and not overwrite:
+        existing = {} if overwrite else _tables_and_rows(target)  # replaced either way: no need to count it
+        if existing:
             raise InputError(f"target {target.display} is not empty ({len(existing)} tables)",
                              hint="pass --yes to replace it (it is dumped first)")
         target_dump = dumps.dump(target, dumps.dump_path_for(ws, target, label="presync")) if dump_target else None

@@ -12,6 +12,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -528,7 +529,8 @@ def sync_databases(ws: Workspace, from_url: str, to_url: str, *, overwrite: bool
             dumps.dump(source, dumps.dump_path_for(ws, source, label="sync")).path
         dumps.restore(target, source_dump)
         kill_at("db.sync:restored")
-        expected, actual = _tables_and_rows(source), _tables_and_rows(target)
+        with ThreadPoolExecutor(2, thread_name_prefix="db-sync-count") as pool:  # each waits on its own server
+            expected, actual = pool.map(_tables_and_rows, (source, target))
         if expected != actual:
             differ = [f"{t}: source {expected.get(t)} rows, target {actual.get(t)}"
                       for t in sorted(set(expected) | set(actual)) if expected.get(t) != actual.get(t)]

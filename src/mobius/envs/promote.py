@@ -162,24 +162,18 @@ def library_plan(sync_ws: Workspace, source: Path, target: Path) -> dict[str, An
 
 
 def make_plan(root: Path, source: Workspace, target: Workspace, sync_ws: Workspace) -> dict[str, Any]:
-    """What the promote would do, read from both environments as they are. The two schema versions are read
-    beside the library plan: each database mostly waits on its server (in a new process, for a new session:
-    the server starts a backend for it), the library plan on the disk."""
     check_promote_places(source, target)
     diff = diff_environments(root, source.environment or "", target.environment or "")
     follow = settings_to_follow(read_env_file(source.env_file), read_env_file(target.env_file))
-    with ThreadPoolExecutor(2, thread_name_prefix="promote-plan") as pool:
-        versions = {ws.environment: pool.submit(contextvars.copy_context().run, state.schema_version, ws)
-                    for ws in (source, target)}
-        library = (object_library_plan(source) if through_snapshot(source, target)
-                   else library_plan(sync_ws, Path(source.library), Path(target.library)))
-        same_database = library["in_sync"] and databases_identical(source, target, sync_ws.root)[0]
-        schema_version = {name: version.result() for name, version in versions.items()}
+    library = (object_library_plan(source) if through_snapshot(source, target)
+               else library_plan(sync_ws, Path(source.library), Path(target.library)))
+    same_database = library["in_sync"] and databases_identical(source, target, sync_ws.root)[0]
     return {
         "nothing_to_do": bool(library["in_sync"] and same_database and not follow),
         "database_identical": same_database,
         "config_diff": diff.to_dict(),
-        "schema_version": schema_version,
+        "schema_version": {source.environment: state.schema_version(source),
+                           target.environment: state.schema_version(target)},
         "database_copy": f"{mask_text(source.database_url)} -> {mask_text(target.database_url)} "
                          f"(target replaced; dumped first)",
         "library_sync": {"from": source.library, "to": target.library, **library},

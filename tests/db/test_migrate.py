@@ -136,6 +136,39 @@ def test_damaged_dump_is_refused_and_database_kept(db_workspace, tmp_path: Path)
     assert len(query(ws, "SELECT id FROM games")) == 3
 
 
+@pytest.mark.postgres
+def test_restore_failing_midway_changes_nothing(pg_url, tmp_path: Path):
+    """`pg_restore --list` reads only a dump's table of contents: a dump cut off after it passes that check, and
+    pg_restore fails only midway through the restore. psql must then not commit what it was sent so far (the
+    DROP SCHEMA, the empty tables); it did, and the error said "nothing was changed"."""
+    import subprocess
+
+    from mobius.db.engine import find_pg_tool
+
+    from .conftest import make_workspace
+
+    ws = make_workspace(tmp_path / "ws", pg_url)
+    db.migrate_database(ws, backup=False)
+    seed_games(ws)
+    whole = db.dump_database(ws, tmp_path / "saved.dump").read_bytes()
+    cut = tmp_path / "cut.dump"  # no sidecar: only the dump's own checks stand between it and the database
+
+    def listed(size: int) -> bool:
+        cut.write_bytes(whole[:size])
+        return subprocess.run([find_pg_tool("pg_restore"), "--list", str(cut)], capture_output=True).returncode == 0
+
+    low, high = 0, len(whole)  # the shortest prefix whose table of contents reads: no row data at all
+    while high - low > 1:
+        low, high = (low, (low + high) // 2) if listed((low + high) // 2) else ((low + high) // 2, high)
+    assert listed(high) and high < len(whole)
+    query(ws, "DELETE FROM games WHERE slug = 'game-1'")
+    schema, rows = schema_snapshot(ws), query(ws, "SELECT id, slug FROM games ORDER BY id")
+    with pytest.raises(VerificationError, match="nothing was changed"):
+        db.restore_database(ws, cut, safety_dump=False)
+    assert query(ws, "SELECT id, slug FROM games ORDER BY id") == rows
+    assert schema_snapshot(ws) == schema
+
+
 def test_check_finds_a_planted_duplicate_id(db_workspace):
     ws = db_workspace()
     db.migrate_database(ws, backup=False)

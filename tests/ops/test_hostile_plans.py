@@ -218,3 +218,22 @@ def test_a_run_recorded_with_parameters_now_refused_is_not_resumed_but_can_be_un
     assert proc.returncode == 0, proc.stderr
     assert last_migration(mobius, ops_ws)["status"] == "rolled-back"
     assert state(ops_ws) == before
+
+
+def test_a_run_recorded_with_a_step_this_version_does_not_know_is_refused_in_one_line(mobius, ops_ws: Path) -> None:
+    """Steps are looked up by name, importing only their capability's module: a record naming a step no module
+    registers (a newer release's, or a typo in a hand-edited record) is refused in one line, exit 1, unchanged."""
+    assert mobius("-w", str(ops_ws), "backup", "create").returncode == 0
+    plan = write_plan(ops_ws, "  - media.migrate: {to: media-v2}\n  - backup: {}\n")
+    proc = mobius("-w", str(ops_ws), "migrate", "run", str(plan), "--yes", env={"MOBIUS_FAULT": "kill@step:backup"})
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    migration = last_migration(mobius, ops_ws)
+    with sqlite3.connect(ops_ws / "state" / "operations.sqlite") as db:
+        db.execute("UPDATE operations SET params = json_set(params, '$.plan.steps[1]', json(?)) WHERE id = ?",
+                   ('{"backup.archive": {}}', migration["id"]))
+    for command in (("resume", migration["id"]), ("rollback", migration["id"], "--yes")):
+        proc = mobius("-w", str(ops_ws), "migrate", *command)
+        assert proc.returncode == 1, proc.stderr
+        lines = _error_lines(proc)
+        assert len(lines) == 1 and "steps.1: 'backup.archive'" in lines[0] and "Traceback" not in proc.stderr
+        assert last_migration(mobius, ops_ws)["status"] == "running"

@@ -30,6 +30,28 @@ def test_bad_plan_is_one_line_exit_1(mobius, ops_ws: Path, steps: str, extra: st
     assert not (ops_ws / "media-v2").exists()
 
 
+def test_a_step_is_found_by_its_name_loading_only_its_capability() -> None:
+    """A one-step command imports the one step module it runs; every registered step is found by its name alone
+    (the module map in mobius.ops.steps names the module that registers it)."""
+    import subprocess
+    import sys
+
+    from mobius.ops.step import REGISTRY
+    from mobius.ops.steps import MODULES, find_step, known_steps
+
+    code = ("import sys; from mobius.ops.steps import find_step; assert find_step('env.promote') is not None; "
+            "assert find_step('env.nosuch') is None and find_step('nosuch') is None; "
+            "print(sorted(m for m in sys.modules if m.startswith('mobius.ops.steps.')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "['mobius.ops.steps.envs']"
+    names = known_steps()
+    assert {"backup", "config.set", "db.sync", "env.promote", "golden.update", "library.hash", "media.migrate"} <= set(
+        names)
+    for name in names:
+        assert find_step(name) is REGISTRY[name]
+        assert REGISTRY[name].__module__ == f"mobius.ops.steps.{MODULES[name.split('.', 1)[0]]}"
+
+
 def test_missing_plan_file(mobius, ops_ws: Path) -> None:
     proc = mobius("-w", str(ops_ws), "migrate", "run", str(ops_ws / "nope.yaml"), "--yes")
     assert proc.returncode == 1

@@ -12,6 +12,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -519,8 +520,8 @@ def sync_databases(ws: Workspace, from_url: str, to_url: str, *, overwrite: bool
     """
     source, target = check_sync(ws, from_url, to_url)
     with migration_lock(target, wait_s=ws.settings.db_advisory_lock_wait_s):
-        existing = _tables_and_rows(target)
-        if existing and not overwrite:
+        existing = {} if overwrite else _tables_and_rows(target)  # replaced either way: no need to count it
+        if existing:
             raise InputError(f"target {target.display} is not empty ({len(existing)} tables)",
                              hint="pass --yes to replace it (it is dumped first)")
         target_dump = dumps.dump(target, dumps.dump_path_for(ws, target, label="presync")) if dump_target else None
@@ -528,7 +529,8 @@ def sync_databases(ws: Workspace, from_url: str, to_url: str, *, overwrite: bool
             dumps.dump(source, dumps.dump_path_for(ws, source, label="sync")).path
         dumps.restore(target, source_dump)
         kill_at("db.sync:restored")
-        expected, actual = _tables_and_rows(source), _tables_and_rows(target)
+        with ThreadPoolExecutor(2, thread_name_prefix="db-sync-count") as pool:  # each waits on its own server
+            expected, actual = pool.map(_tables_and_rows, (source, target))
         if expected != actual:
             differ = [f"{t}: source {expected.get(t)} rows, target {actual.get(t)}"
                       for t in sorted(set(expected) | set(actual)) if expected.get(t) != actual.get(t)]

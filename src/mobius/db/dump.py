@@ -143,15 +143,16 @@ def check_dump(path: Path, engine: str) -> int:
     return sum(1 for line in proc.stdout.splitlines() if " TABLE " in line and not line.startswith(";"))
 
 
-def verify_sidecar(path: Path) -> None:
-    """If the dump has a `.sha256` sidecar, the file must match it."""
+def verify_sidecar(path: Path) -> bool:
+    """If the dump has a `.sha256` sidecar, the file must match it; True when it has one naming it and matches."""
     side = sidecar(path)
     if not side.is_file():
-        return
+        return False
     expected = {name: digest for digest, name in read_checksum_file(side)}.get(path.name)
     if expected and sha256_file(path) != expected:
         raise VerificationError(f"dump {path} does not match its checksum file {side}",
                                 hint="the dump is damaged; use another one")
+    return bool(expected)
 
 
 def _sqlite_dump(target: DatabaseTarget, tmp: Path) -> None:
@@ -176,7 +177,8 @@ def _pg_dump(target: DatabaseTarget, tmp: Path) -> None:
 
 
 def restore(target: DatabaseTarget, dump_file: Path) -> None:
-    """Replace the whole database with the dump, in one transaction; the dump is checked first."""
+    """Replace the whole database with the dump, in one transaction; the dump is checked first (its sidecar, and
+    it reads back: a PostgreSQL dump whose sidecar matches was listed when it was written)."""
     dump_file = dump_file.expanduser().resolve()
     if not dump_file.is_file():
         raise InputError(f"dump {dump_file} does not exist", hint="pass a file written by `mobius db dump`")
@@ -184,8 +186,10 @@ def restore(target: DatabaseTarget, dump_file: Path) -> None:
     if engine != target.dialect:
         raise InputError(f"{dump_file} is a {engine} dump and the database is {target.dialect}",
                          hint="restore it into a database of the same engine")
-    verify_sidecar(dump_file)
-    check_dump(dump_file, engine)
+    if not verify_sidecar(dump_file) or target.is_sqlite:
+        # a matching sidecar is written by `dump` only after these bytes passed check_dump: pg_restore --list again
+        # would read the same table of contents (and a failure midway through the restore changes nothing)
+        check_dump(dump_file, engine)
     if target.is_sqlite:
         _sqlite_restore(target, dump_file)
     else:
@@ -218,14 +222,24 @@ def _pg_restore(target: DatabaseTarget, dump_file: Path) -> None:
                                  "--single-transaction", f"--dbname={target.libpq_url}", "--file=-"],
                                 stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=psql_err, env=env)
         assert script.stdout is not None and psql.stdin is not None
+        complete = False
         try:
             psql.stdin.write(b"DROP SCHEMA IF EXISTS public CASCADE;\nCREATE SCHEMA public;\n")
             shutil.copyfileobj(script.stdout, psql.stdin)
-            psql.stdin.close()
+            complete = script.wait() == 0
         except BrokenPipeError:
             pass
-        script.wait()
-        psql.wait()
+        finally:
+            # psql commits its single transaction at the end of its input, whatever it was sent: unless pg_restore
+            # wrote the whole dump, psql is killed with its input still open, so the server rolls back. (A dump
+            # cut off after its table of contents passes `pg_restore --list`, and fails only here, midway.)
+            if not complete:
+                psql.kill()
+            with contextlib.suppress(BrokenPipeError):
+                psql.stdin.close()
+            script.stdout.close()  # pg_restore, if still writing (psql stopped early), ends instead of blocking
+            script.wait()
+            psql.wait()
         if script.returncode != 0 or psql.returncode != 0:
             restore_err.seek(0)
             psql_err.seek(0)

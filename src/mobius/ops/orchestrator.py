@@ -40,7 +40,8 @@ from mobius.ops.digests import file_digest
 from mobius.ops.monitors import Monitor, MonitorState
 from mobius.ops.plan import Plan, load_plan
 from mobius.ops.preflight import run_preflight
-from mobius.ops.step import REGISTRY, Step, StepContext
+from mobius.ops.step import Step, StepContext
+from mobius.ops.steps import find_step
 from mobius.ops.validation import baseline, run_validation
 from mobius.records import CommandCall, Operation, RecordStore, command_call, parent_scope
 from mobius.results import Report, skipped, to_jsonable
@@ -109,11 +110,12 @@ class Orchestrator:
         """The plan's steps. A plan recorded before step parameters were checked when read may hold some
         this version refuses: such a run cannot continue, but it can still be undone, as a rollback needs
         nothing of a step but its class and the recorded undo handle (the step contract)."""
-        import mobius.ops.steps  # noqa: F401 - registers the capabilities' steps
-
         steps = []
         for idx, (name, params) in enumerate(plan.step_list()):
-            factory = REGISTRY[name]
+            factory = find_step(name)
+            if factory is None:
+                raise InputError(f"migration {op_id or ''} names a step this version does not know: steps.{idx}: "
+                                 f"{name!r}", hint="run it with the release that recorded it")
             try:
                 steps.append(factory(params))
             except ValidationError as exc:
@@ -229,6 +231,7 @@ class Orchestrator:
         if op.status == "rolled-back":
             raise InputError(f"migration {op_id} is already rolled back")
         plan = Plan.model_validate(op.params["plan"])
+        self.steps_of(plan, op_id=op_id, undoing=True)  # a step this version does not know: refused, unchanged
         self.store.adopt(op_id)
         with parent_scope(op_id):
             return self._rollback(op_id, plan, reason=reason, automatic=False)

@@ -19,7 +19,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from mobius.errors import InputError
-from mobius.ops.step import REGISTRY
+from mobius.ops.steps import find_step, known_steps
 from mobius.results import to_jsonable
 
 VALIDATIONS = ("file_counts", "checksums", "db_check", "golden_check_all", "pipeline_test")
@@ -202,9 +202,7 @@ class Plan(_Strict):
         every probe for a step that does not say): a plan moving files is not timed by renders."""
         if self.probes is not None:
             return self.probes
-        import mobius.ops.steps  # noqa: F401 - registers the capabilities' steps
-
-        wanted = {probe for name, _ in self.step_list() for probe in getattr(REGISTRY.get(name), "probes", PROBES)}
+        wanted = {probe for name, _ in self.step_list() for probe in getattr(find_step(name), "probes", PROBES)}
         return [probe for probe in PROBES if probe in wanted]
 
 
@@ -303,14 +301,12 @@ def _step_problem(name: str, exc: ValidationError) -> tuple[tuple[Any, ...], str
 
 
 def _known_params(name: str) -> str:
-    params = getattr(REGISTRY[name], "Params", None)  # a step's StepParams model, when it declares one
+    params = getattr(find_step(name), "Params", None)  # a step's StepParams model, when it declares one
     return ", ".join(f.alias or n for n, f in params.model_fields.items()) if params is not None else ""
 
 
 def load_plan(path: Path) -> tuple[Plan, str]:
     """The validated plan and its text; every problem is one InputError line naming the line."""
-    import mobius.ops.steps  # noqa: F401 - registers the capabilities' steps
-
     path = Path(path)
     if not path.is_file():
         raise InputError(f"plan {path} does not exist", hint="pass the path of a plan YAML file")
@@ -340,12 +336,13 @@ def load_plan(path: Path) -> tuple[Plan, str]:
         raise InputError(f"{path}:{_line(root, loc)}: {where}: {message}",
                          hint="see docs/migrate.md for the plan format") from None
     for idx, (name, params) in enumerate(plan.step_list()):
-        if name not in REGISTRY:
-            known = ", ".join(sorted(REGISTRY))
+        factory = find_step(name)
+        if factory is None:
+            known = ", ".join(known_steps())
             raise InputError(f"{path}:{_line(root, ('steps', idx))}: steps.{idx}: unknown step {name!r} "
                              f"(known: {known})", hint="see docs/migrate.md") from None
         try:
-            REGISTRY[name](params)
+            factory(params)
         except ValidationError as exc:
             loc, message = _step_problem(name, exc)
             raise InputError(f"{path}:{_line(root, ('steps', idx, name, *loc))}: steps.{idx}: {message}",

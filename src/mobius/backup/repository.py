@@ -80,8 +80,9 @@ READER_PROCESSES = 4  # or worker processes reading them, for a first snapshot o
 PROCESSES_FROM = 256  # files
 BATCH_FILES = 64
 # to a reader process: each hand-over writes to the pool's pipes, a system call during which the main thread's
-# interpreter lock goes to another thread (64 files a batch: 1,567 writes took 3.7 s of its 9 s at 100,000 files)
-PROCESS_BATCH_FILES = 512
+# interpreter lock goes to another thread (64 files a batch: 1,567 writes took 3.7 s of its 9 s at 100,000 files);
+# 128 and 512 took the same time (7.3-8.5 s), but WINDOW batches of 512 held 15 MB more at the peak (132 MB)
+PROCESS_BATCH_FILES = 128
 BATCH_BYTES = 2 << 20  # 4 MiB: a 1 GiB media backup peaked at 128-130 MB, 2 MiB: 108 MB (restic 116-151)
 WINDOW = 8  # batches in flight: about 16 MiB of small files read ahead (16 batches: above restic's peak on media)
 TAR_OVERHEAD = 1024

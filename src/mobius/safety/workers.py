@@ -19,13 +19,11 @@ from __future__ import annotations
 
 import ctypes
 import gc
-import multiprocessing
 import os
 import signal
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+from concurrent.futures import BrokenExecutor, Future  # BrokenProcessPool is one (its module imports multiprocessing)
 from typing import Any
 
 from mobius.errors import VerificationError
@@ -63,6 +61,9 @@ class ForkedWorkers:
 
     def __init__(self, state: object, processes: int, *, died: str, hint: str,
                  started: Callable[[Any, int], None] | None = None):
+        import multiprocessing  # here, not at the top: every command that imports a backup or a copy pays it
+        from concurrent.futures import ProcessPoolExecutor
+
         global _state
         self.died, self.hint = died, hint
         _state = state
@@ -82,20 +83,20 @@ class ForkedWorkers:
         """`state.method(part)` on a worker; the future's result raises `broken` if a worker died."""
         try:
             return self.pool.submit(_call, method, part)
-        except BrokenProcessPool:
+        except BrokenExecutor:
             raise self.broken() from None
 
     def result(self, future: Future) -> Any:
         try:
             return future.result()
-        except BrokenProcessPool:
+        except BrokenExecutor:
             raise self.broken() from None
 
     def map(self, method: str, parts: list) -> list:
         """`state.method` over `parts`, one part per worker call; results in order."""
         try:
             return list(self.pool.map(_call, [method] * len(parts), parts))
-        except BrokenProcessPool:
+        except BrokenExecutor:
             raise self.broken() from None
 
     def broken(self) -> VerificationError:

@@ -17,14 +17,10 @@ import secrets
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from mobius.safety.workers import ForkedWorkers, can_fork_workers
+from mobius.safety.workers import ForkedWorkers
 
 if TYPE_CHECKING:
     from mobius.media.batch import LocalBatchCopier
-
-
-def can_fork() -> bool:
-    return can_fork_workers()
 
 
 class _Steps:

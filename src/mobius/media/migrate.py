@@ -449,11 +449,13 @@ def _copy_processes(run: MigrationRun, workers: int) -> CopyProcesses | None:
     """Worker processes for the small files' write and re-read steps, where there are enough of them to pay
     for the forks (see copy_processes.py); None: the copy threads do all of it."""
     from mobius.media.batch import LocalBatchCopier
-    from mobius.media.copy_processes import CopyProcesses, can_fork
+    from mobius.media.copy_processes import CopyProcesses
+    from mobius.safety.workers import can_fork_workers
 
-    # not from another thread (can_fork): one runs beside it then (promote's database copy), and a worker dies
-    # with the thread that forked it (PR_SET_PDEATHSIG), which must be the one that lives as long as the process
-    if not isinstance(run.dest, LocalDestination) or workers < 2 or run.plan.files < PROCESSES_FROM or not can_fork():
+    # not from another thread (can_fork_workers): one runs beside it then (promote's database copy), and a worker
+    # dies with the thread that forked it (PR_SET_PDEATHSIG), which must be the one that lives as long as the process
+    if (not isinstance(run.dest, LocalDestination) or workers < 2 or run.plan.files < PROCESSES_FROM
+            or not can_fork_workers()):
         return None
     run.dest.in_place = run.record.new_value is None
     # the copier each worker runs: the steps of one slice, on one thread, progress reported by the parent

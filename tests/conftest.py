@@ -17,6 +17,8 @@ import pytest
 import mobius as mobius_package
 from mobius.workspace.init import initialize
 
+sys.path.insert(0, str(Path(__file__).parent))  # helper modules every folder shares (process_support)
+
 MOBIUS = [sys.executable, "-m", "mobius"]
 
 

@@ -17,6 +17,7 @@ from repository_support import age, restore_to, temp_files
 from mobius.backup.index import RepositoryIndex
 from mobius.backup.repository import PROCESSES_FROM, Repository
 from mobius.backup.repository_check import verify_snapshots
+from process_support import child_pids, gone
 
 FILES = PROCESSES_FROM + 44
 
@@ -42,36 +43,6 @@ def _workspace(tmp_path: Path) -> tuple[Path, Path, Repository]:
     age(library)
     (ws / ".env").write_text("MOBIUS_LIBRARY_DIR=uploads\n")
     return ws, library, Repository(ws / "backups")
-
-
-def _children(pid: int) -> list[int]:
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                found.append(int(entry))
-    return found
-
-
-def _gone(pids: list[int], wait: float = 10.0) -> bool:
-    deadline = time.monotonic() + wait
-    while time.monotonic() < deadline:
-        alive = []
-        for pid in pids:
-            try:
-                state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-            except OSError:
-                continue
-            if state != "Z":
-                alive.append(pid)
-        if not alive:
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def _assert_next_create_restores(ws: Path, library: Path, repo: Repository, tmp_path: Path) -> None:
@@ -108,11 +79,11 @@ def test_a_killed_create_leaves_no_reader_process_behind(tmp_path: Path) -> None
         readers: list[int] = []
         while len(readers) < 2 and time.monotonic() < deadline:  # the readers are forked, then sleep in a batch
             time.sleep(0.1)
-            readers = _children(create.pid)
+            readers = child_pids(create.pid)
         assert len(readers) >= 2, readers
         create.kill()
         create.wait(timeout=30)
-        assert _gone(readers), "a reader process outlived the killed create"
+        assert gone(readers), "a reader process outlived the killed create"
     finally:
         create.kill()
     _assert_next_create_restores(ws, library, repo, tmp_path)

@@ -8,14 +8,13 @@ import shutil
 import signal
 import sqlite3
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 from media_support import MOBIUS, Paused, mobius_env, snapshot, temps
 
 from mobius.safety.envfile import read_env_file
-from mobius.safety.process import process_alive
+from process_support import child_pids, gone
 
 pytestmark = pytest.mark.slow
 
@@ -93,19 +92,6 @@ def test_killed_inside_a_batch_resumes_to_identical_trees(mobius, media_ws: Path
     assert snapshot(target) == before == snapshot(source)
 
 
-def _copy_workers(pid: int) -> list[int]:
-    listed = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
-    return [int(child) for child in listed]
-
-
-def _gone(pids: list[int]) -> bool:
-    deadline = time.monotonic() + 10
-    while any(process_alive(pid) for pid in pids) and time.monotonic() < deadline:
-        time.sleep(0.02)
-    return not any(process_alive(pid) for pid in pids)
-
-
-@pytest.mark.skipif(not shutil.which("pgrep"), reason="pgrep not installed")
 def test_a_killed_migration_leaves_no_copy_worker_writing_behind_it(mobius, media_ws: Path, tmp_path: Path):
     """Many small files are copied by worker processes: kill -9 of the migration kills them too (none keeps
     writing into the target while the next run starts), and the next run ends identical."""
@@ -113,22 +99,21 @@ def test_a_killed_migration_leaves_no_copy_worker_writing_behind_it(mobius, medi
     _many_small_files(source, 320)
     before = snapshot(source)
     run = Paused(media_ws, [*ARGS, "--to", str(target), "--workers", "2"], "copy:100")
-    workers = _copy_workers(run.proc.pid)
+    workers = child_pids(run.proc.pid)
     assert len(workers) == 2, "the small files are copied by two worker processes"
     run.kill()
-    assert _gone(workers), "a worker outlived the killed migration"
+    assert gone(workers), "a worker outlived the killed migration"
     _finish(mobius, media_ws, target)
     assert snapshot(target) == before == snapshot(source)
 
 
-@pytest.mark.skipif(not shutil.which("pgrep"), reason="pgrep not installed")
 def test_a_copy_worker_killed_stops_the_migration_in_one_line_and_the_next_run_resumes(mobius, media_ws: Path,
                                                                                         tmp_path: Path):
     source, target = media_ws / "uploads", tmp_path / "new"
     _many_small_files(source, 320)
     before = snapshot(source)
     run = Paused(media_ws, [*ARGS, "--to", str(target), "--workers", "2"], "verify:100")
-    for worker in _copy_workers(run.proc.pid):
+    for worker in child_pids(run.proc.pid):
         os.kill(worker, signal.SIGKILL)
     stopped = run.resume()
     assert stopped.returncode == 2, stopped.stdout + stopped.stderr

@@ -65,6 +65,7 @@ from mobius.log import get_logger
 from mobius.progress import NoProgress, Progress
 from mobius.safety.atomic import TEMP_PREFIX, fsync_dir
 from mobius.safety.diskspace import disk_space, require_free_space
+from mobius.safety.heap import fix_mmap_threshold
 from mobius.safety.leftovers import sweep
 from mobius.safety.lock import FileLock
 from mobius.safety.stamps import new_id, utc_iso
@@ -608,6 +609,7 @@ def write_snapshot_of(repo: Repository, source: Path | ObjectLibrary, *, extra_f
     log = get_logger()
     started = time.monotonic()
     started_ns = time.time_ns()
+    fix_mmap_threshold()  # the batches' buffers go back to the system when freed (safety.heap says why)
     objects = source if isinstance(source, ObjectLibrary) else None
     source = objects.url if objects else Path(source).expanduser().resolve()
     extra_files = {name: Path(path) for name, path in (extra_files or {}).items()}

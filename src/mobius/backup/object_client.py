@@ -193,7 +193,7 @@ class S3Client:
         return {}
 
     def list_objects_v2(self, *, Bucket: str, Prefix: str = "", Delimiter: str | None = None,  # noqa: N803
-                        ContinuationToken: str | None = None) -> dict:
+                        ContinuationToken: str | None = None, MaxKeys: int | None = None) -> dict:  # noqa: N803
         from xml.etree import ElementTree
 
         query = {"list-type": "2", "prefix": Prefix, "encoding-type": "url"}
@@ -201,6 +201,8 @@ class S3Client:
             query["delimiter"] = Delimiter
         if ContinuationToken:
             query["continuation-token"] = ContinuationToken
+        if MaxKeys:
+            query["max-keys"] = str(MaxKeys)
         root = ElementTree.fromstring(self._call("ListObjectsV2", "GET", Bucket, "", query).read())
         page: dict[str, Any] = {
             "Contents": [{"Key": unquote_plus(item.findtext(f"{S3_NS}Key", "")),

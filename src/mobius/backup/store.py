@@ -107,6 +107,7 @@ class ObjectStore:
         self.prefix = prefix.strip("/")
         self.base = self.url[len("s3://"):]
         self._client, self._client_error = _shared_client(self.url, self.bucket, storage_options)
+        self.page_keys: int | None = None  # keys per listing page: the server's (1,000 on S3) unless set
 
     def _key(self, key: str) -> str:
         return f"{self.prefix}/{key}" if self.prefix else key
@@ -115,7 +116,9 @@ class ObjectStore:
         return f"{self.base}/{key}"
 
     def _pages(self, prefix: str, delimiter: str | None) -> Iterator[dict]:
-        args = {"Bucket": self.bucket, "Prefix": prefix, **({"Delimiter": delimiter} if delimiter else {})}
+        args: dict[str, object] = {"Bucket": self.bucket, "Prefix": prefix,
+                                   **({"Delimiter": delimiter} if delimiter else {}),
+                                   **({"MaxKeys": self.page_keys} if self.page_keys else {})}
         while True:
             page = self._client.list_objects_v2(**args)
             yield page

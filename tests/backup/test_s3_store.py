@@ -185,3 +185,24 @@ def test_a_connection_the_server_closed_while_idle_is_replaced_without_an_error(
     client._idle.append(stale)
     assert store.read_bytes("a.json") == b"a"
     assert stale not in client._idle
+
+
+def test_the_small_client_is_chosen_only_where_it_answers_as_botocore_would(tmp_path: Path) -> None:
+    from mobius.backup.object_client import for_options
+
+    env = {"AWS_ACCESS_KEY_ID": "k", "AWS_SECRET_ACCESS_KEY": "s", "AWS_CONFIG_FILE": str(tmp_path / "none")}
+    options = {"endpoint_url": "https://minio.example:9000", "use_listings_cache": False,
+               "config_kwargs": {"connect_timeout": 10, "retries": {"max_attempts": 3}}}
+    client = for_options(options, env)
+    assert client is not None and (client.region, client.max_attempts) == ("us-east-1", 3)
+    assert for_options(options, {**env, "AWS_DEFAULT_REGION": "eu-west-3"}).region == "eu-west-3"
+    (tmp_path / "config").write_text("[default]\nregion = eu-west-3\n")
+    for other_options, other_env in [
+        ({**options, "endpoint_url": None}, env),  # AWS itself: its regions and virtual hosts
+        ({**options, "endpoint_url": "https://minio.example/s3"}, env),
+        ({**options, "config_kwargs": {"s3": {"addressing_style": "virtual"}}}, env),
+        (options, {**env, "AWS_SECRET_ACCESS_KEY": ""}),  # the rest of the credential chain
+        (options, {**env, "HTTPS_PROXY": "http://proxy:3128"}),
+        (options, {**env, "AWS_CONFIG_FILE": str(tmp_path / "config")}),  # a region only in a profile
+    ]:
+        assert for_options(other_options, other_env) is None

@@ -39,7 +39,8 @@ def test_a_forked_child_makes_its_own_client(s3_server: str) -> None:  # noqa: F
     if pid == 0:  # the child: a client of its own (not the parent's pooled sockets), working
         try:
             child = ObjectStore("s3://media/fork", options)
-            fine = child._client is not parent._client and child.read_bytes("x.json") == b"from the parent"
+            fine = child._client is not parent._client and child.read_bytes("x.json") == b"from the parent" \
+                and parent.read_bytes("x.json") == b"from the parent"  # the parent's store: no parent socket
             os.write(write, b"1" if fine else b"0")
         finally:
             os._exit(0)

@@ -31,6 +31,7 @@ import os
 import random
 import threading
 import time
+import weakref
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import IO, Any
@@ -39,8 +40,8 @@ from urllib.parse import quote, unquote_plus, urlsplit
 UNSIGNED = "UNSIGNED-PAYLOAD"
 BLOCK = 1 << 20  # bytes of a file body per send()
 RETRY_STATUS = frozenset({500, 502, 503, 504, 429})
-RETRY_CODES = frozenset({"SlowDown", "Throttling", "ThrottlingException", "RequestTimeout", "RequestTimeTooSkewed",
-                         "InternalError", "ServiceUnavailable", "RequestLimitExceeded"})
+RETRY_CODES = frozenset({"SlowDown", "Throttling", "ThrottlingException", "RequestTimeout", "InternalError",
+                         "ServiceUnavailable", "RequestLimitExceeded"})
 S3_NS = "{http://s3.amazonaws.com/doc/2006-03-01/}"
 SETTINGS = frozenset({"connect_timeout", "read_timeout", "retries", "max_pool_connections"})
 PROXIES = ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY")
@@ -186,6 +187,12 @@ class S3Client:
         self._ca_bundle = ca_bundle
         self._idle: list[http.client.HTTPConnection] = []
         self._lock = threading.Lock()
+        _clients.add(self)
+
+    def _forget_connections(self) -> None:
+        """In a forked child: none of the parent's sockets (dropped, not closed: they are the parent's), a new lock."""
+        self._idle = []
+        self._lock = threading.Lock()
 
     # -- the operations (botocore's names, arguments and answers) -----------------------------------------
     def head_bucket(self, *, Bucket: str) -> dict:  # noqa: N803 - botocore's argument names
@@ -204,10 +211,12 @@ class S3Client:
         if MaxKeys:
             query["max-keys"] = str(MaxKeys)
         root = ElementTree.fromstring(self._call("ListObjectsV2", "GET", Bucket, "", query).read())
+        # keys come URL-encoded when the server says so (a server that ignores encoding-type sends them as they are)
+        key = unquote_plus if root.findtext(f"{S3_NS}EncodingType") == "url" else str
         page: dict[str, Any] = {
-            "Contents": [{"Key": unquote_plus(item.findtext(f"{S3_NS}Key", "")),
+            "Contents": [{"Key": key(item.findtext(f"{S3_NS}Key", "")),
                           "Size": int(item.findtext(f"{S3_NS}Size", "0"))} for item in root.iter(f"{S3_NS}Contents")],
-            "CommonPrefixes": [{"Prefix": unquote_plus(item.findtext(f"{S3_NS}Prefix", ""))}
+            "CommonPrefixes": [{"Prefix": key(item.findtext(f"{S3_NS}Prefix", ""))}
                                for item in root.iter(f"{S3_NS}CommonPrefixes")],
             "IsTruncated": root.findtext(f"{S3_NS}IsTruncated", "false") == "true"}
         if page["IsTruncated"]:
@@ -360,3 +369,7 @@ class S3Client:
     def _release(self, conn: http.client.HTTPConnection) -> None:
         with self._lock:
             self._idle.append(conn)
+
+
+_clients: weakref.WeakSet[S3Client] = weakref.WeakSet()
+os.register_at_fork(after_in_child=lambda: [client._forget_connections() for client in list(_clients)])

@@ -141,6 +141,9 @@ cold) per command. Restic / mobius, wall (cpu), medians of 3: first 0.76x (0.95x
 repeat 0.96x (0.83x), 1% 0.83x (0.76x), restore 0.64x (0.72x); peak MB 60 / 40 / 46 / 49 / 67 against restic's
 64 / 67 / 70 / 64 / 74. Whole processes main / now / restic interleaved (caches dropped, medians of 5): first +
 check 3.95 / 2.59 / 2.18 s (cpu 1.69 / 1.02 / 0.98), repeat 2.09 / 1.73 / 1.29 s (cpu 0.81 / 0.51 / 0.36).
+Later, main then now (load 7-5): main first 0.88x, check 0.82x, first + check 0.86x, repeat 0.74x, 1% 0.86x,
+restore 0.54x; now first 1.13x (cpu 1.27x), check 1.68x (1.93x), first + check 1.31x, repeat 1.33x, 1% 1.56x,
+restore 1.31x.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Where a repository copy goes: a local folder or an object store (s3://bucket/prefix through botocore).
+"""Where a repository copy goes: a local folder or an object store (s3://bucket/prefix, through object_client's
+small S3 client where it applies, else botocore's).
 
 One small interface, the operations `copy` needs: list the names under a folder, the size of a
 name, put a local file under a name so that it is either absent or whole (a folder: temp name,
@@ -90,15 +91,15 @@ class FolderStore:
 
 
 class ObjectStore:
-    """s3://bucket/prefix through botocore's client; endpoint and timeouts as the media capability reads them
-    (fsspec-style storage options), credentials from the usual AWS chain.
+    """s3://bucket/prefix; endpoint and timeouts as the media capability reads them (fsspec-style storage
+    options), credentials from the usual AWS chain.
 
-    Hand-written on botocore rather than through fsspec/s3fs, for a measured reason: every command on an
-    s3:// repository paid s3fs's start-up (importing s3fs, aiobotocore and aiohttp, then its first
-    request), 1.1-1.4 s and 67 MB against botocore's 0.25-0.5 s and 46 MB on this machine (a 2,000-file
-    backup on S3 took 3.5 s against restic's 1.3 s, a third of it that start-up). Every store of a process
-    shares one client (`_shared_client`; a botocore client is thread-safe: the executor's threads use it).
-    """
+    Not through fsspec/s3fs, for a measured reason: every command on an s3:// repository paid s3fs's start-up
+    (importing s3fs, aiobotocore and aiohttp, then its first request), 1.1-1.4 s and 67 MB against botocore's
+    0.25-0.5 s and 46 MB on this machine. With an explicit endpoint and credentials in the environment, not
+    through botocore either (object_client: botocore's import and client were 0.25-0.35 s of CPU a command).
+    Every store of a process shares one client (`_shared_client`; both clients are thread-safe: the executor's
+    threads use it)."""
 
     def __init__(self, url: str, storage_options: dict[str, object]):
         self.url = url.rstrip("/")

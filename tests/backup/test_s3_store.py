@@ -1,6 +1,7 @@
 """The S3 repository store's client: one per process for the stores of a command, a new one when the AWS
 environment it was made from changes, and a missing bucket still one clear line; a new cache's sync, its files
-fetched several at once (the suite's moto server)."""
+fetched several at once (the suite's moto server); object_client, the small client: its signature against
+botocore's signer, when it is chosen, paging, multipart, a stale kept-alive connection, an unreachable endpoint."""
 
 from __future__ import annotations
 

@@ -133,6 +133,17 @@ backup 21 -> 14 (16), check 8 -> 8 (17), repeat 18 -> 11 (13), 1% changed 21 -> 
 spread 2-3x): first 0.45x -> 0.48x, check 0.60x -> 0.51x, repeat 0.49x -> 0.39x, 1% 0.28x -> 0.30x, restore
 0.62x -> 0.41x: at this load the benchmark does not separate them; interleaved whole-process A/B does
 (warm CPU: repeat 0.68 -> 0.57 s, first + check 1.40 -> 1.19 s; cold: restore 1.63 -> 1.34 s).
+
+Results (issue 20, S3 round "s3fast", 2026-12-05, same command, load 8-9 on 2 cores). Change: the store talks
+to an explicit endpoint with credentials in the environment through backup/object_client.py (http.client +
+Signature Version 4) instead of botocore, whose import and client cost 0.25-0.35 s of CPU (0.5-0.8 s wall
+cold) per command. Restic / mobius, wall (cpu), medians of 3: first 0.76x (0.95x), check 1.14x (0.97x),
+repeat 0.96x (0.83x), 1% 0.83x (0.76x), restore 0.64x (0.72x); peak MB 60 / 40 / 46 / 49 / 67 against restic's
+64 / 67 / 70 / 64 / 74. Whole processes main / now / restic interleaved (caches dropped, medians of 5): first +
+check 3.95 / 2.59 / 2.18 s (cpu 1.69 / 1.02 / 0.98), repeat 2.09 / 1.73 / 1.29 s (cpu 0.81 / 0.51 / 0.36).
+Later, main then now (load 7-5): main first 0.88x, check 0.82x, first + check 0.86x, repeat 0.74x, 1% 0.86x,
+restore 0.54x; now first 1.13x (cpu 1.27x), check 1.68x (1.93x), first + check 1.31x, repeat 1.33x, 1% 1.56x,
+restore 1.31x.
 """
 
 from __future__ import annotations

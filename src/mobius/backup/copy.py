@@ -13,14 +13,16 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mobius.backup.crypto import RepositoryKeys
 from mobius.backup.index import INDEX_SUFFIX, RepositoryIndex, index_path
 from mobius.backup.pack import PACK_SUFFIX, pack_path
 from mobius.backup.repository import Repository
-from mobius.backup.snapshot import SNAPSHOT_SUFFIX, SnapshotDamaged, read_entries
+from mobius.backup.snapshot import SNAPSHOT_SUFFIX, SnapshotDamaged, read_records
 from mobius.backup.store import RepositoryStore
 from mobius.backup.transfer import PUT, PackTransfer, Transfers, store_of
 from mobius.errors import InputError, VerificationError
@@ -141,17 +143,32 @@ def _packs_needed(repo: Repository, index: RepositoryIndex, ids: list[str]) -> s
     needed: set[str] = set()
     for snapshot_id in ids:
         try:
-            for entry in read_entries(repo.snapshot_file(snapshot_id), repo.keys):
-                if entry.sha256:
-                    where = index.get(entry.sha256)
-                    if where is None:
-                        raise VerificationError(f"copy: snapshot {snapshot_id} names content the repository lacks "
-                                                f"({entry.path})", hint="run `mobius backup verify`")
-                    needed.add(where.pack)
+            for pack, path in content_packs(index, repo.snapshot_file(snapshot_id), repo.keys):
+                if pack is None:
+                    raise VerificationError(f"copy: snapshot {snapshot_id} names content the repository lacks "
+                                            f"({path})", hint="run `mobius backup verify`")
+                needed.add(pack)
         except SnapshotDamaged as exc:
             raise VerificationError(f"copy: snapshot {snapshot_id} is unreadable: {exc}",
                                     hint="run `mobius backup verify`") from None
     return needed
+
+
+def content_packs(index: RepositoryIndex, snapshot: Path, keys: RepositoryKeys) -> Iterator[tuple[str | None, str]]:
+    """(pack, path) for each entry with content in the snapshot file: the pack the index puts its content in,
+    or None when no index names it. The lines are read as records, no SnapshotEntry built (which cost ~10 us a
+    line: 1 s of a publish or a download of 100,000 files); SnapshotDamaged as `read_entries` raises it."""
+    for record in read_records(snapshot, keys):
+        if not isinstance(record, dict):
+            raise SnapshotDamaged(f"{snapshot.name}: an entry line is not an object")
+        sha256 = record.get("sha256")
+        if not sha256:
+            continue
+        try:
+            pack = index.pack_of_digest(bytes.fromhex(sha256))
+        except (ValueError, TypeError):
+            pack = None
+        yield pack, str(record.get("path"))
 
 
 def _verify(repo: Repository, target: RepositoryStore, index: RepositoryIndex, ids: list[str],

@@ -40,7 +40,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mobius.backup.copy import TargetListing, copy_snapshots
+from mobius.backup.copy import TargetListing, content_packs, copy_snapshots
 from mobius.backup.crypto import PLAIN, RepositoryKeys
 from mobius.backup.index import INDEX_SUFFIX, RepositoryIndex
 from mobius.backup.pack import PACK_SUFFIX, pack_path
@@ -179,10 +179,9 @@ class RemoteRepository:
         needed: set[str] = set()
         for snapshot_id in snapshot_ids:
             with contextlib.suppress(OSError, SnapshotDamaged):  # verify reports a damaged snapshot
-                for entry in read_entries(cache.snapshot_file(snapshot_id), cache.keys):
-                    where = index.get(entry.sha256) if entry.sha256 else None
-                    if where is not None:
-                        needed.add(where.pack)
+                for pack, _ in content_packs(index, cache.snapshot_file(snapshot_id), cache.keys):
+                    if pack is not None:
+                        needed.add(pack)
         fetched = 0
         try:
             # held shared while the packs are in use: another command's cleanup (alone only) leaves them

@@ -1,4 +1,5 @@
-"""Where a repository copy goes: a local folder or an object store (s3://bucket/prefix through botocore).
+"""Where a repository copy goes: a local folder or an object store (s3://bucket/prefix, through object_client's
+small S3 client where it applies, else botocore's).
 
 One small interface, the operations `copy` needs: list the names under a folder, the size of a
 name, put a local file under a name so that it is either absent or whole (a folder: temp name,
@@ -90,15 +91,15 @@ class FolderStore:
 
 
 class ObjectStore:
-    """s3://bucket/prefix through botocore's client; endpoint and timeouts as the media capability reads them
-    (fsspec-style storage options), credentials from the usual AWS chain.
+    """s3://bucket/prefix; endpoint and timeouts as the media capability reads them (fsspec-style storage
+    options), credentials from the usual AWS chain.
 
-    Hand-written on botocore rather than through fsspec/s3fs, for a measured reason: every command on an
-    s3:// repository paid s3fs's start-up (importing s3fs, aiobotocore and aiohttp, then its first
-    request), 1.1-1.4 s and 67 MB against botocore's 0.25-0.5 s and 46 MB on this machine (a 2,000-file
-    backup on S3 took 3.5 s against restic's 1.3 s, a third of it that start-up). Every store of a process
-    shares one client (`_shared_client`; a botocore client is thread-safe: the executor's threads use it).
-    """
+    Not through fsspec/s3fs, for a measured reason: every command on an s3:// repository paid s3fs's start-up
+    (importing s3fs, aiobotocore and aiohttp, then its first request), 1.1-1.4 s and 67 MB against botocore's
+    0.25-0.5 s and 46 MB on this machine. With an explicit endpoint and credentials in the environment, not
+    through botocore either (object_client: botocore's import and client were 0.25-0.35 s of CPU a command).
+    Every store of a process shares one client (`_shared_client`; both clients are thread-safe: the executor's
+    threads use it)."""
 
     def __init__(self, url: str, storage_options: dict[str, object]):
         self.url = url.rstrip("/")
@@ -107,6 +108,7 @@ class ObjectStore:
         self.prefix = prefix.strip("/")
         self.base = self.url[len("s3://"):]
         self._client, self._client_error = _shared_client(self.url, self.bucket, storage_options)
+        self.page_keys: int | None = None  # keys per listing page: the server's (1,000 on S3) unless set
 
     def _key(self, key: str) -> str:
         return f"{self.prefix}/{key}" if self.prefix else key
@@ -115,8 +117,15 @@ class ObjectStore:
         return f"{self.base}/{key}"
 
     def _pages(self, prefix: str, delimiter: str | None) -> Iterator[dict]:
-        args = {"Bucket": self.bucket, "Prefix": prefix, **({"Delimiter": delimiter} if delimiter else {})}
-        yield from self._client.get_paginator("list_objects_v2").paginate(**args)
+        args: dict[str, object] = {"Bucket": self.bucket, "Prefix": prefix,
+                                   **({"Delimiter": delimiter} if delimiter else {}),
+                                   **({"MaxKeys": self.page_keys} if self.page_keys else {})}
+        while True:
+            page = self._client.list_objects_v2(**args)
+            yield page
+            if not page.get("IsTruncated") or not page.get("NextContinuationToken"):
+                return
+            args["ContinuationToken"] = page["NextContinuationToken"]
 
     def names(self, folder: str) -> set[str]:
         prefix = self._key(folder).rstrip("/") + "/"
@@ -217,7 +226,7 @@ os.register_at_fork(after_in_child=_forget_clients)
 
 
 def _shared_client(url: str, bucket: str, storage_options: dict[str, object]) -> tuple[object, type[Exception]]:
-    """The process's botocore client for these options (and its ClientError class), made on first use, with
+    """The process's S3 client for these options (and its error class), made on first use, with
     `bucket` checked reachable once (HEAD) the first time a store names it.
 
     One client per process, not per store: a command opens its repository's store several times (the
@@ -232,24 +241,35 @@ def _shared_client(url: str, bucket: str, storage_options: dict[str, object]) ->
     with _clients_lock:
         made = _clients.get(key)
         if made is None:
-            try:
-                import botocore.session
-                from botocore.config import Config
-                from botocore.exceptions import ClientError
-            except ImportError:
-                raise EnvironmentProblem("an s3:// repository needs the s3fs package (and its botocore)",
-                                         hint="pip install s3fs") from None
-            config = dict(storage_options.get("config_kwargs") or {})  # type: ignore[call-overload]
-            config.setdefault("max_pool_connections", 16)  # the executor's threads share the client
-            session = botocore.session.get_session()
-            session.register_component("data_loader", _s3_model_loader(session.get_config_variable("data_path")))
-            client = session.create_client("s3", endpoint_url=storage_options.get("endpoint_url"),
-                                           config=Config(**config))
-            made = _clients[key] = (client, ClientError)
+            made = _clients[key] = _make_client(storage_options)
         if (key, bucket) not in _reached:
             _reach(made[0], url, bucket, made[1])
             _reached.add((key, bucket))
     return made
+
+
+def _make_client(storage_options: dict[str, object]) -> tuple[object, type[Exception]]:
+    """object_client's S3 client where it answers as botocore's would (an explicit endpoint, credentials in the
+    environment: see that module), else botocore's client."""
+    from mobius.backup import object_client
+
+    fast = object_client.for_options(storage_options, os.environ)
+    if fast is not None:
+        return fast, object_client.S3Error
+    try:
+        import botocore.session
+        from botocore.config import Config
+        from botocore.exceptions import ClientError
+    except ImportError:
+        raise EnvironmentProblem("an s3:// repository needs the s3fs package (and its botocore)",
+                                 hint="pip install s3fs") from None
+    config = dict(storage_options.get("config_kwargs") or {})  # type: ignore[call-overload]
+    config.setdefault("max_pool_connections", 16)  # the executor's threads share the client
+    session = botocore.session.get_session()
+    session.register_component("data_loader", _s3_model_loader(session.get_config_variable("data_path")))
+    client = session.create_client("s3", endpoint_url=storage_options.get("endpoint_url"),
+                                   config=Config(**config))
+    return client, ClientError
 
 
 def _s3_model_loader(data_path: str | None) -> object:
@@ -266,10 +286,16 @@ def _s3_model_loader(data_path: str | None) -> object:
     return S3ModelLoader(extra_search_paths=paths)
 
 
-def _reach(client, url: str, bucket: str, client_error: type[Exception]) -> None:  # noqa: ANN001 - a botocore S3 client
+def _reach(client, url: str, bucket: str, client_error: type[Exception]) -> None:  # noqa: ANN001 - an S3 client
     """HEAD the bucket: one clear line when it is missing or unreachable (no endpoint, no credentials)."""
-    from botocore.exceptions import BotoCoreError
+    from mobius.backup.object_client import S3Client, S3Unreachable
 
+    if isinstance(client, S3Client):
+        unreachable: tuple[type[Exception], ...] = (S3Unreachable,)
+    else:
+        from botocore.exceptions import BotoCoreError
+
+        unreachable = (BotoCoreError,)
     try:
         client.head_bucket(Bucket=bucket)
     except client_error as exc:
@@ -277,7 +303,7 @@ def _reach(client, url: str, bucket: str, client_error: type[Exception]) -> None
             raise InputError(f"bucket {bucket} does not exist", hint="create it first, or fix the URL") from None
         raise InputError(f"cannot reach {url}: {exc}", hint="check MOBIUS_S3_ENDPOINT_URL and the "
                          "AWS credentials") from None
-    except BotoCoreError as exc:  # no endpoint, no credentials
+    except unreachable as exc:  # no endpoint, no credentials
         raise InputError(f"cannot reach {url}: {exc}", hint="check MOBIUS_S3_ENDPOINT_URL and the "
                          "AWS credentials") from None
 

@@ -27,7 +27,11 @@ modules of both are compiled to bytecode first (`compile_sources`; it writes `__
 `--realtime` runs the timed commands under `chrt -r 10` (real-time round robin, each followed by a pause):
 on the shared machine that comes close to a quiet one (docs/golden.md, Speed).
 
-Usage: python benchmarks/golden_check.py [--repeat 3] [--workspace DIR] [--before SRC] [--realtime]
+`--phases` also prints where the wall clock of one check of each decoded file goes (`PHASES`: stamps since
+the process was started, medians of `--repeat` runs): the interpreter, the CLI's modules, the golden modules,
+the stream digests (PyAV's import), the decode of every frame, the checks after it, the exit.
+
+Usage: python benchmarks/golden_check.py [--repeat 3] [--workspace DIR] [--before SRC] [--realtime] [--phases]
 """
 
 from __future__ import annotations
@@ -45,18 +49,36 @@ import tempfile
 import time
 from pathlib import Path
 
+# (An entry point that registered only the golden commands, "lean", was timed beside `mobius` until the
+# CLI imported each command's module only when it runs (cli/app.py LazyGroup): it then measured nothing but
+# its own start-up, which imported pydantic through Typer's adapters (`mobius` does not: cli/typer_coercion),
+# 0.05-0.18 s slower than `mobius` itself, so it was removed.)
 MOBIUS = [sys.executable, "-m", "mobius"]
-# The same golden commands behind an entry point that registers only the golden CLI: shows what the
-# other capabilities' module-level imports add to every `mobius` start-up.
-LEAN = [sys.executable, "-c", (
-    "import sys, typer\n"
-    "from mobius.cli.context import current, lift_global_options\n"
-    "from mobius.cli import golden\n"
-    "app = typer.Typer(add_completion=False)\n"
-    "golden.register(app)\n"
-    "parsed, rest = lift_global_options(sys.argv[1:])\n"
-    "current.__dict__.update(parsed.__dict__)\n"
-    "sys.exit(app(args=rest, prog_name='mobius', standalone_mode=False) or 0)\n")]
+# `mobius` with a stamp (ms since the parent started the process, MOBIUS_BENCH_T0 = its time.monotonic())
+# at each phase of `golden check`, printed as one JSON object on stderr at exit. It wraps functions by name:
+# a phase whose function was renamed is left out, not guessed.
+PHASES = [sys.executable, "-c", (
+    "import atexit, json, os, sys, time\n"
+    "t0 = float(os.environ['MOBIUS_BENCH_T0']); stamps = {}\n"
+    "def mark(name): stamps.setdefault(name, round((time.monotonic() - t0) * 1000, 1))\n"
+    "mark('python up')\n"
+    "atexit.register(lambda: (mark('exit'), sys.stderr.write('PHASES ' + json.dumps(stamps) + '\\n')))\n"
+    "import mobius.cli.app as app\n"
+    "mark('cli imported')\n"
+    "def wrap(module, name, start, end):\n"
+    "    import importlib\n"
+    "    target = importlib.import_module(module); fn = getattr(target, name, None)\n"
+    "    if fn is None: return\n"
+    "    def wrapped(*a, **k):\n"
+    "        mark(start)\n"
+    "        try: return fn(*a, **k)\n"
+    "        finally: mark(end)\n"
+    "    setattr(target, name, wrapped)\n"
+    "wrap('mobius.golden.check', 'check_video', 'check starts (golden modules, typer, workspace)', 'checks done')\n"
+    "wrap('mobius.golden.check', '_same_streams', 'digests start (signatures, numpy)', 'digests done (PyAV)')\n"
+    "wrap('mobius.measure.decode', 'read_every_frame', 'decode starts', 'decode done')\n"
+    "sys.argv[0] = 'mobius'\n"
+    "app.main()\n")]
 GAMES = ("sushi-go", "love-letter", "hanamikoji")
 
 
@@ -208,6 +230,23 @@ def ours_check(ws: Path, game: str, video: Path, entry: list[str] = MOBIUS) -> d
     return {c["name"]: c["passed"] for c in result["checks"] if c["threshold"] is not None}
 
 
+def phases(ws: Path, game: str, video: Path, repeat: int) -> dict[str, float]:
+    """Median stamps (ms since the process was started) of `repeat` checks of `video` under `PHASES`."""
+    runs: list[dict[str, float]] = []
+    for _ in range(repeat):
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MOBIUS_")}
+        env["MOBIUS_BENCH_T0"] = repr(time.monotonic())
+        proc = subprocess.run([*TIMED_PREFIX, *PHASES, "golden", "check", "--game", game, "--in", str(video),
+                               "-w", str(ws), "--json"], capture_output=True, text=True, env=env,
+                              stdin=subprocess.DEVNULL)
+        line = next((x for x in proc.stderr.splitlines() if x.startswith("PHASES ")), None)
+        if line is not None:
+            runs.append(json.loads(line.removeprefix("PHASES ")))
+        time.sleep(PAUSE)
+    names = [name for name in (runs[0] if runs else {}) if all(name in run for run in runs)]
+    return {name: statistics.median(run[name] for run in runs) for name in names}
+
+
 def ours_check_all(ws: Path, entry: list[str] = MOBIUS) -> dict[str, dict[str, bool]]:
     proc = run([*entry, "golden", "check-all", "-w", str(ws), "--json"])
     result = json.loads(proc.stdout)
@@ -224,6 +263,8 @@ def main() -> None:
                         "root or CAP_SYS_NICE) with a 0.7 s pause after each: the other sessions' load on a shared "
                         "machine then barely reaches the timed processes, close to a quiet machine (the pause "
                         "leaves the cores to them)")
+    parser.add_argument("--phases", action="store_true", help="also print the phases of one check of each "
+                        "decoded file (stamps since its process started, medians of --repeat runs)")
     parser.add_argument("--before", type=Path, help="also time `golden check` from another checkout's src/ "
                         "(e.g. main's), in the same rounds")
     args = parser.parse_args()
@@ -273,15 +314,13 @@ def main() -> None:
         print(f"render sushi-go: {render_wall:.2f} s wall ({rendered['render_seconds']:.2f} s inside) for a "
               f"{rendered['seconds']:g} s video = {render_wall / rendered['seconds']:.2f}x real time")
         startup, _ = timed(lambda: run([*MOBIUS, "version"]), args.repeat)
-        lean_startup, _ = timed(lambda: run([*LEAN, "--help"]), args.repeat)
-        print(f"start-up: `mobius version` {startup:.2f} s; lean entry (golden CLI only) {lean_startup:.2f} s")
+        print(f"start-up: `mobius version` {startup:.2f} s")
         agree = True
         golden = ws / "tests" / "golden" / "sushi-go"
         targets = []  # (label, wall and CPU ratios against the runbook procedure and -lavfi ssim)
         for label, video in (("sushi-go preview", ws / "out" / "sushi-go" / "preview.mp4"), ("box 9-11 s", box),
                              ("re-encoded, CRF 18 + AAC 160k", reencoded)):
             contenders = {"ours": lambda v=video: ours_check(ws, "sushi-go", v),
-                          "lean": lambda v=video: ours_check(ws, "sushi-go", v, LEAN),
                           "ssim": lambda v=video: ffmpeg_every_frame(ff, ws / "out" / "sushi-go" / "preview.mp4", v)}
             contenders.update({variant: (lambda v=video, var=variant: baseline_check(ff, v, golden, scratch,
                                                                                      variant=var))
@@ -290,27 +329,22 @@ def main() -> None:
                 contenders["before"] = lambda v=video: ours_check(ws, "sushi-go", v, before)
             measured = interleaved(contenders, args.repeat)
             t_ours, c_ours, v_ours = measured["ours"]
-            t_lean, c_lean, v_lean = measured["lean"]
-            agree &= v_lean == v_ours
-            line = [f"one game, {label}: mobius golden check {t_ours:.2f} s, CPU {c_ours:.2f} s "
-                    f"(lean entry {t_lean:.2f} s, CPU {c_lean:.2f} s)"]
+            line = [f"one game, {label}: mobius golden check {t_ours:.2f} s, CPU {c_ours:.2f} s"]
             for variant in ("original", "tuned"):
                 t_base, c_base, v_base = measured[variant]
                 same = v_base == {k: v_ours[k] for k in v_base}  # the checks both make
                 agree &= same
                 if variant == "original":
                     runbook = (t_base / t_ours, c_base / c_ours)
-                line.append(f"{variant} ffmpeg {t_base:.2f} s, CPU {c_base:.2f} s ({t_base / t_ours:.2f}x, "
-                            f"lean {t_base / t_lean:.2f}x; CPU {c_base / c_ours:.2f}x, lean {c_base / c_lean:.2f}x; "
-                            f"verdicts {'same' if same else 'DIFFER'})")
+                line.append(f"{variant} ffmpeg {t_base:.2f} s, CPU {c_base:.2f} s ({t_base / t_ours:.2f}x; "
+                            f"CPU {c_base / c_ours:.2f}x; verdicts {'same' if same else 'DIFFER'})")
                 if not same:
                     diff = {k: (v_ours.get(k), v_base.get(k)) for k in set(v_ours) | set(v_base)
                             if v_ours.get(k) != v_base.get(k)}
                     line.append(f"differences (ours, ffmpeg): {diff}")
             t_ff, c_ff, ssim_all = measured["ssim"]
             line.append(f"ffmpeg -lavfi ssim (every frame, no audio) {t_ff:.2f} s, CPU {c_ff:.2f} s "
-                        f"({t_ff / t_ours:.2f}x, lean {t_ff / t_lean:.2f}x; CPU {c_ff / c_ours:.2f}x, "
-                        f"lean {c_ff / c_lean:.2f}x; mean SSIM {ssim_all:.4f})")
+                        f"({t_ff / t_ours:.2f}x; CPU {c_ff / c_ours:.2f}x; mean SSIM {ssim_all:.4f})")
             if args.before:
                 t_before, c_before, v_before = measured["before"]
                 agree &= v_before == v_ours
@@ -319,6 +353,10 @@ def main() -> None:
             print("; ".join(line))
             if video != ws / "out" / "sushi-go" / "preview.mp4":
                 targets.append((label, *runbook, t_ff / t_ours, c_ff / c_ours))
+                if args.phases:
+                    stamps = phases(ws, "sushi-go", video, args.repeat)
+                    print(f"phases, {label} (ms since the process started, medians): "
+                          + "; ".join(f"{name} {ms:.0f}" for name, ms in stamps.items()))
         # issue 21's target, for the files that must be decoded (streams unlike the golden's source):
         # at least 2x faster than the runbook's procedure and no slower than `ffmpeg -lavfi ssim`
         for label, wall_runbook, cpu_runbook, wall_ssim, cpu_ssim in targets:
@@ -331,9 +369,7 @@ def main() -> None:
         print(f"golden size sushi-go: {without / 1e6:.3f} MB before (format 1), {with_sigs / 1e6:.3f} MB with "
               f"signatures.npz (+{(with_sigs - without) / 1e6:.3f} MB)")
         t_all, v_all = timed(lambda: ours_check_all(ws), args.repeat)
-        t_lean, v_lean = timed(lambda: ours_check_all(ws, LEAN), args.repeat)
-        agree &= v_lean == v_all
-        line = [f"check-all, 3 games: mobius golden check-all {t_all:.2f} s (lean entry {t_lean:.2f} s)"]
+        line = [f"check-all, 3 games: mobius golden check-all {t_all:.2f} s"]
         for variant in ("original", "tuned"):
             def baseline_all(var=variant):
                 return {g: baseline_check(ff, ws / "out" / g / "preview.mp4", ws / "tests" / "golden" / g, scratch,
@@ -341,7 +377,7 @@ def main() -> None:
             t_base, v_base = timed(baseline_all, args.repeat)
             same = all(v_base[g] == {k: v_all[g][k] for k in v_base[g]} for g in GAMES)
             agree &= same
-            line.append(f"{variant} ffmpeg {t_base:.2f} s ({t_base / t_all:.2f}x, lean {t_base / t_lean:.2f}x, "
+            line.append(f"{variant} ffmpeg {t_base:.2f} s ({t_base / t_all:.2f}x, "
                         f"verdicts {'same' if same else 'DIFFER'})")
         print("; ".join(line))
         print("verdicts agree" if agree else "VERDICTS DIFFER")

@@ -136,3 +136,20 @@ def test_the_worst_frames_kept_during_the_decode_are_those_of_the_failing_ranges
     for index, plane in kept.items():
         t = float(frames.times[index])
         assert np.array_equal(plane, read_media(clip, [t], with_audio=False).frames[t])
+
+
+def test_the_worst_frames_golden_rows_widened_by_chunk_are_the_whole_widened_rows():
+    """`WorstFrames` widens the golden's rows a chunk at a time as the decode reaches them: each row is the
+    one widening all frames at once gives, in any order of frames and in the last, partial chunk."""
+    from mobius.golden.timeline import WorstFrames
+    from mobius.measure.decode import FrameSignatures
+
+    rng = np.random.default_rng(5)
+    frames = 2 * WorstFrames.CHUNK + 7
+    planes = {p: rng.integers(0, 256, (frames, *(thumbnails.LUMA_GRID if p == "y" else thumbnails.CHROMA_GRID)),
+                              dtype=np.uint8) for p in thumbnails.PLANES}
+    keeper = WorstFrames(FrameSignatures(planes["y"], planes["u"], planes["v"], np.arange(frames) / 30), 12.0)
+    whole = np.concatenate([planes[p].reshape(frames, -1) for p in thumbnails.PLANES], axis=1).astype(np.int16)
+    for index in [*range(frames), *rng.permutation(frames)]:
+        row = keeper._golden_row(index)
+        assert row.dtype == np.int16 and np.array_equal(row, whole[index])

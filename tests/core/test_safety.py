@@ -32,6 +32,22 @@ def test_atomic_write_failure_keeps_old_content_and_leaves_no_temp(tmp_path: Pat
     assert [p.name for p in tmp_path.iterdir()] == ["golden.json"]
 
 
+@pytest.mark.parametrize("durable", [True, False])
+def test_atomic_write_replaces_and_fsyncs_only_when_durable(tmp_path: Path, monkeypatch, durable: bool) -> None:
+    import os
+
+    synced: list[int] = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd))[1])
+    target = tmp_path / "diff.png"
+    target.write_bytes(b"old")
+    with atomic_write(target, "wb", durable=durable) as handle:
+        handle.write(b"new")
+    assert target.read_bytes() == b"new"
+    assert [p.name for p in tmp_path.iterdir()] == ["diff.png"]
+    assert len(synced) == (2 if durable else 0)  # the file and its folder
+
+
 def test_leftover_sweep_removes_only_ours(tmp_path: Path) -> None:
     (tmp_path / f"{TEMP_PREFIX}123-abcd-card.png").write_bytes(b"partial")
     (tmp_path / "card.png").write_bytes(b"real")

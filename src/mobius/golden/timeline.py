@@ -23,6 +23,7 @@ from mobius.golden.signatures import Signatures
 from mobius.golden.verdicts import GoldenCheck, Timeline
 from mobius.measure import alignment
 from mobius.measure.decode import FrameSignatures
+from mobius.measure.median import median
 
 CHECKS = ("frames.content", "frames.timing", "frames.frozen", "audio.content", "audio.bands", "timing.av_offset")
 GAP = 3  # failing samples this close together form one range
@@ -86,7 +87,7 @@ def compare(golden: Signatures, frames: FrameSignatures, audio_db, limits: Thres
     timelines: list[Timeline] = []
     worst: list[tuple[int, int]] = []
     times = np.asarray(frames.times, dtype=np.float64)
-    step = float(np.median(np.diff(golden.frames.times))) if len(golden.frames) > 1 else 1 / 30
+    step = median(np.diff(golden.frames.times)) if len(golden.frames) > 1 else 1 / 30
 
     matched = alignment.align(golden.frames.y, frames.y, costs=costs)
     path = matched.path

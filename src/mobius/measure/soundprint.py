@@ -20,6 +20,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from mobius.measure.median import median
+
 HOP_S = 0.01
 BANDS = 24
 LOW_HZ, HIGH_HZ = 50.0, 11000.0
@@ -147,10 +149,10 @@ def band_difference(golden, current, limit_db: float) -> BandChange | None:
     for band in range(g.shape[1] if g.size else 0):
         rows = np.flatnonzero(audible[:, band])
         if rows.size >= 3:
-            medians[band] = (rows, float(np.median(diff[rows, band])))
+            medians[band] = (rows, median(diff[rows, band]))
     if not medians:
         return None
-    overall = float(np.median([change for _, change in medians.values()]))
+    overall = median([change for _, change in medians.values()])
     for band, (rows, change) in medians.items():
         change -= overall
         if best is None or abs(change) > abs(best.change_db):

@@ -503,7 +503,7 @@ def check_sync(ws: Workspace, from_url: str, to_url: str) -> tuple[DatabaseTarge
 
 def dump_for_sync(ws: Workspace, from_url: str) -> Path:
     """The checked dump of the source that `sync_databases` restores, taken ahead by a caller with time to spare
-    (env promote takes it while it plans and backs up the target, and passes it as `source_dump`)."""
+    (env promote takes it while the target's backup runs, and passes it as `source_dump`)."""
     source = target_for(ws, from_url)
     return dumps.dump(source, dumps.dump_path_for(ws, source, label="sync")).path
 

@@ -231,94 +231,70 @@ def prepare_promote(root: Path, source_name: str, target_name: str, *, dry_run: 
     return result
 
 
-def run_promote(ctx: StepContext, source_name: str, target_name: str,
-                prepared: dict[str, Any] | None = None) -> dict[str, Any]:
+def run_promote(ctx: StepContext, source_name: str, target_name: str) -> dict[str, Any]:
     """The promote's phases, each checkpointed in the step's undo handle (a resume continues at the first
     unfinished one). The handle holds B's verified backup and the snapshot taken before it from the moment
-    the backup exists, before anything changes: the rollback (`rollback_promote`) needs nothing else.
-
-    `prepared`: the plan `mobius env promote` printed before the runner started. When it has something to do,
-    both databases are dumped from the start, while the plan is made again under the lock (A's dump is what
-    the database copy restores; B's goes into B's restore point): neither dump waits for the plan."""
+    the backup exists, before anything changes: the rollback (`rollback_promote`) needs nothing else."""
     source, target = load_environment(ctx.ws.root, source_name), load_environment(ctx.ws.root, target_name)
     check_promote_places(source, target)
     _clear_interrupted_sync(target, ctx.say)
     sync_ws = sync_workspace(source, target)
     handle: dict[str, Any] = dict(ctx.undo or {})
     steps = Phases(ctx, handle)
+    if "plan" not in handle:
+        handle["plan"] = make_plan(ctx.ws.root, source, target, sync_ws)
+        ctx.record_undo(handle, defer=True)  # a read: committed with the backup's checkpoint (a resume plans again)
+    plan = handle["plan"]
+    if plan["nothing_to_do"]:
+        reason = "nothing to promote: library unchanged since the last promote, databases identical"
+        for name in ("backup", "database copy", "library sync", "settings"):
+            steps.note(name, SKIPPED, reason)
+        steps.run("validate", lambda: _validate(target), redo_safe=True)
+        return handle
+
     target.backups.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f"{TEMP_PREFIX}{os.getpid()}-", dir=target.backups) as scratch, \
             ThreadPoolExecutor(2, thread_name_prefix="promote-dump") as pool:
-        dumps = _DumpsAhead(pool, source, target, Path(scratch), steps)
+        dumps = _Dumps(pool, source, target, Path(scratch), steps)
+
+        def backup() -> tuple[str, Any]:
+            ahead = dumps.target
+            dumped = ahead.result() if ahead is not None else restore_point.dump_ahead(target, Path(scratch))
+            taken = restore_point.take(target, ctx.progress, database=dumped is not None, database_dump=dumped)
+            handle.update(backup=taken.point.name, snapshot=before, has_database=taken.has_database)
+            restore_point.protect(target, taken.point, "promote")
+            return taken.evidence, taken.point.name
+
         try:
-            expected = handle.get("plan") or prepared
-            if expected is not None and not expected.get("nothing_to_do"):
-                dumps.start()
-            if "plan" not in handle:
-                handle["plan"] = make_plan(ctx.ws.root, source, target, sync_ws)
-                # a read: committed with the backup's checkpoint (a resume plans again)
-                ctx.record_undo(handle, defer=True)
-            plan = handle["plan"]
-            if plan["nothing_to_do"]:
-                reason = "nothing to promote: library unchanged since the last promote, databases identical"
-                for name in ("backup", "database copy", "library sync", "settings"):
-                    steps.note(name, SKIPPED, reason)
-                steps.run("validate", lambda: _validate(target), redo_safe=True)
-                return handle
-            dumps.start()
-
-            def backup() -> tuple[str, Any]:
-                dumped = dumps.target.result() if dumps.target is not None else None
-                taken = restore_point.take(target, ctx.progress, database=dumps.target is None or dumped is not None,
-                                           database_dump=dumped)
-                handle.update(backup=taken.point.name, snapshot=before, has_database=taken.has_database)
-                restore_point.protect(target, taken.point, "promote")
-                return taken.evidence, taken.point.name
-
             before = steps.run("snapshot", lambda: ("library, database rows, settings digest",
                                                     state.snapshot(target)), redo_safe=True)
             steps.run("backup", backup)
             ctx.checkpoint("inside:env.promote")
             _apply(steps, source, target, sync_ws, plan, ctx.progress, dumps.source)
         finally:
-            dumps.wait_out(used=bool(handle.get("plan")) and not handle["plan"]["nothing_to_do"])
+            _wait_out(*dumps.started)
     return handle
 
 
-@dataclass
-class _DumpsAhead:
-    """A's dump (what the database copy restores: db.dump_for_sync, kept in B's backups folder as db sync keeps
-    it) and B's (what B's restore point stores: restore_point.dump_ahead, into `scratch`), each taken on its own
-    thread once, and only while its phase is still to run (a resume after the backup takes no second dump of B).
-    Both only read their database."""
+class _Dumps:
+    """The promote's two database dumps, each on its own thread while B is snapshotted: B's, for B's restore point
+    (restore_point.dump_ahead into `scratch`: the restore point no longer waits for it), and A's, which the
+    database copy restores (db.dump_for_sync, kept in B's backups folder as db sync keeps it). Each is taken
+    only while its phase is still to run (a resume after the backup dumps B no second time); both only read."""
 
-    pool: ThreadPoolExecutor
-    source_ws: Workspace
-    target_ws: Workspace
-    scratch: Path
-    steps: Phases
-    source: Future | None = None
-    target: Future | None = None
-
-    def start(self) -> None:
+    def __init__(self, pool: ThreadPoolExecutor, source: Workspace, target: Workspace, scratch: Path,
+                 steps: Phases):
         from mobius.db.api import dump_for_sync
 
-        if self.source is None and self.steps.recorded("database copy") is None:
-            self.source = self.pool.submit(contextvars.copy_context().run, dump_for_sync, self.target_ws,
-                                           self.source_ws.database_url)
-        if self.target is None and self.steps.recorded("backup") is None:
-            self.target = self.pool.submit(contextvars.copy_context().run, restore_point.dump_ahead, self.target_ws,
-                                           self.scratch)
+        # each in a copy of this context: the dumps see the operation's record scope
+        self.target = None if steps.recorded("backup") is not None else pool.submit(
+            contextvars.copy_context().run, restore_point.dump_ahead, target, scratch)
+        self.source = None if steps.recorded("database copy") is not None else pool.submit(
+            contextvars.copy_context().run, dump_for_sync, target, source.database_url)
 
-    def wait_out(self, *, used: bool) -> None:
-        """Wait until both ended (through Ctrl-C, re-raised after); A's dump is removed when the promote had
-        nothing to do after all (the plan under the lock said so), as nothing restores it."""
-        _wait_out(*(f for f in (self.source, self.target) if f is not None))
-        if not used and self.source is not None and self.source.exception() is None:
-            from mobius.db.dump import sidecar
-
-            for path in (self.source.result(), sidecar(self.source.result())):
-                path.unlink(missing_ok=True)
+    @property
+    def started(self) -> list[Future]:
+        return [f for f in (self.target, self.source) if f is not None]
 
 
 def rollback_promote(ctx: StepContext, source_name: str, target_name: str, handle: dict[str, Any]) -> Report:

@@ -81,7 +81,7 @@ class EnvPromoteStep:
     def apply(self, ctx: StepContext) -> Any:
         from mobius.envs.promote import run_promote
 
-        return run_promote(ctx, self.source, self.target, prepared=self.prepared)
+        return run_promote(ctx, self.source, self.target)
 
     def verify(self, ctx: StepContext, handle: Any) -> Report:
         from mobius.envs import state

@@ -10,6 +10,7 @@ PostgreSQL binaries) + `rsync -av`; then both again with nothing changed.
     python benchmarks/env_promote.py --size-mb 256  # quick
     python benchmarks/env_promote.py --compare-with /tmp/main/src   # each round also promoted by that mobius
     python benchmarks/env_promote.py --sqlite       # two SQLite databases (default: PostgreSQL when installed)
+    MOBIUS_BENCH_DATA=/tmp/me-envs python benchmarks/env_promote.py   # its data folder (removed after)
 
 Production is backed up once after the first promote (as its schedule would), so each promote's
 restore point (a snapshot) stores only what changed; `--rounds` rounds of 10% changed are timed, each
@@ -39,7 +40,7 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
-DATA = Path("/tmp/mobius-bench-envs")
+DATA = Path(os.environ.get("MOBIUS_BENCH_DATA") or "/tmp/mobius-bench-envs")  # a private one on a shared machine
 MOBIUS = [sys.executable, "-m", "mobius"]
 
 

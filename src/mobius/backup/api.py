@@ -127,13 +127,16 @@ def _scratch(ws: Workspace) -> tempfile.TemporaryDirectory:
 
 
 @contextlib.contextmanager
-def _backup_extras(ws: Workspace, *, database: bool) -> Iterator[dict[str, Path]]:
+def _backup_extras(ws: Workspace, *, database: bool, dump: Path | None = None) -> Iterator[dict[str, Path]]:
     """What a backup carries beside the library (member name -> file): the settings file and, with
-    `database`, a checked dump in a scratch folder that lives as long as the block."""
+    `database`, a checked dump (`dump`, or one taken into a scratch folder that lives as long as the block)."""
     extras = {ENV_MEMBER: ws.env_file} if ws.env_file.is_file() else {}
     ws.backups.mkdir(parents=True, exist_ok=True)
     with _scratch(ws) as scratch:
-        dump = _database_dump(ws, Path(scratch)) if database else None
+        if not database:
+            dump = None
+        elif dump is None:
+            dump = _database_dump(ws, Path(scratch))
         if dump is not None:
             extras[DATABASE_MEMBER] = dump
         yield extras
@@ -191,19 +194,22 @@ def _working_repository(ws: Workspace, snapshots: list[str] | None = None, *, pa
 
 @records_call("backup.snapshot", ref=lambda result: result.id)
 def create_snapshot(ws: Workspace, *, database: bool = True, force_read: bool = False,
-                    progress: Progress | None = None, snapshot_id: str | None = None) -> SnapshotResult:
+                    progress: Progress | None = None, snapshot_id: str | None = None,
+                    database_dump: Path | None = None) -> SnapshotResult:
     """A snapshot of the library, the workspace `.env` and a checked database dump into the repository.
 
     Only content the repository lacks is stored; files unchanged since the parent snapshot (size,
     mtime, inode, ctime) are not read unless `force_read`. Every pack written is checked from the
     device before the snapshot, written last, references it. `snapshot_id`: the id to write it under,
     chosen (and recorded) by the caller before the work (`new_snapshot_id`); default a new one.
+    `database_dump`: a checked dump of the workspace database (`db.dump_database`) the caller took ahead
+    (env promote, while it plans), stored instead of a new one.
     """
     if snapshot_id is not None and not SNAPSHOT_ID.match(snapshot_id):
         raise InputError(f"{snapshot_id!r} is not a snapshot id", hint="make one with new_snapshot_id()")
     refuse_backups_in_library(ws.library, ws.backups)
     remote = _remote(ws)
-    with _backup_extras(ws, database=database) as extras:
+    with _backup_extras(ws, database=database, dump=database_dump) as extras:
         source = object_library(ws) if is_url(ws.library) else ws.library_path
         if remote is None:
             return write_snapshot_of(snapshot_repository(ws), source, extra_files=extras, force_read=force_read,

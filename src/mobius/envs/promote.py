@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextvars
 import json
 import os
+import tempfile
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -234,8 +235,6 @@ def run_promote(ctx: StepContext, source_name: str, target_name: str) -> dict[st
     """The promote's phases, each checkpointed in the step's undo handle (a resume continues at the first
     unfinished one). The handle holds B's verified backup and the snapshot taken before it from the moment
     the backup exists, before anything changes: the rollback (`rollback_promote`) needs nothing else."""
-    from mobius.db.api import dump_for_sync
-
     source, target = load_environment(ctx.ws.root, source_name), load_environment(ctx.ws.root, target_name)
     check_promote_places(source, target)
     _clear_interrupted_sync(target, ctx.say)
@@ -253,27 +252,49 @@ def run_promote(ctx: StepContext, source_name: str, target_name: str) -> dict[st
         steps.run("validate", lambda: _validate(target), redo_safe=True)
         return handle
 
-    def backup() -> tuple[str, Any]:
-        taken = restore_point.take(target, ctx.progress)
-        handle.update(backup=taken.point.name, snapshot=before, has_database=taken.has_database)
-        restore_point.protect(target, taken.point, "promote")
-        return taken.evidence, taken.point.name
+    target.backups.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=f"{TEMP_PREFIX}{os.getpid()}-", dir=target.backups) as scratch, \
+            ThreadPoolExecutor(2, thread_name_prefix="promote-dump") as pool:
+        dumps = _Dumps(pool, source, target, Path(scratch), steps)
 
-    with ThreadPoolExecutor(1, thread_name_prefix="promote-source-dump") as pool:
-        # A's dump only reads A (and adds a new file to B's backups folder, where db sync keeps it): taken while
-        # B is snapshotted and backed up, so the database copy, after the backup, only restores it
-        source_dump = None if steps.recorded("database copy") is not None else pool.submit(
-            contextvars.copy_context().run, dump_for_sync, target, source.database_url)
+        def backup() -> tuple[str, Any]:
+            ahead = dumps.target
+            dumped = ahead.result() if ahead is not None else restore_point.dump_ahead(target, Path(scratch))
+            taken = restore_point.take(target, ctx.progress, database=dumped is not None, database_dump=dumped)
+            handle.update(backup=taken.point.name, snapshot=before, has_database=taken.has_database)
+            restore_point.protect(target, taken.point, "promote")
+            return taken.evidence, taken.point.name
+
         try:
             before = steps.run("snapshot", lambda: ("library, database rows, settings digest",
                                                     state.snapshot(target)), redo_safe=True)
             steps.run("backup", backup)
             ctx.checkpoint("inside:env.promote")
-            _apply(steps, source, target, sync_ws, plan, ctx.progress, source_dump)
+            _apply(steps, source, target, sync_ws, plan, ctx.progress, dumps.source)
         finally:
-            if source_dump is not None:
-                _wait_out(source_dump)
+            _wait_out(*dumps.started)
     return handle
+
+
+class _Dumps:
+    """The promote's two database dumps, each on its own thread while B is snapshotted: B's, for B's restore point
+    (restore_point.dump_ahead into `scratch`: the restore point no longer waits for it), and A's, which the
+    database copy restores (db.dump_for_sync, kept in B's backups folder as db sync keeps it). Each is taken
+    only while its phase is still to run (a resume after the backup dumps B no second time); both only read."""
+
+    def __init__(self, pool: ThreadPoolExecutor, source: Workspace, target: Workspace, scratch: Path,
+                 steps: Phases):
+        from mobius.db.api import dump_for_sync
+
+        # each in a copy of this context: the dumps see the operation's record scope
+        self.target = None if steps.recorded("backup") is not None else pool.submit(
+            contextvars.copy_context().run, restore_point.dump_ahead, target, scratch)
+        self.source = None if steps.recorded("database copy") is not None else pool.submit(
+            contextvars.copy_context().run, dump_for_sync, target, source.database_url)
+
+    @property
+    def started(self) -> list[Future]:
+        return [f for f in (self.target, self.source) if f is not None]
 
 
 def rollback_promote(ctx: StepContext, source_name: str, target_name: str, handle: dict[str, Any]) -> Report:
@@ -404,12 +425,12 @@ def _apply(steps: Phases, source: Workspace, target: Workspace, sync_ws: Workspa
         _mark_in_sync(sync_ws, source.library, target.library)
 
 
-def _wait_out(future: Future) -> None:
-    """Wait until `future` ended, through Ctrl-C (re-raised once it ended)."""
+def _wait_out(*futures: Future) -> None:
+    """Wait until every one of `futures` ended, through Ctrl-C (re-raised once they all ended)."""
     interrupted: BaseException | None = None
-    while not future.done():
+    while not all(f.done() for f in futures):
         try:
-            wait([future])
+            wait(futures)
         except KeyboardInterrupt as exc:
             interrupted = exc
     if interrupted is not None:

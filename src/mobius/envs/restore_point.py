@@ -63,14 +63,24 @@ class TakenPoint:
     has_database: bool
 
 
-def take(ws: Workspace, progress: Any = None) -> TakenPoint:
+def dump_ahead(ws: Workspace, folder: Path) -> Path | None:
+    """The checked database dump a restore point will hold, taken into `folder` before `take` (env promote takes
+    it while it plans and reads the state to restore to); None when the database has no tables."""
+    from mobius.db import database_is_empty, dump_database
+
+    return None if database_is_empty(ws) else dump_database(ws, folder / "mobius.dump")
+
+
+def take(ws: Workspace, progress: Any = None, *, database: bool = True,
+         database_dump: Path | None = None) -> TakenPoint:
     """A snapshot of the environment (library, settings file, checked database dump), every new pack read back
-    from the device before the snapshot is written (backup.create_snapshot)."""
+    from the device before the snapshot is written (backup.create_snapshot). `database_dump`: the dump taken
+    by `dump_ahead` (`database=False` when it found no tables); default, one taken here."""
     from mobius.backup import DATABASE_MEMBER, create_snapshot
 
     if not is_url(ws.library):
         Path(ws.library).mkdir(parents=True, exist_ok=True)
-    result = create_snapshot(ws, progress=progress)
+    result = create_snapshot(ws, progress=progress, database=database, database_dump=database_dump)
     evidence = (f"snapshot {result.id} verified: {result.files} files, {result.new_files} new "
                 f"({result.new_bytes} bytes stored), {result.reused_files} unchanged")
     return TakenPoint(RestorePoint(result.id, SNAPSHOT), evidence, DATABASE_MEMBER in result.extras)

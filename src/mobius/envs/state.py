@@ -58,6 +58,42 @@ def database_rows(ws: Workspace) -> dict[str, int]:
                 for name in sorted(inspect(conn).get_table_names()) if name != EVENT_LOG}
 
 
+def _catalog(conn: Any) -> dict[str, list[str]]:
+    """Every table but the event log, by name (sorted), with its column names in order: one catalog query for all
+    tables (get_multi_columns; a query per table was most of a small database's digest on PostgreSQL)."""
+    from sqlalchemy import inspect
+
+    inspector = inspect(conn)
+    multi = inspector.get_multi_columns()
+    return {name: [c["name"] for c in multi.get((None, name)) or inspector.get_columns(name)]
+            for name in sorted(inspector.get_table_names()) if name != EVENT_LOG}
+
+
+def _rows_digest_sql(table: str, *, limit: str = "") -> str:
+    """PostgreSQL: row count and md5 of the sorted md5s of every row's text, computed by the server."""
+    return (f"SELECT count(*), md5(coalesce(string_agg(h, '' ORDER BY h), '')) "
+            f"FROM (SELECT md5(t::text) AS h FROM {table} AS t{limit}) AS hashed")
+
+
+def warm_up_digest(ws: Workspace) -> None:
+    """What `database_digest` reads of the catalog (tables, columns, row types, functions), without the rows:
+    its queries on one row of each table.
+
+    On PostgreSQL, the first read of catalog pages a restore left dead rows in (`DROP SCHEMA ... CASCADE`)
+    prunes them, which writes WAL and so moves the database's change token (db.changes): a digest that made
+    that first read could never be proven unchanged across (a promote's verify then digested both databases
+    again). Run before the tokens are taken, this leaves the digest between them nothing to write."""
+    from mobius.db.engine import connect, target_for
+
+    target = target_for(ws)
+    if target.is_sqlite:  # a SQLite read never writes
+        return
+    with connect(target) as conn, conn.begin():
+        quote = conn.dialect.identifier_preparer.quote
+        for name in _catalog(conn):
+            conn.exec_driver_sql(_rows_digest_sql(quote(name), limit=" LIMIT 1")).one()
+
+
 def database_digest(ws: Workspace) -> str:
     """sha256 over every row of every table but the event log, in a stable order: equal databases, equal digest.
 
@@ -66,8 +102,6 @@ def database_digest(ws: Workspace) -> str:
     into Python was most of its time (issue #20). Both sides of a comparison are one engine (a promote
     refuses two), so the digests of one database are comparable with each other only within an engine.
     """
-    from sqlalchemy import inspect
-
     from mobius.db.engine import connect, target_for
 
     digest = hashlib.sha256()
@@ -76,16 +110,10 @@ def database_digest(ws: Workspace) -> str:
         return digest.hexdigest()
     with connect(target) as conn, conn.begin():
         quote = conn.dialect.identifier_preparer.quote
-        inspector = inspect(conn)
-        for name in sorted(inspector.get_table_names()):
-            if name == EVENT_LOG:
-                continue
-            columns = [c["name"] for c in inspector.get_columns(name)]
+        for name, columns in _catalog(conn).items():
             digest.update(f"{name}\0{columns}\n".encode())
             if not target.is_sqlite:
-                rows = conn.exec_driver_sql(
-                    f"SELECT count(*), md5(coalesce(string_agg(h, '' ORDER BY h), '')) "
-                    f"FROM (SELECT md5(t::text) AS h FROM {quote(name)} AS t) AS hashed").one()
+                rows = conn.exec_driver_sql(_rows_digest_sql(quote(name))).one()
                 digest.update(f"{rows[0]}\0{rows[1]}\n".encode())
                 continue
             order = ", ".join(str(i + 1) for i in range(len(columns)))

@@ -102,6 +102,8 @@ def test_promote_end_to_end_then_only_changes(mobius, two_envs: Path) -> None:
     protected = (root / "prod" / "backups" / "retention-protected.promote.production.txt").read_text()
     assert protected == out["backup"] + "\n"
     assert [s["status"] for s in out["steps"]] == ["done"] * 6
+    # staging's dump was only the copy's: once the copy is proven it is gone (each promote left one before)
+    assert sorted(p.name for p in (root / "prod" / "backups").glob("mobius_db_*_sync_*")) == []
 
     code, again = mobius.json("env", "promote", "--from", "staging", "--to", "production", "--yes", "-w", str(root))
     assert code == 0

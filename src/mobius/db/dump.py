@@ -108,6 +108,14 @@ def sidecar(path: Path) -> Path:
     return path.with_name(path.name + ".sha256")
 
 
+def discard(path: Path) -> None:
+    """Remove a dump that served its one use (env promote's copy of the source) and its sidecar: sidecar first,
+    so a kill in between leaves a dump that is still checked when read, never a sidecar naming nothing."""
+    sidecar(path).unlink(missing_ok=True)
+    path.unlink(missing_ok=True)
+    fsync_dir(path.parent)
+
+
 def dump_engine(path: Path) -> str:
     """Which engine wrote this dump, from its first bytes (not its name)."""
     with open(path, "rb") as handle:

@@ -279,7 +279,7 @@ def run_promote(ctx: StepContext, source_name: str, target_name: str) -> dict[st
 class _Dumps:
     """The promote's two database dumps, each on its own thread while B is snapshotted: B's, for B's restore point
     (restore_point.dump_ahead into `scratch`: the restore point no longer waits for it), and A's, which the
-    database copy restores (db.dump_for_sync, kept in B's backups folder as db sync keeps it). Each is taken
+    database copy restores (db.dump_for_sync, in B's backups folder until the copy is proven). Each is taken
     only while its phase is still to run (a resume after the backup dumps B no second time); both only read."""
 
     def __init__(self, pool: ThreadPoolExecutor, source: Workspace, target: Workspace, scratch: Path,
@@ -373,6 +373,7 @@ def _apply(steps: Phases, source: Workspace, target: Workspace, sync_ws: Workspa
     that must be durable before anything changes, the backup's, was written before. `source_dump`: A's
     checked dump, being taken since before the backup (db.dump_for_sync)."""
     from mobius.db import sync_databases
+    from mobius.db.dump import discard
     from mobius.media import migrate
     from mobius.media.migrate import PROCESSES_FROM
 
@@ -385,6 +386,7 @@ def _apply(steps: Phases, source: Workspace, target: Workspace, sync_ws: Workspa
         if not same:
             raise VerificationError(f"database copy: {target.environment}'s rows differ from {source.environment}'s "
                                     "after the copy (sha256 of every row)", hint="see the promote's record")
+        discard(out.source_dump)  # its one use is over (a resume before this phase is recorded dumps A again)
         return f"{len(out.tables)} tables, row counts and row digests equal on both sides", len(out.tables)
 
     def sync_library() -> tuple[str, Any]:

@@ -141,3 +141,20 @@ def test_a_bad_value_gets_typers_own_message(mobius) -> None:
     assert proc.returncode == 1
     assert "Invalid value for '--limit': Input should be a valid integer, unable to parse string as an integer" \
         in proc.stderr
+
+
+def test_a_backup_create_imports_no_plan_reader_and_only_the_snapshot_writer(sample_workspace: Path) -> None:
+    """`mobius backup create` (a snapshot, run as a one-step plan) needs neither yaml (only a plan file is YAML) nor
+    the backup modules of the other commands (copy, export, prune, restores, the S3 repository)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MOBIUS_")}
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "mobius", "backup", "create", "--json"],
+                          cwd=sample_workspace, env=env, capture_output=True, text=True, timeout=120,
+                          stdin=subprocess.DEVNULL)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert '"ok": true' in proc.stdout
+    imported = {line.rsplit("|", 1)[1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")}
+    assert {"mobius.backup.repository", "mobius.ops.plan"} <= imported
+    unneeded = {"yaml", "mobius.ops.plan_yaml"} | {f"mobius.backup.{m}" for m in (
+        "copy", "export", "prune", "remote", "store", "object_restore", "snapshot_restore", "trial_restore",
+        "repository_check", "restore")}
+    assert not imported & unneeded

@@ -36,91 +36,35 @@ The snapshot repository (in the same backups folder; see repository.py):
 Both kinds together (points.py): backup_points(ws, prefix=None), newest_verified(ws, prefix=None)
 """
 
-from mobius.backup.api import (
-    DATABASE_MEMBER,
-    LATEST,
-    LIBRARY_PREFIX,
-    check_snapshot,
-    copy_backups,
-    create_backup,
-    create_snapshot,
-    export_backup,
-    extract_snapshot_file,
-    find_snapshot,
-    forget_snapshot,
-    has_snapshot,
-    latest_backup,
-    new_snapshot_id,
-    object_restore_target,
-    objects_below,
-    plan_restore_to_objects,
-    prune_backups,
-    remove_objects_below,
-    resolve_archive,
-    restore_backup,
-    restore_snapshot,
-    restore_snapshot_to_objects,
-    snapshot_repository,
-    test_restore_backup,
-    test_restore_snapshot,
-    verify_backup,
-    verify_snapshot,
-)
-from mobius.backup.archive import BackupResult, write_archive
-from mobius.backup.catalog import BackupInfo, apply_retention, list_backups, log_path, sidecar_path
-from mobius.backup.manifest import LIBRARY_ROOT, MANIFEST_NAME, SUMS_NAME
-from mobius.backup.prune import RetentionPolicy
-from mobius.backup.repository import list_snapshots
-from mobius.backup.restore import ArchiveRestore, extract_member, restore_archive
-from mobius.backup.trial_restore import TestRestoreReport, test_restore
-from mobius.backup.verify import VerifyReport, verify_archive
+from __future__ import annotations
 
-__all__ = [
-    "BackupInfo",
-    "BackupResult",
-    "DATABASE_MEMBER",
-    "LATEST",
-    "LIBRARY_PREFIX",
-    "LIBRARY_ROOT",
-    "MANIFEST_NAME",
-    "ArchiveRestore",
-    "RetentionPolicy",
-    "SUMS_NAME",
-    "TestRestoreReport",
-    "VerifyReport",
-    "apply_retention",
-    "copy_backups",
-    "create_backup",
-    "create_snapshot",
-    "export_backup",
-    "extract_snapshot_file",
-    "find_snapshot",
-    "forget_snapshot",
-    "has_snapshot",
-    "latest_backup",
-    "new_snapshot_id",
-    "object_restore_target",
-    "objects_below",
-    "plan_restore_to_objects",
-    "remove_objects_below",
-    "restore_snapshot_to_objects",
-    "list_snapshots",
-    "prune_backups",
-    "snapshot_repository",
-    "restore_snapshot",
-    "test_restore_snapshot",
-    "verify_snapshot",
-    "check_snapshot",
-    "extract_member",
-    "list_backups",
-    "log_path",
-    "resolve_archive",
-    "restore_archive",
-    "restore_backup",
-    "sidecar_path",
-    "test_restore",
-    "test_restore_backup",
-    "verify_archive",
-    "verify_backup",
-    "write_archive",
-]
+from importlib import import_module
+
+# Where each public name lives. They load on first use (PEP 562) for start-up time: a promote's restore point
+# needs api.create_snapshot and what it imports, not the archive, export, copy, prune or restore modules.
+_HOMES = {
+    **dict.fromkeys(["DATABASE_MEMBER", "LATEST", "LIBRARY_PREFIX", "check_snapshot", "copy_backups", "create_backup",
+                     "create_snapshot", "export_backup", "extract_snapshot_file", "find_snapshot", "forget_snapshot",
+                     "has_snapshot", "latest_backup", "new_snapshot_id", "object_restore_target", "objects_below",
+                     "plan_restore_to_objects", "prune_backups", "remove_objects_below", "resolve_archive",
+                     "restore_backup", "restore_snapshot", "restore_snapshot_to_objects", "snapshot_repository",
+                     "test_restore_backup", "test_restore_snapshot", "verify_backup", "verify_snapshot"], "api"),
+    "BackupResult": "archive", "write_archive": "archive",
+    **dict.fromkeys(["BackupInfo", "apply_retention", "list_backups", "log_path", "sidecar_path"], "catalog"),
+    "LIBRARY_ROOT": "manifest", "MANIFEST_NAME": "manifest", "SUMS_NAME": "manifest",
+    "RetentionPolicy": "prune",
+    "list_snapshots": "repository",
+    "ArchiveRestore": "restore", "extract_member": "restore", "restore_archive": "restore",
+    "TestRestoreReport": "trial_restore", "test_restore": "trial_restore",
+    "VerifyReport": "verify", "verify_archive": "verify",
+}
+__all__ = sorted(_HOMES)
+
+
+def __getattr__(name: str):  # noqa: ANN202 - the type of the name asked for
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'mobius.backup' has no attribute {name!r}")
+    value = getattr(import_module(f"mobius.backup.{home}"), name)
+    globals()[name] = value  # the next look-up is a plain attribute
+    return value

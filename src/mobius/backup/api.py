@@ -7,35 +7,15 @@ import os
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from mobius.backup import catalog
 from mobius.backup.archive import LOCK_NAME, BackupResult, write_archive
-from mobius.backup.copy import CopyResult, copy_snapshots
 from mobius.backup.crypto import RepositoryKeys
-from mobius.backup.export import ExportResult, export_snapshot
 from mobius.backup.manifest import LIBRARY_ROOT
 from mobius.backup.object_library import ObjectLibrary
-from mobius.backup.object_restore import (
-    ObjectRestore,
-    ObjectRestorePlan,
-    delete_objects,
-    object_count,
-    plan_snapshot_objects,
-    restore_snapshot_objects,
-)
-from mobius.backup.object_target import ObjectTarget, check_object_target
-from mobius.backup.points import backup_points
-from mobius.backup.prune import PruneResult, RetentionPolicy, prune_repository
-from mobius.backup.remote import CACHE_FOLDER, RemoteRepository
 from mobius.backup.repository import Repository, SnapshotResult, write_snapshot_of
-from mobius.backup.repository_check import SnapshotCheck, check_snapshots, verify_snapshots
-from mobius.backup.restore import ArchiveRestore, extract_member, restore_archive
 from mobius.backup.snapshot import SNAPSHOT_ID, SNAPSHOT_SUFFIX
-from mobius.backup.snapshot_restore import extract_snapshot_member, restore_snapshot_tree, test_restore_snapshot_tree
-from mobius.backup.store import ObjectStore, open_store
-from mobius.backup.transfer import Transfers
-from mobius.backup.trial_restore import TestRestoreReport, test_restore
 from mobius.backup.verify import VerifyReport, verify_archive
 from mobius.config import Workspace, is_url
 from mobius.errors import EnvironmentProblem, InputError
@@ -46,6 +26,17 @@ from mobius.safety.atomic import TEMP_PREFIX, fsync_dir
 from mobius.safety.lock import FileLock
 from mobius.safety.places import refuse_backups_in_library
 from mobius.safety.stamps import new_id
+
+if TYPE_CHECKING:  # the other commands' modules load inside the functions that use them (start-up of a snapshot)
+    from mobius.backup.copy import CopyResult
+    from mobius.backup.export import ExportResult
+    from mobius.backup.object_restore import ObjectRestore, ObjectRestorePlan
+    from mobius.backup.object_target import ObjectTarget
+    from mobius.backup.prune import PruneResult, RetentionPolicy
+    from mobius.backup.remote import RemoteRepository
+    from mobius.backup.repository_check import SnapshotCheck
+    from mobius.backup.restore import ArchiveRestore
+    from mobius.backup.trial_restore import TestRestoreReport
 
 LIBRARY_PREFIX = "mobius_library"
 ENV_MEMBER = "workspace/.env"
@@ -92,6 +83,7 @@ def restore_backup(ws: Workspace, archive: Path, to: Path, *, member_root: str =
     The dump is extracted (and checked) before anything is replaced, so an archive without one
     changes nothing; the current database is dumped before it is replaced.
     """
+    from mobius.backup.restore import extract_member, restore_archive
     from mobius.db.api import check_restorable, database_restore_lock, restore_database
 
     check_restore_target(ws, Path(archive), Path(to))
@@ -167,6 +159,9 @@ def _remote(ws: Workspace) -> RemoteRepository | None:
     url = ws.backup_repository_url
     if url is None:
         return None
+    from mobius.backup.remote import CACHE_FOLDER, RemoteRepository
+    from mobius.backup.store import ObjectStore
+    from mobius.backup.transfer import Transfers
     from mobius.media.destination import s3_storage_options  # the one reading of the S3 endpoint settings
 
     return RemoteRepository(ObjectStore(url, s3_storage_options(ws)), ws.state / CACHE_FOLDER, _keys(ws),
@@ -297,6 +292,8 @@ LATEST = "latest"  # in place of an archive or snapshot name: the newest library
 
 def latest_backup(ws: Workspace) -> str:
     """The newest library backup, as restic's `latest`: a snapshot id or an archive path, by creation time."""
+    from mobius.backup.points import backup_points
+
     newest = backup_points(ws, LIBRARY_PREFIX)
     if not newest:
         raise InputError(f"no backup in {ws.backups} yet, so there is no `latest`",
@@ -324,6 +321,8 @@ def test_restore_backup(ws: Workspace, archive: Path, *, scratch: Path | None = 
                         progress: Progress | None = None) -> TestRestoreReport:
     """`backup test-restore` of an archive as an operation (recorded, and notified when it fails), so it raises
     VerificationError (exit 2) for entries that differ, unlike test_restore, which returns them."""
+    from mobius.backup.trial_restore import test_restore
+
     return test_restore(archive, scratch=scratch, progress=progress).raise_if_failed()
 
 
@@ -331,6 +330,8 @@ def test_restore_backup(ws: Workspace, archive: Path, *, scratch: Path | None = 
 def verify_snapshot(ws: Workspace, snapshot: str | None = None, *, read_data: bool = False,
                     progress: Progress | None = None) -> SnapshotCheck:
     """Structure and references of one snapshot (or all), or with `read_data` every byte they need."""
+    from mobius.backup.repository_check import verify_snapshots
+
     with _working_repository(ws, [snapshot] if snapshot else None, packs=read_data, progress=progress) as repo:
         return verify_snapshots(repo, snapshot, read_data=read_data, progress=progress)
 
@@ -340,6 +341,8 @@ def check_snapshot(ws: Workspace, snapshot: str | None = None, *, read_data: boo
                    progress: Progress | None = None) -> SnapshotCheck:
     """`verify_snapshot` that returns its findings instead of raising them (`.ok`, `.report()` a results.Report,
     `.raise_if_failed()` exit 2 as `backup verify`); a damaged snapshot is recorded as a failed operation."""
+    from mobius.backup.repository_check import check_snapshots
+
     with _working_repository(ws, [snapshot] if snapshot else None, packs=read_data, progress=progress) as repo:
         return check_snapshots(repo, snapshot, read_data=read_data, progress=progress)
 
@@ -355,6 +358,7 @@ def restore_snapshot(ws: Workspace, snapshot: str, to: Path, *, database: bool =
 
 def _restore_snapshot(ws: Workspace, repo: Repository, snapshot_id: str, to: Path, *, database: bool,
                       progress: Progress | None) -> ArchiveRestore:
+    from mobius.backup.snapshot_restore import restore_snapshot_tree
     from mobius.db.api import database_restore_lock
 
     check_restore_target(ws, repo.snapshot_file(snapshot_id), Path(to))
@@ -368,6 +372,7 @@ def _library_then_database(ws: Workspace, repo: Repository, snapshot_id: str, sc
     """Restore the library, and with `database` the database too, whose dump is extracted and checked before
     the library is touched (a dump that cannot be restored changes nothing). The caller holds the database's
     restore lock."""
+    from mobius.backup.snapshot_restore import extract_snapshot_member
     from mobius.db.api import check_restorable, restore_database
 
     dump = scratch / "mobius.dump"
@@ -393,22 +398,33 @@ def restore_snapshot_to_library(ws: Workspace, snapshot: str, *, database: bool 
 def object_restore_target(ws: Workspace, to: str) -> ObjectTarget:
     """`to` as a checked s3:// restore target (refused, exit 1, when it overlaps the repository or nests with the
     library; see backup.object_target)."""
+    from mobius.backup.object_target import check_object_target
+
     return check_object_target(ws, to)
 
 
 def objects_below(ws: Workspace, to: str) -> int:
     """How many objects the s3:// restore target `to` holds now."""
+    from mobius.backup.object_restore import object_count
+    from mobius.backup.object_target import check_object_target
+
     return object_count(object_library(ws, check_object_target(ws, to).url))
 
 
 def remove_objects_below(ws: Workspace, to: str) -> int:
     """Delete every object below the s3:// restore target `to` (a restore's undo into a prefix that was empty)."""
+    from mobius.backup.object_restore import delete_objects
+    from mobius.backup.object_target import check_object_target
+
     return delete_objects(object_library(ws, check_object_target(ws, to).url))
 
 
 def plan_restore_to_objects(ws: Workspace, snapshot: str, to: str, *,
                             progress: Progress | None = None) -> ObjectRestorePlan:
     """What a restore of `snapshot` into s3:// `to` would upload, leave alone and delete; changes nothing."""
+    from mobius.backup.object_restore import plan_snapshot_objects
+    from mobius.backup.object_target import check_object_target
+
     library = object_library(ws, check_object_target(ws, to).url)
     with _working_repository(ws, [snapshot], packs=True, progress=progress) as repo:
         return plan_snapshot_objects(repo, snapshot, library)
@@ -425,6 +441,9 @@ def restore_snapshot_to_objects(ws: Workspace, snapshot: str, to: str, *, databa
     chosen by the caller and recorded before, as `new_snapshot_id` gives), the way a folder restore keeps
     `DIR.rollback.*`; a run again after a kill finds that snapshot made and does not take it twice.
     """
+    from mobius.backup.object_restore import object_count
+    from mobius.backup.object_target import check_object_target
+
     target = check_object_target(ws, to)
     library = object_library(ws, target.url)
     kept = None
@@ -441,6 +460,7 @@ def restore_snapshot_to_objects(ws: Workspace, snapshot: str, to: str, *, databa
 
 def _restore_into_objects(ws: Workspace, snapshot: str, library: ObjectLibrary, *, database: bool,
                           progress: Progress | None) -> ObjectRestore:
+    from mobius.backup.object_restore import restore_snapshot_objects
     from mobius.db.api import database_restore_lock
 
     ws.backups.mkdir(parents=True, exist_ok=True)
@@ -454,6 +474,8 @@ def _restore_into_objects(ws: Workspace, snapshot: str, library: ObjectLibrary, 
 def extract_snapshot_file(ws: Workspace, snapshot: str, member: str, dest_file: Path) -> str:
     """One file of a snapshot (`workspace/.env`, `database/mobius.dump`, `library/...`) written atomically to
     `dest_file`, checked against its sha256; returns the sha256."""
+    from mobius.backup.snapshot_restore import extract_snapshot_member
+
     with _working_repository(ws, [snapshot], packs=True) as repo:
         return extract_snapshot_member(repo, snapshot, member, dest_file)
 
@@ -463,12 +485,16 @@ def test_restore_snapshot(ws: Workspace, snapshot: str, *, scratch: Path | None 
                           progress: Progress | None = None) -> TestRestoreReport:
     """Restore a snapshot from its packs into a scratch folder, compare every entry with it, clean up; recorded,
     so it raises VerificationError (exit 2) for entries that differ."""
+    from mobius.backup.snapshot_restore import test_restore_snapshot_tree
+
     with _working_repository(ws, [snapshot], packs=True, progress=progress) as repo:
         return test_restore_snapshot_tree(repo, snapshot, scratch=scratch, progress=progress).raise_if_failed()
 
 
 def export_backup(ws: Workspace, snapshot: str, out: Path, *, progress: Progress | None = None) -> ExportResult:
     """A snapshot as one `.tar.zst` archive with its `.sha256` sidecar (checked before it is named)."""
+    from mobius.backup.export import export_snapshot
+
     with _working_repository(ws, [snapshot], packs=True, progress=progress) as repo:
         return export_snapshot(repo, snapshot, out, progress=progress)
 
@@ -477,6 +503,8 @@ def export_backup(ws: Workspace, snapshot: str, out: Path, *, progress: Progress
 def prune_backups(ws: Workspace, policy: RetentionPolicy, *, dry_run: bool = False,
                   progress: Progress | None = None) -> PruneResult:
     """Forget the snapshots `policy` does not keep and remove the content no remaining snapshot needs."""
+    from mobius.backup.prune import prune_repository
+
     remote = _remote(ws)
     if remote is not None:
         return remote.prune(policy, catalog.protected_names(ws.backups) if ws.backups.is_dir() else set(),
@@ -491,6 +519,10 @@ test_restore_snapshot.__test__ = False  # a library function, not a pytest test,
 def copy_backups(ws: Workspace, to: str, snapshots: list[str] | None = None, *,
                  progress: Progress | None = None) -> CopyResult:
     """Copy snapshots (default all) into another repository, a folder or s3://bucket/prefix; verified after."""
+    from mobius.backup.copy import copy_snapshots
+    from mobius.backup.remote import CACHE_FOLDER, RemoteRepository
+    from mobius.backup.store import ObjectStore, open_store
+    from mobius.backup.transfer import Transfers
     from mobius.media.destination import s3_storage_options  # the one reading of the S3 endpoint settings
 
     target = open_store(to if to.startswith("s3://") else str(ws.resolve(to)), s3_storage_options(ws))

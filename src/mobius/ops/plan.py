@@ -15,7 +15,6 @@ import zoneinfo
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from mobius.errors import InputError
@@ -206,85 +205,6 @@ class Plan(_Strict):
         return [probe for probe in PROBES if probe in wanted]
 
 
-def _node_at(node: yaml.Node | None, loc: tuple[Any, ...]) -> yaml.Node | None:
-    """The YAML node at a pydantic error location (as deep as it goes)."""
-    for key in loc:
-        if isinstance(node, yaml.MappingNode):
-            found = next(((k, v) for k, v in node.value if k.value == (key if key != "validate_" else "validate")
-                          or k.value == key), None)
-            if found is None:
-                return node
-            node = found[1] if not isinstance(key, str) or found[1] is not None else found[0]
-        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
-            node = node.value[key]
-        else:
-            return node
-    return node
-
-
-MAX_DEPTH = 32  # a plan needs about six levels
-
-
-class _RefusedYaml(yaml.MarkedYAMLError):
-    """YAML that a plan may not use (an alias, a key given twice, nesting beyond MAX_DEPTH)."""
-
-
-class _PlanLoader(yaml.SafeLoader):
-    """YAML as a plan may be written: no aliases, no duplicate keys.
-
-    An alias (`*name`, and so `<<: *name`) can expand a few hundred bytes into gigabytes (a "billion
-    laughs" plan), and a plan has no need of one: refused where it stands. A key given twice would
-    silently lose the first value (`steps:` twice runs only the second list): refused with its line.
-    """
-
-    depth = 0
-
-    def compose_node(self, parent: yaml.Node | None, index: object) -> yaml.Node | None:
-        event = self.peek_event()
-        if isinstance(event, yaml.AliasEvent):
-            raise _RefusedYaml(
-                None, None, f"an alias (*{event.anchor}) is not accepted in a plan; write the value out",
-                event.start_mark)
-        if self.depth >= MAX_DEPTH:  # thousands of `[` would exhaust Python's stack
-            raise _RefusedYaml(None, None, f"nested deeper than {MAX_DEPTH} levels", event.start_mark)
-        self.depth += 1
-        try:
-            return super().compose_node(parent, index)
-        finally:
-            self.depth -= 1
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: dict[Any, yaml.Node] = {}
-        for key_node, _ in node.value:
-            if key_node.tag == "tag:yaml.org,2002:merge":
-                continue  # `<<: {...}` is merged by the base constructor
-            key = self.construct_object(key_node, deep=True)
-            try:
-                first = seen.setdefault(key, key_node)
-            except TypeError:
-                continue  # an unhashable key: the base constructor names it
-            if first is not key_node:
-                raise _RefusedYaml(
-                    None, None, f"key {key!r} given twice (first on line {first.start_mark.line + 1})",
-                    key_node.start_mark)
-        return super().construct_mapping(node, deep=deep)
-
-
-def _read_yaml(text: str) -> tuple[yaml.Node | None, Any]:
-    """The document's node tree (for line numbers) and its value, from one parse."""
-    loader = _PlanLoader(text)
-    try:
-        root = loader.get_single_node()
-        return root, (loader.construct_document(root) if root is not None else None)
-    finally:
-        loader.dispose()
-
-
-def _line(root: yaml.Node | None, loc: tuple[Any, ...]) -> int:
-    node = _node_at(root, loc)
-    return node.start_mark.line + 1 if node is not None else 1
-
-
 def _step_problem(name: str, exc: ValidationError) -> tuple[tuple[Any, ...], str]:
     """The location (below the step's name) and one phrase for the first problem in a step's parameters."""
     error = exc.errors()[0]
@@ -316,12 +236,14 @@ def load_plan(path: Path) -> tuple[Plan, str]:
         line = path.read_bytes()[: exc.start].count(b"\n") + 1
         raise InputError(f"{path}:{line}: not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset {exc.start})",
                          hint="save the plan as UTF-8") from None
+    from mobius.ops.plan_yaml import RefusedYaml, YAMLError, line_of, read_yaml  # only a plan file needs yaml
+
     try:
-        root, data = _read_yaml(text)
-    except yaml.YAMLError as exc:
+        root, data = read_yaml(text)
+    except YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f":{mark.line + 1}" if mark else ""
-        what = "" if isinstance(exc, _RefusedYaml) else "not valid YAML: "
+        what = "" if isinstance(exc, RefusedYaml) else "not valid YAML: "
         raise InputError(f"{path}{line}: {what}{getattr(exc, 'problem', exc)}",
                          hint="see docs/migrate.md for the plan format") from None
     if not isinstance(data, dict):
@@ -333,21 +255,21 @@ def load_plan(path: Path) -> tuple[Plan, str]:
         loc = tuple(error["loc"])
         where = ".".join(str(p) for p in loc).replace("validate_", "validate") or "plan"
         message = error["msg"].removeprefix("Value error, ")
-        raise InputError(f"{path}:{_line(root, loc)}: {where}: {message}",
+        raise InputError(f"{path}:{line_of(root, loc)}: {where}: {message}",
                          hint="see docs/migrate.md for the plan format") from None
     for idx, (name, params) in enumerate(plan.step_list()):
         factory = find_step(name)
         if factory is None:
             known = ", ".join(known_steps())
-            raise InputError(f"{path}:{_line(root, ('steps', idx))}: steps.{idx}: unknown step {name!r} "
+            raise InputError(f"{path}:{line_of(root, ('steps', idx))}: steps.{idx}: unknown step {name!r} "
                              f"(known: {known})", hint="see docs/migrate.md") from None
         try:
             factory(params)
         except ValidationError as exc:
             loc, message = _step_problem(name, exc)
-            raise InputError(f"{path}:{_line(root, ('steps', idx, name, *loc))}: steps.{idx}: {message}",
+            raise InputError(f"{path}:{line_of(root, ('steps', idx, name, *loc))}: steps.{idx}: {message}",
                              hint="see docs/migrate.md for each step's parameters") from None
         except InputError as exc:
-            raise InputError(f"{path}:{_line(root, ('steps', idx))}: steps.{idx}: {exc.message}",
+            raise InputError(f"{path}:{line_of(root, ('steps', idx))}: steps.{idx}: {exc.message}",
                              hint="see docs/migrate.md") from None
     return plan, text

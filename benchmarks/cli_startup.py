@@ -3,7 +3,9 @@
 Times whole processes: `mobius --help`, `mobius version --json`, `mobius history --json` (a command that
 loads a workspace and reads its records), and the help of two sub-commands, `mobius golden check --help` and
 `mobius env promote --help` (a sub-command's module imported and its options parsed: the start-up every
-command of that group pays before its own work). The baseline is the same commands on the source of another commit
+command of that group pays before its own work), and `mobius backup create` of the new workspace's small library
+(a plain command on the ops runner: a snapshot, its database dump, its record; each run adds one snapshot).
+The baseline is the same commands on the source of another commit
 (default: main), extracted with `git archive` and put first on PYTHONPATH; the two run in turn (A B A B ...)
 so that a drift of the shared machine's speed moves both. Prints the median wall time of each and the
 ratio this tree / baseline per command (below 1: faster), for wall time and for the CPU time of
@@ -26,7 +28,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMANDS = {"--help": ["--help"], "version": ["version", "--json"], "history": ["history", "--json"],
-            "golden -h": ["golden", "check", "--help"], "promote -h": ["env", "promote", "--help"]}
+            "golden -h": ["golden", "check", "--help"], "promote -h": ["env", "promote", "--help"],
+            "backup": ["backup", "create", "--json"]}
 
 
 def extract(ref: str, into: Path) -> Path:
@@ -54,6 +57,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="mobius-startup-") as scratch:
         scratch_path = Path(scratch)
         base_src = extract(args.baseline, scratch_path)
+        # both trees byte-compiled, as an installed package is: under PYTHONDONTWRITEBYTECODE=1 (our shells) the
+        # extracted baseline would otherwise compile every module it imports in every run
+        subprocess.run([sys.executable, "-m", "compileall", "-q", str(ROOT / "src"), str(base_src)], check=True,
+                       stdout=subprocess.DEVNULL)
         workspace = scratch_path / "ws"
         env = {k: v for k, v in os.environ.items() if not k.startswith("MOBIUS_")}
         env["PYTHONPATH"] = str(ROOT / "src")

@@ -17,6 +17,7 @@ the call raises VerificationError with the caller's one line, never a traceback.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import gc
 import os
@@ -27,8 +28,10 @@ from concurrent.futures import BrokenExecutor, Future  # BrokenProcessPool is on
 from typing import Any
 
 from mobius.errors import VerificationError
+from mobius.safety.process import process_alive
 
 PR_SET_PDEATHSIG = 1
+WATCH_S = 0.5  # how often a wait for a result looks whether every worker is still alive
 _state: Any = None  # in a worker: the object it was forked with
 
 
@@ -66,6 +69,7 @@ class ForkedWorkers:
 
         global _state
         self.died, self.hint = died, hint
+        self._abandoned = False
         _state = state
         # the workers must never collect the parent's objects (a finalizer of one could wait on a thread
         # the worker does not have): frozen while they are forked, as safety/child.py does
@@ -78,6 +82,7 @@ class ForkedWorkers:
             gc.unfreeze()
             _state = None
         self.processes = processes
+        self._pids = [process.pid for process in getattr(self.pool, "_processes", {}).values()]
 
     def submit(self, method: str, part: Any) -> Future:
         """`state.method(part)` on a worker; the future's result raises `broken` if a worker died."""
@@ -87,23 +92,52 @@ class ForkedWorkers:
             raise self.broken() from None
 
     def result(self, future: Future) -> Any:
-        try:
-            return future.result()
-        except BrokenExecutor:
-            raise self.broken() from None
+        """The call's result, or `broken` once a worker is dead, even where the pool itself would wait forever.
+
+        Python's pool (3.11) reads every result from one shared pipe: a worker killed in the middle of sending
+        a large result leaves half a message there, and the pool's reader thread waits for the rest while the
+        other workers keep the pipe open (seen: a killed media copy worker hung the migration, 1 run in 12-40).
+        So a wait looks at the workers every WATCH_S, and a dead one abandons the pool."""
+        while True:
+            try:
+                return future.result(timeout=WATCH_S)
+            except BrokenExecutor:
+                raise self.broken() from None
+            except TimeoutError:
+                if any(not process_alive(pid) for pid in self._pids):
+                    self._abandon()
+                    raise self.broken() from None
 
     def map(self, method: str, parts: list) -> list:
         """`state.method` over `parts`, one part per worker call; results in order."""
+        futures = [self.submit(method, part) for part in parts]
         try:
-            return list(self.pool.map(_call, [method] * len(parts), parts))
-        except BrokenExecutor:
-            raise self.broken() from None
+            return [self.result(future) for future in futures]
+        finally:
+            for future in futures:
+                future.cancel()
+
+    def _abandon(self) -> None:
+        """Kill every worker, then close this process's end of the result pipe, its last writer: the pool's
+        reader thread gets end-of-file instead of the rest of a message, marks the pool broken and ends (the
+        interpreter joins that thread at exit, so it must end)."""
+        self._abandoned = True
+        for pid in self._pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        queue = getattr(self.pool, "_result_queue", None)
+        writer = getattr(queue, "_writer", None)
+        if writer is not None:
+            with contextlib.suppress(OSError):
+                writer.close()
+        self.pool.shutdown(wait=False, cancel_futures=True)
 
     def broken(self) -> VerificationError:
         return VerificationError(self.died, hint=self.hint)
 
     def close(self) -> None:
-        self.pool.shutdown(wait=True, cancel_futures=True)
+        if not self._abandoned:
+            self.pool.shutdown(wait=True, cancel_futures=True)
 
     def __enter__(self) -> ForkedWorkers:
         return self

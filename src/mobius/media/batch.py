@@ -130,26 +130,59 @@ class LocalBatchCopier:
         self.processes: CopyProcesses | None = None  # write and re-read on these, when set (copy_processes.py)
 
     def copy(self, entries: list[Entry]) -> list[CopyOutcome]:
-        copies = self._steps(self._write_ahead, entries)
-        if self._on_workers(entries) and self.on_bytes:  # the workers' progress, reported here
-            self.on_bytes(sum(c.source.size for c in copies if c.error is None))
+        return self.start(entries)()
+
+    def start(self, entries: list[Entry]) -> Callable[[], list[CopyOutcome]]:
+        """Start copying a batch; the returned call waits for its outcomes (in order).
+
+        On the worker processes each takes a slice through all its steps (`copy_slice`), so the call
+        returns at once and the caller may start the next batch before journaling this one; on threads
+        the batch is copied before this returns.
+        """
+        if not self._on_workers(entries):
+            copies = self._threaded(entries)
+            return lambda: [c.outcome() for c in copies]
+        parts = self._slices(entries, self.processes.processes)
+        jobs = [self.processes.submit(self.copy_slice, part) for part in parts]
+
+        def outcomes() -> list[CopyOutcome]:
+            copies = list(itertools.chain.from_iterable(self.processes.result(job) for job in jobs))
+            if self.on_bytes:  # the workers' progress, reported here
+                self.on_bytes(sum(c.source.size for c in copies if c.error is None))
+            return [c.outcome() for c in copies]
+
+        return outcomes
+
+    def copy_slice(self, entries: list[Entry]) -> list[_Copy]:
+        """All four steps over one slice, in this process (a worker's whole job for its part of a batch):
+        no hand-over between the steps, and the slices of the other workers never wait for this one.
+        The sync covers this slice's files (a `syncfs` also anything else written by then)."""
+        copies = self._write_ahead(entries)
         written = [c for c in copies if c.error is None]
         if written:
-            if self.fsync_each or not sync_filesystem(self.dst):
+            self._sync(written)
+            self._verify_and_publish(written)  # in place: `copies` holds the verified ones
+        return copies
+
+    def _threaded(self, entries: list[Entry]) -> list[_Copy]:
+        """The steps over a batch on the threads: all writes, one sync, then all re-reads."""
+        copies = self._map(self._write_ahead, entries, whole=True)
+        written = [c for c in copies if c.error is None]
+        if written:
+            self._sync(written, threads=True)
+            self._map(self._verify_and_publish, written, whole=True)
+        return copies
+
+    def _sync(self, written: list[_Copy], *, threads: bool = False) -> None:
+        if self.fsync_each or not sync_filesystem(self.dst):
+            if threads:
                 self._map(self._fsync, written)
-            verified = iter(self._steps(self._verify_and_publish, written))
-            copies = [next(verified) if c.error is None else c for c in copies]
-        return [c.outcome() for c in copies]
+            else:
+                for copy in written:
+                    self._fsync(copy)
 
     def _on_workers(self, items: list) -> bool:
         return self.processes is not None and len(items) >= 8
-
-    def _steps(self, step: Callable[[list], list], items: list) -> list:
-        """A step that takes a slice: on the worker processes when there are some, else on the threads."""
-        if not self._on_workers(items):
-            return self._map(step, items, whole=True)
-        parts = self._slices(items, self.processes.processes)
-        return list(itertools.chain.from_iterable(self.processes.map(step, parts)))
 
     def _map(self, function: Callable, items: list, *, whole: bool = False) -> list:
         """function over items, in `workers` contiguous slices; `whole`: function takes a slice."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 import itertools
 import secrets
 from collections.abc import Callable
+from concurrent.futures import Future
 from typing import TYPE_CHECKING
 
 from mobius.safety.workers import ForkedWorkers
@@ -55,10 +56,18 @@ class CopyProcesses:
 
     def map(self, step: Callable[[list], list], parts: list[list]) -> list[list]:
         """step (a method of the copier) over parts, one part per worker call; results in order."""
-        from mobius.media.batch import from_wire, to_wire
+        return [self.result(job) for job in [self.submit(step, part) for part in parts]]
 
-        jobs = [(step.__name__, to_wire(part)) for part in parts]
-        return [from_wire(done) for done in self.workers.map("run", jobs)]
+    def submit(self, step: Callable[[list], list], part: list) -> Future:
+        """step (a method of the copier) over one part on a free worker; `result` waits for it."""
+        from mobius.media.batch import to_wire
+
+        return self.workers.submit("run", (step.__name__, to_wire(part)))
+
+    def result(self, job: Future) -> list:
+        from mobius.media.batch import from_wire
+
+        return from_wire(self.workers.result(job))
 
     def close(self) -> None:
         self.workers.close()

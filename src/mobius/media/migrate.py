@@ -418,20 +418,6 @@ def _apply(run: MigrationRun) -> None:
     _raise_failures(run)
 
 
-def _copy_batches(run: MigrationRun, copy: Callable[[list[Entry]], list]) -> None:
-    from mobius.media.batch import batches
-
-    plan, record = run.plan, run.record
-    started = last_report = time.monotonic()
-    for batch in batches(plan.todo):
-        _copy_batch(run, batch, copy)
-        if time.monotonic() - last_report >= PROGRESS_LOG_S:
-            last_report = time.monotonic()
-            _log_progress(record.id, run.result, plan.files, plan.bytes, last_report - started)
-        if run.stop is not None:
-            break
-
-
 def _prepare_target(run: MigrationRun) -> None:
     """Create the target, remove a killed run's temp files, drop stale entries, forget rows to redo."""
     dest, record, plan = run.dest, run.record, run.plan
@@ -465,7 +451,7 @@ def _copy_processes(run: MigrationRun, workers: int) -> CopyProcesses | None:
 
 
 def _batch_copier(run: MigrationRun, pool: ThreadPoolExecutor, workers: int,
-                  processes: CopyProcesses | None) -> Callable[[list[Entry]], list]:
+                  processes: CopyProcesses | None) -> Callable[[list[Entry]], Callable[[], list]]:
     """Local folders: the batched copier (one sync per batch). Object storage: `workers` uploads in flight."""
     from mobius.media.batch import LocalBatchCopier
     from mobius.media.copier import copy_file
@@ -476,24 +462,52 @@ def _batch_copier(run: MigrationRun, pool: ThreadPoolExecutor, workers: int,
         return copy_file(str(run.source), entry, run.dest, hooks=hooks, on_bytes=run.progress.advance)
 
     if not isinstance(run.dest, LocalDestination):
-        return lambda files: list(pool.map(one, files))
+        return lambda files: (lambda done=list(pool.map(one, files)): done)
     # never the live library (never switched to): written under the final names, the journal says what is done
     run.dest.in_place = run.record.new_value is None
     batch = LocalBatchCopier(str(run.source), str(run.dest.root), hooks=hooks, pool=pool, workers=workers,
                              on_bytes=run.progress.advance, in_place=run.dest.in_place)
     batch.processes = processes
 
-    def local(files: list[Entry]) -> list[CopyOutcome]:
+    def local(files: list[Entry]) -> Callable[[], list[CopyOutcome]]:
         # large files each overlap their own write, fsync and re-read on the pool; small ones share one sync
         large = [e for e in files if e.size >= LARGE_FILE]
         small = [e for e in files if e.size < LARGE_FILE] if large else files
-        return list(pool.map(one, large)) + (batch.copy(small) if small else [])
+        copying = [pool.submit(one, entry) for entry in large]
+        small_done = batch.start(small) if small else list
+        return lambda: [job.result() for job in copying] + small_done()
 
     return local
 
 
-def _copy_batch(run: MigrationRun, batch: list[Entry], copy: Callable[[list[Entry]], list]) -> None:
-    """Folders and links first (in walk order), then the batch's files; one sync, one commit."""
+Pending = tuple[list["JournalRow"], Callable[[], list["CopyOutcome"]] | None]  # a started batch: its rows so far
+
+
+def _copy_batches(run: MigrationRun, copy: Callable[[list[Entry]], Callable[[], list]]) -> None:
+    """Each batch is started (folders, links, files handed to the copy), then the one before it finished
+    (outcomes, folder sync, commit): on worker processes the next batch's files are written while this
+    process journals the last one. A stop still lets the batch in flight finish and be journaled."""
+    from mobius.media.batch import batches
+
+    plan, record = run.plan, run.record
+    started = last_report = time.monotonic()
+    pending: Pending | None = None
+    for batch in batches(plan.todo):
+        begun = _start_batch(run, batch, copy)
+        if pending is not None:
+            _finish_batch(run, pending)
+        pending = begun
+        if time.monotonic() - last_report >= PROGRESS_LOG_S:
+            last_report = time.monotonic()
+            _log_progress(record.id, run.result, plan.files, plan.bytes, last_report - started)
+        if run.stop is not None:
+            break
+    if pending is not None:
+        _finish_batch(run, pending)
+
+
+def _start_batch(run: MigrationRun, batch: list[Entry], copy: Callable[[list[Entry]], Callable[[], list]]) -> Pending:
+    """Folders and links first (in walk order), then the batch's files handed to the copy."""
     rows: list[JournalRow] = []
     files: list[Entry] = []
     for entry in batch:
@@ -509,7 +523,13 @@ def _copy_batch(run: MigrationRun, batch: list[Entry], copy: Callable[[list[Entr
             files.append(entry)
         else:
             run.failures.append(f"{entry.path}: neither a file, a folder nor a symlink (appeared during the copy)")
-    for outcome in copy(files) if files else ():
+    return rows, copy(files) if files else None
+
+
+def _finish_batch(run: MigrationRun, pending: Pending) -> None:
+    """The batch's outcomes, then one sync of its folders and one journal commit of its rows."""
+    rows, outcomes = pending
+    for outcome in outcomes() if outcomes else ():
         _take_outcome(run, outcome, rows)
     if rows:
         run.dest.sync({row.path for row in rows})

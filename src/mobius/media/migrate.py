@@ -24,7 +24,7 @@ from mobius.errors import InputError, MobiusError, ResourceError, VerificationEr
 from mobius.faults import FaultHooks
 from mobius.log import get_logger
 from mobius.media.destination import Destination, open_destination
-from mobius.media.journal import JournalRow, MigrationJournal, MigrationRecord
+from mobius.media.journal import MigrationJournal, MigrationRecord
 from mobius.media.local_destination import LocalDestination
 from mobius.media.plan import (
     LIVE_STATUSES,
@@ -49,7 +49,7 @@ from mobius.safety.tree import DIR, FILE, LINK, Entry, points_outside, undecodab
 from mobius.stamps import new_id, utc_iso
 
 if TYPE_CHECKING:  # the copy's modules are loaded when a copy starts: a re-run with nothing to do skips them
-    from mobius.media.copier import CopyOutcome
+    from mobius.media.copier import Copied, CopyOutcome
     from mobius.media.copy_processes import CopyProcesses
 
 log = get_logger()
@@ -451,10 +451,10 @@ def _copy_processes(run: MigrationRun, workers: int) -> CopyProcesses | None:
 
 
 def _batch_copier(run: MigrationRun, pool: ThreadPoolExecutor, workers: int,
-                  processes: CopyProcesses | None) -> Callable[[list[Entry]], Callable[[], list]]:
+                  processes: CopyProcesses | None) -> Callable[[list[Entry]], Callable[[], Copied]]:
     """Local folders: the batched copier (one sync per batch). Object storage: `workers` uploads in flight."""
     from mobius.media.batch import LocalBatchCopier
-    from mobius.media.copier import copy_file
+    from mobius.media.copier import copy_file, split_outcomes
 
     hooks = run.hooks
 
@@ -462,28 +462,36 @@ def _batch_copier(run: MigrationRun, pool: ThreadPoolExecutor, workers: int,
         return copy_file(str(run.source), entry, run.dest, hooks=hooks, on_bytes=run.progress.advance)
 
     if not isinstance(run.dest, LocalDestination):
-        return lambda files: (lambda done=list(pool.map(one, files)): done)
+        return lambda files: (lambda done=split_outcomes(pool.map(one, files)): done)
     # never the live library (never switched to): written under the final names, the journal says what is done
     run.dest.in_place = run.record.new_value is None
     batch = LocalBatchCopier(str(run.source), str(run.dest.root), hooks=hooks, pool=pool, workers=workers,
                              on_bytes=run.progress.advance, in_place=run.dest.in_place)
     batch.processes = processes
 
-    def local(files: list[Entry]) -> Callable[[], list[CopyOutcome]]:
+    def local(files: list[Entry]) -> Callable[[], Copied]:
         # large files each overlap their own write, fsync and re-read on the pool; small ones share one sync
         large = [e for e in files if e.size >= LARGE_FILE]
         small = [e for e in files if e.size < LARGE_FILE] if large else files
         copying = [pool.submit(one, entry) for entry in large]
-        small_done = batch.start(small) if small else list
-        return lambda: [job.result() for job in copying] + small_done()
+        small_done = batch.start(small) if small else None
+
+        def done() -> Copied:
+            rows, failed = split_outcomes(job.result() for job in copying)
+            if small_done is not None:
+                more_rows, more_failed = small_done()
+                rows, failed = rows + more_rows, failed + more_failed
+            return rows, failed
+
+        return done
 
     return local
 
 
-Pending = tuple[list["JournalRow"], Callable[[], list["CopyOutcome"]] | None]  # a started batch: its rows so far
+Pending = tuple[list[tuple], Callable[[], "Copied"] | None]  # a started batch: its folders' and links' rows, its files
 
 
-def _copy_batches(run: MigrationRun, copy: Callable[[list[Entry]], Callable[[], list]]) -> None:
+def _copy_batches(run: MigrationRun, copy: Callable[[list[Entry]], Callable[[], Copied]]) -> None:
     """Each batch is started (folders, links, files handed to the copy), then the one before it finished
     (outcomes, folder sync, commit): on worker processes the next batch's files are written while this
     process journals the last one. A stop still lets the batch in flight finish and be journaled."""
@@ -506,19 +514,19 @@ def _copy_batches(run: MigrationRun, copy: Callable[[list[Entry]], Callable[[], 
         _finish_batch(run, pending)
 
 
-def _start_batch(run: MigrationRun, batch: list[Entry], copy: Callable[[list[Entry]], Callable[[], list]]) -> Pending:
+def _start_batch(run: MigrationRun, batch: list[Entry], copy: Callable[[list[Entry]], Callable[[], Copied]]) -> Pending:
     """Folders and links first (in walk order), then the batch's files handed to the copy."""
-    rows: list[JournalRow] = []
+    rows: list[tuple] = []  # journal rows as plain tuples (journal.COLUMNS order)
     files: list[Entry] = []
     for entry in batch:
         if entry.kind == DIR:
             run.dest.make_dir(entry.path, entry.mode)
-            rows.append(JournalRow(entry.path, DIR, 0, entry.mtime_ns, entry.inode, entry.mode, None, None, 0, "",
-                                   None))
+            rows.append((entry.path, DIR, 0, entry.mtime_ns, entry.inode, entry.mode, None, None, 0, "", None, None,
+                         None))
         elif entry.kind == LINK:
             stored = run.dest.make_link(entry.path, entry.link or "")
-            rows.append(JournalRow(entry.path, LINK, 0, entry.mtime_ns, entry.inode, entry.mode, stored.link, None,
-                                   0, "", None))
+            rows.append((entry.path, LINK, 0, entry.mtime_ns, entry.inode, entry.mode, stored.link, None, 0, "", None,
+                         None, None))
         elif entry.kind == FILE:
             files.append(entry)
         else:
@@ -529,12 +537,17 @@ def _start_batch(run: MigrationRun, batch: list[Entry], copy: Callable[[list[Ent
 def _finish_batch(run: MigrationRun, pending: Pending) -> None:
     """The batch's outcomes, then one sync of its folders and one journal commit of its rows."""
     rows, outcomes = pending
-    for outcome in outcomes() if outcomes else ():
-        _take_outcome(run, outcome, rows)
+    if outcomes is not None:
+        copied, failed = outcomes()
+        for outcome in failed:
+            _take_failure(run, outcome)
+        run.result.copied_files += len(copied)
+        run.result.copied_bytes += sum(row[2] for row in copied)
+        rows += copied
     if rows:
-        run.dest.sync({row.path for row in rows})
+        run.dest.sync({row[0] for row in rows})
         run.hooks.reached("commit")
-        run.journal.commit_rows(run.record.id, rows)
+        run.journal.commit_rows(run.record.id, (), raw=rows)
     run.stop = run.stop or _space_alert(run.dest)
     total = run.scan.files
     if run.stop is None and len(run.failures) > MAX_FAILED_RATIO * total:
@@ -544,19 +557,12 @@ def _finish_batch(run: MigrationRun, pending: Pending) -> None:
             hint="fix the files named above and run the same command again", details=run.failures)
 
 
-def _take_outcome(run: MigrationRun, outcome: CopyOutcome, rows: list[JournalRow]) -> None:
-    if outcome.error:
-        run.failures.append(f"{outcome.source.path}: {outcome.error}")
-        log.error("media.copy.failed", migration=run.record.id, path=outcome.source.path, error=outcome.error)
-        if outcome.no_space and run.stop is None:
-            run.stop = ResourceError(f"the target {run.dest.url} ran out of space; migration stopped, journal "
-                                     "intact", hint="free some space and run the same command to resume")
-        return
-    src, stored = outcome.source, outcome.stored
-    rows.append(JournalRow(src.path, FILE, src.size, src.mtime_ns, src.inode, src.mode, None, outcome.digest,
-                           stored.size, stored.token, outcome.dst_digest, outcome.ctime_ns, stored.ctime_ns))
-    run.result.copied_files += 1
-    run.result.copied_bytes += src.size
+def _take_failure(run: MigrationRun, outcome: CopyOutcome) -> None:
+    run.failures.append(f"{outcome.source.path}: {outcome.error}")
+    log.error("media.copy.failed", migration=run.record.id, path=outcome.source.path, error=outcome.error)
+    if outcome.no_space and run.stop is None:
+        run.stop = ResourceError(f"the target {run.dest.url} ran out of space; migration stopped, journal "
+                                 "intact", hint="free some space and run the same command to resume")
 
 
 def _raise_failures(run: MigrationRun) -> None:

@@ -10,7 +10,8 @@ the bytes, to show that a re-run's time follows the number of files, not their s
     python benchmarks/media_migrate.py --library PATH  # your own library (copied, never modified)
     python benchmarks/media_migrate.py --small 100000  # 100,000 files of 1-4 KB in 100 folders (issue 25):
         first run against the durable limit (cp -a x8, sync, drop caches, sha256sum x8), re-run against
-        rsync -a, interleaved, caches dropped (as root); --runbook adds manifest/verify vs sha256sum
+        rsync -a, interleaved, caches dropped (as root); --runbook adds manifest/verify vs sha256sum;
+        --against TREE adds the first run of another checkout's code (TREE/src, e.g. main), interleaved
     python benchmarks/media_migrate.py --small 1000000 --migrate-only   # the 1,000,000-file memory run
     python benchmarks/media_migrate.py --s3 500       # small objects to a local S3 server: in-flight uploads
 """

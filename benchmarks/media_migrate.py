@@ -10,7 +10,8 @@ the bytes, to show that a re-run's time follows the number of files, not their s
     python benchmarks/media_migrate.py --library PATH  # your own library (copied, never modified)
     python benchmarks/media_migrate.py --small 100000  # 100,000 files of 1-4 KB in 100 folders (issue 25):
         first run against the durable limit (cp -a x8, sync, drop caches, sha256sum x8), re-run against
-        rsync -a, interleaved, caches dropped (as root); --runbook adds manifest/verify vs sha256sum
+        rsync -a, interleaved, caches dropped (as root); --runbook adds manifest/verify vs sha256sum;
+        --against TREE adds the first run of another checkout's code (TREE/src, e.g. main), interleaved
     python benchmarks/media_migrate.py --small 1000000 --migrate-only   # the 1,000,000-file memory run
     python benchmarks/media_migrate.py --s3 500       # small objects to a local S3 server: in-flight uploads
 """
@@ -125,14 +126,20 @@ def run_small(args: argparse.Namespace) -> None:
         print(f"  mobius media migrate, first run {seconds:.2f} s, peak {peak:.0f} MiB (target < 300 MiB)")
         return
     samples: dict[str, list[float]] = {"ours": [], "limit": [], "again": [], "rsync_again": [], "peak": [],
-                                       "ours_cpu": [], "limit_cpu": []}
+                                       "ours_cpu": [], "limit_cpu": [], "other": [], "other_cpu": []}
     for trial in range(args.repeat):
         for folder in (target, limit_dst, DATA / "ws-small"):
             shutil.rmtree(folder, ignore_errors=True)
         ws = workspace(DATA / "ws-small", src)
         cmd = [*MOBIUS, "media", "migrate", "--to", str(target), "--no-backup", "--yes", "-w", str(ws), "--json"]
 
+        def fresh() -> None:  # an empty target and a new workspace for the next mobius side
+            for folder in (target, DATA / "ws-small"):
+                shutil.rmtree(folder, ignore_errors=True)
+            workspace(DATA / "ws-small", src)
+
         def ours(cmd: list[str] = cmd) -> None:
+            fresh()
             drop_caches()
             before = children_cpu()
             seconds, _, peak = peak_timed(cmd)
@@ -146,11 +153,24 @@ def run_small(args: argparse.Namespace) -> None:
             samples["limit"].append(durable_limit(src, limit_dst, args.small))
             samples["limit_cpu"].append(children_cpu() - before)
 
-        for side in ((ours, limit) if trial % 2 == 0 else (limit, ours)):
+        def other(cmd: list[str] = cmd) -> None:  # --against: another source tree's mobius
+            fresh()
+            drop_caches()
+            before = children_cpu()
+            samples["other"].append(timed(["env", f"PYTHONPATH={args.against / 'src'}", *cmd]))
+            samples["other_cpu"].append(children_cpu() - before)
+
+        sides = [ours, limit, *([other] if args.against else [])]
+        for side in sides[trial % len(sides):] + sides[:trial % len(sides)]:  # each side first in turn
             side()
+        against = (f", --against {samples['other'][-1]:.2f} s (CPU {samples['other_cpu'][-1]:.2f} s)"
+                   if args.against else "")
         print(f"  trial {trial + 1}: mobius {samples['ours'][-1]:.2f} s (CPU {samples['ours_cpu'][-1]:.2f} s), "
-              f"durable limit {samples['limit'][-1]:.2f} s (CPU {samples['limit_cpu'][-1]:.2f} s), "
+              f"durable limit {samples['limit'][-1]:.2f} s (CPU {samples['limit_cpu'][-1]:.2f} s){against}, "
               f"load {os.getloadavg()[0]:.1f}")
+    if args.against:  # the re-runs below need this tree's completed migration in the target
+        fresh()
+        timed(cmd)
     # re-runs, nothing changed: the source stays the library (issue 25's re-run); page cache warm on both sides
     # (one untimed run each first), interleaved
     again_cmd = ["env", f"MOBIUS_LIBRARY_DIR={src}", *MOBIUS, "media", "migrate", "--to", str(target), "--no-backup",
@@ -171,9 +191,12 @@ def run_small(args: argparse.Namespace) -> None:
     print(f"  re-runs, CPU (user + sys, the load-independent part): mobius "
           f"{', '.join(f'{t:.2f}' for t in cpu['again'])} s; rsync -a "
           f"{', '.join(f'{t:.2f}' for t in cpu['rsync_again'])} s")
-    med = {key: statistics.median(values) for key, values in samples.items()}
+    med = {key: statistics.median(values) for key, values in samples.items() if values}
     print()
     print(f"{'median of ' + str(args.repeat) + ' interleaved trials':<64}{'seconds':>9}")
+    if args.against:
+        print(f"{'--against ' + str(args.against) + ', first run':<64}{med['other']:>9.2f}")
+        print(f"{'  its CPU (user + sys) / this tree`s':<64}{med['other_cpu']:>9.2f} / {med['ours_cpu']:.2f}")
     print(f"{'mobius media migrate, first run (caches dropped before)':<64}{med['ours']:>9.2f}")
     print(f"{'durable limit: cp -a x8 folders, sync, drop caches, sha256sum x8':<64}{med['limit']:>9.2f}")
     print(f"{'mobius re-run of the completed migration (source kept as library), warm':<64}{med['again']:>9.2f}")
@@ -302,6 +325,9 @@ def main() -> None:
     parser.add_argument("--s3", type=int, metavar="FILES", help="object-storage mode: FILES small files to moto S3")
     parser.add_argument("--migrate-only", action="store_true", help="small-files mode: only the first migrate")
     parser.add_argument("--runbook", action="store_true", help="small-files mode: also manifest/verify vs sha256sum")
+    parser.add_argument("--against", type=Path, metavar="TREE",
+                        help="small-files mode: also time the first run of the mobius in TREE/src (e.g. a checkout "
+                             "of main), interleaved with the other two sides")
     args = parser.parse_args()
     if DATA.exists():
         shutil.rmtree(DATA)

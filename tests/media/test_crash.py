@@ -85,8 +85,12 @@ def test_killed_inside_a_batch_resumes_to_identical_trees(mobius, media_ws: Path
     run.kill()
     if point.startswith("publish"):
         written = list(target.rglob("card *.webp"))
-        assert len(written) == 320 and not temps(target), "the whole batch written under its final names"
+        # each worker takes its slice through write, sync and re-read: the 150th publish comes after at least
+        # 150 files were written, the other slices may still be writing
+        assert len(written) >= 150 and not temps(target), "the batch written under its final names"
         assert _journaled(media_ws, "cards%") == 0, "and none of it journaled before the batch's commit"
+    if point.startswith("commit"):  # later batches were handed to the workers, none journaled before its commit
+        assert _journaled(media_ws, "cards%/%") <= 100
     out = _finish(mobius, media_ws, target)
     assert out["resumed"] and not temps(target)
     assert snapshot(target) == before == snapshot(source)

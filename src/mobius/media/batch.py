@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING
 
 from mobius.config import setting
 from mobius.faults import FaultHooks
-from mobius.media.copier import CHANGED, CopyOutcome, open_source, unchanged
+from mobius.media.copier import CHANGED, Copied, CopyOutcome, open_source, split_outcomes, unchanged
 from mobius.media.destination import Stored
 from mobius.media.local_destination import create_over
 from mobius.safety.atomic import TEMP_PREFIX, sync_filesystem, write_all
@@ -68,35 +68,24 @@ class _Copy:
         return CopyOutcome(self.source, self.digest, self.dst_digest, self.stored, self.error, self.no_space,
                            self.ctime_ns)
 
-    def to_wire(self) -> tuple:
-        """As plain tuples, for a worker process's pipe: pickling a slotted dataclass calls Python per
-        object (the executor's threads spent a worker's whole CPU on it at 100,000 files), a tuple does not."""
-        stored = _STORED_FIELDS(self.stored) if self.stored is not None else None
-        return (_ENTRY_FIELDS(self.source), self.temp, self.final, self.digest, self.error, self.no_space,
-                self.dst_digest, stored, self.ctime_ns)
-
-    @classmethod
-    def from_wire(cls, wire: tuple) -> _Copy:
-        source, temp, final, digest, error, no_space, dst_digest, stored, ctime_ns = wire
-        return cls(Entry(*source), temp, final, digest, error, no_space, dst_digest,
-                   Stored(*stored) if stored is not None else None, ctime_ns)
+    def row(self) -> tuple:
+        """A verified copy's journal row as a plain tuple (journal.COLUMNS order)."""
+        src, stored = self.source, self.stored
+        return (src.path, FILE, src.size, src.mtime_ns, src.inode, src.mode, None, self.digest, stored.size,
+                stored.token, self.dst_digest, self.ctime_ns, stored.ctime_ns)
 
 
 _ENTRY_FIELDS = attrgetter(*(f.name for f in fields(Entry)))
-_STORED_FIELDS = attrgetter(*(f.name for f in fields(Stored)))
 
 
-def to_wire(items: list[Entry] | list[_Copy]) -> list[tuple]:
-    """A step's slice (entries to write, or written copies to verify) as plain tuples; see _Copy.to_wire."""
-    if items and isinstance(items[0], Entry):
-        return [("entry", *_ENTRY_FIELDS(item)) for item in items]
-    return [item.to_wire() for item in items]
+def to_wire(entries: list[Entry]) -> list[tuple]:
+    """Entries as plain tuples, for a worker process's pipe: pickling a slotted dataclass calls Python per
+    object (the executor's threads spent a worker's whole CPU on it at 100,000 files), a tuple does not."""
+    return list(map(_ENTRY_FIELDS, entries))
 
 
-def from_wire(wire: list[tuple]) -> list[Entry] | list[_Copy]:
-    if wire and wire[0][0] == "entry":
-        return [Entry(*item[1:]) for item in wire]
-    return [_Copy.from_wire(item) for item in wire]
+def from_wire(wire: list[tuple]) -> list[Entry]:
+    return [Entry(*item) for item in wire]
 
 
 def _current_umask() -> int:
@@ -129,27 +118,77 @@ class LocalBatchCopier:
         self.in_place = in_place
         self.processes: CopyProcesses | None = None  # write and re-read on these, when set (copy_processes.py)
 
-    def copy(self, entries: list[Entry]) -> list[CopyOutcome]:
-        copies = self._steps(self._write_ahead, entries)
-        if self._on_workers(entries) and self.on_bytes:  # the workers' progress, reported here
-            self.on_bytes(sum(c.source.size for c in copies if c.error is None))
+    def copy(self, entries: list[Entry]) -> Copied:
+        return self.start(entries)()
+
+    def start(self, entries: list[Entry]) -> Callable[[], Copied]:
+        """Start copying a batch; the returned call waits for its outcomes: (journal rows of the verified
+        files, the failed ones).
+
+        On the worker processes each takes a slice through all its steps (`copy_slice`), so the call
+        returns at once and the caller may start the next batch before journaling this one; on threads
+        the batch is copied before this returns.
+        """
+        if not self._on_workers(entries):
+            copies = self._threaded(entries)
+            return lambda: split_outcomes(c.outcome() for c in copies)
+        jobs = [self.processes.submit(part) for part in self._slices(entries, self.processes.processes)]
+
+        def outcomes() -> Copied:
+            rows: list[tuple] = []
+            failed: list[CopyOutcome] = []
+            for done, errors in map(self.processes.result, jobs):
+                rows += done
+                failed += (CopyOutcome(Entry(*entry), error=error, no_space=no_space)
+                           for entry, error, no_space in errors)
+            if self.on_bytes:  # the workers' progress, reported here
+                self.on_bytes(sum(row[2] for row in rows))
+            return rows, failed
+
+        return outcomes
+
+    def slice_job(self, wire: list[tuple]) -> tuple[list[tuple], list[tuple]]:
+        """A worker's job: `copy_slice` over entries from the pipe. Returns the verified files as journal rows
+        and the failed ones as (entry fields, error, no_space): plain tuples, which the parent journals as
+        they are (objects per file cost its one interpreter about 1 s per 100,000 files)."""
+        rows, failed = [], []
+        for copy in self.copy_slice(from_wire(wire)):
+            if copy.error is None:
+                rows.append(copy.row())
+            else:
+                failed.append((_ENTRY_FIELDS(copy.source), copy.error, copy.no_space))
+        return rows, failed
+
+    def copy_slice(self, entries: list[Entry]) -> list[_Copy]:
+        """All four steps over one slice, in this process (a worker's whole job for its part of a batch):
+        no hand-over between the steps, and the slices of the other workers never wait for this one.
+        The sync covers this slice's files (a `syncfs` also anything else written by then)."""
+        copies = self._write_ahead(entries)
         written = [c for c in copies if c.error is None]
         if written:
-            if self.fsync_each or not sync_filesystem(self.dst):
+            self._sync(written)
+            self._verify_and_publish(written)  # in place: `copies` holds the verified ones
+        return copies
+
+    def _threaded(self, entries: list[Entry]) -> list[_Copy]:
+        """The steps over a batch on the threads: all writes, one sync, then all re-reads."""
+        copies = self._map(self._write_ahead, entries, whole=True)
+        written = [c for c in copies if c.error is None]
+        if written:
+            self._sync(written, threads=True)
+            self._map(self._verify_and_publish, written, whole=True)
+        return copies
+
+    def _sync(self, written: list[_Copy], *, threads: bool = False) -> None:
+        if self.fsync_each or not sync_filesystem(self.dst):
+            if threads:
                 self._map(self._fsync, written)
-            verified = iter(self._steps(self._verify_and_publish, written))
-            copies = [next(verified) if c.error is None else c for c in copies]
-        return [c.outcome() for c in copies]
+            else:
+                for copy in written:
+                    self._fsync(copy)
 
     def _on_workers(self, items: list) -> bool:
         return self.processes is not None and len(items) >= 8
-
-    def _steps(self, step: Callable[[list], list], items: list) -> list:
-        """A step that takes a slice: on the worker processes when there are some, else on the threads."""
-        if not self._on_workers(items):
-            return self._map(step, items, whole=True)
-        parts = self._slices(items, self.processes.processes)
-        return list(itertools.chain.from_iterable(self.processes.map(step, parts)))
 
     def _map(self, function: Callable, items: list, *, whole: bool = False) -> list:
         """function over items, in `workers` contiguous slices; `whole`: function takes a slice."""

@@ -12,7 +12,7 @@ import errno
 import hashlib
 import os
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from mobius.faults import FaultHooks
@@ -37,6 +37,25 @@ class CopyOutcome:
     error: str | None = None
     no_space: bool = False
     ctime_ns: int | None = None
+
+    def row(self) -> tuple:
+        """A verified copy's journal row as a plain tuple (journal.COLUMNS order)."""
+        src, stored = self.source, self.stored
+        return (src.path, FILE, src.size, src.mtime_ns, src.inode, src.mode, None, self.digest, stored.size,
+                stored.token, self.dst_digest, self.ctime_ns, stored.ctime_ns)
+
+
+Copied = tuple[list[tuple], list[CopyOutcome]]  # a batch's verified files as journal rows, and its failed ones
+
+
+def split_outcomes(outcomes: Iterable[CopyOutcome]) -> Copied:
+    rows, failed = [], []
+    for outcome in outcomes:
+        if outcome.error is None:
+            rows.append(outcome.row())
+        else:
+            failed.append(outcome)
+    return rows, failed
 
 
 def copy_file(source_root: str, entry: Entry, dest: Destination, *, hooks: FaultHooks,

@@ -14,26 +14,24 @@ from __future__ import annotations
 
 import itertools
 import secrets
-from collections.abc import Callable
+from concurrent.futures import Future
 from typing import TYPE_CHECKING
 
 from mobius.safety.workers import ForkedWorkers
 
 if TYPE_CHECKING:
     from mobius.media.batch import LocalBatchCopier
+    from mobius.safety.tree import Entry
 
 
 class _Steps:
-    """In a worker: a copier's steps, slices and results crossing the pipe as plain tuples (batch.py)."""
+    """In a worker: the copier, whose `slice_job` takes and returns plain tuples (batch.py)."""
 
     def __init__(self, copier: LocalBatchCopier):
         self.copier = copier
 
-    def run(self, job: tuple[str, list[tuple]]) -> list[tuple]:
-        from mobius.media.batch import from_wire, to_wire
-
-        step, wire = job
-        return to_wire(getattr(self.copier, step)(from_wire(wire)))
+    def run(self, wire: list[tuple]) -> tuple[list[tuple], list[tuple]]:
+        return self.copier.slice_job(wire)
 
 
 def _tagged(steps: _Steps, parent: int) -> None:
@@ -53,12 +51,15 @@ class CopyProcesses:
             hint="run the same command again: it resumes, rewriting what was not recorded")
         self.processes = processes
 
-    def map(self, step: Callable[[list], list], parts: list[list]) -> list[list]:
-        """step (a method of the copier) over parts, one part per worker call; results in order."""
-        from mobius.media.batch import from_wire, to_wire
+    def submit(self, part: list[Entry]) -> Future:
+        """One slice of a batch through all the copier's steps on a free worker; `result` waits for it."""
+        from mobius.media.batch import to_wire
 
-        jobs = [(step.__name__, to_wire(part)) for part in parts]
-        return [from_wire(done) for done in self.workers.map("run", jobs)]
+        return self.workers.submit("run", to_wire(part))
+
+    def result(self, job: Future) -> tuple[list[tuple], list[tuple]]:
+        """(journal rows of the slice's verified files, (entry fields, error, no_space) of its failed ones)."""
+        return self.workers.result(job)
 
     def close(self) -> None:
         self.workers.close()

@@ -200,10 +200,12 @@ class MigrationJournal:
     def count_rows(self, migration_id: str) -> int:
         return self._db.execute("SELECT count(*) FROM entries WHERE migration_id = ?", (migration_id,)).fetchone()[0]
 
-    def commit_rows(self, migration_id: str, rows: list[JournalRow], *, forget: Iterable[str] = ()) -> None:
-        """Record finished entries (and drop forgotten ones) in one durable transaction."""
-        forget = list(forget)
-        if not rows and not forget:
+    def commit_rows(self, migration_id: str, rows: Iterable[JournalRow], *, forget: Iterable[str] = (),
+                    raw: Iterable[tuple] = ()) -> None:
+        """Record finished entries (and drop forgotten ones) in one durable transaction; `raw`: more rows as
+        plain tuples in COLUMNS order (a batch's copied files come from the worker processes that way)."""
+        forget, rows, raw = list(forget), list(rows), list(raw)
+        if not rows and not forget and not raw:
             return
         self._db.execute("BEGIN IMMEDIATE")
         try:
@@ -212,7 +214,8 @@ class MigrationJournal:
             self._db.executemany(
                 f"INSERT OR REPLACE INTO entries (migration_id, {COLUMNS}) VALUES (?{', ?' * 13})",
                 [(migration_id, r.path, r.kind, r.size, r.mtime_ns, r.inode, r.mode, r.link, r.digest,
-                  r.dst_size, r.dst_token, r.dst_digest, r.ctime_ns, r.dst_ctime_ns) for r in rows])
+                  r.dst_size, r.dst_token, r.dst_digest, r.ctime_ns, r.dst_ctime_ns) for r in rows]
+                + [(migration_id, *r) for r in raw])
             self._db.execute("COMMIT")
         except BaseException:
             self._db.execute("ROLLBACK")

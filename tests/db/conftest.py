@@ -70,7 +70,11 @@ class PostgresServer:
         if init.returncode:
             raise RuntimeError(f"initdb failed: {init.stderr or init.stdout}")
         options = (f"-c listen_addresses=127.0.0.1 -c port={self.port} -c unix_socket_directories={self.root} "
-                   "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=60")
+                   "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=60 "
+                   # no WAL the tests did not cause: the change tokens (db.changes) read the WAL position, and a
+                   # test that proves a command writes none must not see autovacuum's or the background writer's
+                   # standby snapshots (wal_level replica logs one every 15 s of activity)
+                   "-c wal_level=minimal -c max_wal_senders=0 -c autovacuum=off")
         started = self._run(self.bindir / "pg_ctl", "-D", self.data, "-o", options, "-l", self.root / "server.log",
                             "-w", "-t", "60", "start")
         if started.returncode:

@@ -4,6 +4,7 @@ perturbed copies of the sushi-go render, made with PyAV."""
 from __future__ import annotations
 
 import os
+import pickle
 import shutil
 import subprocess
 import sys
@@ -170,13 +171,19 @@ def suite(_approved_once: Path, tmp_path_factory: pytest.TempPathFactory) -> lis
 
 
 @pytest.fixture(scope="session")
-def suite_reports(approved: Path, suite: list) -> dict:
-    """Every suite video checked once against the approved goldens (in-process, no debug images)."""
-    from mobius.config import load_workspace
-    from mobius.golden import check_video
+def suite_reports(approved: Path, suite: list, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """Every suite video checked once per run against the approved goldens (in-process, no debug images; the
+    verdicts, plain dataclasses, reach the other workers pickled)."""
+    def build(folder: Path) -> str:
+        from mobius.config import load_workspace
+        from mobius.golden import check_video
 
-    ws = load_workspace(approved)
-    return {p.name: check_video(ws, GAME, p.path, debug=False) for p in suite}
+        ws = load_workspace(approved)
+        reports = {p.name: check_video(ws, GAME, p.path, debug=False) for p in suite}
+        (folder / "reports.pickle").write_bytes(pickle.dumps(reports))
+        return str(folder / "reports.pickle")
+
+    return pickle.loads(Path(built_once_per_run(tmp_path_factory, "golden-suite-reports", build)).read_bytes())
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-from tests.conftest import built_once_per_run
 from tests.db.conftest import pg_url, postgres  # noqa: F401 - the suite's PostgreSQL fixtures
 
 from mobius.config import load_workspace
@@ -99,18 +98,13 @@ def step_statuses(migration: dict) -> list[tuple[str, str]]:
 
 @pytest.fixture(scope="session")
 def reference(_ops_template: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """An uninterrupted run of the cheap plan in a copy of the same template (once per run: `state` names the
-    workspace `<ws>`, so the run's workspace path is in no value)."""
+    """An uninterrupted run of the cheap plan in a copy of the same template (once per session)."""
     from tests.conftest import MobiusRun
 
-    def build(folder: Path) -> dict:
-        root = folder / "ws"
-        shutil.copytree(_ops_template, root, symlinks=True)
-        mobius = MobiusRun(root)
-        plan = write_plan(root, CHEAP_STEPS)
-        proc = mobius("-w", str(root), "migrate", "run", str(plan), "--yes")
-        assert proc.returncode == 0, proc.stderr
-        return {"state": state(root), "steps": step_statuses(last_migration(mobius, root))}
-
-    made = built_once_per_run(tmp_path_factory, "ops-reference", build)
-    return {"state": made["state"], "steps": [tuple(step) for step in made["steps"]]}
+    root = tmp_path_factory.mktemp("reference") / "ws"
+    shutil.copytree(_ops_template, root, symlinks=True)
+    mobius = MobiusRun(root)
+    plan = write_plan(root, CHEAP_STEPS)
+    proc = mobius("-w", str(root), "migrate", "run", str(plan), "--yes")
+    assert proc.returncode == 0, proc.stderr
+    return {"state": state(root), "steps": step_statuses(last_migration(mobius, root))}

@@ -9,12 +9,13 @@ import shutil
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 import mobius as mobius_package
+from mobius.safety.lock import FileLock
 from mobius.workspace.init import initialize
 
 sys.path.insert(0, str(Path(__file__).parent))  # helper modules every folder shares (process_support)
@@ -51,6 +52,25 @@ def pytest_configure(config: pytest.Config) -> None:
     a folder that cannot be written is left as it is."""
     if not hasattr(config, "workerinput"):
         compileall.compile_dir(Path(mobius_package.__file__).parent, quiet=2)
+
+
+def built_once_per_run(tmp_path_factory: pytest.TempPathFactory, name: str, build: Callable[[Path], object]) -> object:
+    """`build(folder)` run once for the whole run, whichever xdist worker asks first; the others wait for it and get
+    the JSON-able value it returned. For inputs tests only read (renders, encoded videos): a session fixture built
+    per worker made each of them twice on 2 workers. `folder` is new and empty; a build that raises leaves no
+    value behind, so the next worker that asks builds it again (and fails the same way, in its own tests)."""
+    base = tmp_path_factory.getbasetemp()
+    root = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base  # the workers' basetemps share the run's
+    with FileLock(root / f"shared-{name}.lock", timeout=3600, what=f"the shared test input {name!r}"):
+        value_file = root / f"shared-{name}.json"
+        if value_file.exists():
+            return json.loads(value_file.read_text())
+        folder = root / f"shared-{name}"
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir()
+        value = build(folder)
+        value_file.write_text(json.dumps(value))
+        return value
 
 
 @pytest.fixture

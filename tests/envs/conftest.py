@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import text
+from tests.conftest import built_once_per_run
 
 from mobius.config import load_workspace
 
@@ -77,10 +78,13 @@ def tree(folder: Path) -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 def _two_envs_template(_sample_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """`make_two_envs` once per worker (it migrates and seeds two databases, with fsyncs): tests get copies."""
-    root = tmp_path_factory.mktemp("two-envs") / "ws"
-    shutil.copytree(_sample_template, root, symlinks=True)
-    return make_two_envs(root)
+    """`make_two_envs` once per run (it migrates and seeds two databases, with fsyncs): tests get copies."""
+    def build(folder: Path) -> str:
+        root = folder / "ws"
+        shutil.copytree(_sample_template, root, symlinks=True)
+        return str(make_two_envs(root))
+
+    return Path(built_once_per_run(tmp_path_factory, "two-envs", build))
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.envs.conftest import make_two_envs, table_rows, tree
+from tests.envs.conftest import table_rows, tree
 
 from mobius.backup.repository import Repository
 from mobius.config import load_workspace
@@ -36,10 +36,9 @@ PROMOTE_POINTS = ["done:snapshot", "done:backup", "done:database copy", "done:li
 
 
 @pytest.fixture(scope="module")
-def template(_sample_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def template(_two_envs_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("kill-template") / "ws"
-    shutil.copytree(_sample_template, root, symlinks=True)
-    make_two_envs(root)
+    shutil.copytree(_two_envs_template, root, symlinks=True)  # make_two_envs, built once per run
     (root / "games" / "sushi-go.yaml").unlink()  # no self-test render: the phases under test stay short
     (root / "migrations").mkdir(exist_ok=True)
     (root / "migrations" / "0004_add_designer.sql").write_text(ADD_DESIGNER)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from tests.conftest import built_once_per_run
 
 from mobius.workspace.init import initialize
 
@@ -109,13 +110,16 @@ def workspace_copy(executor_template: Path, tmp_path: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def local_render(executor_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """sushi-go rendered once by the local executor: the bytes every other executor must reproduce."""
-    root = tmp_path_factory.mktemp("reference") / "ws"
-    shutil.copytree(executor_template, root, symlinks=True)
-    proc = subprocess.run([sys.executable, "-m", "mobius", "render", "sushi-go", "-w", str(root),
-                           "--executor", "local"], env=clean_env(), capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr
-    return root / "out" / "sushi-go" / "preview.mp4"
+    """sushi-go rendered once per run by the local executor: the bytes every other executor must reproduce."""
+    def build(folder: Path) -> str:
+        root = folder / "ws"
+        shutil.copytree(executor_template, root, symlinks=True)
+        proc = subprocess.run([sys.executable, "-m", "mobius", "render", "sushi-go", "-w", str(root),
+                               "--executor", "local"], env=clean_env(), capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr
+        return str(root / "out" / "sushi-go" / "preview.mp4")
+
+    return Path(built_once_per_run(tmp_path_factory, "executor-local-render", build))
 
 
 def wait_for(predicate, timeout: float, interval: float = 0.02):

@@ -4,12 +4,14 @@ perturbed copies of the sushi-go render, made with PyAV."""
 from __future__ import annotations
 
 import os
+import pickle
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from tests.conftest import built_once_per_run
 
 from mobius.workspace.init import initialize
 
@@ -102,25 +104,39 @@ def draw_box(yuv, t: float):
 
 
 @pytest.fixture(scope="session")
-def approved(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A sample workspace whose three games were rendered and approved once, through the real CLI."""
+def _approved_once(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A sample workspace whose three games were rendered and approved through the real CLI, once per run (every
+    worker shares it): only read, by the fixtures that perturb its renders and by the copies below."""
+    def build(folder: Path) -> str:
+        root = folder / "ws"
+        initialize(root, sample=True)
+        proc = run_mobius("golden", "approve", "-w", str(root))
+        assert proc.returncode == 0, proc.stderr
+        return str(root)
+
+    return Path(built_once_per_run(tmp_path_factory, "golden-approved", build))
+
+
+@pytest.fixture(scope="session")
+def approved(_approved_once: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A sample workspace whose three games were rendered and approved (this worker's copy of the run's one)."""
     root = tmp_path_factory.mktemp("golden") / "ws"
-    initialize(root, sample=True)
-    proc = run_mobius("golden", "approve", "-w", str(root))
-    assert proc.returncode == 0, proc.stderr
+    shutil.copytree(_approved_once, root, symlinks=True)
     return root
 
 
 @pytest.fixture(scope="session")
-def perturbed(approved: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """The sushi-go render with a box at 9-11 s, with +2 dB audio, and scaled to 1280x720."""
-    folder = tmp_path_factory.mktemp("perturbed")
-    source = approved / "out" / GAME / "preview.mp4"
-    return {
-        "box": remux_with(source, folder / "box.mp4", video_frames=draw_box),
-        "gain": remux_with(source, folder / "gain.mp4", audio_gain_db=2.0),
-        "scaled": remux_with(source, folder / "scaled.mp4", size=(1280, 720)),
-    }
+def perturbed(_approved_once: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The sushi-go render with a box at 9-11 s, with +2 dB audio, and scaled to 1280x720 (made once per run)."""
+    def build(folder: Path) -> dict[str, str]:
+        source = _approved_once / "out" / GAME / "preview.mp4"
+        return {
+            "box": str(remux_with(source, folder / "box.mp4", video_frames=draw_box)),
+            "gain": str(remux_with(source, folder / "gain.mp4", audio_gain_db=2.0)),
+            "scaled": str(remux_with(source, folder / "scaled.mp4", size=(1280, 720))),
+        }
+
+    return {name: Path(path) for name, path in built_once_per_run(tmp_path_factory, "golden-perturbed", build).items()}
 
 
 @pytest.fixture
@@ -132,43 +148,59 @@ def workspace(approved: Path, tmp_path: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def suite(approved: Path, tmp_path_factory: pytest.TempPathFactory) -> list:
+def suite(_approved_once: Path, tmp_path_factory: pytest.TempPathFactory) -> list:
     """Issue 21's perturbation suite, from the one approved sushi-go render (tests/golden/perturb.py), plus a
-    re-render of the same spec: each built once per session."""
-    from mobius.config import load_workspace
-    from mobius.render import render_game
+    re-render of the same spec: each built once per run."""
+    from .perturb import Perturbation
 
-    from .perturb import Perturbation, build_suite, decode
+    def build(folder: Path) -> list:
+        from mobius.config import load_workspace
+        from mobius.render import render_game
 
-    folder = tmp_path_factory.mktemp("suite")
-    source = approved / "out" / GAME / "preview.mp4"
-    decoded = decode(source)
-    other = decode(approved / "out" / "love-letter" / "preview.mp4").audio
-    rerender = render_game(load_workspace(approved), GAME, folder / "rerender.mp4").path
-    return [*build_suite(source, folder, decoded, other), Perturbation("re-render of the same spec", rerender)]
+        from .perturb import build_suite, decode
 
+        source = _approved_once / "out" / GAME / "preview.mp4"
+        decoded = decode(source)
+        other = decode(_approved_once / "out" / "love-letter" / "preview.mp4").audio
+        rerender = render_game(load_workspace(_approved_once), GAME, folder / "rerender.mp4").path
+        made = [*build_suite(source, folder, decoded, other), Perturbation("re-render of the same spec", rerender)]
+        return [[p.name, str(p.path), p.expect] for p in made]
 
-@pytest.fixture(scope="session")
-def suite_reports(approved: Path, suite: list) -> dict:
-    """Every suite video checked once against the approved goldens (in-process, no debug images)."""
-    from mobius.config import load_workspace
-    from mobius.golden import check_video
-
-    ws = load_workspace(approved)
-    return {p.name: check_video(ws, GAME, p.path, debug=False) for p in suite}
+    return [Perturbation(name, Path(path), {check: [tuple(span) for span in spans] for check, spans in expect.items()})
+            for name, path, expect in built_once_per_run(tmp_path_factory, "golden-suite", build)]
 
 
 @pytest.fixture(scope="session")
-def every_game_frozen(approved: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Path]]:
+def suite_reports(approved: Path, suite: list, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """Every suite video checked once per run against the approved goldens (in-process, no debug images; the
+    verdicts, plain dataclasses, reach the other workers pickled)."""
+    def build(folder: Path) -> str:
+        from mobius.config import load_workspace
+        from mobius.golden import check_video
+
+        ws = load_workspace(approved)
+        reports = {p.name: check_video(ws, GAME, p.path, debug=False) for p in suite}
+        (folder / "reports.pickle").write_bytes(pickle.dumps(reports))
+        return str(folder / "reports.pickle")
+
+    return pickle.loads(Path(built_once_per_run(tmp_path_factory, "golden-suite-reports", build)).read_bytes())
+
+
+@pytest.fixture(scope="session")
+def every_game_frozen(_approved_once: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Path]]:
     """For each sample game's approved render: a frozen second at 12-13 s and a CRF 23 re-encode (the
-    re-encode whose noise comes closest to the freeze detector's limits), both with the audio copied."""
-    from .perturb import decode, frozen_second, write
+    re-encode whose noise comes closest to the freeze detector's limits), both with the audio copied; made once
+    per run."""
+    def build(folder: Path) -> dict[str, dict[str, str]]:
+        from .perturb import decode, frozen_second, write
 
-    folder = tmp_path_factory.mktemp("frozen")
-    made = {}
-    for game in sorted(spec.stem for spec in (approved / "games").glob("*.yaml")):
-        source = approved / "out" / game / "preview.mp4"
-        frames = decode(source).frames
-        made[game] = {"frozen": write(source, folder / f"{game}-frozen.mp4", frames=frozen_second(frames)),
-                      "crf23": write(source, folder / f"{game}-crf23.mp4", frames=frames, crf=23)}
-    return made
+        made = {}
+        for game in sorted(spec.stem for spec in (_approved_once / "games").glob("*.yaml")):
+            source = _approved_once / "out" / game / "preview.mp4"
+            frames = decode(source).frames
+            made[game] = {"frozen": str(write(source, folder / f"{game}-frozen.mp4", frames=frozen_second(frames))),
+                          "crf23": str(write(source, folder / f"{game}-crf23.mp4", frames=frames, crf=23))}
+        return made
+
+    return {game: {kind: Path(path) for kind, path in videos.items()}
+            for game, videos in built_once_per_run(tmp_path_factory, "golden-frozen", build).items()}

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import av
 import pytest
+from tests.conftest import built_once_per_run
 
 from .conftest import GAME, run_mobius
 from .perturb import decode, write
@@ -57,30 +58,37 @@ def itsoffset(source: Path, target: Path, *, audio_s: float = 0.0, video_s: floa
 
 
 @pytest.fixture(scope="module")
-def shifted(approved: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, float]]:
-    """The approved sushi-go render with its soundtrack moved by start time: (video, expected offset in ms)."""
-    folder = tmp_path_factory.mktemp("itsoffset")
-    source = approved / "out" / GAME / "preview.mp4"
-    made = {}
-    for ms in (300, 100):
-        made[f"audio +{ms} ms, copied"] = (itsoffset(source, folder / f"copy{ms}.mp4", audio_s=ms / 1000), ms)
-        made[f"audio +{ms} ms, AAC"] = (itsoffset(source, folder / f"aac{ms}.mp4", audio_s=ms / 1000,
-                                                  bitrate=160_000), ms)
-    made["picture +100 ms (audio early)"] = (itsoffset(source, folder / "video100.mp4", video_s=0.1), -100)
-    return made
+def shifted(_approved_once: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, float]]:
+    """The approved sushi-go render with its soundtrack moved by start time: (video, expected offset in ms), made
+    once per run."""
+    def build(folder: Path) -> dict[str, tuple[str, float]]:
+        source = _approved_once / "out" / GAME / "preview.mp4"
+        made = {}
+        for ms in (300, 100):
+            made[f"audio +{ms} ms, copied"] = (str(itsoffset(source, folder / f"copy{ms}.mp4", audio_s=ms / 1000)), ms)
+            made[f"audio +{ms} ms, AAC"] = (str(itsoffset(source, folder / f"aac{ms}.mp4", audio_s=ms / 1000,
+                                                          bitrate=160_000)), ms)
+        made["picture +100 ms (audio early)"] = (str(itsoffset(source, folder / "video100.mp4", video_s=0.1)), -100)
+        return made
+
+    return {name: (Path(path), ms) for name, (path, ms) in
+            built_once_per_run(tmp_path_factory, "golden-itsoffset", build).items()}
 
 
 @pytest.fixture(scope="module")
-def same(approved: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """The approved render and re-encodes of its soundtrack that must pass."""
-    folder = tmp_path_factory.mktemp("same")
-    source = approved / "out" / GAME / "preview.mp4"
-    audio = decode(source).audio
-    made = {"approved": source}
-    for kbps in (96, 128, 192):
-        made[f"AAC {kbps} kb/s"] = write(source, folder / f"aac{kbps}.mp4", audio=audio, bitrate=kbps * 1000)
-    made["AAC 128 kb/s at the decoded times"] = itsoffset(source, folder / "aac128pts.mp4", bitrate=128_000)
-    return made
+def same(approved: Path, _approved_once: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The approved render and re-encodes of its soundtrack that must pass (the re-encodes made once per run)."""
+    def build(folder: Path) -> dict[str, str]:
+        source = _approved_once / "out" / GAME / "preview.mp4"
+        audio = decode(source).audio
+        made = {}
+        for kbps in (96, 128, 192):
+            made[f"AAC {kbps} kb/s"] = str(write(source, folder / f"aac{kbps}.mp4", audio=audio, bitrate=kbps * 1000))
+        made["AAC 128 kb/s at the decoded times"] = str(itsoffset(source, folder / "aac128pts.mp4", bitrate=128_000))
+        return made
+
+    reencoded = built_once_per_run(tmp_path_factory, "golden-same", build)
+    return {"approved": approved / "out" / GAME / "preview.mp4", **{name: Path(p) for name, p in reencoded.items()}}
 
 
 def check(ws: Path, video: Path) -> tuple[int, dict]:

@@ -25,7 +25,7 @@ PROBE = textwrap.dedent("""
     freed = b"x" * (4 << 20)  # glibc serves it by mmap; its free raises the threshold to 4 MiB
     del freed
     before = heap_size()
-    blocks = [b"x" * (1 << 20) for _ in range(16)]
+    blocks = [b"x" * (1 << 20) for _ in range(32)]
     print((heap_size() - before) >> 20)
 """)
 
@@ -37,5 +37,7 @@ def _heap_growth_mib(mode: str) -> int:
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's heap")
 def test_fixed_threshold_keeps_large_blocks_out_of_the_heap():
-    assert _heap_growth_mib("default") >= 15  # the control: glibc's moving threshold puts them in the heap
+    # the control: glibc's moving threshold puts the 32 MiB in the heap (less what it already had free: 12 of
+    # 16 MiB in one CI run)
+    assert _heap_growth_mib("default") >= 16
     assert _heap_growth_mib("fixed") <= 1

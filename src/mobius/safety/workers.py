@@ -120,11 +120,13 @@ class ForkedWorkers:
     def _abandon(self) -> None:
         """Kill every worker, then close this process's end of the result pipe, its last writer: the pool's
         reader thread gets end-of-file instead of the rest of a message, marks the pool broken and ends (the
-        interpreter joins that thread at exit, so it must end)."""
+        interpreter joins that thread at exit, so it must end). The pool's `_processes` and `_result_queue` are
+        CPython's own (3.8-3.13); where they are missing, the workers are not watched and the pool is as before."""
         self._abandoned = True
         for pid in self._pids:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+            if process_alive(pid):  # a dead one may already be reaped, and its pid free for another process
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
         queue = getattr(self.pool, "_result_queue", None)
         writer = getattr(queue, "_writer", None)
         if writer is not None:

@@ -33,7 +33,8 @@ The snapshot repository (in the same backups folder; see repository.py):
     list_snapshots(folder) -> list[SnapshotHeader]
 (each also on a repository at MOBIUS_BACKUP_DIR=s3://..., see remote.py)
 
-Both kinds together (points.py): backup_points(ws, prefix=None), newest_verified(ws, prefix=None)
+Both kinds together (points.py): backup_points(ws, prefix=None), newest_verified(ws, prefix=None); the newest
+library backup of either kind: latest_point(ws) -> BackupPoint (api.py)
 """
 
 from __future__ import annotations
@@ -45,14 +46,16 @@ from importlib import import_module
 _HOMES = {
     **dict.fromkeys(["DATABASE_MEMBER", "LATEST", "LIBRARY_PREFIX", "check_snapshot", "copy_backups", "create_backup",
                      "create_snapshot", "export_backup", "extract_snapshot_file", "find_snapshot", "forget_snapshot",
-                     "has_snapshot", "latest_backup", "new_snapshot_id", "object_restore_target", "objects_below",
-                     "plan_restore_to_objects", "prune_backups", "remove_objects_below", "resolve_archive",
-                     "restore_backup", "restore_snapshot", "restore_snapshot_to_objects", "snapshot_repository",
-                     "test_restore_backup", "test_restore_snapshot", "verify_backup", "verify_snapshot"], "api"),
+                     "has_snapshot", "latest_backup", "latest_point", "new_snapshot_id", "object_restore_target",
+                     "objects_below", "plan_restore_to_objects", "prune_backups", "remove_objects_below",
+                     "resolve_archive", "restore_backup", "restore_snapshot", "restore_snapshot_to_objects",
+                     "snapshot_repository", "test_restore_backup", "test_restore_snapshot", "verify_backup",
+                     "verify_snapshot"], "api"),
     "BackupResult": "archive", "write_archive": "archive",
     **dict.fromkeys(["BackupInfo", "apply_retention", "list_backups", "log_path", "sidecar_path"], "catalog"),
     "LIBRARY_ROOT": "manifest", "MANIFEST_NAME": "manifest", "SUMS_NAME": "manifest",
     "RetentionPolicy": "prune",
+    "ARCHIVE": "points", "SNAPSHOT": "points",
     "list_snapshots": "repository",
     "ArchiveRestore": "restore", "extract_member": "restore", "restore_archive": "restore",
     "TestRestoreReport": "trial_restore", "test_restore": "trial_restore",

@@ -32,6 +32,7 @@ if TYPE_CHECKING:  # the other commands' modules load inside the functions that 
     from mobius.backup.export import ExportResult
     from mobius.backup.object_restore import ObjectRestore, ObjectRestorePlan
     from mobius.backup.object_target import ObjectTarget
+    from mobius.backup.points import BackupPoint
     from mobius.backup.prune import PruneResult, RetentionPolicy
     from mobius.backup.remote import RemoteRepository
     from mobius.backup.repository_check import SnapshotCheck
@@ -292,13 +293,19 @@ LATEST = "latest"  # in place of an archive or snapshot name: the newest library
 
 def latest_backup(ws: Workspace) -> str:
     """The newest library backup, as restic's `latest`: a snapshot id or an archive path, by creation time."""
+    return latest_point(ws).name
+
+
+def latest_point(ws: Workspace) -> BackupPoint:
+    """The newest library backup with its kind: a caller that needs a snapshot id takes it from here, without
+    a second look at the repository (on s3:// each look lists the bucket)."""
     from mobius.backup.points import backup_points
 
     newest = backup_points(ws, LIBRARY_PREFIX)
     if not newest:
         raise InputError(f"no backup in {ws.backups} yet, so there is no `latest`",
                          hint="create one with `mobius backup create`")
-    return newest[0].name
+    return newest[0]
 
 
 def find_snapshot(ws: Workspace | None, name: str | Path) -> str | None:

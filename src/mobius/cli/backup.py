@@ -36,7 +36,8 @@ def _snapshot(name: str) -> str | None:
     if path.is_file() or "/" in name or name.endswith((".tar", ".zst", ".gz", ".tgz")):
         return None
     if name == _backup().LATEST:
-        return _backup().find_snapshot(current.workspace(), _backup().latest_backup(current.workspace()))
+        newest = _backup().latest_point(current.workspace())
+        return newest.name if newest.kind == _backup().SNAPSHOT else None
     return _backup().find_snapshot(current.workspace(), name)
 
 

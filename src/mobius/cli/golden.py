@@ -292,7 +292,7 @@ def upgrade_command(
     from mobius.cli.context import current
     from mobius.cli.output import emit
     from mobius.errors import InputError
-    from mobius.golden.upgrade import upgrade
+    from mobius.golden.format_upgrade import upgrade
 
     results = upgrade(current.workspace(), games or None, progress=current.progress())
     refused = [r for r in results if r.status == "refused"]

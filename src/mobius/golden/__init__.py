@@ -24,7 +24,7 @@ _HOMES = {
     "load_golden": "baseline", "os_name": "baseline",
     "GoldenCheck": "check", "GoldenVerdict": "check", "check_video": "check",
     "write_html": "report", "write_junit": "report",
-    "UpgradeResult": "upgrade", "upgrade": "upgrade",
+    "UpgradeResult": "format_upgrade", "upgrade": "format_upgrade",
     "check_all": "workflow",
 }
 __all__ = sorted(_HOMES)

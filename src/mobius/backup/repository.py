@@ -85,6 +85,7 @@ BATCH_FILES = 64
 # 128 and 512 took the same time (7.3-8.5 s), but WINDOW batches of 512 held 15 MB more at the peak (132 MB)
 PROCESS_BATCH_FILES = 128
 BATCH_BYTES = 2 << 20  # 4 MiB: a 1 GiB media backup peaked at 128-130 MB, 2 MiB: 108 MB (restic 116-151)
+FIXED_HEAP_BELOW = 256 << 10  # average file size under which glibc's mmap threshold is fixed (safety.heap)
 WINDOW = 8  # batches in flight: about 16 MiB of small files read ahead (16 batches: above restic's peak on media)
 TAR_OVERHEAD = 1024
 
@@ -609,7 +610,6 @@ def write_snapshot_of(repo: Repository, source: Path | ObjectLibrary, *, extra_f
     log = get_logger()
     started = time.monotonic()
     started_ns = time.time_ns()
-    fix_mmap_threshold()  # the batches' buffers go back to the system when freed (safety.heap says why)
     objects = source if isinstance(source, ObjectLibrary) else None
     source = objects.url if objects else Path(source).expanduser().resolve()
     extra_files = {name: Path(path) for name, path in (extra_files or {}).items()}
@@ -624,6 +624,8 @@ def write_snapshot_of(repo: Repository, source: Path | ObjectLibrary, *, extra_f
         else:
             walk_tree(source, listing, exclude=repo.root, extra_files=extra_files)
         kill_at("backup:walked")
+        if listing.files and listing.bytes < listing.files * FIXED_HEAP_BELOW:
+            fix_mmap_threshold()  # the batches' buffers go back to the system when freed (safety.heap says why)
         with repo.lock(exclusive=False, what=f"a prune of {repo.root}"), contextlib.ExitStack() as stack:
             index = RepositoryIndex.load(repo.index, repo.keys)
             parent = ParentSnapshot.load(repo, str(source)) if objects else ParentSnapshot.open(repo, str(source))

@@ -83,3 +83,29 @@ def _postgres_token(target: DatabaseTarget) -> str | None:
     if unlogged:
         return None
     return f"postgresql:{url.host}:{url.port}:{url.database}:{oid}:{lsn}"
+
+
+def commit_token(target: DatabaseTarget) -> str | None:
+    """A token that changes whenever a transaction that wrote may have committed: equal tokens at two moments prove
+    that every query sees the same rows at both (env promote keeps a dump begun before its lock by it), or None.
+
+    SQLite: the change token (its counter moves with every writing commit). PostgreSQL: the server's transaction
+    snapshot (`txid_current_snapshot()`: the oldest transaction still running, the next transaction id, those in
+    progress): a write needs a transaction id, and its commit moves the snapshot (an id handed out after the first
+    reading, or one in progress then and ended since). Unlike the change token it stays put while reads write WAL
+    (the first reads after a restore prune the catalog, and a first `pg_dump` of a restored database moved the WAL
+    position every time) and it covers unlogged tables; any commit on the server (another database, an ANALYZE)
+    moves it. Not covered, as by any dump: sequence values taken without a commit (`nextval` alone)."""
+    if target.is_sqlite:
+        return _sqlite_token(target.sqlite_path)
+    url = target.url
+    try:
+        with connect(target) as conn:
+            row = conn.exec_driver_sql(
+                "SELECT txid_current_snapshot()::text, (SELECT oid FROM pg_database "
+                "WHERE datname = current_database())::text").one()
+            conn.rollback()
+    except (SQLAlchemyError, MobiusError):  # the server unreachable
+        return None
+    snapshot, oid = row
+    return f"postgresql:{url.host}:{url.port}:{url.database}:{oid}:{snapshot}"

@@ -320,7 +320,7 @@ class _Dumps:
 
     def keep_early_if_unchanged(self) -> None:
         """Called under the lock once B's state is snapshotted, before B's restore point is taken: each dump begun
-        before the lock is kept when its database's commit token is still the one read before that dump began
+        before the lock is kept when its database's change token is still the one read before that dump began
         (nothing was written to it since: the dump is the database as it is now); otherwise that database is
         dumped again, now (the stale dump is removed when the command ends)."""
         if self._early is None:
@@ -338,24 +338,24 @@ class _Dumps:
         return [f for f in (self.target, self.source) if f is not None]
 
 
-def _commit_token(ws: Workspace) -> str | None:
-    from mobius.db.changes import commit_token
+def _change_token(ws: Workspace) -> str | None:
+    from mobius.db.changes import change_token
     from mobius.db.engine import target_for
 
-    return commit_token(target_for(ws))
+    return change_token(target_for(ws))
 
 
 @dataclass
 class _EarlyDump:
-    """A dump begun before the runner's lock, and its database's commit token read just before it began."""
+    """A dump begun before the runner's lock, and its database's change token read just before it began."""
 
     token: str | None
     future: Future
 
     def unchanged(self, ws: Workspace) -> bool:
-        """No write was committed to the database since the dump began: its commit token (db.changes) read now is the
-        one read before (a database without a token is never taken as unchanged)."""
-        return self.token is not None and _commit_token(ws) == self.token
+        """No write was committed to the database since the dump began: its change token (db.changes) read now is
+        the one read before (a database without a token is never taken as unchanged)."""
+        return self.token is not None and _change_token(ws) == self.token
 
 
 _EARLY: contextvars.ContextVar[DumpsBeforeTheLock | None] = contextvars.ContextVar("promote_early_dumps",
@@ -368,7 +368,7 @@ class DumpsBeforeTheLock:
     was the restore point's or the copy's wait (start-up, the plan and the runner's record come first).
 
     A dump begun before the lock is used only while its database is unchanged since (`_Dumps.keep_early_if
-    _unchanged`: the commit token read before the dump began is read again, under the lock, after B's state
+    _unchanged`: the change token read before the dump began is read again, under the lock, after B's state
     was snapshotted); a write in between (the application, another command before this one got the lock, a
     confirmation a person took minutes over), or a database without a token, means it is dumped again there.
     A context: `prepare_promote` and `run_promote` called inside it use it; its end waits for both dumps and
@@ -383,7 +383,7 @@ class DumpsBeforeTheLock:
         self._context: contextvars.Token | None = None
 
     def begin(self, source: Workspace, target: Workspace) -> None:
-        """Begin both dumps (once), each after reading its database's commit token."""
+        """Begin both dumps (once), each after reading its database's change token."""
         from mobius.db.api import dump_for_sync
 
         if self._pool is not None:
@@ -392,10 +392,10 @@ class DumpsBeforeTheLock:
         target.backups.mkdir(parents=True, exist_ok=True)
         self._scratch = tempfile.TemporaryDirectory(prefix=f"{TEMP_PREFIX}{os.getpid()}-", dir=target.backups)
         self._pool = ThreadPoolExecutor(2, thread_name_prefix="promote-early-dump")
-        token = _commit_token(target)  # each dump in a copy of this context (one context is entered by one thread)
+        token = _change_token(target)  # each dump in a copy of this context (one context is entered by one thread)
         self.target = _EarlyDump(token, self._pool.submit(contextvars.copy_context().run, restore_point.dump_ahead,
                                                           target, Path(self._scratch.name)))
-        token = _commit_token(source)
+        token = _change_token(source)
         self.source = _EarlyDump(token, self._pool.submit(contextvars.copy_context().run, dump_for_sync, target,
                                                           source.database_url))
 

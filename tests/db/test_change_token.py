@@ -102,9 +102,9 @@ def test_postgres_token_stays_through_reads_and_moves_on_a_write(pg_url: str, tm
 
 def test_postgres_token_stays_through_a_first_dump_after_a_restore_and_moves_on_a_commit(
         pg_url: str, tmp_path: Path) -> None:
-    """What env promote keeps a dump begun before its lock by. A dump and reads commit nothing, though the first
-    pg_dump of a restored database writes catalog-pruning WAL (the WAL position, the token before, moved with
-    it), and a committed write always moves it."""
+    """A dump and reads commit nothing, though the first pg_dump of a restored database writes catalog-pruning WAL
+    (the WAL position, the token before, moved with it: a promote's proof right after its copy needed a warm-up
+    read of every table); a committed write always moves it."""
     from tests.db.conftest import make_workspace
 
     from mobius.db.dump import dump

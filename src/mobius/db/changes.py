@@ -3,10 +3,10 @@
 Equal tokens at two moments prove that no write was committed in between (every query sees the same
 rows), without reading a row, so a comparison proven once (a promote's verify: both databases' row digests
 equal) holds as long as both tokens stay the same. A promote then need not digest every row of two
-databases to learn that nothing changed (on SQLite, 20,000 rows took about a second per digest; issue #20),
-and keeps a dump it began before its lock (envs/promote.py). `None` means "no cheap proof here": the caller
-digests (or dumps again), as it always did. The rule is one-sided: a token may change without a change of
-content (another database on the same server, an ANALYZE), never the other way round.
+databases to learn that nothing changed (on SQLite, 20,000 rows took about a second per digest; issue #20).
+`None` means "no cheap proof here": the caller digests, as it always did. The rule is one-sided: a token may
+change without a change of content (another database on the same server, an ANALYZE), never the other way
+round.
 
 SQLite (rollback journal, the default mode): the file change counter of the database header (bytes
 24-27), which SQLite increments in the commit of every transaction that writes the file (in the normal

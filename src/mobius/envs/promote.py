@@ -162,20 +162,13 @@ def library_plan(sync_ws: Workspace, source: Path, target: Path) -> dict[str, An
                                         f"(its current content is in the backup); {why}", "rehearsed": False}
 
 
-def make_plan(root: Path, source: Workspace, target: Workspace, sync_ws: Workspace,
-              begin: Callable[[], None] | None = None) -> dict[str, Any]:
-    """The promote's plan. `begin`: called once, as soon as the plan knows the promote has something to do and
-    before it reads the rest (the printed plan begins the promote's dumps there: DumpsBeforeTheLock)."""
+def make_plan(root: Path, source: Workspace, target: Workspace, sync_ws: Workspace) -> dict[str, Any]:
     check_promote_places(source, target)
     diff = diff_environments(root, source.environment or "", target.environment or "")
     follow = settings_to_follow(read_env_file(source.env_file), read_env_file(target.env_file))
     library = (object_library_plan(source) if through_snapshot(source, target)
                else library_plan(sync_ws, Path(source.library), Path(target.library)))
-    if begin is not None and (follow or not library["in_sync"]):
-        begin()
     same_database = library["in_sync"] and databases_identical(source, target, sync_ws.root)[0]
-    if begin is not None and library["in_sync"] and not follow and not same_database:
-        begin()
     return {
         "nothing_to_do": bool(library["in_sync"] and same_database and not follow),
         "database_identical": same_database,
@@ -214,10 +207,8 @@ def prepare_promote(root: Path, source_name: str, target_name: str, *, dry_run: 
         _clear_interrupted_sync(target, say)
     sync_ws = sync_workspace(source, target, create=not dry_run)
     result = PromoteResult(source_name, target_name, dry_run)
-    early = None if dry_run else _EARLY.get()
     with parent_scope(""):  # a dry run's rehearsals (the sync's media migrate) are not operations
-        result.plan = make_plan(root, source, target, sync_ws,
-                                begin=(lambda: early.begin(source, target)) if early is not None else None)
+        result.plan = make_plan(root, source, target, sync_ws)
     for line in plan_lines(result.plan):
         say(line)
     if dry_run:
@@ -262,14 +253,11 @@ def run_promote(ctx: StepContext, source_name: str, target_name: str) -> dict[st
         return handle
 
     target.backups.mkdir(parents=True, exist_ok=True)
-    early = _EARLY.get()
     with tempfile.TemporaryDirectory(prefix=f"{TEMP_PREFIX}{os.getpid()}-", dir=target.backups) as scratch, \
             ThreadPoolExecutor(2, thread_name_prefix="promote-dump") as pool:
-        dumps = _Dumps(pool, source, target, Path(scratch), steps,
-                       early if early is not None and early.serves(source, target) else None)
+        dumps = _Dumps(pool, source, target, Path(scratch), steps)
 
         def backup() -> tuple[str, Any]:
-            dumps.keep_early_if_unchanged()  # B's state is snapshotted: a write since its early dump began shows
             ahead = dumps.target
             dumped = ahead.result() if ahead is not None else restore_point.dump_ahead(target, Path(scratch))
             taken = restore_point.take(target, ctx.progress, database=dumped is not None, database_dump=dumped)
@@ -292,139 +280,21 @@ class _Dumps:
     """The promote's two database dumps, each on its own thread while B is snapshotted: B's, for B's restore point
     (restore_point.dump_ahead into `scratch`: the restore point no longer waits for it), and A's, which the
     database copy restores (db.dump_for_sync, in B's backups folder until the copy is proven). Each is taken
-    only while its phase is still to run (a resume after the backup dumps B no second time); both only read.
-    `early`: the dumps the printed plan began before the lock (DumpsBeforeTheLock), taken instead of new ones
-    while `keep_early_if_unchanged` finds their databases unchanged since."""
+    only while its phase is still to run (a resume after the backup dumps B no second time); both only read."""
 
     def __init__(self, pool: ThreadPoolExecutor, source: Workspace, target: Workspace, scratch: Path,
-                 steps: Phases, early: DumpsBeforeTheLock | None = None):
-        self._pool, self._source_ws, self._target_ws, self._scratch = pool, source, target, scratch
-        fresh = steps.recorded("backup") is None  # a resume takes its dumps under the lock, as they are then
-        self._early = early if fresh and early is not None and early.target is not None else None
-        self.target = self.source = None
-        if steps.recorded("backup") is None:
-            self.target = self._early.target.future if self._early is not None else self._dump_target()
-        if steps.recorded("database copy") is None:
-            self.source = self._early.source.future if self._early is not None else self._dump_source()
-
-    def _dump_target(self) -> Future:
-        # in a copy of this context: the dump sees the operation's record scope
-        return self._pool.submit(contextvars.copy_context().run, restore_point.dump_ahead, self._target_ws,
-                                 self._scratch)
-
-    def _dump_source(self) -> Future:
+                 steps: Phases):
         from mobius.db.api import dump_for_sync
 
-        return self._pool.submit(contextvars.copy_context().run, dump_for_sync, self._target_ws,
-                                 self._source_ws.database_url)
-
-    def keep_early_if_unchanged(self) -> None:
-        """Called under the lock once B's state is snapshotted, before B's restore point is taken: each dump begun
-        before the lock is kept when its database's change token is still the one read before that dump began
-        (nothing was written to it since: the dump is the database as it is now); otherwise that database is
-        dumped again, now (the stale dump is removed when the command ends)."""
-        if self._early is None:
-            return
-        early, self._early = self._early, None
-        if self.target is early.target.future:
-            early.target.future.result()  # began, and ended, before the token read below
-            if not early.target.unchanged(self._target_ws):
-                self.target = self._dump_target()
-        if self.source is early.source.future and not early.source.unchanged(self._source_ws):
-            self.source = self._dump_source()
+        # each in a copy of this context: the dumps see the operation's record scope
+        self.target = None if steps.recorded("backup") is not None else pool.submit(
+            contextvars.copy_context().run, restore_point.dump_ahead, target, scratch)
+        self.source = None if steps.recorded("database copy") is not None else pool.submit(
+            contextvars.copy_context().run, dump_for_sync, target, source.database_url)
 
     @property
     def started(self) -> list[Future]:
         return [f for f in (self.target, self.source) if f is not None]
-
-
-def _change_token(ws: Workspace) -> str | None:
-    from mobius.db.changes import change_token
-    from mobius.db.engine import target_for
-
-    return change_token(target_for(ws))
-
-
-@dataclass
-class _EarlyDump:
-    """A dump begun before the runner's lock, and its database's change token read just before it began."""
-
-    token: str | None
-    future: Future
-
-    def unchanged(self, ws: Workspace) -> bool:
-        """No write was committed to the database since the dump began: its change token (db.changes) read now is
-        the one read before (a database without a token is never taken as unchanged)."""
-        return self.token is not None and _change_token(ws) == self.token
-
-
-_EARLY: contextvars.ContextVar[DumpsBeforeTheLock | None] = contextvars.ContextVar("promote_early_dumps",
-                                                                                   default=None)
-
-
-class DumpsBeforeTheLock:
-    """The promote's two dumps (B's for its restore point, A's for the copy), begun by the printed plan as soon as
-    it knows there is something to promote, before the runner's lock: both only read, and under the lock each
-    was the restore point's or the copy's wait (start-up, the plan and the runner's record come first).
-
-    A dump begun before the lock is used only while its database is unchanged since (`_Dumps.keep_early_if
-    _unchanged`: the change token read before the dump began is read again, under the lock, after B's state
-    was snapshotted); a write in between (the application, another command before this one got the lock, a
-    confirmation a person took minutes over), or a database without a token, means it is dumped again there.
-    A context: `prepare_promote` and `run_promote` called inside it use it; its end waits for both dumps and
-    removes what no phase took (a killed process's scratch folder is a dead process's leftover, swept)."""
-
-    def __init__(self) -> None:
-        self.target: _EarlyDump | None = None
-        self.source: _EarlyDump | None = None
-        self._places: tuple[str, ...] = ()
-        self._pool: ThreadPoolExecutor | None = None
-        self._scratch: tempfile.TemporaryDirectory | None = None
-        self._context: contextvars.Token | None = None
-
-    def begin(self, source: Workspace, target: Workspace) -> None:
-        """Begin both dumps (once), each after reading its database's change token."""
-        from mobius.db.api import dump_for_sync
-
-        if self._pool is not None:
-            return
-        self._places = (source.database_url, target.database_url, str(target.backups))
-        target.backups.mkdir(parents=True, exist_ok=True)
-        self._scratch = tempfile.TemporaryDirectory(prefix=f"{TEMP_PREFIX}{os.getpid()}-", dir=target.backups)
-        self._pool = ThreadPoolExecutor(2, thread_name_prefix="promote-early-dump")
-        token = _change_token(target)  # each dump in a copy of this context (one context is entered by one thread)
-        self.target = _EarlyDump(token, self._pool.submit(contextvars.copy_context().run, restore_point.dump_ahead,
-                                                          target, Path(self._scratch.name)))
-        token = _change_token(source)
-        self.source = _EarlyDump(token, self._pool.submit(contextvars.copy_context().run, dump_for_sync, target,
-                                                          source.database_url))
-
-    def serves(self, source: Workspace, target: Workspace) -> bool:
-        """Were these dumps begun for these two databases and this backups folder (the run reads the environment
-        files again: one edited in between names other places)?"""
-        return self._places == (source.database_url, target.database_url, str(target.backups))
-
-    def __enter__(self) -> DumpsBeforeTheLock:
-        self._context = _EARLY.set(self)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        from mobius.db.dump import discard
-
-        if self._context is not None:
-            _EARLY.reset(self._context)
-        if self._pool is None:
-            return
-        try:
-            _wait_out(*(d.future for d in (self.target, self.source) if d is not None))
-        finally:
-            self._pool.shutdown()
-            source = self.source.future if self.source is not None else None
-            if source is not None and source.exception() is None and source.result() is not None \
-                    and source.result().exists():
-                discard(source.result())  # A's dump no copy took (the copy removes the one it restored)
-            if self._scratch is not None:
-                self._scratch.cleanup()
 
 
 def rollback_promote(ctx: StepContext, source_name: str, target_name: str, handle: dict[str, Any]) -> Report:

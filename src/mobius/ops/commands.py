@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from mobius.config import Workspace, load_workspace
 from mobius.envs.places import check_layout
-from mobius.envs.promote import DumpsBeforeTheLock, PromoteResult, prepare_promote
+from mobius.envs.promote import PromoteResult, prepare_promote
 from mobius.envs.rollback import EnvironmentRollback, prepare_rollback
 from mobius.errors import InputError
 from mobius.ops.orchestrator import Orchestrator, RunOutcome
@@ -93,13 +93,12 @@ def promote(root: Path, source: str, target: str, *, dry_run: bool = False,
             confirm: Callable[[str], bool] | None = None, say: Callable[[str], None] = lambda line: None,
             progress: Any = None) -> PromoteResult:
     """`mobius env promote`. Any failure, or Ctrl-C (then exit 130), restores the target from its backup."""
-    with DumpsBeforeTheLock():  # the dumps begin with the printed plan; the run keeps them if still current
-        result = prepare_promote(root, source, target, dry_run=dry_run, confirm=confirm, say=say)
-        if dry_run:
-            return result
-        outcome, _, _ = _run(load_workspace(root), say, progress, lambda runner: runner.run_command(
-            "env.promote", "env.promote", {"from": source, "to": target, "prepared": result.plan},
-            {"from": source, "to": target}, on_interrupt="rollback"))
+    result = prepare_promote(root, source, target, dry_run=dry_run, confirm=confirm, say=say)
+    if dry_run:
+        return result
+    outcome, _, _ = _run(load_workspace(root), say, progress, lambda runner: runner.run_command(
+        "env.promote", "env.promote", {"from": source, "to": target, "prepared": result.plan},
+        {"from": source, "to": target}, on_interrupt="rollback"))
     handle = _handle(outcome)
     result.operation, result.backup = outcome.id, handle.get("backup")
     result.steps = Phases(Described(), handle).lines()

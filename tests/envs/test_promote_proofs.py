@@ -52,4 +52,3 @@ def test_unchanged_databases_are_proven_by_tokens_and_a_change_in_the_same_secon
     assert {s["step"]: s["status"] for s in third["steps"]}["database copy"] == "done"
     assert table_rows(root, "production") == table_rows(root, "staging")
     assert "row digests equal" in next(s for s in third["steps"] if s["step"] == "database copy")["evidence"]
-

@@ -84,7 +84,7 @@ def test_postgres_token_stays_through_reads_and_moves_on_a_write(pg_url: str, tm
     query(ws, "CREATE TABLE games (slug TEXT PRIMARY KEY, name TEXT)")
     query(ws, "INSERT INTO games VALUES ('sushi-go', 'Sushi Go')")
     target = target_for(ws)
-    # reads write no WAL; other tests share the server and write, so one quiet moment is enough to see it
+    # reads commit nothing; other tests share the server and commit, so one quiet moment is enough to see it
     for _ in range(20):
         before = change_token(target)
         assert before is not None
@@ -96,5 +96,33 @@ def test_postgres_token_stays_through_reads_and_moves_on_a_write(pg_url: str, tm
     before = change_token(target)
     query(ws, "UPDATE games SET name = 'Sushi Go!'")
     assert change_token(target) not in (None, before)
-    query(ws, "CREATE UNLOGGED TABLE scratch (x int)")  # its writes would leave no WAL: no proof at all
-    assert change_token(target) is None
+    query(ws, "CREATE UNLOGGED TABLE scratch (x int)")  # its writes leave no WAL, but need a transaction id
+    assert change_token(target) is not None
+
+
+def test_postgres_token_stays_through_a_first_dump_after_a_restore_and_moves_on_a_commit(
+        pg_url: str, tmp_path: Path) -> None:
+    """A dump and reads commit nothing, though the first pg_dump of a restored database writes catalog-pruning WAL
+    (the WAL position, the token before, moved with it: a promote's proof right after its copy needed a warm-up
+    read of every table); a committed write always moves it."""
+    from tests.db.conftest import make_workspace
+
+    from mobius.db.dump import dump
+
+    ws = make_workspace(tmp_path / "ws", pg_url)
+    query(ws, "DROP SCHEMA public CASCADE")
+    query(ws, "CREATE SCHEMA public")
+    query(ws, "CREATE TABLE games (slug TEXT PRIMARY KEY, name TEXT)")
+    query(ws, "INSERT INTO games VALUES ('sushi-go', 'Sushi Go')")
+    target = target_for(ws)
+    for attempt in range(20):  # other tests share the server and commit: one quiet moment is enough to see it
+        before = change_token(target)
+        assert before is not None
+        dump(target, tmp_path / f"games-{attempt}.pgdump")
+        assert query(ws, "SELECT count(*) FROM games") == [(1,)]
+        if change_token(target) == before:
+            break
+    else:
+        pytest.fail("the token moved across every dump")
+    query(ws, "UPDATE games SET name = 'Sushi Go!'")
+    assert change_token(target) not in (None, before)

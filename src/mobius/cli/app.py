@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import errno
+import gc
 import importlib
 import sys
 import time
@@ -261,4 +262,15 @@ def run(argv: list[str]) -> int:
 
 
 def main() -> None:
-    sys.exit(run(sys.argv[1:]))
+    """The `mobius` process: one command line, then exit with its code.
+
+    What is alive when the command has ended is frozen for the garbage collector (`gc.freeze`): the
+    interpreter's collections at exit would otherwise walk every object of SQLAlchemy, pydantic and Typer
+    once more to find cycles nobody needs freed (about 0.1 s of CPU at the end of an `env promote`: 0.73 -> 0.60 s
+    with nothing to promote, medians of 6 interleaved runs; docs/envs.md). Nothing is skipped that writes: every
+    command writes, fsyncs and closes its files and records before it returns; objects are still freed by
+    their reference counts, only cycles among them are left to the process's end (golden check did this first).
+    """
+    code = run(sys.argv[1:])
+    gc.freeze()
+    sys.exit(code)

@@ -1,11 +1,12 @@
 """A database's change token: a short string that changes whenever the database's content may have changed.
 
-Equal tokens at two moments prove that nothing was written in between, without reading a row, so a
-comparison proven once (a promote's verify: both databases' row digests equal) holds as long as both
-tokens stay the same. A promote then need not digest every row of two databases to learn that nothing
-changed (on SQLite, 20,000 rows took about a second per digest; issue #20). `None` means "no cheap proof
-here": the caller digests, as it always did. The rule is one-sided: a token may change without a change
-of content (a checkpoint, autovacuum, another database on the same server), never the other way round.
+Equal tokens at two moments prove that no write was committed in between (every query sees the same
+rows), without reading a row, so a comparison proven once (a promote's verify: both databases' row digests
+equal) holds as long as both tokens stay the same. A promote then need not digest every row of two
+databases to learn that nothing changed (on SQLite, 20,000 rows took about a second per digest; issue #20).
+`None` means "no cheap proof here": the caller digests, as it always did. The rule is one-sided: a token may
+change without a change of content (another database on the same server, an ANALYZE), never the other way
+round.
 
 SQLite (rollback journal, the default mode): the file change counter of the database header (bytes
 24-27), which SQLite increments in the commit of every transaction that writes the file (in the normal
@@ -14,11 +15,17 @@ size, mtime and ctime, so a file replaced (a restore renames a new file in) or r
 changes it too. No proof in WAL mode (the counter is not kept per transaction there), when a `-wal`
 file or a hot `-journal` exists, or when the shared lock cannot be had at once (a writer holds it).
 
-PostgreSQL: the server's WAL insert position (`pg_current_wal_insert_lsn()`): every change of a logged
-table, and every commit that wrote anything, inserts WAL, so an unchanged position means no write to any
-database of the server. No proof when the database has unlogged tables (their changes write no WAL) or
-the server is a standby. Any WAL the server writes (another database, autovacuum, a checkpoint) changes
-the token: on a busy server the proof rarely holds and the caller digests.
+PostgreSQL: the server's transaction snapshot (`txid_current_snapshot()`: the oldest transaction still
+running, the next transaction id, the ids in progress), with the database's oid: a write needs a transaction
+id, and its commit moves the snapshot (an id handed out since, or one in progress then and ended since), so
+an unchanged snapshot means no write committed to any database of the server; unlogged tables are covered
+too (their writes need ids as well). Reads never move it. Any commit on the server (another database, an
+ANALYZE) changes the token: on a busy server the proof rarely holds and the caller digests. Not covered, as
+by any dump or digest: sequence values taken without a commit (`nextval` alone). It was the WAL insert
+position (`pg_current_wal_insert_lsn()`) before; but the first reads after a restore write WAL (they prune
+the catalog rows `DROP SCHEMA ... CASCADE` left dead: a first `pg_dump` of a restored database did every
+time), so a proof taken right after a restore needed a warm-up read of every table, and a database with
+unlogged tables had none.
 """
 
 from __future__ import annotations
@@ -73,13 +80,10 @@ def _postgres_token(target: DatabaseTarget) -> str | None:
     try:
         with connect(target) as conn:
             row = conn.exec_driver_sql(
-                "SELECT pg_current_wal_insert_lsn()::text, (SELECT oid FROM pg_database "
-                "WHERE datname = current_database())::text, "
-                "EXISTS (SELECT 1 FROM pg_class WHERE relpersistence = 'u')").one()
+                "SELECT txid_current_snapshot()::text, (SELECT oid FROM pg_database "
+                "WHERE datname = current_database())::text").one()
             conn.rollback()
-    except (SQLAlchemyError, MobiusError):  # a standby (no WAL insert position), or the server unreachable
+    except (SQLAlchemyError, MobiusError):  # the server unreachable
         return None
-    lsn, oid, unlogged = row
-    if unlogged:
-        return None
-    return f"postgresql:{url.host}:{url.port}:{url.database}:{oid}:{lsn}"
+    snapshot, oid = row
+    return f"postgresql:{url.host}:{url.port}:{url.database}:{oid}:{snapshot}"

@@ -3,13 +3,13 @@ their digests were last found equal.
 
 A promote asks this up to three times (its printed plan, its plan under the runner's lock, its verify), and
 with nothing changed each answer digested every row of both databases (on SQLite about a second each at
-20,000 rows; issue #20). When the digests are equal, the databases' change tokens (db.changes), read
-before and after the digests and unchanged across them, are kept in a proof file; a later question whose
-tokens both equal the proof's is answered "identical" without reading a row. Any write to either database
+20,000 rows; issue #20). When the digests are equal, the databases' change tokens (db.changes), read before
+and after the digests and unchanged across them, are kept in a proof file; a later question whose tokens both
+equal the proof's is answered "identical" without reading a row. Any committed write to either database
 changes its token (a changed database is never taken as unchanged), and a token that cannot prove anything
-(None) always means digesting again. The tokens a proof keeps are read after the digest's catalog reads
-(state.warm_up_digest): on PostgreSQL the first such read after a restore writes WAL, and a promote's copy
-then never left a proof for its verify, which digested both databases a second time.
+(None) always means digesting again. On PostgreSQL the token is the server's transaction snapshot, which
+reads never move (the WAL position it was before moved with the catalog pruning of the first reads after a
+restore, so the digest right after a promote's copy was proven only after a warm-up read of every table).
 """
 
 from __future__ import annotations
@@ -34,15 +34,6 @@ def change_tokens(source: Workspace, target: Workspace) -> list[str | None]:
     return [change_token(target_for(ws)) for ws in (source, target)]
 
 
-def _warmed_up_token(ws: Workspace) -> str | None:
-    """The database's change token, read after the reads a digest makes first (state.warm_up_digest)."""
-    from mobius.db.changes import change_token
-    from mobius.db.engine import target_for
-
-    state.warm_up_digest(ws)
-    return change_token(target_for(ws))
-
-
 def _proven(proof: Path) -> list[str] | None:
     try:
         value = json.loads(proof.read_text(encoding="utf-8"))
@@ -62,8 +53,6 @@ def databases_identical(source: Workspace, target: Workspace, proof_dir: Path) -
     if None not in before and _proven(proof) == before:
         return True, BY_TOKENS
     with ThreadPoolExecutor(2) as pool:  # two databases, mostly waiting on their servers
-        if None not in before:  # the digest's catalog reads first: then the digest itself writes nothing
-            before = list(pool.map(_warmed_up_token, (source, target)))
         digests = list(pool.map(state.database_digest, (source, target)))
     same = digests[0] == digests[1]
     if same and None not in before and proof_dir.is_dir() and change_tokens(source, target) == before:

@@ -69,29 +69,10 @@ def _catalog(conn: Any) -> dict[str, list[str]]:
             for name in sorted(inspector.get_table_names()) if name != EVENT_LOG}
 
 
-def _rows_digest_sql(table: str, *, limit: str = "") -> str:
+def _rows_digest_sql(table: str) -> str:
     """PostgreSQL: row count and md5 of the sorted md5s of every row's text, computed by the server."""
     return (f"SELECT count(*), md5(coalesce(string_agg(h, '' ORDER BY h), '')) "
-            f"FROM (SELECT md5(t::text) AS h FROM {table} AS t{limit}) AS hashed")
-
-
-def warm_up_digest(ws: Workspace) -> None:
-    """What `database_digest` reads of the catalog (tables, columns, row types, functions), without the rows:
-    its queries on one row of each table.
-
-    On PostgreSQL, the first read of catalog pages a restore left dead rows in (`DROP SCHEMA ... CASCADE`)
-    prunes them, which writes WAL and so moves the database's change token (db.changes): a digest that made
-    that first read could never be proven unchanged across (a promote's verify then digested both databases
-    again). Run before the tokens are taken, this leaves the digest between them nothing to write."""
-    from mobius.db.engine import connect, target_for
-
-    target = target_for(ws)
-    if target.is_sqlite:  # a SQLite read never writes
-        return
-    with connect(target) as conn, conn.begin():
-        quote = conn.dialect.identifier_preparer.quote
-        for name in _catalog(conn):
-            conn.exec_driver_sql(_rows_digest_sql(quote(name), limit=" LIMIT 1")).one()
+            f"FROM (SELECT md5(t::text) AS h FROM {table} AS t) AS hashed")
 
 
 def database_digest(ws: Workspace) -> str:

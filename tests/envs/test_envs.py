@@ -148,6 +148,16 @@ def test_promote_failure_after_db_copy_restores_target_exactly(mobius, two_envs:
     assert [p["step"] for p in phases][:3] == ["snapshot", "backup", "database copy"]
 
 
+def test_a_promote_failed_before_its_copy_leaves_no_dump_of_the_source(mobius, two_envs: Path) -> None:
+    # A's dump is taken beside B's backup, for the copy; a promote that fails before the copy took it removes it
+    root = two_envs
+    proc = mobius("env", "promote", "--from", "staging", "--to", "production", "--yes", "-w", str(root),
+                  env={"MOBIUS_FAULT": "crash@done:backup"})
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert sorted(p.name for p in (root / "prod" / "backups").glob("mobius_db_*_sync_*")) == []
+    assert sorted(p.name for p in (root / "prod" / "backups").glob("mobius_db_*")) != []  # B's own dumps stay
+
+
 @pytest.mark.slow
 def test_deploy_rollback_round_trip_with_health_gate(mobius, two_envs: Path, ready_server) -> None:
     root = two_envs

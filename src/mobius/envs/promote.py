@@ -14,6 +14,7 @@ the listing checked; backup.object_restore).
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import json
 import os
@@ -273,6 +274,7 @@ def run_promote(ctx: StepContext, source_name: str, target_name: str) -> dict[st
             _apply(steps, source, target, sync_ws, plan, ctx.progress, dumps.source)
         finally:
             _wait_out(*dumps.started)
+            dumps.discard_source()
     return handle
 
 
@@ -295,6 +297,18 @@ class _Dumps:
     @property
     def started(self) -> list[Future]:
         return [f for f in (self.target, self.source) if f is not None]
+
+    def discard_source(self) -> None:
+        """Remove A's dump when the run ends, however it ends: the copy removes the one it restored, and a run
+        that failed or stopped before the copy leaves one nothing needs (a resume dumps A again; the rollback
+        restores B's own dump). A removal that fails leaves an ordinary checked dump, never hides the run's end."""
+        from mobius.db.dump import discard
+
+        future = self.source
+        if future is None or not future.done() or future.cancelled() or future.exception() is not None:
+            return
+        with contextlib.suppress(OSError):
+            discard(future.result())
 
 
 def rollback_promote(ctx: StepContext, source_name: str, target_name: str, handle: dict[str, Any]) -> Report:

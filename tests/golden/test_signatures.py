@@ -90,6 +90,18 @@ def test_audio_offset_is_measured_to_a_few_milliseconds(ms: int):
     assert seconds * 1000 == pytest.approx(ms, abs=4) and correlation > 0.9
 
 
+@pytest.mark.parametrize("source", ["track", "noise", "short", "silent"])
+def test_the_offset_of_a_signature_against_itself_is_the_whole_search_to_the_bit(source: str):
+    """`offset(db, db)` (the same object: lag -k scored from lag +k) equals the search over every lag, which an
+    equal copy gets; rows that are not a multiple of anything, and lengths shorter than the search."""
+    rng = np.random.default_rng(9)
+    db = {"track": lambda: soundprint.band_energies(burst_track(), RATE),
+          "noise": lambda: rng.normal(-40, 12, (1237, soundprint.BANDS)).astype(np.float16),
+          "short": lambda: rng.normal(-40, 12, (57, soundprint.BANDS)).astype(np.float16),
+          "silent": lambda: np.full((300, soundprint.BANDS), soundprint.SILENT_DB, np.float16)}[source]()
+    assert soundprint.offset(db, db) == soundprint.offset(db, db.copy())
+
+
 def test_a_change_confined_to_one_band_is_named_and_a_level_change_is_not():
     track = burst_track() + np.random.default_rng(5).normal(0, 0.02, (2, int(8.0 * RATE))).astype(np.float32)
     golden = soundprint.band_energies(track, RATE)

@@ -136,15 +136,20 @@ def check_video(ws: Workspace, slug: str, video: Path, *, overrides: dict[str, f
         with ThreadPoolExecutor(max_workers=2) as pool:
             listening = None if "audio" in same else pool.submit(_listen, Path(video), signatures.audio, limits)
             pinned = {}
+            # the golden's own soundtrack measured against itself, and the golden's motion (golden frames only),
+            # in the workers: beside the decode, or beside the container's facts and the pinned planes
+            if listening is None:
+                sound = pool.submit(measure_sound, signatures.audio, signatures.audio, limits)
+            golden_motion = pool.submit(motion, signatures.frames)
             if "video" in same:
                 sample = MediaSample(container=checked_facts(Path(video), golden.frames),
                                      frames={t: golden.plane(t) for t in golden.frames})
                 frames = signatures.frames
+                # the golden's own pictures: each pinned frame's SSIM is `_similarity`'s answer for identical
+                # planes (1.0, no map) without reading its PNG a second time
+                similarities = {t: (plane, 1.0, None) for t, plane in sample.frames.items()}
             else:
                 expected = {t: pool.submit(golden.plane, t) for t in golden.frames}
-                if listening is None:  # the golden's own soundtrack, measured against itself beside the decode
-                    sound = pool.submit(measure_sound, signatures.audio, signatures.audio, limits)
-                golden_motion = pool.submit(motion, signatures.frames)  # the golden's alone: beside the decode
                 # the alignment's costs between frames, while FFmpeg's threads decode the next ones, and
                 # the worst frame of each failing run as it passes
                 eight_bit = signatures.frames.y.dtype == "uint8"
@@ -159,7 +164,7 @@ def check_video(ws: Workspace, slug: str, video: Path, *, overrides: dict[str, f
             heard = listening.result() if listening is not None else _heard_in_golden(golden, signatures)
             if sound is not None:
                 heard.measures = sound.result()
-            similarities = {t: future.result() for t, future in pinned.items()}
+            similarities.update({t: future.result() for t, future in pinned.items()})
         sample.audio, sample.sample_rate = heard.samples, heard.sample_rate
     else:
         sample, frames = read_media(Path(video), golden.frames), None

@@ -100,8 +100,9 @@ def compare(golden: Signatures, frames: FrameSignatures, audio_db, limits: Thres
     if on_worst is not None and worst:
         on_worst(list(worst))
 
-    current_motion = motion(frames) if len(frames) else np.zeros(0)
     golden_motion = motion(golden.frames) if golden_motion is None else golden_motion
+    # the golden's own frames (a video whose picture stream is the golden's source): the same motion
+    current_motion = golden_motion if frames is golden.frames else motion(frames) if len(frames) else np.zeros(0)
     frozen = alignment.frozen_runs(matched, current_motion, golden_motion)
     matched = alignment.with_frozen(matched, frozen)
 

@@ -162,10 +162,15 @@ def band_difference(golden, current, limit_db: float) -> BandChange | None:
 
 
 def offset(golden, current, *, search_s: float = SEARCH_S) -> tuple[float, float]:
-    """(seconds, correlation): how late the current soundtrack runs against the golden (negative: early)."""
+    """(seconds, correlation): how late the current soundtrack runs against the golden (negative: early).
+
+    The golden's own signature against itself (`current is golden`: a check of a file whose soundtrack is the
+    golden's source) scores lag -k from lag +k: the two lags pair the same rows the other way round, so
+    their sums have the same products added in the same order (tested against the whole search)."""
     import numpy as np
 
     floor = floor_db(golden)
+    mirrored = current is golden
     g = np.maximum(np.asarray(golden, dtype=np.float32), floor)
     c = np.maximum(np.asarray(current, dtype=np.float32), floor)
     g -= g.mean(axis=0)
@@ -174,10 +179,14 @@ def offset(golden, current, *, search_s: float = SEARCH_S) -> tuple[float, float
     reach = min(int(round(search_s / HOP_S)), max(0, n - 2))
     scores = np.full(2 * reach + 1, -1.0)
     for k, lag in enumerate(range(-reach, reach + 1)):
+        if mirrored and lag < 0:
+            continue
         a, b = (g[: n - lag], c[lag:n]) if lag >= 0 else (g[-lag:n], c[: n + lag])
         norm = float(np.sqrt(np.einsum("ij,ij->", a, a) * np.einsum("ij,ij->", b, b)))
         if norm > 0:
             scores[k] = float(np.einsum("ij,ij->", a, b)) / norm
+    if mirrored:
+        scores[:reach] = scores[reach + 1 :][::-1]
     best = int(scores.argmax())
     shift = float(best - reach)
     if 0 < best < len(scores) - 1:

@@ -142,6 +142,7 @@ def test_promote_killed_then_resumed_equals_an_uninterrupted_run(mobius, templat
     assert proc.returncode == 0, proc.stderr
     assert _differences(end_state(root, "production"), uninterrupted["promote"]) == []
     assert sorted(p.name for p in (root / "prod").iterdir()) == ["backups", "uploads"]  # no copy left aside
+    assert _source_dumps(root) == []  # the killed run's dump of staging was removed by the resume
 
 
 @pytest.mark.parametrize("point", PROMOTE_POINTS)
@@ -154,6 +155,8 @@ def test_promote_killed_then_rolled_back_from_the_record(mobius, template: Path,
     assert proc.returncode == 0, proc.stderr
     assert _differences(end_state(root, "production"), before) == []
     assert {p.name for p in (root / "prod").iterdir()} <= {"backups", "uploads"}  # no copy left aside
+    if point != "done:snapshot":  # there the runner has no step to undo yet: the next promote removes the dump
+        assert _source_dumps(root) == [], proc.stdout  # removed by the rollback
 
 
 def test_deploy_resume_continues_a_killed_deploy_by_its_own_command(mobius, template: Path, tmp_path: Path,
@@ -178,6 +181,11 @@ def test_deploy_resume_continues_a_killed_deploy_by_its_own_command(mobius, temp
         assert len(store.list(type="env.deploy")) == 1  # resumed, not a second deploy
     proc = mobius("deploy", "--resume", op_id, "-w", str(root))
     assert proc.returncode == 1 and "nothing to resume" in proc.stderr, proc.stderr
+
+
+def _source_dumps(root: Path) -> list[str]:
+    """Dumps of staging (the promote's source) in production's backups folder."""
+    return sorted(p.name for p in (root / "prod" / "backups").glob("mobius_db_staging_*"))
 
 
 def _snapshots(root: Path, env: str) -> list[str]:

@@ -501,11 +501,11 @@ def check_sync(ws: Workspace, from_url: str, to_url: str) -> tuple[DatabaseTarge
     return source, target
 
 
-def dump_for_sync(ws: Workspace, from_url: str) -> Path:
+def dump_for_sync(ws: Workspace, from_url: str, *, label: str = "sync") -> Path:
     """The checked dump of the source that `sync_databases` restores, taken ahead by a caller with time to spare
-    (env promote takes it while the target's backup runs, and passes it as `source_dump`)."""
+    (env promote takes it while the target's backup runs, and passes it as `source_dump`), named with `label`."""
     source = target_for(ws, from_url)
-    return dumps.dump(source, dumps.dump_path_for(ws, source, label="sync")).path
+    return dumps.dump(source, dumps.dump_path_for(ws, source, label=label)).path
 
 
 @records_call("db.sync")

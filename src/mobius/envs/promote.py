@@ -18,6 +18,7 @@ import contextlib
 import contextvars
 import json
 import os
+import re
 import tempfile
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
@@ -54,6 +55,9 @@ if TYPE_CHECKING:
 FOLLOWING = frozenset(ENV_PREFIX + name.upper() for name in (
     "backup_keep", "golden_per_os", "db_lock_timeout_ms", "db_statement_timeout_ms", "db_advisory_lock_wait_s",
     "db_backfill_pause_ms", "health_timeout_s", "health_interval_s", "health_successes"))
+
+
+SOURCE_DUMP_LABEL = "promote"  # A's dump in B's backups folder is named by it (db.dump.dump_path_for): only a promote's
 
 
 def settings_to_follow(source: dict[str, str], target: dict[str, str]) -> dict[str, str]:
@@ -254,6 +258,7 @@ def run_promote(ctx: StepContext, source_name: str, target_name: str) -> dict[st
         return handle
 
     target.backups.mkdir(parents=True, exist_ok=True)
+    remove_dead_source_dumps(target)
     with tempfile.TemporaryDirectory(prefix=f"{TEMP_PREFIX}{os.getpid()}-", dir=target.backups) as scratch, \
             ThreadPoolExecutor(2, thread_name_prefix="promote-dump") as pool:
         dumps = _Dumps(pool, source, target, Path(scratch), steps)
@@ -292,7 +297,7 @@ class _Dumps:
         self.target = None if steps.recorded("backup") is not None else pool.submit(
             contextvars.copy_context().run, restore_point.dump_ahead, target, scratch)
         self.source = None if steps.recorded("database copy") is not None else pool.submit(
-            contextvars.copy_context().run, dump_for_sync, target, source.database_url)
+            contextvars.copy_context().run, dump_for_sync, target, source.database_url, label=SOURCE_DUMP_LABEL)
 
     @property
     def started(self) -> list[Future]:
@@ -311,8 +316,33 @@ class _Dumps:
             discard(future.result())
 
 
+def remove_dead_source_dumps(target: Workspace) -> list[Path]:
+    """A's dumps that a killed promote left in B's backups folder (`_Dumps.discard_source` removes them on every
+    other end). Nothing reads them again: a resume dumps A anew, a rollback restores B's own dump. Called by a
+    promote's run and rollback, under the runner's lock, so no other promote into B is taking one; found by
+    their whole name (db.dump.dump_path_for with SOURCE_DUMP_LABEL), so no other dump matches."""
+    from mobius.db.dump import PG_SUFFIX, SQLITE_SUFFIX, discard, sidecar
+
+    named = re.compile(rf"mobius_db_.+_\d{{8}}T\d{{6}}Z_{SOURCE_DUMP_LABEL}_[0-9a-f]{{6}}"
+                       rf"({re.escape(SQLITE_SUFFIX)}|{re.escape(PG_SUFFIX)})")
+    try:
+        names = os.listdir(target.backups)
+    except OSError:
+        return []
+    removed = []
+    for name in sorted(names):
+        dump = target.backups / name.removesuffix(".sha256")
+        if named.fullmatch(dump.name) and dump not in removed and (dump.exists() or sidecar(dump).exists()):
+            with contextlib.suppress(OSError):  # a leftover that stays is an ordinary checked dump: never a failure
+                discard(dump)
+                removed.append(dump)
+    return removed
+
+
 def rollback_promote(ctx: StepContext, source_name: str, target_name: str, handle: dict[str, Any]) -> Report:
     """Put B back from the backup the promote took, proven against the snapshot taken before it."""
+    with contextlib.suppress(MobiusError):  # an environment file gone: the rollback itself says what it can
+        remove_dead_source_dumps(load_environment(ctx.ws.root, target_name))
     if not handle.get("backup"):
         return Report("env.promote rollback", [skipped("env.promote.undo", "the promote changed nothing "
                                                        "(it stopped before its backup, or had nothing to do)")])

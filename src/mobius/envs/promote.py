@@ -57,7 +57,8 @@ FOLLOWING = frozenset(ENV_PREFIX + name.upper() for name in (
     "db_backfill_pause_ms", "health_timeout_s", "health_interval_s", "health_successes"))
 
 
-SOURCE_DUMP_LABEL = "promote"  # A's dump in B's backups folder is named by it (db.dump.dump_path_for): only a promote's
+# in the name of A's dump in B's backups folder (db.dump.dump_path_for); no other command uses it
+SOURCE_DUMP_LABEL = "promote"
 
 
 def settings_to_follow(source: dict[str, str], target: dict[str, str]) -> dict[str, str]:

@@ -222,6 +222,23 @@ def test_failed_rollback_says_what_is_left_and_exits_2(mobius, two_envs: Path, r
     assert "rolled production back" not in proc.stdout
 
 
+# fail: one of ours; crash: a TypeError, as a bug would raise. Both right after the restore phase was recorded.
+@pytest.mark.parametrize("kind", ["fail", "crash"])
+def test_a_rollback_failing_after_its_restore_says_the_restore_is_done(mobius, two_envs: Path, kind: str) -> None:
+    root = two_envs
+    (root / "games" / "sushi-go.yaml").unlink()
+    code, _ = mobius.json("deploy", "--env", "production", "-w", str(root))
+    assert code == 0
+    proc = mobius("rollback", "--env", "production", "--yes", "-w", str(root),
+                  env={"MOBIUS_FAULT": f"{kind}@done:restore"})
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert "state left: library, database and settings restored from" in proc.stderr, proc.stderr
+    assert "the state before the rollback is in snapshot" in proc.stderr, proc.stderr
+    if kind == "crash":  # a bug's traceback is in the log file, not on the screen
+        logged = "".join(p.read_text() for p in (root / "logs").glob("*.jsonl"))
+        assert "env.rollback.crashed" in logged and "Traceback" in logged
+
+
 def test_retention_keeps_the_backup_the_newest_rollback_needs(mobius, two_envs: Path) -> None:
     root = two_envs
     (root / "games" / "sushi-go.yaml").unlink()

@@ -8,6 +8,7 @@ runner (ops.orchestrator): resumable after kill -9, and undone from the record.
 
 from __future__ import annotations
 
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -17,6 +18,7 @@ from mobius.envs import health, releases, restore_point, state
 from mobius.envs.places import check_layout
 from mobius.envs.restore_point import RestorePoint
 from mobius.errors import InputError, MobiusError, VerificationError
+from mobius.log import get_logger
 from mobius.phases import NOT_CONFIGURED, Phases
 from mobius.results import Report, skipped, to_jsonable
 
@@ -83,10 +85,10 @@ def run_rollback(ctx: StepContext, archive: str) -> dict[str, Any]:
                 left = "partly restored: " + (", ".join(c.name for c in report.checks if c.passed) or "nothing")
             report.raise_if_failed(hint="the state before the rollback is in "
                                         f"{RestorePoint.parse(handle['pre_rollback_backup']).label}")
+            left = f"library, database and settings restored from {point.label}"  # before its checkpoint is
             return "; ".join(c.name for c in report.checks), None
 
         steps.run("restore", restore)
-        left = f"library, database and settings restored from {point.label}"
         fresh = load_workspace(ws.root, env=ws.environment)
         if health.ready_url(fresh) is None:
             steps.note("health gate", NOT_CONFIGURED, "set MOBIUS_SERVICE_URL")
@@ -96,13 +98,19 @@ def run_rollback(ctx: StepContext, archive: str) -> dict[str, Any]:
             else:
                 steps.note("restart", NOT_CONFIGURED, "set MOBIUS_SERVICE_RESTART_COMMAND")
             steps.run("health gate", lambda: _wait(fresh, ctx.say))
-    except MobiusError as exc:
+    except Exception as exc:  # ours or a bug's (Ctrl-C is the runner's): the one line says what state is left
         before = handle.get("pre_rollback_backup")
         backup_note = f"; the state before the rollback is in {RestorePoint.parse(before).label}" if before else ""
         if isinstance(exc, InputError) and not handle.get("pre_rollback_backup"):
             raise
-        raise VerificationError(f"rollback of {ws.environment} failed: {exc.message}; state left: {left}"
-                                f"{backup_note}", hint=exc.hint) from None
+        if isinstance(exc, MobiusError):
+            message, hint = exc.message, exc.hint
+        else:  # its traceback to the log file, as the runner keeps a crashed step's
+            get_logger().error("env.rollback.crashed", console=False, error=f"{type(exc).__name__}: {exc}",
+                               traceback=traceback.format_exc())
+            message, hint = f"internal error: {type(exc).__name__}: {exc}", "see the log in logs/ for where it failed"
+        raise VerificationError(f"rollback of {ws.environment} failed: {message}; state left: {left}"
+                                f"{backup_note}", hint=hint) from None
     return handle
 
 

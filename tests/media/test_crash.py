@@ -147,6 +147,23 @@ def test_a_bug_in_a_copy_worker_stops_the_migration_in_one_line_and_the_next_run
     assert snapshot(target) == before == snapshot(source)
 
 
+def test_a_bug_in_the_migration_itself_is_recorded_and_the_next_run_resumes(mobius, media_ws: Path, tmp_path: Path):
+    """Not one of ours, in the migrating process (not a copy worker): the record says failed and why, as for our
+    own errors, instead of staying `running` with no message."""
+    source, target = media_ws / "uploads", tmp_path / "new"
+    before = snapshot(source)
+    failed = mobius(*ARGS, "--to", str(target), "-w", str(media_ws), env={"MOBIUS_FAULT": "crash@media:compare"})
+    assert failed.returncode == 2 and "Traceback" not in failed.stderr, failed.stderr
+    code, listed = mobius.json("media", "migrations", "-w", str(media_ws))
+    record = listed["migrations"][0]
+    assert code == 0 and record["status"] == "failed", record
+    assert "TypeError: injected crash at media:compare" in record["message"], record
+    assert read_env_file(media_ws / ".env")["MOBIUS_LIBRARY_DIR"] == "uploads"
+    out = _finish(mobius, media_ws, target)
+    assert out["resumed"] and out["migration"]["status"] == "completed"
+    assert snapshot(target) == before == snapshot(source)
+
+
 def _journaled(ws: Path, like: str) -> int:
     with sqlite3.connect(ws / "state" / "media.sqlite") as db:
         return db.execute("SELECT count(*) FROM entries WHERE path LIKE ?", (like,)).fetchone()[0]

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 from mobius.config import Workspace, is_url, settings_lock, validate_setting_value
 from mobius.errors import InputError, MobiusError, ResourceError, VerificationError
-from mobius.faults import FaultHooks
+from mobius.faults import FaultHooks, kill_at
 from mobius.log import get_logger
 from mobius.media.destination import Destination, open_destination
 from mobius.media.journal import MigrationJournal, MigrationRecord
@@ -237,12 +237,18 @@ def _migrate_locked(run: MigrationRun) -> None:
     record = _start_record(run)
     try:
         _apply(run)
+        kill_at("media:compare")
         _compare_and_record(run.ws, run.source, run.dest, run.journal, record, run.evidence)
         _switch(run.ws, run.journal, record, run.target, run.evidence)
     except MobiusError as exc:
         record.status = "stopped" if isinstance(exc, ResourceError) else "failed"
         record.message = exc.message
         record.failures = exc.details[:200]
+        raise
+    except Exception as exc:  # not one of ours (a bug): failed and why, as for ours; `switching` keeps its
+        if record.status == "running":  # recovery (Ctrl-C and kills leave the record `running`: resumed)
+            record.status = "failed"
+        record.message = f"internal error: {type(exc).__name__}: {exc}"
         raise
     finally:
         record.duration_s = round(record.duration_s + time.monotonic() - started, 3)

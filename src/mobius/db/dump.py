@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import secrets
 import shutil
 import sqlite3
@@ -59,6 +60,19 @@ def dump_path_for(ws: Workspace, target: DatabaseTarget, *, label: str = "") -> 
     suffix = SQLITE_SUFFIX if target.is_sqlite else PG_SUFFIX
     tag = f"_{label}" if label else ""
     return ws.backups / f"mobius_db_{target.name}_{stamp}{tag}_{secrets.token_hex(3)}{suffix}"
+
+
+def labelled_dumps(folder: Path, label: str) -> list[Path]:
+    """The dumps in `folder` that `dump_path_for` named with `label` (a dump whose sidecar alone is left included),
+    sorted; matched by the whole name (stamp, label, random part, suffix), so no other dump is taken for one."""
+    named = re.compile(rf"mobius_db_.+_\d{{8}}T\d{{6}}Z_{re.escape(label)}_[0-9a-f]{{6}}"
+                       rf"({re.escape(SQLITE_SUFFIX)}|{re.escape(PG_SUFFIX)})")
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return []
+    return sorted({folder / name.removesuffix(".sha256") for name in names
+                   if named.fullmatch(name.removesuffix(".sha256"))})
 
 
 def dump(target: DatabaseTarget, out: Path) -> Dump:

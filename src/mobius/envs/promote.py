@@ -18,7 +18,6 @@ import contextlib
 import contextvars
 import json
 import os
-import re
 import tempfile
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
@@ -320,23 +319,14 @@ class _Dumps:
 def remove_dead_source_dumps(target: Workspace) -> list[Path]:
     """A's dumps that a killed promote left in B's backups folder (`_Dumps.discard_source` removes them on every
     other end). Nothing reads them again: a resume dumps A anew, a rollback restores B's own dump. Called by a
-    promote's run and rollback, under the runner's lock, so no other promote into B is taking one; found by
-    their whole name (db.dump.dump_path_for with SOURCE_DUMP_LABEL), so no other dump matches."""
-    from mobius.db.dump import PG_SUFFIX, SQLITE_SUFFIX, discard, sidecar
+    promote's run and rollback, under the runner's lock, so no other promote into B is taking one."""
+    from mobius.db.dump import discard, labelled_dumps
 
-    named = re.compile(rf"mobius_db_.+_\d{{8}}T\d{{6}}Z_{SOURCE_DUMP_LABEL}_[0-9a-f]{{6}}"
-                       rf"({re.escape(SQLITE_SUFFIX)}|{re.escape(PG_SUFFIX)})")
-    try:
-        names = os.listdir(target.backups)
-    except OSError:
-        return []
     removed = []
-    for name in sorted(names):
-        dump = target.backups / name.removesuffix(".sha256")
-        if named.fullmatch(dump.name) and dump not in removed and (dump.exists() or sidecar(dump).exists()):
-            with contextlib.suppress(OSError):  # a leftover that stays is an ordinary checked dump: never a failure
-                discard(dump)
-                removed.append(dump)
+    for dump in labelled_dumps(target.backups, SOURCE_DUMP_LABEL):
+        with contextlib.suppress(OSError):  # a leftover that stays is an ordinary checked dump: never a failure
+            discard(dump)
+            removed.append(dump)
     return removed
 
 

@@ -66,6 +66,13 @@ class ResourceError(MobiusError):
     exit_code = EXIT_RESOURCE
 
 
+def describe(exc: BaseException) -> str:
+    """One line for a record or a report: our message, or the type and text of anything else (a bug's)."""
+    if isinstance(exc, MobiusError):
+        return exc.message
+    return f"internal error: {type(exc).__name__}: {exc}"
+
+
 def is_disk_full(exc: BaseException) -> bool:
     """True when `exc` (or what caused it) is a full disk or quota: ENOSPC/EDQUOT, or SQLite's SQLITE_FULL
     (which reaches us as 'database or disk is full', often wrapped by SQLAlchemy)."""

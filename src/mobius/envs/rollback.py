@@ -17,7 +17,7 @@ from mobius.config import Workspace, load_workspace
 from mobius.envs import health, releases, restore_point, state
 from mobius.envs.places import check_layout
 from mobius.envs.restore_point import RestorePoint
-from mobius.errors import InputError, MobiusError, VerificationError
+from mobius.errors import InputError, MobiusError, VerificationError, describe
 from mobius.log import get_logger
 from mobius.phases import NOT_CONFIGURED, Phases
 from mobius.results import Report, skipped, to_jsonable
@@ -104,12 +104,12 @@ def run_rollback(ctx: StepContext, archive: str) -> dict[str, Any]:
         if isinstance(exc, InputError) and not handle.get("pre_rollback_backup"):
             raise
         if isinstance(exc, MobiusError):
-            message, hint = exc.message, exc.hint
+            hint = exc.hint
         else:  # its traceback to the log file, as the runner keeps a crashed step's
-            get_logger().error("env.rollback.crashed", console=False, error=f"{type(exc).__name__}: {exc}",
+            get_logger().error("env.rollback.crashed", console=False, error=describe(exc),
                                traceback=traceback.format_exc())
-            message, hint = f"internal error: {type(exc).__name__}: {exc}", "see the log in logs/ for where it failed"
-        raise VerificationError(f"rollback of {ws.environment} failed: {message}; state left: {left}"
+            hint = "see the log in logs/ for where it failed"
+        raise VerificationError(f"rollback of {ws.environment} failed: {describe(exc)}; state left: {left}"
                                 f"{backup_note}", hint=hint) from None
     return handle
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mobius.config import Workspace, is_url, settings_lock, validate_setting_value
-from mobius.errors import InputError, MobiusError, ResourceError, VerificationError
+from mobius.errors import InputError, MobiusError, ResourceError, VerificationError, describe
 from mobius.faults import FaultHooks, kill_at
 from mobius.log import get_logger
 from mobius.media.destination import Destination, open_destination
@@ -248,7 +248,7 @@ def _migrate_locked(run: MigrationRun) -> None:
     except Exception as exc:  # not one of ours (a bug): failed and why, as for ours; `switching` keeps its
         if record.status == "running":  # recovery (Ctrl-C and kills leave the record `running`: resumed)
             record.status = "failed"
-        record.message = f"internal error: {type(exc).__name__}: {exc}"
+        record.message = describe(exc)
         raise
     finally:
         record.duration_s = round(record.duration_s + time.monotonic() - started, 3)

@@ -34,7 +34,7 @@ from pydantic import ValidationError
 
 from mobius import faults
 from mobius.config import Workspace, load_workspace
-from mobius.errors import InputError, MobiusError, ResourceError, VerificationError, is_disk_full
+from mobius.errors import InputError, MobiusError, ResourceError, VerificationError, describe, is_disk_full
 from mobius.log import get_logger
 from mobius.ops.digests import file_digest
 from mobius.ops.monitors import Monitor, MonitorState
@@ -339,7 +339,7 @@ class Orchestrator:
                     check = step.verify(self._ctx(op_id, i), handle)
                 except Exception as exc:
                     if isinstance(exc, ResourceError) or is_disk_full(exc):
-                        message = _describe(exc)
+                        message = describe(exc)
                         self.store.step_finished(op_id, i, "stopped", error=message)
                         self.store.set_status(op_id, "stopped", error=message)
                         self._event(op_id, "stopped", {"reason": message})
@@ -347,10 +347,10 @@ class Orchestrator:
                                             hint=f"free some space, then: mobius migrate resume {op_id} "
                                                  f"(or undo it: mobius migrate rollback {op_id})") from exc
                     self._crashed(op_id, step.name, exc)
-                    self.store.step_finished(op_id, i, "failed", error=_describe(exc))
+                    self.store.step_finished(op_id, i, "failed", error=describe(exc))
                     if command and command.get("on_failure") == "stop":
                         return self._failed(op_id, i, exc)
-                    return self._rollback(op_id, plan, reason=f"step {step.name} failed: {_describe(exc)}", cause=exc)
+                    return self._rollback(op_id, plan, reason=f"step {step.name} failed: {describe(exc)}", cause=exc)
                 # a command's last step ends in the same commit as the command (a kill before it: the resume
                 # runs the step again from its recorded handle, as after a kill inside it)
                 self.store.step_finished(op_id, i, "done" if not check.failures() else "failed",
@@ -376,8 +376,8 @@ class Orchestrator:
                 report, after = run_validation(self.ws, plan, evidence.get("baseline", {}))
             except Exception as exc:
                 self._crashed(op_id, "validation", exc)
-                self.store.step_finished(op_id, n + 1, "failed", error=_describe(exc))
-                return self._rollback(op_id, plan, reason=f"validation failed: {_describe(exc)}")
+                self.store.step_finished(op_id, n + 1, "failed", error=describe(exc))
+                return self._rollback(op_id, plan, reason=f"validation failed: {describe(exc)}")
             for line in report.lines():
                 self.say(f"  {line}")
             self.store.step_finished(op_id, n + 1, "done" if not report.failures() else "failed",
@@ -423,7 +423,7 @@ class Orchestrator:
     def _failed(self, op_id: str, idx: int, exc: Exception) -> NoReturn:
         """A command whose policy is `stop`: recorded `failed` with what it did (resumable, undoable), then the
         command's own error, with its exit code."""
-        message = _describe(exc)
+        message = describe(exc)
         self.store.finish(op_id, "failed", self._result(op_id), error=message, **self._reported(idx))
         self._event(op_id, "failed", {"reason": message})
         if isinstance(exc, MobiusError):
@@ -434,13 +434,13 @@ class Orchestrator:
     def _crashed(self, op_id: str, where: str, exc: Exception) -> None:
         """An exception that is not one of ours: its traceback goes to the log file, its line to the record."""
         if not isinstance(exc, MobiusError):
-            self.log.error("migration.crashed", console=False, operation=op_id, where=where, error=_describe(exc),
+            self.log.error("migration.crashed", console=False, operation=op_id, where=where, error=describe(exc),
                            traceback=traceback.format_exc())
 
     def _refuse_crashed(self, op_id: str, where: str, exc: Exception) -> NoReturn:
         """Before any step ran, nothing changed: record `refused` with the reason, never leave it `running`."""
         self._crashed(op_id, where, exc)
-        reason = f"{where} could not complete: {_describe(exc)}"
+        reason = f"{where} could not complete: {describe(exc)}"
         self.store.step_finished(op_id, 0, "failed", error=reason, name="preflight")
         self.store.finish(op_id, "refused", {"reason": reason}, error=reason)
         if isinstance(exc, MobiusError):
@@ -454,7 +454,7 @@ class Orchestrator:
         with contextlib.suppress(Exception):
             op = self.store.get(op_id)
             if op is not None and op.status == "running":
-                reason = f"stopped by {_describe(exc) if isinstance(exc, Exception) else type(exc).__name__}"
+                reason = f"stopped by {describe(exc) if isinstance(exc, Exception) else type(exc).__name__}"
                 self.store.set_status(op_id, "stopped", error=reason)
                 self._event(op_id, "stopped", {"reason": reason})
 
@@ -498,7 +498,7 @@ class Orchestrator:
                 except Exception as exc:  # whatever its type, the rollback stops here and says what is left
                     self._crashed(op_id, f"rollback:{step.name}", exc)
                     report = Report(f"{step.name} rollback")
-                    report.add(_failed_check(step.name, _describe(exc)))
+                    report.add(_failed_check(step.name, describe(exc)))
                 self._event(op_id, "rollback.step", {"step": step.name, "idx": i, "ok": not report.failures(),
                                                      "checks": report.checks})
                 for line in report.lines():
@@ -514,7 +514,7 @@ class Orchestrator:
                 report.add(_failed_check(".env", f"sha256 {env_now} differs from {env_before} before the migration"))
                 failure = (0, report)
         except BaseException as exc:  # Ctrl-C, or a bug outside a step's own undo: never left `rolling-back` silently
-            what = "interrupted (Ctrl-C)" if isinstance(exc, KeyboardInterrupt) else _describe(exc)
+            what = "interrupted (Ctrl-C)" if isinstance(exc, KeyboardInterrupt) else describe(exc)
             if isinstance(exc, Exception):
                 self._crashed(op_id, "rollback", exc)
             left = _still_applied(steps, rows, len(steps))
@@ -564,13 +564,6 @@ def _still_applied(steps: list[Step], rows: dict, at: int) -> list[str]:
     """The steps from `at` down that are not undone, each with how to finish its undo by hand."""
     return [f"{steps[j - 1].name}: still applied; finish by hand: {manual_hint(steps[j - 1].name, rows[j].undo)}"
             for j in range(at, 0, -1) if j in rows and rows[j].status not in ("rolled-back", "pending")]
-
-
-def _describe(exc: BaseException) -> str:
-    """One line for the record and the report: our message, or the type and text of anything else."""
-    if isinstance(exc, MobiusError):
-        return exc.message
-    return f"internal error: {type(exc).__name__}: {exc}"
 
 
 def _failed_check(name: str, detail: str):  # noqa: ANN202

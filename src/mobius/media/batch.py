@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING
 
 from mobius.config import setting
 from mobius.faults import FaultHooks
-from mobius.media.copier import CHANGED, Copied, CopyOutcome, open_source, split_outcomes, unchanged
+from mobius.media.copier import CHANGED, Copied, CopyOutcome, file_row, open_source, split_outcomes, unchanged
 from mobius.media.destination import Stored
 from mobius.media.local_destination import create_over
 from mobius.safety.atomic import TEMP_PREFIX, sync_filesystem, write_all
@@ -69,10 +69,7 @@ class _Copy:
                            self.ctime_ns)
 
     def row(self) -> tuple:
-        """A verified copy's journal row as a plain tuple (journal.COLUMNS order)."""
-        src, stored = self.source, self.stored
-        return (src.path, FILE, src.size, src.mtime_ns, src.inode, src.mode, None, self.digest, stored.size,
-                stored.token, self.dst_digest, self.ctime_ns, stored.ctime_ns)
+        return file_row(self.source, self.digest, self.dst_digest, self.stored, self.ctime_ns)
 
 
 _ENTRY_FIELDS = attrgetter(*(f.name for f in fields(Entry)))

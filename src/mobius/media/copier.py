@@ -39,10 +39,14 @@ class CopyOutcome:
     ctime_ns: int | None = None
 
     def row(self) -> tuple:
-        """A verified copy's journal row as a plain tuple (journal.COLUMNS order)."""
-        src, stored = self.source, self.stored
-        return (src.path, FILE, src.size, src.mtime_ns, src.inode, src.mode, None, self.digest, stored.size,
-                stored.token, self.dst_digest, self.ctime_ns, stored.ctime_ns)
+        return file_row(self.source, self.digest, self.dst_digest, self.stored, self.ctime_ns)
+
+
+def file_row(source: Entry, digest: str | None, dst_digest: str | None, stored: Stored, ctime_ns: int | None) -> tuple:
+    """A verified copy's journal row as a plain tuple (journal.COLUMNS order): a copy made here (CopyOutcome) or
+    by a batch's worker process (batch._Copy), which sends its rows as they are."""
+    return (source.path, FILE, source.size, source.mtime_ns, source.inode, source.mode, None, digest, stored.size,
+            stored.token, dst_digest, ctime_ns, stored.ctime_ns)
 
 
 Copied = tuple[list[tuple], list[CopyOutcome]]  # a batch's verified files as journal rows, and its failed ones

@@ -8,6 +8,8 @@ import textwrap
 
 import pytest
 
+pytestmark = pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's heap and its mmap threshold")
+
 PROBE = textwrap.dedent("""
     import sys
     from mobius.safety.heap import fix_mmap_threshold
@@ -36,7 +38,6 @@ def _heap_growth_mib(mode: str) -> int:
     return int(out.stdout)
 
 
-@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's heap and its mmap threshold")
 def test_fixed_threshold_keeps_large_blocks_out_of_the_heap():
     # the control: glibc's moving threshold puts the 32 MiB in the heap (less what it already had free: 12 of
     # 16 MiB in one CI run)
@@ -55,7 +56,6 @@ SNAPSHOT_PROBE = textwrap.dedent("""
 """)
 
 
-@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's heap and its mmap threshold")
 def test_only_a_backup_of_small_files_fixes_the_threshold(tmp_path):
     # media-sized files pay the mapping of every 1 MiB read for a peak already under restic's (safety.heap)
     small, large = tmp_path / "small", tmp_path / "large"

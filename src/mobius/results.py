@@ -103,6 +103,10 @@ def at_most(name: str, observed: float | None, maximum: float, *, unit: str | No
     return Check(name, verdict, observed, f"<= {maximum}", unit, source, detail)
 
 
+# checks of room rather than of correctness: a refusal for these alone is "not enough resources" (exit 5)
+RESOURCE_CHECKS = frozenset({"disk.free", "free disk"})
+
+
 @dataclass
 class Report:
     """The checks one verification made; its verdict is the worst of theirs."""
@@ -136,6 +140,11 @@ class Report:
 
     def lines(self) -> list[str]:
         return [c.line() for c in self.checks]
+
+    def short_of_resources(self) -> bool:
+        """Every failure is a check of room (`RESOURCE_CHECKS`): a refusal says exit 5, not a failed check."""
+        bad = self.failures()
+        return bool(bad) and all(c.name in RESOURCE_CHECKS for c in bad)
 
     def raise_if_failed(self, *, hint: str | None = None, strict: bool = False) -> Report:
         """VerificationError (exit 2) naming each failed check; with strict, inconclusive fails too."""

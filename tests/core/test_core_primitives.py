@@ -130,3 +130,10 @@ def test_report_verdicts_never_read_no_data_as_pass() -> None:
         report.raise_if_failed()
     data = to_jsonable(report)
     assert data["verdict"] == "fail" and data["checks"][1]["observed"] == 1
+
+
+def test_a_refusal_for_room_alone_is_short_of_resources() -> None:
+    room = at_least("free disk", 10, 100, unit="bytes")
+    assert Report("preflight", [passed("database", 3), room]).short_of_resources()
+    assert not Report("preflight", [room, failed("database", None)]).short_of_resources()
+    assert not Report("preflight", [passed("database", 3), at_least("free disk", 100, 10)]).short_of_resources()

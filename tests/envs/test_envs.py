@@ -120,6 +120,24 @@ def test_promote_end_to_end_then_only_changes(mobius, two_envs: Path) -> None:
     assert code == 1
 
 
+@pytest.mark.parametrize("command", [["env", "promote", "--from", "staging", "--to", "production", "--yes"],
+                                     ["deploy", "--env", "production"]])
+def test_target_short_of_disk_alone_is_refused_with_exit_5(mobius, two_envs: Path, command: list[str]) -> None:
+    """The free-disk check (real statvfs of production's backups) fails under a minimum no disk meets: the
+    runner refuses before anything changes, with the documented exit code of a missing resource."""
+    root = two_envs
+    with (root / "environments" / "production.env").open("a") as f:
+        f.write("MOBIUS_DEPLOY_MIN_FREE_MB=999999999\n")
+    before = table_rows(root, "production"), tree(root / "prod" / "uploads")
+    backups = sorted((root / "prod" / "backups").rglob("*")) if (root / "prod" / "backups").exists() else []
+    proc = mobius(*command, "-w", str(root))
+    assert proc.returncode == 5, proc.stderr
+    assert "refused: preflight failed: free disk; nothing was changed" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert (table_rows(root, "production"), tree(root / "prod" / "uploads")) == before
+    assert (sorted((root / "prod" / "backups").rglob("*")) if (root / "prod" / "backups").exists() else []) == backups
+
+
 # fail: a failed check (one of ours); crash: a TypeError, as a bug would raise (not one of ours)
 @pytest.mark.parametrize("kind", ["fail", "crash"])
 def test_promote_failure_after_db_copy_restores_target_exactly(mobius, two_envs: Path, kind: str) -> None:

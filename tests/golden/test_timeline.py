@@ -115,6 +115,10 @@ def test_failing_ranges_get_heat_maps_in_the_html_and_junit_in_chromium(workspac
             failing = view.locator("svg.timeline").first.locator("rect.failing")
             assert failing.count() == 3 and all(failing.nth(i).bounding_box()["width"] > 0 for i in range(3))
             assert view.locator("svg.timeline line.limit").count() == 2
+            # a peak above the plot's top (4x the limit) is named in the caption, the number of the heading
+            caption = plots.first.text_content()
+            peak = content["measured"]
+            assert (f"peak {peak:g}, drawn at the top" in caption) == (peak > 4 * content["threshold"]), caption
             shown = view.evaluate("[...document.images].filter(i => i.complete && i.naturalWidth > 0).length")
             assert shown >= 9 + 3  # three ranges x (golden, current, diff) + the pinned frames
         finally:

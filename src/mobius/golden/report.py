@@ -155,7 +155,8 @@ def _data_uri(source) -> str:
 
 def timeline_svg(timeline, *, width: int = 900, height: int = 170) -> str:
     """An inline SVG plot of one Timeline: the values over time, the limit dashed, failing ranges shaded
-    red. Values above the plot's top are drawn at the top edge (the table gives the number)."""
+    red. Values above the plot's top (4x the limit) are drawn at the top edge, whose label then says so
+    ("48+"), and the caption gives the peak, the number the check's heading and table give."""
     import html
 
     esc = html.escape
@@ -188,7 +189,9 @@ def timeline_svg(timeline, *, width: int = 900, height: int = 170) -> str:
                f"y2='{y(timeline.limit):.1f}' stroke='#b00020' stroke-dasharray='5,4'/>")
     out.append(f"<text x='{left - 4}' y='{y(timeline.limit) + 4:.1f}' font-size='10' text-anchor='end' "
                f"fill='#b00020'>{timeline.limit:g}</text>")
-    out.append(f"<text x='{left - 4}' y='{top + 8}' font-size='10' text-anchor='end'>{y_max:.3g}</text>")
+    clipped = peak > y_max
+    out.append(f"<text x='{left - 4}' y='{top + 8}' font-size='10' text-anchor='end'>{y_max:.3g}"
+               f"{'+' if clipped else ''}</text>")
     out.append(f"<text x='{left - 4}' y='{top + plot_h}' font-size='10' text-anchor='end'>0</text>")
     step = 5.0 if end > 10 else 1.0
     tick = 0.0
@@ -196,7 +199,8 @@ def timeline_svg(timeline, *, width: int = 900, height: int = 170) -> str:
         out.append(f"<text x='{x(tick):.1f}' y='{height - 8}' font-size='10' text-anchor='middle'>{tick:g} s</text>")
         tick += step
     out.append(f"<text x='{left + plot_w}' y='14' font-size='10' text-anchor='end'>limit {timeline.limit:g} "
-               f"{esc(timeline.unit)} (dashed); failing ranges shaded</text></svg>")
+               f"{esc(timeline.unit)} (dashed); failing ranges shaded"
+               f"{f'; peak {peak:g}, drawn at the top' if clipped else ''}</text></svg>")
     return "".join(out)
 
 

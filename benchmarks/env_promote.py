@@ -17,6 +17,13 @@ restore point (a snapshot) stores only what changed; `--rounds` rounds of 10% ch
 promote followed by the runbook on the same change. Wall seconds and CPU seconds (user + system of the
 child processes: what the machine's other load changes least) are both reported, as ratios.
 
+With PostgreSQL and Debian's `restic` installed, each round also times the runbook done as a careful person
+would do it by hand with the tools they would pick (`--no-guarded` leaves it out): a restore point of the
+target first (`pg_dump` of its database to a file, fsynced, and `restic backup` of its library into a
+repository that already holds a snapshot of it, as production's schedule would), then `pg_dump | psql` and
+`rsync -av --fsync`. It has no re-read of the copied bytes and no proof of the restore point, so it is still
+less than what `mobius env promote` does; it says what the target's guarantees cost in shell tools alone.
+
 Mobius's modules are byte-compiled first, as `pip install` leaves an installed package: with
 PYTHONDONTWRITEBYTECODE=1 (set on the shared machine) an editable checkout would otherwise compile
 every module from source in every run, about 0.4 s of start-up an installed mobius never pays.
@@ -110,6 +117,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=20000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--sqlite", action="store_true", help="two SQLite databases even when PostgreSQL is there")
+    parser.add_argument("--no-guarded", action="store_true", help="leave out the runbook with a restore point")
     parser.add_argument("--compare-with", metavar="SRC", help="another checkout's src/ (e.g. main's): each round "
                         "then promotes a second 10%% change with that mobius, so both are measured in one run")
     args = parser.parse_args()
@@ -128,7 +136,7 @@ def main() -> None:
     server = None if args.sqlite else postgres_server()
     try:
         if server is not None:
-            names = [server.create_database() for _ in range(3)]
+            names = [server.create_database() for _ in range(4)]
             urls = [server.url(n) for n in names]
             engine = "postgresql"
             dump = (f"pg_dump --clean --if-exists --no-owner '{urls[0]}' | psql -q -v ON_ERROR_STOP=1 '{urls[2]}'")
@@ -148,6 +156,8 @@ def main() -> None:
         print(f"library: {count} files, {size / 2**20:.0f} MiB; database: {engine}, {args.rows} rows")
         first, _ = run("env", "promote", "--from", "staging", "--to", "production", "--yes", "-w", str(root))
         shell(f"rsync -a {staging_lib}/ {runbook_lib}/")
+        guarded = None if args.no_guarded or server is None or not shutil.which("restic") else \
+            _guarded_shell(urls[0], urls[3], staging_lib, DATA / "guarded")
         print(f"first promote (full copy): {first:.1f} s")
         # production as it lives: backed up on a schedule, so its repository holds a recent snapshot
         regular, _ = run("--env", "production", "backup", "create", "-w", str(root))
@@ -155,6 +165,7 @@ def main() -> None:
         variants = {"this": None, **({"compared": args.compare_with} if args.compare_with else {})}
         ratios: dict[str, list[float]] = {name: [] for name in variants}
         cpu_ratios: dict[str, list[float]] = {name: [] for name in variants}
+        guarded_ratios: list[float] = []
         for round_ in range(args.rounds):
             for n, (name, src) in enumerate(variants.items()):
                 changed, changed_bytes = change_files(staging_lib, 0.10, seed=7 + 2 * round_ + n, pick=7 + round_)
@@ -173,9 +184,19 @@ def main() -> None:
                       f"({steps}) | runbook {runbook:.1f} s | mobius / runbook {ratios[name][-1]:.2f}x wall, "
                       f"{cpu_ratios[name][-1]:.2f}x CPU ({mobius_cpu:.1f} / {runbook_cpu:.1f} s) (target <= 2x); "
                       f"load {os.getloadavg()[0]:.1f}")
+                if guarded is not None and n == 0:
+                    point = shell(guarded[0])
+                    copy = shell(guarded[1])
+                    guarded_ratios.append(seconds / (point + copy))
+                    print(f"  runbook with a restore point by hand: restore point (pg_dump to a file + restic "
+                          f"backup) {point:.2f} s = {point / runbook:.1f}x the runbook, then the copy with rsync "
+                          f"--fsync {copy:.2f} s; mobius / it {guarded_ratios[-1]:.2f}x wall")
         for name in variants:
             print(f"[{name}] median of {args.rounds}: mobius / runbook {statistics.median(ratios[name]):.2f}x wall, "
                   f"{statistics.median(cpu_ratios[name]):.2f}x CPU")
+        if guarded_ratios:
+            print(f"median of {args.rounds}: mobius / runbook with a restore point by hand "
+                  f"{statistics.median(guarded_ratios):.2f}x wall")
         for name, src in variants.items():  # nothing changed since the last promote
             again, out = run("env", "promote", "--from", "staging", "--to", "production", "--yes", "-w", str(root),
                              env={"PYTHONPATH": src} if src else None)
@@ -193,6 +214,22 @@ def main() -> None:
             server.stop()
             shutil.rmtree(server.root, ignore_errors=True)  # its data folder: one per run, left behind before
         shutil.rmtree(DATA, ignore_errors=True)
+
+
+def _guarded_shell(source_url: str, target_url: str, source_lib: Path, folder: Path) -> tuple[str, str]:
+    """Sets up the by-hand runbook's target (a copy of staging as the first promote left production, and a
+    restic repository with a first snapshot of its library) and returns its commands for one promote: the
+    restore point, then the copy."""
+    library, repo, dump = folder / "library", folder / "restic", folder / "target.dump"
+    folder.mkdir(parents=True)
+    os.environ["RESTIC_PASSWORD"] = "benchmark"  # restic always encrypts; a password is its only way
+    shell(f"pg_dump --no-owner '{source_url}' | psql -q -v ON_ERROR_STOP=1 '{target_url}'")
+    shell(f"rsync -a {source_lib}/ {library}/")
+    shell(f"restic init -q --repo {repo} && restic backup -q --repo {repo} {library}")
+    return (f"pg_dump --format=custom --no-owner --file={dump} '{target_url}' && sync {dump} && "
+            f"restic backup -q --repo {repo} {library}",
+            f"pg_dump --clean --if-exists --no-owner '{source_url}' | psql -q -v ON_ERROR_STOP=1 '{target_url}' && "
+            f"rsync -av --fsync {source_lib}/ {library}/")
 
 
 def _steps(total: float, out: dict) -> str:

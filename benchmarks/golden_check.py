@@ -219,6 +219,32 @@ def ffmpeg_every_frame(ff: str, golden_video: Path, video: Path) -> float:
     return float(match.group(1)) if match else float("nan")
 
 
+# The floor of any check that looks at every frame and the soundtrack from Python: the interpreter, PyAV and
+# numpy, and one decode of every frame (FFmpeg's frame threads, as the check's) beside one decode of the
+# soundtrack (a thread), with nothing measured.
+DECODE_ONLY = """
+import sys, threading
+import av, numpy
+
+def sound():
+    with av.open(sys.argv[1]) as c:
+        for frame in c.decode(c.streams.audio[0]):
+            frame.to_ndarray()
+
+listening = threading.Thread(target=sound)
+listening.start()
+with av.open(sys.argv[1]) as c:
+    c.streams.video[0].thread_type = "AUTO"
+    for frame in c.decode(c.streams.video[0]):
+        pass
+listening.join()
+"""
+
+
+def decode_only(video: Path) -> None:
+    run([sys.executable, "-c", DECODE_ONLY, str(video)], check=True)
+
+
 def folder_bytes(folder: Path, *, skip: str | None = None) -> int:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file() and p.name != skip
                and "debug" not in p.parts)
@@ -327,6 +353,9 @@ def main() -> None:
                                for variant in ("original", "tuned")})
             if args.before:
                 contenders["before"] = lambda v=video: ours_check(ws, "sushi-go", v, before)
+            decoded = video == reencoded
+            if decoded:
+                contenders["decode only"] = lambda v=video: decode_only(v)
             measured = interleaved(contenders, args.repeat)
             t_ours, c_ours, v_ours = measured["ours"]
             line = [f"one game, {label}: mobius golden check {t_ours:.2f} s, CPU {c_ours:.2f} s"]
@@ -351,6 +380,13 @@ def main() -> None:
                 line.append(f"before ({args.before}) {t_before:.2f} s, CPU {c_before:.2f} s ({t_before / t_ours:.2f}x, "
                             f"CPU {c_before / c_ours:.2f}x; verdicts {'same' if v_before == v_ours else 'DIFFER'})")
             print("; ".join(line))
+            if decoded:
+                t_floor, c_floor, _ = measured["decode only"]
+                t_base = measured["original"][0]
+                print(f"  the floor, {label}: Python + PyAV decoding every frame and the soundtrack, nothing measured: "
+                      f"{t_floor:.2f} s, CPU {c_floor:.2f} s = {t_base / t_floor:.2f}x faster than the runbook "
+                      f"procedure ({t_base / 2:.2f} s is 2x), {t_ff / t_floor:.2f}x -lavfi ssim; mobius golden check "
+                      f"is the floor + {t_ours - t_floor:.2f} s")
             if video != ws / "out" / "sushi-go" / "preview.mp4":
                 targets.append((label, *runbook, t_ff / t_ours, c_ff / c_ours))
                 if args.phases:

@@ -67,9 +67,12 @@ class ResourceError(MobiusError):
 
 
 def describe(exc: BaseException) -> str:
-    """One line for a record or a report: our message, or the type and text of anything else (a bug's)."""
+    """One line for a record or a report: our message; a full disk as such (not a bug: the person frees space);
+    or the type and text of anything else (a bug's)."""
     if isinstance(exc, MobiusError):
         return exc.message
+    if is_disk_full(exc):
+        return f"disk full: {type(exc).__name__}: {exc}"
     return f"internal error: {type(exc).__name__}: {exc}"
 
 

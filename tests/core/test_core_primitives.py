@@ -132,6 +132,16 @@ def test_report_verdicts_never_read_no_data_as_pass() -> None:
     assert data["verdict"] == "fail" and data["checks"][1]["observed"] == 1
 
 
+def test_a_full_disk_is_described_as_such_and_a_bug_as_internal() -> None:
+    import errno
+
+    from mobius.errors import describe
+
+    full = OSError(errno.ENOSPC, "No space left on device", "/backups/pack")
+    assert describe(full) == "disk full: OSError: [Errno 28] No space left on device: '/backups/pack'"
+    assert describe(TypeError("bad")) == "internal error: TypeError: bad"
+
+
 def test_a_refusal_for_room_alone_is_short_of_resources() -> None:
     room = at_least("free disk", 10, 100, unit="bytes")
     assert Report("preflight", [passed("database", 3), room]).short_of_resources()

@@ -84,3 +84,83 @@ def test_a_device_error_writing_the_record_store_is_one_line_not_an_internal_err
     assert "record store" in proc.stderr and "disk I/O error" in proc.stderr, proc.stderr
     assert "internal error" not in proc.stderr and "Traceback" not in proc.stderr
     assert library() == before
+
+
+@pytest.fixture
+def small_mount(tmp_path: Path) -> Iterator[Path]:
+    """An empty 3 MiB tmpfs (filled by the test when it is ready)."""
+    mount = tmp_path / "small"
+    mount.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(mount)],
+                                           capture_output=True).returncode != 0:
+        pytest.skip("needs root to mount a small tmpfs")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], capture_output=True)
+
+
+def test_an_atomic_write_that_fails_on_a_full_disk_leaves_no_temp(small_mount: Path) -> None:
+    """The buffered text fails at the flush, and again at the close of the failure path: the temp goes anyway
+    (it stayed, 0 bytes, when that close raised before the unlink)."""
+    from mobius.safety.atomic import TEMP_PREFIX, atomic_write_text
+
+    fill(small_mount)
+    with pytest.raises(OSError):
+        atomic_write_text(small_mount / "sums.sha256", "0" * 64 + "  dump.sqlite3\n")
+    assert sorted(p.name for p in small_mount.iterdir()) == ["filler"]
+    assert not [p for p in small_mount.iterdir() if p.name.startswith(TEMP_PREFIX)]
+
+
+@pytest.mark.parametrize("room", [0, 150 << 10])
+def test_a_promote_whose_target_disk_fills_stops_with_exit_5_naming_the_full_disk(mobius, ws, small_mount, room):
+    """Production's backups are on a full tmpfs and its free-disk minimum is 0, so the preflight passes: with no
+    room the dumps' own space check stops it; with 150 KiB the snapshot's or the restore point meets ENOSPC
+    (or SQLite's "disk is full") part-way. Either way one line that says so (not an internal error), exit 5,
+    production untouched, and no temp left on the full disk."""
+    for args in (["env", "new", "staging", "--copy"], ["env", "new", "production"]):
+        assert mobius(*args, "-w", str(ws)).returncode == 0
+    env_file = ws / "environments" / "production.env"
+    env_file.write_text(env_file.read_text().replace("MOBIUS_BACKUP_DIR=environments/production/backups",
+                                                     f"MOBIUS_BACKUP_DIR={small_mount / 'backups'}")
+                        + "MOBIUS_DEPLOY_MIN_FREE_MB=0\n")
+    production = ws / "environments" / "production"
+
+    def state() -> tuple[dict[str, bytes], bytes]:
+        files = {str(p.relative_to(production)): p.read_bytes() for p in sorted((production / "uploads").rglob("*"))
+                 if p.is_file()}
+        return files, (production / "mobius.db").read_bytes()
+
+    before = state()
+    fill(small_mount)
+    with open(small_mount / "filler", "r+b") as filler:
+        filler.truncate(filler.seek(0, os.SEEK_END) - room)
+    proc = mobius("env", "promote", "--from", "staging", "--to", "production", "--yes", "-w", str(ws))
+    assert proc.returncode == 5, proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("mobius: error:")]
+    assert len(errors) == 1, proc.stderr
+    # our space checks come first; ENOSPC part-way (a dump's sidecar, a pack) when they pass by a few KiB
+    assert "not enough disk space" in errors[0] or "disk full" in errors[0], errors[0]
+    assert "internal error" not in proc.stderr and "Traceback" not in proc.stderr
+    assert state() == before
+    assert not [p for p in small_mount.rglob("*") if p.name.startswith(".mobius-tmp-")]
+
+
+def test_a_dump_whose_sidecar_cannot_be_written_is_not_left(ws: Path, tmp_path: Path, monkeypatch) -> None:
+    """ENOSPC at the sidecar, the last write of a dump (the disk filled by the dump itself): the dump goes too,
+    as a half output, and the error is the disk's (exit 5 through `errors.is_disk_full`)."""
+    import errno
+
+    from mobius import db
+    from mobius.config import load_workspace
+    from mobius.db import dump as dump_module
+    from mobius.errors import is_disk_full
+
+    def full(path, entries):  # noqa: ANN001, ANN202 - the writer's signature
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(dump_module, "write_checksum_file", full)
+    with pytest.raises(OSError) as raised:
+        db.dump_database(load_workspace(ws), tmp_path / "saved.dump")
+    assert is_disk_full(raised.value)
+    assert sorted(p.name for p in tmp_path.iterdir() if "saved" in p.name) == []

@@ -99,7 +99,11 @@ def dump(target: DatabaseTarget, out: Path) -> Dump:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
     digest = sha256_file(out)
-    write_checksum_file(sidecar(out), [(digest, out.name)])
+    try:
+        write_checksum_file(sidecar(out), [(digest, out.name)])
+    except BaseException:
+        out.unlink(missing_ok=True)  # a dump without its sidecar is half an output (its sidecar's disk is full)
+        raise
     result = Dump(out, target.dialect, out.stat().st_size, digest, tables)
     log.info("db.dump.done", path=str(out), bytes=result.bytes, tables=tables)
     return result

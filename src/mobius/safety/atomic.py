@@ -73,7 +73,9 @@ def atomic_write(path: str | Path, mode: str = "wb", *, file_mode: int | None = 
         if durable:
             fsync_dir(path.parent)
     except BaseException:
-        handle.close()
+        # closing flushes what is still buffered, which fails again on a full disk: the temp goes all the same
+        with contextlib.suppress(OSError):
+            handle.close()
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise

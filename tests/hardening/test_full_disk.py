@@ -164,3 +164,25 @@ def test_a_dump_whose_sidecar_cannot_be_written_is_not_left(ws: Path, tmp_path: 
         db.dump_database(load_workspace(ws), tmp_path / "saved.dump")
     assert is_disk_full(raised.value)
     assert sorted(p.name for p in tmp_path.iterdir() if "saved" in p.name) == []
+
+
+def test_items_that_all_fail_on_a_full_disk_are_exit_5(mobius, tmp_path: Path) -> None:
+    """`render --all` through the executor's process pool on a disk with 512 KiB left: every item meets ENOSPC
+    (an OSError, not one of ours), so the run is short of room (exit 5, "free space"), not a failed check."""
+    mount = tmp_path / "mount"
+    mount.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=40m", "tmpfs", str(mount)],
+                                           capture_output=True).returncode != 0:
+        pytest.skip("needs root to mount a small tmpfs")
+    try:
+        assert mobius("init", str(mount / "ws"), "--sample").returncode == 0
+        fill(mount)
+        with open(mount / "filler", "r+b") as filler:
+            filler.truncate(filler.seek(0, os.SEEK_END) - (512 << 10))
+        proc = mobius("render", "--all", "--json", "-w", str(mount / "ws"))
+        assert proc.returncode == 5, proc.stderr
+        out = json.loads(proc.stdout)
+        assert out["exit_code"] == 5 and "No space left on device" in out["error"], out
+        assert "free space on that filesystem" in proc.stderr and "Traceback" not in proc.stderr
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], capture_output=True)

@@ -129,9 +129,9 @@ class Run:
         """Raise naming every failed item; finished items stay where they are.
 
         Exit 2 (VerificationError), or the items' own code when every one failed with the same
-        MobiusError class (a missing input stays exit 1 whichever executor ran it).
+        MobiusError class (a missing input stays exit 1 whichever executor ran it) or on a full disk (exit 5).
         """
-        from mobius.errors import EXIT_INPUT, InputError, VerificationError
+        from mobius.errors import EXIT_INPUT, EXIT_RESOURCE, InputError, ResourceError, VerificationError
 
         if not self.failed:
             return
@@ -139,9 +139,12 @@ class Run:
         names = ", ".join(o.key for o in self.failed)
         details = [f"failed {o.key}: {o.error}" for o in self.failed]
         details += [f"finished (kept) {o.key}" for o in self.done]
-        error = InputError if all(o.exit_code == EXIT_INPUT for o in self.failed) else VerificationError
+        codes = {o.exit_code for o in self.failed}
+        error = InputError if codes == {EXIT_INPUT} else ResourceError if codes == {EXIT_RESOURCE} else \
+            VerificationError
+        then = "free space on that filesystem" if error is ResourceError else "fix the named item(s)"
         raise error(
             f"{self.what}: {len(self.failed)} of {len(self.outcomes)} item(s) failed: {names} "
             f"({first.key}: {first.error})",
-            hint=f"{len(self.done)} finished item(s) were kept; fix the named item(s) and run the command again",
+            hint=f"{len(self.done)} finished item(s) were kept; {then} and run the command again",
             details=details)

@@ -82,6 +82,15 @@ def portable_workspace(ws: Workspace) -> Workspace:
     return Workspace(root=ws.root, settings=dataclasses.replace(ws.settings, **clean))
 
 
+def crashed_outcome(key: str, exc: BaseException, attempts: int, *, error: str | None = None) -> ItemOutcome:
+    """An item that raised something not ours (after its retries): exit 5 when it was a full disk (the person
+    frees space, as for our own ResourceError), else 2."""
+    from mobius.errors import EXIT_RESOURCE, EXIT_VERIFY, is_disk_full
+
+    return ItemOutcome(key, False, error=error or f"{type(exc).__name__}: {exc}", attempts=attempts,
+                       exit_code=EXIT_RESOURCE if is_disk_full(exc) else EXIT_VERIFY)
+
+
 def call_item(fn: TaskFunction, ws: Workspace, key: str, value: Any) -> ItemOutcome:
     """Run one item where it lands (any process, any machine); a MobiusError becomes a failed ItemOutcome.
 

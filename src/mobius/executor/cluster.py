@@ -25,7 +25,7 @@ from typing import Any
 
 from mobius.config import Workspace, mask_text
 from mobius.errors import EnvironmentProblem, InputError
-from mobius.executor.base import DEFAULT_RETRIES, Item, ItemOutcome, TaskFunction, call_item
+from mobius.executor.base import DEFAULT_RETRIES, Item, ItemOutcome, TaskFunction, call_item, crashed_outcome
 from mobius.log import get_logger
 
 CONNECT_TIMEOUT_S = 15
@@ -159,9 +159,8 @@ class DaskExecutor:
             if isinstance(result, ItemOutcome):
                 yield result
             elif isinstance(result, BaseException):
-                reason = ("its worker died on every try" if type(result).__name__ == "KilledWorker"
-                          else f"{type(result).__name__}: {result}")
-                yield ItemOutcome(key, False, error=reason, attempts=retries + 1)
+                died = type(result).__name__ == "KilledWorker"
+                yield crashed_outcome(key, result, retries + 1, error="its worker died on every try" if died else None)
             else:
                 yield ItemOutcome(key, False, error=f"unexpected task result {type(result).__name__}")
 

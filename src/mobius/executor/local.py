@@ -16,18 +16,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, Thr
 from concurrent.futures.process import BrokenProcessPool
 
 from mobius.config import Workspace
-from mobius.errors import EXIT_RESOURCE, EXIT_VERIFY, is_disk_full
-from mobius.executor.base import DEFAULT_RETRIES, Item, ItemOutcome, TaskFunction, call_item
-
-
-def _error_line(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}"
-
-
-def _failed(key: str, exc: BaseException, attempts: int) -> ItemOutcome:
-    """An item that raised something not ours: exit 5 when it was a full disk (the person frees space), else 2."""
-    code = EXIT_RESOURCE if is_disk_full(exc) else EXIT_VERIFY
-    return ItemOutcome(key, False, error=_error_line(exc), attempts=attempts, exit_code=code)
+from mobius.executor.base import DEFAULT_RETRIES, Item, ItemOutcome, TaskFunction, call_item, crashed_outcome
 
 
 class LocalExecutor:
@@ -77,7 +66,7 @@ class LocalExecutor:
                         if attempts[item.key] <= retries:
                             queue.append(item)
                         else:
-                            yield _failed(item.key, exc, attempts[item.key])
+                            yield crashed_outcome(item.key, exc, attempts[item.key])
                         continue
                     outcome.attempts = attempts[item.key]
                     yield outcome
@@ -100,7 +89,7 @@ class LocalExecutor:
                 except Exception as exc:  # noqa: BLE001 - retried, then reported
                     if attempt <= retries:
                         continue
-                    outcome = _failed(item.key, exc, attempt)
+                    outcome = crashed_outcome(item.key, exc, attempt)
                 outcome.attempts = attempt
                 yield outcome
                 break

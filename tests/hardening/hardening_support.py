@@ -7,6 +7,8 @@ import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 MOBIUS = [sys.executable, "-m", "mobius"]
@@ -48,8 +50,8 @@ def kill_at_rename(args: list[str], cwd: Path, n: int) -> subprocess.CompletedPr
                           capture_output=True, text=True)
 
 
-def fill(folder: Path) -> None:
-    """Write zeros into `folder`/filler until its file system is full to the last byte."""
+def fill(folder: Path, *, leave: int = 0) -> None:
+    """Write zeros into `folder`/filler until its file system is full to the last byte, then give back `leave`."""
     with open(folder / "filler", "wb") as filler:
         try:
             while True:
@@ -57,3 +59,20 @@ def fill(folder: Path) -> None:
                 filler.flush()
         except OSError:
             pass
+    if leave:
+        os.truncate(folder / "filler", max(0, (folder / "filler").stat().st_size - leave))
+
+
+@contextmanager
+def small_tmpfs(folder: Path, size: str) -> Iterator[Path]:
+    """A tmpfs of `size` ("2m") mounted on `folder` (made), unmounted after; skips the test without root."""
+    import pytest
+
+    folder.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)],
+                                           capture_output=True).returncode != 0:
+        pytest.skip("needs root to mount a small tmpfs")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], capture_output=True)

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from hardening_support import fill
+from hardening_support import fill, small_tmpfs
 
 from mobius.workspace.init import initialize
 
@@ -19,18 +19,11 @@ from mobius.workspace.init import initialize
 @pytest.fixture
 def full_ws(tmp_path: Path) -> Iterator[Path]:
     """A sample workspace on a 2 MiB tmpfs, then filled to the last byte."""
-    mount = tmp_path / "small"
-    mount.mkdir()
-    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)],
-                                           capture_output=True).returncode != 0:
-        pytest.skip("needs root to mount a small tmpfs")
-    try:
+    with small_tmpfs(tmp_path / "small", "2m") as mount:
         root = mount / "ws"
         initialize(root, sample=True)
         fill(mount)
         yield root
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], capture_output=True)
 
 
 @pytest.mark.parametrize("command", [["backup", "create"], ["db", "dump"], ["db", "rollback", "--yes"],
@@ -89,15 +82,8 @@ def test_a_device_error_writing_the_record_store_is_one_line_not_an_internal_err
 @pytest.fixture
 def small_mount(tmp_path: Path) -> Iterator[Path]:
     """An empty 3 MiB tmpfs (filled by the test when it is ready)."""
-    mount = tmp_path / "small"
-    mount.mkdir()
-    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(mount)],
-                                           capture_output=True).returncode != 0:
-        pytest.skip("needs root to mount a small tmpfs")
-    try:
+    with small_tmpfs(tmp_path / "small", "3m") as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], capture_output=True)
 
 
 def test_an_atomic_write_that_fails_on_a_full_disk_leaves_no_temp(small_mount: Path) -> None:
@@ -132,9 +118,7 @@ def test_a_promote_whose_target_disk_fills_stops_with_exit_5_naming_the_full_dis
         return files, (production / "mobius.db").read_bytes()
 
     before = state()
-    fill(small_mount)
-    with open(small_mount / "filler", "r+b") as filler:
-        filler.truncate(filler.seek(0, os.SEEK_END) - room)
+    fill(small_mount, leave=room)
     proc = mobius("env", "promote", "--from", "staging", "--to", "production", "--yes", "-w", str(ws))
     assert proc.returncode == 5, proc.stderr
     errors = [line for line in proc.stderr.splitlines() if line.startswith("mobius: error:")]
@@ -169,20 +153,11 @@ def test_a_dump_whose_sidecar_cannot_be_written_is_not_left(ws: Path, tmp_path: 
 def test_items_that_all_fail_on_a_full_disk_are_exit_5(mobius, tmp_path: Path) -> None:
     """`render --all` through the executor's process pool on a disk with 512 KiB left: every item meets ENOSPC
     (an OSError, not one of ours), so the run is short of room (exit 5, "free space"), not a failed check."""
-    mount = tmp_path / "mount"
-    mount.mkdir()
-    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=40m", "tmpfs", str(mount)],
-                                           capture_output=True).returncode != 0:
-        pytest.skip("needs root to mount a small tmpfs")
-    try:
+    with small_tmpfs(tmp_path / "mount", "40m") as mount:
         assert mobius("init", str(mount / "ws"), "--sample").returncode == 0
-        fill(mount)
-        with open(mount / "filler", "r+b") as filler:
-            filler.truncate(filler.seek(0, os.SEEK_END) - (512 << 10))
+        fill(mount, leave=512 << 10)
         proc = mobius("render", "--all", "--json", "-w", str(mount / "ws"))
-        assert proc.returncode == 5, proc.stderr
-        out = json.loads(proc.stdout)
-        assert out["exit_code"] == 5 and "No space left on device" in out["error"], out
-        assert "free space on that filesystem" in proc.stderr and "Traceback" not in proc.stderr
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], capture_output=True)
+    assert proc.returncode == 5, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["exit_code"] == 5 and "No space left on device" in out["error"], out
+    assert "free space on that filesystem" in proc.stderr and "Traceback" not in proc.stderr

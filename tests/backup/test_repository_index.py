@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -57,14 +58,22 @@ def test_compact_index_answers_as_the_old_per_blob_table(tmp_path: Path) -> None
 
 
 def test_an_index_file_is_written_byte_for_byte_as_before(tmp_path: Path) -> None:
+    """As before, with the writer's digest of the bytes outside stored frames ("outside", stop 28) after
+    "raw_bytes"; a pack without it (an earlier release's, read back) is written exactly as before."""
     info = _written_pack(tmp_path, [os.urandom(100), os.urandom(3000)])
+    assert info.outside is not None and len(info.outside) == 64
     rows = [where.as_row(sha) for sha, where in sorted(info.blobs.items(), key=lambda kv: kv[1].offset)]
-    before = json.dumps({"format": "mobius-pack-index", "version": 1, "pack": info.name, "size": info.size,
-                         "raw_bytes": info.raw_bytes, "blobs": rows}, separators=(",", ":")) + "\n"
-    assert write_index(tmp_path / "index", info).read_text() == before
+    head = {"format": "mobius-pack-index", "version": 1, "pack": info.name, "size": info.size,
+            "raw_bytes": info.raw_bytes}
+    now = json.dumps({**head, "outside": info.outside, "blobs": rows}, separators=(",", ":")) + "\n"
+    assert write_index(tmp_path / "index", info).read_text() == now
     compact = RepositoryIndex.load(tmp_path / "index").packs[info.name]
+    assert compact.outside == info.outside
     (tmp_path / "again").mkdir()
-    assert write_index(tmp_path / "again", compact).read_text() == before
+    assert write_index(tmp_path / "again", compact).read_text() == now
+    before = json.dumps({**head, "blobs": rows}, separators=(",", ":")) + "\n"
+    (tmp_path / "old").mkdir()
+    assert write_index(tmp_path / "old", dataclasses.replace(compact, outside=None)).read_text() == before
 
 
 def test_a_repository_written_by_the_previous_code_restores(tree: Path, tmp_path: Path) -> None:

@@ -143,8 +143,10 @@ class PackBlobs(Mapping[str, BlobLocation]):
 def write_index(folder: Path, pack: PackInfo, keys: RepositoryKeys = PLAIN) -> Path:
     """The pack's index file, durably (temp, fsync, rename, fsync the folder)."""
     rows = [where.as_row(sha) for sha, where in sorted(pack.blobs.items(), key=lambda kv: kv[1].offset)]
-    text = json.dumps({"format": INDEX_FORMAT, "version": 1, "pack": pack.name, "size": pack.size,
-                       "raw_bytes": pack.raw_bytes, "blobs": rows}, separators=(",", ":")) + "\n"
+    record = {"format": INDEX_FORMAT, "version": 1, "pack": pack.name, "size": pack.size, "raw_bytes": pack.raw_bytes}
+    if pack.outside is not None:  # an earlier release's reader ignores it; its own packs are hashed whole
+        record["outside"] = pack.outside
+    text = json.dumps({**record, "blobs": rows}, separators=(",", ":")) + "\n"
     path = index_path(folder, pack.name)
     folder.mkdir(mode=0o700, exist_ok=True)
     atomic_write_bytes(path, keys.encrypt_bytes(text.encode()), file_mode=0o600)
@@ -158,7 +160,9 @@ def read_index(path: Path, keys: RepositoryKeys = PLAIN) -> PackInfo:
         raise ValueError(f"{path.name} is not a pack index")
     name = str(record["pack"])
     blobs = PackBlobs.from_rows(name, record["blobs"])
-    return PackInfo(name=name, size=int(record["size"]), blobs=blobs, raw_bytes=int(record.get("raw_bytes", 0)))
+    outside = record.get("outside")
+    return PackInfo(name=name, size=int(record["size"]), blobs=blobs, raw_bytes=int(record.get("raw_bytes", 0)),
+                    outside=outside if isinstance(outside, str) else None)
 
 
 def index_files(folder: Path) -> Iterator[Path]:

@@ -355,7 +355,8 @@ def _sealed_and_checked(writer: PackWriter, keys: RepositoryKeys) -> SealedPack:
     try:
         kill_at("backup:pack-sealed")
         sealed.compact = PackBlobs.from_rows(sealed.name, sealed.rows())  # a dict of 25,000 locations: 8 MB
-        check = check_pack(sealed.stored, sealed.compact, keys=keys)
+        written = (sealed.name, sealed.outside) if sealed.outside is not None else None
+        check = check_pack(sealed.stored, sealed.compact, keys=keys, written=written)
         if check.damaged or check.sha256 != sealed.name or check.size != sealed.size:
             problems = [f"{sha}: {why}" for sha, why in list(check.damaged.items())[:20]]
             if check.sha256 != sealed.name:

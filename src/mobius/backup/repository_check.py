@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mobius.backup.index import ReferencedBlobs, RepositoryIndex
-from mobius.backup.pack import check_pack, pack_path
+from mobius.backup.pack import PackCheck, check_pack, pack_path
 from mobius.backup.repository import Repository
 from mobius.backup.snapshot import SnapshotDamaged, read_entries, read_records
 from mobius.errors import InputError, VerificationError
@@ -127,8 +127,14 @@ def check_snapshots(repo: Repository, snapshot: str | None = None, *, read_data:
         damaged: dict[str, list[tuple[str, str]]] = {}  # blob -> (why, pack)
         if read_data:  # two packs at a time: reading, sha256 and zstd release the GIL
             with ThreadPoolExecutor(max_workers=READ_THREADS, thread_name_prefix="verify-pack") as pool:
-                checks = pool.map(lambda name: (name, check_pack(pack_path(repo.packs, name), index.packs[name].blobs,
-                                                                 keys=repo.keys)), present)
+                def check(name: str) -> tuple[str, PackCheck]:
+                    info = index.packs[name]
+                    # each byte hashed once where the index keeps the writer's digest of the bytes outside stored
+                    # frames (packs of this release; `check_pack`); an earlier release's packs hashed whole
+                    written = (name, info.outside) if info.outside is not None else None
+                    return name, check_pack(pack_path(repo.packs, name), info.blobs, keys=repo.keys, written=written)
+
+                checks = pool.map(check, present)
                 for pack, check in checks:
                     report.packs_read += 1
                     report.bytes_read += check.size

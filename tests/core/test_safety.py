@@ -139,3 +139,18 @@ def test_a_zombie_counts_as_gone_and_a_running_process_as_alive():
         running.wait()
         ended.wait()
     assert not process_alive(ended.pid)
+
+
+def test_fewer_collections_applies_its_thresholds_and_restores_them_even_on_an_error() -> None:
+    import gc
+
+    from mobius.safety.collector import THRESHOLDS, fewer_collections
+
+    before = gc.get_threshold()
+    assert before != THRESHOLDS
+    with fewer_collections():
+        assert gc.get_threshold() == THRESHOLDS
+    assert gc.get_threshold() == before
+    with pytest.raises(KeyError), fewer_collections():
+        raise KeyError("x")
+    assert gc.get_threshold() == before

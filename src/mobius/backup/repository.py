@@ -64,6 +64,7 @@ from mobius.faults import kill_at
 from mobius.log import get_logger
 from mobius.progress import NoProgress, Progress
 from mobius.safety.atomic import TEMP_PREFIX, fsync_dir
+from mobius.safety.collector import fewer_collections
 from mobius.safety.diskspace import disk_space, require_free_space
 from mobius.safety.heap import fix_mmap_threshold
 from mobius.safety.leftovers import sweep
@@ -618,7 +619,8 @@ def write_snapshot_of(repo: Repository, source: Path | ObjectLibrary, *, extra_f
         repo.keys.require_identity()
     repo.root.mkdir(parents=True, exist_ok=True)
     removed = _clean_if_alone(repo)
-    with tempfile.TemporaryDirectory(prefix=f"{TEMP_PREFIX}{os.getpid()}-", dir=repo.root) as scratch:
+    with tempfile.TemporaryDirectory(prefix=f"{TEMP_PREFIX}{os.getpid()}-", dir=repo.root) as scratch, \
+            fewer_collections():  # safety.collector says why
         listing = Listing(Path(scratch) / "listing.jsonl", identities=True)
         if objects is not None:
             objects.walk(listing, extra_files)

@@ -746,6 +746,22 @@ def check_pack(path: Path, blobs: Mapping[str, BlobLocation], *, drop_cache: boo
         finally:
             os.close(fd)
         return PackCheck(sha256=sha256, size=size, damaged=plain.damaged)
+    return PackCheck(*_read_back(path, blobs, drop_cache=drop_cache))
+
+
+def _check_written(path: Path, blobs: Mapping[str, BlobLocation], name: str, outside: str, *,
+                   drop_cache: bool) -> PackCheck:
+    """`check_pack` of a pack just written (`written`): each byte hashed once."""
+    found, size, damaged = _read_back(path, blobs, drop_cache=drop_cache, once=True)
+    return PackCheck(sha256=name if found == outside else f"other than written (its bytes outside stored frames "
+                     f"hash to {found}, {outside} when written)", size=size, damaged=damaged)
+
+
+def _read_back(path: Path, blobs: Mapping[str, BlobLocation], *, drop_cache: bool, once: bool = False
+               ) -> tuple[str, int, dict[str, str]]:
+    """One read of a plain pack, every frame walked by `_check_frame`: (sha256, size, damaged blobs). The sha256
+    is of all its bytes; with `once`, of its bytes outside stored frames, which are held to their exact layout
+    instead (`check_pack(written=)`)."""
     damaged: dict[str, str] = {}
     digest = hashlib.sha256()
     with DeviceFile(path, from_device=drop_cache) as pack:
@@ -753,40 +769,17 @@ def check_pack(path: Path, blobs: Mapping[str, BlobLocation], *, drop_cache: boo
         for offset, length, members in _frames(blobs):
             if offset > position:  # bytes between frames (there should be none): hashed all the same
                 _hash_range(pack.read, position, offset, digest.update)
+            exact = once and bytes(pack.read(len(STORED_SIGNATURE), offset)) == STORED_SIGNATURE
             try:
-                _check_frame(pack.read, offset, length, members, digest.update, damaged)
+                _check_frame(pack.read, offset, length, members, None if exact else digest.update, damaged,
+                             exact=exact)
             except PackDamaged as exc:
                 for sha, _ in members:
                     damaged.setdefault(sha, str(exc))
             position = offset + length
         _hash_range(pack.read, position, pack.size, digest.update)
         size = pack.size
-    return PackCheck(sha256=digest.hexdigest(), size=size, damaged=damaged)
-
-
-def _check_written(path: Path, blobs: Mapping[str, BlobLocation], name: str, outside: str, *,
-                   drop_cache: bool) -> PackCheck:
-    """`check_pack` of a pack just written (`written`): each byte hashed once."""
-    damaged: dict[str, str] = {}
-    digest = hashlib.sha256()
-    with DeviceFile(path, from_device=drop_cache) as pack:
-        position = 0
-        for offset, length, members in _frames(blobs):
-            if offset > position:
-                _hash_range(pack.read, position, offset, digest.update)
-            stored = bytes(pack.read(len(STORED_SIGNATURE), offset)) == STORED_SIGNATURE
-            try:
-                _check_frame(pack.read, offset, length, members, None if stored else digest.update, damaged,
-                             exact=stored)
-            except PackDamaged as exc:
-                for sha, _ in members:
-                    damaged.setdefault(sha, str(exc))
-            position = offset + length
-        _hash_range(pack.read, position, pack.size, digest.update)
-        size = pack.size
-    found = digest.hexdigest()
-    return PackCheck(sha256=name if found == outside else f"other than written (its bytes outside stored frames "
-                     f"hash to {found}, {outside} when written)", size=size, damaged=damaged)
+    return digest.hexdigest(), size, damaged
 
 
 def _frames(blobs: Mapping[str, BlobLocation]) -> Iterator[tuple[int, int, list[tuple[str, BlobLocation]]]]:

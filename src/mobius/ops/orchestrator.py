@@ -288,12 +288,10 @@ class Orchestrator:
                                              name="preflight")
                     reason = "preflight failed: " + ", ".join(c.name for c in report.failures())
                     self.store.finish(op_id, "refused", {"reason": reason}, error=reason)
-                    if report.short_of_resources():
-                        raise ResourceError(f"migration {op_id} refused: {reason}; nothing was changed",
-                                            hint="free space on that filesystem and run the command again",
-                                            details=[c.line() for c in report.failures()])
-                    raise VerificationError(f"migration {op_id} refused: {reason}; nothing was changed",
-                                            details=[c.line() for c in report.failures()])
+                    error, hint = ((ResourceError, "free space on that filesystem and run the command again")
+                                   if report.short_of_resources() else (VerificationError, None))
+                    raise error(f"migration {op_id} refused: {reason}; nothing was changed", hint=hint,
+                                details=[c.line() for c in report.failures()])
                 folder = self.ws.state / "ops" / op_id
                 if not command:
                     folder.mkdir(parents=True, exist_ok=True)
